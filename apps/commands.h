@@ -1,0 +1,20 @@
+// The r1kit CLI's subcommands. Each apps/cmd_<name>.cpp defines one add_<name>_command
+// that registers its subcommand (with flags and --help text) on the root app. A
+// subcommand's callback stores its exit code in *exit_code; errors are printed as
+// "error: <Status>" on stderr and give exit code 1 (2 for bad usage, from CLI11).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+
+namespace r1kit::apps {
+
+void add_model_command(CLI::App& root, int* exit_code);      // model init|info|logits
+void add_tokenizer_command(CLI::App& root, int* exit_code);  // tokenizer train|encode|decode
+void add_pretrain_command(CLI::App& root, int* exit_code);   // pretrain RECIPE
+
+// Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
+int report(const Status& status);
+
+}  // namespace r1kit::apps

@@ -1,0 +1,41 @@
+// r1kit: the single command-line entry point. One subcommand per job; see
+// apps/commands.h. Exceptions are caught here and only here.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "apps/commands.h"
+#include "core/logging.h"
+
+namespace r1kit::apps {
+
+int report(const Status& status) {
+  if (status.ok()) return 0;
+  std::fprintf(stderr, "error: %s\n", status.to_string().c_str());
+  return 1;
+}
+
+}  // namespace r1kit::apps
+
+int main(int argc, char** argv) {
+  r1kit::init_logging();
+  CLI::App app{
+      "r1kit: DeepSeek-R1-style reasoning post-training (SFT, GRPO, distillation) on a\n"
+      "MoE + MLA policy, in C++ on LibTorch. Run `r1kit <command> --help` for details."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "r1kit 0.1.0");
+  int exit_code = 0;
+  r1kit::apps::add_model_command(app, &exit_code);
+  r1kit::apps::add_tokenizer_command(app, &exit_code);
+  r1kit::apps::add_pretrain_command(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return exit_code;
+}

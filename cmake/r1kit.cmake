@@ -1,0 +1,50 @@
+# Helper functions shared by every folder.
+#
+# r1kit_add_library(NAME SOURCES ... DEPS ...): a static library named r1kit_NAME with
+#   the repository root on its include path, warnings on, and (when it depends on
+#   LibTorch) the shared precompiled header.
+# r1kit_add_test(NAME SOURCES ... DEPS ... LABELS ...): sources added to one of the
+#   test binaries; see tests/CMakeLists.txt.
+
+set(R1KIT_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+
+# One precompiled header for every target that includes LibTorch: built once, reused.
+# The holder is an object library with the same flags as every user of the PCH.
+add_library(r1kit_pch OBJECT ${CMAKE_SOURCE_DIR}/cmake/pch_stub.cpp)
+target_link_libraries(r1kit_pch PUBLIC ${TORCH_LIBRARIES} fmt::fmt spdlog::spdlog)
+target_compile_options(r1kit_pch PRIVATE ${R1KIT_WARNINGS})
+if(R1KIT_USE_PCH)
+  target_precompile_headers(r1kit_pch PRIVATE
+    <torch/torch.h> <vector> <string> <memory> <optional> <functional>
+    <unordered_map> <map> <fmt/format.h> <spdlog/spdlog.h> <nlohmann/json.hpp>)
+endif()
+target_link_libraries(r1kit_pch PUBLIC nlohmann_json::nlohmann_json)
+
+function(r1kit_use_pch target)
+  if(R1KIT_USE_PCH)
+    target_precompile_headers(${target} REUSE_FROM r1kit_pch)
+  endif()
+endfunction()
+
+function(r1kit_add_library name)
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  add_library(r1kit_${name} STATIC ${ARG_SOURCES})
+  target_include_directories(r1kit_${name} PUBLIC ${CMAKE_SOURCE_DIR})
+  target_compile_options(r1kit_${name} PRIVATE ${R1KIT_WARNINGS})
+  target_link_libraries(r1kit_${name} PUBLIC ${ARG_DEPS})
+  if(ARG_TORCH)
+    target_link_libraries(r1kit_${name} PUBLIC ${TORCH_LIBRARIES} fmt::fmt spdlog::spdlog
+                                               nlohmann_json::nlohmann_json)
+    r1kit_use_pch(r1kit_${name})
+  endif()
+endfunction()
+
+# A folder's library: every .cpp directly inside it (subfolders are separate targets).
+function(r1kit_folder_library name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  if(NOT srcs)
+    set(srcs ${CMAKE_SOURCE_DIR}/cmake/pch_stub.cpp)
+  endif()
+  r1kit_add_library(${name} TORCH SOURCES ${srcs} DEPS ${ARG_DEPS})
+endfunction()
