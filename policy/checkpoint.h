@@ -1,0 +1,63 @@
+// Model checkpoints: Hugging Face import/export and r1kit's native checkpoint directory.
+//
+// The native directory *is* a Hugging Face one (DESIGN.md "Checkpoints"): config.json,
+// model.safetensors (or shards + model.safetensors.index.json), and tokenizer.model
+// when the model has one. So a model trained here loads in transformers, and a
+// DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here. Names follow reference §5:
+//   r1kit module path            Hugging Face tensor name
+//   embed_tokens.weight          model.embed_tokens.weight
+//   layers.N.<rest>              model.layers.N.<rest>
+//   norm.weight                  model.norm.weight
+//   lm_head.weight               lm_head.weight (absent when tied)
+//   mtp.K.block.<rest>           model.layers.{L+K}.<rest>
+//   mtp.K.<enorm|hnorm|eh_proj|shared_head.norm>.weight  model.layers.{L+K}.<same>
+// The MTP layer's embed_tokens / shared_head.head copies are written on export (as the
+// DeepSeek-V3 release has them) and ignored on import (they are the shared ones).
+// FP8 (F8_E4M3 + weight_scale_inv) tensors are dequantised on import.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/status.h"
+#include "policy/model.h"
+
+namespace r1kit::policy {
+
+struct SaveOptions {
+  int64_t max_shard_bytes = 4LL << 30;  // shard model.safetensors above this size
+  std::string tokenizer_path;           // copied to <dir>/tokenizer.model when set
+  torch::Dtype dtype = torch::kFloat;   // tensors are written in this dtype (F32 or BF16)
+};
+
+struct LoadOptions {
+  torch::Dtype dtype = torch::kFloat;  // model weights are cast to this dtype
+  // Extra tensors in the file that the model does not have are an error when strict;
+  // otherwise they are skipped with a warning. Missing tensors are always an error.
+  bool strict = true;
+};
+
+// HF name of a native parameter/buffer name, and back. The inverse returns "" for
+// tensors that are deliberately ignored (MTP copies of the shared embedding and head,
+// rotary inv_freq buffers).
+std::string to_hf_name(const std::string& native, const ModelArgs& args);
+StatusOr<std::string> from_hf_name(const std::string& hf, const ModelArgs& args);
+
+// The model's tensors under their HF names, in `dtype`, ready to write.
+std::vector<std::pair<std::string, torch::Tensor>> export_tensors(TransformerImpl& model,
+                                                                  torch::Dtype dtype);
+
+// Writes config.json + safetensors (+ tokenizer.model) into `dir`, atomically: the
+// directory is built beside the target and renamed into place.
+Status save_model(TransformerImpl& model, const std::string& dir, const SaveOptions& opts = {});
+
+// Loads a native or Hugging Face checkpoint directory (config.json + safetensors).
+StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts = {});
+
+// Loads tensors from `dir` into an existing model with matching args.
+Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOptions& opts = {});
+
+}  // namespace r1kit::policy

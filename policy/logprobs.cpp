@@ -1,0 +1,92 @@
+#include "policy/logprobs.h"
+
+namespace r1kit::policy {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// Rows [begin, begin+n) of hidden -> tempered fp32 logits [n, V].
+torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& w, double inv_t) {
+  return torch::matmul(h.to(torch::kFloat), w.to(torch::kFloat).t()) * inv_t;
+}
+
+class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
+ public:
+  // Returns {logprobs [N], entropy [N]}.
+  static tensor_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
+                             torch::Tensor targets, double temperature, int64_t chunk) {
+    const int64_t N = hidden.size(0);
+    const double inv_t = 1.0 / temperature;
+    auto logp = torch::empty({N}, hidden.options().dtype(torch::kFloat));
+    auto ent = torch::empty({N}, hidden.options().dtype(torch::kFloat));
+    for (int64_t b = 0; b < N; b += chunk) {
+      const int64_t n = std::min(chunk, N - b);
+      auto z = chunk_logits(hidden.narrow(0, b, n), weight, inv_t);  // [n, V]
+      auto lse = torch::logsumexp(z, -1);                             // [n]
+      auto tgt = targets.narrow(0, b, n).unsqueeze(1);
+      logp.narrow(0, b, n).copy_(z.gather(1, tgt).squeeze(1) - lse);
+      auto p = torch::softmax(z, -1);
+      ent.narrow(0, b, n).copy_(lse - (p * z).sum(-1));  // H = lse - E_p[z]
+    }
+    ctx->save_for_backward({hidden, weight, targets});
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["chunk"] = chunk;
+    return {logp, ent};
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto hidden = saved[0], weight = saved[1], targets = saved[2];
+    const double inv_t = 1.0 / ctx->saved_data["temperature"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const int64_t N = hidden.size(0);
+    auto g_logp = grads[0].defined() ? grads[0].to(torch::kFloat) : torch::Tensor();
+    auto g_ent = grads[1].defined() ? grads[1].to(torch::kFloat) : torch::Tensor();
+    auto wf = weight.to(torch::kFloat);
+    auto grad_h = torch::zeros({N, hidden.size(1)}, hidden.options().dtype(torch::kFloat));
+    auto grad_w = torch::zeros_like(wf);
+    for (int64_t b = 0; b < N; b += chunk) {
+      const int64_t n = std::min(chunk, N - b);
+      auto h = hidden.narrow(0, b, n).to(torch::kFloat);
+      auto z = torch::matmul(h, wf.t()) * inv_t;  // [n, V]
+      auto p = torch::softmax(z, -1);
+      auto dz = torch::zeros_like(z);
+      if (g_logp.defined()) {
+        // d logp_y / dz = onehot(y) - p
+        auto g = g_logp.narrow(0, b, n).unsqueeze(1);
+        dz = dz - p * g;
+        dz.scatter_add_(1, targets.narrow(0, b, n).unsqueeze(1), g);
+      }
+      if (g_ent.defined()) {
+        // dH/dz_j = -p_j (z_j - E_p[z])  (with H = lse - E_p[z])
+        auto ez = (p * z).sum(-1, true);
+        dz = dz - g_ent.narrow(0, b, n).unsqueeze(1) * p * (z - ez);
+      }
+      dz = dz * inv_t;
+      grad_h.narrow(0, b, n).copy_(torch::matmul(dz, wf));
+      grad_w.add_(torch::matmul(dz.t(), h));
+    }
+    return {grad_h.to(hidden.scalar_type()), grad_w.to(weight.scalar_type()), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
+                             const torch::Tensor& targets, double temperature, bool with_entropy,
+                             int64_t chunk_rows) {
+  TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && targets.dim() == 1,
+              "token_logprobs: hidden [N, d], weight [V, d], targets [N]");
+  TORCH_CHECK(hidden.size(0) == targets.size(0), "token_logprobs: N mismatch");
+  TORCH_CHECK(temperature > 0, "token_logprobs: temperature must be > 0");
+  auto out = ChunkedLogProb::apply(hidden, weight, targets.to(torch::kLong), temperature,
+                                   std::max<int64_t>(chunk_rows, 1));
+  TokenLogProbs r;
+  r.logprobs = out[0];
+  if (with_entropy) r.entropy = out[1];
+  return r;
+}
+
+}  // namespace r1kit::policy

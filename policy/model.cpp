@@ -1,0 +1,565 @@
+#include "policy/model.h"
+
+#include <cmath>
+
+namespace r1kit::policy {
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// YaRN mscale: 0.1 * m * ln(s) + 1 (reference §7).
+double yarn_m(double factor, double m) {
+  return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
+}
+
+// Softmax over the last dim in fp32, returned in `like`'s dtype.
+torch::Tensor softmax_f32(const torch::Tensor& scores, const torch::Tensor& like) {
+  return torch::softmax(scores.to(torch::kFloat), /*dim=*/-1).to(like.scalar_type());
+}
+
+}  // namespace
+
+torch::Tensor causal_mask(int64_t T, int64_t start_pos, torch::Device device) {
+  auto q = torch::arange(start_pos, start_pos + T, torch::dtype(torch::kLong).device(device));
+  auto k = torch::arange(0, start_pos + T, torch::dtype(torch::kLong).device(device));
+  return (k.unsqueeze(0) <= q.unsqueeze(1)).view({1, 1, T, start_pos + T});
+}
+
+// ---------------------------------------------------------------------------------
+// KVCache
+
+KVCache KVCache::allocate(const ModelArgs& args, int64_t batch, int64_t max_len,
+                          torch::Dtype dtype, torch::Device device) {
+  KVCache c;
+  c.batch = batch;
+  c.max_len = max_len;
+  auto o = torch::dtype(dtype).device(device);
+  for (int64_t l = 0; l < args.n_layers; ++l) {
+    if (args.attention == AttentionKind::kMLA) {
+      c.a.push_back(torch::zeros({batch, max_len, args.kv_lora_rank}, o));
+      c.b.push_back(torch::zeros({batch, max_len, args.qk_rope_head_dim}, o));
+    } else {
+      c.a.push_back(torch::zeros({batch, max_len, args.n_kv_heads, args.head_dim}, o));
+      c.b.push_back(torch::zeros({batch, max_len, args.n_kv_heads, args.head_dim}, o));
+    }
+  }
+  return c;
+}
+
+int64_t KVCache::bytes() const {
+  int64_t n = 0;
+  for (const auto& t : a) n += t.numel() * t.element_size();
+  for (const auto& t : b) n += t.numel() * t.element_size();
+  return n;
+}
+
+// ---------------------------------------------------------------------------------
+// RMSNorm
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat);
+  auto y = xf * torch::rsqrt(xf.pow(2).mean(/*dim=*/-1, /*keepdim=*/true) + eps_);
+  return y.to(x.scalar_type()) * weight;
+}
+
+// ---------------------------------------------------------------------------------
+// Rotary / YaRN
+
+Rotary::Rotary(const ModelArgs& a, int64_t rot_dim) : interleave_(a.rope_interleave) {
+  const int64_t half = rot_dim / 2;
+  std::vector<float> freq(half);
+  const double base = a.rope_theta;
+  // Correction range (reference §7): dims whose wavelength fits the original context
+  // keep their frequency; the rest are divided by the factor, with a linear ramp.
+  double low = 0, high = 0;
+  const bool yarn = a.rope_factor > 1.0;
+  if (yarn) {
+    auto corr = [&](double n_rot) {
+      return rot_dim * std::log(a.rope_original_max_pos / (n_rot * 2 * M_PI)) /
+             (2 * std::log(base));
+    };
+    low = std::max(std::floor(corr(a.beta_fast)), 0.0);
+    high = std::min(std::ceil(corr(a.beta_slow)), static_cast<double>(rot_dim - 1));
+    if (low == high) high += 0.001;  // avoid a zero-width ramp
+  }
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(base, 2.0 * i / rot_dim);
+    if (yarn) {
+      double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+      double smooth = 1.0 - ramp;
+      f = f / a.rope_factor * (1.0 - smooth) + f * smooth;
+    }
+    freq[i] = static_cast<float>(f);
+  }
+  inv_freq_ = torch::tensor(freq, torch::kFloat);
+  // HF scales cos/sin by m(mscale)/m(mscale_all_dim): 1 for every DeepSeek config.
+  if (yarn) cos_scale_ = yarn_m(a.rope_factor, a.mscale) / yarn_m(a.rope_factor, a.mscale_all_dim);
+}
+
+torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positions) const {
+  // angles [B, T, 1, half]
+  auto ang = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(x.device());
+  auto cos = (torch::cos(ang) * cos_scale_).unsqueeze(2);
+  auto sin = (torch::sin(ang) * cos_scale_).unsqueeze(2);
+  auto xf = x.to(torch::kFloat);
+  torch::Tensor out;
+  if (interleave_) {
+    auto xp = xf.unflatten(/*dim=*/-1, {-1, 2});  // [B, T, h, half, 2]
+    auto x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
+    out = torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, /*dim=*/-1).flatten(-2);
+  } else {
+    auto halves = xf.chunk(2, /*dim=*/-1);
+    const auto &x1 = halves[0], &x2 = halves[1];
+    out = torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, /*dim=*/-1);
+  }
+  return out.to(x.scalar_type());
+}
+
+// ---------------------------------------------------------------------------------
+// MLA
+
+MLAImpl::MLAImpl(const ModelArgs& a) : args_(a), rope_(a, a.qk_rope_head_dim), scale_(a.softmax_scale()) {
+  const int64_t H = a.n_heads;
+  if (a.q_lora_rank == 0) {
+    q_proj = register_module("q_proj", linear(a.dim, H * a.qk_head_dim()));
+  } else {
+    q_a_proj = register_module("q_a_proj", linear(a.dim, a.q_lora_rank));
+    q_a_layernorm = register_module("q_a_layernorm", RMSNorm(a.q_lora_rank, a.norm_eps));
+    q_b_proj = register_module("q_b_proj", linear(a.q_lora_rank, H * a.qk_head_dim()));
+  }
+  kv_a_proj_with_mqa =
+      register_module("kv_a_proj_with_mqa", linear(a.dim, a.kv_lora_rank + a.qk_rope_head_dim));
+  kv_a_layernorm = register_module("kv_a_layernorm", RMSNorm(a.kv_lora_rank, a.norm_eps));
+  kv_b_proj = register_module("kv_b_proj",
+                              linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim)));
+  o_proj = register_module("o_proj", linear(H * a.v_head_dim, a.dim));
+}
+
+torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
+                               const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                               int64_t start_pos, AttnImpl impl) {
+  const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads;
+  const int64_t dn = args_.qk_nope_head_dim, dr = args_.qk_rope_head_dim, dv = args_.v_head_dim;
+  const int64_t dc = args_.kv_lora_rank;
+
+  auto q = q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x)));
+  q = q.view({B, T, H, dn + dr});
+  auto q_nope = q.narrow(-1, 0, dn);                      // [B, T, H, dn]
+  auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
+
+  auto kv = kv_a_proj_with_mqa(x);                                   // [B, T, dc + dr]
+  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));                  // [B, T, dc]
+  auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
+
+  torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
+  if (cache) {
+    TORCH_CHECK(start_pos + T <= cache->max_len, "KV cache overflow: ", start_pos + T, " > ",
+                cache->max_len);
+    cache->a[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(c_kv);
+    cache->b[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(k_pe);
+    c_all = cache->a[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+    pe_all = cache->b[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+  }
+  const int64_t S = c_all.size(1);
+  if (impl == AttnImpl::kAuto) impl = (cache && T == 1) ? AttnImpl::kAbsorb : AttnImpl::kNaive;
+
+  torch::Tensor o;  // [B, T, H, dv]
+  if (impl == AttnImpl::kNaive) {
+    auto kvb = kv_b_proj(c_all).view({B, S, H, dn + dv});
+    auto k_nope = kvb.narrow(-1, 0, dn);
+    auto v = kvb.narrow(-1, dn, dv);
+    auto k = torch::cat({k_nope, pe_all.unsqueeze(2).expand({B, S, H, dr})}, -1);  // [B, S, H, dqk]
+    auto qh = torch::cat({q_nope, q_pe}, -1).transpose(1, 2);                   // [B, H, T, dqk]
+    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1})) * scale_;          // [B, H, T, S]
+    if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
+    auto p = softmax_f32(scores, v);
+    o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
+  } else {
+    // Absorbed (reference §1.2): q_lat = q_nope W_UK, scores against the latent itself.
+    auto w = kv_b_proj->weight.view({H, dn + dv, dc});
+    auto w_uk = w.narrow(1, 0, dn);   // [H, dn, dc]
+    auto w_uv = w.narrow(1, dn, dv);  // [H, dv, dc]
+    auto q_lat = torch::matmul(q_nope.transpose(1, 2), w_uk);  // [B, H, T, dc]
+    auto scores = torch::matmul(q_lat, c_all.unsqueeze(1).transpose(-1, -2)) +
+                  torch::matmul(q_pe.transpose(1, 2), pe_all.unsqueeze(1).transpose(-1, -2));
+    scores = scores * scale_;  // [B, H, T, S]
+    if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
+    auto p = softmax_f32(scores, c_all);
+    auto o_lat = torch::matmul(p, c_all.unsqueeze(1));                // [B, H, T, dc]
+    o = torch::matmul(o_lat, w_uv.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
+  }
+  return o_proj(o.reshape({B, T, H * dv}));
+}
+
+// ---------------------------------------------------------------------------------
+// GQA
+
+GQAImpl::GQAImpl(const ModelArgs& a) : args_(a), rope_(a, a.head_dim), scale_(a.softmax_scale()) {
+  q_proj = register_module("q_proj", linear(a.dim, a.n_heads * a.head_dim, a.qkv_bias));
+  k_proj = register_module("k_proj", linear(a.dim, a.n_kv_heads * a.head_dim, a.qkv_bias));
+  v_proj = register_module("v_proj", linear(a.dim, a.n_kv_heads * a.head_dim, a.qkv_bias));
+  o_proj = register_module("o_proj", linear(a.n_heads * a.head_dim, a.dim, a.o_bias));
+}
+
+torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
+                               const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                               int64_t start_pos) {
+  const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads, Hk = args_.n_kv_heads;
+  const int64_t D = args_.head_dim;
+  auto q = rope_.apply(q_proj(x).view({B, T, H, D}), positions);
+  auto k = rope_.apply(k_proj(x).view({B, T, Hk, D}), positions);
+  auto v = v_proj(x).view({B, T, Hk, D});
+  if (cache) {
+    TORCH_CHECK(start_pos + T <= cache->max_len, "KV cache overflow: ", start_pos + T, " > ",
+                cache->max_len);
+    cache->a[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(k);
+    cache->b[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(v);
+    k = cache->a[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+    v = cache->b[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+  }
+  const int64_t S = k.size(1), rep = H / Hk;
+  // Group the query heads of each KV head: [B, Hk, rep*T, D] against [B, Hk, S, D].
+  auto qg = q.view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
+  auto scores = torch::matmul(qg, k.permute({0, 2, 3, 1})) * scale_;  // [B, Hk, rep*T, S]
+  scores = scores.view({B, H, T, S});
+  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
+  auto p = softmax_f32(scores, v).view({B, Hk, rep * T, S});
+  auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
+  o = o.view({B, Hk, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
+  return o_proj(o);
+}
+
+// ---------------------------------------------------------------------------------
+// MLP
+
+MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
+  gate_proj = register_module("gate_proj", linear(dim, inter_dim));
+  up_proj = register_module("up_proj", linear(dim, inter_dim));
+  down_proj = register_module("down_proj", linear(inter_dim, dim));
+}
+
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+  return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+}
+
+// ---------------------------------------------------------------------------------
+// Gate
+
+GateImpl::GateImpl(const ModelArgs& a) : args_(a) {
+  weight = register_parameter("weight", torch::empty({a.n_routed_experts, a.dim}));
+  if (a.expert_bias)
+    e_score_correction_bias =
+        register_buffer("e_score_correction_bias", torch::zeros({a.n_routed_experts}));
+}
+
+Routing GateImpl::forward(const torch::Tensor& x) {
+  const int64_t N = x.size(0), E = args_.n_routed_experts, K = args_.n_activated_experts;
+  // Router logits in fp32, as the HF code computes them.
+  auto logits = torch::matmul(x.to(torch::kFloat), weight.to(torch::kFloat).t());  // [N, E]
+  auto scores = args_.score_func == ScoreFunc::kSoftmax ? torch::softmax(logits, -1)
+                                                        : torch::sigmoid(logits);
+  auto s = scores.detach();  // selection is not differentiable
+  if (e_score_correction_bias.defined()) s = s + e_score_correction_bias.to(torch::kFloat);
+  if (args_.n_expert_groups > 1) {
+    const int64_t G = args_.n_expert_groups;
+    auto sg = s.view({N, G, E / G});
+    auto group_score = e_score_correction_bias.defined()
+                           ? std::get<0>(sg.topk(2, /*dim=*/-1)).sum(-1)
+                           : std::get<0>(sg.max(-1));  // [N, G]
+    auto keep = std::get<1>(group_score.topk(args_.n_limited_groups, -1));  // [N, topk_group]
+    auto group_mask = torch::ones({N, G}, s.options().dtype(torch::kBool)).scatter_(1, keep, false);
+    s = sg.masked_fill(group_mask.unsqueeze(-1), -INFINITY).view({N, E});
+  }
+  Routing r;
+  r.indices = std::get<1>(s.topk(K, -1));
+  r.scores = scores;
+  // Combine weights: gathered from the unbiased scores (the bias only selects), then
+  // normalised and scaled (reference §2.2). Differentiable through the scores.
+  auto w = scores.gather(1, r.indices);  // [N, K]
+  if (args_.norm_topk_prob && K > 1) {
+    w = w / (w.sum(-1, /*keepdim=*/true) + 1e-20);
+    if (args_.scale_after_norm) w = w * args_.route_scale;
+  } else {
+    w = w * args_.route_scale;
+  }
+  r.weights = w;
+  return r;
+}
+
+// ---------------------------------------------------------------------------------
+// MoE
+
+MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
+  gate = register_module("gate", Gate(a));
+  experts = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < a.n_routed_experts; ++e) experts->push_back(MLP(a.dim, a.moe_inter_dim));
+  if (a.n_shared_experts > 0)
+    shared_experts =
+        register_module("shared_experts", MLP(a.dim, a.n_shared_experts * a.moe_inter_dim));
+  load_accum_ = torch::zeros({a.n_routed_experts});
+}
+
+torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
+                               torch::Tensor* aux_loss) {
+  const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
+  const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
+  auto xf = x.reshape({B * T, d});
+  Routing r = gate(xf);
+  const auto& w = r.weights;
+
+  // Dispatch: sort the (token, slot) pairs by expert, one matmul chain per active expert.
+  auto flat_idx = r.indices.reshape({-1});                       // [N*K]
+  auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);    // [E] int64
+  auto order = flat_idx.argsort();                               // [N*K]
+  auto token_of = order.div(K, /*rounding_mode=*/"floor");       // [N*K]
+  auto w_sorted = w.reshape({-1}).index_select(0, order).to(x.scalar_type());
+  auto x_sorted = xf.index_select(0, token_of);                  // [N*K, d]
+  auto counts_cpu = counts.to(torch::kCPU);
+  const int64_t* cnt = counts_cpu.data_ptr<int64_t>();
+  std::vector<torch::Tensor> outs;
+  outs.reserve(E);
+  int64_t begin = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    if (cnt[e] == 0) continue;
+    auto xe = x_sorted.narrow(0, begin, cnt[e]);
+    outs.push_back(experts[e]->as<MLPImpl>()->forward(xe));
+    begin += cnt[e];
+  }
+  if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
+  auto y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);   // [N*K, d]
+  auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
+  if (shared_experts) y = y + shared_experts(xf);
+
+  auto load_f = counts.to(torch::kFloat);
+  if (load) *load = load_f;
+  if (is_training() && torch::GradMode::is_enabled())
+    load_accum_ = load_accum_.to(load_f.device()) + load_f;
+
+  if (aux_loss && is_training() && args_.aux_loss_alpha > 0) {
+    // Sequence-wise balance loss (V3 eq. 17-20): f_i = E/(K T) * #selections of i in the
+    // sequence, P_i = mean_t of the normalised scores; alpha * sum_i f_i P_i, mean over B.
+    auto sel = torch::zeros({B, T * K, E}, torch::kFloat)
+                   .scatter_(2, r.indices.view({B, T * K, 1}), 1.0)
+                   .sum(1);                                       // [B, E]
+    auto f = sel * (static_cast<double>(E) / (K * T));
+    auto sn = r.scores / (r.scores.sum(-1, true) + 1e-20);        // s'
+    auto P = sn.view({B, T, E}).mean(1);                          // [B, E]
+    *aux_loss = args_.aux_loss_alpha * (f.detach() * P).sum(-1).mean();
+  }
+  return y.view({B, T, d});
+}
+
+void MoEImpl::update_bias(double gamma, const torch::Tensor& load) {
+  torch::NoGradGuard no_grad;
+  auto l = load.defined() ? load.to(torch::kFloat) : load_accum_;
+  if (gamma > 0 && gate->e_score_correction_bias.defined() && l.sum().item<double>() > 0) {
+    auto err = l.mean() - l;  // > 0: under-loaded, raise its bias
+    gate->e_score_correction_bias.add_(torch::sign(err) * gamma);
+  }
+  load_accum_ = torch::zeros_like(load_accum_);
+}
+
+// ---------------------------------------------------------------------------------
+// DecoderLayer and MTPLayer
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, bool moe_layer) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(a.dim, a.norm_eps));
+  if (a.attention == AttentionKind::kMLA) mla = register_module("self_attn", MLA(a));
+  else gqa = register_module("self_attn", GQA(a));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(a.dim, a.norm_eps));
+  if (moe_layer) moe = register_module("mlp", MoE(a));
+  else dense = register_module("mlp", MLP(a.dim, a.inter_dim));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& positions,
+                                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                                        int64_t start_pos, AttnImpl impl, torch::Tensor* load,
+                                        torch::Tensor* aux_loss) {
+  auto x = input_layernorm(h);
+  auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl)
+               : gqa(x, positions, mask, cache, layer, start_pos);
+  auto h2 = h + a;
+  x = post_attention_layernorm(h2);
+  return h2 + (moe ? moe(x, load, aux_loss) : dense(x));
+}
+
+MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
+  enorm = register_module("enorm", RMSNorm(a.dim, a.norm_eps));
+  hnorm = register_module("hnorm", RMSNorm(a.dim, a.norm_eps));
+  eh_proj = register_module("eh_proj", linear(2 * a.dim, a.dim));
+  block = register_module("block", DecoderLayer(a, moe));
+  auto head = register_module("shared_head", std::make_shared<torch::nn::Module>("shared_head"));
+  shared_head_norm = head->register_module("norm", RMSNorm(a.dim, a.norm_eps));
+}
+
+// ---------------------------------------------------------------------------------
+// Transformer
+
+TransformerImpl::TransformerImpl(const ModelArgs& a) : args_(a) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(a.vocab_size, a.dim));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t l = 0; l < a.n_layers; ++l) layers->push_back(DecoderLayer(a, a.is_moe_layer(l)));
+  norm = register_module("norm", RMSNorm(a.dim, a.norm_eps));
+  if (!a.tie_embeddings) lm_head = register_module("lm_head", linear(a.dim, a.vocab_size));
+  if (a.n_mtp_layers > 0) {
+    mtp = register_module("mtp", torch::nn::ModuleList());
+    for (int64_t k = 0; k < a.n_mtp_layers; ++k)
+      mtp->push_back(MTPLayer(a, a.is_moe_layer(a.n_layers + k)));
+  }
+  init_weights(0);
+}
+
+int64_t TransformerImpl::n_moe_layers() const {
+  int64_t n = 0;
+  for (int64_t l = 0; l < args_.n_layers; ++l) n += args_.is_moe_layer(l);
+  return n;
+}
+
+void TransformerImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const double std = 0.02, out_std = 0.02 / std::sqrt(2.0 * args_.n_layers);
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    const bool is_norm = name.find("norm") != std::string::npos;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) {
+      p.fill_(1.0);
+    } else if (is_bias) {
+      p.zero_();
+    } else {
+      const bool out_proj = name.find("o_proj") != std::string::npos ||
+                            name.find("down_proj") != std::string::npos;
+      auto w = torch::empty(p.sizes(), torch::kFloat);
+      w.normal_(0.0, out_proj ? out_std : std, gen);
+      p.copy_(w);
+    }
+  }
+  for (auto& b : named_buffers()) b.value().zero_();
+}
+
+torch::Tensor TransformerImpl::output_weight() const {
+  return args_.tie_embeddings ? embed_tokens->weight : lm_head->weight;
+}
+
+torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& positions,
+                                          const torch::Tensor& mask, const ForwardOptions& opts,
+                                          ForwardOutput* out) {
+  std::vector<torch::Tensor> loads;
+  torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
+  for (int64_t l = 0; l < args_.n_layers; ++l) {
+    torch::Tensor load, layer_aux;
+    h = layers[l]->as<DecoderLayerImpl>()->forward(h, positions, mask, opts.cache, l,
+                                                   opts.start_pos, opts.attn_impl, &load,
+                                                   &layer_aux);
+    if (load.defined()) loads.push_back(load);
+    if (layer_aux.defined()) aux = aux + layer_aux;
+  }
+  if (out) {
+    out->aux_loss = aux;
+    out->expert_load = loads.empty() ? torch::zeros({0, std::max<int64_t>(args_.n_routed_experts, 0)})
+                                     : torch::stack(loads);
+  }
+  return h;
+}
+
+ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOptions& opts) {
+  TORCH_CHECK(ids.dim() == 2, "ids must be [B, T], got ", ids.sizes());
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto dev = ids.device();
+  torch::Tensor positions = opts.positions;
+  if (!positions.defined())
+    positions = torch::arange(opts.start_pos, opts.start_pos + T, torch::dtype(torch::kLong).device(dev))
+                    .unsqueeze(0)
+                    .expand({B, T});
+  torch::Tensor mask;
+  if (opts.attn_mask.defined()) {
+    TORCH_CHECK(opts.attn_mask.dim() == 3, "attn_mask must be [B, T, S]");
+    mask = opts.attn_mask.unsqueeze(1);
+  } else if (T > 1) {
+    mask = causal_mask(T, opts.start_pos, dev);
+  }
+  ForwardOutput out;
+  auto h = run_layers(embed_tokens(ids), positions, mask, opts, &out);
+  out.last_hidden = h;
+  out.hidden = norm(h);
+  if (opts.compute_logits)
+    out.logits = torch::matmul(out.hidden, output_weight().t()).to(torch::kFloat);
+  return out;
+}
+
+std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
+                                                        const torch::Tensor& last_hidden) {
+  std::vector<torch::Tensor> result;
+  if (!mtp) return result;
+  const int64_t B = ids.size(0), T = ids.size(1);
+  auto h = last_hidden;  // h^{k-1}, [B, T-k+1, d]
+  for (int64_t k = 1; k <= args_.n_mtp_layers && T - k > 0; ++k) {
+    auto* layer = mtp[k - 1]->as<MTPLayerImpl>();
+    const int64_t Tk = T - k;
+    auto emb = embed_tokens(ids.narrow(1, k, Tk));  // Emb(t_{i+k})
+    auto hp = layer->eh_proj(torch::cat({layer->enorm(emb), layer->hnorm(h.narrow(1, 0, Tk))}, -1));
+    auto positions = torch::arange(Tk, torch::dtype(torch::kLong).device(ids.device()))
+                         .unsqueeze(0)
+                         .expand({B, Tk});
+    torch::Tensor load, aux;
+    h = layer->block(hp, positions, Tk > 1 ? causal_mask(Tk, 0, ids.device()) : torch::Tensor(),
+                     nullptr, 0, 0, AttnImpl::kNaive, &load, &aux);
+    result.push_back(
+        torch::matmul(layer->shared_head_norm(h), output_weight().t()).to(torch::kFloat));
+  }
+  return result;
+}
+
+torch::Tensor TransformerImpl::mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,
+                                        const torch::Tensor& loss_mask) {
+  auto logits = mtp_logits(ids, last_hidden);
+  auto total = torch::zeros({}, torch::dtype(torch::kFloat).device(ids.device()));
+  if (logits.empty()) return total;
+  const int64_t T = ids.size(1);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const int64_t k = static_cast<int64_t>(i) + 1, n = T - k - 1;  // rows with a target
+    if (n <= 0) continue;
+    auto lg = logits[i].narrow(1, 0, n);                   // [B, n, V]
+    auto tgt = ids.narrow(1, k + 1, n);                    // [B, n]
+    auto nll = F::cross_entropy(lg.reshape({-1, lg.size(-1)}), tgt.reshape({-1}),
+                                F::CrossEntropyFuncOptions().reduction(torch::kNone))
+                   .view(tgt.sizes());
+    if (loss_mask.defined()) {
+      auto m = loss_mask.narrow(1, k + 1, n).to(torch::kFloat);
+      total = total + (nll * m).sum() / m.sum().clamp_min(1.0);
+    } else {
+      total = total + nll.mean();
+    }
+  }
+  return total * (args_.mtp_lambda / args_.n_mtp_layers);
+}
+
+void TransformerImpl::update_expert_bias(double gamma) {
+  for (int64_t l = 0; l < args_.n_layers; ++l) {
+    auto* layer = layers[l]->as<DecoderLayerImpl>();
+    if (layer->moe) layer->moe->update_bias(gamma);
+  }
+}
+
+torch::Tensor TransformerImpl::accumulated_expert_load() const {
+  std::vector<torch::Tensor> loads;
+  for (const auto& m : *layers) {
+    auto* layer = m->as<DecoderLayerImpl>();
+    if (layer->moe) loads.push_back(layer->moe->accumulated_load());
+  }
+  if (loads.empty()) return torch::zeros({0, 0});
+  return torch::stack(loads);
+}
+
+}  // namespace r1kit::policy

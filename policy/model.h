@@ -1,0 +1,284 @@
+// The policy: a DeepSeek-V2/V3 transformer (MLA attention, MoE feed-forward, MTP
+// heads), and the dense GQA variant used for Qwen2/Llama-style students.
+//
+// Follows DeepSeek-V3 inference/model.py and reference/architecture.md: one module per
+// concept of the paper, ordered small to large (RMSNorm, RoPE, MLA, GQA, MLP, Gate,
+// MoE, DecoderLayer, MTPLayer, Transformer). Module member names are the Hugging Face
+// checkpoint keys (q_a_proj, kv_b_proj, mlp.experts.3.up_proj, ...), so the parameter
+// list of a model is its checkpoint. What it does differently from the reference:
+//   - it trains: MoE balancing (the auxiliary-loss-free bias update, and the
+//     sequence-wise auxiliary loss) and the MTP loss live here;
+//   - the naive and absorbed MLA paths share one cache format (the normalised KV
+//     latent and the RoPE key), so prefill can run naive and decode absorbed;
+//   - logits are returned for every position (distillation and training need them).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "policy/model_args.h"
+
+namespace r1kit::policy {
+
+// ---------------------------------------------------------------------------------
+// Inputs and outputs of a forward pass
+
+enum class AttnImpl {
+  kAuto,    // absorbed when decoding through a cache (T == 1), naive otherwise
+  kNaive,   // expand the latent to per-head keys/values (training, prefill)
+  kAbsorb,  // fold W_UK into the query and W_UV into the output; attend over the latent
+};
+
+// Preallocated KV cache for a batch of B sequences of up to max_len tokens.
+// MLA: a[l] = normalised KV latent c_kv [B, S, d_c], b[l] = RoPE key k_pe [B, S, d_r].
+// GQA: a[l] = keys [B, S, n_kv, D], b[l] = values [B, S, n_kv, D].
+// Not thread-safe; one cache per generating thread.
+struct KVCache {
+  std::vector<torch::Tensor> a;  // per layer, see above
+  std::vector<torch::Tensor> b;  // per layer, see above
+  int64_t batch = 0;             // B
+  int64_t max_len = 0;           // S_max
+
+  static KVCache allocate(const ModelArgs& args, int64_t batch, int64_t max_len,
+                          torch::Dtype dtype, torch::Device device = torch::kCPU);
+  int64_t bytes() const;  // total bytes held
+};
+
+struct ForwardOptions {
+  // When set, this call's keys/values are written at positions [start_pos, start_pos+T)
+  // and attention reads [0, start_pos+T) of the cache.
+  KVCache* cache = nullptr;
+  int64_t start_pos = 0;
+  // Optional RoPE positions [B, T] (int64); default start_pos + arange(T). Packed
+  // sequences restart them per sample.
+  torch::Tensor positions;
+  // Optional bool mask [B, T, S]: true where query t may attend key s. Default: causal
+  // over absolute positions. Packing passes a block-diagonal causal mask.
+  torch::Tensor attn_mask;
+  AttnImpl attn_impl = AttnImpl::kAuto;
+  bool compute_logits = true;  // false: skip lm_head (e.g. for token_logprobs)
+};
+
+struct ForwardOutput {
+  torch::Tensor logits;       // [B, T, V] float32 (undefined when !compute_logits)
+  torch::Tensor hidden;       // [B, T, d] after the final norm (the lm_head input)
+  torch::Tensor last_hidden;  // [B, T, d] before the final norm (the MTP input h^0)
+  torch::Tensor aux_loss;     // scalar: alpha-weighted sequence-wise balance loss, summed
+                              // over MoE layers (0 when alpha == 0 or no MoE)
+  torch::Tensor expert_load;  // [n_moe_layers, E] float: tokens routed to each expert
+};
+
+// ---------------------------------------------------------------------------------
+// Modules, small to large
+
+// RMSNorm computed in fp32, cast back, then scaled (the HF convention).
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;  // [dim]
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// Rotary embedding with YaRN (reference §7). Angles are computed from positions on the
+// fly, so there is no table length limit.
+class Rotary {
+ public:
+  Rotary() = default;
+  Rotary(const ModelArgs& args, int64_t rot_dim);
+  // x: [B, T, h, rot_dim]; positions: [B, T] int64. Rotates in fp32, returns x's dtype.
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const;
+  const torch::Tensor& inv_freq() const { return inv_freq_; }
+
+ private:
+  torch::Tensor inv_freq_;  // [rot_dim/2] float32, YaRN-corrected
+  double cos_scale_ = 1.0;  // m(mscale) / m(mscale_all_dim)
+  bool interleave_ = true;  // rotate pairs (2i, 2i+1) or halves (i, i + rot_dim/2)
+};
+
+// Multi-head Latent Attention (reference §1).
+class MLAImpl : public torch::nn::Module {
+ public:
+  explicit MLAImpl(const ModelArgs& args);
+  // x: [B, T, d]; positions: [B, T]; mask: bool [B|1, 1, T, S] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                        int64_t start_pos, AttnImpl impl);
+
+  torch::nn::Linear q_proj{nullptr};    // [H*d_qk, d] when q_lora_rank == 0
+  torch::nn::Linear q_a_proj{nullptr};  // [d_q, d]
+  RMSNorm q_a_layernorm{nullptr};       // [d_q]
+  torch::nn::Linear q_b_proj{nullptr};  // [H*d_qk, d_q]
+  torch::nn::Linear kv_a_proj_with_mqa{nullptr};  // [d_c + d_r, d]
+  RMSNorm kv_a_layernorm{nullptr};                // [d_c]
+  torch::nn::Linear kv_b_proj{nullptr};           // [H*(d_n + d_v), d_c]
+  torch::nn::Linear o_proj{nullptr};              // [d, H*d_v]
+
+ private:
+  ModelArgs args_;
+  Rotary rope_;
+  double scale_;
+};
+TORCH_MODULE(MLA);
+
+// Grouped-query attention with optional q/k/v (and o) biases: Qwen2 / Llama.
+class GQAImpl : public torch::nn::Module {
+ public:
+  explicit GQAImpl(const ModelArgs& args);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                        int64_t start_pos);
+
+  torch::nn::Linear q_proj{nullptr};  // [H*D, d]
+  torch::nn::Linear k_proj{nullptr};  // [n_kv*D, d]
+  torch::nn::Linear v_proj{nullptr};  // [n_kv*D, d]
+  torch::nn::Linear o_proj{nullptr};  // [d, H*D]
+
+ private:
+  ModelArgs args_;
+  Rotary rope_;
+  double scale_;
+};
+TORCH_MODULE(GQA);
+
+// SwiGLU feed-forward: down(silu(gate(x)) * up(x)). Dense FFN, routed and shared experts.
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t dim, int64_t inter_dim);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear gate_proj{nullptr};  // [I, d]
+  torch::nn::Linear up_proj{nullptr};    // [I, d]
+  torch::nn::Linear down_proj{nullptr};  // [d, I]
+};
+TORCH_MODULE(MLP);
+
+// Routing decision for N tokens.
+struct Routing {
+  torch::Tensor indices;  // [N, K] int64 chosen experts
+  torch::Tensor weights;  // [N, K] float32 combine weights (normalised, scaled)
+  torch::Tensor scores;   // [N, E] float32 affinities before the bias (softmax or sigmoid)
+};
+
+// The MoE router (reference §2.2).
+class GateImpl : public torch::nn::Module {
+ public:
+  explicit GateImpl(const ModelArgs& args);
+  Routing forward(const torch::Tensor& x);  // x: [N, d]
+
+  torch::Tensor weight;                   // [E, d]
+  torch::Tensor e_score_correction_bias;  // [E] float32 buffer (selection only), or undefined
+
+ private:
+  ModelArgs args_;
+};
+TORCH_MODULE(Gate);
+
+// Mixture of experts: routed SwiGLU experts plus always-on shared experts.
+class MoEImpl : public torch::nn::Module {
+ public:
+  explicit MoEImpl(const ModelArgs& args);
+  // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts, *aux_loss the
+  // alpha-weighted sequence-wise balance loss (when training and alpha > 0).
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss);
+
+  // Auxiliary-loss-free balancing: b_i += gamma * sign(mean_load - load_i), from the
+  // load accumulated since the last call (once per optimizer step), then resets it.
+  // `load` overrides the accumulated one (e.g. after an all-reduce across ranks).
+  void update_bias(double gamma, const torch::Tensor& load = {});
+  const torch::Tensor& accumulated_load() const { return load_accum_; }  // [E] float
+
+  Gate gate{nullptr};
+  torch::nn::ModuleList experts{nullptr};
+  MLP shared_experts{nullptr};
+
+ private:
+  ModelArgs args_;
+  torch::Tensor load_accum_;  // [E] float32, tokens per expert in training forwards
+};
+TORCH_MODULE(MoE);
+
+// One pre-norm block: h += attn(norm(h)); h += ffn(norm(h)).
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelArgs& args, bool moe);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
+                        int64_t start_pos, AttnImpl impl, torch::Tensor* load,
+                        torch::Tensor* aux_loss);
+
+  RMSNorm input_layernorm{nullptr};
+  MLA mla{nullptr};  // registered as "self_attn" when attention is MLA
+  GQA gqa{nullptr};  // registered as "self_attn" when attention is GQA
+  RMSNorm post_attention_layernorm{nullptr};
+  MLP dense{nullptr};  // registered as "mlp" for dense layers
+  MoE moe{nullptr};    // registered as "mlp" for MoE layers
+};
+TORCH_MODULE(DecoderLayer);
+
+// One multi-token-prediction depth (reference §3): h' = eh_proj([enorm(emb); hnorm(h)]),
+// then a decoder block; logits through the shared head after shared_head.norm.
+class MTPLayerImpl : public torch::nn::Module {
+ public:
+  MTPLayerImpl(const ModelArgs& args, bool moe);
+
+  RMSNorm enorm{nullptr};
+  RMSNorm hnorm{nullptr};
+  torch::nn::Linear eh_proj{nullptr};  // [d, 2d], input is [emb ; h] (embedding first)
+  DecoderLayer block{nullptr};
+  RMSNorm shared_head_norm{nullptr};   // registered as "shared_head.norm"
+};
+TORCH_MODULE(MTPLayer);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelArgs& args);
+
+  // ids: [B, T] int64.
+  ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});
+
+  // MTP loss (reference §3): sum over depths k of the cross-entropy of predicting
+  // ids[t+k+1] from depth k, times mtp_lambda / D. `last_hidden` is forward()'s
+  // last_hidden; `loss_mask` [B, T] (optional) marks target tokens that count.
+  torch::Tensor mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,
+                         const torch::Tensor& loss_mask = {});
+  // Per-depth MTP logits: element k-1 is [B, T-k, V], row t predicting ids[t+k+1].
+  std::vector<torch::Tensor> mtp_logits(const torch::Tensor& ids, const torch::Tensor& last_hidden);
+
+  // Applies the bias update to every MoE layer (no-op when gamma is 0).
+  void update_expert_bias(double gamma);
+  // [n_moe_layers, E] load accumulated since the last bias update.
+  torch::Tensor accumulated_expert_load() const;
+
+  // The output projection [V, d] (embed_tokens' weight when tied).
+  torch::Tensor output_weight() const;
+  const ModelArgs& args() const { return args_; }
+  // (Re)initialises every weight: normal(0, 0.02), output projections scaled by
+  // 1/sqrt(2L), norms 1, biases and expert correction biases 0.
+  void init_weights(uint64_t seed);
+  int64_t n_moe_layers() const;
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent when tie_embeddings
+  torch::nn::ModuleList mtp{nullptr};  // absent when n_mtp_layers == 0
+
+ private:
+  torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions,
+                           const torch::Tensor& mask, const ForwardOptions& opts,
+                           ForwardOutput* out);
+  ModelArgs args_;
+};
+TORCH_MODULE(Transformer);
+
+// Builds the default causal mask over absolute positions: query at start_pos + t may
+// attend keys 0..start_pos + t. Returns bool [1, 1, T, start_pos + T].
+torch::Tensor causal_mask(int64_t T, int64_t start_pos, torch::Device device = torch::kCPU);
+
+}  // namespace r1kit::policy

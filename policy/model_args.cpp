@@ -1,0 +1,463 @@
+#include "policy/model_args.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+
+namespace r1kit::policy {
+using nlohmann::json;
+
+namespace {
+
+double yarn_mscale(double factor, double m) {
+  return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
+}
+
+}  // namespace
+
+double ModelArgs::softmax_scale() const {
+  const int64_t d = attention == AttentionKind::kMLA ? qk_head_dim() : head_dim;
+  double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  if (rope_factor > 1.0 && mscale_all_dim != 0.0) {
+    const double m = yarn_mscale(rope_factor, mscale_all_dim);
+    scale *= m * m;
+  }
+  return scale;
+}
+
+int64_t ModelArgs::kv_cache_bytes_per_token(int64_t bytes_per_elem) const {
+  if (attention == AttentionKind::kMLA)
+    return (kv_lora_rank + qk_rope_head_dim) * n_layers * bytes_per_elem;
+  return 2 * n_kv_heads * head_dim * n_layers * bytes_per_elem;
+}
+
+int64_t ModelArgs::mha_cache_bytes_per_token(int64_t bytes_per_elem) const {
+  if (attention == AttentionKind::kMLA)
+    return n_heads * (qk_head_dim() + v_head_dim) * n_layers * bytes_per_elem;
+  return 2 * n_heads * head_dim * n_layers * bytes_per_elem;
+}
+
+Status ModelArgs::validate() const {
+  auto positive = [](const char* key, int64_t v) -> Status {
+    if (v <= 0) return InvalidArgument("model.{}={}: must be > 0", key, v);
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(positive("vocab_size", vocab_size));
+  RETURN_IF_ERROR(positive("dim", dim));
+  RETURN_IF_ERROR(positive("n_layers", n_layers));
+  RETURN_IF_ERROR(positive("n_heads", n_heads));
+  RETURN_IF_ERROR(positive("max_seq_len", max_seq_len));
+  if (norm_eps <= 0) return InvalidArgument("model.norm_eps={}: must be > 0", norm_eps);
+  if (attention == AttentionKind::kMLA) {
+    RETURN_IF_ERROR(positive("kv_lora_rank", kv_lora_rank));
+    RETURN_IF_ERROR(positive("qk_nope_head_dim", qk_nope_head_dim));
+    RETURN_IF_ERROR(positive("v_head_dim", v_head_dim));
+    if (qk_rope_head_dim <= 0 || qk_rope_head_dim % 2 != 0)
+      return InvalidArgument("model.qk_rope_head_dim={}: must be even and > 0",
+                             qk_rope_head_dim);
+    if (q_lora_rank < 0) return InvalidArgument("model.q_lora_rank={}: must be >= 0", q_lora_rank);
+  } else {
+    RETURN_IF_ERROR(positive("n_kv_heads", n_kv_heads));
+    if (head_dim <= 0 || head_dim % 2 != 0)
+      return InvalidArgument("model.head_dim={}: must be even and > 0", head_dim);
+    if (n_heads % n_kv_heads != 0)
+      return InvalidArgument("model.n_heads={} is not a multiple of model.n_kv_heads={}", n_heads,
+                             n_kv_heads);
+  }
+  if (n_routed_experts < 0)
+    return InvalidArgument("model.n_routed_experts={}: must be >= 0", n_routed_experts);
+  if (n_routed_experts > 0) {
+    RETURN_IF_ERROR(positive("moe_inter_dim", moe_inter_dim));
+    RETURN_IF_ERROR(positive("n_activated_experts", n_activated_experts));
+    RETURN_IF_ERROR(positive("n_expert_groups", n_expert_groups));
+    if (n_routed_experts % n_expert_groups != 0)
+      return InvalidArgument("model.n_routed_experts={} is not a multiple of model.n_expert_groups={}",
+                             n_routed_experts, n_expert_groups);
+    if (n_limited_groups < 1 || n_limited_groups > n_expert_groups)
+      return InvalidArgument("model.n_limited_groups={}: must be in [1, n_expert_groups={}]",
+                             n_limited_groups, n_expert_groups);
+    const int64_t reachable = n_limited_groups * (n_routed_experts / n_expert_groups);
+    if (n_activated_experts > reachable)
+      return InvalidArgument(
+          "model.n_activated_experts={} exceeds the {} experts in model.n_limited_groups={} groups",
+          n_activated_experts, reachable, n_limited_groups);
+    if (n_expert_groups > 1 && expert_bias && n_routed_experts / n_expert_groups < 2)
+      return InvalidArgument(
+          "model.n_expert_groups={}: the biased group score sums the top 2 experts of a group, "
+          "so each group needs at least 2 experts",
+          n_expert_groups);
+    if (n_dense_layers < 0 || n_dense_layers > n_layers)
+      return InvalidArgument("model.n_dense_layers={}: must be in [0, n_layers={}]",
+                             n_dense_layers, n_layers);
+    if (n_shared_experts < 0)
+      return InvalidArgument("model.n_shared_experts={}: must be >= 0", n_shared_experts);
+  }
+  if (n_dense_layers > 0 || n_routed_experts == 0) RETURN_IF_ERROR(positive("inter_dim", inter_dim));
+  if (n_mtp_layers < 0) return InvalidArgument("model.n_mtp_layers={}: must be >= 0", n_mtp_layers);
+  if (rope_factor > 1.0 && rope_original_max_pos <= 0)
+    return InvalidArgument("model.rope_original_max_pos={}: must be > 0 with YaRN",
+                           rope_original_max_pos);
+  return OkStatus();
+}
+
+std::vector<std::string> preset_names() { return {"nano", "tiny", "small", "tiny-dense"}; }
+
+StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size) {
+  ModelArgs a;  // defaults are the "nano" preset
+  if (name == "nano") {
+    // A 2-layer MoE+MLA model for unit tests: every feature on, < 1M parameters.
+  } else if (name == "tiny") {
+    // CPU demo: ~5M parameters with a 1k vocabulary.
+    a.vocab_size = 1024;
+    a.dim = 256;
+    a.n_layers = 4;
+    a.n_heads = 4;
+    a.inter_dim = 768;
+    a.q_lora_rank = 0;
+    a.kv_lora_rank = 64;
+    a.qk_nope_head_dim = 32;
+    a.qk_rope_head_dim = 16;
+    a.v_head_dim = 32;
+    a.n_routed_experts = 8;
+    a.n_shared_experts = 1;
+    a.n_activated_experts = 2;
+    a.moe_inter_dim = 256;
+    a.n_expert_groups = 2;
+    a.n_limited_groups = 1;
+    a.route_scale = 1.0;
+    a.max_seq_len = 1024;
+  } else if (name == "small") {
+    // Benchmarks: ~100M parameters in total, ~20M active per token.
+    a.vocab_size = 4096;
+    a.dim = 512;
+    a.n_layers = 8;
+    a.n_heads = 8;
+    a.inter_dim = 1536;
+    a.q_lora_rank = 192;
+    a.kv_lora_rank = 128;
+    a.qk_nope_head_dim = 48;
+    a.qk_rope_head_dim = 16;
+    a.v_head_dim = 48;
+    a.n_routed_experts = 40;
+    a.n_shared_experts = 1;
+    a.n_activated_experts = 4;
+    a.moe_inter_dim = 192;
+    a.n_expert_groups = 4;
+    a.n_limited_groups = 2;
+    a.route_scale = 2.5;
+    a.max_seq_len = 2048;
+  } else if (name == "tiny-dense") {
+    // A dense GQA student (Qwen2-style: q/k/v bias, half-split RoPE), ~3M parameters.
+    a.model_type = "qwen2";
+    a.vocab_size = 1024;
+    a.dim = 192;
+    a.n_layers = 4;
+    a.n_heads = 6;
+    a.n_kv_heads = 2;
+    a.head_dim = 32;
+    a.inter_dim = 512;
+    a.attention = AttentionKind::kGQA;
+    a.qkv_bias = true;
+    a.rope_interleave = false;
+    a.rope_theta = 1e6;
+    a.n_routed_experts = 0;
+    a.n_dense_layers = 0;
+    a.expert_bias = false;
+    a.tie_embeddings = true;
+    a.max_seq_len = 1024;
+  } else {
+    return NotFound("model preset '{}': known presets are nano, tiny, small, tiny-dense", name);
+  }
+  if (vocab_size > 0) a.vocab_size = vocab_size;
+  RETURN_IF_ERROR(a.validate());
+  return a;
+}
+
+// ---------------------------------------------------------------------------------
+// Hugging Face config.json
+
+namespace {
+
+// Typed getters that name the key on error.
+template <typename T>
+Status get_opt(const json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return OkStatus();
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return InvalidArgument("config.json: '{}' must be a boolean", key);
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer())
+      return InvalidArgument("config.json: '{}' must be an integer, got {}", key, it->dump());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) return InvalidArgument("config.json: '{}' must be a number", key);
+  } else {
+    if (!it->is_string()) return InvalidArgument("config.json: '{}' must be a string", key);
+  }
+  *out = it->get<T>();
+  return OkStatus();
+}
+
+template <typename T>
+Status get_req(const json& j, const char* key, T* out) {
+  if (!j.contains(key) || j[key].is_null())
+    return InvalidArgument("config.json: required key '{}' is missing", key);
+  return get_opt(j, key, out);
+}
+
+}  // namespace
+
+StatusOr<ModelArgs> args_from_hf_config(const json& c) {
+  if (!c.is_object()) return InvalidArgument("config.json: not a JSON object");
+  std::string type;
+  RETURN_IF_ERROR(get_req(c, "model_type", &type));
+  ModelArgs a;
+  a.model_type = type;
+  RETURN_IF_ERROR(get_req(c, "vocab_size", &a.vocab_size));
+  RETURN_IF_ERROR(get_req(c, "hidden_size", &a.dim));
+  RETURN_IF_ERROR(get_req(c, "num_hidden_layers", &a.n_layers));
+  RETURN_IF_ERROR(get_req(c, "num_attention_heads", &a.n_heads));
+  RETURN_IF_ERROR(get_opt(c, "intermediate_size", &a.inter_dim));
+  RETURN_IF_ERROR(get_opt(c, "rms_norm_eps", &a.norm_eps));
+  RETURN_IF_ERROR(get_opt(c, "tie_word_embeddings", &a.tie_embeddings));
+  RETURN_IF_ERROR(get_opt(c, "max_position_embeddings", &a.max_seq_len));
+  RETURN_IF_ERROR(get_opt(c, "rope_theta", &a.rope_theta));
+  RETURN_IF_ERROR(get_opt(c, "bos_token_id", &a.bos_id));
+  RETURN_IF_ERROR(get_opt(c, "eos_token_id", &a.eos_id));
+  a.rope_factor = 1.0;
+  a.mscale_all_dim = 0.0;
+
+  if (type == "deepseek_v2" || type == "deepseek_v3") {
+    const bool v3 = type == "deepseek_v3";
+    a.attention = AttentionKind::kMLA;
+    a.rope_interleave = true;
+    a.tie_embeddings = c.value("tie_word_embeddings", false);
+    RETURN_IF_ERROR(get_opt(c, "q_lora_rank", &a.q_lora_rank));
+    if (!c.contains("q_lora_rank") || c["q_lora_rank"].is_null()) a.q_lora_rank = 0;
+    RETURN_IF_ERROR(get_req(c, "kv_lora_rank", &a.kv_lora_rank));
+    RETURN_IF_ERROR(get_req(c, "qk_nope_head_dim", &a.qk_nope_head_dim));
+    RETURN_IF_ERROR(get_req(c, "qk_rope_head_dim", &a.qk_rope_head_dim));
+    RETURN_IF_ERROR(get_req(c, "v_head_dim", &a.v_head_dim));
+    a.n_kv_heads = a.n_heads;
+    a.n_routed_experts = 0;
+    RETURN_IF_ERROR(get_opt(c, "n_routed_experts", &a.n_routed_experts));
+    a.n_shared_experts = 0;
+    RETURN_IF_ERROR(get_opt(c, "n_shared_experts", &a.n_shared_experts));
+    RETURN_IF_ERROR(get_opt(c, "num_experts_per_tok", &a.n_activated_experts));
+    RETURN_IF_ERROR(get_opt(c, "moe_intermediate_size", &a.moe_inter_dim));
+    a.n_dense_layers = 0;
+    RETURN_IF_ERROR(get_opt(c, "first_k_dense_replace", &a.n_dense_layers));
+    int64_t freq = 1;
+    RETURN_IF_ERROR(get_opt(c, "moe_layer_freq", &freq));
+    if (freq != 1)
+      return Unimplemented("config.json: moe_layer_freq={} (only 1 is supported)", freq);
+    a.n_expert_groups = 1;
+    a.n_limited_groups = 1;
+    RETURN_IF_ERROR(get_opt(c, "n_group", &a.n_expert_groups));
+    RETURN_IF_ERROR(get_opt(c, "topk_group", &a.n_limited_groups));
+    std::string scoring = v3 ? "sigmoid" : "softmax";
+    RETURN_IF_ERROR(get_opt(c, "scoring_func", &scoring));
+    if (scoring == "softmax") a.score_func = ScoreFunc::kSoftmax;
+    else if (scoring == "sigmoid") a.score_func = ScoreFunc::kSigmoid;
+    else return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
+    std::string topk_method = v3 ? "noaux_tc" : "greedy";
+    RETURN_IF_ERROR(get_opt(c, "topk_method", &topk_method));
+    if (topk_method == "noaux_tc") a.expert_bias = true;
+    else if (topk_method == "greedy" || topk_method == "group_limited_greedy") a.expert_bias = false;
+    else return Unimplemented("config.json: topk_method '{}'", topk_method);
+    if (topk_method == "greedy") a.n_expert_groups = a.n_limited_groups = 1;
+    a.norm_topk_prob = false;
+    RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
+    a.route_scale = 1.0;
+    RETURN_IF_ERROR(get_opt(c, "routed_scaling_factor", &a.route_scale));
+    a.scale_after_norm = v3;
+    a.aux_loss_alpha = 0.0;
+    RETURN_IF_ERROR(get_opt(c, "aux_loss_alpha", &a.aux_loss_alpha));
+    a.bias_update_gamma = a.expert_bias ? 1e-3 : 0.0;
+    a.n_mtp_layers = 0;
+    RETURN_IF_ERROR(get_opt(c, "num_nextn_predict_layers", &a.n_mtp_layers));
+    if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
+      const json& rs = c["rope_scaling"];
+      std::string kind = rs.value("type", rs.value("rope_type", std::string("yarn")));
+      if (kind != "yarn")
+        return Unimplemented("config.json: rope_scaling.type '{}' (only yarn)", kind);
+      RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
+      RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
+      RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
+      RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
+      RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale));
+      RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim));
+    }
+    if (c.contains("attention_bias") && c["attention_bias"].is_boolean() &&
+        c["attention_bias"].get<bool>())
+      return Unimplemented("config.json: attention_bias=true is not supported for MLA");
+  } else if (type == "qwen2" || type == "llama" || type == "mistral") {
+    a.attention = AttentionKind::kGQA;
+    a.rope_interleave = false;
+    a.n_routed_experts = 0;
+    a.n_shared_experts = 0;
+    a.n_dense_layers = 0;
+    a.n_mtp_layers = 0;
+    a.expert_bias = false;
+    a.n_kv_heads = a.n_heads;
+    RETURN_IF_ERROR(get_opt(c, "num_key_value_heads", &a.n_kv_heads));
+    a.head_dim = a.dim / a.n_heads;
+    RETURN_IF_ERROR(get_opt(c, "head_dim", &a.head_dim));
+    a.qkv_bias = type == "qwen2";
+    if (type != "qwen2") {
+      bool attention_bias = false;
+      RETURN_IF_ERROR(get_opt(c, "attention_bias", &attention_bias));
+      a.qkv_bias = a.o_bias = attention_bias;
+      bool mlp_bias = false;
+      RETURN_IF_ERROR(get_opt(c, "mlp_bias", &mlp_bias));
+      if (mlp_bias) return Unimplemented("config.json: mlp_bias=true is not supported");
+    }
+    if (c.contains("rope_scaling") && !c["rope_scaling"].is_null())
+      return Unimplemented("config.json: rope_scaling for model_type '{}' is not supported", type);
+  } else {
+    return Unimplemented(
+        "config.json: model_type '{}' (supported: deepseek_v2, deepseek_v3, qwen2, llama)", type);
+  }
+  if (a.max_seq_len > 8192) a.max_seq_len = 8192;  // RoPE tables grow on demand beyond this
+  RETURN_IF_ERROR(a.validate().with_context("config.json"));
+  return a;
+}
+
+json args_to_hf_config(const ModelArgs& a) {
+  json c;
+  c["model_type"] = a.model_type;
+  c["vocab_size"] = a.vocab_size;
+  c["hidden_size"] = a.dim;
+  c["num_hidden_layers"] = a.n_layers;
+  c["num_attention_heads"] = a.n_heads;
+  c["intermediate_size"] = a.inter_dim;
+  c["rms_norm_eps"] = a.norm_eps;
+  c["tie_word_embeddings"] = a.tie_embeddings;
+  c["max_position_embeddings"] = a.max_seq_len;
+  c["rope_theta"] = a.rope_theta;
+  c["bos_token_id"] = a.bos_id;
+  c["eos_token_id"] = a.eos_id;
+  c["hidden_act"] = "silu";
+  c["torch_dtype"] = "float32";
+  if (a.attention == AttentionKind::kMLA) {
+    const bool v3 = a.model_type != "deepseek_v2";
+    c["model_type"] = v3 ? "deepseek_v3" : "deepseek_v2";
+    c["architectures"] = {v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM"};
+    c["num_key_value_heads"] = a.n_heads;
+    c["q_lora_rank"] = a.q_lora_rank > 0 ? json(a.q_lora_rank) : json(nullptr);
+    c["kv_lora_rank"] = a.kv_lora_rank;
+    c["qk_nope_head_dim"] = a.qk_nope_head_dim;
+    c["qk_rope_head_dim"] = a.qk_rope_head_dim;
+    c["v_head_dim"] = a.v_head_dim;
+    c["attention_bias"] = false;
+    c["n_routed_experts"] = a.n_routed_experts > 0 ? json(a.n_routed_experts) : json(nullptr);
+    c["n_shared_experts"] = a.n_shared_experts;
+    c["num_experts_per_tok"] = a.n_activated_experts;
+    c["moe_intermediate_size"] = a.moe_inter_dim;
+    c["first_k_dense_replace"] = a.n_routed_experts > 0 ? a.n_dense_layers : a.n_layers;
+    c["moe_layer_freq"] = 1;
+    c["n_group"] = a.n_expert_groups;
+    c["topk_group"] = a.n_limited_groups;
+    c["scoring_func"] = a.score_func == ScoreFunc::kSigmoid ? "sigmoid" : "softmax";
+    c["topk_method"] = a.expert_bias ? "noaux_tc"
+                       : a.n_expert_groups > 1 ? "group_limited_greedy"
+                                               : "greedy";
+    c["norm_topk_prob"] = a.norm_topk_prob;
+    c["routed_scaling_factor"] = a.route_scale;
+    c["aux_loss_alpha"] = a.aux_loss_alpha;
+    c["seq_aux"] = true;
+    c["num_nextn_predict_layers"] = a.n_mtp_layers;
+    if (a.rope_factor > 1.0) {
+      c["rope_scaling"] = {{"type", "yarn"},
+                           {"factor", a.rope_factor},
+                           {"original_max_position_embeddings", a.rope_original_max_pos},
+                           {"beta_fast", a.beta_fast},
+                           {"beta_slow", a.beta_slow},
+                           {"mscale", a.mscale},
+                           {"mscale_all_dim", a.mscale_all_dim}};
+    } else {
+      c["rope_scaling"] = nullptr;
+    }
+  } else {
+    const bool qwen = a.model_type == "qwen2";
+    c["model_type"] = qwen ? "qwen2" : "llama";
+    c["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+    c["num_key_value_heads"] = a.n_kv_heads;
+    c["head_dim"] = a.head_dim;
+    if (!qwen) {
+      c["attention_bias"] = a.qkv_bias;
+      c["mlp_bias"] = false;
+    }
+    c["rope_scaling"] = nullptr;
+  }
+  // r1kit-only training settings ride along under their own key (HF loaders ignore it).
+  c["r1kit"] = {{"bias_update_gamma", a.bias_update_gamma},
+                {"aux_loss_alpha", a.aux_loss_alpha},
+                {"mtp_lambda", a.mtp_lambda},
+                {"scale_after_norm", a.scale_after_norm}};
+  return c;
+}
+
+StatusOr<ModelArgs> load_hf_config(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, read_file(path));
+  json c = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (c.is_discarded()) return InvalidArgument("{}: not valid JSON", path);
+  auto args = args_from_hf_config(c);
+  if (!args.ok()) return args.status().with_context(path);
+  ModelArgs a = *args;
+  if (c.contains("r1kit") && c["r1kit"].is_object()) {
+    const json& r = c["r1kit"];
+    RETURN_IF_ERROR(get_opt(r, "bias_update_gamma", &a.bias_update_gamma).with_context(path));
+    RETURN_IF_ERROR(get_opt(r, "aux_loss_alpha", &a.aux_loss_alpha).with_context(path));
+    RETURN_IF_ERROR(get_opt(r, "mtp_lambda", &a.mtp_lambda).with_context(path));
+    RETURN_IF_ERROR(get_opt(r, "scale_after_norm", &a.scale_after_norm).with_context(path));
+  }
+  return a;
+}
+
+ParamCount count_params(const ModelArgs& a) {
+  ParamCount p;
+  const int64_t d = a.dim;
+  auto attn = [&]() -> int64_t {
+    if (a.attention == AttentionKind::kMLA) {
+      int64_t q = a.q_lora_rank > 0
+                      ? d * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * a.n_heads * a.qk_head_dim()
+                      : d * a.n_heads * a.qk_head_dim();
+      int64_t kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank +
+                   a.kv_lora_rank * a.n_heads * (a.qk_nope_head_dim + a.v_head_dim);
+      return q + kv + a.n_heads * a.v_head_dim * d;
+    }
+    int64_t q = d * a.n_heads * a.head_dim, kv = 2 * d * a.n_kv_heads * a.head_dim;
+    int64_t bias = a.qkv_bias ? (a.n_heads + 2 * a.n_kv_heads) * a.head_dim : 0;
+    return q + kv + bias + a.n_heads * a.head_dim * d + (a.o_bias ? d : 0);
+  };
+  auto block = [&](int64_t layer, int64_t* total, int64_t* active) {
+    int64_t common = attn() + 2 * d;
+    *total += common;
+    *active += common;
+    if (a.is_moe_layer(layer)) {
+      const int64_t expert = 3 * d * a.moe_inter_dim;
+      const int64_t shared = 3 * d * a.moe_inter_dim * a.n_shared_experts;
+      const int64_t gate = a.n_routed_experts * d;
+      *total += a.n_routed_experts * expert + shared + gate;
+      *active += a.n_activated_experts * expert + shared + gate;
+    } else {
+      *total += 3 * d * a.inter_dim;
+      *active += 3 * d * a.inter_dim;
+    }
+  };
+  for (int64_t l = 0; l < a.n_layers; ++l) block(l, &p.total, &p.active);
+  p.embedding = a.vocab_size * d * (a.tie_embeddings ? 1 : 2);
+  p.total += p.embedding + d;  // + final norm
+  p.active += p.embedding + d;
+  for (int64_t k = 0; k < a.n_mtp_layers; ++k) {
+    int64_t t = 0, act = 0;
+    block(a.n_layers, &t, &act);  // MTP blocks follow the last layer's kind
+    const int64_t extra = 2 * d * d + 3 * d;  // eh_proj + enorm, hnorm, shared_head.norm
+    p.total += t + extra;
+  }
+  return p;
+}
+
+}  // namespace r1kit::policy
