@@ -1,6 +1,191 @@
-// Placeholder until the subcommand lands.
+// `r1kit tokenizer train|encode|decode`: train a SentencePiece model on a corpus, and
+// look at what it does to a text or a list of ids (see data/tokenizer.h).
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
 #include "apps/commands.h"
+#include "data/tokenizer.h"
 
 namespace r1kit::apps {
-void add_tokenizer_command(CLI::App& root, int* exit_code) {}
+namespace {
+using data::Tokenizer;
+using data::TokenizerTrainOptions;
+
+// Flags of `tokenizer train`.
+struct TrainArgs {
+  std::vector<std::string> inputs;      // --input (repeatable)
+  std::string out;                      // --out
+  TokenizerTrainOptions opts;           // everything else
+  std::vector<std::string> user_symbols;  // --user-symbols, when given
+  bool no_user_symbols = false;         // --no-user-symbols
+  bool no_split_digits = false;         // --no-split-digits
+  bool no_byte_fallback = false;        // --no-byte-fallback
+};
+
+StatusOr<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t b = item.find_first_not_of(" \t");
+    const size_t e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    item = item.substr(b, e - b + 1);
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
+      ids.push_back(static_cast<int32_t>(v));
+    } catch (...) {
+      return InvalidArgument("--ids: '{}' is not a 32-bit integer", item);
+    }
+  }
+  if (ids.empty()) return InvalidArgument("--ids: no token ids given");
+  return ids;
+}
+
+// A piece made printable: control bytes escaped, so pieces stay space-separated.
+std::string printable(const std::string& piece) {
+  std::string out;
+  for (unsigned char c : piece) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c == ' ') out += "\\s";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02X}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+Status run_train(TrainArgs& a) {
+  a.opts.input_files = a.inputs;
+  if (a.no_user_symbols) a.opts.user_defined_symbols.clear();
+  else if (!a.user_symbols.empty()) a.opts.user_defined_symbols = a.user_symbols;
+  a.opts.split_digits = !a.no_split_digits;
+  a.opts.byte_fallback = !a.no_byte_fallback;
+  RETURN_IF_ERROR(Tokenizer::train(a.opts, a.out));
+  ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(a.out));
+  std::printf("wrote %s: %s model, %d pieces (asked for at most %d)\n", a.out.c_str(),
+              a.opts.model_type.c_str(), tok.vocab_size(), a.opts.vocab_size);
+  std::printf("  reserved ids: unk %d, bos %d, eos %d, pad %d\n", tok.unk_id(), tok.bos_id(),
+              tok.eos_id(), tok.pad_id());
+  if (!a.opts.user_defined_symbols.empty()) {
+    std::string syms;
+    for (const std::string& s : a.opts.user_defined_symbols) {
+      syms += fmt::format("{}{}={}", syms.empty() ? "" : ", ", s, tok.piece_to_id(s));
+    }
+    std::printf("  user symbols: %s\n", syms.c_str());
+  }
+  return OkStatus();
+}
+
+Status run_encode(const std::string& model, const std::string& text, bool pieces) {
+  ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model));
+  const std::vector<int32_t> ids = tok.encode(text);
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += pieces ? " " : ",";
+    out += pieces ? printable(tok.id_to_piece(ids[i])) : std::to_string(ids[i]);
+  }
+  std::printf("%s\n", out.c_str());
+  return OkStatus();
+}
+
+Status run_decode(const std::string& model, const std::string& ids_text) {
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_ids(ids_text));
+  ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model));
+  for (int32_t id : ids) {
+    if (id < 0 || id >= tok.vocab_size()) {
+      return InvalidArgument("--ids: token id {} outside the vocabulary [0, {}) of {}", id,
+                             tok.vocab_size(), model);
+    }
+  }
+  std::printf("%s\n", tok.decode(ids).c_str());
+  return OkStatus();
+}
+
+}  // namespace
+
+void add_tokenizer_command(CLI::App& root, int* exit_code) {
+  auto* tokenizer = root.add_subcommand(
+      "tokenizer", "Train SentencePiece tokenizers and inspect how they split text");
+  tokenizer->require_subcommand(1);
+
+  auto train_args = std::make_shared<TrainArgs>();
+  auto* train = tokenizer->add_subcommand(
+      "train",
+      "Train a SentencePiece model (BPE by default, with byte fallback and single-digit "
+      "pieces, identity normalization, no dummy prefix) on text files, one sentence per "
+      "line, and write MODEL atomically");
+  TrainArgs& t = *train_args;
+  train->add_option("--input", t.inputs, "corpus file, one sentence per line (repeatable)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  train->add_option("--out", t.out, "output .model file")->required();
+  train->add_option("--vocab-size", t.opts.vocab_size,
+                    "upper bound on the number of pieces, reserved and user symbols included; "
+                    "with byte fallback at least 256 + those")
+      ->capture_default_str();
+  train->add_option("--model-type", t.opts.model_type, "bpe or unigram")
+      ->check(CLI::IsMember({"bpe", "unigram"}))
+      ->capture_default_str();
+  train->add_option("--user-symbols", t.user_symbols,
+                    "comma-separated pieces that always encode to one id "
+                    "(default: <think>,</think>,<answer>,</answer>)")
+      ->delimiter(',');
+  train->add_flag("--no-user-symbols", t.no_user_symbols, "train without user symbols");
+  train->add_flag("--no-split-digits", t.no_split_digits,
+                  "let digits merge into multi-digit pieces");
+  train->add_flag("--no-byte-fallback", t.no_byte_fallback,
+                  "unknown characters become <unk> instead of UTF-8 byte pieces");
+  train->add_option("--character-coverage", t.opts.character_coverage,
+                    "share of the corpus's characters given their own piece")
+      ->capture_default_str();
+  train->add_option("--normalization", t.opts.normalization,
+                    "identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf")
+      ->capture_default_str();
+  train->add_flag("--hard-vocab-limit", t.opts.hard_vocab_limit,
+                  "fail unless exactly --vocab-size pieces can be made (off: a small corpus "
+                  "gives a smaller vocabulary)");
+  train->add_option("--threads", t.opts.num_threads, "trainer threads (0: all cores)")
+      ->capture_default_str();
+  train->add_option("--seed", t.opts.seed, "SentencePiece's random seed")->capture_default_str();
+  train->add_flag("--verbose", t.opts.verbose, "show SentencePiece's training log");
+  train->callback([train_args, exit_code] { *exit_code = report(run_train(*train_args)); });
+
+  struct EncodeArgs {
+    std::string model;    // --model
+    std::string text;     // --text
+    bool pieces = false;  // --pieces
+  };
+  auto enc = std::make_shared<EncodeArgs>();
+  auto* encode = tokenizer->add_subcommand(
+      "encode", "Print the token ids of a text, comma-separated (no BOS/EOS added)");
+  encode->add_option("--model", enc->model, "SentencePiece .model file")->required();
+  encode->add_option("--text", enc->text, "the text to encode")->required();
+  encode->add_flag("--pieces", enc->pieces,
+                   "print the pieces, space-separated, instead of ids (▁ is a space; \\n, "
+                   "\\t, \\s escape control characters and spaces inside a piece)");
+  encode->callback([enc, exit_code] {
+    *exit_code = report(run_encode(enc->model, enc->text, enc->pieces));
+  });
+
+  struct DecodeArgs {
+    std::string model;  // --model
+    std::string ids;    // --ids
+  };
+  auto dec = std::make_shared<DecodeArgs>();
+  auto* decode = tokenizer->add_subcommand(
+      "decode", "Print the text of comma-separated token ids (BOS/EOS/PAD print nothing)");
+  decode->add_option("--model", dec->model, "SentencePiece .model file")->required();
+  decode->add_option("--ids", dec->ids, "comma-separated token ids, e.g. 5,17,42")->required();
+  decode->callback([dec, exit_code] { *exit_code = report(run_decode(dec->model, dec->ids)); });
+}
+
 }  // namespace r1kit::apps

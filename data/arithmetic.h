@@ -1,0 +1,32 @@
+// A procedural arithmetic task: "a*b+c" problems with a step-by-step solution trace.
+//
+// Problems are seeded (the same seed gives the same problems) and every problem comes
+// with its exact answer, so rewards can check it and SFT can learn from the trace. This
+// is the task the default recipe trains on (see issue 7's measurements: a small model
+// learns it on a CPU within minutes).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace r1kit::data {
+
+struct ArithmeticOptions {
+  int64_t max_a = 99;  // a in [2, max_a]
+  int64_t max_b = 9;   // b in [2, max_b]
+  int64_t max_c = 99;  // c in [0, max_c]
+};
+
+struct TaskExample {
+  std::string question;  // "What is 23*7+5?"
+  std::string trace;     // "23*7=161. 161+5=166."
+  std::string answer;    // "166"
+};
+
+// The i-th problem of stream `seed`: independent of how many others are drawn.
+TaskExample arithmetic_example(uint64_t seed, uint64_t index, const ArithmeticOptions& opts = {});
+std::vector<TaskExample> arithmetic_examples(uint64_t seed, int64_t n,
+                                             const ArithmeticOptions& opts = {});
+
+}  // namespace r1kit::data

@@ -1,0 +1,64 @@
+// Chat templates (see chat_template.h): plain string assembly, no tokenizer involved.
+#include "data/chat_template.h"
+
+namespace r1kit::data {
+
+std::string render_prompt(const ChatTemplateOptions& opts, std::string_view question) {
+  std::string out;
+  switch (opts.kind) {
+    case ChatTemplateKind::kR1Zero: {
+      const std::string_view preamble =
+          opts.system_prompt ? std::string_view(*opts.system_prompt) : kR1ZeroPreamble;
+      if (!preamble.empty()) {
+        out.append(preamble);
+        out += ' ';
+      }
+      out += "User: ";
+      out.append(question);
+      out += ". Assistant:";
+      break;
+    }
+    case ChatTemplateKind::kPlain:
+      if (opts.system_prompt) {
+        out.append(*opts.system_prompt);
+        out += '\n';
+      }
+      out += "User: ";
+      out.append(question);
+      out += "\nAssistant:";
+      break;
+  }
+  if (opts.prefill_think) out += " <think>";
+  return out;
+}
+
+SftExample render_sft_example(const ChatTemplateOptions& opts, std::string_view question,
+                              std::string_view response) {
+  SftExample ex;
+  ex.text = render_prompt(opts, question);
+  ex.response_offset = ex.text.size();
+  const bool starts_with_space =
+      !response.empty() && (response.front() == ' ' || response.front() == '\n' ||
+                            response.front() == '\t' || response.front() == '\r');
+  if (!response.empty() && !starts_with_space) ex.text += ' ';
+  ex.text.append(response);
+  return ex;
+}
+
+StatusOr<ChatTemplateKind> parse_chat_template_kind(std::string_view name) {
+  if (name == "r1_zero") return ChatTemplateKind::kR1Zero;
+  if (name == "plain") return ChatTemplateKind::kPlain;
+  return InvalidArgument("chat template '{}': unknown (use r1_zero or plain)", name);
+}
+
+std::string_view chat_template_kind_name(ChatTemplateKind kind) {
+  switch (kind) {
+    case ChatTemplateKind::kR1Zero:
+      return "r1_zero";
+    case ChatTemplateKind::kPlain:
+      return "plain";
+  }
+  return "unknown";
+}
+
+}  // namespace r1kit::data

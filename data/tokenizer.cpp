@@ -1,0 +1,420 @@
+// Tokenizer over libr1kit_spm.so (see tokenizer.h and data/spm_shim/spm_shim.h).
+//
+// The shim is dlopened once per process with RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND, so
+// SentencePiece binds to its own protobuf-lite and none of its symbols reach the global
+// scope where LibTorch's libprotobuf lives. It is never dlclosed. A failed load is not
+// cached: setting $R1KIT_SPM_LIB and retrying works.
+#include "data/tokenizer.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/atomic_file.h"
+#include "core/logging.h"
+#include "data/spm_shim/spm_shim.h"
+
+namespace r1kit::data {
+namespace {
+
+constexpr const char* kSpmLibName = "libr1kit_spm.so";
+constexpr const char* kSpmLibEnv = "R1KIT_SPM_LIB";
+
+// The shim's functions, resolved with dlsym.
+struct SpmApi {
+  decltype(&r1kit_spm_abi_version) abi_version = nullptr;
+  decltype(&r1kit_spm_last_error) last_error = nullptr;
+  decltype(&r1kit_spm_create) create = nullptr;
+  decltype(&r1kit_spm_destroy) destroy = nullptr;
+  decltype(&r1kit_spm_load_file) load_file = nullptr;
+  decltype(&r1kit_spm_load_bytes) load_bytes = nullptr;
+  decltype(&r1kit_spm_serialize) serialize = nullptr;
+  decltype(&r1kit_spm_encode) encode = nullptr;
+  decltype(&r1kit_spm_decode) decode = nullptr;
+  decltype(&r1kit_spm_vocab_size) vocab_size = nullptr;
+  decltype(&r1kit_spm_id_to_piece) id_to_piece = nullptr;
+  decltype(&r1kit_spm_piece_to_id) piece_to_id = nullptr;
+  decltype(&r1kit_spm_bos_id) bos_id = nullptr;
+  decltype(&r1kit_spm_eos_id) eos_id = nullptr;
+  decltype(&r1kit_spm_pad_id) pad_id = nullptr;
+  decltype(&r1kit_spm_unk_id) unk_id = nullptr;
+  decltype(&r1kit_spm_train) train = nullptr;
+};
+
+template <typename Fn>
+bool resolve(void* lib, const char* name, Fn* fn) {
+  *fn = reinterpret_cast<Fn>(dlsym(lib, name));
+  return *fn != nullptr;
+}
+
+StatusOr<SpmApi> open_spm(const std::string& path) {
+  dlerror();  // clear
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  if (lib == nullptr) {
+    const char* err = dlerror();
+    return FailedPrecondition("{}: dlopen failed: {}", path, err ? err : "unknown error");
+  }
+  SpmApi api;
+  bool ok = resolve(lib, "r1kit_spm_abi_version", &api.abi_version) &&
+            resolve(lib, "r1kit_spm_last_error", &api.last_error) &&
+            resolve(lib, "r1kit_spm_create", &api.create) &&
+            resolve(lib, "r1kit_spm_destroy", &api.destroy) &&
+            resolve(lib, "r1kit_spm_load_file", &api.load_file) &&
+            resolve(lib, "r1kit_spm_load_bytes", &api.load_bytes) &&
+            resolve(lib, "r1kit_spm_serialize", &api.serialize) &&
+            resolve(lib, "r1kit_spm_encode", &api.encode) &&
+            resolve(lib, "r1kit_spm_decode", &api.decode) &&
+            resolve(lib, "r1kit_spm_vocab_size", &api.vocab_size) &&
+            resolve(lib, "r1kit_spm_id_to_piece", &api.id_to_piece) &&
+            resolve(lib, "r1kit_spm_piece_to_id", &api.piece_to_id) &&
+            resolve(lib, "r1kit_spm_bos_id", &api.bos_id) &&
+            resolve(lib, "r1kit_spm_eos_id", &api.eos_id) &&
+            resolve(lib, "r1kit_spm_pad_id", &api.pad_id) &&
+            resolve(lib, "r1kit_spm_unk_id", &api.unk_id) &&
+            resolve(lib, "r1kit_spm_train", &api.train);
+  if (!ok) {
+    dlclose(lib);
+    return FailedPrecondition("{}: not an r1kit SentencePiece shim (missing symbols)", path);
+  }
+  if (api.abi_version() != R1KIT_SPM_ABI_VERSION) {
+    const int version = api.abi_version();
+    dlclose(lib);
+    return FailedPrecondition("{}: shim ABI version {}, this build expects {}", path, version,
+                              R1KIT_SPM_ABI_VERSION);
+  }
+  return api;
+}
+
+// The process-wide shim, loaded on first use.
+StatusOr<const SpmApi*> spm_api() {
+  static std::mutex mutex;
+  static std::unique_ptr<SpmApi> loaded;  // never freed: the library stays mapped
+  std::lock_guard<std::mutex> lock(mutex);
+  if (loaded) return static_cast<const SpmApi*>(loaded.get());
+  const std::vector<std::string> candidates = spm_library_candidates();
+  std::string tried;
+  for (const std::string& path : candidates) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      tried += fmt::format("\n  {}: no such file", path);
+      continue;
+    }
+    StatusOr<SpmApi> api = open_spm(path);
+    if (!api.ok()) return api.status();  // present but broken: say so, do not look further
+    loaded = std::make_unique<SpmApi>(*api);
+    R1_LOG(debug, "tokenizer: loaded {}", path);
+    return static_cast<const SpmApi*>(loaded.get());
+  }
+  return FailedPrecondition(
+      "cannot find {} (the SentencePiece shim; build target r1kit_spm, or set ${} to its "
+      "path). Tried:{}",
+      kSpmLibName, kSpmLibEnv, tried);
+}
+
+std::string last_error(const SpmApi& api) {
+  const char* e = api.last_error();
+  return e != nullptr && *e != '\0' ? e : "unknown error";
+}
+
+void append_to_string(void* ctx, const char* data, size_t size) {
+  static_cast<std::string*>(ctx)->append(data, size);
+}
+
+std::string join(const std::vector<std::string>& items, char sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+Status validate(const TokenizerTrainOptions& o) {
+  if (o.input_files.empty() && o.lines.empty()) {
+    return InvalidArgument("tokenizer training: no corpus (input_files and lines are empty)");
+  }
+  for (const std::string& f : o.input_files) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(f, ec)) {
+      return NotFound("tokenizer corpus file {}: not found (or not a regular file)", f);
+    }
+  }
+  if (o.model_type != "bpe" && o.model_type != "unigram") {
+    return InvalidArgument("tokenizer model_type '{}': use bpe or unigram", o.model_type);
+  }
+  static const std::set<std::string> kNormalizations = {"identity", "nmt_nfkc", "nfkc",
+                                                        "nmt_nfkc_cf", "nfkc_cf"};
+  if (!kNormalizations.count(o.normalization)) {
+    return InvalidArgument(
+        "tokenizer normalization '{}': use identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf",
+        o.normalization);
+  }
+  if (!(o.character_coverage > 0.0 && o.character_coverage <= 1.0)) {
+    return InvalidArgument("tokenizer character_coverage={}: must be in (0, 1]",
+                           o.character_coverage);
+  }
+  if (o.vocab_size <= 0) {
+    return InvalidArgument("tokenizer vocab_size={}: must be > 0", o.vocab_size);
+  }
+  if (o.num_threads < 0) {
+    return InvalidArgument("tokenizer num_threads={}: must be >= 0 (0 = all cores)",
+                           o.num_threads);
+  }
+  if (o.max_sentence_length <= 0) {
+    return InvalidArgument("tokenizer max_sentence_length={}: must be > 0",
+                           o.max_sentence_length);
+  }
+  const std::pair<const char*, int> ids[] = {
+      {"unk_id", o.unk_id}, {"bos_id", o.bos_id}, {"eos_id", o.eos_id}, {"pad_id", o.pad_id}};
+  if (o.unk_id < 0) return InvalidArgument("tokenizer unk_id={}: must be >= 0", o.unk_id);
+  int n_reserved = 0;
+  std::set<int> seen_ids;
+  for (const auto& [name, id] : ids) {
+    if (id < 0) continue;
+    if (id >= o.vocab_size) {
+      return InvalidArgument("tokenizer {}={}: must be < vocab_size={}", name, id, o.vocab_size);
+    }
+    if (!seen_ids.insert(id).second) {
+      return InvalidArgument("tokenizer {}={}: another reserved id has the same value", name,
+                             id);
+    }
+    ++n_reserved;
+  }
+  std::set<std::string> seen_symbols;
+  for (const std::string& s : o.user_defined_symbols) {
+    if (s.empty()) return InvalidArgument("tokenizer user_defined_symbols: empty symbol");
+    if (s.find(',') != std::string::npos) {
+      return InvalidArgument("tokenizer user symbol '{}': must not contain ','", s);
+    }
+    if (!seen_symbols.insert(s).second) {
+      return InvalidArgument("tokenizer user symbol '{}': listed twice", s);
+    }
+  }
+  const int needed = n_reserved + static_cast<int>(o.user_defined_symbols.size()) +
+                     (o.byte_fallback ? 256 : 0) + 1;
+  if (o.vocab_size < needed) {
+    return InvalidArgument(
+        "tokenizer vocab_size={}: too small, needs at least {} ({} reserved + {} user-defined "
+        "pieces{} + 1 for the corpus); the corpus's distinct characters need more",
+        o.vocab_size, needed, n_reserved, o.user_defined_symbols.size(),
+        o.byte_fallback ? " + 256 byte-fallback pieces" : "");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+std::vector<std::string> spm_library_candidates() {
+  if (const char* env = std::getenv(kSpmLibEnv); env != nullptr && *env != '\0') {
+    return {env};
+  }
+  std::vector<std::string> out;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path dir = exe.parent_path();
+    out.push_back((dir / kSpmLibName).string());
+    out.push_back((dir.parent_path() / "lib" / kSpmLibName).string());
+  }
+  return out;
+}
+
+// One loaded processor, shared by every copy of a Tokenizer. Immutable after load.
+struct Tokenizer::Handle {
+  const SpmApi* api = nullptr;  // the shim
+  r1kit_spm* spm = nullptr;     // the processor, owned
+  int vocab_size = 0;           // number of pieces (cached)
+  int bos_id = -1;              // reserved ids (cached), -1 when absent
+  int eos_id = -1;              // ...
+  int pad_id = -1;              // ...
+  int unk_id = -1;              // ...
+
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (api != nullptr && spm != nullptr) api->destroy(spm);
+  }
+  // Fills the cached lookups once a model is loaded.
+  void cache() {
+    vocab_size = api->vocab_size(spm);
+    bos_id = api->bos_id(spm);
+    eos_id = api->eos_id(spm);
+    pad_id = api->pad_id(spm);
+    unk_id = api->unk_id(spm);
+  }
+};
+
+StatusOr<Tokenizer> Tokenizer::load(const std::string& model_path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(model_path, ec)) {
+    return NotFound("tokenizer model {}: no such file", model_path);
+  }
+  if (std::filesystem::is_directory(model_path, ec)) {
+    return InvalidArgument("tokenizer model {}: is a directory, not a .model file", model_path);
+  }
+  ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
+  auto handle = std::make_shared<Handle>();
+  handle->api = api;
+  handle->spm = api->create();
+  if (handle->spm == nullptr) return ResourceExhausted("tokenizer: {}", last_error(*api));
+  if (api->load_file(handle->spm, model_path.c_str()) != 0) {
+    return DataLoss("tokenizer model {}: not a valid SentencePiece model ({})", model_path,
+                    last_error(*api));
+  }
+  handle->cache();
+  return Tokenizer(std::move(handle));
+}
+
+StatusOr<Tokenizer> Tokenizer::from_bytes(std::string_view model_bytes) {
+  ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
+  auto handle = std::make_shared<Handle>();
+  handle->api = api;
+  handle->spm = api->create();
+  if (handle->spm == nullptr) return ResourceExhausted("tokenizer: {}", last_error(*api));
+  if (api->load_bytes(handle->spm, model_bytes.data(), model_bytes.size()) != 0) {
+    return DataLoss("tokenizer model bytes ({} bytes): not a valid SentencePiece model ({})",
+                    model_bytes.size(), last_error(*api));
+  }
+  handle->cache();
+  return Tokenizer(std::move(handle));
+}
+
+Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_model_path) {
+  RETURN_IF_ERROR(validate(o));
+  if (out_model_path.empty()) return InvalidArgument("tokenizer train: empty output path");
+  ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
+
+  const int threads =
+      o.num_threads > 0 ? o.num_threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"model_type", o.model_type},
+      {"vocab_size", std::to_string(o.vocab_size)},
+      {"split_digits", o.split_digits ? "true" : "false"},
+      {"byte_fallback", o.byte_fallback ? "true" : "false"},
+      {"character_coverage", fmt::format("{}", o.character_coverage)},
+      {"hard_vocab_limit", o.hard_vocab_limit ? "true" : "false"},
+      {"unk_id", std::to_string(o.unk_id)},
+      {"bos_id", std::to_string(o.bos_id)},
+      {"eos_id", std::to_string(o.eos_id)},
+      {"pad_id", std::to_string(o.pad_id)},
+      {"normalization_rule_name", o.normalization},
+      {"add_dummy_prefix", o.add_dummy_prefix ? "true" : "false"},
+      {"remove_extra_whitespaces", "false"},
+      {"allow_whitespace_only_pieces", "true"},
+      {"num_threads", std::to_string(threads)},
+      {"max_sentence_length", std::to_string(o.max_sentence_length)},
+      {"random_seed", std::to_string(o.seed)},
+      {"minloglevel", o.verbose ? "0" : "4"},  // see the DEEPBIND note: nothing may reach std::cerr
+  };
+  if (!o.user_defined_symbols.empty()) {
+    kv.emplace_back("user_defined_symbols", join(o.user_defined_symbols, ','));
+  }
+  std::vector<const char*> keys, values;
+  for (const auto& [k, v] : kv) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  std::vector<const char*> files;
+  for (const std::string& f : o.input_files) files.push_back(f.c_str());
+  std::vector<const char*> sentences;
+  std::vector<size_t> lens;
+  for (const std::string& s : o.lines) {
+    sentences.push_back(s.data());
+    lens.push_back(s.size());
+  }
+  std::string model;
+  if (api->train(keys.data(), values.data(), keys.size(), files.data(), files.size(),
+                 sentences.data(), lens.data(), sentences.size(), &append_to_string,
+                 &model) != 0) {
+    return InvalidArgument("tokenizer training for {} failed: {}", out_model_path,
+                           last_error(*api));
+  }
+  RETURN_IF_ERROR(write_file_atomic(out_model_path, model).with_context(
+      fmt::format("tokenizer model {}", out_model_path)));
+  R1_LOG(info, "tokenizer: trained {} ({} model, vocab_size<={}, {} bytes)", out_model_path,
+         o.model_type, o.vocab_size, model.size());
+  return OkStatus();
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  const SpmApi& api = *handle_->api;
+  std::vector<int32_t> ids(text.size() + 16);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api.encode(handle_->spm, text.data(), text.size(), ids.data(), ids.size());
+    if (n < 0) {
+      R1_LOG(error, "tokenizer encode failed: {}", last_error(api));
+      return {};
+    }
+    const bool fits = static_cast<size_t>(n) <= ids.size();
+    ids.resize(static_cast<size_t>(n));
+    if (fits) return ids;
+  }
+  return ids;  // not reached: the second call had room for every id
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+  const SpmApi& api = *handle_->api;
+  std::string text(ids.size() * 8 + 16, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api.decode(handle_->spm, ids.data(), ids.size(), text.data(), text.size());
+    if (n < 0) {
+      R1_LOG(error, "tokenizer decode failed: {}", last_error(api));
+      return {};
+    }
+    const bool fits = static_cast<size_t>(n) <= text.size();
+    text.resize(static_cast<size_t>(n));
+    if (fits) return text;
+  }
+  return text;
+}
+
+int Tokenizer::vocab_size() const { return handle_->vocab_size; }
+int Tokenizer::bos_id() const { return handle_->bos_id; }
+int Tokenizer::eos_id() const { return handle_->eos_id; }
+int Tokenizer::pad_id() const { return handle_->pad_id; }
+int Tokenizer::unk_id() const { return handle_->unk_id; }
+
+std::string Tokenizer::id_to_piece(int id) const {
+  if (id < 0 || id >= handle_->vocab_size) return {};
+  const SpmApi& api = *handle_->api;
+  std::string piece(32, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api.id_to_piece(handle_->spm, id, piece.data(), piece.size());
+    if (n < 0) return {};
+    const bool fits = static_cast<size_t>(n) <= piece.size();
+    piece.resize(static_cast<size_t>(n));
+    if (fits) return piece;
+  }
+  return piece;
+}
+
+int Tokenizer::piece_to_id(std::string_view piece) const {
+  return handle_->api->piece_to_id(handle_->spm, piece.data(), piece.size());
+}
+
+std::string Tokenizer::model_bytes() const {
+  std::string bytes;
+  if (handle_->api->serialize(handle_->spm, &append_to_string, &bytes) != 0) {
+    R1_LOG(error, "tokenizer serialize failed: {}", last_error(*handle_->api));
+    return {};
+  }
+  return bytes;
+}
+
+Status Tokenizer::save(const std::string& path) const {
+  const std::string bytes = model_bytes();
+  if (bytes.empty()) return Internal("tokenizer model {}: could not serialize the model", path);
+  return write_file_atomic(path, bytes).with_context(fmt::format("tokenizer model {}", path));
+}
+
+}  // namespace r1kit::data

@@ -1,0 +1,117 @@
+// The SentencePiece tokenizer: train a model, load one, encode text to ids and back.
+//
+// Follows SentencePiece (Kudo & Richardson 2018) with Llama-style settings for an LLM
+// vocabulary: BPE, byte fallback (any text encodes, nothing is <unk>), digits split into
+// single digits, and user-defined symbols such as <think> kept as single pieces.
+// What it does differently from SentencePiece's defaults, on purpose:
+// - identity normalization, no whitespace collapsing and no dummy "▁" prefix, so that
+//   decode(encode(s)) == s for valid UTF-8 and decode(a ++ b) == decode(a) + decode(b):
+//   a completion decodes the same alone as after its prompt;
+// - encode never adds BOS/EOS: callers add them;
+// - decode skips ids outside [0, vocab_size()) instead of failing.
+// SentencePiece itself lives in libr1kit_spm.so, loaded with dlopen (DESIGN.md, "Known
+// traps": linking it beside LibTorch crashes), found beside the running binary or at
+// $R1KIT_SPM_LIB.
+//
+// Thread-safety: a Tokenizer is immutable once loaded; encode, decode and the lookups
+// may run on many threads at once. Copies are cheap and share one processor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace r1kit::data {
+
+// How to train a tokenizer (see Tokenizer::train). Sentences come from `input_files`,
+// then `lines`; at least one of them must be non-empty.
+struct TokenizerTrainOptions {
+  std::vector<std::string> input_files;  // corpus files, one sentence per line
+  std::vector<std::string> lines;        // in-memory sentences (read after the files)
+  // Target number of pieces, counting the reserved and user-defined ones. With byte
+  // fallback it must be >= 256 + reserved + user-defined pieces (+ the corpus's
+  // distinct characters, which SentencePiece checks itself).
+  int vocab_size = 512;
+  // "bpe" (what Llama and DeepSeek use) or "unigram".
+  std::string model_type = "bpe";
+  // Pieces that always encode to one id wherever they occur in the text. No commas
+  // (SentencePiece's list separator), no empty strings, no duplicates.
+  std::vector<std::string> user_defined_symbols = {"<think>", "</think>", "<answer>",
+                                                   "</answer>"};
+  bool split_digits = true;   // every digit its own piece: "123" -> "1","2","3"
+  bool byte_fallback = true;  // unknown characters become UTF-8 byte pieces <0xNN>, not <unk>
+  // Share of the corpus's characters that get their own piece (the rest go to bytes or
+  // <unk>). 1.0 suits small alphabets; 0.9995 is SentencePiece's default for CJK corpora.
+  double character_coverage = 1.0;
+  // false: vocab_size is an upper bound, so a small corpus still trains (the model
+  // may come out smaller: use Tokenizer::vocab_size(), not this field).
+  bool hard_vocab_limit = false;
+  // Reserved ids: distinct, inside [0, vocab_size); -1 disables bos/eos/pad (never unk).
+  int unk_id = 0;  // "<unk>"
+  int bos_id = 1;  // "<s>"
+  int eos_id = 2;  // "</s>"
+  int pad_id = 3;  // "<pad>"
+  // Normalization: "identity" (exact round trips) or one of SentencePiece's "nmt_nfkc",
+  // "nfkc", "nmt_nfkc_cf", "nfkc_cf" (NFKC folds look-alike characters; nmt_ variants
+  // also turn control characters such as '\n' into spaces).
+  std::string normalization = "identity";
+  // Prepend "▁" to the text before encoding (SentencePiece's default, off here: see the
+  // header comment). On: "Hi" and " Hi" encode alike, and decode drops a leading space.
+  bool add_dummy_prefix = false;
+  uint32_t seed = 0;         // SentencePiece's random generator (unigram sampling, shuffling)
+  int num_threads = 0;       // trainer threads; 0 = all cores
+  int max_sentence_length = 16384;  // sentences longer than this many bytes are skipped
+  bool verbose = false;      // let SentencePiece log its training progress to stderr
+};
+
+class Tokenizer {
+ public:
+  // Loads a SentencePiece .model file. NotFound if the file is missing, DataLoss if it
+  // is not a model, FailedPrecondition if libr1kit_spm.so cannot be loaded.
+  static StatusOr<Tokenizer> load(const std::string& model_path);
+  // Loads a model from its serialized bytes (the content of a .model file).
+  static StatusOr<Tokenizer> from_bytes(std::string_view model_bytes);
+
+  // Trains a model and writes it to `out_model_path` atomically (temporary file, then
+  // rename). InvalidArgument for bad options (naming the field), NotFound for a missing
+  // corpus file.
+  static Status train(const TokenizerTrainOptions& options, const std::string& out_model_path);
+
+  // Text -> ids, with no BOS/EOS. Any text encodes (byte fallback); invalid UTF-8 is
+  // replaced by U+FFFD by SentencePiece. Safe to call from many threads.
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Ids -> text. Ids outside [0, vocab_size()) are skipped; BOS/EOS/PAD decode to
+  // nothing; <unk> decodes to " ⁇ ".
+  std::string decode(std::span<const int32_t> ids) const;
+
+  int vocab_size() const;  // number of pieces, the policy's V
+  int bos_id() const;      // -1 when the model has none
+  int eos_id() const;      // -1 when the model has none
+  int pad_id() const;      // -1 when the model has none
+  int unk_id() const;
+  // The piece of an id ("▁the", "<0x0A>", "<think>"); "" when out of range.
+  std::string id_to_piece(int id) const;
+  // The id of a piece, or -1 when the vocabulary does not hold it.
+  int piece_to_id(std::string_view piece) const;
+
+  // The serialized model (what a .model file holds), e.g. to copy into a checkpoint.
+  std::string model_bytes() const;
+  // Writes the model to `path` atomically.
+  Status save(const std::string& path) const;
+
+ private:
+  struct Handle;
+  explicit Tokenizer(std::shared_ptr<const Handle> handle) : handle_(std::move(handle)) {}
+  std::shared_ptr<const Handle> handle_;  // the loaded processor, shared by copies
+};
+
+// Where libr1kit_spm.so is looked for: $R1KIT_SPM_LIB if set, else beside the running
+// binary (/proc/self/exe), then in ../lib from it. For error messages and diagnostics.
+std::vector<std::string> spm_library_candidates();
+
+}  // namespace r1kit::data

@@ -1,0 +1,45 @@
+// The `model:` section of a recipe: which policy to build (a preset or a checkpoint),
+// in which dtype, with which training-time MoE/MTP settings.
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+#include "policy/model.h"
+
+namespace r1kit::policy {
+
+struct ModelConfig {
+  std::string preset = "tiny";  // nano | tiny | small | tiny-dense (ignored when `from` is set)
+  std::string from;             // checkpoint directory to start from (native or Hugging Face)
+  std::string dtype = "f32";    // compute dtype: f32 or bf16
+  int64_t n_mtp_layers = -1;    // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
+  double mtp_lambda = 0.3;      // MTP loss weight when MTP is on
+  double aux_loss_alpha = -1;   // sequence-wise balance loss weight; -1 keeps the model's
+  double bias_update_gamma = -1;  // aux-loss-free bias step; -1 keeps the model's
+
+  void visit(ConfigVisitor& v) {
+    v.field("preset", preset, "nano | tiny | small | tiny-dense (ignored when `from` is set)",
+            OneOf{"nano", "tiny", "small", "tiny-dense"});
+    v.field("from", from, "checkpoint directory to start from; empty: a fresh preset");
+    v.field("dtype", dtype, "compute dtype", OneOf{"f32", "bf16"});
+    v.field("n_mtp_layers", n_mtp_layers, "MTP depths; -1 keeps the model's, 0 = off",
+            Range::at_least(-1));
+    v.field("mtp_lambda", mtp_lambda, "MTP loss weight", Range::non_negative());
+    v.field("aux_loss_alpha", aux_loss_alpha,
+            "sequence-wise balance loss weight; -1 keeps the model's", Range::at_least(-1));
+    v.field("bias_update_gamma", bias_update_gamma,
+            "aux-loss-free bias update step; -1 keeps the model's", Range::at_least(-1));
+  }
+
+  torch::Dtype torch_dtype() const { return dtype == "bf16" ? torch::kBFloat16 : torch::kFloat; }
+  // The args this section describes for a vocabulary of `vocab_size` (fresh presets only).
+  StatusOr<ModelArgs> resolve_args(int64_t vocab_size) const;
+  // Builds the model: a fresh preset initialised with `seed`, or loaded from `from`.
+  StatusOr<Transformer> build(int64_t vocab_size, uint64_t seed) const;
+};
+
+// Casts a model to `dtype`, keeping the MoE correction biases in fp32.
+void cast_model(TransformerImpl& model, torch::Dtype dtype);
+
+}  // namespace r1kit::policy

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the main job: the default recipe, end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/build.sh
+./build/r1kit pretrain recipes/pretrain-tiny.yaml "$@"
