@@ -14,6 +14,11 @@ Status run(const std::string& path, const std::vector<std::string>& overrides, b
   std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
   if (print_only) return OkStatus();
   ASSIGN_OR_RETURN(sft::PretrainResult res, sft::run_pretrain(recipe));
+  if (!res.finished) {
+    std::printf("stopped after %lld steps; run the same command again to resume\n",
+                static_cast<long long>(res.steps_run));
+    return OkStatus();
+  }
   std::printf("done: %lld steps, loss %.4f -> %.4f, held-out loss %.4f; model in %s\n",
               static_cast<long long>(res.steps_run), res.first_loss, res.final_loss, res.eval_loss,
               res.final_dir.c_str());

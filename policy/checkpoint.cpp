@@ -86,11 +86,21 @@ std::vector<std::pair<std::string, torch::Tensor>> export_tensors(TransformerImp
 
 Status save_model(TransformerImpl& model, const std::string& dir, const SaveOptions& opts) {
   if (opts.dtype != torch::kFloat && opts.dtype != torch::kBFloat16)
-    return InvalidArgument("save_model: dtype must be float32 or bfloat16");
-  const std::string tmp = temp_sibling(fs::absolute(dir).lexically_normal().string());
+    return InvalidArgument("save_model {}: dtype must be float32 or bfloat16", dir);
+  if (dir.empty()) return InvalidArgument("save_model: empty directory name");
+  // "runs/ckpt/" normalises to a path with an empty file name; the temporary must be a
+  // sibling of the directory, not a child of it.
+  fs::path target = fs::absolute(dir).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();
+  if (!target.has_filename() || target.filename() == "..")
+    return InvalidArgument("save_model {}: not a directory name that can be replaced", dir);
+  const std::string final_dir = target.string();
   std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
+    return FailedPrecondition("save_model {}: exists and is not a directory", dir);
+  const std::string tmp = temp_sibling(final_dir);
   fs::create_directories(tmp, ec);
-  if (ec) return Internal("create {}: {}", tmp, ec.message());
+  if (ec) return FailedPrecondition("save_model {}: cannot create {}: {}", dir, tmp, ec.message());
   auto cleanup = [&](Status s) {
     fs::remove_all(tmp, ec);
     return s;
@@ -108,7 +118,7 @@ Status save_model(TransformerImpl& model, const std::string& dir, const SaveOpti
     st = write_file_atomic(tmp + "/tokenizer.model", *bytes);
     if (!st.ok()) return cleanup(st);
   }
-  st = rename_dir_atomic(tmp, dir);
+  st = rename_dir_atomic(tmp, final_dir);
   if (!st.ok()) return cleanup(st);
   return OkStatus();
 }
@@ -146,7 +156,8 @@ Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOp
       return InvalidArgument("{}: tensor '{}' has shape {}, the model expects {}", dir, hf,
                              fmt::join(t.sizes(), "x"), fmt::join(it->second.sizes(), "x"));
     if (!t.is_floating_point())
-      return InvalidArgument("{}: tensor '{}' has non-float dtype", dir, hf);
+      return InvalidArgument("{}: tensor '{}' has non-float dtype {}", dir, hf,
+                             c10::toString(t.scalar_type()));
     it->second.copy_(t);
     loaded.insert(*native);
   }
@@ -158,6 +169,9 @@ Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOp
 }
 
 StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts) {
+  if (!torch::isFloatingType(opts.dtype))
+    return InvalidArgument("load_model {}: dtype {} is not a floating type", dir,
+                           c10::toString(opts.dtype));
   ASSIGN_OR_RETURN(ModelArgs args, load_hf_config(dir + "/config.json"));
   Transformer model(args);
   RETURN_IF_ERROR(load_weights(*model, dir, opts));

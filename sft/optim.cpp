@@ -44,6 +44,13 @@ void set_lr(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 }
 
+void zero_grad(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    auto& g = const_cast<torch::Tensor&>(p).mutable_grad();
+    if (g.defined()) g = torch::Tensor();
+  }
+}
+
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> norms;

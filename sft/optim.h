@@ -45,6 +45,12 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(
 double lr_at(int64_t step, int64_t total_steps, const OptimConfig& cfg);
 void set_lr(torch::optim::Optimizer& opt, double lr);
 
+// Drops every gradient (set to none, as PyTorch 2's default). A parameter that gets no
+// gradient in a step (an expert no token was routed to) is then skipped by AdamW, the
+// same way in a fresh and in a resumed run; zero-filled gradients would instead make
+// the optimizer's behaviour depend on whether the expert was ever routed in this process.
+void zero_grad(const std::vector<torch::Tensor>& params);
+
 // Clips the global L2 norm of the gradients to `max_norm` (when > 0); returns the norm
 // before clipping.
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);

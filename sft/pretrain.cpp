@@ -205,7 +205,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     set_lr(*opt, lr);
     auto batch = sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
     StepLoss loss = lm_loss(*model, batch);
-    opt->zero_grad();
+    zero_grad(params);
     loss.total.backward();
     const double gnorm = clip_grad_norm(params, r.train.optim.grad_clip);
     opt->step();
@@ -234,9 +234,15 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
       t_window = std::chrono::steady_clock::now();
     }
     RETURN_IF_ERROR(metrics->write(step + 1, m));
-    if (r.checkpoint.every > 0 && ((step + 1) % r.checkpoint.every == 0 || last))
+    const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
+    if ((r.checkpoint.every > 0 && ((step + 1) % r.checkpoint.every == 0 || last)) || stop)
       RETURN_IF_ERROR(save_checkpoint(*model, *opt, r, tokenizer_path, step + 1));
+    if (stop) {
+      R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
+      return result;
+    }
   }
+  result.finished = true;
   result.final_dir = r.checkpoint.dir + "/final";
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;

@@ -56,6 +56,7 @@ struct TrainSection {
   int64_t log_every = 10;    // console/JSONL cadence (steps)
   int64_t eval_every = 50;   // held-out loss cadence (steps); 0 = only at the end
   int64_t eval_batches = 4;  // batches of the held-out loss
+  int64_t stop_after = 0;    // end this invocation after N steps (checkpointed); 0 = run all
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "optimizer steps", Range::at_least(1));
     v.field("batch_size", batch_size, "sequences per step", Range::at_least(1));
@@ -66,6 +67,9 @@ struct TrainSection {
     v.field("eval_every", eval_every, "held-out loss cadence in steps; 0 = at the end",
             Range::non_negative());
     v.field("eval_batches", eval_batches, "batches in the held-out loss", Range::at_least(1));
+    v.field("stop_after", stop_after,
+            "end this invocation after N steps, with a checkpoint (a time box); 0 = run all",
+            Range::non_negative());
   }
 };
 
@@ -110,6 +114,7 @@ struct PretrainResult {
   double final_loss = 0;  // mean training loss of the last log window
   double eval_loss = 0;   // final held-out loss
   int64_t steps_run = 0;  // steps executed by this call (excludes resumed ones)
+  bool finished = false;  // reached train.steps (false when stopped by stop_after)
   std::string final_dir;  // the final model checkpoint
 };
 
