@@ -1,7 +1,7 @@
 // The r1kit CLI's subcommands. Each apps/cmd_<name>.cpp defines one add_<name>_command
 // that registers its subcommand (with flags and --help text) on the root app. A
 // subcommand's callback stores its exit code in *exit_code; errors are printed as
-// "error: <Status>" on stderr and give exit code 1 (2 for bad usage, from CLI11).
+// "error: <Status>" on stderr and give exit code 1 (bad usage: CLI11's non-zero codes).
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -314,7 +314,7 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
       {"num_threads", std::to_string(threads)},
       {"max_sentence_length", std::to_string(o.max_sentence_length)},
       {"random_seed", std::to_string(o.seed)},
-      {"minloglevel", o.verbose ? "0" : "4"},  // see the DEEPBIND note: nothing may reach std::cerr
+      {"minloglevel", o.verbose ? "0" : "4"},  // spm_shim.cpp r1kit_spm_create: under DEEPBIND nothing may reach std::cerr
   };
   if (!o.user_defined_symbols.empty()) {
     kv.emplace_back("user_defined_symbols", join(o.user_defined_symbols, ','));

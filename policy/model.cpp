@@ -347,7 +347,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   if (aux_loss && is_training() && args_.aux_loss_alpha > 0) {
     // Sequence-wise balance loss (V3 eq. 17-20): f_i = E/(K T) * #selections of i in the
     // sequence, P_i = mean_t of the normalised scores; alpha * sum_i f_i P_i, mean over B.
-    auto sel = torch::zeros({B, T * K, E}, torch::kFloat)
+    auto sel = torch::zeros({B, T * K, E}, r.scores.options())
                    .scatter_(2, r.indices.view({B, T * K, 1}), 1.0)
                    .sum(1);                                       // [B, E]
     auto f = sel * (static_cast<double>(E) / (K * T));
@@ -499,7 +499,8 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOp
 }
 
 std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
-                                                        const torch::Tensor& last_hidden) {
+                                                        const torch::Tensor& last_hidden,
+                                                        torch::Tensor* aux_loss) {
   std::vector<torch::Tensor> result;
   if (!mtp) return result;
   const int64_t B = ids.size(0), T = ids.size(1);
@@ -515,6 +516,7 @@ std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
     torch::Tensor load, aux;
     h = layer->block(hp, positions, Tk > 1 ? causal_mask(Tk, 0, ids.device()) : torch::Tensor(),
                      nullptr, 0, 0, AttnImpl::kNaive, &load, &aux);
+    if (aux_loss && aux.defined()) *aux_loss = aux_loss->defined() ? *aux_loss + aux : aux;
     result.push_back(
         torch::matmul(layer->shared_head_norm(h), output_weight().t()).to(torch::kFloat));
   }
@@ -523,7 +525,8 @@ std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
 
 torch::Tensor TransformerImpl::mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,
                                         const torch::Tensor& loss_mask) {
-  auto logits = mtp_logits(ids, last_hidden);
+  torch::Tensor aux;
+  auto logits = mtp_logits(ids, last_hidden, &aux);
   auto total = torch::zeros({}, torch::dtype(torch::kFloat).device(ids.device()));
   if (logits.empty()) return total;
   const int64_t T = ids.size(1);
@@ -542,7 +545,9 @@ torch::Tensor TransformerImpl::mtp_loss(const torch::Tensor& ids, const torch::T
       total = total + nll.mean();
     }
   }
-  return total * (args_.mtp_lambda / args_.n_mtp_layers);
+  total = total * (args_.mtp_lambda / args_.n_mtp_layers);
+  // The MTP blocks' own balance loss (their experts route like the main ones).
+  return aux.defined() ? total + aux : total;
 }
 
 void TransformerImpl::update_expert_bias(double gamma) {
@@ -550,6 +555,11 @@ void TransformerImpl::update_expert_bias(double gamma) {
     auto* layer = layers[l]->as<DecoderLayerImpl>();
     if (layer->moe) layer->moe->update_bias(gamma);
   }
+  if (mtp)  // MTP blocks balance their own experts the same way
+    for (const auto& m : *mtp) {
+      auto* block = m->as<MTPLayerImpl>()->block.get();
+      if (block->moe) block->moe->update_bias(gamma);
+    }
 }
 
 torch::Tensor TransformerImpl::accumulated_expert_load() const {

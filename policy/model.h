@@ -243,12 +243,14 @@ class TransformerImpl : public torch::nn::Module {
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});
 
   // MTP loss (reference §3): sum over depths k of the cross-entropy of predicting
-  // ids[t+k+1] from depth k, times mtp_lambda / D. `last_hidden` is forward()'s
+  // ids[t+k+1] from depth k, times mtp_lambda / D, plus the MTP blocks' balance loss. `last_hidden` is forward()'s
   // last_hidden; `loss_mask` [B, T] (optional) marks target tokens that count.
   torch::Tensor mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,
                          const torch::Tensor& loss_mask = {});
   // Per-depth MTP logits: element k-1 is [B, T-k, V], row t predicting ids[t+k+1].
-  std::vector<torch::Tensor> mtp_logits(const torch::Tensor& ids, const torch::Tensor& last_hidden);
+  // *aux_loss (when given) gets the MTP blocks' balance loss.
+  std::vector<torch::Tensor> mtp_logits(const torch::Tensor& ids, const torch::Tensor& last_hidden,
+                                        torch::Tensor* aux_loss = nullptr);
 
   // Applies the bias update to every MoE layer (no-op when gamma is 0).
   void update_expert_bias(double gamma);

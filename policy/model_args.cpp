@@ -109,7 +109,7 @@ StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size) {
   if (name == "nano") {
     // A 2-layer MoE+MLA model for unit tests: every feature on, < 1M parameters.
   } else if (name == "tiny") {
-    // CPU demo: ~5M parameters with a 1k vocabulary.
+    // CPU demo: ~7M parameters with a 1k vocabulary (~6.6M with 512 pieces).
     a.vocab_size = 1024;
     a.dim = 256;
     a.n_layers = 4;
@@ -149,7 +149,7 @@ StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size) {
     a.route_scale = 2.5;
     a.max_seq_len = 2048;
   } else if (name == "tiny-dense") {
-    // A dense GQA student (Qwen2-style: q/k/v bias, half-split RoPE), ~3M parameters.
+    // A dense GQA student (Qwen2-style: q/k/v bias, half-split RoPE), ~1.8M parameters.
     a.model_type = "qwen2";
     a.vocab_size = 1024;
     a.dim = 192;
@@ -227,6 +227,9 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
   RETURN_IF_ERROR(get_opt(c, "eos_token_id", &a.eos_id));
   a.rope_factor = 1.0;
   a.mscale_all_dim = 0.0;
+  std::string act = "silu";
+  RETURN_IF_ERROR(get_opt(c, "hidden_act", &act));
+  if (act != "silu") return Unimplemented("config.json: hidden_act '{}' (only silu)", act);
 
   if (type == "deepseek_v2" || type == "deepseek_v3") {
     const bool v3 = type == "deepseek_v3";
@@ -317,9 +320,9 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
       return Unimplemented("config.json: rope_scaling for model_type '{}' is not supported", type);
   } else {
     return Unimplemented(
-        "config.json: model_type '{}' (supported: deepseek_v2, deepseek_v3, qwen2, llama)", type);
+        "config.json: model_type '{}' (supported: deepseek_v2, deepseek_v3, qwen2, llama, mistral)",
+        type);
   }
-  if (a.max_seq_len > 8192) a.max_seq_len = 8192;  // RoPE tables grow on demand beyond this
   RETURN_IF_ERROR(a.validate().with_context("config.json"));
   return a;
 }

@@ -35,7 +35,8 @@ struct ModelArgs {
   int64_t inter_dim = 128;   // FFN width of dense layers (SwiGLU)
   double norm_eps = 1e-6;    // RMSNorm epsilon
   bool tie_embeddings = false;  // lm_head shares embed_tokens' weight (Qwen2.5 small models)
-  int64_t max_seq_len = 512;    // longest sequence RoPE tables and KV caches are built for
+  int64_t max_seq_len = 512;    // max_position_embeddings: the longest context the model is
+                                // meant for (RoPE angles are computed on the fly, no table)
   int64_t bos_id = 1;           // written to config.json; the tokenizer is authoritative
   int64_t eos_id = 2;
 
@@ -104,8 +105,9 @@ struct ModelArgs {
   Status validate() const;
 };
 
-// Presets: "nano" (unit tests, < 1M parameters), "tiny" (CPU demo, ~5M), "small"
-// (benchmarks, ~100M total / ~20M active), "tiny-dense" (a GQA student).
+// Presets: "nano" (unit tests, < 1M parameters), "tiny" (CPU demo, ~7M with its 1k
+// vocabulary), "small" (benchmarks, ~100M total / ~21M active), "tiny-dense" (a
+// ~1.8M GQA student).
 StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size = 0);
 std::vector<std::string> preset_names();
 

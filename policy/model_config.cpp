@@ -7,7 +7,7 @@ namespace r1kit::policy {
 namespace {
 void apply_overrides(const ModelConfig& c, ModelArgs& a) {
   if (c.n_mtp_layers >= 0) a.n_mtp_layers = c.n_mtp_layers;
-  a.mtp_lambda = c.mtp_lambda;
+  if (c.mtp_lambda >= 0) a.mtp_lambda = c.mtp_lambda;
   if (c.aux_loss_alpha >= 0) a.aux_loss_alpha = c.aux_loss_alpha;
   if (c.bias_update_gamma >= 0) a.bias_update_gamma = c.bias_update_gamma;
 }

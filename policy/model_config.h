@@ -14,7 +14,7 @@ struct ModelConfig {
   std::string from;             // checkpoint directory to start from (native or Hugging Face)
   std::string dtype = "f32";    // compute dtype: f32 or bf16
   int64_t n_mtp_layers = -1;    // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
-  double mtp_lambda = 0.3;      // MTP loss weight when MTP is on
+  double mtp_lambda = -1;       // MTP loss weight; -1 keeps the model's (0.3 by default)
   double aux_loss_alpha = -1;   // sequence-wise balance loss weight; -1 keeps the model's
   double bias_update_gamma = -1;  // aux-loss-free bias step; -1 keeps the model's
 
@@ -25,7 +25,7 @@ struct ModelConfig {
     v.field("dtype", dtype, "compute dtype", OneOf{"f32", "bf16"});
     v.field("n_mtp_layers", n_mtp_layers, "MTP depths; -1 keeps the model's, 0 = off",
             Range::at_least(-1));
-    v.field("mtp_lambda", mtp_lambda, "MTP loss weight", Range::non_negative());
+    v.field("mtp_lambda", mtp_lambda, "MTP loss weight; -1 keeps the model's", Range::at_least(-1));
     v.field("aux_loss_alpha", aux_loss_alpha,
             "sequence-wise balance loss weight; -1 keeps the model's", Range::at_least(-1));
     v.field("bias_update_gamma", bias_update_gamma,

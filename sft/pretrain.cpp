@@ -1,6 +1,7 @@
 #include "sft/pretrain.h"
 
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "data/arithmetic.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 
@@ -18,10 +20,14 @@ namespace r1kit::sft {
 namespace fs = std::filesystem;
 using policy::Transformer;
 
-std::string render_corpus_line(const std::string& question, const std::string& trace,
-                               const std::string& answer) {
-  return fmt::format("User: {} Assistant: <think> {} </think> <answer> {} </answer>", question,
-                     trace, answer);
+std::string render_corpus_line(const std::string& template_name, const std::string& question,
+                               const std::string& trace, const std::string& answer) {
+  data::ChatTemplateOptions opts;
+  opts.kind = template_name == "r1_zero" ? data::ChatTemplateKind::kR1Zero
+                                         : data::ChatTemplateKind::kPlain;
+  return data::render_sft_example(
+             opts, question, fmt::format("<think> {} </think> <answer> {} </answer>", trace, answer))
+      .text;
 }
 
 namespace {
@@ -48,8 +54,11 @@ std::string latest_checkpoint(const std::string& run_dir) {
 
 StatusOr<data::Tokenizer> prepare_tokenizer(const PretrainRecipe& r, const std::string& corpus_path) {
   if (!r.tokenizer.path.empty()) return data::Tokenizer::load(r.tokenizer.path);
-  const std::string path = r.checkpoint.dir + "/tokenizer.model";
   std::error_code ec;
+  // A model to continue from brings its own tokenizer: its ids must not change.
+  if (!r.model.from.empty() && fs::exists(r.model.from + "/tokenizer.model", ec))
+    return data::Tokenizer::load(r.model.from + "/tokenizer.model");
+  const std::string path = r.checkpoint.dir + "/tokenizer.model";
   if (!fs::exists(path, ec)) {
     data::TokenizerTrainOptions opts;
     opts.input_files = {corpus_path};
@@ -133,7 +142,9 @@ Status save_checkpoint(policy::TransformerImpl& m, torch::optim::AdamW& opt,
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
-  if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
+  // LibTorch defaults to one intra-op thread on this platform: use every core unless told.
+  at::set_num_threads(r.dist.threads > 0 ? static_cast<int>(r.dist.threads)
+                                         : static_cast<int>(std::thread::hardware_concurrency()));
   std::error_code ec;
   fs::create_directories(r.checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
@@ -146,7 +157,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   std::vector<std::string> lines;
   lines.reserve(examples.size());
   for (const auto& ex : examples) {
-    lines.push_back(render_corpus_line(ex.question, ex.trace, ex.answer));
+    lines.push_back(render_corpus_line(r.data.chat_template, ex.question, ex.trace, ex.answer));
     corpus += lines.back() + "\n";
   }
   if (!fs::exists(corpus_path, ec)) RETURN_IF_ERROR(write_file_atomic(corpus_path, corpus));
@@ -169,8 +180,10 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
          ids.size(), n_eval, tok.vocab_size());
 
   // 3. Model and optimizer, resumed from the newest checkpoint when there is one.
-  const std::string tokenizer_path =
-      r.tokenizer.path.empty() ? r.checkpoint.dir + "/tokenizer.model" : r.tokenizer.path;
+  std::string tokenizer_path = r.checkpoint.dir + "/tokenizer.model";
+  if (!r.tokenizer.path.empty()) tokenizer_path = r.tokenizer.path;
+  else if (!r.model.from.empty() && fs::exists(r.model.from + "/tokenizer.model", ec))
+    tokenizer_path = r.model.from + "/tokenizer.model";
   seed_everything(r.train.seed);
   ASSIGN_OR_RETURN(Transformer model, r.model.build(tok.vocab_size(), r.train.seed));
   auto opt = make_adamw(model->named_parameters(), r.train.optim);
@@ -226,9 +239,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
       m["tokens_per_s"] = window_n * r.train.batch_size * r.train.seq_len / std::max(secs, 1e-9);
-      m["loss"] = window_loss / window_n;
-      result.final_loss = m["loss"];
-      MetricsWriter::print(step + 1, r.train.steps, m, keys);
+      auto shown = m;
+      shown["loss"] = result.final_loss = window_loss / window_n;  // mean over the window
+      MetricsWriter::print(step + 1, r.train.steps, shown, keys);
       window_loss = 0;
       window_n = 0;
       t_window = std::chrono::steady_clock::now();

@@ -30,11 +30,12 @@ struct TokenizerSection {
 struct CorpusSection {
   std::string task = "arithmetic";  // procedural task that generates the corpus
   int64_t n_examples = 20000;       // problems generated
-  uint64_t seed = 1;                // generator seed (held-out evaluation uses others)
+  uint64_t seed = 1;                // generator seed
   int64_t max_a = 99;               // arithmetic: a in [2, max_a]
   int64_t max_b = 9;                // arithmetic: b in [2, max_b]
   int64_t max_c = 99;               // arithmetic: c in [0, max_c]
   double holdout_fraction = 0.02;   // share of tokens kept for the evaluation loss
+  std::string chat_template = "plain";  // how a problem and its solution are rendered
   void visit(ConfigVisitor& v) {
     v.field("task", task, "procedural task", OneOf{"arithmetic"});
     v.field("n_examples", n_examples, "problems generated", Range::at_least(10));
@@ -42,8 +43,12 @@ struct CorpusSection {
     v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
     v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
     v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
-    v.field("holdout_fraction", holdout_fraction, "share of tokens held out for eval loss",
+    v.field("holdout_fraction", holdout_fraction,
+            "share of the token stream (its tail) held out for the eval loss",
             Range::between(0, 0.5));
+    v.field("chat_template", chat_template,
+            "prompt template: plain (User:/Assistant:) or r1_zero (the R1-Zero preamble)",
+            OneOf{"plain", "r1_zero"});
   }
 };
 
@@ -53,7 +58,7 @@ struct TrainSection {
   int64_t seq_len = 128;     // tokens per sequence
   uint64_t seed = 1;         // model init and batch sampling
   OptimConfig optim;         // AdamW and schedule
-  int64_t log_every = 10;    // console/JSONL cadence (steps)
+  int64_t log_every = 10;    // console cadence (steps); JSONL gets every step
   int64_t eval_every = 50;   // held-out loss cadence (steps); 0 = only at the end
   int64_t eval_batches = 4;  // batches of the held-out loss
   int64_t stop_after = 0;    // end this invocation after N steps (checkpointed); 0 = run all
@@ -63,7 +68,9 @@ struct TrainSection {
     v.field("seq_len", seq_len, "tokens per sequence", Range::at_least(8));
     v.field("seed", seed, "model init and batch sampling seed");
     v.section("optim", optim, "AdamW with warmup and cosine decay");
-    v.field("log_every", log_every, "console and JSONL cadence in steps", Range::at_least(1));
+    v.field("log_every", log_every,
+            "console cadence in steps (mean loss of the window); metrics.jsonl gets every step",
+            Range::at_least(1));
     v.field("eval_every", eval_every, "held-out loss cadence in steps; 0 = at the end",
             Range::non_negative());
     v.field("eval_batches", eval_batches, "batches in the held-out loss", Range::at_least(1));
@@ -118,9 +125,10 @@ struct PretrainResult {
   std::string final_dir;  // the final model checkpoint
 };
 
-// Renders one example as corpus text in the R1 answer format.
-std::string render_corpus_line(const std::string& question, const std::string& trace,
-                               const std::string& answer);
+// Renders one example through the chat template (`template_name`: plain | r1_zero) with
+// the R1 answer format as the response: "<think> trace </think> <answer> x </answer>".
+std::string render_corpus_line(const std::string& template_name, const std::string& question,
+                               const std::string& trace, const std::string& answer);
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& recipe);
 

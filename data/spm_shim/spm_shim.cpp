@@ -132,6 +132,11 @@ int r1kit_spm_abi_version(void) { return R1KIT_SPM_ABI_VERSION; }
 const char* r1kit_spm_last_error(void) { return g_last_error.c_str(); }
 
 r1kit_spm* r1kit_spm_create(void) {
+  // SentencePiece logs to std::cerr. Loaded with RTLD_DEEPBIND into a binary that has
+  // copy relocations of std::cerr, this library's std::cerr is libstdc++'s own, never
+  // constructed copy: any log line would crash. So logging stays off (errors come back
+  // as statuses); training may turn it on only when the caller asks (see tokenizer.cpp).
+  sentencepiece::logging::SetMinLogLevel(4);
   try {
     return new r1kit_spm();
   } catch (...) {

@@ -135,8 +135,12 @@ TEST(RopeTest, YarnCorrectionRangeMatchesReference) {
   for (int i = 0; i < 32; ++i) {
     const double base = 1.0 / std::pow(10000.0, 2.0 * i / 64);
     const double got = f[i].item<double>();
-    if (i <= 10) EXPECT_NEAR(got, base, base * 1e-5) << i;  // ramp starts at low = 10
-    if (i >= 23) EXPECT_NEAR(got, base / 40, base / 40 * 1e-5) << i;
+    if (i <= 10) {
+      EXPECT_NEAR(got, base, base * 1e-5) << i;  // the ramp starts at low = 10
+    }
+    if (i >= 23) {
+      EXPECT_NEAR(got, base / 40, base / 40 * 1e-5) << i;
+    }
     if (i > 10 && i < 23) {
       EXPECT_LT(got, base);
       EXPECT_GT(got, base / 40);
@@ -202,8 +206,9 @@ TEST_P(CacheTest, TokenByTokenDecodeEqualsFullForward) {
     EXPECT_LT(max_diff(step, full.narrow(1, t, 1)), 1e-5) << "position " << t;
   }
   // The cache is the compressed one for MLA: d_c + d_r per token and layer.
-  if (GetParam() == "mla")
+  if (GetParam() == "mla") {
     EXPECT_EQ(cache.bytes(), B * 16 * a.kv_cache_bytes_per_token(/*bytes_per_elem=*/4));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, CacheTest, ::testing::Values("mla", "gqa"));
