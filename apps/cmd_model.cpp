@@ -1,10 +1,10 @@
 // `r1kit model init|info|logits`: create a model from a preset, describe one, and print
 // its logits for given token ids (for checking against another implementation).
-#include <cstdio>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "apps/commands.h"
 #include "policy/checkpoint.h"
@@ -39,8 +39,10 @@ Status run_init(const std::string& preset_name, int64_t vocab, uint64_t seed,
   Transformer model(args);
   model->init_weights(seed);
   SaveOptions opts;
-  if (dtype == "bf16") opts.dtype = torch::kBFloat16;
-  else if (dtype != "f32") return InvalidArgument("--dtype '{}': use f32 or bf16", dtype);
+  if (dtype == "bf16")
+    opts.dtype = torch::kBFloat16;
+  else if (dtype != "f32")
+    return InvalidArgument("--dtype '{}': use f32 or bf16", dtype);
   RETURN_IF_ERROR(save_model(*model, out, opts));
   const ParamCount pc = count_params(args);
   std::printf("wrote %s: preset %s, %.2fM parameters (%.2fM active per token)\n", out.c_str(),
@@ -72,13 +74,16 @@ Status run_info(const std::string& target, bool json_out) {
     std::printf("%s\n", j.dump(2).c_str());
     return OkStatus();
   }
-  std::printf("model %s (%s attention)\n", target.c_str(), j["attention"].get<std::string>().c_str());
+  std::printf("model %s (%s attention)\n", target.c_str(),
+              j["attention"].get<std::string>().c_str());
   std::printf("  parameters: %.3fM total, %.3fM active per token (%.3fM in embeddings)\n",
               pc.total / 1e6, pc.active / 1e6, pc.embedding / 1e6);
-  std::printf("  KV cache per token (bf16): %lld bytes; with full multi-head attention: %lld bytes (%.1f%%)\n",
-              static_cast<long long>(a.kv_cache_bytes_per_token(2)),
-              static_cast<long long>(a.mha_cache_bytes_per_token(2)),
-              100.0 * a.kv_cache_bytes_per_token(2) / a.mha_cache_bytes_per_token(2));
+  std::printf(
+      "  KV cache per token (bf16): %lld bytes; with full multi-head attention: %lld bytes "
+      "(%.1f%%)\n",
+      static_cast<long long>(a.kv_cache_bytes_per_token(2)),
+      static_cast<long long>(a.mha_cache_bytes_per_token(2)),
+      100.0 * a.kv_cache_bytes_per_token(2) / a.mha_cache_bytes_per_token(2));
   std::printf("  vocab %lld, dim %lld, heads %lld, RoPE theta %g%s\n",
               static_cast<long long>(a.vocab_size), static_cast<long long>(a.dim),
               static_cast<long long>(a.n_heads), a.rope_theta,
@@ -133,12 +138,14 @@ void add_model_command(CLI::App& root, int* exit_code) {
   model->require_subcommand(1);
 
   auto* init = model->add_subcommand(
-      "init", "Create a randomly initialised model from a preset and save it as a checkpoint "
-              "directory (config.json + model.safetensors, Hugging Face layout)");
+      "init",
+      "Create a randomly initialised model from a preset and save it as a checkpoint "
+      "directory (config.json + model.safetensors, Hugging Face layout)");
   static std::string init_preset = "tiny", init_out, init_dtype = "f32";
   static int64_t init_vocab = 0;
   static uint64_t init_seed = 1;
-  init->add_option("--preset", init_preset, "nano | tiny | small | tiny-dense")->capture_default_str();
+  init->add_option("--preset", init_preset, "nano | tiny | small | tiny-dense")
+      ->capture_default_str();
   init->add_option("--seed", init_seed, "initialisation seed")->capture_default_str();
   init->add_option("--vocab-size", init_vocab, "override the preset's vocabulary size (0: keep)");
   init->add_option("--dtype", init_dtype, "f32 or bf16 weights on disk")->capture_default_str();
@@ -148,8 +155,9 @@ void add_model_command(CLI::App& root, int* exit_code) {
   });
 
   auto* info = model->add_subcommand(
-      "info", "Parameters (total and active per token), KV-cache bytes per token (MLA against "
-              "full multi-head attention) and a layer table, for a checkpoint or a preset");
+      "info",
+      "Parameters (total and active per token), KV-cache bytes per token (MLA against "
+      "full multi-head attention) and a layer table, for a checkpoint or a preset");
   static std::string info_target;
   static bool info_json = false;
   info->add_option("target", info_target, "checkpoint directory or preset name")->required();
@@ -157,8 +165,9 @@ void add_model_command(CLI::App& root, int* exit_code) {
   info->callback([=] { *exit_code = report(run_info(info_target, info_json)); });
 
   auto* logits = model->add_subcommand(
-      "logits", "Print {\"logits\": [[...V floats...] per position]} for the given token ids, "
-                "computed in fp32, for a native or Hugging Face checkpoint directory");
+      "logits",
+      "Print {\"logits\": [[...V floats...] per position]} for the given token ids, "
+      "computed in fp32, for a native or Hugging Face checkpoint directory");
   static std::string logits_model, logits_ids;
   logits->add_option("--model", logits_model, "checkpoint directory")->required();
   logits->add_option("--ids", logits_ids, "comma-separated token ids, e.g. 5,17,42")->required();

@@ -1,12 +1,12 @@
 // `r1kit tokenizer train|encode|decode`: train a SentencePiece model on a corpus, and
 // look at what it does to a text or a list of ids (see data/tokenizer.h).
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "apps/commands.h"
 #include "data/tokenizer.h"
@@ -18,13 +18,13 @@ using data::TokenizerTrainOptions;
 
 // Flags of `tokenizer train`.
 struct TrainArgs {
-  std::vector<std::string> inputs;      // --input (repeatable)
-  std::string out;                      // --out
-  TokenizerTrainOptions opts;           // everything else
+  std::vector<std::string> inputs;        // --input (repeatable)
+  std::string out;                        // --out
+  TokenizerTrainOptions opts;             // everything else
   std::vector<std::string> user_symbols;  // --user-symbols, when given
-  bool no_user_symbols = false;         // --no-user-symbols
-  bool no_split_digits = false;         // --no-split-digits
-  bool no_byte_fallback = false;        // --no-byte-fallback
+  bool no_user_symbols = false;           // --no-user-symbols
+  bool no_split_digits = false;           // --no-split-digits
+  bool no_byte_fallback = false;          // --no-byte-fallback
 };
 
 StatusOr<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -53,20 +53,28 @@ StatusOr<std::vector<int32_t>> parse_ids(const std::string& text) {
 std::string printable(const std::string& piece) {
   std::string out;
   for (unsigned char c : piece) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\r') out += "\\r";
-    else if (c == ' ') out += "\\s";
-    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02X}", c);
-    else out += static_cast<char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == ' ')
+      out += "\\s";
+    else if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02X}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
 
 Status run_train(TrainArgs& a) {
   a.opts.input_files = a.inputs;
-  if (a.no_user_symbols) a.opts.user_defined_symbols.clear();
-  else if (!a.user_symbols.empty()) a.opts.user_defined_symbols = a.user_symbols;
+  if (a.no_user_symbols)
+    a.opts.user_defined_symbols.clear();
+  else if (!a.user_symbols.empty())
+    a.opts.user_defined_symbols = a.user_symbols;
   a.opts.split_digits = !a.no_split_digits;
   a.opts.byte_fallback = !a.no_byte_fallback;
   RETURN_IF_ERROR(Tokenizer::train(a.opts, a.out));
@@ -128,27 +136,31 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
       ->required()
       ->check(CLI::ExistingFile);
   train->add_option("--out", t.out, "output .model file")->required();
-  train->add_option("--vocab-size", t.opts.vocab_size,
-                    "upper bound on the number of pieces, reserved and user symbols included; "
-                    "with byte fallback at least 256 + those")
+  train
+      ->add_option("--vocab-size", t.opts.vocab_size,
+                   "upper bound on the number of pieces, reserved and user symbols included; "
+                   "with byte fallback at least 256 + those")
       ->capture_default_str();
   train->add_option("--model-type", t.opts.model_type, "bpe or unigram")
       ->check(CLI::IsMember({"bpe", "unigram"}))
       ->capture_default_str();
-  train->add_option("--user-symbols", t.user_symbols,
-                    "comma-separated pieces that always encode to one id "
-                    "(default: <think>,</think>,<answer>,</answer>)")
+  train
+      ->add_option("--user-symbols", t.user_symbols,
+                   "comma-separated pieces that always encode to one id "
+                   "(default: <think>,</think>,<answer>,</answer>)")
       ->delimiter(',');
   train->add_flag("--no-user-symbols", t.no_user_symbols, "train without user symbols");
   train->add_flag("--no-split-digits", t.no_split_digits,
                   "let digits merge into multi-digit pieces");
   train->add_flag("--no-byte-fallback", t.no_byte_fallback,
                   "unknown characters become <unk> instead of UTF-8 byte pieces");
-  train->add_option("--character-coverage", t.opts.character_coverage,
-                    "share of the corpus's characters given their own piece")
+  train
+      ->add_option("--character-coverage", t.opts.character_coverage,
+                   "share of the corpus's characters given their own piece")
       ->capture_default_str();
-  train->add_option("--normalization", t.opts.normalization,
-                    "identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf")
+  train
+      ->add_option("--normalization", t.opts.normalization,
+                   "identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf")
       ->capture_default_str();
   train->add_flag("--hard-vocab-limit", t.opts.hard_vocab_limit,
                   "fail unless exactly --vocab-size pieces can be made (off: a small corpus "
@@ -156,9 +168,10 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
   train->add_option("--threads", t.opts.num_threads, "trainer threads (0: all cores)")
       ->capture_default_str();
   train->add_option("--seed", t.opts.seed, "SentencePiece's random seed")->capture_default_str();
-  train->add_flag("--verbose", t.opts.verbose,
-                  "show SentencePiece's training log (crashes in binaries with iostream copy "
-                  "relocations such as this one; for debugging the shim in tests only)")
+  train
+      ->add_flag("--verbose", t.opts.verbose,
+                 "show SentencePiece's training log (crashes in binaries with iostream copy "
+                 "relocations such as this one; for debugging the shim in tests only)")
       ->group("");  // hidden
   train->callback([train_args, exit_code] { *exit_code = report(run_train(*train_args)); });
 
@@ -175,9 +188,8 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
   encode->add_flag("--pieces", enc->pieces,
                    "print the pieces, space-separated, instead of ids (▁ is a space; \\n, "
                    "\\t, \\s escape control characters and spaces inside a piece)");
-  encode->callback([enc, exit_code] {
-    *exit_code = report(run_encode(enc->model, enc->text, enc->pieces));
-  });
+  encode->callback(
+      [enc, exit_code] { *exit_code = report(run_encode(enc->model, enc->text, enc->pieces)); });
 
   struct DecodeArgs {
     std::string model;  // --model

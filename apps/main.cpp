@@ -1,9 +1,8 @@
 // r1kit: the single command-line entry point. One subcommand per job; see
 // apps/commands.h. Exceptions are caught here and only here.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-
-#include <CLI/CLI.hpp>
 
 #include "apps/commands.h"
 #include "core/logging.h"

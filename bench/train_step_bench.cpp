@@ -14,12 +14,12 @@
 //
 // Usage: train_step_bench [--presets tiny,small] [--dtypes f32,bf16] [--batch 8]
 //                         [--seq 256] [--steps 5] [--threads N]
+#include <torch/torch.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
-
-#include <torch/torch.h>
 
 #include "policy/model.h"
 #include "policy/model_config.h"
@@ -78,12 +78,18 @@ int main(int argc, char** argv) {
   std::string presets = "tiny,small", dtypes = "f32,bf16";
   int64_t B = 8, T = 256, steps = 5, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--presets")) presets = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--dtypes")) dtypes = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--batch")) B = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seq")) T = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--presets"))
+      presets = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--dtypes"))
+      dtypes = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--batch"))
+      B = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seq"))
+      T = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoll(argv[i + 1]);
   }
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   std::printf("threads %d, batch %lld x seq %lld, %lld timed steps after 1 warm-up\n",
@@ -113,8 +119,8 @@ int main(int argc, char** argv) {
       auto ids = torch::randint(a.vocab_size, {B, T + 1}, torch::kLong);
       auto run_step = [&]() {
         auto out = m->forward(ids.narrow(1, 0, T));
-        auto loss = torch::nn::functional::cross_entropy(
-                        out.logits.reshape({-1, a.vocab_size}), ids.narrow(1, 1, T).reshape({-1})) +
+        auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
+                                                         ids.narrow(1, 1, T).reshape({-1})) +
                     out.aux_loss;
         opt.zero_grad();
         loss.backward();
@@ -126,8 +132,8 @@ int main(int argc, char** argv) {
       const double sec = seconds_since(t) / steps;
       const double gflops = step_flops(a, B, T) / sec / 1e9;
       const ParamCount pc = count_params(a);
-      std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% |\n", p.c_str(), d.c_str(),
-                  pc.total / 1e6, pc.active / 1e6, sec, B * T / sec, gflops,
+      std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% |\n", p.c_str(),
+                  d.c_str(), pc.total / 1e6, pc.active / 1e6, sec, B * T / sec, gflops,
                   100.0 * gflops / peak[d]);
       std::fflush(stdout);
     }

@@ -4,9 +4,9 @@
 // error. The level comes from R1KIT_LOG_LEVEL or set_log_level(). Thread-safe.
 #pragma once
 
-#include <string_view>
-
 #include <spdlog/spdlog.h>
+
+#include <string_view>
 
 namespace r1kit {
 

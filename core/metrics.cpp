@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 namespace r1kit {
@@ -43,9 +42,12 @@ void MetricsWriter::print(int64_t step, int64_t total, const std::map<std::strin
     auto it = values.find(k);
     if (it == values.end()) continue;
     const double v = it->second;
-    if (k == "lr") line += fmt::format(" | {} {:.2e}", k, v);
-    else if (std::fabs(v) >= 1000) line += fmt::format(" | {} {:.0f}", k, v);
-    else line += fmt::format(" | {} {:.4f}", k, v);
+    if (k == "lr")
+      line += fmt::format(" | {} {:.2e}", k, v);
+    else if (std::fabs(v) >= 1000)
+      line += fmt::format(" | {} {:.0f}", k, v);
+    else
+      line += fmt::format(" | {} {:.4f}", k, v);
   }
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);

@@ -1,8 +1,8 @@
 #include "core/rng.h"
 
-#include <cstdlib>
-
 #include <torch/torch.h>
+
+#include <cstdlib>
 
 namespace r1kit {
 

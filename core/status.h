@@ -6,6 +6,8 @@
 // ok (no allocation). Not thread-safe to mutate; safe to share const.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <memory>
 #include <optional>
@@ -14,25 +16,23 @@
 #include <utility>
 #include <variant>
 
-#include <fmt/format.h>
-
 namespace r1kit {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller gave something malformed (a recipe key, a flag)
-  kNotFound,           // a file, tensor, key or name does not exist
-  kAlreadyExists,      // refusing to overwrite
-  kOutOfRange,         // a value outside its allowed range
-  kDataLoss,           // a file is corrupt or truncated
-  kFailedPrecondition, // the system is not in a state for this operation
-  kUnimplemented,      // a feature or format this build does not support
-  kResourceExhausted,  // a size or memory limit was hit
-  kDeadlineExceeded,   // a timeout
-  kUnavailable,        // a peer (worker, server) cannot be reached
-  kUnauthenticated,    // missing or wrong credentials
-  kCancelled,          // the operation was aborted
-  kInternal,           // a bug: an invariant of r1kit itself was broken
+  kInvalidArgument,     // the caller gave something malformed (a recipe key, a flag)
+  kNotFound,            // a file, tensor, key or name does not exist
+  kAlreadyExists,       // refusing to overwrite
+  kOutOfRange,          // a value outside its allowed range
+  kDataLoss,            // a file is corrupt or truncated
+  kFailedPrecondition,  // the system is not in a state for this operation
+  kUnimplemented,       // a feature or format this build does not support
+  kResourceExhausted,   // a size or memory limit was hit
+  kDeadlineExceeded,    // a timeout
+  kUnavailable,         // a peer (worker, server) cannot be reached
+  kUnauthenticated,     // missing or wrong credentials
+  kCancelled,           // the operation was aborted
+  kInternal,            // a bug: an invariant of r1kit itself was broken
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -61,7 +61,9 @@ class [[nodiscard]] Status {
   std::shared_ptr<const Rep> rep_;
 };
 
-inline Status OkStatus() { return Status(); }
+inline Status OkStatus() {
+  return Status();
+}
 
 #define R1KIT_STATUS_FACTORY(Name)                                                   \
   inline Status Name(std::string message) {                                          \
@@ -96,12 +98,11 @@ class [[nodiscard]] StatusOr {
   StatusOr(Status&& status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) v_ = Internal("StatusOr constructed from an ok Status");
   }
-  StatusOr(const T& value) : v_(value) {}       // NOLINT
+  StatusOr(const T& value) : v_(value) {}        // NOLINT
   StatusOr(T&& value) : v_(std::move(value)) {}  // NOLINT
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, Status> &&
-                                        !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status> &&
+                                                    !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
   StatusOr(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -121,9 +122,13 @@ class [[nodiscard]] StatusOr {
 };
 
 namespace internal {
-inline Status as_status(const Status& s) { return s; }
+inline Status as_status(const Status& s) {
+  return s;
+}
 template <typename T>
-Status as_status(const StatusOr<T>& s) { return s.status(); }
+Status as_status(const StatusOr<T>& s) {
+  return s.status();
+}
 }  // namespace internal
 
 }  // namespace r1kit

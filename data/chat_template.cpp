@@ -53,10 +53,8 @@ StatusOr<ChatTemplateKind> parse_chat_template_kind(std::string_view name) {
 
 std::string_view chat_template_kind_name(ChatTemplateKind kind) {
   switch (kind) {
-    case ChatTemplateKind::kR1Zero:
-      return "r1_zero";
-    case ChatTemplateKind::kPlain:
-      return "plain";
+    case ChatTemplateKind::kR1Zero: return "r1_zero";
+    case ChatTemplateKind::kPlain: return "plain";
   }
   return "unknown";
 }

@@ -7,6 +7,7 @@
 #include "data/tokenizer.h"
 
 #include <dlfcn.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -15,8 +16,6 @@
 #include <set>
 #include <thread>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
@@ -165,12 +164,10 @@ Status validate(const TokenizerTrainOptions& o) {
     return InvalidArgument("tokenizer vocab_size={}: must be > 0", o.vocab_size);
   }
   if (o.num_threads < 0) {
-    return InvalidArgument("tokenizer num_threads={}: must be >= 0 (0 = all cores)",
-                           o.num_threads);
+    return InvalidArgument("tokenizer num_threads={}: must be >= 0 (0 = all cores)", o.num_threads);
   }
   if (o.max_sentence_length <= 0) {
-    return InvalidArgument("tokenizer max_sentence_length={}: must be > 0",
-                           o.max_sentence_length);
+    return InvalidArgument("tokenizer max_sentence_length={}: must be > 0", o.max_sentence_length);
   }
   const std::pair<const char*, int> ids[] = {
       {"unk_id", o.unk_id}, {"bos_id", o.bos_id}, {"eos_id", o.eos_id}, {"pad_id", o.pad_id}};
@@ -183,8 +180,7 @@ Status validate(const TokenizerTrainOptions& o) {
       return InvalidArgument("tokenizer {}={}: must be < vocab_size={}", name, id, o.vocab_size);
     }
     if (!seen_ids.insert(id).second) {
-      return InvalidArgument("tokenizer {}={}: another reserved id has the same value", name,
-                             id);
+      return InvalidArgument("tokenizer {}={}: another reserved id has the same value", name, id);
     }
     ++n_reserved;
   }
@@ -293,9 +289,9 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
   if (out_model_path.empty()) return InvalidArgument("tokenizer train: empty output path");
   ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
 
-  const int threads =
-      o.num_threads > 0 ? o.num_threads
-                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.num_threads > 0
+                          ? o.num_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::pair<std::string, std::string>> kv = {
       {"model_type", o.model_type},
       {"vocab_size", std::to_string(o.vocab_size)},
@@ -314,7 +310,10 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
       {"num_threads", std::to_string(threads)},
       {"max_sentence_length", std::to_string(o.max_sentence_length)},
       {"random_seed", std::to_string(o.seed)},
-      {"minloglevel", o.verbose ? "0" : "4"},  // spm_shim.cpp r1kit_spm_create: under DEEPBIND nothing may reach std::cerr
+      {"minloglevel",
+       o.verbose
+           ? "0"
+           : "4"},  // spm_shim.cpp r1kit_spm_create: under DEEPBIND nothing may reach std::cerr
   };
   if (!o.user_defined_symbols.empty()) {
     kv.emplace_back("user_defined_symbols", join(o.user_defined_symbols, ','));
@@ -334,13 +333,12 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
   }
   std::string model;
   if (api->train(keys.data(), values.data(), keys.size(), files.data(), files.size(),
-                 sentences.data(), lens.data(), sentences.size(), &append_to_string,
-                 &model) != 0) {
+                 sentences.data(), lens.data(), sentences.size(), &append_to_string, &model) != 0) {
     return InvalidArgument("tokenizer training for {} failed: {}", out_model_path,
                            last_error(*api));
   }
-  RETURN_IF_ERROR(write_file_atomic(out_model_path, model).with_context(
-      fmt::format("tokenizer model {}", out_model_path)));
+  RETURN_IF_ERROR(write_file_atomic(out_model_path, model)
+                      .with_context(fmt::format("tokenizer model {}", out_model_path)));
   R1_LOG(info, "tokenizer: trained {} ({} model, vocab_size<={}, {} bytes)", out_model_path,
          o.model_type, o.vocab_size, model.size());
   return OkStatus();
@@ -378,11 +376,21 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
   return text;
 }
 
-int Tokenizer::vocab_size() const { return handle_->vocab_size; }
-int Tokenizer::bos_id() const { return handle_->bos_id; }
-int Tokenizer::eos_id() const { return handle_->eos_id; }
-int Tokenizer::pad_id() const { return handle_->pad_id; }
-int Tokenizer::unk_id() const { return handle_->unk_id; }
+int Tokenizer::vocab_size() const {
+  return handle_->vocab_size;
+}
+int Tokenizer::bos_id() const {
+  return handle_->bos_id;
+}
+int Tokenizer::eos_id() const {
+  return handle_->eos_id;
+}
+int Tokenizer::pad_id() const {
+  return handle_->pad_id;
+}
+int Tokenizer::unk_id() const {
+  return handle_->unk_id;
+}
 
 std::string Tokenizer::id_to_piece(int id) const {
   if (id < 0 || id >= handle_->vocab_size) return {};

@@ -41,8 +41,7 @@ struct TokenizerTrainOptions {
   std::string model_type = "bpe";
   // Pieces that always encode to one id wherever they occur in the text. No commas
   // (SentencePiece's list separator), no empty strings, no duplicates.
-  std::vector<std::string> user_defined_symbols = {"<think>", "</think>", "<answer>",
-                                                   "</answer>"};
+  std::vector<std::string> user_defined_symbols = {"<think>", "</think>", "<answer>", "</answer>"};
   bool split_digits = true;   // every digit its own piece: "123" -> "1","2","3"
   bool byte_fallback = true;  // unknown characters become UTF-8 byte pieces <0xNN>, not <unk>
   // Share of the corpus's characters that get their own piece (the rest go to bytes or
@@ -63,10 +62,10 @@ struct TokenizerTrainOptions {
   // Prepend "▁" to the text before encoding (SentencePiece's default, off here: see the
   // header comment). On: "Hi" and " Hi" encode alike, and decode drops a leading space.
   bool add_dummy_prefix = false;
-  uint32_t seed = 0;         // SentencePiece's random generator (unigram sampling, shuffling)
-  int num_threads = 0;       // trainer threads; 0 = all cores
+  uint32_t seed = 0;    // SentencePiece's random generator (unigram sampling, shuffling)
+  int num_threads = 0;  // trainer threads; 0 = all cores
   int max_sentence_length = 16384;  // sentences longer than this many bytes are skipped
-  bool verbose = false;      // let SentencePiece log its training progress to stderr
+  bool verbose = false;             // let SentencePiece log its training progress to stderr
 };
 
 class Tokenizer {

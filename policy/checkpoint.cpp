@@ -1,9 +1,8 @@
 #include "policy/checkpoint.h"
 
 #include <filesystem>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
@@ -163,7 +162,8 @@ Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOp
   }
   for (const auto& [name, t] : targets) {
     if (!loaded.count(name))
-      return NotFound("{}: tensor '{}' is missing from the checkpoint", dir, to_hf_name(name, args));
+      return NotFound("{}: tensor '{}' is missing from the checkpoint", dir,
+                      to_hf_name(name, args));
   }
   return OkStatus();
 }
@@ -175,10 +175,16 @@ StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts
   ASSIGN_OR_RETURN(ModelArgs args, load_hf_config(dir + "/config.json"));
   Transformer model(args);
   RETURN_IF_ERROR(load_weights(*model, dir, opts));
+  // Router correction biases stay fp32 whatever the compute dtype: keep the loaded values
+  // aside, since casting to bf16 and back would round them.
+  std::map<std::string, torch::Tensor> f32_buffers;
+  for (const auto& b : model->named_buffers())
+    if (b.key().find("e_score_correction_bias") != std::string::npos)
+      f32_buffers[b.key()] = b.value().detach().clone();
   model->to(opts.dtype);
-  // Router correction biases stay fp32 whatever the compute dtype.
   for (auto& b : model->named_buffers())
-    if (b.key().find("e_score_correction_bias") != std::string::npos) b.value().set_data(b.value().to(torch::kFloat));
+    if (auto it = f32_buffers.find(b.key()); it != f32_buffers.end())
+      b.value().set_data(it->second);
   return model;
 }
 

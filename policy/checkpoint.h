@@ -16,11 +16,11 @@
 // FP8 (F8_E4M3 + weight_scale_inv) tensors are dequantised on import.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/status.h"
 #include "policy/model.h"

@@ -23,7 +23,7 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
     for (int64_t b = 0; b < N; b += chunk) {
       const int64_t n = std::min(chunk, N - b);
       auto z = chunk_logits(hidden.narrow(0, b, n), weight, inv_t);  // [n, V]
-      auto lse = torch::logsumexp(z, -1);                             // [n]
+      auto lse = torch::logsumexp(z, -1);                            // [n]
       auto tgt = targets.narrow(0, b, n).unsqueeze(1);
       logp.narrow(0, b, n).copy_(z.gather(1, tgt).squeeze(1) - lse);
       auto p = torch::softmax(z, -1);

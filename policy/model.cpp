@@ -33,8 +33,8 @@ torch::Tensor causal_mask(int64_t T, int64_t start_pos, torch::Device device) {
 // ---------------------------------------------------------------------------------
 // KVCache
 
-KVCache KVCache::allocate(const ModelArgs& args, int64_t batch, int64_t max_len,
-                          torch::Dtype dtype, torch::Device device) {
+KVCache KVCache::allocate(const ModelArgs& args, int64_t batch, int64_t max_len, torch::Dtype dtype,
+                          torch::Device device) {
   KVCache c;
   c.batch = batch;
   c.max_len = max_len;
@@ -127,7 +127,8 @@ torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positio
 // ---------------------------------------------------------------------------------
 // MLA
 
-MLAImpl::MLAImpl(const ModelArgs& a) : args_(a), rope_(a, a.qk_rope_head_dim), scale_(a.softmax_scale()) {
+MLAImpl::MLAImpl(const ModelArgs& a)
+    : args_(a), rope_(a, a.qk_rope_head_dim), scale_(a.softmax_scale()) {
   const int64_t H = a.n_heads;
   if (a.q_lora_rank == 0) {
     q_proj = register_module("q_proj", linear(a.dim, H * a.qk_head_dim()));
@@ -139,8 +140,8 @@ MLAImpl::MLAImpl(const ModelArgs& a) : args_(a), rope_(a, a.qk_rope_head_dim), s
   kv_a_proj_with_mqa =
       register_module("kv_a_proj_with_mqa", linear(a.dim, a.kv_lora_rank + a.qk_rope_head_dim));
   kv_a_layernorm = register_module("kv_a_layernorm", RMSNorm(a.kv_lora_rank, a.norm_eps));
-  kv_b_proj = register_module("kv_b_proj",
-                              linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim)));
+  kv_b_proj =
+      register_module("kv_b_proj", linear(a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim)));
   o_proj = register_module("o_proj", linear(H * a.v_head_dim, a.dim));
 }
 
@@ -153,11 +154,11 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
 
   auto q = q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x)));
   q = q.view({B, T, H, dn + dr});
-  auto q_nope = q.narrow(-1, 0, dn);                      // [B, T, H, dn]
+  auto q_nope = q.narrow(-1, 0, dn);                         // [B, T, H, dn]
   auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
 
-  auto kv = kv_a_proj_with_mqa(x);                                   // [B, T, dc + dr]
-  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));                  // [B, T, dc]
+  auto kv = kv_a_proj_with_mqa(x);                   // [B, T, dc + dr]
+  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));  // [B, T, dc]
   auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
@@ -178,23 +179,23 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     auto k_nope = kvb.narrow(-1, 0, dn);
     auto v = kvb.narrow(-1, dn, dv);
     auto k = torch::cat({k_nope, pe_all.unsqueeze(2).expand({B, S, H, dr})}, -1);  // [B, S, H, dqk]
-    auto qh = torch::cat({q_nope, q_pe}, -1).transpose(1, 2);                   // [B, H, T, dqk]
-    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1})) * scale_;          // [B, H, T, S]
+    auto qh = torch::cat({q_nope, q_pe}, -1).transpose(1, 2);                      // [B, H, T, dqk]
+    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1})) * scale_;             // [B, H, T, S]
     if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
     auto p = softmax_f32(scores, v);
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   } else {
     // Absorbed (reference §1.2): q_lat = q_nope W_UK, scores against the latent itself.
     auto w = kv_b_proj->weight.view({H, dn + dv, dc});
-    auto w_uk = w.narrow(1, 0, dn);   // [H, dn, dc]
-    auto w_uv = w.narrow(1, dn, dv);  // [H, dv, dc]
+    auto w_uk = w.narrow(1, 0, dn);                            // [H, dn, dc]
+    auto w_uv = w.narrow(1, dn, dv);                           // [H, dv, dc]
     auto q_lat = torch::matmul(q_nope.transpose(1, 2), w_uk);  // [B, H, T, dc]
     auto scores = torch::matmul(q_lat, c_all.unsqueeze(1).transpose(-1, -2)) +
                   torch::matmul(q_pe.transpose(1, 2), pe_all.unsqueeze(1).transpose(-1, -2));
     scores = scores * scale_;  // [B, H, T, S]
     if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
     auto p = softmax_f32(scores, c_all);
-    auto o_lat = torch::matmul(p, c_all.unsqueeze(1));                // [B, H, T, dc]
+    auto o_lat = torch::matmul(p, c_all.unsqueeze(1));               // [B, H, T, dc]
     o = torch::matmul(o_lat, w_uv.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   }
   return o_proj(o.reshape({B, T, H * dv}));
@@ -265,8 +266,8 @@ Routing GateImpl::forward(const torch::Tensor& x) {
   const int64_t N = x.size(0), E = args_.n_routed_experts, K = args_.n_activated_experts;
   // Router logits in fp32, as the HF code computes them.
   auto logits = torch::matmul(x.to(torch::kFloat), weight.to(torch::kFloat).t());  // [N, E]
-  auto scores = args_.score_func == ScoreFunc::kSoftmax ? torch::softmax(logits, -1)
-                                                        : torch::sigmoid(logits);
+  auto scores =
+      args_.score_func == ScoreFunc::kSoftmax ? torch::softmax(logits, -1) : torch::sigmoid(logits);
   auto s = scores.detach();  // selection is not differentiable
   if (e_score_correction_bias.defined()) s = s + e_score_correction_bias.to(torch::kFloat);
   if (args_.n_expert_groups > 1) {
@@ -274,7 +275,7 @@ Routing GateImpl::forward(const torch::Tensor& x) {
     auto sg = s.view({N, G, E / G});
     auto group_score = e_score_correction_bias.defined()
                            ? std::get<0>(sg.topk(2, /*dim=*/-1)).sum(-1)
-                           : std::get<0>(sg.max(-1));  // [N, G]
+                           : std::get<0>(sg.max(-1));                       // [N, G]
     auto keep = std::get<1>(group_score.topk(args_.n_limited_groups, -1));  // [N, topk_group]
     auto group_mask = torch::ones({N, G}, s.options().dtype(torch::kBool)).scatter_(1, keep, false);
     s = sg.masked_fill(group_mask.unsqueeze(-1), -INFINITY).view({N, E});
@@ -317,12 +318,12 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   const auto& w = r.weights;
 
   // Dispatch: sort the (token, slot) pairs by expert, one matmul chain per active expert.
-  auto flat_idx = r.indices.reshape({-1});                       // [N*K]
-  auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);    // [E] int64
-  auto order = flat_idx.argsort();                               // [N*K]
-  auto token_of = order.div(K, /*rounding_mode=*/"floor");       // [N*K]
+  auto flat_idx = r.indices.reshape({-1});                     // [N*K]
+  auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);  // [E] int64
+  auto order = flat_idx.argsort();                             // [N*K]
+  auto token_of = order.div(K, /*rounding_mode=*/"floor");     // [N*K]
   auto w_sorted = w.reshape({-1}).index_select(0, order).to(x.scalar_type());
-  auto x_sorted = xf.index_select(0, token_of);                  // [N*K, d]
+  auto x_sorted = xf.index_select(0, token_of);  // [N*K, d]
   auto counts_cpu = counts.to(torch::kCPU);
   const int64_t* cnt = counts_cpu.data_ptr<int64_t>();
   std::vector<torch::Tensor> outs;
@@ -335,7 +336,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
     begin += cnt[e];
   }
   if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
-  auto y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);   // [N*K, d]
+  auto y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);  // [N*K, d]
   auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
   if (shared_experts) y = y + shared_experts(xf);
 
@@ -349,10 +350,10 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
     // sequence, P_i = mean_t of the normalised scores; alpha * sum_i f_i P_i, mean over B.
     auto sel = torch::zeros({B, T * K, E}, r.scores.options())
                    .scatter_(2, r.indices.view({B, T * K, 1}), 1.0)
-                   .sum(1);                                       // [B, E]
+                   .sum(1);  // [B, E]
     auto f = sel * (static_cast<double>(E) / (K * T));
-    auto sn = r.scores / (r.scores.sum(-1, true) + 1e-20);        // s'
-    auto P = sn.view({B, T, E}).mean(1);                          // [B, E]
+    auto sn = r.scores / (r.scores.sum(-1, true) + 1e-20);  // s'
+    auto P = sn.view({B, T, E}).mean(1);                    // [B, E]
     *aux_loss = args_.aux_loss_alpha * (f.detach() * P).sum(-1).mean();
   }
   return y.view({B, T, d});
@@ -373,11 +374,16 @@ void MoEImpl::update_bias(double gamma, const torch::Tensor& load) {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, bool moe_layer) {
   input_layernorm = register_module("input_layernorm", RMSNorm(a.dim, a.norm_eps));
-  if (a.attention == AttentionKind::kMLA) mla = register_module("self_attn", MLA(a));
-  else gqa = register_module("self_attn", GQA(a));
-  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(a.dim, a.norm_eps));
-  if (moe_layer) moe = register_module("mlp", MoE(a));
-  else dense = register_module("mlp", MLP(a.dim, a.inter_dim));
+  if (a.attention == AttentionKind::kMLA)
+    mla = register_module("self_attn", MLA(a));
+  else
+    gqa = register_module("self_attn", GQA(a));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(a.dim, a.norm_eps));
+  if (moe_layer)
+    moe = register_module("mlp", MoE(a));
+  else
+    dense = register_module("mlp", MLP(a.dim, a.inter_dim));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& positions,
@@ -438,8 +444,8 @@ void TransformerImpl::init_weights(uint64_t seed) {
     } else if (is_bias) {
       p.zero_();
     } else {
-      const bool out_proj = name.find("o_proj") != std::string::npos ||
-                            name.find("down_proj") != std::string::npos;
+      const bool out_proj =
+          name.find("o_proj") != std::string::npos || name.find("down_proj") != std::string::npos;
       auto w = torch::empty(p.sizes(), torch::kFloat);
       w.normal_(0.0, out_proj ? out_std : std, gen);
       p.copy_(w);
@@ -459,16 +465,16 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
   for (int64_t l = 0; l < args_.n_layers; ++l) {
     torch::Tensor load, layer_aux;
-    h = layers[l]->as<DecoderLayerImpl>()->forward(h, positions, mask, opts.cache, l,
-                                                   opts.start_pos, opts.attn_impl, &load,
-                                                   &layer_aux);
+    h = layers[l]->as<DecoderLayerImpl>()->forward(
+        h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl, &load, &layer_aux);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
   }
   if (out) {
     out->aux_loss = aux;
-    out->expert_load = loads.empty() ? torch::zeros({0, std::max<int64_t>(args_.n_routed_experts, 0)})
-                                     : torch::stack(loads);
+    out->expert_load = loads.empty()
+                           ? torch::zeros({0, std::max<int64_t>(args_.n_routed_experts, 0)})
+                           : torch::stack(loads);
   }
   return h;
 }
@@ -479,9 +485,10 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOp
   auto dev = ids.device();
   torch::Tensor positions = opts.positions;
   if (!positions.defined())
-    positions = torch::arange(opts.start_pos, opts.start_pos + T, torch::dtype(torch::kLong).device(dev))
-                    .unsqueeze(0)
-                    .expand({B, T});
+    positions =
+        torch::arange(opts.start_pos, opts.start_pos + T, torch::dtype(torch::kLong).device(dev))
+            .unsqueeze(0)
+            .expand({B, T});
   torch::Tensor mask;
   if (opts.attn_mask.defined()) {
     TORCH_CHECK(opts.attn_mask.dim() == 3, "attn_mask must be [B, T, S]");
@@ -499,8 +506,8 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOp
 }
 
 std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
-                                                        const torch::Tensor& last_hidden,
-                                                        torch::Tensor* aux_loss) {
+                                                       const torch::Tensor& last_hidden,
+                                                       torch::Tensor* aux_loss) {
   std::vector<torch::Tensor> result;
   if (!mtp) return result;
   const int64_t B = ids.size(0), T = ids.size(1);
@@ -533,8 +540,8 @@ torch::Tensor TransformerImpl::mtp_loss(const torch::Tensor& ids, const torch::T
   for (size_t i = 0; i < logits.size(); ++i) {
     const int64_t k = static_cast<int64_t>(i) + 1, n = T - k - 1;  // rows with a target
     if (n <= 0) continue;
-    auto lg = logits[i].narrow(1, 0, n);                   // [B, n, V]
-    auto tgt = ids.narrow(1, k + 1, n);                    // [B, n]
+    auto lg = logits[i].narrow(1, 0, n);  // [B, n, V]
+    auto tgt = ids.narrow(1, k + 1, n);   // [B, n]
     auto nll = F::cross_entropy(lg.reshape({-1, lg.size(-1)}), tgt.reshape({-1}),
                                 F::CrossEntropyFuncOptions().reduction(torch::kNone))
                    .view(tgt.sizes());

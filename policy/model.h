@@ -13,10 +13,10 @@
 //   - logits are returned for every position (distillation and training need them).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "policy/model_args.h"
 
@@ -41,8 +41,8 @@ struct KVCache {
   int64_t batch = 0;             // B
   int64_t max_len = 0;           // S_max
 
-  static KVCache allocate(const ModelArgs& args, int64_t batch, int64_t max_len,
-                          torch::Dtype dtype, torch::Device device = torch::kCPU);
+  static KVCache allocate(const ModelArgs& args, int64_t batch, int64_t max_len, torch::Dtype dtype,
+                          torch::Device device = torch::kCPU);
   int64_t bytes() const;  // total bytes held
 };
 
@@ -107,13 +107,13 @@ class MLAImpl : public torch::nn::Module {
   explicit MLAImpl(const ModelArgs& args);
   // x: [B, T, d]; positions: [B, T]; mask: bool [B|1, 1, T, S] or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                        int64_t start_pos, AttnImpl impl);
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
+                        AttnImpl impl);
 
-  torch::nn::Linear q_proj{nullptr};    // [H*d_qk, d] when q_lora_rank == 0
-  torch::nn::Linear q_a_proj{nullptr};  // [d_q, d]
-  RMSNorm q_a_layernorm{nullptr};       // [d_q]
-  torch::nn::Linear q_b_proj{nullptr};  // [H*d_qk, d_q]
+  torch::nn::Linear q_proj{nullptr};              // [H*d_qk, d] when q_lora_rank == 0
+  torch::nn::Linear q_a_proj{nullptr};            // [d_q, d]
+  RMSNorm q_a_layernorm{nullptr};                 // [d_q]
+  torch::nn::Linear q_b_proj{nullptr};            // [H*d_qk, d_q]
   torch::nn::Linear kv_a_proj_with_mqa{nullptr};  // [d_c + d_r, d]
   RMSNorm kv_a_layernorm{nullptr};                // [d_c]
   torch::nn::Linear kv_b_proj{nullptr};           // [H*(d_n + d_v), d_c]
@@ -208,9 +208,8 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelArgs& args, bool moe);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                        int64_t start_pos, AttnImpl impl, torch::Tensor* load,
-                        torch::Tensor* aux_loss);
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
+                        AttnImpl impl, torch::Tensor* load, torch::Tensor* aux_loss);
 
   RMSNorm input_layernorm{nullptr};
   MLA mla{nullptr};  // registered as "self_attn" when attention is MLA
@@ -231,7 +230,7 @@ class MTPLayerImpl : public torch::nn::Module {
   RMSNorm hnorm{nullptr};
   torch::nn::Linear eh_proj{nullptr};  // [d, 2d], input is [emb ; h] (embedding first)
   DecoderLayer block{nullptr};
-  RMSNorm shared_head_norm{nullptr};   // registered as "shared_head.norm"
+  RMSNorm shared_head_norm{nullptr};  // registered as "shared_head.norm"
 };
 TORCH_MODULE(MTPLayer);
 
@@ -243,8 +242,8 @@ class TransformerImpl : public torch::nn::Module {
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});
 
   // MTP loss (reference §3): sum over depths k of the cross-entropy of predicting
-  // ids[t+k+1] from depth k, times mtp_lambda / D, plus the MTP blocks' balance loss. `last_hidden` is forward()'s
-  // last_hidden; `loss_mask` [B, T] (optional) marks target tokens that count.
+  // ids[t+k+1] from depth k, times mtp_lambda / D, plus the MTP blocks' balance loss. `last_hidden`
+  // is forward()'s last_hidden; `loss_mask` [B, T] (optional) marks target tokens that count.
   torch::Tensor mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,
                          const torch::Tensor& loss_mask = {});
   // Per-depth MTP logits: element k-1 is [B, T-k, V], row t predicting ids[t+k+1].

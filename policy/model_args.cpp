@@ -1,7 +1,6 @@
 #include "policy/model_args.h"
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -55,8 +54,7 @@ Status ModelArgs::validate() const {
     RETURN_IF_ERROR(positive("qk_nope_head_dim", qk_nope_head_dim));
     RETURN_IF_ERROR(positive("v_head_dim", v_head_dim));
     if (qk_rope_head_dim <= 0 || qk_rope_head_dim % 2 != 0)
-      return InvalidArgument("model.qk_rope_head_dim={}: must be even and > 0",
-                             qk_rope_head_dim);
+      return InvalidArgument("model.qk_rope_head_dim={}: must be even and > 0", qk_rope_head_dim);
     if (q_lora_rank < 0) return InvalidArgument("model.q_lora_rank={}: must be >= 0", q_lora_rank);
   } else {
     RETURN_IF_ERROR(positive("n_kv_heads", n_kv_heads));
@@ -73,8 +71,9 @@ Status ModelArgs::validate() const {
     RETURN_IF_ERROR(positive("n_activated_experts", n_activated_experts));
     RETURN_IF_ERROR(positive("n_expert_groups", n_expert_groups));
     if (n_routed_experts % n_expert_groups != 0)
-      return InvalidArgument("model.n_routed_experts={} is not a multiple of model.n_expert_groups={}",
-                             n_routed_experts, n_expert_groups);
+      return InvalidArgument(
+          "model.n_routed_experts={} is not a multiple of model.n_expert_groups={}",
+          n_routed_experts, n_expert_groups);
     if (n_limited_groups < 1 || n_limited_groups > n_expert_groups)
       return InvalidArgument("model.n_limited_groups={}: must be in [1, n_expert_groups={}]",
                              n_limited_groups, n_expert_groups);
@@ -89,12 +88,13 @@ Status ModelArgs::validate() const {
           "so each group needs at least 2 experts",
           n_expert_groups);
     if (n_dense_layers < 0 || n_dense_layers > n_layers)
-      return InvalidArgument("model.n_dense_layers={}: must be in [0, n_layers={}]",
-                             n_dense_layers, n_layers);
+      return InvalidArgument("model.n_dense_layers={}: must be in [0, n_layers={}]", n_dense_layers,
+                             n_layers);
     if (n_shared_experts < 0)
       return InvalidArgument("model.n_shared_experts={}: must be >= 0", n_shared_experts);
   }
-  if (n_dense_layers > 0 || n_routed_experts == 0) RETURN_IF_ERROR(positive("inter_dim", inter_dim));
+  if (n_dense_layers > 0 || n_routed_experts == 0)
+    RETURN_IF_ERROR(positive("inter_dim", inter_dim));
   if (n_mtp_layers < 0) return InvalidArgument("model.n_mtp_layers={}: must be >= 0", n_mtp_layers);
   if (rope_factor > 1.0 && rope_original_max_pos <= 0)
     return InvalidArgument("model.rope_original_max_pos={}: must be > 0 with YaRN",
@@ -102,7 +102,9 @@ Status ModelArgs::validate() const {
   return OkStatus();
 }
 
-std::vector<std::string> preset_names() { return {"nano", "tiny", "small", "tiny-dense"}; }
+std::vector<std::string> preset_names() {
+  return {"nano", "tiny", "small", "tiny-dense"};
+}
 
 StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size) {
   ModelArgs a;  // defaults are the "nano" preset
@@ -261,14 +263,20 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
     RETURN_IF_ERROR(get_opt(c, "topk_group", &a.n_limited_groups));
     std::string scoring = v3 ? "sigmoid" : "softmax";
     RETURN_IF_ERROR(get_opt(c, "scoring_func", &scoring));
-    if (scoring == "softmax") a.score_func = ScoreFunc::kSoftmax;
-    else if (scoring == "sigmoid") a.score_func = ScoreFunc::kSigmoid;
-    else return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
+    if (scoring == "softmax")
+      a.score_func = ScoreFunc::kSoftmax;
+    else if (scoring == "sigmoid")
+      a.score_func = ScoreFunc::kSigmoid;
+    else
+      return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
     std::string topk_method = v3 ? "noaux_tc" : "greedy";
     RETURN_IF_ERROR(get_opt(c, "topk_method", &topk_method));
-    if (topk_method == "noaux_tc") a.expert_bias = true;
-    else if (topk_method == "greedy" || topk_method == "group_limited_greedy") a.expert_bias = false;
-    else return Unimplemented("config.json: topk_method '{}'", topk_method);
+    if (topk_method == "noaux_tc")
+      a.expert_bias = true;
+    else if (topk_method == "greedy" || topk_method == "group_limited_greedy")
+      a.expert_bias = false;
+    else
+      return Unimplemented("config.json: topk_method '{}'", topk_method);
     if (topk_method == "greedy") a.n_expert_groups = a.n_limited_groups = 1;
     a.norm_topk_prob = false;
     RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
@@ -363,7 +371,7 @@ json args_to_hf_config(const ModelArgs& a) {
     c["n_group"] = a.n_expert_groups;
     c["topk_group"] = a.n_limited_groups;
     c["scoring_func"] = a.score_func == ScoreFunc::kSigmoid ? "sigmoid" : "softmax";
-    c["topk_method"] = a.expert_bias ? "noaux_tc"
+    c["topk_method"] = a.expert_bias           ? "noaux_tc"
                        : a.n_expert_groups > 1 ? "group_limited_greedy"
                                                : "greedy";
     c["norm_topk_prob"] = a.norm_topk_prob;
@@ -424,9 +432,9 @@ ParamCount count_params(const ModelArgs& a) {
   const int64_t d = a.dim;
   auto attn = [&]() -> int64_t {
     if (a.attention == AttentionKind::kMLA) {
-      int64_t q = a.q_lora_rank > 0
-                      ? d * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * a.n_heads * a.qk_head_dim()
-                      : d * a.n_heads * a.qk_head_dim();
+      int64_t q = a.q_lora_rank > 0 ? d * a.q_lora_rank + a.q_lora_rank +
+                                          a.q_lora_rank * a.n_heads * a.qk_head_dim()
+                                    : d * a.n_heads * a.qk_head_dim();
       int64_t kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank +
                    a.kv_lora_rank * a.n_heads * (a.qk_nope_head_dim + a.v_head_dim);
       return q + kv + a.n_heads * a.v_head_dim * d;
@@ -456,7 +464,7 @@ ParamCount count_params(const ModelArgs& a) {
   p.active += p.embedding + d;
   for (int64_t k = 0; k < a.n_mtp_layers; ++k) {
     int64_t t = 0, act = 0;
-    block(a.n_layers, &t, &act);  // MTP blocks follow the last layer's kind
+    block(a.n_layers, &t, &act);              // MTP blocks follow the last layer's kind
     const int64_t extra = 2 * d * d + 3 * d;  // eh_proj + enorm, hnorm, shared_head.norm
     p.total += t + extra;
   }

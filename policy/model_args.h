@@ -7,10 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
 
@@ -28,12 +27,12 @@ struct ModelArgs {
   // "deepseek_v3", "deepseek_v2", "qwen2", "llama". Native r1kit models use "deepseek_v3".
   std::string model_type = "deepseek_v3";
 
-  int64_t vocab_size = 512;  // V
-  int64_t dim = 64;          // d, hidden size
-  int64_t n_layers = 2;      // L, decoder blocks (MTP blocks not counted)
-  int64_t n_heads = 4;       // H, attention heads
-  int64_t inter_dim = 128;   // FFN width of dense layers (SwiGLU)
-  double norm_eps = 1e-6;    // RMSNorm epsilon
+  int64_t vocab_size = 512;     // V
+  int64_t dim = 64;             // d, hidden size
+  int64_t n_layers = 2;         // L, decoder blocks (MTP blocks not counted)
+  int64_t n_heads = 4;          // H, attention heads
+  int64_t inter_dim = 128;      // FFN width of dense layers (SwiGLU)
+  double norm_eps = 1e-6;       // RMSNorm epsilon
   bool tie_embeddings = false;  // lm_head shares embed_tokens' weight (Qwen2.5 small models)
   int64_t max_seq_len = 512;    // max_position_embeddings: the longest context the model is
                                 // meant for (RoPE angles are computed on the fly, no table)
@@ -49,10 +48,10 @@ struct ModelArgs {
   int64_t qk_rope_head_dim = 8;   // d_r, decoupled RoPE part (one shared key head)
   int64_t v_head_dim = 16;        // d_v
   // GQA (reference §5.2).
-  int64_t n_kv_heads = 4;   // KV heads; n_heads % n_kv_heads == 0
-  int64_t head_dim = 16;    // D per head
-  bool qkv_bias = false;    // Qwen2: bias on q/k/v
-  bool o_bias = false;      // Llama attention_bias=true puts a bias on o_proj as well
+  int64_t n_kv_heads = 4;  // KV heads; n_heads % n_kv_heads == 0
+  int64_t head_dim = 16;   // D per head
+  bool qkv_bias = false;   // Qwen2: bias on q/k/v
+  bool o_bias = false;     // Llama attention_bias=true puts a bias on o_proj as well
 
   // ---- RoPE / YaRN (reference §7) ----
   double rope_theta = 10000.0;
@@ -73,12 +72,12 @@ struct ModelArgs {
   int64_t n_expert_groups = 1;      // groups for group-limited routing
   int64_t n_limited_groups = 1;     // groups kept per token
   ScoreFunc score_func = ScoreFunc::kSigmoid;
-  double route_scale = 1.0;         // routed_scaling_factor
-  bool norm_topk_prob = true;       // renormalise the chosen k weights to sum 1
+  double route_scale = 1.0;    // routed_scaling_factor
+  bool norm_topk_prob = true;  // renormalise the chosen k weights to sum 1
   // V3 multiplies by route_scale after normalising; HF V2 code scales only when it does
   // not normalise. false reproduces V2.
   bool scale_after_norm = true;
-  bool expert_bias = true;          // V3 e_score_correction_bias (selection only)
+  bool expert_bias = true;  // V3 e_score_correction_bias (selection only)
   // Training-time balancing.
   double bias_update_gamma = 1e-3;  // aux-loss-free bias step per optimizer step (0 = off)
   double aux_loss_alpha = 1e-4;     // sequence-wise balance loss weight (0 = off)
@@ -89,9 +88,7 @@ struct ModelArgs {
 
   // Derived sizes.
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
-  bool is_moe_layer(int64_t layer) const {
-    return n_routed_experts > 0 && layer >= n_dense_layers;
-  }
+  bool is_moe_layer(int64_t layer) const { return n_routed_experts > 0 && layer >= n_dense_layers; }
   // Softmax scale of attention, including YaRN's mscale^2 (reference §1.3, HF rule).
   double softmax_scale() const;
   // Bytes of KV cache per token for `bytes_per_elem`-byte elements: MLA caches the latent

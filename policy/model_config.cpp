@@ -21,10 +21,13 @@ StatusOr<ModelArgs> ModelConfig::resolve_args(int64_t vocab_size) const {
 }
 
 void cast_model(TransformerImpl& model, torch::Dtype dtype) {
-  model.to(dtype);
+  // Keep the exact fp32 correction biases aside: a round trip through bf16 would round them.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> biases;
   for (auto& b : model.named_buffers())
     if (b.key().find("e_score_correction_bias") != std::string::npos)
-      b.value().set_data(b.value().to(torch::kFloat));
+      biases.emplace_back(b.value(), b.value().detach().clone().to(torch::kFloat));
+  model.to(dtype);
+  for (auto& [buffer, exact] : biases) buffer.set_data(exact);
 }
 
 StatusOr<Transformer> ModelConfig::build(int64_t vocab_size, uint64_t seed) const {

@@ -10,12 +10,12 @@
 namespace r1kit::policy {
 
 struct ModelConfig {
-  std::string preset = "tiny";  // nano | tiny | small | tiny-dense (ignored when `from` is set)
-  std::string from;             // checkpoint directory to start from (native or Hugging Face)
-  std::string dtype = "f32";    // compute dtype: f32 or bf16
-  int64_t n_mtp_layers = -1;    // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
-  double mtp_lambda = -1;       // MTP loss weight; -1 keeps the model's (0.3 by default)
-  double aux_loss_alpha = -1;   // sequence-wise balance loss weight; -1 keeps the model's
+  std::string preset = "tiny";    // nano | tiny | small | tiny-dense (ignored when `from` is set)
+  std::string from;               // checkpoint directory to start from (native or Hugging Face)
+  std::string dtype = "f32";      // compute dtype: f32 or bf16
+  int64_t n_mtp_layers = -1;      // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
+  double mtp_lambda = -1;         // MTP loss weight; -1 keeps the model's (0.3 by default)
+  double aux_loss_alpha = -1;     // sequence-wise balance loss weight; -1 keeps the model's
   double bias_update_gamma = -1;  // aux-loss-free bias step; -1 keeps the model's
 
   void visit(ConfigVisitor& v) {

@@ -4,10 +4,10 @@
 // safetensors for exact resumption.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "core/config.h"
 #include "core/status.h"
@@ -15,14 +15,14 @@
 namespace r1kit::sft {
 
 struct OptimConfig {
-  double lr = 1e-3;            // peak learning rate
-  double min_lr_ratio = 0.1;   // cosine floor as a fraction of lr
-  int64_t warmup_steps = 20;   // linear warmup from 0
-  double weight_decay = 0.1;   // decoupled decay on 2-D weights only
-  double beta1 = 0.9;          // AdamW first-moment decay
-  double beta2 = 0.95;         // AdamW second-moment decay
-  double eps = 1e-8;           // AdamW epsilon
-  double grad_clip = 1.0;      // max global gradient norm; 0 = off
+  double lr = 1e-3;           // peak learning rate
+  double min_lr_ratio = 0.1;  // cosine floor as a fraction of lr
+  int64_t warmup_steps = 20;  // linear warmup from 0
+  double weight_decay = 0.1;  // decoupled decay on 2-D weights only
+  double beta1 = 0.9;         // AdamW first-moment decay
+  double beta2 = 0.95;        // AdamW second-moment decay
+  double eps = 1e-8;          // AdamW epsilon
+  double grad_clip = 1.0;     // max global gradient norm; 0 = off
 
   void visit(ConfigVisitor& v) {
     v.field("lr", lr, "peak learning rate", Range::positive());

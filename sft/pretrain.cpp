@@ -1,11 +1,10 @@
 #include "sft/pretrain.h"
 
 #include <chrono>
-#include <thread>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
@@ -23,10 +22,11 @@ using policy::Transformer;
 std::string render_corpus_line(const std::string& template_name, const std::string& question,
                                const std::string& trace, const std::string& answer) {
   data::ChatTemplateOptions opts;
-  opts.kind = template_name == "r1_zero" ? data::ChatTemplateKind::kR1Zero
-                                         : data::ChatTemplateKind::kPlain;
+  opts.kind =
+      template_name == "r1_zero" ? data::ChatTemplateKind::kR1Zero : data::ChatTemplateKind::kPlain;
   return data::render_sft_example(
-             opts, question, fmt::format("<think> {} </think> <answer> {} </answer>", trace, answer))
+             opts, question,
+             fmt::format("<think> {} </think> <answer> {} </answer>", trace, answer))
       .text;
 }
 
@@ -52,7 +52,8 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return best_path;
 }
 
-StatusOr<data::Tokenizer> prepare_tokenizer(const PretrainRecipe& r, const std::string& corpus_path) {
+StatusOr<data::Tokenizer> prepare_tokenizer(const PretrainRecipe& r,
+                                            const std::string& corpus_path) {
   if (!r.tokenizer.path.empty()) return data::Tokenizer::load(r.tokenizer.path);
   std::error_code ec;
   // A model to continue from brings its own tokenizer: its ids must not change.
@@ -142,9 +143,9 @@ Status save_checkpoint(policy::TransformerImpl& m, torch::optim::AdamW& opt,
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
-  // LibTorch defaults to one intra-op thread on this platform: use every core unless told.
-  at::set_num_threads(r.dist.threads > 0 ? static_cast<int>(r.dist.threads)
-                                         : static_cast<int>(std::thread::hardware_concurrency()));
+  // 0 keeps LibTorch's default. On the 2-vCPU build machine one thread is fastest
+  // (measured: tiny training step 0.75 s with 1 thread, 2.1 s with 2; bench/RESULTS.md).
+  if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
   std::error_code ec;
   fs::create_directories(r.checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
@@ -174,14 +175,16 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   auto train_stream = all.narrow(0, 0, all.size(0) - n_eval);
   auto eval_stream = all.narrow(0, all.size(0) - n_eval, n_eval);
   if (train_stream.size(0) < r.train.seq_len + 2)
-    return InvalidArgument("data.n_examples={}: the corpus ({} tokens) is shorter than train.seq_len",
-                           r.data.n_examples, train_stream.size(0));
+    return InvalidArgument(
+        "data.n_examples={}: the corpus ({} tokens) is shorter than train.seq_len",
+        r.data.n_examples, train_stream.size(0));
   R1_LOG(info, "corpus: {} examples, {} tokens ({} held out), vocabulary {}", lines.size(),
          ids.size(), n_eval, tok.vocab_size());
 
   // 3. Model and optimizer, resumed from the newest checkpoint when there is one.
   std::string tokenizer_path = r.checkpoint.dir + "/tokenizer.model";
-  if (!r.tokenizer.path.empty()) tokenizer_path = r.tokenizer.path;
+  if (!r.tokenizer.path.empty())
+    tokenizer_path = r.tokenizer.path;
   else if (!r.model.from.empty() && fs::exists(r.model.from + "/tokenizer.model", ec))
     tokenizer_path = r.model.from + "/tokenizer.model";
   seed_everything(r.train.seed);
@@ -191,8 +194,8 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   const std::string resume_dir = r.checkpoint.resume ? latest_checkpoint(r.checkpoint.dir) : "";
   if (!resume_dir.empty()) {
     RETURN_IF_ERROR(policy::load_weights(*model, resume_dir));
-    RETURN_IF_ERROR(load_adamw_state(*opt, model->named_parameters(),
-                                     resume_dir + "/optimizer.safetensors"));
+    RETURN_IF_ERROR(
+        load_adamw_state(*opt, model->named_parameters(), resume_dir + "/optimizer.safetensors"));
     ASSIGN_OR_RETURN(std::string state_text, read_file(resume_dir + "/trainer_state.json"));
     auto state = nlohmann::json::parse(state_text, nullptr, false);
     if (state.is_discarded() || !state.contains("step") || !state["step"].is_number_integer())
@@ -211,12 +214,13 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   double window_loss = 0;
   int64_t window_n = 0;
   auto t_window = std::chrono::steady_clock::now();
-  const std::vector<std::string> keys = {"loss", "aux_loss", "mtp_loss", "eval_loss", "lr",
-                                         "grad_norm", "tokens_per_s"};
+  const std::vector<std::string> keys = {"loss", "aux_loss",  "mtp_loss",    "eval_loss",
+                                         "lr",   "grad_norm", "tokens_per_s"};
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = lr_at(step, r.train.steps, r.train.optim);
     set_lr(*opt, lr);
-    auto batch = sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
+    auto batch =
+        sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
     StepLoss loss = lm_loss(*model, batch);
     zero_grad(params);
     loss.total.backward();

@@ -28,13 +28,13 @@ struct TokenizerSection {
 };
 
 struct CorpusSection {
-  std::string task = "arithmetic";  // procedural task that generates the corpus
-  int64_t n_examples = 20000;       // problems generated
-  uint64_t seed = 1;                // generator seed
-  int64_t max_a = 99;               // arithmetic: a in [2, max_a]
-  int64_t max_b = 9;                // arithmetic: b in [2, max_b]
-  int64_t max_c = 99;               // arithmetic: c in [0, max_c]
-  double holdout_fraction = 0.02;   // share of tokens kept for the evaluation loss
+  std::string task = "arithmetic";      // procedural task that generates the corpus
+  int64_t n_examples = 20000;           // problems generated
+  uint64_t seed = 1;                    // generator seed
+  int64_t max_a = 99;                   // arithmetic: a in [2, max_a]
+  int64_t max_b = 9;                    // arithmetic: b in [2, max_b]
+  int64_t max_c = 99;                   // arithmetic: c in [0, max_c]
+  double holdout_fraction = 0.02;       // share of tokens kept for the evaluation loss
   std::string chat_template = "plain";  // how a problem and its solution are rendered
   void visit(ConfigVisitor& v) {
     v.field("task", task, "procedural task", OneOf{"arithmetic"});
@@ -93,9 +93,12 @@ struct CheckpointSection {
 };
 
 struct DistSection {
-  int64_t threads = 0;  // LibTorch intra-op threads; 0 = all cores
+  int64_t threads = 0;  // LibTorch intra-op threads; 0 = LibTorch's default
   void visit(ConfigVisitor& v) {
-    v.field("threads", threads, "LibTorch intra-op threads; 0 = all cores", Range::non_negative());
+    v.field("threads", threads,
+            "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
+            "a 2-vCPU machine, see bench/RESULTS.md)",
+            Range::non_negative());
   }
 };
 

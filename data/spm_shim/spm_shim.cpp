@@ -8,6 +8,9 @@
 // sentences and hand back the serialized model instead of writing files.
 #include "data/spm_shim/spm_shim.h"
 
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -15,9 +18,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 
 // Exported by libsentencepiece (common.h is not installed).
 namespace sentencepiece::logging {
@@ -103,13 +103,13 @@ class ChainIterator final : public sentencepiece::SentenceIterator {
   sentencepiece::util::Status status() const override { return status_; }
 
  private:
-  std::vector<std::string> files_;  // corpus files, read first
-  std::vector<std::string> lines_;  // in-memory sentences, read after the files
-  size_t file_index_ = 0;           // next file to open
-  size_t line_index_ = 0;           // next in-memory sentence
-  std::ifstream stream_;            // the file being read
-  std::string value_;               // the current sentence
-  bool done_ = false;               // no more sentences (or an error)
+  std::vector<std::string> files_;      // corpus files, read first
+  std::vector<std::string> lines_;      // in-memory sentences, read after the files
+  size_t file_index_ = 0;               // next file to open
+  size_t line_index_ = 0;               // next in-memory sentence
+  std::ifstream stream_;                // the file being read
+  std::string value_;                   // the current sentence
+  bool done_ = false;                   // no more sentences (or an error)
   sentencepiece::util::Status status_;  // error opening a file, else ok
 };
 
@@ -127,9 +127,13 @@ class LogLevelGuard {
 
 extern "C" {
 
-int r1kit_spm_abi_version(void) { return R1KIT_SPM_ABI_VERSION; }
+int r1kit_spm_abi_version(void) {
+  return R1KIT_SPM_ABI_VERSION;
+}
 
-const char* r1kit_spm_last_error(void) { return g_last_error.c_str(); }
+const char* r1kit_spm_last_error(void) {
+  return g_last_error.c_str();
+}
 
 r1kit_spm* r1kit_spm_create(void) {
   // SentencePiece logs to std::cerr. Loaded with RTLD_DEEPBIND into a binary that has
@@ -145,7 +149,9 @@ r1kit_spm* r1kit_spm_create(void) {
   }
 }
 
-void r1kit_spm_destroy(r1kit_spm* spm) { delete spm; }
+void r1kit_spm_destroy(r1kit_spm* spm) {
+  delete spm;
+}
 
 int r1kit_spm_load_file(r1kit_spm* spm, const char* path) {
   if (spm == nullptr || path == nullptr) return fail("null argument to r1kit_spm_load_file");
@@ -198,8 +204,7 @@ int64_t r1kit_spm_encode(const r1kit_spm* spm, const char* text, size_t len, int
   if (text == nullptr && len > 0) return fail("null text");
   try {
     std::vector<int> out;
-    const auto s = spm->processor.Encode(absl::string_view(text == nullptr ? "" : text, len),
-                                         &out);
+    const auto s = spm->processor.Encode(absl::string_view(text == nullptr ? "" : text, len), &out);
     if (!s.ok()) return fail_status("encode", s);
     if (ids != nullptr) {
       const size_t n = out.size() < capacity ? out.size() : capacity;
@@ -290,13 +295,12 @@ int r1kit_spm_train_args(const char* args) {
 }
 
 int r1kit_spm_train(const char* const* keys, const char* const* values, size_t n_kv,
-                    const char* const* input_files, size_t n_files,
-                    const char* const* sentences, const size_t* sentence_lens,
-                    size_t n_sentences, r1kit_spm_sink sink, void* ctx) {
+                    const char* const* input_files, size_t n_files, const char* const* sentences,
+                    const size_t* sentence_lens, size_t n_sentences, r1kit_spm_sink sink,
+                    void* ctx) {
   if ((n_kv > 0 && (keys == nullptr || values == nullptr)) ||
       (n_files > 0 && input_files == nullptr) ||
-      (n_sentences > 0 && (sentences == nullptr || sentence_lens == nullptr)) ||
-      sink == nullptr) {
+      (n_sentences > 0 && (sentences == nullptr || sentence_lens == nullptr)) || sink == nullptr) {
     return fail("null argument to r1kit_spm_train");
   }
   if (n_files == 0 && n_sentences == 0) return fail("train: no corpus (no files, no sentences)");

@@ -98,8 +98,8 @@ R1KIT_SPM_API int r1kit_spm_train_args(const char* args);
  * - input_files: corpus files, one sentence per line, read in order.
  * - sentences/sentence_lens: in-memory sentences, read after the files.
  * At least one sentence source must be given. */
-R1KIT_SPM_API int r1kit_spm_train(const char* const* keys, const char* const* values,
-                                  size_t n_kv, const char* const* input_files, size_t n_files,
+R1KIT_SPM_API int r1kit_spm_train(const char* const* keys, const char* const* values, size_t n_kv,
+                                  const char* const* input_files, size_t n_files,
                                   const char* const* sentences, const size_t* sentence_lens,
                                   size_t n_sentences, r1kit_spm_sink sink, void* ctx);
 

@@ -55,8 +55,7 @@ TEST(ChatTemplateTest, SftExampleOffsets) {
   EXPECT_EQ(ex.text, "User: 2+2\nAssistant: <think> 2+2=4 </think> <answer> 4 </answer>");
   EXPECT_EQ(ex.response_offset, 20u);  // strlen("User: 2+2\nAssistant:")
   EXPECT_EQ(ex.text.substr(0, ex.response_offset), render_prompt(opts, "2+2"));
-  EXPECT_EQ(ex.text.substr(ex.response_offset),
-            " <think> 2+2=4 </think> <answer> 4 </answer>");
+  EXPECT_EQ(ex.text.substr(ex.response_offset), " <think> 2+2=4 </think> <answer> 4 </answer>");
 
   // With the prefill, the response continues inside <think>.
   opts.prefill_think = true;

@@ -5,6 +5,8 @@
 #include "data/tokenizer.h"
 
 #include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,9 +21,6 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 namespace r1kit::data {
 namespace {
 
@@ -30,9 +29,9 @@ namespace fs = std::filesystem;
 // A small corpus: arithmetic facts and English sentences, deterministic.
 std::vector<std::string> make_corpus() {
   std::vector<std::string> lines;
-  const char* words[] = {"the", "answer", "is", "think", "step", "first", "then", "add",
-                         "multiply", "number", "result", "so", "we", "get", "check",
-                         "carry", "digit", "total", "sum", "product"};
+  const char* words[] = {"the",   "answer",   "is",     "think",  "step", "first",  "then",
+                         "add",   "multiply", "number", "result", "so",   "we",     "get",
+                         "check", "carry",    "digit",  "total",  "sum",  "product"};
   uint32_t x = 12345;
   auto next = [&x]() {
     x = x * 1103515245u + 12345u;

@@ -6,7 +6,6 @@
 #include "policy/checkpoint.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,9 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
@@ -353,7 +351,8 @@ TEST_F(CheckpointTest, HfNamesRoundTrip) {
   EXPECT_EQ(to_hf_name("lm_head.weight", a), "lm_head.weight");
   EXPECT_EQ(to_hf_name("mtp.0.block.mlp.experts.1.up_proj.weight", a),
             "model.layers.2.mlp.experts.1.up_proj.weight");
-  EXPECT_EQ(to_hf_name("mtp.0.shared_head.norm.weight", a), "model.layers.2.shared_head.norm.weight");
+  EXPECT_EQ(to_hf_name("mtp.0.shared_head.norm.weight", a),
+            "model.layers.2.shared_head.norm.weight");
   EXPECT_EQ(*from_hf_name("model.layers.2.eh_proj.weight", a), "mtp.0.eh_proj.weight");
   EXPECT_EQ(*from_hf_name("model.layers.2.self_attn.o_proj.weight", a),
             "mtp.0.block.self_attn.o_proj.weight");
@@ -383,7 +382,8 @@ TEST_F(CheckpointTest, ShardedSaveLoadsBackIdentically) {
   EXPECT_GE(shards, 3);
   nlohmann::json index = read_json(dir + "/model.safetensors.index.json");
   std::set<std::string> files;
-  for (const auto& [name, file] : index["weight_map"].items()) files.insert(file.get<std::string>());
+  for (const auto& [name, file] : index["weight_map"].items())
+    files.insert(file.get<std::string>());
   EXPECT_EQ(static_cast<int>(files.size()), shards);
   EXPECT_EQ(index["weight_map"].size(), file_tensor_names(dir).size());
 
@@ -557,7 +557,8 @@ TEST_F(CheckpointTest, ExtraTensorStrictVersusLenient) {
   auto tensors = save_nano(dir);
   auto clean = load_model(dir);
   ASSERT_TRUE(clean.ok());
-  for (const std::string extra : {"model.layers.0.self_attn.extra_proj.weight", "vision.proj.weight"}) {
+  for (const std::string extra :
+       {"model.layers.0.self_attn.extra_proj.weight", "vision.proj.weight"}) {
     auto with_extra = tensors;
     with_extra.emplace_back(extra, torch::ones({3, 4}));
     rewrite_weights(dir, with_extra);
@@ -607,7 +608,8 @@ TEST_F(CheckpointTest, BadLoadDtypeIsAnError) {
   LoadOptions lo;
   lo.dtype = torch::kInt;
   auto r = load_model(dir, lo);
-  EXPECT_FALSE(r.ok());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(mentions(r.status(), "dtype")) << r.status().to_string();
 }
 
 // ---------------------------------------------------------------------------------

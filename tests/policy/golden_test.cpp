@@ -60,7 +60,8 @@ TEST_P(GoldenTest, LogitsMatchTheIndependentImplementation) {
     if (g.mtp_logits.defined()) {
       auto mtp = (*model)->mtp_logits(g.ids, out.last_hidden);
       ASSERT_EQ(mtp.size(), 1u);
-      const double mtp_err = (mtp[0][0].to(torch::kDouble) - g.mtp_logits).abs().max().item<double>();
+      const double mtp_err =
+          (mtp[0][0].to(torch::kDouble) - g.mtp_logits).abs().max().item<double>();
       std::printf("%s MTP: max |logit error| %.3g\n", GetParam().c_str(), mtp_err);
       EXPECT_LT(mtp_err, 1e-4) << GetParam() << " MTP";
     }

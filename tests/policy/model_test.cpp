@@ -12,7 +12,9 @@
 namespace r1kit::policy {
 namespace {
 
-ModelArgs nano() { return *preset("nano"); }
+ModelArgs nano() {
+  return *preset("nano");
+}
 
 ModelArgs nano_q_lora_yarn() {
   ModelArgs a = nano();
@@ -27,7 +29,9 @@ ModelArgs nano_q_lora_yarn() {
   return a;
 }
 
-ModelArgs dense_gqa() { return *preset("tiny-dense", /*vocab_size=*/256); }
+ModelArgs dense_gqa() {
+  return *preset("tiny-dense", /*vocab_size=*/256);
+}
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
@@ -342,7 +346,7 @@ TEST(MoETest, BiasUpdatesReduceImbalanceOnSkewedInput) {
   ASSERT_GT(start, 1.8);  // the input really is skewed
   for (int step = 0; step < 300; ++step) {
     torch::Tensor load, aux;
-    moe(x, &load, &aux);   // accumulates the load (training mode, grad on)
+    moe(x, &load, &aux);  // accumulates the load (training mode, grad on)
     moe->update_bias(0.005);
   }
   const double end = imbalance();
@@ -418,7 +422,8 @@ TEST(TransformerTest, OverfitsOneBatch) {
   for (int step = 0; step < 60; ++step) {
     auto out = m->forward(ids);
     auto loss = torch::nn::functional::cross_entropy(
-        out.logits.narrow(1, 0, 15).reshape({-1, a.vocab_size}), ids.narrow(1, 1, 15).reshape({-1}));
+        out.logits.narrow(1, 0, 15).reshape({-1, a.vocab_size}),
+        ids.narrow(1, 1, 15).reshape({-1}));
     opt.zero_grad();
     loss.backward();
     opt.step();

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -18,7 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string fresh_dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "r1kit_pretrain_" + name + "_" + std::to_string(::getpid());
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_pretrain_" + name + "_" + std::to_string(::getpid());
   fs::remove_all(dir);
   return dir;
 }
@@ -120,7 +120,8 @@ TEST(CliIntegrationTest, ModelInitInfoLogits) {
   std::tie(rc, out) = run(bin + " model info " + dir + "/m --json");
   ASSERT_EQ(rc, 0);
   auto info = nlohmann::json::parse(out);
-  EXPECT_GT(info["parameters_total"].get<int64_t>(), info["parameters_active_per_token"].get<int64_t>());
+  EXPECT_GT(info["parameters_total"].get<int64_t>(),
+            info["parameters_active_per_token"].get<int64_t>());
   EXPECT_LT(info["kv_cache_bytes_per_token_bf16"].get<int64_t>(),
             info["mha_cache_bytes_per_token_bf16"].get<int64_t>());
   std::tie(rc, out) = run(bin + " model logits --model " + dir + "/m --ids 5,17,42");
@@ -147,7 +148,8 @@ TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   const std::string bin = r1kit_binary(), dir = fresh_dir("cli_tok");
   fs::create_directories(dir);
   std::string corpus;
-  for (int i = 0; i < 300; ++i) corpus += "What is " + std::to_string(i) + "*7+3? <think> ok </think>\n";
+  for (int i = 0; i < 300; ++i)
+    corpus += "What is " + std::to_string(i) + "*7+3? <think> ok </think>\n";
   ASSERT_TRUE(write_file_atomic(dir + "/c.txt", corpus).ok());
   auto [rc, out] = run(bin + " tokenizer train --input " + dir + "/c.txt --out " + dir +
                        "/t.model --vocab-size 300");
@@ -159,7 +161,8 @@ TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   EXPECT_NE(out.find("<think>12"), std::string::npos) << out;
 
   // A malformed recipe override is an error naming the key.
-  std::tie(rc, out) = run(bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe");
+  std::tie(rc, out) =
+      run(bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe");
   EXPECT_NE(rc, 0);
   // The real recipe resolves and prints.
   std::tie(rc, out) = run("cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
