@@ -1,0 +1,93 @@
+// RolloutSource: where a trainer gets groups of sampled completions from, and where it
+// sends new weights. Two implementations: the in-process engine (the embedded
+// default, no server) and a pool of gRPC rollout workers. Trainers (sft/, grpo/) see
+// only this interface and never include gRPC headers (DESIGN.md).
+//
+// Log-prob convention (shared with policy/logprobs.h and proto/rollout.proto): the
+// log-prob of a sampled token is log softmax(logits / temperature) over the FULL
+// vocabulary, in fp32, before top-k/top-p/min-p truncation. With temperature 0
+// (greedy) it is the log-prob at temperature 1. This is exactly what
+// policy::token_logprobs recomputes, so behaviour and trainer log-probs agree.
+//
+// Seeding: the random stream of sample j of the prompt with index i is
+// derive_seed(sampling.seed, {i, j}); the same request gives the same tokens whatever
+// the batch composition, the worker, or the order in which groups finish.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace r1kit::rollout {
+
+struct SamplingParams {
+  double temperature = 1.0;  // 0 = greedy (argmax); must be >= 0
+  int64_t top_k = 0;         // keep the k most likely tokens; 0 = off
+  double top_p = 1.0;        // nucleus: smallest set with mass >= top_p; 1 = off
+  double min_p = 0.0;        // drop tokens with p < min_p * p_max; 0 = off
+  int64_t max_new_tokens = 256;             // completion length cap, in tokens
+  std::vector<int64_t> stop_token_ids;      // finishing on one keeps it in the output
+  std::vector<std::string> stop_strings;    // finishing on one keeps the token that
+                                            // completed it; needs a tokenizer
+  uint64_t seed = 0;                        // see "Seeding" above
+};
+
+enum class FinishReason { kStop, kLength, kAbort };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort"
+
+// One prompt of a request. `index` identifies it for seeding and ordering: the
+// caller's index of the prompt in its batch, kept when a group is re-sent elsewhere.
+struct PromptInput {
+  std::vector<int64_t> ids;  // token ids, already rendered through the chat template
+  int64_t index = 0;
+};
+
+struct GenerateRequest {
+  std::vector<PromptInput> prompts;
+  int64_t group_size = 1;  // G completions per prompt
+  SamplingParams sampling;
+};
+
+struct Completion {
+  std::vector<int64_t> token_ids;  // generated tokens only (no prompt)
+  std::vector<float> logprobs;     // one per token, see the convention above
+  FinishReason finish_reason = FinishReason::kLength;
+  int64_t policy_version = 0;      // version of the weights that produced every token
+};
+
+struct Group {
+  int64_t prompt_index = 0;              // PromptInput::index
+  std::vector<Completion> completions;   // group_size entries, sample order
+};
+
+// Named weights in checkpoint (Hugging Face) names, as Transformer::named_parameters
+// and named_buffers give them.
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+class RolloutSource {
+ public:
+  virtual ~RolloutSource() = default;
+
+  // Generates group_size completions for every prompt. `on_group`, when set, is called
+  // once per group as soon as it is finished (any order, possibly from another thread
+  // but never concurrently), so scoring can start early. Returns every group, in the
+  // order of request.prompts.
+  virtual StatusOr<std::vector<Group>> generate(
+      const GenerateRequest& request, const std::function<void(const Group&)>& on_group = {}) = 0;
+
+  // Replaces the weights with `weights` (every parameter and buffer of the model) and
+  // tags what is generated afterwards with `version`. Atomic: no completion ever
+  // comes from half-updated weights. Returns once every replica has them.
+  virtual Status update_weights(const NamedTensors& weights, int64_t version) = 0;
+
+  // The version of the weights the next generate() uses.
+  virtual int64_t policy_version() const = 0;
+};
+
+}  // namespace r1kit::rollout
