@@ -6,16 +6,41 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
+
 namespace r1kit {
 
-StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& jsonl_path) {
+StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& jsonl_path,
+                                                             const std::string& tensorboard_dir,
+                                                             int64_t resume_step) {
   auto w = std::unique_ptr<MetricsWriter>(new MetricsWriter());
   if (!jsonl_path.empty()) {
     std::error_code ec;
     auto parent = std::filesystem::path(jsonl_path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (resume_step >= 0 && std::filesystem::exists(jsonl_path, ec)) {
+      ASSIGN_OR_RETURN(std::string text, read_file(jsonl_path));
+      std::string kept;
+      size_t pos = 0;
+      while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        const std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        // A torn last line (the process died mid-write) is dropped too.
+        if (j.is_discarded() || !j.is_object() || !j.contains("step") ||
+            !j["step"].is_number_integer() || j["step"].get<int64_t>() > resume_step)
+          continue;
+        kept += line + "\n";
+      }
+      RETURN_IF_ERROR(write_file_atomic(jsonl_path, kept));
+    }
     w->file_ = std::fopen(jsonl_path.c_str(), "a");
     if (!w->file_) return Internal("open {}: {}", jsonl_path, std::strerror(errno));
+  }
+  if (!tensorboard_dir.empty()) {
+    ASSIGN_OR_RETURN(w->tensorboard_, TensorBoardWriter::open(tensorboard_dir));
   }
   return w;
 }
@@ -25,6 +50,7 @@ MetricsWriter::~MetricsWriter() {
 }
 
 Status MetricsWriter::write(int64_t step, const std::map<std::string, double>& values) {
+  if (tensorboard_) RETURN_IF_ERROR(tensorboard_->write_scalars(step, values));
   if (!file_) return OkStatus();
   nlohmann::json j;
   j["step"] = step;

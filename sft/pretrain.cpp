@@ -207,7 +207,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads", pc.total / 1e6,
          pc.active / 1e6, at::get_num_threads());
 
-  ASSIGN_OR_RETURN(auto metrics, MetricsWriter::open(r.checkpoint.dir + "/metrics.jsonl"));
+  ASSIGN_OR_RETURN(auto metrics, MetricsWriter::open(r.checkpoint.dir + "/metrics.jsonl",
+                                                     r.checkpoint.dir + "/tensorboard",
+                                                     resume_dir.empty() ? -1 : start_step));
   PretrainResult result;
   model->train();
   auto params = model->parameters();
