@@ -13,6 +13,7 @@ namespace r1kit::apps {
 void add_model_command(CLI::App& root, int* exit_code);      // model init|info|logits
 void add_tokenizer_command(CLI::App& root, int* exit_code);  // tokenizer train|encode|decode
 void add_pretrain_command(CLI::App& root, int* exit_code);   // pretrain RECIPE
+void add_sft_command(CLI::App& root, int* exit_code);        // sft RECIPE
 
 // Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
 int report(const Status& status);

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   r1kit::apps::add_model_command(app, &exit_code);
   r1kit::apps::add_tokenizer_command(app, &exit_code);
   r1kit::apps::add_pretrain_command(app, &exit_code);
+  r1kit::apps::add_sft_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,7 @@
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
+#include "sft/train_state.h"
 
 namespace r1kit::sft {
 namespace fs = std::filesystem;
@@ -31,26 +32,6 @@ std::string render_corpus_line(const std::string& template_name, const std::stri
 }
 
 namespace {
-
-// The newest "step-N" checkpoint under dir/checkpoints, or "".
-std::string latest_checkpoint(const std::string& run_dir) {
-  std::error_code ec;
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(root, ec)) return "";
-  int64_t best = -1;
-  std::string best_path;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("step-", 0) != 0 || name.find(".tmp.") != std::string::npos) continue;
-    if (!fs::exists(e.path() / "trainer_state.json", ec)) continue;
-    try {
-      const int64_t s = std::stoll(name.substr(5));
-      if (s > best) best = s, best_path = e.path().string();
-    } catch (...) {
-    }
-  }
-  return best_path;
-}
 
 StatusOr<data::Tokenizer> prepare_tokenizer(const PretrainRecipe& r,
                                             const std::string& corpus_path) {
@@ -123,23 +104,6 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
   return sum / r.train.eval_batches;
 }
 
-Status save_checkpoint(policy::TransformerImpl& m, torch::optim::AdamW& opt,
-                       const PretrainRecipe& r, const std::string& tokenizer_path, int64_t step) {
-  const std::string dir = fmt::format("{}/checkpoints/step-{:06d}", r.checkpoint.dir, step);
-  const std::string tmp = temp_sibling(dir);
-  policy::SaveOptions so;
-  so.tokenizer_path = tokenizer_path;
-  RETURN_IF_ERROR(policy::save_model(m, tmp, so));
-  RETURN_IF_ERROR(save_adamw_state(opt, m.named_parameters(), tmp + "/optimizer.safetensors"));
-  nlohmann::json state;
-  state["step"] = step;
-  state["recipe"] = config_to_json(r);
-  RETURN_IF_ERROR(write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n"));
-  RETURN_IF_ERROR(rename_dir_atomic(tmp, dir));
-  R1_LOG(info, "checkpoint {}", dir);
-  return OkStatus();
-}
-
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
@@ -193,13 +157,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   int64_t start_step = 0;
   const std::string resume_dir = r.checkpoint.resume ? latest_checkpoint(r.checkpoint.dir) : "";
   if (!resume_dir.empty()) {
-    RETURN_IF_ERROR(policy::load_weights(*model, resume_dir));
-    RETURN_IF_ERROR(
-        load_adamw_state(*opt, model->named_parameters(), resume_dir + "/optimizer.safetensors"));
-    ASSIGN_OR_RETURN(std::string state_text, read_file(resume_dir + "/trainer_state.json"));
-    auto state = nlohmann::json::parse(state_text, nullptr, false);
-    if (state.is_discarded() || !state.contains("step") || !state["step"].is_number_integer())
-      return DataLoss("{}/trainer_state.json: missing or malformed 'step'", resume_dir);
+    ASSIGN_OR_RETURN(auto state, load_train_checkpoint(*model, *opt, resume_dir));
     start_step = state["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", resume_dir, start_step);
   }
@@ -255,7 +213,8 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     RETURN_IF_ERROR(metrics->write(step + 1, m));
     const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
     if ((r.checkpoint.every > 0 && ((step + 1) % r.checkpoint.every == 0 || last)) || stop)
-      RETURN_IF_ERROR(save_checkpoint(*model, *opt, r, tokenizer_path, step + 1));
+      RETURN_IF_ERROR(save_train_checkpoint(*model, *opt, r.checkpoint.dir, step + 1,
+                                            {{"recipe", config_to_json(r)}}, tokenizer_path));
     if (stop) {
       R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
       return result;

@@ -1,0 +1,149 @@
+// `r1kit sft RECIPE`: supervised fine-tuning (the R1 cold start), and the SFT half of
+// distillation.
+//
+// Follows torchtune's full fine-tune recipe and TRL's SFTTrainer: prompt/response data
+// (JSONL or a procedural task's step-by-step traces) rendered through the recipe's
+// chat template, loss on response tokens only, optional packing, AdamW with warmup and
+// cosine decay, gradient clipping, held-out loss, atomic checkpoints and exact resume.
+// What it does differently, on purpose:
+// - gradient accumulation divides every micro-batch's summed token loss by the number
+//   of response tokens in the WHOLE step, so a step's gradient does not depend on how it
+//   is split (the HF/TRL accumulation bug of 2024);
+// - bf16 compute is autocast over fp32 master weights (the model and AdamW stay fp32);
+// - batches are a pure function of (seed, step): a resumed run sees the same data.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "data/tokenizer.h"
+#include "policy/model_config.h"
+#include "sft/optim.h"
+#include "sft/pretrain.h"
+#include "sft/sft_data.h"
+
+namespace r1kit::sft {
+
+struct SftDataSection {
+  std::string source = "task";            // task | jsonl
+  std::string path;                       // jsonl: the file
+  std::string task = "arithmetic";        // task: which generator
+  int64_t n_examples = 4000;              // task: problems generated
+  uint64_t seed = 1;                      // task: generator seed; also the split
+  int64_t max_a = 99;                     // arithmetic: a in [2, max_a]
+  int64_t max_b = 9;                      // arithmetic: b in [2, max_b]
+  int64_t max_c = 99;                     // arithmetic: c in [0, max_c]
+  std::string chat_template = "r1_zero";  // r1_zero | plain
+  bool prefill_think = false;             // prompts end in " <think>"
+  double holdout_fraction = 0.05;         // examples held out for the eval loss
+  bool pack = true;                       // pack samples into rows of max_seq_len
+  int64_t max_seq_len = 256;              // row length (packed) / truncation length
+
+  void visit(ConfigVisitor& v) {
+    v.field("source", source, "where examples come from: task (generated) or jsonl",
+            OneOf{"task", "jsonl"});
+    v.field("path", path, "jsonl: {prompt, response} or {messages} objects, one per line");
+    v.field("task", task, "task: the procedural task", OneOf{"arithmetic"});
+    v.field("n_examples", n_examples, "task: problems generated", Range::at_least(2));
+    v.field("seed", seed, "task generator seed; also shuffles the train/held-out split");
+    v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
+    v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
+    v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
+    v.field("chat_template", chat_template, "prompt template", OneOf{"r1_zero", "plain"});
+    v.field("prefill_think", prefill_think,
+            "prompts end in ' <think>' and responses start inside the reasoning");
+    v.field("holdout_fraction", holdout_fraction, "share of examples held out for eval_loss",
+            Range::between(0, 0.5));
+    v.field("pack", pack,
+            "pack several samples per row (block-diagonal attention, positions restart)");
+    v.field("max_seq_len", max_seq_len, "row length in tokens; longer samples are truncated",
+            Range::at_least(8));
+  }
+  Status validate() const {
+    if (source == "jsonl" && path.empty())
+      return InvalidArgument("data.source=jsonl needs data.path");
+    return OkStatus();
+  }
+};
+
+struct SftTrainSection {
+  int64_t steps = 300;          // optimizer steps
+  int64_t batch_size = 8;       // rows per micro-batch
+  int64_t grad_accum = 1;       // micro-batches per optimizer step
+  uint64_t seed = 1;            // model init and data order
+  std::string compute = "f32";  // f32 | bf16 (autocast; master weights stay fp32)
+  OptimConfig optim;            // AdamW and schedule
+  int64_t log_every = 10;       // console cadence; JSONL/TensorBoard get every step
+  int64_t eval_every = 100;     // held-out loss cadence; 0 = only at the end
+  int64_t eval_batches = 4;     // micro-batches of the held-out loss
+  int64_t stop_after = 0;       // end this invocation after N steps (checkpointed); 0 = run all
+  double max_minutes = 0;       // end training after this wall time (saves final); 0 = off
+
+  void visit(ConfigVisitor& v) {
+    v.field("steps", steps, "optimizer steps", Range::at_least(1));
+    v.field("batch_size", batch_size, "rows per micro-batch", Range::at_least(1));
+    v.field("grad_accum", grad_accum, "micro-batches per optimizer step", Range::at_least(1));
+    v.field("seed", seed, "model init and data order seed");
+    v.field("compute", compute, "f32, or bf16 autocast over fp32 master weights",
+            OneOf{"f32", "bf16"});
+    v.section("optim", optim, "AdamW with warmup and cosine decay");
+    v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
+    v.field("eval_every", eval_every, "held-out loss cadence in steps; 0 = at the end",
+            Range::non_negative());
+    v.field("eval_batches", eval_batches, "micro-batches in the held-out loss", Range::at_least(1));
+    v.field("stop_after", stop_after,
+            "end this invocation after N steps, with a checkpoint; 0 = run all",
+            Range::non_negative());
+    v.field("max_minutes", max_minutes,
+            "stop training after this many minutes and save the final model (a fixed time "
+            "budget, e.g. for fair comparisons); 0 = off",
+            Range::non_negative());
+  }
+};
+
+struct SftRecipe {
+  policy::ModelConfig model;
+  TokenizerSection tokenizer;
+  SftDataSection data;
+  SftTrainSection train;
+  CheckpointSection checkpoint{"runs/sft", 100, true};
+  DistSection dist;
+  void visit(ConfigVisitor& v) {
+    v.section("model", model, "the policy to fine-tune (model.from: a checkpoint)");
+    v.section("tokenizer", tokenizer,
+              "tokenizer: path, else model.from's, else trained on the examples");
+    v.section("data", data, "SFT examples");
+    v.section("train", train, "training loop");
+    v.section("checkpoint", checkpoint, "run directory and checkpoints");
+    v.section("dist", dist, "threads and (later) processes");
+  }
+  Status validate() const;
+};
+
+struct SftResult {
+  double first_loss = 0;  // training loss of the first step run
+  double final_loss = 0;  // mean training loss of the last log window
+  double eval_loss = 0;   // last held-out loss
+  int64_t steps_run = 0;  // steps executed by this call
+  bool finished = false;  // reached train.steps or max_minutes
+  std::string final_dir;  // the final model
+};
+
+// The examples a recipe's data section describes (generated or read), before the split.
+StatusOr<std::vector<TextExample>> load_sft_examples(const SftDataSection& d);
+
+// Token-level SFT loss terms of one micro-batch: the SUM of response-token negative
+// log-likelihoods (divide by the step's token count), the balance loss and the MTP
+// loss (per micro-batch means: divide by the number of micro-batches).
+struct SftLossTerms {
+  torch::Tensor nll_sum;  // scalar, differentiable
+  torch::Tensor aux;      // scalar, differentiable
+  torch::Tensor mtp;      // scalar, differentiable (0 when MTP is off)
+};
+SftLossTerms sft_loss_terms(policy::TransformerImpl& model, const SftBatch& batch);
+
+StatusOr<SftResult> run_sft(const SftRecipe& recipe);
+
+}  // namespace r1kit::sft

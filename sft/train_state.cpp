@@ -1,0 +1,76 @@
+#include "sft/train_state.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/logging.h"
+#include "policy/checkpoint.h"
+#include "sft/optim.h"
+
+namespace r1kit::sft {
+namespace fs = std::filesystem;
+
+namespace {
+// (step, path) of every complete checkpoint, oldest first.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(root, ec)) return out;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || name.find(".tmp.") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "trainer_state.json", ec)) continue;
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.size() > 15 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    out.emplace_back(std::stoll(digits), e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  auto all = list_checkpoints(run_dir);
+  return all.empty() ? "" : all.back().second;
+}
+
+Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
+                             const std::string& run_dir, int64_t step, nlohmann::json state,
+                             const std::string& tokenizer_path, int64_t keep_last) {
+  const std::string dir = fmt::format("{}/checkpoints/step-{:06d}", run_dir, step);
+  const std::string tmp = temp_sibling(dir);
+  policy::SaveOptions so;
+  so.tokenizer_path = tokenizer_path;
+  RETURN_IF_ERROR(policy::save_model(model, tmp, so));
+  RETURN_IF_ERROR(save_adamw_state(opt, model.named_parameters(), tmp + "/optimizer.safetensors"));
+  state["step"] = step;
+  RETURN_IF_ERROR(write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n"));
+  RETURN_IF_ERROR(rename_dir_atomic(tmp, dir));
+  R1_LOG(info, "checkpoint {}", dir);
+  if (keep_last > 0) {
+    auto all = list_checkpoints(run_dir);
+    for (size_t i = 0; i + keep_last < all.size(); ++i) {
+      std::error_code ec;
+      fs::remove_all(all[i].second, ec);
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
+                                               torch::optim::AdamW& opt, const std::string& dir) {
+  RETURN_IF_ERROR(policy::load_weights(model, dir));
+  RETURN_IF_ERROR(load_adamw_state(opt, model.named_parameters(), dir + "/optimizer.safetensors"));
+  ASSIGN_OR_RETURN(std::string text, read_file(dir + "/trainer_state.json"));
+  auto state = nlohmann::json::parse(text, nullptr, false);
+  if (state.is_discarded() || !state.is_object() || !state.contains("step") ||
+      !state["step"].is_number_integer())
+    return DataLoss("{}/trainer_state.json: missing or malformed 'step'", dir);
+  return state;
+}
+
+}  // namespace r1kit::sft

@@ -1,0 +1,36 @@
+// Training checkpoints shared by every trainer (pretrain, sft, distill, grpo).
+//
+// A training checkpoint is RUN/checkpoints/step-NNNNNN/: the model directory of
+// policy::save_model (config.json, model.safetensors, tokenizer.model), plus
+// optimizer.safetensors (AdamW moments and step counts) and trainer_state.json
+// ({"step", "recipe", ...trainer-specific state}). It is written into a temporary
+// sibling and renamed into place (DESIGN.md, "Checkpoints"), so a crash leaves either
+// the old set of checkpoints or the new one, never a half-written directory; the
+// newest complete one is where a rerun resumes.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/status.h"
+#include "policy/model.h"
+
+namespace r1kit::sft {
+
+// The newest complete RUN/checkpoints/step-N directory, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// Writes RUN/checkpoints/step-{step:06d} atomically. `state` gets "step" added.
+// Keeps only the newest `keep_last` checkpoints when keep_last > 0.
+Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
+                             const std::string& run_dir, int64_t step, nlohmann::json state,
+                             const std::string& tokenizer_path, int64_t keep_last = 0);
+
+// Loads the weights and optimizer state of checkpoint `dir` into `model`/`opt`, and
+// returns its trainer_state.json (with an integer "step").
+StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
+                                               torch::optim::AdamW& opt, const std::string& dir);
+
+}  // namespace r1kit::sft
