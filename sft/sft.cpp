@@ -315,7 +315,11 @@ StatusOr<SftResult> run_sft(const SftRecipe& r) {
                                        {"loss_tokens", static_cast<double>(n_loss)}};
     if (model->args().n_routed_experts > 0) m["aux_loss"] = aux;
     if (model->args().n_mtp_layers > 0) m["mtp_loss"] = mtp;
-    if (eval_now) m["eval_loss"] = result.eval_loss = eval_loss(*model, data, r, pad_id);
+    if (eval_now) {
+      const auto t_eval = std::chrono::steady_clock::now();
+      m["eval_loss"] = result.eval_loss = eval_loss(*model, data, r, pad_id);
+      t_window += std::chrono::steady_clock::now() - t_eval;  // tokens/s counts training only
+    }
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
