@@ -158,6 +158,13 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   const std::string resume_dir = r.checkpoint.resume ? latest_checkpoint(r.checkpoint.dir) : "";
   if (!resume_dir.empty()) {
     ASSIGN_OR_RETURN(auto state, load_train_checkpoint(*model, *opt, resume_dir));
+    // Keys that do not change what is computed may differ; anything else would break
+    // an exact resume and is refused.
+    if (state.contains("recipe"))
+      RETURN_IF_ERROR(check_resume_compatible(
+          state["recipe"], config_to_json(r),
+          {"train.stop_after", "train.log_every", "train.eval_every", "train.eval_batches",
+           "train.max_minutes", "checkpoint", "dist"}));
     start_step = state["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", resume_dir, start_step);
   }

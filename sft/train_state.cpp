@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
@@ -71,6 +72,58 @@ StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
       !state["step"].is_number_integer())
     return DataLoss("{}/trainer_state.json: missing or malformed 'step'", dir);
   return state;
+}
+
+namespace {
+bool allowed(const std::string& key, const std::vector<std::string>& may_change) {
+  for (const auto& p : may_change)
+    if (key == p || key.rfind(p + ".", 0) == 0) return true;
+  return false;
+}
+// The first differing leaf under `prefix`, or "" when equal.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
+                             const std::string& prefix,
+                             const std::vector<std::string>& may_change) {
+  if (allowed(prefix, may_change)) return "";
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+    for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+    for (const auto& k : keys) {
+      const std::string key = prefix.empty() ? k : prefix + "." + k;
+      const nlohmann::json null;
+      auto d = first_difference(a.contains(k) ? a[k] : null, b.contains(k) ? b[k] : null, key,
+                                may_change);
+      if (!d.empty()) return d;
+    }
+    return "";
+  }
+  return a == b ? "" : prefix;
+}
+const nlohmann::json& at_path(const nlohmann::json& j, const std::string& key) {
+  static const nlohmann::json null;
+  const nlohmann::json* cur = &j;
+  size_t pos = 0;
+  while (pos <= key.size()) {
+    size_t end = key.find('.', pos);
+    if (end == std::string::npos) end = key.size();
+    const std::string part = key.substr(pos, end - pos);
+    if (!cur->is_object() || !cur->contains(part)) return null;
+    cur = &(*cur)[part];
+    pos = end + 1;
+  }
+  return *cur;
+}
+}  // namespace
+
+Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
+                               const std::vector<std::string>& may_change) {
+  const std::string key = first_difference(saved, now, "", may_change);
+  if (key.empty()) return OkStatus();
+  return FailedPrecondition(
+      "cannot resume: {} is {} in the checkpoint's recipe but {} now; restore it, or start a "
+      "new run (another checkpoint.dir, or checkpoint.resume=false)",
+      key, at_path(saved, key).dump(), at_path(now, key).dump());
 }
 
 }  // namespace r1kit::sft

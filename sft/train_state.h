@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "policy/model.h"
@@ -32,5 +33,13 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
 // returns its trainer_state.json (with an integer "step").
 StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
                                                torch::optim::AdamW& opt, const std::string& dir);
+
+// Checks that a run may resume from a checkpoint saved with recipe `saved` under the
+// recipe `now` (both as config_to_json gives them): every leaf must be equal except
+// those under a dotted prefix in `may_change` (e.g. "train.stop_after", "checkpoint",
+// "dist"). Otherwise FailedPrecondition naming the first differing key and both values,
+// so a changed seed or learning rate cannot silently break an exact resume.
+Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
+                               const std::vector<std::string>& may_change);
 
 }  // namespace r1kit::sft
