@@ -1,7 +1,5 @@
 #include "sft/sft.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/rng.h"
+#include "core/torch_compat.h"
 #include "data/arithmetic.h"
 #include "policy/checkpoint.h"
 #include "policy/logprobs.h"
@@ -65,22 +64,6 @@ SftLossTerms sft_loss_terms(policy::TransformerImpl& m, const SftBatch& b) {
 }
 
 namespace {
-
-// Autocast to bf16 on CPU for the lifetime of the guard (matmuls run in bf16, the
-// parameters and their gradients stay fp32).
-struct AutocastGuard {
-  explicit AutocastGuard(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
-  bool on_;
-};
 
 // The data of a run: train/eval samples and the row order of every epoch.
 class SftData {
@@ -150,7 +133,7 @@ double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, 
   const auto& ev = data.eval();
   if (ev.empty()) return NAN;
   torch::NoGradGuard ng;
-  AutocastGuard ac(r.train.compute == "bf16");
+  compat::CpuAutocastGuard ac(r.train.compute == "bf16");
   m.eval();
   double nll = 0;
   int64_t n = 0;
@@ -291,7 +274,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r) {
     zero_grad(params);
     double nll = 0, aux = 0, mtp = 0;
     for (const auto& mb : micro) {
-      AutocastGuard ac(bf16);
+      compat::CpuAutocastGuard ac(bf16);
       SftLossTerms t = sft_loss_terms(*model, mb);
       auto loss = t.nll_sum / std::max<int64_t>(n_loss, 1) + (t.aux + t.mtp) / A;
       loss.backward();

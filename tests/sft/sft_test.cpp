@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/rng.h"
+#include "core/torch_compat.h"
 #include "sft/train_state.h"
 
 namespace r1kit::sft {
@@ -191,6 +192,35 @@ TEST(ResumeCompatibilityTest, NamesTheChangedKey) {
   now["train"]["extra"] = true;  // a key only one side has
   EXPECT_NE(check_resume_compatible(saved, now, ok).message().find("train.extra"),
             std::string::npos);
+}
+}  // namespace
+}  // namespace r1kit::sft
+
+namespace r1kit::sft {
+namespace {
+TEST(SftLossTest, Bf16AutocastKeepsFp32MasterWeightsAndTracksFp32) {
+  auto model = nano_model();
+  model->eval();
+  auto samples = random_samples(4, 13);
+  std::vector<const SftSample*> ptrs;
+  for (auto& s : samples) ptrs.push_back(&s);
+  auto b = make_padded_batch(ptrs, 3);
+  const double f32 = sft_loss_terms(*model, b).nll_sum.item<double>();
+  double bf16 = 0;
+  {
+    compat::CpuAutocastGuard ac(true);
+    auto t = sft_loss_terms(*model, b);
+    t.nll_sum.backward();
+    bf16 = t.nll_sum.item<double>();
+  }
+  EXPECT_NEAR(bf16 / f32, 1.0, 0.02);  // bf16 has ~3 significant digits
+  EXPECT_NE(bf16, f32);                // and it did run in bf16
+  for (const auto& p : model->parameters()) {
+    EXPECT_EQ(p.scalar_type(), torch::kFloat);
+    if (p.grad().defined()) {
+      EXPECT_EQ(p.grad().scalar_type(), torch::kFloat);
+    }
+  }
 }
 }  // namespace
 }  // namespace r1kit::sft
