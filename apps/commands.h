@@ -14,6 +14,8 @@ void add_model_command(CLI::App& root, int* exit_code);      // model init|info|
 void add_tokenizer_command(CLI::App& root, int* exit_code);  // tokenizer train|encode|decode
 void add_pretrain_command(CLI::App& root, int* exit_code);   // pretrain RECIPE
 void add_sft_command(CLI::App& root, int* exit_code);        // sft RECIPE
+void add_generate_command(CLI::App& root, int* exit_code);   // generate --model DIR --prompt ...
+void add_rollout_worker_command(CLI::App& root, int* exit_code);  // rollout-worker --model DIR
 
 // Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
 int report(const Status& status);

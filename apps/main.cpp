@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   r1kit::apps::add_tokenizer_command(app, &exit_code);
   r1kit::apps::add_pretrain_command(app, &exit_code);
   r1kit::apps::add_sft_command(app, &exit_code);
+  r1kit::apps::add_generate_command(app, &exit_code);
+  r1kit::apps::add_rollout_worker_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

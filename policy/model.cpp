@@ -22,6 +22,26 @@ torch::Tensor softmax_f32(const torch::Tensor& scores, const torch::Tensor& like
   return torch::softmax(scores.to(torch::kFloat), /*dim=*/-1).to(like.scalar_type());
 }
 
+// Writes this call's keys/values into cache tensor `t` [B_cache, S, ...] and returns the
+// rows [0, B) x positions [0, start_pos + T) to attend over. With per-row positions
+// (row_pos [B], T == 1) row b writes at row_pos[b]; otherwise every row writes at
+// [start_pos, start_pos + T).
+torch::Tensor cache_write_read(const torch::Tensor& t, const torch::Tensor& x, int64_t start_pos,
+                               const torch::Tensor& row_pos) {
+  const int64_t B = x.size(0), T = x.size(1);
+  TORCH_CHECK(start_pos + T <= t.size(1), "KV cache overflow: ", start_pos + T, " > ", t.size(1));
+  TORCH_CHECK(B <= t.size(0), "KV cache has ", t.size(0), " rows, the batch ", B);
+  auto rows = t.narrow(0, 0, B);
+  if (row_pos.defined()) {
+    TORCH_CHECK(T == 1 && row_pos.numel() == B, "row_positions needs T == 1 and one per row");
+    auto b = torch::arange(B, row_pos.options());
+    rows.index_put_({b, row_pos}, x.select(1, 0));
+  } else {
+    rows.narrow(1, start_pos, T).copy_(x);
+  }
+  return rows.narrow(1, 0, start_pos + T);
+}
+
 }  // namespace
 
 torch::Tensor causal_mask(int64_t T, int64_t start_pos, torch::Device device) {
@@ -147,7 +167,7 @@ MLAImpl::MLAImpl(const ModelArgs& a)
 
 torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
                                const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                               int64_t start_pos, AttnImpl impl) {
+                               int64_t start_pos, AttnImpl impl, const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads;
   const int64_t dn = args_.qk_nope_head_dim, dr = args_.qk_rope_head_dim, dv = args_.v_head_dim;
   const int64_t dc = args_.kv_lora_rank;
@@ -163,12 +183,8 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
   if (cache) {
-    TORCH_CHECK(start_pos + T <= cache->max_len, "KV cache overflow: ", start_pos + T, " > ",
-                cache->max_len);
-    cache->a[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(c_kv);
-    cache->b[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(k_pe);
-    c_all = cache->a[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
-    pe_all = cache->b[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+    c_all = cache_write_read(cache->a[layer], c_kv, start_pos, row_pos);
+    pe_all = cache_write_read(cache->b[layer], k_pe, start_pos, row_pos);
   }
   const int64_t S = c_all.size(1);
   if (impl == AttnImpl::kAuto) impl = (cache && T == 1) ? AttnImpl::kAbsorb : AttnImpl::kNaive;
@@ -186,17 +202,26 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   } else {
     // Absorbed (reference §1.2): q_lat = q_nope W_UK, scores against the latent itself.
+    // Written as plain bmm's so that neither the per-head weights (over B) nor the
+    // latent cache (over H) is ever expanded and copied.
     auto w = kv_b_proj->weight.view({H, dn + dv, dc});
-    auto w_uk = w.narrow(1, 0, dn);                            // [H, dn, dc]
-    auto w_uv = w.narrow(1, dn, dv);                           // [H, dv, dc]
-    auto q_lat = torch::matmul(q_nope.transpose(1, 2), w_uk);  // [B, H, T, dc]
-    auto scores = torch::matmul(q_lat, c_all.unsqueeze(1).transpose(-1, -2)) +
-                  torch::matmul(q_pe.transpose(1, 2), pe_all.unsqueeze(1).transpose(-1, -2));
-    scores = scores * scale_;  // [B, H, T, S]
+    auto w_uk = w.narrow(1, 0, dn);   // [H, dn, dc]
+    auto w_uv = w.narrow(1, dn, dv);  // [H, dv, dc]
+    auto q_lat = torch::bmm(q_nope.permute({2, 0, 1, 3}).reshape({H, B * T, dn}), w_uk)
+                     .view({H, B, T, dc})
+                     .permute({1, 0, 2, 3})
+                     .reshape({B, H * T, dc});  // [B, H*T, dc]
+    auto qp = q_pe.transpose(1, 2).reshape({B, H * T, dr});
+    auto scores = torch::baddbmm(torch::bmm(qp, pe_all.transpose(1, 2)), q_lat,
+                                 c_all.transpose(1, 2));  // [B, H*T, S]
+    scores = (scores * scale_).view({B, H, T, S});
     if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-    auto p = softmax_f32(scores, c_all);
-    auto o_lat = torch::matmul(p, c_all.unsqueeze(1));               // [B, H, T, dc]
-    o = torch::matmul(o_lat, w_uv.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
+    auto p = softmax_f32(scores, c_all).view({B, H * T, S});
+    auto o_lat = torch::bmm(p, c_all);  // [B, H*T, dc]
+    o = torch::bmm(o_lat.view({B, H, T, dc}).permute({1, 0, 2, 3}).reshape({H, B * T, dc}),
+                   w_uv.transpose(1, 2))  // [H, B*T, dv]
+            .view({H, B, T, dv})
+            .permute({1, 2, 0, 3});  // [B, T, H, dv]
   }
   return o_proj(o.reshape({B, T, H * dv}));
 }
@@ -213,19 +238,15 @@ GQAImpl::GQAImpl(const ModelArgs& a) : args_(a), rope_(a, a.head_dim), scale_(a.
 
 torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
                                const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                               int64_t start_pos) {
+                               int64_t start_pos, const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads, Hk = args_.n_kv_heads;
   const int64_t D = args_.head_dim;
   auto q = rope_.apply(q_proj(x).view({B, T, H, D}), positions);
   auto k = rope_.apply(k_proj(x).view({B, T, Hk, D}), positions);
   auto v = v_proj(x).view({B, T, Hk, D});
   if (cache) {
-    TORCH_CHECK(start_pos + T <= cache->max_len, "KV cache overflow: ", start_pos + T, " > ",
-                cache->max_len);
-    cache->a[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(k);
-    cache->b[layer].narrow(0, 0, B).narrow(1, start_pos, T).copy_(v);
-    k = cache->a[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
-    v = cache->b[layer].narrow(0, 0, B).narrow(1, 0, start_pos + T);
+    k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
+    v = cache_write_read(cache->b[layer], v, start_pos, row_pos);
   }
   const int64_t S = k.size(1), rep = H / Hk;
   // Group the query heads of each KV head: [B, Hk, rep*T, D] against [B, Hk, S, D].
@@ -389,10 +410,10 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, bool moe_layer) {
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& positions,
                                         const torch::Tensor& mask, KVCache* cache, int64_t layer,
                                         int64_t start_pos, AttnImpl impl, torch::Tensor* load,
-                                        torch::Tensor* aux_loss) {
+                                        torch::Tensor* aux_loss, const torch::Tensor& row_pos) {
   auto x = input_layernorm(h);
-  auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl)
-               : gqa(x, positions, mask, cache, layer, start_pos);
+  auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, row_pos)
+               : gqa(x, positions, mask, cache, layer, start_pos, row_pos);
   auto h2 = h + a;
   x = post_attention_layernorm(h2);
   return h2 + (moe ? moe(x, load, aux_loss) : dense(x));
@@ -465,8 +486,9 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
   for (int64_t l = 0; l < args_.n_layers; ++l) {
     torch::Tensor load, layer_aux;
-    h = layers[l]->as<DecoderLayerImpl>()->forward(
-        h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl, &load, &layer_aux);
+    h = layers[l]->as<DecoderLayerImpl>()->forward(h, positions, mask, opts.cache, l,
+                                                   opts.start_pos, opts.attn_impl, &load,
+                                                   &layer_aux, opts.row_positions);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
   }
@@ -484,18 +506,35 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOp
   const int64_t B = ids.size(0), T = ids.size(1);
   auto dev = ids.device();
   torch::Tensor positions = opts.positions;
+  torch::Tensor mask;
+  if (opts.row_positions.defined()) {
+    // Per-row decode: row b is at row_positions[b] and sees keys [0, row_positions[b]].
+    TORCH_CHECK(T == 1 && opts.cache, "row_positions needs a cache and T == 1");
+    auto rp = opts.row_positions.to(dev, torch::kLong);
+    auto keys = torch::arange(opts.start_pos + 1, rp.options());
+    positions = rp.view({B, 1});
+    mask = (keys.unsqueeze(0) <= rp.unsqueeze(1)).view({B, 1, 1, opts.start_pos + 1});
+    ForwardOptions o = opts;
+    o.row_positions = rp;
+    return forward_impl(ids, positions, mask, o);
+  }
   if (!positions.defined())
     positions =
         torch::arange(opts.start_pos, opts.start_pos + T, torch::dtype(torch::kLong).device(dev))
             .unsqueeze(0)
             .expand({B, T});
-  torch::Tensor mask;
   if (opts.attn_mask.defined()) {
     TORCH_CHECK(opts.attn_mask.dim() == 3, "attn_mask must be [B, T, S]");
     mask = opts.attn_mask.unsqueeze(1);
   } else if (T > 1) {
     mask = causal_mask(T, opts.start_pos, dev);
   }
+  return forward_impl(ids, positions, mask, opts);
+}
+
+ForwardOutput TransformerImpl::forward_impl(const torch::Tensor& ids,
+                                            const torch::Tensor& positions,
+                                            const torch::Tensor& mask, const ForwardOptions& opts) {
   ForwardOutput out;
   auto h = run_layers(embed_tokens(ids), positions, mask, opts, &out);
   out.last_hidden = h;

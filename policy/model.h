@@ -59,6 +59,12 @@ struct ForwardOptions {
   torch::Tensor attn_mask;
   AttnImpl attn_impl = AttnImpl::kAuto;
   bool compute_logits = true;  // false: skip lm_head (e.g. for token_logprobs)
+  // Per-row decode (continuous batching, T must be 1): [B] int64, the cache position of
+  // each row's token. Row b writes its key/value at row_positions[b] of cache row b,
+  // uses it as its RoPE position, and attends to keys [0, row_positions[b]]. start_pos
+  // must then be max(row_positions): keys [0, start_pos] are read for every row, those
+  // past a row's own position masked out. Overrides `positions` and `attn_mask`.
+  torch::Tensor row_positions;
 };
 
 struct ForwardOutput {
@@ -106,9 +112,10 @@ class MLAImpl : public torch::nn::Module {
  public:
   explicit MLAImpl(const ModelArgs& args);
   // x: [B, T, d]; positions: [B, T]; mask: bool [B|1, 1, T, S] or undefined.
+  // row_pos: ForwardOptions::row_positions (undefined outside per-row decode).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
-                        AttnImpl impl);
+                        AttnImpl impl, const torch::Tensor& row_pos = {});
 
   torch::nn::Linear q_proj{nullptr};              // [H*d_qk, d] when q_lora_rank == 0
   torch::nn::Linear q_a_proj{nullptr};            // [d_q, d]
@@ -131,8 +138,8 @@ class GQAImpl : public torch::nn::Module {
  public:
   explicit GQAImpl(const ModelArgs& args);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                        int64_t start_pos);
+                        const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
+                        const torch::Tensor& row_pos = {});
 
   torch::nn::Linear q_proj{nullptr};  // [H*D, d]
   torch::nn::Linear k_proj{nullptr};  // [n_kv*D, d]
@@ -209,7 +216,8 @@ class DecoderLayerImpl : public torch::nn::Module {
   DecoderLayerImpl(const ModelArgs& args, bool moe);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
-                        AttnImpl impl, torch::Tensor* load, torch::Tensor* aux_loss);
+                        AttnImpl impl, torch::Tensor* load, torch::Tensor* aux_loss,
+                        const torch::Tensor& row_pos = {});
 
   RMSNorm input_layernorm{nullptr};
   MLA mla{nullptr};  // registered as "self_attn" when attention is MLA
@@ -271,6 +279,8 @@ class TransformerImpl : public torch::nn::Module {
   torch::nn::ModuleList mtp{nullptr};  // absent when n_mtp_layers == 0
 
  private:
+  ForwardOutput forward_impl(const torch::Tensor& ids, const torch::Tensor& positions,
+                             const torch::Tensor& mask, const ForwardOptions& opts);
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions,
                            const torch::Tensor& mask, const ForwardOptions& opts,
                            ForwardOutput* out);

@@ -9,6 +9,12 @@
 // (greedy) it is the log-prob at temperature 1. This is exactly what
 // policy::token_logprobs recomputes, so behaviour and trainer log-probs agree.
 //
+// Stopping: only stop_token_ids, stop_strings and max_new_tokens end a completion; EOS
+// is not implicit (put the tokenizer's eos id in stop_token_ids).
+//
+// Implementations: LocalRolloutSource (rollout/local_source.h, over rollout/engine.h)
+// and the gRPC client pool (rollout/grpc/).
+//
 // Seeding: the random stream of sample j of the prompt with index i is
 // derive_seed(sampling.seed, {i, j}); the same request gives the same tokens whatever
 // the batch composition, the worker, or the order in which groups finish.
@@ -27,15 +33,15 @@
 namespace r1kit::rollout {
 
 struct SamplingParams {
-  double temperature = 1.0;  // 0 = greedy (argmax); must be >= 0
-  int64_t top_k = 0;         // keep the k most likely tokens; 0 = off
-  double top_p = 1.0;        // nucleus: smallest set with mass >= top_p; 1 = off
-  double min_p = 0.0;        // drop tokens with p < min_p * p_max; 0 = off
-  int64_t max_new_tokens = 256;             // completion length cap, in tokens
-  std::vector<int64_t> stop_token_ids;      // finishing on one keeps it in the output
-  std::vector<std::string> stop_strings;    // finishing on one keeps the token that
-                                            // completed it; needs a tokenizer
-  uint64_t seed = 0;                        // see "Seeding" above
+  double temperature = 1.0;               // 0 = greedy (argmax); must be >= 0
+  int64_t top_k = 0;                      // keep the k most likely tokens; 0 = off
+  double top_p = 1.0;                     // nucleus: smallest set with mass >= top_p; 1 = off
+  double min_p = 0.0;                     // drop tokens with p < min_p * p_max; 0 = off
+  int64_t max_new_tokens = 256;           // completion length cap, in tokens
+  std::vector<int64_t> stop_token_ids;    // finishing on one keeps it in the output
+  std::vector<std::string> stop_strings;  // finishing on one keeps the token that
+                                          // completed it; needs a tokenizer
+  uint64_t seed = 0;                      // see "Seeding" above
 };
 
 enum class FinishReason { kStop, kLength, kAbort };
@@ -58,16 +64,18 @@ struct Completion {
   std::vector<int64_t> token_ids;  // generated tokens only (no prompt)
   std::vector<float> logprobs;     // one per token, see the convention above
   FinishReason finish_reason = FinishReason::kLength;
-  int64_t policy_version = 0;      // version of the weights that produced every token
+  int64_t policy_version = 0;  // version of the weights that produced every token
 };
 
 struct Group {
-  int64_t prompt_index = 0;              // PromptInput::index
-  std::vector<Completion> completions;   // group_size entries, sample order
+  int64_t prompt_index = 0;             // PromptInput::index
+  std::vector<Completion> completions;  // group_size entries, sample order
 };
 
-// Named weights in checkpoint (Hugging Face) names, as Transformer::named_parameters
-// and named_buffers give them.
+// Named weights: the model's own names, as Transformer::named_parameters and
+// named_buffers give them ("layers.0.self_attn.kv_b_proj.weight"), or their Hugging
+// Face checkpoint names ("model.layers.0.self_attn.kv_b_proj.weight", as
+// policy::export_tensors gives them); LocalRolloutSource accepts both.
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 class RolloutSource {

@@ -1,0 +1,216 @@
+// `r1kit generate`: sample completions from a checkpoint, so a person can try a model.
+//
+// Runs the in-process rollout engine (rollout/local_source.h): the prompt is rendered
+// through an optional chat template, encoded with the checkpoint's tokenizer.model (no
+// BOS, as the SFT data is), and n completions are sampled with the given settings;
+// generation stops at the tokenizer's EOS unless --no-eos-stop. Prints each completion's
+// text with its finish reason, length and mean log-prob, or one JSON object per
+// completion with --json. --ids bypasses the tokenizer (token ids in, ids out).
+// Differences from the command line: --worker ADDR (generation through a gRPC
+// rollout worker) belongs to the gRPC half and is not wired in here yet.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "data/chat_template.h"
+#include "data/tokenizer.h"
+#include "policy/checkpoint.h"
+#include "rollout/local_source.h"
+
+namespace r1kit::apps {
+namespace {
+
+struct GenerateFlags {
+  std::string model;
+  std::string prompt;
+  std::string ids;  // comma-separated token ids instead of --prompt
+  std::string tokenizer;
+  std::string chat_template = "none";  // none | r1_zero | plain
+  bool prefill_think = false;
+  int64_t n = 4;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  double min_p = 0.0;
+  int64_t max_new_tokens = 128;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  std::vector<int64_t> stop_ids;
+  bool no_eos_stop = false;
+  std::string dtype = "f32";
+  int64_t threads = 0;
+  int64_t max_batch = 64;
+  bool json = false;
+};
+
+StatusOr<std::vector<int64_t>> parse_id_list(const std::string& text) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+      ids.push_back(v);
+    } catch (...) {
+      return InvalidArgument("--ids: '{}' is not an integer", item);
+    }
+  }
+  return ids;
+}
+
+Status run_generate(const GenerateFlags& f) {
+  if (f.prompt.empty() == f.ids.empty())
+    return InvalidArgument("give exactly one of --prompt TEXT and --ids 1,2,3");
+  if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
+  policy::LoadOptions load;
+  if (f.dtype == "bf16")
+    load.dtype = torch::kBFloat16;
+  else if (f.dtype != "f32")
+    return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
+
+  // The tokenizer: --tokenizer, else the checkpoint's tokenizer.model, else none.
+  std::optional<data::Tokenizer> tok;
+  std::string tok_path = f.tokenizer;
+  if (tok_path.empty() && std::filesystem::exists(f.model + "/tokenizer.model"))
+    tok_path = f.model + "/tokenizer.model";
+  if (!tok_path.empty()) {
+    ASSIGN_OR_RETURN(data::Tokenizer t, data::Tokenizer::load(tok_path));
+    tok = std::move(t);
+  }
+  if (!tok && !f.prompt.empty())
+    return FailedPrecondition(
+        "--prompt needs a tokenizer: {} has no tokenizer.model (pass --tokenizer FILE or --ids)",
+        f.model);
+
+  rollout::GenerateRequest req;
+  rollout::PromptInput prompt;
+  if (!f.ids.empty()) {
+    ASSIGN_OR_RETURN(prompt.ids, parse_id_list(f.ids));
+  } else {
+    std::string text = f.prompt;
+    if (f.chat_template != "none") {
+      ASSIGN_OR_RETURN(data::ChatTemplateKind kind,
+                       data::parse_chat_template_kind(f.chat_template));
+      data::ChatTemplateOptions opts;
+      opts.kind = kind;
+      opts.prefill_think = f.prefill_think;
+      text = data::render_prompt(opts, f.prompt);
+    }
+    for (int32_t id : tok->encode(text)) prompt.ids.push_back(id);
+  }
+  req.prompts.push_back(prompt);
+  req.group_size = f.n;
+  auto& sp = req.sampling;
+  sp.temperature = f.temperature;
+  sp.top_k = f.top_k;
+  sp.top_p = f.top_p;
+  sp.min_p = f.min_p;
+  sp.max_new_tokens = f.max_new_tokens;
+  sp.seed = f.seed;
+  sp.stop_strings = f.stop;
+  sp.stop_token_ids = f.stop_ids;
+  if (tok && !f.no_eos_stop && tok->eos_id() >= 0) sp.stop_token_ids.push_back(tok->eos_id());
+
+  ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
+  rollout::EngineOptions eo;
+  eo.max_batch = std::max<int64_t>(1, std::min(f.max_batch, f.n));
+  // Slots only as long as this request needs (the model's context may be far longer).
+  eo.max_seq_len = std::min<int64_t>(model->args().max_seq_len,
+                                     static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens);
+  eo.max_seq_len = std::max<int64_t>(eo.max_seq_len, 1);
+  rollout::LocalRolloutSource source(std::move(model), eo,
+                                     tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
+  ASSIGN_OR_RETURN(std::vector<rollout::Group> groups, source.generate(req));
+  const rollout::EngineStats st = source.last_stats();
+
+  const auto& completions = groups.at(0).completions;
+  for (size_t j = 0; j < completions.size(); ++j) {
+    const auto& c = completions[j];
+    double sum_lp = 0;
+    for (float lp : c.logprobs) sum_lp += lp;
+    const double mean_lp = c.logprobs.empty() ? 0.0 : sum_lp / c.logprobs.size();
+    std::string text;
+    if (tok) {
+      std::vector<int32_t> ids32(c.token_ids.begin(), c.token_ids.end());
+      text = tok->decode(ids32);
+    }
+    if (f.json) {
+      nlohmann::json j_out;
+      j_out["sample"] = j;
+      j_out["token_ids"] = c.token_ids;
+      j_out["logprobs"] = c.logprobs;
+      j_out["finish_reason"] = rollout::finish_reason_name(c.finish_reason);
+      j_out["policy_version"] = c.policy_version;
+      if (tok) j_out["text"] = text;
+      std::printf("%s\n", j_out.dump().c_str());
+      continue;
+    }
+    std::printf("--- sample %zu: %zu tokens, finish %s, mean log-prob %.3f ---\n", j,
+                c.token_ids.size(), rollout::finish_reason_name(c.finish_reason), mean_lp);
+    if (tok) {
+      std::printf("%s\n", text.c_str());
+    } else {
+      std::string ids;
+      for (int64_t id : c.token_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+      std::printf("%s\n", ids.c_str());
+    }
+  }
+  if (!f.json)
+    std::fprintf(stderr,
+                 "prompt %zu tokens; %lld tokens generated in %.2f s (prefill %.3f s, decode "
+                 "%.2f s, %.1f tokens/s)\n",
+                 prompt.ids.size(), static_cast<long long>(st.generated_tokens), st.total_seconds,
+                 st.prefill_seconds, st.decode_seconds,
+                 st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+  return OkStatus();
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& root, int* exit_code) {
+  auto* cmd = root.add_subcommand(
+      "generate",
+      "Sample completions of a prompt from a checkpoint with the in-process rollout engine. "
+      "Log-probs are log softmax(logits / temperature) over the full vocabulary, before "
+      "top-k/top-p/min-p truncation (the trainer's convention; docs/rollout.md)");
+  static GenerateFlags f;
+  cmd->add_option("--model", f.model, "checkpoint directory")->required();
+  cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
+  cmd->add_option("--ids", f.ids, "prompt as comma-separated token ids instead of --prompt");
+  cmd->add_option("--tokenizer", f.tokenizer,
+                  "SentencePiece model (default: <model>/tokenizer.model)");
+  cmd->add_option("--chat-template", f.chat_template,
+                  "render --prompt as a question first: none | r1_zero | plain")
+      ->capture_default_str();
+  cmd->add_flag("--prefill-think", f.prefill_think, "end the rendered prompt with \" <think>\"");
+  cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();
+  cmd->add_option("--temperature", f.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", f.top_p, "nucleus mass (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", f.min_p, "drop tokens below min_p * p_max (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--max-new-tokens", f.max_new_tokens, "completion length cap, in tokens")
+      ->capture_default_str();
+  cmd->add_option("--seed", f.seed, "sampling seed (same seed, same completions)")
+      ->capture_default_str();
+  cmd->add_option("--stop", f.stop, "stop string (repeatable); the completion keeps it");
+  cmd->add_option("--stop-id", f.stop_ids, "stop token id (repeatable)");
+  cmd->add_flag("--no-eos-stop", f.no_eos_stop, "do not stop at the tokenizer's EOS");
+  cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
+  cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");
+  cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_flag("--json", f.json, "one JSON object per completion (ids, log-probs, text)");
+  cmd->callback([=] { *exit_code = report(run_generate(f)); });
+}
+
+}  // namespace r1kit::apps

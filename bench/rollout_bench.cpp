@@ -1,0 +1,224 @@
+// Rollout engine benchmarks (issue 4): decode tokens/s at several batch sizes, the
+// absorbed MLA decode path against the naive one, prefix sharing on and off, and the
+// KV-cache bytes per sequence. Runs the real engine (rollout/engine.h) on randomly
+// initialised presets, sampling at temperature 1 with no stop ids, so every sequence
+// runs to max_new_tokens.
+//
+// Decode FLOPs per generated token, counted as executed on the absorbed path:
+//   2 * (active matmul weights incl. lm_head, excl. embedding lookups and norms)
+//   + per layer 2 * H * S * (2 d_c + d_r) (scores against the latent and the RoPE key,
+//     and the latent-weighted sum), S the mean context length during the run.
+// Effective GFLOP/s = that count * generated tokens / decode seconds; it is compared
+// with the best of five 2048^3 fp32 matmuls in the same process and thread count.
+//
+// Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
+//                      [--prompt 16] [--threads N] [--sections decode,impl,prefix,cache]
+//                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "policy/model.h"
+#include "rollout/engine.h"
+
+using namespace r1kit;
+using namespace r1kit::policy;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ',')) out.push_back(x);
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+double matmul_peak_gflops() {
+  const int64_t n = 2048;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::matmul(a, b);
+  double best = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto t = Clock::now();
+    auto c = torch::matmul(a, b);
+    best = std::max(
+        best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t).count() / 1e9);
+  }
+  return best;
+}
+
+// Decode FLOPs of one generated token at mean context length S (see the header).
+double decode_flops_per_token(const ModelArgs& a, double S) {
+  const ParamCount pc = count_params(a);
+  const int64_t emb = a.vocab_size * a.dim;
+  int64_t norms = a.dim * (2 * a.n_layers + 1);
+  if (a.attention == AttentionKind::kMLA)
+    norms += a.n_layers * (a.kv_lora_rank + (a.q_lora_rank > 0 ? a.q_lora_rank : 0));
+  const double weights = static_cast<double>(pc.active - pc.embedding - norms + emb);
+  const double attn = a.attention == AttentionKind::kMLA
+                          ? 2.0 * a.n_heads * S * (2.0 * a.kv_lora_rank + a.qk_rope_head_dim)
+                          : 2.0 * a.n_heads * S * 2.0 * a.head_dim;
+  return 2.0 * weights + attn * a.n_layers;
+}
+
+rollout::GenerateRequest make_request(const ModelArgs& a, int64_t prompts, int64_t G, int64_t P,
+                                      int64_t new_tokens) {
+  rollout::GenerateRequest r;
+  auto gen = at::detail::createCPUGenerator(7);
+  for (int64_t i = 0; i < prompts; ++i) {
+    auto t = torch::randint(3, a.vocab_size, {P}, gen, torch::kLong);
+    r.prompts.push_back(
+        {std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + P), i});
+  }
+  r.group_size = G;
+  r.sampling.max_new_tokens = new_tokens;
+  r.sampling.seed = 1;
+  return r;
+}
+
+rollout::EngineStats run(Transformer& m, const rollout::GenerateRequest& r,
+                         rollout::EngineOptions o) {
+  rollout::Engine engine(m, o);
+  auto out = engine.generate(r, 0);
+  if (!out.ok()) {
+    std::fprintf(stderr, "%s\n", out.status().to_string().c_str());
+    std::exit(1);
+  }
+  return engine.last_stats();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string presets = "tiny", batches = "1,16,64,256", sections = "decode,impl,prefix,cache";
+  int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--presets")
+      presets = v;
+    else if (k == "--batches")
+      batches = v;
+    else if (k == "--sections")
+      sections = v;
+    else if (k == "--new")
+      new_tokens = std::stoll(v);
+    else if (k == "--prompt")
+      P = std::stoll(v);
+    else if (k == "--threads")
+      threads = std::stoll(v);
+    else if (k == "--prefix-g")
+      prefix_g = std::stoll(v);
+    else if (k == "--prefix-len")
+      prefix_len = std::stoll(v);
+    else if (k == "--prefix-new")
+      prefix_new = std::stoll(v);
+  }
+  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+  const auto secs = split(sections);
+  const double peak = matmul_peak_gflops();
+  std::printf("threads %d, fp32 matmul peak %.1f GFLOP/s\n", at::get_num_threads(), peak);
+  torch::NoGradGuard no_grad;
+
+  for (const auto& p : split(presets)) {
+    auto args_or = preset(p);
+    if (!args_or.ok()) {
+      std::fprintf(stderr, "%s\n", args_or.status().to_string().c_str());
+      return 1;
+    }
+    const ModelArgs a = *args_or;
+    Transformer m(a);
+    m->init_weights(1);
+    m->eval();
+    // Warm-up (allocator, OpenMP pool).
+    run(m, make_request(a, 2, 1, P, 4), rollout::EngineOptions{2, P + 4});
+
+    if (has(secs, "decode")) {
+      std::printf("\n%s: decode, prompt %lld tokens, %lld new tokens, fp32, absorbed MLA\n",
+                  p.c_str(), static_cast<long long>(P), static_cast<long long>(new_tokens));
+      std::printf(
+          "| batch | decode tokens/s | ms/step | mean batch | GFLOP/s | %% of matmul peak |\n");
+      std::printf("|---|---|---|---|---|---|\n");
+      for (const auto& bs : split(batches)) {
+        const int64_t B = std::stoll(bs);
+        rollout::EngineOptions o;
+        o.max_batch = B;
+        o.max_seq_len = P + new_tokens;
+        auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+        const double tps = st.generated_tokens / st.decode_seconds;
+        const double gf = decode_flops_per_token(a, P + new_tokens / 2.0) * tps / 1e9;
+        std::printf("| %lld | %.0f | %.1f | %.1f | %.1f | %.1f%% |\n", static_cast<long long>(B),
+                    tps, 1e3 * st.decode_seconds / st.decode_steps, st.mean_batch, gf,
+                    100 * gf / peak);
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "impl") && a.attention == AttentionKind::kMLA) {
+      const int64_t B = 16, ctx = 256;
+      std::printf("\n%s: absorbed vs naive MLA decode, batch %lld, prompt %lld, %lld new tokens\n",
+                  p.c_str(), static_cast<long long>(B), static_cast<long long>(ctx),
+                  static_cast<long long>(new_tokens / 4));
+      std::printf("| decode path | decode tokens/s | ms/step |\n|---|---|---|\n");
+      for (auto impl : {AttnImpl::kAbsorb, AttnImpl::kNaive}) {
+        rollout::EngineOptions o;
+        o.max_batch = B;
+        o.max_seq_len = ctx + new_tokens / 4;
+        o.decode_impl = impl;
+        auto st = run(m, make_request(a, B, 1, ctx, new_tokens / 4), o);
+        std::printf("| %s | %.0f | %.1f |\n", impl == AttnImpl::kAbsorb ? "absorbed" : "naive",
+                    st.generated_tokens / st.decode_seconds,
+                    1e3 * st.decode_seconds / st.decode_steps);
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "prefix")) {
+      std::printf(
+          "\n%s: prefix sharing, 4 prompts x G=%lld, prompt %lld tokens, %lld new tokens, %lld "
+          "slots\n",
+          p.c_str(), static_cast<long long>(prefix_g), static_cast<long long>(prefix_len),
+          static_cast<long long>(prefix_new), static_cast<long long>(prefix_g));
+      std::printf("| prefix sharing | prefill tokens | prefill s | decode s | total s |\n");
+      std::printf("|---|---|---|---|---|\n");
+      double total[2] = {0, 0};
+      for (bool share : {true, false}) {
+        rollout::EngineOptions o;
+        o.max_batch = prefix_g;
+        o.max_seq_len = prefix_len + prefix_new;
+        o.share_prefix = share;
+        auto st = run(m, make_request(a, 4, prefix_g, prefix_len, prefix_new), o);
+        total[share ? 0 : 1] = st.total_seconds;
+        std::printf("| %s | %lld | %.2f | %.2f | %.2f |\n", share ? "on" : "off",
+                    static_cast<long long>(st.prefill_tokens), st.prefill_seconds,
+                    st.decode_seconds, st.total_seconds);
+        std::fflush(stdout);
+      }
+      std::printf("speed-up of the whole rollout: %.2fx\n", total[1] / total[0]);
+    }
+
+    if (has(secs, "cache")) {
+      rollout::EngineOptions o;
+      o.max_batch = 1;
+      o.max_seq_len = P + new_tokens;
+      rollout::Engine e(m, o);
+      std::printf(
+          "\n%s: KV cache, %lld-token sequence: %lld bytes in fp32 (measured), %lld in "
+          "bf16; full multi-head attention would hold %lld in bf16 (%.1fx)\n",
+          p.c_str(), static_cast<long long>(P + new_tokens),
+          static_cast<long long>(e.cache_bytes_per_slot()),
+          static_cast<long long>(a.kv_cache_bytes_per_token(2) * (P + new_tokens)),
+          static_cast<long long>(a.mha_cache_bytes_per_token(2) * (P + new_tokens)),
+          static_cast<double>(a.mha_cache_bytes_per_token(2)) / a.kv_cache_bytes_per_token(2));
+    }
+  }
+  return 0;
+}

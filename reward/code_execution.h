@@ -1,0 +1,101 @@
+// code_execution: runs the completion's last ```python block against stdin/stdout tests
+// in a sandboxed child process, and scores the fraction of tests passed.
+//
+// Follows open-r1's code_reward (last ```python block, one run per test, passed/total)
+// and reference/rewards.md §7-§8 for the sandbox.
+// Different on purpose:
+// - Output must match on every line with equal line counts (open-r1's zip() let
+//   missing or extra lines pass); lines are compared after stripping surrounding
+//   whitespace, and trailing empty lines are ignored.
+// - No Python harness, no E2B: each test is one /usr/bin/python3 process, started with
+//   fork/exec, in its own network and PID namespaces (unshare; as root directly, else
+//   through a user namespace), under a fresh unprivileged uid per run when run as root
+//   (so RLIMIT_NPROC is per run), with rlimits on CPU
+//   time, address space, processes and file size, in a fresh temporary directory
+//   (also its TMPDIR and HOME) that is removed afterwards. A wall-clock deadline kills
+//   the whole PID namespace (every process the code forked dies with its init), so a
+//   fork bomb or an endless loop cannot outlive its test. When namespaces cannot be
+//   created the run goes on with rlimits only, and sandbox_mode() says so.
+// - A timeout, a crash or a non-zero exit fails that test only (open-r1 failed the
+//   whole sample on one TimeoutExpired).
+// Not contained: files written to world-writable places (/tmp, /dev/shm) outside the
+// work directory, up to RLIMIT_FSIZE each (no mount namespace).
+//
+// Thread-safety: score() may be called from several threads; every run has its own
+// directory, pipes and child processes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "reward/reward.h"
+
+namespace r1kit::reward {
+
+struct CodeExecutionOptions {
+  std::string python = "/usr/bin/python3";  // interpreter (Debian's; see DESIGN.md)
+  double timeout_s = 5.0;                   // wall-clock limit per test
+  int64_t cpu_s = 5;                        // RLIMIT_CPU per test, seconds
+  int64_t memory_mb = 512;                  // RLIMIT_AS per test
+  int64_t max_processes = 16;               // RLIMIT_NPROC (per run when started as root)
+  int64_t max_file_mb = 16;                 // RLIMIT_FSIZE
+  int64_t max_output_kb = 1024;             // stdout beyond this fails the test
+  int64_t max_tests = 32;                   // tests beyond this are ignored
+  bool require_network_isolation = false;   // fail (NaN) instead of running without netns
+  void visit(ConfigVisitor& v) {
+    v.field("python", python, "python interpreter");
+    v.field("timeout_s", timeout_s, "wall-clock seconds per test", Range::positive());
+    v.field("cpu_s", cpu_s, "CPU seconds per test", Range::at_least(1));
+    v.field("memory_mb", memory_mb, "address space per test (MiB)", Range::at_least(32));
+    v.field("max_processes", max_processes, "process limit", Range::at_least(1));
+    v.field("max_file_mb", max_file_mb, "largest file the code may write (MiB)",
+            Range::at_least(1));
+    v.field("max_output_kb", max_output_kb, "stdout limit per test (KiB)", Range::at_least(1));
+    v.field("max_tests", max_tests, "tests run per sample", Range::at_least(1));
+    v.field("require_network_isolation", require_network_isolation,
+            "give NaN rather than run without a network namespace");
+  }
+};
+
+// One finished run of a program.
+struct RunResult {
+  bool started = false;       // the child was created and exec'd
+  bool timed_out = false;     // killed at the wall-clock deadline
+  bool output_limit = false;  // killed for writing too much
+  int exit_code = -1;         // exit status, or -1 when killed by a signal
+  int signal = 0;             // the signal that killed it
+  bool isolated = false;      // ran in its own network namespace
+  std::string stdout_text;
+  std::string error;  // why it did not start
+};
+
+// Runs `code` (Python source) once with `stdin_text`, sandboxed as described above.
+RunResult run_python_sandboxed(const std::string& code, const std::string& stdin_text,
+                               const CodeExecutionOptions& opts);
+
+// The last ```python (or ```py / ```python3) fenced block of `completion`; empty if none.
+std::string last_python_block(std::string_view completion);
+
+// Whether `actual` matches `expected` line by line (surrounding whitespace stripped per
+// line, trailing empty lines ignored, equal line counts).
+bool outputs_match(std::string_view actual, std::string_view expected);
+
+// "netns+pidns, per-run uid", "userns+netns+pidns", or "rlimits only (...)": how runs are
+// isolated in this process (probed once).
+std::string sandbox_mode();
+
+// metadata {"tests": [{"input": "...", "output": "..."}, ...]} or
+// {"inputs": [...], "outputs": [...]}; NaN when there are no tests, 0 without a code
+// block, else passed / total.
+class CodeExecutionReward final : public Reward {
+ public:
+  explicit CodeExecutionReward(const CodeExecutionOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+  double score_one(const Sample& s) const;
+
+ private:
+  CodeExecutionOptions o_;
+};
+
+}  // namespace r1kit::reward

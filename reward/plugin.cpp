@@ -1,0 +1,103 @@
+// Reward plug-ins from shared libraries; see plugin.h and plugin_abi.h.
+#include "reward/plugin.h"
+
+#include <dlfcn.h>
+
+#include "core/logging.h"
+#include "reward/plugin_abi.h"
+
+namespace r1kit::reward {
+namespace {
+
+constexpr size_t kErrSize = 512;
+
+// One instance of a plug-in reward.
+class PluginReward final : public Reward {
+ public:
+  PluginReward(const r1kit_reward_plugin_v1* p, void* instance) : p_(p), instance_(instance) {}
+  ~PluginReward() override {
+    if (p_->destroy) p_->destroy(instance_);
+  }
+  std::vector<double> score(std::span<const Sample> group) const override {
+    std::vector<double> out(group.size(), kNoScore);
+    if (group.empty()) return out;
+    std::string json = samples_to_json(group);
+    char err[kErrSize] = {0};
+    int rc = p_->score(instance_, json.c_str(), group.size(), out.data(), err, kErrSize);
+    if (rc != 0) {
+      err[kErrSize - 1] = 0;
+      spdlog::warn("reward plug-in {}: score failed ({}): {}; batch marked cannot-judge", p_->name,
+                   rc, err);
+      out.assign(group.size(), kNoScore);
+    }
+    return out;
+  }
+
+ private:
+  const r1kit_reward_plugin_v1* p_;  // static description inside the library
+  void* instance_;                   // owned; destroyed with p_->destroy
+};
+
+}  // namespace
+
+std::string samples_to_json(std::span<const Sample> group) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const Sample& s : group) {
+    arr.push_back({{"prompt", s.prompt},
+                   {"completion", s.completion},
+                   {"completion_ids", s.completion_ids},
+                   {"metadata", s.metadata}});
+  }
+  // Invalid UTF-8 in model output is replaced, never an exception.
+  return arr.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Status load_reward_plugin(const std::string& path, RewardRegistry& registry) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* e = dlerror();
+    return NotFound("reward plug-in {}: dlopen failed: {}", path, e ? e : "unknown error");
+  }
+  auto fn = reinterpret_cast<r1kit_reward_plugins_fn>(dlsym(handle, R1KIT_REWARD_PLUGINS_SYMBOL));
+  if (fn == nullptr) {
+    return InvalidArgument("reward plug-in {}: no symbol {} (see reward/plugin_abi.h)", path,
+                           R1KIT_REWARD_PLUGINS_SYMBOL);
+  }
+  size_t count = 0;
+  const r1kit_reward_plugin_v1* plugins = fn(&count);
+  if (plugins == nullptr || count == 0) {
+    return InvalidArgument("reward plug-in {}: exports no rewards", path);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const r1kit_reward_plugin_v1* p = &plugins[i];
+    if (p->abi_version != R1KIT_REWARD_PLUGIN_ABI_VERSION) {
+      return FailedPrecondition("reward plug-in {}: ABI version {}, this r1kit needs {}", path,
+                                p->abi_version, R1KIT_REWARD_PLUGIN_ABI_VERSION);
+    }
+    if (!p->name || !p->create || !p->score) {
+      return InvalidArgument("reward plug-in {}: entry {} lacks name, create or score", path, i);
+    }
+    std::string name = p->name;
+    RewardFactory factory =
+        [p, name, path](const nlohmann::json& args) -> StatusOr<std::unique_ptr<Reward>> {
+      char err[kErrSize] = {0};
+      std::string text = args.is_null() ? "{}" : args.dump();
+      void* instance = p->create(text.c_str(), err, kErrSize);
+      if (instance == nullptr) {
+        err[kErrSize - 1] = 0;
+        return InvalidArgument("reward {} (plug-in {}): {}", name, path, err);
+      }
+      return std::unique_ptr<Reward>(std::make_unique<PluginReward>(p, instance));
+    };
+    Status s = registry.add(name, std::move(factory), p->doc ? p->doc : "");
+    if (!s.ok()) return s.with_context(fmt::format("reward plug-in {}", path));
+  }
+  return OkStatus();  // the handle stays open for the life of the process
+}
+
+Status load_reward_plugins(const std::vector<std::string>& paths, RewardRegistry& registry) {
+  for (const std::string& p : paths) RETURN_IF_ERROR(load_reward_plugin(p, registry));
+  return OkStatus();
+}
+
+}  // namespace r1kit::reward

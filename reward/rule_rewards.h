@@ -1,0 +1,209 @@
+// The built-in rule rewards: format, tag_count, math_accuracy and the procedural-task
+// checkers (countdown, arithmetic, knights_knaves).
+//
+// Follows reference/rewards.md §2 (R1 format reward, open-r1 format/tag_count,
+// Logic-RL structure check), §3 (math accuracy), §6 (TinyZero countdown/multiply,
+// Logic-RL knights-and-knaves).
+// Different on purpose:
+// - format matches the whole completion (open-r1's MULTILINE `$` let trailing junk and
+//   duplicated blocks through) and accepts any whitespace between the tags, since the
+//   R1-Zero template writes "<think> ... </think> <answer> ... </answer>" with spaces.
+//   `prefilled_think` is for prompts that end in "<think>" (the completion must then
+//   not repeat it), the case where open-r1's `^<think>` regex always gives 0.
+// - countdown parses its own grammar (integers, + - * /, parentheses) into exact
+//   rationals: `**`, `//`, decimals, unary minus and multi-line answers are handled
+//   deliberately instead of by eval() and a character whitelist.
+// - knights_knaves reads "Name is a knight/knave" per name with word boundaries, so
+//   "knights" elsewhere in the text does not break parsing (Logic-RL counted
+//   substrings), and a name claimed both ways is a hedge, never correct.
+//
+// Thread-safety: every reward here is immutable after construction.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "reward/exact.h"
+#include "reward/math_verify.h"
+#include "reward/reward.h"
+
+namespace r1kit::reward {
+
+// ---------------------------------------------------------------- format, tag_count
+
+struct FormatOptions {
+  // The prompt ends with "<think>": the completion starts inside the reasoning and must
+  // not contain another <think>.
+  bool prefilled_think = false;
+  // Whitespace-only reasoning or answer fails the format.
+  bool require_nonempty = true;
+  void visit(ConfigVisitor& v) {
+    v.field("prefilled_think", prefilled_think, "the prompt ends with <think>");
+    v.field("require_nonempty", require_nonempty, "empty <think> or <answer> content fails");
+  }
+};
+
+// 1.0 when the whole completion is `<think> R </think> <answer> A </answer>` (any
+// whitespace around and between the blocks, each tag exactly once, R and A free of tags),
+// else 0.0.
+class FormatReward final : public Reward {
+ public:
+  explicit FormatReward(const FormatOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+  double score_one(std::string_view completion) const;
+
+ private:
+  FormatOptions o_;
+};
+
+struct TagCountOptions {
+  bool prefilled_think = false;  // count "<think>" as expected 0 times instead of once
+  void visit(ConfigVisitor& v) {
+    v.field("prefilled_think", prefilled_think, "the prompt ends with <think>");
+  }
+};
+
+// +0.25 for each of <think>, </think>, <answer>, </answer> occurring exactly once
+// (open-r1 tag_count_reward, without its newline requirements).
+class TagCountReward final : public Reward {
+ public:
+  explicit TagCountReward(const TagCountOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+
+ private:
+  TagCountOptions o_;
+};
+
+// ---------------------------------------------------------------- math_accuracy
+
+struct MathAccuracyOptions {
+  std::string gold_key = "answer";  // metadata field holding the gold answer
+  // Where to look for the answer, in priority order.
+  std::vector<std::string> sources = {"answer_tag", "boxed", "final_answer", "gsm8k"};
+  double correct_score = 1.0;  // score for an equivalent answer
+  double wrong_score = 0.0;    // score for a wrong, missing, empty or hedged answer
+  void visit(ConfigVisitor& v) {
+    v.field("gold_key", gold_key, "metadata field with the gold answer");
+    v.field("sources", sources, "answer locations in priority order",
+            OneOf{"answer_tag", "boxed", "final_answer", "gsm8k"});
+    v.field("correct_score", correct_score, "score when the answer is equivalent");
+    v.field("wrong_score", wrong_score, "score when it is wrong, missing or hedged");
+  }
+  Status validate() const;
+};
+
+// correct_score / wrong_score; NaN when the sample has no gold answer.
+class MathAccuracyReward final : public Reward {
+ public:
+  explicit MathAccuracyReward(const MathAccuracyOptions& o);
+  std::vector<double> score(std::span<const Sample> group) const override;
+  // NaN without gold; else whether the completion's answer matches.
+  double score_one(const Sample& s) const;
+
+ private:
+  MathAccuracyOptions o_;
+  std::vector<AnswerSource> sources_;
+};
+
+// The gold answer in metadata[key] as text (strings as is, numbers printed exactly);
+// nullopt when absent, null, empty or of another type.
+std::optional<std::string> metadata_answer(const nlohmann::json& metadata, const std::string& key);
+
+// ---------------------------------------------------------------- countdown
+
+struct CountdownOptions {
+  double correct_score = 1.0;  // right expression
+  double format_score = 0.1;   // well-formed expression, wrong value or wrong numbers
+  void visit(ConfigVisitor& v) {
+    v.field("correct_score", correct_score, "score for a right expression");
+    v.field("format_score", format_score, "score for a well-formed but wrong expression");
+  }
+};
+
+// How a countdown answer was judged.
+enum class CountdownVerdict {
+  kNoAnswer,      // no <answer>...</answer>
+  kMalformed,     // not an expression of the grammar (e.g. `**`, `//`, letters)
+  kWrongNumbers,  // well-formed, but the numbers used are not the given multiset
+  kWrongValue,    // well-formed, right numbers, wrong value (or division by zero)
+  kCorrect,
+};
+
+// Judges `expr` (the answer text): integers, + - * /, parentheses, optionally followed
+// by "= N" where N must be the target.
+CountdownVerdict judge_countdown(std::string_view expr, const std::vector<int64_t>& numbers,
+                                 int64_t target);
+// Evaluates an expression of the countdown grammar; the integers it used go to `used`.
+// nullopt when malformed; `*div_by_zero`/`*overflow` flag a well-formed expression whose
+// value is undefined or beyond 2^126.
+std::optional<Rational> eval_countdown(std::string_view expr, std::vector<int64_t>* used,
+                                       bool* undefined);
+
+class CountdownReward final : public Reward {
+ public:
+  explicit CountdownReward(const CountdownOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+
+ private:
+  CountdownOptions o_;
+};
+
+// ---------------------------------------------------------------- arithmetic
+
+struct ArithmeticRewardOptions {
+  std::string gold_key = "answer";  // metadata field with the integer answer
+  double correct_score = 1.0;       // the exact value
+  double format_score = 0.1;        // a number in <answer>, but wrong
+  void visit(ConfigVisitor& v) {
+    v.field("gold_key", gold_key, "metadata field with the answer");
+    v.field("correct_score", correct_score, "score for the exact value");
+    v.field("format_score", format_score, "score for a wrong number in <answer>");
+  }
+};
+
+// The <answer> tag must hold a number equal to the gold (exactly: "166", "166.0",
+// "1,066" all read as numbers); TinyZero's multiply scorer, with exact comparison.
+class ArithmeticReward final : public Reward {
+ public:
+  explicit ArithmeticReward(const ArithmeticRewardOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+
+ private:
+  ArithmeticRewardOptions o_;
+};
+
+// ---------------------------------------------------------------- knights_knaves
+
+struct KnightsKnavesRewardOptions {
+  double correct_score = 1.0;      // every person's role right (Logic-RL: 2)
+  double wrong_score = 0.0;        // parsed, but some role wrong (Logic-RL: -1.5)
+  double unparseable_score = 0.0;  // missing answer, a person unnamed or hedged (Logic-RL: -2)
+  void visit(ConfigVisitor& v) {
+    v.field("correct_score", correct_score, "every role right");
+    v.field("wrong_score", wrong_score, "some role wrong");
+    v.field("unparseable_score", unparseable_score, "no answer, or a person missing or hedged");
+  }
+};
+
+// metadata: {"names": ["Zoey", ...], "roles": ["knight", "knave", ...]}. The answer
+// must state "Name is a knight" or "Name is a knave" for every name, once per name.
+class KnightsKnavesReward final : public Reward {
+ public:
+  explicit KnightsKnavesReward(const KnightsKnavesRewardOptions& o) : o_(o) {}
+  std::vector<double> score(std::span<const Sample> group) const override;
+
+ private:
+  KnightsKnavesRewardOptions o_;
+};
+
+// The roles the text claims for each name ("knight"/"knave"; "" when none, "?" when
+// both are claimed).
+std::vector<std::string> parse_knights_knaves(std::string_view answer,
+                                              const std::vector<std::string>& names);
+
+// The contents of the last <answer>...</answer> in `completion`, or nullopt.
+std::optional<std::string_view> last_answer_tag(std::string_view completion);
+
+}  // namespace r1kit::reward

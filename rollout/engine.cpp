@@ -1,0 +1,297 @@
+// The generation engine: see engine.h.
+#include "rollout/engine.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/rng.h"
+#include "data/tokenizer.h"
+#include "rollout/sampling.h"
+
+namespace r1kit::rollout {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Extra tokens decoded before the newest ones when looking for a stop string: enough
+// to cover a string split across tokens, and a multi-byte character split across
+// byte-fallback pieces.
+constexpr int64_t kStopWindowSlack = 8;
+
+}  // namespace
+
+DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer) {
+  return [tok = tokenizer](std::span<const int64_t> ids) {
+    std::vector<int32_t> v(ids.begin(), ids.end());
+    return tok.decode(v);
+  };
+}
+
+// One sequence in a slot (or waiting for one).
+struct Engine::Seq {
+  int64_t group = 0;  // index into request.prompts (and the result)
+  uint64_t seed = 0;  // derive_seed(sampling.seed, {prompt.index, sample})
+  int64_t pos = 0;    // tokens in the cache (prompt + fed completion tokens)
+  int64_t last = 0;   // newest sampled token, not yet in the cache
+  Completion* out = nullptr;
+  bool done = false;
+};
+
+Engine::Engine(policy::Transformer model, EngineOptions options, DecodeFn decode)
+    : model_(std::move(model)), options_(options), decode_(std::move(decode)) {
+  TORCH_CHECK(options_.max_batch >= 1, "EngineOptions::max_batch must be >= 1");
+  model_->eval();
+  const auto& args = model_->args();
+  max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len : args.max_seq_len;
+  auto w = model_->embed_tokens->weight;
+  torch::NoGradGuard no_grad;
+  cache_ = policy::KVCache::allocate(args, options_.max_batch, max_seq_len_, w.scalar_type(),
+                                     w.device());
+  scratch_ = policy::KVCache::allocate(args, 1, max_seq_len_, w.scalar_type(), w.device());
+}
+
+int64_t Engine::cache_bytes_per_slot() const {
+  return cache_.bytes() / std::max<int64_t>(cache_.batch, 1);
+}
+
+EngineStats Engine::last_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+Status Engine::validate(const GenerateRequest& r) const {
+  const int64_t V = model_->args().vocab_size;
+  if (r.prompts.empty()) return InvalidArgument("generate: no prompts");
+  if (r.group_size < 1) return InvalidArgument("generate: n={}: must be >= 1", r.group_size);
+  RETURN_IF_ERROR(validate_sampling(r.sampling, V));
+  if (!r.sampling.stop_strings.empty() && !decode_)
+    return InvalidArgument("sampling.stop_strings: this engine has no tokenizer to decode with");
+  for (size_t i = 0; i < r.prompts.size(); ++i) {
+    const auto& p = r.prompts[i];
+    const int64_t P = static_cast<int64_t>(p.ids.size());
+    if (P == 0) return InvalidArgument("prompt {} (index {}): empty", i, p.index);
+    for (int64_t id : p.ids)
+      if (id < 0 || id >= V)
+        return InvalidArgument(
+            "prompt {} (index {}): token id {} is outside the vocabulary [0, {})", i, p.index, id,
+            V);
+    if (P + r.sampling.max_new_tokens > max_seq_len_)
+      return InvalidArgument(
+          "prompt {} (index {}): {} prompt tokens + max_new_tokens {} exceed the engine's "
+          "sequence length {}",
+          i, p.index, P, r.sampling.max_new_tokens, max_seq_len_);
+  }
+  return OkStatus();
+}
+
+void Engine::move_slot(int64_t from, int64_t to, int64_t len) {
+  for (size_t l = 0; l < cache_.a.size(); ++l) {
+    cache_.a[l][to].narrow(0, 0, len).copy_(cache_.a[l][from].narrow(0, 0, len));
+    cache_.b[l][to].narrow(0, 0, len).copy_(cache_.b[l][from].narrow(0, 0, len));
+  }
+}
+
+StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
+                                              int64_t policy_version,
+                                              const std::function<void(const Group&)>& on_group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  abort_.store(false);
+  RETURN_IF_ERROR(validate(request));
+  const auto t_start = Clock::now();
+  torch::NoGradGuard no_grad;
+  const SamplingParams& sp = request.sampling;
+  const int64_t G = request.group_size, n_prompts = static_cast<int64_t>(request.prompts.size());
+  const int64_t N = options_.max_batch, V = model_->args().vocab_size;
+  const auto dev = model_->embed_tokens->weight.device();
+  // The output projection in fp32, as policy::token_logprobs computes the logits.
+  const torch::Tensor w_out = model_->output_weight().to(torch::kFloat);
+  auto logits_of = [&](const torch::Tensor& hidden) {  // [B, d] -> [B, V] fp32
+    return torch::matmul(hidden.to(torch::kFloat), w_out.t());
+  };
+
+  EngineStats st;
+  st.prompts = n_prompts;
+  st.sequences = n_prompts * G;
+  std::vector<Group> result(n_prompts);
+  std::vector<int64_t> remaining(n_prompts, G);
+  for (int64_t g = 0; g < n_prompts; ++g) {
+    result[g].prompt_index = request.prompts[g].index;
+    result[g].completions.resize(G);
+    for (auto& c : result[g].completions) {
+      c.policy_version = policy_version;
+      c.token_ids.reserve(sp.max_new_tokens);
+      c.logprobs.reserve(sp.max_new_tokens);
+    }
+  }
+  size_t max_stop_len = 0;
+  for (const auto& s : sp.stop_strings) max_stop_len = std::max(max_stop_len, s.size());
+
+  auto finish = [&](Seq& s, FinishReason reason) {
+    s.done = true;
+    s.out->finish_reason = reason;
+    if (--remaining[s.group] == 0 && on_group) on_group(result[s.group]);
+  };
+  // Appends a sampled token; finishes the sequence on a stop id, a stop string or the
+  // length limit.
+  auto append = [&](Seq& s, int64_t token, float logprob) {
+    auto& out = *s.out;
+    out.token_ids.push_back(token);
+    out.logprobs.push_back(logprob);
+    ++st.generated_tokens;
+    if (std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) !=
+        sp.stop_token_ids.end())
+      return finish(s, FinishReason::kStop);
+    if (max_stop_len > 0) {
+      const int64_t n = static_cast<int64_t>(out.token_ids.size());
+      const int64_t w = std::min<int64_t>(n, static_cast<int64_t>(max_stop_len) + kStopWindowSlack);
+      const std::string text =
+          decode_(std::span<const int64_t>(out.token_ids.data() + (n - w), static_cast<size_t>(w)));
+      for (const auto& stop : sp.stop_strings)
+        if (text.find(stop) != std::string::npos) return finish(s, FinishReason::kStop);
+    }
+    if (static_cast<int64_t>(out.token_ids.size()) >= sp.max_new_tokens)
+      finish(s, FinishReason::kLength);
+    else
+      s.last = token;
+  };
+
+  std::vector<Seq> active;  // slot b holds active[b]
+  active.reserve(N);
+  // Frees the slots of finished sequences: the last active slot moves into each hole.
+  auto compact = [&]() {
+    size_t b = 0;
+    while (b < active.size()) {
+      if (!active[b].done) {
+        ++b;
+        continue;
+      }
+      // Drop finished sequences at the end, then move the last live one into slot b.
+      while (active.size() - 1 > b && active.back().done) active.pop_back();
+      const size_t last = active.size() - 1;
+      if (last > b) {
+        move_slot(static_cast<int64_t>(last), static_cast<int64_t>(b), active[last].pos);
+        active[b] = active[last];
+        ++b;
+      }
+      active.pop_back();
+    }
+  };
+
+  const int64_t total = n_prompts * G;
+  int64_t next = 0;              // the next waiting sample, g * G + j
+  int64_t prefilled = -1;        // the group whose prompt is in scratch_
+  torch::Tensor prefill_logits;  // [1, V] fp32, the next-token logits after its prompt
+  std::vector<double> uniforms;
+
+  while (next < total || !active.empty()) {
+    if (abort_.load()) {
+      for (auto& s : active) finish(s, FinishReason::kAbort);
+      for (; next < total; ++next) {
+        Seq s;
+        s.group = next / G;
+        s.out = &result[s.group].completions[next % G];
+        finish(s, FinishReason::kAbort);
+      }
+      active.clear();
+      break;
+    }
+
+    // Admission: waiting samples take the free slots.
+    const auto t_admit = Clock::now();
+    while (next < total && static_cast<int64_t>(active.size()) < N) {
+      const int64_t g = next / G, j0 = next % G;
+      const auto& prompt = request.prompts[g];
+      const int64_t P = static_cast<int64_t>(prompt.ids.size());
+      if (prefilled != g || !options_.share_prefix) {
+        auto ids = torch::tensor(prompt.ids, torch::kLong).view({1, P}).to(dev);
+        policy::ForwardOptions o;
+        o.cache = &scratch_;
+        o.attn_impl = policy::AttnImpl::kNaive;
+        o.compute_logits = false;
+        auto h = model_->forward(ids, o).hidden;  // [1, P, d]
+        prefill_logits = logits_of(h.select(1, P - 1));
+        prefilled = g;
+        st.prefill_tokens += P;
+      }
+      const int64_t free_slots = N - static_cast<int64_t>(active.size());
+      const int64_t k = options_.share_prefix ? std::min(free_slots, G - j0) : 1;
+      const int64_t b0 = static_cast<int64_t>(active.size());
+      for (size_t l = 0; l < cache_.a.size(); ++l) {
+        auto copy_rows = [&](torch::Tensor& dst, const torch::Tensor& src) {
+          auto s = src.narrow(1, 0, P);  // [1, P, ...]
+          auto sizes = s.sizes().vec();
+          sizes[0] = k;
+          dst.narrow(0, b0, k).narrow(1, 0, P).copy_(s.expand(sizes));
+        };
+        copy_rows(cache_.a[l], scratch_.a[l]);
+        copy_rows(cache_.b[l], scratch_.b[l]);
+      }
+      uniforms.resize(k);
+      for (int64_t i = 0; i < k; ++i) {
+        Seq s;
+        s.group = g;
+        s.seed = derive_seed(sp.seed,
+                             {static_cast<uint64_t>(prompt.index), static_cast<uint64_t>(j0 + i)});
+        s.pos = P;
+        s.out = &result[g].completions[j0 + i];
+        uniforms[i] = sample_uniform(s.seed, 0);
+        active.push_back(s);
+      }
+      auto first = sample_tokens(prefill_logits.expand({k, V}), sp, uniforms);
+      auto tok = first.tokens.to(torch::kCPU), lp = first.logprobs.to(torch::kCPU);
+      for (int64_t i = 0; i < k; ++i)
+        append(active[b0 + i], tok[i].item<int64_t>(), lp[i].item<float>());
+      next += k;
+      compact();
+    }
+    st.prefill_seconds += seconds_since(t_admit);
+    if (active.empty()) continue;
+
+    // One decode step for every active slot, each at its own position.
+    const auto t_dec = Clock::now();
+    const int64_t B = static_cast<int64_t>(active.size());
+    std::vector<int64_t> ids(B), pos(B);
+    uniforms.resize(B);
+    int64_t max_pos = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const Seq& s = active[b];
+      ids[b] = s.last;
+      pos[b] = s.pos;
+      max_pos = std::max(max_pos, s.pos);
+      uniforms[b] = sample_uniform(s.seed, s.out->token_ids.size());
+    }
+    policy::ForwardOptions o;
+    o.cache = &cache_;
+    o.start_pos = max_pos;
+    o.row_positions = torch::tensor(pos, torch::kLong).to(dev);
+    o.attn_impl = options_.decode_impl;
+    o.compute_logits = false;
+    auto h = model_->forward(torch::tensor(ids, torch::kLong).view({B, 1}).to(dev), o).hidden;
+    auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms);
+    auto tok = next_tok.tokens.to(torch::kCPU).contiguous();
+    auto lp = next_tok.logprobs.to(torch::kCPU).contiguous();
+    const int64_t* tp = tok.data_ptr<int64_t>();
+    const float* lpp = lp.data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b) {
+      ++active[b].pos;  // its last token is now in the cache
+      append(active[b], tp[b], lpp[b]);
+    }
+    compact();
+    ++st.decode_steps;
+    st.mean_batch += static_cast<double>(B);
+    st.decode_seconds += seconds_since(t_dec);
+  }
+  if (st.decode_steps > 0) st.mean_batch /= static_cast<double>(st.decode_steps);
+  st.total_seconds = seconds_since(t_start);
+  stats_ = st;
+  abort_.store(false);
+  return result;
+}
+
+}  // namespace r1kit::rollout

@@ -1,0 +1,129 @@
+// The generation engine: token ids in; token ids, per-token log-probs, finish reasons
+// and the policy version out. Knows nothing about text except optional stop strings,
+// which it checks through a decode callback.
+//
+// Follows the structure of nanochat's engine and llama.cpp's batch / kv-cache /
+// sampler split, with vLLM-style continuous batching on a preallocated cache:
+//   - the KV cache has N slots (EngineOptions::max_batch) of S tokens each; for MLA a
+//     slot holds only the normalised KV latent and the RoPE key per layer (d_c + d_r),
+//     read through the absorbed attention path; for GQA the keys and values per KV head;
+//   - prefix sharing: a group's prompt is prefilled once (naive path, B = 1) into a
+//     scratch cache, and its rows are copied into each of the G samples' slots; the
+//     first token of every sample is drawn from that one prefill's logits;
+//   - continuous batching: all active slots decode together, one token per step, each
+//     at its own position (ForwardOptions::row_positions); a finished sequence frees
+//     its slot at once (the last active slot is moved into the hole, so active slots
+//     stay contiguous) and the next waiting sample takes it.
+// Differences from vLLM: no paged blocks (a slot is a contiguous S-token row, so a
+// sequence never needs more than one slot), no prefix cache across requests (a weight
+// update would invalidate it anyway), and one request at a time.
+//
+// Determinism: sample j of the prompt with index i draws its t-th token with the
+// uniform sample_uniform(derive_seed(seed, {i, j}), t): the tokens depend on the seed
+// and the logits only, never on the batch composition (up to floating-point
+// differences in the logits between batch shapes, which would have to straddle a
+// sampling boundary to change a token).
+//
+// Thread-safety: generate() calls on one Engine are serialised by an internal mutex;
+// abort() may be called from any thread at any time. The engine reads the model's
+// weights during generate(): whoever changes them (LocalRolloutSource) must not do so
+// concurrently.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/model.h"
+#include "rollout/rollout_source.h"
+
+namespace r1kit::data {
+class Tokenizer;
+}
+
+namespace r1kit::rollout {
+
+// Text of generated token ids, for stop strings only.
+using DecodeFn = std::function<std::string(std::span<const int64_t>)>;
+// A DecodeFn over a tokenizer (the tokenizer is copied; copies share the model).
+DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer);
+
+struct EngineOptions {
+  // N: cache slots, the most sequences decoded together. Memory: N * max_seq_len *
+  // KV bytes per token (ModelArgs::kv_cache_bytes_per_token).
+  int64_t max_batch = 64;
+  // S: tokens per slot (prompt + completion). 0 = the model's max_seq_len.
+  int64_t max_seq_len = 0;
+  // Prefill a group's prompt once and copy its cache to the G samples. Off: every
+  // sample prefills its own copy of the prompt (for measuring the sharing).
+  bool share_prefix = true;
+  // Attention path for decode steps: kAbsorb (MLA's absorbed path; the default) or
+  // kNaive (expand the latent per step; for comparison). Ignored for GQA.
+  policy::AttnImpl decode_impl = policy::AttnImpl::kAbsorb;
+};
+// The cache has the dtype of the model's weights (bf16 weights: a bf16 cache).
+
+// Counters of the last generate() call.
+struct EngineStats {
+  int64_t prompts = 0;           // groups
+  int64_t sequences = 0;         // completions
+  int64_t prefill_tokens = 0;    // prompt tokens run through the model
+  int64_t generated_tokens = 0;  // completion tokens produced
+  int64_t decode_steps = 0;      // batched decode forward passes
+  double prefill_seconds = 0;    // wall time in prefill (including cache copies)
+  double decode_seconds = 0;     // wall time in decode steps (forward + sampling)
+  double total_seconds = 0;
+  double mean_batch = 0;  // mean active sequences per decode step
+};
+
+class Engine {
+ public:
+  // `model` is shared (a module holder); the engine puts it in eval mode and reads
+  // its weights during generate(). `decode` is needed only for stop strings.
+  Engine(policy::Transformer model, EngineOptions options = {}, DecodeFn decode = {});
+
+  // Checks a request against the model and the cache: at least one prompt, group_size
+  // >= 1, every prompt non-empty with ids in [0, V), prompt + max_new_tokens within
+  // the slot length, valid sampling parameters, stop strings only with a decoder.
+  Status validate(const GenerateRequest& request) const;
+
+  // Generates request.group_size completions per prompt, tagging them with
+  // `policy_version`. `on_group` is called (on this thread) once per group as soon as
+  // its last sample finishes. Returns the groups in the order of request.prompts.
+  // After abort(), unfinished samples end with FinishReason::kAbort and keep the
+  // tokens they had.
+  StatusOr<std::vector<Group>> generate(const GenerateRequest& request, int64_t policy_version,
+                                        const std::function<void(const Group&)>& on_group = {});
+
+  // Ends the running generate() (if any) at its next step; later calls run normally.
+  // A call made while no generate() runs has no effect.
+  void abort() { abort_.store(true); }
+
+  const EngineOptions& options() const { return options_; }
+  int64_t max_seq_len() const { return max_seq_len_; }
+  // KV-cache bytes one sequence slot holds (max_seq_len tokens), and in total.
+  int64_t cache_bytes_per_slot() const;
+  int64_t cache_bytes() const { return cache_.bytes() + scratch_.bytes(); }
+  EngineStats last_stats() const;
+  policy::Transformer& model() { return model_; }
+
+ private:
+  struct Seq;
+  void move_slot(int64_t from, int64_t to, int64_t len);
+
+  policy::Transformer model_;
+  EngineOptions options_;
+  DecodeFn decode_;
+  int64_t max_seq_len_ = 0;
+  policy::KVCache cache_;    // N slots
+  policy::KVCache scratch_;  // 1 slot: the current group's prefilled prompt
+  std::atomic<bool> abort_{false};
+  mutable std::mutex mu_;  // serialises generate(); guards stats_
+  EngineStats stats_;
+};
+
+}  // namespace r1kit::rollout

@@ -1,0 +1,190 @@
+// Conversions between rollout_source.h structs and proto/rollout.proto messages.
+#include "rollout/grpc/convert.h"
+
+#include "rollout/grpc/grpc_source.h"
+
+namespace r1kit::rollout {
+
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+namespace grpc_internal {
+
+void to_proto(const SamplingParams& s, pb::SamplingParams* out) {
+  out->set_temperature(s.temperature);
+  out->set_top_k(s.top_k);
+  out->set_top_p(s.top_p);
+  out->set_min_p(s.min_p);
+  out->set_max_new_tokens(s.max_new_tokens);
+  for (int64_t t : s.stop_token_ids) out->add_stop_token_ids(t);
+  for (const auto& str : s.stop_strings) out->add_stop_strings(str);
+  out->set_seed(s.seed);
+}
+
+SamplingParams from_proto(const pb::SamplingParams& s) {
+  SamplingParams out;
+  out.temperature = s.temperature();
+  out.top_k = s.top_k();
+  out.top_p = s.top_p();
+  out.min_p = s.min_p();
+  out.max_new_tokens = s.max_new_tokens();
+  out.stop_token_ids.assign(s.stop_token_ids().begin(), s.stop_token_ids().end());
+  out.stop_strings.assign(s.stop_strings().begin(), s.stop_strings().end());
+  out.seed = s.seed();
+  return out;
+}
+
+void to_proto(const GenerateRequest& r, const std::vector<size_t>& positions,
+              int64_t min_policy_version, pb::GenerateRequest* out) {
+  for (size_t pos : positions) {
+    const PromptInput& p = r.prompts[pos];
+    pb::Prompt* q = out->add_prompts();
+    q->mutable_token_ids()->Add(p.ids.begin(), p.ids.end());
+    q->set_index(p.index);
+  }
+  out->set_group_size(r.group_size);
+  to_proto(r.sampling, out->mutable_sampling());
+  out->set_min_policy_version(min_policy_version);
+}
+
+GenerateRequest from_proto(const pb::GenerateRequest& r) {
+  GenerateRequest out;
+  out.prompts.reserve(r.prompts_size());
+  for (const pb::Prompt& p : r.prompts()) {
+    PromptInput in;
+    in.ids.assign(p.token_ids().begin(), p.token_ids().end());
+    in.index = p.index();
+    out.prompts.push_back(std::move(in));
+  }
+  out.group_size = r.group_size();
+  out.sampling = from_proto(r.sampling());
+  return out;
+}
+
+pb::FinishReason to_proto(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return pb::FINISH_REASON_STOP;
+    case FinishReason::kLength: return pb::FINISH_REASON_LENGTH;
+    case FinishReason::kAbort: return pb::FINISH_REASON_ABORT;
+  }
+  return pb::FINISH_REASON_UNSPECIFIED;
+}
+
+FinishReason from_proto(pb::FinishReason r) {
+  switch (r) {
+    case pb::FINISH_REASON_STOP: return FinishReason::kStop;
+    case pb::FINISH_REASON_LENGTH: return FinishReason::kLength;
+    default: return FinishReason::kAbort;
+  }
+}
+
+void to_proto(const Group& g, pb::GroupResult* out) {
+  out->set_prompt_index(g.prompt_index);
+  for (const Completion& c : g.completions) {
+    pb::Completion* o = out->add_completions();
+    o->mutable_token_ids()->Add(c.token_ids.begin(), c.token_ids.end());
+    o->mutable_logprobs()->Add(c.logprobs.begin(), c.logprobs.end());
+    o->set_finish_reason(to_proto(c.finish_reason));
+    o->set_policy_version(c.policy_version);
+  }
+}
+
+Group from_proto(const pb::GroupResult& g) {
+  Group out;
+  out.prompt_index = g.prompt_index();
+  out.completions.reserve(g.completions_size());
+  for (const pb::Completion& c : g.completions()) {
+    Completion o;
+    o.token_ids.assign(c.token_ids().begin(), c.token_ids().end());
+    o.logprobs.assign(c.logprobs().begin(), c.logprobs().end());
+    o.finish_reason = from_proto(c.finish_reason());
+    o.policy_version = c.policy_version();
+    out.completions.push_back(std::move(o));
+  }
+  return out;
+}
+
+StatusOr<pb::DType> to_proto_dtype(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat: return pb::DTYPE_F32;
+    case torch::kHalf: return pb::DTYPE_F16;
+    case torch::kBFloat16: return pb::DTYPE_BF16;
+    case torch::kDouble: return pb::DTYPE_F64;
+    case torch::kLong: return pb::DTYPE_I64;
+    case torch::kInt: return pb::DTYPE_I32;
+    case torch::kChar: return pb::DTYPE_I8;
+    case torch::kByte: return pb::DTYPE_U8;
+    case torch::kBool: return pb::DTYPE_BOOL;
+    default: return InvalidArgument("dtype {} has no wire form", c10::toString(t));
+  }
+}
+
+StatusOr<torch::ScalarType> from_proto_dtype(int d) {
+  switch (d) {
+    case pb::DTYPE_F32: return torch::kFloat;
+    case pb::DTYPE_F16: return torch::kHalf;
+    case pb::DTYPE_BF16: return torch::kBFloat16;
+    case pb::DTYPE_F64: return torch::kDouble;
+    case pb::DTYPE_I64: return torch::kLong;
+    case pb::DTYPE_I32: return torch::kInt;
+    case pb::DTYPE_I8: return torch::kChar;
+    case pb::DTYPE_U8: return torch::kByte;
+    case pb::DTYPE_BOOL: return torch::kBool;
+    default: return InvalidArgument("dtype {}: not a known DType", d);
+  }
+}
+
+grpc::Status to_grpc(const Status& s) {
+  using G = grpc::StatusCode;
+  G code = G::UNKNOWN;
+  switch (s.code()) {
+    case StatusCode::kOk: return grpc::Status::OK;
+    case StatusCode::kInvalidArgument: code = G::INVALID_ARGUMENT; break;
+    case StatusCode::kNotFound: code = G::NOT_FOUND; break;
+    case StatusCode::kAlreadyExists: code = G::ALREADY_EXISTS; break;
+    case StatusCode::kOutOfRange: code = G::OUT_OF_RANGE; break;
+    case StatusCode::kDataLoss: code = G::DATA_LOSS; break;
+    case StatusCode::kFailedPrecondition: code = G::FAILED_PRECONDITION; break;
+    case StatusCode::kUnimplemented: code = G::UNIMPLEMENTED; break;
+    case StatusCode::kResourceExhausted: code = G::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kDeadlineExceeded: code = G::DEADLINE_EXCEEDED; break;
+    case StatusCode::kUnavailable: code = G::UNAVAILABLE; break;
+    case StatusCode::kUnauthenticated: code = G::UNAUTHENTICATED; break;
+    case StatusCode::kCancelled: code = G::CANCELLED; break;
+    case StatusCode::kInternal: code = G::INTERNAL; break;
+  }
+  return grpc::Status(code, s.message());
+}
+
+Status from_grpc(const grpc::Status& s) {
+  using G = grpc::StatusCode;
+  StatusCode code = StatusCode::kInternal;
+  switch (s.error_code()) {
+    case G::OK: return OkStatus();
+    case G::INVALID_ARGUMENT: code = StatusCode::kInvalidArgument; break;
+    case G::NOT_FOUND: code = StatusCode::kNotFound; break;
+    case G::ALREADY_EXISTS: code = StatusCode::kAlreadyExists; break;
+    case G::OUT_OF_RANGE: code = StatusCode::kOutOfRange; break;
+    case G::DATA_LOSS: code = StatusCode::kDataLoss; break;
+    case G::FAILED_PRECONDITION: code = StatusCode::kFailedPrecondition; break;
+    case G::UNIMPLEMENTED: code = StatusCode::kUnimplemented; break;
+    case G::RESOURCE_EXHAUSTED: code = StatusCode::kResourceExhausted; break;
+    case G::DEADLINE_EXCEEDED: code = StatusCode::kDeadlineExceeded; break;
+    case G::UNAVAILABLE: code = StatusCode::kUnavailable; break;
+    case G::UNAUTHENTICATED:
+    case G::PERMISSION_DENIED: code = StatusCode::kUnauthenticated; break;
+    case G::CANCELLED:
+    case G::ABORTED: code = StatusCode::kCancelled; break;
+    default: code = StatusCode::kInternal; break;
+  }
+  return Status(code, s.error_message());
+}
+
+}  // namespace grpc_internal
+}  // namespace r1kit::rollout

@@ -1,0 +1,690 @@
+// RolloutWorker: the gRPC server side of proto/rollout.proto, on the callback API.
+// See worker.h for the design; the comments here cover the reactor life cycles.
+#include "rollout/grpc/worker.h"
+
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "core/logging.h"
+#include "rollout.grpc.pb.h"
+#include "rollout/grpc/convert.h"
+#include "rollout/grpc/grpc_source.h"
+
+namespace r1kit::rollout {
+namespace {
+
+using namespace grpc_internal;
+
+constexpr int64_t kMaxChunkBytes = int64_t{4} << 20;
+constexpr int kMaxReceiveBytes = 64 << 20;
+
+// A FIFO of jobs served by a fixed set of threads. stop() runs what is queued, then
+// joins (queued jobs check for shutdown themselves and end at once).
+class TaskPool {
+ public:
+  explicit TaskPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~TaskPool() { stop(); }
+
+  // After stop(), runs `job` on the calling thread (jobs end at once then).
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stop_) {
+        jobs_.push_back(std::move(job));
+        job = nullptr;
+      }
+    }
+    if (job) {
+      job();
+      return;
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
+  return diff == 0 && !b.empty();
+}
+
+}  // namespace
+
+namespace {
+
+// ---- Generate ----
+
+class GenerateReactor;
+
+// What a Generate stream and its engine job share. The job may outlive the reactor
+// (a cancelled stream finishes at once), so the reactor pointer is cleared in OnDone.
+struct StreamState {
+  std::mutex mu;
+  GenerateReactor* reactor = nullptr;  // null after OnDone
+  std::deque<pb::GroupResult> pending;
+  pb::GroupResult current;  // the message being written
+  bool writing = false;     // a StartWrite is in flight
+  bool finish_called = false;
+  bool cancelled = false;  // the client went away
+  bool generated = false;  // the engine job ended; `result` holds its status
+  bool running = false;    // the engine job is inside RolloutSource::generate
+  grpc::Status result;
+};
+
+}  // namespace
+
+// The worker's shared state; reactors and engine jobs point at it.
+struct WorkerCore {
+  WorkerCore(RolloutSource& s, WorkerOptions o)
+      : source(s), options(std::move(o)), engine(std::max(1, options.engine_threads)), control(1) {}
+
+  bool authorized(grpc::CallbackServerContext* ctx) const {
+    if (options.token.empty()) return true;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find(kAuthKey);
+    if (it == md.end()) return false;
+    return same_secret(std::string(it->second.data(), it->second.size()),
+                       std::string(kBearer) + options.token);
+  }
+
+  void refresh_health() {
+    if (!server) return;
+    if (auto* h = server->GetHealthCheckService())
+      h->SetServingStatus(!shutting_down.load() && updating.load() == 0);
+  }
+
+  Status check_request(const pb::GenerateRequest& r) const;
+
+  RolloutSource& source;
+  WorkerOptions options;
+  std::unique_ptr<pb::Rollout::CallbackService> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  TaskPool engine;
+  TaskPool control;
+  std::atomic<int64_t> active_groups{0};
+  std::atomic<int64_t> queued_groups{0};
+  std::atomic<int> updating{0};
+  std::atomic<bool> update_busy{false};
+  std::atomic<bool> shutting_down{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+};
+
+Status WorkerCore::check_request(const pb::GenerateRequest& r) const {
+  const WorkerLimits& lim = options.limits;
+  if (r.prompts_size() == 0) return InvalidArgument("prompts: at least one prompt is needed");
+  if (lim.max_prompts > 0 && r.prompts_size() > lim.max_prompts)
+    return InvalidArgument("prompts: {} prompts, over the limit of {}", r.prompts_size(),
+                           lim.max_prompts);
+  if (r.group_size() < 1) return InvalidArgument("group_size={}: must be >= 1", r.group_size());
+  if (lim.max_group_size > 0 && r.group_size() > lim.max_group_size)
+    return InvalidArgument("group_size={}: over the limit of {}", r.group_size(),
+                           lim.max_group_size);
+  const pb::SamplingParams& s = r.sampling();
+  if (s.max_new_tokens() < 1)
+    return InvalidArgument("sampling.max_new_tokens={}: must be >= 1", s.max_new_tokens());
+  if (lim.max_new_tokens > 0 && s.max_new_tokens() > lim.max_new_tokens)
+    return InvalidArgument("sampling.max_new_tokens={}: over the limit of {}", s.max_new_tokens(),
+                           lim.max_new_tokens);
+  if (!(s.temperature() >= 0) || !std::isfinite(s.temperature()))
+    return InvalidArgument("sampling.temperature={}: must be finite and >= 0", s.temperature());
+  if (s.top_k() < 0) return InvalidArgument("sampling.top_k={}: must be >= 0", s.top_k());
+  if (!(s.top_p() > 0 && s.top_p() <= 1))
+    return InvalidArgument("sampling.top_p={}: must be in (0, 1]", s.top_p());
+  if (!(s.min_p() >= 0 && s.min_p() <= 1))
+    return InvalidArgument("sampling.min_p={}: must be in [0, 1]", s.min_p());
+  if (lim.max_stop_strings > 0 && s.stop_strings_size() > lim.max_stop_strings)
+    return InvalidArgument("sampling.stop_strings: {} strings, over the limit of {}",
+                           s.stop_strings_size(), lim.max_stop_strings);
+  for (int64_t t : s.stop_token_ids())
+    if (t < 0 || (lim.vocab_size > 0 && t >= lim.vocab_size))
+      return InvalidArgument("sampling.stop_token_ids: {} is outside the vocabulary [0, {})", t,
+                             lim.vocab_size);
+  std::unordered_set<int64_t> seen;
+  for (int i = 0; i < r.prompts_size(); ++i) {
+    const pb::Prompt& p = r.prompts(i);
+    if (!seen.insert(p.index()).second)
+      return InvalidArgument("prompts[{}]: index {} appears twice", i, p.index());
+    if (p.token_ids_size() == 0) return InvalidArgument("prompts[{}]: no token ids", i);
+    if (lim.max_prompt_tokens > 0 && p.token_ids_size() > lim.max_prompt_tokens)
+      return InvalidArgument("prompts[{}]: {} tokens, over the limit of {}", i, p.token_ids_size(),
+                             lim.max_prompt_tokens);
+    for (int64_t t : p.token_ids())
+      if (t < 0 || (lim.vocab_size > 0 && t >= lim.vocab_size))
+        return InvalidArgument("prompts[{}]: token id {} is outside the vocabulary [0, {})", i, t,
+                               lim.vocab_size);
+  }
+  return OkStatus();
+}
+
+namespace {
+
+// Streams the groups of one Generate. Writes happen one at a time: the engine job
+// queues groups in StreamState, and whoever finds no write in flight starts the next.
+class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
+ public:
+  GenerateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, const pb::GenerateRequest* req)
+      : w_(w), st_(std::make_shared<StreamState>()) {
+    st_->reactor = this;
+    try {
+      start(ctx, req);
+    } catch (const std::exception& e) {
+      finish_now(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(st_->mu);
+    st_->writing = false;
+    if (!ok) {
+      st_->cancelled = true;
+      st_->pending.clear();
+    }
+    pump(st_, lock);
+  }
+
+  void OnCancel() override {
+    std::unique_lock<std::mutex> lock(st_->mu);
+    st_->cancelled = true;
+    st_->pending.clear();
+    // The abort hook ends the running generate() early; under st_->mu, so the job
+    // cannot have moved on to another stream's request in between.
+    if (st_->running && w_->options.abort_generation) w_->options.abort_generation();
+    pump(st_, lock);
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(st_->mu);
+      st_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+  // Starts the next write, or Finish once nothing is left. Called with st->mu held;
+  // releases it before calling into gRPC. The reactor is alive while no Finish was
+  // called, and only this function calls Finish (once).
+  static void pump(const std::shared_ptr<StreamState>& st, std::unique_lock<std::mutex>& lock) {
+    GenerateReactor* r = st->reactor;
+    if (r == nullptr || st->writing || st->finish_called) return;
+    if (st->cancelled) {
+      st->finish_called = true;
+      lock.unlock();
+      r->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return;
+    }
+    if (!st->pending.empty()) {
+      st->current = std::move(st->pending.front());
+      st->pending.pop_front();
+      st->writing = true;
+      lock.unlock();
+      r->StartWrite(&st->current);
+      return;
+    }
+    if (st->generated) {
+      st->finish_called = true;
+      grpc::Status result = st->result;
+      lock.unlock();
+      r->Finish(result);
+    }
+  }
+
+ private:
+  void start(grpc::CallbackServerContext* ctx, const pb::GenerateRequest* req) {
+    if (!w_->authorized(ctx)) {
+      finish_now(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+      return;
+    }
+    if (w_->shutting_down.load()) {
+      finish_now(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+      return;
+    }
+    if (Status s = w_->check_request(*req); !s.ok()) {
+      finish_now(to_grpc(s));
+      return;
+    }
+    const int64_t have = w_->source.policy_version();
+    if (req->min_policy_version() > have) {
+      finish_now(to_grpc(FailedPrecondition("min_policy_version={}: this worker has version {}",
+                                            req->min_policy_version(), have)));
+      return;
+    }
+    auto request = std::make_shared<GenerateRequest>(from_proto(*req));
+    const int64_t n = static_cast<int64_t>(request->prompts.size());
+    w_->queued_groups += n;
+    WorkerCore* w = w_;
+    std::shared_ptr<StreamState> st = st_;
+    w_->engine.post([w, st, request, n] { run(w, st, *request, n); });
+  }
+
+  // On an engine thread.
+  static void run(WorkerCore* w, const std::shared_ptr<StreamState>& st,
+                  const GenerateRequest& request, int64_t n) {
+    w->queued_groups -= n;
+    grpc::Status result;
+    {
+      std::lock_guard<std::mutex> lock(st->mu);
+      if (w->shutting_down.load() || st->cancelled)
+        result = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before generation");
+      else
+        st->running = true;
+    }
+    if (result.ok()) {
+      w->active_groups += n;
+      auto on_group = [&st](const Group& g) {
+        pb::GroupResult msg;
+        to_proto(g, &msg);
+        std::unique_lock<std::mutex> lock(st->mu);
+        if (st->cancelled || st->reactor == nullptr) return;
+        st->pending.push_back(std::move(msg));
+        pump(st, lock);
+      };
+      try {
+        StatusOr<std::vector<Group>> out = w->source.generate(request, on_group);
+        if (!out.ok()) result = to_grpc(out.status());
+      } catch (const std::exception& e) {
+        result = grpc::Status(grpc::StatusCode::INTERNAL, std::string("generate: ") + e.what());
+      }
+      w->active_groups -= n;
+    }
+    std::unique_lock<std::mutex> lock(st->mu);
+    st->running = false;
+    st->generated = true;
+    st->result = result;
+    pump(st, lock);
+  }
+
+  // Only before the request was queued: no engine job can race for Finish then.
+  void finish_now(const grpc::Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(st_->mu);
+      st_->finish_called = true;
+    }
+    Finish(s);
+  }
+
+  WorkerCore* w_;
+  std::shared_ptr<StreamState> st_;
+};
+
+// ---- UpdateWeights ----
+
+struct StagedTensor {
+  std::string name;
+  int dtype = 0;
+  std::vector<int64_t> shape;
+  uint64_t total = 0;
+  uint64_t received = 0;
+  uint64_t checksum = 0;                  // as sent
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64 of the bytes received so far
+  torch::Tensor data;                     // contiguous CPU tensor being filled
+};
+
+// Receives the chunks of one update into staging tensors (on the gRPC thread, a copy
+// of at most 4 MiB per chunk), then hands verification and the swap to the control
+// thread. Any inconsistency finishes the stream at once with nothing applied.
+class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
+ public:
+  UpdateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, pb::UpdateWeightsResponse* resp)
+      : w_(w), ctx_(ctx), resp_(resp) {
+    if (!w_->authorized(ctx)) {
+      finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+      return;
+    }
+    if (w_->shutting_down.load()) {
+      finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+      return;
+    }
+    if (w_->update_busy.exchange(true)) {
+      finish(grpc::Status(grpc::StatusCode::ABORTED, "another weight update is running"));
+      return;
+    }
+    holds_slot_ = true;
+    ++w_->updating;
+    w_->refresh_health();
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // End of the stream (or a broken one): verify and apply off the gRPC thread.
+      w_->control.post([this] { apply(); });
+      return;
+    }
+    Status s;
+    try {
+      s = take(chunk_);
+    } catch (const std::exception& e) {
+      s = Internal("staging chunk: {}", e.what());
+    }
+    if (!s.ok()) {
+      finish(to_grpc(s));
+      return;
+    }
+    StartRead(&chunk_);
+  }
+
+  void OnCancel() override {}
+
+  void OnDone() override { delete this; }
+
+ private:
+  Status take(const pb::WeightChunk& c) {
+    if (chunks_ == 0) {
+      version_ = c.version();
+      tensor_count_ = c.tensor_count();
+      if (tensor_count_ < 1) return InvalidArgument("tensor_count={}: must be >= 1", tensor_count_);
+    }
+    ++chunks_;
+    if (c.version() != version_ || c.tensor_count() != tensor_count_)
+      return InvalidArgument(
+          "chunk {} ({}): version/tensor_count {}/{} differ from the first "
+          "chunk's {}/{}",
+          chunks_, c.name(), c.version(), c.tensor_count(), version_, tensor_count_);
+    if (static_cast<int64_t>(c.data().size()) > kMaxChunkBytes)
+      return InvalidArgument("chunk of '{}': {} bytes, over the 4 MiB limit", c.name(),
+                             c.data().size());
+    StagedTensor* t = tensors_.empty() ? nullptr : &tensors_.back();
+    const bool continues = t != nullptr && t->name == c.name() && t->received < t->total;
+    if (continues) {
+      if (c.dtype() != t->dtype || c.total_bytes() != t->total || c.checksum() != t->checksum ||
+          !std::equal(c.shape().begin(), c.shape().end(), t->shape.begin(), t->shape.end()))
+        return InvalidArgument("tensor '{}': header changed between chunks", c.name());
+    } else {
+      if (t != nullptr && t->received != t->total)
+        return InvalidArgument("tensor '{}' is incomplete: {} of {} bytes before '{}' began",
+                               t->name, t->received, t->total, c.name());
+      if (!names_.insert(c.name()).second)
+        return InvalidArgument("tensor '{}' sent twice", c.name());
+      if (static_cast<int64_t>(tensors_.size()) >= tensor_count_)
+        return InvalidArgument("tensor '{}': more tensors than tensor_count={}", c.name(),
+                               tensor_count_);
+      ASSIGN_OR_RETURN(torch::ScalarType dtype, from_proto_dtype(c.dtype()));
+      std::vector<int64_t> shape(c.shape().begin(), c.shape().end());
+      uint64_t numel = 1;
+      for (int64_t d : shape) {
+        if (d < 0 || d > (int64_t{1} << 40))
+          return InvalidArgument("tensor '{}': bad dimension {}", c.name(), d);
+        numel *= static_cast<uint64_t>(d);
+      }
+      const uint64_t bytes = numel * c10::elementSize(dtype);
+      if (bytes != c.total_bytes())
+        return InvalidArgument("tensor '{}': total_bytes={} but shape and dtype give {}", c.name(),
+                               c.total_bytes(), bytes);
+      bytes_ += bytes;
+      const int64_t cap = w_->options.limits.max_update_bytes;
+      if (cap > 0 && bytes_ > static_cast<uint64_t>(cap))
+        return InvalidArgument("update is over the limit of {} bytes", cap);
+      StagedTensor s;
+      s.name = c.name();
+      s.dtype = c.dtype();
+      s.shape = shape;
+      s.total = bytes;
+      s.checksum = c.checksum();
+      s.data = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+      tensors_.push_back(std::move(s));
+      t = &tensors_.back();
+    }
+    if (c.offset() != t->received)
+      return InvalidArgument("tensor '{}': chunk at offset {}, expected {}", c.name(), c.offset(),
+                             t->received);
+    if (c.offset() + c.data().size() > t->total)
+      return InvalidArgument("tensor '{}': chunk ends at {}, past total_bytes={}", c.name(),
+                             c.offset() + c.data().size(), t->total);
+    if (!c.data().empty())
+      std::memcpy(static_cast<char*>(t->data.data_ptr()) + c.offset(), c.data().data(),
+                  c.data().size());
+    // Hashed as it arrives, so the hashing overlaps the transfer.
+    t->hash = fnv1a64(c.data().data(), c.data().size(), t->hash);
+    t->received += c.data().size();
+    return OkStatus();
+  }
+
+  // On the control thread: coverage, checksums, then the swap.
+  void apply() {
+    grpc::Status result;
+    try {
+      result = to_grpc(verify_and_apply());
+    } catch (const std::exception& e) {
+      result = grpc::Status(grpc::StatusCode::INTERNAL, std::string("update: ") + e.what());
+    }
+    finish(result);
+  }
+
+  Status verify_and_apply() {
+    if (chunks_ == 0) return InvalidArgument("the update stream had no chunks");
+    if (ctx_->IsCancelled()) return Cancelled("the update stream was cancelled");
+    if (static_cast<int64_t>(tensors_.size()) != tensor_count_)
+      return InvalidArgument("{} tensors arrived, tensor_count={}", tensors_.size(), tensor_count_);
+    NamedTensors named;
+    named.reserve(tensors_.size());
+    for (const StagedTensor& t : tensors_) {
+      if (t.received != t.total)
+        return InvalidArgument("tensor '{}' is incomplete: {} of {} bytes", t.name, t.received,
+                               t.total);
+      if (t.hash != t.checksum)
+        return DataLoss("tensor '{}': checksum {:016x}, sent {:016x}", t.name, t.hash, t.checksum);
+      named.emplace_back(t.name, t.data);
+    }
+    RETURN_IF_ERROR(w_->source.update_weights(named, version_));
+    resp_->set_version(version_);
+    resp_->set_tensors(static_cast<int64_t>(tensors_.size()));
+    resp_->set_bytes(bytes_);
+    R1_LOG(info, "weights updated to version {} ({} tensors, {} bytes)", version_, tensors_.size(),
+           bytes_);
+    return OkStatus();
+  }
+
+  // Frees the staging memory and the update slot before the client hears the answer,
+  // so that its next update is not refused as concurrent.
+  void finish(const grpc::Status& s) {
+    tensors_.clear();
+    if (holds_slot_) {
+      holds_slot_ = false;
+      --w_->updating;
+      w_->update_busy.store(false);
+      w_->refresh_health();
+    }
+    Finish(s);
+  }
+
+  WorkerCore* w_;
+  grpc::CallbackServerContext* ctx_;
+  pb::UpdateWeightsResponse* resp_;
+  pb::WeightChunk chunk_;
+  bool holds_slot_ = false;
+  int64_t version_ = 0;
+  int64_t tensor_count_ = 0;
+  int64_t chunks_ = 0;
+  uint64_t bytes_ = 0;
+  std::vector<StagedTensor> tensors_;
+  std::unordered_set<std::string> names_;
+};
+
+class WorkerService final : public pb::Rollout::CallbackService {
+ public:
+  explicit WorkerService(WorkerCore* w) : w_(w) {}
+
+  grpc::ServerWriteReactor<pb::GroupResult>* Generate(grpc::CallbackServerContext* ctx,
+                                                      const pb::GenerateRequest* req) override {
+    return new GenerateReactor(w_, ctx, req);
+  }
+
+  grpc::ServerReadReactor<pb::WeightChunk>* UpdateWeights(
+      grpc::CallbackServerContext* ctx, pb::UpdateWeightsResponse* resp) override {
+    return new UpdateReactor(w_, ctx, resp);
+  }
+
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx, const pb::InfoRequest*,
+                                 pb::InfoResponse* resp) override {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!w_->authorized(ctx)) {
+      r->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+      return r;
+    }
+    try {
+      const WorkerLimits& lim = w_->options.limits;
+      resp->set_model_config_json(w_->options.model_config_json);
+      resp->set_policy_version(w_->source.policy_version());
+      resp->set_active_groups(w_->active_groups.load());
+      resp->set_queued_groups(w_->queued_groups.load());
+      resp->set_vocab_size(lim.vocab_size);
+      resp->set_max_prompt_tokens(lim.max_prompt_tokens);
+      resp->set_max_new_tokens(lim.max_new_tokens);
+      resp->set_max_group_size(lim.max_group_size);
+      resp->set_max_prompts(lim.max_prompts);
+      resp->set_updating_weights(w_->updating.load() > 0);
+      r->Finish(grpc::Status::OK);
+    } catch (const std::exception& e) {
+      r->Finish(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+    }
+    return r;
+  }
+
+ private:
+  WorkerCore* w_;
+};
+
+}  // namespace
+
+struct RolloutWorker::Impl : WorkerCore {
+  using WorkerCore::WorkerCore;
+};
+
+RolloutWorker::RolloutWorker(RolloutSource& source, WorkerOptions options)
+    : impl_(std::make_unique<Impl>(source, std::move(options))) {}
+
+RolloutWorker::~RolloutWorker() {
+  shutdown();
+}
+
+Status RolloutWorker::start() {
+  Impl& w = *impl_;
+  if (w.server) return FailedPrecondition("rollout worker already started");
+  if (w.options.tls_cert_pem.empty() != w.options.tls_key_pem.empty())
+    return InvalidArgument("TLS needs both a certificate and a key");
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!w.options.tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({w.options.tls_key_pem, w.options.tls_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  const std::string host =
+      w.options.bind.find(':') != std::string::npos ? "[" + w.options.bind + "]" : w.options.bind;
+  const std::string addr = fmt::format("{}:{}", host, w.options.port);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  w.service = std::make_unique<WorkerService>(&w);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(addr, creds, &w.port);
+  builder.RegisterService(w.service.get());
+  builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // two workers on one port: an error
+  w.server = builder.BuildAndStart();
+  if (!w.server || w.port == 0) {
+    w.server.reset();
+    return Unavailable("rollout worker: cannot listen on {}", addr);
+  }
+  w.refresh_health();
+  R1_LOG(info, "rollout worker listening on {}:{} ({}{})", w.options.bind, w.port,
+         w.options.tls_cert_pem.empty() ? "plaintext" : "TLS",
+         w.options.token.empty() ? ", no token" : ", token required");
+  return OkStatus();
+}
+
+int RolloutWorker::port() const {
+  return impl_->port;
+}
+
+std::string RolloutWorker::address() const {
+  return fmt::format("{}:{}", impl_->options.bind, impl_->port);
+}
+
+void RolloutWorker::shutdown() {
+  Impl& w = *impl_;
+  if (w.shutting_down.exchange(true)) return;
+  if (w.server) {
+    w.refresh_health();
+    if (w.options.abort_generation) w.options.abort_generation();
+    // Cancels every call still running; reactors finish without waiting for the engine.
+    w.server->Shutdown(std::chrono::system_clock::now());
+  }
+  w.engine.stop();
+  w.control.stop();
+  if (w.server) w.server->Wait();
+  {
+    std::lock_guard<std::mutex> lock(w.stop_mu);
+    w.stopped = true;
+  }
+  w.stop_cv.notify_all();
+}
+
+void RolloutWorker::wait() {
+  std::unique_lock<std::mutex> lock(impl_->stop_mu);
+  impl_->stop_cv.wait(lock, [&] { return impl_->stopped; });
+}
+
+StatusOr<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("token file '{}': cannot be read", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return InvalidArgument("token file '{}' is empty", path);
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace r1kit::rollout

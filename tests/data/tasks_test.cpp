@@ -1,0 +1,115 @@
+// Tests of the procedural task generators (countdown, knights-and-knaves) and the JSONL
+// task loader: determinism, ranges, metadata shape, and loader errors. That generated
+// answers are right is checked with the rewards in tests/reward/tasks_reward_test.cpp.
+#include "data/tasks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+namespace r1kit::data {
+namespace {
+
+TEST(CountdownTaskTest, DeterministicAndInRange) {
+  CountdownTaskOptions o;
+  o.min_numbers = 3;
+  o.max_numbers = 5;
+  o.max_number = 50;
+  o.max_target = 500;
+  for (uint64_t i = 0; i < 300; ++i) {
+    TaskSample a = countdown_task(7, i, o), b = countdown_task(7, i, o);
+    EXPECT_EQ(a.question, b.question);
+    EXPECT_EQ(a.metadata, b.metadata);
+    const auto& nums = a.metadata["numbers"];
+    ASSERT_GE(nums.size(), 3u);
+    ASSERT_LE(nums.size(), 5u);
+    for (const auto& n : nums) {
+      EXPECT_GE(n.get<int64_t>(), 1);
+      EXPECT_LE(n.get<int64_t>(), 50);
+    }
+    int64_t target = a.metadata["target"].get<int64_t>();
+    EXPECT_GE(target, 1);
+    EXPECT_LE(target, 500);
+    // The answer uses exactly the given numbers, each once.
+    std::string expr = a.metadata["answer"].get<std::string>();
+    std::vector<int64_t> used, given = nums.get<std::vector<int64_t>>();
+    std::regex int_re("[0-9]+");
+    for (auto it = std::sregex_iterator(expr.begin(), expr.end(), int_re);
+         it != std::sregex_iterator(); ++it) {
+      used.push_back(std::stoll(it->str()));
+    }
+    std::sort(used.begin(), used.end());
+    std::sort(given.begin(), given.end());
+    EXPECT_EQ(used, given) << expr;
+    EXPECT_NE(a.question.find(std::to_string(target)), std::string::npos);
+    EXPECT_FALSE(a.trace.empty());
+  }
+  EXPECT_NE(countdown_task(7, 0, o).question, countdown_task(8, 0, o).question);
+}
+
+TEST(KnightsKnavesTaskTest, DeterministicShapes) {
+  KnightsKnavesTaskOptions o;
+  o.min_people = 2;
+  o.max_people = 6;
+  for (uint64_t i = 0; i < 100; ++i) {
+    TaskSample a = knights_knaves_task(3, i, o), b = knights_knaves_task(3, i, o);
+    EXPECT_EQ(a.question, b.question);
+    const auto& names = a.metadata["names"];
+    const auto& roles = a.metadata["roles"];
+    ASSERT_EQ(names.size(), roles.size());
+    EXPECT_GE(names.size(), 2u);
+    EXPECT_LE(names.size(), 6u);
+    for (size_t k = 0; k < names.size(); ++k) {
+      EXPECT_NE(a.question.find(names[k].get<std::string>() + " says"), std::string::npos);
+      std::string role = roles[k].get<std::string>();
+      EXPECT_TRUE(role == "knight" || role == "knave");
+      EXPECT_NE(a.metadata["answer"].get<std::string>().find(names[k].get<std::string>() +
+                                                             " is a " + role),
+                std::string::npos);
+    }
+    std::vector<std::string> sorted = names.get<std::vector<std::string>>();
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());  // distinct
+  }
+}
+
+TEST(TaskJsonlTest, LoadsAndReportsErrors) {
+  std::string path = ::testing::TempDir() + "/tasks_test.jsonl";
+  {
+    std::ofstream f(path);
+    f << R"({"prompt": "What is 2+2?", "answer": "4"})"
+      << "\n\n"
+      << R"({"question": "Use [1, 2]", "numbers": [1, 2], "target": 3, "trace": "1 + 2 = 3."})"
+      << "\n";
+  }
+  auto ok = load_task_jsonl(path);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0].question, "What is 2+2?");
+  EXPECT_EQ((*ok)[0].metadata, nlohmann::json({{"answer", "4"}}));
+  EXPECT_EQ((*ok)[1].trace, "1 + 2 = 3.");
+  EXPECT_EQ((*ok)[1].metadata["target"], 3);
+  {
+    std::ofstream f(path);
+    f << R"({"prompt": "ok"})"
+      << "\n"
+      << R"({"answer": 1})"
+      << "\n";
+  }
+  auto bad = load_task_jsonl(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(":2:"), std::string::npos) << bad.status().to_string();
+  {
+    std::ofstream f(path);
+    f << "{not json\n";
+  }
+  EXPECT_FALSE(load_task_jsonl(path).ok());
+  EXPECT_EQ(load_task_jsonl(path + ".missing").status().code(), StatusCode::kNotFound);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace r1kit::data

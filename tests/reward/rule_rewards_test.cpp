@@ -1,0 +1,346 @@
+// Tests of the rule rewards (format, tag_count, math_accuracy, countdown, arithmetic,
+// knights_knaves), the registry, the recipe list and the combined reward. Cases come
+// from reference/rewards.md §2, §3, §6 and §8.
+#include "reward/rule_rewards.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/config.h"
+#include "reward/reward.h"
+
+namespace r1kit::reward {
+namespace {
+
+Sample make(std::string completion, nlohmann::json meta = nlohmann::json::object()) {
+  Sample s;
+  s.completion = std::move(completion);
+  s.metadata = std::move(meta);
+  return s;
+}
+
+double score1(const Reward& r, const Sample& s) {
+  return r.score(std::span<const Sample>(&s, 1))[0];
+}
+
+struct FormatCase {
+  const char* completion;
+  bool prefilled;
+  double expected;
+};
+
+TEST(FormatRewardTest, Table) {
+  const FormatCase cases[] = {
+      {"<think> reasoning </think> <answer> 4 </answer>", false, 1.0},
+      {"<think>\nreasoning\n</think>\n<answer>\n4\n</answer>\n", false, 1.0},
+      {"  <think>a</think><answer>4</answer>  ", false, 1.0},
+      {"<think>a</think> <answer>4</answer> trailing junk", false, 0.0},  // open-r1 passes
+      {"<think>a</think> <answer>4</answer>\nmore junk", false, 0.0},
+      {"<think>a</think> <think>b</think> <answer>4</answer>", false, 0.0},  // duplicated
+      {"<think>a</think> <answer>4</answer> <answer>5</answer>", false, 0.0},
+      {"<think>a <answer>4</answer> </think> <answer>4</answer>", false, 0.0},
+      {"<answer>4</answer> <think>a</think>", false, 0.0},  // order
+      {"<think>a</think> text <answer>4</answer>", false, 0.0},
+      {"<think>a</think> <answer>4", false, 0.0},  // unclosed
+      {"<think>a", false, 0.0},
+      {"", false, 0.0},
+      {"<think> </think> <answer>4</answer>", false, 0.0},  // empty reasoning
+      {"<think>a</think> <answer></answer>", false, 0.0},   // empty answer
+      {"prefix <think>a</think> <answer>4</answer>", false, 0.0},
+      // Prefilled <think>: the completion starts inside the reasoning.
+      {" reasoning </think> <answer> 4 </answer>", true, 1.0},
+      {"<think> reasoning </think> <answer> 4 </answer>", true, 0.0},
+      {"reasoning <answer>4</answer>", true, 0.0},
+  };
+  for (const auto& c : cases) {
+    FormatOptions o;
+    o.prefilled_think = c.prefilled;
+    FormatReward r(o);
+    EXPECT_EQ(r.score_one(c.completion), c.expected) << c.completion;
+  }
+}
+
+TEST(TagCountRewardTest, Table) {
+  TagCountReward r{TagCountOptions{}};
+  EXPECT_EQ(score1(r, make("<think>a</think><answer>b</answer>")), 1.0);
+  EXPECT_EQ(score1(r, make("<think>a</think>")), 0.5);
+  EXPECT_EQ(score1(r, make("<think><think>a</think><answer>b</answer>")), 0.75);
+  EXPECT_EQ(score1(r, make("")), 0.0);
+  TagCountOptions pre;
+  pre.prefilled_think = true;
+  TagCountReward rp(pre);
+  EXPECT_EQ(score1(rp, make("a</think><answer>b</answer>")), 1.0);
+  EXPECT_EQ(score1(rp, make("<think>a</think><answer>b</answer>")), 0.75);
+}
+
+TEST(MathAccuracyRewardTest, Table) {
+  MathAccuracyReward r{MathAccuracyOptions{}};
+  struct Case {
+    const char* completion;
+    nlohmann::json gold;
+    double expected;  // NaN: cannot judge
+  };
+  const double nan = kNoScore;
+  const Case cases[] = {
+      {"<think>2+2</think> <answer> 4 </answer>", "4", 1.0},
+      {"<answer>4</answer>", 4, 1.0},  // numeric gold
+      {"<answer>0.5</answer>", 0.5, 1.0},
+      {"<answer>\\frac{1}{2}</answer>", "0.5", 1.0},
+      {"<answer>5</answer>", "4", 0.0},
+      {"<answer></answer>", "4", 0.0},   // empty answer never rewarded (Visual-RFT #176)
+      {"<answer> </answer>", " ", nan},  // blank gold: cannot judge
+      {"<answer>4</answer>", nullptr, nan},
+      {"The answer is \\boxed{4}.", "4", 1.0},
+      {"\\boxed{3} or maybe \\boxed{4}", "4", 0.0},  // hedge
+      {"The final answer is 4. I hope it is correct.", "4", 1.0},
+      {"... #### 4", "#### 4", 1.0},
+      {"Natalia sold 72 clips", "72", 0.0},  // no anchor, no whole-text fallback
+      {"<answer>x = 4</answer>", "4", 1.0},
+      {"<answer>4 or 5</answer>", "4", 0.0},
+      {"<answer>14</answer>", "4", 0.0},  // no substring match
+      {"<answer>\\boxed{\\frac{3}{4}}</answer>", "so \\boxed{\\dfrac34}", 1.0},
+  };
+  for (const auto& c : cases) {
+    double got = score1(r, make(c.completion, {{"answer", c.gold}}));
+    if (std::isnan(c.expected)) {
+      EXPECT_TRUE(std::isnan(got)) << c.completion;
+    } else {
+      EXPECT_EQ(got, c.expected) << c.completion;
+    }
+  }
+  EXPECT_TRUE(std::isnan(score1(r, make("<answer>4</answer>"))));  // no metadata at all
+}
+
+TEST(MathAccuracyRewardTest, SourcesOption) {
+  MathAccuracyOptions o;
+  o.sources = {"answer_tag"};
+  MathAccuracyReward r(o);
+  EXPECT_EQ(score1(r, make("\\boxed{4}", {{"answer", "4"}})), 0.0);
+  EXPECT_EQ(score1(r, make("<answer>4</answer>", {{"answer", "4"}})), 1.0);
+}
+
+struct CountdownCase {
+  const char* answer;
+  CountdownVerdict verdict;
+};
+
+TEST(CountdownTest, JudgeTable) {
+  // numbers [2, 3, 4], target 14 = 2 + 3 * 4.
+  const std::vector<int64_t> nums = {2, 3, 4};
+  const CountdownCase cases[] = {
+      {"2 + 3 * 4", CountdownVerdict::kCorrect},
+      {"(3 * 4) + 2", CountdownVerdict::kCorrect},
+      {" 4*3+2 ", CountdownVerdict::kCorrect},
+      {"2 + 3 * 4 = 14", CountdownVerdict::kCorrect},
+      {"2 + 3 * 4 = 15", CountdownVerdict::kWrongValue},  // claimed result must be the target
+      {"(2 + 3) * 4", CountdownVerdict::kWrongValue},     // 20
+      {"2 + 3 + 4", CountdownVerdict::kWrongValue},
+      {"2 + 12", CountdownVerdict::kWrongNumbers},             // other numbers
+      {"2 + 3 * 4 + 0", CountdownVerdict::kWrongNumbers},      // extra number
+      {"3 * 4 + 2 + 2 - 2", CountdownVerdict::kWrongNumbers},  // 2 used three times
+      {"4 / (3 - 3) + 2", CountdownVerdict::kWrongNumbers},
+      {"2 / (4 - 4) * 3", CountdownVerdict::kWrongNumbers},
+      {"2 ** 3 + 4", CountdownVerdict::kMalformed},  // TinyZero scored 2**3 as valid
+      {"(2 + 3) // 4", CountdownVerdict::kMalformed},
+      {"2.5 + 3 + 4", CountdownVerdict::kMalformed},  // TinyZero read 2.5 as 2 and 5
+      {"-2 + 3 * 4", CountdownVerdict::kMalformed},
+      {"2 + 3 * 4)", CountdownVerdict::kMalformed},
+      {"((2 + 3 * 4)", CountdownVerdict::kMalformed},
+      {"x + 3 * 4", CountdownVerdict::kMalformed},
+      {"", CountdownVerdict::kMalformed},
+      {"2 + 3 * 4 = 14 = 14", CountdownVerdict::kMalformed},
+      {"2 +\n3 *\n4", CountdownVerdict::kCorrect},  // TinyZero lost multi-line answers
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(judge_countdown(c.answer, nums, 14), c.verdict) << c.answer;
+  }
+  // Division is exact: numbers [1, 3, 3], target 1 = 3 / 3 * 1, and 1/3*3 = 1 too.
+  EXPECT_EQ(judge_countdown("1 / 3 * 3", {1, 3, 3}, 1), CountdownVerdict::kCorrect);
+  // Division by zero is well-formed but wrong: numbers [5, 2, 2], 5 / (2 - 2).
+  EXPECT_EQ(judge_countdown("5 / (2 - 2)", {5, 2, 2}, 1), CountdownVerdict::kWrongValue);
+  // Huge numbers: a 40-digit operand is a wrong number, not an overflow.
+  EXPECT_EQ(judge_countdown("9999999999999999999999999999999999999999 + 2", {2, 3}, 5),
+            CountdownVerdict::kWrongNumbers);
+  // Deep nesting is malformed beyond the depth cap and never overflows the stack.
+  std::string deep(100000, '(');
+  deep.append("2").append(100000, ')');
+  EXPECT_EQ(judge_countdown(deep, {2}, 2), CountdownVerdict::kMalformed);
+}
+
+TEST(CountdownTest, RewardScores) {
+  CountdownReward r{CountdownOptions{}};
+  nlohmann::json meta = {{"numbers", {2, 3, 4}}, {"target", 14}};
+  EXPECT_EQ(score1(r, make("<think>x</think> <answer>2 + 3 * 4</answer>", meta)), 1.0);
+  EXPECT_EQ(score1(r, make("<answer>(2 + 3) * 4</answer>", meta)), 0.1);
+  EXPECT_EQ(score1(r, make("<answer>2 ** 3</answer>", meta)), 0.0);
+  EXPECT_EQ(score1(r, make("2 + 3 * 4", meta)), 0.0);  // no tag
+  // The last answer tag decides, and a newline after it is fine (TinyZero scored 0).
+  EXPECT_EQ(score1(r, make("<answer>1</answer> <answer>\n2 + 3 * 4\n</answer>\n", meta)), 1.0);
+  EXPECT_TRUE(std::isnan(score1(r, make("<answer>1</answer>", {{"numbers", {1}}}))));
+  CountdownOptions o;
+  o.format_score = 0.0;
+  CountdownReward r0(o);
+  EXPECT_EQ(score1(r0, make("<answer>(2 + 3) * 4</answer>", meta)), 0.0);
+}
+
+TEST(ArithmeticRewardTest, Table) {
+  ArithmeticReward r{ArithmeticRewardOptions{}};
+  nlohmann::json meta = {{"answer", "166"}};
+  EXPECT_EQ(score1(r, make("<think> 23*7=161. 161+5=166. </think> <answer> 166 </answer>", meta)),
+            1.0);
+  EXPECT_EQ(score1(r, make("<answer>166.0</answer>", meta)), 1.0);
+  EXPECT_EQ(score1(r, make("<answer>165</answer>", meta)), 0.1);
+  EXPECT_EQ(score1(r, make("<answer>one hundred</answer>", meta)), 0.0);
+  EXPECT_EQ(score1(r, make("<answer></answer>", meta)), 0.0);
+  EXPECT_EQ(score1(r, make("166", meta)), 0.0);
+  EXPECT_TRUE(std::isnan(score1(r, make("<answer>1</answer>"))));
+}
+
+TEST(KnightsKnavesTest, ParseAndScore) {
+  std::vector<std::string> names = {"Zoey", "Ethan"};
+  EXPECT_EQ(parse_knights_knaves("(1) Zoey is a knight\n(2) Ethan is a knave", names),
+            (std::vector<std::string>{"knight", "knave"}));
+  // "knights" elsewhere does not break parsing (Logic-RL counted substrings).
+  EXPECT_EQ(
+      parse_knights_knaves("Among the knights, Zoey is a Knight and Ethan is a knave.", names),
+      (std::vector<std::string>{"knight", "knave"}));
+  // A hedge: both roles claimed.
+  EXPECT_EQ(parse_knights_knaves("Zoey is a knight. Zoey is a knave. Ethan is a knave.", names)[0],
+            "?");
+  // Word boundaries: "Zoeyx" is not Zoey.
+  EXPECT_EQ(parse_knights_knaves("Zoeyx is a knight", names)[0], "");
+
+  KnightsKnavesRewardOptions o;
+  o.correct_score = 2.0;
+  o.wrong_score = -1.5;
+  o.unparseable_score = -2.0;  // Logic-RL's values
+  KnightsKnavesReward r(o);
+  nlohmann::json meta = {{"names", {"Zoey", "Ethan"}}, {"roles", {"knight", "knave"}}};
+  EXPECT_EQ(score1(r, make("<answer>Zoey is a knight, Ethan is a knave</answer>", meta)), 2.0);
+  EXPECT_EQ(score1(r, make("<answer>Zoey is a knave, Ethan is a knave</answer>", meta)), -1.5);
+  EXPECT_EQ(score1(r, make("<answer>Zoey is a knight</answer>", meta)), -2.0);
+  EXPECT_EQ(score1(r, make("Zoey is a knight, Ethan is a knave", meta)), -2.0);
+  EXPECT_TRUE(std::isnan(score1(r, make("<answer>x</answer>", {{"names", {"A"}}}))));
+}
+
+// ---------------------------------------------------------------- registry and recipe
+
+TEST(RegistryTest, BuiltinsAndErrors) {
+  RewardRegistry& g = RewardRegistry::global();
+  for (const char* name : {"format", "tag_count", "math_accuracy", "countdown", "arithmetic",
+                           "knights_knaves", "overlong", "cosine_length", "kimi_length",
+                           "repetition", "language_consistency", "code_execution"}) {
+    EXPECT_TRUE(g.contains(name)) << name;
+  }
+  auto unknown = g.create("math_acuracy", nlohmann::json::object());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown.status().message().find("math_acuracy"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("math_accuracy"), std::string::npos);  // listed
+
+  auto bad_key = g.create("countdown", {{"format_scor", 0.2}});
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_NE(bad_key.status().message().find("format_scor"), std::string::npos)
+      << bad_key.status().to_string();
+  EXPECT_NE(bad_key.status().message().find("countdown"), std::string::npos);
+
+  auto bad_type = g.create("format", {{"prefilled_think", "yes"}});
+  EXPECT_FALSE(bad_type.ok());
+  auto bad_choice = g.create("math_accuracy", {{"sources", {"boxed", "whole_text"}}});
+  EXPECT_FALSE(bad_choice.ok());
+  auto bad_range = g.create("overlong", {{"max_length", 100}, {"cache_length", 200}});
+  EXPECT_FALSE(bad_range.ok());
+  auto ok = g.create("countdown", {{"format_score", 0.2}});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+
+  RewardRegistry fresh;
+  EXPECT_TRUE(fresh.add("mine", make_factory<FormatReward, FormatOptions>("mine")).ok());
+  EXPECT_EQ(fresh.add("mine", make_factory<FormatReward, FormatOptions>("mine")).code(),
+            StatusCode::kAlreadyExists);
+}
+
+TEST(RecipeTest, ParseSpecsAndCombine) {
+  auto specs = parse_reward_specs(R"(
+- {name: math_accuracy, weight: 1.0}
+- {name: format, weight: 0.5, prefilled_think: false}
+- name: countdown
+  format_score: 0.2
+)");
+  ASSERT_TRUE(specs.ok()) << specs.status().to_string();
+  ASSERT_EQ(specs->size(), 3u);
+  EXPECT_EQ((*specs)[0].name, "math_accuracy");
+  EXPECT_EQ((*specs)[1].weight, 0.5);
+  EXPECT_EQ((*specs)[1].args, nlohmann::json({{"prefilled_think", false}}));
+  EXPECT_EQ((*specs)[2].weight, 1.0);
+  EXPECT_EQ((*specs)[2].args["format_score"], 0.2);
+
+  auto built = build_rewards(*specs);
+  ASSERT_TRUE(built.ok()) << built.status().to_string();
+  std::vector<Sample> group = {
+      make("<think> a </think> <answer> 4 </answer>", {{"answer", "4"}}),
+      make("<think> a </think> <answer> 5 </answer>", {{"answer", "4"}}),
+      make("garbage", {{"answer", "4"}}),
+  };
+  GroupScores gs = built->score(group);
+  ASSERT_EQ(gs.names, (std::vector<std::string>{"math_accuracy", "format", "countdown"}));
+  // countdown has no numbers/target in these samples: NaN, so every total is NaN ...
+  EXPECT_TRUE(std::isnan(gs.components[2][0]));
+  EXPECT_TRUE(std::isnan(gs.total[0]));
+  // ... while the other components are kept for metrics.
+  EXPECT_EQ(gs.components[0], (std::vector<double>{1.0, 0.0, 0.0}));
+  EXPECT_EQ(gs.components[1], (std::vector<double>{1.0, 1.0, 0.0}));
+
+  auto two =
+      build_rewards(*parse_reward_specs("[{name: math_accuracy}, {name: format, weight: 0.5}]"));
+  ASSERT_TRUE(two.ok());
+  GroupScores t = two->score(group);
+  // totals: 1*1 + 0.5*1 = 1.5; 1*0 + 0.5*1 = 0.5; 0 + 0 = 0
+  EXPECT_EQ(t.total, (std::vector<double>{1.5, 0.5, 0.0}));
+
+  // Errors name the entry.
+  auto no_name = parse_reward_specs("[{weight: 1}]");
+  ASSERT_FALSE(no_name.ok());
+  EXPECT_NE(no_name.status().message().find("reward.0.name"), std::string::npos);
+  auto bad_weight = parse_reward_specs("[{name: format, weight: heavy}]");
+  ASSERT_FALSE(bad_weight.ok());
+  EXPECT_NE(bad_weight.status().message().find("weight"), std::string::npos);
+  auto unknown = build_rewards(*parse_reward_specs("[{name: format}, {name: nope}]"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("reward.1"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("nope"), std::string::npos);
+  EXPECT_FALSE(parse_reward_specs("{name: format}").ok());  // not a list
+  // A repeated reward gets a distinct component name.
+  auto rep = build_rewards(*parse_reward_specs("[{name: format}, {name: format}]"));
+  ASSERT_TRUE(rep.ok());
+  EXPECT_EQ(rep->components()[1].name, "format#2");
+}
+
+// How a recipe carries the list: core/config binds `reward:` as raw YAML text, which
+// parse_reward_specs reads; quoted strings stay strings through the round trip.
+struct RecipeWithRewards {
+  std::string reward;  // the reward list, as YAML text
+  void visit(ConfigVisitor& v) { v.raw("reward", reward, "rewards (see docs/rewards.md)"); }
+};
+
+TEST(RecipeTest, ThroughCoreConfigRaw) {
+  auto recipe = load_config_string<RecipeWithRewards>(R"(
+reward:
+  - {name: math_accuracy, weight: 1.0, gold_key: "42"}
+  - name: countdown
+    weight: 0.5
+    format_score: 0.2
+)",
+                                                      {"reward.1.weight=0.25"});
+  ASSERT_TRUE(recipe.ok()) << recipe.status().to_string();
+  auto specs = parse_reward_specs(recipe->reward);
+  ASSERT_TRUE(specs.ok()) << specs.status().to_string() << " in " << recipe->reward;
+  ASSERT_EQ(specs->size(), 2u);
+  EXPECT_EQ((*specs)[0].args["gold_key"], "42");  // a string, not the number 42
+  EXPECT_EQ((*specs)[1].weight, 0.25);            // the dotted override applied
+  EXPECT_EQ((*specs)[1].args["format_score"], 0.2);
+  EXPECT_TRUE(build_rewards(*specs).ok());
+}
+
+}  // namespace
+}  // namespace r1kit::reward

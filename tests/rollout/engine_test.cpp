@@ -1,0 +1,387 @@
+// Tests of rollout/engine.h on the `nano` preset (and a small GQA model): per-row cache
+// decode, cached generation equal to uncached (greedy = argmax of a full forward),
+// log-probs equal to the trainer's policy::token_logprobs, seeds independent of batch
+// composition, prefix sharing, continuous batching, finish reasons, validation, abort.
+#include "rollout/engine.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "policy/logprobs.h"
+#include "policy/model.h"
+
+namespace r1kit::rollout {
+namespace {
+
+using policy::Transformer;
+
+// A nano model with a sharpened output layer, so distributions are far from uniform
+// and temperature, top-k and top-p matter.
+Transformer make_model(uint64_t seed, bool gqa = false, double sharpen = 40.0) {
+  policy::ModelArgs a = gqa ? *policy::preset("tiny-dense", 128) : *policy::preset("nano");
+  if (gqa) {
+    a.n_layers = 2;
+    a.dim = 48;
+    a.n_heads = 4;
+    a.n_kv_heads = 2;
+    a.head_dim = 12;
+    a.inter_dim = 64;
+  }
+  Transformer m(a);
+  m->init_weights(seed);
+  torch::NoGradGuard ng;
+  m->output_weight().mul_(sharpen);
+  m->eval();
+  return m;
+}
+
+std::vector<int64_t> random_prompt(int64_t V, int64_t P, uint64_t seed) {
+  auto g = at::detail::createCPUGenerator(seed);
+  auto t = torch::randint(3, V, {P}, g, torch::kLong);
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + P);
+}
+
+GenerateRequest make_request(const Transformer& m, std::vector<int64_t> lengths, int64_t G,
+                             int64_t max_new, uint64_t seed = 11) {
+  GenerateRequest r;
+  for (size_t i = 0; i < lengths.size(); ++i)
+    r.prompts.push_back(
+        {random_prompt(m->args().vocab_size, lengths[i], 100 + i), static_cast<int64_t>(i)});
+  r.group_size = G;
+  r.sampling.max_new_tokens = max_new;
+  r.sampling.seed = seed;
+  return r;
+}
+
+EngineOptions opts(int64_t max_batch, bool share = true) {
+  EngineOptions o;
+  o.max_batch = max_batch;
+  o.max_seq_len = 48;
+  o.share_prefix = share;
+  return o;
+}
+
+// The trainer's view: a full forward over prompt + completion, then token_logprobs.
+// Returns [n] log-probs of the completion tokens, and the full logits [P + n, V].
+std::pair<torch::Tensor, torch::Tensor> recompute(Transformer& m,
+                                                  const std::vector<int64_t>& prompt,
+                                                  const Completion& c, double temperature) {
+  torch::NoGradGuard ng;
+  std::vector<int64_t> ids = prompt;
+  ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
+  const int64_t P = prompt.size(), n = c.token_ids.size();
+  auto t = torch::tensor(ids, torch::kLong).view({1, -1});
+  auto out = m->forward(t);
+  auto hidden = out.hidden[0].narrow(0, P - 1, n);  // positions predicting the completion
+  auto targets = t[0].narrow(0, P, n);
+  auto lp = policy::token_logprobs(hidden, m->output_weight(), targets, temperature).logprobs;
+  return {lp, out.logits[0]};
+}
+
+double max_abs(const torch::Tensor& a, const std::vector<float>& b) {
+  return (a - torch::tensor(b)).abs().max().item<double>();
+}
+
+std::vector<std::vector<int64_t>> tokens_of(const std::vector<Group>& groups) {
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& g : groups)
+    for (const auto& c : g.completions) out.push_back(c.token_ids);
+  return out;
+}
+
+TEST(RowPositionsTest, RaggedPerRowDecodeEqualsFullForward) {
+  for (bool gqa : {false, true}) {
+    Transformer m = make_model(1, gqa);
+    torch::NoGradGuard ng;
+    const auto& a = m->args();
+    // Two sequences of lengths 7 and 4 share one cache; row 0 is ahead of row 1.
+    auto s0 = torch::tensor(random_prompt(a.vocab_size, 7, 1)).view({1, -1});
+    auto s1 = torch::tensor(random_prompt(a.vocab_size, 4, 2)).view({1, -1});
+    auto f0 = m->forward(s0).logits[0], f1 = m->forward(s1).logits[0];
+    auto cache = policy::KVCache::allocate(a, 3, 16, torch::kFloat);
+    // Prefill row 0 with 5 tokens and row 1 with 2, one row at a time (per-row
+    // positions, T = 1), then decode both together.
+    auto step = [&](std::vector<int64_t> ids, std::vector<int64_t> pos) {
+      policy::ForwardOptions o;
+      o.cache = &cache;
+      o.row_positions = torch::tensor(pos);
+      o.start_pos = *std::max_element(pos.begin(), pos.end());
+      return m->forward(torch::tensor(ids).view({-1, 1}), o).logits.select(1, 0);
+    };
+    for (int64_t t = 0; t < 2; ++t) {
+      auto l = step({s0[0][t].item<int64_t>(), s1[0][t].item<int64_t>()}, {t, t});
+      EXPECT_LT((l[0] - f0[t]).abs().max().item<double>(), 1e-4);
+      EXPECT_LT((l[1] - f1[t]).abs().max().item<double>(), 1e-4);
+    }
+    for (int64_t t = 2; t < 5; ++t) {  // row 0 runs ahead alone, row 1 waits
+      policy::ForwardOptions o;
+      o.cache = &cache;
+      o.start_pos = t;
+      o.row_positions = torch::tensor({t});
+      auto l = m->forward(s0.narrow(1, t, 1), o).logits[0][0];
+      EXPECT_LT((l - f0[t]).abs().max().item<double>(), 1e-4);
+    }
+    for (int64_t k = 0; k < 2; ++k) {  // ragged: row 0 at 5+k, row 1 at 2+k
+      auto l = step({s0[0][5 + k].item<int64_t>(), s1[0][2 + k].item<int64_t>()}, {5 + k, 2 + k});
+      EXPECT_LT((l[0] - f0[5 + k]).abs().max().item<double>(), 1e-4) << "gqa " << gqa;
+      EXPECT_LT((l[1] - f1[2 + k]).abs().max().item<double>(), 1e-4) << "gqa " << gqa;
+    }
+  }
+}
+
+TEST(EngineTest, GreedyEqualsArgmaxOfFullForward) {
+  for (bool gqa : {false, true}) {
+    Transformer m = make_model(2, gqa);
+    Engine engine(m, opts(4));
+    auto req = make_request(m, {5, 9, 3}, /*G=*/2, /*max_new=*/10);
+    req.sampling.temperature = 0;
+    auto groups = engine.generate(req, /*policy_version=*/3);
+    ASSERT_TRUE(groups.ok()) << groups.status().to_string();
+    ASSERT_EQ(groups->size(), 3u);
+    for (size_t g = 0; g < 3; ++g) {
+      const auto& prompt = req.prompts[g].ids;
+      EXPECT_EQ((*groups)[g].completions[0].token_ids, (*groups)[g].completions[1].token_ids);
+      for (const auto& c : (*groups)[g].completions) {
+        ASSERT_EQ(c.token_ids.size(), 10u);
+        EXPECT_EQ(c.finish_reason, FinishReason::kLength);
+        EXPECT_EQ(c.policy_version, 3);
+        auto [lp, logits] = recompute(m, prompt, c, 1.0);
+        const int64_t P = prompt.size();
+        for (size_t t = 0; t < c.token_ids.size(); ++t)
+          EXPECT_EQ(c.token_ids[t], logits[P - 1 + t].argmax().item<int64_t>())
+              << "gqa " << gqa << " group " << g << " step " << t;
+        EXPECT_LT(max_abs(lp, c.logprobs), 1e-5);
+      }
+    }
+  }
+}
+
+// The engine (prefill naive, decode absorbed through the cache, ragged batch) and the
+// trainer (one naive full forward) differ only by fp32 rounding, which grows with the
+// size of the logits: within 1e-5 for logits of a few units (output layer x10, max
+// |logit| ~ 5), within 1e-4 (the bound) for a very sharp model (x40, ~20).
+TEST(EngineTest, LogprobsEqualTheTrainersRecomputation) {
+  for (auto [sharpen, tol] : {std::pair{10.0, 1e-5}, std::pair{40.0, 1e-4}}) {
+    Transformer m = make_model(3, false, sharpen);
+    struct Case {
+      double temperature;
+      int64_t top_k;
+      double top_p;
+      double min_p;
+    };
+    for (const Case& k : {Case{1.0, 0, 1.0, 0.0}, Case{0.7, 0, 1.0, 0.0}, Case{1.0, 20, 0.9, 0.0},
+                          Case{0.7, 20, 0.9, 0.05}}) {
+      Engine engine(m, opts(5));
+      auto req = make_request(m, {6, 11, 4}, /*G=*/3, /*max_new=*/12);
+      req.sampling.temperature = k.temperature;
+      req.sampling.top_k = k.top_k;
+      req.sampling.top_p = k.top_p;
+      req.sampling.min_p = k.min_p;
+      auto groups = engine.generate(req, 0);
+      ASSERT_TRUE(groups.ok()) << groups.status().to_string();
+      double worst = 0;
+      for (size_t g = 0; g < groups->size(); ++g)
+        for (const auto& c : (*groups)[g].completions) {
+          auto [lp, logits] = recompute(m, req.prompts[g].ids, c, k.temperature);
+          worst = std::max(worst, max_abs(lp, c.logprobs));
+          // Truncation: every sampled token is within the top-k of its position.
+          if (k.top_k > 0) {
+            const int64_t P = req.prompts[g].ids.size();
+            for (size_t t = 0; t < c.token_ids.size(); ++t) {
+              auto topk = std::get<1>(logits[P - 1 + t].topk(k.top_k));
+              EXPECT_TRUE((topk == c.token_ids[t]).any().item<bool>());
+            }
+          }
+        }
+      EXPECT_LT(worst, tol) << "x" << sharpen << " temperature " << k.temperature << " top_k "
+                            << k.top_k;
+    }
+  }
+}
+
+TEST(EngineTest, SameSeedSameTokensWhateverTheBatchComposition) {
+  Transformer m = make_model(4);
+  // The request of interest: prompt index 7, G = 3.
+  GenerateRequest alone = make_request(m, {6}, 3, 12, /*seed=*/99);
+  alone.prompts[0].index = 7;
+  Engine e1(m, opts(1));  // one slot: strictly one sequence at a time
+  auto a = e1.generate(alone, 0);
+  ASSERT_TRUE(a.ok());
+
+  // The same prompt (same index) in the middle of a larger request, with other
+  // prompts of other lengths before and after, on a wider engine, with and without
+  // prefix sharing.
+  GenerateRequest mixed = make_request(m, {9, 3, 5}, 3, 12, /*seed=*/99);
+  mixed.prompts.insert(mixed.prompts.begin() + 2, alone.prompts[0]);
+  for (bool share : {true, false})
+    for (int64_t N : {2, 5, 16}) {
+      Engine e2(m, opts(N, share));
+      auto b = e2.generate(mixed, 0);
+      ASSERT_TRUE(b.ok());
+      ASSERT_EQ((*b)[2].prompt_index, 7);
+      for (int j = 0; j < 3; ++j) {
+        EXPECT_EQ((*b)[2].completions[j].token_ids, (*a)[0].completions[j].token_ids)
+            << "N " << N << " share " << share << " sample " << j;
+        EXPECT_LT(max_abs(torch::tensor((*b)[2].completions[j].logprobs),
+                          (*a)[0].completions[j].logprobs),
+                  1e-5);
+      }
+    }
+  // The samples of a group differ from each other, and another seed changes them.
+  EXPECT_NE((*a)[0].completions[0].token_ids, (*a)[0].completions[1].token_ids);
+  alone.sampling.seed = 100;
+  auto c = e1.generate(alone, 0);
+  EXPECT_NE((*c)[0].completions[0].token_ids, (*a)[0].completions[0].token_ids);
+}
+
+TEST(EngineTest, FinishReasonsStopIdsStopStringsAndLength) {
+  Transformer m = make_model(5);
+  Engine probe(m, opts(4));
+  auto req = make_request(m, {5}, 1, 12);
+  req.sampling.temperature = 0;
+  auto free_run = probe.generate(req, 0);
+  ASSERT_TRUE(free_run.ok());
+  const auto toks = (*free_run)[0].completions[0].token_ids;
+  ASSERT_EQ(toks.size(), 12u);
+
+  // A stop id: the sequence ends on its first occurrence, keeping it.
+  const int64_t stop = toks[4];
+  const size_t first = std::find(toks.begin(), toks.end(), stop) - toks.begin();
+  req.sampling.stop_token_ids = {stop};
+  auto stopped = probe.generate(req, 0);
+  ASSERT_TRUE(stopped.ok());
+  const auto& c = (*stopped)[0].completions[0];
+  EXPECT_EQ(c.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(c.token_ids, std::vector<int64_t>(toks.begin(), toks.begin() + first + 1));
+
+  // A stop string, through a decode callback that writes token t as "<t>".
+  DecodeFn decode = [](std::span<const int64_t> ids) {
+    std::string s;
+    for (int64_t id : ids) s += "<" + std::to_string(id) + ">";
+    return s;
+  };
+  Engine with_text(m, opts(4), decode);
+  req.sampling.stop_token_ids.clear();
+  req.sampling.stop_strings = {"<" + std::to_string(toks[2]) + "><" + std::to_string(toks[3])};
+  auto by_string = with_text.generate(req, 0);
+  ASSERT_TRUE(by_string.ok()) << by_string.status().to_string();
+  const auto& d = (*by_string)[0].completions[0];
+  EXPECT_EQ(d.finish_reason, FinishReason::kStop);
+  EXPECT_LE(d.token_ids.size(), 4u);
+  EXPECT_EQ(d.token_ids, std::vector<int64_t>(toks.begin(), toks.begin() + d.token_ids.size()));
+
+  // Length: exactly max_new_tokens.
+  req.sampling.stop_strings.clear();
+  req.sampling.max_new_tokens = 3;
+  auto short_run = probe.generate(req, 0);
+  EXPECT_EQ((*short_run)[0].completions[0].token_ids.size(), 3u);
+  EXPECT_EQ((*short_run)[0].completions[0].finish_reason, FinishReason::kLength);
+}
+
+TEST(EngineTest, ContinuousBatchingRefillsFreedSlots) {
+  Transformer m = make_model(6);
+  // 5 prompts x G 3 = 15 sequences on 4 slots; sampled lengths vary through a stop id
+  // that is common in this model's samples.
+  auto req = make_request(m, {4, 7, 3, 6, 5}, 3, 16);
+  Engine wide(m, opts(32));
+  auto ref = wide.generate(req, 0);
+  ASSERT_TRUE(ref.ok());
+  std::map<int64_t, int> freq;
+  for (const auto& t : tokens_of(*ref))
+    for (int64_t id : t) ++freq[id];
+  req.sampling.stop_token_ids = {std::max_element(freq.begin(), freq.end(), [](auto& x, auto& y) {
+                                   return x.second < y.second;
+                                 })->first};
+  auto want = wide.generate(req, 0);
+  Engine narrow(m, opts(4));
+  std::vector<int64_t> order;
+  auto got = narrow.generate(req, 0, [&](const Group& g) {
+    EXPECT_EQ(g.completions.size(), 3u);
+    order.push_back(g.prompt_index);
+  });
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(tokens_of(*got), tokens_of(*want));
+  std::set<size_t> lengths;
+  for (const auto& t : tokens_of(*got)) lengths.insert(t.size());
+  EXPECT_GT(lengths.size(), 1u) << "the test needs sequences of different lengths";
+  EXPECT_EQ(order.size(), 5u);  // on_group once per group
+  EXPECT_EQ(std::set<int64_t>(order.begin(), order.end()).size(), 5u);
+  auto st = narrow.last_stats();
+  EXPECT_EQ(st.sequences, 15);
+  EXPECT_LE(st.mean_batch, 4.0);
+  EXPECT_GT(st.mean_batch, 2.0);  // slots were refilled, not drained
+  int64_t total = 0;
+  for (const auto& t : tokens_of(*got)) total += t.size();
+  EXPECT_EQ(st.generated_tokens, total);
+  // Prefix sharing: each prompt was prefilled once.
+  EXPECT_EQ(st.prefill_tokens, 4 + 7 + 3 + 6 + 5);
+}
+
+TEST(EngineTest, PrefixSharingOffPrefillsEverySample) {
+  Transformer m = make_model(7);
+  auto req = make_request(m, {6, 4}, 4, 5);
+  Engine on(m, opts(8, true)), off(m, opts(8, false));
+  auto a = on.generate(req, 0), b = off.generate(req, 0);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(tokens_of(*a), tokens_of(*b));
+  EXPECT_EQ(on.last_stats().prefill_tokens, 10);
+  EXPECT_EQ(off.last_stats().prefill_tokens, 40);
+}
+
+TEST(EngineTest, AbortEndsUnfinishedSamples) {
+  Transformer m = make_model(8);
+  Engine engine(m, opts(1));  // one sequence at a time: group 0 ends first
+  auto req = make_request(m, {4, 5, 6}, 2, 6);
+  auto groups = engine.generate(req, 0, [&](const Group& g) {
+    if (g.prompt_index == 0) engine.abort();
+  });
+  ASSERT_TRUE(groups.ok());
+  for (const auto& c : (*groups)[0].completions) EXPECT_EQ(c.finish_reason, FinishReason::kLength);
+  for (size_t g = 1; g < 3; ++g)
+    for (const auto& c : (*groups)[g].completions) {
+      EXPECT_EQ(c.finish_reason, FinishReason::kAbort);
+      EXPECT_EQ(c.token_ids.size(), c.logprobs.size());
+    }
+  // The next call runs normally.
+  auto again = engine.generate(req, 0);
+  for (const auto& g : *again)
+    for (const auto& c : g.completions) EXPECT_EQ(c.finish_reason, FinishReason::kLength);
+}
+
+TEST(EngineTest, BadRequestsAreRejectedWithTheReason) {
+  Transformer m = make_model(9);
+  Engine engine(m, opts(2));  // 48-token slots
+  auto base = make_request(m, {5}, 2, 8);
+  struct Case {
+    std::function<void(GenerateRequest&)> edit;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& r) { r.prompts.clear(); }, "no prompts"},
+      {[](auto& r) { r.prompts[0].ids.clear(); }, "empty"},
+      {[](auto& r) { r.prompts[0].ids[2] = 512; }, "outside the vocabulary"},
+      {[](auto& r) { r.prompts[0].ids[0] = -1; }, "outside the vocabulary"},
+      {[](auto& r) { r.group_size = 0; }, "n=0"},
+      {[](auto& r) { r.sampling.max_new_tokens = 44; }, "exceed"},
+      {[](auto& r) { r.sampling.temperature = -0.5; }, "temperature"},
+      {[](auto& r) { r.sampling.stop_strings = {"x"}; }, "tokenizer"},
+  };
+  for (const auto& c : cases) {
+    GenerateRequest r = base;
+    c.edit(r);
+    auto out = engine.generate(r, 0);
+    ASSERT_FALSE(out.ok()) << c.needle;
+    EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(out.status().message().find(c.needle), std::string::npos) << out.status().message();
+  }
+  // At the limit it runs: 5 + 43 = 48.
+  base.sampling.max_new_tokens = 43;
+  EXPECT_TRUE(engine.generate(base, 0).ok());
+}
+
+}  // namespace
+}  // namespace r1kit::rollout

@@ -1,0 +1,345 @@
+// RolloutWorker through raw gRPC stubs: auth, request limits, atomic weight updates
+// (bad checksum, missing tensor, aborted stream), health during an update, Info.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "rollout.grpc.pb.h"
+#include "rollout/grpc/grpc_source.h"
+#include "rollout/grpc/worker.h"
+#include "tests/rollout/grpc/fake_source.h"
+
+namespace r1kit::rollout {
+namespace {
+
+namespace pb = ::r1kit::rollout::v1;
+using testing::FakeSource;
+
+WorkerOptions worker_options(const std::string& token = "") {
+  WorkerOptions o;
+  o.token = token;
+  o.limits.vocab_size = FakeSource::kVocab;
+  o.limits.max_prompt_tokens = 16;
+  o.limits.max_new_tokens = 32;
+  o.limits.max_group_size = 8;
+  o.limits.max_prompts = 4;
+  o.model_config_json = R"({"vocab_size": 100})";
+  return o;
+}
+
+struct Client {
+  explicit Client(int port, std::string token = "")
+      : channel(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                    grpc::InsecureChannelCredentials())),
+        stub(pb::Rollout::NewStub(channel)),
+        health(grpc::health::v1::Health::NewStub(channel)),
+        token(std::move(token)) {}
+
+  void prepare(grpc::ClientContext* ctx) const {
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+
+  // Runs a Generate to the end; returns its status and the groups.
+  grpc::Status generate(const pb::GenerateRequest& req,
+                        std::vector<pb::GroupResult>* out = nullptr) {
+    grpc::ClientContext ctx;
+    prepare(&ctx);
+    auto reader = stub->Generate(&ctx, req);
+    pb::GroupResult g;
+    while (reader->Read(&g))
+      if (out) out->push_back(g);
+    return reader->Finish();
+  }
+
+  grpc::Status update(const std::vector<pb::WeightChunk>& chunks, bool cancel_midway = false,
+                      pb::UpdateWeightsResponse* resp_out = nullptr) {
+    grpc::ClientContext ctx;
+    prepare(&ctx);
+    pb::UpdateWeightsResponse resp;
+    auto writer = stub->UpdateWeights(&ctx, &resp);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (cancel_midway && i == chunks.size() / 2) {
+        ctx.TryCancel();
+        break;
+      }
+      if (!writer->Write(chunks[i])) break;
+    }
+    if (!cancel_midway) writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (resp_out) *resp_out = resp;
+    return s;
+  }
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus check() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, {}, &resp);
+    return s.ok() ? resp.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  }
+
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::Rollout::Stub> stub;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+  std::string token;
+};
+
+pb::GenerateRequest good_request() {
+  pb::GenerateRequest r;
+  for (int i = 0; i < 2; ++i) {
+    pb::Prompt* p = r.add_prompts();
+    p->add_token_ids(1 + i);
+    p->add_token_ids(2);
+    p->set_index(i);
+  }
+  r.set_group_size(2);
+  pb::SamplingParams* s = r.mutable_sampling();
+  s->set_temperature(1.0);
+  s->set_top_p(1.0);
+  s->set_max_new_tokens(4);
+  s->set_seed(3);
+  return r;
+}
+
+// Chunks of one tensor (float values), `chunk` bytes each, with its true checksum.
+std::vector<pb::WeightChunk> chunks_of(const std::string& name, const torch::Tensor& t,
+                                       int64_t version, int64_t count, size_t chunk = 16) {
+  std::vector<pb::WeightChunk> out;
+  const auto* base = static_cast<const char*>(t.data_ptr());
+  const uint64_t total = t.nbytes();
+  const uint64_t sum = fnv1a64(base, total);
+  uint64_t off = 0;
+  do {
+    pb::WeightChunk c;
+    c.set_name(name);
+    c.set_dtype(pb::DTYPE_F32);
+    for (int64_t d : t.sizes()) c.add_shape(d);
+    c.set_offset(off);
+    c.set_total_bytes(total);
+    const uint64_t len = std::min<uint64_t>(chunk, total - off);
+    c.set_data(base + off, len);
+    c.set_checksum(sum);
+    c.set_version(version);
+    c.set_tensor_count(count);
+    out.push_back(c);
+    off += len;
+  } while (off < total);
+  return out;
+}
+
+std::vector<pb::WeightChunk> update_of(int64_t version, float value, int64_t count = 2) {
+  std::vector<pb::WeightChunk> all;
+  auto a = chunks_of("a.weight", torch::full({3, 4}, value), version, count);
+  auto b = chunks_of("b.bias", torch::full({5}, value), version, count);
+  all.insert(all.end(), a.begin(), a.end());
+  all.insert(all.end(), b.begin(), b.end());
+  return all;
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void start(const std::string& token = "") {
+    worker_ = std::make_unique<RolloutWorker>(fake_, worker_options(token));
+    ASSERT_TRUE(worker_->start().ok());
+    ASSERT_GT(worker_->port(), 0);
+  }
+  void TearDown() override {
+    if (worker_) worker_->shutdown();
+  }
+  FakeSource fake_;
+  std::unique_ptr<RolloutWorker> worker_;
+};
+
+TEST_F(WorkerTest, GenerateStreamsEveryGroupOfTheSource) {
+  start();
+  Client c(worker_->port());
+  std::vector<pb::GroupResult> groups;
+  ASSERT_TRUE(c.generate(good_request(), &groups).ok());
+  ASSERT_EQ(groups.size(), 2u);
+  for (const auto& g : groups) {
+    EXPECT_EQ(g.completions_size(), 2);
+    EXPECT_EQ(g.completions(0).token_ids_size(), 4);
+    EXPECT_EQ(g.completions(0).logprobs_size(), 4);
+    EXPECT_EQ(g.completions(1).finish_reason(), pb::FINISH_REASON_STOP);
+  }
+}
+
+TEST_F(WorkerTest, WrongOrMissingTokenIsUnauthenticated) {
+  start("s3cret");
+  for (const std::string& token : {std::string(), std::string("wrong"), std::string("s3cret!")}) {
+    Client c(worker_->port(), token);
+    EXPECT_EQ(c.generate(good_request()).error_code(), grpc::StatusCode::UNAUTHENTICATED) << token;
+    EXPECT_EQ(c.update(update_of(1, 1.0f)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ClientContext ctx;
+    c.prepare(&ctx);
+    pb::InfoResponse info;
+    EXPECT_EQ(c.stub->Info(&ctx, {}, &info).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_EQ(fake_.updates(), 0);
+  Client good(worker_->port(), "s3cret");
+  EXPECT_TRUE(good.generate(good_request()).ok());
+}
+
+TEST_F(WorkerTest, RequestsOverTheLimitsAreInvalidArgument) {
+  start();
+  Client c(worker_->port());
+  struct Case {
+    const char* what;
+    std::function<void(pb::GenerateRequest&)> edit;
+  };
+  const std::vector<Case> cases = {
+      {"no prompts", [](auto& r) { r.clear_prompts(); }},
+      {"too many prompts",
+       [](auto& r) {
+         for (int i = 0; i < 4; ++i) {
+           auto* p = r.add_prompts();
+           p->add_token_ids(1);
+           p->set_index(10 + i);
+         }
+       }},
+      {"prompt too long",
+       [](auto& r) {
+         for (int i = 0; i < 20; ++i) r.mutable_prompts(0)->add_token_ids(1);
+       }},
+      {"empty prompt", [](auto& r) { r.mutable_prompts(0)->clear_token_ids(); }},
+      {"token id = V", [](auto& r) { r.mutable_prompts(1)->add_token_ids(FakeSource::kVocab); }},
+      {"negative token id", [](auto& r) { r.mutable_prompts(1)->add_token_ids(-1); }},
+      {"duplicate index", [](auto& r) { r.mutable_prompts(1)->set_index(0); }},
+      {"group size 0", [](auto& r) { r.set_group_size(0); }},
+      {"group size over", [](auto& r) { r.set_group_size(9); }},
+      {"max_new_tokens over", [](auto& r) { r.mutable_sampling()->set_max_new_tokens(33); }},
+      {"max_new_tokens 0", [](auto& r) { r.mutable_sampling()->set_max_new_tokens(0); }},
+      {"top_p 0", [](auto& r) { r.mutable_sampling()->set_top_p(0); }},
+      {"negative temperature", [](auto& r) { r.mutable_sampling()->set_temperature(-1); }},
+      {"stop token outside V", [](auto& r) { r.mutable_sampling()->add_stop_token_ids(1000); }},
+  };
+  for (const Case& k : cases) {
+    pb::GenerateRequest r = good_request();
+    k.edit(r);
+    grpc::Status s = c.generate(r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << k.what;
+    EXPECT_FALSE(s.error_message().empty()) << k.what;
+  }
+  EXPECT_EQ(fake_.served(), 0);
+  EXPECT_TRUE(c.generate(good_request()).ok());  // still serving
+}
+
+TEST_F(WorkerTest, OlderWeightsThanAskedForIsFailedPrecondition) {
+  start();
+  Client c(worker_->port());
+  pb::GenerateRequest r = good_request();
+  r.set_min_policy_version(5);
+  EXPECT_EQ(c.generate(r).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(WorkerTest, CompleteUpdateIsApplied) {
+  start();
+  Client c(worker_->port());
+  pb::UpdateWeightsResponse resp;
+  ASSERT_TRUE(c.update(update_of(7, 2.5f), false, &resp).ok());
+  EXPECT_EQ(resp.version(), 7);
+  EXPECT_EQ(resp.tensors(), 2);
+  EXPECT_EQ(resp.bytes(), 4u * (12 + 5));
+  EXPECT_EQ(fake_.policy_version(), 7);
+  auto w = fake_.weights();
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_TRUE(torch::equal(w["a.weight"], torch::full({3, 4}, 2.5f)));
+  EXPECT_TRUE(torch::equal(w["b.bias"], torch::full({5}, 2.5f)));
+  std::vector<pb::GroupResult> groups;
+  ASSERT_TRUE(c.generate(good_request(), &groups).ok());
+  EXPECT_EQ(groups[0].completions(0).policy_version(), 7);
+}
+
+TEST_F(WorkerTest, BadUpdatesChangeNothing) {
+  start();
+  Client c(worker_->port());
+  ASSERT_TRUE(c.update(update_of(1, 1.0f)).ok());
+
+  auto corrupt = update_of(2, 2.0f);
+  (*corrupt[1].mutable_data())[0] ^= 1;  // one flipped bit
+  EXPECT_EQ(c.update(corrupt).error_code(), grpc::StatusCode::DATA_LOSS);
+
+  auto missing = update_of(2, 2.0f, /*count=*/3);  // says 3 tensors, sends 2
+  EXPECT_EQ(c.update(missing).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto truncated = update_of(2, 2.0f);
+  truncated.pop_back();  // the last chunk of b.bias never comes
+  EXPECT_EQ(c.update(truncated).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto gap = update_of(2, 2.0f);
+  gap.erase(gap.begin() + 1);  // a hole in a.weight
+  EXPECT_EQ(c.update(gap).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto bad_shape = update_of(2, 2.0f);
+  for (auto& ch : bad_shape)
+    if (ch.name() == "a.weight") ch.set_total_bytes(ch.total_bytes() + 4);
+  EXPECT_EQ(c.update(bad_shape).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  EXPECT_FALSE(c.update(update_of(2, 2.0f), /*cancel_midway=*/true).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the cancelled stream end
+
+  fake_.require({{"a.weight", {3, 4}}, {"b.bias", {5}}, {"c", {1}}});  // the engine refuses
+  EXPECT_EQ(c.update(update_of(2, 2.0f)).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  EXPECT_EQ(fake_.updates(), 1);
+  EXPECT_EQ(fake_.policy_version(), 1);
+  EXPECT_TRUE(torch::equal(fake_.weights()["a.weight"], torch::full({3, 4}, 1.0f)));
+  EXPECT_TRUE(c.generate(good_request()).ok());  // still serving
+}
+
+TEST_F(WorkerTest, HealthIsNotServingWhileWeightsLoad) {
+  start();
+  Client c(worker_->port());
+  EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  fake_.hold_updates(true);
+  std::thread updater([&] { EXPECT_TRUE(c.update(update_of(3, 3.0f)).ok()); });
+  ASSERT_TRUE(fake_.wait_update_entered(std::chrono::seconds(5)));
+  EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  grpc::ClientContext ctx;
+  c.prepare(&ctx);
+  pb::InfoResponse info;
+  ASSERT_TRUE(c.stub->Info(&ctx, {}, &info).ok());
+  EXPECT_TRUE(info.updating_weights());
+  fake_.hold_updates(false);
+  updater.join();
+  EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(fake_.policy_version(), 3);
+}
+
+TEST_F(WorkerTest, InfoReportsModelVersionAndLimits) {
+  start();
+  Client c(worker_->port());
+  grpc::ClientContext ctx;
+  c.prepare(&ctx);
+  pb::InfoResponse info;
+  ASSERT_TRUE(c.stub->Info(&ctx, {}, &info).ok());
+  EXPECT_EQ(info.model_config_json(), R"({"vocab_size": 100})");
+  EXPECT_EQ(info.policy_version(), 0);
+  EXPECT_EQ(info.vocab_size(), FakeSource::kVocab);
+  EXPECT_EQ(info.max_prompts(), 4);
+  EXPECT_EQ(info.active_groups(), 0);
+}
+
+TEST(WorkerStart, TakenPortIsAnError) {
+  FakeSource a, b;
+  RolloutWorker wa(a, worker_options());
+  ASSERT_TRUE(wa.start().ok());
+  WorkerOptions o = worker_options();
+  o.port = wa.port();
+  RolloutWorker wb(b, o);
+  EXPECT_FALSE(wb.start().ok());
+}
+
+TEST(WorkerStart, HalfATlsConfigurationIsAnError) {
+  FakeSource a;
+  WorkerOptions o = worker_options();
+  o.tls_cert_pem = "x";
+  RolloutWorker w(a, o);
+  EXPECT_EQ(w.start().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace r1kit::rollout

@@ -1,0 +1,178 @@
+// Tests of rollout/sampling.h on hand-made distributions (llama.cpp's sampler tests
+// style): which tokens top-k, top-p and min-p keep, greedy, the log-prob convention,
+// the draw frequencies and the counter-based uniforms.
+#include "rollout/sampling.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <set>
+
+namespace r1kit::rollout {
+namespace {
+
+// The kept token ids of row 0 of a mask.
+std::set<int64_t> kept(const torch::Tensor& mask) {
+  std::set<int64_t> out;
+  auto m = mask[0].to(torch::kCPU);
+  for (int64_t i = 0; i < m.size(0); ++i)
+    if (m[i].item<bool>()) out.insert(i);
+  return out;
+}
+
+torch::Tensor probs(std::vector<float> p) {
+  return torch::tensor(p, torch::kFloat).view({1, -1});
+}
+
+TEST(TruncationMaskTest, AllOffKeepsEverything) {
+  EXPECT_FALSE(truncation_mask(probs({0.5, 0.5}), 0, 1.0, 0.0).defined());
+  EXPECT_FALSE(truncation_mask(probs({0.5, 0.5}), /*top_k=*/2, 1.0, 0.0).defined());
+}
+
+TEST(TruncationMaskTest, TopKKeepsTheKMostLikely) {
+  struct Case {
+    std::vector<float> p;
+    int64_t k;
+    std::set<int64_t> want;
+  };
+  const std::vector<Case> cases = {
+      {{0.1, 0.4, 0.2, 0.3}, 1, {1}},
+      {{0.1, 0.4, 0.2, 0.3}, 2, {1, 3}},
+      {{0.1, 0.4, 0.2, 0.3}, 3, {1, 2, 3}},
+      {{0.25, 0.25, 0.25, 0.25}, 2, {0, 1}},  // ties: lower ids first
+  };
+  for (const auto& c : cases) EXPECT_EQ(kept(truncation_mask(probs(c.p), c.k, 1.0, 0.0)), c.want);
+}
+
+TEST(TruncationMaskTest, TopPKeepsTheSmallestPrefixReachingP) {
+  // Sorted: 0 (0.5), 2 (0.3), 3 (0.15), 1 (0.05); mass before: 0, 0.5, 0.8, 0.95.
+  const auto p = probs({0.5, 0.05, 0.3, 0.15});
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.3, 0.0)), (std::set<int64_t>{0}));
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.45, 0.0)), (std::set<int64_t>{0}));
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.75, 0.0)), (std::set<int64_t>{0, 2}));
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.9, 0.0)), (std::set<int64_t>{0, 2, 3}));
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.99, 0.0)), (std::set<int64_t>{0, 1, 2, 3}));
+  // A tiny top_p still keeps the most likely token.
+  EXPECT_EQ(kept(truncation_mask(p, 0, 1e-9, 0.0)), (std::set<int64_t>{0}));
+}
+
+TEST(TruncationMaskTest, TopPIsOverTheTopKRenormalised) {
+  // Top-2 of {0.4, 0.3, 0.2, 0.1} has mass 0.7; renormalised: 0.571, 0.429.
+  const auto p = probs({0.4, 0.3, 0.2, 0.1});
+  EXPECT_EQ(kept(truncation_mask(p, 2, 0.5, 0.0)), (std::set<int64_t>{0}));     // 0.571 >= 0.5
+  EXPECT_EQ(kept(truncation_mask(p, 2, 0.6, 0.0)), (std::set<int64_t>{0, 1}));  // 0.571 < 0.6
+  // Without top-k, 0.6 needs {0.4, 0.3} as well, and 0.75 three tokens.
+  EXPECT_EQ(kept(truncation_mask(p, 0, 0.75, 0.0)), (std::set<int64_t>{0, 1, 2}));
+  EXPECT_EQ(kept(truncation_mask(p, 2, 0.75, 0.0)), (std::set<int64_t>{0, 1}));
+}
+
+TEST(TruncationMaskTest, MinPKeepsTokensAboveAFractionOfTheMax) {
+  const auto p = probs({0.5, 0.19, 0.11, 0.2});
+  EXPECT_EQ(kept(truncation_mask(p, 0, 1.0, 0.4)), (std::set<int64_t>{0, 3}));  // p >= 0.2
+  EXPECT_EQ(kept(truncation_mask(p, 0, 1.0, 0.2)), (std::set<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(kept(truncation_mask(p, 0, 1.0, 1.0)), (std::set<int64_t>{0}));
+  // Combined with top-k: the intersection.
+  EXPECT_EQ(kept(truncation_mask(p, 1, 1.0, 0.2)), (std::set<int64_t>{0}));
+}
+
+TEST(TruncationMaskTest, RowsAreIndependent) {
+  auto p = torch::tensor({0.7f, 0.2f, 0.1f, 0.1f, 0.2f, 0.7f}).view({2, 3});
+  auto m = truncation_mask(p, 1, 1.0, 0.0);
+  EXPECT_TRUE(m[0][0].item<bool>());
+  EXPECT_TRUE(m[1][2].item<bool>());
+  EXPECT_EQ(m.sum().item<int64_t>(), 2);
+}
+
+TEST(SampleTokensTest, TemperatureZeroIsArgmaxWithTemperatureOneLogprob) {
+  torch::manual_seed(0);
+  auto logits = torch::randn({5, 50});
+  SamplingParams p;
+  p.temperature = 0;
+  auto s = sample_tokens(logits, p, {});
+  EXPECT_TRUE(torch::equal(s.tokens, logits.argmax(-1)));
+  auto want = torch::log_softmax(logits, -1).gather(1, s.tokens.unsqueeze(1)).squeeze(1);
+  EXPECT_LT((s.logprobs - want).abs().max().item<double>(), 1e-6);
+}
+
+TEST(SampleTokensTest, LogprobIsTheFullTemperedDistributionBeforeTruncation) {
+  torch::manual_seed(1);
+  auto logits = torch::randn({4, 30}) * 3;
+  SamplingParams p;
+  p.temperature = 0.7;
+  p.top_k = 3;
+  p.top_p = 0.8;
+  auto s = sample_tokens(logits, p, {0.1, 0.5, 0.9, 0.99});
+  auto want = torch::log_softmax(logits / 0.7, -1).gather(1, s.tokens.unsqueeze(1)).squeeze(1);
+  EXPECT_LT((s.logprobs - want).abs().max().item<double>(), 1e-6);
+  // Every token is one of its row's top 3.
+  auto top3 = std::get<1>(logits.topk(3, -1));
+  EXPECT_TRUE((top3 == s.tokens.unsqueeze(1)).any(-1).all().item<bool>());
+}
+
+TEST(SampleTokensTest, DrawFrequenciesMatchTheRenormalisedKeptSet) {
+  // p = {0.1, 0.4, 0.2, 0.3}; top-k 2 keeps {1, 3}: 0.4/0.7 and 0.3/0.7.
+  const int64_t n = 20000;
+  auto logits = torch::log(torch::tensor({0.1f, 0.4f, 0.2f, 0.3f})).view({1, 4}).expand({n, 4});
+  SamplingParams p;
+  p.top_k = 2;
+  std::vector<double> u(n);
+  for (int64_t i = 0; i < n; ++i) u[i] = sample_uniform(/*seed=*/7, i);
+  auto tok = sample_tokens(logits.contiguous(), p, u).tokens;
+  auto counts = torch::bincount(tok, {}, 4).to(torch::kDouble) / n;
+  EXPECT_EQ(counts[0].item<double>(), 0.0);
+  EXPECT_EQ(counts[2].item<double>(), 0.0);
+  EXPECT_NEAR(counts[1].item<double>(), 4.0 / 7, 0.015);
+  EXPECT_NEAR(counts[3].item<double>(), 3.0 / 7, 0.015);
+}
+
+TEST(SampleTokensTest, InverseCdfBoundaries) {
+  // Kept {1, 3} with masses 4/7, 3/7: u just below 4/7 picks 1, just above picks 3,
+  // and u at the top end never steps past the last kept token.
+  auto logits = torch::log(torch::tensor({0.1f, 0.4f, 0.2f, 0.3f})).view({1, 4}).expand({3, 4});
+  SamplingParams p;
+  p.top_k = 2;
+  auto tok =
+      sample_tokens(logits.contiguous(), p, {4.0 / 7 - 1e-4, 4.0 / 7 + 1e-4, 1 - 1e-16}).tokens;
+  EXPECT_EQ(tok[0].item<int64_t>(), 1);
+  EXPECT_EQ(tok[1].item<int64_t>(), 3);
+  EXPECT_EQ(tok[2].item<int64_t>(), 3);
+}
+
+TEST(SampleUniformTest, DeterministicInRangeAndDistinctPerStream) {
+  EXPECT_EQ(sample_uniform(1, 5), sample_uniform(1, 5));
+  EXPECT_NE(sample_uniform(1, 5), sample_uniform(2, 5));
+  EXPECT_NE(sample_uniform(1, 5), sample_uniform(1, 6));
+  double mean = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const double u = sample_uniform(3, i);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    mean += u / 10000;
+  }
+  EXPECT_NEAR(mean, 0.5, 0.02);
+}
+
+TEST(ValidateSamplingTest, NamesTheBadField) {
+  struct Case {
+    SamplingParams p;
+    std::string field;
+  };
+  std::vector<Case> cases(7);
+  cases[0].p.temperature = -1, cases[0].field = "temperature";
+  cases[1].p.temperature = NAN, cases[1].field = "temperature";
+  cases[2].p.top_k = -2, cases[2].field = "top_k";
+  cases[3].p.top_p = 0, cases[3].field = "top_p";
+  cases[4].p.min_p = 1.5, cases[4].field = "min_p";
+  cases[5].p.max_new_tokens = 0, cases[5].field = "max_new_tokens";
+  cases[6].p.stop_token_ids = {100}, cases[6].field = "stop_token_ids";
+  for (const auto& c : cases) {
+    Status s = validate_sampling(c.p, /*vocab_size=*/100);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(s.message().find(c.field), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(validate_sampling(SamplingParams{}, 100).ok());
+}
+
+}  // namespace
+}  // namespace r1kit::rollout
