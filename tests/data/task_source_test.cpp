@@ -1,0 +1,96 @@
+// Tests of data/task_source.h: the held-out set is disjoint from the training stream,
+// problems are a pure function of (seed, index), JSONL files are split, and the
+// prompts and SFT responses follow the chat template.
+#include "data/task_source.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace r1kit::data {
+namespace {
+
+TEST(TaskSourceTest, HeldOutProblemsNeverAppearInTraining) {
+  TaskSection sec;
+  sec.max_a = 9;  // 8 * 8 * 100 = 6,400 questions: collisions are likely without the filter
+  sec.eval_size = 300;
+  auto src = TaskSource::create(sec);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  std::set<std::string> eval;
+  for (const auto& s : src->eval()) eval.insert(s.question);
+  EXPECT_EQ(eval.size(), src->eval().size());
+  EXPECT_GT(eval.size(), 280u);  // a few duplicates are dropped, not many
+  for (uint64_t i = 0; i < 3000; ++i) EXPECT_FALSE(eval.contains(src->train(i).question)) << i;
+}
+
+TEST(TaskSourceTest, DeterministicPerIndex) {
+  TaskSection sec;
+  sec.name = "countdown";
+  auto a = TaskSource::create(sec), b = TaskSource::create(sec);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto batch = a->train_batch(10, 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(batch[i].question, b->train(10 + i).question);
+    EXPECT_EQ(batch[i].metadata, b->train(10 + i).metadata);
+  }
+  sec.seed = 2;
+  auto c = TaskSource::create(sec);
+  EXPECT_NE(c->train(10).question, batch[0].question);
+}
+
+TEST(TaskSourceTest, ArithmeticMetadataAndRendering) {
+  TaskSection sec;
+  sec.prefill_think = true;
+  auto src = TaskSource::create(sec);
+  ASSERT_TRUE(src.ok());
+  const TaskSample s = src->train(0);
+  // "What is a*b+c?" with the answer in the metadata.
+  int a, b, c;
+  ASSERT_EQ(std::sscanf(s.question.c_str(), "What is %d*%d+%d?", &a, &b, &c), 3) << s.question;
+  EXPECT_EQ(s.metadata["answer"], std::to_string(a * b + c));
+  EXPECT_TRUE(src->render(s).ends_with("Assistant: <think>")) << src->render(s);
+  EXPECT_EQ(src->sft_response(s),
+            s.trace + " </think> <answer> " + std::to_string(a * b + c) + " </answer>");
+}
+
+TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
+  const auto path = std::filesystem::temp_directory_path() / "r1kit_task_source_test.jsonl";
+  {
+    std::ofstream f(path);
+    for (int i = 0; i < 10; ++i)
+      f << "{\"prompt\": \"q" << i << "\", \"answer\": \"" << i << "\"}\n";
+  }
+  TaskSection sec;
+  sec.name = "jsonl";
+  sec.path = path.string();
+  sec.eval_size = 3;
+  auto src = TaskSource::create(sec);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  ASSERT_EQ(src->eval().size(), 3u);
+  std::set<std::string> seen;
+  for (uint64_t i = 0; i < 7; ++i) seen.insert(src->train(i).question);
+  EXPECT_EQ(seen.size(), 7u);
+  for (const auto& e : src->eval()) EXPECT_FALSE(seen.contains(e.question));
+  EXPECT_EQ(src->train(7).question, src->train(0).question);  // cycles
+  std::filesystem::remove(path);
+}
+
+TEST(TaskSourceTest, BadSectionsAreErrorsNamingTheKey) {
+  TaskSection sec;
+  sec.name = "jsonl";
+  auto s = TaskSource::create(sec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("task.path"), std::string::npos);
+  sec = {};
+  sec.name = "countdown";
+  sec.min_numbers = 5;
+  sec.max_numbers = 3;
+  s = TaskSource::create(sec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("task.min_numbers"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace r1kit::data
