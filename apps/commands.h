@@ -14,8 +14,12 @@ void add_model_command(CLI::App& root, int* exit_code);      // model init|info|
 void add_tokenizer_command(CLI::App& root, int* exit_code);  // tokenizer train|encode|decode
 void add_pretrain_command(CLI::App& root, int* exit_code);   // pretrain RECIPE
 void add_sft_command(CLI::App& root, int* exit_code);        // sft RECIPE
+void add_distill_command(CLI::App& root, int* exit_code);    // distill RECIPE
+void add_grpo_command(CLI::App& root, int* exit_code);       // grpo RECIPE
 void add_generate_command(CLI::App& root, int* exit_code);   // generate --model DIR --prompt ...
 void add_rollout_worker_command(CLI::App& root, int* exit_code);  // rollout-worker --model DIR
+void add_eval_command(CLI::App& root, int* exit_code);            // eval --model DIR --task NAME
+void add_report_command(CLI::App& root, int* exit_code);          // report RUN_DIR
 
 // Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
 int report(const Status& status);

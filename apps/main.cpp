@@ -29,8 +29,12 @@ int main(int argc, char** argv) {
   r1kit::apps::add_tokenizer_command(app, &exit_code);
   r1kit::apps::add_pretrain_command(app, &exit_code);
   r1kit::apps::add_sft_command(app, &exit_code);
+  r1kit::apps::add_distill_command(app, &exit_code);
+  r1kit::apps::add_grpo_command(app, &exit_code);
   r1kit::apps::add_generate_command(app, &exit_code);
   r1kit::apps::add_rollout_worker_command(app, &exit_code);
+  r1kit::apps::add_eval_command(app, &exit_code);
+  r1kit::apps::add_report_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

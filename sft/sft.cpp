@@ -57,6 +57,7 @@ SftLossTerms sft_loss_terms(policy::TransformerImpl& m, const SftBatch& b) {
                                    b.targets.reshape({-1}));
   SftLossTerms t;
   t.nll_sum = -(lp.logprobs * b.loss_mask.reshape({-1})).sum();
+  t.hidden = out.hidden;
   t.aux = out.aux_loss;
   t.mtp = m.args().n_mtp_layers > 0 ? m.mtp_loss(b.inputs, out.last_hidden, b.loss_mask)
                                     : torch::zeros({}, torch::kFloat);
@@ -185,14 +186,17 @@ StatusOr<std::pair<data::Tokenizer, std::string>> prepare_tokenizer(
 
 }  // namespace
 
-StatusOr<SftResult> run_sft(const SftRecipe& r) {
+StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
   std::error_code ec;
   fs::create_directories(r.checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
 
   // 1. Examples, tokenizer, split.
-  ASSIGN_OR_RETURN(auto examples, load_sft_examples(r.data));
+  std::vector<TextExample> examples = hooks.examples;
+  if (examples.empty()) {
+    ASSIGN_OR_RETURN(examples, load_sft_examples(r.data));
+  }
   data::ChatTemplateOptions topts;
   ASSIGN_OR_RETURN(topts.kind, data::parse_chat_template_kind(r.data.chat_template));
   topts.prefill_think = r.data.prefill_think;
@@ -255,8 +259,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& r) {
   int64_t window_n = 0;
   const auto t_start = std::chrono::steady_clock::now();
   auto t_window = t_start;
-  const std::vector<std::string> keys = {"loss", "eval_loss", "aux_loss",
-                                         "lr",   "grad_norm", "tokens_per_s"};
+  std::vector<std::string> keys = {"loss", "eval_loss", "aux_loss",
+                                   "lr",   "grad_norm", "tokens_per_s"};
+  if (hooks.token_loss) keys.insert(keys.begin() + 1, hooks.token_loss_name);
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = lr_at(step, r.train.steps, r.train.optim);
     set_lr(*opt, lr);
@@ -272,11 +277,18 @@ StatusOr<SftResult> run_sft(const SftRecipe& r) {
       n_tok += micro.back().n_tokens;
     }
     zero_grad(params);
-    double nll = 0, aux = 0, mtp = 0;
+    double nll = 0, aux = 0, mtp = 0, extra = 0;
     for (const auto& mb : micro) {
       compat::CpuAutocastGuard ac(bf16);
       SftLossTerms t = sft_loss_terms(*model, mb);
-      auto loss = t.nll_sum / std::max<int64_t>(n_loss, 1) + (t.aux + t.mtp) / A;
+      torch::Tensor token_sum = t.nll_sum;
+      if (hooks.token_loss) {
+        const double w = hooks.token_loss_weight;
+        auto e = hooks.token_loss(*model, mb, t.hidden);
+        token_sum = (1 - w) * t.nll_sum + w * e;
+        extra += e.item<double>();
+      }
+      auto loss = token_sum / std::max<int64_t>(n_loss, 1) + (t.aux + t.mtp) / A;
       loss.backward();
       nll += t.nll_sum.item<double>();
       aux += t.aux.item<double>() / A;
@@ -305,6 +317,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r) {
                                        {"loss_tokens", static_cast<double>(n_loss)}};
     if (model->args().n_routed_experts > 0) m["aux_loss"] = aux;
     if (model->args().n_mtp_layers > 0) m["mtp_loss"] = mtp;
+    if (hooks.token_loss) m[hooks.token_loss_name] = extra / std::max<int64_t>(n_loss, 1);
     if (eval_now) {
       const auto t_eval = std::chrono::steady_clock::now();
       m["eval_loss"] = result.eval_loss = eval_loss(*model, data, r, pad_id);

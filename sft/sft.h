@@ -13,8 +13,10 @@
 // - batches are a pure function of (seed, step): a resumed run sees the same data.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/status.h"
@@ -141,9 +143,28 @@ struct SftLossTerms {
   torch::Tensor nll_sum;  // scalar, differentiable
   torch::Tensor aux;      // scalar, differentiable
   torch::Tensor mtp;      // scalar, differentiable (0 when MTP is off)
+  torch::Tensor hidden;   // [B, T, d] final-normed hidden states (the lm_head input)
 };
 SftLossTerms sft_loss_terms(policy::TransformerImpl& model, const SftBatch& batch);
 
-StatusOr<SftResult> run_sft(const SftRecipe& recipe);
+// What another trainer built on the SFT loop (distillation) plugs into it.
+struct SftHooks {
+  // Examples to train on instead of load_sft_examples(recipe.data) (e.g. teacher traces
+  // already read). Empty: the recipe's data section.
+  std::vector<TextExample> examples;
+  // An extra per-token loss mixed with the NLL: the micro-batch loss becomes
+  //   ((1 - token_loss_weight) * nll_sum + token_loss_weight * token_loss(...)) / N
+  // with N the step's response-token count. token_loss returns the SUM over the
+  // batch's response tokens (loss_mask) of a differentiable per-token loss; it gets the
+  // student, the batch and the student's hidden states [B, T, d]. Logged per step as
+  // `token_loss_name` (divided by N); `loss` stays the NLL so runs compare.
+  std::function<torch::Tensor(policy::TransformerImpl& model, const SftBatch& batch,
+                              const torch::Tensor& hidden)>
+      token_loss;
+  double token_loss_weight = 0;
+  std::string token_loss_name = "token_loss";
+};
+
+StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks = {});
 
 }  // namespace r1kit::sft

@@ -41,13 +41,15 @@ std::string latest_checkpoint(const std::string& run_dir) {
 
 Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
                              const std::string& run_dir, int64_t step, nlohmann::json state,
-                             const std::string& tokenizer_path, int64_t keep_last) {
+                             const std::string& tokenizer_path, int64_t keep_last,
+                             const std::function<Status(const std::string& dir)>& extra) {
   const std::string dir = fmt::format("{}/checkpoints/step-{:06d}", run_dir, step);
   const std::string tmp = temp_sibling(dir);
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;
   RETURN_IF_ERROR(policy::save_model(model, tmp, so));
   RETURN_IF_ERROR(save_adamw_state(opt, model.named_parameters(), tmp + "/optimizer.safetensors"));
+  if (extra) RETURN_IF_ERROR(extra(tmp));
   state["step"] = step;
   RETURN_IF_ERROR(write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n"));
   RETURN_IF_ERROR(rename_dir_atomic(tmp, dir));

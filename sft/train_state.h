@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -24,10 +25,12 @@ namespace r1kit::sft {
 std::string latest_checkpoint(const std::string& run_dir);
 
 // Writes RUN/checkpoints/step-{step:06d} atomically. `state` gets "step" added.
-// Keeps only the newest `keep_last` checkpoints when keep_last > 0.
+// Keeps only the newest `keep_last` checkpoints when keep_last > 0. `extra`, when set,
+// writes a trainer's own files into the (temporary) directory before it is renamed.
 Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
                              const std::string& run_dir, int64_t step, nlohmann::json state,
-                             const std::string& tokenizer_path, int64_t keep_last = 0);
+                             const std::string& tokenizer_path, int64_t keep_last = 0,
+                             const std::function<Status(const std::string& dir)>& extra = {});
 
 // Loads the weights and optimizer state of checkpoint `dir` into `model`/`opt`, and
 // returns its trainer_state.json (with an integer "step").

@@ -1,0 +1,159 @@
+// `r1kit eval`: evaluate a checkpoint on a task's held-out problems.
+//
+// Loads the checkpoint into the in-process rollout engine (rollout/local_source.h) with
+// its tokenizer.model, builds the task's held-out set (data/task_source.h, eval_size =
+// --n) and its default rewards (the task's accuracy checker first, then the R1 format
+// reward), samples k completions per problem (plus one greedy one with --greedy) and
+// prints pass@1 (mean@k), pass@k, maj@k, format rate, mean length and finish reasons
+// (eval/evaluate.h has the definitions). --json writes the same as one JSON object,
+// --records one JSON object per problem with every completion.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "core/atomic_file.h"
+#include "data/task_source.h"
+#include "data/tokenizer.h"
+#include "eval/evaluate.h"
+#include "reward/reward.h"
+#include "rollout/local_source.h"
+
+namespace r1kit::apps {
+namespace {
+
+struct EvalFlags {
+  std::string model;
+  std::string tokenizer;
+  data::TaskSection task;
+  std::string rewards;  // YAML list; empty = data::default_task_rewards
+  int64_t n = 500;
+  int64_t k = 8;
+  int64_t samples = 0;
+  double temperature = 1.0;
+  int64_t max_new_tokens = 256;
+  bool greedy = false;
+  uint64_t seed = 0;
+  std::string json;
+  std::string records;
+  int64_t batch = 16;
+  int64_t max_batch = 64;
+  std::string dtype = "f32";
+  int64_t threads = 0;
+  bool quiet = false;
+};
+
+Status run_eval(EvalFlags f) {
+  if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
+  if (f.task.name == "jsonl" && f.task.path.empty())
+    return InvalidArgument("--task jsonl needs --task-path FILE");
+  if (!f.task.path.empty() && f.task.name != "jsonl") f.task.name = "jsonl";
+  f.task.eval_size = f.n;
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
+
+  const std::string tok_path = f.tokenizer.empty() ? f.model + "/tokenizer.model" : f.tokenizer;
+  if (!std::filesystem::exists(tok_path))
+    return NotFound("{}: no tokenizer (pass --tokenizer FILE)", tok_path);
+  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(tok_path));
+
+  const std::string reward_yaml =
+      f.rewards.empty() ? data::default_task_rewards(f.task) : f.rewards;
+  ASSIGN_OR_RETURN(std::vector<reward::RewardSpec> specs, reward::parse_reward_specs(reward_yaml));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+
+  // Cache slots only as long as the longest prompt plus the completion cap.
+  int64_t longest = 1;
+  for (const auto& p : task.eval())
+    longest = std::max<int64_t>(longest, tok.encode(task.render(p)).size());
+  policy::LoadOptions load;
+  if (f.dtype == "bf16")
+    load.dtype = torch::kBFloat16;
+  else if (f.dtype != "f32")
+    return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
+  rollout::EngineOptions eo;
+  eo.max_batch = std::max<int64_t>(1, f.max_batch);
+  eo.max_seq_len = longest + f.max_new_tokens;
+  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(f.model, eo, load));
+  if (eo.max_seq_len > source->model_args().max_seq_len)
+    return InvalidArgument(
+        "prompts of up to {} tokens + --max-new-tokens {} exceed the model's max_seq_len {}",
+        longest, f.max_new_tokens, source->model_args().max_seq_len);
+
+  eval::EvalOptions o;
+  o.k = f.k;
+  o.n = f.samples;
+  o.temperature = f.temperature;
+  o.max_new_tokens = f.max_new_tokens;
+  o.greedy_pass1 = f.greedy;
+  o.seed = f.seed;
+  o.batch = f.batch;
+  o.records_path = f.records;
+  if (!f.quiet)
+    o.on_progress = [](int64_t done, int64_t total) {
+      std::fprintf(stderr, "\r%lld/%lld problems", static_cast<long long>(done),
+                   static_cast<long long>(total));
+      if (done == total) std::fprintf(stderr, "\n");
+    };
+  ASSIGN_OR_RETURN(eval::EvalReport report, eval::evaluate(*source, tok, task, rewards, o));
+
+  std::printf("model %s, task %s\n%s", f.model.c_str(), f.task.name.c_str(),
+              report.table().c_str());
+  if (!f.json.empty()) {
+    nlohmann::json j = report.to_json();
+    j["model"] = f.model;
+    j["task"] = f.task.name;
+    if (!f.task.path.empty()) j["task_path"] = f.task.path;
+    j["task_seed"] = f.task.seed;
+    j["seed"] = f.seed;
+    RETURN_IF_ERROR(write_file_atomic(f.json, j.dump(2) + "\n"));
+    std::fprintf(stderr, "wrote %s\n", f.json.c_str());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& root, int* exit_code) {
+  auto* cmd = root.add_subcommand(
+      "eval",
+      "Evaluate a checkpoint on a task's held-out problems: pass@1 (mean over k samples), "
+      "pass@k (unbiased), maj@k, greedy pass@1, format rate, mean length (docs/eval.md)");
+  static EvalFlags f;
+  cmd->add_option("--model", f.model, "checkpoint directory")->required();
+  cmd->add_option("--tokenizer", f.tokenizer,
+                  "SentencePiece model (default: <model>/tokenizer.model)");
+  cmd->add_option("--task", f.task.name, "arithmetic | countdown | knights_knaves | jsonl")
+      ->capture_default_str();
+  cmd->add_option("--task-path", f.task.path, "JSONL problems (implies --task jsonl)");
+  cmd->add_option("--task-seed", f.task.seed,
+                  "the task's problem seed (the held-out set of a run with task.seed=S)")
+      ->capture_default_str();
+  cmd->add_option("--chat-template", f.task.chat_template, "r1_zero | plain")
+      ->capture_default_str();
+  cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
+  cmd->add_option("--rewards", f.rewards,
+                  "reward list as YAML, accuracy first (default: the task's checker + format)");
+  cmd->add_option("--n", f.n, "held-out problems")->capture_default_str();
+  cmd->add_option("--k", f.k, "samples per problem for pass@k and maj@k")->capture_default_str();
+  cmd->add_option("--samples", f.samples,
+                  "samples per problem when more than k (unbiased pass@k); 0 = k");
+  cmd->add_option("--temperature", f.temperature, "sampling temperature (> 0)")
+      ->capture_default_str();
+  cmd->add_option("--max-new-tokens", f.max_new_tokens, "completion length cap, in tokens")
+      ->capture_default_str();
+  cmd->add_flag("--greedy", f.greedy, "also one greedy sample per problem (greedy pass@1)");
+  cmd->add_option("--seed", f.seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--json", f.json, "write the report as JSON here");
+  cmd->add_option("--records", f.records, "write every problem's completions here (JSONL)");
+  cmd->add_option("--batch", f.batch, "prompts per generate call")->capture_default_str();
+  cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
+  cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");
+  cmd->add_flag("--quiet", f.quiet, "no progress line");
+  cmd->callback([=] { *exit_code = report(run_eval(f)); });
+}
+
+}  // namespace r1kit::apps
