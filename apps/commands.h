@@ -16,6 +16,7 @@ void add_pretrain_command(CLI::App& root, int* exit_code);   // pretrain RECIPE
 void add_sft_command(CLI::App& root, int* exit_code);        // sft RECIPE
 void add_distill_command(CLI::App& root, int* exit_code);    // distill RECIPE
 void add_grpo_command(CLI::App& root, int* exit_code);       // grpo RECIPE
+void add_run_command(CLI::App& root, int* exit_code);        // run RECIPE (the pipeline)
 void add_generate_command(CLI::App& root, int* exit_code);   // generate --model DIR --prompt ...
 void add_rollout_worker_command(CLI::App& root, int* exit_code);  // rollout-worker --model DIR
 void add_eval_command(CLI::App& root, int* exit_code);            // eval --model DIR --task NAME

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   r1kit::apps::add_sft_command(app, &exit_code);
   r1kit::apps::add_distill_command(app, &exit_code);
   r1kit::apps::add_grpo_command(app, &exit_code);
+  r1kit::apps::add_run_command(app, &exit_code);
   r1kit::apps::add_generate_command(app, &exit_code);
   r1kit::apps::add_rollout_worker_command(app, &exit_code);
   r1kit::apps::add_eval_command(app, &exit_code);

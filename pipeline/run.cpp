@@ -1,0 +1,161 @@
+#include "pipeline/run.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/logging.h"
+#include "eval/evaluate.h"
+#include "eval/report.h"
+#include "reward/reward.h"
+#include "rollout/local_source.h"
+
+namespace r1kit::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool wants(const RunRecipe& r, const std::string& stage) {
+  return std::find(r.run.stages.begin(), r.run.stages.end(), stage) != r.run.stages.end();
+}
+
+bool exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
+// Evaluates the model in `model_dir` on the held-out problems; writes `out_json`.
+Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const std::string& name,
+                      const std::string& out_json) {
+  data::TaskSection ts = r.task;
+  ts.eval_size = std::max(ts.eval_size, r.eval.problems);
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts));
+  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(
+      auto specs,
+      reward::parse_reward_specs(r.reward.empty() ? data::default_task_rewards(r.task) : r.reward));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+  rollout::EngineOptions eo;
+  eo.max_batch = r.grpo.rollout.max_batch;
+  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(model_dir, eo));
+  eval::EvalOptions o;
+  o.k = r.eval.k;
+  o.temperature = r.eval.temperature;
+  o.max_new_tokens = r.eval.max_new_tokens;
+  o.max_problems = r.eval.problems;
+  o.seed = r.task.seed;
+  ASSIGN_OR_RETURN(eval::EvalReport rep, eval::evaluate(*source, tok, task, rewards, o));
+  auto j = rep.to_json();
+  j["model"] = model_dir;
+  j["name"] = name;
+  RETURN_IF_ERROR(write_file_atomic(out_json, j.dump(2) + "\n"));
+  R1_LOG(info,
+         "eval {}: pass@1 (mean@{}) {:.3f}, pass@{} {:.3f}, greedy pass@1 {:.3f}, format {:.3f}",
+         name, rep.k, rep.pass_at_1, rep.k, rep.pass_at_k, rep.greedy_pass_at_1, rep.format_rate);
+  return OkStatus();
+}
+
+}  // namespace
+
+Status RunRecipe::validate() const {
+  for (const auto& s : run.stages)
+    if (s != "sft" && s != "grpo" && s != "eval" && s != "report")
+      return InvalidArgument("run.stages: unknown stage '{}' (sft, grpo, eval, report)", s);
+  RETURN_IF_ERROR(task.validate());
+  if (task.name == "jsonl")
+    return InvalidArgument(
+        "task.name=jsonl: the pipeline's SFT stage needs step-by-step traces, which only "
+        "procedural tasks have; run `r1kit sft` on your data and `r1kit grpo` instead");
+  return OkStatus();
+}
+
+sft::SftRecipe sft_recipe(const RunRecipe& r) {
+  sft::SftRecipe s;
+  s.model = r.model;
+  s.tokenizer = r.tokenizer;
+  s.data.chat_template = r.task.chat_template;
+  s.data.prefill_think = r.task.prefill_think;
+  s.data.pack = r.sft.pack;
+  s.data.max_seq_len = r.sft.max_seq_len;
+  s.data.holdout_fraction = r.sft.holdout_fraction;
+  s.data.n_examples = r.sft.n_examples;
+  s.train = r.sft.train;
+  s.checkpoint.dir = r.run.dir + "/sft";
+  s.dist = r.dist;
+  return s;
+}
+
+grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
+  grpo::GrpoRecipe g;
+  g.model.from = r.run.dir + "/sft/final";
+  g.task = r.task;
+  g.reward = r.reward;
+  g.rollout = r.grpo.rollout;
+  g.grpo = r.grpo.train;
+  g.checkpoint.dir = r.run.dir + "/grpo";
+  g.dist = r.dist;
+  return g;
+}
+
+StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory& make_source) {
+  RETURN_IF_ERROR(r.validate());
+  RunResult out;
+  const std::string sft_final = r.run.dir + "/sft/final";
+  const std::string grpo_final = r.run.dir + "/grpo/final";
+  auto stage = [&](const std::string& name, bool done) {
+    if (!wants(r, name)) return false;
+    if (done) {
+      R1_LOG(info, "stage {}: output exists, skipped", name);
+      out.skipped.push_back(name);
+      return false;
+    }
+    R1_LOG(info, "stage {}", name);
+    out.ran.push_back(name);
+    return true;
+  };
+
+  if (stage("sft", exists(sft_final + "/model.safetensors"))) {
+    // SFT learns the traces of the task's training problems (never the held-out ones).
+    data::TaskSection ts = r.task;
+    ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts));
+    sft::SftHooks hooks;
+    for (const auto& p : task.train_batch(0, r.sft.n_examples)) {
+      std::string resp = task.sft_response(p);
+      if (resp.empty())
+        return InvalidArgument("task.name={}: no step-by-step traces for SFT", r.task.name);
+      hooks.examples.push_back({p.question, std::move(resp), std::nullopt});
+    }
+    ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r), hooks));
+    if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+  }
+  if (stage("grpo", exists(grpo_final + "/model.safetensors"))) {
+    if (!exists(sft_final + "/model.safetensors"))
+      return FailedPrecondition("stage grpo needs {} (run the sft stage first)", sft_final);
+    ASSIGN_OR_RETURN(auto res, grpo::run_grpo(grpo_recipe(r), make_source));
+    if (!res.finished) return out;
+  }
+  const std::string eval_dir = r.run.dir + "/grpo";
+  if (wants(r, "eval")) {
+    std::error_code ec;
+    fs::create_directories(eval_dir, ec);
+    bool any = false;
+    for (const auto& [name, model] :
+         {std::pair<std::string, std::string>{"sft", sft_final}, {"grpo", grpo_final}}) {
+      const std::string path = eval_dir + "/eval_" + name + ".json";
+      if (exists(path) || !exists(model + "/model.safetensors")) continue;
+      any = true;
+      RETURN_IF_ERROR(evaluate_model(r, model, name, path));
+    }
+    (any ? out.ran : out.skipped).push_back("eval");
+  }
+  if (wants(r, "report")) {
+    std::vector<std::string> warnings;
+    ASSIGN_OR_RETURN(out.report_path,
+                     eval::write_report(eval_dir, r.run.dir + "/report.html", &warnings));
+    for (const auto& w : warnings) R1_LOG(warn, "report: {}", w);
+    out.ran.push_back("report");
+    R1_LOG(info, "report: {}", out.report_path);
+  }
+  return out;
+}
+
+}  // namespace r1kit::pipeline

@@ -1,0 +1,110 @@
+// `r1kit run RECIPE`: the whole R1 story in one command. Stages, each skipped when its
+// output already exists (so an interrupted run continues where it stopped; the SFT and
+// GRPO stages also resume from their own checkpoints):
+//   sft     cold-start SFT on the task's step-by-step traces   -> RUN/sft/final
+//   grpo    GRPO from the SFT model                             -> RUN/grpo/final
+//   eval    held-out evaluation of both models (pass@1 = mean@k, pass@k, maj@k, greedy
+//           pass@1, format rate)                                -> RUN/grpo/eval_{sft,grpo}.json
+//   report  HTML page over the GRPO metrics and both evaluations -> RUN/report.html
+// One task section feeds every stage, so the held-out problems are never trained on
+// (data/task_source.h). The SFT and GRPO sections are those of `r1kit sft` and
+// `r1kit grpo` (same keys, same meaning).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "data/task_source.h"
+#include "grpo/trainer.h"
+#include "policy/model_config.h"
+#include "sft/pretrain.h"
+#include "sft/sft.h"
+
+namespace r1kit::pipeline {
+
+struct RunSection {
+  std::string dir = "runs/r1-tiny";                                     // run directory
+  std::vector<std::string> stages = {"sft", "grpo", "eval", "report"};  // in this order
+  void visit(ConfigVisitor& v) {
+    v.field("dir", dir, "run directory: RUN/sft, RUN/grpo, RUN/report.html");
+    v.field("stages", stages, "stages to run, a subset of [sft, grpo, eval, report]");
+  }
+};
+
+struct SftStage {
+  int64_t n_examples = 8000;       // training problems whose traces SFT learns
+  bool pack = true;                // pack samples into rows
+  int64_t max_seq_len = 256;       // row length
+  double holdout_fraction = 0.02;  // of the examples, for the eval loss
+  sft::SftTrainSection train;      // steps, batch, optimizer, ...
+  void visit(ConfigVisitor& v) {
+    v.field("n_examples", n_examples, "training problems used for SFT", Range::at_least(2));
+    v.field("pack", pack, "pack several samples per row");
+    v.field("max_seq_len", max_seq_len, "row length in tokens", Range::at_least(8));
+    v.field("holdout_fraction", holdout_fraction, "examples held out for the eval loss",
+            Range::between(0, 0.5));
+    v.section("train", train, "SFT training loop (the keys of `r1kit sft`'s train section)");
+  }
+};
+
+struct GrpoStage {
+  grpo::RolloutSection rollout;  // group size, prompts per step, sampling
+  grpo::GrpoTrainSection train;  // steps, loss, optimizer, ...
+  void visit(ConfigVisitor& v) {
+    v.section("rollout", rollout, "sampling (the keys of `r1kit grpo`'s rollout section)");
+    v.section("train", train, "the RL loop (the keys of `r1kit grpo`'s grpo section)");
+  }
+};
+
+struct EvalStage {
+  int64_t problems = 200;       // held-out problems (task.eval_size is raised to this)
+  int64_t k = 8;                // samples per problem
+  double temperature = 1.0;     // sampling temperature of the k samples
+  int64_t max_new_tokens = 64;  // completion cap
+  void visit(ConfigVisitor& v) {
+    v.field("problems", problems, "held-out problems evaluated", Range::at_least(1));
+    v.field("k", k, "samples per problem (pass@1 is their mean accuracy)", Range::at_least(1));
+    v.field("temperature", temperature, "sampling temperature", Range::positive());
+    v.field("max_new_tokens", max_new_tokens, "completion cap in tokens", Range::at_least(1));
+  }
+};
+
+struct RunRecipe {
+  RunSection run;
+  policy::ModelConfig model;  // the policy SFT starts from (a preset, or model.from)
+  sft::TokenizerSection tokenizer;
+  data::TaskSection task;
+  std::string reward;  // YAML list; empty = the task's checker + format
+  SftStage sft;
+  GrpoStage grpo;
+  EvalStage eval;
+  sft::DistSection dist;
+  void visit(ConfigVisitor& v) {
+    v.section("run", run, "run directory and stages");
+    v.section("model", model, "the policy SFT starts from");
+    v.section("tokenizer", tokenizer, "tokenizer: path, else trained on the SFT examples");
+    v.section("task", task, "the task of every stage, and its held-out problems");
+    v.raw("reward", reward, "list of {name, weight, ...}; empty = the task's checker + format");
+    v.section("sft", sft, "cold-start SFT stage");
+    v.section("grpo", grpo, "GRPO stage");
+    v.section("eval", eval, "evaluation stage");
+    v.section("dist", dist, "threads");
+  }
+  Status validate() const;
+};
+
+// The recipes each stage runs, as `r1kit sft` / `r1kit grpo` would read them.
+sft::SftRecipe sft_recipe(const RunRecipe& r);
+grpo::GrpoRecipe grpo_recipe(const RunRecipe& r);
+
+struct RunResult {
+  std::vector<std::string> ran, skipped;  // stage names
+  std::string report_path;                // RUN/report.html when the report stage ran
+};
+
+StatusOr<RunResult> run_pipeline(const RunRecipe& recipe,
+                                 const grpo::RolloutFactory& make_source = {});
+
+}  // namespace r1kit::pipeline
