@@ -59,6 +59,7 @@ struct Context {
   data::TaskSource tasks;
   reward::CombinedReward rewards;
   rollout::RolloutSource* source = nullptr;
+  int rank = 0, world = 1;  // data parallelism: rank r takes its own slice of problems
 };
 
 rollout::NamedTensors named_weights(policy::TransformerImpl& m) {
@@ -87,15 +88,17 @@ StatusOr<Rollout> collect_rollout(Context& c, int64_t step, uint64_t data_pos) {
     req.sampling.max_new_tokens = r.rollout.max_new_tokens;
     if (c.tok.eos_id() >= 0) req.sampling.stop_token_ids = {static_cast<int64_t>(c.tok.eos_id())};
     req.sampling.seed = derive_seed(r.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
-    std::vector<data::TaskSample> problems = c.tasks.train_batch(data_pos, n);
+    // Every rank draws n problems of its own: rank r takes [pos + r n, pos + (r+1) n).
+    const uint64_t first = data_pos + static_cast<uint64_t>(c.rank * n);
+    std::vector<data::TaskSample> problems = c.tasks.train_batch(first, n);
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = 0; i < n; ++i) {
       std::vector<int64_t> ids;
       for (int32_t id : c.tok.encode(c.tasks.render(problems[i]))) ids.push_back(id);
       prompts.push_back(ids);
-      req.prompts.push_back({std::move(ids), static_cast<int64_t>(data_pos) + i});
+      req.prompts.push_back({std::move(ids), static_cast<int64_t>(first) + i});
     }
-    data_pos += n;
+    data_pos += static_cast<uint64_t>(n * c.world);
     const auto t_gen = Clock::now();
     ASSIGN_OR_RETURN(auto groups, c.source->generate(req));
     out.generate_s += seconds_since(t_gen);
@@ -321,6 +324,8 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
   ASSIGN_OR_RETURN(auto specs, reward::parse_reward_specs(reward_yaml));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
   Context c{r, tok, std::move(tasks), std::move(rewards)};
+  c.rank = dp.rank();
+  c.world = dp.world_size();
 
   // 2. Policy, optimizer, reference; resumed when a checkpoint exists.
   seed_everything(r.grpo.seed);

@@ -191,5 +191,19 @@ TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
   }
 }
 
+TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
+  const std::string dir = fresh_dir("overlap");
+  auto res = run_grpo(recipe(dir, {"grpo.steps=12", "rollout.overlap=true"}));
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_EQ(m[0]["rollout/staleness"], 0.0);  // the first rollout comes before any update
+  for (size_t i = 1; i < m.size(); ++i) EXPECT_EQ(m[i]["rollout/staleness"], 1.0) << i;
+  const double first = (res->rewards[0] + res->rewards[1]) / 2;
+  const double last = (res->rewards[10] + res->rewards[11]) / 2;
+  EXPECT_GT(last, first) << "first " << first << " last " << last;
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace r1kit::grpo
