@@ -6,8 +6,8 @@
 // generation stops at the tokenizer's EOS unless --no-eos-stop. Prints each completion's
 // text with its finish reason, length and mean log-prob, or one JSON object per
 // completion with --json. --ids bypasses the tokenizer (token ids in, ids out).
-// Differences from the command line: --worker ADDR (generation through a gRPC
-// rollout worker) belongs to the gRPC half and is not wired in here yet.
+// --worker ADDR sends the request to a gRPC rollout worker (`r1kit rollout-worker`)
+// instead; --model then only supplies the tokenizer.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -17,9 +17,11 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "core/atomic_file.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
+#include "rollout/grpc/grpc_source.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::apps {
@@ -27,6 +29,8 @@ namespace {
 
 struct GenerateFlags {
   std::string model;
+  std::string worker;      // host:port of a rollout worker; empty = in-process
+  std::string token_file;  // the worker's bearer token
   std::string prompt;
   std::string ids;  // comma-separated token ids instead of --prompt
   std::string tokenizer;
@@ -119,17 +123,31 @@ Status run_generate(const GenerateFlags& f) {
   sp.stop_token_ids = f.stop_ids;
   if (tok && !f.no_eos_stop && tok->eos_id() >= 0) sp.stop_token_ids.push_back(tok->eos_id());
 
-  ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
-  rollout::EngineOptions eo;
-  eo.max_batch = std::max<int64_t>(1, std::min(f.max_batch, f.n));
-  // Slots only as long as this request needs (the model's context may be far longer).
-  eo.max_seq_len = std::min<int64_t>(model->args().max_seq_len,
-                                     static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens);
-  eo.max_seq_len = std::max<int64_t>(eo.max_seq_len, 1);
-  rollout::LocalRolloutSource source(std::move(model), eo,
-                                     tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
-  ASSIGN_OR_RETURN(std::vector<rollout::Group> groups, source.generate(req));
-  const rollout::EngineStats st = source.last_stats();
+  std::vector<rollout::Group> groups;
+  rollout::EngineStats st;
+  if (!f.worker.empty()) {
+    rollout::GrpcSourceOptions o;
+    o.workers = {f.worker};
+    if (!f.token_file.empty()) {
+      ASSIGN_OR_RETURN(o.token, read_file(f.token_file));
+      while (!o.token.empty() && (o.token.back() == '\n' || o.token.back() == '\r'))
+        o.token.pop_back();
+    }
+    ASSIGN_OR_RETURN(auto remote, rollout::make_grpc_rollout_source(o));
+    ASSIGN_OR_RETURN(groups, remote->generate(req));
+  } else {
+    ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
+    rollout::EngineOptions eo;
+    eo.max_batch = std::max<int64_t>(1, std::min(f.max_batch, f.n));
+    // Slots only as long as this request needs (the model's context may be far longer).
+    eo.max_seq_len = std::min<int64_t>(model->args().max_seq_len,
+                                       static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens);
+    eo.max_seq_len = std::max<int64_t>(eo.max_seq_len, 1);
+    rollout::LocalRolloutSource source(
+        std::move(model), eo, tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
+    ASSIGN_OR_RETURN(groups, source.generate(req));
+    st = source.last_stats();
+  }
 
   const auto& completions = groups.at(0).completions;
   for (size_t j = 0; j < completions.size(); ++j) {
@@ -163,7 +181,7 @@ Status run_generate(const GenerateFlags& f) {
       std::printf("%s\n", ids.c_str());
     }
   }
-  if (!f.json)
+  if (!f.json && f.worker.empty())
     std::fprintf(stderr,
                  "prompt %zu tokens; %lld tokens generated in %.2f s (prefill %.3f s, decode "
                  "%.2f s, %.1f tokens/s)\n",
@@ -182,7 +200,12 @@ void add_generate_command(CLI::App& root, int* exit_code) {
       "Log-probs are log softmax(logits / temperature) over the full vocabulary, before "
       "top-k/top-p/min-p truncation (the trainer's convention; docs/rollout.md)");
   static GenerateFlags f;
-  cmd->add_option("--model", f.model, "checkpoint directory")->required();
+  cmd->add_option("--model", f.model,
+                  "checkpoint directory (with --worker: only its tokenizer.model is used)")
+      ->required();
+  cmd->add_option("--worker", f.worker,
+                  "generate through this gRPC rollout worker (host:port) instead of in-process");
+  cmd->add_option("--token-file", f.token_file, "file holding the worker's bearer token");
   cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
   cmd->add_option("--ids", f.ids, "prompt as comma-separated token ids instead of --prompt");
   cmd->add_option("--tokenizer", f.tokenizer,
