@@ -237,8 +237,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
     if (state.contains("recipe"))
       RETURN_IF_ERROR(check_resume_compatible(
           state["recipe"], config_to_json(r),
-          {"train.stop_after", "train.log_every", "train.eval_every", "train.eval_batches",
-           "train.max_minutes", "checkpoint", "dist"}));
+          {"train.steps", "train.stop_after", "train.log_every", "train.eval_every",
+           "train.eval_batches", "train.max_minutes", "checkpoint", "dist"}));
     start_step = state["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", resume_dir, start_step);
   }
