@@ -17,11 +17,11 @@
 #include <sstream>
 
 #include "apps/commands.h"
-#include "core/atomic_file.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/grpc_source.h"
+#include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::apps {
@@ -129,9 +129,7 @@ Status run_generate(const GenerateFlags& f) {
     rollout::GrpcSourceOptions o;
     o.workers = {f.worker};
     if (!f.token_file.empty()) {
-      ASSIGN_OR_RETURN(o.token, read_file(f.token_file));
-      while (!o.token.empty() && (o.token.back() == '\n' || o.token.back() == '\r'))
-        o.token.pop_back();
+      ASSIGN_OR_RETURN(o.token, rollout::read_token_file(f.token_file));
     }
     ASSIGN_OR_RETURN(auto remote, rollout::make_grpc_rollout_source(o));
     ASSIGN_OR_RETURN(groups, remote->generate(req));

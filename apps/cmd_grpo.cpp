@@ -4,33 +4,31 @@
 #include <cstdio>
 
 #include "apps/commands.h"
-#include "core/atomic_file.h"
 #include "core/config.h"
 #include "grpo/trainer.h"
 #include "rollout/grpc/grpc_source.h"
+#include "rollout/grpc/worker.h"
 
 namespace r1kit::apps {
 
-namespace {
-
-StatusOr<std::unique_ptr<rollout::RolloutSource>> make_source(const grpo::GrpoRecipe& r,
-                                                              policy::TransformerImpl&) {
+StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
+                                                                      policy::TransformerImpl&) {
   if (r.rollout.workers.empty()) return std::unique_ptr<rollout::RolloutSource>();
   rollout::GrpcSourceOptions o;
   o.workers = r.rollout.workers;
   if (!r.rollout.token_file.empty()) {
-    ASSIGN_OR_RETURN(std::string token, read_file(r.rollout.token_file));
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-    o.token = token;
+    ASSIGN_OR_RETURN(o.token, rollout::read_token_file(r.rollout.token_file));
   }
   return rollout::make_grpc_rollout_source(o);
 }
+
+namespace {
 
 Status run(const std::string& path, const std::vector<std::string>& overrides, bool print_only) {
   ASSIGN_OR_RETURN(grpo::GrpoRecipe recipe, load_config_file<grpo::GrpoRecipe>(path, overrides));
   std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
   if (print_only) return OkStatus();
-  ASSIGN_OR_RETURN(grpo::GrpoResult res, grpo::run_grpo(recipe, make_source));
+  ASSIGN_OR_RETURN(grpo::GrpoResult res, grpo::run_grpo(recipe, grpo_rollout_source));
   if (!res.finished) {
     std::printf("stopped after %lld steps; run the same command again to resume\n",
                 static_cast<long long>(res.steps_run));

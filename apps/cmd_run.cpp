@@ -3,34 +3,19 @@
 #include <cstdio>
 
 #include "apps/commands.h"
-#include "core/atomic_file.h"
 #include "core/config.h"
 #include "pipeline/run.h"
-#include "rollout/grpc/grpc_source.h"
 
 namespace r1kit::apps {
 
 namespace {
-
-StatusOr<std::unique_ptr<rollout::RolloutSource>> make_source(const grpo::GrpoRecipe& r,
-                                                              policy::TransformerImpl&) {
-  if (r.rollout.workers.empty()) return std::unique_ptr<rollout::RolloutSource>();
-  rollout::GrpcSourceOptions o;
-  o.workers = r.rollout.workers;
-  if (!r.rollout.token_file.empty()) {
-    ASSIGN_OR_RETURN(std::string token, read_file(r.rollout.token_file));
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-    o.token = token;
-  }
-  return rollout::make_grpc_rollout_source(o);
-}
 
 Status run(const std::string& path, const std::vector<std::string>& overrides, bool print_only) {
   ASSIGN_OR_RETURN(pipeline::RunRecipe recipe,
                    load_config_file<pipeline::RunRecipe>(path, overrides));
   std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
   if (print_only) return OkStatus();
-  ASSIGN_OR_RETURN(pipeline::RunResult res, pipeline::run_pipeline(recipe, make_source));
+  ASSIGN_OR_RETURN(pipeline::RunResult res, pipeline::run_pipeline(recipe, grpo_rollout_source));
   std::string ran, skipped;
   for (const auto& s : res.ran) ran += " " + s;
   for (const auto& s : res.skipped) skipped += " " + s;

@@ -5,8 +5,19 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 
 #include "core/status.h"
+
+namespace r1kit::grpo {
+struct GrpoRecipe;
+}
+namespace r1kit::policy {
+class TransformerImpl;
+}
+namespace r1kit::rollout {
+class RolloutSource;
+}
 
 namespace r1kit::apps {
 
@@ -22,6 +33,11 @@ void add_rollout_worker_command(CLI::App& root, int* exit_code);  // rollout-wor
 void add_eval_command(CLI::App& root, int* exit_code);            // eval --model DIR --task NAME
 void add_report_command(CLI::App& root, int* exit_code);          // report RUN_DIR
 
+// The trainer's RolloutSource for a GRPO recipe (grpo::RolloutFactory): the gRPC pool of
+// rollout.workers (with rollout.token_file's token), or null for the in-process engine.
+// Shared by `r1kit grpo` and `r1kit run`.
+StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
+                                                                      policy::TransformerImpl&);
 // Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
 int report(const Status& status);
 

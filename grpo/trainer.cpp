@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "data/tokenizer.h"
+#include "eval/evaluate.h"
 #include "grpo/advantages.h"
 #include "grpo/completion_batch.h"
 #include "grpo/dynamic_sampling.h"
@@ -194,44 +195,24 @@ double finite_std(const torch::Tensor& t) {
   return v.numel() < 2 ? 0.0 : v.std().item<double>();
 }
 
-// Greedy accuracy on `n` held-out problems: the share whose first reward component is
-// at least 1 (the task checker's "right"), and the mean "format" component.
-StatusOr<std::map<std::string, double>> greedy_eval(Context& c, int64_t n) {
-  const auto& eval = c.tasks.eval();
-  n = std::min<int64_t>(n, static_cast<int64_t>(eval.size()));
-  if (n == 0) return std::map<std::string, double>{};
-  rollout::GenerateRequest req;
-  req.group_size = 1;
-  req.sampling.temperature = 0;
-  req.sampling.max_new_tokens = c.r.rollout.max_new_tokens;
-  if (c.tok.eos_id() >= 0) req.sampling.stop_token_ids = {static_cast<int64_t>(c.tok.eos_id())};
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<int64_t> ids;
-    for (int32_t id : c.tok.encode(c.tasks.render(eval[i]))) ids.push_back(id);
-    req.prompts.push_back({std::move(ids), i});
-  }
-  ASSIGN_OR_RETURN(auto groups, c.source->generate(req));
-  double right = 0, format = 0, length = 0;
-  int64_t n_format = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const auto& comp = groups[i].completions[0];
-    reward::Sample s;
-    s.prompt = c.tasks.render(eval[i]);
-    s.completion_ids.assign(comp.token_ids.begin(), comp.token_ids.end());
-    s.completion = c.tok.decode(s.completion_ids);
-    s.metadata = eval[i].metadata;
-    auto sc = c.rewards.score(std::span<const reward::Sample>(&s, 1));
-    if (!sc.components.empty() && sc.components[0][0] >= 1.0 - 1e-9) right += 1;
-    for (size_t k = 0; k < sc.names.size(); ++k)
-      if (sc.names[k] == "format") {
-        format += sc.components[k][0];
-        ++n_format;
-      }
-    length += static_cast<double>(comp.token_ids.size());
-  }
-  std::map<std::string, double> m = {{"eval/greedy_accuracy", right / n},
-                                     {"eval/mean_length", length / n}};
-  if (n_format > 0) m["eval/format"] = format / n_format;
+// Held-out accuracy on the first `n` problems, through the evaluation library
+// (eval/evaluate.h): greedy accuracy, format and length, plus mean accuracy of one sample
+// at the rollout temperature.
+StatusOr<std::map<std::string, double>> held_out_eval(Context& c, int64_t n) {
+  if (c.tasks.eval().empty()) return std::map<std::string, double>{};
+  eval::EvalOptions o;
+  o.k = 1;
+  o.temperature = c.r.rollout.temperature;
+  o.max_new_tokens = c.r.rollout.max_new_tokens;
+  o.greedy_pass1 = true;
+  o.max_problems = n;
+  o.seed = c.r.grpo.seed;
+  o.batch = std::max<int64_t>(1, c.r.rollout.max_batch);
+  ASSIGN_OR_RETURN(eval::EvalReport rep, eval::evaluate(*c.source, c.tok, c.tasks, c.rewards, o));
+  std::map<std::string, double> m = {{"eval/greedy_accuracy", rep.greedy_pass_at_1},
+                                     {"eval/mean_length", rep.greedy_mean_length},
+                                     {"eval/pass@1", rep.pass_at_1}};
+  if (!std::isnan(rep.greedy_format_rate)) m["eval/format"] = rep.greedy_format_rate;
   return m;
 }
 
@@ -630,7 +611,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
     if (r.grpo.eval_every > 0 && ((step + 1) % r.grpo.eval_every == 0 || last)) {
       if (next.valid()) next.wait();
       const auto t_eval = Clock::now();
-      ASSIGN_OR_RETURN(auto ev, greedy_eval(c, r.grpo.eval_problems));
+      ASSIGN_OR_RETURN(auto ev, held_out_eval(c, r.grpo.eval_problems));
       m.insert(ev.begin(), ev.end());
       m["timing/eval"] = seconds_since(t_eval);
     }
@@ -667,11 +648,8 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
     }
   }
   result.finished = true;
-  result.final_dir = r.checkpoint.dir + "/final";
-  policy::SaveOptions so;
-  so.tokenizer_path = tokenizer_path;
-  RETURN_IF_ERROR(policy::save_model(*model, result.final_dir, so));
-  R1_LOG(info, "final model: {}", result.final_dir);
+  ASSIGN_OR_RETURN(result.final_dir,
+                   sft::save_final_model(*model, r.checkpoint.dir, tokenizer_path));
   return result;
 }
 

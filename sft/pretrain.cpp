@@ -228,10 +228,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     }
   }
   result.finished = true;
-  result.final_dir = r.checkpoint.dir + "/final";
-  policy::SaveOptions so;
-  so.tokenizer_path = tokenizer_path;
-  RETURN_IF_ERROR(policy::save_model(*model, result.final_dir, so));
+  ASSIGN_OR_RETURN(result.final_dir, save_final_model(*model, r.checkpoint.dir, tokenizer_path));
   return result;
 }
 

@@ -349,11 +349,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
     }
   }
   result.finished = true;
-  result.final_dir = r.checkpoint.dir + "/final";
-  policy::SaveOptions so;
-  so.tokenizer_path = tokenizer_path;
-  RETURN_IF_ERROR(policy::save_model(*model, result.final_dir, so));
-  R1_LOG(info, "final model: {}", result.final_dir);
+  ASSIGN_OR_RETURN(result.final_dir, save_final_model(*model, r.checkpoint.dir, tokenizer_path));
   return result;
 }
 

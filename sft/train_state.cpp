@@ -64,6 +64,16 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
   return OkStatus();
 }
 
+StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std::string& run_dir,
+                                       const std::string& tokenizer_path) {
+  const std::string dir = run_dir + "/final";
+  policy::SaveOptions so;
+  so.tokenizer_path = tokenizer_path;
+  RETURN_IF_ERROR(policy::save_model(model, dir, so));
+  R1_LOG(info, "final model: {}", dir);
+  return dir;
+}
+
 StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
                                                torch::optim::AdamW& opt, const std::string& dir) {
   RETURN_IF_ERROR(policy::load_weights(model, dir));

@@ -32,6 +32,11 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
                              const std::string& tokenizer_path, int64_t keep_last = 0,
                              const std::function<Status(const std::string& dir)>& extra = {});
 
+// Writes the finished model to RUN/final (model, config.json, tokenizer.model) and
+// returns that directory. Every trainer ends with it.
+StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std::string& run_dir,
+                                       const std::string& tokenizer_path);
+
 // Loads the weights and optimizer state of checkpoint `dir` into `model`/`opt`, and
 // returns its trainer_state.json (with an integer "step").
 StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
