@@ -52,24 +52,6 @@ struct GenerateFlags {
   bool json = false;
 };
 
-StatusOr<std::vector<int64_t>> parse_id_list(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size()) throw std::invalid_argument(item);
-      ids.push_back(v);
-    } catch (...) {
-      return InvalidArgument("--ids: '{}' is not an integer", item);
-    }
-  }
-  return ids;
-}
-
 Status run_generate(const GenerateFlags& f) {
   if (f.prompt.empty() == f.ids.empty())
     return InvalidArgument("give exactly one of --prompt TEXT and --ids 1,2,3");

@@ -14,25 +14,6 @@ namespace r1kit::apps {
 namespace {
 using namespace r1kit::policy;
 
-StatusOr<std::vector<int64_t>> parse_ids(const std::string& text) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size()) throw std::invalid_argument(item);
-      ids.push_back(v);
-    } catch (...) {
-      return InvalidArgument("--ids: '{}' is not an integer", item);
-    }
-  }
-  if (ids.empty()) return InvalidArgument("--ids: no token ids given");
-  return ids;
-}
-
 Status run_init(const std::string& preset_name, int64_t vocab, uint64_t seed,
                 const std::string& out, const std::string& dtype) {
   ASSIGN_OR_RETURN(ModelArgs args, preset(preset_name, vocab));
@@ -111,7 +92,7 @@ Status run_info(const std::string& target, bool json_out) {
 }
 
 Status run_logits(const std::string& dir, const std::string& ids_text) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> ids, parse_ids(ids_text));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, parse_id_list(ids_text));
   ASSIGN_OR_RETURN(Transformer model, load_model(dir));
   for (int64_t id : ids)
     if (id < 0 || id >= model->args().vocab_size)

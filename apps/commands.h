@@ -5,7 +5,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -38,6 +41,8 @@ void add_report_command(CLI::App& root, int* exit_code);          // report RUN_
 // Shared by `r1kit grpo` and `r1kit run`.
 StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
                                                                       policy::TransformerImpl&);
+// "5,17,42" -> {5, 17, 42}, for --ids flags; InvalidArgument naming a bad item.
+StatusOr<std::vector<int64_t>> parse_id_list(const std::string& text);
 // Prints a non-ok status as "error: ..." and returns the process exit code (0 or 1).
 int report(const Status& status);
 

@@ -3,6 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "apps/commands.h"
 #include "core/logging.h"
@@ -13,6 +17,24 @@ int report(const Status& status) {
   if (status.ok()) return 0;
   std::fprintf(stderr, "error: %s\n", status.to_string().c_str());
   return 1;
+}
+
+StatusOr<std::vector<int64_t>> parse_id_list(const std::string& text) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+      ids.push_back(v);
+    } catch (...) {
+      return InvalidArgument("--ids: '{}' is not an integer", item);
+    }
+  }
+  return ids;
 }
 
 }  // namespace r1kit::apps
