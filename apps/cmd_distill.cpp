@@ -10,7 +10,8 @@
 namespace r1kit::apps {
 
 namespace {
-Status run(const std::string& path, const std::vector<std::string>& overrides, bool print_only) {
+Status run_distill_command(const std::string& path, const std::vector<std::string>& overrides,
+                           bool print_only) {
   ASSIGN_OR_RETURN(sft::DistillRecipe recipe,
                    load_config_file<sft::DistillRecipe>(path, overrides));
   std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
@@ -51,7 +52,7 @@ void add_distill_command(CLI::App& root, int* exit_code) {
   cmd->add_option("recipe", recipe, "YAML recipe, e.g. recipes/distill-tiny.yaml")->required();
   cmd->add_option("overrides", overrides, "key.sub=value overrides of the recipe");
   cmd->add_flag("--print-recipe", print_only, "print the resolved recipe and exit");
-  cmd->callback([=] { *exit_code = report(run(recipe, overrides, print_only)); });
+  cmd->callback([=] { *exit_code = report(run_distill_command(recipe, overrides, print_only)); });
 }
 
 }  // namespace r1kit::apps

@@ -15,9 +15,11 @@
 
 #include "apps/commands.h"
 #include "core/atomic_file.h"
+#include "core/config.h"
 #include "data/task_source.h"
 #include "data/tokenizer.h"
 #include "eval/evaluate.h"
+#include "reward/plugin.h"
 #include "reward/reward.h"
 #include "rollout/local_source.h"
 
@@ -28,7 +30,9 @@ struct EvalFlags {
   std::string model;
   std::string tokenizer;
   data::TaskSection task;
-  std::string rewards;  // YAML list; empty = data::default_task_rewards
+  std::vector<std::string> task_args;  // KEY=VALUE onto the task section (max_a=9)
+  std::string rewards;                 // YAML list; empty = data::default_task_rewards
+  std::vector<std::string> plugins;    // reward plug-in libraries loaded first
   int64_t n = 500;
   int64_t k = 8;
   int64_t samples = 0;
@@ -46,10 +50,16 @@ struct EvalFlags {
 };
 
 Status run_eval(EvalFlags f) {
+  RETURN_IF_ERROR(reward::load_reward_plugins(f.plugins));  // before rewards are built
   if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
   if (f.task.name == "jsonl" && f.task.path.empty())
     return InvalidArgument("--task jsonl needs --task-path FILE");
   if (!f.task.path.empty() && f.task.name != "jsonl") f.task.name = "jsonl";
+  if (!f.task_args.empty()) {
+    // The flags' section as YAML, with the KEY=VALUE overrides on top (checked like a recipe).
+    ASSIGN_OR_RETURN(f.task, load_config_string<data::TaskSection>(dump_config(f.task), f.task_args,
+                                                                   "--task-arg"));
+  }
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
 
@@ -106,6 +116,7 @@ Status run_eval(EvalFlags f) {
     j["task"] = f.task.name;
     if (!f.task.path.empty()) j["task_path"] = f.task.path;
     j["task_seed"] = f.task.seed;
+    j["task_section"] = config_to_json(f.task);
     j["seed"] = f.seed;
     RETURN_IF_ERROR(write_file_atomic(f.json, j.dump(2) + "\n"));
     std::fprintf(stderr, "wrote %s\n", f.json.c_str());
@@ -133,8 +144,13 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--chat-template", f.task.chat_template, "r1_zero | plain")
       ->capture_default_str();
   cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
+  cmd->add_option("--task-arg", f.task_args,
+                  "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "
+                  "the run being evaluated, e.g. --task-arg max_a=9 --task-arg max_c=99");
   cmd->add_option("--rewards", f.rewards,
                   "reward list as YAML, accuracy first (default: the task's checker + format)");
+  cmd->add_option("--plugin", f.plugins,
+                  "reward plug-in library to load before --rewards is built (repeatable)");
   cmd->add_option("--n", f.n, "held-out problems")->capture_default_str();
   cmd->add_option("--k", f.k, "samples per problem for pass@k and maj@k")->capture_default_str();
   cmd->add_option("--samples", f.samples,

@@ -27,7 +27,7 @@
 namespace r1kit::apps {
 namespace {
 
-struct GenerateFlags {
+struct GenerateCmdFlags {
   std::string model;
   std::string worker;      // host:port of a rollout worker; empty = in-process
   std::string token_file;  // the worker's bearer token
@@ -52,7 +52,7 @@ struct GenerateFlags {
   bool json = false;
 };
 
-Status run_generate(const GenerateFlags& f) {
+Status run_generate(const GenerateCmdFlags& f) {
   if (f.prompt.empty() == f.ids.empty())
     return InvalidArgument("give exactly one of --prompt TEXT and --ids 1,2,3");
   if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
@@ -179,7 +179,7 @@ void add_generate_command(CLI::App& root, int* exit_code) {
       "Sample completions of a prompt from a checkpoint with the in-process rollout engine. "
       "Log-probs are log softmax(logits / temperature) over the full vocabulary, before "
       "top-k/top-p/min-p truncation (the trainer's convention; docs/rollout.md)");
-  static GenerateFlags f;
+  static GenerateCmdFlags f;
   cmd->add_option("--model", f.model,
                   "checkpoint directory (with --worker: only its tokenizer.model is used)")
       ->required();

@@ -24,7 +24,8 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo
 
 namespace {
 
-Status run(const std::string& path, const std::vector<std::string>& overrides, bool print_only) {
+Status run_grpo_command(const std::string& path, const std::vector<std::string>& overrides,
+                        bool print_only) {
   ASSIGN_OR_RETURN(grpo::GrpoRecipe recipe, load_config_file<grpo::GrpoRecipe>(path, overrides));
   std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
   if (print_only) return OkStatus();
@@ -55,7 +56,7 @@ void add_grpo_command(CLI::App& root, int* exit_code) {
   cmd->add_option("recipe", recipe, "YAML recipe, e.g. recipes/grpo-tiny.yaml")->required();
   cmd->add_option("overrides", overrides, "key.sub=value overrides of the recipe");
   cmd->add_flag("--print-recipe", print_only, "print the resolved recipe and exit");
-  cmd->callback([=] { *exit_code = report(run(recipe, overrides, print_only)); });
+  cmd->callback([=] { *exit_code = report(run_grpo_command(recipe, overrides, print_only)); });
 }
 
 }  // namespace r1kit::apps

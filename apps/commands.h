@@ -35,6 +35,8 @@ void add_generate_command(CLI::App& root, int* exit_code);   // generate --model
 void add_rollout_worker_command(CLI::App& root, int* exit_code);  // rollout-worker --model DIR
 void add_eval_command(CLI::App& root, int* exit_code);            // eval --model DIR --task NAME
 void add_report_command(CLI::App& root, int* exit_code);          // report RUN_DIR
+void add_reward_command(CLI::App& root, int* exit_code);          // reward score|list
+void add_task_command(CLI::App& root, int* exit_code);            // task generate --task NAME
 
 // The trainer's RolloutSource for a GRPO recipe (grpo::RolloutFactory): the gRPC pool of
 // rollout.workers (with rollout.token_file's token), or null for the in-process engine.

@@ -10,6 +10,7 @@
 
 #include "apps/commands.h"
 #include "core/logging.h"
+#include "reward/grpc/remote.h"
 
 namespace r1kit::apps {
 
@@ -46,6 +47,14 @@ int main(int argc, char** argv) {
       "MoE + MLA policy, in C++ on LibTorch. Run `r1kit <command> --help` for details."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "r1kit 0.1.0");
+  // The `remote` reward links gRPC, so it is registered here rather than with the
+  // built-ins in r1kit_reward (reward/grpc/remote.h).
+  if (r1kit::Status s =
+          r1kit::reward::register_remote_reward(r1kit::reward::RewardRegistry::global());
+      !s.ok()) {
+    std::fprintf(stderr, "error: %s\n", s.to_string().c_str());
+    return 1;
+  }
   int exit_code = 0;
   r1kit::apps::add_model_command(app, &exit_code);
   r1kit::apps::add_tokenizer_command(app, &exit_code);
@@ -58,6 +67,8 @@ int main(int argc, char** argv) {
   r1kit::apps::add_rollout_worker_command(app, &exit_code);
   r1kit::apps::add_eval_command(app, &exit_code);
   r1kit::apps::add_report_command(app, &exit_code);
+  r1kit::apps::add_reward_command(app, &exit_code);
+  r1kit::apps::add_task_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -26,6 +26,23 @@ function(r1kit_use_pch target)
   endif()
 endfunction()
 
+# Unity builds (R1KIT_UNITY_BUILD, on by default): every translation unit that sees
+# <torch/torch.h> costs ~25 s of CPU however small it is (template instantiation and code
+# generation for what the LibTorch headers need), so a target's sources are compiled
+# R1KIT_UNITY_BATCH_SIZE at a time, one TU per batch. Not for generated protobuf code or
+# the non-LibTorch targets, where a TU is cheap. Sources share one anonymous namespace per
+# batch: give file-local helpers distinct names, or keep a file out of the batches with
+#   set_source_files_properties(FILE PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+function(r1kit_unity_build target)
+  if(R1KIT_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON
+                          UNITY_BUILD_BATCH_SIZE ${R1KIT_UNITY_BATCH_SIZE})
+    # GCC takes each .cpp of a batch for a header and would flag every file-local
+    # (anonymous-namespace) type used by a member of a class as an ODR risk.
+    target_compile_options(${target} PRIVATE -Wno-subobject-linkage)
+  endif()
+endfunction()
+
 function(r1kit_add_library name)
   cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPS" ${ARGN})
   add_library(r1kit_${name} STATIC ${ARG_SOURCES})
@@ -36,6 +53,7 @@ function(r1kit_add_library name)
     target_link_libraries(r1kit_${name} PUBLIC ${TORCH_LIBRARIES} fmt::fmt spdlog::spdlog
                                                nlohmann_json::nlohmann_json)
     r1kit_use_pch(r1kit_${name})
+    r1kit_unity_build(r1kit_${name})
   endif()
 endfunction()
 

@@ -16,9 +16,61 @@ TaskExample arithmetic_example(uint64_t seed, uint64_t index, const ArithmeticOp
   const int64_t ab = a * b, r = ab + c;
   TaskExample ex;
   ex.question = fmt::format("What is {}*{}+{}?", a, b, c);
-  ex.trace = fmt::format("{}*{}={}. {}+{}={}.", a, b, ab, ab, c, r);
+  ex.trace = o.trace == ArithmeticTrace::kColumns
+                 ? fmt::format("{} {}", column_product_trace(a, b), column_sum_trace(ab, c))
+                 : fmt::format("{}*{}={}. {}+{}={}.", a, b, ab, ab, c, r);
   ex.answer = std::to_string(r);
   return ex;
+}
+
+ArithmeticTrace parse_arithmetic_trace(const std::string& name) {
+  return name == "columns" ? ArithmeticTrace::kColumns : ArithmeticTrace::kDirect;
+}
+
+namespace {
+// Decimal digits of a non-negative x, least significant first (0 -> {0}).
+std::vector<int64_t> digits_of(int64_t x) {
+  std::vector<int64_t> d;
+  do {
+    d.push_back(x % 10);
+    x /= 10;
+  } while (x > 0);
+  return d;
+}
+}  // namespace
+
+std::string column_product_trace(int64_t x, int64_t y) {
+  if (x < 10 || y < 0 || y > 9) return fmt::format("{}*{}={}.", x, y, x * y);
+  // "23*7: 3*7=21, 2*7+2=16, so 161.": each digit of x times y plus the carry.
+  std::string out = fmt::format("{}*{}:", x, y);
+  const auto d = digits_of(x);
+  int64_t carry = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    const int64_t s = d[i] * y + carry;
+    out += carry > 0 ? fmt::format(" {}*{}+{}={}", d[i], y, carry, s)
+                     : fmt::format(" {}*{}={}", d[i], y, s);
+    out += i + 1 < d.size() ? "," : "";
+    carry = s / 10;
+  }
+  return out + fmt::format(", so {}.", x * y);
+}
+
+std::string column_sum_trace(int64_t x, int64_t y) {
+  // "161+5: 1+5=6, 6+0=6, 1+0=1, so 166.": digit pairs from the right, the shorter
+  // number padded with 0, plus the carry of the column before.
+  std::string out = fmt::format("{}+{}:", x, y);
+  const auto dx = digits_of(x), dy = digits_of(y);
+  const size_t n = std::max(dx.size(), dy.size());
+  int64_t carry = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t p = i < dx.size() ? dx[i] : 0, q = i < dy.size() ? dy[i] : 0;
+    const int64_t s = p + q + carry;
+    out +=
+        carry > 0 ? fmt::format(" {}+{}+{}={}", p, q, carry, s) : fmt::format(" {}+{}={}", p, q, s);
+    out += i + 1 < n ? "," : "";
+    carry = s / 10;
+  }
+  return out + fmt::format(", so {}.", x + y);
 }
 
 std::vector<TaskExample> arithmetic_examples(uint64_t seed, int64_t n, const ArithmeticOptions& o) {

@@ -12,15 +12,31 @@
 
 namespace r1kit::data {
 
+// How the SFT trace solves a problem.
+enum class ArithmeticTrace {
+  kDirect,   // "23*7=161. 161+5=166."
+  kColumns,  // digit by digit with carries, each step a one-digit fact:
+             // "23*7: 3*7=21, 2*7+2=16, so 161. 161+5: 1+5=6, 6+0=6, 1+0=1, so 166."
+};
+
 struct ArithmeticOptions {
   int64_t max_a = 99;  // a in [2, max_a]
   int64_t max_b = 9;   // b in [2, max_b]
   int64_t max_c = 99;  // c in [0, max_c]
+  ArithmeticTrace trace = ArithmeticTrace::kDirect;
 };
+
+// "direct" | "columns".
+ArithmeticTrace parse_arithmetic_trace(const std::string& name);
+
+// The column-by-column solution of x*y (y a single digit; otherwise the direct
+// "x*y=p.") and of x+y, as written by ArithmeticTrace::kColumns.
+std::string column_product_trace(int64_t x, int64_t y);
+std::string column_sum_trace(int64_t x, int64_t y);
 
 struct TaskExample {
   std::string question;  // "What is 23*7+5?"
-  std::string trace;     // "23*7=161. 161+5=166."
+  std::string trace;     // "23*7=161. 161+5=166." (ArithmeticOptions::trace)
   std::string answer;    // "166"
 };
 

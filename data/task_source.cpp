@@ -79,7 +79,8 @@ TaskSample TaskSource::generate(uint64_t stream, uint64_t index) const {
     o.max_people = static_cast<int>(c.max_people);
     return knights_knaves_task(seed, index, o);
   }
-  const auto ex = arithmetic_example(seed, index, {c.max_a, c.max_b, c.max_c});
+  const auto ex =
+      arithmetic_example(seed, index, {c.max_a, c.max_b, c.max_c, parse_arithmetic_trace(c.trace)});
   return {ex.question, ex.trace, nlohmann::json{{"answer", ex.answer}}};
 }
 

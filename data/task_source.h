@@ -33,9 +33,10 @@ struct TaskSection {
   uint64_t seed = 1;                // problem streams (train and eval derive from it)
   int64_t eval_size = 200;          // held-out problems
   // arithmetic: a*b+c
-  int64_t max_a = 99;  // a in [2, max_a]
-  int64_t max_b = 9;   // b in [2, max_b]
-  int64_t max_c = 99;  // c in [0, max_c]
+  int64_t max_a = 99;            // a in [2, max_a]
+  int64_t max_b = 9;             // b in [2, max_b]
+  int64_t max_c = 99;            // c in [0, max_c]
+  std::string trace = "direct";  // direct | columns (data/arithmetic.h)
   // countdown
   int64_t min_numbers = 3;   // operands per problem
   int64_t max_numbers = 4;   // operands per problem
@@ -59,6 +60,10 @@ struct TaskSection {
     v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
     v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
     v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
+    v.field("trace", trace,
+            "arithmetic: the SFT trace, direct (23*7=161. 161+5=166.) or columns (digit by "
+            "digit with carries: 23*7: 3*7=21, 2*7+2=16, so 161. ...)",
+            OneOf{"direct", "columns"});
     v.field("min_numbers", min_numbers, "countdown: fewest operands", Range::between(2, 8));
     v.field("max_numbers", max_numbers, "countdown: most operands", Range::between(2, 8));
     v.field("max_number", max_number, "countdown: operands in [1, max_number]", Range::at_least(1));

@@ -15,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kReportNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr const char* kExpertPrefix = "moe/load/layer";
 
 // Colour-blind-friendly palette (Okabe-Ito), cycled.
@@ -159,7 +159,7 @@ std::string heat_map(const std::string& title, const std::vector<std::string>& r
       out += fmt::format("<text x=\"{}\" y=\"{:.1f}\" class=\"yt\">{}</text>\n", L - 4,
                          T + ch * (r + 0.5) + 4, html_escape(row_labels[r]));
     for (size_t c = 0; c < col_labels.size(); ++c) {
-      const double v = c < values[r].size() ? values[r][c] : kNaN;
+      const double v = c < values[r].size() ? values[r][c] : kReportNaN;
       out += fmt::format(
           "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\">"
           "<title>{} / {}: {}</title></rect>\n",
@@ -200,7 +200,7 @@ std::string expert_load_section(const MetricsLog& m) {
   int64_t last_step = 0;
   for (const auto& [l, experts] : load) {
     rows.push_back(fmt::format("layer {}", l));
-    std::vector<double> row(n_experts, kNaN);
+    std::vector<double> row(n_experts, kReportNaN);
     for (const auto& [e, pts] : experts) {
       if (pts->empty()) continue;
       row[e] = pts->back().second;
@@ -226,7 +226,7 @@ std::string expert_load_section(const MetricsLog& m) {
       std::vector<double> row;
       for (int64_t s : shown) {
         auto it = by_step.find(s);
-        row.push_back(it == by_step.end() ? kNaN : it->second);
+        row.push_back(it == by_step.end() ? kReportNaN : it->second);
       }
       vals.push_back(std::move(row));
     }
@@ -294,7 +294,7 @@ std::string summary_section(const MetricsLog& m) {
   for (const auto& [key, pts] : m.series) {
     int64_t dummy_l = 0, dummy_e = 0;
     if (parse_expert_load_key(key, &dummy_l, &dummy_e)) continue;
-    double first = kNaN, last = kNaN, lo = kNaN, hi = kNaN;
+    double first = kReportNaN, last = kReportNaN, lo = kReportNaN, hi = kReportNaN;
     int64_t n = 0;
     for (const auto& [s, v] : pts) {
       if (!std::isfinite(v)) continue;
@@ -423,7 +423,7 @@ MetricsLog parse_metrics_jsonl(std::string_view text, const std::string& name) {
       if (it->is_number()) {
         series[it.key()][step] = it->get<double>();
       } else if (it->is_null()) {
-        series[it.key()][step] = kNaN;
+        series[it.key()][step] = kReportNaN;
       } else {
         log.warnings.push_back(
             fmt::format("{}:{}: \"{}\" is not a number, value skipped", name, line_no, it.key()));

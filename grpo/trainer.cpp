@@ -22,6 +22,7 @@
 #include "grpo/policy_loss.h"
 #include "policy/checkpoint.h"
 #include "policy/logprobs.h"
+#include "reward/plugin.h"
 #include "reward/reward.h"
 #include "rollout/local_source.h"
 #include "sft/train_state.h"
@@ -285,6 +286,7 @@ CompletionLogProbs completion_logprobs(policy::TransformerImpl& m,
 StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_source,
                               DataParallel* dp_in) {
   RETURN_IF_ERROR(r.validate());
+  RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   DataParallel single;
   DataParallel& dp = dp_in ? *dp_in : single;
   if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
@@ -432,6 +434,10 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
       m["rollout/staleness"] =
           static_cast<double>(step - ro.groups[0].completions[0].policy_version);
     m["timing/reward"] = ro.reward_s;
+    // Batches a remote reward server failed to score (cannot judge), cumulative; logged
+    // once the first failure happened (reward/grpc/remote.h).
+    if (const int64_t failed = reward::remote_failures(); failed > 0)
+      m["reward/remote_failures"] = static_cast<double>(failed);
     m["frac_reward_zero_std"] =
         ro.groups_seen > 0 ? static_cast<double>(ro.zero_std_groups) / ro.groups_seen : 0.0;
     if (lc.dynamic_sampling) {

@@ -124,6 +124,7 @@ struct GrpoRecipe {
   sft::TokenizerSection tokenizer;
   data::TaskSection task;
   std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
+  std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
   RolloutSection rollout;
   GrpoTrainSection grpo;
   sft::CheckpointSection checkpoint{"runs/grpo", 20, true};
@@ -135,6 +136,9 @@ struct GrpoRecipe {
     v.section("task", task, "problems to train on, and the held-out set");
     v.raw("reward", reward,
           "list of {name, weight, ...args}; empty = the task's accuracy reward + format");
+    v.field("reward_plugins", reward_plugins,
+            "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
+            "relative paths resolve against the current directory");
     v.section("rollout", rollout, "sampling: group size, prompts per step, temperature");
     v.section("grpo", grpo, "the RL loop");
     v.section("checkpoint", checkpoint, "run directory and checkpoints");

@@ -1,11 +1,16 @@
 #include "pipeline/run.h"
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
+#include "reward/plugin.h"
 #include "reward/reward.h"
 #include "rollout/local_source.h"
 
@@ -54,12 +59,68 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   return OkStatus();
 }
 
+// RUN/timing.json: {"sft": {"seconds": s, "steps": n}, "grpo": {...}}.
+nlohmann::json read_timing(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/timing.json");
+  if (!in) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+Status add_timing(const std::string& run_dir, const std::string& stage, double seconds,
+                  int64_t steps) {
+  auto j = read_timing(run_dir);
+  auto& e = j[stage];
+  if (!e.is_object()) e = nlohmann::json::object();
+  e["seconds"] = e.value("seconds", 0.0) + seconds;
+  e["steps"] = e.value("steps", int64_t{0}) + steps;
+  return write_file_atomic(run_dir + "/timing.json", j.dump(2) + "\n");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The SFT examples: traces of the task's training problems (never the held-out ones).
+StatusOr<sft::SftHooks> sft_hooks(const RunRecipe& r) {
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  sft::SftHooks hooks;
+  for (const auto& p : task.train_batch(0, r.sft.n_examples)) {
+    std::string resp = task.sft_response(p);
+    if (resp.empty())
+      return InvalidArgument("task.name={}: no step-by-step traces for SFT", r.task.name);
+    hooks.examples.push_back({p.question, std::move(resp), std::nullopt});
+  }
+  return hooks;
+}
+
 }  // namespace
+
+StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r) {
+  const auto t = read_timing(r.run.dir);
+  const double t_sft = t.contains("sft") ? t["sft"].value("seconds", 0.0) : 0.0;
+  const double t_grpo = t.contains("grpo") ? t["grpo"].value("seconds", 0.0) : 0.0;
+  const int64_t n_sft = t.contains("sft") ? t["sft"].value("steps", int64_t{0}) : 0;
+  if (t_sft <= 0 || n_sft <= 0 || t_grpo <= 0)
+    return FailedPrecondition(
+        "stage control needs the SFT and GRPO training times in {}/timing.json (run the sft "
+        "and grpo stages of this recipe first)",
+        r.run.dir);
+  sft::SftRecipe s = sft_recipe(r);
+  s.checkpoint.dir = r.run.dir + "/control";
+  s.tokenizer.path = r.run.dir + "/sft/tokenizer.model";  // the same pieces as the SFT model
+  // The SFT run's steps per second, for the SFT + GRPO time; the schedule (warm-up,
+  // cosine) spans the whole longer run, as a user giving SFT that budget would set it.
+  s.train.steps = static_cast<int64_t>(std::llround(n_sft * (t_sft + t_grpo) / t_sft));
+  s.train.max_minutes = 0;
+  return s;
+}
 
 Status RunRecipe::validate() const {
   for (const auto& s : run.stages)
-    if (s != "sft" && s != "grpo" && s != "eval" && s != "report")
-      return InvalidArgument("run.stages: unknown stage '{}' (sft, grpo, eval, report)", s);
+    if (s != "sft" && s != "grpo" && s != "control" && s != "eval" && s != "report")
+      return InvalidArgument("run.stages: unknown stage '{}' (sft, grpo, control, eval, report)",
+                             s);
   RETURN_IF_ERROR(task.validate());
   if (task.name == "jsonl")
     return InvalidArgument(
@@ -89,6 +150,7 @@ grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   g.model.from = r.run.dir + "/sft/final";
   g.task = r.task;
   g.reward = r.reward;
+  g.reward_plugins = r.reward_plugins;
   g.rollout = r.grpo.rollout;
   g.grpo = r.grpo.train;
   g.checkpoint.dir = r.run.dir + "/grpo";
@@ -98,9 +160,11 @@ grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
 
 StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory& make_source) {
   RETURN_IF_ERROR(r.validate());
+  RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   RunResult out;
   const std::string sft_final = r.run.dir + "/sft/final";
   const std::string grpo_final = r.run.dir + "/grpo/final";
+  const std::string control_final = r.run.dir + "/control/final";
   auto stage = [&](const std::string& name, bool done) {
     if (!wants(r, name)) return false;
     if (done) {
@@ -114,23 +178,26 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   };
 
   if (stage("sft", exists(sft_final + "/model.safetensors"))) {
-    // SFT learns the traces of the task's training problems (never the held-out ones).
-    data::TaskSection ts = r.task;
-    ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts));
-    sft::SftHooks hooks;
-    for (const auto& p : task.train_batch(0, r.sft.n_examples)) {
-      std::string resp = task.sft_response(p);
-      if (resp.empty())
-        return InvalidArgument("task.name={}: no step-by-step traces for SFT", r.task.name);
-      hooks.examples.push_back({p.question, std::move(resp), std::nullopt});
-    }
+    ASSIGN_OR_RETURN(sft::SftHooks hooks, sft_hooks(r));
+    const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r), hooks));
+    RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
   }
   if (stage("grpo", exists(grpo_final + "/model.safetensors"))) {
     if (!exists(sft_final + "/model.safetensors"))
       return FailedPrecondition("stage grpo needs {} (run the sft stage first)", sft_final);
+    const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(grpo_recipe(r), make_source));
+    RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
+    if (!res.finished) return out;
+  }
+  if (stage("control", exists(control_final + "/model.safetensors"))) {
+    ASSIGN_OR_RETURN(sft::SftRecipe cr, control_recipe(r));
+    R1_LOG(info, "stage control: SFT only, {} steps (the SFT + GRPO time at the SFT's pace)",
+           cr.train.steps);
+    ASSIGN_OR_RETURN(sft::SftHooks hooks, sft_hooks(r));
+    ASSIGN_OR_RETURN(auto res, sft::run_sft(cr, hooks));
     if (!res.finished) return out;
   }
   const std::string eval_dir = r.run.dir + "/grpo";
@@ -138,8 +205,9 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     std::error_code ec;
     fs::create_directories(eval_dir, ec);
     bool any = false;
-    for (const auto& [name, model] :
-         {std::pair<std::string, std::string>{"sft", sft_final}, {"grpo", grpo_final}}) {
+    for (const auto& [name, model] : {std::pair<std::string, std::string>{"sft", sft_final},
+                                      {"grpo", grpo_final},
+                                      {"control", control_final}}) {
       const std::string path = eval_dir + "/eval_" + name + ".json";
       if (exists(path) || !exists(model + "/model.safetensors")) continue;
       any = true;

@@ -3,9 +3,13 @@
 // GRPO stages also resume from their own checkpoints):
 //   sft     cold-start SFT on the task's step-by-step traces   -> RUN/sft/final
 //   grpo    GRPO from the SFT model                             -> RUN/grpo/final
-//   eval    held-out evaluation of both models (pass@1 = mean@k, pass@k, maj@k, greedy
-//           pass@1, format rate)                                -> RUN/grpo/eval_{sft,grpo}.json
+//   control the fair control: SFT only, same data and recipe, for the steps that fit
+//           the SFT + GRPO time (opt-in)                        -> RUN/control/final
+//   eval    held-out evaluation of every model there is (pass@1 = mean@k, pass@k, maj@k,
+//           greedy pass@1, format rate)              -> RUN/grpo/eval_{sft,grpo,control}.json
 //   report  HTML page over the GRPO metrics and both evaluations -> RUN/report.html
+// RUN/timing.json keeps the training seconds and steps of the sft and grpo stages
+// (summed over resumed invocations); the control stage reads it.
 // One task section feeds every stage, so the held-out problems are never trained on
 // (data/task_source.h). The SFT and GRPO sections are those of `r1kit sft` and
 // `r1kit grpo` (same keys, same meaning).
@@ -29,7 +33,9 @@ struct RunSection {
   std::vector<std::string> stages = {"sft", "grpo", "eval", "report"};  // in this order
   void visit(ConfigVisitor& v) {
     v.field("dir", dir, "run directory: RUN/sft, RUN/grpo, RUN/report.html");
-    v.field("stages", stages, "stages to run, a subset of [sft, grpo, eval, report]");
+    v.field("stages", stages,
+            "stages to run, a subset of [sft, grpo, control, eval, report] (control: SFT only "
+            "for the time SFT + GRPO took, the fair baseline)");
   }
 };
 
@@ -77,6 +83,8 @@ struct RunRecipe {
   sft::TokenizerSection tokenizer;
   data::TaskSection task;
   std::string reward;  // YAML list; empty = the task's checker + format
+  // Reward plug-in libraries (.so) loaded before `reward` is built.
+  std::vector<std::string> reward_plugins;
   SftStage sft;
   GrpoStage grpo;
   EvalStage eval;
@@ -87,6 +95,9 @@ struct RunRecipe {
     v.section("tokenizer", tokenizer, "tokenizer: path, else trained on the SFT examples");
     v.section("task", task, "the task of every stage, and its held-out problems");
     v.raw("reward", reward, "list of {name, weight, ...}; empty = the task's checker + format");
+    v.field("reward_plugins", reward_plugins,
+            "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
+            "relative paths resolve against the current directory");
     v.section("sft", sft, "cold-start SFT stage");
     v.section("grpo", grpo, "GRPO stage");
     v.section("eval", eval, "evaluation stage");
@@ -98,6 +109,10 @@ struct RunRecipe {
 // The recipes each stage runs, as `r1kit sft` / `r1kit grpo` would read them.
 sft::SftRecipe sft_recipe(const RunRecipe& r);
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r);
+// The control stage's SFT recipe: sft_recipe(r) in RUN/control, with RUN/sft's tokenizer
+// and as many steps as fit the SFT + GRPO seconds of RUN/timing.json at the SFT stage's
+// pace. FailedPrecondition until both stages have run.
+StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r);
 
 struct RunResult {
   std::vector<std::string> ran, skipped;  // stage names

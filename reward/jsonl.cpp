@@ -117,14 +117,94 @@ nlohmann::json task_record(const data::TaskSample& task, bool with_trace) {
 }
 
 StatusOr<data::TaskSample> generate_task(std::string_view name, uint64_t seed, uint64_t index) {
-  if (name == "countdown") return data::countdown_task(seed, index);
-  if (name == "knights_knaves") return data::knights_knaves_task(seed, index);
-  if (name == "arithmetic") {
-    data::TaskExample ex = data::arithmetic_example(seed, index);
+  data::TaskSection task;
+  task.name = std::string(name);
+  return generate_task(task, seed, index);
+}
+
+// The option mapping follows data::TaskSource (task_source.cpp), with `seed` used as is.
+StatusOr<data::TaskSample> generate_task(const data::TaskSection& task, uint64_t seed,
+                                         uint64_t index) {
+  if (task.name == "countdown") {
+    data::CountdownTaskOptions o;
+    o.min_numbers = static_cast<int>(task.min_numbers);
+    o.max_numbers = static_cast<int>(task.max_numbers);
+    o.max_number = task.max_number;
+    o.max_target = task.max_target;
+    return data::countdown_task(seed, index, o);
+  }
+  if (task.name == "knights_knaves") {
+    data::KnightsKnavesTaskOptions o;
+    o.min_people = static_cast<int>(task.min_people);
+    o.max_people = static_cast<int>(task.max_people);
+    return data::knights_knaves_task(seed, index, o);
+  }
+  if (task.name == "arithmetic") {
+    data::ArithmeticOptions o;
+    o.max_a = task.max_a;
+    o.max_b = task.max_b;
+    o.max_c = task.max_c;
+    o.trace = data::parse_arithmetic_trace(task.trace);
+    data::TaskExample ex = data::arithmetic_example(seed, index, o);
     return data::TaskSample{ex.question, ex.trace, {{"answer", ex.answer}}};
   }
   return InvalidArgument("unknown task \"{}\" (known: arithmetic, countdown, knights_knaves)",
-                         name);
+                         task.name);
+}
+
+StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
+                              const CombinedReward& rewards, std::ostream& out) {
+  std::vector<Sample> group;  // consecutive records with the same prompt
+  int64_t scored = 0;
+  auto flush = [&]() -> Status {
+    if (group.empty()) return OkStatus();
+    GroupScores scores = rewards.score(group);
+    for (size_t i = 0; i < group.size(); ++i) {
+      // Key order as documented: total first, then the rewards in --rewards order.
+      const nlohmann::json rec = score_record(scores, i);
+      nlohmann::ordered_json line;
+      line["total"] = rec["total"];
+      line["rewards"] = nlohmann::ordered_json::object();
+      for (const std::string& name : scores.names) line["rewards"][name] = rec["rewards"][name];
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    }
+    scored += static_cast<int64_t>(group.size());
+    group.clear();
+    if (!out) return Internal("{}: writing the scores failed", source);
+    return OkStatus();
+  };
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_discarded()) return InvalidArgument("{}:{}: not valid JSON", source, line_no);
+    StatusOr<Sample> s = sample_from_record(rec);
+    if (!s.ok()) return InvalidArgument("{}:{}: {}", source, line_no, s.status().message());
+    if (!group.empty() && group.front().prompt != s->prompt) RETURN_IF_ERROR(flush());
+    group.push_back(std::move(*s));
+  }
+  if (in.bad()) return Internal("{}: read error", source);
+  RETURN_IF_ERROR(flush());
+  return scored;
+}
+
+Status write_tasks_jsonl(std::string_view name, uint64_t seed, int64_t n, bool with_traces,
+                         std::ostream& out) {
+  data::TaskSection task;
+  task.name = std::string(name);
+  return write_tasks_jsonl(task, seed, n, with_traces, out);
+}
+
+Status write_tasks_jsonl(const data::TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
+                         std::ostream& out) {
+  if (n < 0) return InvalidArgument("--n: must be >= 0, got {}", n);
+  RETURN_IF_ERROR(task.validate());  // min <= max
+  for (int64_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(data::TaskSample t, generate_task(task, seed, static_cast<uint64_t>(i)));
+    out << task_record(t, with_traces).dump() << '\n';
+    if (!out) return Internal("writing task {} failed", i);
+  }
+  return OkStatus();
 }
 
 }  // namespace r1kit::reward

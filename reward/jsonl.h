@@ -10,12 +10,15 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <istream>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "data/task_source.h"
 #include "data/tasks.h"
 #include "reward/reward.h"
 
@@ -42,5 +45,27 @@ nlohmann::json task_record(const data::TaskSample& task, bool with_trace);
 // The i-th problem of task `name` ("countdown", "knights_knaves", "arithmetic") with
 // default difficulty; InvalidArgument naming an unknown task.
 StatusOr<data::TaskSample> generate_task(std::string_view name, uint64_t seed, uint64_t index);
+// The same with the difficulty of a recipe's `task:` section (max_a, max_numbers,
+// min_people, trace, ...; its seed, eval_size and prompt keys are not used: problem i is
+// a pure function of (seed, i, difficulty)). A default section gives the problems above.
+StatusOr<data::TaskSample> generate_task(const data::TaskSection& task, uint64_t seed,
+                                         uint64_t index);
+
+// `r1kit reward score`: reads one input record a line from `in` and writes one output
+// record a line to `out`, in input order. Consecutive lines with the same `prompt` are
+// scored as one group (so group rewards such as kimi_length see a prompt's samples
+// together); blank lines are skipped and give no output line. A line that is not a
+// JSON object or lacks `completion` is an error naming `source:line`; nothing after it
+// is scored. Returns the number of records scored.
+StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
+                              const CombinedReward& rewards, std::ostream& out);
+
+// `r1kit task generate`: problems 0..n-1 of task `name` with `seed`, one task_record a
+// line. InvalidArgument for an unknown task or n < 0.
+Status write_tasks_jsonl(std::string_view name, uint64_t seed, int64_t n, bool with_traces,
+                         std::ostream& out);
+// The same with the difficulty of `task` (task.name is the task; --task-arg KEY=VALUE).
+Status write_tasks_jsonl(const data::TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
+                         std::ostream& out);
 
 }  // namespace r1kit::reward

@@ -3,6 +3,11 @@
 
 #include <dlfcn.h>
 
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <utility>
+
 #include "core/logging.h"
 #include "reward/plugin_abi.h"
 
@@ -10,6 +15,12 @@ namespace r1kit::reward {
 namespace {
 
 constexpr size_t kErrSize = 512;
+
+// (registry, dlopen handle) pairs whose rewards are registered: loading a library again
+// into the same registry is a no-op. dlopen returns the same handle for the same file
+// under any path, so "./lib.so" and "/abs/lib.so" count as one library.
+std::mutex g_loaded_mu;
+std::set<std::pair<const RewardRegistry*, void*>> g_loaded;  // guarded by g_loaded_mu
 
 // One instance of a plug-in reward.
 class PluginReward final : public Reward {
@@ -53,11 +64,23 @@ std::string samples_to_json(std::span<const Sample> group) {
 }
 
 Status load_reward_plugin(const std::string& path, RewardRegistry& registry) {
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (path.empty()) return InvalidArgument("reward plug-in: empty path");
+  // A relative path is the current directory's, never a search of the library path.
+  std::error_code ec;
+  const std::filesystem::path resolved = std::filesystem::absolute(path, ec);
+  if (ec) return InvalidArgument("reward plug-in {}: {}", path, ec.message());
+  if (!std::filesystem::exists(resolved, ec)) {
+    return NotFound("reward plug-in {}: no such file ({})", path, resolved.string());
+  }
+  void* handle = dlopen(resolved.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* e = dlerror();
-    return NotFound("reward plug-in {}: dlopen failed: {}", path, e ? e : "unknown error");
+    return InvalidArgument("reward plug-in {}: dlopen failed: {}", path, e ? e : "unknown error");
   }
+  // Already registered here (every name still present): harmless, nothing to do. The
+  // name check keeps a new registry that reuses a destroyed one's address from matching.
+  std::lock_guard<std::mutex> loaded_lock(g_loaded_mu);
+  const bool seen = g_loaded.count({&registry, handle}) > 0;
   auto fn = reinterpret_cast<r1kit_reward_plugins_fn>(dlsym(handle, R1KIT_REWARD_PLUGINS_SYMBOL));
   if (fn == nullptr) {
     return InvalidArgument("reward plug-in {}: no symbol {} (see reward/plugin_abi.h)", path,
@@ -67,6 +90,12 @@ Status load_reward_plugin(const std::string& path, RewardRegistry& registry) {
   const r1kit_reward_plugin_v1* plugins = fn(&count);
   if (plugins == nullptr || count == 0) {
     return InvalidArgument("reward plug-in {}: exports no rewards", path);
+  }
+  if (seen) {
+    bool all_present = true;
+    for (size_t i = 0; i < count; ++i)
+      all_present = all_present && plugins[i].name && registry.contains(plugins[i].name);
+    if (all_present) return OkStatus();
   }
   for (size_t i = 0; i < count; ++i) {
     const r1kit_reward_plugin_v1* p = &plugins[i];
@@ -92,6 +121,7 @@ Status load_reward_plugin(const std::string& path, RewardRegistry& registry) {
     Status s = registry.add(name, std::move(factory), p->doc ? p->doc : "");
     if (!s.ok()) return s.with_context(fmt::format("reward plug-in {}", path));
   }
+  g_loaded.insert({&registry, handle});
   return OkStatus();  // the handle stays open for the life of the process
 }
 

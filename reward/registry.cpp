@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "reward/code_execution.h"
@@ -13,6 +14,18 @@
 namespace r1kit::reward {
 
 // ---------------------------------------------------------------- registry
+
+namespace {
+std::atomic<int64_t> g_remote_failures{0};
+}  // namespace
+
+int64_t remote_failures() {
+  return g_remote_failures.load(std::memory_order_relaxed);
+}
+
+void count_remote_failure() {
+  g_remote_failures.fetch_add(1, std::memory_order_relaxed);
+}
 
 RewardRegistry& RewardRegistry::global() {
   static RewardRegistry* registry = [] {
@@ -40,6 +53,13 @@ StatusOr<std::unique_ptr<Reward>> RewardRegistry::create(std::string_view name,
     if (it == entries_.end()) {
       std::string known;
       for (const auto& kv : entries_) known += (known.empty() ? "" : ", ") + kv.first;
+      if (name == "remote") {
+        return NotFound(
+            "reward \"remote\" is not available in this binary: it lives in "
+            "r1kit_reward_grpc (reward/grpc/remote.h), which the r1kit CLI registers at start "
+            "(known rewards: {})",
+            known);
+      }
       return NotFound("unknown reward \"{}\" (known rewards: {})", name, known);
     }
     factory = it->second.factory;

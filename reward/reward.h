@@ -70,6 +70,13 @@ class Reward {
   virtual std::vector<double> score(std::span<const Sample> group) const = 0;
 };
 
+// Batches that a remote reward (reward/grpc/remote.h) could not score and marked "cannot
+// judge": timeouts, error statuses, unreachable servers, malformed responses. Process-
+// wide and monotonic, so the trainer can log it without linking gRPC (the GRPO trainer
+// logs it as reward/remote_failures once it is non-zero).
+int64_t remote_failures();
+void count_remote_failure();
+
 // Builds a reward from its arguments (a JSON object: the recipe keys other than name
 // and weight). Errors name the bad argument.
 using RewardFactory = std::function<StatusOr<std::unique_ptr<Reward>>(const nlohmann::json& args)>;

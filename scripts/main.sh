@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
-./build/r1kit pretrain recipes/pretrain-tiny.yaml "$@"
+./build/r1kit run recipes/r1-tiny.yaml "$@"

@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "policy/checkpoint.h"
+#include "reward/plugin.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::sft {
@@ -249,6 +250,7 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> local_teacher(const DistillRec
 }  // namespace
 
 StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory& make_teacher) {
+  RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
   std::error_code ec;
   fs::create_directories(r.checkpoint.dir, ec);

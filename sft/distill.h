@@ -169,6 +169,7 @@ struct DistillRecipe {
   TeacherSection teacher;
   data::TaskSection task;
   std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
+  std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
   DistillSampleSection sample;
   policy::ModelConfig model;  // the student
   DistillTokenizerSection tokenizer;
@@ -184,6 +185,9 @@ struct DistillRecipe {
     v.raw("reward", reward,
           "list of {name, weight, ...args} filtering the traces; empty = the task's accuracy "
           "reward + format");
+    v.field("reward_plugins", reward_plugins,
+            "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
+            "relative paths resolve against the current directory");
     v.section("sample", sample, "teacher sampling and rejection sampling");
     v.section("model", model, "the student (any preset, e.g. tiny-dense, or model.from)");
     v.section("tokenizer", tokenizer, "the student's tokenizer");

@@ -116,7 +116,8 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
 
   // 1. Corpus.
   const std::string corpus_path = r.checkpoint.dir + "/corpus.txt";
-  data::ArithmeticOptions ao{r.data.max_a, r.data.max_b, r.data.max_c};
+  data::ArithmeticOptions ao{r.data.max_a, r.data.max_b, r.data.max_c,
+                             data::parse_arithmetic_trace(r.data.trace)};
   auto examples = data::arithmetic_examples(r.data.seed, r.data.n_examples, ao);
   std::string corpus;
   std::vector<std::string> lines;

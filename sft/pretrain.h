@@ -34,6 +34,7 @@ struct CorpusSection {
   int64_t max_a = 99;                   // arithmetic: a in [2, max_a]
   int64_t max_b = 9;                    // arithmetic: b in [2, max_b]
   int64_t max_c = 99;                   // arithmetic: c in [0, max_c]
+  std::string trace = "direct";         // arithmetic: direct | columns (data/arithmetic.h)
   double holdout_fraction = 0.02;       // share of tokens kept for the evaluation loss
   std::string chat_template = "plain";  // how a problem and its solution are rendered
   void visit(ConfigVisitor& v) {
@@ -43,6 +44,9 @@ struct CorpusSection {
     v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
     v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
     v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
+    v.field("trace", trace,
+            "arithmetic: SFT trace, direct (23*7=161. ...) or columns (digit by digit)",
+            OneOf{"direct", "columns"});
     v.field("holdout_fraction", holdout_fraction,
             "share of the token stream (its tail) held out for the eval loss",
             Range::between(0, 0.5));

@@ -34,7 +34,8 @@ Status SftRecipe::validate() const {
 StatusOr<std::vector<TextExample>> load_sft_examples(const SftDataSection& d) {
   if (d.source == "jsonl") return read_sft_jsonl(d.path);
   std::vector<TextExample> out;
-  const data::ArithmeticOptions ao{d.max_a, d.max_b, d.max_c};
+  const data::ArithmeticOptions ao{d.max_a, d.max_b, d.max_c,
+                                   data::parse_arithmetic_trace(d.trace)};
   for (const auto& ex : data::arithmetic_examples(d.seed, d.n_examples, ao)) {
     // With a prefilled "<think>" the response starts inside the reasoning.
     std::string resp =

@@ -37,6 +37,7 @@ struct SftDataSection {
   int64_t max_a = 99;                     // arithmetic: a in [2, max_a]
   int64_t max_b = 9;                      // arithmetic: b in [2, max_b]
   int64_t max_c = 99;                     // arithmetic: c in [0, max_c]
+  std::string trace = "direct";           // arithmetic: direct | columns (data/arithmetic.h)
   std::string chat_template = "r1_zero";  // r1_zero | plain
   bool prefill_think = false;             // prompts end in " <think>"
   double holdout_fraction = 0.05;         // examples held out for the eval loss
@@ -53,6 +54,9 @@ struct SftDataSection {
     v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
     v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
     v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
+    v.field("trace", trace,
+            "arithmetic: SFT trace, direct (23*7=161. ...) or columns (digit by digit)",
+            OneOf{"direct", "columns"});
     v.field("chat_template", chat_template, "prompt template", OneOf{"r1_zero", "plain"});
     v.field("prefill_think", prefill_think,
             "prompts end in ' <think>' and responses start inside the reasoning");

@@ -29,7 +29,7 @@ namespace {
 using namespace grpc_internal;
 
 constexpr int64_t kMaxChunkBytes = int64_t{4} << 20;
-constexpr int kMaxReceiveBytes = 64 << 20;
+constexpr int kWorkerMaxReceiveBytes = 64 << 20;
 
 // A FIFO of jobs served by a fixed set of threads. stop() runs what is queued, then
 // joins (queued jobs check for shutdown themselves and end at once).
@@ -629,7 +629,7 @@ Status RolloutWorker::start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(addr, creds, &w.port);
   builder.RegisterService(w.service.get());
-  builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  builder.SetMaxReceiveMessageSize(kWorkerMaxReceiveBytes);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // two workers on one port: an error
   w.server = builder.BuildAndStart();
   if (!w.server || w.port == 0) {

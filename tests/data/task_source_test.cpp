@@ -3,11 +3,14 @@
 // prompts and SFT responses follow the chat template.
 #include "data/task_source.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
+
+#include "data/arithmetic.h"
 
 namespace r1kit::data {
 namespace {
@@ -53,6 +56,37 @@ TEST(TaskSourceTest, ArithmeticMetadataAndRendering) {
   EXPECT_TRUE(src->render(s).ends_with("Assistant: <think>")) << src->render(s);
   EXPECT_EQ(src->sft_response(s),
             s.trace + " </think> <answer> " + std::to_string(a * b + c) + " </answer>");
+}
+
+// Column traces, written out by hand: every step is a one-digit fact plus a carry.
+TEST(ArithmeticTraceTest, ColumnTracesByHand) {
+  EXPECT_EQ(column_product_trace(7, 8), "7*8=56.");
+  EXPECT_EQ(column_product_trace(23, 7), "23*7: 3*7=21, 2*7+2=16, so 161.");
+  EXPECT_EQ(column_product_trace(21, 3), "21*3: 1*3=3, 2*3=6, so 63.");
+  EXPECT_EQ(column_product_trace(105, 9), "105*9: 5*9=45, 0*9+4=4, 1*9=9, so 945.");
+  EXPECT_EQ(column_product_trace(23, 12), "23*12=276.");  // two-digit b: direct
+  EXPECT_EQ(column_sum_trace(161, 5), "161+5: 1+5=6, 6+0=6, 1+0=1, so 166.");
+  EXPECT_EQ(column_sum_trace(56, 45), "56+45: 6+5=11, 5+4+1=10, so 101.");
+  EXPECT_EQ(column_sum_trace(5, 0), "5+0: 5+0=5, so 5.");
+  EXPECT_EQ(column_sum_trace(7, 95), "7+95: 7+5=12, 0+9+1=10, so 102.");
+  EXPECT_EQ(column_sum_trace(999, 1), "999+1: 9+1=10, 9+0+1=10, 9+0+1=10, so 1000.");
+}
+
+TEST(ArithmeticTraceTest, TaskSectionPicksTheTrace) {
+  TaskSection sec;
+  sec.trace = "columns";
+  sec.max_a = 99;
+  auto src = TaskSource::create(sec);
+  ASSERT_TRUE(src.ok());
+  for (uint64_t i = 0; i < 50; ++i) {
+    const TaskSample s = src->train(i);
+    int a, b, c;
+    ASSERT_EQ(std::sscanf(s.question.c_str(), "What is %d*%d+%d?", &a, &b, &c), 3);
+    EXPECT_EQ(s.trace, column_product_trace(a, b) + " " + column_sum_trace(a * b, c));
+    EXPECT_TRUE(s.trace.ends_with(fmt::format(", so {}.", a * b + c))) << s.trace;
+  }
+  sec.trace = "digits";
+  EXPECT_FALSE(validate_config(sec).ok());
 }
 
 TEST(TaskSourceTest, JsonlIsSplitAndCycled) {

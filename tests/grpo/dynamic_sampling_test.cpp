@@ -12,7 +12,7 @@
 namespace r1kit::grpo {
 namespace {
 
-const float kNaN = std::nanf("");
+const float kNaNf = std::nanf("");
 
 // Five groups of G = 4:
 //   0: [1, 0, 1, 0]          mixed              -> keep
@@ -25,8 +25,8 @@ torch::Tensor five_groups() {
   return torch::tensor({{1.0f, 0.0f, 1.0f, 0.0f},
                         {1.0f, 1.0f, 1.0f, 1.0f},
                         {0.0f, 0.0f, 0.0f, 0.0f},
-                        {kNaN, 1.0f, kNaN, kNaN},
-                        {0.5f, 0.5f, kNaN, 0.7f},
+                        {kNaNf, 1.0f, kNaNf, kNaNf},
+                        {0.5f, 0.5f, kNaNf, 0.7f},
                         {0.2f, 0.2f, std::nextafter(0.2f, 1.0f), 0.2f}});
 }
 

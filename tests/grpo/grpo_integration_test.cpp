@@ -5,6 +5,9 @@
 // - Resume: a run stopped after 2 steps and resumed (KL reference, mu = 2, two
 //   mini-batches: every piece of state) ends bit for bit where the uninterrupted one does.
 // - The micro-batch size does not change the update.
+// - A reward plug-in library listed in the recipe (reward_plugins) is loaded at start,
+//   its reward is built by name and logged as a component; a missing library is an
+//   error at start naming it.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -61,7 +64,7 @@ std::string tokenizer_path() {
   return path;
 }
 
-std::string fresh_dir(const std::string& name) {
+std::string grpo_fresh_dir(const std::string& name) {
   const std::string dir =
       ::testing::TempDir() + "r1kit_grpo_" + name + "_" + std::to_string(::getpid());
   fs::remove_all(dir);
@@ -110,7 +113,7 @@ void expect_same_weights(const std::string& a, const std::string& b, double tol)
 }
 
 TEST(GrpoIntegrationTest, MeanRewardRises) {
-  const std::string dir = fresh_dir("learn");
+  const std::string dir = grpo_fresh_dir("learn");
   auto res = run_grpo(recipe(dir, {}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   ASSERT_EQ(res->rewards.size(), 20u);
@@ -134,7 +137,7 @@ TEST(GrpoIntegrationTest, ResumesExactly) {
                                       "grpo.mini_batches=2",    "grpo.micro_batch_size=5",
                                       "grpo.loss.kl_coef=0.05", "grpo.ref_reset_every=3",
                                       "grpo.loss.eps_high=0.28"};
-  const std::string a_dir = fresh_dir("a"), b_dir = fresh_dir("b");
+  const std::string a_dir = grpo_fresh_dir("a"), b_dir = grpo_fresh_dir("b");
   auto a = run_grpo(recipe(a_dir, o));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   auto ob = o;
@@ -169,7 +172,7 @@ TEST(GrpoIntegrationTest, ResumesExactly) {
 
 TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
   for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
-    const std::string a_dir = fresh_dir("mb_a"), b_dir = fresh_dir("mb_b");
+    const std::string a_dir = grpo_fresh_dir("mb_a"), b_dir = grpo_fresh_dir("mb_b");
     const std::string mode = std::string("grpo.loss.loss_aggregation=") + agg;
     // AdamW's first step is lr * g / (|g| + eps): with eps = 1 the update is linear in
     // the gradient, so equal gradients show as equal weights (with the default eps,
@@ -192,7 +195,7 @@ TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
 }
 
 TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
-  const std::string dir = fresh_dir("overlap");
+  const std::string dir = grpo_fresh_dir("overlap");
   auto res = run_grpo(recipe(dir, {"grpo.steps=12", "rollout.overlap=true"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   auto m = metrics(dir);
@@ -203,6 +206,81 @@ TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
   const double last = (res->rewards[10] + res->rewards[11]) / 2;
   EXPECT_GT(last, first) << "first " << first << " last " << last;
   if (!HasFailure()) fs::remove_all(dir);
+}
+
+// The example plug-in (reward/examples/keyword_bonus_plugin.cpp), built beside this binary.
+fs::path grpo_example_plugin() {
+  return fs::read_symlink("/proc/self/exe").parent_path() / "libr1kit_example_reward_plugin.so";
+}
+
+StatusOr<GrpoRecipe> grpo_plugin_recipe(const std::string& dir, const std::string& plugins) {
+  return load_config_string<GrpoRecipe>(R"(
+model: {preset: nano}
+task: {name: arithmetic, eval_size: 8}
+reward_plugins: )" + plugins + R"(
+reward:
+  - {name: test_even_tokens, weight: 1.0}
+  - {name: keyword_bonus, weight: 0.5, keyword: "e", bonus: 2.0}
+rollout: {group_size: 4, prompts_per_step: 4, max_new_tokens: 12, temperature: 1.0}
+grpo: {steps: 2, seed: 3, micro_batch_size: 16, optim: {lr: 1.0e-2, warmup_steps: 0}}
+checkpoint: {every: 0}
+dist: {threads: 1}
+)",
+                                        {"checkpoint.dir=" + dir,
+                                         "tokenizer.path=" + tokenizer_path()});
+}
+
+TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
+  const fs::path plugin = grpo_example_plugin();
+  ASSERT_TRUE(fs::exists(plugin)) << plugin;
+  const std::string dir = grpo_fresh_dir("plugin");
+  auto r = grpo_plugin_recipe(dir, "[" + plugin.string() + "]");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->reward_plugins, std::vector<std::string>{plugin.string()});
+  auto res = run_grpo(*r);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 2u);
+  for (const auto& step : m) {
+    ASSERT_TRUE(step.contains("rewards/keyword_bonus/mean")) << step.dump();
+    ASSERT_TRUE(step.contains("rewards/test_even_tokens/mean")) << step.dump();
+    const double kw = step["rewards/keyword_bonus/mean"],
+                 even = step["rewards/test_even_tokens/mean"];
+    EXPECT_GE(kw, 0.0);
+    EXPECT_LE(kw, 2.0);  // the plug-in's `bonus` argument reached it
+    // The plug-in's component enters the total with its weight.
+    EXPECT_NEAR(step["reward"].get<double>(), even + 0.5 * kw, 1e-5) << step.dump();
+  }
+
+  // Again in the same process, by a path relative to the current directory: the library
+  // is already loaded, which is harmless.
+  const std::string dir2 = grpo_fresh_dir("plugin_rel");
+  {
+    auto rel = grpo_plugin_recipe(dir2, "[" + plugin.filename().string() + "]");
+    ASSERT_TRUE(rel.ok()) << rel.status().to_string();
+    rel->grpo.steps = 1;
+    const fs::path old_cwd = fs::current_path();
+    fs::current_path(plugin.parent_path());
+    auto res2 = run_grpo(*rel);
+    fs::current_path(old_cwd);
+    ASSERT_TRUE(res2.ok()) << res2.status().to_string();
+    EXPECT_TRUE(metrics(dir2).at(0).contains("rewards/keyword_bonus/mean"));
+  }
+
+  // A missing library: an error at start naming it; nothing is written.
+  const std::string dir3 = grpo_fresh_dir("plugin_missing");
+  auto bad = grpo_plugin_recipe(dir3, "[no/such/libmissing_reward.so]");
+  ASSERT_TRUE(bad.ok()) << bad.status().to_string();
+  auto failed = run_grpo(*bad);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("no/such/libmissing_reward.so"), std::string::npos)
+      << failed.status().to_string();
+  EXPECT_FALSE(fs::exists(dir3 + "/metrics.jsonl"));
+  if (!HasFailure()) {
+    fs::remove_all(dir);
+    fs::remove_all(dir2);
+    fs::remove_all(dir3);
+  }
 }
 
 }  // namespace

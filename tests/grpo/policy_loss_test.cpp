@@ -15,13 +15,14 @@ namespace {
 
 const auto kF64 = torch::kFloat64;
 
-std::vector<double> to_vec(const torch::Tensor& t) {
+std::vector<double> to_dvec(const torch::Tensor& t) {
   auto c = t.to(kF64).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-void expect_near_vec(const torch::Tensor& got, const std::vector<double>& want, double tol = 1e-9) {
-  auto g = to_vec(got);
+void expect_near_dvec(const torch::Tensor& got, const std::vector<double>& want,
+                      double tol = 1e-9) {
+  auto g = to_dvec(got);
   ASSERT_EQ(g.size(), want.size());
   for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], want[i], tol) << "index " << i;
 }
@@ -92,7 +93,7 @@ TEST(PolicyLoss, TokenMeanHandValues) {
   out.loss.backward();
   // d/dtheta of -A r / 5 = -A r / 5 where unclipped, 0 where clipped, 0 on padding:
   //   row0: [-1/5, 0, -0.7/5]; row1: [0, 1.1/5, 0].
-  expect_near_vec(x.theta.grad(), {-0.2, 0.0, -0.14, 0.0, 0.22, 0.0});
+  expect_near_dvec(x.theta.grad(), {-0.2, 0.0, -0.14, 0.0, 0.22, 0.0});
   // Stats: 1 of 5 clipped low, 1 of 5 clipped high; ratio mean (1+1.5+0.7+0.5+1.1)/5.
   EXPECT_NEAR(out.stats.clip_ratio_low, 0.2, 1e-12);
   EXPECT_NEAR(out.stats.clip_ratio_high, 0.2, 1e-12);
@@ -116,7 +117,7 @@ TEST(PolicyLoss, SeqMeanTokenMeanHandValues) {
   EXPECT_NEAR(out.loss.item<double>(), (-2.9 / 3 + 0.95) / 2, 1e-12);
   out.loss.backward();
   // row0 tokens weigh 1/(3*2), row1 tokens 1/(2*2).
-  expect_near_vec(x.theta.grad(), {-1.0 / 6, 0.0, -0.7 / 6, 0.0, 1.1 / 4, 0.0});
+  expect_near_dvec(x.theta.grad(), {-1.0 / 6, 0.0, -0.7 / 6, 0.0, 1.1 / 4, 0.0});
 }
 
 TEST(PolicyLoss, SeqMeanTokenSumNormHandValues) {
@@ -127,7 +128,7 @@ TEST(PolicyLoss, SeqMeanTokenSumNormHandValues) {
   // sum / (2 sequences * L=4) = -1.0 / 8
   EXPECT_NEAR(out.loss.item<double>(), -0.125, 1e-12);
   out.loss.backward();
-  expect_near_vec(x.theta.grad(), {-1.0 / 8, 0.0, -0.7 / 8, 0.0, 1.1 / 8, 0.0});
+  expect_near_dvec(x.theta.grad(), {-1.0 / 8, 0.0, -0.7 / 8, 0.0, 1.1 / 8, 0.0});
   // Without L the mode refuses to guess.
   EXPECT_THROW(run(main_tiny(), o, /*max_length=*/0), c10::Error);
 }
@@ -142,7 +143,7 @@ TEST(PolicyLoss, ClipHigherEpsHigh) {
   EXPECT_NEAR(out_a.loss.item<double>(), -1.2, 1e-12);
   EXPECT_NEAR(out_a.stats.clip_ratio_high, 1.0, 1e-12);
   out_a.loss.backward();
-  expect_near_vec(a.theta.grad(), {0.0, 0.0});
+  expect_near_dvec(a.theta.grad(), {0.0, 0.0});
 
   PolicyLossOptions dapo;
   dapo.eps_high = 0.28;
@@ -151,7 +152,7 @@ TEST(PolicyLoss, ClipHigherEpsHigh) {
   EXPECT_NEAR(out_b.loss.item<double>(), (-1.25 - 1.28) / 2, 1e-12);
   EXPECT_NEAR(out_b.stats.clip_ratio_high, 0.5, 1e-12);
   out_b.loss.backward();
-  expect_near_vec(b.theta.grad(), {-1.25 / 2, 0.0});
+  expect_near_dvec(b.theta.grad(), {-1.25 / 2, 0.0});
 }
 
 TEST(PolicyLoss, DualClip) {
@@ -167,7 +168,7 @@ TEST(PolicyLoss, DualClip) {
   EXPECT_NEAR(out.loss.item<double>(), 2.5, 1e-12);
   EXPECT_NEAR(out.stats.dual_clip_ratio, 0.5, 1e-12);
   out.loss.backward();
-  expect_near_vec(b.theta.grad(), {0.0, 1.0});
+  expect_near_dvec(b.theta.grad(), {0.0, 1.0});
   // The dual clip never touches positive advantages: A = +1, ratio 4 -> -1.2 (clip high).
   auto c = make_tiny({{4.0}}, {1.0});
   EXPECT_NEAR(run(c, o).loss.item<double>(), -1.2, 1e-12);
@@ -192,13 +193,13 @@ TEST(PolicyLoss, GspoSequenceRatio) {
   EXPECT_NEAR(out.stats.ratio_mean, (2 * std::exp(0.2) + 2 * s1) / 4, 1e-12);
   EXPECT_NEAR(out.stats.clip_ratio_high, 0.5, 1e-12);
   out.loss.backward();
-  expect_near_vec(x.theta.grad(), {0.0, 0.0, -s1 / 4, -s1 / 4});
+  expect_near_dvec(x.theta.grad(), {0.0, 0.0, -s1 / 4, -s1 / 4});
 
   // Same gradient as differentiating the textbook sequence objective directly.
   auto theta = torch::tensor({0.0, 0.2}, kF64).requires_grad_(true);
   auto s = torch::exp(theta.mean());
   (-s / 2).backward();  // row1's share of the 2-sequence mean, unclipped
-  expect_near_vec(theta.grad(), {-s1 / 4, -s1 / 4});
+  expect_near_dvec(theta.grad(), {-s1 / 4, -s1 / 4});
 }
 
 TEST(PolicyLoss, ZeroAdvantagesGiveZeroGradient) {
@@ -258,11 +259,11 @@ TEST(PolicyLoss, TruncatedImportanceWeights) {
   auto old = torch::tensor({{-1.0, -1.0}, {-1.0, -1.0}}, kF64);
   auto beh = old - torch::tensor({{std::log(3.0), std::log(0.5)}, {std::log(1.5), 0.0}}, kF64);
   auto mask = torch::tensor({{1.0, 1.0}, {1.0, 0.0}}, kF64);
-  expect_near_vec(truncated_is_weights(old, beh, mask, TisLevel::kToken, 2.0), {2.0, 0.5, 1.5, 1.0},
-                  1e-6);
-  expect_near_vec(truncated_is_weights(old, beh, mask, TisLevel::kSequence, 2.0),
-                  {1.5, 1.5, 1.5, 1.0}, 1e-6);
-  expect_near_vec(truncated_is_weights(old, beh, mask, TisLevel::kNone, 2.0), {1, 1, 1, 1});
+  expect_near_dvec(truncated_is_weights(old, beh, mask, TisLevel::kToken, 2.0),
+                   {2.0, 0.5, 1.5, 1.0}, 1e-6);
+  expect_near_dvec(truncated_is_weights(old, beh, mask, TisLevel::kSequence, 2.0),
+                   {1.5, 1.5, 1.5, 1.0}, 1e-6);
+  expect_near_dvec(truncated_is_weights(old, beh, mask, TisLevel::kNone, 2.0), {1, 1, 1, 1});
 
   // In the loss (first pass, ratio 1, A = [1, -1]): l = -A * w;
   // token-mean = (-2 - 0.5 + 1.5) / 3 = -1/3.
@@ -282,7 +283,7 @@ TEST(PolicyLoss, TruncatedImportanceWeights) {
   EXPECT_NEAR(out.stats.tis_clip_ratio, 1.0 / 3, 1e-6);
   out.loss.backward();
   // The weights are constants: gradient -A * w * r / 3.
-  expect_near_vec(theta.grad(), {-2.0 / 3, -0.5 / 3, 1.5 / 3, 0.0}, 1e-6);
+  expect_near_dvec(theta.grad(), {-2.0 / 3, -0.5 / 3, 1.5 / 3, 0.0}, 1e-6);
   // Required when on.
   in.behaviour_logprobs = torch::Tensor();
   EXPECT_THROW(policy_loss(in, o, make_normalizer({mask})), c10::Error);
@@ -434,7 +435,7 @@ TEST(PolicyLoss, MaskingTruncatedCompletionsRemovesTheirGradient) {
   auto x = main_tiny();
   auto truncated = torch::tensor({false, true});
   x.mask = mask_truncated(x.mask, truncated);
-  expect_near_vec(x.mask, {1, 1, 1, 0, 0, 0});
+  expect_near_dvec(x.mask, {1, 1, 1, 0, 0, 0});
   auto norm = make_normalizer({x.mask});
   EXPECT_EQ(norm.tokens, 3);
   EXPECT_EQ(norm.sequences, 1);
@@ -442,7 +443,7 @@ TEST(PolicyLoss, MaskingTruncatedCompletionsRemovesTheirGradient) {
   // Only row0 remains: (-1.0 - 1.2 - 0.7) / 3.
   EXPECT_NEAR(out.loss.item<double>(), -2.9 / 3, 1e-12);
   out.loss.backward();
-  expect_near_vec(x.theta.grad(), {-1.0 / 3, 0.0, -0.7 / 3, 0.0, 0.0, 0.0});
+  expect_near_dvec(x.theta.grad(), {-1.0 / 3, 0.0, -0.7 / 3, 0.0, 0.0, 0.0});
 }
 
 TEST(PolicyLoss, StatsMergeSkipsEmptyMicroBatches) {

@@ -2,11 +2,15 @@
 // load (both models, both evaluation reports, the HTML page), and a rerun skips every
 // stage whose output exists.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "core/config.h"
 #include "pipeline/run.h"
@@ -15,6 +19,39 @@
 namespace r1kit::pipeline {
 namespace {
 namespace fs = std::filesystem;
+
+// Runs a shell command (stderr folded in); returns {exit code, output}.
+std::pair<int, std::string> pipeline_run_cli(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+// `r1kit eval --plugin LIB` on a model of the run: the plug-in's reward is a component.
+void expect_eval_loads_plugin(const std::string& model_dir, const std::string& out_json) {
+  const fs::path bin_dir = fs::read_symlink("/proc/self/exe").parent_path();
+  const std::string eval = (bin_dir / "r1kit").string() + " eval --model " + model_dir +
+                           " --task arithmetic --chat-template plain --n 2 --k 1"
+                           " --max-new-tokens 8 --threads 1 --quiet --rewards "
+                           "'[{name: arithmetic}, {name: keyword_bonus, keyword: e}]'";
+  auto [rc, out] = pipeline_run_cli(eval + " --plugin " +
+                                    (bin_dir / "libr1kit_example_reward_plugin.so").string() +
+                                    " --json " + out_json);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream f(out_json);
+  auto j = nlohmann::json::parse(f, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_TRUE(j["reward_components"].contains("keyword_bonus")) << j.dump();
+  // A missing library: exit code 1 before the model is loaded, naming the path.
+  std::tie(rc, out) = pipeline_run_cli(eval + " --plugin no/such/libeval_reward.so");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("no/such/libeval_reward.so"), std::string::npos) << out;
+}
 
 TEST(PipelineIntegrationTest, EveryStageRunsAndItsArtefactsLoad) {
   const std::string dir = ::testing::TempDir() + "r1kit_pipeline_" + std::to_string(::getpid());
@@ -48,6 +85,7 @@ dist: {threads: 1}
     ASSERT_FALSE(j.is_discarded()) << e;
     EXPECT_TRUE(j.contains("pass_at_1") || j.contains("pass@1")) << j.dump();
   }
+  expect_eval_loads_plugin(dir + "/grpo/final", dir + "/eval_plugin.json");
   std::ifstream html(dir + "/report.html");
   std::stringstream ss;
   ss << html.rdbuf();
@@ -56,7 +94,58 @@ dist: {threads: 1}
   auto again = run_pipeline(*r);
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_EQ(again->skipped, (std::vector<std::string>{"sft", "grpo", "eval"}));
+
+  // The control stage: SFT only for the SFT + GRPO time, at the SFT stage's pace.
+  std::ifstream tf(dir + "/timing.json");
+  auto timing = nlohmann::json::parse(tf, nullptr, false);
+  ASSERT_TRUE(timing.is_object());
+  EXPECT_EQ(timing["sft"]["steps"], 4);
+  EXPECT_EQ(timing["grpo"]["steps"], 2);
+  const double t_sft = timing["sft"]["seconds"], t_grpo = timing["grpo"]["seconds"];
+  ASSERT_GT(t_sft, 0);
+  ASSERT_GT(t_grpo, 0);
+  r->run.stages = {"control", "eval"};
+  auto cr = control_recipe(*r);
+  ASSERT_TRUE(cr.ok()) << cr.status().to_string();
+  EXPECT_EQ(cr->train.steps, std::llround(4 * (t_sft + t_grpo) / t_sft));
+  EXPECT_GT(cr->train.steps, 4);
+  EXPECT_EQ(cr->tokenizer.path, dir + "/sft/tokenizer.model");
+  auto ctl = run_pipeline(*r);
+  ASSERT_TRUE(ctl.ok()) << ctl.status().to_string();
+  EXPECT_EQ(ctl->ran, (std::vector<std::string>{"control", "eval"}));
+  EXPECT_TRUE(policy::load_model(dir + "/control/final").ok());
+  EXPECT_TRUE(fs::exists(dir + "/grpo/eval_control.json"));
   if (!HasFailure()) fs::remove_all(dir);
+}
+
+TEST(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
+  auto r = load_config_string<RunRecipe>("run: {stages: [control]}\n",
+                                         {"run.dir=" + ::testing::TempDir() + "r1kit_no_such_run"});
+  ASSERT_TRUE(r.ok());
+  auto cr = control_recipe(*r);
+  ASSERT_FALSE(cr.ok());
+  EXPECT_NE(cr.status().message().find("timing.json"), std::string::npos);
+}
+
+// reward_plugins reach the GRPO stage's recipe, and a missing library is an error before
+// any stage runs, naming it.
+TEST(PipelineIntegrationTest, RewardPluginsAreLoadedAtStart) {
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_pipeline_plugin_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  auto r = load_config_string<RunRecipe>(
+      "model: {preset: nano}\n"
+      "reward_plugins: [no/such/libpipeline_reward.so]\n"
+      "reward: [{name: arithmetic}, {name: keyword_bonus, weight: 0.1, keyword: so}]\n",
+      {"run.dir=" + dir});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(grpo_recipe(*r).reward_plugins, r->reward_plugins);
+  auto res = run_pipeline(*r);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("no/such/libpipeline_reward.so"), std::string::npos)
+      << res.status().to_string();
+  EXPECT_FALSE(fs::exists(dir + "/sft"));
+  fs::remove_all(dir);
 }
 
 TEST(PipelineIntegrationTest, UnknownStageIsAnError) {

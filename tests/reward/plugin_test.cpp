@@ -4,11 +4,14 @@
 // macro R1KIT_REGISTER_REWARD.
 #include "reward/plugin.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "reward/rule_rewards.h"
 
@@ -21,6 +24,27 @@ std::string plugin_path() {
           "libr1kit_example_reward_plugin.so")
       .string();
 }
+
+// The absolute path of the libm this process uses: a real library without the symbol.
+std::string libm_path() {
+  void* h = dlopen("libm.so.6", RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) h = dlopen("libm.so.6", RTLD_NOW);
+  link_map* lm = nullptr;
+  if (h == nullptr || dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || lm == nullptr) return "";
+  return lm->l_name;
+}
+
+// Runs with the current directory set to `dir`, then restores it.
+class ScopedCwd {
+ public:
+  explicit ScopedCwd(const std::filesystem::path& dir) : old_(std::filesystem::current_path()) {
+    std::filesystem::current_path(dir);
+  }
+  ~ScopedCwd() { std::filesystem::current_path(old_); }
+
+ private:
+  std::filesystem::path old_;
+};
 
 TEST(PluginTest, LoadsAndScores) {
   RewardRegistry registry;
@@ -46,13 +70,30 @@ TEST(PluginTest, LoadsAndScores) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("keywrd"), std::string::npos);
   EXPECT_NE(bad.status().message().find("keyword_bonus"), std::string::npos);
+  // Loading the same library again is harmless: OK, nothing added, the reward still works.
+  const size_t n_rewards = registry.list().size();
   Status again = load_reward_plugin(plugin_path(), registry);
-  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(again.ok()) << again.to_string();
+  EXPECT_TRUE(load_reward_plugins({plugin_path(), plugin_path()}, registry).ok());
+  EXPECT_EQ(registry.list().size(), n_rewards);
+  EXPECT_TRUE(registry.create("keyword_bonus", {{"keyword", "so"}}).ok());
   Status missing = load_reward_plugin("/nonexistent/libnope.so", registry);
   EXPECT_EQ(missing.code(), StatusCode::kNotFound);
   EXPECT_NE(missing.message().find("/nonexistent/libnope.so"), std::string::npos);
   // A library without the symbol (libm).
-  EXPECT_EQ(load_reward_plugin("libm.so.6", registry).code(), StatusCode::kInvalidArgument);
+  const std::string libm = libm_path();
+  ASSERT_FALSE(libm.empty());
+  Status no_symbol = load_reward_plugin(libm, registry);
+  EXPECT_EQ(no_symbol.code(), StatusCode::kInvalidArgument) << no_symbol.to_string();
+  EXPECT_NE(no_symbol.message().find(libm), std::string::npos);
+  // A file that is not a library.
+  const std::string text =
+      ::testing::TempDir() + "r1kit_not_a_plugin_" + std::to_string(::getpid()) + ".so";
+  std::ofstream(text) << "not an ELF file\n";
+  Status not_elf = load_reward_plugin(text, registry);
+  EXPECT_EQ(not_elf.code(), StatusCode::kInvalidArgument) << not_elf.to_string();
+  EXPECT_NE(not_elf.message().find(text), std::string::npos);
+  std::filesystem::remove(text);
 
   // Through the recipe list, combined with a built-in.
   RewardRegistry with_builtins;
@@ -66,6 +107,32 @@ TEST(PluginTest, LoadsAndScores) {
   std::vector<Sample> one(1);
   one[0].completion = "<think>so</think>";  // tag_count 0.5, keyword 1 * 2
   EXPECT_EQ(combined->score(one).total[0], 2.5);
+}
+
+// A relative path is the current directory's (as a recipe's paths are), never a search
+// of the library path; the same file under another spelling is the same library.
+TEST(PluginTest, RelativePathsResolveAgainstTheCurrentDirectory) {
+  const std::filesystem::path bin_dir = std::filesystem::path(plugin_path()).parent_path();
+  RewardRegistry registry;
+  {
+    ScopedCwd cwd(bin_dir);
+    Status s = load_reward_plugin("libr1kit_example_reward_plugin.so", registry);
+    ASSERT_TRUE(s.ok()) << s.to_string();
+    EXPECT_TRUE(registry.contains("keyword_bonus"));
+    EXPECT_TRUE(load_reward_plugin("./libr1kit_example_reward_plugin.so", registry).ok());
+  }
+  EXPECT_TRUE(load_reward_plugin(plugin_path(), registry).ok());  // absolute: same library
+  {
+    ScopedCwd cwd("/");
+    // libm.so.6 is on the library path, but not in "/": not found, naming the path.
+    Status s = load_reward_plugin("libm.so.6", registry);
+    EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.to_string();
+    EXPECT_NE(s.message().find("libm.so.6"), std::string::npos);
+  }
+  // A fresh registry gets the rewards again (loaded once per registry).
+  RewardRegistry other;
+  EXPECT_TRUE(load_reward_plugin(plugin_path(), other).ok());
+  EXPECT_TRUE(other.contains("keyword_bonus"));
 }
 
 // A reward compiled into this binary registers itself with the macro.

@@ -10,7 +10,7 @@
 namespace r1kit::reward {
 namespace {
 
-double score1(const Reward& r, const Sample& s) {
+double task_score1(const Reward& r, const Sample& s) {
   return r.score(std::span<const Sample>(&s, 1))[0];
 }
 
@@ -22,7 +22,7 @@ TEST(TaskRewardTest, CountdownAnswersAreRight) {
     s.completion = "<think> " + t.trace + " </think> <answer> " +
                    t.metadata["answer"].get<std::string>() + " </answer>";
     s.metadata = t.metadata;
-    ASSERT_EQ(score1(r, s), 1.0) << s.completion;
+    ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
   }
 }
 
@@ -34,14 +34,14 @@ TEST(TaskRewardTest, KnightsKnavesAnswersAreRight) {
     s.completion =
         "<think> x </think> <answer> " + t.metadata["answer"].get<std::string>() + " </answer>";
     s.metadata = t.metadata;
-    ASSERT_EQ(score1(r, s), 1.0) << s.completion;
+    ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
     // Flipping the first person's role is wrong.
     std::string flipped = t.metadata["answer"].get<std::string>();
     size_t p = flipped.find(" is a ");
     bool knight = flipped.compare(p + 6, 6, "knight") == 0;
     flipped.replace(p + 6, knight ? 6 : 5, knight ? "knave" : "knight");
     s.completion = "<answer>" + flipped + "</answer>";
-    ASSERT_EQ(score1(r, s), 0.0) << s.completion;
+    ASSERT_EQ(task_score1(r, s), 0.0) << s.completion;
   }
 }
 
@@ -52,7 +52,7 @@ TEST(TaskRewardTest, ArithmeticTracesPass) {
     Sample s;
     s.completion = "<think> " + ex.trace + " </think> <answer> " + ex.answer + " </answer>";
     s.metadata = {{"answer", ex.answer}};
-    EXPECT_EQ(score1(arith, s), 1.0);
+    EXPECT_EQ(task_score1(arith, s), 1.0);
     EXPECT_EQ(format.score_one(s.completion), 1.0);
   }
 }

@@ -15,7 +15,7 @@ namespace {
 
 using policy::Transformer;
 
-Transformer make_model(uint64_t seed) {
+Transformer make_source_model(uint64_t seed) {
   Transformer m(*policy::preset("nano"));
   m->init_weights(seed);
   torch::NoGradGuard ng;
@@ -40,7 +40,7 @@ GenerateRequest request(int64_t max_new = 8) {
   return r;
 }
 
-std::vector<std::vector<int64_t>> tokens_of(const std::vector<Group>& groups) {
+std::vector<std::vector<int64_t>> source_tokens_of(const std::vector<Group>& groups) {
   std::vector<std::vector<int64_t>> out;
   for (const auto& g : groups)
     for (const auto& c : g.completions) out.push_back(c.token_ids);
@@ -55,8 +55,8 @@ EngineOptions small_cache() {
 }
 
 TEST(LocalRolloutSourceTest, UpdateWeightsSwitchesPolicyAndVersion) {
-  Transformer a = make_model(1), b = make_model(2);
-  LocalRolloutSource src(make_model(1), small_cache(), {}, /*initial_version=*/4);
+  Transformer a = make_source_model(1), b = make_source_model(2);
+  LocalRolloutSource src(make_source_model(1), small_cache(), {}, /*initial_version=*/4);
   EXPECT_EQ(src.policy_version(), 4);
   auto out_a = src.generate(request());
   ASSERT_TRUE(out_a.ok()) << out_a.status().to_string();
@@ -64,14 +64,14 @@ TEST(LocalRolloutSourceTest, UpdateWeightsSwitchesPolicyAndVersion) {
     for (const auto& c : g.completions) EXPECT_EQ(c.policy_version, 4);
 
   // Reference outputs of model b on its own source.
-  LocalRolloutSource ref_b(make_model(2), small_cache());
+  LocalRolloutSource ref_b(make_source_model(2), small_cache());
   auto want_b = ref_b.generate(request());
-  ASSERT_NE(tokens_of(*out_a), tokens_of(*want_b));
+  ASSERT_NE(source_tokens_of(*out_a), source_tokens_of(*want_b));
 
   ASSERT_TRUE(src.update_weights(native_weights(b), 5).ok());
   EXPECT_EQ(src.policy_version(), 5);
   auto out_b = src.generate(request());
-  EXPECT_EQ(tokens_of(*out_b), tokens_of(*want_b));
+  EXPECT_EQ(source_tokens_of(*out_b), source_tokens_of(*want_b));
   for (const auto& g : *out_b)
     for (const auto& c : g.completions) EXPECT_EQ(c.policy_version, 5);
 
@@ -83,9 +83,9 @@ TEST(LocalRolloutSourceTest, UpdateWeightsSwitchesPolicyAndVersion) {
 }
 
 TEST(LocalRolloutSourceTest, BadUpdatesChangeNothing) {
-  LocalRolloutSource src(make_model(1), small_cache(), {}, 1);
+  LocalRolloutSource src(make_source_model(1), small_cache(), {}, 1);
   auto before = src.generate(request());
-  Transformer other = make_model(3);
+  Transformer other = make_source_model(3);
 
   auto missing = native_weights(other);
   missing.pop_back();
@@ -102,19 +102,20 @@ TEST(LocalRolloutSourceTest, BadUpdatesChangeNothing) {
     EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
   }
   EXPECT_EQ(src.policy_version(), 1);
-  EXPECT_EQ(tokens_of(*src.generate(request())), tokens_of(*before));
+  EXPECT_EQ(source_tokens_of(*src.generate(request())), source_tokens_of(*before));
 }
 
 TEST(LocalRolloutSourceTest, UpdateIsAtomicWithRespectToGenerate) {
   // Generate on one thread while another updates the weights: every completion of a
   // call carries one version, and its tokens are exactly that version's.
-  LocalRolloutSource ref_a(make_model(1), small_cache()), ref_b(make_model(2), small_cache());
-  const auto want_a = tokens_of(*ref_a.generate(request(24)));
-  const auto want_b = tokens_of(*ref_b.generate(request(24)));
-  Transformer b = make_model(2);
+  LocalRolloutSource ref_a(make_source_model(1), small_cache()),
+      ref_b(make_source_model(2), small_cache());
+  const auto want_a = source_tokens_of(*ref_a.generate(request(24)));
+  const auto want_b = source_tokens_of(*ref_b.generate(request(24)));
+  Transformer b = make_source_model(2);
   const auto wb = native_weights(b);
 
-  LocalRolloutSource src(make_model(1), small_cache(), {}, 0);
+  LocalRolloutSource src(make_source_model(1), small_cache(), {}, 0);
   std::vector<std::vector<Group>> results;
   std::thread gen([&] {
     for (int i = 0; i < 4; ++i) results.push_back(*src.generate(request(24)));
@@ -126,31 +127,31 @@ TEST(LocalRolloutSourceTest, UpdateIsAtomicWithRespectToGenerate) {
     const int64_t v = r[0].completions[0].policy_version;
     for (const auto& g : r)
       for (const auto& c : g.completions) EXPECT_EQ(c.policy_version, v);
-    EXPECT_EQ(tokens_of(r), v == 0 ? want_a : want_b) << "version " << v;
+    EXPECT_EQ(source_tokens_of(r), v == 0 ? want_a : want_b) << "version " << v;
   }
   // Whether the update landed between calls depends on scheduling; after it returned,
   // every call must use the new weights.
   const auto after = *src.generate(request(24));
   EXPECT_EQ(after[0].completions[0].policy_version, 1);
-  EXPECT_EQ(tokens_of(after), want_b);
+  EXPECT_EQ(source_tokens_of(after), want_b);
 }
 
 TEST(LocalRolloutSourceTest, CopyOfIsIndependentOfTheTrainersModel) {
-  Transformer trainer = make_model(1);
+  Transformer trainer = make_source_model(1);
   auto src = LocalRolloutSource::copy_of(*trainer, small_cache(), {}, 2);
-  LocalRolloutSource ref(make_model(1), small_cache());
-  const auto want = tokens_of(*ref.generate(request()));
+  LocalRolloutSource ref(make_source_model(1), small_cache());
+  const auto want = source_tokens_of(*ref.generate(request()));
   {
     torch::NoGradGuard ng;
     for (auto& p : trainer->parameters()) p.add_(0.5);  // the trainer keeps training
   }
   auto got = src->generate(request());
-  EXPECT_EQ(tokens_of(*got), want);
+  EXPECT_EQ(source_tokens_of(*got), want);
   EXPECT_EQ((*got)[0].completions[0].policy_version, 2);
 }
 
 TEST(LocalRolloutSourceTest, RejectsBadRequests) {
-  LocalRolloutSource src(make_model(1), small_cache());
+  LocalRolloutSource src(make_source_model(1), small_cache());
   GenerateRequest r = request();
   r.prompts[1].ids = {1, 100000};
   auto out = src.generate(r);

@@ -79,5 +79,24 @@ dist: {threads: 1}
   if (!HasFailure()) fs::remove_all(root);
 }
 
+// reward_plugins are loaded before anything else: a missing library is an error at start
+// naming it (no teacher is loaded, no directory written).
+TEST(DistillIntegrationTest, MissingRewardPluginIsAnErrorAtStart) {
+  const std::string root =
+      ::testing::TempDir() + "r1kit_distill_plugin_" + std::to_string(::getpid());
+  fs::remove_all(root);
+  auto recipe = load_config_string<DistillRecipe>(
+      "reward_plugins: [no/such/libdistill_reward.so]\n"
+      "reward: [{name: keyword_bonus, keyword: so}]\n",
+      {"teacher.from=" + root + "/teacher", "checkpoint.dir=" + root + "/student"});
+  ASSERT_TRUE(recipe.ok()) << recipe.status().to_string();
+  EXPECT_EQ(recipe->reward_plugins, std::vector<std::string>{"no/such/libdistill_reward.so"});
+  auto res = run_distill(*recipe);
+  ASSERT_FALSE(res.ok());
+  EXPECT_NE(res.status().message().find("no/such/libdistill_reward.so"), std::string::npos)
+      << res.status().to_string();
+  EXPECT_FALSE(fs::exists(root + "/student"));
+}
+
 }  // namespace
 }  // namespace r1kit::sft

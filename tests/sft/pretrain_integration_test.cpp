@@ -16,14 +16,14 @@ namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
+std::string pretrain_fresh_dir(const std::string& name) {
   const std::string dir =
       ::testing::TempDir() + "r1kit_pretrain_" + name + "_" + std::to_string(::getpid());
   fs::remove_all(dir);
   return dir;
 }
 
-PretrainRecipe nano_recipe(const std::string& dir) {
+PretrainRecipe nano_pretrain_recipe(const std::string& dir) {
   auto r = load_config_string<PretrainRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
@@ -53,9 +53,9 @@ std::map<std::string, torch::Tensor> load_all(const std::string& dir) {
 }
 
 TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
-  const std::string a_dir = fresh_dir("a"), b_dir = fresh_dir("b");
+  const std::string a_dir = pretrain_fresh_dir("a"), b_dir = pretrain_fresh_dir("b");
   // Uninterrupted run.
-  auto a = run_pretrain(nano_recipe(a_dir));
+  auto a = run_pretrain(nano_pretrain_recipe(a_dir));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   EXPECT_TRUE(a->finished);
   EXPECT_EQ(a->steps_run, 8);
@@ -67,7 +67,7 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
     EXPECT_TRUE(fs::exists(a_dir + "/" + f)) << f;
 
   // Interrupted after 3 steps (checkpoint at 3), then resumed by a second invocation.
-  PretrainRecipe rb = nano_recipe(b_dir);
+  PretrainRecipe rb = nano_pretrain_recipe(b_dir);
   rb.train.stop_after = 3;
   auto b1 = run_pretrain(rb);
   ASSERT_TRUE(b1.ok()) << b1.status().to_string();
@@ -96,12 +96,12 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
 
 // --- the binary, as a user runs it ---------------------------------------------------
 
-std::string r1kit_binary() {
+std::string cli_binary() {
   return (fs::read_symlink("/proc/self/exe").parent_path() / "r1kit").string();
 }
 
 // Runs a shell command; returns {exit code, stdout}.
-std::pair<int, std::string> run(const std::string& cmd) {
+std::pair<int, std::string> run_cli(const std::string& cmd) {
   std::string out;
   FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
   if (!p) return {-1, ""};
@@ -113,60 +113,61 @@ std::pair<int, std::string> run(const std::string& cmd) {
 }
 
 TEST(CliIntegrationTest, ModelInitInfoLogits) {
-  const std::string bin = r1kit_binary(), dir = fresh_dir("cli_model");
+  const std::string bin = cli_binary(), dir = pretrain_fresh_dir("cli_model");
   ASSERT_TRUE(fs::exists(bin)) << bin;
-  auto [rc, out] = run(bin + " model init --preset nano --seed 1 --out " + dir + "/m");
+  auto [rc, out] = run_cli(bin + " model init --preset nano --seed 1 --out " + dir + "/m");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = run(bin + " model info " + dir + "/m --json");
+  std::tie(rc, out) = run_cli(bin + " model info " + dir + "/m --json");
   ASSERT_EQ(rc, 0);
   auto info = nlohmann::json::parse(out);
   EXPECT_GT(info["parameters_total"].get<int64_t>(),
             info["parameters_active_per_token"].get<int64_t>());
   EXPECT_LT(info["kv_cache_bytes_per_token_bf16"].get<int64_t>(),
             info["mha_cache_bytes_per_token_bf16"].get<int64_t>());
-  std::tie(rc, out) = run(bin + " model logits --model " + dir + "/m --ids 5,17,42");
+  std::tie(rc, out) = run_cli(bin + " model logits --model " + dir + "/m --ids 5,17,42");
   ASSERT_EQ(rc, 0);
   auto logits = nlohmann::json::parse(out)["logits"];
   ASSERT_EQ(logits.size(), 3u);
   EXPECT_EQ(logits[0].size(), 512u);  // nano vocabulary
   // The golden Hugging Face checkpoint loads through the same command.
-  std::tie(rc, out) = run(bin + " model logits --model " + std::string(R1KIT_TESTDATA) +
-                          "/golden/qwen2_tiny --ids 0,1,2");
+  std::tie(rc, out) = run_cli(bin + " model logits --model " + std::string(R1KIT_TESTDATA) +
+                              "/golden/qwen2_tiny --ids 0,1,2");
   ASSERT_EQ(rc, 0);
   EXPECT_EQ(nlohmann::json::parse(out)["logits"][2].size(), 97u);
   // Bad input: a clear error, exit code 1, no crash.
-  EXPECT_EQ(run(bin + " model logits --model " + dir + "/m --ids 5,x").first, 1);
-  EXPECT_EQ(run(bin + " model logits --model " + dir + "/m --ids 99999").first, 1);
-  EXPECT_EQ(run(bin + " model logits --model " + dir + "/missing --ids 1").first, 1);
-  EXPECT_EQ(run(bin + " model init --preset nope --out " + dir + "/x").first, 1);
+  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/m --ids 5,x").first, 1);
+  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/m --ids 99999").first, 1);
+  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/missing --ids 1").first, 1);
+  EXPECT_EQ(run_cli(bin + " model init --preset nope --out " + dir + "/x").first, 1);
   fs::remove_all(dir);
 }
 
 TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   // Training a tokenizer inside the binary that links LibTorch and gRPC-era protobuf
   // is exactly what the SentencePiece shim exists for.
-  const std::string bin = r1kit_binary(), dir = fresh_dir("cli_tok");
+  const std::string bin = cli_binary(), dir = pretrain_fresh_dir("cli_tok");
   fs::create_directories(dir);
   std::string corpus;
   for (int i = 0; i < 300; ++i)
     corpus += "What is " + std::to_string(i) + "*7+3? <think> ok </think>\n";
   ASSERT_TRUE(write_file_atomic(dir + "/c.txt", corpus).ok());
-  auto [rc, out] = run(bin + " tokenizer train --input " + dir + "/c.txt --out " + dir +
-                       "/t.model --vocab-size 300");
+  auto [rc, out] = run_cli(bin + " tokenizer train --input " + dir + "/c.txt --out " + dir +
+                           "/t.model --vocab-size 300");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = run(bin + " tokenizer encode --model " + dir + "/t.model --text '<think>12'");
+  std::tie(rc, out) =
+      run_cli(bin + " tokenizer encode --model " + dir + "/t.model --text '<think>12'");
   ASSERT_EQ(rc, 0);
-  std::tie(rc, out) = run(bin + " tokenizer decode --model " + dir + "/t.model --ids " + out);
+  std::tie(rc, out) = run_cli(bin + " tokenizer decode --model " + dir + "/t.model --ids " + out);
   ASSERT_EQ(rc, 0);
   EXPECT_NE(out.find("<think>12"), std::string::npos) << out;
 
   // A malformed recipe override is an error naming the key.
   std::tie(rc, out) =
-      run(bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe");
+      run_cli(bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe");
   EXPECT_NE(rc, 0);
   // The real recipe resolves and prints.
-  std::tie(rc, out) = run("cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
-                          " pretrain recipes/pretrain-tiny.yaml --print-recipe train.steps=3");
+  std::tie(rc, out) = run_cli("cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
+                              " pretrain recipes/pretrain-tiny.yaml --print-recipe train.steps=3");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("steps: 3"), std::string::npos);
   fs::remove_all(dir);

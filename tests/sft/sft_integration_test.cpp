@@ -15,14 +15,14 @@ namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
+std::string sft_fresh_dir(const std::string& name) {
   const std::string dir =
       ::testing::TempDir() + "r1kit_sft_" + name + "_" + std::to_string(::getpid());
   fs::remove_all(dir);
   return dir;
 }
 
-SftRecipe nano_recipe(const std::string& dir) {
+SftRecipe nano_sft_recipe(const std::string& dir) {
   auto r = load_config_string<SftRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
@@ -52,8 +52,8 @@ std::vector<double> losses(const std::string& dir) {
 }
 
 TEST(SftIntegrationTest, TrainsAndResumesExactly) {
-  const std::string a_dir = fresh_dir("a"), b_dir = fresh_dir("b");
-  auto a = run_sft(nano_recipe(a_dir));
+  const std::string a_dir = sft_fresh_dir("a"), b_dir = sft_fresh_dir("b");
+  auto a = run_sft(nano_sft_recipe(a_dir));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   EXPECT_TRUE(a->finished);
   EXPECT_LT(a->final_loss, a->first_loss);
@@ -61,7 +61,7 @@ TEST(SftIntegrationTest, TrainsAndResumesExactly) {
                         "checkpoints/step-000003/optimizer.safetensors", "tensorboard"})
     EXPECT_TRUE(fs::exists(a_dir + "/" + f)) << f;
 
-  SftRecipe rb = nano_recipe(b_dir);
+  SftRecipe rb = nano_sft_recipe(b_dir);
   rb.train.stop_after = 2;  // checkpoint at step 2, not on the every-3 grid
   auto b1 = run_sft(rb);
   ASSERT_TRUE(b1.ok()) << b1.status().to_string();

@@ -31,7 +31,7 @@ GenerateRequest make_request(int prompts, int64_t group_size = 3, uint64_t seed 
   return r;
 }
 
-void expect_same(const std::vector<Group>& a, const std::vector<Group>& b) {
+void expect_same_groups(const std::vector<Group>& a, const std::vector<Group>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].prompt_index, b[i].prompt_index) << i;
@@ -86,7 +86,7 @@ TEST(GrpcPool, OneWorkerGivesTheSourcesOutputInOrder) {
   FakeSource local;
   auto want = local.generate(req);
   ASSERT_TRUE(want.ok());
-  expect_same(*got, *want);
+  expect_same_groups(*got, *want);
   EXPECT_EQ(seen.size(), 6u);
 }
 
@@ -117,7 +117,7 @@ TEST(GrpcPool, BatchesRespectTheWorkersPromptLimit) {
   const GenerateRequest req = make_request(7);
   auto got = pool->generate(req);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
-  expect_same(*got, *FakeSource().generate(req));
+  expect_same_groups(*got, *FakeSource().generate(req));
 }
 
 TEST(GrpcPool, SpreadsGroupsOverWorkers) {
@@ -153,7 +153,7 @@ TEST(GrpcPool, WorkerKilledMidRolloutThenRestarted) {
   killer.wait();
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   FakeSource local;
-  expect_same(*got, *local.generate(req));
+  expect_same_groups(*got, *local.generate(req));
   EXPECT_EQ(delivered, 16);
   EXPECT_LT(a->fake.served(), 16);
 
@@ -163,7 +163,7 @@ TEST(GrpcPool, WorkerKilledMidRolloutThenRestarted) {
   std::this_thread::sleep_for(milliseconds(150));  // past retry_after_s
   auto again = pool->generate(make_request(16, 3, 12));
   ASSERT_TRUE(again.ok()) << again.status().to_string();
-  expect_same(*again, *local.generate(make_request(16, 3, 12)));
+  expect_same_groups(*again, *local.generate(make_request(16, 3, 12)));
   if (a->fake.served() == 0) {  // the probe may have landed after the first dispatch
     std::this_thread::sleep_for(milliseconds(150));
     ASSERT_TRUE(pool->generate(make_request(16, 3, 13)).ok());
@@ -184,7 +184,7 @@ TEST(GrpcPool, StalledWorkerFailsOverByDeadline) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   FakeSource local;
-  expect_same(*got, *local.generate(req));
+  expect_same_groups(*got, *local.generate(req));
   EXPECT_LT(secs, 3.0);
   EXPECT_EQ(b.fake.served(), 8);
 }
@@ -314,7 +314,7 @@ TEST(GrpcPool, TlsWorker) {
   const GenerateRequest req = make_request(3);
   auto got = pool->generate(req);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
-  expect_same(*got, *FakeSource().generate(req));
+  expect_same_groups(*got, *FakeSource().generate(req));
   // A plaintext client cannot talk to it.
   GrpcSourceOptions plain;
   plain.token = "t";

@@ -14,7 +14,7 @@
 namespace r1kit::rollout {
 namespace {
 
-namespace pb = ::r1kit::rollout::v1;
+namespace rolloutpb = ::r1kit::rollout::v1;
 using testing::FakeSource;
 
 WorkerOptions worker_options(const std::string& token = "") {
@@ -33,7 +33,7 @@ struct Client {
   explicit Client(int port, std::string token = "")
       : channel(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                     grpc::InsecureChannelCredentials())),
-        stub(pb::Rollout::NewStub(channel)),
+        stub(rolloutpb::Rollout::NewStub(channel)),
         health(grpc::health::v1::Health::NewStub(channel)),
         token(std::move(token)) {}
 
@@ -43,22 +43,22 @@ struct Client {
   }
 
   // Runs a Generate to the end; returns its status and the groups.
-  grpc::Status generate(const pb::GenerateRequest& req,
-                        std::vector<pb::GroupResult>* out = nullptr) {
+  grpc::Status generate(const rolloutpb::GenerateRequest& req,
+                        std::vector<rolloutpb::GroupResult>* out = nullptr) {
     grpc::ClientContext ctx;
     prepare(&ctx);
     auto reader = stub->Generate(&ctx, req);
-    pb::GroupResult g;
+    rolloutpb::GroupResult g;
     while (reader->Read(&g))
       if (out) out->push_back(g);
     return reader->Finish();
   }
 
-  grpc::Status update(const std::vector<pb::WeightChunk>& chunks, bool cancel_midway = false,
-                      pb::UpdateWeightsResponse* resp_out = nullptr) {
+  grpc::Status update(const std::vector<rolloutpb::WeightChunk>& chunks, bool cancel_midway = false,
+                      rolloutpb::UpdateWeightsResponse* resp_out = nullptr) {
     grpc::ClientContext ctx;
     prepare(&ctx);
-    pb::UpdateWeightsResponse resp;
+    rolloutpb::UpdateWeightsResponse resp;
     auto writer = stub->UpdateWeights(&ctx, &resp);
     for (size_t i = 0; i < chunks.size(); ++i) {
       if (cancel_midway && i == chunks.size() / 2) {
@@ -82,21 +82,21 @@ struct Client {
   }
 
   std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::Rollout::Stub> stub;
+  std::unique_ptr<rolloutpb::Rollout::Stub> stub;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
   std::string token;
 };
 
-pb::GenerateRequest good_request() {
-  pb::GenerateRequest r;
+rolloutpb::GenerateRequest good_request() {
+  rolloutpb::GenerateRequest r;
   for (int i = 0; i < 2; ++i) {
-    pb::Prompt* p = r.add_prompts();
+    rolloutpb::Prompt* p = r.add_prompts();
     p->add_token_ids(1 + i);
     p->add_token_ids(2);
     p->set_index(i);
   }
   r.set_group_size(2);
-  pb::SamplingParams* s = r.mutable_sampling();
+  rolloutpb::SamplingParams* s = r.mutable_sampling();
   s->set_temperature(1.0);
   s->set_top_p(1.0);
   s->set_max_new_tokens(4);
@@ -105,17 +105,17 @@ pb::GenerateRequest good_request() {
 }
 
 // Chunks of one tensor (float values), `chunk` bytes each, with its true checksum.
-std::vector<pb::WeightChunk> chunks_of(const std::string& name, const torch::Tensor& t,
-                                       int64_t version, int64_t count, size_t chunk = 16) {
-  std::vector<pb::WeightChunk> out;
+std::vector<rolloutpb::WeightChunk> chunks_of(const std::string& name, const torch::Tensor& t,
+                                              int64_t version, int64_t count, size_t chunk = 16) {
+  std::vector<rolloutpb::WeightChunk> out;
   const auto* base = static_cast<const char*>(t.data_ptr());
   const uint64_t total = t.nbytes();
   const uint64_t sum = fnv1a64(base, total);
   uint64_t off = 0;
   do {
-    pb::WeightChunk c;
+    rolloutpb::WeightChunk c;
     c.set_name(name);
-    c.set_dtype(pb::DTYPE_F32);
+    c.set_dtype(rolloutpb::DTYPE_F32);
     for (int64_t d : t.sizes()) c.add_shape(d);
     c.set_offset(off);
     c.set_total_bytes(total);
@@ -130,8 +130,8 @@ std::vector<pb::WeightChunk> chunks_of(const std::string& name, const torch::Ten
   return out;
 }
 
-std::vector<pb::WeightChunk> update_of(int64_t version, float value, int64_t count = 2) {
-  std::vector<pb::WeightChunk> all;
+std::vector<rolloutpb::WeightChunk> update_of(int64_t version, float value, int64_t count = 2) {
+  std::vector<rolloutpb::WeightChunk> all;
   auto a = chunks_of("a.weight", torch::full({3, 4}, value), version, count);
   auto b = chunks_of("b.bias", torch::full({5}, value), version, count);
   all.insert(all.end(), a.begin(), a.end());
@@ -156,14 +156,14 @@ class WorkerTest : public ::testing::Test {
 TEST_F(WorkerTest, GenerateStreamsEveryGroupOfTheSource) {
   start();
   Client c(worker_->port());
-  std::vector<pb::GroupResult> groups;
+  std::vector<rolloutpb::GroupResult> groups;
   ASSERT_TRUE(c.generate(good_request(), &groups).ok());
   ASSERT_EQ(groups.size(), 2u);
   for (const auto& g : groups) {
     EXPECT_EQ(g.completions_size(), 2);
     EXPECT_EQ(g.completions(0).token_ids_size(), 4);
     EXPECT_EQ(g.completions(0).logprobs_size(), 4);
-    EXPECT_EQ(g.completions(1).finish_reason(), pb::FINISH_REASON_STOP);
+    EXPECT_EQ(g.completions(1).finish_reason(), rolloutpb::FINISH_REASON_STOP);
   }
 }
 
@@ -175,7 +175,7 @@ TEST_F(WorkerTest, WrongOrMissingTokenIsUnauthenticated) {
     EXPECT_EQ(c.update(update_of(1, 1.0f)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
     grpc::ClientContext ctx;
     c.prepare(&ctx);
-    pb::InfoResponse info;
+    rolloutpb::InfoResponse info;
     EXPECT_EQ(c.stub->Info(&ctx, {}, &info).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
   EXPECT_EQ(fake_.updates(), 0);
@@ -188,7 +188,7 @@ TEST_F(WorkerTest, RequestsOverTheLimitsAreInvalidArgument) {
   Client c(worker_->port());
   struct Case {
     const char* what;
-    std::function<void(pb::GenerateRequest&)> edit;
+    std::function<void(rolloutpb::GenerateRequest&)> edit;
   };
   const std::vector<Case> cases = {
       {"no prompts", [](auto& r) { r.clear_prompts(); }},
@@ -217,7 +217,7 @@ TEST_F(WorkerTest, RequestsOverTheLimitsAreInvalidArgument) {
       {"stop token outside V", [](auto& r) { r.mutable_sampling()->add_stop_token_ids(1000); }},
   };
   for (const Case& k : cases) {
-    pb::GenerateRequest r = good_request();
+    rolloutpb::GenerateRequest r = good_request();
     k.edit(r);
     grpc::Status s = c.generate(r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << k.what;
@@ -230,7 +230,7 @@ TEST_F(WorkerTest, RequestsOverTheLimitsAreInvalidArgument) {
 TEST_F(WorkerTest, OlderWeightsThanAskedForIsFailedPrecondition) {
   start();
   Client c(worker_->port());
-  pb::GenerateRequest r = good_request();
+  rolloutpb::GenerateRequest r = good_request();
   r.set_min_policy_version(5);
   EXPECT_EQ(c.generate(r).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
@@ -238,7 +238,7 @@ TEST_F(WorkerTest, OlderWeightsThanAskedForIsFailedPrecondition) {
 TEST_F(WorkerTest, CompleteUpdateIsApplied) {
   start();
   Client c(worker_->port());
-  pb::UpdateWeightsResponse resp;
+  rolloutpb::UpdateWeightsResponse resp;
   ASSERT_TRUE(c.update(update_of(7, 2.5f), false, &resp).ok());
   EXPECT_EQ(resp.version(), 7);
   EXPECT_EQ(resp.tensors(), 2);
@@ -248,7 +248,7 @@ TEST_F(WorkerTest, CompleteUpdateIsApplied) {
   ASSERT_EQ(w.size(), 2u);
   EXPECT_TRUE(torch::equal(w["a.weight"], torch::full({3, 4}, 2.5f)));
   EXPECT_TRUE(torch::equal(w["b.bias"], torch::full({5}, 2.5f)));
-  std::vector<pb::GroupResult> groups;
+  std::vector<rolloutpb::GroupResult> groups;
   ASSERT_TRUE(c.generate(good_request(), &groups).ok());
   EXPECT_EQ(groups[0].completions(0).policy_version(), 7);
 }
@@ -300,7 +300,7 @@ TEST_F(WorkerTest, HealthIsNotServingWhileWeightsLoad) {
   EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   grpc::ClientContext ctx;
   c.prepare(&ctx);
-  pb::InfoResponse info;
+  rolloutpb::InfoResponse info;
   ASSERT_TRUE(c.stub->Info(&ctx, {}, &info).ok());
   EXPECT_TRUE(info.updating_weights());
   fake_.hold_updates(false);
@@ -314,7 +314,7 @@ TEST_F(WorkerTest, InfoReportsModelVersionAndLimits) {
   Client c(worker_->port());
   grpc::ClientContext ctx;
   c.prepare(&ctx);
-  pb::InfoResponse info;
+  rolloutpb::InfoResponse info;
   ASSERT_TRUE(c.stub->Info(&ctx, {}, &info).ok());
   EXPECT_EQ(info.model_config_json(), R"({"vocab_size": 100})");
   EXPECT_EQ(info.policy_version(), 0);

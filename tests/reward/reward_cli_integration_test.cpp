@@ -1,0 +1,228 @@
+// `r1kit task generate` and `r1kit reward score` as a user runs them: generated
+// countdown problems scored with the task's reward, file:line errors, and the `remote`
+// reward registered in the CLI.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace r1kit::reward {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string reward_cli_binary() {
+  return (fs::read_symlink("/proc/self/exe").parent_path() / "r1kit").string();
+}
+
+std::string reward_cli_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("r1kit_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+// Runs a shell command; returns {exit code, stdout (and stderr unless `stdout_only`)}.
+std::pair<int, std::string> run_reward_cli(const std::string& cmd, bool stdout_only = false) {
+  std::string out;
+  FILE* p = popen((cmd + (stdout_only ? " 2>/dev/null" : " 2>&1")).c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+std::vector<nlohmann::json> read_jsonl_file(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
+  const std::string bin = reward_cli_binary(), dir = reward_cli_dir("reward_cli");
+  ASSERT_TRUE(fs::exists(bin)) << bin;
+
+  // 20 countdown problems with traces; the same seed gives the same file.
+  auto [rc, out] = run_reward_cli(
+      bin + " task generate --task countdown --n 20 --seed 3 --traces --out " + dir + "/cd.jsonl");
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(run_reward_cli(bin + " task generate --task countdown --n 20 --seed 3 --traces --out " +
+                           dir + "/cd2.jsonl")
+                .first,
+            0);
+  EXPECT_EQ(slurp_file(dir + "/cd.jsonl"), slurp_file(dir + "/cd2.jsonl"));
+  const std::vector<nlohmann::json> tasks = read_jsonl_file(dir + "/cd.jsonl");
+  ASSERT_EQ(tasks.size(), 20u);
+  for (const auto& t : tasks) {
+    EXPECT_TRUE(t["prompt"].is_string());
+    EXPECT_TRUE(t["numbers"].is_array());
+    EXPECT_TRUE(t["target"].is_number_integer());
+    EXPECT_TRUE(t["answer"].is_string());
+    EXPECT_FALSE(t["trace"].get<std::string>().empty());
+  }
+  std::tie(rc, out) =
+      run_reward_cli(bin + " task generate --task sudoku --n 2 --out " + dir + "/x.jsonl");
+  EXPECT_NE(rc, 0);
+  EXPECT_FALSE(fs::exists(dir + "/x.jsonl"));
+
+  // Completions: the known solution for even lines, "1 + 1" for odd ones.
+  {
+    std::ofstream samples(dir + "/samples.jsonl");
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      nlohmann::json s = tasks[i];
+      s.erase("trace");
+      const std::string ans = i % 2 == 0 ? tasks[i]["answer"].get<std::string>() : "1 + 1";
+      s["completion"] = "<think> try </think> <answer> " + ans + " </answer>";
+      samples << s.dump() << "\n";
+    }
+  }
+  std::tie(rc, out) =
+      run_reward_cli(bin + " reward score --rewards countdown,format --weights 1,0.5" +
+                     " --args '{\"countdown\": {\"format_score\": 0.1}}' --input " + dir +
+                     "/samples.jsonl --output " + dir + "/scores.jsonl");
+  ASSERT_EQ(rc, 0) << out;
+  const std::vector<nlohmann::json> scores = read_jsonl_file(dir + "/scores.jsonl");
+  ASSERT_EQ(scores.size(), tasks.size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(scores[i]["rewards"]["format"], 1.0);
+    if (i % 2 == 0) {
+      EXPECT_EQ(scores[i]["rewards"]["countdown"], 1.0);
+      EXPECT_DOUBLE_EQ(scores[i]["total"].get<double>(), 1.5);
+    } else {
+      EXPECT_LT(scores[i]["rewards"]["countdown"].get<double>(), 1.0);
+    }
+  }
+  // Without --output the lines go to stdout; no ground truth -> null.
+  {
+    std::ofstream nogt(dir + "/nogt.jsonl");
+    nogt << R"({"prompt": "q", "completion": "<answer>3</answer>"})"
+         << "\n";
+  }
+  std::tie(rc, out) =
+      run_reward_cli(bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl",
+                     /*stdout_only=*/true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out),
+            nlohmann::json::parse(R"({"total": null, "rewards": {"math_accuracy": null}})"));
+
+  // A bad line: exit code 1, the error names file:line, no output file.
+  {
+    std::ofstream bad(dir + "/bad.jsonl");
+    bad << R"({"completion": "a"})"
+        << "\n"
+        << "{oops\n";
+  }
+  std::tie(rc, out) = run_reward_cli(bin + " reward score --rewards format --input " + dir +
+                                     "/bad.jsonl --output " + dir + "/bad_scores.jsonl");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("bad.jsonl:2"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir + "/bad_scores.jsonl"));
+  // An unknown reward names the known ones.
+  std::tie(rc, out) =
+      run_reward_cli(bin + " reward score --rewards nope --input " + dir + "/nogt.jsonl");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
+
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+// --task-arg KEY=VALUE sets the task section's difficulty, like `r1kit eval --task-arg`.
+TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
+  const std::string bin = reward_cli_binary(), dir = reward_cli_dir("task_args");
+  auto [rc, out] = run_reward_cli(bin +
+                                  " task generate --task arithmetic --n 200 --seed 2 --task-arg "
+                                  "max_a=9 --task-arg max_c=5 --out " +
+                                  dir + "/small.jsonl");
+  ASSERT_EQ(rc, 0) << out;
+  const std::vector<nlohmann::json> small = read_jsonl_file(dir + "/small.jsonl");
+  ASSERT_EQ(small.size(), 200u);
+  int max_a = 0;
+  for (const auto& t : small) {
+    int a = -1, b = -1, c = -1;
+    ASSERT_EQ(std::sscanf(t["prompt"].get<std::string>().c_str(), "What is %d*%d+%d?", &a, &b, &c),
+              3)
+        << t.dump();
+    EXPECT_LE(a, 9) << t.dump();
+    EXPECT_LE(c, 5) << t.dump();
+    max_a = std::max(max_a, a);
+  }
+  EXPECT_EQ(max_a, 9);
+  // Without --task-arg: the default difficulty (a up to 99) for the same seed.
+  std::tie(rc, out) = run_reward_cli(
+      bin + " task generate --task arithmetic --n 200 --seed 2 --out " + dir + "/default.jsonl");
+  ASSERT_EQ(rc, 0) << out;
+  int default_max_a = 0;
+  for (const auto& t : read_jsonl_file(dir + "/default.jsonl")) {
+    int a = 0, b = 0, c = 0;
+    std::sscanf(t["prompt"].get<std::string>().c_str(), "What is %d*%d+%d?", &a, &b, &c);
+    default_max_a = std::max(default_max_a, a);
+  }
+  EXPECT_GT(default_max_a, 9);
+  // Countdown with five operands.
+  std::tie(rc, out) =
+      run_reward_cli(bin + " task generate --task countdown --n 10 --task-arg min_numbers=5 " +
+                     "--task-arg max_numbers=5 --out " + dir + "/cd5.jsonl");
+  ASSERT_EQ(rc, 0) << out;
+  for (const auto& t : read_jsonl_file(dir + "/cd5.jsonl")) EXPECT_EQ(t["numbers"].size(), 5u);
+  // Errors name the culprit; no file is written.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"max_z=3", "max_z"},            // unknown key
+      {"max_a=1", "max_a"},            // below its range (>= 2)
+      {"max_a=many", "max_a"},         // wrong type
+      {"seed=4", "--seed"},            // has its own flag
+      {"min_people=6", "max_people"},  // min > max
+  };
+  for (const auto& [arg, names] : bad) {
+    std::tie(rc, out) = run_reward_cli(bin + " task generate --task knights_knaves --n 2 " +
+                                       "--task-arg " + arg + " --out " + dir + "/bad.jsonl");
+    EXPECT_EQ(rc, 1) << arg << ": " << out;
+    EXPECT_NE(out.find(names), std::string::npos) << arg << ": " << out;
+    EXPECT_FALSE(fs::exists(dir + "/bad.jsonl")) << arg;
+  }
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
+  const std::string bin = reward_cli_binary();
+  auto [rc, out] = run_reward_cli(bin + " reward list");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("remote"), std::string::npos) << out;
+  EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
+  // A remote reward whose server is down: every line scores null, exit code 0.
+  const std::string dir = reward_cli_dir("reward_cli_remote");
+  {
+    std::ofstream in(dir + "/in.jsonl");
+    in << R"({"prompt": "q", "completion": "<answer>3</answer>", "answer": "3"})"
+       << "\n";
+  }
+  std::tie(rc, out) =
+      run_reward_cli(bin +
+                         " reward score --rewards remote --args '{\"remote\": {\"address\": "
+                         "\"127.0.0.1:1\", \"deadline_ms\": 500}}' --input " +
+                         dir + "/in.jsonl",
+                     /*stdout_only=*/true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out),
+            nlohmann::json::parse(R"({"total": null, "rewards": {"remote": null}})"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace r1kit::reward
