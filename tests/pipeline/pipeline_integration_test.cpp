@@ -108,7 +108,7 @@ dist: {threads: 1}
   auto cr = control_recipe(*r);
   ASSERT_TRUE(cr.ok()) << cr.status().to_string();
   EXPECT_EQ(cr->train.steps, std::llround(4 * (t_sft + t_grpo) / t_sft));
-  EXPECT_GT(cr->train.steps, 4);
+  EXPECT_GE(cr->train.steps, 4);  // more when GRPO took a noticeable share of the time
   EXPECT_EQ(cr->tokenizer.path, dir + "/sft/tokenizer.model");
   auto ctl = run_pipeline(*r);
   ASSERT_TRUE(ctl.ok()) << ctl.status().to_string();
