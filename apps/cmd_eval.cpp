@@ -55,11 +55,7 @@ Status run_eval(EvalFlags f) {
   if (f.task.name == "jsonl" && f.task.path.empty())
     return InvalidArgument("--task jsonl needs --task-path FILE");
   if (!f.task.path.empty() && f.task.name != "jsonl") f.task.name = "jsonl";
-  if (!f.task_args.empty()) {
-    // The flags' section as YAML, with the KEY=VALUE overrides on top (checked like a recipe).
-    ASSIGN_OR_RETURN(f.task, load_config_string<data::TaskSection>(dump_config(f.task), f.task_args,
-                                                                   "--task-arg"));
-  }
+  RETURN_IF_ERROR(data::apply_task_args(f.task, f.task_args));
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
 

@@ -10,7 +10,6 @@
 
 #include "apps/commands.h"
 #include "core/atomic_file.h"
-#include "core/config.h"
 #include "data/task_source.h"
 #include "reward/jsonl.h"
 
@@ -29,16 +28,12 @@ struct TaskGenerateFlags {
 Status run_task_generate(const TaskGenerateFlags& f) {
   data::TaskSection task;
   task.name = f.task;
-  if (!f.task_args.empty()) {
-    for (const std::string& kv : f.task_args) {
-      const std::string key = kv.substr(0, kv.find('='));
-      if (key == "name" || key == "seed")
-        return InvalidArgument("--task-arg {}: use --{} instead", kv, key == "name" ? "task" : key);
-    }
-    // The flags' section as YAML, with the KEY=VALUE overrides on top (checked like a recipe).
-    ASSIGN_OR_RETURN(
-        task, load_config_string<data::TaskSection>(dump_config(task), f.task_args, "--task-arg"));
+  for (const std::string& kv : f.task_args) {
+    const std::string key = kv.substr(0, kv.find('='));
+    if (key == "name" || key == "seed")
+      return InvalidArgument("--task-arg {}: use --{} instead", kv, key == "name" ? "task" : key);
   }
+  RETURN_IF_ERROR(data::apply_task_args(task, f.task_args));
   std::ostringstream out;
   RETURN_IF_ERROR(reward::write_tasks_jsonl(task, f.seed, f.n, f.traces, out));
   RETURN_IF_ERROR(write_file_atomic(f.out, out.str()));

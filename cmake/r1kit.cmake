@@ -66,3 +66,39 @@ function(r1kit_folder_library name)
   endif()
   r1kit_add_library(${name} TORCH SOURCES ${srcs} DEPS ${ARG_DEPS})
 endfunction()
+
+# r1kit_grpc_proto_library(NAME PROTOS a b/c ...): a static library r1kit_NAME with the
+# C++ messages and gRPC stubs of proto/a.proto, proto/b/c.proto, ..., generated into
+# the current binary folder's gen/ and compiled without our warnings. Debian 12 ships no
+# CMake config for gRPC: grpc++ comes from pkg-config, protoc from CMake's FindProtobuf,
+# grpc_cpp_plugin from the PATH.
+function(r1kit_grpc_proto_library name)
+  cmake_parse_arguments(ARG "" "" "PROTOS" ${ARGN})
+  find_package(Protobuf REQUIRED)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(GRPCPP REQUIRED grpc++)
+  find_program(R1KIT_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+  set(proto_root ${CMAKE_SOURCE_DIR}/proto)
+  set(gen_dir ${CMAKE_CURRENT_BINARY_DIR}/gen)
+  file(MAKE_DIRECTORY ${gen_dir})
+  set(gen_srcs "")
+  foreach(proto ${ARG_PROTOS})
+    set(outs ${gen_dir}/${proto}.pb.cc ${gen_dir}/${proto}.pb.h ${gen_dir}/${proto}.grpc.pb.cc
+             ${gen_dir}/${proto}.grpc.pb.h)
+    add_custom_command(
+      OUTPUT ${outs}
+      COMMAND protobuf::protoc --proto_path=${proto_root} --cpp_out=${gen_dir}
+              --grpc_out=${gen_dir} --plugin=protoc-gen-grpc=${R1KIT_GRPC_CPP_PLUGIN}
+              ${proto_root}/${proto}.proto
+      DEPENDS ${proto_root}/${proto}.proto protobuf::protoc
+      COMMENT "protoc ${proto}.proto"
+      VERBATIM)
+    list(APPEND gen_srcs ${gen_dir}/${proto}.pb.cc ${gen_dir}/${proto}.grpc.pb.cc)
+  endforeach()
+  add_library(r1kit_${name} STATIC ${gen_srcs})
+  target_include_directories(r1kit_${name} PUBLIC ${gen_dir})
+  # Include dirs and libraries only: grpc++'s pkg-config cflags add -DNOMINMAX (a
+  # Windows switch), which would keep every user of this target off the shared PCH.
+  target_include_directories(r1kit_${name} SYSTEM PUBLIC ${GRPCPP_INCLUDE_DIRS})
+  target_link_libraries(r1kit_${name} PUBLIC protobuf::libprotobuf ${GRPCPP_LINK_LIBRARIES})
+endfunction()

@@ -62,9 +62,7 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
   return t;
 }
 
-TaskSample TaskSource::generate(uint64_t stream, uint64_t index) const {
-  const TaskSection& c = section_;
-  const uint64_t seed = derive_seed(c.seed, {stream});
+TaskSample generate_problem(const TaskSection& c, uint64_t seed, uint64_t index) {
   if (c.name == "countdown") {
     CountdownTaskOptions o;
     o.min_numbers = static_cast<int>(c.min_numbers);
@@ -82,6 +80,18 @@ TaskSample TaskSource::generate(uint64_t stream, uint64_t index) const {
   const auto ex =
       arithmetic_example(seed, index, {c.max_a, c.max_b, c.max_c, parse_arithmetic_trace(c.trace)});
   return {ex.question, ex.trace, nlohmann::json{{"answer", ex.answer}}};
+}
+
+Status apply_task_args(TaskSection& section, const std::vector<std::string>& args) {
+  if (args.empty()) return OkStatus();
+  // The section as YAML, with the KEY=VALUE overrides on top.
+  ASSIGN_OR_RETURN(section,
+                   load_config_string<TaskSection>(dump_config(section), args, "--task-arg"));
+  return OkStatus();
+}
+
+TaskSample TaskSource::generate(uint64_t stream, uint64_t index) const {
+  return generate_problem(section_, derive_seed(section_.seed, {stream}), index);
 }
 
 TaskSample TaskSource::train(uint64_t index) const {

@@ -106,6 +106,15 @@ class TaskSource {
   std::unordered_set<std::string> eval_questions_;
 };
 
+// Problem `index` of a procedural task (section.name: arithmetic, countdown,
+// knights_knaves) with the section's difficulty keys, from stream `seed` as given (the
+// section's own seed is not used). A pure function of its arguments.
+TaskSample generate_problem(const TaskSection& section, uint64_t seed, uint64_t index);
+
+// Applies `args` ("KEY=VALUE", the --task-arg flags of the CLI) onto `section`, checked
+// like a recipe's task section; the error names the key.
+Status apply_task_args(TaskSection& section, const std::vector<std::string>& args);
+
 // Default reward list (YAML text) for a task: its accuracy checker and the R1 format.
 std::string default_task_rewards(const TaskSection& section);
 

@@ -122,34 +122,12 @@ StatusOr<data::TaskSample> generate_task(std::string_view name, uint64_t seed, u
   return generate_task(task, seed, index);
 }
 
-// The option mapping follows data::TaskSource (task_source.cpp), with `seed` used as is.
 StatusOr<data::TaskSample> generate_task(const data::TaskSection& task, uint64_t seed,
                                          uint64_t index) {
-  if (task.name == "countdown") {
-    data::CountdownTaskOptions o;
-    o.min_numbers = static_cast<int>(task.min_numbers);
-    o.max_numbers = static_cast<int>(task.max_numbers);
-    o.max_number = task.max_number;
-    o.max_target = task.max_target;
-    return data::countdown_task(seed, index, o);
-  }
-  if (task.name == "knights_knaves") {
-    data::KnightsKnavesTaskOptions o;
-    o.min_people = static_cast<int>(task.min_people);
-    o.max_people = static_cast<int>(task.max_people);
-    return data::knights_knaves_task(seed, index, o);
-  }
-  if (task.name == "arithmetic") {
-    data::ArithmeticOptions o;
-    o.max_a = task.max_a;
-    o.max_b = task.max_b;
-    o.max_c = task.max_c;
-    o.trace = data::parse_arithmetic_trace(task.trace);
-    data::TaskExample ex = data::arithmetic_example(seed, index, o);
-    return data::TaskSample{ex.question, ex.trace, {{"answer", ex.answer}}};
-  }
-  return InvalidArgument("unknown task \"{}\" (known: arithmetic, countdown, knights_knaves)",
-                         task.name);
+  if (task.name != "arithmetic" && task.name != "countdown" && task.name != "knights_knaves")
+    return InvalidArgument("unknown task \"{}\" (known: arithmetic, countdown, knights_knaves)",
+                           task.name);
+  return data::generate_problem(task, seed, index);
 }
 
 StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,

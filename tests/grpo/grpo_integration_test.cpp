@@ -20,6 +20,7 @@
 #include "data/tokenizer.h"
 #include "grpo/trainer.h"
 #include "reward/reward.h"
+#include "tests/cli_util.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -208,11 +209,6 @@ TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
   if (!HasFailure()) fs::remove_all(dir);
 }
 
-// The example plug-in (reward/examples/keyword_bonus_plugin.cpp), built beside this binary.
-fs::path grpo_example_plugin() {
-  return fs::read_symlink("/proc/self/exe").parent_path() / "libr1kit_example_reward_plugin.so";
-}
-
 StatusOr<GrpoRecipe> grpo_plugin_recipe(const std::string& dir, const std::string& plugins) {
   return load_config_string<GrpoRecipe>(R"(
 model: {preset: nano}
@@ -231,7 +227,7 @@ dist: {threads: 1}
 }
 
 TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
-  const fs::path plugin = grpo_example_plugin();
+  const fs::path plugin = fs::path(testing::example_reward_plugin());
   ASSERT_TRUE(fs::exists(plugin)) << plugin;
   const std::string dir = grpo_fresh_dir("plugin");
   auto r = grpo_plugin_recipe(dir, "[" + plugin.string() + "]");

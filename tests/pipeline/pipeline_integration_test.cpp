@@ -2,7 +2,6 @@
 // load (both models, both evaluation reports, the HTML page), and a rerun skips every
 // stage whose output exists.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,40 +14,27 @@
 #include "core/config.h"
 #include "pipeline/run.h"
 #include "policy/checkpoint.h"
+#include "tests/cli_util.h"
 
 namespace r1kit::pipeline {
 namespace {
 namespace fs = std::filesystem;
 
-// Runs a shell command (stderr folded in); returns {exit code, output}.
-std::pair<int, std::string> pipeline_run_cli(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
-
 // `r1kit eval --plugin LIB` on a model of the run: the plug-in's reward is a component.
 void expect_eval_loads_plugin(const std::string& model_dir, const std::string& out_json) {
-  const fs::path bin_dir = fs::read_symlink("/proc/self/exe").parent_path();
-  const std::string eval = (bin_dir / "r1kit").string() + " eval --model " + model_dir +
+  const std::string eval = testing::r1kit_binary() + " eval --model " + model_dir +
                            " --task arithmetic --chat-template plain --n 2 --k 1"
                            " --max-new-tokens 8 --threads 1 --quiet --rewards "
                            "'[{name: arithmetic}, {name: keyword_bonus, keyword: e}]'";
-  auto [rc, out] = pipeline_run_cli(eval + " --plugin " +
-                                    (bin_dir / "libr1kit_example_reward_plugin.so").string() +
-                                    " --json " + out_json);
+  auto [rc, out] = testing::run_command(
+      eval + " --plugin " + testing::example_reward_plugin() + " --json " + out_json, true);
   ASSERT_EQ(rc, 0) << out;
   std::ifstream f(out_json);
   auto j = nlohmann::json::parse(f, nullptr, false);
   ASSERT_TRUE(j.is_object()) << out;
   EXPECT_TRUE(j["reward_components"].contains("keyword_bonus")) << j.dump();
   // A missing library: exit code 1 before the model is loaded, naming the path.
-  std::tie(rc, out) = pipeline_run_cli(eval + " --plugin no/such/libeval_reward.so");
+  std::tie(rc, out) = testing::run_command(eval + " --plugin no/such/libeval_reward.so", true);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("no/such/libeval_reward.so"), std::string::npos) << out;
 }

@@ -14,16 +14,10 @@
 #include <fstream>
 
 #include "reward/rule_rewards.h"
+#include "tests/cli_util.h"
 
 namespace r1kit::reward {
 namespace {
-
-// The plug-in is built beside the test binary (CMAKE_LIBRARY_OUTPUT_DIRECTORY).
-std::string plugin_path() {
-  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() /
-          "libr1kit_example_reward_plugin.so")
-      .string();
-}
 
 // The absolute path of the libm this process uses: a real library without the symbol.
 std::string libm_path() {
@@ -48,7 +42,8 @@ class ScopedCwd {
 
 TEST(PluginTest, LoadsAndScores) {
   RewardRegistry registry;
-  ASSERT_TRUE(load_reward_plugin(plugin_path(), registry).ok()) << plugin_path();
+  ASSERT_TRUE(load_reward_plugin(testing::example_reward_plugin(), registry).ok())
+      << testing::example_reward_plugin();
   EXPECT_TRUE(registry.contains("keyword_bonus"));
   auto r = registry.create("keyword_bonus", {{"keyword", "therefore"}, {"bonus", 0.5}});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -72,9 +67,11 @@ TEST(PluginTest, LoadsAndScores) {
   EXPECT_NE(bad.status().message().find("keyword_bonus"), std::string::npos);
   // Loading the same library again is harmless: OK, nothing added, the reward still works.
   const size_t n_rewards = registry.list().size();
-  Status again = load_reward_plugin(plugin_path(), registry);
+  Status again = load_reward_plugin(testing::example_reward_plugin(), registry);
   EXPECT_TRUE(again.ok()) << again.to_string();
-  EXPECT_TRUE(load_reward_plugins({plugin_path(), plugin_path()}, registry).ok());
+  EXPECT_TRUE(load_reward_plugins(
+                  {testing::example_reward_plugin(), testing::example_reward_plugin()}, registry)
+                  .ok());
   EXPECT_EQ(registry.list().size(), n_rewards);
   EXPECT_TRUE(registry.create("keyword_bonus", {{"keyword", "so"}}).ok());
   Status missing = load_reward_plugin("/nonexistent/libnope.so", registry);
@@ -98,7 +95,7 @@ TEST(PluginTest, LoadsAndScores) {
   // Through the recipe list, combined with a built-in.
   RewardRegistry with_builtins;
   register_builtin_rewards(with_builtins);
-  ASSERT_TRUE(load_reward_plugins({plugin_path()}, with_builtins).ok());
+  ASSERT_TRUE(load_reward_plugins({testing::example_reward_plugin()}, with_builtins).ok());
   auto specs =
       parse_reward_specs("[{name: tag_count}, {name: keyword_bonus, weight: 2, keyword: so}]");
   ASSERT_TRUE(specs.ok());
@@ -112,7 +109,8 @@ TEST(PluginTest, LoadsAndScores) {
 // A relative path is the current directory's (as a recipe's paths are), never a search
 // of the library path; the same file under another spelling is the same library.
 TEST(PluginTest, RelativePathsResolveAgainstTheCurrentDirectory) {
-  const std::filesystem::path bin_dir = std::filesystem::path(plugin_path()).parent_path();
+  const std::filesystem::path bin_dir =
+      std::filesystem::path(testing::example_reward_plugin()).parent_path();
   RewardRegistry registry;
   {
     ScopedCwd cwd(bin_dir);
@@ -121,7 +119,8 @@ TEST(PluginTest, RelativePathsResolveAgainstTheCurrentDirectory) {
     EXPECT_TRUE(registry.contains("keyword_bonus"));
     EXPECT_TRUE(load_reward_plugin("./libr1kit_example_reward_plugin.so", registry).ok());
   }
-  EXPECT_TRUE(load_reward_plugin(plugin_path(), registry).ok());  // absolute: same library
+  EXPECT_TRUE(load_reward_plugin(testing::example_reward_plugin(), registry)
+                  .ok());  // absolute: same library
   {
     ScopedCwd cwd("/");
     // libm.so.6 is on the library path, but not in "/": not found, naming the path.
@@ -131,7 +130,7 @@ TEST(PluginTest, RelativePathsResolveAgainstTheCurrentDirectory) {
   }
   // A fresh registry gets the rewards again (loaded once per registry).
   RewardRegistry other;
-  EXPECT_TRUE(load_reward_plugin(plugin_path(), other).ok());
+  EXPECT_TRUE(load_reward_plugin(testing::example_reward_plugin(), other).ok());
   EXPECT_TRUE(other.contains("keyword_bonus"));
 }
 

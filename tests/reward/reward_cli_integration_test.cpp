@@ -2,7 +2,6 @@
 // countdown problems scored with the task's reward, file:line errors, and the `remote`
 // reward registered in the CLI.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,32 +13,18 @@
 #include <utility>
 #include <vector>
 
+#include "tests/cli_util.h"
+
 namespace r1kit::reward {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string reward_cli_binary() {
-  return (fs::read_symlink("/proc/self/exe").parent_path() / "r1kit").string();
-}
 
 std::string reward_cli_dir(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / ("r1kit_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
-}
-
-// Runs a shell command; returns {exit code, stdout (and stderr unless `stdout_only`)}.
-std::pair<int, std::string> run_reward_cli(const std::string& cmd, bool stdout_only = false) {
-  std::string out;
-  FILE* p = popen((cmd + (stdout_only ? " 2>/dev/null" : " 2>&1")).c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
 
 std::vector<nlohmann::json> read_jsonl_file(const std::string& path) {
@@ -55,17 +40,20 @@ std::string slurp_file(const std::string& path) {
 }
 
 TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
-  const std::string bin = reward_cli_binary(), dir = reward_cli_dir("reward_cli");
+  const std::string bin = testing::r1kit_binary(), dir = reward_cli_dir("reward_cli");
   ASSERT_TRUE(fs::exists(bin)) << bin;
 
   // 20 countdown problems with traces; the same seed gives the same file.
-  auto [rc, out] = run_reward_cli(
-      bin + " task generate --task countdown --n 20 --seed 3 --traces --out " + dir + "/cd.jsonl");
+  auto [rc, out] = testing::run_command(
+      bin + " task generate --task countdown --n 20 --seed 3 --traces --out " + dir + "/cd.jsonl",
+      true);
   ASSERT_EQ(rc, 0) << out;
-  ASSERT_EQ(run_reward_cli(bin + " task generate --task countdown --n 20 --seed 3 --traces --out " +
-                           dir + "/cd2.jsonl")
-                .first,
-            0);
+  ASSERT_EQ(
+      testing::run_command(bin + " task generate --task countdown --n 20 --seed 3 --traces --out " +
+                               dir + "/cd2.jsonl",
+                           true)
+          .first,
+      0);
   EXPECT_EQ(slurp_file(dir + "/cd.jsonl"), slurp_file(dir + "/cd2.jsonl"));
   const std::vector<nlohmann::json> tasks = read_jsonl_file(dir + "/cd.jsonl");
   ASSERT_EQ(tasks.size(), 20u);
@@ -76,8 +64,8 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
     EXPECT_TRUE(t["answer"].is_string());
     EXPECT_FALSE(t["trace"].get<std::string>().empty());
   }
-  std::tie(rc, out) =
-      run_reward_cli(bin + " task generate --task sudoku --n 2 --out " + dir + "/x.jsonl");
+  std::tie(rc, out) = testing::run_command(
+      bin + " task generate --task sudoku --n 2 --out " + dir + "/x.jsonl", true);
   EXPECT_NE(rc, 0);
   EXPECT_FALSE(fs::exists(dir + "/x.jsonl"));
 
@@ -93,9 +81,10 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
     }
   }
   std::tie(rc, out) =
-      run_reward_cli(bin + " reward score --rewards countdown,format --weights 1,0.5" +
-                     " --args '{\"countdown\": {\"format_score\": 0.1}}' --input " + dir +
-                     "/samples.jsonl --output " + dir + "/scores.jsonl");
+      testing::run_command(bin + " reward score --rewards countdown,format --weights 1,0.5" +
+                               " --args '{\"countdown\": {\"format_score\": 0.1}}' --input " + dir +
+                               "/samples.jsonl --output " + dir + "/scores.jsonl",
+                           true);
   ASSERT_EQ(rc, 0) << out;
   const std::vector<nlohmann::json> scores = read_jsonl_file(dir + "/scores.jsonl");
   ASSERT_EQ(scores.size(), tasks.size());
@@ -115,9 +104,9 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
     nogt << R"({"prompt": "q", "completion": "<answer>3</answer>"})"
          << "\n";
   }
-  std::tie(rc, out) =
-      run_reward_cli(bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl",
-                     /*stdout_only=*/true);
+  std::tie(rc, out) = testing::run_command(
+      bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl",
+      /*with_stderr=*/false);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"math_accuracy": null}})"));
@@ -129,14 +118,15 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
         << "\n"
         << "{oops\n";
   }
-  std::tie(rc, out) = run_reward_cli(bin + " reward score --rewards format --input " + dir +
-                                     "/bad.jsonl --output " + dir + "/bad_scores.jsonl");
+  std::tie(rc, out) = testing::run_command(bin + " reward score --rewards format --input " + dir +
+                                               "/bad.jsonl --output " + dir + "/bad_scores.jsonl",
+                                           true);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("bad.jsonl:2"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/bad_scores.jsonl"));
   // An unknown reward names the known ones.
-  std::tie(rc, out) =
-      run_reward_cli(bin + " reward score --rewards nope --input " + dir + "/nogt.jsonl");
+  std::tie(rc, out) = testing::run_command(
+      bin + " reward score --rewards nope --input " + dir + "/nogt.jsonl", true);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
 
@@ -145,11 +135,13 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
 
 // --task-arg KEY=VALUE sets the task section's difficulty, like `r1kit eval --task-arg`.
 TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
-  const std::string bin = reward_cli_binary(), dir = reward_cli_dir("task_args");
-  auto [rc, out] = run_reward_cli(bin +
-                                  " task generate --task arithmetic --n 200 --seed 2 --task-arg "
-                                  "max_a=9 --task-arg max_c=5 --out " +
-                                  dir + "/small.jsonl");
+  const std::string bin = testing::r1kit_binary(), dir = reward_cli_dir("task_args");
+  auto [rc, out] =
+      testing::run_command(bin +
+                               " task generate --task arithmetic --n 200 --seed 2 --task-arg "
+                               "max_a=9 --task-arg max_c=5 --out " +
+                               dir + "/small.jsonl",
+                           true);
   ASSERT_EQ(rc, 0) << out;
   const std::vector<nlohmann::json> small = read_jsonl_file(dir + "/small.jsonl");
   ASSERT_EQ(small.size(), 200u);
@@ -165,8 +157,9 @@ TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
   }
   EXPECT_EQ(max_a, 9);
   // Without --task-arg: the default difficulty (a up to 99) for the same seed.
-  std::tie(rc, out) = run_reward_cli(
-      bin + " task generate --task arithmetic --n 200 --seed 2 --out " + dir + "/default.jsonl");
+  std::tie(rc, out) = testing::run_command(
+      bin + " task generate --task arithmetic --n 200 --seed 2 --out " + dir + "/default.jsonl",
+      true);
   ASSERT_EQ(rc, 0) << out;
   int default_max_a = 0;
   for (const auto& t : read_jsonl_file(dir + "/default.jsonl")) {
@@ -176,9 +169,10 @@ TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
   }
   EXPECT_GT(default_max_a, 9);
   // Countdown with five operands.
-  std::tie(rc, out) =
-      run_reward_cli(bin + " task generate --task countdown --n 10 --task-arg min_numbers=5 " +
-                     "--task-arg max_numbers=5 --out " + dir + "/cd5.jsonl");
+  std::tie(rc, out) = testing::run_command(
+      bin + " task generate --task countdown --n 10 --task-arg min_numbers=5 " +
+          "--task-arg max_numbers=5 --out " + dir + "/cd5.jsonl",
+      true);
   ASSERT_EQ(rc, 0) << out;
   for (const auto& t : read_jsonl_file(dir + "/cd5.jsonl")) EXPECT_EQ(t["numbers"].size(), 5u);
   // Errors name the culprit; no file is written.
@@ -190,8 +184,10 @@ TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
       {"min_people=6", "max_people"},  // min > max
   };
   for (const auto& [arg, names] : bad) {
-    std::tie(rc, out) = run_reward_cli(bin + " task generate --task knights_knaves --n 2 " +
-                                       "--task-arg " + arg + " --out " + dir + "/bad.jsonl");
+    std::tie(rc, out) =
+        testing::run_command(bin + " task generate --task knights_knaves --n 2 " + "--task-arg " +
+                                 arg + " --out " + dir + "/bad.jsonl",
+                             true);
     EXPECT_EQ(rc, 1) << arg << ": " << out;
     EXPECT_NE(out.find(names), std::string::npos) << arg << ": " << out;
     EXPECT_FALSE(fs::exists(dir + "/bad.jsonl")) << arg;
@@ -200,8 +196,8 @@ TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
 }
 
 TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
-  const std::string bin = reward_cli_binary();
-  auto [rc, out] = run_reward_cli(bin + " reward list");
+  const std::string bin = testing::r1kit_binary();
+  auto [rc, out] = testing::run_command(bin + " reward list", true);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("remote"), std::string::npos) << out;
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
@@ -213,11 +209,11 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
        << "\n";
   }
   std::tie(rc, out) =
-      run_reward_cli(bin +
-                         " reward score --rewards remote --args '{\"remote\": {\"address\": "
-                         "\"127.0.0.1:1\", \"deadline_ms\": 500}}' --input " +
-                         dir + "/in.jsonl",
-                     /*stdout_only=*/true);
+      testing::run_command(bin +
+                               " reward score --rewards remote --args '{\"remote\": {\"address\": "
+                               "\"127.0.0.1:1\", \"deadline_ms\": 500}}' --input " +
+                               dir + "/in.jsonl",
+                           /*with_stderr=*/false);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"remote": null}})"));

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "sft/pretrain.h"
+#include "tests/cli_util.h"
 
 namespace r1kit::sft {
 namespace {
@@ -96,78 +97,76 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
 
 // --- the binary, as a user runs it ---------------------------------------------------
 
-std::string cli_binary() {
-  return (fs::read_symlink("/proc/self/exe").parent_path() / "r1kit").string();
-}
-
-// Runs a shell command; returns {exit code, stdout}.
-std::pair<int, std::string> run_cli(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
-
 TEST(CliIntegrationTest, ModelInitInfoLogits) {
-  const std::string bin = cli_binary(), dir = pretrain_fresh_dir("cli_model");
+  const std::string bin = testing::r1kit_binary(), dir = pretrain_fresh_dir("cli_model");
   ASSERT_TRUE(fs::exists(bin)) << bin;
-  auto [rc, out] = run_cli(bin + " model init --preset nano --seed 1 --out " + dir + "/m");
+  auto [rc, out] =
+      testing::run_command(bin + " model init --preset nano --seed 1 --out " + dir + "/m", false);
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = run_cli(bin + " model info " + dir + "/m --json");
+  std::tie(rc, out) = testing::run_command(bin + " model info " + dir + "/m --json", false);
   ASSERT_EQ(rc, 0);
   auto info = nlohmann::json::parse(out);
   EXPECT_GT(info["parameters_total"].get<int64_t>(),
             info["parameters_active_per_token"].get<int64_t>());
   EXPECT_LT(info["kv_cache_bytes_per_token_bf16"].get<int64_t>(),
             info["mha_cache_bytes_per_token_bf16"].get<int64_t>());
-  std::tie(rc, out) = run_cli(bin + " model logits --model " + dir + "/m --ids 5,17,42");
+  std::tie(rc, out) =
+      testing::run_command(bin + " model logits --model " + dir + "/m --ids 5,17,42", false);
   ASSERT_EQ(rc, 0);
   auto logits = nlohmann::json::parse(out)["logits"];
   ASSERT_EQ(logits.size(), 3u);
   EXPECT_EQ(logits[0].size(), 512u);  // nano vocabulary
   // The golden Hugging Face checkpoint loads through the same command.
-  std::tie(rc, out) = run_cli(bin + " model logits --model " + std::string(R1KIT_TESTDATA) +
-                              "/golden/qwen2_tiny --ids 0,1,2");
+  std::tie(rc, out) =
+      testing::run_command(bin + " model logits --model " + std::string(R1KIT_TESTDATA) +
+                               "/golden/qwen2_tiny --ids 0,1,2",
+                           false);
   ASSERT_EQ(rc, 0);
   EXPECT_EQ(nlohmann::json::parse(out)["logits"][2].size(), 97u);
   // Bad input: a clear error, exit code 1, no crash.
-  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/m --ids 5,x").first, 1);
-  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/m --ids 99999").first, 1);
-  EXPECT_EQ(run_cli(bin + " model logits --model " + dir + "/missing --ids 1").first, 1);
-  EXPECT_EQ(run_cli(bin + " model init --preset nope --out " + dir + "/x").first, 1);
+  EXPECT_EQ(
+      testing::run_command(bin + " model logits --model " + dir + "/m --ids 5,x", false).first, 1);
+  EXPECT_EQ(
+      testing::run_command(bin + " model logits --model " + dir + "/m --ids 99999", false).first,
+      1);
+  EXPECT_EQ(
+      testing::run_command(bin + " model logits --model " + dir + "/missing --ids 1", false).first,
+      1);
+  EXPECT_EQ(
+      testing::run_command(bin + " model init --preset nope --out " + dir + "/x", false).first, 1);
   fs::remove_all(dir);
 }
 
 TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   // Training a tokenizer inside the binary that links LibTorch and gRPC-era protobuf
   // is exactly what the SentencePiece shim exists for.
-  const std::string bin = cli_binary(), dir = pretrain_fresh_dir("cli_tok");
+  const std::string bin = testing::r1kit_binary(), dir = pretrain_fresh_dir("cli_tok");
   fs::create_directories(dir);
   std::string corpus;
   for (int i = 0; i < 300; ++i)
     corpus += "What is " + std::to_string(i) + "*7+3? <think> ok </think>\n";
   ASSERT_TRUE(write_file_atomic(dir + "/c.txt", corpus).ok());
-  auto [rc, out] = run_cli(bin + " tokenizer train --input " + dir + "/c.txt --out " + dir +
-                           "/t.model --vocab-size 300");
+  auto [rc, out] = testing::run_command(
+      bin + " tokenizer train --input " + dir + "/c.txt --out " + dir + "/t.model --vocab-size 300",
+      false);
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) =
-      run_cli(bin + " tokenizer encode --model " + dir + "/t.model --text '<think>12'");
+  std::tie(rc, out) = testing::run_command(
+      bin + " tokenizer encode --model " + dir + "/t.model --text '<think>12'", false);
   ASSERT_EQ(rc, 0);
-  std::tie(rc, out) = run_cli(bin + " tokenizer decode --model " + dir + "/t.model --ids " + out);
+  std::tie(rc, out) = testing::run_command(
+      bin + " tokenizer decode --model " + dir + "/t.model --ids " + out, false);
   ASSERT_EQ(rc, 0);
   EXPECT_NE(out.find("<think>12"), std::string::npos) << out;
 
   // A malformed recipe override is an error naming the key.
-  std::tie(rc, out) =
-      run_cli(bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe");
+  std::tie(rc, out) = testing::run_command(
+      bin + " pretrain recipes/pretrain-tiny.yaml train.stepz=3 --print-recipe", false);
   EXPECT_NE(rc, 0);
   // The real recipe resolves and prints.
-  std::tie(rc, out) = run_cli("cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
-                              " pretrain recipes/pretrain-tiny.yaml --print-recipe train.steps=3");
+  std::tie(rc, out) =
+      testing::run_command("cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
+                               " pretrain recipes/pretrain-tiny.yaml --print-recipe train.steps=3",
+                           false);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("steps: 3"), std::string::npos);
   fs::remove_all(dir);
