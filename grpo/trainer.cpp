@@ -490,6 +490,16 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
       if (need_old) {
         old_lp = logprobs_no_grad(*model, row_prompts, batch, temperature, r.grpo.micro_batch_size);
       }
+      // A completion whose advantage is 0 (its group's rewards were all equal) adds nothing to
+      // the clipped surrogate whatever its ratio, so with no KL or entropy term in the loss
+      // and no MTP loss it needs no forward/backward: the policy gradient is unchanged (the
+      // normaliser still counts its tokens); only the MoE balance loss and the logged
+      // entropy/clip statistics then cover the trained completions alone.
+      const bool skip_zero = r.grpo.skip_zero_advantage && !lc.kl_in_loss() &&
+                             lc.entropy_coef == 0 && r.grpo.mtp_coef == 0;
+      const auto adv_cpu = adv.advantages.to(torch::kFloat).contiguous();
+      const float* adv_host = adv_cpu.data_ptr<float>();
+      int64_t skipped_rows = 0;
       PolicyLossStats stats;
       double gnorm_sum = 0, aux_sum = 0;
       int64_t n_updates = 0;
@@ -507,15 +517,26 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
         const int64_t MB = std::min<int64_t>(r.grpo.mini_batches, B);
         for (int64_t mb = 0; mb < MB; ++mb) {
           const int64_t lo = B * mb / MB, hi = B * (mb + 1) / MB;
+          // The normaliser counts every completion of the mini-batch; the forward/backward
+          // runs over the rows that carry a gradient (all of them unless skipping).
+          const std::vector<int64_t> rows(order.begin() + lo, order.begin() + hi);
+          LossNormalizer norm = make_normalizer(
+              {mask.index_select(0, torch::tensor(rows))},
+              static_cast<double>(r.rollout.max_new_tokens));
+          std::vector<int64_t> kept;
+          for (int64_t i : rows)
+            if (!skip_zero || adv_host[i] != 0.0f) kept.push_back(i);
+          skipped_rows += static_cast<int64_t>(rows.size() - kept.size());
           std::vector<torch::Tensor> micro_idx, micro_masks;
-          for (int64_t a = lo; a < hi; a += r.grpo.micro_batch_size) {
-            const int64_t b = std::min(hi, a + r.grpo.micro_batch_size);
-            auto idx = torch::tensor(std::vector<int64_t>(order.begin() + a, order.begin() + b));
+          for (size_t a = 0; a < kept.size(); a += r.grpo.micro_batch_size) {
+            const size_t b = std::min(kept.size(), a + r.grpo.micro_batch_size);
+            auto idx = torch::tensor(std::vector<int64_t>(kept.begin() + a, kept.begin() + b));
             micro_idx.push_back(idx);
             micro_masks.push_back(mask.index_select(0, idx));
           }
-          LossNormalizer norm =
-              make_normalizer(micro_masks, static_cast<double>(r.rollout.max_new_tokens));
+          // Nothing to learn from in this mini-batch (one process only: data-parallel ranks
+          // must stay in step for the all-reduces below).
+          if (micro_idx.empty() && dp.world_size() == 1) continue;
           if (dp.world_size() > 1) {
             auto t = torch::tensor({norm.tokens, norm.sequences}, torch::kDouble);
             dp.all_reduce_sum(t);
@@ -554,11 +575,14 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
             }
           }
           if (dp.world_size() > 1)
-            for (auto& p : params)
-              if (p.grad().defined()) {
-                auto g = p.grad();
-                dp.all_reduce_sum(g);
-              }
+            for (auto& p : params) {
+              if (!p.requires_grad()) continue;
+              // Every rank reduces every parameter, in the same order: a rank whose rows were
+              // all skipped (or whose tokens reached no copy of an expert) sends zeros.
+              if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+              auto g = p.grad();
+              dp.all_reduce_sum(g);
+            }
           gnorm_sum += sft::clip_grad_norm(params, r.grpo.optim.grad_clip);
           opt->step();
           if (model->args().n_routed_experts > 0) {
@@ -577,6 +601,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
         }
       }
       train_s = seconds_since(t_train);
+      m["train/skipped_frac"] = static_cast<double>(skipped_rows) / static_cast<double>(B * r.grpo.mu);
       const double updates = static_cast<double>(std::max<int64_t>(n_updates, 1));
       m["loss"] = stats.loss / updates;
       m["pg_loss"] = stats.pg_loss / updates;

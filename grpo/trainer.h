@@ -85,6 +85,7 @@ struct GrpoTrainSection {
   GrpoLossConfig loss;            // advantages, clipping, KL, TIS, dynamic sampling
   int64_t ref_reset_every = 0;    // reset the reference to the policy every N steps; 0 = never
   double mtp_coef = 0.0;          // MTP loss weight during RL (needs MTP layers); 0 = off
+  bool skip_zero_advantage = true;  // no forward/backward for completions whose advantage is 0
   sft::OptimConfig optim{1e-5, 1.0, 0, 0.0, 0.9, 0.99, 1e-8, 1.0};  // constant lr by default
   int64_t log_every = 1;                                            // console cadence
   int64_t eval_every = 0;      // held-out accuracy cadence (steps); 0 = off
@@ -106,6 +107,9 @@ struct GrpoTrainSection {
             "copy the policy into the reference every N steps; 0 = never", Range::non_negative());
     v.field("mtp_coef", mtp_coef, "MTP loss weight during RL (model needs MTP layers); 0 = off",
             Range::non_negative());
+    v.field("skip_zero_advantage", skip_zero_advantage,
+            "skip the forward/backward of completions with advantage 0 (all-equal groups): "
+            "same policy gradient, less compute; off when a KL or entropy term or MTP needs them");
     v.section("optim", optim, "AdamW; the schedule runs over grpo.steps");
     v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
     v.field("eval_every", eval_every, "held-out accuracy every N steps (greedy); 0 = off",

@@ -44,6 +44,18 @@ class EvenTokens final : public reward::Reward {
   }
 };
 
+// Even-token share for half of the prompts (by a hash of the prompt text) and a constant
+// 0.5 for the others: the constant half are zero-advantage groups.
+class HalfConstant final : public reward::Reward {
+ public:
+  std::vector<double> score(std::span<const reward::Sample> group) const override {
+    std::vector<double> out = EvenTokens().score(group);
+    for (size_t i = 0; i < group.size(); ++i)
+      if (std::hash<std::string>()(group[i].prompt) % 2 == 0) out[i] = 0.5;
+    return out;
+  }
+};
+
 std::string tokenizer_path() {
   static const std::string path = [] {
     const std::string p =
@@ -59,6 +71,12 @@ std::string tokenizer_path() {
           "test_even_tokens",
           [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
             return std::unique_ptr<reward::Reward>(std::make_unique<EvenTokens>());
+          });
+    if (!reward::RewardRegistry::global().contains("test_half_constant"))
+      (void)reward::RewardRegistry::global().add(
+          "test_half_constant",
+          [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
+            return std::unique_ptr<reward::Reward>(std::make_unique<HalfConstant>());
           });
     return p;
   }();
@@ -190,6 +208,44 @@ TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
         << agg;
     EXPECT_NEAR(ma[0]["loss"].get<double>(), mb[0]["loss"].get<double>(), 1e-6) << agg;
     expect_same_weights(a_dir + "/final", b_dir + "/final", 1e-7);
+    fs::remove_all(a_dir);
+    fs::remove_all(b_dir);
+  }
+}
+
+TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
+  // Completions of all-equal groups have advantage 0: skipping their forward/backward
+  // must leave the update as it was (no balance loss or bias update here, which would
+  // see fewer tokens; AdamW eps = 1 makes the first step linear in the gradient).
+  const std::vector<std::string> o = {
+      "reward=[{name: test_half_constant, weight: 1.0}]",
+      "rollout.prompts_per_step=8",
+      "grpo.steps=1",
+      "grpo.micro_batch_size=5",
+      "grpo.optim.eps=1",
+      "grpo.optim.grad_clip=0",
+      "model.aux_loss_alpha=0",
+      "model.bias_update_gamma=0"};
+  const std::string a_dir = grpo_fresh_dir("skip_a"), b_dir = grpo_fresh_dir("skip_b");
+  auto oa = o, ob = o;
+  oa.push_back("grpo.skip_zero_advantage=true");
+  ob.push_back("grpo.skip_zero_advantage=false");
+  ASSERT_TRUE(run_grpo(recipe(a_dir, oa)).ok());
+  ASSERT_TRUE(run_grpo(recipe(b_dir, ob)).ok());
+  const auto ma = metrics(a_dir), mb = metrics(b_dir);
+  ASSERT_EQ(ma.size(), 1u);
+  ASSERT_EQ(mb.size(), 1u);
+  EXPECT_GT(ma[0]["frac_reward_zero_std"].get<double>(), 0.0);
+  // Every completion of a zero-std group is skipped (and any other whose reward is its
+  // group's mean).
+  EXPECT_GE(ma[0]["train/skipped_frac"].get<double>(),
+            ma[0]["frac_reward_zero_std"].get<double>());
+  EXPECT_EQ(mb[0]["train/skipped_frac"].get<double>(), 0.0);
+  EXPECT_EQ(ma[0]["reward"], mb[0]["reward"]);  // the same rollout
+  EXPECT_NEAR(ma[0]["grad_norm"].get<double>(), mb[0]["grad_norm"].get<double>(),
+              1e-5 * mb[0]["grad_norm"].get<double>());
+  expect_same_weights(a_dir + "/final", b_dir + "/final", 1e-7);
+  if (!HasFailure()) {
     fs::remove_all(a_dir);
     fs::remove_all(b_dir);
   }
