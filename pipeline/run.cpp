@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "data/chat_template.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "reward/plugin.h"
@@ -81,6 +82,25 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The pretraining corpus: the task's training problems (never the held-out ones), each
+// rendered with its solution through the chat template, as the SFT stage renders them.
+StatusOr<sft::PretrainHooks> pretrain_hooks(const RunRecipe& r) {
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  data::ChatTemplateOptions opts;
+  opts.kind = r.task.chat_template == "r1_zero" ? data::ChatTemplateKind::kR1Zero
+                                                : data::ChatTemplateKind::kPlain;
+  opts.prefill_think = r.task.prefill_think;
+  sft::PretrainHooks hooks;
+  for (const auto& p : task.train_batch(0, r.pretrain.n_examples)) {
+    const std::string resp = task.sft_response(p);
+    if (resp.empty())
+      return InvalidArgument("task.name={}: no worked solutions for a pretraining corpus",
+                             r.task.name);
+    hooks.lines.push_back(data::render_sft_example(opts, p.question, resp).text);
+  }
+  return hooks;
+}
+
 // The SFT examples: traces of the task's training problems (never the held-out ones).
 StatusOr<sft::SftHooks> sft_hooks(const RunRecipe& r) {
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
@@ -118,9 +138,10 @@ StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r) {
 
 Status RunRecipe::validate() const {
   for (const auto& s : run.stages)
-    if (s != "sft" && s != "grpo" && s != "control" && s != "eval" && s != "report")
-      return InvalidArgument("run.stages: unknown stage '{}' (sft, grpo, control, eval, report)",
-                             s);
+    if (s != "pretrain" && s != "sft" && s != "grpo" && s != "control" && s != "eval" &&
+        s != "report")
+      return InvalidArgument(
+          "run.stages: unknown stage '{}' (pretrain, sft, grpo, control, eval, report)", s);
   RETURN_IF_ERROR(task.validate());
   if (task.name == "jsonl")
     return InvalidArgument(
@@ -129,10 +150,28 @@ Status RunRecipe::validate() const {
   return OkStatus();
 }
 
+sft::PretrainRecipe pretrain_recipe(const RunRecipe& r) {
+  sft::PretrainRecipe p;
+  p.model = r.model;
+  p.tokenizer = r.tokenizer;
+  p.data.n_examples = r.pretrain.n_examples;
+  p.data.seed = r.task.seed;
+  p.data.chat_template = r.task.chat_template;
+  p.data.holdout_fraction = r.pretrain.holdout_fraction;
+  p.train = r.pretrain.train;
+  p.checkpoint.dir = r.run.dir + "/pretrain";
+  p.dist = r.dist;
+  return p;
+}
+
 sft::SftRecipe sft_recipe(const RunRecipe& r) {
   sft::SftRecipe s;
   s.model = r.model;
   s.tokenizer = r.tokenizer;
+  if (wants(r, "pretrain")) {  // SFT on the base model, with its tokenizer
+    s.model.from = r.run.dir + "/pretrain/final";
+    s.tokenizer.path = s.model.from + "/tokenizer.model";
+  }
   s.data.chat_template = r.task.chat_template;
   s.data.prefill_think = r.task.prefill_think;
   s.data.pack = r.sft.pack;
@@ -147,7 +186,8 @@ sft::SftRecipe sft_recipe(const RunRecipe& r) {
 
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   grpo::GrpoRecipe g;
-  g.model.from = r.run.dir + "/sft/final";
+  g.model.from = r.run.dir + (wants(r, "sft") || !wants(r, "pretrain") ? "/sft/final"
+                                                                        : "/pretrain/final");
   g.task = r.task;
   g.reward = r.reward;
   g.reward_plugins = r.reward_plugins;
@@ -162,6 +202,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   RunResult out;
+  const std::string pretrain_final = r.run.dir + "/pretrain/final";
   const std::string sft_final = r.run.dir + "/sft/final";
   const std::string grpo_final = r.run.dir + "/grpo/final";
   const std::string control_final = r.run.dir + "/control/final";
@@ -177,7 +218,17 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     return true;
   };
 
+  if (stage("pretrain", exists(pretrain_final + "/model.safetensors"))) {
+    ASSIGN_OR_RETURN(sft::PretrainHooks hooks, pretrain_hooks(r));
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r), hooks));
+    RETURN_IF_ERROR(add_timing(r.run.dir, "pretrain", seconds_since(t0), res.steps_run));
+    if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+  }
   if (stage("sft", exists(sft_final + "/model.safetensors"))) {
+    if (wants(r, "pretrain") && !exists(pretrain_final + "/model.safetensors"))
+      return FailedPrecondition("stage sft starts from {} (run the pretrain stage first)",
+                                pretrain_final);
     ASSIGN_OR_RETURN(sft::SftHooks hooks, sft_hooks(r));
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r), hooks));
@@ -185,10 +236,12 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
   }
   if (stage("grpo", exists(grpo_final + "/model.safetensors"))) {
-    if (!exists(sft_final + "/model.safetensors"))
-      return FailedPrecondition("stage grpo needs {} (run the sft stage first)", sft_final);
+    const grpo::GrpoRecipe g = grpo_recipe(r);
+    if (!exists(g.model.from + "/model.safetensors"))
+      return FailedPrecondition("stage grpo starts from {} (run the {} stage first)",
+                                g.model.from, wants(r, "pretrain") && !wants(r, "sft") ? "pretrain" : "sft");
     const auto t0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(auto res, grpo::run_grpo(grpo_recipe(r), make_source));
+    ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
     RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;
   }
@@ -205,7 +258,8 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     std::error_code ec;
     fs::create_directories(eval_dir, ec);
     bool any = false;
-    for (const auto& [name, model] : {std::pair<std::string, std::string>{"sft", sft_final},
+    for (const auto& [name, model] : {std::pair<std::string, std::string>{"pretrain", pretrain_final},
+                                      {"sft", sft_final},
                                       {"grpo", grpo_final},
                                       {"control", control_final}}) {
       const std::string path = eval_dir + "/eval_" + name + ".json";

@@ -34,8 +34,24 @@ struct RunSection {
   void visit(ConfigVisitor& v) {
     v.field("dir", dir, "run directory: RUN/sft, RUN/grpo, RUN/report.html");
     v.field("stages", stages,
-            "stages to run, a subset of [sft, grpo, control, eval, report] (control: SFT only "
-            "for the time SFT + GRPO took, the fair baseline)");
+            "stages to run, a subset of [pretrain, sft, grpo, control, eval, report] (pretrain: "
+            "a base model on the task corpus, which SFT or else GRPO starts from; control: SFT "
+            "only for the time SFT + GRPO took, the fair baseline)");
+  }
+};
+
+// R1-Zero's base model: causal-LM training on the task's training problems rendered with
+// their solutions (every token is a target, the prompt too). With no sft stage, GRPO starts
+// from this model; with one, SFT does.
+struct PretrainStage {
+  int64_t n_examples = 8000;       // training problems in the corpus
+  double holdout_fraction = 0.02;  // of the token stream, for the eval loss
+  sft::TrainSection train;         // steps, batch, seq_len, optimizer, ...
+  void visit(ConfigVisitor& v) {
+    v.field("n_examples", n_examples, "training problems in the corpus", Range::at_least(2));
+    v.field("holdout_fraction", holdout_fraction, "share of the token stream held out",
+            Range::between(0, 0.5));
+    v.section("train", train, "the training loop (the keys of `r1kit pretrain`'s train section)");
   }
 };
 
@@ -85,6 +101,7 @@ struct RunRecipe {
   std::string reward;  // YAML list; empty = the task's checker + format
   // Reward plug-in libraries (.so) loaded before `reward` is built.
   std::vector<std::string> reward_plugins;
+  PretrainStage pretrain;
   SftStage sft;
   GrpoStage grpo;
   EvalStage eval;
@@ -98,6 +115,7 @@ struct RunRecipe {
     v.field("reward_plugins", reward_plugins,
             "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
             "relative paths resolve against the current directory");
+    v.section("pretrain", pretrain, "base-model stage (R1-Zero: GRPO with no SFT)");
     v.section("sft", sft, "cold-start SFT stage");
     v.section("grpo", grpo, "GRPO stage");
     v.section("eval", eval, "evaluation stage");
@@ -106,7 +124,10 @@ struct RunRecipe {
   Status validate() const;
 };
 
-// The recipes each stage runs, as `r1kit sft` / `r1kit grpo` would read them.
+// The recipes each stage runs, as `r1kit pretrain` / `r1kit sft` / `r1kit grpo` would read
+// them. SFT starts from RUN/pretrain/final when the pretrain stage is listed; GRPO from
+// RUN/sft/final when the sft stage is listed, else from RUN/pretrain/final.
+sft::PretrainRecipe pretrain_recipe(const RunRecipe& r);
 sft::SftRecipe sft_recipe(const RunRecipe& r);
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r);
 // The control stage's SFT recipe: sft_recipe(r) in RUN/control, with RUN/sft's tokenizer

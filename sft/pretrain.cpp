@@ -106,7 +106,7 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 
 }  // namespace
 
-StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
+StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHooks& hooks) {
   // 0 keeps LibTorch's default. On the 2-vCPU build machine one thread is fastest
   // (measured: tiny training step 0.75 s with 1 thread, 2.1 s with 2; bench/RESULTS.md).
   if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
@@ -116,16 +116,15 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
 
   // 1. Corpus.
   const std::string corpus_path = r.checkpoint.dir + "/corpus.txt";
-  data::ArithmeticOptions ao{r.data.max_a, r.data.max_b, r.data.max_c,
-                             data::parse_arithmetic_trace(r.data.trace)};
-  auto examples = data::arithmetic_examples(r.data.seed, r.data.n_examples, ao);
-  std::string corpus;
-  std::vector<std::string> lines;
-  lines.reserve(examples.size());
-  for (const auto& ex : examples) {
-    lines.push_back(render_corpus_line(r.data.chat_template, ex.question, ex.trace, ex.answer));
-    corpus += lines.back() + "\n";
+  std::vector<std::string> lines = hooks.lines;
+  if (lines.empty()) {
+    data::ArithmeticOptions ao{r.data.max_a, r.data.max_b, r.data.max_c,
+                               data::parse_arithmetic_trace(r.data.trace)};
+    for (const auto& ex : data::arithmetic_examples(r.data.seed, r.data.n_examples, ao))
+      lines.push_back(render_corpus_line(r.data.chat_template, ex.question, ex.trace, ex.answer));
   }
+  std::string corpus;
+  for (const auto& line : lines) corpus += line + "\n";
   if (!fs::exists(corpus_path, ec)) RETURN_IF_ERROR(write_file_atomic(corpus_path, corpus));
 
   // 2. Tokenizer and token stream (each line followed by EOS).
@@ -142,7 +141,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   if (train_stream.size(0) < r.train.seq_len + 2)
     return InvalidArgument(
         "data.n_examples={}: the corpus ({} tokens) is shorter than train.seq_len",
-        r.data.n_examples, train_stream.size(0));
+        lines.size(), train_stream.size(0));
   R1_LOG(info, "corpus: {} examples, {} tokens ({} held out), vocabulary {}", lines.size(),
          ids.size(), n_eval, tok.vocab_size());
 

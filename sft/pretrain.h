@@ -137,6 +137,13 @@ struct PretrainResult {
 std::string render_corpus_line(const std::string& template_name, const std::string& question,
                                const std::string& trace, const std::string& answer);
 
-StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& recipe);
+// A caller-made corpus (the pipeline's pretrain stage builds it from the task's training
+// problems, so the held-out ones never appear). Empty: generate one from `data`.
+struct PretrainHooks {
+  std::vector<std::string> lines;  // one document each, rendered as render_corpus_line does
+};
+
+StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& recipe,
+                                      const PretrainHooks& hooks = {});
 
 }  // namespace r1kit::sft

@@ -104,6 +104,52 @@ dist: {threads: 1}
   if (!HasFailure()) fs::remove_all(dir);
 }
 
+// R1-Zero: a base model pretrained on the task corpus, then GRPO with no SFT. The corpus
+// holds the training problems only, never a held-out one.
+TEST(PipelineIntegrationTest, PretrainThenGrpoWithoutSft) {
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_pipeline_zero_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  auto r = load_config_string<RunRecipe>(R"(
+run: {stages: [pretrain, grpo, eval]}
+model: {preset: nano}
+tokenizer: {vocab_size: 320}
+task: {name: arithmetic, eval_size: 6, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
+pretrain:
+  n_examples: 300
+  train: {steps: 3, batch_size: 4, seq_len: 64, log_every: 1, eval_every: 0, eval_batches: 1}
+grpo:
+  rollout: {group_size: 2, prompts_per_step: 2, max_new_tokens: 8, max_batch: 16}
+  train: {steps: 2, micro_batch_size: 4, optim: {lr: 1.0e-4}}
+eval: {problems: 6, k: 2, max_new_tokens: 8}
+dist: {threads: 1}
+)",
+                                         {"run.dir=" + dir});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(grpo_recipe(*r).model.from, dir + "/pretrain/final");
+  auto res = run_pipeline(*r);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  EXPECT_EQ(res->ran, (std::vector<std::string>{"pretrain", "grpo", "eval"}));
+  EXPECT_FALSE(fs::exists(dir + "/sft"));
+  for (const char* m : {"/pretrain/final", "/grpo/final"})
+    EXPECT_TRUE(policy::load_model(dir + m).ok()) << m;
+  for (const char* e : {"/grpo/eval_pretrain.json", "/grpo/eval_grpo.json"})
+    EXPECT_TRUE(fs::exists(dir + e)) << e;
+  std::ifstream cf(dir + "/pretrain/corpus.txt");
+  std::stringstream corpus;
+  corpus << cf.rdbuf();
+  ASSERT_GT(corpus.str().size(), 1000u);
+  auto task = data::TaskSource::create(r->task);
+  ASSERT_TRUE(task.ok());
+  for (const auto& p : task->eval())
+    EXPECT_EQ(corpus.str().find("User: " + p.question + "\n"), std::string::npos) << p.question;
+  // With the pretrain stage listed, SFT starts from the base model and its tokenizer.
+  r->run.stages = {"pretrain", "sft"};
+  EXPECT_EQ(sft_recipe(*r).model.from, dir + "/pretrain/final");
+  EXPECT_EQ(sft_recipe(*r).tokenizer.path, dir + "/pretrain/final/tokenizer.model");
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
 TEST(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
   auto r = load_config_string<RunRecipe>("run: {stages: [control]}\n",
                                          {"run.dir=" + ::testing::TempDir() + "r1kit_no_such_run"});
