@@ -65,9 +65,31 @@ Range value_range(const std::vector<std::pair<int64_t, double>>& pts) {
   return {lo - pad, hi + pad};
 }
 
-// One metric's line plot.
+// Trailing moving average over the last `window` finite points (gaps stay gaps).
+std::vector<std::pair<int64_t, double>> moving_average(
+    const std::vector<std::pair<int64_t, double>>& pts, int64_t window) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::vector<double> last;
+  double sum = 0;
+  for (const auto& [s, v] : pts) {
+    if (!std::isfinite(v)) {
+      out.emplace_back(s, v);
+      continue;
+    }
+    last.push_back(v);
+    sum += v;
+    if (static_cast<int64_t>(last.size()) > window) {
+      sum -= last[last.size() - 1 - window];
+    }
+    out.emplace_back(s, sum / static_cast<double>(std::min<int64_t>(window, last.size())));
+  }
+  return out;
+}
+
+// One metric's line plot; with smooth > 1 the raw series is drawn faint under its
+// trailing moving average over `smooth` points.
 std::string line_plot(const std::string& name, const std::vector<std::pair<int64_t, double>>& pts,
-                      const char* color) {
+                      const char* color, int64_t smooth = 0) {
   constexpr double W = 380, H = 210, L = 56, R = 10, T = 24, B = 28;
   const double pw = W - L - R, ph = H - T - B;
   int64_t s0 = pts.empty() ? 0 : pts.front().first, s1 = pts.empty() ? 1 : pts.back().first;
@@ -96,25 +118,34 @@ std::string line_plot(const std::string& name, const std::vector<std::pair<int64
     out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"xt\">{}</text>\n", x(s), H - 10, s);
   }
   // Polylines, broken at gaps (NaN).
-  std::string seg;
-  int seg_pts = 0;
-  auto flush = [&] {
-    if (seg_pts >= 2)
-      out += fmt::format(
-          "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\"/>\n", seg,
-          color);
-    seg.clear();
-    seg_pts = 0;
-  };
-  for (const auto& [s, v] : pts) {
-    if (!std::isfinite(v)) {
-      flush();
-      continue;
+  auto polyline = [&](const std::vector<std::pair<int64_t, double>>& series, double opacity) {
+    std::string seg;
+    int seg_pts = 0;
+    auto flush = [&] {
+      if (seg_pts >= 2)
+        out += fmt::format(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" "
+            "stroke-opacity=\"{}\"/>\n",
+            seg, color, opacity);
+      seg.clear();
+      seg_pts = 0;
+    };
+    for (const auto& [s, v] : series) {
+      if (!std::isfinite(v)) {
+        flush();
+        continue;
+      }
+      seg += fmt::format("{:.1f},{:.1f} ", x(s), y(v));
+      ++seg_pts;
     }
-    seg += fmt::format("{:.1f},{:.1f} ", x(s), y(v));
-    ++seg_pts;
+    flush();
+  };
+  if (smooth > 1) {
+    polyline(pts, 0.3);
+    polyline(moving_average(pts, smooth), 1.0);
+  } else {
+    polyline(pts, 1.0);
   }
-  flush();
   if (pts.size() <= 40) {  // few points: mark them, with their values as tooltips
     for (const auto& [s, v] : pts) {
       if (!std::isfinite(v)) continue;
@@ -531,6 +562,21 @@ StatusOr<std::string> write_report(const std::string& run_dir, const std::string
   RETURN_IF_ERROR(write_file_atomic(out, render_report_html(title, metrics, evals, warn)));
   if (warnings) *warnings = std::move(warn);
   return out;
+}
+
+std::string metric_svg(const std::string& name,
+                       const std::vector<std::pair<int64_t, double>>& pts, int64_t smooth) {
+  std::string svg = line_plot(name, pts, "#1f77b4", smooth);
+  // Standalone: the page's SVG rules travel inside the file.
+  const std::string style =
+      "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
+      "font-weight: 600; fill: #222; } .yt { font-size: 10px; fill: #555; text-anchor: end; } "
+      ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .frame { fill: none; stroke: "
+      "#999; } .grid { stroke: #eee; }</style>\n<rect width=\"100%\" height=\"100%\" "
+      "fill=\"#fff\"/>\n";
+  const size_t at = svg.find("</title>\n");
+  svg.insert(at + 9, style);
+  return svg;
 }
 
 std::string html_escape(std::string_view text) {

@@ -68,6 +68,12 @@ struct NamedEval {
   nlohmann::json report;
 };
 
+// One metric over steps as a standalone SVG file (its styles inline), e.g. for a README.
+// smooth > 1 draws the raw series faint under its trailing moving average of that many
+// points.
+std::string metric_svg(const std::string& name,
+                       const std::vector<std::pair<int64_t, double>>& pts, int64_t smooth = 0);
+
 // The HTML page. `warnings` are listed at the top of the page.
 std::string render_report_html(const std::string& title, const MetricsLog& metrics,
                                const std::vector<NamedEval>& evals,

@@ -180,6 +180,24 @@ TEST(ReportTest, ExplicitOutputAndErrors) {
   EXPECT_FALSE(fs::exists(dir.path / "report.html"));
 }
 
+TEST(ReportTest, StandaloneMetricSvgWithMovingAverage) {
+  // Steps 1..4, values 0, 10, 20, 30; a 2-point trailing average is 0, 5, 15, 25.
+  // Plot geometry (report.cpp): x = 56 + 314 (s - 1) / 3; the y range is [0, 30] padded
+  // by 5% each side, y = 24 + 158 (1 - (v + 1.5) / 33).
+  const std::vector<std::pair<int64_t, double>> pts = {{1, 0}, {2, 10}, {3, 20}, {4, 30}};
+  const std::string svg = metric_svg("accuracy", pts, 2);
+  EXPECT_EQ(svg.rfind("<svg xmlns=", 0), 0u) << svg.substr(0, 80);
+  EXPECT_NE(svg.find("<style>"), std::string::npos);  // standalone: styles inside
+  EXPECT_NE(svg.find("160.7,126.9"), std::string::npos) << svg;  // raw (2, 10)
+  EXPECT_NE(svg.find("160.7,150.9"), std::string::npos) << svg;  // average (2, 5)
+  EXPECT_NE(svg.find("stroke-opacity=\"0.3\""), std::string::npos);
+  EXPECT_NE(svg.find("stroke-opacity=\"1\""), std::string::npos);
+  // No smoothing: one full-strength line, the raw points only.
+  const std::string raw = metric_svg("accuracy", pts, 0);
+  EXPECT_EQ(raw.find("160.7,150.9"), std::string::npos);
+  EXPECT_EQ(raw.find("stroke-opacity=\"0.3\""), std::string::npos);
+}
+
 TEST(ReportTest, HtmlEscape) {
   EXPECT_EQ(html_escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
 }

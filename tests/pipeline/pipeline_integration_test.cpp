@@ -180,6 +180,31 @@ TEST(PipelineIntegrationTest, RewardPluginsAreLoadedAtStart) {
   fs::remove_all(dir);
 }
 
+// Every recipe shipped in recipes/ resolves under the command its first line names
+// ("# r1kit run recipes/r1-tiny.yaml"): no key drifted out of date.
+TEST(PipelineIntegrationTest, EveryShippedRecipeResolves) {
+  const fs::path root = fs::path(R1KIT_TESTDATA).parent_path().parent_path();
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(root / "recipes")) {
+    if (e.path().extension() != ".yaml") continue;
+    std::ifstream in(e.path());
+    std::string first;
+    std::getline(in, first);
+    std::istringstream words(first);
+    std::string hash, prog, cmd, path;
+    words >> hash >> prog >> cmd >> path;
+    ASSERT_EQ(prog, "r1kit") << e.path() << ": first line '" << first << "'";
+    EXPECT_EQ(path, "recipes/" + e.path().filename().string()) << first;
+    auto [rc, out] = testing::run_command("cd " + root.string() + " && " +
+                                              testing::r1kit_binary() + " " + cmd + " " +
+                                              path + " --print-recipe",
+                                          true);
+    EXPECT_EQ(rc, 0) << e.path() << "\n" << out;
+    ++n;
+  }
+  EXPECT_GE(n, 7);
+}
+
 TEST(PipelineIntegrationTest, UnknownStageIsAnError) {
   auto r = load_config_string<RunRecipe>("run: {stages: [sft, rl]}\n");
   ASSERT_FALSE(r.ok());
