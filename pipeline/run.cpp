@@ -82,36 +82,47 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The pretraining corpus: the task's training problems (never the held-out ones), each
-// rendered with its solution through the chat template, as the SFT stage renders them.
-StatusOr<sft::PretrainHooks> pretrain_hooks(const RunRecipe& r) {
+// The first `n` training problems of the task (never the held-out ones) with their
+// worked solutions ("<think> trace </think> <answer> x </answer>").
+StatusOr<std::vector<std::pair<std::string, std::string>>> solved_problems(const RunRecipe& r,
+                                                                           int64_t n) {
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& p : task.train_batch(0, n)) {
+    std::string resp = task.sft_response(p);
+    if (resp.empty())
+      return InvalidArgument("task.name={}: no step-by-step solutions to train on", r.task.name);
+    out.emplace_back(p.question, std::move(resp));
+  }
+  return out;
+}
+
+// The pretraining corpus: those problems rendered through the chat template, one line
+// each, as the SFT stage renders them.
+StatusOr<sft::PretrainHooks> pretrain_hooks(const RunRecipe& r) {
+  ASSIGN_OR_RETURN(auto solved, solved_problems(r, r.pretrain.n_examples));
   data::ChatTemplateOptions opts;
   opts.kind = r.task.chat_template == "r1_zero" ? data::ChatTemplateKind::kR1Zero
                                                 : data::ChatTemplateKind::kPlain;
   opts.prefill_think = r.task.prefill_think;
   sft::PretrainHooks hooks;
-  for (const auto& p : task.train_batch(0, r.pretrain.n_examples)) {
-    const std::string resp = task.sft_response(p);
-    if (resp.empty())
-      return InvalidArgument("task.name={}: no worked solutions for a pretraining corpus",
-                             r.task.name);
-    hooks.lines.push_back(data::render_sft_example(opts, p.question, resp).text);
-  }
+  for (const auto& [question, resp] : solved)
+    hooks.lines.push_back(data::render_sft_example(opts, question, resp).text);
   return hooks;
 }
 
-// The SFT examples: traces of the task's training problems (never the held-out ones).
+// The SFT examples.
 StatusOr<sft::SftHooks> sft_hooks(const RunRecipe& r) {
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  ASSIGN_OR_RETURN(auto solved, solved_problems(r, r.sft.n_examples));
   sft::SftHooks hooks;
-  for (const auto& p : task.train_batch(0, r.sft.n_examples)) {
-    std::string resp = task.sft_response(p);
-    if (resp.empty())
-      return InvalidArgument("task.name={}: no step-by-step traces for SFT", r.task.name);
-    hooks.examples.push_back({p.question, std::move(resp), std::nullopt});
-  }
+  for (auto& [question, resp] : solved)
+    hooks.examples.push_back({std::move(question), std::move(resp), std::nullopt});
   return hooks;
+}
+
+// The stage whose final model GRPO starts from.
+std::string grpo_start_stage(const RunRecipe& r) {
+  return wants(r, "sft") || !wants(r, "pretrain") ? "sft" : "pretrain";
 }
 
 }  // namespace
@@ -186,8 +197,7 @@ sft::SftRecipe sft_recipe(const RunRecipe& r) {
 
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   grpo::GrpoRecipe g;
-  g.model.from = r.run.dir + (wants(r, "sft") || !wants(r, "pretrain") ? "/sft/final"
-                                                                        : "/pretrain/final");
+  g.model.from = r.run.dir + "/" + grpo_start_stage(r) + "/final";
   g.task = r.task;
   g.reward = r.reward;
   g.reward_plugins = r.reward_plugins;
@@ -239,7 +249,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     const grpo::GrpoRecipe g = grpo_recipe(r);
     if (!exists(g.model.from + "/model.safetensors"))
       return FailedPrecondition("stage grpo starts from {} (run the {} stage first)",
-                                g.model.from, wants(r, "pretrain") && !wants(r, "sft") ? "pretrain" : "sft");
+                                g.model.from, grpo_start_stage(r));
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
     RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
