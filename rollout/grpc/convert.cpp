@@ -1,20 +1,7 @@
 // Conversions between rollout_source.h structs and proto/rollout.proto messages.
 #include "rollout/grpc/convert.h"
 
-#include "rollout/grpc/grpc_source.h"
-
-namespace r1kit::rollout {
-
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-namespace grpc_internal {
+namespace r1kit::rollout::grpc_internal {
 
 void to_proto(const SamplingParams& s, pb::SamplingParams* out) {
   out->set_temperature(s.temperature);
@@ -186,5 +173,4 @@ Status from_grpc(const grpc::Status& s) {
   return Status(code, s.error_message());
 }
 
-}  // namespace grpc_internal
-}  // namespace r1kit::rollout
+}  // namespace r1kit::rollout::grpc_internal

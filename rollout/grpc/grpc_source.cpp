@@ -8,7 +8,6 @@
 // failed workers. Nothing in it blocks without a timeout.
 #include "rollout/grpc/grpc_source.h"
 
-#include <ATen/Parallel.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rollout.grpc.pb.h"
 #include "rollout/grpc/convert.h"
+#include "rollout/grpc/crc32c.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -33,6 +33,37 @@ namespace health = ::grpc::health::v1;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kMaxReceiveBytes = 256 << 20;
+// Weight chunks smaller than this are buffered by gRPC with the ones after them.
+constexpr uint64_t kCoalesceBelow = 64 << 10;
+
+// "/r1kit.rollout.v1.Rollout/UpdateWeights", as the generated stub names it.
+const std::string& update_weights_method() {
+  static const std::string name =
+      fmt::format("/{}/UpdateWeights", pb::Rollout::service_full_name());
+  return name;
+}
+
+// One WeightChunk message on the wire, without copying its data: `header` (every field
+// but data) serialised by protobuf, then field 6 (data) as its tag, its length and a
+// slice over the caller's bytes, which must stay alive and unchanged until the call
+// ends. Protobuf parsers take fields in any order, so the worker reads an ordinary
+// WeightChunk.
+grpc::ByteBuffer chunk_frame(const pb::WeightChunk& header, const char* data, uint64_t len) {
+  std::string head = header.SerializeAsString();
+  if (len > 0) {
+    head.push_back(static_cast<char>((pb::WeightChunk::kDataFieldNumber << 3) | 2));
+    for (uint64_t v = len;; v >>= 7) {  // varint
+      if (v < 0x80) {
+        head.push_back(static_cast<char>(v));
+        break;
+      }
+      head.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    }
+  }
+  const grpc::Slice slices[2] = {grpc::Slice(head),
+                                 grpc::Slice(data, len, grpc::Slice::STATIC_SLICE)};
+  return grpc::ByteBuffer(slices, len > 0 ? 2 : 1);
+}
 
 std::chrono::system_clock::time_point deadline_in(double seconds) {
   return std::chrono::system_clock::now() +
@@ -464,7 +495,7 @@ Status GrpcRolloutSource::update_weights(const NamedTensors& weights, int64_t ve
     torch::Tensor data;
     pb::DType dtype;
     uint64_t bytes;
-    uint64_t checksum;
+    uint32_t checksum;  // CRC-32C of the bytes
   };
   std::vector<Wire> wire;
   wire.reserve(weights.size());
@@ -477,43 +508,68 @@ Status GrpcRolloutSource::update_weights(const NamedTensors& weights, int64_t ve
     w.bytes = static_cast<uint64_t>(w.data.nbytes());
     wire.push_back(std::move(w));
   }
-  // Checksums in parallel, one task per tensor.
-  at::parallel_for(0, static_cast<int64_t>(wire.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      wire[i].checksum = fnv1a64(wire[i].data.data_ptr(), wire[i].bytes);
+  // Checksums on their own thread, in tensor order, while the first tensors are sent:
+  // a tensor's checksum is in the header of its first chunk, so a sender waits only
+  // until its next tensor is summed.
+  size_t summed = 0;  // wire[0, summed) have their checksum; under sum_mu
+  std::mutex sum_mu;
+  std::condition_variable sum_cv;
+  std::thread summer([&] {
+    for (size_t i = 0; i < wire.size(); ++i) {
+      wire[i].checksum = crc32c(wire[i].data.data_ptr(), wire[i].bytes);
+      {
+        std::lock_guard<std::mutex> lock(sum_mu);
+        summed = i + 1;
+      }
+      sum_cv.notify_all();
+    }
   });
+  auto wait_summed = [&](size_t i) {
+    std::unique_lock<std::mutex> lock(sum_mu);
+    sum_cv.wait(lock, [&] { return summed > i; });
+  };
 
   std::vector<grpc::Status> status(workers_.size());
   std::vector<std::thread> threads;
   for (size_t wi = 0; wi < workers_.size(); ++wi) {
-    std::shared_ptr<pb::Rollout::Stub> stub = workers_[wi]->conn.rollout;
-    threads.emplace_back([&, wi, stub] {
+    std::shared_ptr<grpc::Channel> channel = workers_[wi]->conn.channel;
+    threads.emplace_back([&, wi, channel] {
       try {
         grpc::ClientContext ctx;
         authorize(&ctx);
         ctx.set_deadline(deadline_in(options_.update_timeout_s));
         pb::UpdateWeightsResponse resp;
-        std::unique_ptr<grpc::ClientWriter<pb::WeightChunk>> writer =
-            stub->UpdateWeights(&ctx, &resp);
+        // Raw frames (chunk_frame), through the writer factory the generated stub uses:
+        // the stub's typed writer would copy every chunk twice.
+        const grpc::internal::RpcMethod method(update_weights_method().c_str(),
+                                               grpc::internal::RpcMethod::CLIENT_STREAMING);
+        std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+            grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), method,
+                                                                          &ctx, &resp));
         bool ok = true;
-        pb::WeightChunk chunk;
-        for (const Wire& w : wire) {
-          chunk.Clear();
-          chunk.set_name(w.name);
-          chunk.set_dtype(w.dtype);
-          for (int64_t d : w.data.sizes()) chunk.add_shape(d);
-          chunk.set_total_bytes(w.bytes);
-          chunk.set_checksum(w.checksum);
-          chunk.set_version(version);
-          chunk.set_tensor_count(static_cast<int64_t>(wire.size()));
+        pb::WeightChunk header;
+        for (size_t i = 0; i < wire.size(); ++i) {
+          const Wire& w = wire[i];
+          wait_summed(i);
+          header.Clear();
+          header.set_name(w.name);
+          header.set_dtype(w.dtype);
+          for (int64_t d : w.data.sizes()) header.add_shape(d);
+          header.set_total_bytes(w.bytes);
+          header.set_checksum(w.checksum);
+          header.set_version(version);
+          header.set_tensor_count(static_cast<int64_t>(wire.size()));
           const char* base = static_cast<const char*>(w.data.data_ptr());
           uint64_t off = 0;
           do {
             const uint64_t len =
                 std::min<uint64_t>(w.bytes - off, static_cast<uint64_t>(options_.chunk_bytes));
-            chunk.set_offset(off);
-            chunk.set_data(base + off, len);
-            ok = writer->Write(chunk);
+            header.set_offset(off);
+            // Small chunks may wait in gRPC's buffer for the next ones (one write to the
+            // socket for many small tensors); WritesDone flushes the last.
+            grpc::WriteOptions wo;
+            if (len < kCoalesceBelow) wo.set_buffer_hint();
+            ok = writer->Write(chunk_frame(header, base + off, len), wo);
             off += len;
           } while (ok && off < w.bytes);
           if (!ok) break;
@@ -526,6 +582,7 @@ Status GrpcRolloutSource::update_weights(const NamedTensors& weights, int64_t ve
     });
   }
   for (auto& t : threads) t.join();
+  summer.join();
 
   size_t ok_count = 0;
   std::string errors;

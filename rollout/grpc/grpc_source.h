@@ -14,8 +14,8 @@
 // Non-retryable answers (INVALID_ARGUMENT, UNAUTHENTICATED, ...) fail generate() at
 // once.
 //
-// update_weights(): streams every tensor, in chunks of at most 4 MiB with an FNV-1a 64
-// checksum, to every worker in parallel, and returns once all have applied it;
+// update_weights(): streams every tensor, in chunks of at most 4 MiB with a CRC-32C
+// checksum (crc32c.h), to every worker in parallel, and returns once all have applied it;
 // generate() and update_weights() exclude each other, so an update completes before
 // the next rollout. A worker that fails the update is marked stale: it is not used
 // until a later update reaches it (each Generate carries min_policy_version). The
@@ -64,9 +64,5 @@ struct GrpcSourceOptions {
 // Checks the options and connects (lazily: no worker needs to be up yet). The
 // starting policy version is the highest that a reachable worker reports (0 if none).
 StatusOr<std::unique_ptr<RolloutSource>> make_grpc_rollout_source(const GrpcSourceOptions& options);
-
-// FNV-1a 64 over `n` bytes, the checksum of WeightChunk (proto/rollout.proto).
-// `h` continues a running hash.
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ULL);
 
 }  // namespace r1kit::rollout

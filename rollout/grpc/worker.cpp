@@ -2,9 +2,13 @@
 // See worker.h for the design; the comments here cover the reactor life cycles.
 #include "rollout/grpc/worker.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,7 +25,7 @@
 #include "core/logging.h"
 #include "rollout.grpc.pb.h"
 #include "rollout/grpc/convert.h"
-#include "rollout/grpc/grpc_source.h"
+#include "rollout/grpc/crc32c.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -144,7 +148,7 @@ struct WorkerCore {
 
   RolloutSource& source;
   WorkerOptions options;
-  std::unique_ptr<pb::Rollout::CallbackService> service;
+  std::unique_ptr<grpc::Service> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   TaskPool engine;
@@ -358,23 +362,86 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
 
 // ---- UpdateWeights ----
 
+// One WeightChunk message as read from its raw bytes: every field but data parsed by
+// protobuf, and data located in the message but not copied, so that it is copied once,
+// straight into its staging tensor (a parsed message would hold a copy of it).
+struct RawChunk {
+  pb::WeightChunk header;  // every field but data
+  uint64_t data_pos = 0;   // where data starts in the message. Bytes.
+  uint64_t data_len = 0;   // Bytes.
+};
+
+Status parse_chunk(grpc::ByteBuffer* msg, RawChunk* out) {
+  namespace pio = google::protobuf::io;
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kDataTag = WireFormatLite::MakeTag(pb::WeightChunk::kDataFieldNumber,
+                                                        WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  grpc::ProtoBufferReader reader(msg);
+  if (!reader.status().ok())
+    return InvalidArgument("chunk: unreadable message: {}", reader.status().error_message());
+  pio::CodedInputStream in(&reader);
+  std::string head;  // the other fields, re-encoded
+  bool whole = false;
+  {
+    pio::StringOutputStream head_stream(&head);
+    pio::CodedOutputStream head_out(&head_stream);
+    for (uint32_t tag; (tag = in.ReadTag()) != 0;) {
+      if (tag == kDataTag) {  // the last occurrence counts, as in protobuf
+        uint32_t len = 0;
+        if (!in.ReadVarint32(&len)) return InvalidArgument("chunk: malformed WeightChunk (data)");
+        out->data_pos = static_cast<uint64_t>(in.CurrentPosition());
+        out->data_len = len;
+        if (!in.Skip(static_cast<int>(len)))
+          return InvalidArgument("chunk: data says {} bytes, the message ends before", len);
+        continue;
+      }
+      if (!WireFormatLite::SkipField(&in, tag, &head_out))
+        return InvalidArgument("chunk: malformed WeightChunk (field {})", tag >> 3);
+    }
+    whole = in.ConsumedEntireMessage();
+  }
+  if (!whole || !out->header.ParseFromString(head))
+    return InvalidArgument("chunk: malformed WeightChunk");
+  return OkStatus();
+}
+
+// Copies the chunk's data to `dst` and extends `crc` over it, slice by slice (each one
+// checksummed while it is still in cache).
+void copy_data(grpc::ByteBuffer* msg, const RawChunk& c, char* dst, uint32_t* crc) {
+  grpc::ProtoBufferReader reader(msg);
+  reader.Skip(static_cast<int>(c.data_pos));
+  uint64_t left = c.data_len;
+  const void* p = nullptr;
+  int n = 0;
+  while (left > 0 && reader.Next(&p, &n)) {
+    const uint64_t m = std::min<uint64_t>(left, static_cast<uint64_t>(n));
+    std::memcpy(dst, p, m);
+    *crc = crc32c(dst, m, *crc);
+    dst += m;
+    left -= m;
+  }
+  // parse_chunk saw all the bytes, so none is missing.
+  TORCH_CHECK(left == 0, "weight chunk: ", left, " bytes of data missing on the second read");
+}
+
 struct StagedTensor {
   std::string name;
   int dtype = 0;
   std::vector<int64_t> shape;
   uint64_t total = 0;
   uint64_t received = 0;
-  uint64_t checksum = 0;                  // as sent
-  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64 of the bytes received so far
-  torch::Tensor data;                     // contiguous CPU tensor being filled
+  uint32_t checksum = 0;  // CRC-32C, as sent
+  uint32_t crc = 0;       // CRC-32C of the bytes received so far
+  torch::Tensor data;     // contiguous CPU tensor being filled
 };
 
-// Receives the chunks of one update into staging tensors (on the gRPC thread, a copy
-// of at most 4 MiB per chunk), then hands verification and the swap to the control
-// thread. Any inconsistency finishes the stream at once with nothing applied.
-class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
+// Receives the chunks of one update into staging tensors (on the gRPC thread, one copy
+// of at most 4 MiB per chunk, from the raw message), then hands verification and the
+// swap to the control thread. Any inconsistency finishes the stream at once with
+// nothing applied. Raw messages (grpc::ByteBuffer) so that the data is copied once.
+class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  UpdateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, pb::UpdateWeightsResponse* resp)
+  UpdateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, grpc::ByteBuffer* resp)
       : w_(w), ctx_(ctx), resp_(resp) {
     if (!w_->authorized(ctx)) {
       finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
@@ -391,7 +458,7 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
     holds_slot_ = true;
     ++w_->updating;
     w_->refresh_health();
-    StartRead(&chunk_);
+    StartRead(&msg_);
   }
 
   void OnReadDone(bool ok) override {
@@ -402,15 +469,18 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
     }
     Status s;
     try {
-      s = take(chunk_);
+      RawChunk c;
+      s = parse_chunk(&msg_, &c);
+      if (s.ok()) s = take(c);
     } catch (const std::exception& e) {
       s = Internal("staging chunk: {}", e.what());
     }
+    msg_.Clear();
     if (!s.ok()) {
       finish(to_grpc(s));
       return;
     }
-    StartRead(&chunk_);
+    StartRead(&msg_);
   }
 
   void OnCancel() override {}
@@ -418,7 +488,9 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
   void OnDone() override { delete this; }
 
  private:
-  Status take(const pb::WeightChunk& c) {
+  Status take(const RawChunk& raw) {
+    const pb::WeightChunk& c = raw.header;
+    const uint64_t len = raw.data_len;
     if (chunks_ == 0) {
       version_ = c.version();
       tensor_count_ = c.tensor_count();
@@ -430,9 +502,8 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
           "chunk {} ({}): version/tensor_count {}/{} differ from the first "
           "chunk's {}/{}",
           chunks_, c.name(), c.version(), c.tensor_count(), version_, tensor_count_);
-    if (static_cast<int64_t>(c.data().size()) > kMaxChunkBytes)
-      return InvalidArgument("chunk of '{}': {} bytes, over the 4 MiB limit", c.name(),
-                             c.data().size());
+    if (len > static_cast<uint64_t>(kMaxChunkBytes))
+      return InvalidArgument("chunk of '{}': {} bytes, over the 4 MiB limit", c.name(), len);
     StagedTensor* t = tensors_.empty() ? nullptr : &tensors_.back();
     const bool continues = t != nullptr && t->name == c.name() && t->received < t->total;
     if (continues) {
@@ -445,6 +516,11 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
                                t->name, t->received, t->total, c.name());
       if (!names_.insert(c.name()).second)
         return InvalidArgument("tensor '{}' sent twice", c.name());
+      if (c.checksum() >> 32 != 0)
+        return InvalidArgument(
+            "tensor '{}': checksum {:016x} is not a CRC-32C (its high 32 bits are set); the "
+            "sender may use the older FNV-1a 64 checksum: update it",
+            c.name(), c.checksum());
       if (static_cast<int64_t>(tensors_.size()) >= tensor_count_)
         return InvalidArgument("tensor '{}': more tensors than tensor_count={}", c.name(),
                                tensor_count_);
@@ -469,7 +545,7 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
       s.dtype = c.dtype();
       s.shape = shape;
       s.total = bytes;
-      s.checksum = c.checksum();
+      s.checksum = static_cast<uint32_t>(c.checksum());
       s.data = torch::empty(shape, torch::TensorOptions().dtype(dtype));
       tensors_.push_back(std::move(s));
       t = &tensors_.back();
@@ -477,15 +553,13 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
     if (c.offset() != t->received)
       return InvalidArgument("tensor '{}': chunk at offset {}, expected {}", c.name(), c.offset(),
                              t->received);
-    if (c.offset() + c.data().size() > t->total)
+    if (c.offset() + len > t->total)
       return InvalidArgument("tensor '{}': chunk ends at {}, past total_bytes={}", c.name(),
-                             c.offset() + c.data().size(), t->total);
-    if (!c.data().empty())
-      std::memcpy(static_cast<char*>(t->data.data_ptr()) + c.offset(), c.data().data(),
-                  c.data().size());
-    // Hashed as it arrives, so the hashing overlaps the transfer.
-    t->hash = fnv1a64(c.data().data(), c.data().size(), t->hash);
-    t->received += c.data().size();
+                             c.offset() + len, t->total);
+    // Checked as it arrives, so the checksum overlaps the transfer.
+    if (len > 0)
+      copy_data(&msg_, raw, static_cast<char*>(t->data.data_ptr()) + c.offset(), &t->crc);
+    t->received += len;
     return OkStatus();
   }
 
@@ -511,14 +585,18 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
       if (t.received != t.total)
         return InvalidArgument("tensor '{}' is incomplete: {} of {} bytes", t.name, t.received,
                                t.total);
-      if (t.hash != t.checksum)
-        return DataLoss("tensor '{}': checksum {:016x}, sent {:016x}", t.name, t.hash, t.checksum);
+      if (t.crc != t.checksum)
+        return DataLoss("tensor '{}': CRC-32C of the bytes received is {:08x}, the sender's {:08x}",
+                        t.name, t.crc, t.checksum);
       named.emplace_back(t.name, t.data);
     }
     RETURN_IF_ERROR(w_->source.update_weights(named, version_));
-    resp_->set_version(version_);
-    resp_->set_tensors(static_cast<int64_t>(tensors_.size()));
-    resp_->set_bytes(bytes_);
+    pb::UpdateWeightsResponse resp;
+    resp.set_version(version_);
+    resp.set_tensors(static_cast<int64_t>(tensors_.size()));
+    resp.set_bytes(bytes_);
+    const grpc::Slice out(resp.SerializeAsString());
+    *resp_ = grpc::ByteBuffer(&out, 1);
     R1_LOG(info, "weights updated to version {} ({} tensors, {} bytes)", version_, tensors_.size(),
            bytes_);
     return OkStatus();
@@ -539,8 +617,8 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
 
   WorkerCore* w_;
   grpc::CallbackServerContext* ctx_;
-  pb::UpdateWeightsResponse* resp_;
-  pb::WeightChunk chunk_;
+  grpc::ByteBuffer* resp_;  // a serialised UpdateWeightsResponse
+  grpc::ByteBuffer msg_;    // the chunk being read
   bool holds_slot_ = false;
   int64_t version_ = 0;
   int64_t tensor_count_ = 0;
@@ -550,7 +628,10 @@ class UpdateReactor final : public grpc::ServerReadReactor<pb::WeightChunk> {
   std::unordered_set<std::string> names_;
 };
 
-class WorkerService final : public pb::Rollout::CallbackService {
+// UpdateWeights raw (UpdateReactor), the others as generated.
+class WorkerService final : public pb::Rollout::WithCallbackMethod_Generate<
+                                pb::Rollout::WithRawCallbackMethod_UpdateWeights<
+                                    pb::Rollout::WithCallbackMethod_Info<pb::Rollout::Service>>> {
  public:
   explicit WorkerService(WorkerCore* w) : w_(w) {}
 
@@ -559,8 +640,8 @@ class WorkerService final : public pb::Rollout::CallbackService {
     return new GenerateReactor(w_, ctx, req);
   }
 
-  grpc::ServerReadReactor<pb::WeightChunk>* UpdateWeights(
-      grpc::CallbackServerContext* ctx, pb::UpdateWeightsResponse* resp) override {
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UpdateWeights(grpc::CallbackServerContext* ctx,
+                                                           grpc::ByteBuffer* resp) override {
     return new UpdateReactor(w_, ctx, resp);
   }
 

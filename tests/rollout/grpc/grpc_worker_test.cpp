@@ -1,5 +1,6 @@
 // RolloutWorker through raw gRPC stubs: auth, request limits, atomic weight updates
-// (bad checksum, missing tensor, aborted stream), health during an update, Info.
+// (bad checksum, corrupted bytes, missing tensor, aborted stream), health during an
+// update, Info.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +8,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rollout.grpc.pb.h"
-#include "rollout/grpc/grpc_source.h"
+#include "rollout/grpc/crc32c.h"
 #include "rollout/grpc/worker.h"
 #include "tests/rollout/grpc/fake_source.h"
 
@@ -110,7 +111,7 @@ std::vector<rolloutpb::WeightChunk> chunks_of(const std::string& name, const tor
   std::vector<rolloutpb::WeightChunk> out;
   const auto* base = static_cast<const char*>(t.data_ptr());
   const uint64_t total = t.nbytes();
-  const uint64_t sum = fnv1a64(base, total);
+  const uint32_t sum = crc32c(base, total);
   uint64_t off = 0;
   do {
     rolloutpb::WeightChunk c;
@@ -288,6 +289,41 @@ TEST_F(WorkerTest, BadUpdatesChangeNothing) {
   EXPECT_EQ(fake_.policy_version(), 1);
   EXPECT_TRUE(torch::equal(fake_.weights()["a.weight"], torch::full({3, 4}, 1.0f)));
   EXPECT_TRUE(c.generate(good_request()).ok());  // still serving
+}
+
+TEST_F(WorkerTest, CorruptedBytesInALargeUpdateAreDataLoss) {
+  start();
+  Client c(worker_->port());
+  ASSERT_TRUE(c.update(update_of(1, 1.0f)).ok());
+  // A 2 MiB tensor in 512 KiB chunks, sent with its true checksum; then two bytes of
+  // the third chunk swapped on the way (the checksum still that of the right bytes).
+  auto big = chunks_of("a.weight", torch::arange(512 * 1024, torch::kFloat).reshape({1024, 512}), 2,
+                       2, /*chunk=*/512 * 1024);
+  ASSERT_EQ(big.size(), 4u);
+  auto rest = chunks_of("b.bias", torch::full({5}, 2.0f), 2, 2);
+  big.insert(big.end(), rest.begin(), rest.end());
+  std::string& data = *big[2].mutable_data();
+  std::swap(data[1000], data[1001]);
+  ASSERT_NE(data[1000], data[1001]);
+  fake_.require({{"a.weight", {1024, 512}}, {"b.bias", {5}}});
+  const grpc::Status s = c.update(big);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_NE(s.error_message().find("'a.weight'"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("CRC-32C"), std::string::npos) << s.error_message();
+  std::swap(data[1000], data[1001]);  // the same stream uncorrupted is taken
+  ASSERT_TRUE(c.update(big).ok());
+  EXPECT_EQ(fake_.policy_version(), 2);
+}
+
+TEST_F(WorkerTest, AChecksumWithHighBitsIsRefusedAsAnOlderProtocol) {
+  start();
+  Client c(worker_->port());
+  auto old = update_of(1, 1.0f);
+  for (auto& ch : old) ch.set_checksum(ch.checksum() | (uint64_t{0xcbf29ce4} << 32));
+  const grpc::Status s = c.update(old);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("not a CRC-32C"), std::string::npos) << s.error_message();
+  EXPECT_EQ(fake_.updates(), 0);
 }
 
 TEST_F(WorkerTest, HealthIsNotServingWhileWeightsLoad) {
