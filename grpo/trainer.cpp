@@ -325,7 +325,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
     for (auto& p : ref->parameters()) p.set_requires_grad(false);
   }
   int64_t start_step = 0;
-  uint64_t data_pos = 0;
+  uint64_t data_pos = r.grpo.first_problem;
   const std::string resume_dir =
       r.checkpoint.resume ? sft::latest_checkpoint(r.checkpoint.dir) : "";
   if (!resume_dir.empty()) {

@@ -92,6 +92,7 @@ struct GrpoTrainSection {
   int64_t eval_problems = 64;  // held-out problems per evaluation
   int64_t stop_after = 0;      // end this invocation after N steps (checkpointed); 0 = off
   double max_minutes = 0;      // end training after this wall time (saves final); 0 = off
+  uint64_t first_problem = 0;  // index of the first training problem drawn (task stream)
 
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "GRPO steps (one rollout batch each)", Range::at_least(1));
@@ -120,6 +121,9 @@ struct GrpoTrainSection {
     v.field("max_minutes", max_minutes,
             "stop after this many minutes and save the final model; 0 = off",
             Range::non_negative());
+    v.field("first_problem", first_problem,
+            "index in the task's training stream of the first problem drawn (r1kit run "
+            "starts after the problems its SFT/pretrain stages trained on)");
   }
 };
 

@@ -203,6 +203,11 @@ grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   g.reward_plugins = r.reward_plugins;
   g.rollout = r.grpo.rollout;
   g.grpo = r.grpo.train;
+  // RL prompts are problems the earlier stages did not train on (R1's cold-start data
+  // and RL prompts are separate sets): the training stream from the first unused index.
+  uint64_t used = grpo_start_stage(r) == "sft" ? static_cast<uint64_t>(r.sft.n_examples) : 0;
+  if (wants(r, "pretrain")) used = std::max(used, static_cast<uint64_t>(r.pretrain.n_examples));
+  g.grpo.first_problem = std::max(g.grpo.first_problem, used);
   g.checkpoint.dir = r.run.dir + "/grpo";
   g.dist = r.dist;
   return g;

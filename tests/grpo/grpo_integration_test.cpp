@@ -20,6 +20,7 @@
 #include "data/tokenizer.h"
 #include "grpo/trainer.h"
 #include "reward/reward.h"
+#include "rollout/local_source.h"
 #include "tests/cli_util.h"
 
 namespace r1kit::grpo {
@@ -280,6 +281,43 @@ dist: {threads: 1}
 )",
                                         {"checkpoint.dir=" + dir,
                                          "tokenizer.path=" + tokenizer_path()});
+}
+
+// Wraps the in-process source and records the task index of every prompt it is asked for.
+class RecordingSource final : public rollout::RolloutSource {
+ public:
+  RecordingSource(std::unique_ptr<rollout::RolloutSource> inner, std::vector<int64_t>* seen)
+      : inner_(std::move(inner)), seen_(seen) {}
+  StatusOr<std::vector<rollout::Group>> generate(
+      const rollout::GenerateRequest& req,
+      const std::function<void(const rollout::Group&)>& on_group) override {
+    for (const auto& p : req.prompts) seen_->push_back(p.index);
+    return inner_->generate(req, on_group);
+  }
+  Status update_weights(const rollout::NamedTensors& w, int64_t version) override {
+    return inner_->update_weights(w, version);
+  }
+  int64_t policy_version() const override { return inner_->policy_version(); }
+
+ private:
+  std::unique_ptr<rollout::RolloutSource> inner_;
+  std::vector<int64_t>* seen_;
+};
+
+// grpo.first_problem: the prompts are the training stream's problems from that index on,
+// in order (r1kit run sets it past the problems SFT trained on).
+TEST(GrpoIntegrationTest, FirstProblemStartsTheTrainingStream) {
+  const std::string dir = grpo_fresh_dir("first_problem");
+  std::vector<int64_t> seen;
+  RolloutFactory factory = [&seen](const GrpoRecipe&, policy::TransformerImpl& policy)
+      -> StatusOr<std::unique_ptr<rollout::RolloutSource>> {
+    return std::unique_ptr<rollout::RolloutSource>(
+        std::make_unique<RecordingSource>(rollout::LocalRolloutSource::copy_of(policy), &seen));
+  };
+  auto res = run_grpo(recipe(dir, {"grpo.steps=2", "grpo.first_problem=1000"}), factory);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  EXPECT_EQ(seen, (std::vector<int64_t>{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007}));
+  if (!HasFailure()) fs::remove_all(dir);
 }
 
 TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {

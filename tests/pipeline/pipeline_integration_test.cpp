@@ -58,6 +58,11 @@ dist: {threads: 1}
 )",
                                          {"run.dir=" + dir});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
+  // GRPO's prompts are problems SFT did not train on; a later start is kept.
+  EXPECT_EQ(grpo_recipe(*r).grpo.first_problem, 200u);
+  r->grpo.train.first_problem = 5000;
+  EXPECT_EQ(grpo_recipe(*r).grpo.first_problem, 5000u);
+  r->grpo.train.first_problem = 0;
   auto res = run_pipeline(*r);
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   EXPECT_EQ(res->ran, (std::vector<std::string>{"sft", "grpo", "eval", "report"}));
@@ -127,6 +132,8 @@ dist: {threads: 1}
                                          {"run.dir=" + dir});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(grpo_recipe(*r).model.from, dir + "/pretrain/final");
+  // GRPO's prompts start after the problems the base model was pretrained on.
+  EXPECT_EQ(grpo_recipe(*r).grpo.first_problem, 300u);
   auto res = run_pipeline(*r);
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   EXPECT_EQ(res->ran, (std::vector<std::string>{"pretrain", "grpo", "eval"}));
