@@ -13,13 +13,22 @@ TaskExample arithmetic_example(uint64_t seed, uint64_t index, const ArithmeticOp
     return lo + static_cast<int64_t>(s % static_cast<uint64_t>(hi - lo + 1));
   };
   const int64_t a = draw(2, o.max_a), b = draw(2, o.max_b), c = draw(0, o.max_c);
-  const int64_t ab = a * b, r = ab + c;
   TaskExample ex;
   ex.question = fmt::format("What is {}*{}+{}?", a, b, c);
+  ex.answer = std::to_string(a * b + c);
+  // The slip draws come from a stream of their own: the problems do not depend on them.
+  uint64_t t = derive_seed(seed, {0x736c6970ULL, index});
+  t = mix64(t);
+  const bool slip = o.slip_rate > 0 && static_cast<double>(t >> 11) * 0x1.0p-53 < o.slip_rate;
+  const int64_t ab = slip ? a * (b + ((mix64(t) & 1) ? 1 : -1)) : a * b, r = ab + c;
+  // A slipped product is written whole ("7*8=63."), as a misremembered fact.
+  const std::string product = o.trace == ArithmeticTrace::kColumns && !slip
+                                  ? column_product_trace(a, b)
+                                  : fmt::format("{}*{}={}.", a, b, ab);
   ex.trace = o.trace == ArithmeticTrace::kColumns
-                 ? fmt::format("{} {}", column_product_trace(a, b), column_sum_trace(ab, c))
-                 : fmt::format("{}*{}={}. {}+{}={}.", a, b, ab, ab, c, r);
-  ex.answer = std::to_string(r);
+                 ? fmt::format("{} {}", product, column_sum_trace(ab, c))
+                 : fmt::format("{} {}+{}={}.", product, ab, c, r);
+  ex.trace_answer = std::to_string(r);
   return ex;
 }
 

@@ -24,6 +24,11 @@ struct ArithmeticOptions {
   int64_t max_b = 9;   // b in [2, max_b]
   int64_t max_c = 99;  // c in [0, max_c]
   ArithmeticTrace trace = ArithmeticTrace::kDirect;
+  // Share of traces with a slip, as an imperfect teacher makes them: the product a*b is
+  // misremembered as a neighbour in the times table, a*(b-1) or a*(b+1), and the rest
+  // of the trace is worked out from it, so the trace reaches a wrong answer. The
+  // problem and its true answer are unchanged (rewards check the true answer).
+  double slip_rate = 0;
 };
 
 // "direct" | "columns".
@@ -38,6 +43,7 @@ struct TaskExample {
   std::string question;  // "What is 23*7+5?"
   std::string trace;     // "23*7=161. 161+5=166." (ArithmeticOptions::trace)
   std::string answer;    // "166"
+  std::string trace_answer;  // the answer the trace reaches: `answer` unless it slipped
 };
 
 // The i-th problem of stream `seed`: independent of how many others are drawn.

@@ -77,9 +77,11 @@ TaskSample generate_problem(const TaskSection& c, uint64_t seed, uint64_t index)
     o.max_people = static_cast<int>(c.max_people);
     return knights_knaves_task(seed, index, o);
   }
-  const auto ex =
-      arithmetic_example(seed, index, {c.max_a, c.max_b, c.max_c, parse_arithmetic_trace(c.trace)});
-  return {ex.question, ex.trace, nlohmann::json{{"answer", ex.answer}}};
+  const auto ex = arithmetic_example(
+      seed, index, {c.max_a, c.max_b, c.max_c, parse_arithmetic_trace(c.trace), c.trace_slips});
+  nlohmann::json meta{{"answer", ex.answer}};
+  if (ex.trace_answer != ex.answer) meta["trace_answer"] = ex.trace_answer;  // a slipped trace
+  return {ex.question, ex.trace, std::move(meta)};
 }
 
 Status apply_task_args(TaskSection& section, const std::vector<std::string>& args) {
@@ -118,9 +120,11 @@ std::string TaskSource::render(const TaskSample& s) const {
 
 std::string TaskSource::sft_response(const TaskSample& s) const {
   if (s.trace.empty()) return "";
-  const std::string answer = s.metadata.contains("answer") && s.metadata["answer"].is_string()
-                                 ? s.metadata["answer"].get<std::string>()
-                                 : s.metadata.value("answer", nlohmann::json()).dump();
+  // The answer the trace reaches (a slipped trace's own, see TaskSection::trace_slips).
+  const char* key = s.metadata.contains("trace_answer") ? "trace_answer" : "answer";
+  const std::string answer = s.metadata.contains(key) && s.metadata[key].is_string()
+                                 ? s.metadata[key].get<std::string>()
+                                 : s.metadata.value(key, nlohmann::json()).dump();
   return section_.prefill_think
              ? fmt::format("{} </think> <answer> {} </answer>", s.trace, answer)
              : fmt::format("<think> {} </think> <answer> {} </answer>", s.trace, answer);

@@ -37,6 +37,7 @@ struct TaskSection {
   int64_t max_b = 9;             // b in [2, max_b]
   int64_t max_c = 99;            // c in [0, max_c]
   std::string trace = "direct";  // direct | columns (data/arithmetic.h)
+  double trace_slips = 0;         // share of SFT traces with a slipped product
   // countdown
   int64_t min_numbers = 3;   // operands per problem
   int64_t max_numbers = 4;   // operands per problem
@@ -64,6 +65,11 @@ struct TaskSection {
             "arithmetic: the SFT trace, direct (23*7=161. 161+5=166.) or columns (digit by "
             "digit with carries: 23*7: 3*7=21, 2*7+2=16, so 161. ...)",
             OneOf{"direct", "columns"});
+    v.field("trace_slips", trace_slips,
+            "arithmetic: share of SFT traces with a slip, as an imperfect teacher writes them "
+            "(a*b misremembered as a*(b-1) or a*(b+1) and carried to a wrong answer); rewards "
+            "and evaluation always check the true answer",
+            Range::between(0, 1));
     v.field("min_numbers", min_numbers, "countdown: fewest operands", Range::between(2, 8));
     v.field("max_numbers", max_numbers, "countdown: most operands", Range::between(2, 8));
     v.field("max_number", max_number, "countdown: operands in [1, max_number]", Range::at_least(1));

@@ -89,6 +89,45 @@ TEST(ArithmeticTraceTest, TaskSectionPicksTheTrace) {
   EXPECT_FALSE(validate_config(sec).ok());
 }
 
+// task.trace_slips: that share of traces misremember a*b as a*(b-1) or a*(b+1) and work
+// the rest out from it; the problems and their true answers do not change, and the SFT
+// response ends in the answer its trace reached.
+TEST(ArithmeticTraceTest, SlippedTracesKeepTheProblemAndTheTrueAnswer) {
+  TaskSection clean;
+  clean.trace = "columns";
+  clean.max_a = 9;
+  TaskSection slipped = clean;
+  slipped.trace_slips = 0.25;
+  auto a_src = TaskSource::create(clean), b_src = TaskSource::create(slipped);
+  ASSERT_TRUE(a_src.ok() && b_src.ok());
+  const int n = 2000;
+  int slips = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const TaskSample x = a_src->train(i), y = b_src->train(i);
+    ASSERT_EQ(x.question, y.question);
+    ASSERT_EQ(x.metadata["answer"], y.metadata["answer"]);
+    EXPECT_FALSE(x.metadata.contains("trace_answer"));
+    int a, b, c;
+    ASSERT_EQ(std::sscanf(y.question.c_str(), "What is %d*%d+%d?", &a, &b, &c), 3);
+    if (!y.metadata.contains("trace_answer")) {
+      EXPECT_EQ(y.trace, x.trace);
+      continue;
+    }
+    ++slips;
+    const int p = y.trace.starts_with(fmt::format("{}*{}={}.", a, b, a * (b + 1))) ? a * (b + 1)
+                                                                                   : a * (b - 1);
+    EXPECT_EQ(y.trace, fmt::format("{}*{}={}. ", a, b, p) + column_sum_trace(p, c));
+    EXPECT_EQ(y.metadata["trace_answer"].get<std::string>(), std::to_string(p + c));
+    EXPECT_EQ(y.metadata["answer"].get<std::string>(), std::to_string(a * b + c));
+    EXPECT_TRUE(b_src->sft_response(y).ends_with(fmt::format("<answer> {} </answer>", p + c)));
+  }
+  // 500 expected; 4 standard deviations is about +-77.
+  EXPECT_GT(slips, 420);
+  EXPECT_LT(slips, 580);
+  slipped.trace_slips = 1.5;
+  EXPECT_FALSE(validate_config(slipped).ok());
+}
+
 TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
   const auto path = std::filesystem::temp_directory_path() / "r1kit_task_source_test.jsonl";
   {
