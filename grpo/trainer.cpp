@@ -7,8 +7,10 @@
 #include <future>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "core/atomic_file.h"
+#include "core/blas_threads.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/rng.h"
@@ -414,6 +416,10 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
                                       tokenizer_path, 0, extra);
   };
 
+  // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
+  // over the other (busy) core made GRPO steps ~1.5x slower (bench/RESULTS.md).
+  std::optional<BlasThreadsGuard> one_blas_thread;
+  if (r.rollout.overlap && r.rollout.workers.empty()) one_blas_thread.emplace(1);
   std::future<StatusOr<Rollout>> next;  // overlap: the next step's rollout
   for (int64_t step = start_step; step < r.grpo.steps; ++step) {
     const auto t_step = Clock::now();
