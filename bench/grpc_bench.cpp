@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "policy/model.h"
 #include "rollout/grpc/crc32c.h"
 #include "rollout/grpc/grpc_source.h"
@@ -55,23 +56,11 @@
 
 using namespace r1kit;
 using namespace r1kit::policy;
-using Clock = std::chrono::steady_clock;
+using namespace r1kit::bench;
 
 namespace {
 
 constexpr const char* kToken = "grpc-bench-7f3a9c2e5b1d4e8f";
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ',')) out.push_back(x);
-  return out;
-}
-
-bool has(const std::vector<std::string>& v, const std::string& x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
 
 // CPU seconds (user + system) of the whole process so far: every thread, client and
 // worker alike; less sensitive than wall time to other processes on the machine.
@@ -80,10 +69,6 @@ double cpu_seconds() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 double mean(const std::vector<double>& v) {

@@ -1,6 +1,7 @@
 // Rollout engine benchmarks (issue 4): decode tokens/s at several batch sizes, the
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
-// KV-cache bytes per sequence. Runs the real engine (rollout/engine.h) on randomly
+// KV-cache bytes per sequence, and one routed expert through sgemm against the small-row
+// kernel at a few row counts. Runs the real engine (rollout/engine.h) on randomly
 // initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
@@ -12,7 +13,7 @@
 // with the best of five 2048^3 fp32 matmuls in the same process and thread count.
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
-//                      [--prompt 16] [--threads N] [--sections decode,impl,prefix,cache]
+//                      [--prompt 16] [--threads N] [--sections decode,impl,prefix,cache,experts]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -21,40 +22,16 @@
 #include <cstring>
 #include <sstream>
 
+#include "bench/bench_util.h"
+#include "policy/expert_kernels.h"
 #include "policy/model.h"
 #include "rollout/engine.h"
 
 using namespace r1kit;
 using namespace r1kit::policy;
-using Clock = std::chrono::steady_clock;
+using namespace r1kit::bench;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ',')) out.push_back(x);
-  return out;
-}
-
-bool has(const std::vector<std::string>& v, const std::string& x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
-
-double matmul_peak_gflops() {
-  const int64_t n = 2048;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  torch::matmul(a, b);
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto t = Clock::now();
-    auto c = torch::matmul(a, b);
-    best = std::max(
-        best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t).count() / 1e9);
-  }
-  return best;
-}
 
 // Decode FLOPs of one generated token at mean context length S (see the header).
 double decode_flops_per_token(const ModelArgs& a, double S) {
@@ -99,7 +76,8 @@ rollout::EngineStats run(Transformer& m, const rollout::GenerateRequest& r,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string presets = "tiny", batches = "1,16,64,256", sections = "decode,impl,prefix,cache";
+  std::string presets = "tiny", batches = "1,16,64,256";
+  std::string sections = "decode,impl,prefix,cache,experts";
   int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -203,6 +181,36 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
       std::printf("speed-up of the whole rollout: %.2fx\n", total[1] / total[0]);
+    }
+
+    if (has(secs, "experts") && a.n_routed_experts > 0 && small_rows_kernels_available()) {
+      // One routed expert with M rows: the three sgemm's of LibTorch's linear against the
+      // fused small-row kernel (policy/expert_kernels.h), the same weights and inputs.
+      const int64_t d = a.dim, I = a.moe_inter_dim;
+      auto wg = torch::randn({I, d}) * 0.05, wu = torch::randn({I, d}) * 0.05;
+      auto wd = torch::randn({d, I}) * 0.05;
+      std::printf("\n%s: one routed expert (%lld -> %lld -> %lld), microseconds a call\n",
+                  p.c_str(), static_cast<long long>(d), static_cast<long long>(I),
+                  static_cast<long long>(d));
+      std::printf("| rows | sgemm (F::linear x3) | small-row kernel | speed-up |\n");
+      std::printf("|---|---|---|---|\n");
+      namespace F = torch::nn::functional;
+      for (int64_t M : {1, 2, 4, 8, 12, 16, 24, 32}) {
+        auto x = torch::randn({M, d});
+        auto time_us = [&](auto&& f) {
+          for (int i = 0; i < 20; ++i) f();
+          const int reps = 400;
+          auto t = Clock::now();
+          for (int i = 0; i < reps; ++i) f();
+          return 1e6 * seconds_since(t) / reps;
+        };
+        const double blas =
+            time_us([&] { return F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd); });
+        const double fused = time_us([&] { return swiglu_small_rows(x, wg, wu, wd); });
+        std::printf("| %lld | %.1f | %.1f | %.2fx |\n", static_cast<long long>(M), blas, fused,
+                    blas / fused);
+        std::fflush(stdout);
+      }
     }
 
     if (has(secs, "cache")) {

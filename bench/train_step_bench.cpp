@@ -21,39 +21,14 @@
 #include <cstring>
 #include <sstream>
 
+#include "bench/bench_util.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
 
 using namespace r1kit::policy;
-using Clock = std::chrono::steady_clock;
+using namespace r1kit::bench;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ',')) out.push_back(x);
-  return out;
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double matmul_peak_gflops(torch::Dtype dtype) {
-  const int64_t n = 2048;
-  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
-  torch::matmul(a, b);  // warm up
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto t = Clock::now();
-    auto c = torch::matmul(a, b);
-    const double s = seconds_since(t);
-    best = std::max(best, 2.0 * n * n * n / s / 1e9);
-  }
-  return best;
-}
 
 // Forward FLOPs per step as documented above.
 double step_flops(const ModelArgs& a, int64_t B, int64_t T) {

@@ -66,11 +66,18 @@ TaskSample countdown_task(uint64_t seed, uint64_t index, const CountdownTaskOpti
         ok = false;
         break;
       }
-      steps.push_back(fmt::format("{} {} {} = {}", a.value, op, b.value, v));
       Item c{v, fmt::format("({} {} {})", a.expr, op, b.expr)};
       items.erase(items.begin() + static_cast<std::ptrdiff_t>(std::max(i, j)));
       items.erase(items.begin() + static_cast<std::ptrdiff_t>(std::min(i, j)));
       items.push_back(std::move(c));
+      // Each step but the last names the numbers left, so that the next step copies its
+      // operands from the line before it rather than tracking the pool over the trace.
+      std::string step = fmt::format("{} {} {} = {}", a.value, op, b.value, v);
+      if (items.size() > 1) {
+        step += ", left";
+        for (const Item& it : items) step += " " + std::to_string(it.value);
+      }
+      steps.push_back(std::move(step));
     }
     if (!ok) continue;
     const int64_t target = items[0].value;

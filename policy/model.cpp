@@ -1,6 +1,9 @@
 #include "policy/model.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "policy/expert_kernels.h"
 
 namespace r1kit::policy {
 namespace F = torch::nn::functional;
@@ -270,6 +273,16 @@ MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+  // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
+  const int64_t dim = x.size(-1), rows = x.numel() / std::max<int64_t>(dim, 1);
+  if (rows <= kSmallRowsMax &&
+      small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight)) {
+    auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
+                                 down_proj->weight);
+    auto shape = x.sizes().vec();
+    shape.back() = out.size(1);
+    return out.view(shape);
+  }
   return down_proj(F::silu(gate_proj(x)) * up_proj(x));
 }
 
@@ -347,14 +360,13 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   auto x_sorted = xf.index_select(0, token_of);  // [N*K, d]
   auto counts_cpu = counts.to(torch::kCPU);
   const int64_t* cnt = counts_cpu.data_ptr<int64_t>();
+  // One split, not a narrow per expert: a narrow's backward writes a zero-filled
+  // [N*K, d] gradient per expert, a split's concatenates the pieces once.
+  auto pieces = x_sorted.split_with_sizes(c10::IntArrayRef(cnt, E));
   std::vector<torch::Tensor> outs;
   outs.reserve(E);
-  int64_t begin = 0;
   for (int64_t e = 0; e < E; ++e) {
-    if (cnt[e] == 0) continue;
-    auto xe = x_sorted.narrow(0, begin, cnt[e]);
-    outs.push_back(experts[e]->as<MLPImpl>()->forward(xe));
-    begin += cnt[e];
+    if (cnt[e] > 0) outs.push_back(experts[e]->as<MLPImpl>()->forward(pieces[e]));
   }
   if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
   auto y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);  // [N*K, d]

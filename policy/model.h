@@ -154,6 +154,8 @@ class GQAImpl : public torch::nn::Module {
 TORCH_MODULE(GQA);
 
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)). Dense FFN, routed and shared experts.
+// Without autograd, a call with at most kSmallRowsMax fp32 rows (a routed expert at
+// decode) runs the fused kernel of policy/expert_kernels.h instead of three sgemm's.
 class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(int64_t dim, int64_t inter_dim);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 namespace r1kit::data {
 namespace {
@@ -48,6 +49,59 @@ TEST(CountdownTaskTest, DeterministicAndInRange) {
     EXPECT_FALSE(a.trace.empty());
   }
   EXPECT_NE(countdown_task(7, 0, o).question, countdown_task(8, 0, o).question);
+}
+
+// The trace is a chain of steps "a op b = v, left x y z." ending in "a op b = target.":
+// each step's operands come from the pool the step before left (the given numbers at
+// first), its arithmetic is right, the pool it names is the old one less a and b plus v,
+// and the last step leaves only the target.
+TEST(CountdownTaskTest, TraceStepsUseThePoolTheyName) {
+  CountdownTaskOptions o;
+  o.min_numbers = 3;
+  o.max_numbers = 4;
+  o.max_number = 6;
+  o.max_target = 30;
+  const std::regex step_re(R"(^(\d+) ([-+*/]) (\d+) = (\d+)(?:, left((?: \d+)+))?$)");
+  for (uint64_t i = 0; i < 300; ++i) {
+    TaskSample t = countdown_task(5, i, o);
+    std::vector<int64_t> pool = t.metadata["numbers"].get<std::vector<int64_t>>();
+    const int64_t target = t.metadata["target"].get<int64_t>();
+    std::vector<std::string> steps;
+    std::string rest = t.trace;
+    for (size_t dot; (dot = rest.find('.')) != std::string::npos;) {
+      steps.push_back(rest.substr(0, dot));
+      rest = dot + 2 <= rest.size() ? rest.substr(dot + 2) : "";
+    }
+    ASSERT_TRUE(rest.empty()) << t.trace;
+    ASSERT_EQ(steps.size(), pool.size() - 1) << t.trace;
+    for (size_t s = 0; s < steps.size(); ++s) {
+      std::smatch m;
+      ASSERT_TRUE(std::regex_match(steps[s], m, step_re)) << steps[s];
+      const int64_t a = std::stoll(m[1]), b = std::stoll(m[3]), v = std::stoll(m[4]);
+      const char op = m[2].str()[0];
+      EXPECT_EQ(v, op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : a / b);
+      if (op == '/') EXPECT_EQ(a % b, 0);
+      for (int64_t x : {a, b}) {
+        auto it = std::find(pool.begin(), pool.end(), x);
+        ASSERT_NE(it, pool.end()) << x << " is not left before: " << t.trace;
+        pool.erase(it);
+      }
+      pool.push_back(v);
+      const bool last = s + 1 == steps.size();
+      ASSERT_EQ(m[5].matched, !last) << steps[s];
+      if (last) {
+        EXPECT_EQ(v, target) << t.trace;
+        continue;
+      }
+      std::vector<int64_t> named;
+      std::istringstream in(m[5].str());
+      for (int64_t x; in >> x;) named.push_back(x);
+      std::vector<int64_t> expected = pool;  // as multisets: equal numbers may swap places
+      std::sort(named.begin(), named.end());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(named, expected) << steps[s];
+    }
+  }
 }
 
 TEST(KnightsKnavesTaskTest, DeterministicShapes) {
