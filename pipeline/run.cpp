@@ -127,6 +127,15 @@ std::string grpo_start_stage(const RunRecipe& r) {
 
 }  // namespace
 
+double grpo_time_box(const RunRecipe& r, double elapsed_minutes, double eval_minutes) {
+  const double own = r.grpo.train.max_minutes;
+  if (r.run.max_minutes <= 0) return own;
+  constexpr double kReportMinutes = 0.5;
+  double left = r.run.max_minutes - elapsed_minutes - eval_minutes - kReportMinutes;
+  if (own > 0) left = std::min(left, own);
+  return std::max(left, 1e-6);  // positive: 0 would mean no box; one step always exceeds it
+}
+
 StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r) {
   const auto t = read_timing(r.run.dir);
   const double t_sft = t.contains("sft") ? t["sft"].value("seconds", 0.0) : 0.0;
@@ -216,6 +225,7 @@ grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
 StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory& make_source) {
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
+  const auto t_run = std::chrono::steady_clock::now();
   RunResult out;
   const std::string pretrain_final = r.run.dir + "/pretrain/final";
   const std::string sft_final = r.run.dir + "/sft/final";
@@ -250,11 +260,34 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
   }
+  const std::string eval_dir = r.run.dir + "/grpo";
   if (stage("grpo", exists(grpo_final + "/model.safetensors"))) {
-    const grpo::GrpoRecipe g = grpo_recipe(r);
+    grpo::GrpoRecipe g = grpo_recipe(r);
     if (!exists(g.model.from + "/model.safetensors"))
-      return FailedPrecondition("stage grpo starts from {} (run the {} stage first)",
-                                g.model.from, grpo_start_stage(r));
+      return FailedPrecondition("stage grpo starts from {} (run the {} stage first)", g.model.from,
+                                grpo_start_stage(r));
+    if (r.run.max_minutes > 0) {
+      // Evaluate the starting model now, to know what the evaluation after GRPO costs.
+      const std::string start = grpo_start_stage(r);
+      const std::string path = eval_dir + "/eval_" + start + ".json";
+      if (wants(r, "eval") && !exists(path)) {
+        std::error_code ec;
+        fs::create_directories(eval_dir, ec);
+        const auto t0 = std::chrono::steady_clock::now();
+        RETURN_IF_ERROR(evaluate_model(r, g.model.from, start, path));
+        RETURN_IF_ERROR(add_timing(r.run.dir, "eval_" + start, seconds_since(t0), 0));
+      }
+      const auto t = read_timing(r.run.dir);
+      const double eval_min = wants(r, "eval") && t.contains("eval_" + start)
+                                  ? t["eval_" + start].value("seconds", 0.0) / 60.0
+                                  : 0.0;
+      const double elapsed = seconds_since(t_run) / 60.0;
+      g.grpo.max_minutes = grpo_time_box(r, elapsed, eval_min);
+      R1_LOG(info,
+             "run.max_minutes={}: GRPO's time box is {:.2f} min ({:.2f} min spent, {:.2f} kept "
+             "for the evaluation)",
+             r.run.max_minutes, g.grpo.max_minutes, elapsed, eval_min);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
     RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
@@ -268,15 +301,15 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     ASSIGN_OR_RETURN(auto res, sft::run_sft(cr, hooks));
     if (!res.finished) return out;
   }
-  const std::string eval_dir = r.run.dir + "/grpo";
   if (wants(r, "eval")) {
     std::error_code ec;
     fs::create_directories(eval_dir, ec);
     bool any = false;
-    for (const auto& [name, model] : {std::pair<std::string, std::string>{"pretrain", pretrain_final},
-                                      {"sft", sft_final},
-                                      {"grpo", grpo_final},
-                                      {"control", control_final}}) {
+    for (const auto& [name, model] :
+         {std::pair<std::string, std::string>{"pretrain", pretrain_final},
+          {"sft", sft_final},
+          {"grpo", grpo_final},
+          {"control", control_final}}) {
       const std::string path = eval_dir + "/eval_" + name + ".json";
       if (exists(path) || !exists(model + "/model.safetensors")) continue;
       any = true;

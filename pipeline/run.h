@@ -9,7 +9,9 @@
 //           greedy pass@1, format rate)              -> RUN/grpo/eval_{sft,grpo,control}.json
 //   report  HTML page over the GRPO metrics and both evaluations -> RUN/report.html
 // RUN/timing.json keeps the training seconds and steps of the sft and grpo stages
-// (summed over resumed invocations); the control stage reads it.
+// (summed over resumed invocations); the control stage reads it. With run.max_minutes the
+// SFT model is evaluated right after SFT (its seconds go to timing.json as "eval_sft"), so
+// that GRPO's time box leaves room for the GRPO model's evaluation.
 // One task section feeds every stage, so the held-out problems are never trained on
 // (data/task_source.h). The SFT and GRPO sections are those of `r1kit sft` and
 // `r1kit grpo` (same keys, same meaning).
@@ -31,12 +33,20 @@ namespace r1kit::pipeline {
 struct RunSection {
   std::string dir = "runs/r1-tiny";                                     // run directory
   std::vector<std::string> stages = {"sft", "grpo", "eval", "report"};  // in this order
+  // Wall-time budget of one `r1kit run` invocation, in minutes; 0 = none. GRPO's time
+  // box shrinks to what is left once the stages before it and the evaluation are paid
+  // for, so a slower machine gets fewer GRPO steps, not a longer run. See grpo_time_box.
+  double max_minutes = 0;
   void visit(ConfigVisitor& v) {
     v.field("dir", dir, "run directory: RUN/sft, RUN/grpo, RUN/report.html");
     v.field("stages", stages,
             "stages to run, a subset of [pretrain, sft, grpo, control, eval, report] (pretrain: "
             "a base model on the task corpus, which SFT or else GRPO starts from; control: SFT "
             "only for the time SFT + GRPO took, the fair baseline)");
+    v.field("max_minutes", max_minutes,
+            "wall-time budget of the whole invocation; GRPO's time box shrinks to what is left "
+            "after the earlier stages and the evaluation (0 = none)",
+            Range::at_least(0));
   }
 };
 
@@ -130,6 +140,13 @@ struct RunRecipe {
 sft::PretrainRecipe pretrain_recipe(const RunRecipe& r);
 sft::SftRecipe sft_recipe(const RunRecipe& r);
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r);
+// GRPO's time box in minutes under run.max_minutes: the budget less the minutes spent so
+// far in this invocation, less what the evaluation still needs (`eval_minutes`, one
+// model's evaluation: the GRPO model's takes about as long as the SFT model's, measured
+// just before), less half a minute for the report; never more than grpo.train.max_minutes
+// when that is set; over budget, a box of 1e-6 (GRPO runs one step). Without a budget,
+// grpo.train.max_minutes as it is.
+double grpo_time_box(const RunRecipe& r, double elapsed_minutes, double eval_minutes);
 // The control stage's SFT recipe: sft_recipe(r) in RUN/control, with RUN/sft's tokenizer
 // and as many steps as fit the SFT + GRPO seconds of RUN/timing.json at the SFT stage's
 // pace. FailedPrecondition until both stages have run.

@@ -109,6 +109,56 @@ dist: {threads: 1}
   if (!HasFailure()) fs::remove_all(dir);
 }
 
+// run.max_minutes: GRPO's box is the budget less the time spent, the evaluation and half
+// a minute for the report, capped by grpo.train.max_minutes, at least 1e-6 (one step).
+TEST(PipelineIntegrationTest, GrpoTimeBoxFitsTheRunBudget) {
+  RunRecipe r;
+  r.grpo.train.max_minutes = 10;
+  EXPECT_DOUBLE_EQ(grpo_time_box(r, 7, 1), 10);  // no budget: GRPO's own box
+  r.run.max_minutes = 20;
+  EXPECT_DOUBLE_EQ(grpo_time_box(r, 7, 1), 10);     // 11.5 left, capped by the own box
+  EXPECT_DOUBLE_EQ(grpo_time_box(r, 9, 2), 8.5);    // 20 - 9 - 2 - 0.5
+  EXPECT_DOUBLE_EQ(grpo_time_box(r, 25, 1), 1e-6);  // over budget: one step
+  r.grpo.train.max_minutes = 0;
+  EXPECT_DOUBLE_EQ(grpo_time_box(r, 7, 1), 11.5);
+}
+
+// With a budget smaller than SFT's time, GRPO gets one step, and the SFT model is
+// evaluated before GRPO (its time recorded) rather than after.
+TEST(PipelineIntegrationTest, RunBudgetShrinksGrpo) {
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_pipeline_budget_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  auto r = load_config_string<RunRecipe>(R"(
+run: {stages: [sft, grpo, eval], max_minutes: 0.001}
+model: {preset: nano}
+tokenizer: {vocab_size: 320}
+task: {name: arithmetic, eval_size: 4, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
+sft:
+  n_examples: 100
+  max_seq_len: 96
+  train: {steps: 2, batch_size: 4, log_every: 1, eval_every: 0, eval_batches: 1}
+grpo:
+  rollout: {group_size: 2, prompts_per_step: 2, max_new_tokens: 8, max_batch: 16}
+  train: {steps: 4, micro_batch_size: 4, optim: {lr: 1.0e-4}}
+eval: {problems: 4, k: 2, max_new_tokens: 8}
+dist: {threads: 1}
+)",
+                                         {"run.dir=" + dir});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto res = run_pipeline(*r);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  std::ifstream tf(dir + "/timing.json");
+  auto timing = nlohmann::json::parse(tf, nullptr, false);
+  ASSERT_TRUE(timing.is_object());
+  EXPECT_EQ(timing["grpo"]["steps"], 1);
+  ASSERT_TRUE(timing.contains("eval_sft")) << timing.dump();
+  EXPECT_GT(timing["eval_sft"]["seconds"].get<double>(), 0);
+  EXPECT_TRUE(fs::exists(dir + "/grpo/eval_sft.json"));
+  EXPECT_TRUE(fs::exists(dir + "/grpo/eval_grpo.json"));
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
 // R1-Zero: a base model pretrained on the task corpus, then GRPO with no SFT. The corpus
 // holds the training problems only, never a held-out one.
 TEST(PipelineIntegrationTest, PretrainThenGrpoWithoutSft) {
@@ -202,9 +252,8 @@ TEST(PipelineIntegrationTest, EveryShippedRecipeResolves) {
     words >> hash >> prog >> cmd >> path;
     ASSERT_EQ(prog, "r1kit") << e.path() << ": first line '" << first << "'";
     EXPECT_EQ(path, "recipes/" + e.path().filename().string()) << first;
-    auto [rc, out] = testing::run_command("cd " + root.string() + " && " +
-                                              testing::r1kit_binary() + " " + cmd + " " +
-                                              path + " --print-recipe",
+    auto [rc, out] = testing::run_command("cd " + root.string() + " && " + testing::r1kit_binary() +
+                                              " " + cmd + " " + path + " --print-recipe",
                                           true);
     EXPECT_EQ(rc, 0) << e.path() << "\n" << out;
     ++n;
