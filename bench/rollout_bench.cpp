@@ -1,8 +1,9 @@
 // Rollout engine benchmarks (issue 4): decode tokens/s at several batch sizes, the
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
-// KV-cache bytes per sequence, and one routed expert through sgemm against the small-row
-// kernel at a few row counts. Runs the real engine (rollout/engine.h) on randomly
-// initialised presets, sampling at temperature 1 with no stop ids, so every sequence
+// KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
+// decode with it on and off ("kernel", not in the default sections) and one routed expert
+// through sgemm against it at a few row counts ("experts"). Runs the real engine (rollout/engine.h)
+// on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
 // Decode FLOPs per generated token, counted as executed on the absorbed path:
@@ -13,7 +14,8 @@
 // with the best of five 2048^3 fp32 matmuls in the same process and thread count.
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
-//                      [--prompt 16] [--threads N] [--sections decode,impl,prefix,cache,experts]
+//                      [--prompt 16] [--threads N] [--sections
+//                      decode,kernel,impl,prefix,cache,experts]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -136,6 +138,29 @@ int main(int argc, char** argv) {
         std::printf("| %lld | %.0f | %.1f | %.1f | %.1f | %.1f%% |\n", static_cast<long long>(B),
                     tps, 1e3 * st.decode_seconds / st.decode_steps, st.mean_batch, gf,
                     100 * gf / peak);
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "kernel") && small_rows_kernels_available()) {
+      // Decode with the small-row expert kernel on and off, alternating in one process
+      // (so that both see the same machine), at the first of --batches.
+      const int64_t B = std::stoll(split(batches).front());
+      std::printf("\n%s: decode batch %lld, small-row expert kernel on/off, tokens/s\n", p.c_str(),
+                  static_cast<long long>(B));
+      std::printf("| round | kernel on | kernel off | on / off |\n|---|---|---|---|\n");
+      for (int round = 1; round <= 3; ++round) {
+        double tps[2];
+        for (bool on : {true, false}) {
+          set_small_rows_kernels_enabled(on);
+          rollout::EngineOptions o;
+          o.max_batch = B;
+          o.max_seq_len = P + new_tokens;
+          auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+          tps[on ? 0 : 1] = st.generated_tokens / st.decode_seconds;
+        }
+        set_small_rows_kernels_enabled(true);
+        std::printf("| %d | %.0f | %.0f | %.2fx |\n", round, tps[0], tps[1], tps[0] / tps[1]);
         std::fflush(stdout);
       }
     }

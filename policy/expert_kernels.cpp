@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
@@ -25,12 +26,12 @@ R1KIT_AVX2 void dot2(const float* x, int64_t K, const float* wa, const float* wb
                      float* b) {
   // The loops over r are unrolled by force so that the accumulators live in registers.
   __m256 acc_a[R], acc_b[R];
-#pragma GCC unroll 4
+#pragma GCC unroll 6
   for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     const __m256 va = _mm256_loadu_ps(wa + k), vb = _mm256_loadu_ps(wb + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_loadu_ps(x + r * K + k);
       acc_a[r] = _mm256_fmadd_ps(xv, va, acc_a[r]);
@@ -47,18 +48,24 @@ R1KIT_AVX2 void dot2(const float* x, int64_t K, const float* wa, const float* wb
   }
 }
 
-// dot2 for a block of 1..4 rows.
+// dot2 for a block of 1..6 rows.
 void dot2_rows(int rows, const float* x, int64_t K, const float* wa, const float* wb, float* a,
                float* b) {
   switch (rows) {
     case 1: return dot2<1>(x, K, wa, wb, a, b);
     case 2: return dot2<2>(x, K, wa, wb, a, b);
     case 3: return dot2<3>(x, K, wa, wb, a, b);
-    default: return dot2<4>(x, K, wa, wb, a, b);
+    case 4: return dot2<4>(x, K, wa, wb, a, b);
+    case 5: return dot2<5>(x, K, wa, wb, a, b);
+    default: return dot2<6>(x, K, wa, wb, a, b);
   }
 }
 
-constexpr int kBlock = 4;  // input rows per pass over the weights
+// Input rows per pass over the weights: 6 rows x 2 weight rows = 12 accumulators, plus
+// the 2 weight vectors and one input vector, fill AVX2's 16 registers.
+constexpr int kBlock = 6;
+
+std::atomic<bool> g_enabled{true};
 
 bool fp32_cpu_contiguous(const torch::Tensor& t) {
   return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
@@ -71,11 +78,15 @@ bool small_rows_kernels_available() {
   return ok;
 }
 
+void set_small_rows_kernels_enabled(bool on) {
+  g_enabled.store(on);
+}
+
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
                               const torch::Tensor& w_up, const torch::Tensor& w_down) {
-  return small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
-         fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
-         fp32_cpu_contiguous(w_down);
+  return g_enabled.load(std::memory_order_relaxed) && small_rows_kernels_available() &&
+         !torch::GradMode::is_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) &&
+         fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
 }
 
 torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) {

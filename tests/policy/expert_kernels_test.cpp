@@ -61,6 +61,10 @@ TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
                                         mlp->up_proj->weight, mlp->down_proj->weight));
   EXPECT_FALSE(small_rows_kernels_apply(x.transpose(0, 1), mlp->gate_proj->weight,
                                         mlp->up_proj->weight, mlp->down_proj->weight));
+  set_small_rows_kernels_enabled(false);
+  EXPECT_FALSE(small_rows_kernels_apply(x, mlp->gate_proj->weight, mlp->up_proj->weight,
+                                        mlp->down_proj->weight));
+  set_small_rows_kernels_enabled(true);
   auto got = mlp->forward(x);  // 6 rows: the kernel
   ASSERT_EQ(got.sizes(), want.sizes());
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6));
