@@ -18,7 +18,7 @@
 namespace r1kit::policy {
 
 // Rows at or below which the kernels beat OpenBLAS sgemm on an expert of the `small`
-// preset (bench/RESULTS.md, "Small-row expert kernels").
+// preset (bench/RESULTS.md, "Session 7").
 inline constexpr int64_t kSmallRowsMax = 16;
 
 // True when this CPU has AVX2 and FMA (checked once).
