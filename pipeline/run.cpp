@@ -29,7 +29,8 @@ bool exists(const std::string& path) {
   return fs::exists(path, ec);
 }
 
-// Evaluates the model in `model_dir` on the held-out problems; writes `out_json`.
+// Evaluates the model in `model_dir` on the held-out problems; writes `out_json` (creating
+// its directory).
 Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const std::string& name,
                       const std::string& out_json) {
   data::TaskSection ts = r.task;
@@ -53,6 +54,8 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   auto j = rep.to_json();
   j["model"] = model_dir;
   j["name"] = name;
+  std::error_code ec;
+  fs::create_directories(fs::path(out_json).parent_path(), ec);
   RETURN_IF_ERROR(write_file_atomic(out_json, j.dump(2) + "\n"));
   R1_LOG(info,
          "eval {}: pass@1 (mean@{}) {:.3f}, pass@{} {:.3f}, greedy pass@1 {:.3f}, format {:.3f}",
@@ -271,8 +274,6 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
       const std::string start = grpo_start_stage(r);
       const std::string path = eval_dir + "/eval_" + start + ".json";
       if (wants(r, "eval") && !exists(path)) {
-        std::error_code ec;
-        fs::create_directories(eval_dir, ec);
         const auto t0 = std::chrono::steady_clock::now();
         RETURN_IF_ERROR(evaluate_model(r, g.model.from, start, path));
         RETURN_IF_ERROR(add_timing(r.run.dir, "eval_" + start, seconds_since(t0), 0));
