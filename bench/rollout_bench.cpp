@@ -2,7 +2,8 @@
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
 // KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
 // decode with it on and off ("kernel", not in the default sections) and one routed expert
-// through sgemm against it at a few row counts ("experts"). Runs the real engine (rollout/engine.h)
+// through sgemm against it at a few row counts ("experts"); decode on 1 and 2 intra-op
+// threads ("threads", not in the default sections). Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
@@ -15,7 +16,7 @@
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--sections
-//                      decode,kernel,impl,prefix,cache,experts]
+//                      decode,kernel,threads,impl,prefix,cache,experts]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -163,6 +164,38 @@ int main(int argc, char** argv) {
         std::printf("| %d | %.0f | %.0f | %.2fx |\n", round, tps[0], tps[1], tps[0] / tps[1]);
         std::fflush(stdout);
       }
+    }
+
+    if (has(secs, "threads")) {
+      // Decode on 1 and 2 intra-op threads, alternating in one process, each round after
+      // a fresh matmul peak (the host's speed moves): the MoE inference path spreads the
+      // routed experts' small-row kernels over the threads (policy/model.cpp).
+      const int64_t B = std::stoll(split(batches).front());
+      std::printf("\n%s: decode batch %lld, %lld new tokens, 1 vs 2 intra-op threads\n", p.c_str(),
+                  static_cast<long long>(B), static_cast<long long>(new_tokens));
+      std::printf(
+          "| round | matmul peak GFLOP/s | 1 thread tokens/s | %% of peak | 2 threads tokens/s "
+          "| %% of peak | 2 / 1 |\n|---|---|---|---|---|---|---|\n");
+      const int saved = at::get_num_threads();
+      for (int round = 1; round <= 3; ++round) {
+        at::set_num_threads(saved);
+        const double pk = matmul_peak_gflops();
+        double tps[2], pct[2];
+        for (int t : {1, 2}) {
+          at::set_num_threads(t);
+          rollout::EngineOptions o;
+          o.max_batch = B;
+          o.max_seq_len = P + new_tokens;
+          auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+          tps[t - 1] = st.generated_tokens / st.decode_seconds;
+          pct[t - 1] =
+              100 * decode_flops_per_token(a, P + new_tokens / 2.0) * tps[t - 1] / 1e9 / pk;
+        }
+        std::printf("| %d | %.1f | %.0f | %.1f%% | %.0f | %.1f%% | %.2fx |\n", round, pk, tps[0],
+                    pct[0], tps[1], pct[1], tps[1] / tps[0]);
+        std::fflush(stdout);
+      }
+      at::set_num_threads(saved);
     }
 
     if (has(secs, "impl") && a.attention == AttentionKind::kMLA) {

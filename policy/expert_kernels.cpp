@@ -1,13 +1,16 @@
 // Small-row expert kernels; see expert_kernels.h.
 #include "policy/expert_kernels.h"
 
+#include <ATen/Parallel.h>
 #include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <vector>
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
+#define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 namespace r1kit::policy {
 namespace {
@@ -48,9 +51,71 @@ R1KIT_AVX2 void dot2(const float* x, int64_t K, const float* wa, const float* wb
   }
 }
 
-// dot2 for a block of 1..6 rows.
+// The sum of v's 16 lanes, by halving in registers (GCC 12's _mm512_reduce_add_ps and
+// 512-to-256 casts warn of an undefined value, hence the zero-masked shuffles).
+R1KIT_AVX512 inline float hsum512(__m512 v) {
+  constexpr __mmask16 all = 0xFFFF;
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0x4E));  // 256-bit halves
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0xB1));  // 128-bit quarters
+  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, 0x4E));        // 64-bit pairs
+  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, 0xB1));        // neighbours
+  return _mm512_cvtss_f32(v);
+}
+
+// dot2 with AVX-512's 16-lane vectors, for CPUs that have them: half the instructions
+// per weight row, and a masked load for the last K % 16 elements instead of a scalar tail.
+template <int R>
+R1KIT_AVX512 void dot2_512(const float* x, int64_t K, const float* wa, const float* wb, float* a,
+                           float* b) {
+  __m512 acc_a[R], acc_b[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m512 va = _mm512_loadu_ps(wa + k), vb = _mm512_loadu_ps(wb + k);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x + r * K + k);
+      acc_a[r] = _mm512_fmadd_ps(xv, va, acc_a[r]);
+      acc_b[r] = _mm512_fmadd_ps(xv, vb, acc_b[r]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    const __m512 va = _mm512_maskz_loadu_ps(m, wa + k), vb = _mm512_maskz_loadu_ps(m, wb + k);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + r * K + k);
+      acc_a[r] = _mm512_fmadd_ps(xv, va, acc_a[r]);
+      acc_b[r] = _mm512_fmadd_ps(xv, vb, acc_b[r]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    a[r] = hsum512(acc_a[r]);
+    b[r] = hsum512(acc_b[r]);
+  }
+}
+
+std::atomic<bool> g_avx512{true};
+
+bool use_avx512() {
+  return g_avx512.load(std::memory_order_relaxed) && small_rows_avx512_available();
+}
+
+// dot2 for a block of 1..6 rows, on the widest vectors this CPU has.
 void dot2_rows(int rows, const float* x, int64_t K, const float* wa, const float* wb, float* a,
                float* b) {
+  if (use_avx512()) {
+    switch (rows) {
+      case 1: return dot2_512<1>(x, K, wa, wb, a, b);
+      case 2: return dot2_512<2>(x, K, wa, wb, a, b);
+      case 3: return dot2_512<3>(x, K, wa, wb, a, b);
+      case 4: return dot2_512<4>(x, K, wa, wb, a, b);
+      case 5: return dot2_512<5>(x, K, wa, wb, a, b);
+      default: return dot2_512<6>(x, K, wa, wb, a, b);
+    }
+  }
   switch (rows) {
     case 1: return dot2<1>(x, K, wa, wb, a, b);
     case 2: return dot2<2>(x, K, wa, wb, a, b);
@@ -78,6 +143,15 @@ bool small_rows_kernels_available() {
   return ok;
 }
 
+bool small_rows_avx512_available() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+void set_small_rows_avx512_enabled(bool on) {
+  g_avx512.store(on);
+}
+
 void set_small_rows_kernels_enabled(bool on) {
   g_enabled.store(on);
 }
@@ -89,16 +163,10 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
          fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
 }
 
-torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) {
-  TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
-              "linear_small_rows: x [M, K] and w [N, K] expected");
-  TORCH_CHECK(fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w) && small_rows_kernels_available(),
-              "linear_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
-  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  auto y = torch::empty({M, N}, x.options());
-  const float* xp = x.data_ptr<float>();
-  const float* wp = w.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+namespace {
+
+// y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major.
+void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp) {
   float a[kBlock], b[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
@@ -111,24 +179,11 @@ torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) 
       }
     }
   }
-  return y;
 }
 
-torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_gate,
-                                const torch::Tensor& w_up, const torch::Tensor& w_down) {
-  TORCH_CHECK(x.dim() == 2 && w_gate.dim() == 2 && w_up.sizes() == w_gate.sizes() &&
-                  w_gate.size(1) == x.size(1) && w_down.dim() == 2 &&
-                  w_down.size(1) == w_gate.size(0),
-              "swiglu_small_rows: x [M, dim], w_gate/w_up [inter, dim], w_down [dim, inter]");
-  TORCH_CHECK(small_rows_kernels_available() && fp32_cpu_contiguous(x) &&
-                  fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up),
-              "swiglu_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
-  const int64_t M = x.size(0), K = x.size(1), I = w_gate.size(0);
-  auto h = torch::empty({M, I}, x.options());  // silu(gate) * up
-  const float* xp = x.data_ptr<float>();
-  const float* gp = w_gate.data_ptr<float>();
-  const float* up = w_up.data_ptr<float>();
-  float* hp = h.data_ptr<float>();
+// One SwiGLU expert on raw pointers: hp [M, I] is scratch, yp [M, K] the output.
+void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp, const float* up,
+                 const float* dp, float* hp, float* yp) {
   float g[kBlock], u[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
@@ -137,7 +192,88 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
       for (int r = 0; r < rows; ++r) hp[(m0 + r) * I + n] = g[r] / (1.0f + std::exp(-g[r])) * u[r];
     }
   }
-  return linear_small_rows(h, w_down);
+  linear_rows(hp, M, I, dp, K, yp);
+}
+
+}  // namespace
+
+torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) {
+  TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
+              "linear_small_rows: x [M, K] and w [N, K] expected");
+  TORCH_CHECK(fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w) && small_rows_kernels_available(),
+              "linear_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  auto y = torch::empty({M, N}, x.options());
+  linear_rows(x.data_ptr<float>(), M, K, w.data_ptr<float>(), N, y.data_ptr<float>());
+  return y;
+}
+
+torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_gate,
+                                const torch::Tensor& w_up, const torch::Tensor& w_down) {
+  TORCH_CHECK(x.dim() == 2 && w_gate.dim() == 2 && w_up.sizes() == w_gate.sizes() &&
+                  w_gate.size(1) == x.size(1) && w_down.dim() == 2 &&
+                  w_down.size(1) == w_gate.size(0) && w_down.size(0) == x.size(1),
+              "swiglu_small_rows: x [M, dim], w_gate/w_up [inter, dim], w_down [dim, inter]");
+  TORCH_CHECK(small_rows_kernels_available() && fp32_cpu_contiguous(x) &&
+                  fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
+                  fp32_cpu_contiguous(w_down),
+              "swiglu_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
+  const int64_t M = x.size(0), K = x.size(1), I = w_gate.size(0);
+  auto h = torch::empty({M, I}, x.options());  // silu(gate) * up
+  auto y = torch::empty({M, K}, x.options());
+  swiglu_rows(x.data_ptr<float>(), M, K, I, w_gate.data_ptr<float>(), w_up.data_ptr<float>(),
+              w_down.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>());
+  return y;
+}
+
+std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
+                                                             int parts) {
+  // A job's cost: its rows' FMAs plus one pass over its weights per block of rows.
+  auto cost = [](const ExpertJob& j) { return j.rows + 4 * ((j.rows + kBlock - 1) / kBlock); };
+  int64_t total = 0;
+  for (const auto& j : jobs) total += cost(j);
+  parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(parts, jobs.size())));
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t begin = 0;
+  int64_t acc = 0;
+  for (int p = 0; p < parts; ++p) {
+    size_t end = jobs.size();
+    if (p < parts - 1) {
+      // At least one job, at least one left for each later part; then every job whose
+      // cost midpoint falls within this part's share.
+      const int64_t target = total * (p + 1) / parts;
+      const size_t max_end = jobs.size() - static_cast<size_t>(parts - 1 - p);
+      end = begin;
+      do {
+        acc += cost(jobs[end]);
+        ++end;
+      } while (end < max_end && 2 * acc + cost(jobs[end]) <= 2 * target);
+    }
+    out.emplace_back(begin, end);
+    begin = end;
+  }
+  return out;
+}
+
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
+                               int threads) {
+  TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
+  int64_t max_rows = 0;
+  for (const auto& j : jobs) max_rows = std::max(max_rows, j.rows);
+  const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
+  auto run = [&](int64_t p0, int64_t p1) {
+    std::vector<float> h(static_cast<size_t>(max_rows * inter));  // per-thread scratch
+    for (int64_t p = p0; p < p1; ++p)
+      for (size_t i = parts[p].first; i < parts[p].second; ++i) {
+        const ExpertJob& j = jobs[i];
+        swiglu_rows(j.x, j.rows, dim, inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
+      }
+  };
+  if (parts.size() <= 1 || at::in_parallel_region()) {
+    run(0, static_cast<int64_t>(parts.size()));
+  } else {
+    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, run);
+  }
 }
 
 }  // namespace r1kit::policy

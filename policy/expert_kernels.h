@@ -4,8 +4,8 @@
 // 40 experts, top-4: ~6 each). A BLAS sgemm then spends its time packing the expert's
 // weight matrix, not multiplying: it is built for many rows. These kernels stream each
 // weight row once per block of 6 input rows straight from the nn.Linear layout
-// ([out, in], row-major) with AVX2 FMA, and fuse SwiGLU's gate, up, SiLU and product
-// into one pass, so an expert costs two passes over its weights and no temporaries
+// ([out, in], row-major) with AVX2 FMA (AVX-512 where the CPU has it), and fuse SwiGLU's gate, up,
+// SiLU and product into one pass, so an expert costs two passes over its weights and no temporaries
 // beyond its [M, inter] hidden rows.
 //
 // Inference only (no autograd); fp32, CPU, contiguous tensors. Results equal
@@ -15,6 +15,9 @@
 
 #include <torch/torch.h>
 
+#include <utility>
+#include <vector>
+
 namespace r1kit::policy {
 
 // Rows at or below which the kernels beat OpenBLAS sgemm on an expert of the `small`
@@ -23,6 +26,13 @@ inline constexpr int64_t kSmallRowsMax = 16;
 
 // True when this CPU has AVX2 and FMA (checked once).
 bool small_rows_kernels_available();
+
+// True when this CPU has AVX-512F: the kernels then use 16-lane vectors (checked once).
+bool small_rows_avx512_available();
+
+// On by default; off keeps the kernels on AVX2 even where AVX-512 is available (to test
+// and measure both on one machine). Process-wide, atomic.
+void set_small_rows_avx512_enabled(bool on);
 
 // On by default; off makes small_rows_kernels_apply false everywhere (for A/B
 // measurements: bench/rollout_bench.cpp's "kernel" section). Process-wide, atomic.
@@ -40,5 +50,28 @@ torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w);
 // [dim, inter]: one SwiGLU expert, returns [M, dim].
 torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_gate,
                                 const torch::Tensor& w_up, const torch::Tensor& w_down);
+
+// One routed expert's share of a MoE layer, on raw fp32 row-major memory: rows of x
+// ([rows, dim]) through the SwiGLU expert (w_gate/w_up [inter, dim], w_down [dim, inter])
+// into y ([rows, dim]).
+struct ExpertJob {
+  const float* x = nullptr;
+  int64_t rows = 0;
+  const float* w_gate = nullptr;
+  const float* w_up = nullptr;
+  const float* w_down = nullptr;
+  float* y = nullptr;
+};
+
+// Cuts jobs into at most `parts` contiguous ranges [first, second) of about equal cost
+// (rows plus one pass over the weights per block of rows), none empty unless jobs is.
+std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
+                                                             int parts);
+
+// Runs every job with the small-row kernel, the ranges of partition_expert_jobs(jobs,
+// threads) on LibTorch's intra-op threads (at::parallel_for; serially when threads is 1 or
+// inside a parallel region). Jobs must not overlap in y. Requires AVX2/FMA.
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
+                               int threads);
 
 }  // namespace r1kit::policy

@@ -363,13 +363,40 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   // One split, not a narrow per expert: a narrow's backward writes a zero-filled
   // [N*K, d] gradient per expert, a split's concatenates the pieces once.
   auto pieces = x_sorted.split_with_sizes(c10::IntArrayRef(cnt, E));
-  std::vector<torch::Tensor> outs;
-  outs.reserve(E);
-  for (int64_t e = 0; e < E; ++e) {
-    if (cnt[e] > 0) outs.push_back(experts[e]->as<MLPImpl>()->forward(pieces[e]));
+  torch::Tensor y_sorted;  // [N*K, d]
+  if (!torch::GradMode::is_enabled()) {
+    // Inference: every expert writes its rows into one buffer; those with few rows (as at
+    // decode) go to the small-row kernel together, spread over the intra-op threads.
+    y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
+    std::vector<ExpertJob> jobs;
+    int64_t off = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      if (cnt[e] == 0) continue;
+      auto* mlp = experts[e]->as<MLPImpl>();
+      const auto& wg = mlp->gate_proj->weight;
+      const auto& wu = mlp->up_proj->weight;
+      const auto& wd = mlp->down_proj->weight;
+      auto out = y_sorted.narrow(0, off, cnt[e]);
+      if (cnt[e] <= kSmallRowsMax && small_rows_kernels_apply(pieces[e], wg, wu, wd)) {
+        jobs.push_back({pieces[e].data_ptr<float>(), cnt[e], wg.data_ptr<float>(),
+                        wu.data_ptr<float>(), wd.data_ptr<float>(), out.data_ptr<float>()});
+      } else {
+        out.copy_(mlp->forward(pieces[e]));
+      }
+      off += cnt[e];
+    }
+    if (!jobs.empty())
+      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, at::get_num_threads());
+    y_sorted.mul_(w_sorted.unsqueeze(-1));
+  } else {
+    std::vector<torch::Tensor> outs;
+    outs.reserve(E);
+    for (int64_t e = 0; e < E; ++e) {
+      if (cnt[e] > 0) outs.push_back(experts[e]->as<MLPImpl>()->forward(pieces[e]));
+    }
+    if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
+    y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);
   }
-  if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
-  auto y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);  // [N*K, d]
   auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
   if (shared_experts) y = y + shared_experts(xf);
 

@@ -1,11 +1,14 @@
-// The small-row expert kernels against LibTorch's own linear and SwiGLU, over row counts
-// that exercise full and partial 4-row blocks, odd output sizes and K not a multiple of 8;
+// The small-row expert kernels against LibTorch's own linear and SwiGLU, on AVX2 and
+// AVX-512 (where the CPU has it), over row counts that exercise full and partial 6-row
+// blocks, odd output sizes and K not a multiple of 8 or 16;
 // and the rule for when MLP takes them.
 #include "policy/expert_kernels.h"
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "policy/model.h"
+#include "policy/model_args.h"
 
 namespace r1kit::policy {
 namespace {
@@ -20,32 +23,48 @@ class ExpertKernelsTest : public ::testing::Test {
   }
 };
 
+// Both instruction sets where the CPU has AVX-512, AVX2 alone otherwise.
+std::vector<bool> avx512_settings() {
+  if (small_rows_avx512_available()) return {false, true};
+  return {false};
+}
+
 TEST_F(ExpertKernelsTest, LinearMatchesTorch) {
-  for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 16}) {
-    for (auto [K, N] :
-         std::vector<std::pair<int64_t, int64_t>>{{8, 1}, {13, 3}, {512, 192}, {192, 511}}) {
-      auto x = torch::randn({M, K}), w = torch::randn({N, K});
-      auto want = F::linear(x, w);
-      auto got = linear_small_rows(x, w);
-      ASSERT_EQ(got.sizes(), want.sizes());
-      EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-5, /*atol=*/1e-4))
-          << "M=" << M << " K=" << K << " N=" << N << " max diff "
-          << (got - want).abs().max().item<float>();
+  for (bool avx512 : avx512_settings()) {
+    SCOPED_TRACE(avx512 ? "AVX-512" : "AVX2");
+    set_small_rows_avx512_enabled(avx512);
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 16}) {
+      for (auto [K, N] :
+           std::vector<std::pair<int64_t, int64_t>>{{8, 1}, {13, 3}, {512, 192}, {192, 511}}) {
+        auto x = torch::randn({M, K}), w = torch::randn({N, K});
+        auto want = F::linear(x, w);
+        auto got = linear_small_rows(x, w);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-5, /*atol=*/1e-4))
+            << "M=" << M << " K=" << K << " N=" << N << " max diff "
+            << (got - want).abs().max().item<float>();
+      }
     }
   }
+  set_small_rows_avx512_enabled(true);
 }
 
 TEST_F(ExpertKernelsTest, SwigluMatchesTorch) {
-  for (int64_t M : {1, 4, 6, 9, 16}) {
-    const int64_t dim = 512, inter = 192;
-    auto x = torch::randn({M, dim});
-    auto wg = torch::randn({inter, dim}) * 0.05, wu = torch::randn({inter, dim}) * 0.05;
-    auto wd = torch::randn({dim, inter}) * 0.05;
-    auto want = F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd);
-    auto got = swiglu_small_rows(x, wg, wu, wd);
-    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
-        << "M=" << M << " max diff " << (got - want).abs().max().item<float>();
+  for (bool avx512 : avx512_settings()) {
+    SCOPED_TRACE(avx512 ? "AVX-512" : "AVX2");
+    set_small_rows_avx512_enabled(avx512);
+    for (int64_t M : {1, 4, 6, 9, 16}) {
+      const int64_t dim = 512, inter = 192;
+      auto x = torch::randn({M, dim});
+      auto wg = torch::randn({inter, dim}) * 0.05, wu = torch::randn({inter, dim}) * 0.05;
+      auto wd = torch::randn({dim, inter}) * 0.05;
+      auto want = F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd);
+      auto got = swiglu_small_rows(x, wg, wu, wd);
+      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
+          << "M=" << M << " max diff " << (got - want).abs().max().item<float>();
+    }
   }
+  set_small_rows_avx512_enabled(true);
 }
 
 TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
@@ -68,6 +87,55 @@ TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
   auto got = mlp->forward(x);  // 6 rows: the kernel
   ASSERT_EQ(got.sizes(), want.sizes());
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6));
+}
+
+TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
+  auto jobs_of = [](std::vector<int64_t> rows) {
+    std::vector<ExpertJob> jobs;
+    for (int64_t r : rows) jobs.push_back({nullptr, r, nullptr, nullptr, nullptr, nullptr});
+    return jobs;
+  };
+  using Ranges = std::vector<std::pair<size_t, size_t>>;
+  // cost = rows + 4 per block of 6 rows: 6 rows -> 10, 1 row -> 5, 12 rows -> 20.
+  EXPECT_EQ(partition_expert_jobs(jobs_of({6, 6, 6, 6}), 2), (Ranges{{0, 2}, {2, 4}}));
+  EXPECT_EQ(partition_expert_jobs(jobs_of({12, 1, 1, 1, 1}), 2), (Ranges{{0, 1}, {1, 5}}));
+  EXPECT_EQ(partition_expert_jobs(jobs_of({1, 1, 1, 1, 12}), 2), (Ranges{{0, 4}, {4, 5}}));
+  EXPECT_EQ(partition_expert_jobs(jobs_of({6, 6, 6}), 1), (Ranges{{0, 3}}));
+  // More parts than jobs: one job each.
+  EXPECT_EQ(partition_expert_jobs(jobs_of({16, 1}), 4), (Ranges{{0, 1}, {1, 2}}));
+  // One huge job first still leaves a job for every later part.
+  EXPECT_EQ(partition_expert_jobs(jobs_of({16, 16, 16, 1, 1}), 3),
+            (Ranges{{0, 1}, {1, 2}, {2, 5}}));
+  EXPECT_EQ(partition_expert_jobs(jobs_of({}), 2), (Ranges{{0, 0}}));
+}
+
+// The inference path of MoE (small-row kernel for experts with few rows, spread over the
+// intra-op threads; LibTorch for the others) against the autograd path (LibTorch only).
+TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndTwoThreads) {
+  ModelArgs args = *preset("tiny");  // 8 experts, top-2
+  MoE moe(args);
+  for (auto& p : moe->parameters()) p.data().normal_(0, 0.05);
+  // 4 tokens: every expert gets at most 4 rows (the kernel); 48 tokens: several get more
+  // than kSmallRowsMax (LibTorch) beside some that get fewer.
+  for (int64_t T : {4, 48}) {
+    auto x = torch::randn({1, T, args.dim});
+    torch::Tensor load;
+    auto want = moe->forward(x, &load, nullptr).detach();
+    if (T == 48) {  // both paths taken
+      EXPECT_GT(load.max().item<int64_t>(), kSmallRowsMax);
+      EXPECT_LE(load.min().item<int64_t>(), kSmallRowsMax);
+    }
+    const int saved = at::get_num_threads();
+    for (int threads : {1, 2}) {
+      at::set_num_threads(threads);
+      torch::NoGradGuard no_grad;
+      auto got = moe->forward(x, nullptr, nullptr);
+      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
+          << "T=" << T << " threads=" << threads << " max diff "
+          << (got - want).abs().max().item<float>();
+    }
+    at::set_num_threads(saved);
+  }
 }
 
 }  // namespace
