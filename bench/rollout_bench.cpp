@@ -1,8 +1,8 @@
 // Rollout engine benchmarks (issue 4): decode tokens/s at several batch sizes, the
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
 // KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
-// decode with it on and off ("kernel", not in the default sections) and one routed expert
-// through sgemm against it at a few row counts ("experts"); decode on 1 and 2 intra-op
+// decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections) and one routed
+// expert through sgemm against it at a few row counts ("experts"); decode on 1 and 2 intra-op
 // threads ("threads", not in the default sections). Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
@@ -144,24 +144,31 @@ int main(int argc, char** argv) {
     }
 
     if (has(secs, "kernel") && small_rows_kernels_available()) {
-      // Decode with the small-row expert kernel on and off, alternating in one process
-      // (so that both see the same machine), at the first of --batches.
+      // Decode with the small-row expert kernel off, on AVX2 and on AVX-512 (where the CPU
+      // has it), alternating in one process (so that all see the same machine), at the
+      // first of --batches.
       const int64_t B = std::stoll(split(batches).front());
-      std::printf("\n%s: decode batch %lld, small-row expert kernel on/off, tokens/s\n", p.c_str(),
-                  static_cast<long long>(B));
-      std::printf("| round | kernel on | kernel off | on / off |\n|---|---|---|---|\n");
+      const bool avx512 = small_rows_avx512_available();
+      std::printf("\n%s: decode batch %lld, small-row expert kernel off / AVX2%s, tokens/s\n",
+                  p.c_str(), static_cast<long long>(B), avx512 ? " / AVX-512" : "");
+      std::printf("| round | kernel off | AVX2 | AVX2 / off |%s\n|---|---|---|---|%s\n",
+                  avx512 ? " AVX-512 | AVX-512 / off |" : "", avx512 ? "---|---|" : "");
       for (int round = 1; round <= 3; ++round) {
-        double tps[2];
-        for (bool on : {true, false}) {
-          set_small_rows_kernels_enabled(on);
+        double tps[3] = {0, 0, 0};
+        for (int v = 0; v < (avx512 ? 3 : 2); ++v) {
+          set_small_rows_kernels_enabled(v > 0);
+          set_small_rows_avx512_enabled(v == 2);
           rollout::EngineOptions o;
           o.max_batch = B;
           o.max_seq_len = P + new_tokens;
           auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
-          tps[on ? 0 : 1] = st.generated_tokens / st.decode_seconds;
+          tps[v] = st.generated_tokens / st.decode_seconds;
         }
         set_small_rows_kernels_enabled(true);
-        std::printf("| %d | %.0f | %.0f | %.2fx |\n", round, tps[0], tps[1], tps[0] / tps[1]);
+        set_small_rows_avx512_enabled(true);
+        std::printf("| %d | %.0f | %.0f | %.2fx |", round, tps[0], tps[1], tps[1] / tps[0]);
+        if (avx512) std::printf(" %.0f | %.2fx |", tps[2], tps[2] / tps[0]);
+        std::printf("\n");
         std::fflush(stdout);
       }
     }
@@ -250,8 +257,10 @@ int main(int argc, char** argv) {
       std::printf("\n%s: one routed expert (%lld -> %lld -> %lld), microseconds a call\n",
                   p.c_str(), static_cast<long long>(d), static_cast<long long>(I),
                   static_cast<long long>(d));
-      std::printf("| rows | sgemm (F::linear x3) | small-row kernel | speed-up |\n");
-      std::printf("|---|---|---|---|\n");
+      const bool avx512 = small_rows_avx512_available();
+      std::printf("| rows | sgemm (F::linear x3) | kernel, AVX2 | speed-up |%s\n",
+                  avx512 ? " kernel, AVX-512 | speed-up |" : "");
+      std::printf("|---|---|---|---|%s\n", avx512 ? "---|---|" : "");
       namespace F = torch::nn::functional;
       for (int64_t M : {1, 2, 4, 8, 12, 16, 24, 32}) {
         auto x = torch::randn({M, d});
@@ -264,9 +273,16 @@ int main(int argc, char** argv) {
         };
         const double blas =
             time_us([&] { return F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd); });
+        set_small_rows_avx512_enabled(false);
         const double fused = time_us([&] { return swiglu_small_rows(x, wg, wu, wd); });
-        std::printf("| %lld | %.1f | %.1f | %.2fx |\n", static_cast<long long>(M), blas, fused,
+        set_small_rows_avx512_enabled(true);
+        std::printf("| %lld | %.1f | %.1f | %.2fx |", static_cast<long long>(M), blas, fused,
                     blas / fused);
+        if (avx512) {
+          const double wide = time_us([&] { return swiglu_small_rows(x, wg, wu, wd); });
+          std::printf(" %.1f | %.2fx |", wide, blas / wide);
+        }
+        std::printf("\n");
         std::fflush(stdout);
       }
     }
