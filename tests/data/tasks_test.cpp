@@ -80,7 +80,9 @@ TEST(CountdownTaskTest, TraceStepsUseThePoolTheyName) {
       const int64_t a = std::stoll(m[1]), b = std::stoll(m[3]), v = std::stoll(m[4]);
       const char op = m[2].str()[0];
       EXPECT_EQ(v, op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : a / b);
-      if (op == '/') EXPECT_EQ(a % b, 0);
+      if (op == '/') {
+        EXPECT_EQ(a % b, 0);
+      }
       for (int64_t x : {a, b}) {
         auto it = std::find(pool.begin(), pool.end(), x);
         ASSERT_NE(it, pool.end()) << x << " is not left before: " << t.trace;
