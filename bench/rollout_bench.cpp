@@ -76,6 +76,14 @@ rollout::EngineStats run(Transformer& m, const rollout::GenerateRequest& r,
   return engine.last_stats();
 }
 
+// Decode of B one-sample prompts of P tokens, N new tokens each, a slot per sequence.
+rollout::EngineStats decode(Transformer& m, const ModelArgs& a, int64_t B, int64_t P, int64_t N) {
+  rollout::EngineOptions o;
+  o.max_batch = B;
+  o.max_seq_len = P + N;
+  return run(m, make_request(a, B, 1, P, N), o);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,10 +138,7 @@ int main(int argc, char** argv) {
       std::printf("|---|---|---|---|---|---|\n");
       for (const auto& bs : split(batches)) {
         const int64_t B = std::stoll(bs);
-        rollout::EngineOptions o;
-        o.max_batch = B;
-        o.max_seq_len = P + new_tokens;
-        auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+        auto st = decode(m, a, B, P, new_tokens);
         const double tps = st.generated_tokens / st.decode_seconds;
         const double gf = decode_flops_per_token(a, P + new_tokens / 2.0) * tps / 1e9;
         std::printf("| %lld | %.0f | %.1f | %.1f | %.1f | %.1f%% |\n", static_cast<long long>(B),
@@ -158,10 +163,7 @@ int main(int argc, char** argv) {
         for (int v = 0; v < (avx512 ? 3 : 2); ++v) {
           set_small_rows_kernels_enabled(v > 0);
           set_small_rows_avx512_enabled(v == 2);
-          rollout::EngineOptions o;
-          o.max_batch = B;
-          o.max_seq_len = P + new_tokens;
-          auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+          auto st = decode(m, a, B, P, new_tokens);
           tps[v] = st.generated_tokens / st.decode_seconds;
         }
         set_small_rows_kernels_enabled(true);
@@ -190,10 +192,7 @@ int main(int argc, char** argv) {
         double tps[2], pct[2];
         for (int t : {1, 2}) {
           at::set_num_threads(t);
-          rollout::EngineOptions o;
-          o.max_batch = B;
-          o.max_seq_len = P + new_tokens;
-          auto st = run(m, make_request(a, B, 1, P, new_tokens), o);
+          auto st = decode(m, a, B, P, new_tokens);
           tps[t - 1] = st.generated_tokens / st.decode_seconds;
           pct[t - 1] =
               100 * decode_flops_per_token(a, P + new_tokens / 2.0) * tps[t - 1] / 1e9 / pk;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
@@ -103,26 +104,21 @@ bool use_avx512() {
   return g_avx512.load(std::memory_order_relaxed) && small_rows_avx512_available();
 }
 
-// dot2 for a block of 1..6 rows, on the widest vectors this CPU has.
-void dot2_rows(int rows, const float* x, int64_t K, const float* wa, const float* wb, float* a,
-               float* b) {
-  if (use_avx512()) {
-    switch (rows) {
-      case 1: return dot2_512<1>(x, K, wa, wb, a, b);
-      case 2: return dot2_512<2>(x, K, wa, wb, a, b);
-      case 3: return dot2_512<3>(x, K, wa, wb, a, b);
-      case 4: return dot2_512<4>(x, K, wa, wb, a, b);
-      case 5: return dot2_512<5>(x, K, wa, wb, a, b);
-      default: return dot2_512<6>(x, K, wa, wb, a, b);
-    }
-  }
+// dot2 for a block of 1..6 rows, on AVX-512 when `wide`, else AVX2.
+void dot2_rows(bool wide, int rows, const float* x, int64_t K, const float* wa, const float* wb,
+               float* a, float* b) {
+  auto call = [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    if (wide) return dot2_512<R>(x, K, wa, wb, a, b);
+    return dot2<R>(x, K, wa, wb, a, b);
+  };
   switch (rows) {
-    case 1: return dot2<1>(x, K, wa, wb, a, b);
-    case 2: return dot2<2>(x, K, wa, wb, a, b);
-    case 3: return dot2<3>(x, K, wa, wb, a, b);
-    case 4: return dot2<4>(x, K, wa, wb, a, b);
-    case 5: return dot2<5>(x, K, wa, wb, a, b);
-    default: return dot2<6>(x, K, wa, wb, a, b);
+    case 1: return call(std::integral_constant<int, 1>{});
+    case 2: return call(std::integral_constant<int, 2>{});
+    case 3: return call(std::integral_constant<int, 3>{});
+    case 4: return call(std::integral_constant<int, 4>{});
+    case 5: return call(std::integral_constant<int, 5>{});
+    default: return call(std::integral_constant<int, 6>{});
   }
 }
 
@@ -167,12 +163,13 @@ namespace {
 
 // y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major.
 void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp) {
+  const bool wide = use_avx512();
   float a[kBlock], b[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
     for (int64_t n = 0; n < N; n += 2) {
       const int64_t n1 = std::min(n + 1, N - 1);  // an odd last row pairs with itself
-      dot2_rows(rows, xp + m0 * K, K, wp + n * K, wp + n1 * K, a, b);
+      dot2_rows(wide, rows, xp + m0 * K, K, wp + n * K, wp + n1 * K, a, b);
       for (int r = 0; r < rows; ++r) {
         yp[(m0 + r) * N + n] = a[r];
         if (n + 1 < N) yp[(m0 + r) * N + n + 1] = b[r];
@@ -184,11 +181,12 @@ void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t
 // One SwiGLU expert on raw pointers: hp [M, I] is scratch, yp [M, K] the output.
 void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp, const float* up,
                  const float* dp, float* hp, float* yp) {
+  const bool wide = use_avx512();
   float g[kBlock], u[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
     for (int64_t n = 0; n < I; ++n) {
-      dot2_rows(rows, xp + m0 * K, K, gp + n * K, up + n * K, g, u);
+      dot2_rows(wide, rows, xp + m0 * K, K, gp + n * K, up + n * K, g, u);
       for (int r = 0; r < rows; ++r) hp[(m0 + r) * I + n] = g[r] / (1.0f + std::exp(-g[r])) * u[r];
     }
   }

@@ -4,9 +4,9 @@
 // 40 experts, top-4: ~6 each). A BLAS sgemm then spends its time packing the expert's
 // weight matrix, not multiplying: it is built for many rows. These kernels stream each
 // weight row once per block of 6 input rows straight from the nn.Linear layout
-// ([out, in], row-major) with AVX2 FMA (AVX-512 where the CPU has it), and fuse SwiGLU's gate, up,
-// SiLU and product into one pass, so an expert costs two passes over its weights and no temporaries
-// beyond its [M, inter] hidden rows.
+// ([out, in], row-major) with AVX2 FMA (AVX-512 where the CPU has it), and fuse SwiGLU's
+// gate, up, SiLU and product into one pass, so an expert costs two passes over its
+// weights and no temporaries beyond its [M, inter] hidden rows.
 //
 // Inference only (no autograd); fp32, CPU, contiguous tensors. Results equal
 // torch::linear's up to the order of summation (tests/policy/expert_kernels_test.cpp).

@@ -272,11 +272,16 @@ MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
   down_proj = register_module("down_proj", linear(inter_dim, dim));
 }
 
+bool MLPImpl::takes_small_rows(const torch::Tensor& x) const {
+  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  return rows <= kSmallRowsMax &&
+         small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight);
+}
+
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
   // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
-  const int64_t dim = x.size(-1), rows = x.numel() / std::max<int64_t>(dim, 1);
-  if (rows <= kSmallRowsMax &&
-      small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight)) {
+  if (takes_small_rows(x)) {
+    const int64_t dim = x.size(-1), rows = x.numel() / dim;
     auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
                                  down_proj->weight);
     auto shape = x.sizes().vec();
@@ -373,13 +378,12 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
     for (int64_t e = 0; e < E; ++e) {
       if (cnt[e] == 0) continue;
       auto* mlp = experts[e]->as<MLPImpl>();
-      const auto& wg = mlp->gate_proj->weight;
-      const auto& wu = mlp->up_proj->weight;
-      const auto& wd = mlp->down_proj->weight;
       auto out = y_sorted.narrow(0, off, cnt[e]);
-      if (cnt[e] <= kSmallRowsMax && small_rows_kernels_apply(pieces[e], wg, wu, wd)) {
-        jobs.push_back({pieces[e].data_ptr<float>(), cnt[e], wg.data_ptr<float>(),
-                        wu.data_ptr<float>(), wd.data_ptr<float>(), out.data_ptr<float>()});
+      if (mlp->takes_small_rows(pieces[e])) {
+        jobs.push_back({pieces[e].data_ptr<float>(), cnt[e],
+                        mlp->gate_proj->weight.data_ptr<float>(),
+                        mlp->up_proj->weight.data_ptr<float>(),
+                        mlp->down_proj->weight.data_ptr<float>(), out.data_ptr<float>()});
       } else {
         out.copy_(mlp->forward(pieces[e]));
       }

@@ -160,6 +160,9 @@ class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(int64_t dim, int64_t inter_dim);
   torch::Tensor forward(const torch::Tensor& x);
+  // True when forward(x) runs the fused small-row kernel (policy/expert_kernels.h): at
+  // most kSmallRowsMax rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA.
+  bool takes_small_rows(const torch::Tensor& x) const;
 
   torch::nn::Linear gate_proj{nullptr};  // [I, d]
   torch::nn::Linear up_proj{nullptr};    // [I, d]
