@@ -10,6 +10,7 @@
 
 #include "apps/commands.h"
 #include "core/logging.h"
+#include "core/memory.h"
 #include "reward/grpc/remote.h"
 
 namespace r1kit::apps {
@@ -42,6 +43,7 @@ StatusOr<std::vector<int64_t>> parse_id_list(const std::string& text) {
 
 int main(int argc, char** argv) {
   r1kit::init_logging();
+  r1kit::retain_freed_memory();  // no per-step page faults (core/memory.h)
   CLI::App app{
       "r1kit: DeepSeek-R1-style reasoning post-training (SFT, GRPO, distillation) on a\n"
       "MoE + MLA policy, in C++ on LibTorch. Run `r1kit <command> --help` for details."};

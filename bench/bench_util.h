@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "core/memory.h"
 
 namespace r1kit::bench {
 
@@ -27,20 +30,40 @@ inline bool has(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+// Start-up shared by the benches: keeps freed heap memory as the r1kit binary does
+// (core/memory.h; R1KIT_RELEASE_MEMORY=1 turns it off for A/B runs) and says so.
+inline void bench_init() {
+  const bool kept = retain_freed_memory();
+  std::printf("heap: %s\n", kept ? "freed memory kept (core/memory.h)"
+                                 : "freed memory released (glibc default)");
+}
+
+// The median of v (the mean of the middle two for an even count); 0 for an empty v.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 inline double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 // The best of five 2048^3 matmuls of this dtype, in GFLOP/s, in this process and at its
-// thread settings (after one warm-up).
+// thread settings (after one warm-up). The product goes into one preallocated output, so
+// this is the BLAS kernel's rate: a fresh 16 MiB result per call would add the kernel's
+// page faults, which on some virtual machines cost a third of the rate and moved with
+// the malloc settings (bench/RESULTS.md, "Session 9").
 inline double matmul_peak_gflops(torch::Dtype dtype = torch::kFloat) {
   const int64_t n = 2048;
   auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
-  torch::matmul(a, b);
+  auto c = torch::empty({n, n}, a.options());
+  torch::mm_out(c, a, b);
   double best = 0;
   for (int i = 0; i < 5; ++i) {
     auto t = Clock::now();
-    auto c = torch::matmul(a, b);
+    torch::mm_out(c, a, b);
     best = std::max(best, 2.0 * n * n * n / seconds_since(t) / 1e9);
   }
   return best;

@@ -150,6 +150,7 @@ rollout::NamedTensors named_weights(TransformerImpl& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench_init();
   std::string presets = "tiny,small", sections = "rollout,update";
   int64_t repeats = 3, updates = 5, prompts = 16, G = 8, new_tokens = 64, P = 16, threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -87,6 +87,7 @@ rollout::EngineStats decode(Transformer& m, const ModelArgs& a, int64_t B, int64
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench_init();
   std::string presets = "tiny", batches = "1,16,64,256";
   std::string sections = "decode,impl,prefix,cache,experts";
   int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;

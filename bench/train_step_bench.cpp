@@ -9,17 +9,30 @@
 //   attention: 2 * B * H * T^2 * (d_qk + d_v) per layer per forward (the full masked
 //     score and value products, as computed);
 //   embeddings lookups, norms, RoPE and softmax are not counted.
-// MFU = counted FLOP/s / peak FLOP/s, where the peak is the best of several square
-// matmuls (2048^3) in the same dtype, measured in this process with the same threads.
+// MFU = counted FLOP/s / peak FLOP/s, where the peak is the best 2048^3 matmul of the
+// same dtype (bench_util.h), measured in this process with the same threads.
+//
+// The hosts this runs on change speed by 2-5x within minutes, so a preset's dtypes are
+// measured in rounds: each round measures every dtype's matmul peak and then one step
+// of every dtype, back to back. Reported per preset and dtype: the median step, MFU of
+// the median step against the highest peak of the whole run (the conservative figure),
+// and the median over rounds of the step against the peak measured just before it; and
+// the median over rounds of the fp32/bf16 step-time ratio (the bf16 speed-up).
 //
 // Usage: train_step_bench [--presets tiny,small] [--dtypes f32,bf16] [--batch 8]
 //                         [--seq 256] [--steps 5] [--threads N]
+//   --steps: rounds (timed steps per dtype), after one warm-up step each.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "bench/bench_util.h"
 #include "policy/model.h"
@@ -50,6 +63,7 @@ double step_flops(const ModelArgs& a, int64_t B, int64_t T) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bench_init();
   std::string presets = "tiny,small", dtypes = "f32,bf16";
   int64_t B = 8, T = 256, steps = 5, threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -67,16 +81,20 @@ int main(int argc, char** argv) {
       threads = std::stoll(argv[i + 1]);
   }
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-  std::printf("threads %d, batch %lld x seq %lld, %lld timed steps after 1 warm-up\n",
+  std::printf("threads %d, batch %lld x seq %lld, %lld rounds after 1 warm-up step\n",
               at::get_num_threads(), static_cast<long long>(B), static_cast<long long>(T),
               static_cast<long long>(steps));
-  std::map<std::string, double> peak;
-  for (const auto& d : split(dtypes)) {
-    peak[d] = matmul_peak_gflops(d == "bf16" ? torch::kBFloat16 : torch::kFloat);
-    std::printf("matmul peak %s: %.1f GFLOP/s\n", d.c_str(), peak[d]);
-  }
-  std::printf("\n| preset | dtype | params total / active | step s | tokens/s | GFLOP/s | MFU |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  const auto dtype_of = [](const std::string& d) {
+    return d == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  };
+  const std::vector<std::string> dts = split(dtypes);
+  std::map<std::string, double> best_peak;
+  struct Row {
+    std::string preset, dtype;
+    std::vector<double> step_s, mfu_near;
+  };
+  std::vector<Row> rows;
+  std::map<std::string, std::vector<double>> bf16_speedup;  // preset -> per-round f32/bf16
   for (const auto& p : split(presets)) {
     auto args_or = preset(p);
     if (!args_or.ok()) {
@@ -84,34 +102,75 @@ int main(int argc, char** argv) {
       return 1;
     }
     const ModelArgs a = *args_or;
-    for (const auto& d : split(dtypes)) {
-      const auto dtype = d == "bf16" ? torch::kBFloat16 : torch::kFloat;
-      Transformer m(a);
-      m->init_weights(1);
-      cast_model(*m, dtype);
-      m->train();
-      torch::optim::SGD opt(m->parameters(), torch::optim::SGDOptions(1e-4));
-      auto ids = torch::randint(a.vocab_size, {B, T + 1}, torch::kLong);
-      auto run_step = [&]() {
-        auto out = m->forward(ids.narrow(1, 0, T));
-        auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
-                                                         ids.narrow(1, 1, T).reshape({-1})) +
-                    out.aux_loss;
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-      };
-      run_step();  // warm-up
-      auto t = Clock::now();
-      for (int64_t s = 0; s < steps; ++s) run_step();
-      const double sec = seconds_since(t) / steps;
-      const double gflops = step_flops(a, B, T) / sec / 1e9;
-      const ParamCount pc = count_params(a);
-      std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% |\n", p.c_str(),
-                  d.c_str(), pc.total / 1e6, pc.active / 1e6, sec, B * T / sec, gflops,
-                  100.0 * gflops / peak[d]);
-      std::fflush(stdout);
+    const double flops = step_flops(a, B, T);
+    auto ids = torch::randint(a.vocab_size, {B, T + 1}, torch::kLong);
+    struct Model {
+      Transformer m{nullptr};
+      std::unique_ptr<torch::optim::SGD> opt;
+    };
+    std::vector<Model> models;
+    for (const auto& d : dts) {
+      Model mo;
+      mo.m = Transformer(a);
+      mo.m->init_weights(1);
+      cast_model(*mo.m, dtype_of(d));
+      mo.m->train();
+      mo.opt = std::make_unique<torch::optim::SGD>(mo.m->parameters(), torch::optim::SGDOptions(1e-4));
+      models.push_back(std::move(mo));
     }
+    auto run_step = [&](Model& mo) {
+      auto out = mo.m->forward(ids.narrow(1, 0, T));
+      auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
+                                                       ids.narrow(1, 1, T).reshape({-1})) +
+                  out.aux_loss;
+      mo.opt->zero_grad();
+      loss.backward();
+      mo.opt->step();
+    };
+    for (auto& mo : models) run_step(mo);  // warm-up
+    const size_t first_row = rows.size();
+    for (const auto& d : dts) rows.push_back({p, d, {}, {}});
+    for (int64_t r = 0; r < steps; ++r) {
+      std::vector<double> step_s(dts.size());
+      for (size_t i = 0; i < dts.size(); ++i) {
+        const double pk = matmul_peak_gflops(dtype_of(dts[i]));
+        best_peak[dts[i]] = std::max(best_peak[dts[i]], pk);
+        auto t = Clock::now();
+        run_step(models[i]);
+        step_s[i] = seconds_since(t);
+        rows[first_row + i].step_s.push_back(step_s[i]);
+        rows[first_row + i].mfu_near.push_back(flops / step_s[i] / 1e9 / pk);
+      }
+      std::printf("  %s round %lld:", p.c_str(), static_cast<long long>(r + 1));
+      for (size_t i = 0; i < dts.size(); ++i) std::printf("  %s %.3f s", dts[i].c_str(), step_s[i]);
+      std::printf("\n");
+      std::fflush(stdout);
+      const auto f32 = std::find(dts.begin(), dts.end(), "f32");
+      const auto bf16 = std::find(dts.begin(), dts.end(), "bf16");
+      if (f32 != dts.end() && bf16 != dts.end())
+        bf16_speedup[p].push_back(step_s[f32 - dts.begin()] / step_s[bf16 - dts.begin()]);
+    }
+  }
+  std::printf("\nhighest matmul peak of the run:");
+  for (const auto& [d, pk] : best_peak) std::printf("  %s %.1f GFLOP/s", d.c_str(), pk);
+  std::printf(
+      "\n\n| preset | dtype | params total / active | median step s | tokens/s | GFLOP/s "
+      "| MFU (highest peak) | MFU (median, peak beside each step) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  for (const auto& row : rows) {
+    const ModelArgs a = *preset(row.preset);
+    const ParamCount pc = count_params(a);
+    const double sec = median(row.step_s);
+    const double gflops = step_flops(a, B, T) / sec / 1e9;
+    std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% | %.1f%% |\n",
+                row.preset.c_str(), row.dtype.c_str(), pc.total / 1e6, pc.active / 1e6, sec,
+                B * T / sec, gflops, 100.0 * gflops / best_peak[row.dtype],
+                100.0 * median(row.mfu_near));
+  }
+  for (const auto& [p, v] : bf16_speedup) {
+    std::printf("bf16 speed-up over f32, %s: median %.2fx (rounds:", p.c_str(), median(v));
+    for (double x : v) std::printf(" %.2fx", x);
+    std::printf(")\n");
   }
   std::printf("\nKV cache per token (bf16 elements):\n");
   for (const auto& p : split(presets)) {
