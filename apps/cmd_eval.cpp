@@ -44,6 +44,7 @@ struct EvalFlags {
   std::string records;
   int64_t batch = 16;
   int64_t max_batch = 64;
+  int decode_threads = 1;
   std::string dtype = "f32";
   int64_t threads = 0;
   bool quiet = false;
@@ -80,6 +81,7 @@ Status run_eval(EvalFlags f) {
     return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
   rollout::EngineOptions eo;
   eo.max_batch = std::max<int64_t>(1, f.max_batch);
+  eo.decode_threads = f.decode_threads;
   eo.max_seq_len = longest + f.max_new_tokens;
   ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(f.model, eo, load));
   if (eo.max_seq_len > source->model_args().max_seq_len)
@@ -161,6 +163,10 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--records", f.records, "write every problem's completions here (JSONL)");
   cmd->add_option("--batch", f.batch, "prompts per generate call")->capture_default_str();
   cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", f.decode_threads,
+                  "threads for each decode step's routed experts; OpenBLAS then runs on one (1-64)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
   cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");

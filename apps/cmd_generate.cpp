@@ -49,6 +49,7 @@ struct GenerateCmdFlags {
   std::string dtype = "f32";
   int64_t threads = 0;
   int64_t max_batch = 64;
+  int decode_threads = 1;
   bool json = false;
 };
 
@@ -119,6 +120,7 @@ Status run_generate(const GenerateCmdFlags& f) {
     ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
     rollout::EngineOptions eo;
     eo.max_batch = std::max<int64_t>(1, std::min(f.max_batch, f.n));
+    eo.decode_threads = f.decode_threads;
     // Slots only as long as this request needs (the model's context may be far longer).
     eo.max_seq_len = std::min<int64_t>(model->args().max_seq_len,
                                        static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens);
@@ -211,6 +213,10 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
   cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");
   cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", f.decode_threads,
+                  "threads for each decode step's routed experts; OpenBLAS then runs on one (1-64)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_flag("--json", f.json, "one JSON object per completion (ids, log-probs, text)");
   cmd->callback([=] { *exit_code = report(run_generate(f)); });

@@ -29,6 +29,7 @@ struct WorkerFlags {
   std::string tls_key;
   std::string dtype = "f32";
   int64_t max_batch = 64;
+  int decode_threads = 1;
   int64_t threads = 0;
   int64_t max_group_size = 256;
   int64_t max_prompts = 4096;
@@ -70,6 +71,7 @@ Status run_worker(const WorkerFlags& f) {
     return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
   rollout::EngineOptions engine;
   engine.max_batch = f.max_batch;
+  engine.decode_threads = f.decode_threads;
   ASSIGN_OR_RETURN(auto source,
                    rollout::LocalRolloutSource::from_checkpoint(f.model, engine, load));
   rollout::LocalRolloutSource* local = source.get();
@@ -124,6 +126,10 @@ void add_rollout_worker_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--tls-key", flags->tls_key, "PEM private key (TLS; with --tls-cert)");
   cmd->add_option("--dtype", flags->dtype, "Weights dtype: f32 or bf16")->capture_default_str();
   cmd->add_option("--max-batch", flags->max_batch, "KV-cache slots: sequences decoded together")
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", flags->decode_threads,
+                  "Threads for each decode step's routed experts; OpenBLAS then runs on one")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "LibTorch intra-op threads (0 = default)")
       ->capture_default_str();

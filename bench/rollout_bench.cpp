@@ -2,8 +2,9 @@
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
 // KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
 // decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections) and one routed
-// expert through sgemm against it at a few row counts ("experts"); decode on 1 and 2 intra-op
-// threads ("threads", not in the default sections). Runs the real engine (rollout/engine.h)
+// expert through sgemm against it at a few row counts ("experts"); decode on one thread, on 2
+// intra-op threads and with the engine's decode_threads = 2 ("threads", not in the default
+// sections). Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
@@ -15,7 +16,7 @@
 // with the best of five 2048^3 fp32 matmuls in the same process and thread count.
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
-//                      [--prompt 16] [--threads N] [--sections
+//                      [--prompt 16] [--threads N] [--decode-threads N] [--sections
 //                      decode,kernel,threads,impl,prefix,cache,experts]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
@@ -76,11 +77,15 @@ rollout::EngineStats run(Transformer& m, const rollout::GenerateRequest& r,
   return engine.last_stats();
 }
 
+int g_decode_threads = 1;  // --decode-threads
+
 // Decode of B one-sample prompts of P tokens, N new tokens each, a slot per sequence.
-rollout::EngineStats decode(Transformer& m, const ModelArgs& a, int64_t B, int64_t P, int64_t N) {
+rollout::EngineStats decode(Transformer& m, const ModelArgs& a, int64_t B, int64_t P, int64_t N,
+                            int decode_threads = g_decode_threads) {
   rollout::EngineOptions o;
   o.max_batch = B;
   o.max_seq_len = P + N;
+  o.decode_threads = decode_threads;
   return run(m, make_request(a, B, 1, P, N), o);
 }
 
@@ -105,6 +110,8 @@ int main(int argc, char** argv) {
       P = std::stoll(v);
     else if (k == "--threads")
       threads = std::stoll(v);
+    else if (k == "--decode-threads")
+      g_decode_threads = static_cast<int>(std::stoll(v));
     else if (k == "--prefix-g")
       prefix_g = std::stoll(v);
     else if (k == "--prefix-len")
@@ -115,7 +122,8 @@ int main(int argc, char** argv) {
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   const auto secs = split(sections);
   const double peak = matmul_peak_gflops();
-  std::printf("threads %d, fp32 matmul peak %.1f GFLOP/s\n", at::get_num_threads(), peak);
+  std::printf("threads %d, decode threads %d, fp32 matmul peak %.1f GFLOP/s\n",
+              at::get_num_threads(), g_decode_threads, peak);
   torch::NoGradGuard no_grad;
 
   for (const auto& p : split(presets)) {
@@ -177,32 +185,33 @@ int main(int argc, char** argv) {
     }
 
     if (has(secs, "threads")) {
-      // Decode on 1 and 2 intra-op threads, alternating in one process, each round after
-      // a fresh matmul peak (the host's speed moves): the MoE inference path spreads the
-      // routed experts' small-row kernels over the threads (policy/model.cpp).
+      // Decode on one thread, on 2 intra-op threads (every LibTorch op, and the experts
+      // through the MoE inference path), and with the engine's decode_threads = 2 (the
+      // experts alone on core/parallel.h's pool, OpenBLAS on one thread), alternating in
+      // one process, each round after a fresh matmul peak (the host's speed moves).
       const int64_t B = std::stoll(split(batches).front());
-      std::printf("\n%s: decode batch %lld, %lld new tokens, 1 vs 2 intra-op threads\n", p.c_str(),
+      std::printf("\n%s: decode batch %lld, %lld new tokens, threads\n", p.c_str(),
                   static_cast<long long>(B), static_cast<long long>(new_tokens));
       std::printf(
-          "| round | matmul peak GFLOP/s | 1 thread tokens/s | %% of peak | 2 threads tokens/s "
-          "| %% of peak | 2 / 1 |\n|---|---|---|---|---|---|---|\n");
+          "| round | matmul peak GFLOP/s | 1 thread tokens/s | %% of peak | 2 intra-op threads "
+          "| %% of peak | decode_threads 2 | %% of peak |\n|---|---|---|---|---|---|---|---|\n");
       const int saved = at::get_num_threads();
+      const double flops_per_token = decode_flops_per_token(a, P + new_tokens / 2.0);
       for (int round = 1; round <= 3; ++round) {
         at::set_num_threads(saved);
         const double pk = matmul_peak_gflops();
-        double tps[2], pct[2];
-        for (int t : {1, 2}) {
-          at::set_num_threads(t);
-          auto st = decode(m, a, B, P, new_tokens);
-          tps[t - 1] = st.generated_tokens / st.decode_seconds;
-          pct[t - 1] =
-              100 * decode_flops_per_token(a, P + new_tokens / 2.0) * tps[t - 1] / 1e9 / pk;
+        double tps[3];
+        for (int v = 0; v < 3; ++v) {
+          at::set_num_threads(v == 1 ? 2 : 1);
+          auto st = decode(m, a, B, P, new_tokens, v == 2 ? 2 : 1);
+          tps[v] = st.generated_tokens / st.decode_seconds;
         }
-        std::printf("| %d | %.1f | %.0f | %.1f%% | %.0f | %.1f%% | %.2fx |\n", round, pk, tps[0],
-                    pct[0], tps[1], pct[1], tps[1] / tps[0]);
+        at::set_num_threads(saved);
+        std::printf("| %d | %.1f |", round, pk);
+        for (double t : tps) std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
+        std::printf("\n");
         std::fflush(stdout);
       }
-      at::set_num_threads(saved);
     }
 
     if (has(secs, "impl") && a.attention == AttentionKind::kMLA) {

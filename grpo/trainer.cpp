@@ -373,6 +373,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
   if (!source) {
     rollout::EngineOptions eo;
     eo.max_batch = r.rollout.max_batch;
+    eo.decode_threads = static_cast<int>(r.rollout.decode_threads);
     source = rollout::LocalRolloutSource::copy_of(*model, eo, rollout::tokenizer_decoder(tok),
                                                   start_step);
   }

@@ -58,6 +58,7 @@ struct RolloutSection {
   int64_t max_new_tokens = 64;       // completion cap, tokens
   int64_t max_batch = 256;           // in-process engine: sequences decoded at once
   bool overlap = false;              // generate step k+1 while training step k (1 step stale)
+  int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
 
   void visit(ConfigVisitor& v) {
     v.field("workers", workers,
@@ -73,6 +74,10 @@ struct RolloutSection {
             Range::at_least(1));
     v.field("overlap", overlap,
             "generate the next step's rollout while training on this one (one step off-policy)");
+    v.field("decode_threads", decode_threads,
+            "in-process engine: threads for each decode step's routed experts (OpenBLAS then "
+            "runs on one); 1 with overlap, the core count without",
+            Range::between(1, 64));
   }
 };
 

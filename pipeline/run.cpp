@@ -43,6 +43,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
   rollout::EngineOptions eo;
   eo.max_batch = r.grpo.rollout.max_batch;
+  eo.decode_threads = static_cast<int>(r.grpo.rollout.decode_threads);
   ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(model_dir, eo));
   eval::EvalOptions o;
   o.k = r.eval.k;

@@ -1,6 +1,8 @@
 // Small-row expert kernels; see expert_kernels.h.
 #include "policy/expert_kernels.h"
 
+#include "core/parallel.h"
+
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
@@ -259,19 +261,31 @@ void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, 
   int64_t max_rows = 0;
   for (const auto& j : jobs) max_rows = std::max(max_rows, j.rows);
   const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
-  auto run = [&](int64_t p0, int64_t p1) {
-    std::vector<float> h(static_cast<size_t>(max_rows * inter));  // per-thread scratch
-    for (int64_t p = p0; p < p1; ++p)
-      for (size_t i = parts[p].first; i < parts[p].second; ++i) {
-        const ExpertJob& j = jobs[i];
-        swiglu_rows(j.x, j.rows, dim, inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
-      }
+  auto run = [&](int p) {
+    std::vector<float> h(static_cast<size_t>(max_rows * inter));  // this part's scratch
+    for (size_t i = parts[p].first; i < parts[p].second; ++i) {
+      const ExpertJob& j = jobs[i];
+      swiglu_rows(j.x, j.rows, dim, inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
+    }
   };
-  if (parts.size() <= 1 || at::in_parallel_region()) {
-    run(0, static_cast<int64_t>(parts.size()));
+  const int n = static_cast<int>(parts.size());
+  if (n <= 1 || at::in_parallel_region()) {
+    for (int p = 0; p < n; ++p) run(p);
   } else {
-    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, run);
+    ParallelPool::global().run(n, run);
   }
 }
+
+namespace {
+thread_local int t_expert_threads = 1;
+}  // namespace
+
+int expert_threads() { return t_expert_threads; }
+
+ExpertThreadsGuard::ExpertThreadsGuard(int n) : old_(t_expert_threads) {
+  t_expert_threads = std::max(n, 1);
+}
+
+ExpertThreadsGuard::~ExpertThreadsGuard() { t_expert_threads = old_; }
 
 }  // namespace r1kit::policy

@@ -69,9 +69,28 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
                                                              int parts);
 
 // Runs every job with the small-row kernel, the ranges of partition_expert_jobs(jobs,
-// threads) on LibTorch's intra-op threads (at::parallel_for; serially when threads is 1 or
-// inside a parallel region). Jobs must not overlap in y. Requires AVX2/FMA.
+// threads) on the calling thread and the workers of core/parallel.h's pool (serially when
+// threads is 1 or inside a LibTorch parallel region). Jobs must not overlap in y.
+// Requires AVX2/FMA.
 void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
                                int threads);
+
+// Threads for the small-row experts of a MoE layer run by this thread without autograd:
+// MoE uses max(expert_threads(), at::get_num_threads()). The setting is per calling
+// thread (the rollout engine sets it for its decode steps; a training thread beside it
+// keeps 1) and defaults to 1.
+int expert_threads();
+
+// Sets expert_threads() on this thread (at least 1) until destruction.
+class ExpertThreadsGuard {
+ public:
+  explicit ExpertThreadsGuard(int n);
+  ~ExpertThreadsGuard();
+  ExpertThreadsGuard(const ExpertThreadsGuard&) = delete;
+  ExpertThreadsGuard& operator=(const ExpertThreadsGuard&) = delete;
+
+ private:
+  int old_;
+};
 
 }  // namespace r1kit::policy

@@ -371,7 +371,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   torch::Tensor y_sorted;  // [N*K, d]
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
-    // decode) go to the small-row kernel together, spread over the intra-op threads.
+    // decode) go to the small-row kernel together, spread over expert_threads() threads.
     y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
     std::vector<ExpertJob> jobs;
     int64_t off = 0;
@@ -390,7 +390,8 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
       off += cnt[e];
     }
     if (!jobs.empty())
-      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, at::get_num_threads());
+      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim,
+                                std::max(expert_threads(), at::get_num_threads()));
     y_sorted.mul_(w_sorted.unsqueeze(-1));
   } else {
     std::vector<torch::Tensor> outs;

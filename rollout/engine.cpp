@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
+#include "core/blas_threads.h"
 #include "core/rng.h"
+#include "policy/expert_kernels.h"
 #include "data/tokenizer.h"
 #include "rollout/sampling.h"
 
@@ -46,6 +49,8 @@ struct Engine::Seq {
 Engine::Engine(policy::Transformer model, EngineOptions options, DecodeFn decode)
     : model_(std::move(model)), options_(options), decode_(std::move(decode)) {
   TORCH_CHECK(options_.max_batch >= 1, "EngineOptions::max_batch must be >= 1");
+  TORCH_CHECK(options_.decode_threads >= 1 && options_.decode_threads <= 64,
+              "EngineOptions::decode_threads must be in [1, 64]");
   model_->eval();
   const auto& args = model_->args();
   max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len : args.max_seq_len;
@@ -105,6 +110,9 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   RETURN_IF_ERROR(validate(request));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
+  policy::ExpertThreadsGuard expert_threads(options_.decode_threads);
+  std::optional<BlasThreadsGuard> blas_threads;
+  if (options_.decode_threads > 1) blas_threads.emplace(1);
   const SamplingParams& sp = request.sampling;
   const int64_t G = request.group_size, n_prompts = static_cast<int64_t>(request.prompts.size());
   const int64_t N = options_.max_batch, V = model_->args().vocab_size;

@@ -109,9 +109,11 @@ TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
   EXPECT_EQ(partition_expert_jobs(jobs_of({}), 2), (Ranges{{0, 0}}));
 }
 
-// The inference path of MoE (small-row kernel for experts with few rows, spread over the
-// intra-op threads; LibTorch for the others) against the autograd path (LibTorch only).
-TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndTwoThreads) {
+// The inference path of MoE (small-row kernel for experts with few rows, spread over
+// several threads; LibTorch for the others) against the autograd path (LibTorch only),
+// on one thread, on 2 intra-op threads, and with expert_threads() = 2 and 3 (the pool of
+// core/parallel.h with every other op on one thread).
+TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
   ModelArgs args = *preset("tiny");  // 8 experts, top-2
   MoE moe(args);
   for (auto& p : moe->parameters()) p.data().normal_(0, 0.05);
@@ -126,14 +128,27 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndTwoThreads) {
       EXPECT_LE(load.min().item<int64_t>(), kSmallRowsMax);
     }
     const int saved = at::get_num_threads();
+    torch::Tensor one_thread;
     for (int threads : {1, 2}) {
       at::set_num_threads(threads);
       torch::NoGradGuard no_grad;
       auto got = moe->forward(x, nullptr, nullptr);
+      if (threads == 1) one_thread = got;
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
           << "T=" << T << " threads=" << threads << " max diff "
           << (got - want).abs().max().item<float>();
     }
+    at::set_num_threads(1);
+    EXPECT_EQ(expert_threads(), 1);
+    for (int n : {2, 3}) {
+      ExpertThreadsGuard guard(n);
+      EXPECT_EQ(expert_threads(), n);
+      torch::NoGradGuard no_grad;
+      // Each expert's rows are computed whole by one thread: the same bits as 1 thread.
+      EXPECT_TRUE(torch::equal(moe->forward(x, nullptr, nullptr), one_thread))
+          << "T=" << T << " expert_threads=" << n;
+    }
+    EXPECT_EQ(expert_threads(), 1);
     at::set_num_threads(saved);
   }
 }

@@ -238,6 +238,34 @@ TEST(EngineTest, SameSeedSameTokensWhateverTheBatchComposition) {
   EXPECT_NE((*c)[0].completions[0].token_ids, (*a)[0].completions[0].token_ids);
 }
 
+// decode_threads spreads each decode step's routed experts over threads (and puts
+// OpenBLAS on one): the same tokens as one thread, and the same log-probs up to the
+// rounding of OpenBLAS's other split of its sgemms.
+TEST(EngineTest, DecodeThreadsGiveTheSameTokensAndLogprobs) {
+  Transformer m = make_model(6);
+  GenerateRequest r = make_request(m, {5, 9, 4}, 4, 16, /*seed=*/5);
+  Engine e1(m, opts(12));
+  auto a = e1.generate(r, 0);
+  ASSERT_TRUE(a.ok());
+  for (int threads : {2, 3}) {
+    EngineOptions o = opts(12);
+    o.decode_threads = threads;
+    Engine e2(m, o);
+    auto b = e2.generate(r, 0);
+    ASSERT_TRUE(b.ok());
+    for (size_t g = 0; g < a->size(); ++g)
+      for (size_t j = 0; j < (*a)[g].completions.size(); ++j) {
+        EXPECT_EQ((*b)[g].completions[j].token_ids, (*a)[g].completions[j].token_ids);
+        EXPECT_LT(max_abs(torch::tensor((*b)[g].completions[j].logprobs),
+                          (*a)[g].completions[j].logprobs),
+                  1e-5);
+      }
+  }
+  EngineOptions bad = opts(4);
+  bad.decode_threads = 0;
+  EXPECT_THROW(Engine(m, bad), c10::Error);
+}
+
 TEST(EngineTest, FinishReasonsStopIdsStopStringsAndLength) {
   Transformer m = make_model(5);
   Engine probe(m, opts(4));

@@ -1,0 +1,90 @@
+// See parallel.h.
+#include "core/parallel.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+namespace r1kit {
+
+ParallelPool& ParallelPool::global() {
+  static ParallelPool pool;
+  return pool;
+}
+
+ParallelPool::~ParallelPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+int ParallelPool::workers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(threads_.size());
+}
+
+void ParallelPool::take_parts() {
+  for (int p = next_.fetch_add(1); p < parts_; p = next_.fetch_add(1)) {
+    (*fn_)(p);
+    done_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+namespace {
+// Spins (the awaited work is short and running on another core), yielding now and then
+// in case that core was taken away.
+template <typename Pred>
+void spin_until(Pred done) {
+  for (int i = 0; !done(); ++i) {
+    if (i % 1024 == 1023)
+      std::this_thread::yield();
+    else
+      _mm_pause();
+  }
+}
+}  // namespace
+
+void ParallelPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    take_parts();
+    acks_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void ParallelPool::run(int parts, const std::function<void(int)>& fn) {
+  std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+  if (parts <= 1 || !busy.owns_lock()) {
+    for (int p = 0; p < parts; ++p) fn(p);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t want = static_cast<size_t>(std::min(parts - 1, 63));
+    while (threads_.size() < want) threads_.emplace_back([this] { worker_loop(); });
+    fn_ = &fn;
+    parts_ = parts;
+    next_.store(0);
+    done_.store(0);
+    acks_.store(0);
+    ++generation_;
+  }
+  cv_.notify_all();
+  take_parts();
+  // Every worker takes part in every run (most find nothing left) and says so, so that
+  // none can still be inside this run's parts when the next one starts.
+  const int n = static_cast<int>(threads_.size());
+  spin_until([&] { return done_.load(std::memory_order_acquire) >= parts; });
+  spin_until([&] { return acks_.load(std::memory_order_acquire) >= n; });
+}
+
+}  // namespace r1kit

@@ -1,0 +1,58 @@
+// A small pool of persistent threads for splitting one short, hot loop over cores.
+//
+// LibTorch's intra-op threads (OpenMP) serve every op: with two of them, each of the
+// hundreds of tiny ops in a decode step starts a team, which made decode 2.4x slower on
+// 2-vCPU machines (bench/RESULTS.md, "Session 8"). This pool is used only where a caller
+// asks for it, the routed experts of a MoE layer at decode (policy/expert_kernels.h), so
+// every other op stays on one thread.
+//
+// Thread-safety: run() may be called from any thread. One run uses the workers at a
+// time; a run that finds them busy does all of its parts on the calling thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace r1kit {
+
+class ParallelPool {
+ public:
+  // The process's pool; its workers start on first use and stop at exit.
+  static ParallelPool& global();
+
+  ParallelPool() = default;
+  ~ParallelPool();
+  ParallelPool(const ParallelPool&) = delete;
+  ParallelPool& operator=(const ParallelPool&) = delete;
+
+  // Calls fn(p) for p in [0, parts), part 0 and any left over on the calling thread and
+  // the others on up to parts - 1 workers (started as needed, at most 63); returns when
+  // every part is done and every worker has left fn. fn must not throw.
+  void run(int parts, const std::function<void(int)>& fn);
+
+  // Workers started so far.
+  int workers() const;
+
+ private:
+  void worker_loop();
+  void take_parts();
+
+  std::mutex run_mu_;  // held for a whole run
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int)>* fn_ = nullptr;
+  int parts_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::atomic<int> next_{0};
+  std::atomic<int> done_{0};  // parts finished in this run
+  std::atomic<int> acks_{0};  // workers through this run
+};
+
+}  // namespace r1kit
