@@ -227,9 +227,13 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
 }
 
 std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
-                                                             int parts) {
-  // A job's cost: its rows' FMAs plus one pass over its weights per block of rows.
-  auto cost = [](const ExpertJob& j) { return j.rows + 4 * ((j.rows + kBlock - 1) / kBlock); };
+                                                             int parts, int64_t inter) {
+  // A job's cost: its rows' FMAs plus one pass over its weights per block of rows, scaled
+  // by its hidden size where that differs from the call's.
+  auto cost = [inter](const ExpertJob& j) {
+    const int64_t c = j.rows + 4 * ((j.rows + kBlock - 1) / kBlock);
+    return j.inter > 0 && inter > 0 ? c * j.inter / inter : c;
+  };
   int64_t total = 0;
   for (const auto& j : jobs) total += cost(j);
   parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(parts, jobs.size())));
@@ -258,14 +262,15 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
 void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
                                int threads) {
   TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
-  int64_t max_rows = 0;
-  for (const auto& j : jobs) max_rows = std::max(max_rows, j.rows);
-  const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
+  int64_t scratch = 0;
+  for (const auto& j : jobs) scratch = std::max(scratch, j.rows * (j.inter > 0 ? j.inter : inter));
+  const auto parts = partition_expert_jobs(jobs, std::max(threads, 1), inter);
   auto run = [&](int p) {
-    std::vector<float> h(static_cast<size_t>(max_rows * inter));  // this part's scratch
+    std::vector<float> h(static_cast<size_t>(scratch));  // this part's scratch
     for (size_t i = parts[p].first; i < parts[p].second; ++i) {
       const ExpertJob& j = jobs[i];
-      swiglu_rows(j.x, j.rows, dim, inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
+      swiglu_rows(j.x, j.rows, dim, j.inter > 0 ? j.inter : inter, j.w_gate, j.w_up, j.w_down,
+                  h.data(), j.y);
     }
   };
   const int n = static_cast<int>(parts.size());

@@ -24,6 +24,11 @@ namespace r1kit::policy {
 // preset (bench/RESULTS.md, "Session 7").
 inline constexpr int64_t kSmallRowsMax = 16;
 
+// Rows up to which MoE's inference path, when it has several threads, runs an expert
+// (routed, or the shared one beside them) on the kernel in the pool: there a second core
+// is worth more than sgemm's edge over the kernel at 17-64 rows.
+inline constexpr int64_t kPoolRowsMax = 64;
+
 // True when this CPU has AVX2 and FMA (checked once).
 bool small_rows_kernels_available();
 
@@ -61,12 +66,14 @@ struct ExpertJob {
   const float* w_up = nullptr;
   const float* w_down = nullptr;
   float* y = nullptr;
+  int64_t inter = 0;  // this expert's hidden size; 0 = the call's `inter`
 };
 
 // Cuts jobs into at most `parts` contiguous ranges [first, second) of about equal cost
-// (rows plus one pass over the weights per block of rows), none empty unless jobs is.
+// (rows plus one pass over the weights per block of rows, in units of a hidden size of
+// `inter`), none empty unless jobs is.
 std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
-                                                             int parts);
+                                                             int parts, int64_t inter = 0);
 
 // Runs every job with the small-row kernel, the ranges of partition_expert_jobs(jobs,
 // threads) on the calling thread and the workers of core/parallel.h's pool (serially when

@@ -272,9 +272,9 @@ MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
   down_proj = register_module("down_proj", linear(inter_dim, dim));
 }
 
-bool MLPImpl::takes_small_rows(const torch::Tensor& x) const {
+bool MLPImpl::takes_small_rows(const torch::Tensor& x, int64_t max_rows) const {
   const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
-  return rows <= kSmallRowsMax &&
+  return rows <= max_rows &&
          small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight);
 }
 
@@ -368,18 +368,33 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   // One split, not a narrow per expert: a narrow's backward writes a zero-filled
   // [N*K, d] gradient per expert, a split's concatenates the pieces once.
   auto pieces = x_sorted.split_with_sizes(c10::IntArrayRef(cnt, E));
-  torch::Tensor y_sorted;  // [N*K, d]
+  torch::Tensor y_sorted;   // [N*K, d]
+  torch::Tensor y_shared;   // [N, d] when the shared expert ran with the routed ones
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
     // decode) go to the small-row kernel together, spread over expert_threads() threads.
     y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
     std::vector<ExpertJob> jobs;
+    const int threads = std::max(expert_threads(), at::get_num_threads());
+    // With several threads, the shared expert of a decode step joins the routed ones, so
+    // that it runs beside them instead of before or after.
+    if (shared_experts && threads > 1 && xf.size(0) <= kPoolRowsMax &&
+        small_rows_kernels_apply(xf, shared_experts->gate_proj->weight,
+                                 shared_experts->up_proj->weight,
+                                 shared_experts->down_proj->weight)) {
+      y_shared = torch::empty_like(xf);
+      jobs.push_back({xf.data_ptr<float>(), xf.size(0),
+                      shared_experts->gate_proj->weight.data_ptr<float>(),
+                      shared_experts->up_proj->weight.data_ptr<float>(),
+                      shared_experts->down_proj->weight.data_ptr<float>(),
+                      y_shared.data_ptr<float>(), shared_experts->gate_proj->weight.size(0)});
+    }
     int64_t off = 0;
     for (int64_t e = 0; e < E; ++e) {
       if (cnt[e] == 0) continue;
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
-      if (mlp->takes_small_rows(pieces[e])) {
+      if (mlp->takes_small_rows(pieces[e], threads > 1 ? kPoolRowsMax : kSmallRowsMax)) {
         jobs.push_back({pieces[e].data_ptr<float>(), cnt[e],
                         mlp->gate_proj->weight.data_ptr<float>(),
                         mlp->up_proj->weight.data_ptr<float>(),
@@ -390,8 +405,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
       off += cnt[e];
     }
     if (!jobs.empty())
-      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim,
-                                std::max(expert_threads(), at::get_num_threads()));
+      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, threads);
     y_sorted.mul_(w_sorted.unsqueeze(-1));
   } else {
     std::vector<torch::Tensor> outs;
@@ -403,7 +417,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
     y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);
   }
   auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
-  if (shared_experts) y = y + shared_experts(xf);
+  if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf));
 
   auto load_f = counts.to(torch::kFloat);
   if (load) *load = load_f;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/expert_kernels.h"
 #include "policy/model_args.h"
 
 namespace r1kit::policy {
@@ -160,9 +161,10 @@ class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(int64_t dim, int64_t inter_dim);
   torch::Tensor forward(const torch::Tensor& x);
-  // True when forward(x) runs the fused small-row kernel (policy/expert_kernels.h): at
-  // most kSmallRowsMax rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA.
-  bool takes_small_rows(const torch::Tensor& x) const;
+  // True when the fused small-row kernel (policy/expert_kernels.h) may take x: at most
+  // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA. forward(x) takes
+  // it with the default (kSmallRowsMax); MoE's pooled inference path up to kPoolRowsMax.
+  bool takes_small_rows(const torch::Tensor& x, int64_t max_rows = kSmallRowsMax) const;
 
   torch::nn::Linear gate_proj{nullptr};  // [I, d]
   torch::nn::Linear up_proj{nullptr};    // [I, d]
