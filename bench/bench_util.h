@@ -34,8 +34,8 @@ inline bool has(const std::vector<std::string>& v, const std::string& x) {
 // (core/memory.h; R1KIT_RELEASE_MEMORY=1 turns it off for A/B runs) and says so.
 inline void bench_init() {
   const bool kept = retain_freed_memory();
-  std::printf("heap: %s\n", kept ? "freed memory kept (core/memory.h)"
-                                 : "freed memory released (glibc default)");
+  std::printf("heap: %s\n",
+              kept ? "freed memory kept (core/memory.h)" : "freed memory released (glibc default)");
 }
 
 // The median of v (the mean of the middle two for an even count); 0 for an empty v.

@@ -208,7 +208,8 @@ int main(int argc, char** argv) {
         }
         at::set_num_threads(saved);
         std::printf("| %d | %.1f |", round, pk);
-        for (double t : tps) std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
+        for (double t : tps)
+          std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
         std::printf("\n");
         std::fflush(stdout);
       }

@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
       mo.m->init_weights(1);
       cast_model(*mo.m, dtype_of(d));
       mo.m->train();
-      mo.opt = std::make_unique<torch::optim::SGD>(mo.m->parameters(), torch::optim::SGDOptions(1e-4));
+      mo.opt =
+          std::make_unique<torch::optim::SGD>(mo.m->parameters(), torch::optim::SGDOptions(1e-4));
       models.push_back(std::move(mo));
     }
     auto run_step = [&](Model& mo) {

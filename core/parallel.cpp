@@ -38,7 +38,7 @@ namespace {
 // in case that core was taken away.
 template <typename Pred>
 void spin_until(Pred done) {
-  for (int i = 0; !done(); ++i) {
+  for (unsigned i = 0; !done(); ++i) {
     if (i % 1024 == 1023)
       std::this_thread::yield();
     else

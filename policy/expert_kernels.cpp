@@ -1,8 +1,6 @@
 // Small-row expert kernels; see expert_kernels.h.
 #include "policy/expert_kernels.h"
 
-#include "core/parallel.h"
-
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
@@ -11,6 +9,8 @@
 #include <cmath>
 #include <type_traits>
 #include <vector>
+
+#include "core/parallel.h"
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
 #define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
@@ -285,12 +285,16 @@ namespace {
 thread_local int t_expert_threads = 1;
 }  // namespace
 
-int expert_threads() { return t_expert_threads; }
+int expert_threads() {
+  return t_expert_threads;
+}
 
 ExpertThreadsGuard::ExpertThreadsGuard(int n) : old_(t_expert_threads) {
   t_expert_threads = std::max(n, 1);
 }
 
-ExpertThreadsGuard::~ExpertThreadsGuard() { t_expert_threads = old_; }
+ExpertThreadsGuard::~ExpertThreadsGuard() {
+  t_expert_threads = old_;
+}
 
 }  // namespace r1kit::policy

@@ -368,8 +368,8 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   // One split, not a narrow per expert: a narrow's backward writes a zero-filled
   // [N*K, d] gradient per expert, a split's concatenates the pieces once.
   auto pieces = x_sorted.split_with_sizes(c10::IntArrayRef(cnt, E));
-  torch::Tensor y_sorted;   // [N*K, d]
-  torch::Tensor y_shared;   // [N, d] when the shared expert ran with the routed ones
+  torch::Tensor y_sorted;  // [N*K, d]
+  torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
     // decode) go to the small-row kernel together, spread over expert_threads() threads.
@@ -404,8 +404,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
       }
       off += cnt[e];
     }
-    if (!jobs.empty())
-      swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, threads);
+    if (!jobs.empty()) swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, threads);
     y_sorted.mul_(w_sorted.unsqueeze(-1));
   } else {
     std::vector<torch::Tensor> outs;

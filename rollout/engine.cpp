@@ -9,8 +9,8 @@
 
 #include "core/blas_threads.h"
 #include "core/rng.h"
-#include "policy/expert_kernels.h"
 #include "data/tokenizer.h"
+#include "policy/expert_kernels.h"
 #include "rollout/sampling.h"
 
 namespace r1kit::rollout {

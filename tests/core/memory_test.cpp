@@ -17,7 +17,7 @@ namespace {
 TEST(RetainFreedMemoryTest, LargeBlocksComeFromTheHeapAndStayMapped) {
   ::unsetenv("R1KIT_RELEASE_MEMORY");
   ASSERT_TRUE(retain_freed_memory());
-  ASSERT_TRUE(retain_freed_memory());  // idempotent
+  ASSERT_TRUE(retain_freed_memory());   // idempotent
   constexpr size_t kBytes = 64u << 20;  // far above glibc's default mmap threshold
   const struct mallinfo2 before = mallinfo2();
   char* p = static_cast<char*>(std::malloc(kBytes));
