@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
     return d == "bf16" ? torch::kBFloat16 : torch::kFloat;
   };
   const std::vector<std::string> dts = split(dtypes);
+  const auto f32 = std::find(dts.begin(), dts.end(), "f32");
+  const auto bf16 = std::find(dts.begin(), dts.end(), "bf16");
   std::map<std::string, double> best_peak;
   struct Row {
     std::string preset, dtype;
@@ -146,8 +148,6 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < dts.size(); ++i) std::printf("  %s %.3f s", dts[i].c_str(), step_s[i]);
       std::printf("\n");
       std::fflush(stdout);
-      const auto f32 = std::find(dts.begin(), dts.end(), "f32");
-      const auto bf16 = std::find(dts.begin(), dts.end(), "bf16");
       if (f32 != dts.end() && bf16 != dts.end())
         bf16_speedup[p].push_back(step_s[f32 - dts.begin()] / step_s[bf16 - dts.begin()]);
     }

@@ -227,12 +227,11 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
 }
 
 std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
-                                                             int parts, int64_t inter) {
-  // A job's cost: its rows' FMAs plus one pass over its weights per block of rows, scaled
-  // by its hidden size where that differs from the call's.
-  auto cost = [inter](const ExpertJob& j) {
-    const int64_t c = j.rows + 4 * ((j.rows + kBlock - 1) / kBlock);
-    return j.inter > 0 && inter > 0 ? c * j.inter / inter : c;
+                                                             int parts) {
+  // A job's cost: its rows' FMAs plus one pass over its weights per block of rows, both in
+  // proportion to its hidden size.
+  auto cost = [](const ExpertJob& j) {
+    return (j.rows + 4 * ((j.rows + kBlock - 1) / kBlock)) * j.inter;
   };
   int64_t total = 0;
   for (const auto& j : jobs) total += cost(j);
@@ -259,18 +258,16 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
   return out;
 }
 
-void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
-                               int threads) {
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads) {
   TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
   int64_t scratch = 0;
-  for (const auto& j : jobs) scratch = std::max(scratch, j.rows * (j.inter > 0 ? j.inter : inter));
-  const auto parts = partition_expert_jobs(jobs, std::max(threads, 1), inter);
+  for (const auto& j : jobs) scratch = std::max(scratch, j.rows * j.inter);
+  const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
   auto run = [&](int p) {
     std::vector<float> h(static_cast<size_t>(scratch));  // this part's scratch
     for (size_t i = parts[p].first; i < parts[p].second; ++i) {
       const ExpertJob& j = jobs[i];
-      swiglu_rows(j.x, j.rows, dim, j.inter > 0 ? j.inter : inter, j.w_gate, j.w_up, j.w_down,
-                  h.data(), j.y);
+      swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
     }
   };
   const int n = static_cast<int>(parts.size());

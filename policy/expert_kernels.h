@@ -62,25 +62,24 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
 struct ExpertJob {
   const float* x = nullptr;
   int64_t rows = 0;
+  int64_t inter = 0;  // the expert's hidden size
   const float* w_gate = nullptr;
   const float* w_up = nullptr;
   const float* w_down = nullptr;
   float* y = nullptr;
-  int64_t inter = 0;  // this expert's hidden size; 0 = the call's `inter`
 };
 
 // Cuts jobs into at most `parts` contiguous ranges [first, second) of about equal cost
-// (rows plus one pass over the weights per block of rows, in units of a hidden size of
-// `inter`), none empty unless jobs is.
+// (rows plus one pass over the weights per block of rows, times the hidden size), none
+// empty unless jobs is.
 std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<ExpertJob>& jobs,
-                                                             int parts, int64_t inter = 0);
+                                                             int parts);
 
 // Runs every job with the small-row kernel, the ranges of partition_expert_jobs(jobs,
 // threads) on the calling thread and the workers of core/parallel.h's pool (serially when
 // threads is 1 or inside a LibTorch parallel region). Jobs must not overlap in y.
 // Requires AVX2/FMA.
-void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int64_t inter,
-                               int threads);
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads);
 
 // Threads for the small-row experts of a MoE layer run by this thread without autograd:
 // MoE uses max(expert_threads(), at::get_num_threads()). The setting is per calling

@@ -278,6 +278,16 @@ bool MLPImpl::takes_small_rows(const torch::Tensor& x, int64_t max_rows) const {
          small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight);
 }
 
+ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) const {
+  return {x.data_ptr<float>(),
+          x.numel() / x.size(-1),
+          gate_proj->weight.size(0),
+          gate_proj->weight.data_ptr<float>(),
+          up_proj->weight.data_ptr<float>(),
+          down_proj->weight.data_ptr<float>(),
+          y.data_ptr<float>()};
+}
+
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
   // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
   if (takes_small_rows(x)) {
@@ -378,16 +388,9 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
     const int threads = std::max(expert_threads(), at::get_num_threads());
     // With several threads, the shared expert of a decode step joins the routed ones, so
     // that it runs beside them instead of before or after.
-    if (shared_experts && threads > 1 && xf.size(0) <= kPoolRowsMax &&
-        small_rows_kernels_apply(xf, shared_experts->gate_proj->weight,
-                                 shared_experts->up_proj->weight,
-                                 shared_experts->down_proj->weight)) {
+    if (shared_experts && threads > 1 && shared_experts->takes_small_rows(xf, kPoolRowsMax)) {
       y_shared = torch::empty_like(xf);
-      jobs.push_back({xf.data_ptr<float>(), xf.size(0),
-                      shared_experts->gate_proj->weight.data_ptr<float>(),
-                      shared_experts->up_proj->weight.data_ptr<float>(),
-                      shared_experts->down_proj->weight.data_ptr<float>(),
-                      y_shared.data_ptr<float>(), shared_experts->gate_proj->weight.size(0)});
+      jobs.push_back(shared_experts->small_rows_job(xf, y_shared));
     }
     int64_t off = 0;
     for (int64_t e = 0; e < E; ++e) {
@@ -395,16 +398,13 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
       if (mlp->takes_small_rows(pieces[e], threads > 1 ? kPoolRowsMax : kSmallRowsMax)) {
-        jobs.push_back({pieces[e].data_ptr<float>(), cnt[e],
-                        mlp->gate_proj->weight.data_ptr<float>(),
-                        mlp->up_proj->weight.data_ptr<float>(),
-                        mlp->down_proj->weight.data_ptr<float>(), out.data_ptr<float>()});
+        jobs.push_back(mlp->small_rows_job(pieces[e], out));
       } else {
         out.copy_(mlp->forward(pieces[e]));
       }
       off += cnt[e];
     }
-    if (!jobs.empty()) swiglu_experts_small_rows(jobs, d, args_.moe_inter_dim, threads);
+    if (!jobs.empty()) swiglu_experts_small_rows(jobs, d, threads);
     y_sorted.mul_(w_sorted.unsqueeze(-1));
   } else {
     std::vector<torch::Tensor> outs;

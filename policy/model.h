@@ -165,6 +165,9 @@ class MLPImpl : public torch::nn::Module {
   // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA. forward(x) takes
   // it with the default (kSmallRowsMax); MoE's pooled inference path up to kPoolRowsMax.
   bool takes_small_rows(const torch::Tensor& x, int64_t max_rows = kSmallRowsMax) const;
+  // This expert on x's rows into y's, for swiglu_experts_small_rows (x and y [rows, dim],
+  // contiguous fp32; takes_small_rows(x, ...) must hold).
+  ExpertJob small_rows_job(const torch::Tensor& x, torch::Tensor& y) const;
 
   torch::nn::Linear gate_proj{nullptr};  // [I, d]
   torch::nn::Linear up_proj{nullptr};    // [I, d]

@@ -92,11 +92,13 @@ TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
 TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
   auto jobs_of = [](std::vector<int64_t> rows) {
     std::vector<ExpertJob> jobs;
-    for (int64_t r : rows) jobs.push_back({nullptr, r, nullptr, nullptr, nullptr, nullptr});
+    for (int64_t r : rows)
+      jobs.push_back({nullptr, r, /*inter=*/1, nullptr, nullptr, nullptr, nullptr});
     return jobs;
   };
   using Ranges = std::vector<std::pair<size_t, size_t>>;
-  // cost = rows + 4 per block of 6 rows: 6 rows -> 10, 1 row -> 5, 12 rows -> 20.
+  // cost = (rows + 4 per block of 6 rows) x inter (1 here): 6 rows -> 10, 1 row -> 5,
+  // 12 rows -> 20.
   EXPECT_EQ(partition_expert_jobs(jobs_of({6, 6, 6, 6}), 2), (Ranges{{0, 2}, {2, 4}}));
   EXPECT_EQ(partition_expert_jobs(jobs_of({12, 1, 1, 1, 1}), 2), (Ranges{{0, 1}, {1, 5}}));
   EXPECT_EQ(partition_expert_jobs(jobs_of({1, 1, 1, 1, 12}), 2), (Ranges{{0, 4}, {4, 5}}));
