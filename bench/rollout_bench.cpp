@@ -4,7 +4,9 @@
 // decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections) and one routed
 // expert through sgemm against it at a few row counts ("experts"); decode on one thread, on 2
 // intra-op threads and with the engine's decode_threads = 2 ("threads", not in the default
-// sections). Runs the real engine (rollout/engine.h)
+// sections); decode with the fused MLA decode kernel off and on ("fused", not in the
+// default sections); every routed expert's weights streamed through the kernel at a few
+// row counts ("stream", not in the default sections). Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
@@ -16,8 +18,8 @@
 // with the best of five 2048^3 fp32 matmuls in the same process and thread count.
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
-//                      [--prompt 16] [--threads N] [--decode-threads N] [--sections
-//                      decode,kernel,threads,impl,prefix,cache,experts]
+//                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
+//                      [--sections decode,kernel,threads,fused,stream,impl,prefix,cache,experts]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -28,6 +30,7 @@
 
 #include "bench/bench_util.h"
 #include "policy/expert_kernels.h"
+#include "policy/mla_decode.h"
 #include "policy/model.h"
 #include "rollout/engine.h"
 
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
   std::string presets = "tiny", batches = "1,16,64,256";
   std::string sections = "decode,impl,prefix,cache,experts";
   int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;
+  int rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--presets")
@@ -112,6 +116,8 @@ int main(int argc, char** argv) {
       threads = std::stoll(v);
     else if (k == "--decode-threads")
       g_decode_threads = static_cast<int>(std::stoll(v));
+    else if (k == "--rounds")
+      rounds = static_cast<int>(std::stoll(v));
     else if (k == "--prefix-g")
       prefix_g = std::stoll(v);
     else if (k == "--prefix-len")
@@ -197,7 +203,7 @@ int main(int argc, char** argv) {
           "| %% of peak | decode_threads 2 | %% of peak |\n|---|---|---|---|---|---|---|---|\n");
       const int saved = at::get_num_threads();
       const double flops_per_token = decode_flops_per_token(a, P + new_tokens / 2.0);
-      for (int round = 1; round <= 3; ++round) {
+      for (int round = 1; round <= rounds; ++round) {
         at::set_num_threads(saved);
         const double pk = matmul_peak_gflops();
         double tps[3];
@@ -211,6 +217,37 @@ int main(int argc, char** argv) {
         for (double t : tps)
           std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
         std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "fused") && a.attention == AttentionKind::kMLA) {
+      // Decode with the fused MLA decode kernel (policy/mla_decode.h) off and on, at the
+      // first of --batches and --decode-threads, alternating in one process, each round
+      // after a fresh matmul peak.
+      const int64_t B = std::stoll(split(batches).front());
+      std::printf(
+          "\n%s: decode batch %lld, %lld new tokens, decode threads %d, fused MLA "
+          "decode kernel off / on\n",
+          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens),
+          g_decode_threads);
+      std::printf(
+          "| round | matmul peak GFLOP/s | off tokens/s | %% of peak | on tokens/s | %% "
+          "of peak | on / off |\n|---|---|---|---|---|---|---|\n");
+      const double flops_per_token = decode_flops_per_token(a, P + new_tokens / 2.0);
+      for (int round = 1; round <= rounds; ++round) {
+        const double pk = matmul_peak_gflops();
+        double tps[2];
+        for (int v = 0; v < 2; ++v) {
+          set_mla_decode_kernel_enabled(v == 1);
+          auto st = decode(m, a, B, P, new_tokens);
+          tps[v] = st.generated_tokens / st.decode_seconds;
+        }
+        set_mla_decode_kernel_enabled(true);
+        std::printf("| %d | %.1f |", round, pk);
+        for (double t : tps)
+          std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
+        std::printf(" %.2fx |\n", tps[1] / tps[0]);
         std::fflush(stdout);
       }
     }
@@ -294,6 +331,41 @@ int main(int argc, char** argv) {
         }
         std::printf("\n");
         std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "stream") && a.n_routed_experts > 0 && small_rows_kernels_available()) {
+      // Every routed expert of every MoE layer at R rows each through the small-row kernel,
+      // as one decode step runs them: the weights (far larger than the caches) stream from
+      // memory. GB/s counts each weight byte once per call.
+      const int64_t d = a.dim, I = a.moe_inter_dim;
+      const int64_t n = a.n_routed_experts * (a.n_layers - a.n_dense_layers);
+      auto w = torch::randn({n, 3, I, d}) * 0.05;  // gate, up, down (down read as [d, I])
+      std::printf("\n%s: %lld routed experts (%.0f MB), R rows each, the kernel on T threads\n",
+                  p.c_str(), static_cast<long long>(n), w.numel() * 4 / 1e6);
+      std::printf("| rows | threads | ms per pass | GFLOP/s | GB/s |\n|---|---|---|---|---|\n");
+      for (int64_t R : {1, 4, 6, 8, 12, 16, 64}) {
+        auto x = torch::randn({n, R, d});
+        auto y = torch::empty({n, R, d});
+        std::vector<ExpertJob> jobs;
+        for (int64_t e = 0; e < n; ++e) {
+          float* we = w[e].data_ptr<float>();
+          jobs.push_back({x[e].data_ptr<float>(), R, I, we, we + I * d, we + 2 * I * d,
+                          y[e].data_ptr<float>()});
+        }
+        for (int t : {1, 2}) {
+          swiglu_experts_small_rows(jobs, d, t);
+          std::vector<double> ms;
+          for (int i = 0; i < 5; ++i) {
+            auto t0 = Clock::now();
+            swiglu_experts_small_rows(jobs, d, t);
+            ms.push_back(1e3 * seconds_since(t0));
+          }
+          const double m = median(ms);
+          std::printf("| %lld | %d | %.2f | %.1f | %.1f |\n", static_cast<long long>(R), t, m,
+                      6.0 * n * R * I * d / m / 1e6, w.numel() * 4 / m / 1e6);
+          std::fflush(stdout);
+        }
       }
     }
 

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace r1kit {
 
@@ -50,11 +51,19 @@ void spin_until(Pred done) {
 void ParallelPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    // Runs come in bursts (every layer of a decode step): spin a while for the next one,
+    // since waking from the condition variable costs a system call and, on some hosts,
+    // longer than a part takes, then sleep.
+    const auto spin_end = std::chrono::steady_clock::now() + kSpin;
+    for (unsigned i = 1; generation_.load(std::memory_order_acquire) == seen; ++i) {
+      if (i % 256 == 0 && std::chrono::steady_clock::now() > spin_end) break;
+      _mm_pause();
+    }
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      cv_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
     }
     take_parts();
     acks_.fetch_add(1, std::memory_order_release);
@@ -76,7 +85,7 @@ void ParallelPool::run(int parts, const std::function<void(int)>& fn) {
     next_.store(0);
     done_.store(0);
     acks_.store(0);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   take_parts();

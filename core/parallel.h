@@ -3,14 +3,17 @@
 // LibTorch's intra-op threads (OpenMP) serve every op: with two of them, each of the
 // hundreds of tiny ops in a decode step starts a team, which made decode 2.4x slower on
 // 2-vCPU machines (bench/RESULTS.md, "Session 8"). This pool is used only where a caller
-// asks for it, the routed experts of a MoE layer at decode (policy/expert_kernels.h), so
-// every other op stays on one thread.
+// asks for it, the heavy parts of a decode step (policy/decode_threads.h), so every other
+// op stays on one thread. Between runs an idle worker spins for kSpin before it sleeps:
+// a decode step's runs come a few hundred microseconds apart, and waking a sleeping
+// worker costs a system call that can take longer than the part it would run.
 //
 // Thread-safety: run() may be called from any thread. One run uses the workers at a
 // time; a run that finds them busy does all of its parts on the calling thread.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,6 +42,9 @@ class ParallelPool {
   int workers() const;
 
  private:
+  // How long an idle worker spins for the next run before it sleeps.
+  static constexpr std::chrono::microseconds kSpin{1000};
+
   void worker_loop();
   void take_parts();
 
@@ -48,7 +54,7 @@ class ParallelPool {
   std::vector<std::thread> threads_;
   const std::function<void(int)>* fn_ = nullptr;
   int parts_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
   std::atomic<int> next_{0};
   std::atomic<int> done_{0};  // parts finished in this run

@@ -25,6 +25,13 @@ R1KIT_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Floats ahead of the current weight element to prefetch (4 KiB). At decode the weights
+// stream from memory (a step touches nearly every expert once), and without prefetching
+// the loads wait on memory and the FMAs on the loads, one after the other: 6 rows of all
+// of `small`'s experts took 25-31 ms with it off and 21-24 ms with it on (bench/RESULTS.md,
+// "Session 10").
+constexpr int64_t kPrefetch = 1024;
+
 // For R rows of x ([R, K], row stride K): a[r] = x[r] . wa and b[r] = x[r] . wb. Each
 // weight vector is loaded once for all R rows; 2R accumulators keep the FMA units busy.
 template <int R>
@@ -36,6 +43,10 @@ R1KIT_AVX2 void dot2(const float* x, int64_t K, const float* wa, const float* wb
   for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
+    if (k % 16 == 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(wa + k + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(wb + k + kPrefetch), _MM_HINT_T0);
+    }
     const __m256 va = _mm256_loadu_ps(wa + k), vb = _mm256_loadu_ps(wb + k);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
@@ -75,6 +86,8 @@ R1KIT_AVX512 void dot2_512(const float* x, int64_t K, const float* wa, const flo
   for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(wa + k + kPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wb + k + kPrefetch), _MM_HINT_T0);
     const __m512 va = _mm512_loadu_ps(wa + k), vb = _mm512_loadu_ps(wb + k);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
@@ -197,6 +210,10 @@ void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* 
 
 }  // namespace
 
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y) {
+  linear_rows(x, M, K, w, N, y);
+}
+
 torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
               "linear_small_rows: x [M, K] and w [N, K] expected");
@@ -276,22 +293,6 @@ void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, 
   } else {
     ParallelPool::global().run(n, run);
   }
-}
-
-namespace {
-thread_local int t_expert_threads = 1;
-}  // namespace
-
-int expert_threads() {
-  return t_expert_threads;
-}
-
-ExpertThreadsGuard::ExpertThreadsGuard(int n) : old_(t_expert_threads) {
-  t_expert_threads = std::max(n, 1);
-}
-
-ExpertThreadsGuard::~ExpertThreadsGuard() {
-  t_expert_threads = old_;
 }
 
 }  // namespace r1kit::policy

@@ -50,6 +50,9 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
 
 // y = x w^T for x [M, K] and w [N, K]: torch::linear without bias.
 torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w);
+// The same on raw row-major fp32 memory: y [M, N] = x [M, K] w^T for w [N, K]. Requires
+// AVX2/FMA (small_rows_kernels_available()).
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y);
 
 // down(silu(gate(x)) * up(x)) for x [M, dim], w_gate and w_up [inter, dim], w_down
 // [dim, inter]: one SwiGLU expert, returns [M, dim].
@@ -80,23 +83,5 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
 // threads is 1 or inside a LibTorch parallel region). Jobs must not overlap in y.
 // Requires AVX2/FMA.
 void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads);
-
-// Threads for the small-row experts of a MoE layer run by this thread without autograd:
-// MoE uses max(expert_threads(), at::get_num_threads()). The setting is per calling
-// thread (the rollout engine sets it for its decode steps; a training thread beside it
-// keeps 1) and defaults to 1.
-int expert_threads();
-
-// Sets expert_threads() on this thread (at least 1) until destruction.
-class ExpertThreadsGuard {
- public:
-  explicit ExpertThreadsGuard(int n);
-  ~ExpertThreadsGuard();
-  ExpertThreadsGuard(const ExpertThreadsGuard&) = delete;
-  ExpertThreadsGuard& operator=(const ExpertThreadsGuard&) = delete;
-
- private:
-  int old_;
-};
 
 }  // namespace r1kit::policy

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
+#include "policy/mla_decode.h"
 
 namespace r1kit::policy {
 namespace F = torch::nn::functional;
@@ -13,6 +15,11 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// An nn::Linear through decode_linear: split over the pool at decode (decode_threads.h).
+torch::Tensor run_linear(torch::nn::Linear& l, const torch::Tensor& x) {
+  return decode_linear(x, l->weight, l->bias);
 }
 
 // YaRN mscale: 0.1 * m * ln(s) + 1 (reference §7).
@@ -175,12 +182,13 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   const int64_t dn = args_.qk_nope_head_dim, dr = args_.qk_rope_head_dim, dv = args_.v_head_dim;
   const int64_t dc = args_.kv_lora_rank;
 
-  auto q = q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x)));
+  auto q =
+      q_proj ? run_linear(q_proj, x) : run_linear(q_b_proj, q_a_layernorm(run_linear(q_a_proj, x)));
   q = q.view({B, T, H, dn + dr});
   auto q_nope = q.narrow(-1, 0, dn);                         // [B, T, H, dn]
   auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
 
-  auto kv = kv_a_proj_with_mqa(x);                   // [B, T, dc + dr]
+  auto kv = run_linear(kv_a_proj_with_mqa, x);       // [B, T, dc + dr]
   auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));  // [B, T, dc]
   auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
 
@@ -215,18 +223,27 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
                      .permute({1, 0, 2, 3})
                      .reshape({B, H * T, dc});  // [B, H*T, dc]
     auto qp = q_pe.transpose(1, 2).reshape({B, H * T, dr});
-    auto scores = torch::baddbmm(torch::bmm(qp, pe_all.transpose(1, 2)), q_lat,
-                                 c_all.transpose(1, 2));  // [B, H*T, S]
-    scores = (scores * scale_).view({B, H, T, S});
-    if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-    auto p = softmax_f32(scores, c_all).view({B, H * T, S});
-    auto o_lat = torch::bmm(p, c_all);  // [B, H*T, dc]
+    torch::Tensor o_lat;  // [B, H*T, dc]
+    if (T == 1 && cache && (row_pos.defined() || !mask.defined()) &&
+        mla_decode_kernel_applies(q_lat, qp, c_all, pe_all)) {
+      // One token a row (decode): the fused kernel, row b over keys [0, row_pos[b]].
+      auto len = row_pos.defined() ? row_pos.to(torch::kCPU) + 1
+                                   : torch::full({B}, S, torch::dtype(torch::kLong));
+      o_lat = mla_decode_attention(q_lat, qp, c_all, pe_all, len, scale_, decode_threads());
+    } else {
+      auto scores = torch::baddbmm(torch::bmm(qp, pe_all.transpose(1, 2)), q_lat,
+                                   c_all.transpose(1, 2));  // [B, H*T, S]
+      scores = (scores * scale_).view({B, H, T, S});
+      if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
+      auto p = softmax_f32(scores, c_all).view({B, H * T, S});
+      o_lat = torch::bmm(p, c_all);
+    }
     o = torch::bmm(o_lat.view({B, H, T, dc}).permute({1, 0, 2, 3}).reshape({H, B * T, dc}),
                    w_uv.transpose(1, 2))  // [H, B*T, dv]
             .view({H, B, T, dv})
             .permute({1, 2, 0, 3});  // [B, T, H, dv]
   }
-  return o_proj(o.reshape({B, T, H * dv}));
+  return run_linear(o_proj, o.reshape({B, T, H * dv}));
 }
 
 // ---------------------------------------------------------------------------------
@@ -244,9 +261,9 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
                                int64_t start_pos, const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads, Hk = args_.n_kv_heads;
   const int64_t D = args_.head_dim;
-  auto q = rope_.apply(q_proj(x).view({B, T, H, D}), positions);
-  auto k = rope_.apply(k_proj(x).view({B, T, Hk, D}), positions);
-  auto v = v_proj(x).view({B, T, Hk, D});
+  auto q = rope_.apply(run_linear(q_proj, x).view({B, T, H, D}), positions);
+  auto k = rope_.apply(run_linear(k_proj, x).view({B, T, Hk, D}), positions);
+  auto v = run_linear(v_proj, x).view({B, T, Hk, D});
   if (cache) {
     k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
     v = cache_write_read(cache->b[layer], v, start_pos, row_pos);
@@ -260,7 +277,7 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   auto p = softmax_f32(scores, v).view({B, Hk, rep * T, S});
   auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
   o = o.view({B, Hk, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
-  return o_proj(o);
+  return run_linear(o_proj, o);
 }
 
 // ---------------------------------------------------------------------------------
@@ -298,7 +315,7 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
     shape.back() = out.size(1);
     return out.view(shape);
   }
-  return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+  return run_linear(down_proj, F::silu(run_linear(gate_proj, x)) * run_linear(up_proj, x));
 }
 
 // ---------------------------------------------------------------------------------
@@ -382,10 +399,10 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
-    // decode) go to the small-row kernel together, spread over expert_threads() threads.
+    // decode) go to the small-row kernel together, spread over decode_threads() threads.
     y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
     std::vector<ExpertJob> jobs;
-    const int threads = std::max(expert_threads(), at::get_num_threads());
+    const int threads = std::max(decode_threads(), at::get_num_threads());
     // With several threads, the shared expert of a decode step joins the routed ones, so
     // that it runs beside them instead of before or after.
     if (shared_experts && threads > 1 && shared_experts->takes_small_rows(xf, kPoolRowsMax)) {
@@ -597,7 +614,7 @@ ForwardOutput TransformerImpl::forward_impl(const torch::Tensor& ids,
   out.last_hidden = h;
   out.hidden = norm(h);
   if (opts.compute_logits)
-    out.logits = torch::matmul(out.hidden, output_weight().t()).to(torch::kFloat);
+    out.logits = decode_linear(out.hidden, output_weight()).to(torch::kFloat);
   return out;
 }
 

@@ -10,7 +10,7 @@
 #include "core/blas_threads.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
-#include "policy/expert_kernels.h"
+#include "policy/decode_threads.h"
 #include "rollout/sampling.h"
 
 namespace r1kit::rollout {
@@ -110,7 +110,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   RETURN_IF_ERROR(validate(request));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
-  policy::ExpertThreadsGuard expert_threads(options_.decode_threads);
+  policy::DecodeThreadsGuard decode_threads(options_.decode_threads);
   std::optional<BlasThreadsGuard> blas_threads;
   if (options_.decode_threads > 1) blas_threads.emplace(1);
   const SamplingParams& sp = request.sampling;
@@ -120,7 +120,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   // The output projection in fp32, as policy::token_logprobs computes the logits.
   const torch::Tensor w_out = model_->output_weight().to(torch::kFloat);
   auto logits_of = [&](const torch::Tensor& hidden) {  // [B, d] -> [B, V] fp32
-    return torch::matmul(hidden.to(torch::kFloat), w_out.t());
+    return policy::decode_linear(hidden.to(torch::kFloat), w_out);
   };
 
   EngineStats st;

@@ -64,11 +64,12 @@ struct EngineOptions {
   // Attention path for decode steps: kAbsorb (MLA's absorbed path; the default) or
   // kNaive (expand the latent per step; for comparison). Ignored for GQA.
   policy::AttnImpl decode_impl = policy::AttnImpl::kAbsorb;
-  // Threads for the routed experts of each decode step (policy::ExpertThreadsGuard):
-  // with 2 or more, OpenBLAS runs on one thread during generate() so that its pool and
-  // the experts' do not compete for the cores. 1 suits a generation that shares the
-  // machine with training (GRPO with rollout.overlap); the core count suits one that has
-  // it to itself.
+  // Threads for each decode step (policy::DecodeThreadsGuard): the experts, the fused MLA
+  // attention and the linear layers split their work over this many; every other op stays
+  // on one. With 2 or more, OpenBLAS runs on one thread during generate() so that its pool
+  // and ours do not compete for the cores. 1 suits a generation that shares the machine
+  // with training (GRPO with rollout.overlap); the core count suits one that has it to
+  // itself.
   int decode_threads = 1;
 };
 // The cache has the dtype of the model's weights (bf16 weights: a bf16 cache).

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "policy/decode_threads.h"
 #include "policy/model.h"
 #include "policy/model_args.h"
 
@@ -113,7 +114,7 @@ TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
 
 // The inference path of MoE (small-row kernel for experts with few rows, spread over
 // several threads; LibTorch for the others) against the autograd path (LibTorch only),
-// on one thread, on 2 intra-op threads, and with expert_threads() = 2 and 3 (the pool of
+// on one thread, on 2 intra-op threads, and with decode_threads() = 2 and 3 (the pool of
 // core/parallel.h with every other op on one thread, the shared expert on the kernel too).
 TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
   ModelArgs args = *preset("tiny");  // 8 experts, top-2
@@ -142,25 +143,25 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
           << (got - want).abs().max().item<float>();
     }
     at::set_num_threads(1);
-    EXPECT_EQ(expert_threads(), 1);
+    EXPECT_EQ(decode_threads(), 1);
     for (int n : {2, 3}) {
-      ExpertThreadsGuard guard(n);
-      EXPECT_EQ(expert_threads(), n);
+      DecodeThreadsGuard guard(n);
+      EXPECT_EQ(decode_threads(), n);
       torch::NoGradGuard no_grad;
       // Each expert's rows are computed whole by one thread, and the shared expert joins
       // the routed ones on the kernel (T <= kPoolRowsMax).
       auto got = moe->forward(x, nullptr, nullptr);
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
-          << "T=" << T << " expert_threads=" << n << " max diff "
+          << "T=" << T << " decode_threads=" << n << " max diff "
           << (got - want).abs().max().item<float>();
       // At T <= kSmallRowsMax every expert takes the kernel on one thread too (MLP's own
       // rule): the same bits; up to kPoolRowsMax some take it only here.
       if (T <= kPoolRowsMax) {
         EXPECT_EQ(torch::equal(got, one_thread), T <= kSmallRowsMax)
-            << "T=" << T << " expert_threads=" << n;
+            << "T=" << T << " decode_threads=" << n;
       }
     }
-    EXPECT_EQ(expert_threads(), 1);
+    EXPECT_EQ(decode_threads(), 1);
     at::set_num_threads(saved);
   }
 }

@@ -1,0 +1,209 @@
+// Fused absorbed-MLA decode attention; see mla_decode.h.
+#include "policy/mla_decode.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+#include "policy/expert_kernels.h"
+
+#define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+namespace r1kit::policy {
+namespace {
+
+std::atomic<bool> g_mla_enabled{true};
+
+// exp(x) on 16 lanes: Cephes' expf (x = n ln 2 + r, |r| <= ln 2 / 2, a degree-6
+// polynomial in r), within 2 ulp of std::exp. x is clamped to [-87, 88], so it never
+// overflows and the smallest result is e^-87 (~1.6e-38) rather than 0.
+R1KIT_AVX512 __m512 exp16(__m512 x) {
+  // Zero-masked forms throughout: GCC 12's unmasked ones read an undefined vector and warn.
+  constexpr __mmask16 all = 0xFFFF;
+  x = _mm512_maskz_max_ps(all, _mm512_maskz_min_ps(all, x, _mm512_set1_ps(88.0f)),
+                          _mm512_set1_ps(-87.0f));
+  const __m512 n =
+      _mm512_maskz_roundscale_ps(all, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln 2 in two parts
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_maskz_slli_epi32(
+      all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// The sum / maximum of v's 16 lanes, by halving in registers (GCC 12's
+// _mm512_reduce_*_ps warn of an undefined value, hence the zero-masked shuffles).
+template <typename Op>
+R1KIT_AVX512 inline float reduce16(__m512 v, Op op) {
+  constexpr __mmask16 all = 0xFFFF;
+  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0x4E));  // 256-bit halves
+  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0xB1));  // 128-bit quarters
+  v = op(v, _mm512_maskz_permute_ps(all, v, 0x4E));        // 64-bit pairs
+  v = op(v, _mm512_maskz_permute_ps(all, v, 0xB1));        // neighbours
+  return _mm512_cvtss_f32(v);
+}
+R1KIT_AVX512 inline __m512 add16(__m512 a, __m512 b) {
+  return _mm512_add_ps(a, b);
+}
+R1KIT_AVX512 inline __m512 max16(__m512 a, __m512 b) {
+  return _mm512_maskz_max_ps(0xFFFF, a, b);
+}
+
+// The first n (0..16) lanes.
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF)
+                 : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
+}
+
+// s[0, L) <- softmax(scale * (s + t)), in place.
+R1KIT_AVX512 void scaled_softmax(float* s, const float* t, int64_t L, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < L; j += 16) {
+    const __mmask16 m = lanes(L - j);
+    const __m512 v = _mm512_mul_ps(
+        _mm512_add_ps(_mm512_maskz_loadu_ps(m, s + j), _mm512_maskz_loadu_ps(m, t + j)), sc);
+    _mm512_mask_storeu_ps(s + j, m, v);
+    mx = _mm512_mask_max_ps(mx, m, mx, v);
+  }
+  const __m512 vmax = _mm512_set1_ps(reduce16(mx, max16));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < L; j += 16) {
+    const __mmask16 m = lanes(L - j);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmax));
+    _mm512_mask_storeu_ps(s + j, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / reduce16(sum, add16));
+  for (int64_t j = 0; j < L; j += 16) {
+    const __mmask16 m = lanes(L - j);
+    _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
+  }
+}
+
+// o [H, dc] = p [H, L] (row stride ldp) times c [L, dc] (row stride dc): 4 heads by 64
+// latent dims at a time, 16 accumulators, one load of c per 4 FMAs.
+R1KIT_AVX512 void weighted_sum(const float* p, int64_t H, int64_t L, int64_t ldp, const float* c,
+                               int64_t dc, float* o) {
+  constexpr int kHeads = 4, kVecs = 4;
+  for (int64_t h0 = 0; h0 < H; h0 += kHeads) {
+    const float* ph[kHeads];
+    for (int i = 0; i < kHeads; ++i) ph[i] = p + std::min(h0 + i, H - 1) * ldp;
+    for (int64_t d0 = 0; d0 < dc; d0 += 16 * kVecs) {
+      __mmask16 m[kVecs];
+      __m512 acc[kHeads][kVecs];
+      for (int v = 0; v < kVecs; ++v) {
+        m[v] = lanes(dc - d0 - 16 * v);
+        for (int i = 0; i < kHeads; ++i) acc[i][v] = _mm512_setzero_ps();
+      }
+      for (int64_t j = 0; j < L; ++j) {
+        const float* cj = c + j * dc + d0;
+        __m512 w[kHeads];
+        for (int i = 0; i < kHeads; ++i) w[i] = _mm512_set1_ps(ph[i][j]);
+#pragma GCC unroll 4
+        for (int v = 0; v < kVecs; ++v) {
+          const __m512 cv = _mm512_maskz_loadu_ps(m[v], cj + 16 * v);
+#pragma GCC unroll 4
+          for (int i = 0; i < kHeads; ++i) acc[i][v] = _mm512_fmadd_ps(w[i], cv, acc[i][v]);
+        }
+      }
+      for (int i = 0; i < kHeads && h0 + i < H; ++i)
+        for (int v = 0; v < kVecs; ++v)
+          _mm512_mask_storeu_ps(o + (h0 + i) * dc + d0 + 16 * v, m[v], acc[i][v]);
+    }
+  }
+}
+
+bool fp32_cpu_tensor(const torch::Tensor& t) {
+  return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat;
+}
+
+}  // namespace
+
+void set_mla_decode_kernel_enabled(bool on) {
+  g_mla_enabled.store(on);
+}
+
+bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
+                               const torch::Tensor& c, const torch::Tensor& pe) {
+  return g_mla_enabled.load(std::memory_order_relaxed) && small_rows_avx512_available() &&
+         !torch::GradMode::is_enabled() && fp32_cpu_tensor(q_lat) && fp32_cpu_tensor(q_pe) &&
+         fp32_cpu_tensor(c) && fp32_cpu_tensor(pe) && c.dim() == 3 && pe.dim() == 3 &&
+         c.stride(2) == 1 && c.stride(1) == c.size(2) && pe.stride(2) == 1 &&
+         pe.stride(1) == pe.size(2);
+}
+
+torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::Tensor& q_pe_in,
+                                   const torch::Tensor& c, const torch::Tensor& pe,
+                                   const torch::Tensor& lengths_in, double scale, int threads) {
+  TORCH_CHECK(mla_decode_kernel_applies(q_lat_in, q_pe_in, c, pe),
+              "mla_decode_attention: AVX-512, no autograd, fp32 CPU tensors with row-contiguous "
+              "caches expected");
+  const int64_t B = q_lat_in.size(0), H = q_lat_in.size(1), dc = q_lat_in.size(2);
+  const int64_t dr = q_pe_in.size(2), S = c.size(1);
+  TORCH_CHECK(q_lat_in.dim() == 3 && q_pe_in.dim() == 3 && q_pe_in.size(0) == B &&
+                  q_pe_in.size(1) == H && c.size(0) >= B && c.size(2) == dc && pe.size(0) >= B &&
+                  pe.size(1) == S && pe.size(2) == dr,
+              "mla_decode_attention: q_lat [B, H, dc], q_pe [B, H, dr], c [B, S, dc], pe [B, S, "
+              "dr] expected");
+  const auto q_lat = q_lat_in.contiguous(), q_pe = q_pe_in.contiguous();
+  const auto lengths = lengths_in.to(torch::kLong).contiguous();
+  TORCH_CHECK(lengths.is_cpu() && lengths.numel() == B, "mla_decode_attention: lengths [B]");
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  int64_t total = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(len[b] >= 1 && len[b] <= S, "mla_decode_attention: lengths[", b, "] = ", len[b],
+                " is outside [1, ", S, "]");
+    total += len[b];
+  }
+  auto out = torch::empty({B, H, dc}, q_lat.options());
+  const float* ql = q_lat.data_ptr<float>();
+  const float* qp = q_pe.data_ptr<float>();
+  const float* cp = c.data_ptr<float>();
+  const float* pp = pe.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t c_row = c.stride(0), pe_row = pe.stride(0);
+  const auto sc = static_cast<float>(scale);
+
+  // Contiguous ranges of rows of about equal total length, one per part.
+  const int parts = static_cast<int>(std::clamp<int64_t>(threads, 1, B));
+  std::vector<int64_t> first(parts + 1, B);
+  first[0] = 0;
+  for (int64_t b = 0, acc = 0, p = 1; b < B && p < parts; ++b) {
+    acc += len[b];
+    if (acc * parts >= total * p) first[p++] = b + 1;
+  }
+  auto run = [&](int p) {
+    std::vector<float> s(static_cast<size_t>(2 * H * S));
+    float* s1 = s.data();    // [H, L] latent scores, then the softmax
+    float* s2 = s1 + H * S;  // [H, L] RoPE scores
+    for (int64_t b = first[p]; b < first[p + 1]; ++b) {
+      const int64_t L = len[b];
+      const float* cb = cp + b * c_row;
+      linear_rows_raw(ql + b * H * dc, H, dc, cb, L, s1);
+      linear_rows_raw(qp + b * H * dr, H, dr, pp + b * pe_row, L, s2);
+      for (int64_t h = 0; h < H; ++h) scaled_softmax(s1 + h * L, s2 + h * L, L, sc);
+      weighted_sum(s1, H, L, L, cb, dc, op + b * H * dc);
+    }
+  };
+  if (parts <= 1 || at::in_parallel_region()) {
+    for (int p = 0; p < parts; ++p) run(p);
+  } else {
+    ParallelPool::global().run(parts, run);
+  }
+  return out;
+}
+
+}  // namespace r1kit::policy

@@ -1,0 +1,40 @@
+// Absorbed MLA attention at decode, fused, for CPUs with AVX-512.
+//
+// At decode every row has one query token. On the absorbed path (reference §1.2) each head
+// scores that token against the row's latent cache and RoPE keys, and sums the latents by
+// the softmax weights. As LibTorch ops that is a batch of tiny matrix products per row
+// (8 heads x a few hundred positions for `small`), where OpenBLAS spends its time packing;
+// with the masked_fill, softmax and the copies between them it took about a third of a
+// batch-64 decode step of `small` (bench/RESULTS.md, "Session 10"). This kernel does the
+// scores, the softmax and the weighted sum of one row in one pass over its cache (which
+// then stays in cache) and spreads the rows over the pool of core/parallel.h.
+//
+// Inference only (no autograd); fp32 on the CPU. Results equal the LibTorch path's up to
+// the order of summation (tests/policy/mla_decode_test.cpp). Thread-safety: pure
+// functions, apart from the process-wide on/off switch.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace r1kit::policy {
+
+// On by default; off makes mla_decode_kernel_applies false (for A/B measurements).
+// Process-wide, atomic.
+void set_mla_decode_kernel_enabled(bool on);
+
+// True when mla_decode_attention may be called on these tensors: the CPU has AVX-512F,
+// the kernel is enabled, autograd is off, and all are fp32 CPU tensors with c and pe
+// contiguous within each row (as views of the KV cache are).
+bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
+                               const torch::Tensor& c, const torch::Tensor& pe);
+
+// For every row b < B and head h < H, over the positions j < lengths[b]:
+//   s[j] = scale * (q_lat[b, h] . c[b, j] + q_pe[b, h] . pe[b, j])
+//   o[b, h] = sum_j softmax(s)[j] * c[b, j]
+// q_lat [B, H, dc], q_pe [B, H, dr], c [B, S, dc], pe [B, S, dr]; lengths [B] int64 on the
+// CPU, each in [1, S]. Returns o [B, H, dc]. The rows are split over `threads` parts.
+torch::Tensor mla_decode_attention(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
+                                   const torch::Tensor& c, const torch::Tensor& pe,
+                                   const torch::Tensor& lengths, double scale, int threads);
+
+}  // namespace r1kit::policy
