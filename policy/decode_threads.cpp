@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/blas_threads.h"
 #include "core/parallel.h"
 
 namespace r1kit::policy {
@@ -33,7 +34,8 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w,
   const int threads = decode_threads();
   const int64_t N = w.size(0), K = w.size(1);
   if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || !fp32_cpu(x) || !fp32_cpu(w) ||
-      (b.defined() && !fp32_cpu(b)) || x.size(-1) != K || at::in_parallel_region())
+      (b.defined() && !fp32_cpu(b)) || x.size(-1) != K || at::in_parallel_region() ||
+      BlasThreadsGuard::current() > 1)
     return torch::linear(x, w, b);
   const auto x2 = x.reshape({-1, K});
   auto y = torch::empty({x2.size(0), N}, x.options());

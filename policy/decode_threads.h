@@ -32,7 +32,9 @@ class DecodeThreadsGuard {
 };
 
 // x [..., K] w^T (+ b) for w [N, K]: torch::linear. With decode_threads() > 1, no
-// autograd, fp32 CPU tensors and N >= 64, the output columns are split into
+// autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread (BlasThreadsGuard, as
+// the engine sets it: concurrent calls then each run on their caller's thread), the
+// output columns are split into
 // decode_threads() parts of whole 16-column blocks, each a BLAS call on the pool (every
 // part packs only its own rows of w).
 torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w,

@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include "core/blas_threads.h"
+
 namespace r1kit::policy {
 namespace {
 
 TEST(DecodeLinearTest, MatchesTorchLinearOnEveryThreadCount) {
   torch::manual_seed(11);
   torch::NoGradGuard ng;
+  BlasThreadsGuard blas(1);  // as the engine runs decode_threads > 1
   for (int threads : {1, 2, 3}) {
     DecodeThreadsGuard guard(threads);
     EXPECT_EQ(decode_threads(), threads);
