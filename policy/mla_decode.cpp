@@ -151,11 +151,12 @@ torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::T
   TORCH_CHECK(mla_decode_kernel_applies(q_lat_in, q_pe_in, c, pe),
               "mla_decode_attention: AVX-512, no autograd, fp32 CPU tensors with row-contiguous "
               "caches expected");
+  TORCH_CHECK(q_lat_in.dim() == 3 && q_pe_in.dim() == 3,
+              "mla_decode_attention: q_lat [B, H, dc] and q_pe [B, H, dr] expected");
   const int64_t B = q_lat_in.size(0), H = q_lat_in.size(1), dc = q_lat_in.size(2);
   const int64_t dr = q_pe_in.size(2), S = c.size(1);
-  TORCH_CHECK(q_lat_in.dim() == 3 && q_pe_in.dim() == 3 && q_pe_in.size(0) == B &&
-                  q_pe_in.size(1) == H && c.size(0) >= B && c.size(2) == dc && pe.size(0) >= B &&
-                  pe.size(1) == S && pe.size(2) == dr,
+  TORCH_CHECK(q_pe_in.size(0) == B && q_pe_in.size(1) == H && c.size(0) >= B && c.size(2) == dc &&
+                  pe.size(0) >= B && pe.size(1) == S && pe.size(2) == dr,
               "mla_decode_attention: q_lat [B, H, dc], q_pe [B, H, dr], c [B, S, dc], pe [B, S, "
               "dr] expected");
   const auto q_lat = q_lat_in.contiguous(), q_pe = q_pe_in.contiguous();
@@ -169,6 +170,7 @@ torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::T
     total += len[b];
   }
   auto out = torch::empty({B, H, dc}, q_lat.options());
+  if (B == 0) return out;
   const float* ql = q_lat.data_ptr<float>();
   const float* qp = q_pe.data_ptr<float>();
   const float* cp = c.data_ptr<float>();
