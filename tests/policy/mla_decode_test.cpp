@@ -96,6 +96,10 @@ TEST_F(MLADecodeTest, RejectsBadLengthsAndAutograd) {
         EXPECT_NE(std::string(e.what()).find("is outside [1, 8]"), std::string::npos) << e.what();
       }
     }
+    // An empty batch gives an empty result.
+    auto none = mla_decode_attention(q_lat.narrow(0, 0, 0), q_pe.narrow(0, 0, 0), c, pe,
+                                     torch::empty({0}, torch::kLong), 1.0, 2);
+    EXPECT_EQ(none.sizes(), (std::vector<int64_t>{0, 2, 16}));
     set_mla_decode_kernel_enabled(false);
     EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c, pe));
     set_mla_decode_kernel_enabled(true);
