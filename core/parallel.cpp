@@ -1,6 +1,7 @@
 // See parallel.h.
 #include "core/parallel.h"
 
+#include <ATen/Parallel.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -71,8 +72,13 @@ void ParallelPool::worker_loop() {
 }
 
 void ParallelPool::run(int parts, const std::function<void(int)>& fn) {
+  // Inside a LibTorch (OpenMP) parallel region the cores are taken already.
+  if (parts <= 1 || at::in_parallel_region()) {
+    for (int p = 0; p < parts; ++p) fn(p);
+    return;
+  }
   std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
-  if (parts <= 1 || !busy.owns_lock()) {
+  if (!busy.owns_lock()) {
     for (int p = 0; p < parts; ++p) fn(p);
     return;
   }

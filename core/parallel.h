@@ -9,7 +9,8 @@
 // worker costs a system call that can take longer than the part it would run.
 //
 // Thread-safety: run() may be called from any thread. One run uses the workers at a
-// time; a run that finds them busy does all of its parts on the calling thread.
+// time; a run that finds them busy, or is called inside a LibTorch parallel region, does
+// all of its parts on the calling thread.
 #pragma once
 
 #include <atomic>

@@ -7,14 +7,13 @@
 
 #include "core/blas_threads.h"
 #include "core/parallel.h"
+#include "policy/kernel_util.h"
 
 namespace r1kit::policy {
+using kernel::fp32_cpu;
+
 namespace {
 thread_local int t_decode_threads = 1;
-
-bool fp32_cpu(const torch::Tensor& t) {
-  return t.is_cpu() && t.scalar_type() == torch::kFloat;
-}
 }  // namespace
 
 int decode_threads() {

@@ -1,7 +1,6 @@
 // Small-row expert kernels; see expert_kernels.h.
 #include "policy/expert_kernels.h"
 
-#include <ATen/Parallel.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -11,9 +10,7 @@
 #include <vector>
 
 #include "core/parallel.h"
-
-#define R1KIT_AVX2 __attribute__((target("avx2,fma")))
-#define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#include "policy/kernel_util.h"
 
 namespace r1kit::policy {
 namespace {
@@ -65,17 +62,6 @@ R1KIT_AVX2 void dot2(const float* x, int64_t K, const float* wa, const float* wb
   }
 }
 
-// The sum of v's 16 lanes, by halving in registers (GCC 12's _mm512_reduce_add_ps and
-// 512-to-256 casts warn of an undefined value, hence the zero-masked shuffles).
-R1KIT_AVX512 inline float hsum512(__m512 v) {
-  constexpr __mmask16 all = 0xFFFF;
-  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0x4E));  // 256-bit halves
-  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0xB1));  // 128-bit quarters
-  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, 0x4E));        // 64-bit pairs
-  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, 0xB1));        // neighbours
-  return _mm512_cvtss_f32(v);
-}
-
 // dot2 with AVX-512's 16-lane vectors, for CPUs that have them: half the instructions
 // per weight row, and a masked load for the last K % 16 elements instead of a scalar tail.
 template <int R>
@@ -97,7 +83,7 @@ R1KIT_AVX512 void dot2_512(const float* x, int64_t K, const float* wa, const flo
     }
   }
   if (k < K) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    const __mmask16 m = kernel::lanes(K - k);
     const __m512 va = _mm512_maskz_loadu_ps(m, wa + k), vb = _mm512_maskz_loadu_ps(m, wb + k);
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
@@ -108,8 +94,8 @@ R1KIT_AVX512 void dot2_512(const float* x, int64_t K, const float* wa, const flo
   }
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    a[r] = hsum512(acc_a[r]);
-    b[r] = hsum512(acc_b[r]);
+    a[r] = kernel::hsum512(acc_a[r]);
+    b[r] = kernel::hsum512(acc_b[r]);
   }
 }
 
@@ -144,7 +130,7 @@ constexpr int kBlock = 6;
 std::atomic<bool> g_enabled{true};
 
 bool fp32_cpu_contiguous(const torch::Tensor& t) {
-  return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+  return kernel::fp32_cpu(t) && t.is_contiguous();
 }
 
 }  // namespace
@@ -287,12 +273,7 @@ void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, 
       swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
     }
   };
-  const int n = static_cast<int>(parts.size());
-  if (n <= 1 || at::in_parallel_region()) {
-    for (int p = 0; p < n; ++p) run(p);
-  } else {
-    ParallelPool::global().run(n, run);
-  }
+  ParallelPool::global().run(static_cast<int>(parts.size()), run);
 }
 
 }  // namespace r1kit::policy

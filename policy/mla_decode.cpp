@@ -10,11 +10,15 @@
 
 #include "core/parallel.h"
 #include "policy/expert_kernels.h"
-
-#define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#include "policy/kernel_util.h"
 
 namespace r1kit::policy {
 namespace {
+
+using kernel::fp32_cpu;
+using kernel::hmax512;
+using kernel::hsum512;
+using kernel::lanes;
 
 std::atomic<bool> g_mla_enabled{true};
 
@@ -43,30 +47,6 @@ R1KIT_AVX512 __m512 exp16(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-// The sum / maximum of v's 16 lanes, by halving in registers (GCC 12's
-// _mm512_reduce_*_ps warn of an undefined value, hence the zero-masked shuffles).
-template <typename Op>
-R1KIT_AVX512 inline float reduce16(__m512 v, Op op) {
-  constexpr __mmask16 all = 0xFFFF;
-  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0x4E));  // 256-bit halves
-  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0xB1));  // 128-bit quarters
-  v = op(v, _mm512_maskz_permute_ps(all, v, 0x4E));        // 64-bit pairs
-  v = op(v, _mm512_maskz_permute_ps(all, v, 0xB1));        // neighbours
-  return _mm512_cvtss_f32(v);
-}
-R1KIT_AVX512 inline __m512 add16(__m512 a, __m512 b) {
-  return _mm512_add_ps(a, b);
-}
-R1KIT_AVX512 inline __m512 max16(__m512 a, __m512 b) {
-  return _mm512_maskz_max_ps(0xFFFF, a, b);
-}
-
-// The first n (0..16) lanes.
-inline __mmask16 lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF)
-                 : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
-}
-
 // s[0, L) <- softmax(scale * (s + t)), in place.
 R1KIT_AVX512 void scaled_softmax(float* s, const float* t, int64_t L, float scale) {
   const __m512 sc = _mm512_set1_ps(scale);
@@ -78,7 +58,7 @@ R1KIT_AVX512 void scaled_softmax(float* s, const float* t, int64_t L, float scal
     _mm512_mask_storeu_ps(s + j, m, v);
     mx = _mm512_mask_max_ps(mx, m, mx, v);
   }
-  const __m512 vmax = _mm512_set1_ps(reduce16(mx, max16));
+  const __m512 vmax = _mm512_set1_ps(hmax512(mx));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < L; j += 16) {
     const __mmask16 m = lanes(L - j);
@@ -86,7 +66,7 @@ R1KIT_AVX512 void scaled_softmax(float* s, const float* t, int64_t L, float scal
     _mm512_mask_storeu_ps(s + j, m, e);
     sum = _mm512_mask_add_ps(sum, m, sum, e);
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / reduce16(sum, add16));
+  const __m512 inv = _mm512_set1_ps(1.0f / hsum512(sum));
   for (int64_t j = 0; j < L; j += 16) {
     const __mmask16 m = lanes(L - j);
     _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
@@ -126,10 +106,6 @@ R1KIT_AVX512 void weighted_sum(const float* p, int64_t H, int64_t L, int64_t ldp
   }
 }
 
-bool fp32_cpu_tensor(const torch::Tensor& t) {
-  return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat;
-}
-
 }  // namespace
 
 void set_mla_decode_kernel_enabled(bool on) {
@@ -139,10 +115,9 @@ void set_mla_decode_kernel_enabled(bool on) {
 bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
                                const torch::Tensor& c, const torch::Tensor& pe) {
   return g_mla_enabled.load(std::memory_order_relaxed) && small_rows_avx512_available() &&
-         !torch::GradMode::is_enabled() && fp32_cpu_tensor(q_lat) && fp32_cpu_tensor(q_pe) &&
-         fp32_cpu_tensor(c) && fp32_cpu_tensor(pe) && c.dim() == 3 && pe.dim() == 3 &&
-         c.stride(2) == 1 && c.stride(1) == c.size(2) && pe.stride(2) == 1 &&
-         pe.stride(1) == pe.size(2);
+         !torch::GradMode::is_enabled() && fp32_cpu(q_lat) && fp32_cpu(q_pe) && fp32_cpu(c) &&
+         fp32_cpu(pe) && c.dim() == 3 && pe.dim() == 3 && c.stride(2) == 1 &&
+         c.stride(1) == c.size(2) && pe.stride(2) == 1 && pe.stride(1) == pe.size(2);
 }
 
 torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::Tensor& q_pe_in,
@@ -200,11 +175,7 @@ torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::T
       weighted_sum(s1, H, L, L, cb, dc, op + b * H * dc);
     }
   };
-  if (parts <= 1 || at::in_parallel_region()) {
-    for (int p = 0; p < parts; ++p) run(p);
-  } else {
-    ParallelPool::global().run(parts, run);
-  }
+  ParallelPool::global().run(parts, run);
   return out;
 }
 
