@@ -1,175 +1,52 @@
-// `r1kit grpo RECIPE`: the GRPO training loop (DeepSeekMath §4, DeepSeek-R1 §2.2).
+// `r1kit grpo RECIPE`: the GRPO trainer (DeepSeekMath §4, DeepSeek-R1 §2.2).
 //
-// One step, as DESIGN.md "One GRPO step, as data" describes it:
-//   1. P training problems from the task (data/task_source.h), rendered and tokenized;
-//   2. the RolloutSource samples G completions per prompt with their log-probs;
-//   3. the recipe's rewards score each group (every component kept for metrics);
-//   4. group-relative advantages (grpo/advantages.h), optionally after dynamic sampling
-//      and with the KL to a frozen reference folded into the reward;
-//   5. mu passes over `mini_batches` mini-batches, each split into micro-batches whose
-//      losses are normalised by the whole mini-batch (grpo/policy_loss.h), AdamW step,
-//      MoE bias update;
-//   6. the new weights go to the RolloutSource with version step + 1;
-//   7. metrics (console, JSONL, TensorBoard) and atomic checkpoints.
+// One step, as data:
+//   1-3. the rollout (grpo/rollout_step.h): P training problems rendered and tokenized,
+//        G completions each with their log-probs from the RolloutSource, every reward
+//        component, packed with group-relative advantages (optionally after dynamic
+//        sampling and with the KL to a frozen reference folded into the reward);
+//   4.   the update (grpo/update_step.h): mu passes over `mini_batches` mini-batches of
+//        micro-batches, AdamW steps, MoE bias updates;
+//   5.   the new weights go to the RolloutSource with version step + 1;
+//   6.   metrics (grpo/step_metrics.h: console, JSONL, TensorBoard), held-out evaluation
+//        and atomic checkpoints.
 //
 // Follows TRL's GRPOTrainer and verl's ray_trainer in what it logs and in its knobs
 // (num_iterations = mu, steps_per_generation = mini_batches, beta, epsilon/_high,
 // loss_type, scale_rewards, mask_truncated_completions, top_entropy off).
 // Different on purpose:
 // - the loss of every micro-batch is its exact share of the mini-batch loss, so the
-//   gradient does not depend on micro_batch_size (trl#2995/#3021);
+//   gradient does not depend on micro_batch_size (docs/grpo.md, "Aggregation and the
+//   global normaliser");
 // - pi_old is the trainer's own log-prob of the rollout (recomputed before the first
 //   update when mu > 1 or mini_batches > 1, else the detached current log-prob), and
 //   the engine's log-probs enter only through truncated importance sampling;
 // - the reference model exists only when kl_coef > 0;
 // - everything random is a pure function of (seed, step), and the checkpoint holds the
 //   data position and policy version, so a resumed run continues exactly.
-// Seams for data parallelism (issue 6 item 10): DataParallel below carries the rank,
-// the world size and the all-reduce; the single-process trainer uses the identity.
+// Data parallelism goes through train/data_parallel.h; one process uses the identity.
 #pragma once
 
-#include <torch/types.h>
-
 #include <functional>
+#include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "core/blas_threads.h"
 #include "core/status.h"
 #include "data/task_source.h"
-#include "grpo/config.h"
+#include "data/tokenizer.h"
+#include "grpo/recipe.h"
+#include "grpo/rollout_step.h"
 #include "policy/model.h"
-#include "policy/model_config.h"
+#include "reward/reward.h"
 #include "rollout/rollout_source.h"
-#include "sft/optim.h"
-#include "sft/pretrain.h"
+#include "train/data_parallel.h"
+#include "train/setup.h"
 
 namespace r1kit::grpo {
-
-struct RolloutSection {
-  std::vector<std::string> workers;  // gRPC worker addresses; empty = in-process engine
-  std::string token_file;            // bearer token for the workers; empty = none
-  int64_t group_size = 8;            // G completions per prompt
-  int64_t prompts_per_step = 16;     // P prompts per step (batch = P * G completions)
-  double temperature = 1.0;          // sampling temperature (> 0 for RL)
-  int64_t top_k = 0;                 // 0 = off
-  double top_p = 1.0;                // 1 = off
-  int64_t max_new_tokens = 64;       // completion cap, tokens
-  int64_t max_batch = 256;           // in-process engine: sequences decoded at once
-  bool overlap = false;              // generate step k+1 while training step k (1 step stale)
-  int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
-
-  void visit(ConfigVisitor& v) {
-    v.field("workers", workers,
-            "gRPC rollout workers (host:port); empty = the in-process engine, no server");
-    v.field("token_file", token_file, "file holding the workers' bearer token");
-    v.field("group_size", group_size, "G: completions per prompt", Range::at_least(2));
-    v.field("prompts_per_step", prompts_per_step, "P: prompts per step", Range::at_least(1));
-    v.field("temperature", temperature, "sampling temperature", Range::positive());
-    v.field("top_k", top_k, "keep the k most likely tokens; 0 = off", Range::non_negative());
-    v.field("top_p", top_p, "nucleus sampling mass; 1 = off", Range::between(0, 1));
-    v.field("max_new_tokens", max_new_tokens, "completion length cap, tokens", Range::at_least(1));
-    v.field("max_batch", max_batch, "in-process engine: sequences decoded at once",
-            Range::at_least(1));
-    v.field("overlap", overlap,
-            "generate the next step's rollout while training on this one (one step off-policy)");
-    v.field("decode_threads", decode_threads,
-            "in-process engine: threads for each decode step's routed experts (OpenBLAS then "
-            "runs on one); 1 with overlap, the core count without",
-            Range::between(1, 64));
-  }
-};
-
-struct GrpoTrainSection {
-  int64_t steps = 40;             // GRPO steps (rollout batches)
-  int64_t mu = 1;                 // passes over each rollout batch (TRL num_iterations)
-  int64_t mini_batches = 1;       // optimizer steps per pass (TRL steps_per_generation)
-  int64_t micro_batch_size = 32;  // completions per forward/backward
-  uint64_t seed = 1;              // sampling, shuffling, fresh-model init
-  GrpoLossConfig loss;            // advantages, clipping, KL, TIS, dynamic sampling
-  int64_t ref_reset_every = 0;    // reset the reference to the policy every N steps; 0 = never
-  double mtp_coef = 0.0;          // MTP loss weight during RL (needs MTP layers); 0 = off
-  bool skip_zero_advantage = true;  // no forward/backward for completions whose advantage is 0
-  sft::OptimConfig optim{1e-5, 1.0, 0, 0.0, 0.9, 0.99, 1e-8, 1.0};  // constant lr by default
-  int64_t log_every = 1;                                            // console cadence
-  int64_t eval_every = 0;      // held-out accuracy cadence (steps); 0 = off
-  int64_t eval_problems = 64;  // held-out problems per evaluation
-  int64_t stop_after = 0;      // end this invocation after N steps (checkpointed); 0 = off
-  double max_minutes = 0;      // end training after this wall time (saves final); 0 = off
-  uint64_t first_problem = 0;  // index of the first training problem drawn (task stream)
-
-  void visit(ConfigVisitor& v) {
-    v.field("steps", steps, "GRPO steps (one rollout batch each)", Range::at_least(1));
-    v.field("mu", mu, "passes over each rollout batch (TRL num_iterations)", Range::at_least(1));
-    v.field("mini_batches", mini_batches,
-            "optimizer steps per pass; the rollout batch is split into this many",
-            Range::at_least(1));
-    v.field("micro_batch_size", micro_batch_size,
-            "completions per forward/backward (does not change the gradient)", Range::at_least(1));
-    v.field("seed", seed, "sampling, shuffling and fresh-model init seed");
-    v.section("loss", loss, "advantages, clipped surrogate, KL, truncated IS, dynamic sampling");
-    v.field("ref_reset_every", ref_reset_every,
-            "copy the policy into the reference every N steps; 0 = never", Range::non_negative());
-    v.field("mtp_coef", mtp_coef, "MTP loss weight during RL (model needs MTP layers); 0 = off",
-            Range::non_negative());
-    v.field("skip_zero_advantage", skip_zero_advantage,
-            "skip the forward/backward of completions with advantage 0 (all-equal groups): "
-            "same policy gradient, less compute; off when a KL or entropy term or MTP needs them");
-    v.section("optim", optim, "AdamW; the schedule runs over grpo.steps");
-    v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
-    v.field("eval_every", eval_every, "held-out accuracy every N steps (greedy); 0 = off",
-            Range::non_negative());
-    v.field("eval_problems", eval_problems, "held-out problems per evaluation", Range::at_least(1));
-    v.field("stop_after", stop_after, "end this invocation after N steps, with a checkpoint",
-            Range::non_negative());
-    v.field("max_minutes", max_minutes,
-            "stop after this many minutes and save the final model; 0 = off",
-            Range::non_negative());
-    v.field("first_problem", first_problem,
-            "index in the task's training stream of the first problem drawn (r1kit run "
-            "starts after the problems its SFT/pretrain stages trained on)");
-  }
-};
-
-struct GrpoRecipe {
-  policy::ModelConfig model;  // model.from: usually the SFT run's final model
-  sft::TokenizerSection tokenizer;
-  data::TaskSection task;
-  std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
-  std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
-  RolloutSection rollout;
-  GrpoTrainSection grpo;
-  sft::CheckpointSection checkpoint{"runs/grpo", 20, true};
-  sft::DistSection dist;
-
-  void visit(ConfigVisitor& v) {
-    v.section("model", model, "the policy (model.from: a checkpoint, usually the SFT result)");
-    v.section("tokenizer", tokenizer, "tokenizer: path, else model.from's");
-    v.section("task", task, "problems to train on, and the held-out set");
-    v.raw("reward", reward,
-          "list of {name, weight, ...args}; empty = the task's accuracy reward + format");
-    v.field("reward_plugins", reward_plugins,
-            "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
-            "relative paths resolve against the current directory");
-    v.section("rollout", rollout, "sampling: group size, prompts per step, temperature");
-    v.section("grpo", grpo, "the RL loop");
-    v.section("checkpoint", checkpoint, "run directory and checkpoints");
-    v.section("dist", dist, "threads");
-  }
-  Status validate() const;
-};
-
-// The seam a data-parallel trainer fills (c10d): rank, world size, sum all-reduce.
-// The default is one process.
-class DataParallel {
- public:
-  virtual ~DataParallel() = default;
-  virtual int rank() const { return 0; }
-  virtual int world_size() const { return 1; }
-  // In place: the sum over ranks (gradients, loss normalisers, metric sums).
-  virtual void all_reduce_sum(torch::Tensor& /*t*/) {}
-};
 
 // Makes the RolloutSource of a run from the recipe and the trainer's policy (called once,
 // after a resume has loaded the weights). apps/ passes one that knows gRPC; without it
@@ -183,29 +60,62 @@ struct GrpoResult {
   double first_reward = 0;         // mean reward of the first step run
   double last_reward = 0;          // mean reward of the last step run
   std::vector<double> rewards;     // mean reward of every step run
-  std::vector<double> accuracies;  // mean first-component reward of every step run
+  std::vector<double> accuracies;  // mean accuracy-component reward of every step run
   std::string final_dir;           // the final model
 };
 
-// The loop. `dp` may be null (one process).
-StatusOr<GrpoResult> run_grpo(const GrpoRecipe& recipe, const RolloutFactory& make_source = {},
-                              DataParallel* dp = nullptr);
+class GrpoTrainer {
+ public:
+  // Set-up: plug-ins, tokenizer, task, rewards, policy and optimizer (resumed from the
+  // newest checkpoint), the reference when a KL term needs it, the rollout source holding
+  // the current weights. `dp` may be null (one process); it must outlive the trainer.
+  static StatusOr<std::unique_ptr<GrpoTrainer>> create(const GrpoRecipe& recipe,
+                                                       const RolloutFactory& make_source = {},
+                                                       train::DataParallel* dp = nullptr);
+  // Clean-up: waits for an overlapped rollout still in flight.
+  ~GrpoTrainer();
 
-// Log-probs (and entropies) of completion tokens under `model`: row i is prompt_ids[i]
-// followed by completion row i of `completions` [B, T] (mask [B, T]); the result [B, T]
-// holds log p(completions[i, t] | prompt_i, completions[i, <t]) under softmax(logits /
-// temperature), 0 where mask is 0. `aux` (optional) gets the MoE balance loss,
-// `expert_load` (optional) the routed-token counts.
-struct CompletionLogProbs {
-  torch::Tensor logprobs;  // [B, T]
-  torch::Tensor entropy;   // [B, T], undefined unless asked
-  torch::Tensor aux_loss;  // scalar
-  torch::Tensor mtp_loss;  // scalar, undefined unless asked
+  // Runs steps until grpo.steps, grpo.stop_after or grpo.max_minutes; saves checkpoints
+  // on the way and the final model when training is over.
+  StatusOr<GrpoResult> run();
+  // One step (rollout, update, weight sync, evaluation, metrics, checkpoint when due).
+  // Returns the step's metrics.
+  StatusOr<std::map<std::string, double>> step();
+  // Writes a checkpoint of the steps done so far.
+  Status save();
+
+  int64_t next_step() const { return step_; }
+  bool out_of_time() const { return out_of_time_; }
+
+ private:
+  GrpoTrainer(const GrpoRecipe& recipe, train::DataParallel& dp, train::ResolvedTokenizer tok,
+              data::TaskSource tasks, reward::CombinedReward rewards, train::TrainingRun run);
+  Status make_reference();
+  Status make_source(const RolloutFactory& make_source);
+  StatusOr<RolloutBatch> next_rollout();
+  Status sync_weights();
+  Status evaluate(std::map<std::string, double>& m);
+  void wait_for_overlap();
+
+  const GrpoRecipe& r_;
+  train::DataParallel& dp_;
+  train::ResolvedTokenizer tok_;
+  data::TaskSource tasks_;
+  reward::CombinedReward rewards_;
+  train::TrainingRun run_;
+  policy::Transformer ref_{nullptr};  // frozen reference (kl_coef > 0 only)
+  std::unique_ptr<rollout::RolloutSource> source_;
+  std::unique_ptr<RolloutCollector> collector_;
+  std::optional<BlasThreadsGuard> one_blas_thread_;  // rollout.overlap: a core each
+  std::future<StatusOr<RolloutBatch>> next_;         // rollout.overlap: the next rollout
+  int64_t step_ = 0;                                 // the next step to run (0-based)
+  uint64_t data_pos_ = 0;                            // the next unused training problem
+  std::chrono::steady_clock::time_point t_start_;
+  bool out_of_time_ = false;
 };
-CompletionLogProbs completion_logprobs(policy::TransformerImpl& model,
-                                       const std::vector<std::vector<int64_t>>& prompt_ids,
-                                       const torch::Tensor& completions, const torch::Tensor& mask,
-                                       double temperature, bool with_entropy,
-                                       bool with_mtp = false);
+
+// GrpoTrainer::create(...)->run().
+StatusOr<GrpoResult> run_grpo(const GrpoRecipe& recipe, const RolloutFactory& make_source = {},
+                              train::DataParallel* dp = nullptr);
 
 }  // namespace r1kit::grpo

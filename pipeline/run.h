@@ -106,7 +106,7 @@ struct EvalStage {
 struct RunRecipe {
   RunSection run;
   policy::ModelConfig model;  // the policy SFT starts from (a preset, or model.from)
-  sft::TokenizerSection tokenizer;
+  train::TokenizerSection tokenizer;
   data::TaskSection task;
   std::string reward;  // YAML list; empty = the task's checker + format
   // Reward plug-in libraries (.so) loaded before `reward` is built.
@@ -115,7 +115,7 @@ struct RunRecipe {
   SftStage sft;
   GrpoStage grpo;
   EvalStage eval;
-  sft::DistSection dist;
+  train::DistSection dist;
   void visit(ConfigVisitor& v) {
     v.section("run", run, "run directory and stages");
     v.section("model", model, "the policy SFT starts from");

@@ -188,4 +188,27 @@ StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts
   return model;
 }
 
+Status save_state(TransformerImpl& model, const std::string& path) {
+  std::vector<std::pair<std::string, torch::Tensor>> t;
+  for (const auto& p : model.named_parameters()) t.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) t.emplace_back(b.key(), b.value());
+  return write_safetensors(path, t);
+}
+
+Status load_state(TransformerImpl& model, const std::string& path) {
+  ASSIGN_OR_RETURN(auto file, SafetensorsFile::open(path));
+  torch::NoGradGuard ng;
+  auto load_into = [&](const std::string& name, torch::Tensor dst) -> Status {
+    ASSIGN_OR_RETURN(auto t, file->load(name));
+    if (t.sizes() != dst.sizes())
+      return DataLoss("{}: tensor {} has shape {}, the model's is {}", path, name,
+                      c10::str(t.sizes()), c10::str(dst.sizes()));
+    dst.copy_(t);
+    return OkStatus();
+  };
+  for (auto& p : model.named_parameters()) RETURN_IF_ERROR(load_into(p.key(), p.value()));
+  for (auto& b : model.named_buffers()) RETURN_IF_ERROR(load_into(b.key(), b.value()));
+  return OkStatus();
+}
+
 }  // namespace r1kit::policy

@@ -57,6 +57,12 @@ Status save_model(TransformerImpl& model, const std::string& dir, const SaveOpti
 // Loads a native or Hugging Face checkpoint directory (config.json + safetensors).
 StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts = {});
 
+// Every parameter and buffer of `model` under its native name, to one safetensors file
+// and back (a trainer's extra model, e.g. GRPO's frozen reference, inside a training
+// checkpoint). Loading needs every tensor, with the model's shapes.
+Status save_state(TransformerImpl& model, const std::string& path);
+Status load_state(TransformerImpl& model, const std::string& path);
+
 // Loads tensors from `dir` into an existing model with matching args.
 Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOptions& opts = {});
 

@@ -1,5 +1,7 @@
 #include "policy/logprobs.h"
 
+#include "policy/model.h"
+
 namespace r1kit::policy {
 namespace {
 
@@ -86,6 +88,51 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
   TokenLogProbs r;
   r.logprobs = out[0];
   if (with_entropy) r.entropy = out[1];
+  return r;
+}
+
+CompletionLogProbs completion_logprobs(TransformerImpl& m,
+                                       const std::vector<std::vector<int64_t>>& prompt_ids,
+                                       const torch::Tensor& completions, const torch::Tensor& mask,
+                                       double temperature, bool with_entropy, bool with_mtp) {
+  const int64_t B = completions.size(0), T = completions.size(1);
+  TORCH_CHECK(static_cast<int64_t>(prompt_ids.size()) == B, "one prompt per completion row");
+  int64_t L = 0;
+  for (const auto& p : prompt_ids) L = std::max<int64_t>(L, static_cast<int64_t>(p.size()) + T);
+  // Row i: prompt_i, completion_i, then padding (token 0) on the right. Causal attention
+  // means padding never reaches a real position.
+  auto ids = torch::zeros({B, L}, torch::kLong);
+  auto pos = torch::zeros({B, T}, torch::kLong);  // hidden state predicting completion[t]
+  auto comp_in_seq = torch::zeros({B, L}, torch::kFloat);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto pos_a = pos.accessor<int64_t, 2>();
+  auto cis_a = comp_in_seq.accessor<float, 2>();
+  auto comp = completions.contiguous();
+  auto comp_a = comp.accessor<int64_t, 2>();
+  auto mask_c = mask.contiguous();
+  auto mask_a = mask_c.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t lp = static_cast<int64_t>(prompt_ids[i].size());
+    TORCH_CHECK(lp >= 1, "empty prompt in row ", i);
+    for (int64_t t = 0; t < lp; ++t) ids_a[i][t] = prompt_ids[i][t];
+    for (int64_t t = 0; t < T; ++t) {
+      ids_a[i][lp + t] = comp_a[i][t];
+      pos_a[i][t] = lp - 1 + t;
+      cis_a[i][lp + t] = mask_a[i][t];
+    }
+  }
+  ForwardOptions fo;
+  fo.compute_logits = false;
+  auto out = m.forward(ids, fo);
+  const int64_t d = out.hidden.size(-1);
+  auto h = out.hidden.gather(1, pos.unsqueeze(-1).expand({B, T, d}));
+  auto lp = token_logprobs(h.reshape({-1, d}), m.output_weight(), comp.reshape({-1}),
+                           temperature > 0 ? temperature : 1.0, with_entropy);
+  CompletionLogProbs r;
+  r.logprobs = lp.logprobs.reshape({B, T}) * mask_c;
+  if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
+  r.aux_loss = out.aux_loss;
+  if (with_mtp) r.mtp_loss = m.mtp_loss(ids, out.last_hidden, comp_in_seq);
   return r;
 }
 

@@ -10,7 +10,12 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace r1kit::policy {
+
+class TransformerImpl;
 
 struct TokenLogProbs {
   torch::Tensor logprobs;  // [N] float32, differentiable w.r.t. hidden and weight
@@ -23,5 +28,24 @@ struct TokenLogProbs {
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                              const torch::Tensor& targets, double temperature = 1.0,
                              bool with_entropy = false, int64_t chunk_rows = 1024);
+
+// Log-probs (and entropies) of completion tokens under `model`, for training on sampled
+// completions: row i is prompt_ids[i] followed by completion row i of `completions`
+// [B, T] (mask [B, T]), right-padded; the result [B, T] holds
+//   log p(completions[i, t] | prompt_i, completions[i, <t])
+// under softmax(logits / temperature), 0 where mask is 0 (the same convention as
+// token_logprobs and the rollout engine). `aux_loss` is the MoE balance loss of the
+// forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
+struct CompletionLogProbs {
+  torch::Tensor logprobs;  // [B, T]
+  torch::Tensor entropy;   // [B, T], undefined unless asked
+  torch::Tensor aux_loss;  // scalar
+  torch::Tensor mtp_loss;  // scalar, undefined unless asked
+};
+CompletionLogProbs completion_logprobs(TransformerImpl& model,
+                                       const std::vector<std::vector<int64_t>>& prompt_ids,
+                                       const torch::Tensor& completions, const torch::Tensor& mask,
+                                       double temperature, bool with_entropy,
+                                       bool with_mtp = false);
 
 }  // namespace r1kit::policy

@@ -176,8 +176,8 @@ struct DistillRecipe {
   DistillDataSection data;
   KdSection kd;
   SftTrainSection train;
-  CheckpointSection checkpoint{"runs/distill", 100, true};
-  DistSection dist;
+  train::CheckpointSection checkpoint{"runs/distill", 100, true};
+  train::DistSection dist;
 
   void visit(ConfigVisitor& v) {
     v.section("teacher", teacher, "the model whose traces are distilled");

@@ -14,7 +14,7 @@
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
-#include "sft/train_state.h"
+#include "train/setup.h"
 
 namespace r1kit::sft {
 namespace fs = std::filesystem;
@@ -32,24 +32,6 @@ std::string render_corpus_line(const std::string& template_name, const std::stri
 }
 
 namespace {
-
-StatusOr<data::Tokenizer> prepare_tokenizer(const PretrainRecipe& r,
-                                            const std::string& corpus_path) {
-  if (!r.tokenizer.path.empty()) return data::Tokenizer::load(r.tokenizer.path);
-  std::error_code ec;
-  // A model to continue from brings its own tokenizer: its ids must not change.
-  if (!r.model.from.empty() && fs::exists(r.model.from + "/tokenizer.model", ec))
-    return data::Tokenizer::load(r.model.from + "/tokenizer.model");
-  const std::string path = r.checkpoint.dir + "/tokenizer.model";
-  if (!fs::exists(path, ec)) {
-    data::TokenizerTrainOptions opts;
-    opts.input_files = {corpus_path};
-    opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
-    R1_LOG(info, "training a {}-piece tokenizer on {}", opts.vocab_size, corpus_path);
-    RETURN_IF_ERROR(data::Tokenizer::train(opts, path));
-  }
-  return data::Tokenizer::load(path);
-}
 
 // [B, T+1] windows of the token stream at offsets drawn from (seed, step).
 torch::Tensor sample_batch(const torch::Tensor& stream, int64_t B, int64_t T, uint64_t seed,
@@ -107,12 +89,8 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHooks& hooks) {
-  // 0 keeps LibTorch's default. On the 2-vCPU build machine one thread is fastest
-  // (measured: tiny training step 0.75 s with 1 thread, 2.1 s with 2; bench/RESULTS.md).
-  if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
   std::error_code ec;
-  fs::create_directories(r.checkpoint.dir, ec);
-  if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
 
   // 1. Corpus.
   const std::string corpus_path = r.checkpoint.dir + "/corpus.txt";
@@ -127,8 +105,19 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
   for (const auto& line : lines) corpus += line + "\n";
   if (!fs::exists(corpus_path, ec)) RETURN_IF_ERROR(write_file_atomic(corpus_path, corpus));
 
-  // 2. Tokenizer and token stream (each line followed by EOS).
-  ASSIGN_OR_RETURN(data::Tokenizer tok, prepare_tokenizer(r, corpus_path));
+  // 2. Tokenizer (trained on the corpus unless the recipe names one) and token stream
+  // (each line followed by EOS).
+  ASSIGN_OR_RETURN(auto resolved,
+                   train::resolve_tokenizer(
+                       r.tokenizer, r.model.from, r.checkpoint.dir, [&](const std::string& path) {
+                         data::TokenizerTrainOptions opts;
+                         opts.input_files = {corpus_path};
+                         opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
+                         R1_LOG(info, "training a {}-piece tokenizer on {}", opts.vocab_size,
+                                corpus_path);
+                         return data::Tokenizer::train(opts, path);
+                       }));
+  const data::Tokenizer& tok = resolved.tokenizer;
   std::vector<int64_t> ids;
   for (const auto& line : lines) {
     for (int32_t id : tok.encode(line)) ids.push_back(id);
@@ -140,60 +129,43 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
   auto eval_stream = all.narrow(0, all.size(0) - n_eval, n_eval);
   if (train_stream.size(0) < r.train.seq_len + 2)
     return InvalidArgument(
-        "data.n_examples={}: the corpus ({} tokens) is shorter than train.seq_len",
-        lines.size(), train_stream.size(0));
+        "data.n_examples={}: the corpus ({} tokens) is shorter than train.seq_len", lines.size(),
+        train_stream.size(0));
   R1_LOG(info, "corpus: {} examples, {} tokens ({} held out), vocabulary {}", lines.size(),
          ids.size(), n_eval, tok.vocab_size());
 
   // 3. Model and optimizer, resumed from the newest checkpoint when there is one.
-  std::string tokenizer_path = r.checkpoint.dir + "/tokenizer.model";
-  if (!r.tokenizer.path.empty())
-    tokenizer_path = r.tokenizer.path;
-  else if (!r.model.from.empty() && fs::exists(r.model.from + "/tokenizer.model", ec))
-    tokenizer_path = r.model.from + "/tokenizer.model";
-  seed_everything(r.train.seed);
-  ASSIGN_OR_RETURN(Transformer model, r.model.build(tok.vocab_size(), r.train.seed));
-  auto opt = make_adamw(model->named_parameters(), r.train.optim);
-  int64_t start_step = 0;
-  const std::string resume_dir = r.checkpoint.resume ? latest_checkpoint(r.checkpoint.dir) : "";
-  if (!resume_dir.empty()) {
-    ASSIGN_OR_RETURN(auto state, load_train_checkpoint(*model, *opt, resume_dir));
-    // Keys that do not change what is computed may differ; anything else would break
-    // an exact resume and is refused.
-    if (state.contains("recipe"))
-      RETURN_IF_ERROR(check_resume_compatible(
-          state["recipe"], config_to_json(r),
-          {"train.steps", "train.stop_after", "train.log_every", "train.eval_every",
-           "train.eval_batches", "train.max_minutes", "checkpoint", "dist"}));
-    start_step = state["step"].get<int64_t>();
-    R1_LOG(info, "resuming from {} (step {})", resume_dir, start_step);
-  }
-  const auto pc = policy::count_params(model->args());
-  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads", pc.total / 1e6,
-         pc.active / 1e6, at::get_num_threads());
-
-  ASSIGN_OR_RETURN(auto metrics, MetricsWriter::open(r.checkpoint.dir + "/metrics.jsonl",
-                                                     r.checkpoint.dir + "/tensorboard",
-                                                     resume_dir.empty() ? -1 : start_step));
+  train::TrainingRunOptions ro;
+  ro.model = r.model;
+  ro.optim = r.train.optim;
+  ro.checkpoint = r.checkpoint;
+  ro.vocab_size = tok.vocab_size();
+  ro.seed = r.train.seed;
+  ro.tokenizer_path = resolved.path;
+  ro.recipe = config_to_json(r);
+  ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
+                   "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
+  ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
+  policy::TransformerImpl& model = run.model();
+  const int64_t start_step = run.start_step();
   PretrainResult result;
-  model->train();
-  auto params = model->parameters();
+  model.train();
+  auto params = model.parameters();
   double window_loss = 0;
   int64_t window_n = 0;
   auto t_window = std::chrono::steady_clock::now();
   const std::vector<std::string> keys = {"loss", "aux_loss",  "mtp_loss",    "eval_loss",
                                          "lr",   "grad_norm", "tokens_per_s"};
   for (int64_t step = start_step; step < r.train.steps; ++step) {
-    const double lr = lr_at(step, r.train.steps, r.train.optim);
-    set_lr(*opt, lr);
+    const double lr = run.set_lr_for_step(step, r.train.steps);
     auto batch =
         sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
-    StepLoss loss = lm_loss(*model, batch);
-    zero_grad(params);
+    StepLoss loss = lm_loss(model, batch);
+    train::zero_grad(params);
     loss.total.backward();
-    const double gnorm = clip_grad_norm(params, r.train.optim.grad_clip);
-    opt->step();
-    model->update_expert_bias(model->args().bias_update_gamma);
+    const double gnorm = train::clip_grad_norm(params, r.train.optim.grad_clip);
+    run.optimizer().step();
+    model.update_expert_bias(model.args().bias_update_gamma);
     if (step == start_step) result.first_loss = loss.lm;
     window_loss += loss.lm;
     ++window_n;
@@ -203,9 +175,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
     const bool log_now = (step + 1) % r.train.log_every == 0 || last;
     const bool eval_now = last || (r.train.eval_every > 0 && (step + 1) % r.train.eval_every == 0);
     std::map<std::string, double> m = {{"loss", loss.lm}, {"lr", lr}, {"grad_norm", gnorm}};
-    if (model->args().n_routed_experts > 0) m["aux_loss"] = loss.aux;
-    if (model->args().n_mtp_layers > 0) m["mtp_loss"] = loss.mtp;
-    if (eval_now) m["eval_loss"] = result.eval_loss = eval_loss(*model, eval_stream, r);
+    if (model.args().n_routed_experts > 0) m["aux_loss"] = loss.aux;
+    if (model.args().n_mtp_layers > 0) m["mtp_loss"] = loss.mtp;
+    if (eval_now) m["eval_loss"] = result.eval_loss = eval_loss(model, eval_stream, r);
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
@@ -217,18 +189,16 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
-    RETURN_IF_ERROR(metrics->write(step + 1, m));
+    RETURN_IF_ERROR(run.metrics().write(step + 1, m));
     const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
-    if ((r.checkpoint.every > 0 && ((step + 1) % r.checkpoint.every == 0 || last)) || stop)
-      RETURN_IF_ERROR(save_train_checkpoint(*model, *opt, r.checkpoint.dir, step + 1,
-                                            {{"recipe", config_to_json(r)}}, tokenizer_path));
+    if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
       R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
       return result;
     }
   }
   result.finished = true;
-  ASSIGN_OR_RETURN(result.final_dir, save_final_model(*model, r.checkpoint.dir, tokenizer_path));
+  ASSIGN_OR_RETURN(result.final_dir, run.save_final());
   return result;
 }
 

@@ -13,19 +13,10 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "policy/model_config.h"
-#include "sft/optim.h"
+#include "train/optim.h"
+#include "train/sections.h"
 
 namespace r1kit::sft {
-
-struct TokenizerSection {
-  std::string path;          // an existing tokenizer.model; empty: train one on the corpus
-  int64_t vocab_size = 512;  // vocabulary size when training
-  void visit(ConfigVisitor& v) {
-    v.field("path", path, "existing SentencePiece model; empty: train one on the corpus");
-    v.field("vocab_size", vocab_size, "vocabulary size when training one",
-            Range::between(300, 1 << 20));
-  }
-};
 
 struct CorpusSection {
   std::string task = "arithmetic";      // procedural task that generates the corpus
@@ -61,7 +52,7 @@ struct TrainSection {
   int64_t batch_size = 16;   // sequences per step
   int64_t seq_len = 128;     // tokens per sequence
   uint64_t seed = 1;         // model init and batch sampling
-  OptimConfig optim;         // AdamW and schedule
+  train::OptimConfig optim;         // AdamW and schedule
   int64_t log_every = 10;    // console cadence (steps); JSONL gets every step
   int64_t eval_every = 50;   // held-out loss cadence (steps); 0 = only at the end
   int64_t eval_batches = 4;  // batches of the held-out loss
@@ -84,35 +75,13 @@ struct TrainSection {
   }
 };
 
-struct CheckpointSection {
-  std::string dir = "runs/pretrain";  // run directory: corpus, tokenizer, metrics, checkpoints
-  int64_t every = 100;                // steps between checkpoints; 0 = only the final model
-  bool resume = true;                 // continue from the newest checkpoint in dir
-  void visit(ConfigVisitor& v) {
-    v.field("dir", dir, "run directory (corpus, tokenizer, metrics, checkpoints)");
-    v.field("every", every, "steps between checkpoints; 0 = only the final model",
-            Range::non_negative());
-    v.field("resume", resume, "continue from the newest checkpoint in dir");
-  }
-};
-
-struct DistSection {
-  int64_t threads = 0;  // LibTorch intra-op threads; 0 = LibTorch's default
-  void visit(ConfigVisitor& v) {
-    v.field("threads", threads,
-            "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
-            "a 2-vCPU machine, see bench/RESULTS.md)",
-            Range::non_negative());
-  }
-};
-
 struct PretrainRecipe {
   policy::ModelConfig model;
-  TokenizerSection tokenizer;
+  train::TokenizerSection tokenizer;
   CorpusSection data;
   TrainSection train;
-  CheckpointSection checkpoint;
-  DistSection dist;
+  train::CheckpointSection checkpoint;
+  train::DistSection dist;
   void visit(ConfigVisitor& v) {
     v.section("model", model, "the policy to train");
     v.section("tokenizer", tokenizer, "SentencePiece tokenizer");

@@ -13,7 +13,7 @@
 #include "data/arithmetic.h"
 #include "policy/checkpoint.h"
 #include "policy/logprobs.h"
-#include "sft/train_state.h"
+#include "train/setup.h"
 
 namespace r1kit::sft {
 namespace fs = std::filesystem;
@@ -152,46 +152,10 @@ double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, 
   return n > 0 ? nll / n : NAN;
 }
 
-StatusOr<std::pair<data::Tokenizer, std::string>> prepare_tokenizer(
-    const SftRecipe& r, const std::vector<TextExample>& examples,
-    const data::ChatTemplateOptions& topts) {
-  std::error_code ec;
-  if (!r.tokenizer.path.empty()) {
-    ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(r.tokenizer.path));
-    return std::make_pair(std::move(tok), r.tokenizer.path);
-  }
-  if (!r.model.from.empty()) {
-    const std::string p = r.model.from + "/tokenizer.model";
-    if (!fs::exists(p, ec))
-      return InvalidArgument("model.from={}: no tokenizer.model there; set tokenizer.path",
-                             r.model.from);
-    ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(p));
-    return std::make_pair(std::move(tok), p);
-  }
-  const std::string path = r.checkpoint.dir + "/tokenizer.model";
-  if (!fs::exists(path, ec)) {
-    data::TokenizerTrainOptions opts;
-    // The rendered texts, so the template's preamble gets its own pieces too.
-    for (const auto& ex : examples) {
-      data::ChatTemplateOptions o = topts;
-      if (ex.system_prompt) o.system_prompt = ex.system_prompt;
-      opts.lines.push_back(data::render_sft_example(o, ex.question, ex.response).text);
-    }
-    opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
-    R1_LOG(info, "training a {}-piece tokenizer on {} examples", opts.vocab_size, examples.size());
-    RETURN_IF_ERROR(data::Tokenizer::train(opts, path));
-  }
-  ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(path));
-  return std::make_pair(std::move(tok), path);
-}
-
 }  // namespace
 
 StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
-  if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
-  std::error_code ec;
-  fs::create_directories(r.checkpoint.dir, ec);
-  if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
 
   // 1. Examples, tokenizer, split.
   std::vector<TextExample> examples = hooks.examples;
@@ -201,8 +165,24 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   data::ChatTemplateOptions topts;
   ASSIGN_OR_RETURN(topts.kind, data::parse_chat_template_kind(r.data.chat_template));
   topts.prefill_think = r.data.prefill_think;
-  ASSIGN_OR_RETURN(auto tok_and_path, prepare_tokenizer(r, examples, topts));
-  auto& [tok, tokenizer_path] = tok_and_path;
+  // The tokenizer: the recipe's, model.from's, or one trained on the rendered examples (so
+  // the template's preamble gets its own pieces too).
+  ASSIGN_OR_RETURN(
+      auto resolved,
+      train::resolve_tokenizer(
+          r.tokenizer, r.model.from, r.checkpoint.dir, [&](const std::string& path) {
+            data::TokenizerTrainOptions opts;
+            for (const auto& ex : examples) {
+              data::ChatTemplateOptions o = topts;
+              if (ex.system_prompt) o.system_prompt = ex.system_prompt;
+              opts.lines.push_back(data::render_sft_example(o, ex.question, ex.response).text);
+            }
+            opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
+            R1_LOG(info, "training a {}-piece tokenizer on {} examples", opts.vocab_size,
+                   examples.size());
+            return data::Tokenizer::train(opts, path);
+          }));
+  const data::Tokenizer& tok = resolved.tokenizer;
   int64_t dropped = 0;
   auto samples = tokenize_examples(examples, tok, topts, r.data.max_seq_len, &dropped);
   if (dropped > 0)
@@ -223,39 +203,26 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
          data.train().size(), data.eval().size(), resp_tokens, tok.vocab_size());
 
   // 2. Model (fp32 master weights) and optimizer, resumed when a checkpoint exists.
-  seed_everything(r.train.seed);
-  ASSIGN_OR_RETURN(policy::Transformer model, r.model.build(tok.vocab_size(), r.train.seed));
-  if (model->args().vocab_size < tok.vocab_size())
-    return InvalidArgument("the model's vocabulary ({}) is smaller than the tokenizer's ({})",
-                           model->args().vocab_size, tok.vocab_size());
-  auto opt = make_adamw(model->named_parameters(), r.train.optim);
-  int64_t start_step = 0;
-  const std::string resume_dir = r.checkpoint.resume ? latest_checkpoint(r.checkpoint.dir) : "";
-  if (!resume_dir.empty()) {
-    ASSIGN_OR_RETURN(auto state, load_train_checkpoint(*model, *opt, resume_dir));
-    // Keys that do not change what is computed may differ; anything else would break
-    // an exact resume and is refused.
-    if (state.contains("recipe"))
-      RETURN_IF_ERROR(check_resume_compatible(
-          state["recipe"], config_to_json(r),
-          {"train.steps", "train.stop_after", "train.log_every", "train.eval_every",
-           "train.eval_batches", "train.max_minutes", "checkpoint", "dist"}));
-    start_step = state["step"].get<int64_t>();
-    R1_LOG(info, "resuming from {} (step {})", resume_dir, start_step);
-  }
-  const auto pc = policy::count_params(model->args());
-  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), compute {}, {} threads", pc.total / 1e6,
-         pc.active / 1e6, r.train.compute, at::get_num_threads());
-
-  ASSIGN_OR_RETURN(auto metrics, MetricsWriter::open(r.checkpoint.dir + "/metrics.jsonl",
-                                                     r.checkpoint.dir + "/tensorboard",
-                                                     resume_dir.empty() ? -1 : start_step));
+  train::TrainingRunOptions ro;
+  ro.model = r.model;
+  ro.optim = r.train.optim;
+  ro.checkpoint = r.checkpoint;
+  ro.vocab_size = tok.vocab_size();
+  ro.seed = r.train.seed;
+  ro.tokenizer_path = resolved.path;
+  ro.recipe = config_to_json(r);
+  ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
+                   "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
+  ro.log_note = "compute " + r.train.compute;
+  ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
+  policy::TransformerImpl& model = run.model();
+  const int64_t start_step = run.start_step();
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
   const int64_t A = r.train.grad_accum, B = r.train.batch_size;
   const bool bf16 = r.train.compute == "bf16";
   SftResult result;
-  model->train();
-  auto params = model->parameters();
+  model.train();
+  auto params = model.parameters();
   double window_loss = 0, window_tokens = 0;
   int64_t window_n = 0;
   const auto t_start = std::chrono::steady_clock::now();
@@ -264,8 +231,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
                                    "lr",   "grad_norm", "tokens_per_s"};
   if (hooks.token_loss) keys.insert(keys.begin() + 1, hooks.token_loss_name);
   for (int64_t step = start_step; step < r.train.steps; ++step) {
-    const double lr = lr_at(step, r.train.steps, r.train.optim);
-    set_lr(*opt, lr);
+    const double lr = run.set_lr_for_step(step, r.train.steps);
     // The whole step's rows first: the loss is normalised by all their response tokens.
     auto rows = data.rows(step * A * B, A * B);
     std::vector<SftBatch> micro;
@@ -277,15 +243,15 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
       n_loss += micro.back().n_loss_tokens;
       n_tok += micro.back().n_tokens;
     }
-    zero_grad(params);
+    train::zero_grad(params);
     double nll = 0, aux = 0, mtp = 0, extra = 0;
     for (const auto& mb : micro) {
       compat::CpuAutocastGuard ac(bf16);
-      SftLossTerms t = sft_loss_terms(*model, mb);
+      SftLossTerms t = sft_loss_terms(model, mb);
       torch::Tensor token_sum = t.nll_sum;
       if (hooks.token_loss) {
         const double w = hooks.token_loss_weight;
-        auto e = hooks.token_loss(*model, mb, t.hidden);
+        auto e = hooks.token_loss(model, mb, t.hidden);
         token_sum = (1 - w) * t.nll_sum + w * e;
         extra += e.item<double>();
       }
@@ -295,9 +261,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
       aux += t.aux.item<double>() / A;
       mtp += t.mtp.item<double>() / A;
     }
-    const double gnorm = clip_grad_norm(params, r.train.optim.grad_clip);
-    opt->step();
-    model->update_expert_bias(model->args().bias_update_gamma);
+    const double gnorm = train::clip_grad_norm(params, r.train.optim.grad_clip);
+    run.optimizer().step();
+    model.update_expert_bias(model.args().bias_update_gamma);
     const double step_loss = nll / std::max<int64_t>(n_loss, 1);
     if (step == start_step) result.first_loss = step_loss;
     window_loss += step_loss;
@@ -316,12 +282,12 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
                                        {"grad_norm", gnorm},
                                        {"epoch", static_cast<double>(data.epoch())},
                                        {"loss_tokens", static_cast<double>(n_loss)}};
-    if (model->args().n_routed_experts > 0) m["aux_loss"] = aux;
-    if (model->args().n_mtp_layers > 0) m["mtp_loss"] = mtp;
+    if (model.args().n_routed_experts > 0) m["aux_loss"] = aux;
+    if (model.args().n_mtp_layers > 0) m["mtp_loss"] = mtp;
     if (hooks.token_loss) m[hooks.token_loss_name] = extra / std::max<int64_t>(n_loss, 1);
     if (eval_now) {
       const auto t_eval = std::chrono::steady_clock::now();
-      m["eval_loss"] = result.eval_loss = eval_loss(*model, data, r, pad_id);
+      m["eval_loss"] = result.eval_loss = eval_loss(model, data, r, pad_id);
       t_window += std::chrono::steady_clock::now() - t_eval;  // tokens/s counts training only
     }
     if (log_now) {
@@ -335,11 +301,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
-    RETURN_IF_ERROR(metrics->write(step + 1, m));
+    RETURN_IF_ERROR(run.metrics().write(step + 1, m));
     const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
-    if ((r.checkpoint.every > 0 && ((step + 1) % r.checkpoint.every == 0 || last)) || stop)
-      RETURN_IF_ERROR(save_train_checkpoint(*model, *opt, r.checkpoint.dir, step + 1,
-                                            {{"recipe", config_to_json(r)}}, tokenizer_path));
+    if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
       R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
       return result;
@@ -350,7 +314,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
     }
   }
   result.finished = true;
-  ASSIGN_OR_RETURN(result.final_dir, save_final_model(*model, r.checkpoint.dir, tokenizer_path));
+  ASSIGN_OR_RETURN(result.final_dir, run.save_final());
   return result;
 }
 

@@ -22,7 +22,8 @@
 #include "core/status.h"
 #include "data/tokenizer.h"
 #include "policy/model_config.h"
-#include "sft/optim.h"
+#include "train/optim.h"
+#include "train/sections.h"
 #include "sft/pretrain.h"
 #include "sft/sft_data.h"
 
@@ -80,7 +81,7 @@ struct SftTrainSection {
   int64_t grad_accum = 1;       // micro-batches per optimizer step
   uint64_t seed = 1;            // model init and data order
   std::string compute = "f32";  // f32 | bf16 (autocast; master weights stay fp32)
-  OptimConfig optim;            // AdamW and schedule
+  train::OptimConfig optim;            // AdamW and schedule
   int64_t log_every = 10;       // console cadence; JSONL/TensorBoard get every step
   int64_t eval_every = 100;     // held-out loss cadence; 0 = only at the end
   int64_t eval_batches = 4;     // micro-batches of the held-out loss
@@ -111,11 +112,11 @@ struct SftTrainSection {
 
 struct SftRecipe {
   policy::ModelConfig model;
-  TokenizerSection tokenizer;
+  train::TokenizerSection tokenizer;
   SftDataSection data;
   SftTrainSection train;
-  CheckpointSection checkpoint{"runs/sft", 100, true};
-  DistSection dist;
+  train::CheckpointSection checkpoint{"runs/sft", 100, true};
+  train::DistSection dist;
   void visit(ConfigVisitor& v) {
     v.section("model", model, "the policy to fine-tune (model.from: a checkpoint)");
     v.section("tokenizer", tokenizer,

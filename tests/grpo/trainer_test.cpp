@@ -1,4 +1,4 @@
-// Tests of the trainer's log-prob helper (grpo/trainer.h completion_logprobs): for the
+// Tests of the log-prob helper GRPO trains with (policy/logprobs.h completion_logprobs): for the
 // tokens the rollout engine sampled, it gives back the engine's log-probs (the
 // convention of rollout/rollout_source.h), whatever the prompt lengths in the batch;
 // masked positions are 0; and the gradient of a zero-advantage loss is zero.
@@ -9,6 +9,7 @@
 
 #include "grpo/completion_batch.h"
 #include "grpo/policy_loss.h"
+#include "policy/logprobs.h"
 #include "policy/model_args.h"
 #include "rollout/local_source.h"
 
@@ -52,7 +53,7 @@ TEST(CompletionLogProbsTest, EqualsTheEnginesLogProbs) {
   for (double temperature : {1.0, 0.7}) {
     Sampled s = sample(*m, temperature);
     torch::NoGradGuard ng;
-    auto out = completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, temperature,
+    auto out = policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, temperature,
                                    /*with_entropy=*/true);
     EXPECT_TRUE(
         torch::allclose(out.logprobs, s.batch.behaviour_logprobs * s.batch.mask, 1e-4, 1e-4))
@@ -68,7 +69,7 @@ TEST(CompletionLogProbsTest, EqualsTheEnginesLogProbs) {
 TEST(CompletionLogProbsTest, ZeroAdvantagesGiveZeroGradientAndRatioOne) {
   auto m = nano(2);
   Sampled s = sample(*m, 1.0);
-  auto out = completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 1.0, false);
+  auto out = policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 1.0, false);
   PolicyLossInputs in;
   in.logprobs = out.logprobs;
   in.old_logprobs = out.logprobs.detach();

@@ -9,7 +9,7 @@
 
 #include "core/rng.h"
 #include "core/torch_compat.h"
-#include "sft/train_state.h"
+#include "train/checkpoint.h"
 
 namespace r1kit::sft {
 namespace {
@@ -170,29 +170,6 @@ TEST(SftRecipeTest, IncompatibleKeysAreNamed) {
   EXPECT_NE(j.status().message().find("data.path"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace r1kit::sft
-
-namespace r1kit::sft {
-namespace {
-TEST(ResumeCompatibilityTest, NamesTheChangedKey) {
-  auto saved = nlohmann::json::parse(
-      R"({"train": {"seed": 1, "stop_after": 3, "optim": {"lr": 0.001}}, "dist": {"threads": 1}})");
-  auto now = saved;
-  now["train"]["stop_after"] = 0;  // allowed
-  now["dist"]["threads"] = 2;      // allowed (whole section)
-  const std::vector<std::string> ok = {"train.stop_after", "dist"};
-  EXPECT_TRUE(check_resume_compatible(saved, now, ok).ok());
-  now["train"]["optim"]["lr"] = 0.002;
-  auto st = check_resume_compatible(saved, now, ok);
-  ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("train.optim.lr is 0.001"), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("0.002"), std::string::npos);
-  now = saved;
-  now["train"]["extra"] = true;  // a key only one side has
-  EXPECT_NE(check_resume_compatible(saved, now, ok).message().find("train.extra"),
-            std::string::npos);
-}
 }  // namespace
 }  // namespace r1kit::sft
 

@@ -12,7 +12,7 @@
 #include "core/config.h"
 #include "core/status.h"
 
-namespace r1kit::sft {
+namespace r1kit::train {
 
 struct OptimConfig {
   double lr = 1e-3;           // peak learning rate
@@ -63,4 +63,4 @@ Status load_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,
                         const std::string& path);
 
-}  // namespace r1kit::sft
+}  // namespace r1kit::train

@@ -1,10 +1,10 @@
-#include "sft/optim.h"
+#include "train/optim.h"
 
 #include <cmath>
 
 #include "core/safetensors.h"
 
-namespace r1kit::sft {
+namespace r1kit::train {
 
 namespace {
 std::string state_key(const torch::Tensor& p) {
@@ -106,4 +106,4 @@ Status load_adamw_state(torch::optim::AdamW& opt,
   return OkStatus();
 }
 
-}  // namespace r1kit::sft
+}  // namespace r1kit::train

@@ -1,4 +1,4 @@
-#include "sft/train_state.h"
+#include "train/checkpoint.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -7,9 +7,9 @@
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "policy/checkpoint.h"
-#include "sft/optim.h"
+#include "train/optim.h"
 
-namespace r1kit::sft {
+namespace r1kit::train {
 namespace fs = std::filesystem;
 
 namespace {
@@ -138,4 +138,4 @@ Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json
       key, at_path(saved, key).dump(), at_path(now, key).dump());
 }
 
-}  // namespace r1kit::sft
+}  // namespace r1kit::train

@@ -19,7 +19,7 @@
 #include "core/status.h"
 #include "policy/model.h"
 
-namespace r1kit::sft {
+namespace r1kit::train {
 
 // The newest complete RUN/checkpoints/step-N directory, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
@@ -50,4 +50,4 @@ StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
 Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
                                const std::vector<std::string>& may_change);
 
-}  // namespace r1kit::sft
+}  // namespace r1kit::train

@@ -1,0 +1,183 @@
+#include "grpo/rollout_step.h"
+
+#include <chrono>
+#include <numeric>
+
+#include "core/rng.h"
+#include "grpo/dynamic_sampling.h"
+#include "grpo/kl.h"
+#include "grpo/policy_loss.h"
+#include "policy/logprobs.h"
+
+namespace r1kit::grpo {
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
+
+struct RolloutCollector::Round {
+  std::vector<data::TaskSample> problems;
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<rollout::Group> groups;
+  torch::Tensor rewards;                  // [n, G] float64
+  std::vector<torch::Tensor> components;  // [K] of [n, G] float64
+};
+
+RolloutCollector::RolloutCollector(const GrpoRecipe& recipe, const data::Tokenizer& tokenizer,
+                                   const data::TaskSource& tasks,
+                                   const reward::CombinedReward& rewards,
+                                   rollout::RolloutSource& source, int rank, int world)
+    : r_(recipe),
+      tok_(tokenizer),
+      tasks_(tasks),
+      rewards_(rewards),
+      source_(source),
+      rank_(rank),
+      world_(world) {}
+
+StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step, uint64_t first,
+                                                                   int64_t n) const {
+  rollout::GenerateRequest req;
+  req.group_size = r_.rollout.group_size;
+  req.sampling.temperature = r_.rollout.temperature;
+  req.sampling.top_k = r_.rollout.top_k;
+  req.sampling.top_p = r_.rollout.top_p;
+  req.sampling.max_new_tokens = r_.rollout.max_new_tokens;
+  if (tok_.eos_id() >= 0) req.sampling.stop_token_ids = {static_cast<int64_t>(tok_.eos_id())};
+  req.sampling.seed = derive_seed(r_.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
+  Round round;
+  round.problems = tasks_.train_batch(first, n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> ids;
+    for (int32_t id : tok_.encode(tasks_.render(round.problems[i]))) ids.push_back(id);
+    round.prompts.push_back(ids);
+    req.prompts.push_back({std::move(ids), static_cast<int64_t>(first) + i});
+  }
+  ASSIGN_OR_RETURN(round.groups, source_.generate(req));
+  return round;
+}
+
+void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
+  const int64_t n = static_cast<int64_t>(round.groups.size()), G = r_.rollout.group_size;
+  round.rewards = torch::empty({n, G}, torch::kDouble);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<reward::Sample> samples(G);
+    const std::string prompt_text = tasks_.render(round.problems[i]);
+    for (int64_t j = 0; j < G; ++j) {
+      const auto& comp = round.groups[i].completions[j];
+      out.generated_tokens += static_cast<int64_t>(comp.token_ids.size());
+      std::vector<int32_t> ids(comp.token_ids.begin(), comp.token_ids.end());
+      samples[j].prompt = prompt_text;
+      samples[j].completion = tok_.decode(ids);
+      samples[j].completion_ids = std::move(ids);
+      samples[j].metadata = round.problems[i].metadata;
+    }
+    reward::GroupScores s = rewards_.score(samples);
+    if (round.components.empty()) {
+      out.names = s.names;
+      for (size_t k = 0; k < s.names.size(); ++k)
+        round.components.push_back(torch::empty({n, G}, torch::kDouble));
+    }
+    for (int64_t j = 0; j < G; ++j) {
+      round.rewards[i][j] = s.total[j];
+      for (size_t k = 0; k < round.components.size(); ++k)
+        round.components[k][i][j] = s.components[k][j];
+    }
+  }
+}
+
+StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos) const {
+  const int64_t P = r_.rollout.prompts_per_step;
+  const bool dynamic = r_.grpo.loss.dynamic_sampling;
+  RolloutBatch out;
+  DynamicSampler ds(P, dynamic ? r_.grpo.loss.dynamic_sampling_max_rounds : 1);
+  std::vector<torch::Tensor> kept_rewards;
+  std::vector<std::vector<torch::Tensor>> kept_components;
+  while (ds.should_generate()) {
+    const int64_t n = dynamic ? ds.needed() : P;
+    // Every rank draws n problems of its own: rank r takes [pos + r n, pos + (r+1) n).
+    const uint64_t first = data_pos + static_cast<uint64_t>(rank_ * n);
+    data_pos += static_cast<uint64_t>(n * world_);
+    const auto t_gen = Clock::now();
+    ASSIGN_OR_RETURN(Round round, generate_round(step, first, n));
+    out.generate_s += seconds_since(t_gen);
+    const auto t_rew = Clock::now();
+    score_round(round, out);
+    out.reward_s += seconds_since(t_rew);
+    out.groups_seen += n;
+    out.zero_std_groups += n - informative_groups(round.rewards).sum().item<int64_t>();
+
+    std::vector<int64_t> keep = ds.add_round(round.rewards);
+    if (!dynamic) {
+      keep.resize(n);
+      std::iota(keep.begin(), keep.end(), 0);
+    }
+    for (int64_t i : keep) {
+      out.problems.push_back(round.problems[i]);
+      out.prompt_ids.push_back(round.prompts[i]);
+      out.groups.push_back(std::move(round.groups[i]));
+      kept_rewards.push_back(round.rewards[i]);
+      kept_components.emplace_back();
+      for (auto& t : round.components) kept_components.back().push_back(t[i]);
+    }
+  }
+  out.rounds = ds.rounds();
+  out.pass_rate = ds.pass_rate();
+  out.data_pos_after = data_pos;
+  if (!kept_rewards.empty()) {
+    out.rewards = torch::stack(kept_rewards);
+    for (size_t k = 0; k < out.names.size(); ++k) {
+      std::vector<torch::Tensor> rows;
+      for (auto& kc : kept_components) rows.push_back(kc[k]);
+      out.components.push_back(torch::stack(rows));
+    }
+  }
+  return out;
+}
+
+torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
+                               const std::vector<std::vector<int64_t>>& row_prompts,
+                               const CompletionBatch& batch, double temperature, int64_t micro) {
+  torch::NoGradGuard ng;
+  const int64_t B = batch.token_ids.size(0);
+  std::vector<torch::Tensor> parts;
+  for (int64_t b0 = 0; b0 < B; b0 += micro) {
+    const int64_t b1 = std::min(B, b0 + micro);
+    std::vector<std::vector<int64_t>> p(row_prompts.begin() + b0, row_prompts.begin() + b1);
+    parts.push_back(policy::completion_logprobs(m, p, batch.token_ids.slice(0, b0, b1),
+                                                batch.mask.slice(0, b0, b1), temperature, false)
+                        .logprobs);
+  }
+  return torch::cat(parts);
+}
+
+TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
+                               policy::TransformerImpl* reference) {
+  const GrpoLossConfig& lc = r.grpo.loss;
+  const int64_t G = r.rollout.group_size;
+  TrainBatch tb;
+  tb.completions = pack_completions(ro.groups);
+  for (const auto& prompt : ro.prompt_ids)
+    for (int64_t j = 0; j < G; ++j) tb.row_prompts.push_back(prompt);
+  tb.rewards = ro.rewards.reshape({-1}).to(torch::kFloat);
+  if (reference) {
+    const auto t_ref = Clock::now();
+    tb.ref_logprobs = logprobs_no_grad(*reference, tb.row_prompts, tb.completions,
+                                       r.rollout.temperature, r.grpo.micro_batch_size);
+    tb.ref_seconds = seconds_since(t_ref);
+  }
+  torch::Tensor rewards = tb.rewards;
+  if (lc.kl_in_reward())
+    rewards = kl_penalized_rewards(rewards, tb.completions.behaviour_logprobs, tb.ref_logprobs,
+                                   tb.completions.mask, lc.kl_estimator_kind(), lc.kl_coef);
+  tb.advantages = compute_advantages(rewards, G, lc.advantage_options());
+  // Unscored completions and (optionally) truncated ones get no loss.
+  tb.mask = tb.completions.mask * tb.advantages.valid.to(torch::kFloat).unsqueeze(1);
+  if (lc.mask_truncated_completions) tb.mask = mask_truncated(tb.mask, tb.completions.truncated);
+  return tb;
+}
+
+}  // namespace r1kit::grpo

@@ -1,0 +1,98 @@
+// The rollout half of a GRPO step (DeepSeekMath §4.1.2, DeepSeek-R1 §2.2), as typed data:
+//   collect: P training problems, G completions each from the RolloutSource, with the
+//            engine's log-probs (refilled under dynamic sampling, DAPO §3.2);
+//   score:   the recipe's rewards, every component kept for metrics;
+//   prepare: the groups packed into [B, T] tensors, the reference's log-probs when a KL
+//            term needs them, the KL folded into the reward when asked, group-relative
+//            advantages and the loss mask.
+// The update half (the mu / mini-batch / micro-batch loop) is grpo/update_step.h.
+//
+// Everything random is a pure function of (seed, step, data position), so a resumed run
+// collects the same rollout.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/task_source.h"
+#include "data/tokenizer.h"
+#include "grpo/advantages.h"
+#include "grpo/completion_batch.h"
+#include "grpo/recipe.h"
+#include "policy/model.h"
+#include "reward/reward.h"
+#include "rollout/rollout_source.h"
+
+namespace r1kit::grpo {
+
+// One step's scored groups.
+struct RolloutBatch {
+  std::vector<data::TaskSample> problems;
+  std::vector<std::vector<int64_t>> prompt_ids;  // [N] prompt tokens
+  std::vector<rollout::Group> groups;            // [N] G completions each
+  torch::Tensor rewards;                         // [N, G] float64 weighted totals (NaN allowed)
+  std::vector<std::string> names;                // reward component names
+  std::vector<torch::Tensor> components;         // [K] of [N, G] float64
+  int64_t accuracy_component = 0;                // index in `components` of the accuracy
+  uint64_t data_pos_after = 0;                   // next unused training problem
+  int64_t rounds = 0;                            // generation rounds (dynamic sampling)
+  double pass_rate = 1;                          // informative groups / groups seen
+  int64_t groups_seen = 0;                       // groups generated this step
+  int64_t zero_std_groups = 0;                   // groups with no signal among those seen
+  double generate_s = 0, reward_s = 0;           // wall times
+  int64_t generated_tokens = 0;                  // every completion token generated
+};
+
+// Samples and scores rollouts for one trainer (one data-parallel rank).
+class RolloutCollector {
+ public:
+  // Every reference must outlive the collector. Rank r of `world` takes its own slice of
+  // each step's problems.
+  RolloutCollector(const GrpoRecipe& recipe, const data::Tokenizer& tokenizer,
+                   const data::TaskSource& tasks, const reward::CombinedReward& rewards,
+                   rollout::RolloutSource& source, int rank = 0, int world = 1);
+
+  // The rollout of `step`, starting at training problem `data_pos`: P groups, or under
+  // dynamic sampling the first P informative ones within the round limit.
+  StatusOr<RolloutBatch> collect(int64_t step, uint64_t data_pos) const;
+
+ private:
+  struct Round;  // one generation round's problems, groups and scores
+  StatusOr<Round> generate_round(int64_t step, uint64_t first, int64_t n) const;
+  void score_round(Round& round, RolloutBatch& out) const;
+
+  const GrpoRecipe& r_;
+  const data::Tokenizer& tok_;
+  const data::TaskSource& tasks_;
+  const reward::CombinedReward& rewards_;
+  rollout::RolloutSource& source_;
+  int rank_ = 0, world_ = 1;
+};
+
+// What the update trains on: the packed completions with their advantages.
+struct TrainBatch {
+  CompletionBatch completions;                    // [B, T], B = N * G, group-major
+  std::vector<std::vector<int64_t>> row_prompts;  // [B] the prompt of every row
+  torch::Tensor rewards;                          // [B] float32, before any KL penalty
+  Advantages advantages;                          // [B]
+  torch::Tensor mask;                             // [B, T] loss mask (unscored, truncated: 0)
+  torch::Tensor ref_logprobs;                     // [B, T] under the reference; undefined if none
+  double ref_seconds = 0;                         // time spent on the reference's log-probs
+};
+
+// Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
+// of `micro` rows, without gradient.
+torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
+                               const std::vector<std::vector<int64_t>>& row_prompts,
+                               const CompletionBatch& completions, double temperature,
+                               int64_t micro);
+
+// Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
+// reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).
+TrainBatch prepare_train_batch(const RolloutBatch& rollout, const GrpoRecipe& recipe,
+                               policy::TransformerImpl* reference);
+
+}  // namespace r1kit::grpo

@@ -1,0 +1,45 @@
+// Recipe sections every trainer shares (pretrain, sft, distill, grpo, run): where the
+// tokenizer comes from, the run directory and its checkpoints, and the threads. The
+// optimizer's section is train/optim.h; the model's is policy/model_config.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+
+namespace r1kit::train {
+
+struct TokenizerSection {
+  std::string path;          // an existing tokenizer.model; empty: model.from's, else train one
+  int64_t vocab_size = 512;  // vocabulary size when training
+  void visit(ConfigVisitor& v) {
+    v.field("path", path, "existing SentencePiece model; empty: train one on the corpus");
+    v.field("vocab_size", vocab_size, "vocabulary size when training one",
+            Range::between(300, 1 << 20));
+  }
+};
+
+struct CheckpointSection {
+  std::string dir = "runs/pretrain";  // run directory: corpus, tokenizer, metrics, checkpoints
+  int64_t every = 100;                // steps between checkpoints; 0 = only the final model
+  bool resume = true;                 // continue from the newest checkpoint in dir
+  void visit(ConfigVisitor& v) {
+    v.field("dir", dir, "run directory (corpus, tokenizer, metrics, checkpoints)");
+    v.field("every", every, "steps between checkpoints; 0 = only the final model",
+            Range::non_negative());
+    v.field("resume", resume, "continue from the newest checkpoint in dir");
+  }
+};
+
+struct DistSection {
+  int64_t threads = 0;  // LibTorch intra-op threads; 0 = LibTorch's default
+  void visit(ConfigVisitor& v) {
+    v.field("threads", threads,
+            "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
+            "a 2-vCPU machine, see bench/RESULTS.md)",
+            Range::non_negative());
+  }
+};
+
+}  // namespace r1kit::train

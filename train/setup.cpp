@@ -1,0 +1,97 @@
+#include "train/setup.h"
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "core/logging.h"
+#include "core/rng.h"
+#include "train/checkpoint.h"
+
+namespace r1kit::train {
+namespace fs = std::filesystem;
+
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint) {
+  if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
+  std::error_code ec;
+  fs::create_directories(checkpoint.dir, ec);
+  if (ec) return Internal("create {}: {}", checkpoint.dir, ec.message());
+  return OkStatus();
+}
+
+StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
+                                              const std::string& model_from,
+                                              const std::string& run_dir,
+                                              const TrainTokenizerFn& train_one) {
+  std::string path = section.path;
+  std::error_code ec;
+  if (path.empty() && !model_from.empty()) {
+    path = model_from + "/tokenizer.model";
+    if (!fs::exists(path, ec))
+      return InvalidArgument("model.from={}: no tokenizer.model there; set tokenizer.path",
+                             model_from);
+  }
+  if (path.empty()) {
+    if (!train_one)
+      return InvalidArgument(
+          "no tokenizer: set tokenizer.path, or model.from to a checkpoint that has one");
+    path = run_dir + "/tokenizer.model";
+    if (!fs::exists(path, ec)) RETURN_IF_ERROR(train_one(path));
+  }
+  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(path));
+  return ResolvedTokenizer{std::move(tok), path};
+}
+
+StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
+  TrainingRun run;
+  seed_everything(o.seed);
+  ASSIGN_OR_RETURN(run.model_, o.model.build(o.vocab_size, o.seed));
+  if (run.model_->args().vocab_size < o.vocab_size)
+    return InvalidArgument("the model's vocabulary ({}) is smaller than the tokenizer's ({})",
+                           run.model_->args().vocab_size, o.vocab_size);
+  run.optimizer_ = make_adamw(run.model_->named_parameters(), o.optim);
+  if (o.checkpoint.resume) run.resume_dir_ = latest_checkpoint(o.checkpoint.dir);
+  if (!run.resume_dir_.empty()) {
+    ASSIGN_OR_RETURN(run.resumed_state_,
+                     load_train_checkpoint(*run.model_, *run.optimizer_, run.resume_dir_));
+    // Keys that do not change what is computed may differ; anything else would break an
+    // exact resume and is refused.
+    if (run.resumed_state_.contains("recipe"))
+      RETURN_IF_ERROR(
+          check_resume_compatible(run.resumed_state_["recipe"], o.recipe, o.may_change));
+    run.start_step_ = run.resumed_state_["step"].get<int64_t>();
+    R1_LOG(info, "resuming from {} (step {})", run.resume_dir_, run.start_step_);
+  }
+  const auto pc = policy::count_params(run.model_->args());
+  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads{}{}", pc.total / 1e6,
+         pc.active / 1e6, at::get_num_threads(), o.log_note.empty() ? "" : ", ", o.log_note);
+  ASSIGN_OR_RETURN(
+      run.metrics_,
+      MetricsWriter::open(o.checkpoint.dir + "/metrics.jsonl", o.checkpoint.dir + "/tensorboard",
+                          run.resume_dir_.empty() ? -1 : run.start_step_));
+  run.options_ = std::move(o);
+  return run;
+}
+
+double TrainingRun::set_lr_for_step(int64_t step, int64_t total_steps) {
+  const double lr = lr_at(step, total_steps, options_.optim);
+  set_lr(*optimizer_, lr);
+  return lr;
+}
+
+bool TrainingRun::checkpoint_due(int64_t step_done, bool last, bool stop) const {
+  const int64_t every = options_.checkpoint.every;
+  return (every > 0 && (step_done % every == 0 || last)) || stop;
+}
+
+Status TrainingRun::save(int64_t step_done, nlohmann::json state,
+                         const std::function<Status(const std::string& dir)>& extra) {
+  state["recipe"] = options_.recipe;
+  return save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,
+                               std::move(state), options_.tokenizer_path, 0, extra);
+}
+
+StatusOr<std::string> TrainingRun::save_final() {
+  return save_final_model(*model_, options_.checkpoint.dir, options_.tokenizer_path);
+}
+
+}  // namespace r1kit::train

@@ -1,0 +1,107 @@
+// The set-up every trainer shares (pretrain, sft, grpo; distill through sft), written
+// once: the threads and the run directory, the tokenizer, the seeded model, AdamW, the
+// resume from the newest checkpoint (refused when the recipe changed a key that changes
+// what is computed), the parameter count in the log, and the metrics writer. Then the
+// run's checkpoints and final model through the same object.
+//
+//   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+//   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, dir, {}));
+//   ASSIGN_OR_RETURN(auto run, train::TrainingRun::start(opts));
+//   for (step = run.start_step; ...) { ...; RETURN_IF_ERROR(run.save(step + 1)); }
+//   ASSIGN_OR_RETURN(auto final_dir, run.save_final());
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/status.h"
+#include "data/tokenizer.h"
+#include "policy/model.h"
+#include "policy/model_config.h"
+#include "train/optim.h"
+#include "train/sections.h"
+
+namespace r1kit::train {
+
+// Sets LibTorch's intra-op threads from dist.threads (0 keeps LibTorch's default) and
+// creates the run directory. The first call of every trainer.
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint);
+
+// A loaded tokenizer and the file it came from (copied into every checkpoint).
+struct ResolvedTokenizer {
+  data::Tokenizer tokenizer;
+  std::string path;
+};
+
+// Trains a tokenizer into `path` (called only when the run has none yet).
+using TrainTokenizerFn = std::function<Status(const std::string& path)>;
+
+// The run's tokenizer: tokenizer.path when set; else model.from's tokenizer.model (a model
+// to continue from brings its own ids; an error names the key when it has none); else
+// RUN/tokenizer.model, trained by `train_one` when it does not exist yet. Without
+// `train_one` (a trainer that cannot make one) the last case is an error naming the keys.
+StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
+                                              const std::string& model_from,
+                                              const std::string& run_dir,
+                                              const TrainTokenizerFn& train_one);
+
+struct TrainingRunOptions {
+  policy::ModelConfig model;            // the recipe's model section
+  OptimConfig optim;                    // AdamW and schedule
+  CheckpointSection checkpoint;         // run directory, cadence, resume
+  int64_t vocab_size = 0;               // the tokenizer's; the model must have at least as many ids
+  uint64_t seed = 1;                    // seed_everything and the fresh model's init
+  std::string tokenizer_path;           // copied into every checkpoint and the final model
+  nlohmann::json recipe;                // config_to_json(recipe): saved, and compared on resume
+  std::vector<std::string> may_change;  // dotted keys that may differ on resume
+  std::string log_note;                 // appended to the start-up log line (e.g. "compute bf16")
+};
+
+// A model in training with its optimizer, where it resumed, and its metrics writer.
+class TrainingRun {
+ public:
+  // Seeds, builds the model, makes AdamW, resumes from the newest complete checkpoint of
+  // checkpoint.dir when checkpoint.resume (FailedPrecondition naming the first changed key
+  // outside may_change), logs the parameter count and opens RUN/metrics.jsonl and
+  // RUN/tensorboard (lines after the resumed step are dropped).
+  static StatusOr<TrainingRun> start(TrainingRunOptions options);
+
+  policy::TransformerImpl& model() { return *model_; }
+  const policy::Transformer& module() const { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  MetricsWriter& metrics() { return *metrics_; }
+  int64_t start_step() const { return start_step_; }
+  // The checkpoint resumed from ("" for a fresh run) and its trainer_state.json.
+  const std::string& resume_dir() const { return resume_dir_; }
+  const nlohmann::json& resumed_state() const { return resumed_state_; }
+  const TrainingRunOptions& options() const { return options_; }
+
+  // Sets the learning rate of `step` (0-based) of `total_steps` and returns it.
+  double set_lr_for_step(int64_t step, int64_t total_steps);
+  // Whether the step that just finished (`step_done`, 1-based) ends with a checkpoint:
+  // every checkpoint.every steps, the last step, or a stop.
+  bool checkpoint_due(int64_t step_done, bool last, bool stop) const;
+  // Writes RUN/checkpoints/step-{step_done} with trainer_state.json = `state` plus the
+  // recipe and step; `extra` writes a trainer's own files into the directory.
+  Status save(int64_t step_done, nlohmann::json state = nlohmann::json::object(),
+              const std::function<Status(const std::string& dir)>& extra = {});
+  // Writes RUN/final and returns its path.
+  StatusOr<std::string> save_final();
+
+ private:
+  TrainingRunOptions options_;
+  policy::Transformer model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  int64_t start_step_ = 0;
+  std::string resume_dir_;
+  nlohmann::json resumed_state_;
+};
+
+}  // namespace r1kit::train
