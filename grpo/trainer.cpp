@@ -418,7 +418,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
   };
 
   // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
-  // over the other (busy) core made GRPO steps ~1.5x slower (bench/RESULTS.md).
+  // over the other (busy) core made GRPO steps much slower (bench/RESULTS.md).
   std::optional<BlasThreadsGuard> one_blas_thread;
   if (r.rollout.overlap && r.rollout.workers.empty()) one_blas_thread.emplace(1);
   std::future<StatusOr<Rollout>> next;  // overlap: the next step's rollout

@@ -1,6 +1,6 @@
 // `r1kit grpo RECIPE`: the GRPO training loop (DeepSeekMath §4, DeepSeek-R1 §2.2).
 //
-// One step, as DESIGN.md "One GRPO step, as data" describes it:
+// One step (docs/grpo-training.md, "One step"):
 //   1. P training problems from the task (data/task_source.h), rendered and tokenized;
 //   2. the RolloutSource samples G completions per prompt with their log-probs;
 //   3. the recipe's rewards score each group (every component kept for metrics);
@@ -17,14 +17,15 @@
 // loss_type, scale_rewards, mask_truncated_completions, top_entropy off).
 // Different on purpose:
 // - the loss of every micro-batch is its exact share of the mini-batch loss, so the
-//   gradient does not depend on micro_batch_size (trl#2995/#3021);
+//   gradient does not depend on micro_batch_size (TRL's GRPOTrainer once normalised
+//   each micro-batch by its own token count; docs/grpo.md);
 // - pi_old is the trainer's own log-prob of the rollout (recomputed before the first
 //   update when mu > 1 or mini_batches > 1, else the detached current log-prob), and
 //   the engine's log-probs enter only through truncated importance sampling;
 // - the reference model exists only when kl_coef > 0;
 // - everything random is a pure function of (seed, step), and the checkpoint holds the
 //   data position and policy version, so a resumed run continues exactly.
-// Seams for data parallelism (issue 6 item 10): DataParallel below carries the rank,
+// Seams for data parallelism (docs/grpo-training.md): DataParallel below carries the rank,
 // the world size and the all-reduce; the single-process trainer uses the identity.
 #pragma once
 
