@@ -107,8 +107,8 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHooks& hooks) {
-  // 0 keeps LibTorch's default. On the 2-vCPU build machine one thread is fastest
-  // (measured: tiny training step 0.75 s with 1 thread, 2.1 s with 2; bench/RESULTS.md).
+  // 0 keeps LibTorch's default. On the 2-vCPU build machine one thread is fastest: a
+  // second makes the many small ops of a training step slower (bench/RESULTS.md).
   if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
   std::error_code ec;
   fs::create_directories(r.checkpoint.dir, ec);
