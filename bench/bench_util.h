@@ -53,8 +53,8 @@ inline double seconds_since(Clock::time_point t) {
 // The best of five 2048^3 matmuls of this dtype, in GFLOP/s, in this process and at its
 // thread settings (after one warm-up). The product goes into one preallocated output, so
 // this is the BLAS kernel's rate: a fresh 16 MiB result per call would add the kernel's
-// page faults, which on some virtual machines cost a third of the rate and moved with
-// the malloc settings (bench/RESULTS.md, "Session 9").
+// page faults, which on some virtual machines cost a large part of the rate and moved
+// with the malloc settings (bench/RESULTS.md).
 inline double matmul_peak_gflops(torch::Dtype dtype = torch::kFloat) {
   const int64_t n = 2048;
   auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);

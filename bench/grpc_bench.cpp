@@ -1,4 +1,4 @@
-// gRPC rollout benchmarks (issue 4): what going through a rollout worker costs against
+// gRPC rollout benchmarks: what going through a rollout worker costs against
 // the in-process engine, and how fast weights reach a worker.
 //
 // Everything runs in this process on loopback, with a bearer token, the way a trainer

@@ -1,7 +1,7 @@
 // Reward throughput: format + math_accuracy on realistic ~1 KB completions, the worst
 // case on 100 KB adversarial completions, and sandboxed code executions per second.
 //
-// Issue 3's targets: >= 20,000 completions/s/core for format + math_accuracy on 1 KB;
+// Targets: >= 20,000 completions/s/core for format + math_accuracy on 1 KB;
 // <= 5 ms per 100 KB adversarial sample, linear in the input. Figures go to
 // bench/RESULTS.md. Single-threaded: the per-core figure is items_per_second.
 #include <benchmark/benchmark.h>

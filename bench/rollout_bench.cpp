@@ -1,4 +1,4 @@
-// Rollout engine benchmarks (issue 4): decode tokens/s at several batch sizes, the
+// Rollout engine benchmarks: decode tokens/s at several batch sizes, the
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
 // KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
 // decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections) and one routed

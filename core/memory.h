@@ -5,9 +5,9 @@
 // unmaps again on free. A training step of the `small` preset allocates and frees
 // gigabytes of activations and gradients, so the kernel zero-fills every one of those
 // pages on first touch, again each step. On virtual machines where a page fault is dear
-// (the paravirtualised PVM guest of bench/RESULTS.md, "Session 9") that was 11% of a
-// profiled training step, and keeping the memory made the step faster in 4 of 5
-// alternating pairs (3.2-3.9 s against 3.95-6.1 s; once 5.1 against 4.3).
+// (a paravirtualised guest) that was a visible share of a profiled training step, and
+// keeping the memory made the step faster in most alternating A/B pairs (the figures
+// are in bench/RESULTS.md).
 #pragma once
 
 namespace r1kit {

@@ -1,8 +1,8 @@
 // A small pool of persistent threads for splitting one short, hot loop over cores.
 //
 // LibTorch's intra-op threads (OpenMP) serve every op: with two of them, each of the
-// hundreds of tiny ops in a decode step starts a team, which made decode 2.4x slower on
-// 2-vCPU machines (bench/RESULTS.md, "Session 8"). This pool is used only where a caller
+// hundreds of tiny ops in a decode step starts a team, which made decode much slower than
+// one thread on 2-vCPU machines (bench/RESULTS.md). This pool is used only where a caller
 // asks for it, the heavy parts of a decode step (policy/decode_threads.h), so every other
 // op stays on one thread. Between runs an idle worker spins for kSpin before it sleeps:
 // a decode step's runs come a few hundred microseconds apart, and waking a sleeping

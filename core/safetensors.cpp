@@ -1,5 +1,6 @@
 // safetensors reader/writer, FP8 E4M3 dequantisation and sharded checkpoints.
-// See safetensors.h for the format (reference §6, §5.1) and the deliberate differences.
+// See safetensors.h for the format (safetensors, DeepSeek-V3 FP8) and the deliberate
+// differences.
 //
 // open() rejects, each with a DataLoss naming the file and the problem:
 //   a file shorter than 8 bytes; a header length of 0, above 100 MB or past the end of

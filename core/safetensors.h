@@ -1,12 +1,13 @@
 // safetensors I/O: a strict mmap reader, an atomic streaming writer, FP8 E4M3 block
 // dequantisation, and sharded Hugging Face checkpoints (model.safetensors.index.json).
 //
-// Follows reference/architecture.md §6 (the byte layout of huggingface/safetensors:
+// Follows the safetensors format (huggingface/safetensors, its README and Rust reader:
 // u64 little-endian header length N, N bytes of JSON, then the tensor bytes, row-major,
-// contiguous from offset 0 with no gaps) and §5.1 (DeepSeek-V3 FP8: an F8_E4M3 tensor
-// `X.weight` with an F32 sibling `X.weight_scale_inv` of 128x128 block scales).
+// contiguous from offset 0 with no gaps) and DeepSeek-V3's FP8 weights (§3.3 of the
+// paper, README_WEIGHTS.md of its release: an F8_E4M3 tensor `X.weight` with an F32
+// sibling `X.weight_scale_inv` of 128x128 block scales; docs/model.md, "Loading rules").
 //
-// Differences from the reference implementation, on purpose:
+// Differences from the reference implementation (huggingface/safetensors), on purpose:
 // - The reader also rejects duplicate JSON keys (the Rust reader keeps one silently),
 //   BOOL bytes other than 0/1 (on load), and ignores unknown fields inside an entry.
 // - load() always returns an owning copy (never a view of the mapping), so a tensor
@@ -136,8 +137,8 @@ uint8_t float_to_fp8_e4m3(float value);
 
 // Dequantises a row-major [rows, cols] F8_E4M3 matrix `w` with block scales
 // `scale_inv` ([ceil(rows/block), ceil(cols/block)], any floating dtype, read as F32):
-// out[i, j] = fp8(w[i, j]) * scale_inv[i / block, j / block], in F32 ([DS3]
-// kernel.weight_dequant). InvalidArgument when a size or the scale shape is wrong.
+// out[i, j] = fp8(w[i, j]) * scale_inv[i / block, j / block], in F32 (DeepSeek-V3
+// inference/kernel.py's weight_dequant). InvalidArgument when a size or the scale shape is wrong.
 StatusOr<torch::Tensor> dequantize_fp8_block(std::span<const uint8_t> w, int64_t rows, int64_t cols,
                                              const torch::Tensor& scale_inv, int64_t block = 128);
 

@@ -1,5 +1,5 @@
-// LibTorch version differences, in one place (DESIGN.md: the build must also work
-// against a newer LibTorch 2.x given by -DCMAKE_PREFIX_PATH).
+// LibTorch version differences, in one place (the build must also work against a newer
+// LibTorch 2.x given by -DCMAKE_PREFIX_PATH; docs/design.md, "Build").
 //
 // r1kit is developed against Debian 12's LibTorch 1.13. APIs that changed since are
 // wrapped here; code elsewhere calls these instead of the versioned spellings.

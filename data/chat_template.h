@@ -1,7 +1,7 @@
 // Chat templates: the text a policy continues from, for a question.
 //
 // kR1Zero is the DeepSeek-R1-Zero template, word for word from the paper's Table 1
-// (reference/rewards.md §1), including its "User: {prompt}. Assistant:" — the period
+// (DeepSeek-R1 §2.2.3), including its "User: {prompt}. Assistant:" — the period
 // follows the question even when it ends in "?", as in the paper. kPlain is a minimal
 // "User: ...\nAssistant:" turn for models trained without a preamble.
 // Differences from the sources: prefill_think appends " <think>" (one space after

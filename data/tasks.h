@@ -1,10 +1,10 @@
 // Procedural reasoning tasks with verifiable answers (countdown, knights-and-knaves)
 // and a JSONL loader for users' own prompt/answer files.
 //
-// Follows reference/rewards.md §6: TinyZero's countdown (numbers, a target, + - * /,
-// each number once) and Logic-RL / mem-kk-logic's knights-and-knaves sampler (random
-// statements with not/and/or/->/<=>, all 2^n assignments checked by brute force, only
-// unique-solution puzzles kept).
+// Follows TinyZero's countdown task (numbers, a target, + - * /, each number once) and
+// Logic-RL / mem-kk-logic's knights-and-knaves sampler (random statements with
+// not/and/or/->/<=>, all 2^n assignments checked by brute force, only unique-solution
+// puzzles kept); docs/rewards.md, "Tasks".
 // Different on purpose:
 // - Countdown targets come from a random expression tree over the drawn numbers, so
 //   every problem is solvable (TinyZero's own gen_dataset drew targets independently

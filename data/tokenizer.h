@@ -9,9 +9,9 @@
 //   a completion decodes the same alone as after its prompt;
 // - encode never adds BOS/EOS: callers add them;
 // - decode skips ids outside [0, vocab_size()) instead of failing.
-// SentencePiece itself lives in libr1kit_spm.so, loaded with dlopen (DESIGN.md, "Known
-// traps": linking it beside LibTorch crashes), found beside the running binary or at
-// $R1KIT_SPM_LIB.
+// SentencePiece itself lives in libr1kit_spm.so, loaded with dlopen (linking it beside
+// LibTorch crashes; docs/design.md, "SentencePiece: the shim and its two traps"), found
+// beside the running binary or at $R1KIT_SPM_LIB.
 //
 // Thread-safety: a Tokenizer is immutable once loaded; encode, decode and the lookups
 // may run on many threads at once. Copies are cheap and share one processor.

@@ -3,7 +3,7 @@
 //
 // Follows DeepSeekMath (arXiv 2402.03300) §4.1.2, outcome supervision:
 //   A_i = (r_i - mean(r_group)) / std(r_group)
-// with the variants of ../shared/reference/toolkits.md:
+// with the variants of docs/grpo.md, "Advantages":
 //   - Dr. GRPO (understand-r1-zero): no std scaling, A_i = r_i - mean(r_group).
 //   - RLOO (Ahmadian et al. 2024): leave-one-out baseline, A_i = r_i - mean_{j!=i} r_j
 //     = G/(G-1) (r_i - mean(r_group)).
@@ -12,7 +12,7 @@
 // The std is the unbiased (Bessel-corrected) one, as torch.std in TRL and verl; eps is
 // added to the std (not the variance), as in TRL.
 //
-// NaN rewards ("no score", DESIGN.md step 3; TRL's None) are excluded from every
+// NaN rewards ("no score", docs/rewards.md; TRL's None) are excluded from every
 // statistic and get advantage 0, and `valid` marks them so the caller can also drop
 // them from the loss. A group with fewer than two valid rewards has no baseline to
 // compare with: all its advantages are 0 (TRL would give NaN there).

@@ -3,7 +3,7 @@
 // masking), bound from the `grpo.loss` section of a recipe with the strict YAML visitor
 // (core/config.h), plus conversion to the option structs the pure functions take.
 //
-// Defaults follow ../shared/reference/toolkits.md: DeepSeekMath GRPO advantages (group
+// Defaults follow the toolkits of docs/grpo.md: DeepSeekMath GRPO advantages (group
 // mean and std), PPO/GRPO clip 0.2 (symmetric; DAPO's clip-higher is eps_high=0.28),
 // token-mean aggregation (verl's default, TRL's "dapo" default since v0.22), KL off
 // (TRL and verl default beta 0), entropy bonus off.

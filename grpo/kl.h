@@ -5,7 +5,7 @@
 //   k1 = -d                   unbiased value, can be negative
 //   k2 = d^2 / 2              biased value, >= 0; its gradient is the on-policy gradient of KL
 //   k3 = exp(d) - d - 1       unbiased value, >= 0 (DeepSeekMath Eq. 4, verl "low_var_kl")
-// Placement (../shared/reference/toolkits.md):
+// Placement (docs/grpo.md, "KL to the reference"):
 //   - in the loss (DeepSeekMath GRPO, TRL, verl use_kl_loss): loss += beta * agg(k),
 //     aggregated like the policy loss (policy_loss.h);
 //   - in the reward (PPO/RLHF, verl use_kl_in_reward, OpenRLHF): with outcome rewards

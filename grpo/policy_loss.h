@@ -1,5 +1,5 @@
 // The GRPO policy loss: PPO's clipped surrogate on group-relative advantages, with the
-// variants of ../shared/reference/toolkits.md, and its detached statistics.
+// variants of TRL, verl, DAPO and Dr. GRPO (docs/grpo.md), and its detached statistics.
 //
 // Per token t of completion i, with r = pi_theta / pi_old and A_i the advantage:
 //   l_{i,t} = -min(r A_i, clip(r, 1 - eps_low, 1 + eps_high) A_i)        (DeepSeekMath Eq. 3)
@@ -22,7 +22,9 @@
 // of the two sums when data-parallel). Each micro-batch's loss is then its exact share
 // of the mini-batch loss: summing the micro-batch losses (or accumulating their
 // gradients with no further division) gives exactly the full-batch value and
-// gradient, whatever the split. This is the bug class of trl#2995/#3021/#6024: do NOT
+// gradient, whatever the split. This is the bug class of TRL's GRPOTrainer, which
+// normalised each micro-batch by its own token count and then divided by the
+// accumulation steps (docs/grpo.md, "Aggregation and the global normaliser"): do NOT
 // divide by the number of micro-batches afterwards.
 //
 // Masked positions (mask == 0) may hold any finite or non-finite value; they are

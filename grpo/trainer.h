@@ -16,8 +16,9 @@
 // loss_type, scale_rewards, mask_truncated_completions, top_entropy off).
 // Different on purpose:
 // - the loss of every micro-batch is its exact share of the mini-batch loss, so the
-//   gradient does not depend on micro_batch_size (docs/grpo.md, "Aggregation and the
-//   global normaliser");
+//   gradient does not depend on micro_batch_size (TRL's GRPOTrainer once normalised
+//   each micro-batch by its own token count; docs/grpo.md, "Aggregation and the global
+//   normaliser");
 // - pi_old is the trainer's own log-prob of the rollout (recomputed before the first
 //   update when mu > 1 or mini_batches > 1, else the detached current log-prob), and
 //   the engine's log-probs enter only through truncated importance sampling;

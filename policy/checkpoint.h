@@ -1,9 +1,10 @@
 // Model checkpoints: Hugging Face import/export and r1kit's native checkpoint directory.
 //
-// The native directory *is* a Hugging Face one (DESIGN.md "Checkpoints"): config.json,
+// The native directory *is* a Hugging Face one (docs/model.md, "Checkpoints"): config.json,
 // model.safetensors (or shards + model.safetensors.index.json), and tokenizer.model
 // when the model has one. So a model trained here loads in transformers, and a
-// DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here. Names follow reference §5:
+// DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here. Names follow the Hugging Face
+// modeling code of those families (docs/model.md, "Tensor names"):
 //   r1kit module path            Hugging Face tensor name
 //   embed_tokens.weight          model.embed_tokens.weight
 //   layers.N.<rest>              model.layers.N.<rest>

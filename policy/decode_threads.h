@@ -1,8 +1,8 @@
 // Threads for the decode steps of the rollout engine, and the linear layers that use them.
 //
 // A decode step is hundreds of small ops. LibTorch's intra-op threads (OpenMP) would start a
-// team for each, which made decode 2.4x slower on 2-vCPU machines (bench/RESULTS.md,
-// "Session 8"). Instead the engine sets a per-thread count of decode threads, and only the
+// team for each, which made decode much slower than one thread on 2-vCPU machines
+// (bench/RESULTS.md). Instead the engine sets a per-thread count of decode threads, and only the
 // heavy parts of a step split their work over the persistent pool of core/parallel.h: the
 // routed and shared experts of a MoE layer (policy/expert_kernels.h), the fused MLA
 // attention (policy/mla_decode.h) and the linear layers through decode_linear (attention

@@ -24,9 +24,8 @@ R1KIT_AVX2 inline float hsum(__m256 v) {
 
 // Floats ahead of the current weight element to prefetch (4 KiB). At decode the weights
 // stream from memory (a step touches nearly every expert once), and without prefetching
-// the loads wait on memory and the FMAs on the loads, one after the other: 6 rows of all
-// of `small`'s experts took 25-31 ms with it off and 21-24 ms with it on (bench/RESULTS.md,
-// "Session 10").
+// the loads wait on memory and the FMAs on the loads, one after the other (the timings with
+// and without it are in bench/RESULTS.md).
 constexpr int64_t kPrefetch = 1024;
 
 // For R rows of x ([R, K], row stride K): a[r] = x[r] . wa and b[r] = x[r] . wb. Each

@@ -21,7 +21,7 @@
 namespace r1kit::policy {
 
 // Rows at or below which the kernels beat OpenBLAS sgemm on an expert of the `small`
-// preset (bench/RESULTS.md, "Session 7").
+// preset (the per-row timings are in bench/RESULTS.md).
 inline constexpr int64_t kSmallRowsMax = 16;
 
 // Rows up to which MoE's inference path, when it has several threads, runs an expert

@@ -3,9 +3,10 @@
 // in chunks of rows, and the backward pass recomputes each chunk's logits instead of
 // keeping them (a custom autograd function). Peak extra memory is chunk x V floats.
 //
-// Convention (shared with the rollout engine, issue 4): log p(token) under
-// softmax(logits / temperature) over the full vocabulary, computed in fp32; top-k/top-p
-// truncation is NOT applied. Entropy is of the same tempered distribution.
+// Convention (shared with the rollout engine; docs/rollout.md, "The log-prob convention"):
+// log p(token) under softmax(logits / temperature) over the full vocabulary, computed in
+// fp32; top-k/top-p truncation is NOT applied. Entropy is of the same tempered
+// distribution.
 #pragma once
 
 #include <torch/torch.h>

@@ -1,13 +1,14 @@
 // Absorbed MLA attention at decode, fused, for CPUs with AVX-512.
 //
-// At decode every row has one query token. On the absorbed path (reference §1.2) each head
-// scores that token against the row's latent cache and RoPE keys, and sums the latents by
-// the softmax weights. As LibTorch ops that is a batch of tiny matrix products per row
-// (8 heads x a few hundred positions for `small`), where OpenBLAS spends its time packing;
-// with the masked_fill, softmax and the copies between them it took about a third of a
-// batch-64 decode step of `small` (bench/RESULTS.md, "Session 10"). This kernel does the
-// scores, the softmax and the weighted sum of one row in one pass over its cache (which
-// then stays in cache) and spreads the rows over the pool of core/parallel.h.
+// At decode every row has one query token. On the absorbed path (DeepSeek-V2 §2.1.2, W_UK
+// folded into the query; docs/model.md, "MLA") each head scores that token against the
+// row's latent cache and RoPE keys, and sums the latents by the softmax weights. As
+// LibTorch ops that is a batch of tiny matrix products per row (8 heads x a few hundred
+// positions for `small`), where OpenBLAS spends its time packing; with the masked_fill,
+// softmax and the copies between them it was a large share of a batch-64 decode step of
+// `small` (bench/RESULTS.md). This kernel does the scores, the softmax and the weighted
+// sum of one row in one pass over its cache (which then stays in cache) and spreads the
+// rows over the pool of core/parallel.h.
 //
 // Inference only (no autograd); fp32 on the CPU. Results equal the LibTorch path's up to
 // the order of summation (tests/policy/mla_decode_test.cpp). Thread-safety: pure

@@ -22,7 +22,7 @@ torch::Tensor run_linear(torch::nn::Linear& l, const torch::Tensor& x) {
   return decode_linear(x, l->weight, l->bias);
 }
 
-// YaRN mscale: 0.1 * m * ln(s) + 1 (reference §7).
+// YaRN mscale: 0.1 * m * ln(s) + 1 (YaRN, Peng et al. 2023; docs/model.md, "RoPE and YaRN").
 double yarn_m(double factor, double m) {
   return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
 }
@@ -108,7 +108,8 @@ Rotary::Rotary(const ModelArgs& a, int64_t rot_dim) : interleave_(a.rope_interle
   const int64_t half = rot_dim / 2;
   std::vector<float> freq(half);
   const double base = a.rope_theta;
-  // Correction range (reference §7): dims whose wavelength fits the original context
+  // Correction range (YaRN's "NTK-by-parts" ramp, as DeepSeek-V3 inference/model.py computes
+  // it; docs/model.md, "RoPE and YaRN"): dims whose wavelength fits the original context
   // keep their frequency; the rest are divided by the factor, with a linear ramp.
   double low = 0, high = 0;
   const bool yarn = a.rope_factor > 1.0;
@@ -212,7 +213,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     auto p = softmax_f32(scores, v);
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   } else {
-    // Absorbed (reference §1.2): q_lat = q_nope W_UK, scores against the latent itself.
+    // Absorbed (DeepSeek-V2 §2.1.2): q_lat = q_nope W_UK, scores against the latent itself.
     // Written as plain bmm's so that neither the per-head weights (over B) nor the
     // latent cache (over H) is ever expanded and copied.
     auto w = kv_b_proj->weight.view({H, dn + dv, dc});
@@ -350,7 +351,7 @@ Routing GateImpl::forward(const torch::Tensor& x) {
   r.indices = std::get<1>(s.topk(K, -1));
   r.scores = scores;
   // Combine weights: gathered from the unbiased scores (the bias only selects), then
-  // normalised and scaled (reference §2.2). Differentiable through the scores.
+  // normalised and scaled (docs/model.md, "The gate"). Differentiable through the scores.
   auto w = scores.gather(1, r.indices);  // [N, K]
   if (args_.norm_topk_prob && K > 1) {
     w = w / (w.sum(-1, /*keepdim=*/true) + 1e-20);

@@ -1,11 +1,12 @@
 // The policy: a DeepSeek-V2/V3 transformer (MLA attention, MoE feed-forward, MTP
 // heads), and the dense GQA variant used for Qwen2/Llama-style students.
 //
-// Follows DeepSeek-V3 inference/model.py and reference/architecture.md: one module per
-// concept of the paper, ordered small to large (RMSNorm, RoPE, MLA, GQA, MLP, Gate,
-// MoE, DecoderLayer, MTPLayer, Transformer). Module member names are the Hugging Face
-// checkpoint keys (q_a_proj, kv_b_proj, mlp.experts.3.up_proj, ...), so the parameter
-// list of a model is its checkpoint. What it does differently from the reference:
+// Follows DeepSeek-V3 inference/model.py and the DeepSeek-V2/V3 papers (docs/model.md):
+// one module per concept of the paper, ordered small to large (RMSNorm, RoPE, MLA, GQA,
+// MLP, Gate, MoE, DecoderLayer, MTPLayer, Transformer). Module member names are the
+// Hugging Face checkpoint keys (q_a_proj, kv_b_proj, mlp.experts.3.up_proj, ...), so the
+// parameter list of a model is its checkpoint. What it does differently from DeepSeek-V3's
+// inference code:
 //   - it trains: MoE balancing (the auxiliary-loss-free bias update, and the
 //     sequence-wise auxiliary loss) and the MTP loss live here;
 //   - the naive and absorbed MLA paths share one cache format (the normalised KV
@@ -92,8 +93,8 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
-// Rotary embedding with YaRN (reference §7). Angles are computed from positions on the
-// fly, so there is no table length limit.
+// Rotary embedding with YaRN (docs/model.md, "RoPE and YaRN"). Angles are computed from
+// positions on the fly, so there is no table length limit.
 class Rotary {
  public:
   Rotary() = default;
@@ -108,7 +109,7 @@ class Rotary {
   bool interleave_ = true;  // rotate pairs (2i, 2i+1) or halves (i, i + rot_dim/2)
 };
 
-// Multi-head Latent Attention (reference §1).
+// Multi-head Latent Attention (DeepSeek-V2 §2.1, DeepSeek-V3 §2.1.1).
 class MLAImpl : public torch::nn::Module {
  public:
   explicit MLAImpl(const ModelArgs& args);
@@ -182,7 +183,7 @@ struct Routing {
   torch::Tensor scores;   // [N, E] float32 affinities before the bias (softmax or sigmoid)
 };
 
-// The MoE router (reference §2.2).
+// The MoE router (DeepSeek-V3 §2.1.2; docs/model.md, "The gate").
 class GateImpl : public torch::nn::Module {
  public:
   explicit GateImpl(const ModelArgs& args);
@@ -238,7 +239,7 @@ class DecoderLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderLayer);
 
-// One multi-token-prediction depth (reference §3): h' = eh_proj([enorm(emb); hnorm(h)]),
+// One multi-token-prediction depth (DeepSeek-V3 §2.2): h' = eh_proj([enorm(emb); hnorm(h)]),
 // then a decoder block; logits through the shared head after shared_head.norm.
 class MTPLayerImpl : public torch::nn::Module {
  public:
@@ -259,7 +260,7 @@ class TransformerImpl : public torch::nn::Module {
   // ids: [B, T] int64.
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});
 
-  // MTP loss (reference §3): sum over depths k of the cross-entropy of predicting
+  // MTP loss (DeepSeek-V3 §2.2): sum over depths k of the cross-entropy of predicting
   // ids[t+k+1] from depth k, times mtp_lambda / D, plus the MTP blocks' balance loss. `last_hidden`
   // is forward()'s last_hidden; `loss_mask` [B, T] (optional) marks target tokens that count.
   torch::Tensor mtp_loss(const torch::Tensor& ids, const torch::Tensor& last_hidden,

@@ -1,9 +1,10 @@
 // ModelArgs: every hyper-parameter of the policy, its presets, and the mapping to and
 // from a Hugging Face config.json (DeepSeek-V2/V3, Qwen2, Llama).
 //
-// Follows DeepSeek-V3 inference/model.py's ModelArgs (reference/architecture.md §4),
-// extended with GQA attention for dense students. Unlike the reference code, nothing
-// is guessed from tensor shapes: a checkpoint's config.json is the only source.
+// Follows DeepSeek-V3 inference/model.py's ModelArgs and its configs (docs/model.md,
+// "ModelArgs"), extended with GQA attention for dense students. Unlike the reference
+// code, nothing is guessed from tensor shapes: a checkpoint's config.json is the only
+// source.
 #pragma once
 
 #include <cstdint>
@@ -41,19 +42,19 @@ struct ModelArgs {
 
   // ---- attention ----
   AttentionKind attention = AttentionKind::kMLA;
-  // MLA (reference §1). q_lora_rank 0 means a direct query projection (V2-Lite).
+  // MLA (DeepSeek-V2 §2.1). q_lora_rank 0 means a direct query projection (V2-Lite).
   int64_t q_lora_rank = 0;        // d_q
   int64_t kv_lora_rank = 32;      // d_c, the cached KV latent
   int64_t qk_nope_head_dim = 16;  // d_n, per-head query/key part without RoPE
   int64_t qk_rope_head_dim = 8;   // d_r, decoupled RoPE part (one shared key head)
   int64_t v_head_dim = 16;        // d_v
-  // GQA (reference §5.2).
+  // GQA (Qwen2/Llama; docs/model.md, "GQA (students)").
   int64_t n_kv_heads = 4;  // KV heads; n_heads % n_kv_heads == 0
   int64_t head_dim = 16;   // D per head
   bool qkv_bias = false;   // Qwen2: bias on q/k/v
   bool o_bias = false;     // Llama attention_bias=true puts a bias on o_proj as well
 
-  // ---- RoPE / YaRN (reference §7) ----
+  // ---- RoPE / YaRN (YaRN, Peng et al. 2023; docs/model.md, "RoPE and YaRN") ----
   double rope_theta = 10000.0;
   bool rope_interleave = true;  // DeepSeek rotates pairs (2i,2i+1); Qwen2/Llama rotate halves
   double rope_factor = 1.0;     // YaRN scaling factor s; <= 1 disables YaRN
@@ -63,7 +64,7 @@ struct ModelArgs {
   double mscale = 1.0;          // YaRN mscale (cos/sin get m(mscale)/m(mscale_all_dim))
   double mscale_all_dim = 0.0;  // attention scale gets m(mscale_all_dim)^2 when non-zero
 
-  // ---- MoE (reference §2). n_routed_experts == 0 makes every layer dense. ----
+  // ---- MoE (DeepSeek-V3 §2.1.2). n_routed_experts == 0 makes every layer dense. ----
   int64_t n_routed_experts = 4;     // N_r
   int64_t n_shared_experts = 1;     // one fused shared MLP of width n_shared * moe_inter_dim
   int64_t n_activated_experts = 2;  // top-k per token
@@ -82,14 +83,15 @@ struct ModelArgs {
   double bias_update_gamma = 1e-3;  // aux-loss-free bias step per optimizer step (0 = off)
   double aux_loss_alpha = 1e-4;     // sequence-wise balance loss weight (0 = off)
 
-  // ---- Multi-token prediction (reference §3) ----
+  // ---- Multi-token prediction (DeepSeek-V3 §2.2) ----
   int64_t n_mtp_layers = 0;  // D extra depths; 0 = off
   double mtp_lambda = 0.3;   // weight of the MTP loss
 
   // Derived sizes.
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool is_moe_layer(int64_t layer) const { return n_routed_experts > 0 && layer >= n_dense_layers; }
-  // Softmax scale of attention, including YaRN's mscale^2 (reference §1.3, HF rule).
+  // Softmax scale of attention, including YaRN's mscale^2 (HF DeepSeek rule; docs/model.md,
+  // "MLA").
   double softmax_scale() const;
   // Bytes of KV cache per token for `bytes_per_elem`-byte elements: MLA caches the latent
   // and the RoPE key (d_c + d_r) per layer; GQA caches k and v per KV head.

@@ -1,8 +1,9 @@
 // code_execution: runs the completion's last ```python block against stdin/stdout tests
 // in a sandboxed child process, and scores the fraction of tests passed.
 //
-// Follows open-r1's code_reward (last ```python block, one run per test, passed/total)
-// and reference/rewards.md §7-§8 for the sandbox.
+// Follows open-r1's code_reward (last ```python block, one run per test, passed/total);
+// the sandbox gives every test a wall-clock limit in a killable child, rlimits on memory
+// and processes, and no network (docs/rewards.md, "code_execution").
 // Different on purpose:
 // - Output must match on every line with equal line counts (open-r1's zip() let
 //   missing or extra lines pass); lines are compared after stripping surrounding
@@ -34,7 +35,7 @@
 namespace r1kit::reward {
 
 struct CodeExecutionOptions {
-  std::string python = "/usr/bin/python3";  // interpreter (Debian's; see DESIGN.md)
+  std::string python = "/usr/bin/python3";  // interpreter (Debian's, by absolute path)
   double timeout_s = 5.0;                   // wall-clock limit per test
   int64_t cpu_s = 5;                        // RLIMIT_CPU per test, seconds
   int64_t memory_mb = 512;                  // RLIMIT_AS per test

@@ -1,10 +1,11 @@
 // Exact arithmetic for answer checking: bounded rationals and sums of π^k·√s terms.
 //
 // The math verifier and the countdown checker decide equality exactly, never by float
-// rounding (Math-Verify's numeric_precision gave the false positive 1/2004! == 1/2006!,
-// reference/rewards.md §3a). Numbers live in __int128 with every operation checked:
-// overflow is an error value (the caller answers "not equal"), never undefined
-// behaviour, so hostile answers such as 10^100000 or 1e999999 cost nothing.
+// rounding (Math-Verify's numeric_precision gave the false positive 1/2004! == 1/2006!;
+// docs/rewards.md, "Where other implementations go wrong"). Numbers live in __int128
+// with every operation checked: overflow is an error value (the caller answers "not
+// equal"), never undefined behaviour, so hostile answers such as 10^100000 or 1e999999
+// cost nothing.
 //
 // ExactValue is a sum of terms c·π^k·√s (c rational, k a small integer, s a square-free
 // positive integer), enough for answers like 3\sqrt{2}, \frac{\pi}{4}, 2+\sqrt{3}.

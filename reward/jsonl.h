@@ -1,6 +1,6 @@
-// JSON-lines records for `r1kit reward score` and `r1kit task generate` (issue 3, item
-// 12): the conversions the CLI in apps/ needs, kept here so they are tested with the
-// rewards.
+// JSON-lines records for `r1kit reward score` and `r1kit task generate` (docs/rewards.md,
+// "Command line"): the conversions the CLI in apps/ needs, kept here so they are tested
+// with the rewards.
 //
 // Input record:  {"prompt": "...", "completion": "...", "completion_ids": [..],
 //                 "answer": "...", any other metadata field ...}

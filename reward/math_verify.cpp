@@ -507,7 +507,7 @@ class ExprParser {
       }
       std::optional<ExactValue> arg;
       if (peek() == '(') {
-        arg = atom(depth + 1);  // \sqrt(2): the reading Math-Verify #41 missed
+        arg = atom(depth + 1);  // \sqrt(2): the reading Math-Verify missed
       } else {
         arg = group(depth + 1);
       }

@@ -1,11 +1,12 @@
 // Math answer extraction, normalisation and exact equivalence, for math_accuracy.
 //
-// Follows reference/rewards.md: extraction in the order <answer> tag, last \boxed{}
-// (hendrycks last_boxed_only_string, brace-matched), "final answer is" (Math-Verify's
-// priority-0/50 anchors), GSM8K "####" (verl gsm8k.py); normalisation from hendrycks
-// strip_string and Math-Verify's NormalizationConfig (units, \left/\right, \dfrac,
-// thousands separators, trailing period, degrees, percent); equivalence as in
-// Math-Verify's verify(gold, pred) with gold first and asymmetric roles.
+// Follows Math-Verify, hendrycks MATH and verl's scorers (docs/rewards.md,
+// "math_accuracy"): extraction in the order <answer> tag, last \boxed{} (hendrycks
+// last_boxed_only_string, brace-matched), "final answer is" (Math-Verify's priority-0/50
+// anchors), GSM8K "####" (verl gsm8k.py); normalisation from hendrycks strip_string and
+// Math-Verify's NormalizationConfig (units, \left/\right, \dfrac, thousands separators,
+// trailing period, degrees, percent); equivalence as in Math-Verify's verify(gold, pred)
+// with gold first and asymmetric roles.
 // Different on purpose:
 // - Numbers are compared exactly (reward/exact.h), never rounded: 1/2004! != 1/2006!,
 //   0.25 == \frac14, 10.0 == 10, 72. == 72 (verl's string compare gets these wrong).
@@ -15,7 +16,8 @@
 //   values) are a hedge and score 0 (Math-Verify's boxed="all"
 //   turns them into a set; we reject them outright). No whole-text fallback, no
 //   substring matches, an empty answer never matches.
-// - `4\sqrt(2)` reads as 4·√2 (Math-Verify #41 read it as 4), `\text{13}` as 13 (#37).
+// - `4\sqrt(2)` reads as 4·√2 (Math-Verify read it as 4), `\text{13}` as 13 (Math-Verify
+//   before 0.8.0 did not); docs/rewards.md, "Where other implementations go wrong".
 //
 // Thread-safety: pure functions.
 #pragma once

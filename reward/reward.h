@@ -2,15 +2,16 @@
 //
 // Follows DeepSeek-R1 §2.2.2 (rule-based accuracy + format rewards, summed) and the
 // reward-function registries of open-r1 (`REWARD_FUNCS_REGISTRY`) and verl
-// (`default_compute_score`), per reference/rewards.md.
+// (`default_compute_score`); docs/rewards.md.
 // Different on purpose:
 // - A Reward scores a whole group (the G completions of one prompt) at once, so group
 //   rewards (Kimi's length reward) see exactly one prompt's samples, never a batch that
 //   spans several prompts as in open-r1's len_reward.
 // - NaN means "cannot judge" (missing ground truth, a dead plug-in): it is excluded from
-//   statistics, never silently 0 or 1 (open-r1 #293 gave unparseable gold 1.0).
+//   statistics, never silently 0 or 1 (open-r1's accuracy reward once gave unparseable
+//   gold 1.0).
 // - Rewards never throw and never hang on model output; hostile text scores, it does
-//   not crash (STYLE.md).
+//   not crash (docs/rewards.md, "The interface").
 // - Built-in rewards are registered explicitly (a static library drops self-registering
 //   objects nobody references); R1KIT_REGISTER_REWARD is for the user's own binaries.
 //

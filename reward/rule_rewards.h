@@ -1,9 +1,9 @@
 // The built-in rule rewards: format, tag_count, math_accuracy and the procedural-task
 // checkers (countdown, arithmetic, knights_knaves).
 //
-// Follows reference/rewards.md §2 (R1 format reward, open-r1 format/tag_count,
-// Logic-RL structure check), §3 (math accuracy), §6 (TinyZero countdown/multiply,
-// Logic-RL knights-and-knaves).
+// Follows the format reward of DeepSeek-R1 §2.2.2, open-r1's format/tag_count and
+// Logic-RL's structure check; math accuracy as in reward/math_verify.h; TinyZero's
+// countdown/multiply and Logic-RL's knights-and-knaves scorers (docs/rewards.md).
 // Different on purpose:
 // - format matches the whole completion (open-r1's MULTILINE `$` let trailing junk and
 //   duplicated blocks through) and accepts any whitespace between the tags, since the

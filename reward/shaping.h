@@ -1,14 +1,15 @@
 // Shaping rewards: length (DAPO soft overlong, cosine, Kimi), repetition, language
 // consistency.
 //
-// Follows reference/rewards.md §5: DAPO Eq. 13 (soft overlong punishment, in tokens),
+// Follows DAPO §3.4, Eq. 13 (soft overlong punishment, in tokens),
 // Demystify-Long-CoT's cosine reward as in open-r1 get_cosine_scaled_reward, Kimi 1.5's
 // length reward (len_reward), open-r1's repetition penalty, and DeepSeek-R1 §2.3.2's
 // language-consistency reward (share of target-language words in the CoT).
 // Different on purpose:
-// - Lengths are tokens (Sample::completion_ids), not characters (ms-swift #3353).
-// - Cosine clamps progress to [0, 1], so it stays monotonic past max_length
-//   (open-r1 #312).
+// - Lengths are tokens (Sample::completion_ids), not characters (ms-swift mixed the two
+//   up; docs/rewards.md, "Where other implementations go wrong").
+// - Cosine clamps progress to [0, 1], so it stays monotonic past max_length (open-r1's
+//   cosine reward does not clamp it and rises again past max_length).
 // - Kimi's min/max are taken over the group (one prompt's samples), as in the paper;
 //   open-r1 takes them over everything passed to the call.
 // - Correctness for cosine/Kimi comes from an inner reward built by name from the

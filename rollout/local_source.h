@@ -2,8 +2,8 @@
 // It owns an Engine over its own copy of the policy and applies weight updates to that
 // copy under the same lock as generation.
 //
-// Follows DESIGN.md "One GRPO step, as data" (step 6: "shared tensors for the
-// in-process source"). It copies instead of sharing the trainer's tensors: the trainer
+// The GRPO loop hands it the new weights after every step (docs/grpo-training.md, "One
+// step", step 6). It copies them instead of sharing the trainer's tensors: the trainer
 // keeps training (its parameters change in place during the optimizer step) while the
 // source still generates with the version it was given, and the rollout model may use
 // another dtype (bf16) than the trainer's master weights.

@@ -1,7 +1,7 @@
 // RolloutSource: where a trainer gets groups of sampled completions from, and where it
 // sends new weights. Two implementations: the in-process engine (the embedded
 // default, no server) and a pool of gRPC rollout workers. Trainers (sft/, grpo/) see
-// only this interface and never include gRPC headers (DESIGN.md).
+// only this interface and never include gRPC headers (docs/protocol.md).
 //
 // Log-prob convention (shared with policy/logprobs.h and proto/rollout.proto): the
 // log-prob of a sampled token is log softmax(logits / temperature) over the FULL

@@ -4,9 +4,9 @@
 // policy::save_model (config.json, model.safetensors, tokenizer.model), plus
 // optimizer.safetensors (AdamW moments and step counts) and trainer_state.json
 // ({"step", "recipe", ...trainer-specific state}). It is written into a temporary
-// sibling and renamed into place (DESIGN.md, "Checkpoints"), so a crash leaves either
-// the old set of checkpoints or the new one, never a half-written directory; the
-// newest complete one is where a rerun resumes.
+// sibling and renamed into place (docs/design.md, "Files are written atomically"), so a
+// crash leaves either the old set of checkpoints or the new one, never a half-written
+// directory; the newest complete one is where a rerun resumes.
 #pragma once
 
 #include <torch/torch.h>

@@ -29,8 +29,10 @@
 
 namespace r1kit::train {
 
-// Sets LibTorch's intra-op threads from dist.threads (0 keeps LibTorch's default) and
-// creates the run directory. The first call of every trainer.
+// Sets LibTorch's intra-op threads from dist.threads (0 keeps LibTorch's default; on a
+// 2-vCPU machine one thread is fastest, as a second makes the many small ops of a training
+// step slower: bench/RESULTS.md) and creates the run directory. The first call of every
+// trainer.
 Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint);
 
 // A loaded tokenizer and the file it came from (copied into every checkpoint).

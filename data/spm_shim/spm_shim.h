@@ -2,9 +2,10 @@
  *
  * Why a shim: Debian 12's libsentencepiece bundles and exports its own protobuf-lite
  * (3.14), while LibTorch and gRPC link libprotobuf 3.21; linked into one binary they
- * collide (DESIGN.md, "Known traps"). So libr1kit_spm.so alone links sentencepiece,
- * hides every symbol but the functions below, and data/tokenizer.cpp loads it with
- * dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND). Nothing else may link sentencepiece.
+ * collide (docs/design.md, "SentencePiece: the shim and its two traps"). So
+ * libr1kit_spm.so alone links sentencepiece, hides every symbol but the functions below,
+ * and data/tokenizer.cpp loads it with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND).
+ * Nothing else may link sentencepiece.
  *
  * Conventions:
  * - Functions returning int return 0 on success and -1 on error unless said otherwise;

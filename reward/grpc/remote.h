@@ -6,9 +6,9 @@
 //     - {name: remote, weight: 1.0, address: "127.0.0.1:50061", deadline_ms: 5000,
 //        token_file: /etc/r1kit/reward.token, reward: exact_match}
 //
-// Follows the plug-in item 11 and the rollout client's conventions
-// (rollout/grpc/grpc_source.h): a deadline on every call, the bearer token sent as the
-// `authorization: Bearer <token>` metadata.
+// Follows the rollout client's conventions (rollout/grpc/grpc_source.h): a deadline on
+// every call, the bearer token sent as the `authorization: Bearer <token>` metadata
+// (docs/rewards.md, "In another language: a remote RewardService").
 // Different on purpose:
 // - A failed call never throws and never blocks past deadline_ms: a timeout, any
 //   error status (UNAUTHENTICATED included), an unreachable server or a response with
@@ -22,8 +22,8 @@
 //
 // This is the only reward that links gRPC. It lives in its own library
 // (r1kit_reward_grpc) so r1kit_reward stays free of gRPC/protobuf; a binary that wants
-// it calls register_remote_reward() (the r1kit CLI does, at start). DESIGN.md's
-// SentencePiece rule holds: this library never links sentencepiece.
+// it calls register_remote_reward() (the r1kit CLI does, at start). The SentencePiece
+// rule of docs/design.md holds: this library never links sentencepiece.
 //
 // Thread-safety: score() may be called from several threads at once (gRPC stubs and
 // channels are thread-safe; the counters are atomic).

@@ -4,8 +4,8 @@
 //
 // Chosen for speed: SSE4.2 (every x86-64 CPU since 2008) and ARMv8 have an instruction
 // for it; run over three streams at once it checks several GB/s, so checking a model
-// costs a few percent of sending it (the byte-at-a-time FNV-1a 64 used before ran at
-// ~0.7 GB/s and took more than half of an update's time). It guards against
+// costs a few percent of sending it (the byte-at-a-time FNV-1a 64 used before took more
+// than half of an update's time; bench/RESULTS.md). It guards against
 // corruption and protocol bugs, not against an attacker (the bearer token and TLS do
 // that).
 //

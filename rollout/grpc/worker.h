@@ -2,16 +2,16 @@
 // UpdateWeights, Info, and the standard grpc.health.v1 Health service. This is what
 // `r1kit rollout-worker` runs around the in-process engine; tests run it around fakes.
 //
-// Design (gRPC callback API, STYLE.md): reactions never block. A Generate is checked
-// (token, limits) on the gRPC thread, then queued for one of `engine_threads` engine
-// threads, which call RolloutSource::generate; every finished group is handed back to
-// the stream's reactor and written as soon as the previous write is done. An
-// UpdateWeights stream is read as raw messages: each chunk's data is copied once, from
-// gRPC's buffers straight into its staging tensor, and checksummed (CRC-32C) as it is
-// copied, on the gRPC thread (at most 4 MiB); once the stream ended, a control thread
-// verifies coverage and checksums and calls RolloutSource::update_weights, which the
-// source makes atomic with respect to generation. Health is NOT_SERVING from the first chunk
-// of an update until it is applied or dropped, and after shutdown() starts.
+// Design (gRPC's callback API, as in its route_guide example): reactions never block. A
+// Generate is checked (token, limits) on the gRPC thread, then queued for one of
+// `engine_threads` engine threads, which call RolloutSource::generate; every finished
+// group is handed back to the stream's reactor and written as soon as the previous write
+// is done. An UpdateWeights stream is read as raw messages: each chunk's data is copied
+// once, from gRPC's buffers straight into its staging tensor, and checksummed (CRC-32C)
+// as it is copied, on the gRPC thread (at most 4 MiB); once the stream ended, a control
+// thread verifies coverage and checksums and calls RolloutSource::update_weights, which
+// the source makes atomic with respect to generation. Health is NOT_SERVING from the
+// first chunk of an update until it is applied or dropped, and after shutdown() starts.
 //
 // Security: binds 127.0.0.1 unless told otherwise; with a token, every Rollout RPC
 // needs `authorization: Bearer <token>` (compared in constant time), else

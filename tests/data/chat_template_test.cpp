@@ -7,7 +7,7 @@
 namespace r1kit::data {
 namespace {
 
-// Typed out from reference/rewards.md §1 (DeepSeek-R1 Table 1), not built from
+// Typed out from DeepSeek-R1 Table 1 (§2.2.3), not built from
 // kR1ZeroPreamble, so that a change to the constant shows up here.
 constexpr const char* kR1ZeroPrompt =
     "A conversation between User and Assistant. The user asks a question, and the Assistant "

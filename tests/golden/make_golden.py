@@ -3,8 +3,11 @@
 
 Run with Debian's interpreter (torch 1.13 + numpy):  /usr/bin/python3 tests/golden/make_golden.py
 
-Written from /work/shared/reference/architecture.md (cited as "§n"), NOT from the
-r1kit C++ code, so it can check that code independently.  Writes, for each model,
+Written from the DeepSeek-V2/V3 papers and the public reference code: DeepSeek-V3's
+inference/model.py ([DS3]), the Hugging Face DeepSeek-V2 modeling_deepseek.py ([HFV2]),
+transformers' Qwen2/Llama modeling files and the safetensors format (docs/model.md
+summarises all of them); NOT from the r1kit C++ code, so it can check that code
+independently.  Writes, for each model,
 tests/testdata/golden/<name>/{config.json, model.safetensors, expected.json}.
 Weights are stored as float32; all maths here runs in float64 on those exact fp32 values.
 
@@ -13,23 +16,27 @@ Conventions implemented (also written into each expected.json "notes"):
   * RMSNorm: x * rsqrt(mean(x^2) + eps) * weight.
   * Pre-norm blocks: h += attn(input_layernorm(h)); h += mlp(post_attention_layernorm(h));
     logits = lm_head(model.norm(h))  (tied models: logits = model.norm(h) @ embed_tokens^T).
-  * DeepSeek RoPE (§5.3, §7): interleaved pairs (2i, 2i+1) of the d_r rope slice rotated by
-    pos*freq_i (== HF's view/transpose + rotate_half; the q.k products are identical).
+  * DeepSeek RoPE (DeepSeek-V2 §2.1.3, [DS3]): interleaved pairs (2i, 2i+1) of the d_r rope
+    slice rotated by pos*freq_i (== HF's view/transpose + rotate_half; the q.k products are
+    identical).
     Qwen2/Llama RoPE: half-split rotate_half, pair (i, i+hd/2), over the full head_dim.
-  * YaRN (§7, HF behaviour): applied whenever rope_scaling is present; correction range from
+  * YaRN ([HFV2] behaviour): applied whenever rope_scaling is present; correction range from
     original_max_position_embeddings; cos/sin scaled by m(mscale)/m(mscale_all_dim);
-    m(s) = 0.1*s*ln(factor)+1.  Softmax scale = d_qk^-0.5 * m(mscale_all_dim)^2 (§1.3 HF).
-  * MLA (§1.2) naive path; the absorbed path is also computed and asserted equal (1e-10).
-  * MoE gate (§2.2): V3 = sigmoid, s = scores + e_score_correction_bias (selection only),
-    group score = sum of top-2 of s, keep topk_group groups, others -inf, top-k on masked s,
-    w = scores[idx] / sum * routed_scaling_factor.  V2 (HFV2 rule) = softmax, greedy top-k,
+    m(s) = 0.1*s*ln(factor)+1.  Softmax scale = d_qk^-0.5 * m(mscale_all_dim)^2 ([HFV2] rule).
+  * MLA (DeepSeek-V2 §2.1) naive path; the absorbed path is also computed and asserted
+    equal (1e-10).
+  * MoE gate (DeepSeek-V3 §2.1.2, [DS3] Gate): V3 = sigmoid, s = scores +
+    e_score_correction_bias (selection only), group score = sum of top-2 of s, keep
+    topk_group groups, others -inf, top-k on masked s, w = scores[idx] / sum *
+    routed_scaling_factor.  V2 (HFV2 rule) = softmax, greedy top-k,
     norm_topk_prob false => w = scores[idx] * routed_scaling_factor.
     Experts/shared/dense MLP: down(silu(gate(x)) * up(x)); shared inter = n_shared*moe_inter.
-  * MTP (§3, depth 1): for i in 0..T-2, h'_i = eh_proj(cat[enorm(embed(t_{i+1})), hnorm(h_i)])
-    (embedding half first, as vLLM/SGLang), h_i = main model's last hidden state BEFORE
-    model.norm; the MTP decoder block (layer index num_hidden_layers, MoE) runs causally over
-    h'_{0..T-2} with rope positions 0..T-2; mtp_logits_i = shared_head.head(shared_head.norm(.))
-    predicts t_{i+2}.  T-1 rows.
+  * MTP (DeepSeek-V3 §2.2, depth 1): for i in 0..T-2,
+    h'_i = eh_proj(cat[enorm(embed(t_{i+1})), hnorm(h_i)]) (embedding half first, as
+    vLLM/SGLang), h_i = main model's last hidden state BEFORE model.norm; the MTP decoder
+    block (layer index num_hidden_layers, MoE) runs causally over h'_{0..T-2} with rope
+    positions 0..T-2; mtp_logits_i = shared_head.head(shared_head.norm(.)) predicts t_{i+2}.
+    T-1 rows.
 """
 import json
 import math
@@ -43,7 +50,7 @@ DT = torch.float64
 OUT_DIR = Path(__file__).resolve().parents[1] / "testdata" / "golden"
 
 
-# ----------------------------------------------------------------------------- safetensors (§6)
+# ----------------------------------------------------------------------------- safetensors format
 def write_safetensors(path, tensors):
     """8-byte LE header length, JSON header (dtype/shape/data_offsets), spaces to a multiple of 8."""
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
@@ -116,7 +123,7 @@ def linear(x, P, name):
 
 
 def swiglu(x, P, prefix):
-    """down(silu(gate(x)) * up(x))  (§2.1)."""
+    """down(silu(gate(x)) * up(x))  (SwiGLU experts, [DS3] Expert)."""
     return linear(F.silu(linear(x, P, prefix + "gate_proj")) * linear(x, P, prefix + "up_proj"),
                   P, prefix + "down_proj")
 
@@ -128,7 +135,7 @@ def causal_softmax(scores):
     return torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
 
 
-# ----------------------------------------------------------------------------- RoPE / YaRN (§7)
+# ----------------------------------------------------------------------------- RoPE / YaRN
 def yarn_m(factor, mscale):
     return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
 
@@ -172,9 +179,9 @@ def rope_half(x, freqs):
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
-# ----------------------------------------------------------------------------- MLA (§1)
+# ----------------------------------------------------------------------------- MLA
 def mla_softmax_scale(cfg):
-    """§1.3 HF: d_qk^-0.5 * m(mscale_all_dim)^2 when rope_scaling has a non-zero mscale_all_dim."""
+    """[HFV2]: d_qk^-0.5 * m(mscale_all_dim)^2 when rope_scaling has a non-zero mscale_all_dim."""
     scale = (cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]) ** -0.5
     rs = cfg.get("rope_scaling")
     if rs and rs.get("mscale_all_dim"):
@@ -183,7 +190,7 @@ def mla_softmax_scale(cfg):
 
 
 def mla_attention(x, P, p, cfg):
-    """x [T, d] -> [T, d].  Naive path (returned) and absorbed path (asserted equal), §1.2."""
+    """x [T, d] -> [T, d].  Naive path (returned) and absorbed path (asserted equal), V2 §2.1."""
     T, H = x.shape[0], cfg["num_attention_heads"]
     dn, dr, dv, dc = (cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"],
                       cfg["kv_lora_rank"])
@@ -224,7 +231,7 @@ def mla_attention(x, P, p, cfg):
     return linear(o_naive, P, p + "o_proj")
 
 
-# ----------------------------------------------------------------------------- GQA (§5.2)
+# ----------------------------------------------------------------------------- GQA (Qwen2/Llama)
 def gqa_attention(x, P, p, cfg):
     T, H, Hkv = x.shape[0], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or cfg["hidden_size"] // H
@@ -237,9 +244,9 @@ def gqa_attention(x, P, p, cfg):
     return linear((probs @ v).transpose(0, 1).reshape(T, H * hd), P, p + "o_proj")
 
 
-# ----------------------------------------------------------------------------- MoE (§2)
+# ----------------------------------------------------------------------------- MoE
 def moe_route(x, P, p, cfg, use_bias=True, use_groups=True):
-    """Returns (idx [T,k], weights [T,k], masked selection score s [T,N]).  §2.2."""
+    """Returns (idx [T,k], weights [T,k], masked selection score s [T,N]).  [DS3] Gate."""
     N, k = cfg["n_routed_experts"], cfg["num_experts_per_tok"]
     logits = linear(x, P, p + "gate")
     if cfg["scoring_func"] == "sigmoid":
@@ -303,7 +310,7 @@ def forward(cfg, P, ids, trace):
 
 
 def mtp_forward(cfg, P, ids, h_main, trace):
-    """§3, depth 1: rows i = 0..T-2 predict t_{i+2}."""
+    """DeepSeek-V3 §2.2, depth 1: rows i = 0..T-2 predict t_{i+2}."""
     L, eps = cfg["num_hidden_layers"], cfg["rms_norm_eps"]
     p = f"model.layers.{L}."
     emb = P[p + "embed_tokens.weight"][ids[1:]]
@@ -350,7 +357,7 @@ def init_deepseek(cfg, seed):
                 W.mlp(f"{m}experts.{e}.", d, cfg["moe_intermediate_size"])
             if cfg.get("n_shared_experts"):
                 W.mlp(m + "shared_experts.", d, cfg["n_shared_experts"] * cfg["moe_intermediate_size"])
-        if i >= cfg["num_hidden_layers"]:   # MTP extras; embed/head are copies (§3 checkpoint)
+        if i >= cfg["num_hidden_layers"]:   # MTP extras; embed/head are copies (as in the V3 release)
             W.norm(p + "enorm", d)
             W.norm(p + "hnorm", d)
             W.linear(p + "eh_proj", d, 2 * d)
@@ -427,7 +434,7 @@ SEEDS = {"deepseek_v3_tiny": 1234, "deepseek_v2_tiny": 2345, "qwen2_tiny": 3456,
 SEQ_LEN = 12
 
 NOTES = [
-    "Independent fp64 reference: tests/golden/make_golden.py (from shared/reference/architecture.md).",
+    "Independent fp64 reference: tests/golden/make_golden.py (from the papers and reference code).",
     "Weights stored as F32; expected values computed in float64 from those exact F32 values.",
     "Positions start at 0; causal mask; batch 1; logits for every position.",
     "RMSNorm: x*rsqrt(mean(x^2)+eps)*weight. Pre-norm blocks; logits = head(model.norm(h)).",

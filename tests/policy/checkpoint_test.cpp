@@ -346,7 +346,7 @@ TEST_F(CheckpointTest, HfNamesRoundTrip) {
     }
   }
   const ModelArgs a = nano_mtp();
-  // Hand-written cases (reference §5).
+  // Hand-written cases (docs/model.md, "Tensor names").
   EXPECT_EQ(to_hf_name("embed_tokens.weight", a), "model.embed_tokens.weight");
   EXPECT_EQ(to_hf_name("lm_head.weight", a), "lm_head.weight");
   EXPECT_EQ(to_hf_name("mtp.0.block.mlp.experts.1.up_proj.weight", a),

@@ -97,8 +97,9 @@ TEST(ModelArgsTest, HfConfigRoundTrip) {
 }
 
 TEST(ModelArgsTest, SoftmaxScaleMatchesReferenceValues) {
-  // reference §1.3: d_qk = 192, factor 40: V3 (mscale_all_dim 1.0) 0.135234,
-  // V2-Lite (0.707) 0.114721.
+  // The HF DeepSeek rule d_qk^-0.5 * m(mscale_all_dim)^2 (docs/model.md, "MLA"), worked
+  // out by hand: d_qk = 192, factor 40: V3 (mscale_all_dim 1.0) 0.135234, V2-Lite (0.707)
+  // 0.114721.
   ModelArgs a;
   a.qk_nope_head_dim = 128;
   a.qk_rope_head_dim = 64;
@@ -110,7 +111,8 @@ TEST(ModelArgsTest, SoftmaxScaleMatchesReferenceValues) {
 }
 
 TEST(ModelArgsTest, KvCacheBytesMatchReferenceTable) {
-  // reference §1.4: V3 MLA cache 70,272 B/token; V2-Lite 31,104 B; Qwen2.5-0.5B 12,288 B.
+  // (d_c + d_r) * layers * 2 bytes (DeepSeek-V2 §2.1.4), from the released configs: V3 MLA
+  // cache 70,272 B/token; V2-Lite 31,104 B; Qwen2.5-0.5B (GQA) 12,288 B.
   ModelArgs v3;
   v3.n_layers = 61;
   v3.n_heads = 128;
@@ -129,8 +131,9 @@ TEST(ModelArgsTest, KvCacheBytesMatchReferenceTable) {
 }
 
 TEST(RopeTest, YarnCorrectionRangeMatchesReference) {
-  // reference §7: dim 64, theta 1e4, L0 4096, factor 40 -> frequencies 0-9 kept,
-  // 23-31 divided by 40, 10-22 blended.
+  // DeepSeek's YaRN settings (docs/model.md, "RoPE and YaRN"), worked out by hand: dim 64,
+  // theta 1e4, L0 4096, factor 40 -> frequencies 0-9 kept, 23-31 divided by 40, 10-22
+  // blended.
   ModelArgs a;
   a.rope_factor = 40;
   a.rope_original_max_pos = 4096;

@@ -1,6 +1,6 @@
 // Table-driven tests of the math verifier and exact arithmetic: extraction, normalisation,
-// equivalence, the bugs and reward-hacking cases of reference/rewards.md §3, §4, §8,
-// and hostile inputs (huge powers, deep nesting, 1 MB answers).
+// equivalence, the bugs and reward-hacking cases of docs/rewards.md ("Where other
+// implementations go wrong"), and hostile inputs (huge powers, deep nesting, 1 MB answers).
 #include "reward/math_verify.h"
 
 #include <gtest/gtest.h>
@@ -81,7 +81,7 @@ TEST(MathVerifyTest, ExtractAnswer) {
       {"work\n#### 72\n", true, false, "72"},
       {"<answer></answer>", false, false, ""},                // empty answer tag: found nothing
       {"<answer>   </answer> \\boxed{3}", false, false, ""},  // the tag decides
-      {"no answer at all: 42", false, false, ""},             // no whole-text fallback (§8.2)
+      {"no answer at all: 42", false, false, ""},             // no whole-text fallback
       {"<answer>5", false, false, ""},                        // unclosed tag: not an answer
   };
   for (const auto& c : cases) {
@@ -140,7 +140,7 @@ struct MatchCase {
 
 TEST(MathVerifyTest, Equivalence) {
   const MatchCase cases[] = {
-      // Numbers: exact, not string equality (verl's strip_string misses these, §3c).
+      // Numbers: exact, not string equality (verl's strip_string misses these).
       {"10", "10.0", true},
       {"0.25", "\\frac14", true},
       {"0.25", "\\frac{1}{4}", true},
@@ -163,7 +163,7 @@ TEST(MathVerifyTest, Equivalence) {
       // Expressions.
       {"2\\sqrt{2}", "\\sqrt{8}", true},
       {"\\sqrt{2}/2", "\\frac{1}{\\sqrt{2}}", true},
-      {"4\\sqrt{2}", "4\\sqrt(2)", true},  // Math-Verify #41 read this as 4
+      {"4\\sqrt{2}", "4\\sqrt(2)", true},  // Math-Verify read this as 4
       {"4\\sqrt{2}", "4", false},
       {"\\sqrt{17}", "4.1231", false},
       {"\\sqrt3", "\\sqrt{3}", true},
@@ -180,7 +180,7 @@ TEST(MathVerifyTest, Equivalence) {
       {"90", "90^\\circ", true},
       {"50", "50\\%", true},
       {"5", "5 \\text{ cm}", true},
-      {"13", "\\text{13}", true},  // Math-Verify #37
+      {"13", "\\text{13}", true},  // Math-Verify before 0.8.0: not equal
       // Equations: asymmetric roles.
       {"3", "x = 3", true},
       {"3", "x=4", false},
@@ -200,7 +200,7 @@ TEST(MathVerifyTest, Equivalence) {
       {"\\{1, 2, 3\\}", "\\{3, 1, 2\\}", true},
       {"\\{1, 2, 3\\}", "\\{1, 2\\}", false},
       {"1, 2, 3", "3, 2, 1", true},
-      {"2, 3, 4", "1, 2, 3", false},  // Math-Verify #14 false positive
+      {"2, 3, 4", "1, 2, 3", false},  // a Math-Verify false positive
       {"[1, 2)", "[1, 2)", true},
       {"[1, 2)", "[1, 2]", false},
       {"[1, 2)", "(1, 2)", false},
@@ -212,7 +212,7 @@ TEST(MathVerifyTest, Equivalence) {
       {"\\text{Monday}", "Monday", true},
       {"Monday", "monday", false},
       {"(A)", "\\text{(A)}", true},
-      {"2021", "\\pm 2021", false},  // Math-Verify #14
+      {"2021", "\\pm 2021", false},  // a Math-Verify false positive
       {"1/2004!", "1/2006!", false},
       // Reward hacking: empty, substrings, hedges.
       {"3", "", false},

@@ -1,6 +1,6 @@
 // Tests of the rule rewards (format, tag_count, math_accuracy, countdown, arithmetic,
 // knights_knaves), the registry, the recipe list and the combined reward. Cases come
-// from reference/rewards.md §2, §3, §6 and §8.
+// from docs/rewards.md, including its "Where other implementations go wrong".
 #include "reward/rule_rewards.h"
 
 #include <gtest/gtest.h>
@@ -88,7 +88,7 @@ TEST(MathAccuracyRewardTest, Table) {
       {"<answer>0.5</answer>", 0.5, 1.0},
       {"<answer>\\frac{1}{2}</answer>", "0.5", 1.0},
       {"<answer>5</answer>", "4", 0.0},
-      {"<answer></answer>", "4", 0.0},   // empty answer never rewarded (Visual-RFT #176)
+      {"<answer></answer>", "4", 0.0},   // empty answer never rewarded (Visual-RFT's collapse)
       {"<answer> </answer>", " ", nan},  // blank gold: cannot judge
       {"<answer>4</answer>", nullptr, nan},
       {"The answer is \\boxed{4}.", "4", 1.0},

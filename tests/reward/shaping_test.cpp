@@ -56,7 +56,7 @@ TEST(CosineTest, ClampedAndBands) {
   EXPECT_TRUE(std::isnan(s[0]));  // text without token ids: length unknown
   EXPECT_NEAR(s[1], 0.75, 1e-12);
   EXPECT_NEAR(s[2], 0.5, 1e-12);
-  EXPECT_NEAR(s[3], 0.5, 1e-12);  // open-r1 #312: unclamped it would rise again
+  EXPECT_NEAR(s[3], 0.5, 1e-12);  // open-r1 does not clamp: it would rise again
   // wrong: -0.5 + 0.5 (-1 - -0.5)(1 + cos(pi p)): p=0.5 -> -0.75, p=10 clamped -> -0.5.
   EXPECT_TRUE(std::isnan(s[4]));
   EXPECT_NEAR(s[5], -0.75, 1e-12);

@@ -163,7 +163,7 @@ TEST(EngineTest, GreedyEqualsArgmaxOfFullForward) {
 // The engine (prefill naive, decode absorbed through the cache, ragged batch) and the
 // trainer (one naive full forward) differ only by fp32 rounding, which grows with the
 // size of the logits: within 1e-5 for logits of a few units (output layer x10, max
-// |logit| ~ 5), within 1e-4 (the bound) for a very sharp model (x40, ~20).
+// |logit| ~ 5), within 1e-4 (the required bound) for a very sharp model (x40, ~20).
 TEST(EngineTest, LogprobsEqualTheTrainersRecomputation) {
   for (auto [sharpen, tol] : {std::pair{10.0, 1e-5}, std::pair{40.0, 1e-4}}) {
     Transformer m = make_model(3, false, sharpen);
