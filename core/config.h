@@ -79,6 +79,7 @@
 // config_to_json returns a json by value; the header is in the shared PCH anyway.
 #include <nlohmann/json.hpp>
 
+#include "core/enum_names.h"
 #include "core/status.h"
 
 namespace YAML {
@@ -293,6 +294,25 @@ class RawRef final : public ValueRef {
   std::string* v_;  // YAML text of the subtree; empty = null
 };
 
+// An enum bound by name: a string to the walkers, the enum in the struct.
+template <class E>
+class EnumRef final : public ValueRef {
+ public:
+  EnumRef(E& v, std::span<const EnumName<E>> names)
+      : ValueRef(Kind::kString), v_(&v), names_(names) {}
+  Scalar get() const override {
+    return Scalar(std::in_place_type<std::string>, std::string(enum_name(*v_, names_)));
+  }
+  void set(Scalar s) override {
+    // The binder checked the name against the choices (a OneOf) before setting it.
+    if (auto* p = std::get_if<std::string>(&s)) enum_from_name(*p, names_, v_);
+  }
+
+ private:
+  E* v_;                                // the bound enum
+  std::span<const EnumName<E>> names_;  // its choices
+};
+
 template <class T>
 auto make_ref(T& v);
 template <class T>
@@ -435,6 +455,17 @@ class ConfigVisitor {
     static_assert(std::is_same_v<config_detail::LeafT<T>, std::string>,
                   "OneOf applies to string fields only");
     auto ref = config_detail::make_ref(value);
+    on_field(key, doc, ref, config_detail::FieldCheck{nullptr, &one_of});
+  }
+  // An enum, bound by the names of `names` (core/enum_names.h): the recipe spells a
+  // choice's name, a wrong one is an error listing them all.
+  template <class E, std::size_t N>
+  requires std::is_enum_v<E>
+  void field(std::string_view key, E& value, std::string_view doc, const EnumName<E> (&names)[N]) {
+    std::vector<std::string> spelled;
+    for (const auto& n : names) spelled.emplace_back(n.name);
+    const OneOf one_of(std::move(spelled));
+    config_detail::EnumRef<E> ref(value, std::span<const EnumName<E>>(names, N));
     on_field(key, doc, ref, config_detail::FieldCheck{nullptr, &one_of});
   }
   // A nested struct (a YAML map). Same as field(); reads better for sections.

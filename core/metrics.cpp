@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/metric_names.h"
 
 namespace r1kit {
 
@@ -68,7 +69,7 @@ void MetricsWriter::print(int64_t step, int64_t total, const std::map<std::strin
     auto it = values.find(k);
     if (it == values.end()) continue;
     const double v = it->second;
-    if (k == "lr")
+    if (k == metric::kLr)
       line += fmt::format(" | {} {:.2e}", k, v);
     else if (std::fabs(v) >= 1000)
       line += fmt::format(" | {} {:.0f}", k, v);

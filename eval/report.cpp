@@ -1,5 +1,7 @@
 #include "eval/report.h"
 
+#include "core/metric_names.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/metric_names.h"
 
 namespace r1kit::eval {
 namespace {
@@ -16,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kReportNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr const char* kExpertPrefix = "moe/load/layer";
+constexpr const char* kExpertPrefix = metric::kMoeLoadPrefix;
 
 // Colour-blind-friendly palette (Okabe-Ito), cycled.
 constexpr const char* kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
@@ -405,6 +408,10 @@ void add_expert_load_metrics(const std::vector<std::vector<double>>& counts,
 std::string metric_group(std::string_view key) {
   int64_t l = 0, e = 0;
   if (parse_expert_load_key(key, &l, &e)) return "";
+  // r1kit's own metrics by name (core/metric_names.h); the patterns below are for
+  // names it does not know (a plug-in reward's component, an evaluation's keys).
+  if (const std::string_view known = metric::known_metric_group(key); !known.empty())
+    return std::string(known);
   if (key.starts_with("reward")) return "Reward";
   if (key.starts_with("eval/") || contains(key, "acc") || contains(key, "pass@") ||
       contains(key, "maj@"))

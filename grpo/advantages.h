@@ -23,6 +23,8 @@
 
 #include <cstdint>
 
+#include "core/enum_names.h"
+
 namespace r1kit::grpo {
 
 enum class Baseline {
@@ -35,6 +37,12 @@ enum class RewardScale {
   kBatch,  // divide by the std of every valid reward of the batch (TRL "batch")
   kNone,   // no division (Dr. GRPO)
 };
+
+// Recipe spellings (grpo.loss.advantage_estimator, grpo.loss.scale_rewards).
+inline constexpr EnumName<Baseline> kBaselineNames[] = {{Baseline::kGroupMean, "grpo"},
+                                                        {Baseline::kLeaveOneOut, "rloo"}};
+inline constexpr EnumName<RewardScale> kRewardScaleNames[] = {
+    {RewardScale::kGroup, "group"}, {RewardScale::kBatch, "batch"}, {RewardScale::kNone, "none"}};
 
 struct AdvantageOptions {
   Baseline baseline = Baseline::kGroupMean;

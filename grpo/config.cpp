@@ -9,12 +9,13 @@ Status GrpoLossConfig::validate() const {
         "dual_clip_c={} with eps_high={}: the dual clip must be above "
         "1 + eps_high to do anything (or 0 = off)",
         dual_clip_c, eps_high);
-  if (ratio_level == "sequence" && loss_aggregation != "seq-mean-token-mean")
+  if (ratio_level == RatioLevel::kSequence &&
+      loss_aggregation != LossAggregation::kSeqMeanTokenMean)
     return InvalidArgument(
         "ratio_level=sequence with loss_aggregation={}: GSPO's objective "
         "is a mean over sequences; use loss_aggregation=seq-mean-token-mean",
-        loss_aggregation);
-  if (kl_coef > 0 && kl_placement == "loss" && kl_estimator == "k1")
+        enum_name<LossAggregation>(loss_aggregation, kLossAggregationNames));
+  if (kl_in_loss() && kl_estimator == KlEstimator::kK1)
     return InvalidArgument(
         "kl_estimator=k1 with kl_placement=loss: k1's gradient in the loss "
         "is zero in expectation; use k3 (DeepSeekMath) or k2, or kl_placement=reward");
@@ -23,35 +24,22 @@ Status GrpoLossConfig::validate() const {
 
 AdvantageOptions GrpoLossConfig::advantage_options() const {
   AdvantageOptions o;
-  o.baseline = advantage_estimator == "rloo" ? Baseline::kLeaveOneOut : Baseline::kGroupMean;
-  o.scale = scale_rewards == "batch"  ? RewardScale::kBatch
-            : scale_rewards == "none" ? RewardScale::kNone
-                                      : RewardScale::kGroup;
+  o.baseline = advantage_estimator;
+  o.scale = scale_rewards;
   o.eps = advantage_eps;
   return o;
 }
 
-KlEstimator GrpoLossConfig::kl_estimator_kind() const {
-  if (kl_estimator == "k1") return KlEstimator::kK1;
-  if (kl_estimator == "k2") return KlEstimator::kK2;
-  return KlEstimator::kK3;
-}
-
 PolicyLossOptions GrpoLossConfig::policy_loss_options() const {
   PolicyLossOptions o;
-  o.ratio_level = ratio_level == "sequence" ? RatioLevel::kSequence : RatioLevel::kToken;
+  o.ratio_level = ratio_level;
   o.eps_low = eps_low;
   o.eps_high = eps_high;
   o.dual_clip_c = dual_clip_c;
-  o.aggregation = loss_aggregation == "seq-mean-token-mean" ? LossAggregation::kSeqMeanTokenMean
-                  : loss_aggregation == "seq-mean-token-sum-norm"
-                      ? LossAggregation::kSeqMeanTokenSumNorm
-                      : LossAggregation::kTokenMean;
+  o.aggregation = loss_aggregation;
   o.kl_coef = kl_in_loss() ? kl_coef : 0.0;
-  o.kl_estimator = kl_estimator_kind();
-  o.tis = tis == "sequence" ? TisLevel::kSequence
-          : tis == "token"  ? TisLevel::kToken
-                            : TisLevel::kNone;
+  o.kl_estimator = kl_estimator;
+  o.tis = tis;
   o.tis_cap = tis_cap;
   o.entropy_coef = entropy_coef;
   return o;

@@ -27,26 +27,27 @@ namespace r1kit::grpo {
 
 struct GrpoLossConfig {
   // --- advantages (grpo/advantages.h)
-  std::string advantage_estimator = "grpo";  // grpo: group-mean baseline | rloo: leave-one-out
-  std::string scale_rewards = "group";       // group | batch | none (none = Dr. GRPO)
-  double advantage_eps = 1e-4;               // (r - b) / (std + eps); TRL's 1e-4
+  Baseline advantage_estimator = Baseline::kGroupMean;  // grpo | rloo (leave-one-out)
+  RewardScale scale_rewards = RewardScale::kGroup;      // group | batch | none (Dr. GRPO)
+  double advantage_eps = 1e-4;                          // (r - b) / (std + eps); TRL's 1e-4
 
   // --- policy loss (grpo/policy_loss.h)
-  std::string ratio_level = "token";  // token (PPO/GRPO) | sequence (GSPO geometric mean)
-  double eps_low = 0.2;               // ratio clipped below at 1 - eps_low
-  double eps_high = 0.2;              // ratio clipped above at 1 + eps_high (DAPO: 0.28)
-  double dual_clip_c = 0.0;           // dual clip for A < 0: loss <= -A * c; 0 = off (verl: 3)
-  std::string loss_aggregation = "token-mean";  // token-mean | seq-mean-token-mean |
-                                                // seq-mean-token-sum-norm (Dr. GRPO)
+  RatioLevel ratio_level = RatioLevel::kToken;  // token (PPO/GRPO) | sequence (GSPO)
+  double eps_low = 0.2;                         // ratio clipped below at 1 - eps_low
+  double eps_high = 0.2;                        // ratio clipped above at 1 + eps_high (DAPO: 0.28)
+  double dual_clip_c = 0.0;  // dual clip for A < 0: loss <= -A * c; 0 = off (verl: 3)
+  LossAggregation loss_aggregation =
+      LossAggregation::kTokenMean;  // token-mean |
+                                    // seq-mean-token-mean | seq-mean-token-sum-norm
 
   // --- KL to the frozen reference (grpo/kl.h)
-  double kl_coef = 0.0;               // beta; 0 = no reference model at all
-  std::string kl_estimator = "k3";    // k1 | k2 | k3 (DeepSeekMath's, >= 0)
-  std::string kl_placement = "loss";  // loss (GRPO) | reward (PPO/RLHF style)
+  double kl_coef = 0.0;                           // beta; 0 = no reference model at all
+  KlEstimator kl_estimator = KlEstimator::kK3;    // k1 | k2 | k3 (DeepSeekMath's, >= 0)
+  KlPlacement kl_placement = KlPlacement::kLoss;  // loss (GRPO) | reward (PPO/RLHF style)
 
   // --- off-policy correction
-  std::string tis = "token";  // none | token | sequence: truncated IS weights
-  double tis_cap = 2.0;       // C in min(pi_old / pi_behaviour, C)
+  TisLevel tis = TisLevel::kToken;  // none | token | sequence: truncated IS weights
+  double tis_cap = 2.0;             // C in min(pi_old / pi_behaviour, C)
 
   // --- entropy, truncation, dynamic sampling
   double entropy_coef = 0.0;                 // entropy bonus: loss -= coef * H (logged anyway)
@@ -56,15 +57,14 @@ struct GrpoLossConfig {
 
   void visit(ConfigVisitor& v) {
     v.field("advantage_estimator", advantage_estimator,
-            "baseline: grpo (group mean) or rloo (mean of the other G-1 samples)",
-            OneOf{"grpo", "rloo"});
+            "baseline: grpo (group mean) or rloo (mean of the other G-1 samples)", kBaselineNames);
     v.field("scale_rewards", scale_rewards,
             "divide advantages by the group std, the batch std, or nothing (Dr. GRPO)",
-            OneOf{"group", "batch", "none"});
+            kRewardScaleNames);
     v.field("advantage_eps", advantage_eps, "added to the std before dividing", Range::positive());
     v.field("ratio_level", ratio_level,
             "importance ratio per token, or per sequence (GSPO: geometric mean of token ratios)",
-            OneOf{"token", "sequence"});
+            kRatioLevelNames);
     v.field("eps_low", eps_low, "clip the ratio below at 1 - eps_low",
             Range::non_negative().and_less_than(1));
     v.field("eps_high", eps_high, "clip the ratio above at 1 + eps_high (DAPO clip-higher: 0.28)",
@@ -74,15 +74,15 @@ struct GrpoLossConfig {
             Range::non_negative());
     v.field("loss_aggregation", loss_aggregation,
             "how token losses become the scalar; normalised over the whole mini-batch",
-            OneOf{"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"});
+            kLossAggregationNames);
     v.field("kl_coef", kl_coef, "KL(pi || ref) coefficient; 0 = no reference model",
             Range::non_negative());
-    v.field("kl_estimator", kl_estimator, "per-token KL estimator", OneOf{"k1", "k2", "k3"});
+    v.field("kl_estimator", kl_estimator, "per-token KL estimator", kKlEstimatorNames);
     v.field("kl_placement", kl_placement,
             "KL as a loss term, or subtracted from the reward before the advantages",
-            OneOf{"loss", "reward"});
+            kKlPlacementNames);
     v.field("tis", tis, "truncated importance sampling against the rollout engine's log-probs",
-            OneOf{"none", "token", "sequence"});
+            kTisLevelNames);
     v.field("tis_cap", tis_cap, "cap C of the truncated IS weight", Range::at_least(1));
     v.field("entropy_coef", entropy_coef, "entropy bonus coefficient (0 = entropy only logged)",
             Range::non_negative());
@@ -99,13 +99,12 @@ struct GrpoLossConfig {
 
   // Whether a frozen reference policy is needed at all (load it only then).
   bool needs_reference() const { return kl_coef > 0; }
-  bool kl_in_loss() const { return kl_coef > 0 && kl_placement == "loss"; }
-  bool kl_in_reward() const { return kl_coef > 0 && kl_placement == "reward"; }
+  bool kl_in_loss() const { return kl_coef > 0 && kl_placement == KlPlacement::kLoss; }
+  bool kl_in_reward() const { return kl_coef > 0 && kl_placement == KlPlacement::kReward; }
 
   // The option structs of the pure functions. Call on a validated config.
   AdvantageOptions advantage_options() const;
   PolicyLossOptions policy_loss_options() const;
-  KlEstimator kl_estimator_kind() const;
 };
 
 }  // namespace r1kit::grpo

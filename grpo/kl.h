@@ -19,9 +19,20 @@
 
 #include <torch/types.h>
 
+#include "core/enum_names.h"
+
 namespace r1kit::grpo {
 
 enum class KlEstimator { kK1, kK2, kK3 };
+// Where the KL goes: a term of the loss (GRPO), or subtracted from the reward before the
+// advantages (PPO/RLHF style).
+enum class KlPlacement { kLoss, kReward };
+
+// Recipe spellings (grpo.loss.kl_estimator, grpo.loss.kl_placement).
+inline constexpr EnumName<KlEstimator> kKlEstimatorNames[] = {
+    {KlEstimator::kK1, "k1"}, {KlEstimator::kK2, "k2"}, {KlEstimator::kK3, "k3"}};
+inline constexpr EnumName<KlPlacement> kKlPlacementNames[] = {{KlPlacement::kLoss, "loss"},
+                                                              {KlPlacement::kReward, "reward"}};
 
 // logprobs, ref_logprobs: [B, T]; returns [B, T] (not masked), differentiable w.r.t.
 // logprobs (ref_logprobs is detached).

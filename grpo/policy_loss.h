@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "grpo/kl.h"
 
 namespace r1kit::grpo {
@@ -57,6 +58,17 @@ enum class TisLevel {
   kToken,     // w_{i,t} = min(pi_old(o_t) / pi_behaviour(o_t), C)
   kSequence,  // w_i = min(prod_t pi_old / pi_behaviour, C), the same for every token of i
 };
+
+// Recipe spellings (grpo.loss.ratio_level, loss_aggregation, tis): a new variant is its
+// enum value, its line here, its case in policy_loss.cpp and its test.
+inline constexpr EnumName<RatioLevel> kRatioLevelNames[] = {{RatioLevel::kToken, "token"},
+                                                            {RatioLevel::kSequence, "sequence"}};
+inline constexpr EnumName<LossAggregation> kLossAggregationNames[] = {
+    {LossAggregation::kTokenMean, "token-mean"},
+    {LossAggregation::kSeqMeanTokenMean, "seq-mean-token-mean"},
+    {LossAggregation::kSeqMeanTokenSumNorm, "seq-mean-token-sum-norm"}};
+inline constexpr EnumName<TisLevel> kTisLevelNames[] = {
+    {TisLevel::kNone, "none"}, {TisLevel::kToken, "token"}, {TisLevel::kSequence, "sequence"}};
 
 struct PolicyLossOptions {
   RatioLevel ratio_level = RatioLevel::kToken;

@@ -172,7 +172,7 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
   torch::Tensor rewards = tb.rewards;
   if (lc.kl_in_reward())
     rewards = kl_penalized_rewards(rewards, tb.completions.behaviour_logprobs, tb.ref_logprobs,
-                                   tb.completions.mask, lc.kl_estimator_kind(), lc.kl_coef);
+                                   tb.completions.mask, lc.kl_estimator, lc.kl_coef);
   tb.advantages = compute_advantages(rewards, G, lc.advantage_options());
   // Unscored completions and (optionally) truncated ones get no loss.
   tb.mask = tb.completions.mask * tb.advantages.valid.to(torch::kFloat).unsqueeze(1);

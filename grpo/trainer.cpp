@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/logging.h"
+#include "core/metric_names.h"
 #include "core/metrics.h"
 #include "eval/evaluate.h"
 #include "grpo/step_metrics.h"
@@ -50,8 +51,8 @@ const std::vector<std::string>& resumable_keys() {
 Status GrpoRecipe::validate() const {
   RETURN_IF_ERROR(grpo.loss.validate());
   RETURN_IF_ERROR(task.validate());
-  if (model.dtype != "f32")
-    return InvalidArgument("model.dtype={}: GRPO keeps fp32 master weights", model.dtype);
+  if (model.dtype != policy::Precision::kF32)
+    return InvalidArgument("model.dtype=bf16: GRPO keeps fp32 master weights");
   if (grpo.mtp_coef > 0 && model.n_mtp_layers == 0)
     return InvalidArgument("grpo.mtp_coef={} needs MTP layers, but model.n_mtp_layers=0",
                            grpo.mtp_coef);
@@ -195,11 +196,11 @@ Status GrpoTrainer::evaluate(std::map<std::string, double>& m) {
   o.batch = std::max<int64_t>(1, r_.rollout.max_batch);
   ASSIGN_OR_RETURN(eval::EvalReport rep,
                    eval::evaluate(*source_, tok_.tokenizer, tasks_, rewards_, o));
-  m["eval/greedy_accuracy"] = rep.greedy_pass_at_1;
-  m["eval/mean_length"] = rep.greedy_mean_length;
-  m["eval/pass@1"] = rep.pass_at_1;
-  if (!std::isnan(rep.greedy_format_rate)) m["eval/format"] = rep.greedy_format_rate;
-  m["timing/eval"] = seconds_since(t_eval);
+  m[metric::kEvalGreedyAccuracy] = rep.greedy_pass_at_1;
+  m[metric::kEvalMeanLength] = rep.greedy_mean_length;
+  m[metric::kEvalPassAt1] = rep.pass_at_1;
+  if (!std::isnan(rep.greedy_format_rate)) m[metric::kEvalFormat] = rep.greedy_format_rate;
+  m[metric::kTimeEval] = seconds_since(t_eval);
   return OkStatus();
 }
 
@@ -211,8 +212,8 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   // Batches a remote reward server failed to score (cannot judge), cumulative; logged
   // once the first failure happened (reward/grpc/remote.h).
   if (const int64_t failed = reward::remote_failures(); failed > 0)
-    m["reward/remote_failures"] = static_cast<double>(failed);
-  m["learning_rate"] = run_.set_lr_for_step(step_, r_.grpo.steps);
+    m[metric::kRemoteRewardFailures] = static_cast<double>(failed);
+  m[metric::kLr] = run_.set_lr_for_step(step_, r_.grpo.steps);
   double ref_s = 0, train_s = 0;
   if (!ro.groups.empty()) {
     TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr);
@@ -224,22 +225,23 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   } else {
     R1_LOG(warn, "step {}: no informative group after {} rounds; no update", step_ + 1, ro.rounds);
   }
-  m["timing/reference"] = ref_s;
-  m["timing/train"] = train_s;
-  if (!m.contains("reward")) m["reward"] = NAN;
+  m[metric::kTimeReference] = ref_s;
+  m[metric::kTimeTrain] = train_s;
+  if (!m.contains(metric::kReward)) m[metric::kReward] = NAN;
 
   const auto t_sync = Clock::now();
   RETURN_IF_ERROR(sync_weights());
-  m["timing/sync"] = seconds_since(t_sync);
-  m["policy_version"] = static_cast<double>(step_ + 1);
+  m[metric::kTimeSync] = seconds_since(t_sync);
+  m[metric::kPolicyVersion] = static_cast<double>(step_ + 1);
 
   const double minutes = seconds_since(t_start_) / 60;
   out_of_time_ = r_.grpo.max_minutes > 0 && minutes >= r_.grpo.max_minutes;
   const bool last = step_ + 1 == r_.grpo.steps || out_of_time_;
   if (r_.grpo.eval_every > 0 && ((step_ + 1) % r_.grpo.eval_every == 0 || last))
     RETURN_IF_ERROR(evaluate(m));
-  m["step_time"] = seconds_since(t_step);
-  m["tokens_per_s"] = static_cast<double>(ro.generated_tokens) / std::max(m["step_time"], 1e-9);
+  m[metric::kStepTime] = seconds_since(t_step);
+  m[metric::kTokensPerS] =
+      static_cast<double>(ro.generated_tokens) / std::max(m[metric::kStepTime], 1e-9);
   if (dp_.rank() == 0) {
     if ((step_ + 1) % r_.grpo.log_every == 0 || last || step_ == run_.start_step())
       MetricsWriter::print(step_ + 1, r_.grpo.steps, m, console_metric_keys());
@@ -265,10 +267,10 @@ StatusOr<GrpoResult> GrpoTrainer::run() {
   GrpoResult result;
   while (step_ < r_.grpo.steps) {
     ASSIGN_OR_RETURN(auto m, step());
-    result.rewards.push_back(m["reward"]);
-    result.accuracies.push_back(m.contains("accuracy") ? m["accuracy"] : NAN);
-    if (result.steps_run == 0) result.first_reward = m["reward"];
-    result.last_reward = m["reward"];
+    result.rewards.push_back(m[metric::kReward]);
+    result.accuracies.push_back(m.contains(metric::kAccuracy) ? m[metric::kAccuracy] : NAN);
+    if (result.steps_run == 0) result.first_reward = m[metric::kReward];
+    result.last_reward = m[metric::kReward];
     ++result.steps_run;
     const bool last = step_ == r_.grpo.steps || out_of_time_;
     const bool stop = r_.grpo.stop_after > 0 && result.steps_run >= r_.grpo.stop_after && !last;

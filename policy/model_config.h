@@ -5,24 +5,33 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/enum_names.h"
 #include "policy/model.h"
 
 namespace r1kit::policy {
 
+// The floating-point formats a recipe may name for weights or compute.
+enum class Precision { kF32, kBf16 };
+inline constexpr EnumName<Precision> kPrecisionNames[] = {{Precision::kF32, "f32"},
+                                                          {Precision::kBf16, "bf16"}};
+inline torch::Dtype to_torch_dtype(Precision p) {
+  return p == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat;
+}
+
 struct ModelConfig {
-  std::string preset = "tiny";    // nano | tiny | small | tiny-dense (ignored when `from` is set)
-  std::string from;               // checkpoint directory to start from (native or Hugging Face)
-  std::string dtype = "f32";      // compute dtype: f32 or bf16
-  int64_t n_mtp_layers = -1;      // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
-  double mtp_lambda = -1;         // MTP loss weight; -1 keeps the model's (0.3 by default)
-  double aux_loss_alpha = -1;     // sequence-wise balance loss weight; -1 keeps the model's
-  double bias_update_gamma = -1;  // aux-loss-free bias step; -1 keeps the model's
+  std::string preset = "tiny";  // nano | tiny | small | tiny-dense (ignored when `from` is set)
+  std::string from;             // checkpoint directory to start from (native or Hugging Face)
+  Precision dtype = Precision::kF32;  // compute dtype: f32 or bf16
+  int64_t n_mtp_layers = -1;          // MTP depths; -1 keeps the preset's/checkpoint's (0 = off)
+  double mtp_lambda = -1;             // MTP loss weight; -1 keeps the model's (0.3 by default)
+  double aux_loss_alpha = -1;         // sequence-wise balance loss weight; -1 keeps the model's
+  double bias_update_gamma = -1;      // aux-loss-free bias step; -1 keeps the model's
 
   void visit(ConfigVisitor& v) {
     v.field("preset", preset, "nano | tiny | small | tiny-dense (ignored when `from` is set)",
             OneOf{"nano", "tiny", "small", "tiny-dense"});
     v.field("from", from, "checkpoint directory to start from; empty: a fresh preset");
-    v.field("dtype", dtype, "compute dtype", OneOf{"f32", "bf16"});
+    v.field("dtype", dtype, "compute dtype", kPrecisionNames);
     v.field("n_mtp_layers", n_mtp_layers, "MTP depths; -1 keeps the model's, 0 = off",
             Range::at_least(-1));
     v.field("mtp_lambda", mtp_lambda, "MTP loss weight; -1 keeps the model's", Range::at_least(-1));
@@ -32,7 +41,7 @@ struct ModelConfig {
             "aux-loss-free bias update step; -1 keeps the model's", Range::at_least(-1));
   }
 
-  torch::Dtype torch_dtype() const { return dtype == "bf16" ? torch::kBFloat16 : torch::kFloat; }
+  torch::Dtype torch_dtype() const { return to_torch_dtype(dtype); }
   // The args this section describes for a vocabulary of `vocab_size` (fresh presets only).
   StatusOr<ModelArgs> resolve_args(int64_t vocab_size) const;
   // Builds the model: a fresh preset initialised with `seed`, or loaded from `from`.

@@ -242,7 +242,7 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> local_teacher(const DistillRec
   rollout::EngineOptions eo;
   eo.max_batch = r.teacher.max_batch;
   policy::LoadOptions lo;
-  lo.dtype = r.teacher.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  lo.dtype = policy::to_torch_dtype(r.teacher.dtype);
   ASSIGN_OR_RETURN(auto src, rollout::LocalRolloutSource::from_checkpoint(r.teacher.from, eo, lo));
   return std::unique_ptr<rollout::RolloutSource>(std::move(src));
 }

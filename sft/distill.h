@@ -84,13 +84,13 @@ make_kd_token_loss(policy::Transformer teacher, int64_t top_k, int64_t vocab);
 // ------------------------------------------------------------------ the recipe
 
 struct TeacherSection {
-  std::string from;           // the teacher checkpoint (with tokenizer.model)
-  std::string dtype = "f32";  // sampling dtype (f32 | bf16)
-  int64_t max_batch = 64;     // in-process engine: sequences decoded at once
+  std::string from;  // the teacher checkpoint (with tokenizer.model)
+  policy::Precision dtype = policy::Precision::kF32;  // sampling dtype (f32 | bf16)
+  int64_t max_batch = 64;  // in-process engine: sequences decoded at once
   void visit(ConfigVisitor& v) {
     v.field("from", from,
             "teacher checkpoint directory with its tokenizer.model (e.g. runs/sft-tiny/final)");
-    v.field("dtype", dtype, "teacher dtype while sampling", OneOf{"f32", "bf16"});
+    v.field("dtype", dtype, "teacher dtype while sampling", policy::kPrecisionNames);
     v.field("max_batch", max_batch, "in-process engine: sequences decoded at once",
             Range::at_least(1));
   }

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "data/arithmetic.h"
@@ -154,8 +155,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
   double window_loss = 0;
   int64_t window_n = 0;
   auto t_window = std::chrono::steady_clock::now();
-  const std::vector<std::string> keys = {"loss", "aux_loss",  "mtp_loss",    "eval_loss",
-                                         "lr",   "grad_norm", "tokens_per_s"};
+  const std::vector<std::string> keys = {metric::kLoss,      metric::kAuxLoss, metric::kMtpLoss,
+                                         metric::kEvalLoss,  metric::kLr,      metric::kGradNorm,
+                                         metric::kTokensPerS};
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     auto batch =
@@ -174,16 +176,18 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHoo
     const bool last = step + 1 == r.train.steps;
     const bool log_now = (step + 1) % r.train.log_every == 0 || last;
     const bool eval_now = last || (r.train.eval_every > 0 && (step + 1) % r.train.eval_every == 0);
-    std::map<std::string, double> m = {{"loss", loss.lm}, {"lr", lr}, {"grad_norm", gnorm}};
-    if (model.args().n_routed_experts > 0) m["aux_loss"] = loss.aux;
-    if (model.args().n_mtp_layers > 0) m["mtp_loss"] = loss.mtp;
-    if (eval_now) m["eval_loss"] = result.eval_loss = eval_loss(model, eval_stream, r);
+    std::map<std::string, double> m = {
+        {metric::kLoss, loss.lm}, {metric::kLr, lr}, {metric::kGradNorm, gnorm}};
+    if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = loss.aux;
+    if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = loss.mtp;
+    if (eval_now) m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, eval_stream, r);
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-      m["tokens_per_s"] = window_n * r.train.batch_size * r.train.seq_len / std::max(secs, 1e-9);
+      m[metric::kTokensPerS] =
+          window_n * r.train.batch_size * r.train.seq_len / std::max(secs, 1e-9);
       auto shown = m;
-      shown["loss"] = result.final_loss = window_loss / window_n;  // mean over the window
+      shown[metric::kLoss] = result.final_loss = window_loss / window_n;  // mean over the window
       MetricsWriter::print(step + 1, r.train.steps, shown, keys);
       window_loss = 0;
       window_n = 0;

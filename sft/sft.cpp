@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "core/torch_compat.h"
@@ -24,10 +25,10 @@ Status SftRecipe::validate() const {
         "model.n_mtp_layers={} with data.pack=true: the MTP loss does not follow packed "
         "sample boundaries; set data.pack=false or model.n_mtp_layers=0",
         model.n_mtp_layers);
-  if (model.dtype != "f32")
+  if (model.dtype != policy::Precision::kF32)
     return InvalidArgument(
-        "model.dtype={}: SFT keeps fp32 master weights; use train.compute=bf16 for bf16 compute",
-        model.dtype);
+        "model.dtype=bf16: SFT keeps fp32 master weights; use train.compute=bf16 for bf16 "
+        "compute");
   return OkStatus();
 }
 
@@ -135,7 +136,7 @@ double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, 
   const auto& ev = data.eval();
   if (ev.empty()) return NAN;
   torch::NoGradGuard ng;
-  compat::CpuAutocastGuard ac(r.train.compute == "bf16");
+  compat::CpuAutocastGuard ac(r.train.compute == policy::Precision::kBf16);
   m.eval();
   double nll = 0;
   int64_t n = 0;
@@ -213,13 +214,14 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   ro.recipe = config_to_json(r);
   ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
                    "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
-  ro.log_note = "compute " + r.train.compute;
+  ro.log_note = fmt::format("compute {}",
+                            enum_name<policy::Precision>(r.train.compute, policy::kPrecisionNames));
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
   const int64_t A = r.train.grad_accum, B = r.train.batch_size;
-  const bool bf16 = r.train.compute == "bf16";
+  const bool bf16 = r.train.compute == policy::Precision::kBf16;
   SftResult result;
   model.train();
   auto params = model.parameters();
@@ -227,8 +229,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   int64_t window_n = 0;
   const auto t_start = std::chrono::steady_clock::now();
   auto t_window = t_start;
-  std::vector<std::string> keys = {"loss", "eval_loss", "aux_loss",
-                                   "lr",   "grad_norm", "tokens_per_s"};
+  std::vector<std::string> keys = {metric::kLoss, metric::kEvalLoss, metric::kAuxLoss,
+                                   metric::kLr,   metric::kGradNorm, metric::kTokensPerS};
   if (hooks.token_loss) keys.insert(keys.begin() + 1, hooks.token_loss_name);
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
@@ -277,25 +279,25 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
     const bool last = step + 1 == r.train.steps || out_of_time;
     const bool log_now = (step + 1) % r.train.log_every == 0 || last;
     const bool eval_now = last || (r.train.eval_every > 0 && (step + 1) % r.train.eval_every == 0);
-    std::map<std::string, double> m = {{"loss", step_loss},
-                                       {"lr", lr},
-                                       {"grad_norm", gnorm},
-                                       {"epoch", static_cast<double>(data.epoch())},
-                                       {"loss_tokens", static_cast<double>(n_loss)}};
-    if (model.args().n_routed_experts > 0) m["aux_loss"] = aux;
-    if (model.args().n_mtp_layers > 0) m["mtp_loss"] = mtp;
+    std::map<std::string, double> m = {{metric::kLoss, step_loss},
+                                       {metric::kLr, lr},
+                                       {metric::kGradNorm, gnorm},
+                                       {metric::kEpoch, static_cast<double>(data.epoch())},
+                                       {metric::kLossTokens, static_cast<double>(n_loss)}};
+    if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = aux;
+    if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = mtp;
     if (hooks.token_loss) m[hooks.token_loss_name] = extra / std::max<int64_t>(n_loss, 1);
     if (eval_now) {
       const auto t_eval = std::chrono::steady_clock::now();
-      m["eval_loss"] = result.eval_loss = eval_loss(model, data, r, pad_id);
+      m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, data, r, pad_id);
       t_window += std::chrono::steady_clock::now() - t_eval;  // tokens/s counts training only
     }
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-      m["tokens_per_s"] = window_tokens / std::max(secs, 1e-9);
+      m[metric::kTokensPerS] = window_tokens / std::max(secs, 1e-9);
       auto shown = m;
-      shown["loss"] = result.final_loss = window_loss / window_n;
+      shown[metric::kLoss] = result.final_loss = window_loss / window_n;
       MetricsWriter::print(step + 1, r.train.steps, shown, keys);
       window_loss = window_tokens = 0;
       window_n = 0;

@@ -22,10 +22,10 @@
 #include "core/status.h"
 #include "data/tokenizer.h"
 #include "policy/model_config.h"
-#include "train/optim.h"
-#include "train/sections.h"
 #include "sft/pretrain.h"
 #include "sft/sft_data.h"
+#include "train/optim.h"
+#include "train/sections.h"
 
 namespace r1kit::sft {
 
@@ -76,17 +76,17 @@ struct SftDataSection {
 };
 
 struct SftTrainSection {
-  int64_t steps = 300;          // optimizer steps
-  int64_t batch_size = 8;       // rows per micro-batch
-  int64_t grad_accum = 1;       // micro-batches per optimizer step
-  uint64_t seed = 1;            // model init and data order
-  std::string compute = "f32";  // f32 | bf16 (autocast; master weights stay fp32)
-  train::OptimConfig optim;            // AdamW and schedule
-  int64_t log_every = 10;       // console cadence; JSONL/TensorBoard get every step
-  int64_t eval_every = 100;     // held-out loss cadence; 0 = only at the end
-  int64_t eval_batches = 4;     // micro-batches of the held-out loss
-  int64_t stop_after = 0;       // end this invocation after N steps (checkpointed); 0 = run all
-  double max_minutes = 0;       // end training after this wall time (saves final); 0 = off
+  int64_t steps = 300;                                  // optimizer steps
+  int64_t batch_size = 8;                               // rows per micro-batch
+  int64_t grad_accum = 1;                               // micro-batches per optimizer step
+  uint64_t seed = 1;                                    // model init and data order
+  policy::Precision compute = policy::Precision::kF32;  // f32 | bf16 (autocast over fp32)
+  train::OptimConfig optim;                             // AdamW and schedule
+  int64_t log_every = 10;    // console cadence; JSONL/TensorBoard get every step
+  int64_t eval_every = 100;  // held-out loss cadence; 0 = only at the end
+  int64_t eval_batches = 4;  // micro-batches of the held-out loss
+  int64_t stop_after = 0;    // end this invocation after N steps (checkpointed); 0 = run all
+  double max_minutes = 0;    // end training after this wall time (saves final); 0 = off
 
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "optimizer steps", Range::at_least(1));
@@ -94,7 +94,7 @@ struct SftTrainSection {
     v.field("grad_accum", grad_accum, "micro-batches per optimizer step", Range::at_least(1));
     v.field("seed", seed, "model init and data order seed");
     v.field("compute", compute, "f32, or bf16 autocast over fp32 master weights",
-            OneOf{"f32", "bf16"});
+            policy::kPrecisionNames);
     v.section("optim", optim, "AdamW with warmup and cosine decay");
     v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
     v.field("eval_every", eval_every, "held-out loss cadence in steps; 0 = at the end",

@@ -594,5 +594,37 @@ TEST(ConfigTest, SchemaBugsAreInternalErrors) {
   EXPECT_THAT(r.status().message(), HasSubstr("a: declared twice"));
 }
 
+enum class Shape { kCircle, kSquare, kTriangle };
+inline constexpr EnumName<Shape> kShapeNames[] = {
+    {Shape::kCircle, "circle"}, {Shape::kSquare, "square"}, {Shape::kTriangle, "triangle"}};
+
+struct WithEnum {
+  Shape shape = Shape::kSquare;
+  void visit(ConfigVisitor& v) { v.field("shape", shape, "a shape", kShapeNames); }
+};
+
+TEST(ConfigTest, EnumsBindByName) {
+  auto r = load_config_string<WithEnum>("shape: triangle\n");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->shape, Shape::kTriangle);
+  auto o = load_config_string<WithEnum>("", {"shape=circle"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->shape, Shape::kCircle);
+  // Dumped and saved by name; the default when the key is absent.
+  WithEnum d;
+  EXPECT_THAT(dump_config(d), HasSubstr("shape: square"));
+  EXPECT_EQ(config_to_json(*r)["shape"], "triangle");
+  auto back = load_config_string<WithEnum>(dump_config(*r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->shape, Shape::kTriangle);
+  // A wrong name is an error at its line that lists every choice; the value is untouched.
+  auto bad = load_config_string<WithEnum>("\nshape: hexagon\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr(":2:"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("\"circle\", \"square\", \"triangle\""));
+  EXPECT_THAT(bad.status().message(), HasSubstr("hexagon"));
+  EXPECT_FALSE(load_config_string<WithEnum>("shape: 3").ok());
+}
+
 }  // namespace
 }  // namespace r1kit

@@ -2,6 +2,8 @@
 // corrupt line is a file:line warning), and the HTML page (an <svg> per group, escaping).
 #include "eval/report.h"
 
+#include "core/metric_names.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -58,6 +60,16 @@ TEST(ReportTest, MetricGroups) {
   EXPECT_EQ(metric_group("lr"), "Other");
   EXPECT_EQ(metric_group("moe/load/layer3/expert12"), "");
   EXPECT_EQ(metric_group("moe/load/layer3"), "Other");
+  // The trainers' own names are filed by name (core/metric_names.h), not by pattern:
+  // "frac_reward_zero_std" has "reward" inside but is not a reward; a clipped completion
+  // count stays with the clip ratios.
+  EXPECT_EQ(metric_group(metric::kFracRewardZeroStd), "Other");
+  EXPECT_EQ(metric_group(metric::kClippedRatio), "Clip ratios");
+  EXPECT_EQ(metric_group(metric::kPpoKl), "KL");
+  EXPECT_EQ(metric_group(metric::kEvalMeanLength), "Accuracy and evaluation");
+  EXPECT_EQ(metric_group(metric::kLr), "Other");
+  EXPECT_EQ(metric::known_metric_group("rewards/format/mean"), "");
+  EXPECT_EQ(metric_group("rewards/format/mean"), "Reward");
 }
 
 TEST(ReportTest, ExpertLoadKeys) {

@@ -53,7 +53,7 @@ TEST(GrpoLossConfig, LoadsDrGrpoAndDapoStyleRecipes) {
   ASSERT_TRUE(gspo.ok()) << gspo.status().to_string();
   EXPECT_EQ(gspo->loss.policy_loss_options().ratio_level, RatioLevel::kSequence);
   EXPECT_DOUBLE_EQ(gspo->loss.policy_loss_options().kl_coef, 0.04);
-  EXPECT_EQ(gspo->loss.kl_estimator_kind(), KlEstimator::kK3);
+  EXPECT_EQ(gspo->loss.kl_estimator, KlEstimator::kK3);
 }
 
 void expect_rejected(const std::string& yaml, const std::string& key1, const std::string& key2) {
@@ -87,11 +87,11 @@ TEST(GrpoLossConfig, RejectsBadValues) {
 TEST(GrpoLossConfig, DumpRoundTrips) {
   Recipe r;
   r.loss.eps_high = 0.28;
-  r.loss.tis = "sequence";
+  r.loss.tis = TisLevel::kSequence;
   auto back = load_config_string<Recipe>(dump_config(r));
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   EXPECT_DOUBLE_EQ(back->loss.eps_high, 0.28);
-  EXPECT_EQ(back->loss.tis, "sequence");
+  EXPECT_EQ(back->loss.tis, TisLevel::kSequence);
 }
 
 }  // namespace

@@ -145,7 +145,7 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
   for (const char* k :
        {"reward", "reward_std", "rewards/test_even_tokens/mean", "frac_reward_zero_std",
         "completions/mean_length", "completions/clipped_ratio", "entropy", "clip_ratio/region_mean",
-        "grad_norm", "learning_rate", "timing/generate", "timing/reward", "timing/train",
+        "grad_norm", "lr", "timing/generate", "timing/reward", "timing/train",
         "timing/sync", "policy_version"})
     EXPECT_TRUE(m.back().contains(k)) << k;
   EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
