@@ -54,6 +54,7 @@ struct Rollout {
   int64_t zero_std_groups = 0;                   // groups with no signal among those seen
   double generate_s = 0, reward_s = 0;           // wall times
   int64_t generated_tokens = 0;                  // every completion token generated
+  int64_t reward_failures = 0;  // samples a reward failed to score (reward::Scores::failures)
 };
 
 // Everything the loop needs besides the model and optimizer.
@@ -123,6 +124,7 @@ StatusOr<Rollout> collect_rollout(Context& c, int64_t step, uint64_t data_pos) {
         samples[j].metadata = problems[i].metadata;
       }
       reward::GroupScores s = c.rewards.score(samples);
+      out.reward_failures += s.failures;
       if (comps.empty()) {
         out.names = s.names;
         for (size_t k = 0; k < s.names.size(); ++k)
@@ -422,6 +424,7 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
   std::optional<BlasThreadsGuard> one_blas_thread;
   if (r.rollout.overlap && r.rollout.workers.empty()) one_blas_thread.emplace(1);
   std::future<StatusOr<Rollout>> next;  // overlap: the next step's rollout
+  int64_t reward_failures = 0;          // reward/remote_failures
   for (int64_t step = start_step; step < r.grpo.steps; ++step) {
     const auto t_step = Clock::now();
     std::map<std::string, double> m;
@@ -441,10 +444,10 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
       m["rollout/staleness"] =
           static_cast<double>(step - ro.groups[0].completions[0].policy_version);
     m["timing/reward"] = ro.reward_s;
-    // Batches a remote reward server failed to score (cannot judge), cumulative; logged
-    // once the first failure happened (reward/grpc/remote.h).
-    if (const int64_t failed = reward::remote_failures(); failed > 0)
-      m["reward/remote_failures"] = static_cast<double>(failed);
+    // Samples a reward failed to score (cannot judge), cumulative over this run; logged
+    // once the first failure happened (reward::Scores::failures, reward/reward.h).
+    reward_failures += ro.reward_failures;
+    if (reward_failures > 0) m["reward/remote_failures"] = static_cast<double>(reward_failures);
     m["frac_reward_zero_std"] =
         ro.groups_seen > 0 ? static_cast<double>(ro.zero_std_groups) / ro.groups_seen : 0.0;
     if (lc.dynamic_sampling) {
