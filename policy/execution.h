@@ -48,7 +48,7 @@ struct ExecutionContext {
   int decode_threads = 1;
   // The pool the decode threads come from; nullptr = ParallelPool::global().
   ParallelPool* pool = nullptr;
-  KernelChoices kernels;
+  KernelChoices kernels{};
 
   // *pool, or ParallelPool::global().
   ParallelPool& parallel_pool() const;

@@ -71,7 +71,7 @@ struct EngineOptions {
   // core count suits one that has it to itself.
   int decode_threads = 1;
   // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.
-  policy::KernelChoices kernels;
+  policy::KernelChoices kernels{};
   // The pool the decode threads come from; nullptr = ParallelPool::global().
   ParallelPool* pool = nullptr;
   // OpenBLAS's own thread count for the duration of generate() (BlasThreadsGuard,

@@ -59,9 +59,9 @@ TEST(PluginTest, LoadsAndScores) {
   EXPECT_TRUE(std::isnan(s[2]));
   EXPECT_EQ(scores.failures, 0);  // a NaN the plug-in chose: cannot judge, not a failure
   // A plug-in error (here its JSON type error on a non-bool "skip") fails the whole batch.
-  std::vector<Sample> bad = g;
-  bad[2].metadata = {{"skip", "yes"}};
-  Scores failed = (*r)->score(bad);
+  std::vector<Sample> broken = g;
+  broken[2].metadata = {{"skip", "yes"}};
+  Scores failed = (*r)->score(broken);
   EXPECT_EQ(failed.failures, 3);
   for (double x : failed.values) EXPECT_TRUE(std::isnan(x));
   // Invalid UTF-8 in a completion crosses the boundary (replaced), no exception.
