@@ -230,8 +230,7 @@ int main(int argc, char** argv) {
       std::printf(
           "\n%s: decode batch %lld, %lld new tokens, decode threads %d, fused MLA "
           "decode kernel off / on\n",
-          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens),
-          decode_threads);
+          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens), decode_threads);
       std::printf(
           "| round | matmul peak GFLOP/s | off tokens/s | %% of peak | on tokens/s | %% "
           "of peak | on / off |\n|---|---|---|---|---|---|---|\n");

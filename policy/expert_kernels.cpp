@@ -143,9 +143,9 @@ bool small_rows_use_avx512(const KernelChoices& kernels) {
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels) {
-  return kernels.small_rows && small_rows_kernels_available() &&
-         !torch::GradMode::is_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) &&
-         fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
+  return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
+         fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
+         fp32_cpu_contiguous(w_down);
 }
 
 namespace {

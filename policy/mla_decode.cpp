@@ -108,10 +108,10 @@ R1KIT_AVX512 void weighted_sum(const float* p, int64_t H, int64_t L, int64_t ldp
 bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
                                const torch::Tensor& c, const torch::Tensor& pe,
                                const KernelChoices& kernels) {
-  return kernels.mla_decode && small_rows_avx512_available() &&
-         !torch::GradMode::is_enabled() && fp32_cpu(q_lat) && fp32_cpu(q_pe) && fp32_cpu(c) &&
-         fp32_cpu(pe) && c.dim() == 3 && pe.dim() == 3 && c.stride(2) == 1 &&
-         c.stride(1) == c.size(2) && pe.stride(2) == 1 && pe.stride(1) == pe.size(2);
+  return kernels.mla_decode && small_rows_avx512_available() && !torch::GradMode::is_enabled() &&
+         fp32_cpu(q_lat) && fp32_cpu(q_pe) && fp32_cpu(c) && fp32_cpu(pe) && c.dim() == 3 &&
+         pe.dim() == 3 && c.stride(2) == 1 && c.stride(1) == c.size(2) && pe.stride(2) == 1 &&
+         pe.stride(1) == pe.size(2);
 }
 
 torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::Tensor& q_pe_in,

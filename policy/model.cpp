@@ -191,7 +191,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
 
   auto kv = run_linear(kv_a_proj_with_mqa, x, exec);  // [B, T, dc + dr]
-  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));  // [B, T, dc]
+  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));   // [B, T, dc]
   auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
@@ -380,8 +380,8 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   load_accum_ = torch::zeros({a.n_routed_experts});
 }
 
-torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
-                               torch::Tensor* aux_loss, const ExecutionContext& exec) {
+torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
+                               const ExecutionContext& exec) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
   auto xf = x.reshape({B * T, d});
@@ -585,10 +585,10 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
 
 ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOptions& opts) {
   TORCH_CHECK(ids.dim() == 2, "ids must be [B, T], got ", ids.sizes());
-  TORCH_CHECK(opts.execution.decode_threads >= 1 &&
-                  opts.execution.decode_threads <= kMaxDecodeThreads,
-              "ForwardOptions::execution.decode_threads must be in [1, ", kMaxDecodeThreads,
-              "], got ", opts.execution.decode_threads);
+  TORCH_CHECK(
+      opts.execution.decode_threads >= 1 && opts.execution.decode_threads <= kMaxDecodeThreads,
+      "ForwardOptions::execution.decode_threads must be in [1, ", kMaxDecodeThreads, "], got ",
+      opts.execution.decode_threads);
   const int64_t B = ids.size(0), T = ids.size(1);
   auto dev = ids.device();
   torch::Tensor positions = opts.positions;

@@ -175,8 +175,8 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
 // The samples a reward failed to score reach reward/remote_failures, summed over the run.
 TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
-  auto res = run_grpo(recipe(
-      dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens}]"}));
+  auto res = run_grpo(
+      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens}]"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   auto m = metrics(dir);
   ASSERT_EQ(m.size(), 2u);

@@ -336,8 +336,7 @@ TEST(CombinedRewardTest, SumsTheFailuresOfItsComponents) {
   parts.push_back({"short", 1.0, std::make_unique<CombinedTestShortReward>()});
   parts.push_back({"format", 1.0, std::make_unique<FormatReward>(FormatOptions{})});
   CombinedReward combined(std::move(parts));
-  std::vector<Sample> group = {make("<think> a </think> <answer> 4 </answer>"),
-                               make("garbage")};
+  std::vector<Sample> group = {make("<think> a </think> <answer> 4 </answer>"), make("garbage")};
   GroupScores gs = combined.score(group);
   // 2 samples the failing reward could not score, 2 that the short one left unscored.
   EXPECT_EQ(gs.failures, 4);

@@ -90,9 +90,12 @@ TEST(KimiTest, PerGroup) {
 class ShapingTestFailingCorrectness final : public Reward {
  public:
   Scores score(std::span<const Sample> g) const override {
-    std::vector<double> out(g.size(), 1.0);
-    if (!out.empty()) out[0] = kNoScore;
-    return {std::move(out), out.empty() ? 0 : 1};
+    Scores s(std::vector<double>(g.size(), 1.0));
+    if (!g.empty()) {
+      s.values[0] = kNoScore;
+      s.failures = 1;
+    }
+    return s;
   }
 };
 
