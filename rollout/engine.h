@@ -72,7 +72,8 @@ struct EngineOptions {
   int decode_threads = 1;
   // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.
   policy::KernelChoices kernels{};
-  // The pool the decode threads come from; nullptr = ParallelPool::global().
+  // The pool the decode threads come from (not owned; must outlive the engine's calls);
+  // nullptr = ParallelPool::global().
   ParallelPool* pool = nullptr;
   // OpenBLAS's own thread count for the duration of generate() (BlasThreadsGuard,
   // core/blas_threads.h: process-wide while the call runs, restored after), >= -1.

@@ -299,11 +299,14 @@ TEST(EngineTest, OptionsReachTheForwardsAndOpenBlas) {
   Engine libtorch(m, no_kernels);
   auto lt = libtorch.generate(r, 0);
   ASSERT_TRUE(lt.ok());
-  for (size_t g = 0; g < want->size(); ++g)
-    for (size_t j = 0; j < (*want)[g].completions.size(); ++j) {
-      EXPECT_EQ((*got)[g].completions[j].token_ids, (*want)[g].completions[j].token_ids);
-      EXPECT_EQ((*lt)[g].completions[j].token_ids, (*want)[g].completions[j].token_ids);
-    }
+  auto tokens = [](const std::vector<Group>& groups) {
+    std::vector<std::vector<int64_t>> out;
+    for (const auto& g : groups)
+      for (const auto& c : g.completions) out.push_back(c.token_ids);
+    return out;
+  };
+  EXPECT_EQ(tokens(*got), tokens(*want));
+  EXPECT_EQ(tokens(*lt), tokens(*want));
 
   // The OpenBLAS decision: auto (1 with decode threads, else left), left, or a count.
   EXPECT_EQ(opts(4).blas_threads_during_generate(), 0);
