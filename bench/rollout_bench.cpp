@@ -80,15 +80,15 @@ rollout::EngineStats run(Transformer& m, const rollout::GenerateRequest& r,
   return engine.last_stats();
 }
 
-int g_decode_threads = 1;  // --decode-threads
-
-// Decode of B one-sample prompts of P tokens, N new tokens each, a slot per sequence.
+// Decode of B one-sample prompts of P tokens, N new tokens each, a slot per sequence, on
+// `decode_threads` with the given kernel choices (the engine passes both to its forwards).
 rollout::EngineStats decode(Transformer& m, const ModelArgs& a, int64_t B, int64_t P, int64_t N,
-                            int decode_threads = g_decode_threads) {
+                            int decode_threads, const KernelChoices& kernels = {}) {
   rollout::EngineOptions o;
   o.max_batch = B;
   o.max_seq_len = P + N;
   o.decode_threads = decode_threads;
+  o.kernels = kernels;
   return run(m, make_request(a, B, 1, P, N), o);
 }
 
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   std::string presets = "tiny", batches = "1,16,64,256";
   std::string sections = "decode,impl,prefix,cache,experts";
   int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;
-  int rounds = 3;
+  int rounds = 3, decode_threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--presets")
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     else if (k == "--threads")
       threads = std::stoll(v);
     else if (k == "--decode-threads")
-      g_decode_threads = static_cast<int>(std::stoll(v));
+      decode_threads = static_cast<int>(std::stoll(v));
     else if (k == "--rounds")
       rounds = static_cast<int>(std::stoll(v));
     else if (k == "--prefix-g")
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   const auto secs = split(sections);
   const double peak = matmul_peak_gflops();
   std::printf("threads %d, decode threads %d, fp32 matmul peak %.1f GFLOP/s\n",
-              at::get_num_threads(), g_decode_threads, peak);
+              at::get_num_threads(), decode_threads, peak);
   torch::NoGradGuard no_grad;
 
   for (const auto& p : split(presets)) {
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
       std::printf("|---|---|---|---|---|---|\n");
       for (const auto& bs : split(batches)) {
         const int64_t B = std::stoll(bs);
-        auto st = decode(m, a, B, P, new_tokens);
+        auto st = decode(m, a, B, P, new_tokens, decode_threads);
         const double tps = st.generated_tokens / st.decode_seconds;
         const double gf = decode_flops_per_token(a, P + new_tokens / 2.0) * tps / 1e9;
         std::printf("| %lld | %.0f | %.1f | %.1f | %.1f | %.1f%% |\n", static_cast<long long>(B),
@@ -176,13 +176,12 @@ int main(int argc, char** argv) {
       for (int round = 1; round <= 3; ++round) {
         double tps[3] = {0, 0, 0};
         for (int v = 0; v < (avx512 ? 3 : 2); ++v) {
-          set_small_rows_kernels_enabled(v > 0);
-          set_small_rows_avx512_enabled(v == 2);
-          auto st = decode(m, a, B, P, new_tokens);
+          KernelChoices k;
+          k.small_rows = v > 0;
+          k.small_rows_avx512 = v == 2;
+          auto st = decode(m, a, B, P, new_tokens, decode_threads, k);
           tps[v] = st.generated_tokens / st.decode_seconds;
         }
-        set_small_rows_kernels_enabled(true);
-        set_small_rows_avx512_enabled(true);
         std::printf("| %d | %.0f | %.0f | %.2fx |", round, tps[0], tps[1], tps[1] / tps[0]);
         if (avx512) std::printf(" %.0f | %.2fx |", tps[2], tps[2] / tps[0]);
         std::printf("\n");
@@ -194,7 +193,9 @@ int main(int argc, char** argv) {
       // Decode on one thread, on 2 intra-op threads (every LibTorch op, and the experts
       // through the MoE inference path), and with the engine's decode_threads = 2 (the
       // experts alone on core/parallel.h's pool, OpenBLAS on one thread), alternating in
-      // one process, each round after a fresh matmul peak (the host's speed moves).
+      // one process, each round after a fresh matmul peak (the host's speed moves). The
+      // intra-op count is LibTorch's own, process-wide: this main sets it, as a CLI does
+      // from --threads; the decode threads go through the engine's options.
       const int64_t B = std::stoll(split(batches).front());
       std::printf("\n%s: decode batch %lld, %lld new tokens, threads\n", p.c_str(),
                   static_cast<long long>(B), static_cast<long long>(new_tokens));
@@ -209,7 +210,7 @@ int main(int argc, char** argv) {
         double tps[3];
         for (int v = 0; v < 3; ++v) {
           at::set_num_threads(v == 1 ? 2 : 1);
-          auto st = decode(m, a, B, P, new_tokens, v == 2 ? 2 : 1);
+          auto st = decode(m, a, B, P, new_tokens, /*decode_threads=*/v == 2 ? 2 : 1);
           tps[v] = st.generated_tokens / st.decode_seconds;
         }
         at::set_num_threads(saved);
@@ -229,8 +230,7 @@ int main(int argc, char** argv) {
       std::printf(
           "\n%s: decode batch %lld, %lld new tokens, decode threads %d, fused MLA "
           "decode kernel off / on\n",
-          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens),
-          g_decode_threads);
+          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens), decode_threads);
       std::printf(
           "| round | matmul peak GFLOP/s | off tokens/s | %% of peak | on tokens/s | %% "
           "of peak | on / off |\n|---|---|---|---|---|---|---|\n");
@@ -239,11 +239,11 @@ int main(int argc, char** argv) {
         const double pk = matmul_peak_gflops();
         double tps[2];
         for (int v = 0; v < 2; ++v) {
-          set_mla_decode_kernel_enabled(v == 1);
-          auto st = decode(m, a, B, P, new_tokens);
+          KernelChoices k;
+          k.mla_decode = v == 1;
+          auto st = decode(m, a, B, P, new_tokens, decode_threads, k);
           tps[v] = st.generated_tokens / st.decode_seconds;
         }
-        set_mla_decode_kernel_enabled(true);
         std::printf("| %d | %.1f |", round, pk);
         for (double t : tps)
           std::printf(" %.0f | %.1f%% |", t, 100 * flops_per_token * t / 1e9 / pk);
@@ -320,14 +320,13 @@ int main(int argc, char** argv) {
         };
         const double blas =
             time_us([&] { return F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd); });
-        set_small_rows_avx512_enabled(false);
-        const double fused = time_us([&] { return swiglu_small_rows(x, wg, wu, wd); });
-        set_small_rows_avx512_enabled(true);
+        const KernelChoices avx2{.small_rows_avx512 = false}, wide;
+        const double fused = time_us([&] { return swiglu_small_rows(x, wg, wu, wd, avx2); });
         std::printf("| %lld | %.1f | %.1f | %.2fx |", static_cast<long long>(M), blas, fused,
                     blas / fused);
         if (avx512) {
-          const double wide = time_us([&] { return swiglu_small_rows(x, wg, wu, wd); });
-          std::printf(" %.1f | %.2fx |", wide, blas / wide);
+          const double t512 = time_us([&] { return swiglu_small_rows(x, wg, wu, wd, wide); });
+          std::printf(" %.1f | %.2fx |", t512, blas / t512);
         }
         std::printf("\n");
         std::fflush(stdout);
@@ -353,12 +352,13 @@ int main(int argc, char** argv) {
           jobs.push_back({x[e].data_ptr<float>(), R, I, we, we + I * d, we + 2 * I * d,
                           y[e].data_ptr<float>()});
         }
+        const ExecutionContext exec;  // the global pool, every kernel
         for (int t : {1, 2}) {
-          swiglu_experts_small_rows(jobs, d, t);
+          swiglu_experts_small_rows(jobs, d, t, exec);
           std::vector<double> ms;
           for (int i = 0; i < 5; ++i) {
             auto t0 = Clock::now();
-            swiglu_experts_small_rows(jobs, d, t);
+            swiglu_experts_small_rows(jobs, d, t, exec);
             ms.push_back(1e3 * seconds_since(t0));
           }
           const double m = median(ms);

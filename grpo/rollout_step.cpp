@@ -76,6 +76,7 @@ void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
       samples[j].metadata = round.problems[i].metadata;
     }
     reward::GroupScores s = rewards_.score(samples);
+    out.reward_failures += s.failures;
     if (round.components.empty()) {
       out.names = s.names;
       for (size_t k = 0; k < s.names.size(); ++k)

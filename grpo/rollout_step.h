@@ -44,6 +44,7 @@ struct RolloutBatch {
   int64_t zero_std_groups = 0;                   // groups with no signal among those seen
   double generate_s = 0, reward_s = 0;           // wall times
   int64_t generated_tokens = 0;                  // every completion token generated
+  int64_t reward_failures = 0;  // samples a reward failed to score (reward::Scores::failures)
 };
 
 // Samples and scores rollouts for one trainer (one data-parallel rank).

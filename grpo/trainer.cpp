@@ -209,10 +209,11 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   StepMetrics m;
   ASSIGN_OR_RETURN(RolloutBatch ro, next_rollout());
   add_rollout_metrics(ro, step_, r_.grpo.loss.dynamic_sampling, m);
-  // Batches a remote reward server failed to score (cannot judge), cumulative; logged
-  // once the first failure happened (reward/grpc/remote.h).
-  if (const int64_t failed = reward::remote_failures(); failed > 0)
-    m[metric::kRemoteRewardFailures] = static_cast<double>(failed);
+  // Samples a reward failed to score (cannot judge), cumulative over this run; logged
+  // once the first failure happened (reward::Scores::failures, reward/reward.h).
+  reward_failures_ += ro.reward_failures;
+  if (reward_failures_ > 0)
+    m[metric::kRemoteRewardFailures] = static_cast<double>(reward_failures_);
   m[metric::kLr] = run_.set_lr_for_step(step_, r_.grpo.steps);
   double ref_s = 0, train_s = 0;
   if (!ro.groups.empty()) {

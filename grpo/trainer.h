@@ -110,7 +110,8 @@ class GrpoTrainer {
   std::optional<BlasThreadsGuard> one_blas_thread_;  // rollout.overlap: a core each
   std::future<StatusOr<RolloutBatch>> next_;         // rollout.overlap: the next rollout
   int64_t step_ = 0;                                 // the next step to run (0-based)
-  uint64_t data_pos_ = 0;                            // the next unused training problem
+  int64_t reward_failures_ = 0;  // samples the rewards failed to score in this run
+  uint64_t data_pos_ = 0;        // the next unused training problem
   std::chrono::steady_clock::time_point t_start_;
   bool out_of_time_ = false;
 };

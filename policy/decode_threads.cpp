@@ -12,25 +12,9 @@
 namespace r1kit::policy {
 using kernel::fp32_cpu;
 
-namespace {
-thread_local int t_decode_threads = 1;
-}  // namespace
-
-int decode_threads() {
-  return t_decode_threads;
-}
-
-DecodeThreadsGuard::DecodeThreadsGuard(int n) : old_(t_decode_threads) {
-  t_decode_threads = std::max(n, 1);
-}
-
-DecodeThreadsGuard::~DecodeThreadsGuard() {
-  t_decode_threads = old_;
-}
-
-torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w,
-                            const torch::Tensor& b) {
-  const int threads = decode_threads();
+torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                            const ExecutionContext& exec) {
+  const int threads = exec.decode_threads;
   const int64_t N = w.size(0), K = w.size(1);
   if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || !fp32_cpu(x) || !fp32_cpu(w) ||
       (b.defined() && !fp32_cpu(b)) || x.size(-1) != K || at::in_parallel_region() ||
@@ -40,7 +24,7 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w,
   auto y = torch::empty({x2.size(0), N}, x.options());
   const int64_t blocks = (N + 15) / 16;
   const int parts = static_cast<int>(std::min<int64_t>(threads, blocks));
-  ParallelPool::global().run(parts, [&](int p) {
+  exec.parallel_pool().run(parts, [&](int p) {
     torch::NoGradGuard no_grad;  // grad mode is per thread, and w may require grad
     const int64_t n0 = std::min(N, blocks * p / parts * 16);
     const int64_t n1 = std::min(N, blocks * (p + 1) / parts * 16);

@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -98,12 +97,6 @@ R1KIT_AVX512 void dot2_512(const float* x, int64_t K, const float* wa, const flo
   }
 }
 
-std::atomic<bool> g_avx512{true};
-
-bool use_avx512() {
-  return g_avx512.load(std::memory_order_relaxed) && small_rows_avx512_available();
-}
-
 // dot2 for a block of 1..6 rows, on AVX-512 when `wide`, else AVX2.
 void dot2_rows(bool wide, int rows, const float* x, int64_t K, const float* wa, const float* wb,
                float* a, float* b) {
@@ -126,8 +119,6 @@ void dot2_rows(bool wide, int rows, const float* x, int64_t K, const float* wa, 
 // the 2 weight vectors and one input vector, fill AVX2's 16 registers.
 constexpr int kBlock = 6;
 
-std::atomic<bool> g_enabled{true};
-
 bool fp32_cpu_contiguous(const torch::Tensor& t) {
   return kernel::fp32_cpu(t) && t.is_contiguous();
 }
@@ -144,26 +135,23 @@ bool small_rows_avx512_available() {
   return ok;
 }
 
-void set_small_rows_avx512_enabled(bool on) {
-  g_avx512.store(on);
-}
-
-void set_small_rows_kernels_enabled(bool on) {
-  g_enabled.store(on);
+bool small_rows_use_avx512(const KernelChoices& kernels) {
+  return kernels.small_rows_avx512 && small_rows_avx512_available();
 }
 
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
-                              const torch::Tensor& w_up, const torch::Tensor& w_down) {
-  return g_enabled.load(std::memory_order_relaxed) && small_rows_kernels_available() &&
-         !torch::GradMode::is_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) &&
-         fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
+                              const torch::Tensor& w_up, const torch::Tensor& w_down,
+                              const KernelChoices& kernels) {
+  return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
+         fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
+         fp32_cpu_contiguous(w_down);
 }
 
 namespace {
 
-// y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major.
-void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp) {
-  const bool wide = use_avx512();
+// y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major; AVX-512 when `wide`.
+void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp,
+                 bool wide) {
   float a[kBlock], b[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
@@ -178,10 +166,10 @@ void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t
   }
 }
 
-// One SwiGLU expert on raw pointers: hp [M, I] is scratch, yp [M, K] the output.
+// One SwiGLU expert on raw pointers: hp [M, I] is scratch, yp [M, K] the output; AVX-512
+// when `wide`.
 void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp, const float* up,
-                 const float* dp, float* hp, float* yp) {
-  const bool wide = use_avx512();
+                 const float* dp, float* hp, float* yp, bool wide) {
   float g[kBlock], u[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
@@ -190,28 +178,32 @@ void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* 
       for (int r = 0; r < rows; ++r) hp[(m0 + r) * I + n] = g[r] / (1.0f + std::exp(-g[r])) * u[r];
     }
   }
-  linear_rows(hp, M, I, dp, K, yp);
+  linear_rows(hp, M, I, dp, K, yp, wide);
 }
 
 }  // namespace
 
-void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y) {
-  linear_rows(x, M, K, w, N, y);
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                     const KernelChoices& kernels) {
+  linear_rows(x, M, K, w, N, y, small_rows_use_avx512(kernels));
 }
 
-torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w) {
+torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
+                                const KernelChoices& kernels) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
               "linear_small_rows: x [M, K] and w [N, K] expected");
   TORCH_CHECK(fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w) && small_rows_kernels_available(),
               "linear_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   auto y = torch::empty({M, N}, x.options());
-  linear_rows(x.data_ptr<float>(), M, K, w.data_ptr<float>(), N, y.data_ptr<float>());
+  linear_rows(x.data_ptr<float>(), M, K, w.data_ptr<float>(), N, y.data_ptr<float>(),
+              small_rows_use_avx512(kernels));
   return y;
 }
 
 torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_gate,
-                                const torch::Tensor& w_up, const torch::Tensor& w_down) {
+                                const torch::Tensor& w_up, const torch::Tensor& w_down,
+                                const KernelChoices& kernels) {
   TORCH_CHECK(x.dim() == 2 && w_gate.dim() == 2 && w_up.sizes() == w_gate.sizes() &&
                   w_gate.size(1) == x.size(1) && w_down.dim() == 2 &&
                   w_down.size(1) == w_gate.size(0) && w_down.size(0) == x.size(1),
@@ -224,7 +216,8 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
   auto h = torch::empty({M, I}, x.options());  // silu(gate) * up
   auto y = torch::empty({M, K}, x.options());
   swiglu_rows(x.data_ptr<float>(), M, K, I, w_gate.data_ptr<float>(), w_up.data_ptr<float>(),
-              w_down.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>());
+              w_down.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(),
+              small_rows_use_avx512(kernels));
   return y;
 }
 
@@ -260,8 +253,10 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
   return out;
 }
 
-void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads) {
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads,
+                               const ExecutionContext& exec) {
   TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
+  const bool wide = small_rows_use_avx512(exec.kernels);
   int64_t scratch = 0;
   for (const auto& j : jobs) scratch = std::max(scratch, j.rows * j.inter);
   const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
@@ -269,10 +264,10 @@ void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, 
     std::vector<float> h(static_cast<size_t>(scratch));  // this part's scratch
     for (size_t i = parts[p].first; i < parts[p].second; ++i) {
       const ExpertJob& j = jobs[i];
-      swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y);
+      swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y, wide);
     }
   };
-  ParallelPool::global().run(static_cast<int>(parts.size()), run);
+  exec.parallel_pool().run(static_cast<int>(parts.size()), run);
 }
 
 }  // namespace r1kit::policy

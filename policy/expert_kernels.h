@@ -10,6 +10,8 @@
 //
 // Inference only (no autograd); fp32, CPU, contiguous tensors. Results equal
 // torch::linear's up to the order of summation (tests/policy/expert_kernels_test.cpp).
+// Which instruction set they use and which pool they run on come with each call
+// (KernelChoices, ExecutionContext: policy/execution.h).
 // Thread-safety: pure functions.
 #pragma once
 
@@ -17,6 +19,8 @@
 
 #include <utility>
 #include <vector>
+
+#include "policy/execution.h"
 
 namespace r1kit::policy {
 
@@ -32,32 +36,35 @@ inline constexpr int64_t kPoolRowsMax = 64;
 // True when this CPU has AVX2 and FMA (checked once).
 bool small_rows_kernels_available();
 
-// True when this CPU has AVX-512F: the kernels then use 16-lane vectors (checked once).
+// True when this CPU has AVX-512F (checked once).
 bool small_rows_avx512_available();
 
-// On by default; off keeps the kernels on AVX2 even where AVX-512 is available (to test
-// and measure both on one machine). Process-wide, atomic.
-void set_small_rows_avx512_enabled(bool on);
+// True when the kernels run on 16-lane vectors under these choices: AVX-512 is chosen and
+// this CPU has it.
+bool small_rows_use_avx512(const KernelChoices& kernels);
 
-// On by default; off makes small_rows_kernels_apply false everywhere (for A/B
-// measurements: bench/rollout_bench.cpp's "kernel" section). Process-wide, atomic.
-void set_small_rows_kernels_enabled(bool on);
-
-// True when swiglu_small_rows may be called on these tensors: the kernels are
-// available and enabled, autograd is off, and all are fp32, on the CPU and contiguous.
+// True when swiglu_small_rows may be called on these tensors: the kernels are available
+// and chosen (kernels.small_rows), autograd is off, and all are fp32, on the CPU and
+// contiguous.
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
-                              const torch::Tensor& w_up, const torch::Tensor& w_down);
+                              const torch::Tensor& w_up, const torch::Tensor& w_down,
+                              const KernelChoices& kernels);
+
+// The kernels below run on AVX-512 when small_rows_use_avx512(kernels), else on AVX2.
 
 // y = x w^T for x [M, K] and w [N, K]: torch::linear without bias.
-torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w);
+torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
+                                const KernelChoices& kernels);
 // The same on raw row-major fp32 memory: y [M, N] = x [M, K] w^T for w [N, K]. Requires
 // AVX2/FMA (small_rows_kernels_available()).
-void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y);
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                     const KernelChoices& kernels);
 
 // down(silu(gate(x)) * up(x)) for x [M, dim], w_gate and w_up [inter, dim], w_down
 // [dim, inter]: one SwiGLU expert, returns [M, dim].
 torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_gate,
-                                const torch::Tensor& w_up, const torch::Tensor& w_down);
+                                const torch::Tensor& w_up, const torch::Tensor& w_down,
+                                const KernelChoices& kernels);
 
 // One routed expert's share of a MoE layer, on raw fp32 row-major memory: rows of x
 // ([rows, dim]) through the SwiGLU expert (w_gate/w_up [inter, dim], w_down [dim, inter])
@@ -79,9 +86,10 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
                                                              int parts);
 
 // Runs every job with the small-row kernel, the ranges of partition_expert_jobs(jobs,
-// threads) on the calling thread and the workers of core/parallel.h's pool (serially when
-// threads is 1 or inside a LibTorch parallel region). Jobs must not overlap in y.
-// Requires AVX2/FMA.
-void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads);
+// threads) on the calling thread and the workers of exec's pool (serially when threads is
+// 1 or inside a LibTorch parallel region), on AVX-512 as exec.kernels says. MoE passes
+// threads = exec.expert_threads(). Jobs must not overlap in y. Requires AVX2/FMA.
+void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads,
+                               const ExecutionContext& exec);
 
 }  // namespace r1kit::policy

@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -19,8 +18,6 @@ using kernel::fp32_cpu;
 using kernel::hmax512;
 using kernel::hsum512;
 using kernel::lanes;
-
-std::atomic<bool> g_mla_enabled{true};
 
 // exp(x) on 16 lanes: Cephes' expf (x = n ln 2 + r, |r| <= ln 2 / 2, a degree-6
 // polynomial in r), within 2 ulp of std::exp. x is clamped to [-87, 88], so it never
@@ -108,24 +105,22 @@ R1KIT_AVX512 void weighted_sum(const float* p, int64_t H, int64_t L, int64_t ldp
 
 }  // namespace
 
-void set_mla_decode_kernel_enabled(bool on) {
-  g_mla_enabled.store(on);
-}
-
 bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
-                               const torch::Tensor& c, const torch::Tensor& pe) {
-  return g_mla_enabled.load(std::memory_order_relaxed) && small_rows_avx512_available() &&
-         !torch::GradMode::is_enabled() && fp32_cpu(q_lat) && fp32_cpu(q_pe) && fp32_cpu(c) &&
-         fp32_cpu(pe) && c.dim() == 3 && pe.dim() == 3 && c.stride(2) == 1 &&
-         c.stride(1) == c.size(2) && pe.stride(2) == 1 && pe.stride(1) == pe.size(2);
+                               const torch::Tensor& c, const torch::Tensor& pe,
+                               const KernelChoices& kernels) {
+  return kernels.mla_decode && small_rows_avx512_available() && !torch::GradMode::is_enabled() &&
+         fp32_cpu(q_lat) && fp32_cpu(q_pe) && fp32_cpu(c) && fp32_cpu(pe) && c.dim() == 3 &&
+         pe.dim() == 3 && c.stride(2) == 1 && c.stride(1) == c.size(2) && pe.stride(2) == 1 &&
+         pe.stride(1) == pe.size(2);
 }
 
 torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::Tensor& q_pe_in,
                                    const torch::Tensor& c, const torch::Tensor& pe,
-                                   const torch::Tensor& lengths_in, double scale, int threads) {
-  TORCH_CHECK(mla_decode_kernel_applies(q_lat_in, q_pe_in, c, pe),
-              "mla_decode_attention: AVX-512, no autograd, fp32 CPU tensors with row-contiguous "
-              "caches expected");
+                                   const torch::Tensor& lengths_in, double scale,
+                                   const ExecutionContext& exec) {
+  TORCH_CHECK(mla_decode_kernel_applies(q_lat_in, q_pe_in, c, pe, exec.kernels),
+              "mla_decode_attention: AVX-512, kernels.mla_decode, no autograd, fp32 CPU tensors "
+              "with row-contiguous caches expected");
   TORCH_CHECK(q_lat_in.dim() == 3 && q_pe_in.dim() == 3,
               "mla_decode_attention: q_lat [B, H, dc] and q_pe [B, H, dr] expected");
   const int64_t B = q_lat_in.size(0), H = q_lat_in.size(1), dc = q_lat_in.size(2);
@@ -155,7 +150,7 @@ torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::T
   const auto sc = static_cast<float>(scale);
 
   // Contiguous ranges of rows of about equal total length, one per part.
-  const int parts = static_cast<int>(std::clamp<int64_t>(threads, 1, B));
+  const int parts = static_cast<int>(std::clamp<int64_t>(exec.decode_threads, 1, B));
   std::vector<int64_t> first(parts + 1, B);
   first[0] = 0;
   for (int64_t b = 0, acc = 0, p = 1; b < B && p < parts; ++b) {
@@ -169,13 +164,13 @@ torch::Tensor mla_decode_attention(const torch::Tensor& q_lat_in, const torch::T
     for (int64_t b = first[p]; b < first[p + 1]; ++b) {
       const int64_t L = len[b];
       const float* cb = cp + b * c_row;
-      linear_rows_raw(ql + b * H * dc, H, dc, cb, L, s1);
-      linear_rows_raw(qp + b * H * dr, H, dr, pp + b * pe_row, L, s2);
+      linear_rows_raw(ql + b * H * dc, H, dc, cb, L, s1, exec.kernels);
+      linear_rows_raw(qp + b * H * dr, H, dr, pp + b * pe_row, L, s2, exec.kernels);
       for (int64_t h = 0; h < H; ++h) scaled_softmax(s1 + h * L, s2 + h * L, L, sc);
       weighted_sum(s1, H, L, L, cb, dc, op + b * H * dc);
     }
   };
-  ParallelPool::global().run(parts, run);
+  exec.parallel_pool().run(parts, run);
   return out;
 }
 

@@ -11,31 +11,33 @@
 // rows over the pool of core/parallel.h.
 //
 // Inference only (no autograd); fp32 on the CPU. Results equal the LibTorch path's up to
-// the order of summation (tests/policy/mla_decode_test.cpp). Thread-safety: pure
-// functions, apart from the process-wide on/off switch.
+// the order of summation (tests/policy/mla_decode_test.cpp). Whether it is taken and
+// which pool it runs on come with each call (KernelChoices, ExecutionContext:
+// policy/execution.h). Thread-safety: pure functions.
 #pragma once
 
 #include <torch/torch.h>
 
+#include "policy/execution.h"
+
 namespace r1kit::policy {
 
-// On by default; off makes mla_decode_kernel_applies false (for A/B measurements).
-// Process-wide, atomic.
-void set_mla_decode_kernel_enabled(bool on);
-
 // True when mla_decode_attention may be called on these tensors: the CPU has AVX-512F,
-// the kernel is enabled, autograd is off, and all are fp32 CPU tensors with c and pe
-// contiguous within each row (as views of the KV cache are).
+// the kernel is chosen (kernels.mla_decode), autograd is off, and all are fp32 CPU
+// tensors with c and pe contiguous within each row (as views of the KV cache are).
 bool mla_decode_kernel_applies(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
-                               const torch::Tensor& c, const torch::Tensor& pe);
+                               const torch::Tensor& c, const torch::Tensor& pe,
+                               const KernelChoices& kernels);
 
 // For every row b < B and head h < H, over the positions j < lengths[b]:
 //   s[j] = scale * (q_lat[b, h] . c[b, j] + q_pe[b, h] . pe[b, j])
 //   o[b, h] = sum_j softmax(s)[j] * c[b, j]
 // q_lat [B, H, dc], q_pe [B, H, dr], c [B, S, dc], pe [B, S, dr]; lengths [B] int64 on the
-// CPU, each in [1, S]. Returns o [B, H, dc]. The rows are split over `threads` parts.
+// CPU, each in [1, S]. Returns o [B, H, dc]. The rows are split into exec.decode_threads
+// parts on exec's pool; mla_decode_kernel_applies(..., exec.kernels) must hold.
 torch::Tensor mla_decode_attention(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
                                    const torch::Tensor& c, const torch::Tensor& pe,
-                                   const torch::Tensor& lengths, double scale, int threads);
+                                   const torch::Tensor& lengths, double scale,
+                                   const ExecutionContext& exec);
 
 }  // namespace r1kit::policy

@@ -18,8 +18,9 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
 }
 
 // An nn::Linear through decode_linear: split over the pool at decode (decode_threads.h).
-torch::Tensor run_linear(torch::nn::Linear& l, const torch::Tensor& x) {
-  return decode_linear(x, l->weight, l->bias);
+torch::Tensor run_linear(torch::nn::Linear& l, const torch::Tensor& x,
+                         const ExecutionContext& exec) {
+  return decode_linear(x, l->weight, l->bias, exec);
 }
 
 // YaRN mscale: 0.1 * m * ln(s) + 1 (YaRN, Peng et al. 2023; docs/model.md, "RoPE and YaRN").
@@ -178,19 +179,20 @@ MLAImpl::MLAImpl(const ModelArgs& a)
 
 torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
                                const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                               int64_t start_pos, AttnImpl impl, const torch::Tensor& row_pos) {
+                               int64_t start_pos, AttnImpl impl, const ExecutionContext& exec,
+                               const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads;
   const int64_t dn = args_.qk_nope_head_dim, dr = args_.qk_rope_head_dim, dv = args_.v_head_dim;
   const int64_t dc = args_.kv_lora_rank;
 
-  auto q =
-      q_proj ? run_linear(q_proj, x) : run_linear(q_b_proj, q_a_layernorm(run_linear(q_a_proj, x)));
+  auto q = q_proj ? run_linear(q_proj, x, exec)
+                  : run_linear(q_b_proj, q_a_layernorm(run_linear(q_a_proj, x, exec)), exec);
   q = q.view({B, T, H, dn + dr});
   auto q_nope = q.narrow(-1, 0, dn);                         // [B, T, H, dn]
   auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
 
-  auto kv = run_linear(kv_a_proj_with_mqa, x);       // [B, T, dc + dr]
-  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));  // [B, T, dc]
+  auto kv = run_linear(kv_a_proj_with_mqa, x, exec);  // [B, T, dc + dr]
+  auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));   // [B, T, dc]
   auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
@@ -226,11 +228,11 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     auto qp = q_pe.transpose(1, 2).reshape({B, H * T, dr});
     torch::Tensor o_lat;  // [B, H*T, dc]
     if (T == 1 && cache && (row_pos.defined() || !mask.defined()) &&
-        mla_decode_kernel_applies(q_lat, qp, c_all, pe_all)) {
+        mla_decode_kernel_applies(q_lat, qp, c_all, pe_all, exec.kernels)) {
       // One token a row (decode): the fused kernel, row b over keys [0, row_pos[b]].
       auto len = row_pos.defined() ? row_pos.to(torch::kCPU) + 1
                                    : torch::full({B}, S, torch::dtype(torch::kLong));
-      o_lat = mla_decode_attention(q_lat, qp, c_all, pe_all, len, scale_, decode_threads());
+      o_lat = mla_decode_attention(q_lat, qp, c_all, pe_all, len, scale_, exec);
     } else {
       auto scores = torch::baddbmm(torch::bmm(qp, pe_all.transpose(1, 2)), q_lat,
                                    c_all.transpose(1, 2));  // [B, H*T, S]
@@ -244,7 +246,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
             .view({H, B, T, dv})
             .permute({1, 2, 0, 3});  // [B, T, H, dv]
   }
-  return run_linear(o_proj, o.reshape({B, T, H * dv}));
+  return run_linear(o_proj, o.reshape({B, T, H * dv}), exec);
 }
 
 // ---------------------------------------------------------------------------------
@@ -259,12 +261,13 @@ GQAImpl::GQAImpl(const ModelArgs& a) : args_(a), rope_(a, a.head_dim), scale_(a.
 
 torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
                                const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                               int64_t start_pos, const torch::Tensor& row_pos) {
+                               int64_t start_pos, const ExecutionContext& exec,
+                               const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads, Hk = args_.n_kv_heads;
   const int64_t D = args_.head_dim;
-  auto q = rope_.apply(run_linear(q_proj, x).view({B, T, H, D}), positions);
-  auto k = rope_.apply(run_linear(k_proj, x).view({B, T, Hk, D}), positions);
-  auto v = run_linear(v_proj, x).view({B, T, Hk, D});
+  auto q = rope_.apply(run_linear(q_proj, x, exec).view({B, T, H, D}), positions);
+  auto k = rope_.apply(run_linear(k_proj, x, exec).view({B, T, Hk, D}), positions);
+  auto v = run_linear(v_proj, x, exec).view({B, T, Hk, D});
   if (cache) {
     k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
     v = cache_write_read(cache->b[layer], v, start_pos, row_pos);
@@ -278,7 +281,7 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   auto p = softmax_f32(scores, v).view({B, Hk, rep * T, S});
   auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
   o = o.view({B, Hk, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
-  return run_linear(o_proj, o);
+  return run_linear(o_proj, o, exec);
 }
 
 // ---------------------------------------------------------------------------------
@@ -290,10 +293,11 @@ MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
   down_proj = register_module("down_proj", linear(inter_dim, dim));
 }
 
-bool MLPImpl::takes_small_rows(const torch::Tensor& x, int64_t max_rows) const {
+bool MLPImpl::takes_small_rows(const torch::Tensor& x, const KernelChoices& kernels,
+                               int64_t max_rows) const {
   const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
-  return rows <= max_rows &&
-         small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight);
+  return rows <= max_rows && small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight,
+                                                      down_proj->weight, kernels);
 }
 
 ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) const {
@@ -306,17 +310,18 @@ ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) cons
           y.data_ptr<float>()};
 }
 
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& exec) {
   // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
-  if (takes_small_rows(x)) {
+  if (takes_small_rows(x, exec.kernels)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
     auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
-                                 down_proj->weight);
+                                 down_proj->weight, exec.kernels);
     auto shape = x.sizes().vec();
     shape.back() = out.size(1);
     return out.view(shape);
   }
-  return run_linear(down_proj, F::silu(run_linear(gate_proj, x)) * run_linear(up_proj, x));
+  return run_linear(down_proj,
+                    F::silu(run_linear(gate_proj, x, exec)) * run_linear(up_proj, x, exec), exec);
 }
 
 // ---------------------------------------------------------------------------------
@@ -376,8 +381,8 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   load_accum_ = torch::zeros({a.n_routed_experts});
 }
 
-torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
-                               torch::Tensor* aux_loss) {
+torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
+                               const ExecutionContext& exec) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
   auto xf = x.reshape({B * T, d});
@@ -400,13 +405,14 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
   torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
-    // decode) go to the small-row kernel together, spread over decode_threads() threads.
+    // decode) go to the small-row kernel together, spread over exec.expert_threads().
     y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
     std::vector<ExpertJob> jobs;
-    const int threads = std::max(decode_threads(), at::get_num_threads());
+    const int threads = exec.expert_threads();
     // With several threads, the shared expert of a decode step joins the routed ones, so
     // that it runs beside them instead of before or after.
-    if (shared_experts && threads > 1 && shared_experts->takes_small_rows(xf, kPoolRowsMax)) {
+    if (shared_experts && threads > 1 &&
+        shared_experts->takes_small_rows(xf, exec.kernels, kPoolRowsMax)) {
       y_shared = torch::empty_like(xf);
       jobs.push_back(shared_experts->small_rows_job(xf, y_shared));
     }
@@ -415,26 +421,27 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load,
       if (cnt[e] == 0) continue;
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
-      if (mlp->takes_small_rows(pieces[e], threads > 1 ? kPoolRowsMax : kSmallRowsMax)) {
+      if (mlp->takes_small_rows(pieces[e], exec.kernels,
+                                threads > 1 ? kPoolRowsMax : kSmallRowsMax)) {
         jobs.push_back(mlp->small_rows_job(pieces[e], out));
       } else {
-        out.copy_(mlp->forward(pieces[e]));
+        out.copy_(mlp->forward(pieces[e], exec));
       }
       off += cnt[e];
     }
-    if (!jobs.empty()) swiglu_experts_small_rows(jobs, d, threads);
+    if (!jobs.empty()) swiglu_experts_small_rows(jobs, d, threads, exec);
     y_sorted.mul_(w_sorted.unsqueeze(-1));
   } else {
     std::vector<torch::Tensor> outs;
     outs.reserve(E);
     for (int64_t e = 0; e < E; ++e) {
-      if (cnt[e] > 0) outs.push_back(experts[e]->as<MLPImpl>()->forward(pieces[e]));
+      if (cnt[e] > 0) outs.push_back(experts[e]->as<MLPImpl>()->forward(pieces[e], exec));
     }
     if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
     y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);
   }
   auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
-  if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf));
+  if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf, exec));
 
   auto load_f = counts.to(torch::kFloat);
   if (load) *load = load_f;
@@ -484,14 +491,15 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelArgs& a, bool moe_layer) {
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& positions,
                                         const torch::Tensor& mask, KVCache* cache, int64_t layer,
-                                        int64_t start_pos, AttnImpl impl, torch::Tensor* load,
+                                        int64_t start_pos, AttnImpl impl,
+                                        const ExecutionContext& exec, torch::Tensor* load,
                                         torch::Tensor* aux_loss, const torch::Tensor& row_pos) {
   auto x = input_layernorm(h);
-  auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, row_pos)
-               : gqa(x, positions, mask, cache, layer, start_pos, row_pos);
+  auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, exec, row_pos)
+               : gqa(x, positions, mask, cache, layer, start_pos, exec, row_pos);
   auto h2 = h + a;
   x = post_attention_layernorm(h2);
-  return h2 + (moe ? moe(x, load, aux_loss) : dense(x));
+  return h2 + (moe ? moe(x, load, aux_loss, exec) : dense(x, exec));
 }
 
 MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
@@ -562,8 +570,8 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   for (int64_t l = 0; l < args_.n_layers; ++l) {
     torch::Tensor load, layer_aux;
     h = layers[l]->as<DecoderLayerImpl>()->forward(h, positions, mask, opts.cache, l,
-                                                   opts.start_pos, opts.attn_impl, &load,
-                                                   &layer_aux, opts.row_positions);
+                                                   opts.start_pos, opts.attn_impl, opts.execution,
+                                                   &load, &layer_aux, opts.row_positions);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
   }
@@ -578,6 +586,10 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
 
 ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOptions& opts) {
   TORCH_CHECK(ids.dim() == 2, "ids must be [B, T], got ", ids.sizes());
+  TORCH_CHECK(
+      opts.execution.decode_threads >= 1 && opts.execution.decode_threads <= kMaxDecodeThreads,
+      "ForwardOptions::execution.decode_threads must be in [1, ", kMaxDecodeThreads, "], got ",
+      opts.execution.decode_threads);
   const int64_t B = ids.size(0), T = ids.size(1);
   auto dev = ids.device();
   torch::Tensor positions = opts.positions;
@@ -615,7 +627,7 @@ ForwardOutput TransformerImpl::forward_impl(const torch::Tensor& ids,
   out.last_hidden = h;
   out.hidden = norm(h);
   if (opts.compute_logits)
-    out.logits = decode_linear(out.hidden, output_weight()).to(torch::kFloat);
+    out.logits = decode_linear(out.hidden, output_weight(), {}, opts.execution).to(torch::kFloat);
   return out;
 }
 
@@ -636,7 +648,7 @@ std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& ids,
                          .expand({B, Tk});
     torch::Tensor load, aux;
     h = layer->block(hp, positions, Tk > 1 ? causal_mask(Tk, 0, ids.device()) : torch::Tensor(),
-                     nullptr, 0, 0, AttnImpl::kNaive, &load, &aux);
+                     nullptr, 0, 0, AttnImpl::kNaive, ExecutionContext{}, &load, &aux);
     if (aux_loss && aux.defined()) *aux_loss = aux_loss->defined() ? *aux_loss + aux : aux;
     result.push_back(
         torch::matmul(layer->shared_head_norm(h), output_weight().t()).to(torch::kFloat));

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/execution.h"
 #include "policy/expert_kernels.h"
 #include "policy/model_args.h"
 
@@ -60,6 +61,10 @@ struct ForwardOptions {
   // over absolute positions. Packing passes a block-diagonal causal mask.
   torch::Tensor attn_mask;
   AttnImpl attn_impl = AttnImpl::kAuto;
+  // Threads, pool and kernel choices of this call (policy/execution.h); the default is one
+  // decode thread and every kernel the CPU allows. decode_threads must be in
+  // [1, kMaxDecodeThreads].
+  ExecutionContext execution;
   bool compute_logits = true;  // false: skip lm_head (e.g. for token_logprobs)
   // Per-row decode (continuous batching, T must be 1): [B] int64, the cache position of
   // each row's token. Row b writes its key/value at row_positions[b] of cache row b,
@@ -117,7 +122,8 @@ class MLAImpl : public torch::nn::Module {
   // row_pos: ForwardOptions::row_positions (undefined outside per-row decode).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
-                        AttnImpl impl, const torch::Tensor& row_pos = {});
+                        AttnImpl impl, const ExecutionContext& exec = {},
+                        const torch::Tensor& row_pos = {});
 
   torch::nn::Linear q_proj{nullptr};              // [H*d_qk, d] when q_lora_rank == 0
   torch::nn::Linear q_a_proj{nullptr};            // [d_q, d]
@@ -141,7 +147,7 @@ class GQAImpl : public torch::nn::Module {
   explicit GQAImpl(const ModelArgs& args);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
-                        const torch::Tensor& row_pos = {});
+                        const ExecutionContext& exec = {}, const torch::Tensor& row_pos = {});
 
   torch::nn::Linear q_proj{nullptr};  // [H*D, d]
   torch::nn::Linear k_proj{nullptr};  // [n_kv*D, d]
@@ -157,15 +163,18 @@ TORCH_MODULE(GQA);
 
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)). Dense FFN, routed and shared experts.
 // Without autograd, a call with at most kSmallRowsMax fp32 rows (a routed expert at
-// decode) runs the fused kernel of policy/expert_kernels.h instead of three sgemm's.
+// decode) runs the fused kernel of policy/expert_kernels.h instead of three sgemm's, where
+// exec.kernels allows it; the linear layers otherwise go through decode_linear.
 class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(int64_t dim, int64_t inter_dim);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, const ExecutionContext& exec = {});
   // True when the fused small-row kernel (policy/expert_kernels.h) may take x: at most
-  // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA. forward(x) takes
-  // it with the default (kSmallRowsMax); MoE's pooled inference path up to kPoolRowsMax.
-  bool takes_small_rows(const torch::Tensor& x, int64_t max_rows = kSmallRowsMax) const;
+  // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA, chosen in
+  // `kernels`. forward(x) takes it with the default (kSmallRowsMax); MoE's pooled
+  // inference path up to kPoolRowsMax.
+  bool takes_small_rows(const torch::Tensor& x, const KernelChoices& kernels,
+                        int64_t max_rows = kSmallRowsMax) const;
   // This expert on x's rows into y's, for swiglu_experts_small_rows (x and y [rows, dim],
   // contiguous fp32; takes_small_rows(x, ...) must hold).
   ExpertJob small_rows_job(const torch::Tensor& x, torch::Tensor& y) const;
@@ -202,8 +211,10 @@ class MoEImpl : public torch::nn::Module {
  public:
   explicit MoEImpl(const ModelArgs& args);
   // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts, *aux_loss the
-  // alpha-weighted sequence-wise balance loss (when training and alpha > 0).
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss);
+  // alpha-weighted sequence-wise balance loss (when training and alpha > 0). Without
+  // autograd the experts run on exec.expert_threads() threads (docs/model.md).
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
+                        const ExecutionContext& exec = {});
 
   // Auxiliary-loss-free balancing: b_i += gamma * sign(mean_load - load_i), from the
   // load accumulated since the last call (once per optimizer step), then resets it.
@@ -227,8 +238,8 @@ class DecoderLayerImpl : public torch::nn::Module {
   DecoderLayerImpl(const ModelArgs& args, bool moe);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
-                        AttnImpl impl, torch::Tensor* load, torch::Tensor* aux_loss,
-                        const torch::Tensor& row_pos = {});
+                        AttnImpl impl, const ExecutionContext& exec, torch::Tensor* load,
+                        torch::Tensor* aux_loss, const torch::Tensor& row_pos = {});
 
   RMSNorm input_layernorm{nullptr};
   MLA mla{nullptr};  // registered as "self_attn" when attention is MLA

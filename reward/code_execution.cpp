@@ -411,7 +411,7 @@ double CodeExecutionReward::score_one(const Sample& s) const {
   return static_cast<double>(passed) / static_cast<double>(tests.size());
 }
 
-std::vector<double> CodeExecutionReward::score(std::span<const Sample> group) const {
+Scores CodeExecutionReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) out.push_back(score_one(s));

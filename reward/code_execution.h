@@ -92,7 +92,7 @@ std::string sandbox_mode();
 class CodeExecutionReward final : public Reward {
  public:
   explicit CodeExecutionReward(const CodeExecutionOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
   double score_one(const Sample& s) const;
 
  private:

@@ -29,7 +29,7 @@ class PluginReward final : public Reward {
   ~PluginReward() override {
     if (p_->destroy) p_->destroy(instance_);
   }
-  std::vector<double> score(std::span<const Sample> group) const override {
+  Scores score(std::span<const Sample> group) const override {
     std::vector<double> out(group.size(), kNoScore);
     if (group.empty()) return out;
     std::string json = samples_to_json(group);
@@ -40,6 +40,7 @@ class PluginReward final : public Reward {
       spdlog::warn("reward plug-in {}: score failed ({}): {}; batch marked cannot-judge", p_->name,
                    rc, err);
       out.assign(group.size(), kNoScore);
+      return {std::move(out), static_cast<int64_t>(group.size())};
     }
     return out;
   }

@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
 #include "reward/code_execution.h"
@@ -14,18 +13,6 @@
 namespace r1kit::reward {
 
 // ---------------------------------------------------------------- registry
-
-namespace {
-std::atomic<int64_t> g_remote_failures{0};
-}  // namespace
-
-int64_t remote_failures() {
-  return g_remote_failures.load(std::memory_order_relaxed);
-}
-
-void count_remote_failure() {
-  g_remote_failures.fetch_add(1, std::memory_order_relaxed);
-}
 
 RewardRegistry& RewardRegistry::global() {
   static RewardRegistry* registry = [] {
@@ -245,13 +232,17 @@ GroupScores CombinedReward::score(std::span<const Sample> group) const {
   GroupScores out;
   out.total.assign(group.size(), 0.0);
   for (const Component& c : components_) {
-    std::vector<double> s = c.reward->score(group);
-    if (s.size() != group.size()) s.assign(group.size(), kNoScore);  // a broken plug-in
+    Scores s = c.reward->score(group);
+    if (s.values.size() != group.size()) {  // a broken reward: nothing scored
+      s.values.assign(group.size(), kNoScore);
+      s.failures = static_cast<int64_t>(group.size());
+    }
     for (size_t i = 0; i < group.size(); ++i) {
-      if (c.weight != 0.0) out.total[i] += c.weight * s[i];  // NaN propagates
+      if (c.weight != 0.0) out.total[i] += c.weight * s.values[i];  // NaN propagates
     }
     out.names.push_back(c.name);
-    out.components.push_back(std::move(s));
+    out.components.push_back(std::move(s.values));
+    out.failures += s.failures;
   }
   return out;
 }

@@ -61,22 +61,30 @@ struct Sample {
   nlohmann::json metadata = nlohmann::json::object();
 };
 
+// What a reward returns for a list of samples: a score per sample, and how many of them
+// it failed to score.
+struct Scores {
+  Scores() = default;
+  // Implicit, so that a rule reward, which cannot fail, returns its std::vector<double>.
+  Scores(std::vector<double> v, int64_t failed = 0) : values(std::move(v)), failures(failed) {}
+
+  std::vector<double> values;  // one per sample, in order; kNoScore where it cannot be judged
+  // Samples among them left kNoScore because scoring failed: a remote server's timeout,
+  // error status or malformed reply (reward/grpc/remote.h), a plug-in's error
+  // (reward/plugin.h). A sample that simply cannot be judged (no ground truth) is not a
+  // failure. The GRPO trainer sums them into reward/remote_failures.
+  int64_t failures = 0;
+};
+
 // A rule that scores completions. Implementations must not throw on any completion.
 class Reward {
  public:
   virtual ~Reward() = default;
-  // One score per sample, in order; kNoScore where the sample cannot be judged. The
-  // span is one group (completions of the same prompt) or any list of samples for
-  // rewards that do not look across samples.
-  virtual std::vector<double> score(std::span<const Sample> group) const = 0;
+  // One score per sample, in order; kNoScore where the sample cannot be judged, counted in
+  // Scores::failures when a failure is why. The span is one group (completions of the
+  // same prompt) or any list of samples for rewards that do not look across samples.
+  virtual Scores score(std::span<const Sample> group) const = 0;
 };
-
-// Batches that a remote reward (reward/grpc/remote.h) could not score and marked "cannot
-// judge": timeouts, error statuses, unreachable servers, malformed responses. Process-
-// wide and monotonic, so the trainer can log it without linking gRPC (the GRPO trainer
-// logs it as reward/remote_failures once it is non-zero).
-int64_t remote_failures();
-void count_remote_failure();
 
 // Builds a reward from its arguments (a JSON object: the recipe keys other than name
 // and weight). Errors name the bad argument.
@@ -150,6 +158,8 @@ struct GroupScores {
                                                 // weighted component is NaN
   std::vector<std::string> names;               // [K] component names, recipe order
   std::vector<std::vector<double>> components;  // [K][G] raw component scores
+  int64_t failures = 0;  // the components' Scores::failures, summed (a sample that two
+                         // components failed to score counts twice)
 };
 
 // Several rewards summed with weights. Thread-safe when its components are.

@@ -68,14 +68,14 @@ double FormatReward::score_one(std::string_view s) const {
   return 1.0;
 }
 
-std::vector<double> FormatReward::score(std::span<const Sample> group) const {
+Scores FormatReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) out.push_back(score_one(s.completion));
   return out;
 }
 
-std::vector<double> TagCountReward::score(std::span<const Sample> group) const {
+Scores TagCountReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) {
@@ -134,7 +134,7 @@ double MathAccuracyReward::score_one(const Sample& s) const {
   return answers_match(gold_text, pred.text) ? o_.correct_score : o_.wrong_score;
 }
 
-std::vector<double> MathAccuracyReward::score(std::span<const Sample> group) const {
+Scores MathAccuracyReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) out.push_back(score_one(s));
@@ -312,7 +312,7 @@ bool countdown_metadata(const nlohmann::json& m, std::vector<int64_t>* numbers, 
 
 }  // namespace
 
-std::vector<double> CountdownReward::score(std::span<const Sample> group) const {
+Scores CountdownReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) {
@@ -339,7 +339,7 @@ std::vector<double> CountdownReward::score(std::span<const Sample> group) const 
 
 // ---------------------------------------------------------------- arithmetic
 
-std::vector<double> ArithmeticReward::score(std::span<const Sample> group) const {
+Scores ArithmeticReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) {
@@ -417,7 +417,7 @@ std::vector<std::string> parse_knights_knaves(std::string_view text,
   return roles;
 }
 
-std::vector<double> KnightsKnavesReward::score(std::span<const Sample> group) const {
+Scores KnightsKnavesReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) {

@@ -51,7 +51,7 @@ struct FormatOptions {
 class FormatReward final : public Reward {
  public:
   explicit FormatReward(const FormatOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
   double score_one(std::string_view completion) const;
 
  private:
@@ -70,7 +70,7 @@ struct TagCountOptions {
 class TagCountReward final : public Reward {
  public:
   explicit TagCountReward(const TagCountOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   TagCountOptions o_;
@@ -98,7 +98,7 @@ struct MathAccuracyOptions {
 class MathAccuracyReward final : public Reward {
  public:
   explicit MathAccuracyReward(const MathAccuracyOptions& o);
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
   // NaN without gold; else whether the completion's answer matches.
   double score_one(const Sample& s) const;
 
@@ -144,7 +144,7 @@ std::optional<Rational> eval_countdown(std::string_view expr, std::vector<int64_
 class CountdownReward final : public Reward {
  public:
   explicit CountdownReward(const CountdownOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   CountdownOptions o_;
@@ -168,7 +168,7 @@ struct ArithmeticRewardOptions {
 class ArithmeticReward final : public Reward {
  public:
   explicit ArithmeticReward(const ArithmeticRewardOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   ArithmeticRewardOptions o_;
@@ -192,7 +192,7 @@ struct KnightsKnavesRewardOptions {
 class KnightsKnavesReward final : public Reward {
  public:
   explicit KnightsKnavesReward(const KnightsKnavesRewardOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   KnightsKnavesRewardOptions o_;

@@ -25,7 +25,7 @@ int64_t token_length(const Sample& s) {
 
 }  // namespace
 
-std::vector<double> OverlongReward::score(std::span<const Sample> group) const {
+Scores OverlongReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   const double lmax = static_cast<double>(o_.max_length);
@@ -48,8 +48,9 @@ std::vector<double> OverlongReward::score(std::span<const Sample> group) const {
   return out;
 }
 
-std::vector<double> CosineLengthReward::score(std::span<const Sample> group) const {
-  std::vector<double> correct = correctness_->score(group);
+Scores CosineLengthReward::score(std::span<const Sample> group) const {
+  const Scores inner = correctness_->score(group);  // its failures are this reward's too
+  const std::vector<double>& correct = inner.values;
   std::vector<double> out;
   out.reserve(group.size());
   for (size_t i = 0; i < group.size(); ++i) {
@@ -64,11 +65,12 @@ std::vector<double> CosineLengthReward::score(std::span<const Sample> group) con
     double hi = ok ? o_.correct_short : o_.wrong_short;
     out.push_back(lo + 0.5 * (hi - lo) * (1.0 + std::cos(std::numbers::pi * progress)));
   }
-  return out;
+  return {std::move(out), inner.failures};
 }
 
-std::vector<double> KimiLengthReward::score(std::span<const Sample> group) const {
-  std::vector<double> correct = correctness_->score(group);
+Scores KimiLengthReward::score(std::span<const Sample> group) const {
+  const Scores inner = correctness_->score(group);  // its failures are this reward's too
+  const std::vector<double>& correct = inner.values;
   std::vector<double> out(group.size(), 0.0);
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   for (size_t i = 0; i < group.size(); ++i) {
@@ -87,7 +89,7 @@ std::vector<double> KimiLengthReward::score(std::span<const Sample> group) const
     double lambda = 0.5 - static_cast<double>(len - lo) / static_cast<double>(hi - lo);
     out[i] = correct[i] > 0.5 ? lambda : std::min(0.0, lambda);
   }
-  return out;
+  return {std::move(out), inner.failures};
 }
 
 // ---------------------------------------------------------------- text helpers
@@ -213,7 +215,7 @@ double RepetitionReward::score_one(std::string_view text) const {
   return scaling * o_.max_penalty;
 }
 
-std::vector<double> RepetitionReward::score(std::span<const Sample> group) const {
+Scores RepetitionReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) out.push_back(score_one(s.completion));
@@ -251,7 +253,7 @@ double LanguageConsistencyReward::score_one(std::string_view c) const {
   return total == 0 ? 0.0 : static_cast<double>(target) / static_cast<double>(total);
 }
 
-std::vector<double> LanguageConsistencyReward::score(std::span<const Sample> group) const {
+Scores LanguageConsistencyReward::score(std::span<const Sample> group) const {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) out.push_back(score_one(s.completion));

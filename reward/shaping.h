@@ -46,7 +46,7 @@ struct OverlongOptions {
 class OverlongReward final : public Reward {
  public:
   explicit OverlongReward(const OverlongOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   OverlongOptions o_;
@@ -74,7 +74,7 @@ class CosineLengthReward final : public Reward {
  public:
   CosineLengthReward(const CosineOptions& o, std::unique_ptr<Reward> correctness)
       : o_(o), correctness_(std::move(correctness)) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   CosineOptions o_;
@@ -94,7 +94,7 @@ class KimiLengthReward final : public Reward {
  public:
   KimiLengthReward(const KimiLengthOptions& o, std::unique_ptr<Reward> correctness)
       : o_(o), correctness_(std::move(correctness)) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   KimiLengthOptions o_;
@@ -115,7 +115,7 @@ struct RepetitionOptions {
 class RepetitionReward final : public Reward {
  public:
   explicit RepetitionReward(const RepetitionOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
   double score_one(std::string_view text) const;
 
  private:
@@ -138,7 +138,7 @@ struct LanguageConsistencyOptions {
 class LanguageConsistencyReward final : public Reward {
  public:
   explicit LanguageConsistencyReward(const LanguageConsistencyOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> group) const override;
+  Scores score(std::span<const Sample> group) const override;
   double score_one(std::string_view completion) const;
 
  private:

@@ -29,6 +29,19 @@ constexpr int64_t kStopWindowSlack = 8;
 
 }  // namespace
 
+policy::ExecutionContext EngineOptions::execution() const {
+  policy::ExecutionContext exec;
+  exec.decode_threads = decode_threads;
+  exec.pool = pool;
+  exec.kernels = kernels;
+  return exec;
+}
+
+int EngineOptions::blas_threads_during_generate() const {
+  if (blas_threads == kBlasThreadsAuto) return decode_threads > 1 ? 1 : 0;
+  return blas_threads;
+}
+
 DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer) {
   return [tok = tokenizer](std::span<const int64_t> ids) {
     std::vector<int32_t> v(ids.begin(), ids.end());
@@ -49,8 +62,12 @@ struct Engine::Seq {
 Engine::Engine(policy::Transformer model, EngineOptions options, DecodeFn decode)
     : model_(std::move(model)), options_(options), decode_(std::move(decode)) {
   TORCH_CHECK(options_.max_batch >= 1, "EngineOptions::max_batch must be >= 1");
-  TORCH_CHECK(options_.decode_threads >= 1 && options_.decode_threads <= 64,
-              "EngineOptions::decode_threads must be in [1, 64]");
+  TORCH_CHECK(options_.decode_threads >= 1 && options_.decode_threads <= policy::kMaxDecodeThreads,
+              "EngineOptions::decode_threads must be in [1, ", policy::kMaxDecodeThreads, "], got ",
+              options_.decode_threads);
+  TORCH_CHECK(options_.blas_threads >= EngineOptions::kBlasThreadsAuto,
+              "EngineOptions::blas_threads must be -1 (auto), 0 (leave) or a thread count, got ",
+              options_.blas_threads);
   model_->eval();
   const auto& args = model_->args();
   max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len : args.max_seq_len;
@@ -110,9 +127,9 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   RETURN_IF_ERROR(validate(request));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
-  policy::DecodeThreadsGuard decode_threads(options_.decode_threads);
+  const policy::ExecutionContext exec = options_.execution();
   std::optional<BlasThreadsGuard> blas_threads;
-  if (options_.decode_threads > 1) blas_threads.emplace(1);
+  if (const int n = options_.blas_threads_during_generate(); n > 0) blas_threads.emplace(n);
   const SamplingParams& sp = request.sampling;
   const int64_t G = request.group_size, n_prompts = static_cast<int64_t>(request.prompts.size());
   const int64_t N = options_.max_batch, V = model_->args().vocab_size;
@@ -120,7 +137,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   // The output projection in fp32, as policy::token_logprobs computes the logits.
   const torch::Tensor w_out = model_->output_weight().to(torch::kFloat);
   auto logits_of = [&](const torch::Tensor& hidden) {  // [B, d] -> [B, V] fp32
-    return policy::decode_linear(hidden.to(torch::kFloat), w_out);
+    return policy::decode_linear(hidden.to(torch::kFloat), w_out, {}, exec);
   };
 
   EngineStats st;
@@ -221,6 +238,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         policy::ForwardOptions o;
         o.cache = &scratch_;
         o.attn_impl = policy::AttnImpl::kNaive;
+        o.execution = exec;
         o.compute_logits = false;
         auto h = model_->forward(ids, o).hidden;  // [1, P, d]
         prefill_logits = logits_of(h.select(1, P - 1));
@@ -279,6 +297,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     o.start_pos = max_pos;
     o.row_positions = torch::tensor(pos, torch::kLong).to(dev);
     o.attn_impl = options_.decode_impl;
+    o.execution = exec;
     o.compute_logits = false;
     auto h = model_->forward(torch::tensor(ids, torch::kLong).view({B, 1}).to(dev), o).hidden;
     auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms);

@@ -64,13 +64,29 @@ struct EngineOptions {
   // Attention path for decode steps: kAbsorb (MLA's absorbed path; the default) or
   // kNaive (expand the latent per step; for comparison). Ignored for GQA.
   policy::AttnImpl decode_impl = policy::AttnImpl::kAbsorb;
-  // Threads for each decode step (policy::DecodeThreadsGuard): the experts, the fused MLA
-  // attention and the linear layers split their work over this many; every other op stays
-  // on one. With 2 or more, OpenBLAS runs on one thread during generate() so that its pool
-  // and ours do not compete for the cores. 1 suits a generation that shares the machine
-  // with training (GRPO with rollout.overlap); the core count suits one that has it to
-  // itself.
+  // Threads for each forward of generate() (ExecutionContext::decode_threads,
+  // policy/execution.h), in [1, 64]: the experts, the fused MLA attention and the linear
+  // layers split their work over this many; every other op stays on one. 1 suits a
+  // generation that shares the machine with training (GRPO with rollout.overlap); the
+  // core count suits one that has it to itself.
   int decode_threads = 1;
+  // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.
+  policy::KernelChoices kernels{};
+  // The pool the decode threads come from (not owned; must outlive the engine's calls);
+  // nullptr = ParallelPool::global().
+  ParallelPool* pool = nullptr;
+  // OpenBLAS's own thread count for the duration of generate() (BlasThreadsGuard,
+  // core/blas_threads.h: process-wide while the call runs, restored after), >= -1.
+  // kBlasThreadsAuto (the default): 1 when decode_threads > 1, so that OpenBLAS's pool and
+  // ours do not compete for the cores (decode_linear splits columns only over a one-thread
+  // OpenBLAS), else left alone. 0: left alone. n >= 1: n.
+  static constexpr int kBlasThreadsAuto = -1;
+  int blas_threads = kBlasThreadsAuto;
+
+  // The forwards' execution context: decode_threads, pool and kernels.
+  policy::ExecutionContext execution() const;
+  // What generate() sets OpenBLAS's thread count to; 0 = leaves it alone.
+  int blas_threads_during_generate() const;
 };
 // The cache has the dtype of the model's weights (bf16 weights: a bf16 cache).
 

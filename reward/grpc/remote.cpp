@@ -120,20 +120,19 @@ StatusOr<std::unique_ptr<RemoteReward>> RemoteReward::create(const RemoteRewardO
   return std::unique_ptr<RemoteReward>(new RemoteReward(std::move(impl)));
 }
 
-std::vector<double> RemoteReward::score(std::span<const Sample> group) const {
+Scores RemoteReward::score(std::span<const Sample> group) const {
   std::vector<double> out(group.size(), kNoScore);
   if (group.empty()) return out;
   const RemoteRewardOptions& o = impl_->opts;
-  auto fail = [&](const std::string& why) {
-    const int64_t n = failures_.fetch_add(1) + 1;
-    count_remote_failure();
+  // Every sample of the batch is a failure: it stays kNoScore.
+  auto fail = [&](const std::string& why) -> Scores {
+    const int64_t n = failed_calls_.fetch_add(1) + 1;
     // A dead server fails every group: warn on the first few, then every 100th.
     if (n <= 3 || n % 100 == 0) {
       spdlog::warn("reward remote {}: {}; batch of {} marked cannot-judge ({} failed so far)",
                    o.address, why, group.size(), n);
     }
-    out.assign(group.size(), kNoScore);
-    return out;
+    return {std::vector<double>(group.size(), kNoScore), static_cast<int64_t>(group.size())};
   };
   try {
     pb::ScoreRequest req;

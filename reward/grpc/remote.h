@@ -13,9 +13,9 @@
 // - A failed call never throws and never blocks past deadline_ms: a timeout, any
 //   error status (UNAUTHENTICATED included), an unreachable server or a response with
 //   the wrong number of scores marks the WHOLE batch "cannot judge" (NaN), logs a
-//   warning, and counts one failure (failures() and the process-wide
-//   reward::remote_failures(), which the GRPO trainer logs as reward/remote_failures).
-//   Nothing is retried within the call: the next batch simply tries again.
+//   warning, and counts every sample of it in the returned Scores::failures (which the
+//   GRPO trainer sums into reward/remote_failures). Nothing is retried within the call:
+//   the next batch simply tries again.
 // - The server is not contacted at construction (a reward server may start after the
 //   trainer); a missing address or an unreadable token file is an error at start.
 // - Invalid UTF-8 in model output is replaced by U+FFFD (proto3 strings must be UTF-8).
@@ -26,7 +26,7 @@
 // rule of docs/design.md holds: this library never links sentencepiece.
 //
 // Thread-safety: score() may be called from several threads at once (gRPC stubs and
-// channels are thread-safe; the counters are atomic).
+// channels are thread-safe; the count of failed calls, for the warnings, is atomic).
 #pragma once
 
 #include <atomic>
@@ -60,16 +60,13 @@ class RemoteReward final : public Reward {
   static StatusOr<std::unique_ptr<RemoteReward>> create(const RemoteRewardOptions& opts);
   ~RemoteReward() override;
 
-  std::vector<double> score(std::span<const Sample> group) const override;
-
-  // Batches this instance could not have scored (see the header comment).
-  int64_t failures() const { return failures_.load(); }
+  Scores score(std::span<const Sample> group) const override;
 
  private:
   struct Impl;
   explicit RemoteReward(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
-  mutable std::atomic<int64_t> failures_{0};
+  mutable std::atomic<int64_t> failed_calls_{0};  // for the warnings' "failed so far"
 };
 
 // Adds `remote` to `registry`. AlreadyExists if it is there already.

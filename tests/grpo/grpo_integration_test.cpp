@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 // Share of even token ids: a dense, easily learnable signal for a random policy.
 class EvenTokens final : public reward::Reward {
  public:
-  std::vector<double> score(std::span<const reward::Sample> group) const override {
+  reward::Scores score(std::span<const reward::Sample> group) const override {
     std::vector<double> out;
     for (const auto& s : group) {
       if (s.completion_ids.empty()) {
@@ -49,11 +49,25 @@ class EvenTokens final : public reward::Reward {
 // 0.5 for the others: the constant half are zero-advantage groups.
 class HalfConstant final : public reward::Reward {
  public:
-  std::vector<double> score(std::span<const reward::Sample> group) const override {
-    std::vector<double> out = EvenTokens().score(group);
+  reward::Scores score(std::span<const reward::Sample> group) const override {
+    std::vector<double> out = EvenTokens().score(group).values;
     for (size_t i = 0; i < group.size(); ++i)
       if (std::hash<std::string>()(group[i].prompt) % 2 == 0) out[i] = 0.5;
     return out;
+  }
+};
+
+// Fails to score the first sample of every group (as a remote server that dropped it
+// would) and gives the others their even-token share.
+class FailsFirstOfGroup final : public reward::Reward {
+ public:
+  reward::Scores score(std::span<const reward::Sample> group) const override {
+    reward::Scores s = EvenTokens().score(group);
+    if (!s.values.empty()) {
+      s.values[0] = reward::kNoScore;
+      s.failures = 1;
+    }
+    return s;
   }
 };
 
@@ -78,6 +92,12 @@ std::string tokenizer_path() {
           "test_half_constant",
           [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
             return std::unique_ptr<reward::Reward>(std::make_unique<HalfConstant>());
+          });
+    if (!reward::RewardRegistry::global().contains("test_fails_first"))
+      (void)reward::RewardRegistry::global().add(
+          "test_fails_first",
+          [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
+            return std::unique_ptr<reward::Reward>(std::make_unique<FailsFirstOfGroup>());
           });
     return p;
   }();
@@ -149,6 +169,20 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
         "timing/sync", "policy_version"})
     EXPECT_TRUE(m.back().contains(k)) << k;
   EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+// The samples a reward failed to score reach reward/remote_failures, summed over the run.
+TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
+  const std::string dir = grpo_fresh_dir("reward_failures");
+  auto res = run_grpo(
+      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens}]"}));
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 2u);
+  // One failed sample in each of the 4 groups of a step, cumulative.
+  EXPECT_EQ(m[0].value("reward/remote_failures", -1.0), 4.0);
+  EXPECT_EQ(m[1].value("reward/remote_failures", -1.0), 8.0);
   if (!HasFailure()) fs::remove_all(dir);
 }
 

@@ -7,7 +7,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include "policy/decode_threads.h"
+#include "policy/execution.h"
 #include "policy/model.h"
 #include "policy/model_args.h"
 
@@ -30,16 +30,22 @@ std::vector<bool> avx512_settings() {
   return {false};
 }
 
+KernelChoices with_avx512(bool avx512) {
+  KernelChoices k;
+  k.small_rows_avx512 = avx512;
+  return k;
+}
+
 TEST_F(ExpertKernelsTest, LinearMatchesTorch) {
   for (bool avx512 : avx512_settings()) {
     SCOPED_TRACE(avx512 ? "AVX-512" : "AVX2");
-    set_small_rows_avx512_enabled(avx512);
+    EXPECT_EQ(small_rows_use_avx512(with_avx512(avx512)), avx512);
     for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 16}) {
       for (auto [K, N] :
            std::vector<std::pair<int64_t, int64_t>>{{8, 1}, {13, 3}, {512, 192}, {192, 511}}) {
         auto x = torch::randn({M, K}), w = torch::randn({N, K});
         auto want = F::linear(x, w);
-        auto got = linear_small_rows(x, w);
+        auto got = linear_small_rows(x, w, with_avx512(avx512));
         ASSERT_EQ(got.sizes(), want.sizes());
         EXPECT_TRUE(torch::allclose(got, want, /*rtol=*/1e-5, /*atol=*/1e-4))
             << "M=" << M << " K=" << K << " N=" << N << " max diff "
@@ -47,47 +53,48 @@ TEST_F(ExpertKernelsTest, LinearMatchesTorch) {
       }
     }
   }
-  set_small_rows_avx512_enabled(true);
 }
 
 TEST_F(ExpertKernelsTest, SwigluMatchesTorch) {
   for (bool avx512 : avx512_settings()) {
     SCOPED_TRACE(avx512 ? "AVX-512" : "AVX2");
-    set_small_rows_avx512_enabled(avx512);
     for (int64_t M : {1, 4, 6, 9, 16}) {
       const int64_t dim = 512, inter = 192;
       auto x = torch::randn({M, dim});
       auto wg = torch::randn({inter, dim}) * 0.05, wu = torch::randn({inter, dim}) * 0.05;
       auto wd = torch::randn({dim, inter}) * 0.05;
       auto want = F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd);
-      auto got = swiglu_small_rows(x, wg, wu, wd);
+      auto got = swiglu_small_rows(x, wg, wu, wd, with_avx512(avx512));
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
           << "M=" << M << " max diff " << (got - want).abs().max().item<float>();
     }
   }
-  set_small_rows_avx512_enabled(true);
 }
 
 TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
   MLP mlp(64, 48);
   auto x = torch::randn({2, 3, 64});
+  const KernelChoices on, off{.small_rows = false};
   EXPECT_FALSE(small_rows_kernels_apply(x, mlp->gate_proj->weight, mlp->up_proj->weight,
-                                        mlp->down_proj->weight));  // grad mode is on
+                                        mlp->down_proj->weight, on));  // grad mode is on
   auto want = mlp->forward(x);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(small_rows_kernels_apply(x, mlp->gate_proj->weight, mlp->up_proj->weight,
-                                       mlp->down_proj->weight));
+                                       mlp->down_proj->weight, on));
   EXPECT_FALSE(small_rows_kernels_apply(x.to(torch::kBFloat16), mlp->gate_proj->weight,
-                                        mlp->up_proj->weight, mlp->down_proj->weight));
+                                        mlp->up_proj->weight, mlp->down_proj->weight, on));
   EXPECT_FALSE(small_rows_kernels_apply(x.transpose(0, 1), mlp->gate_proj->weight,
-                                        mlp->up_proj->weight, mlp->down_proj->weight));
-  set_small_rows_kernels_enabled(false);
+                                        mlp->up_proj->weight, mlp->down_proj->weight, on));
   EXPECT_FALSE(small_rows_kernels_apply(x, mlp->gate_proj->weight, mlp->up_proj->weight,
-                                        mlp->down_proj->weight));
-  set_small_rows_kernels_enabled(true);
+                                        mlp->down_proj->weight, off));
+  EXPECT_TRUE(mlp->takes_small_rows(x, on));
+  EXPECT_FALSE(mlp->takes_small_rows(x, off));
   auto got = mlp->forward(x);  // 6 rows: the kernel
   ASSERT_EQ(got.sizes(), want.sizes());
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6));
+  ExecutionContext no_kernel;
+  no_kernel.kernels = off;
+  EXPECT_TRUE(torch::allclose(mlp->forward(x, no_kernel), want, 1e-5, 1e-6));
 }
 
 TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
@@ -114,8 +121,9 @@ TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
 
 // The inference path of MoE (small-row kernel for experts with few rows, spread over
 // several threads; LibTorch for the others) against the autograd path (LibTorch only),
-// on one thread, on 2 intra-op threads, and with decode_threads() = 2 and 3 (the pool of
-// core/parallel.h with every other op on one thread, the shared expert on the kernel too).
+// on one thread, on 2 intra-op threads, and with a context's decode_threads = 2 and 3 (the
+// pool of core/parallel.h with every other op on one thread, the shared expert on the
+// kernel too).
 TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
   ModelArgs args = *preset("tiny");  // 8 experts, top-2
   MoE moe(args);
@@ -143,14 +151,14 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
           << (got - want).abs().max().item<float>();
     }
     at::set_num_threads(1);
-    EXPECT_EQ(decode_threads(), 1);
     for (int n : {2, 3}) {
-      DecodeThreadsGuard guard(n);
-      EXPECT_EQ(decode_threads(), n);
+      ExecutionContext exec;
+      exec.decode_threads = n;
+      EXPECT_EQ(exec.expert_threads(), n);
       torch::NoGradGuard no_grad;
       // Each expert's rows are computed whole by one thread, and the shared expert joins
       // the routed ones on the kernel (T <= kPoolRowsMax).
-      auto got = moe->forward(x, nullptr, nullptr);
+      auto got = moe->forward(x, nullptr, nullptr, exec);
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
           << "T=" << T << " decode_threads=" << n << " max diff "
           << (got - want).abs().max().item<float>();
@@ -161,7 +169,6 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
             << "T=" << T << " decode_threads=" << n;
       }
     }
-    EXPECT_EQ(decode_threads(), 1);
     at::set_num_threads(saved);
   }
 }

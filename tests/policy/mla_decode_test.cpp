@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "policy/decode_threads.h"
+#include "policy/execution.h"
 #include "policy/expert_kernels.h"
 #include "policy/model.h"
 #include "policy/model_args.h"
@@ -21,8 +21,14 @@ class MLADecodeTest : public ::testing::Test {
     if (!small_rows_avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512";
     torch::manual_seed(5);
   }
-  void TearDown() override { set_mla_decode_kernel_enabled(true); }
 };
+
+// A default context with `threads` decode threads.
+ExecutionContext on_threads(int threads) {
+  ExecutionContext exec;
+  exec.decode_threads = threads;
+  return exec;
+}
 
 // The attention of mla_decode.h, one row at a time, in double precision.
 torch::Tensor reference(const torch::Tensor& q_lat, const torch::Tensor& q_pe,
@@ -62,7 +68,8 @@ TEST_F(MLADecodeTest, MatchesLibTorchOverShapesLengthsAndThreads) {
     const double scale = 0.3;
     auto want = reference(q_lat, q_pe, c, pe, len, scale);
     for (int threads : {1, 2, 3}) {
-      auto got = mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(len), scale, threads);
+      auto got =
+          mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(len), scale, on_threads(threads));
       ASSERT_EQ(got.sizes(), want.sizes());
       EXPECT_LT((got - want).abs().max().item<double>(), 1e-5)
           << "B=" << sh.B << " H=" << sh.H << " dc=" << sh.dc << " dr=" << sh.dr << " S=" << sh.S
@@ -78,7 +85,7 @@ TEST_F(MLADecodeTest, SoftmaxHoldsForLogitsFarApart) {
   auto q_lat = torch::randn({2, 4, 32}) * 4, q_pe = torch::randn({2, 4, 16}) * 4;
   std::vector<int64_t> len{50, 33};
   auto want = reference(q_lat, q_pe, c, pe, len, 1.0);
-  auto got = mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(len), 1.0, 2);
+  auto got = mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(len), 1.0, on_threads(2));
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
   EXPECT_FALSE(torch::isnan(got).any().item<bool>());
 }
@@ -90,7 +97,7 @@ TEST_F(MLADecodeTest, RejectsBadLengthsAndAutograd) {
     torch::NoGradGuard ng;
     for (auto bad : {std::vector<int64_t>{0, 3}, std::vector<int64_t>{3, 9}}) {
       try {
-        mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(bad), 1.0, 1);
+        mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor(bad), 1.0, on_threads(1));
         ADD_FAILURE() << "no error for lengths " << bad[0] << ", " << bad[1];
       } catch (const c10::Error& e) {
         EXPECT_NE(std::string(e.what()).find("is outside [1, 8]"), std::string::npos) << e.what();
@@ -98,16 +105,20 @@ TEST_F(MLADecodeTest, RejectsBadLengthsAndAutograd) {
     }
     // An empty batch gives an empty result.
     auto none = mla_decode_attention(q_lat.narrow(0, 0, 0), q_pe.narrow(0, 0, 0), c, pe,
-                                     torch::empty({0}, torch::kLong), 1.0, 2);
+                                     torch::empty({0}, torch::kLong), 1.0, on_threads(2));
     EXPECT_EQ(none.sizes(), (std::vector<int64_t>{0, 2, 16}));
-    set_mla_decode_kernel_enabled(false);
-    EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c, pe));
-    set_mla_decode_kernel_enabled(true);
-    EXPECT_TRUE(mla_decode_kernel_applies(q_lat, q_pe, c, pe));
+    const KernelChoices on, off{.mla_decode = false};
+    EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c, pe, off));
+    EXPECT_TRUE(mla_decode_kernel_applies(q_lat, q_pe, c, pe, on));
+    // A context that does not choose the kernel cannot call it.
+    ExecutionContext without;
+    without.kernels = off;
+    EXPECT_THROW(mla_decode_attention(q_lat, q_pe, c, pe, torch::tensor({3, 3}), 1.0, without),
+                 c10::Error);
     // A cache whose positions are not contiguous is not taken.
-    EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c.transpose(1, 2), pe));
+    EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c.transpose(1, 2), pe, on));
   }
-  EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c, pe));  // autograd on
+  EXPECT_FALSE(mla_decode_kernel_applies(q_lat, q_pe, c, pe, KernelChoices{}));  // autograd on
 }
 
 // A model's decode step with each row at its own position (as the rollout engine runs
@@ -127,7 +138,7 @@ TEST_F(MLADecodeTest, PerRowDecodeEqualsTheLibTorchPath) {
   // Rows at positions 2..5: each sees its own prefix of the prefilled cache.
   auto pos = torch::tensor({5, 2, 4, 3}, torch::kLong);
   auto next = torch::randint(3, a.vocab_size, {B, 1}, torch::kLong);
-  auto step = [&] {
+  auto step = [&](const ExecutionContext& exec) {
     KVCache c = cache;  // a deep copy: the step writes its token into the cache
     for (auto& t : c.a) t = t.clone();
     for (auto& t : c.b) t = t.clone();
@@ -135,14 +146,14 @@ TEST_F(MLADecodeTest, PerRowDecodeEqualsTheLibTorchPath) {
     o.cache = &c;
     o.start_pos = 5;
     o.row_positions = pos;
+    o.execution = exec;
     return m->forward(next, o).logits;
   };
-  set_mla_decode_kernel_enabled(false);
-  auto want = step();
-  set_mla_decode_kernel_enabled(true);
+  ExecutionContext libtorch;
+  libtorch.kernels.mla_decode = false;
+  auto want = step(libtorch);
   for (int threads : {1, 2, 3}) {
-    DecodeThreadsGuard guard(threads);
-    auto got = step();
+    auto got = step(on_threads(threads));
     EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << "threads=" << threads;
   }
   EXPECT_GT(want.abs().max().item<double>(), 1e-3);  // not trivially zero

@@ -77,7 +77,7 @@ TEST(JsonlTest, GeneratedTasksRoundTrip) {
     auto r = RewardRegistry::global().create(task, nlohmann::json::object());
     ASSERT_TRUE(r.ok());
     std::vector<Sample> g = {*s};
-    EXPECT_EQ((*r)->score(g)[0], 1.0) << task;
+    EXPECT_EQ((*r)->score(g).values[0], 1.0) << task;
   }
   EXPECT_FALSE(generate_task("sudoku", 1, 0).ok());
 }

@@ -52,13 +52,21 @@ TEST(PluginTest, LoadsAndScores) {
   g[1].completion = "so 4";
   g[2].completion = "therefore";
   g[2].metadata = {{"skip", true}};
-  std::vector<double> s = (*r)->score(g);
+  Scores scores = (*r)->score(g);
+  const std::vector<double>& s = scores.values;
   EXPECT_EQ(s[0], 0.5);
   EXPECT_EQ(s[1], 0.0);
   EXPECT_TRUE(std::isnan(s[2]));
+  EXPECT_EQ(scores.failures, 0);  // a NaN the plug-in chose: cannot judge, not a failure
+  // A plug-in error (here its JSON type error on a non-bool "skip") fails the whole batch.
+  std::vector<Sample> broken = g;
+  broken[2].metadata = {{"skip", "yes"}};
+  Scores failed = (*r)->score(broken);
+  EXPECT_EQ(failed.failures, 3);
+  for (double x : failed.values) EXPECT_TRUE(std::isnan(x));
   // Invalid UTF-8 in a completion crosses the boundary (replaced), no exception.
   g[1].completion = std::string("\xff\xfe therefore");
-  EXPECT_EQ((*r)->score(g)[1], 0.5);
+  EXPECT_EQ((*r)->score(g).values[1], 0.5);
 
   // Errors name the argument, the library, the duplicate.
   auto bad = registry.create("keyword_bonus", {{"keywrd", "x"}});
@@ -142,7 +150,7 @@ struct ConstOptions {
 class ConstReward final : public Reward {
  public:
   explicit ConstReward(const ConstOptions& o) : o_(o) {}
-  std::vector<double> score(std::span<const Sample> g) const override {
+  Scores score(std::span<const Sample> g) const override {
     return std::vector<double>(g.size(), o_.value);
   }
 
@@ -155,7 +163,7 @@ TEST(PluginTest, RegistrationMacro) {
   auto r = RewardRegistry::global().create("test_constant", {{"value", 0.75}});
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   Sample s;
-  EXPECT_EQ((*r)->score(std::span<const Sample>(&s, 1))[0], 0.75);
+  EXPECT_EQ((*r)->score(std::span<const Sample>(&s, 1)).values[0], 0.75);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ Sample make(std::string completion, nlohmann::json meta = nlohmann::json::object
 }
 
 double score1(const Reward& r, const Sample& s) {
-  return r.score(std::span<const Sample>(&s, 1))[0];
+  return r.score(std::span<const Sample>(&s, 1)).values[0];
 }
 
 struct FormatCase {
@@ -297,6 +297,8 @@ TEST(RecipeTest, ParseSpecsAndCombine) {
   GroupScores t = two->score(group);
   // totals: 1*1 + 0.5*1 = 1.5; 1*0 + 0.5*1 = 0.5; 0 + 0 = 0
   EXPECT_EQ(t.total, (std::vector<double>{1.5, 0.5, 0.0}));
+  EXPECT_EQ(t.failures, 0);  // rule rewards never fail; a NaN is "cannot judge"
+  EXPECT_EQ(gs.failures, 0);
 
   // Errors name the entry.
   auto no_name = parse_reward_specs("[{weight: 1}]");
@@ -314,6 +316,32 @@ TEST(RecipeTest, ParseSpecsAndCombine) {
   auto rep = build_rewards(*parse_reward_specs("[{name: format}, {name: format}]"));
   ASSERT_TRUE(rep.ok());
   EXPECT_EQ(rep->components()[1].name, "format#2");
+}
+
+// A reward that fails to score every sample, and one that returns too few scores.
+class CombinedTestFailingReward final : public Reward {
+ public:
+  Scores score(std::span<const Sample> g) const override {
+    return {std::vector<double>(g.size(), kNoScore), static_cast<int64_t>(g.size())};
+  }
+};
+class CombinedTestShortReward final : public Reward {
+ public:
+  Scores score(std::span<const Sample>) const override { return std::vector<double>{1.0}; }
+};
+
+TEST(CombinedRewardTest, SumsTheFailuresOfItsComponents) {
+  std::vector<CombinedReward::Component> parts;
+  parts.push_back({"failing", 1.0, std::make_unique<CombinedTestFailingReward>()});
+  parts.push_back({"short", 1.0, std::make_unique<CombinedTestShortReward>()});
+  parts.push_back({"format", 1.0, std::make_unique<FormatReward>(FormatOptions{})});
+  CombinedReward combined(std::move(parts));
+  std::vector<Sample> group = {make("<think> a </think> <answer> 4 </answer>"), make("garbage")};
+  GroupScores gs = combined.score(group);
+  // 2 samples the failing reward could not score, 2 that the short one left unscored.
+  EXPECT_EQ(gs.failures, 4);
+  EXPECT_TRUE(std::isnan(gs.components[1][0]) && std::isnan(gs.components[1][1]));
+  EXPECT_EQ(gs.components[2], (std::vector<double>{1.0, 0.0}));
 }
 
 // How a recipe carries the list: core/config binds `reward:` as raw YAML text, which

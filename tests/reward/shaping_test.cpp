@@ -36,10 +36,10 @@ TEST(OverlongTest, DapoEq13) {
   std::vector<Sample> g = {with_len(80), with_len(90), with_len(100), with_len(101),
                            with_len(0, "")};
   // 80 <= 100-20 -> 0; 90: (80-90)/20 = -0.5; 100: (80-100)/20 = -1; 101 > 100 -> -1.
-  EXPECT_EQ(r.score(g), (std::vector<double>{0.0, -0.5, -1.0, -1.0, 0.0}));
+  EXPECT_EQ(r.score(g).values, (std::vector<double>{0.0, -0.5, -1.0, -1.0, 0.0}));
   Sample no_ids;
   no_ids.completion = "text without ids";
-  EXPECT_TRUE(std::isnan(r.score(std::span<const Sample>(&no_ids, 1))[0]));
+  EXPECT_TRUE(std::isnan(r.score(std::span<const Sample>(&no_ids, 1)).values[0]));
 }
 
 TEST(CosineTest, ClampedAndBands) {
@@ -51,7 +51,7 @@ TEST(CosineTest, ClampedAndBands) {
                            with_len(100, right, gold),  with_len(1000, right, gold),
                            with_len(0, wrong, gold),    with_len(50, wrong, gold),
                            with_len(1000, wrong, gold), with_len(10, right)};
-  std::vector<double> s = (*r)->score(g);
+  std::vector<double> s = (*r)->score(g).values;
   // correct: 0.5 + 0.25 (1 + cos(pi p)): p=0.5 -> 0.75, p=1 -> 0.5, p=10 clamped -> 0.5.
   EXPECT_TRUE(std::isnan(s[0]));  // text without token ids: length unknown
   EXPECT_NEAR(s[1], 0.75, 1e-12);
@@ -80,9 +80,44 @@ TEST(KimiTest, PerGroup) {
                            with_len(30, wrong, gold), with_len(15, wrong, gold)};
   // min 10, max 30: lambda = 0.5 - (L-10)/20 -> 0.5, 0, -0.5, 0.25.
   // correct -> lambda: 0.5, 0; wrong -> min(0, lambda): -0.5, 0.
-  EXPECT_EQ((*r)->score(g), (std::vector<double>{0.5, 0.0, -0.5, 0.0}));
+  EXPECT_EQ((*r)->score(g).values, (std::vector<double>{0.5, 0.0, -0.5, 0.0}));
   std::vector<Sample> same = {with_len(10, right, gold), with_len(10, wrong, gold)};
-  EXPECT_EQ((*r)->score(same), (std::vector<double>{0.0, 0.0}));
+  EXPECT_EQ((*r)->score(same).values, (std::vector<double>{0.0, 0.0}));
+}
+
+// A correctness reward that fails to score its first sample (as a dead remote server
+// would) and calls the others correct.
+class ShapingTestFailingCorrectness final : public Reward {
+ public:
+  Scores score(std::span<const Sample> g) const override {
+    Scores s(std::vector<double>(g.size(), 1.0));
+    if (!g.empty()) {
+      s.values[0] = kNoScore;
+      s.failures = 1;
+    }
+    return s;
+  }
+};
+
+TEST(LengthRewardsTest, PassOnTheFailuresOfTheirCorrectnessReward) {
+  std::vector<Sample> g = {with_len(10), with_len(20), with_len(30)};
+  CosineLengthReward cosine(CosineOptions{}, std::make_unique<ShapingTestFailingCorrectness>());
+  KimiLengthReward kimi(KimiLengthOptions{}, std::make_unique<ShapingTestFailingCorrectness>());
+  for (const Reward* r : {static_cast<const Reward*>(&cosine), static_cast<const Reward*>(&kimi)}) {
+    Scores s = r->score(g);
+    ASSERT_EQ(s.values.size(), 3u);
+    EXPECT_TRUE(std::isnan(s.values[0]));
+    EXPECT_FALSE(std::isnan(s.values[1]));
+    EXPECT_EQ(s.failures, 1);
+  }
+  // A sample that cannot be judged (no token ids) is not a failure.
+  Sample no_ids;
+  no_ids.completion = "text without ids";
+  auto math = RewardRegistry::global().create("cosine_length", nlohmann::json::object());
+  ASSERT_TRUE(math.ok());
+  Scores s = (*math)->score(std::span<const Sample>(&no_ids, 1));
+  EXPECT_TRUE(std::isnan(s.values[0]));
+  EXPECT_EQ(s.failures, 0);
 }
 
 TEST(RepetitionTest, HandComputed) {

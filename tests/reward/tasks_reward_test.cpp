@@ -11,7 +11,7 @@ namespace r1kit::reward {
 namespace {
 
 double task_score1(const Reward& r, const Sample& s) {
-  return r.score(std::span<const Sample>(&s, 1))[0];
+  return r.score(std::span<const Sample>(&s, 1)).values[0];
 }
 
 TEST(TaskRewardTest, CountdownAnswersAreRight) {

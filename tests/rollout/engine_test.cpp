@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include "core/blas_threads.h"
+#include "core/parallel.h"
 #include "policy/logprobs.h"
 #include "policy/model.h"
 
@@ -263,6 +265,59 @@ TEST(EngineTest, DecodeThreadsGiveTheSameTokensAndLogprobs) {
   }
   EngineOptions bad = opts(4);
   bad.decode_threads = 0;
+  EXPECT_THROW(Engine(m, bad), c10::Error);
+}
+
+// EngineOptions reach generate()'s forwards as their execution context: the decode
+// threads run on the pool the options name, the kernel choices change no token, and
+// OpenBLAS runs on the thread count the options decide, for the call only.
+TEST(EngineTest, OptionsReachTheForwardsAndOpenBlas) {
+  Transformer m = make_model(6);
+  GenerateRequest r = make_request(m, {5, 9}, 2, 8, /*seed=*/5);
+  Engine plain(m, opts(4));
+  auto want = plain.generate(r, 0);
+  ASSERT_TRUE(want.ok());
+
+  ParallelPool pool;
+  EngineOptions o = opts(4);
+  o.decode_threads = 3;
+  o.pool = &pool;
+  EXPECT_EQ(o.execution().decode_threads, 3);
+  EXPECT_EQ(o.execution().pool, &pool);
+  EXPECT_EQ(o.blas_threads_during_generate(), 1);
+  const int before = BlasThreadsGuard::current();  // -1 without OpenBLAS
+  int during = -2;
+  Engine threaded(m, o);
+  auto got = threaded.generate(r, 0, [&](const Group&) { during = BlasThreadsGuard::current(); });
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(pool.workers(), 2);  // a caller and two workers for each split
+  EXPECT_EQ(during, before > 0 ? 1 : before);
+  EXPECT_EQ(BlasThreadsGuard::current(), before);
+
+  EngineOptions no_kernels = opts(4);
+  no_kernels.kernels = {.small_rows = false, .small_rows_avx512 = false, .mla_decode = false};
+  Engine libtorch(m, no_kernels);
+  auto lt = libtorch.generate(r, 0);
+  ASSERT_TRUE(lt.ok());
+  auto tokens = [](const std::vector<Group>& groups) {
+    std::vector<std::vector<int64_t>> out;
+    for (const auto& g : groups)
+      for (const auto& c : g.completions) out.push_back(c.token_ids);
+    return out;
+  };
+  EXPECT_EQ(tokens(*got), tokens(*want));
+  EXPECT_EQ(tokens(*lt), tokens(*want));
+
+  // The OpenBLAS decision: auto (1 with decode threads, else left), left, or a count.
+  EXPECT_EQ(opts(4).blas_threads_during_generate(), 0);
+  EngineOptions left = o;
+  left.blas_threads = 0;
+  EXPECT_EQ(left.blas_threads_during_generate(), 0);
+  EngineOptions two = opts(4);
+  two.blas_threads = 2;
+  EXPECT_EQ(two.blas_threads_during_generate(), 2);
+  EngineOptions bad = opts(4);
+  bad.blas_threads = -2;
   EXPECT_THROW(Engine(m, bad), c10::Error);
 }
 

@@ -162,7 +162,8 @@ StatusOr<std::unique_ptr<Reward>> make_remote(const nlohmann::json& args) {
   return registry.create("remote", args);
 }
 
-bool all_nan(const std::vector<double>& v) {
+bool all_nan(const Scores& s) {
+  const std::vector<double>& v = s.values;
   for (double x : v)
     if (!std::isnan(x)) return false;
   return !v.empty();
@@ -192,6 +193,7 @@ TEST(RemoteRewardTest, ScoresABatchFromTheRecipeList) {
   EXPECT_EQ(s.total[0], 2.0 * 3.0 + 1.0);
   EXPECT_EQ(s.total[1], 2.0 * 2.0 + 1.0);
   EXPECT_TRUE(std::isnan(s.total[2]));
+  EXPECT_EQ(s.failures, 0);  // the server's NaN is "cannot judge", not a failure
   // What went over the wire.
   std::lock_guard<std::mutex> lock(server.service.mu);
   EXPECT_EQ(server.service.last_auth, "Bearer s3cret");
@@ -215,10 +217,9 @@ TEST(RemoteRewardTest, InvalidUtf8IsReplacedNotFatal) {
   std::vector<Sample> g(1);
   g[0].completion = "ok \xff\xfe bad \xe2\x82 cut \xed\xa0\x80 surrogate \xf0\x9f\x98\x80 emoji";
   g[0].metadata = {{"answer", "\xc3\x28"}};
-  const int64_t before = remote_failures();
-  auto out = (*r)->score(g);
-  EXPECT_EQ(out[0], 0.0);  // scored: the server parsed the request
-  EXPECT_EQ(remote_failures(), before);
+  Scores out = (*r)->score(g);
+  EXPECT_EQ(out.values[0], 0.0);  // scored: the server parsed the request
+  EXPECT_EQ(out.failures, 0);
   std::lock_guard<std::mutex> lock(server.service.mu);
   EXPECT_EQ(server.service.last.samples(0).completion(),
             "ok \xEF\xBF\xBD\xEF\xBF\xBD bad \xEF\xBF\xBD\xEF\xBF\xBD cut "
@@ -231,13 +232,13 @@ TEST(RemoteRewardTest, NonFiniteScoresAreCannotJudgeButNotFailures) {
   server.set(Behaviour::constant(INFINITY));
   auto r = make_remote({{"address", server.address()}});
   ASSERT_TRUE(r.ok());
-  const int64_t before = remote_failures();
-  EXPECT_TRUE(all_nan((*r)->score(batch())));
-  EXPECT_EQ(remote_failures(), before);
-  EXPECT_EQ(dynamic_cast<const RemoteReward&>(**r).failures(), 0);
+  Scores out = (*r)->score(batch());
+  EXPECT_TRUE(all_nan(out));
+  EXPECT_EQ(out.failures, 0);
 }
 
-// Every failure: the whole batch is NaN, one failure counted, back within the deadline.
+// Every failure: the whole batch is NaN, each of its samples counted as a failure, back
+// within the deadline.
 TEST(RemoteRewardTest, FailuresMarkTheBatchCannotJudge) {
   FakeServer server;
   const std::string token_file = write_temp("r1kit_remote_token2", "right\n");
@@ -262,21 +263,29 @@ TEST(RemoteRewardTest, FailuresMarkTheBatchCannotJudge) {
     if (c.send_token) args["token_file"] = token_file;
     auto r = make_remote(args);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
-    const int64_t before = remote_failures();
     const auto t = Clock::now();
-    auto out = (*r)->score(batch());
+    Scores out = (*r)->score(batch());
     EXPECT_LT(seconds_since(t), 1.2);
-    ASSERT_EQ(out.size(), 3u);
+    ASSERT_EQ(out.values.size(), 3u);
     EXPECT_TRUE(all_nan(out));
-    EXPECT_EQ(remote_failures(), before + 1);
-    EXPECT_EQ(dynamic_cast<const RemoteReward&>(**r).failures(), 1);
+    EXPECT_EQ(out.failures, 3);
   }
   // The same reward scores again once the server behaves.
   server.set({});
   auto r = make_remote({{"address", server.address()}, {"deadline_ms", 2000}});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ((*r)->score(batch())[0], 3.0);
-  EXPECT_TRUE((*r)->score({}).empty());
+  Scores ok = (*r)->score(batch());
+  EXPECT_EQ(ok.values[0], 3.0);
+  EXPECT_EQ(ok.failures, 0);
+  EXPECT_TRUE((*r)->score({}).values.empty());
+  // Through a CombinedReward, as the GRPO trainer calls it, the failures come along.
+  server.set(Behaviour::error(grpc::StatusCode::INTERNAL));
+  auto failing = make_remote({{"address", server.address()}, {"deadline_ms", 2000}});
+  ASSERT_TRUE(failing.ok());
+  std::vector<CombinedReward::Component> parts;
+  parts.push_back({"remote", 1.0, std::move(*failing)});
+  const CombinedReward combined(std::move(parts));
+  EXPECT_EQ(combined.score(batch()).failures, 3);
   fs::remove(token_file);
 }
 
@@ -290,9 +299,10 @@ TEST(RemoteRewardTest, DeadServerThenBack) {
   auto r = make_remote({{"address", address}, {"deadline_ms", 1000}});
   ASSERT_TRUE(r.ok()) << r.status().to_string();  // no connection at construction
   const auto t = Clock::now();
-  EXPECT_TRUE(all_nan((*r)->score(batch())));
+  Scores dead = (*r)->score(batch());
   EXPECT_LT(seconds_since(t), 1.5);
-  EXPECT_EQ(dynamic_cast<const RemoteReward&>(**r).failures(), 1);
+  EXPECT_TRUE(all_nan(dead));
+  EXPECT_EQ(dead.failures, 3);
 
   // A server that comes back on the same port is used again within a few batches.
   FakeService service;
@@ -304,7 +314,7 @@ TEST(RemoteRewardTest, DeadServerThenBack) {
   if (bound != port) GTEST_SKIP() << "port " << port << " was taken meanwhile";
   double got = std::nan("");
   for (int attempt = 0; attempt < 20 && std::isnan(got); ++attempt) {
-    got = (*r)->score(batch())[0];
+    got = (*r)->score(batch()).values[0];
     if (std::isnan(got)) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   EXPECT_EQ(got, 3.0);
@@ -447,11 +457,12 @@ TEST_F(RemoteRewardPythonE2E, ExactMatchTokenAndDeadServer) {
   // Scores: right, wrong, no answer (cannot judge).
   auto r = remote(address, 5000, token_file_);
   ASSERT_NE(r, nullptr);
-  auto out = r->score(batch());
-  ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[0], 1.0);
-  EXPECT_EQ(out[1], 0.0);
-  EXPECT_TRUE(std::isnan(out[2]));
+  Scores out = r->score(batch());
+  ASSERT_EQ(out.values.size(), 3u);
+  EXPECT_EQ(out.values[0], 1.0);
+  EXPECT_EQ(out.values[1], 0.0);
+  EXPECT_TRUE(std::isnan(out.values[2]));
+  EXPECT_EQ(out.failures, 0);
   // Through the recipe list, with the `length` reward of the same server.
   RewardRegistry registry;
   register_builtin_rewards(registry);
@@ -465,21 +476,22 @@ TEST_F(RemoteRewardPythonE2E, ExactMatchTokenAndDeadServer) {
   ASSERT_TRUE(combined.ok()) << combined.status().to_string();
   GroupScores gs = combined->score(batch());
   EXPECT_EQ(gs.total, (std::vector<double>{1.5, 1.0, 0.0}));
+  EXPECT_EQ(gs.failures, 0);
 
   // Wrong token: UNAUTHENTICATED -> the batch cannot be judged.
   auto wrong = remote(address, 5000, wrong_token_file_);
   ASSERT_NE(wrong, nullptr);
-  int64_t before = remote_failures();
-  EXPECT_TRUE(all_nan(wrong->score(batch())));
-  EXPECT_EQ(remote_failures(), before + 1);
+  Scores unauthenticated = wrong->score(batch());
+  EXPECT_TRUE(all_nan(unauthenticated));
+  EXPECT_EQ(unauthenticated.failures, 3);
 
   // Dead server: cannot judge, within the deadline.
   server->stop();
-  before = remote_failures();
   const auto t = Clock::now();
-  EXPECT_TRUE(all_nan(r->score(batch())));
+  Scores dead = r->score(batch());
   EXPECT_LT(seconds_since(t), 5.0 + 0.5);
-  EXPECT_EQ(remote_failures(), before + 1);
+  EXPECT_TRUE(all_nan(dead));
+  EXPECT_EQ(dead.failures, 3);
   auto fresh = remote(address, 1000, token_file_);  // never connected
   ASSERT_NE(fresh, nullptr);
   const auto t2 = Clock::now();
@@ -492,15 +504,15 @@ TEST_F(RemoteRewardPythonE2E, SlowServerTimesOut) {
   ASSERT_NE(server, nullptr) << "the Python example server did not start";
   auto r = remote(server->address(), 500, token_file_);
   ASSERT_NE(r, nullptr);
-  const int64_t before = remote_failures();
   const auto t = Clock::now();
-  EXPECT_TRUE(all_nan(r->score(batch())));
+  Scores late = r->score(batch());
   EXPECT_LT(seconds_since(t), 1.5);
-  EXPECT_EQ(remote_failures(), before + 1);
+  EXPECT_TRUE(all_nan(late));
+  EXPECT_EQ(late.failures, 3);
   // A long enough deadline gets the scores from the same slow server.
   auto patient = remote(server->address(), 10000, token_file_);
   ASSERT_NE(patient, nullptr);
-  EXPECT_EQ(patient->score(batch())[0], 1.0);
+  EXPECT_EQ(patient->score(batch()).values[0], 1.0);
 }
 
 }  // namespace
