@@ -305,9 +305,8 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
         "GRPO needs a tokenizer: set tokenizer.path, or model.from to a checkpoint that has one");
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(tokenizer_path));
   ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task));
-  const std::string reward_yaml = r.reward.empty() ? data::default_task_rewards(r.task) : r.reward;
-  ASSIGN_OR_RETURN(auto specs, reward::parse_reward_specs(reward_yaml));
-  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards,
+                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
   Context c{r, tok, std::move(tasks), std::move(rewards)};
   c.rank = dp.rank();
   c.world = dp.world_size();
@@ -469,7 +468,8 @@ StatusOr<GrpoResult> run_grpo(const GrpoRecipe& r, const RolloutFactory& make_so
       m["reward_std"] = finite_std(rewards);
       for (size_t k = 0; k < ro.names.size(); ++k) {
         m["rewards/" + ro.names[k] + "/mean"] = finite_mean(ro.components[k]);
-        if (k == 0) m["accuracy"] = finite_mean(ro.components[k].ge(1.0 - 1e-9).to(torch::kDouble));
+        if (static_cast<int64_t>(k) == c.rewards.role_index(reward::kRoleAccuracy))
+          m["accuracy"] = finite_mean(ro.components[k].ge(1.0 - 1e-9).to(torch::kDouble));
       }
       auto lengths = batch.mask.sum(1);
       m["completions/mean_length"] = lengths.mean().item<double>();

@@ -136,7 +136,7 @@ struct GrpoRecipe {
   policy::ModelConfig model;  // model.from: usually the SFT run's final model
   sft::TokenizerSection tokenizer;
   data::TaskSection task;
-  std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
+  std::vector<reward::RewardSpec> reward;   // empty = the task's defaults
   std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
   RolloutSection rollout;
   GrpoTrainSection grpo;
@@ -147,8 +147,9 @@ struct GrpoRecipe {
     v.section("model", model, "the policy (model.from: a checkpoint, usually the SFT result)");
     v.section("tokenizer", tokenizer, "tokenizer: path, else model.from's");
     v.section("task", task, "problems to train on, and the held-out set");
-    v.raw("reward", reward,
-          "list of {name, weight, ...args}; empty = the task's accuracy reward + format");
+    v.field("reward", reward,
+            "list of {name, weight, role, ...args} (docs/rewards.md); empty = the task's checker "
+            "+ format");
     v.field("reward_plugins", reward_plugins,
             "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
             "relative paths resolve against the current directory");
@@ -183,7 +184,7 @@ struct GrpoResult {
   double first_reward = 0;         // mean reward of the first step run
   double last_reward = 0;          // mean reward of the last step run
   std::vector<double> rewards;     // mean reward of every step run
-  std::vector<double> accuracies;  // mean first-component reward of every step run
+  std::vector<double> accuracies;  // share of correct samples (role accuracy) every step run
   std::string final_dir;           // the final model
 };
 
