@@ -30,8 +30,9 @@ struct EvalFlags {
   std::string model;
   std::string tokenizer;
   data::TaskSection task;
+  std::string task_path;               // --task-path: a jsonl task's file
   std::vector<std::string> task_args;  // KEY=VALUE onto the task section (max_a=9)
-  std::string rewards;                 // YAML list; empty = data::default_task_rewards
+  std::string rewards;                 // YAML list; empty = the task's default rewards
   std::vector<std::string> plugins;    // reward plug-in libraries loaded first
   int64_t n = 500;
   int64_t k = 8;
@@ -53,9 +54,14 @@ struct EvalFlags {
 Status run_eval(EvalFlags f) {
   RETURN_IF_ERROR(reward::load_reward_plugins(f.plugins));  // before rewards are built
   if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
-  if (f.task.name == "jsonl" && f.task.path.empty())
+  if (f.task.name == "jsonl" && f.task_path.empty())
     return InvalidArgument("--task jsonl needs --task-path FILE");
-  if (!f.task.path.empty() && f.task.name != "jsonl") f.task.name = "jsonl";
+  if (!f.task_path.empty()) {
+    f.task.name = "jsonl";
+    std::string quoted;  // a single-quoted YAML scalar: any path, as written
+    for (char c : f.task_path) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    f.task_args.insert(f.task_args.begin(), "path='" + quoted + "'");
+  }
   RETURN_IF_ERROR(data::apply_task_args(f.task, f.task_args));
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
@@ -65,10 +71,10 @@ Status run_eval(EvalFlags f) {
     return NotFound("{}: no tokenizer (pass --tokenizer FILE)", tok_path);
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(tok_path));
 
-  const std::string reward_yaml =
-      f.rewards.empty() ? data::default_task_rewards(f.task) : f.rewards;
-  ASSIGN_OR_RETURN(std::vector<reward::RewardSpec> specs, reward::parse_reward_specs(reward_yaml));
-  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+  ASSIGN_OR_RETURN(std::vector<reward::RewardSpec> specs,
+                   reward::parse_reward_specs(f.rewards, "--rewards"));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards,
+                   reward::build_task_rewards(specs, f.task.default_rewards()));
 
   // Cache slots only as long as the longest prompt plus the completion cap.
   int64_t longest = 1;
@@ -112,7 +118,7 @@ Status run_eval(EvalFlags f) {
     nlohmann::json j = report.to_json();
     j["model"] = f.model;
     j["task"] = f.task.name;
-    if (!f.task.path.empty()) j["task_path"] = f.task.path;
+    if (!f.task_path.empty()) j["task_path"] = f.task_path;
     j["task_seed"] = f.task.seed;
     j["task_section"] = config_to_json(f.task);
     j["seed"] = f.seed;
@@ -133,9 +139,10 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--model", f.model, "checkpoint directory")->required();
   cmd->add_option("--tokenizer", f.tokenizer,
                   "SentencePiece model (default: <model>/tokenizer.model)");
-  cmd->add_option("--task", f.task.name, "arithmetic | countdown | knights_knaves | jsonl")
+  cmd->add_option("--task", f.task.name, "the task (r1kit task list)")
+      ->check(CLI::IsMember(data::TaskRegistry::global().names()))
       ->capture_default_str();
-  cmd->add_option("--task-path", f.task.path, "JSONL problems (implies --task jsonl)");
+  cmd->add_option("--task-path", f.task_path, "JSONL problems (implies --task jsonl)");
   cmd->add_option("--task-seed", f.task.seed,
                   "the task's problem seed (the held-out set of a run with task.seed=S)")
       ->capture_default_str();
@@ -146,7 +153,9 @@ void add_eval_command(CLI::App& root, int* exit_code) {
                   "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "
                   "the run being evaluated, e.g. --task-arg max_a=9 --task-arg max_c=99");
   cmd->add_option("--rewards", f.rewards,
-                  "reward list as YAML, accuracy first (default: the task's checker + format)");
+                  "reward list as YAML, as a recipe's reward: (default: the task's checker + "
+                  "format); the task's checker, or the reward with role: accuracy, decides "
+                  "correctness");
   cmd->add_option("--plugin", f.plugins,
                   "reward plug-in library to load before --rewards is built (repeatable)");
   cmd->add_option("--n", f.n, "held-out problems")->capture_default_str();

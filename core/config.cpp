@@ -259,7 +259,7 @@ const char* kind_name(Kind kind) {
     case Kind::kFloat: return "a number";
     case Kind::kDouble: return "a number";
     case Kind::kString: return "a string";
-    case Kind::kRaw: return "any YAML value";
+    case Kind::kRest: return "any YAML value";
     case Kind::kList: return "a list";
     case Kind::kMap: return "a map";
     case Kind::kOptional: return "a value or null";
@@ -404,7 +404,7 @@ std::variant<Scalar, std::string> decode_scalar(const YAML::Node& node, Kind kin
   return std::string("internal: not a scalar kind");
 }
 
-// ---------------------------------------------------------------- raw YAML subtrees
+// ---------------------------------------------------------------- rest() values as JSON
 
 // How a plain scalar reads: as null, bool, integer, number or string.
 enum class PlainType { kNull, kBool, kInt, kReal, kString };
@@ -418,86 +418,66 @@ PlainType plain_type(std::string_view s) {
   return PlainType::kString;
 }
 
-void emit_raw_node(YAML::Emitter& e, const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: e << YAML::Null; return;
-    case YAML::NodeType::Scalar:
-      // Keep a quoted "5" a string: quote it again when plain text would read otherwise.
-      if (is_quoted(node) && plain_type(node.Scalar()) != PlainType::kString) {
-        e << YAML::DoubleQuoted << node.Scalar();
+// A scalar (or null) node as JSON: plain scalars typed by plain_type, quoted ones strings.
+nlohmann::json scalar_json(const YAML::Node& node) {
+  if (!node.IsScalar()) return nullptr;
+  const std::string& s = node.Scalar();
+  if (is_quoted(node)) return s;
+  switch (plain_type(s)) {
+    case PlainType::kNull: return nullptr;
+    case PlainType::kBool: return *parse_bool(s);
+    case PlainType::kInt: {
+      bool negative = false;
+      uint64_t mag = 0;
+      (void)parse_integer(s, negative, mag);
+      if (!negative) return mag;
+      if (mag <= uint64_t{1} << 63) return static_cast<int64_t>(~mag + 1);
+      break;  // below int64: kept as written
+    }
+    case PlainType::kReal: {
+      double d = 0;
+      (void)parse_real(s, d);
+      return d;
+    }
+    case PlainType::kString: break;
+  }
+  return s;
+}
+
+// A JSON value as flow-style YAML that scalar_json reads back as the same value.
+void emit_json(YAML::Emitter& e, const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded: e << YAML::Null; return;
+    case nlohmann::json::value_t::boolean: e << (j.get<bool>() ? "true" : "false"); return;
+    case nlohmann::json::value_t::number_integer: e << std::to_string(j.get<int64_t>()); return;
+    case nlohmann::json::value_t::number_unsigned: e << std::to_string(j.get<uint64_t>()); return;
+    case nlohmann::json::value_t::number_float: e << format_real(j.get<double>(), false); return;
+    case nlohmann::json::value_t::string: {
+      const std::string& s = j.get_ref<const std::string&>();
+      // Quoted when plain text would read as something else ("5", "true", "", "null").
+      if (plain_type(s) != PlainType::kString) {
+        e << YAML::DoubleQuoted << s;
       } else {
-        e << node.Scalar();
+        e << s;
       }
       return;
-    case YAML::NodeType::Sequence:
+    }
+    case nlohmann::json::value_t::array:
       e << YAML::Flow << YAML::BeginSeq;
-      for (const YAML::Node& child : node) emit_raw_node(e, child);
+      for (const auto& x : j) emit_json(e, x);
       e << YAML::EndSeq;
       return;
-    case YAML::NodeType::Map:
+    case nlohmann::json::value_t::object:
+    case nlohmann::json::value_t::binary:
       e << YAML::Flow << YAML::BeginMap;
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        e << YAML::Key;
-        emit_raw_node(e, it->first);
-        e << YAML::Value;
-        emit_raw_node(e, it->second);
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        e << YAML::Key << it.key() << YAML::Value;
+        emit_json(e, it.value());
       }
       e << YAML::EndMap;
       return;
   }
-}
-
-// A YAML subtree as one line of flow-style YAML.
-std::string raw_text(const YAML::Node& node) {
-  YAML::Emitter e;
-  e.SetNullFormat(YAML::LowerNull);
-  emit_raw_node(e, node);
-  return e.c_str();
-}
-
-nlohmann::json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: return nullptr;
-    case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
-      if (is_quoted(node)) return s;
-      switch (plain_type(s)) {
-        case PlainType::kNull: return nullptr;
-        case PlainType::kBool: return *parse_bool(s);
-        case PlainType::kInt: {
-          bool negative = false;
-          uint64_t mag = 0;
-          (void)parse_integer(s, negative, mag);
-          if (!negative) return mag;
-          if (mag <= uint64_t{1} << 63) return static_cast<int64_t>(~mag + 1);
-          break;
-        }
-        case PlainType::kReal: {
-          double d = 0;
-          (void)parse_real(s, d);
-          return d;
-        }
-        case PlainType::kString: break;
-      }
-      return s;
-    }
-    case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const YAML::Node& child : node) out.push_back(yaml_to_json(child));
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        out[it->first.IsScalar() ? it->first.Scalar() : raw_text(it->first)] =
-            yaml_to_json(it->second);
-      }
-      return out;
-    }
-  }
-  return nullptr;
 }
 
 // ---------------------------------------------------------------- binding
@@ -522,8 +502,10 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
-std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known) {
-  if (known.empty()) return "unknown key (this section has no keys)";
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known,
+                                const std::string& scope) {
+  const std::string unknown = scope.empty() ? "unknown key" : "unknown key of " + scope;
+  if (known.empty()) return unknown + " (this section has no keys)";
   const std::string* best = nullptr;
   std::size_t best_distance = 0;
   for (const std::string& k : known) {
@@ -534,12 +516,12 @@ std::string unknown_key_message(const std::string& key, const std::vector<std::s
     }
   }
   if (best_distance <= std::max<std::size_t>(1, std::min<std::size_t>(3, key.size() / 3))) {
-    return fmt::format("unknown key (did you mean {}?)", *best);
+    return fmt::format("{} (did you mean {}?)", unknown, *best);
   }
-  if (known.size() > kMaxListedKeys) return "unknown key";
+  if (known.size() > kMaxListedKeys) return unknown;
   std::string list;
   for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
-  return fmt::format("unknown key (valid keys: {})", list);
+  return fmt::format("{} (valid keys: {})", unknown, list);
 }
 
 // One key/value pair of a YAML map.
@@ -593,15 +575,36 @@ class Binder {
           bind(node, *inner, path, check);
         }
         return;
-      case Kind::kRaw:
-        ref.set(Scalar(std::in_place_type<std::string>,
-                       node.IsNull() ? std::string() : raw_text(node)));
-        return;
+      case Kind::kRest: return;  // bound by SectionBinder from the section's leftovers
       default: bind_scalar(node, ref, path, check); return;
     }
   }
 
   void bind_section(const YAML::Node& node, ValueRef& ref, Path& path);
+
+  // `node` as JSON (scalars by scalar_json); non-string and repeated map keys are errors.
+  nlohmann::json to_json_value(const YAML::Node& node, Path& path) {
+    if (node.IsSequence()) {
+      nlohmann::json out = nlohmann::json::array();
+      std::size_t i = 0;
+      for (const YAML::Node& child : node) {
+        path.push_back({std::to_string(i++), true});
+        out.push_back(to_json_value(child, path));
+        path.pop_back();
+      }
+      return out;
+    }
+    if (node.IsMap()) {
+      nlohmann::json out = nlohmann::json::object();
+      for (const Entry& e : map_entries(node, path, errors_)) {
+        path.push_back({e.key});
+        out[e.key] = to_json_value(e.value, path);
+        path.pop_back();
+      }
+      return out;
+    }
+    return scalar_json(node);
+  }
 
  private:
   void bind_scalar(const YAML::Node& node, ValueRef& ref, Path& path, const FieldCheck& check) {
@@ -667,10 +670,22 @@ class SectionBinder final : public ConfigVisitor {
       : binder_(binder), entries_(entries), path_(path), errors_(errors) {}
 
   std::vector<std::string> declared;  // keys the struct declared, in order
+  std::string scope;                  // what the keys belong to (ConfigVisitor::scope)
 
  protected:
   void on_field(std::string_view key, std::string_view, ValueRef& ref,
                 const FieldCheck& check) override {
+    if (rest_declared_) {
+      errors_.add_unlocated(StatusCode::kInternal, path_string(path_),
+                            fmt::format("field {} declared after rest() in the struct's visit()",
+                                        key.empty() ? "rest()" : std::string(key)));
+      return;
+    }
+    if (ref.kind() == Kind::kRest) {
+      rest_declared_ = true;
+      bind_rest(*ref.json());
+      return;
+    }
     std::string k(key);
     if (std::find(declared.begin(), declared.end(), k) != declared.end()) {
       path_.push_back({k});
@@ -689,12 +704,26 @@ class SectionBinder final : public ConfigVisitor {
       return;
     }
   }
+  void on_scope(std::string_view what) override { scope = std::string(what); }
 
  private:
+  // Every entry no field took goes into `out`.
+  void bind_rest(nlohmann::json& out) {
+    out = nlohmann::json::object();
+    for (Entry& e : entries_) {
+      if (e.used) continue;
+      e.used = true;
+      path_.push_back({e.key});
+      out[e.key] = binder_.to_json_value(e.value, path_);
+      path_.pop_back();
+    }
+  }
+
   Binder& binder_;               // binds each value
   std::vector<Entry>& entries_;  // the section's YAML pairs
   Path& path_;                   // path of the section
   Errors& errors_;               // for schema bugs
+  bool rest_declared_ = false;   // rest() seen: it must be the last field
 };
 
 void Binder::bind_section(const YAML::Node& node, ValueRef& ref, Path& path) {
@@ -711,7 +740,7 @@ void Binder::bind_section(const YAML::Node& node, ValueRef& ref, Path& path) {
     if (e.used) continue;
     path.push_back({e.key});
     errors_.add(StatusCode::kInvalidArgument, e.key_node.Mark(), path,
-                unknown_key_message(e.key, visitor.declared));
+                unknown_key_message(e.key, visitor.declared, visitor.scope));
     path.pop_back();
   }
 }
@@ -748,7 +777,7 @@ class Checker final : public ConfigVisitor {
         if (!s.ok()) errors_.add_unlocated(s.code(), path_string(path_), s.message());
         return;
       }
-      case Kind::kRaw: return;
+      case Kind::kRest: return;  // the receiver checks its own keys
       default: {
         Scalar value = ref.get();
         if (auto violation = check_scalar(value, check)) {
@@ -801,6 +830,13 @@ class FlowSectionEmitter final : public ConfigVisitor {
 
  protected:
   void on_field(std::string_view key, std::string_view, ValueRef& ref, const FieldCheck&) override {
+    if (ref.kind() == Kind::kRest) {
+      for (auto it = ref.json()->begin(); it != ref.json()->end(); ++it) {
+        e_ << YAML::Key << it.key() << YAML::Value;
+        emit_json(e_, it.value());
+      }
+      return;
+    }
     e_ << YAML::Key << std::string(key) << YAML::Value;
     emit_flow(e_, ref);
   }
@@ -812,22 +848,7 @@ class FlowSectionEmitter final : public ConfigVisitor {
 void emit_flow(YAML::Emitter& e, ValueRef& ref) {
   switch (ref.kind()) {
     case Kind::kString: e << std::get<std::string>(ref.get()); return;
-    case Kind::kRaw: {
-      std::string text = std::get<std::string>(ref.get());
-      if (text.empty()) {
-        e << YAML::Null;
-        return;
-      }
-      YAML::Node node;
-      try {
-        node = YAML::Load(text);
-      } catch (const YAML::Exception&) {
-        e << YAML::DoubleQuoted << text;  // not YAML: keep the text as a string
-        return;
-      }
-      emit_raw_node(e, node);
-      return;
-    }
+    case Kind::kRest: emit_json(e, *ref.json()); return;
     case Kind::kList:
       e << YAML::Flow << YAML::BeginSeq;
       for (std::size_t i = 0; i < ref.size(); ++i) emit_flow(e, *ref.at(i));
@@ -863,6 +884,13 @@ std::string flow_text(ValueRef& ref) {
   YAML::Emitter e;
   e.SetNullFormat(YAML::LowerNull);
   emit_flow(e, ref);
+  return e.c_str();
+}
+
+std::string json_flow_text(const nlohmann::json& j) {
+  YAML::Emitter e;
+  e.SetNullFormat(YAML::LowerNull);
+  emit_json(e, j);
   return e.c_str();
 }
 
@@ -924,9 +952,13 @@ class BlockWriter final : public ConfigVisitor {
  protected:
   void on_field(std::string_view key, std::string_view doc, ValueRef& ref,
                 const FieldCheck&) override {
-    std::string head =
-        std::string(static_cast<std::size_t>(indent_), ' ') + key_text(std::string(key)) + ":";
-    write_entry(out_, head, ref, indent_ + 2, doc);
+    const std::string pad(static_cast<std::size_t>(indent_), ' ');
+    if (ref.kind() == Kind::kRest) {  // each key on its own line, without a comment
+      for (auto it = ref.json()->begin(); it != ref.json()->end(); ++it)
+        out_ += pad + key_text(it.key()) + ": " + json_flow_text(it.value()) + "\n";
+      return;
+    }
+    write_entry(out_, pad + key_text(std::string(key)) + ":", ref, indent_ + 2, doc);
   }
 
  private:
@@ -949,21 +981,17 @@ class JsonWriter final : public ConfigVisitor {
 
  protected:
   void on_field(std::string_view key, std::string_view, ValueRef& ref, const FieldCheck&) override {
+    if (ref.kind() == Kind::kRest) {
+      for (auto it = ref.json()->begin(); it != ref.json()->end(); ++it) out[it.key()] = it.value();
+      return;
+    }
     out[std::string(key)] = to_json(ref);
   }
 };
 
 nlohmann::json to_json(ValueRef& ref) {
   switch (ref.kind()) {
-    case Kind::kRaw: {
-      std::string text = std::get<std::string>(ref.get());
-      if (text.empty()) return nullptr;
-      try {
-        return yaml_to_json(YAML::Load(text));
-      } catch (const YAML::Exception&) {
-        return text;
-      }
-    }
+    case Kind::kRest: return *ref.json();
     case Kind::kList: {
       nlohmann::json out = nlohmann::json::array();
       for (std::size_t i = 0; i < ref.size(); ++i) out.push_back(to_json(*ref.at(i)));

@@ -33,13 +33,18 @@
 // Field types: bool, int, int64_t, uint64_t, float, double, std::string, and nested
 // std::vector<T>, std::map<std::string, T>, std::optional<T> of any supported T,
 // structs with visit() (sections), so std::vector<Struct> is a list of sections.
-// ConfigVisitor::raw() binds a free-form YAML subtree (a plug-in's args) as YAML text.
+// ConfigVisitor::rest() collects every key of a section that no field declares into a
+// JSON object (a reward's arguments, checked later by the reward's own options struct).
 //
 // Rules:
 // - A key absent from the file keeps the struct's current value (its default).
 // - A list or std::map given in the file replaces the whole default value.
 // - Null (`key: null`, `key: ~`, `key:`) resets a std::optional, leaves a section at its
-//   defaults, and is an error anywhere else.
+//   defaults, and is an error anywhere else (inside rest() it is JSON null).
+// - rest() values become JSON by the same scalar rules: plain null/~/empty is null,
+//   true/false are bools, decimal, 0x hex and 0o octal integers are integers, other
+//   numbers are doubles, quoted scalars and anything else are strings. Keys must be
+//   strings and unique at every depth (errors name the file:line).
 // - Numbers are strict: "1.5" or "1e3" for an int, "abc" for a float, a quoted "5" for
 //   a number, a value outside the C++ type's range: all errors. Bools are
 //   true/false only (not yes/no/on/off).
@@ -133,14 +138,14 @@ enum class Kind {
   kFloat,     // float
   kDouble,    // double
   kString,    // std::string
-  kRaw,       // std::string holding a YAML subtree as text
+  kRest,      // nlohmann::json object: the section's undeclared keys (ConfigVisitor::rest)
   kList,      // std::vector<T>
   kMap,       // std::map<std::string, T>
   kOptional,  // std::optional<T>
   kSection,   // struct with visit(ConfigVisitor&)
 };
 
-// A scalar value in transit; the alternative matches Kind (kRaw uses std::string).
+// A scalar value in transit; the alternative matches Kind.
 using Scalar = std::variant<bool, int32_t, int64_t, uint64_t, float, double, std::string>;
 
 // The checks attached to one field; they apply to every scalar inside it.
@@ -159,9 +164,11 @@ class ValueRef {
   virtual ~ValueRef() = default;
   Kind kind() const { return kind_; }
 
-  // Scalars and kRaw.
+  // Scalars.
   virtual Scalar get() const { return {}; }
   virtual void set(Scalar) {}
+  // kRest: the bound JSON object.
+  virtual nlohmann::json* json() { return nullptr; }
   // kList: size, replace with n default elements, element i.
   virtual std::size_t size() const { return 0; }
   virtual void assign_default(std::size_t) {}
@@ -282,16 +289,13 @@ class BoolBitRef final : public ValueRef {
   std::size_t i_;         // the element's index
 };
 
-class RawRef final : public ValueRef {
+class RestRef final : public ValueRef {
  public:
-  explicit RawRef(std::string& v) : ValueRef(Kind::kRaw), v_(&v) {}
-  Scalar get() const override { return Scalar(std::in_place_type<std::string>, *v_); }
-  void set(Scalar s) override {
-    if (auto* p = std::get_if<std::string>(&s)) *v_ = std::move(*p);
-  }
+  explicit RestRef(nlohmann::json& v) : ValueRef(Kind::kRest), v_(&v) {}
+  nlohmann::json* json() override { return v_; }
 
  private:
-  std::string* v_;  // YAML text of the subtree; empty = null
+  nlohmann::json* v_;  // an object: undeclared key -> value
 };
 
 // An enum bound by name: a string to the walkers, the enum in the struct.
@@ -474,15 +478,24 @@ class ConfigVisitor {
     static_assert(config_detail::Section<S>, "section() needs a struct with visit()");
     field(key, s, doc);
   }
-  // A free-form YAML subtree kept as YAML text (flow style), e.g. a plug-in reward's
-  // args; "" when the key is null. The receiver parses it (YAML::Load, or
-  // load_config_string on its own struct). The text must be valid YAML to be dumped.
-  void raw(std::string_view key, std::string& yaml_text, std::string_view doc) {
-    config_detail::RawRef ref(yaml_text);
-    on_field(key, doc, ref, config_detail::FieldCheck{});
+  // Every key of this section that no field declares, as a JSON object (a reward's
+  // arguments: {name: format, weight: 0.2, prefilled_think: true} gives
+  // {"prefilled_think": true}). Must be the last call of visit(). When the section is
+  // given, `extra` is replaced by exactly its other keys; dump and JSON write them back
+  // as keys of the section. Values follow the rest() rules above; their meaning is the
+  // receiver's to check.
+  void rest(nlohmann::json& extra, std::string_view doc) {
+    config_detail::RestRef ref(extra);
+    on_field("", doc, ref, config_detail::FieldCheck{});
   }
+  // Names what this section's keys belong to when that depends on a value bound before
+  // (a task section's keys are those of the task it names): unknown-key errors then say
+  // "unknown key of <what>". Call it before the fields it describes.
+  void scope(std::string_view what) { on_scope(what); }
 
  protected:
+  // Receives scope(); only the binder uses it.
+  virtual void on_scope(std::string_view) {}
   // Receives every field as a type-erased reference, valid during the call only.
   virtual void on_field(std::string_view key, std::string_view doc, config_detail::ValueRef& ref,
                         const config_detail::FieldCheck& check) = 0;
@@ -536,7 +549,7 @@ std::string dump_config(const T& config) {
 }
 
 // The struct as JSON (for checkpoints). Objects are key-sorted (nlohmann::json); NaN
-// and infinities become null; raw fields become JSON values. JSON is YAML, so
+// and infinities become null; rest() keys are keys of their section. JSON is YAML, so
 // load_config_string(config_to_json(x).dump()) gives back x when all floats are finite.
 template <config_detail::Section T>
 nlohmann::json config_to_json(const T& config) {

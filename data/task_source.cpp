@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <numeric>
+#include <stdexcept>
 
 #include "core/rng.h"
-#include "data/arithmetic.h"
 
 namespace r1kit::data {
 namespace {
@@ -16,13 +16,64 @@ constexpr uint64_t kEvalStream = 0x4556414cULL;     // "EVAL"
 
 }  // namespace
 
+TaskSection::TaskSection(const TaskSection& o)
+    : name(o.name),
+      seed(o.seed),
+      eval_size(o.eval_size),
+      chat_template(o.chat_template),
+      prefill_think(o.prefill_think),
+      task_(o.task_ ? o.task_->clone() : nullptr),
+      task_name_(o.task_name_) {}
+
+TaskSection& TaskSection::operator=(const TaskSection& o) {
+  if (this != &o) *this = TaskSection(o);
+  return *this;
+}
+
+TaskSection::~TaskSection() = default;
+
+void TaskSection::visit(ConfigVisitor& v) {
+  const TaskRegistry& registry = TaskRegistry::global();
+  const OneOf names(registry.names());
+  // Bound first: the keys after prefill_think are the named task's.
+  v.field("name", name, "the task (`r1kit task list`): a procedural generator, or jsonl (a file)",
+          names);
+  v.field("seed", seed, "problem stream seed (train and held-out streams derive from it)");
+  v.field("eval_size", eval_size, "held-out problems (never trained on)", Range::non_negative());
+  v.field("chat_template", chat_template, "prompt template", OneOf{"r1_zero", "plain"});
+  v.field("prefill_think", prefill_think, "prompts end in ' <think>'");
+  if (!registry.contains(name)) return;  // the name's check reports it
+  v.scope(fmt::format("task {}", name));
+  task().visit(v);
+}
+
 Status TaskSection::validate() const {
-  if (name == "jsonl" && path.empty()) return InvalidArgument("task.name=jsonl needs task.path");
-  if (min_numbers > max_numbers)
-    return InvalidArgument("task.min_numbers={} > task.max_numbers={}", min_numbers, max_numbers);
-  if (min_people > max_people)
-    return InvalidArgument("task.min_people={} > task.max_people={}", min_people, max_people);
-  return OkStatus();
+  if (!TaskRegistry::global().contains(name)) {
+    std::string known;
+    for (const std::string& n : TaskRegistry::global().names())
+      known += (known.empty() ? "" : ", ") + n;
+    return InvalidArgument("task.name={}: unknown task (known tasks: {})", name, known);
+  }
+  return task().validate();
+}
+
+const Task& TaskSection::task() const {
+  if (task_ && task_name_ == name) return *task_;
+  const Task* prototype = TaskRegistry::global().prototype(name);
+  if (prototype == nullptr) throw std::logic_error("task.name=" + name + ": not a registered task");
+  return *prototype;
+}
+
+Task& TaskSection::task() {
+  if (!task_ || task_name_ != name) {
+    task_ = static_cast<const TaskSection&>(*this).task().clone();
+    task_name_ = name;
+  }
+  return *task_;
+}
+
+std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
+  return task().default_rewards(prefill_think);
 }
 
 ChatTemplateOptions TaskSection::template_options() const {
@@ -36,9 +87,9 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
   RETURN_IF_ERROR(section.validate());
   TaskSource t;
   t.section_ = section;
-  if (section.name == "jsonl") {
-    ASSIGN_OR_RETURN(auto all, load_task_jsonl(section.path));
-    if (all.empty()) return InvalidArgument("task.path={}: no problems", section.path);
+  if (!section.task().procedural()) {
+    ASSIGN_OR_RETURN(auto all, section.task().load());
+    if (all.empty()) return InvalidArgument("task {}: no problems", section.name);
     // A seeded shuffle, then the first eval_size lines are held out (files are often
     // sorted by difficulty or source).
     std::vector<size_t> order(all.size());
@@ -50,7 +101,7 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
     }
     const size_t n_eval = std::min<size_t>(section.eval_size, all.size() - 1);
     for (size_t i = 0; i < order.size(); ++i)
-      (i < n_eval ? t.eval_ : t.jsonl_train_).push_back(std::move(all[order[i]]));
+      (i < n_eval ? t.eval_ : t.file_train_).push_back(std::move(all[order[i]]));
     for (const auto& e : t.eval_) t.eval_questions_.insert(e.question);
     return t;
   }
@@ -62,28 +113,6 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
   return t;
 }
 
-TaskSample generate_problem(const TaskSection& c, uint64_t seed, uint64_t index) {
-  if (c.name == "countdown") {
-    CountdownTaskOptions o;
-    o.min_numbers = static_cast<int>(c.min_numbers);
-    o.max_numbers = static_cast<int>(c.max_numbers);
-    o.max_number = c.max_number;
-    o.max_target = c.max_target;
-    return countdown_task(seed, index, o);
-  }
-  if (c.name == "knights_knaves") {
-    KnightsKnavesTaskOptions o;
-    o.min_people = static_cast<int>(c.min_people);
-    o.max_people = static_cast<int>(c.max_people);
-    return knights_knaves_task(seed, index, o);
-  }
-  const auto ex = arithmetic_example(
-      seed, index, {c.max_a, c.max_b, c.max_c, parse_arithmetic_trace(c.trace), c.trace_slips});
-  nlohmann::json meta{{"answer", ex.answer}};
-  if (ex.trace_answer != ex.answer) meta["trace_answer"] = ex.trace_answer;  // a slipped trace
-  return {ex.question, ex.trace, std::move(meta)};
-}
-
 Status apply_task_args(TaskSection& section, const std::vector<std::string>& args) {
   if (args.empty()) return OkStatus();
   // The section as YAML, with the KEY=VALUE overrides on top.
@@ -93,11 +122,11 @@ Status apply_task_args(TaskSection& section, const std::vector<std::string>& arg
 }
 
 TaskSample TaskSource::generate(uint64_t stream, uint64_t index) const {
-  return generate_problem(section_, derive_seed(section_.seed, {stream}), index);
+  return section_.task().generate(derive_seed(section_.seed, {stream}), index);
 }
 
 TaskSample TaskSource::train(uint64_t index) const {
-  if (!jsonl_train_.empty()) return jsonl_train_[index % jsonl_train_.size()];
+  if (!file_train_.empty()) return file_train_[index % file_train_.size()];
   // Problem `index` of the training stream is the index-th generated problem that is not
   // held out: walk a sub-stream per index until one is not an eval question, so the
   // mapping stays a pure function of index.
@@ -120,7 +149,7 @@ std::string TaskSource::render(const TaskSample& s) const {
 
 std::string TaskSource::sft_response(const TaskSample& s) const {
   if (s.trace.empty()) return "";
-  // The answer the trace reaches (a slipped trace's own, see TaskSection::trace_slips).
+  // The answer the trace reaches (a slipped trace's own, see the arithmetic task).
   const char* key = s.metadata.contains("trace_answer") ? "trace_answer" : "answer";
   const std::string answer = s.metadata.contains(key) && s.metadata[key].is_string()
                                  ? s.metadata[key].get<std::string>()
@@ -130,11 +159,44 @@ std::string TaskSource::sft_response(const TaskSample& s) const {
              : fmt::format("<think> {} </think> <answer> {} </answer>", s.trace, answer);
 }
 
-std::string default_task_rewards(const TaskSection& section) {
-  const std::string accuracy = section.name == "jsonl" ? "math_accuracy" : section.name;
-  return fmt::format(
-      "[{{name: {}, weight: 1.0}}, {{name: format, weight: 0.2, prefilled_think: {}}}]", accuracy,
-      section.prefill_think ? "true" : "false");
+StatusOr<std::vector<std::pair<std::string, std::string>>> TaskSource::solved_problems(
+    int64_t n) const {
+  // A file's training lines are used once each at most.
+  if (!file_train_.empty()) n = std::min<int64_t>(n, static_cast<int64_t>(file_train_.size()));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int64_t i = 0; i < n; ++i) {
+    TaskSample p = train(static_cast<uint64_t>(i));
+    std::string resp = sft_response(p);
+    if (resp.empty())
+      return InvalidArgument(
+          "task.name={}: training problem {} (\"{}\") has no step-by-step solution to learn "
+          "from{}",
+          section_.name, i, p.question.substr(0, 60),
+          section_.task().procedural() ? "" : " (give each line a \"trace\")");
+    out.emplace_back(std::move(p.question), std::move(resp));
+  }
+  return out;
+}
+
+nlohmann::json task_record(const TaskSample& task, bool with_trace) {
+  nlohmann::json out = task.metadata.is_object() ? task.metadata : nlohmann::json::object();
+  out["prompt"] = task.question;
+  if (with_trace) out["trace"] = task.trace;
+  return out;
+}
+
+Status write_tasks_jsonl(const TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
+                         std::ostream& out) {
+  if (n < 0) return InvalidArgument("--n: must be >= 0, got {}", n);
+  RETURN_IF_ERROR(task.validate());
+  if (!task.task().procedural())
+    return InvalidArgument("task {}: not a generator (it reads task.path)", task.name);
+  for (int64_t i = 0; i < n; ++i) {
+    out << task_record(task.task().generate(seed, static_cast<uint64_t>(i)), with_traces).dump()
+        << '\n';
+    if (!out) return Internal("writing task {} failed", i);
+  }
+  return OkStatus();
 }
 
 }  // namespace r1kit::data

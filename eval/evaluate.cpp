@@ -47,7 +47,7 @@ Status check_options(const EvalOptions& o, int64_t n) {
   return OkStatus();
 }
 
-// Where the accuracy and format rewards sit among the components.
+// Where the accuracy and format rewards sit among the components (found by role).
 struct RewardLayout {
   size_t accuracy = 0;
   int format = -1;  // -1: none
@@ -235,18 +235,13 @@ StatusOr<EvalReport> evaluate(rollout::RolloutSource& source, const TextCodec& c
   RETURN_IF_ERROR(check_options(o, n));
   if (!codec.encode || !codec.decode) return InvalidArgument("eval: the codec needs encode/decode");
   if (!render) return InvalidArgument("eval: no render function");
-  if (rewards.components().empty())
-    return InvalidArgument("eval: no reward (the first component must be the accuracy reward)");
   RewardLayout layout;
-  for (size_t i = 0; i < rewards.components().size(); ++i) {
-    if (rewards.components()[i].name == "format") {
-      layout.format = static_cast<int>(i);
-      break;
-    }
-  }
-  if (layout.format == 0)
+  const int64_t accuracy = rewards.role_index(reward::kRoleAccuracy);
+  if (accuracy < 0)
     return InvalidArgument(
-        "eval: the first reward is 'format', but the first must be the accuracy reward");
+        "eval: no reward has role accuracy (the task's checker; give it role: accuracy)");
+  layout.accuracy = static_cast<size_t>(accuracy);
+  layout.format = static_cast<int>(rewards.role_index(reward::kRoleFormat));
 
   const int64_t num_problems =
       o.max_problems > 0 ? std::min<int64_t>(o.max_problems, problems.size()) : problems.size();

@@ -8,13 +8,14 @@
 // n samples per problem, c of them correct, computed as a product for stability.
 //
 // What counts as "correct" and "well-formatted" (the reward convention):
-// - `rewards` is the task's CombinedReward (the recipe's `reward:` list or
-//   data::default_task_rewards). Its FIRST component is the accuracy reward: a sample is
-//   correct iff that component's raw score >= EvalOptions::correct_threshold (1.0 by
-//   default, every built-in checker's correct_score). A NaN score ("cannot judge")
-//   counts as not correct and is counted in EvalReport::unjudged.
-// - The first component NAMED "format" is the format reward: a sample is well-formatted
-//   iff its score >= 1. Without such a component the format rate is NaN (null in JSON).
+// - `rewards` is the task's CombinedReward (reward::build_task_rewards: the recipe's
+//   `reward:` list or the task's defaults). Its component with role accuracy
+//   (data/reward_spec.h) is the checker: a sample is correct iff that component's raw
+//   score >= EvalOptions::correct_threshold (1.0 by default, every built-in checker's
+//   correct_score). A NaN score ("cannot judge") counts as not correct and is counted in
+//   EvalReport::unjudged. No accuracy component is an error.
+// - The first component with role format is the format reward: a sample is
+//   well-formatted iff its score >= 1. Without one the format rate is NaN (null in JSON).
 // - Every component's mean raw score and the mean weighted total are reported too.
 // Majority vote (maj@k): each of the first k samples votes for its extracted answer
 // (reward::extract_answer over the <answer> tag, \boxed, ..., then
@@ -38,8 +39,8 @@
 #include <vector>
 
 #include "core/status.h"
+#include "data/task.h"
 #include "data/task_source.h"
-#include "data/tasks.h"
 #include "reward/reward.h"
 #include "rollout/rollout_source.h"
 
@@ -151,8 +152,8 @@ std::string vote_answer(std::string_view completion);
 using RenderFn = std::function<std::string(const data::TaskSample&)>;
 
 // Evaluates `problems`, each rendered by `render` and encoded by `codec`. Errors: bad
-// options (naming the field), no accuracy reward, a generate() failure, an unwritable
-// records file.
+// options (naming the field), no reward with role accuracy, a generate() failure, an
+// unwritable records file.
 StatusOr<EvalReport> evaluate(rollout::RolloutSource& source, const TextCodec& codec,
                               const std::vector<data::TaskSample>& problems, const RenderFn& render,
                               const reward::CombinedReward& rewards, const EvalOptions& options);

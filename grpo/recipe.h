@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "data/reward_spec.h"
 #include "data/task_source.h"
 #include "grpo/config.h"
 #include "policy/model_config.h"
@@ -104,7 +105,7 @@ struct GrpoRecipe {
   policy::ModelConfig model;  // model.from: usually the SFT run's final model
   train::TokenizerSection tokenizer;
   data::TaskSection task;
-  std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
+  std::vector<reward::RewardSpec> reward;   // empty = the task's defaults
   std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
   RolloutSection rollout;
   GrpoTrainSection grpo;
@@ -115,8 +116,9 @@ struct GrpoRecipe {
     v.section("model", model, "the policy (model.from: a checkpoint, usually the SFT result)");
     v.section("tokenizer", tokenizer, "tokenizer: path, else model.from's");
     v.section("task", task, "problems to train on, and the held-out set");
-    v.raw("reward", reward,
-          "list of {name, weight, ...args}; empty = the task's accuracy reward + format");
+    v.field("reward", reward,
+            "list of {name, weight, role, ...args} (docs/rewards.md); empty = the task's checker "
+            "+ format");
     v.field("reward_plugins", reward_plugins,
             "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
             "relative paths resolve against the current directory");

@@ -94,6 +94,7 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
   const int64_t P = r_.rollout.prompts_per_step;
   const bool dynamic = r_.grpo.loss.dynamic_sampling;
   RolloutBatch out;
+  out.accuracy_component = rewards_.role_index(reward::kRoleAccuracy);
   DynamicSampler ds(P, dynamic ? r_.grpo.loss.dynamic_sampling_max_rounds : 1);
   std::vector<torch::Tensor> kept_rewards;
   std::vector<std::vector<torch::Tensor>> kept_components;

@@ -36,7 +36,7 @@ struct RolloutBatch {
   torch::Tensor rewards;                         // [N, G] float64 weighted totals (NaN allowed)
   std::vector<std::string> names;                // reward component names
   std::vector<torch::Tensor> components;         // [K] of [N, G] float64
-  int64_t accuracy_component = 0;                // index in `components` of the accuracy
+  int64_t accuracy_component = -1;               // index of the checker (role accuracy); -1: none
   uint64_t data_pos_after = 0;                   // next unused training problem
   int64_t rounds = 0;                            // generation rounds (dynamic sampling)
   double pass_rate = 1;                          // informative groups / groups seen

@@ -89,9 +89,8 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
                                                       /*train_one=*/{}));
   ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task));
-  const std::string reward_yaml = r.reward.empty() ? data::default_task_rewards(r.task) : r.reward;
-  ASSIGN_OR_RETURN(auto specs, reward::parse_reward_specs(reward_yaml));
-  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards,
+                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
 
   // Policy and optimizer, resumed when a checkpoint exists.
   train::TrainingRunOptions ro;

@@ -61,7 +61,7 @@ struct GrpoResult {
   double first_reward = 0;         // mean reward of the first step run
   double last_reward = 0;          // mean reward of the last step run
   std::vector<double> rewards;     // mean reward of every step run
-  std::vector<double> accuracies;  // mean accuracy-component reward of every step run
+  std::vector<double> accuracies;  // share of correct samples (role accuracy) every step run
   std::string final_dir;           // the final model
 };
 

@@ -8,7 +8,6 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
-#include "data/chat_template.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "reward/plugin.h"
@@ -37,10 +36,8 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   ts.eval_size = std::max(ts.eval_size, r.eval.problems);
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts));
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir + "/tokenizer.model"));
-  ASSIGN_OR_RETURN(
-      auto specs,
-      reward::parse_reward_specs(r.reward.empty() ? data::default_task_rewards(r.task) : r.reward));
-  ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
+  ASSIGN_OR_RETURN(reward::CombinedReward rewards,
+                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
   rollout::EngineOptions eo;
   eo.max_batch = r.grpo.rollout.max_batch;
   eo.decode_threads = static_cast<int>(r.grpo.rollout.decode_threads);
@@ -86,44 +83,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The first `n` training problems of the task (never the held-out ones) with their
-// worked solutions ("<think> trace </think> <answer> x </answer>").
-StatusOr<std::vector<std::pair<std::string, std::string>>> solved_problems(const RunRecipe& r,
-                                                                           int64_t n) {
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& p : task.train_batch(0, n)) {
-    std::string resp = task.sft_response(p);
-    if (resp.empty())
-      return InvalidArgument("task.name={}: no step-by-step solutions to train on", r.task.name);
-    out.emplace_back(p.question, std::move(resp));
-  }
-  return out;
-}
-
-// The pretraining corpus: those problems rendered through the chat template, one line
-// each, as the SFT stage renders them.
-StatusOr<sft::PretrainHooks> pretrain_hooks(const RunRecipe& r) {
-  ASSIGN_OR_RETURN(auto solved, solved_problems(r, r.pretrain.n_examples));
-  data::ChatTemplateOptions opts;
-  opts.kind = r.task.chat_template == "r1_zero" ? data::ChatTemplateKind::kR1Zero
-                                                : data::ChatTemplateKind::kPlain;
-  opts.prefill_think = r.task.prefill_think;
-  sft::PretrainHooks hooks;
-  for (const auto& [question, resp] : solved)
-    hooks.lines.push_back(data::render_sft_example(opts, question, resp).text);
-  return hooks;
-}
-
-// The SFT examples.
-StatusOr<sft::SftHooks> sft_hooks(const RunRecipe& r) {
-  ASSIGN_OR_RETURN(auto solved, solved_problems(r, r.sft.n_examples));
-  sft::SftHooks hooks;
-  for (auto& [question, resp] : solved)
-    hooks.examples.push_back({std::move(question), std::move(resp), std::nullopt});
-  return hooks;
-}
-
 // The stage whose final model GRPO starts from.
 std::string grpo_start_stage(const RunRecipe& r) {
   return wants(r, "sft") || !wants(r, "pretrain") ? "sft" : "pretrain";
@@ -166,21 +125,15 @@ Status RunRecipe::validate() const {
         s != "report")
       return InvalidArgument(
           "run.stages: unknown stage '{}' (pretrain, sft, grpo, control, eval, report)", s);
-  RETURN_IF_ERROR(task.validate());
-  if (task.name == "jsonl")
-    return InvalidArgument(
-        "task.name=jsonl: the pipeline's SFT stage needs step-by-step traces, which only "
-        "procedural tasks have; run `r1kit sft` on your data and `r1kit grpo` instead");
-  return OkStatus();
+  return task.validate();
 }
 
 sft::PretrainRecipe pretrain_recipe(const RunRecipe& r) {
   sft::PretrainRecipe p;
   p.model = r.model;
   p.tokenizer = r.tokenizer;
+  p.task = r.task;  // the corpus: its first training problems, never the held-out ones
   p.data.n_examples = r.pretrain.n_examples;
-  p.data.seed = r.task.seed;
-  p.data.chat_template = r.task.chat_template;
   p.data.holdout_fraction = r.pretrain.holdout_fraction;
   p.train = r.pretrain.train;
   p.checkpoint.dir = r.run.dir + "/pretrain";
@@ -196,8 +149,7 @@ sft::SftRecipe sft_recipe(const RunRecipe& r) {
     s.model.from = r.run.dir + "/pretrain/final";
     s.tokenizer.path = s.model.from + "/tokenizer.model";
   }
-  s.data.chat_template = r.task.chat_template;
-  s.data.prefill_think = r.task.prefill_think;
+  s.task = r.task;  // SFT learns its first training problems, never the held-out ones
   s.data.pack = r.sft.pack;
   s.data.max_seq_len = r.sft.max_seq_len;
   s.data.holdout_fraction = r.sft.holdout_fraction;
@@ -248,9 +200,8 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   };
 
   if (stage("pretrain", exists(pretrain_final + "/model.safetensors"))) {
-    ASSIGN_OR_RETURN(sft::PretrainHooks hooks, pretrain_hooks(r));
     const auto t0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r), hooks));
+    ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "pretrain", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
   }
@@ -258,9 +209,8 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     if (wants(r, "pretrain") && !exists(pretrain_final + "/model.safetensors"))
       return FailedPrecondition("stage sft starts from {} (run the pretrain stage first)",
                                 pretrain_final);
-    ASSIGN_OR_RETURN(sft::SftHooks hooks, sft_hooks(r));
     const auto t0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r), hooks));
+    ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
   }
@@ -299,8 +249,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     ASSIGN_OR_RETURN(sft::SftRecipe cr, control_recipe(r));
     R1_LOG(info, "stage control: SFT only, {} steps (the SFT + GRPO time at the SFT's pace)",
            cr.train.steps);
-    ASSIGN_OR_RETURN(sft::SftHooks hooks, sft_hooks(r));
-    ASSIGN_OR_RETURN(auto res, sft::run_sft(cr, hooks));
+    ASSIGN_OR_RETURN(auto res, sft::run_sft(cr));
     if (!res.finished) return out;
   }
   if (wants(r, "eval")) {

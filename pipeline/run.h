@@ -12,9 +12,9 @@
 // (summed over resumed invocations); the control stage reads it. With run.max_minutes the
 // SFT model is evaluated right after SFT (its seconds go to timing.json as "eval_sft"), so
 // that GRPO's time box leaves room for the GRPO model's evaluation.
-// One task section feeds every stage, so the held-out problems are never trained on
-// (data/task_source.h). The SFT and GRPO sections are those of `r1kit sft` and
-// `r1kit grpo` (same keys, same meaning).
+// One task section feeds every stage (each stage's recipe gets a copy), so the held-out
+// problems are never trained on (data/task_source.h). The SFT and GRPO sections are those of `r1kit
+// sft` and `r1kit grpo` (same keys, same meaning).
 #pragma once
 
 #include <string>
@@ -108,7 +108,7 @@ struct RunRecipe {
   policy::ModelConfig model;  // the policy SFT starts from (a preset, or model.from)
   train::TokenizerSection tokenizer;
   data::TaskSection task;
-  std::string reward;  // YAML list; empty = the task's checker + format
+  std::vector<reward::RewardSpec> reward;  // empty = the task's checker + format
   // Reward plug-in libraries (.so) loaded before `reward` is built.
   std::vector<std::string> reward_plugins;
   PretrainStage pretrain;
@@ -121,7 +121,9 @@ struct RunRecipe {
     v.section("model", model, "the policy SFT starts from");
     v.section("tokenizer", tokenizer, "tokenizer: path, else trained on the SFT examples");
     v.section("task", task, "the task of every stage, and its held-out problems");
-    v.raw("reward", reward, "list of {name, weight, ...}; empty = the task's checker + format");
+    v.field("reward", reward,
+            "list of {name, weight, role, ...args} (docs/rewards.md); empty = the task's "
+            "checker + format");
     v.field("reward_plugins", reward_plugins,
             "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
             "relative paths resolve against the current directory");

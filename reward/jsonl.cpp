@@ -1,10 +1,8 @@
-// JSON-lines records for the reward and task CLIs; see jsonl.h.
+// JSON-lines records for the reward CLI; see jsonl.h.
 #include "reward/jsonl.h"
 
 #include <algorithm>
 #include <cmath>
-
-#include "data/arithmetic.h"
 
 namespace r1kit::reward {
 namespace {
@@ -109,27 +107,6 @@ StatusOr<std::vector<RewardSpec>> specs_from_flags(std::string_view rewards_csv,
   return out;
 }
 
-nlohmann::json task_record(const data::TaskSample& task, bool with_trace) {
-  nlohmann::json out = task.metadata.is_object() ? task.metadata : nlohmann::json::object();
-  out["prompt"] = task.question;
-  if (with_trace) out["trace"] = task.trace;
-  return out;
-}
-
-StatusOr<data::TaskSample> generate_task(std::string_view name, uint64_t seed, uint64_t index) {
-  data::TaskSection task;
-  task.name = std::string(name);
-  return generate_task(task, seed, index);
-}
-
-StatusOr<data::TaskSample> generate_task(const data::TaskSection& task, uint64_t seed,
-                                         uint64_t index) {
-  if (task.name != "arithmetic" && task.name != "countdown" && task.name != "knights_knaves")
-    return InvalidArgument("unknown task \"{}\" (known: arithmetic, countdown, knights_knaves)",
-                           task.name);
-  return data::generate_problem(task, seed, index);
-}
-
 StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
                               const CombinedReward& rewards, std::ostream& out) {
   std::vector<Sample> group;  // consecutive records with the same prompt
@@ -164,25 +141,6 @@ StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
   if (in.bad()) return Internal("{}: read error", source);
   RETURN_IF_ERROR(flush());
   return scored;
-}
-
-Status write_tasks_jsonl(std::string_view name, uint64_t seed, int64_t n, bool with_traces,
-                         std::ostream& out) {
-  data::TaskSection task;
-  task.name = std::string(name);
-  return write_tasks_jsonl(task, seed, n, with_traces, out);
-}
-
-Status write_tasks_jsonl(const data::TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
-                         std::ostream& out) {
-  if (n < 0) return InvalidArgument("--n: must be >= 0, got {}", n);
-  RETURN_IF_ERROR(task.validate());  // min <= max
-  for (int64_t i = 0; i < n; ++i) {
-    ASSIGN_OR_RETURN(data::TaskSample t, generate_task(task, seed, static_cast<uint64_t>(i)));
-    out << task_record(t, with_traces).dump() << '\n';
-    if (!out) return Internal("writing task {} failed", i);
-  }
-  return OkStatus();
 }
 
 }  // namespace r1kit::reward

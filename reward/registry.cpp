@@ -139,91 +139,65 @@ void register_builtin_rewards(RewardRegistry& r) {
 
 namespace {
 
-// A YAML node as JSON: plain scalars typed (null, bool, int, float), quoted ones strings.
-StatusOr<nlohmann::json> yaml_json(const YAML::Node& n, const std::string& where) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return nlohmann::json(nullptr);
-    case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const YAML::Node& c : n) {
-        ASSIGN_OR_RETURN(nlohmann::json j, yaml_json(c, where));
-        out.push_back(std::move(j));
-      }
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        std::string key = it->first.as<std::string>();
-        if (out.contains(key)) return InvalidArgument("{}.{}: duplicate key", where, key);
-        ASSIGN_OR_RETURN(nlohmann::json j, yaml_json(it->second, where + "." + key));
-        out[key] = std::move(j);
-      }
-      return out;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      if (n.Tag() == "!") return nlohmann::json(s);  // quoted: a string
-      if (s == "null" || s == "~") return nlohmann::json(nullptr);
-      if (s == "true") return nlohmann::json(true);
-      if (s == "false") return nlohmann::json(false);
-      // An integer or a float, exactly as written; anything else stays a string.
-      try {
-        size_t used = 0;
-        long long v = std::stoll(s, &used);
-        if (used == s.size()) return nlohmann::json(v);
-      } catch (const std::exception&) {
-      }
-      try {
-        size_t used = 0;
-        double v = std::stod(s, &used);
-        if (used == s.size()) return nlohmann::json(v);
-      } catch (const std::exception&) {
-      }
-      return nlohmann::json(s);
-    }
-  }
-  return nlohmann::json(nullptr);
-}
+// A reward list bound as a recipe's `reward:` key.
+struct RewardList {
+  std::vector<RewardSpec> reward;  // the list
+  void visit(ConfigVisitor& v) { v.field("reward", reward, "rewards"); }
+};
 
 }  // namespace
 
-StatusOr<std::vector<RewardSpec>> parse_reward_specs(std::string_view text) {
-  YAML::Node root;
+StatusOr<std::vector<RewardSpec>> parse_reward_specs(std::string_view text,
+                                                     std::string_view source) {
+  YAML::Node list;
   try {
-    root = YAML::Load(std::string(text));
+    list = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1,
+                           e.mark.column + 1, e.msg);
   } catch (const YAML::Exception& e) {
-    return InvalidArgument("reward: not valid YAML: {}", e.what());
+    return InvalidArgument("{}: YAML error: {}", source, e.what());
   }
-  std::vector<RewardSpec> out;
-  if (root.IsNull()) return out;
-  if (!root.IsSequence()) {
-    return InvalidArgument("reward: expected a list of {{name: ..., weight: ...}} maps");
-  }
-  for (size_t i = 0; i < root.size(); ++i) {
-    std::string where = fmt::format("reward.{}", i);
-    ASSIGN_OR_RETURN(nlohmann::json entry, yaml_json(root[i], where));
-    if (!entry.is_object()) return InvalidArgument("{}: expected a map", where);
-    RewardSpec spec;
-    auto name = entry.find("name");
-    if (name == entry.end() || !name->is_string() || name->get<std::string>().empty()) {
-      return InvalidArgument("{}.name: required, the reward's registered name", where);
+  if (list.IsNull()) return std::vector<RewardSpec>{};
+  YAML::Node root(YAML::NodeType::Map);
+  root.force_insert("reward", list);  // the list's nodes keep their marks
+  RewardList out;
+  RETURN_IF_ERROR(load_config(root, out, {}, source));
+  return std::move(out.reward);
+}
+
+StatusOr<std::vector<RewardSpec>> resolve_roles(std::vector<RewardSpec> specs,
+                                                std::string_view checker) {
+  std::vector<std::string> accuracy;  // "reward[i] (name)" of every accuracy reward
+  for (size_t i = 0; i < specs.size(); ++i) {
+    RewardSpec& s = specs[i];
+    if (s.role == kRoleAuto) {
+      s.role = !checker.empty() && s.name == checker ? kRoleAccuracy
+               : s.name == "format"                  ? kRoleFormat
+                                                     : kRoleOther;
     }
-    spec.name = name->get<std::string>();
-    if (auto w = entry.find("weight"); w != entry.end()) {
-      if (!w->is_number()) {
-        return InvalidArgument("{}.weight: expected a number, got {}", where, w->dump());
-      }
-      spec.weight = w->get<double>();
-      if (!std::isfinite(spec.weight)) return InvalidArgument("{}.weight: must be finite", where);
-    }
-    entry.erase("name");
-    entry.erase("weight");
-    spec.args = std::move(entry);
-    out.push_back(std::move(spec));
+    if (s.role == kRoleAccuracy) accuracy.push_back(fmt::format("reward[{}] ({})", i, s.name));
   }
-  return out;
+  if (checker.empty()) return specs;
+  if (accuracy.empty()) {
+    return InvalidArgument(
+        "reward: no reward has role accuracy; the task's checker is {} (list it, or mark "
+        "your own checker with role: accuracy; its score >= 1 counts as correct)",
+        checker);
+  }
+  if (accuracy.size() > 1) {
+    std::string all;
+    for (const std::string& a : accuracy) all += (all.empty() ? "" : ", ") + a;
+    return InvalidArgument("reward: {} rewards have role accuracy ({}); give exactly one",
+                           accuracy.size(), all);
+  }
+  return specs;
+}
+
+std::string checker_of(const std::vector<RewardSpec>& task_defaults) {
+  for (const RewardSpec& s : task_defaults)
+    if (s.role == kRoleAccuracy) return s.name;
+  return "";
 }
 
 // ---------------------------------------------------------------- combination
@@ -247,19 +221,35 @@ GroupScores CombinedReward::score(std::span<const Sample> group) const {
   return out;
 }
 
-StatusOr<CombinedReward> build_rewards(const std::vector<RewardSpec>& specs,
+int64_t CombinedReward::role_index(std::string_view role) const {
+  for (size_t i = 0; i < components_.size(); ++i)
+    if (components_[i].role == role) return static_cast<int64_t>(i);
+  return -1;
+}
+
+StatusOr<CombinedReward> build_rewards(const std::vector<RewardSpec>& listed,
                                        const RewardRegistry& registry) {
+  ASSIGN_OR_RETURN(const std::vector<RewardSpec> specs, resolve_roles(listed, ""));
   std::vector<CombinedReward::Component> components;
   std::map<std::string, int> seen;
   for (size_t i = 0; i < specs.size(); ++i) {
     const RewardSpec& s = specs[i];
     StatusOr<std::unique_ptr<Reward>> r = registry.create(s.name, s.args);
-    if (!r.ok()) return r.status().with_context(fmt::format("reward.{}", i));
+    if (!r.ok()) return r.status().with_context(fmt::format("reward[{}] ({})", i, s.name));
     int n = ++seen[s.name];
     std::string name = n == 1 ? s.name : fmt::format("{}#{}", s.name, n);
-    components.push_back(CombinedReward::Component{name, s.weight, std::move(*r)});
+    components.push_back(CombinedReward::Component{name, s.weight, s.role, std::move(*r)});
   }
   return CombinedReward(std::move(components));
+}
+
+StatusOr<CombinedReward> build_task_rewards(const std::vector<RewardSpec>& listed,
+                                            const std::vector<RewardSpec>& task_defaults,
+                                            const RewardRegistry& registry) {
+  ASSIGN_OR_RETURN(
+      std::vector<RewardSpec> specs,
+      resolve_roles(listed.empty() ? task_defaults : listed, checker_of(task_defaults)));
+  return build_rewards(specs, registry);
 }
 
 }  // namespace r1kit::reward

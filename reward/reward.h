@@ -15,10 +15,11 @@
 // - Built-in rewards are registered explicitly (a static library drops self-registering
 //   objects nobody references); R1KIT_REGISTER_REWARD is for the user's own binaries.
 //
-// Recipe syntax (a YAML list; every key other than name and weight is the reward's
-// argument, checked strictly by the reward's own options struct):
+// Recipe syntax: a list of reward::RewardSpec (data/reward_spec.h; every key other than
+// name, weight and role is the reward's argument, checked strictly by the reward's own
+// options struct):
 //   reward:
-//     - {name: math_accuracy, weight: 1.0}
+//     - {name: math_accuracy, weight: 1.0, role: accuracy}
 //     - {name: format, weight: 0.5, prefilled_think: true}
 //     - {name: countdown, weight: 1.0, format_score: 0.1}
 //
@@ -42,6 +43,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "data/reward_spec.h"
 
 namespace r1kit::reward {
 
@@ -86,8 +88,8 @@ class Reward {
   virtual Scores score(std::span<const Sample> group) const = 0;
 };
 
-// Builds a reward from its arguments (a JSON object: the recipe keys other than name
-// and weight). Errors name the bad argument.
+// Builds a reward from its arguments (a JSON object: the recipe keys other than name,
+// weight and role). Errors name the bad argument.
 using RewardFactory = std::function<StatusOr<std::unique_ptr<Reward>>(const nlohmann::json& args)>;
 
 // Name -> factory. global() holds every built-in reward plus whatever was registered
@@ -141,16 +143,22 @@ RewardFactory make_factory(std::string name) {
   };
 }
 
-// One entry of the recipe's `reward:` list.
-struct RewardSpec {
-  std::string name;                                // registry name
-  double weight = 1.0;                             // weight in the total
-  nlohmann::json args = nlohmann::json::object();  // every other key
-};
+// Parses a reward list given as text (YAML or JSON: a list of maps, e.g. `r1kit eval
+// --rewards`), bound like a recipe's `reward:` key; errors name `source`, the line, the
+// entry and the key.
+StatusOr<std::vector<RewardSpec>> parse_reward_specs(std::string_view yaml_list,
+                                                     std::string_view source = "reward list");
 
-// Parses the recipe's reward list (YAML or JSON text of a list of maps, e.g. the text a
-// recipe binds with ConfigVisitor::raw). Errors name the entry and key.
-StatusOr<std::vector<RewardSpec>> parse_reward_specs(std::string_view yaml_list);
+// Settles `auto` roles (data/reward_spec.h): accuracy for the reward named `checker`,
+// format for one named "format", other for the rest; explicit roles are kept. With a
+// checker (a task's), the result must have exactly one accuracy reward: none or two is
+// an error naming the fix. Without one ("" ), no accuracy is required.
+StatusOr<std::vector<RewardSpec>> resolve_roles(std::vector<RewardSpec> specs,
+                                                std::string_view checker);
+
+// The checker of a task's default rewards: the name of the spec with role accuracy
+// ("" when there is none).
+std::string checker_of(const std::vector<RewardSpec>& task_defaults);
 
 // The scores of one group: the weighted total and every component for metrics.
 struct GroupScores {
@@ -168,6 +176,7 @@ class CombinedReward {
   struct Component {
     std::string name;                // registry name (a repeated name gets "#2", "#3")
     double weight = 1.0;             // weight in the total
+    std::string role = kRoleOther;   // accuracy | format | other (never auto)
     std::unique_ptr<Reward> reward;  // the rule
   };
   CombinedReward() = default;
@@ -175,14 +184,24 @@ class CombinedReward {
 
   GroupScores score(std::span<const Sample> group) const;
   const std::vector<Component>& components() const { return components_; }
+  // The index of the first component with `role` (kRoleAccuracy, kRoleFormat), -1 if none.
+  int64_t role_index(std::string_view role) const;
 
  private:
   std::vector<Component> components_;
 };
 
 // Builds every spec with `registry`; the first error is returned with the entry's index.
+// `auto` roles are settled without a checker (resolve_roles(specs, "")).
 StatusOr<CombinedReward> build_rewards(const std::vector<RewardSpec>& specs,
                                        const RewardRegistry& registry = RewardRegistry::global());
+
+// The rewards of a run on a task: `listed` (the recipe's `reward:` list), or the task's
+// defaults when it is empty, with `auto` roles settled against the task's checker
+// (checker_of(task_defaults)); exactly one accuracy reward, else an error.
+StatusOr<CombinedReward> build_task_rewards(
+    const std::vector<RewardSpec>& listed, const std::vector<RewardSpec>& task_defaults,
+    const RewardRegistry& registry = RewardRegistry::global());
 
 }  // namespace r1kit::reward
 

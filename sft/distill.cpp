@@ -93,8 +93,7 @@ SftRecipe DistillRecipe::sft_recipe() const {
   r.data.source = "jsonl";
   r.data.path = traces_path();
   r.data.seed = data.seed;
-  r.data.chat_template = task.chat_template;
-  r.data.prefill_think = task.prefill_think;
+  r.task = task;  // its chat template renders the traces' prompts
   r.data.holdout_fraction = data.holdout_fraction;
   r.data.pack = data.pack;
   r.data.max_seq_len = data.max_seq_len;
@@ -269,13 +268,13 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   } else {
     ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(teacher_tok_path));
     ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(r.task));
-    const std::string reward_yaml =
-        r.reward.empty() ? data::default_task_rewards(r.task) : r.reward;
-    ASSIGN_OR_RETURN(auto specs, reward::parse_reward_specs(reward_yaml));
-    ASSIGN_OR_RETURN(auto rewards, reward::build_rewards(specs));
+    ASSIGN_OR_RETURN(auto rewards, reward::build_task_rewards(r.reward, r.task.default_rewards()));
     ASSIGN_OR_RETURN(auto teacher, make_teacher ? make_teacher(r) : local_teacher(r));
+    std::string names;
+    for (const auto& c : rewards.components())
+      names += fmt::format("{}{} x{} ({})", names.empty() ? "" : ", ", c.name, c.weight, c.role);
     R1_LOG(info, "traces: teacher {} samples {} x {} completions (rewards: {})", r.teacher.from,
-           r.sample.n_prompts, r.sample.samples_per_prompt, reward_yaml);
+           r.sample.n_prompts, r.sample.samples_per_prompt, names);
     ASSIGN_OR_RETURN(res.traces,
                      sample_traces(*teacher, tok, tasks, rewards, r.sample, res.traces_path));
     res.sampled = true;
@@ -309,8 +308,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
         "(sample.n_prompts, sample.samples_per_prompt), lower sample.min_reward, or use a "
         "better teacher; delete the file to sample again",
         res.traces_path, examples.size(), 100.0 * res.traces.acceptance());
-  SftHooks hooks;
-  hooks.examples = std::move(examples);
+  SftHooks hooks;  // the examples are sr's data.path, the traces
   if (r.kd.alpha > 0) {
     // Logit distillation needs one vocabulary: the student's tokenizer must be the teacher's.
     const std::string student_tok_path =

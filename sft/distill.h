@@ -168,7 +168,7 @@ struct DistillDataSection {
 struct DistillRecipe {
   TeacherSection teacher;
   data::TaskSection task;
-  std::string reward;  // YAML list of {name, weight, ...}; empty = the task's default
+  std::vector<reward::RewardSpec> reward;   // empty = the task's defaults
   std::vector<std::string> reward_plugins;  // shared libraries loaded before `reward` is built
   DistillSampleSection sample;
   policy::ModelConfig model;  // the student
@@ -182,9 +182,9 @@ struct DistillRecipe {
   void visit(ConfigVisitor& v) {
     v.section("teacher", teacher, "the model whose traces are distilled");
     v.section("task", task, "problems the teacher answers (procedural or jsonl)");
-    v.raw("reward", reward,
-          "list of {name, weight, ...args} filtering the traces; empty = the task's accuracy "
-          "reward + format");
+    v.field("reward", reward,
+            "list of {name, weight, role, ...args} filtering the traces (docs/rewards.md); "
+            "empty = the task's checker + format");
     v.field("reward_plugins", reward_plugins,
             "reward plug-in libraries (.so) loaded at start, before `reward` is built; "
             "relative paths resolve against the current directory");

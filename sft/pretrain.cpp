@@ -11,7 +11,6 @@
 #include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/rng.h"
-#include "data/arithmetic.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
@@ -20,17 +19,6 @@
 namespace r1kit::sft {
 namespace fs = std::filesystem;
 using policy::Transformer;
-
-std::string render_corpus_line(const std::string& template_name, const std::string& question,
-                               const std::string& trace, const std::string& answer) {
-  data::ChatTemplateOptions opts;
-  opts.kind =
-      template_name == "r1_zero" ? data::ChatTemplateKind::kR1Zero : data::ChatTemplateKind::kPlain;
-  return data::render_sft_example(
-             opts, question,
-             fmt::format("<think> {} </think> <answer> {} </answer>", trace, answer))
-      .text;
-}
 
 namespace {
 
@@ -89,18 +77,19 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 
 }  // namespace
 
-StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r, const PretrainHooks& hooks) {
+StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
   std::error_code ec;
 
   // 1. Corpus.
   const std::string corpus_path = r.checkpoint.dir + "/corpus.txt";
-  std::vector<std::string> lines = hooks.lines;
-  if (lines.empty()) {
-    data::ArithmeticOptions ao{r.data.max_a, r.data.max_b, r.data.max_c,
-                               data::parse_arithmetic_trace(r.data.trace)};
-    for (const auto& ex : data::arithmetic_examples(r.data.seed, r.data.n_examples, ao))
-      lines.push_back(render_corpus_line(r.data.chat_template, ex.question, ex.trace, ex.answer));
+  std::vector<std::string> lines;
+  {
+    ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+    ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
+    const data::ChatTemplateOptions opts = r.task.template_options();
+    for (const auto& [question, response] : solved)
+      lines.push_back(data::render_sft_example(opts, question, response).text);
   }
   std::string corpus;
   for (const auto& line : lines) corpus += line + "\n";

@@ -11,7 +11,6 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "core/torch_compat.h"
-#include "data/arithmetic.h"
 #include "policy/checkpoint.h"
 #include "policy/logprobs.h"
 #include "train/setup.h"
@@ -32,19 +31,13 @@ Status SftRecipe::validate() const {
   return OkStatus();
 }
 
-StatusOr<std::vector<TextExample>> load_sft_examples(const SftDataSection& d) {
-  if (d.source == "jsonl") return read_sft_jsonl(d.path);
+StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r) {
+  if (r.data.source == "jsonl") return read_sft_jsonl(r.data.path);
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
   std::vector<TextExample> out;
-  const data::ArithmeticOptions ao{d.max_a, d.max_b, d.max_c,
-                                   data::parse_arithmetic_trace(d.trace)};
-  for (const auto& ex : data::arithmetic_examples(d.seed, d.n_examples, ao)) {
-    // With a prefilled "<think>" the response starts inside the reasoning.
-    std::string resp =
-        d.prefill_think
-            ? fmt::format("{} </think> <answer> {} </answer>", ex.trace, ex.answer)
-            : fmt::format("<think> {} </think> <answer> {} </answer>", ex.trace, ex.answer);
-    out.push_back({ex.question, std::move(resp), std::nullopt});
-  }
+  for (auto& [question, response] : solved)
+    out.push_back({std::move(question), std::move(response), std::nullopt});
   return out;
 }
 
@@ -159,13 +152,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
 
   // 1. Examples, tokenizer, split.
-  std::vector<TextExample> examples = hooks.examples;
-  if (examples.empty()) {
-    ASSIGN_OR_RETURN(examples, load_sft_examples(r.data));
-  }
-  data::ChatTemplateOptions topts;
-  ASSIGN_OR_RETURN(topts.kind, data::parse_chat_template_kind(r.data.chat_template));
-  topts.prefill_think = r.data.prefill_think;
+  ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
+  const data::ChatTemplateOptions topts = r.task.template_options();
   // The tokenizer: the recipe's, model.from's, or one trained on the rendered examples (so
   // the template's preamble gets its own pieces too).
   ASSIGN_OR_RETURN(

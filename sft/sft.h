@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "data/task_source.h"
 #include "data/tokenizer.h"
 #include "policy/model_config.h"
 #include "sft/pretrain.h"
@@ -30,37 +31,24 @@
 namespace r1kit::sft {
 
 struct SftDataSection {
-  std::string source = "task";            // task | jsonl
-  std::string path;                       // jsonl: the file
-  std::string task = "arithmetic";        // task: which generator
-  int64_t n_examples = 4000;              // task: problems generated
-  uint64_t seed = 1;                      // task: generator seed; also the split
-  int64_t max_a = 99;                     // arithmetic: a in [2, max_a]
-  int64_t max_b = 9;                      // arithmetic: b in [2, max_b]
-  int64_t max_c = 99;                     // arithmetic: c in [0, max_c]
-  std::string trace = "direct";           // arithmetic: direct | columns (data/arithmetic.h)
-  std::string chat_template = "r1_zero";  // r1_zero | plain
-  bool prefill_think = false;             // prompts end in " <think>"
-  double holdout_fraction = 0.05;         // examples held out for the eval loss
-  bool pack = true;                       // pack samples into rows of max_seq_len
-  int64_t max_seq_len = 256;              // row length (packed) / truncation length
+  std::string source = "task";     // task | jsonl
+  std::string path;                // jsonl: the file
+  int64_t n_examples = 4000;       // task: training problems learned
+  uint64_t seed = 1;               // shuffles the train/held-out split
+  double holdout_fraction = 0.05;  // examples held out for the eval loss
+  bool pack = true;                // pack samples into rows of max_seq_len
+  int64_t max_seq_len = 256;       // row length (packed) / truncation length
 
   void visit(ConfigVisitor& v) {
-    v.field("source", source, "where examples come from: task (generated) or jsonl",
+    v.field("source", source,
+            "where examples come from: task (the recipe's task: its training problems with "
+            "their step-by-step traces) or jsonl (prompt/response pairs in data.path)",
             OneOf{"task", "jsonl"});
     v.field("path", path, "jsonl: {prompt, response} or {messages} objects, one per line");
-    v.field("task", task, "task: the procedural task", OneOf{"arithmetic"});
-    v.field("n_examples", n_examples, "task: problems generated", Range::at_least(2));
-    v.field("seed", seed, "task generator seed; also shuffles the train/held-out split");
-    v.field("max_a", max_a, "arithmetic: a in [2, max_a]", Range::at_least(2));
-    v.field("max_b", max_b, "arithmetic: b in [2, max_b]", Range::at_least(2));
-    v.field("max_c", max_c, "arithmetic: c in [0, max_c]", Range::at_least(0));
-    v.field("trace", trace,
-            "arithmetic: SFT trace, direct (23*7=161. ...) or columns (digit by digit)",
-            OneOf{"direct", "columns"});
-    v.field("chat_template", chat_template, "prompt template", OneOf{"r1_zero", "plain"});
-    v.field("prefill_think", prefill_think,
-            "prompts end in ' <think>' and responses start inside the reasoning");
+    v.field("n_examples", n_examples,
+            "task: the first N problems of the task's training stream (never its held-out ones)",
+            Range::at_least(2));
+    v.field("seed", seed, "shuffles the train/held-out split of the examples");
     v.field("holdout_fraction", holdout_fraction, "share of examples held out for eval_loss",
             Range::between(0, 0.5));
     v.field("pack", pack,
@@ -113,6 +101,7 @@ struct SftTrainSection {
 struct SftRecipe {
   policy::ModelConfig model;
   train::TokenizerSection tokenizer;
+  data::TaskSection task;  // the problems (data.source=task) and the prompt template
   SftDataSection data;
   SftTrainSection train;
   train::CheckpointSection checkpoint{"runs/sft", 100, true};
@@ -121,6 +110,9 @@ struct SftRecipe {
     v.section("model", model, "the policy to fine-tune (model.from: a checkpoint)");
     v.section("tokenizer", tokenizer,
               "tokenizer: path, else model.from's, else trained on the examples");
+    v.section("task", task,
+              "the task whose training problems SFT learns (data.source=task; its held-out "
+              "ones never), and the chat template of every prompt");
     v.section("data", data, "SFT examples");
     v.section("train", train, "training loop");
     v.section("checkpoint", checkpoint, "run directory and checkpoints");
@@ -138,8 +130,11 @@ struct SftResult {
   std::string final_dir;  // the final model
 };
 
-// The examples a recipe's data section describes (generated or read), before the split.
-StatusOr<std::vector<TextExample>> load_sft_examples(const SftDataSection& d);
+// The examples a recipe describes, before the split: the first data.n_examples training
+// problems of its task with their worked solutions (TaskSource::solved_problems; any
+// task whose problems have traces, JSONL task files with a "trace" field included), or
+// data.path's prompt/response pairs.
+StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& recipe);
 
 // Token-level SFT loss terms of one micro-batch: the SUM of response-token negative
 // log-likelihoods (divide by the step's token count), the balance loss and the MTP
@@ -154,9 +149,6 @@ SftLossTerms sft_loss_terms(policy::TransformerImpl& model, const SftBatch& batc
 
 // What another trainer built on the SFT loop (distillation) plugs into it.
 struct SftHooks {
-  // Examples to train on instead of load_sft_examples(recipe.data) (e.g. teacher traces
-  // already read). Empty: the recipe's data section.
-  std::vector<TextExample> examples;
   // An extra per-token loss mixed with the NLL: the micro-batch loss becomes
   //   ((1 - token_loss_weight) * nll_sum + token_loss_weight * token_loss(...)) / N
   // with N the step's response-token count. token_loss returns the SUM over the

@@ -53,13 +53,13 @@ struct GrpoConfig {
 };
 
 struct RewardSpec {
-  std::string name = "accuracy";  // registered reward name
-  double weight = 1.0;            // weight in the total reward
-  std::string args;               // free-form args, YAML text
+  std::string name = "accuracy";                   // registered reward name
+  double weight = 1.0;                             // weight in the total reward
+  nlohmann::json args = nlohmann::json::object();  // every other key
   void visit(ConfigVisitor& v) {
     v.field("name", name, "registered reward name");
     v.field("weight", weight, "weight in the total reward");
-    v.raw("args", args, "free-form args for the reward");
+    v.rest(args, "free-form args for the reward");
   }
   Status validate() const {
     if (name.empty()) return InvalidArgument("name must not be empty");
@@ -111,11 +111,12 @@ struct AllTypes {
 };
 
 struct Recipe {
-  OptimConfig optim;                                                  // optimizer
-  GrpoConfig grpo;                                                    // GRPO
-  std::vector<RewardSpec> rewards = {RewardSpec{"format", 2.0, ""}};  // reward functions
-  int seed = 1;                                                       // random seed
-  AllTypes all;                                                       // one field of every type
+  OptimConfig optim;  // optimizer
+  GrpoConfig grpo;    // GRPO
+  std::vector<RewardSpec> rewards = {
+      RewardSpec{"format", 2.0, nlohmann::json::object()}};  // reward functions
+  int seed = 1;                                              // random seed
+  AllTypes all;                                              // one field of every type
   void visit(ConfigVisitor& v) {
     v.section("optim", optim, "optimizer");
     v.section("grpo", grpo, "GRPO");
@@ -216,8 +217,16 @@ TEST(ConfigTest, UnknownKeyTopLevelAndNested) {
   EXPECT_THAT(
       error_of("grpo:\n  group_size: 4\n  group_sizee: 4\n"),
       HasSubstr("recipe.yaml:3:3: grpo.group_sizee: unknown key (did you mean group_size?)"));
-  EXPECT_THAT(error_of("rewards:\n  - name: a\n    wieght: 2\n"),
-              HasSubstr("recipe.yaml:3:5: rewards[0].wieght: unknown key (did you mean weight?)"));
+  // In a list of sections (rewards take every other key as an argument: rest()).
+  struct Optims {
+    std::vector<OptimConfig> optims;  // optimizers
+    void visit(ConfigVisitor& v) { v.field("optims", optims, "optimizers"); }
+  };
+  StatusOr<Optims> list =
+      load_config_string<Optims>("optims:\n  - lr: 1\n    lrr: 2\n", {}, "recipe.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(list.status().message(),
+              HasSubstr("recipe.yaml:3:5: optims[0].lrr: unknown key (did you mean lr?)"));
   // Nothing close: the valid keys are listed instead.
   EXPECT_THAT(
       error_of("grpo:\n  temperature: 1\n"),
@@ -415,7 +424,10 @@ Recipe awkward_recipe() {
   r.optim.milestones = {100, 200};
   r.grpo.clip_low = 1e-300;
   r.grpo.clip_high = 1e20;
-  r.rewards = {RewardSpec{"math: v1", 0.3, "{k: [1, 2], s: \"5\"}"}, RewardSpec{"#x", -2.0, ""}};
+  r.rewards = {RewardSpec{"math: v1", 0.3, nlohmann::json::parse(R"({"k": [1, 2], "s": "5",
+                "n": null, "t": "true", "e": "", "neg": -3, "f": 1.0, "hex": "0x10",
+                "a.b": {"c": [{"d": "x: y"}]}, "inf": "-.inf"})")},
+               RewardSpec{"#x", -2.0, nlohmann::json::object()}};
   r.seed = -7;
   AllTypes& a = r.all;
   a.flag = true;
@@ -436,7 +448,7 @@ Recipe awkward_recipe() {
   a.opt_str = std::nullopt;
   a.opt_section = OptimConfig{};
   a.opt_section->lr = 2.0;
-  a.named = {{"n1", RewardSpec{"x", 1.5, "7"}}};
+  a.named = {{"n1", RewardSpec{"x", 1.5, {{"v", 7}}}}};
   return r;
 }
 
@@ -461,8 +473,7 @@ TEST(ConfigTest, DumpIsCommentedAndOrdered) {
   EXPECT_THAT(text, HasSubstr("optim:  # optimizer\n  lr: 0.0003  # peak learning rate\n"));
   EXPECT_THAT(text, HasSubstr("  milestones: []  # steps where the lr drops\n"));
   EXPECT_THAT(text, HasSubstr("rewards:  # reward functions\n  - name: format  # registered reward "
-                              "name\n    weight: 2.0  # weight in the total reward\n"
-                              "    args: null  # free-form args for the reward\n"));
+                              "name\n    weight: 2.0  # weight in the total reward\nseed:"));
   EXPECT_THAT(text, HasSubstr("  opt_str: x  # an optional string\n"));
   EXPECT_THAT(text, HasSubstr("  opt_int: null  # an optional int\n"));
   EXPECT_THAT(text, HasSubstr("  weights: {}  # a map of doubles\n"));
@@ -477,25 +488,93 @@ TEST(ConfigTest, ListOfSectionsReplacesTheDefaultList) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->rewards.size(), 2u);
   // Fresh elements: the default list's {format, weight 2.0} does not leak into element 0.
-  EXPECT_EQ(r->rewards[0], (RewardSpec{"a", 1.0, ""}));
-  EXPECT_EQ(r->rewards[1], (RewardSpec{"b", 0.5, ""}));
+  EXPECT_EQ(r->rewards[0], (RewardSpec{"a", 1.0, nlohmann::json::object()}));
+  EXPECT_EQ(r->rewards[1], (RewardSpec{"b", 0.5, nlohmann::json::object()}));
   StatusOr<Recipe> none = load("rewards: []\n");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->rewards.empty());
 }
 
-TEST(ConfigTest, RawArgsKeepAnyYaml) {
+TEST(ConfigTest, RestCollectsTheOtherKeysAsJson) {
   StatusOr<Recipe> r = load(
-      "rewards:\n  - name: a\n    args:\n      k: [1, 2]\n      s: \"5\"\n"
-      "  - name: b\n    args: 3\n");
+      "rewards:\n"
+      "  - name: a\n"
+      "    k: [1, 0x10, -0o7, 1e3, .inf]\n"
+      "    s: \"5\"\n"
+      "    n1: null\n"
+      "    n2: ~\n"
+      "    n3:\n"
+      "    q: 'null'\n"
+      "    b: true\n"
+      "    deep: {m: {x: [a, {y: 2}]}}\n"
+      "  - name: b\n"
+      "    weight: 2\n");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  YAML::Node args = YAML::Load(r->rewards[0].args);
-  EXPECT_EQ(args["k"][1].as<int>(), 2);
-  EXPECT_EQ(args["s"].Tag(), "!");  // still a quoted string
-  EXPECT_EQ(r->rewards[1].args, "3");
+  const nlohmann::json& a = r->rewards[0].args;
+  // Declared keys are fields, not args.
+  EXPECT_FALSE(a.contains("name"));
+  EXPECT_EQ(a["k"][0], 1);
+  EXPECT_EQ(a["k"][1], 16);  // hex, as an integer field reads it
+  EXPECT_EQ(a["k"][2], -7);  // octal
+  EXPECT_TRUE(a["k"][3].is_number_float());
+  EXPECT_EQ(a["k"][3], 1000.0);
+  EXPECT_TRUE(std::isinf(a["k"][4].get<double>()));
+  EXPECT_EQ(a["s"], "5");  // quoted: a string
+  EXPECT_TRUE(a["n1"].is_null());
+  EXPECT_TRUE(a["n2"].is_null());
+  EXPECT_TRUE(a["n3"].is_null());
+  EXPECT_EQ(a["q"], "null");  // quoted: a string
+  EXPECT_EQ(a["b"], true);
+  EXPECT_EQ(a["deep"], nlohmann::json::parse(R"({"m": {"x": ["a", {"y": 2}]}})"));
+  EXPECT_EQ(r->rewards[1].args, nlohmann::json::object());
+  EXPECT_EQ(r->rewards[1].weight, 2.0);
+  // JSON: the args are keys of their section.
   nlohmann::json j = config_to_json(*r);
-  EXPECT_EQ(j["rewards"][0]["args"], nlohmann::json::parse(R"({"k": [1, 2], "s": "5"})"));
-  EXPECT_EQ(j["rewards"][1]["args"], 3);
+  EXPECT_EQ(j["rewards"][0]["s"], "5");
+  EXPECT_EQ(j["rewards"][0]["name"], "a");
+  EXPECT_FALSE(j["rewards"][0].contains("args"));
+  // Overrides reach them like any key.
+  StatusOr<Recipe> o =
+      load("rewards:\n  - name: a\n    k: 1\n", {"rewards.0.k=0x20", "rewards.0.z=[1]"});
+  ASSERT_TRUE(o.ok()) << o.status().to_string();
+  EXPECT_EQ(o->rewards[0].args, nlohmann::json::parse(R"({"k": 32, "z": [1]})"));
+}
+
+TEST(ConfigTest, RestErrorsGiveTheLine) {
+  // Repeated keys at any depth, and keys that are not strings.
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    k: 1\n    k: 2\n"),
+              HasSubstr("recipe.yaml:4:5: rewards[0].k: duplicate key (first given at line 3)"));
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    m:\n      x: 1\n      x: 2\n"),
+              HasSubstr("recipe.yaml:5:7: rewards[0].m.x: duplicate key (first given at line 4)"));
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    m: {[1]: 2}\n"),
+              HasSubstr("recipe.yaml:3:9: rewards[0].m: keys must be strings, got a list"));
+  // Declared fields keep their types; a bad one is still an error with its line.
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    weight: heavy\n    k: 1\n"),
+              HasSubstr("recipe.yaml:3:13: rewards[0].weight: expected a number"));
+}
+
+// A section whose declared keys depend on a value bound before (ConfigVisitor::scope).
+struct Shape {
+  std::string kind = "circle";  // circle | square
+  double radius = 1;            // circle
+  double side = 1;              // square
+  void visit(ConfigVisitor& v) {
+    v.field("kind", kind, "circle or square", OneOf{"circle", "square"});
+    v.scope("shape " + kind);
+    if (kind == "circle") v.field("radius", radius, "the radius");
+    if (kind == "square") v.field("side", side, "the side");
+  }
+};
+
+TEST(ConfigTest, ScopeNamesWhatTheKeysBelongTo) {
+  StatusOr<Shape> ok = load_config_string<Shape>("kind: square\nside: 3\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->side, 3);
+  StatusOr<Shape> bad = load_config_string<Shape>("kind: square\nradius: 3\n", {}, "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(
+      bad.status().message(),
+      HasSubstr("s.yaml:2:1: radius: unknown key of shape square (valid keys: kind, side)"));
 }
 
 TEST(ConfigTest, YamlSyntaxErrorGivesTheLine) {
@@ -594,29 +673,29 @@ TEST(ConfigTest, SchemaBugsAreInternalErrors) {
   EXPECT_THAT(r.status().message(), HasSubstr("a: declared twice"));
 }
 
-enum class Shape { kCircle, kSquare, kTriangle };
-inline constexpr EnumName<Shape> kShapeNames[] = {
-    {Shape::kCircle, "circle"}, {Shape::kSquare, "square"}, {Shape::kTriangle, "triangle"}};
+enum class EnumTestShape { kCircle, kSquare, kTriangle };
+inline constexpr EnumName<EnumTestShape> kEnumTestShapeNames[] = {
+    {EnumTestShape::kCircle, "circle"}, {EnumTestShape::kSquare, "square"}, {EnumTestShape::kTriangle, "triangle"}};
 
 struct WithEnum {
-  Shape shape = Shape::kSquare;
-  void visit(ConfigVisitor& v) { v.field("shape", shape, "a shape", kShapeNames); }
+  EnumTestShape shape = EnumTestShape::kSquare;
+  void visit(ConfigVisitor& v) { v.field("shape", shape, "a shape", kEnumTestShapeNames); }
 };
 
 TEST(ConfigTest, EnumsBindByName) {
   auto r = load_config_string<WithEnum>("shape: triangle\n");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(r->shape, Shape::kTriangle);
+  EXPECT_EQ(r->shape, EnumTestShape::kTriangle);
   auto o = load_config_string<WithEnum>("", {"shape=circle"});
   ASSERT_TRUE(o.ok());
-  EXPECT_EQ(o->shape, Shape::kCircle);
+  EXPECT_EQ(o->shape, EnumTestShape::kCircle);
   // Dumped and saved by name; the default when the key is absent.
   WithEnum d;
   EXPECT_THAT(dump_config(d), HasSubstr("shape: square"));
   EXPECT_EQ(config_to_json(*r)["shape"], "triangle");
   auto back = load_config_string<WithEnum>(dump_config(*r));
   ASSERT_TRUE(back.ok());
-  EXPECT_EQ(back->shape, Shape::kTriangle);
+  EXPECT_EQ(back->shape, EnumTestShape::kTriangle);
   // A wrong name is an error at its line that lists every choice; the value is untouched.
   auto bad = load_config_string<WithEnum>("\nshape: hexagon\n");
   ASSERT_FALSE(bad.ok());

@@ -10,15 +10,15 @@
 #include <fstream>
 #include <set>
 
-#include "data/arithmetic.h"
+#include "data/task_util.h"
+#include "tests/data/task_test_util.h"
 
 namespace r1kit::data {
 namespace {
 
 TEST(TaskSourceTest, HeldOutProblemsNeverAppearInTraining) {
-  TaskSection sec;
-  sec.max_a = 9;  // 8 * 8 * 100 = 6,400 questions: collisions are likely without the filter
-  sec.eval_size = 300;
+  // 8 * 8 * 100 = 6,400 questions: collisions are likely without the filter.
+  TaskSection sec = task_section("{name: arithmetic, max_a: 9, eval_size: 300}");
   auto src = TaskSource::create(sec);
   ASSERT_TRUE(src.ok()) << src.status().message();
   std::set<std::string> eval;
@@ -73,9 +73,7 @@ TEST(ArithmeticTraceTest, ColumnTracesByHand) {
 }
 
 TEST(ArithmeticTraceTest, TaskSectionPicksTheTrace) {
-  TaskSection sec;
-  sec.trace = "columns";
-  sec.max_a = 99;
+  TaskSection sec = task_section("{trace: columns, max_a: 99}");
   auto src = TaskSource::create(sec);
   ASSERT_TRUE(src.ok());
   for (uint64_t i = 0; i < 50; ++i) {
@@ -85,19 +83,16 @@ TEST(ArithmeticTraceTest, TaskSectionPicksTheTrace) {
     EXPECT_EQ(s.trace, column_product_trace(a, b) + " " + column_sum_trace(a * b, c));
     EXPECT_TRUE(s.trace.ends_with(fmt::format(", so {}.", a * b + c))) << s.trace;
   }
-  sec.trace = "digits";
-  EXPECT_FALSE(validate_config(sec).ok());
+  EXPECT_FALSE(apply_task_args(sec, {"trace=digits"}).ok());
 }
 
 // task.trace_slips: that share of traces misremember a*b as a*(b-1) or a*(b+1) and work
 // the rest out from it; the problems and their true answers do not change, and the SFT
 // response ends in the answer its trace reached.
 TEST(ArithmeticTraceTest, SlippedTracesKeepTheProblemAndTheTrueAnswer) {
-  TaskSection clean;
-  clean.trace = "columns";
-  clean.max_a = 9;
+  TaskSection clean = task_section("{trace: columns, max_a: 9}");
   TaskSection slipped = clean;
-  slipped.trace_slips = 0.25;
+  ASSERT_TRUE(apply_task_args(slipped, {"trace_slips=0.25"}).ok());
   auto a_src = TaskSource::create(clean), b_src = TaskSource::create(slipped);
   ASSERT_TRUE(a_src.ok() && b_src.ok());
   const int n = 2000;
@@ -124,8 +119,7 @@ TEST(ArithmeticTraceTest, SlippedTracesKeepTheProblemAndTheTrueAnswer) {
   // 500 expected; 4 standard deviations is about +-77.
   EXPECT_GT(slips, 420);
   EXPECT_LT(slips, 580);
-  slipped.trace_slips = 1.5;
-  EXPECT_FALSE(validate_config(slipped).ok());
+  EXPECT_FALSE(apply_task_args(slipped, {"trace_slips=1.5"}).ok());
 }
 
 TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
@@ -135,10 +129,7 @@ TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
     for (int i = 0; i < 10; ++i)
       f << "{\"prompt\": \"q" << i << "\", \"answer\": \"" << i << "\"}\n";
   }
-  TaskSection sec;
-  sec.name = "jsonl";
-  sec.path = path.string();
-  sec.eval_size = 3;
+  TaskSection sec = task_section("{name: jsonl, path: '" + path.string() + "', eval_size: 3}");
   auto src = TaskSource::create(sec);
   ASSERT_TRUE(src.ok()) << src.status().message();
   ASSERT_EQ(src->eval().size(), 3u);
@@ -158,11 +149,10 @@ TEST(TaskSourceTest, BadSectionsAreErrorsNamingTheKey) {
   EXPECT_NE(s.status().message().find("task.path"), std::string::npos);
   sec = {};
   sec.name = "countdown";
-  sec.min_numbers = 5;
-  sec.max_numbers = 3;
-  s = TaskSource::create(sec);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("task.min_numbers"), std::string::npos);
+  ASSERT_TRUE(apply_task_args(sec, {"max_numbers=3"}).ok());
+  Status bad = apply_task_args(sec, {"min_numbers=5"});  // checked as the section is bound
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("task.min_numbers"), std::string::npos) << bad.to_string();
 }
 
 }  // namespace

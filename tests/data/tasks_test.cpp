@@ -1,8 +1,6 @@
 // Tests of the procedural task generators (countdown, knights-and-knaves) and the JSONL
 // task loader: determinism, ranges, metadata shape, and loader errors. That generated
 // answers are right is checked with the rewards in tests/reward/tasks_reward_test.cpp.
-#include "data/tasks.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,17 +9,19 @@
 #include <regex>
 #include <sstream>
 
+#include "data/task.h"
+#include "tests/data/task_test_util.h"
+
 namespace r1kit::data {
 namespace {
 
 TEST(CountdownTaskTest, DeterministicAndInRange) {
-  CountdownTaskOptions o;
-  o.min_numbers = 3;
-  o.max_numbers = 5;
-  o.max_number = 50;
-  o.max_target = 500;
+  const TaskSection o = task_section(
+      "{name: countdown, min_numbers: 3, max_numbers: 5, max_number: 50, "
+      "max_target: 500}");
+  const Task& countdown = o.task();
   for (uint64_t i = 0; i < 300; ++i) {
-    TaskSample a = countdown_task(7, i, o), b = countdown_task(7, i, o);
+    TaskSample a = countdown.generate(7, i), b = countdown.generate(7, i);
     EXPECT_EQ(a.question, b.question);
     EXPECT_EQ(a.metadata, b.metadata);
     const auto& nums = a.metadata["numbers"];
@@ -48,7 +48,7 @@ TEST(CountdownTaskTest, DeterministicAndInRange) {
     EXPECT_NE(a.question.find(std::to_string(target)), std::string::npos);
     EXPECT_FALSE(a.trace.empty());
   }
-  EXPECT_NE(countdown_task(7, 0, o).question, countdown_task(8, 0, o).question);
+  EXPECT_NE(countdown.generate(7, 0).question, countdown.generate(8, 0).question);
 }
 
 // The trace is a chain of steps "a op b = v, left x y z." ending in "a op b = target.":
@@ -56,14 +56,11 @@ TEST(CountdownTaskTest, DeterministicAndInRange) {
 // first), its arithmetic is right, the pool it names is the old one less a and b plus v,
 // and the last step leaves only the target.
 TEST(CountdownTaskTest, TraceStepsUseThePoolTheyName) {
-  CountdownTaskOptions o;
-  o.min_numbers = 3;
-  o.max_numbers = 4;
-  o.max_number = 6;
-  o.max_target = 30;
+  const TaskSection o = task_section(
+      "{name: countdown, min_numbers: 3, max_numbers: 4, max_number: 6, max_target: 30}");
   const std::regex step_re(R"(^(\d+) ([-+*/]) (\d+) = (\d+)(?:, left((?: \d+)+))?$)");
   for (uint64_t i = 0; i < 300; ++i) {
-    TaskSample t = countdown_task(5, i, o);
+    TaskSample t = o.task().generate(5, i);
     std::vector<int64_t> pool = t.metadata["numbers"].get<std::vector<int64_t>>();
     const int64_t target = t.metadata["target"].get<int64_t>();
     std::vector<std::string> steps;
@@ -107,11 +104,9 @@ TEST(CountdownTaskTest, TraceStepsUseThePoolTheyName) {
 }
 
 TEST(KnightsKnavesTaskTest, DeterministicShapes) {
-  KnightsKnavesTaskOptions o;
-  o.min_people = 2;
-  o.max_people = 6;
+  const TaskSection o = task_section("{name: knights_knaves, min_people: 2, max_people: 6}");
   for (uint64_t i = 0; i < 100; ++i) {
-    TaskSample a = knights_knaves_task(3, i, o), b = knights_knaves_task(3, i, o);
+    TaskSample a = o.task().generate(3, i), b = o.task().generate(3, i);
     EXPECT_EQ(a.question, b.question);
     const auto& names = a.metadata["names"];
     const auto& roles = a.metadata["roles"];
@@ -141,7 +136,9 @@ TEST(TaskJsonlTest, LoadsAndReportsErrors) {
       << R"({"question": "Use [1, 2]", "numbers": [1, 2], "target": 3, "trace": "1 + 2 = 3."})"
       << "\n";
   }
-  auto ok = load_task_jsonl(path);
+  const TaskSection sec = task_section("{name: jsonl, path: '" + path + "'}");
+  auto load = [&](const TaskSection& t) { return t.task().load(); };
+  auto ok = load(sec);
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
   ASSERT_EQ(ok->size(), 2u);
   EXPECT_EQ((*ok)[0].question, "What is 2+2?");
@@ -155,15 +152,16 @@ TEST(TaskJsonlTest, LoadsAndReportsErrors) {
       << R"({"answer": 1})"
       << "\n";
   }
-  auto bad = load_task_jsonl(path);
+  auto bad = load(sec);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find(":2:"), std::string::npos) << bad.status().to_string();
   {
     std::ofstream f(path);
     f << "{not json\n";
   }
-  EXPECT_FALSE(load_task_jsonl(path).ok());
-  EXPECT_EQ(load_task_jsonl(path + ".missing").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(load(sec).ok());
+  EXPECT_EQ(load(task_section("{name: jsonl, path: '" + path + ".missing'}")).status().code(),
+            StatusCode::kNotFound);
   std::remove(path.c_str());
 }
 

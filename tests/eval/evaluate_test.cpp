@@ -59,10 +59,15 @@ std::string well_formed(const std::string& answer) {
   return "<think> work </think> <answer> " + answer + " </answer>";
 }
 
-reward::CombinedReward task_rewards(const std::string& yaml) {
+// The rewards of a task whose checker is `checker`: `yaml`'s list, roles settled.
+reward::CombinedReward task_rewards(const std::string& yaml,
+                                    const std::string& checker = "arithmetic") {
   auto specs = reward::parse_reward_specs(yaml);
   EXPECT_TRUE(specs.ok()) << specs.status().to_string();
-  auto r = reward::build_rewards(*specs);
+  reward::RewardSpec task_checker;
+  task_checker.name = checker;
+  task_checker.role = reward::kRoleAccuracy;
+  auto r = reward::build_task_rewards(*specs, {task_checker});
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return std::move(*r);
 }
@@ -231,7 +236,7 @@ TEST(EvaluateTest, WithoutFormatRewardTheRateIsNull) {
 
 TEST(EvaluateTest, NoGoldAnswerCountsAsUnjudged) {
   FakeSource src = fake();
-  const auto rewards = task_rewards("[{name: math_accuracy}, {name: format}]");
+  const auto rewards = task_rewards("[{name: math_accuracy}, {name: format}]", "math_accuracy");
   auto probs = problems();
   probs[2].metadata = nlohmann::json::object();  // math_accuracy: NaN without gold
   EvalOptions o;
@@ -281,10 +286,20 @@ TEST(EvaluateTest, BadOptionsAndRewardsAreErrors) {
   o.temperature = 0;
   EXPECT_FALSE(evaluate(src, byte_codec(), problems(), render(), rewards, o).ok());
   o.temperature = 1;
+  // The checker is found by its role, wherever it is listed.
   const auto format_first = task_rewards("[{name: format}, {name: arithmetic}]");
-  r = evaluate(src, byte_codec(), problems(), render(), format_first, o);
+  auto first = evaluate(src, byte_codec(), problems(), render(), format_first, o);
+  auto last = evaluate(src, byte_codec(), problems(), render(),
+                       task_rewards("[{name: arithmetic}, {name: format}]"), o);
+  ASSERT_TRUE(first.ok() && last.ok());
+  EXPECT_EQ(first->pass_at_1, last->pass_at_1);
+  EXPECT_EQ(first->format_rate, last->format_rate);
+  // No reward with role accuracy: an error saying so.
+  auto no_checker = reward::build_rewards(*reward::parse_reward_specs("[{name: format}]"));
+  ASSERT_TRUE(no_checker.ok());
+  r = evaluate(src, byte_codec(), problems(), render(), *no_checker, o);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().to_string().find("accuracy"), std::string::npos);
+  EXPECT_NE(r.status().to_string().find("role accuracy"), std::string::npos);
   EXPECT_FALSE(evaluate(src, byte_codec(), {}, render(), rewards, o).ok());
 }
 

@@ -117,7 +117,7 @@ GrpoRecipe recipe(const std::string& dir, const std::vector<std::string>& overri
   auto r = load_config_string<GrpoRecipe>(R"(
 model: {preset: nano}
 task: {name: arithmetic, eval_size: 8}
-reward: [{name: test_even_tokens, weight: 1.0}]
+reward: [{name: test_even_tokens, weight: 1.0, role: accuracy}]
 rollout: {group_size: 4, prompts_per_step: 4, max_new_tokens: 12, temperature: 1.0}
 grpo:
   steps: 20
@@ -176,7 +176,7 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
 TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
   auto res = run_grpo(
-      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens}]"}));
+      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens, role: accuracy}]"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   auto m = metrics(dir);
   ASSERT_EQ(m.size(), 2u);
@@ -253,7 +253,7 @@ TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
   // must leave the update as it was (no balance loss or bias update here, which would
   // see fewer tokens; AdamW eps = 1 makes the first step linear in the gradient).
   const std::vector<std::string> o = {
-      "reward=[{name: test_half_constant, weight: 1.0}]",
+      "reward=[{name: test_half_constant, weight: 1.0, role: accuracy}]",
       "rollout.prompts_per_step=8",
       "grpo.steps=1",
       "grpo.micro_batch_size=5",
@@ -306,7 +306,7 @@ model: {preset: nano}
 task: {name: arithmetic, eval_size: 8}
 reward_plugins: )" + plugins + R"(
 reward:
-  - {name: test_even_tokens, weight: 1.0}
+  - {name: test_even_tokens, weight: 1.0, role: accuracy}
   - {name: keyword_bonus, weight: 0.5, keyword: "e", bonus: 2.0}
 rollout: {group_size: 4, prompts_per_step: 4, max_new_tokens: 12, temperature: 1.0}
 grpo: {steps: 2, seed: 3, micro_batch_size: 16, optim: {lr: 1.0e-2, warmup_steps: 0}}

@@ -1,6 +1,6 @@
-// Tests of the JSON-lines conversions behind `r1kit reward score` and
-// `r1kit task generate`: record parsing, null for cannot-judge, CLI flag errors, and
-// an end-to-end scoring of generated tasks.
+// Tests of the JSON-lines conversions behind `r1kit reward score`: record parsing, null
+// for cannot-judge, CLI flag errors, and an end-to-end scoring of generated tasks (the
+// records of `r1kit task generate`, data/task_source.h).
 #include "reward/jsonl.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
+
+#include "data/task_source.h"
 
 namespace r1kit::reward {
 namespace {
@@ -61,25 +63,30 @@ TEST(JsonlTest, FlagErrors) {
   EXPECT_EQ((*ok)[1].weight, 1.0);
 }
 
+// Every generated task: its record round-trips, and a completion made of its trace and
+// answer scores 1 with the task's checker.
 TEST(JsonlTest, GeneratedTasksRoundTrip) {
-  for (const char* task : {"countdown", "knights_knaves", "arithmetic"}) {
-    auto t = generate_task(task, 1, 0);
-    ASSERT_TRUE(t.ok()) << task;
-    nlohmann::json rec = task_record(*t, /*with_trace=*/true);
-    EXPECT_EQ(rec["prompt"], t->question);
-    EXPECT_EQ(rec["trace"], t->trace);
-    EXPECT_FALSE(task_record(*t, false).contains("trace"));
-    // A perfect completion built from the record scores 1 with the task's reward.
-    rec["completion"] = "<think> " + t->trace + " </think> <answer> " +
+  for (const auto& [task, doc] : data::TaskRegistry::global().list()) {
+    data::TaskSection sec;
+    sec.name = task;
+    if (!sec.task().procedural()) continue;
+    SCOPED_TRACE(task);
+    const data::TaskSample t = sec.task().generate(1, 0);
+    nlohmann::json rec = data::task_record(t, /*with_trace=*/true);
+    EXPECT_EQ(rec["prompt"], t.question);
+    EXPECT_EQ(rec["trace"], t.trace);
+    EXPECT_FALSE(data::task_record(t, false).contains("trace"));
+    // A perfect completion built from the record scores 1 with the task's checker.
+    rec["completion"] = "<think> " + t.trace + " </think> <answer> " +
                         rec["answer"].get<std::string>() + " </answer>";
     auto s = sample_from_record(rec);
     ASSERT_TRUE(s.ok());
-    auto r = RewardRegistry::global().create(task, nlohmann::json::object());
-    ASSERT_TRUE(r.ok());
+    const std::string checker = checker_of(sec.default_rewards());
+    auto r = RewardRegistry::global().create(checker, nlohmann::json::object());
+    ASSERT_TRUE(r.ok()) << checker;
     std::vector<Sample> g = {*s};
-    EXPECT_EQ((*r)->score(g).values[0], 1.0) << task;
+    EXPECT_EQ((*r)->score(g).values[0], 1.0) << checker;
   }
-  EXPECT_FALSE(generate_task("sudoku", 1, 0).ok());
 }
 
 // `r1kit reward score` on a whole stream: one output line per input line, in order,
@@ -165,108 +172,6 @@ TEST(JsonlTest, ScoreJsonlErrorsNameFileAndLine) {
     ASSERT_FALSE(n.ok()) << c.input;
     EXPECT_NE(n.status().to_string().find(c.where), std::string::npos) << n.status().to_string();
   }
-}
-
-TEST(JsonlTest, WriteTasksJsonl) {
-  for (const char* task : {"countdown", "arithmetic", "knights_knaves"}) {
-    SCOPED_TRACE(task);
-    std::ostringstream a, b;
-    ASSERT_TRUE(write_tasks_jsonl(task, 7, 25, /*with_traces=*/true, a).ok());
-    ASSERT_TRUE(write_tasks_jsonl(task, 7, 25, /*with_traces=*/false, b).ok());
-    std::istringstream la(a.str()), lb(b.str());
-    int lines = 0;
-    for (std::string x, y; std::getline(la, x) && std::getline(lb, y); ++lines) {
-      nlohmann::json with = nlohmann::json::parse(x), without = nlohmann::json::parse(y);
-      EXPECT_TRUE(with.contains("answer"));
-      EXPECT_FALSE(with["trace"].get<std::string>().empty());
-      EXPECT_FALSE(without.contains("trace"));
-      with.erase("trace");
-      EXPECT_EQ(with, without);
-      // Line i is problem i of the seeded stream.
-      EXPECT_EQ(without, task_record(*generate_task(task, 7, lines), false));
-      if (std::string(task) == "countdown") {
-        EXPECT_TRUE(without.contains("numbers"));
-        EXPECT_TRUE(without.contains("target"));
-      }
-    }
-    EXPECT_EQ(lines, 25);
-  }
-  std::ostringstream o1, o2;
-  ASSERT_TRUE(write_tasks_jsonl("countdown", 1, 5, false, o1).ok());
-  ASSERT_TRUE(write_tasks_jsonl("countdown", 2, 5, false, o2).ok());
-  EXPECT_NE(o1.str(), o2.str());
-  std::ostringstream none;
-  EXPECT_TRUE(write_tasks_jsonl("countdown", 1, 0, false, none).ok());
-  EXPECT_TRUE(none.str().empty());
-  EXPECT_FALSE(write_tasks_jsonl("sudoku", 1, 3, false, none).ok());
-  EXPECT_FALSE(write_tasks_jsonl("countdown", 1, -1, false, none).ok());
-}
-
-// `r1kit task generate --task-arg`: the `task:` section's difficulty keys reach every
-// generator; a default section gives exactly the default-difficulty file.
-TEST(JsonlTest, WriteTasksJsonlWithTaskSection) {
-  auto lines_of = [](const data::TaskSection& t, int64_t n) {
-    std::ostringstream out;
-    EXPECT_TRUE(write_tasks_jsonl(t, 11, n, /*with_traces=*/true, out).ok()) << t.name;
-    std::vector<nlohmann::json> v;
-    std::istringstream in(out.str());
-    for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
-    EXPECT_EQ(static_cast<int64_t>(v.size()), n) << t.name;
-    return v;
-  };
-  for (const char* name : {"countdown", "arithmetic", "knights_knaves"}) {
-    data::TaskSection t;
-    t.name = name;
-    std::ostringstream by_name, by_section;
-    ASSERT_TRUE(write_tasks_jsonl(name, 11, 20, true, by_name).ok());
-    ASSERT_TRUE(write_tasks_jsonl(t, 11, 20, true, by_section).ok());
-    EXPECT_EQ(by_name.str(), by_section.str()) << name;
-  }
-
-  data::TaskSection arith;
-  arith.max_a = 9;
-  arith.max_b = 3;
-  arith.max_c = 5;
-  int64_t max_a_seen = 0;
-  for (const auto& rec : lines_of(arith, 300)) {
-    int a = -1, b = -1, c = -1;
-    ASSERT_EQ(
-        std::sscanf(rec["prompt"].get<std::string>().c_str(), "What is %d*%d+%d?", &a, &b, &c), 3)
-        << rec.dump();
-    EXPECT_TRUE(a >= 2 && a <= 9 && b >= 2 && b <= 3 && c >= 0 && c <= 5) << rec.dump();
-    EXPECT_EQ(rec["answer"], std::to_string(a * b + c));
-    max_a_seen = std::max<int64_t>(max_a_seen, a);
-  }
-  EXPECT_EQ(max_a_seen, 9);  // the range is used, not just bounded
-  arith.trace = "columns";
-  arith.max_a = 99;
-  const auto columns = lines_of(arith, 5);
-  arith.trace = "direct";
-  const auto direct = lines_of(arith, 5);
-  EXPECT_EQ(columns[0]["prompt"], direct[0]["prompt"]);
-  EXPECT_NE(columns[0]["trace"], direct[0]["trace"]);
-
-  data::TaskSection cd;
-  cd.name = "countdown";
-  cd.min_numbers = cd.max_numbers = 5;
-  cd.max_number = 20;
-  for (const auto& rec : lines_of(cd, 50)) {
-    ASSERT_EQ(rec["numbers"].size(), 5u) << rec.dump();
-    for (const auto& x : rec["numbers"]) EXPECT_LE(x.get<int64_t>(), 20) << rec.dump();
-  }
-
-  data::TaskSection kk;
-  kk.name = "knights_knaves";
-  kk.min_people = kk.max_people = 2;
-  for (const auto& rec : lines_of(kk, 20)) EXPECT_EQ(rec["names"].size(), 2u) << rec.dump();
-
-  // Cross-field checks of the section: min > max names both keys.
-  cd.min_numbers = 6;
-  std::ostringstream none;
-  Status bad = write_tasks_jsonl(cd, 1, 3, false, none);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("min_numbers"), std::string::npos) << bad.to_string();
-  EXPECT_NE(bad.message().find("max_numbers"), std::string::npos) << bad.to_string();
 }
 
 // Without r1kit_reward_grpc, asking for `remote` says where it lives.

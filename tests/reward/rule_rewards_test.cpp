@@ -303,13 +303,16 @@ TEST(RecipeTest, ParseSpecsAndCombine) {
   // Errors name the entry.
   auto no_name = parse_reward_specs("[{weight: 1}]");
   ASSERT_FALSE(no_name.ok());
-  EXPECT_NE(no_name.status().message().find("reward.0.name"), std::string::npos);
+  EXPECT_NE(no_name.status().message().find("reward[0]: name: required"), std::string::npos)
+      << no_name.status().to_string();
   auto bad_weight = parse_reward_specs("[{name: format, weight: heavy}]");
   ASSERT_FALSE(bad_weight.ok());
-  EXPECT_NE(bad_weight.status().message().find("weight"), std::string::npos);
+  EXPECT_NE(bad_weight.status().message().find("reward list:1:25: reward[0].weight"),
+            std::string::npos)
+      << bad_weight.status().to_string();
   auto unknown = build_rewards(*parse_reward_specs("[{name: format}, {name: nope}]"));
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("reward.1"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("reward[1]"), std::string::npos);
   EXPECT_NE(unknown.status().message().find("nope"), std::string::npos);
   EXPECT_FALSE(parse_reward_specs("{name: format}").ok());  // not a list
   // A repeated reward gets a distinct component name.
@@ -332,9 +335,9 @@ class CombinedTestShortReward final : public Reward {
 
 TEST(CombinedRewardTest, SumsTheFailuresOfItsComponents) {
   std::vector<CombinedReward::Component> parts;
-  parts.push_back({"failing", 1.0, std::make_unique<CombinedTestFailingReward>()});
-  parts.push_back({"short", 1.0, std::make_unique<CombinedTestShortReward>()});
-  parts.push_back({"format", 1.0, std::make_unique<FormatReward>(FormatOptions{})});
+  parts.push_back({"failing", 1.0, kRoleOther, std::make_unique<CombinedTestFailingReward>()});
+  parts.push_back({"short", 1.0, kRoleOther, std::make_unique<CombinedTestShortReward>()});
+  parts.push_back({"format", 1.0, kRoleFormat, std::make_unique<FormatReward>(FormatOptions{})});
   CombinedReward combined(std::move(parts));
   std::vector<Sample> group = {make("<think> a </think> <answer> 4 </answer>"), make("garbage")};
   GroupScores gs = combined.score(group);
@@ -344,14 +347,14 @@ TEST(CombinedRewardTest, SumsTheFailuresOfItsComponents) {
   EXPECT_EQ(gs.components[2], (std::vector<double>{1.0, 0.0}));
 }
 
-// How a recipe carries the list: core/config binds `reward:` as raw YAML text, which
-// parse_reward_specs reads; quoted strings stay strings through the round trip.
+// How a recipe carries the list: core/config binds `reward:` as typed specs, every key
+// but name/weight/role an argument; quoted strings stay strings.
 struct RecipeWithRewards {
-  std::string reward;  // the reward list, as YAML text
-  void visit(ConfigVisitor& v) { v.raw("reward", reward, "rewards (see docs/rewards.md)"); }
+  std::vector<RewardSpec> reward;  // the reward list
+  void visit(ConfigVisitor& v) { v.field("reward", reward, "rewards (see docs/rewards.md)"); }
 };
 
-TEST(RecipeTest, ThroughCoreConfigRaw) {
+TEST(RecipeTest, ThroughCoreConfig) {
   auto recipe = load_config_string<RecipeWithRewards>(R"(
 reward:
   - {name: math_accuracy, weight: 1.0, gold_key: "42"}
@@ -361,13 +364,67 @@ reward:
 )",
                                                       {"reward.1.weight=0.25"});
   ASSERT_TRUE(recipe.ok()) << recipe.status().to_string();
-  auto specs = parse_reward_specs(recipe->reward);
-  ASSERT_TRUE(specs.ok()) << specs.status().to_string() << " in " << recipe->reward;
-  ASSERT_EQ(specs->size(), 2u);
-  EXPECT_EQ((*specs)[0].args["gold_key"], "42");  // a string, not the number 42
-  EXPECT_EQ((*specs)[1].weight, 0.25);            // the dotted override applied
-  EXPECT_EQ((*specs)[1].args["format_score"], 0.2);
-  EXPECT_TRUE(build_rewards(*specs).ok());
+  const auto& specs = recipe->reward;
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[0].args["gold_key"], "42");  // a string, not the number 42
+  EXPECT_EQ(specs[1].weight, 0.25);            // the dotted override applied
+  EXPECT_EQ(specs[1].args["format_score"], 0.2);
+  EXPECT_EQ(specs[1].role, kRoleAuto);
+  EXPECT_TRUE(build_rewards(specs).ok());
+  // A bad role or weight is an error with its line, like every key.
+  auto bad = load_config_string<RecipeWithRewards>(
+      "reward:\n  - {name: format}\n  - {name: countdown, role: checker}\n", {}, "r.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("r.yaml:3:"), std::string::npos)
+      << bad.status().to_string();
+  EXPECT_NE(bad.status().message().find("reward[1].role=\"checker\""), std::string::npos);
+  // A bad argument is the reward's to find, when it is built.
+  auto arg = load_config_string<RecipeWithRewards>("reward: [{name: countdown, format_scor: 1}]");
+  ASSERT_TRUE(arg.ok());
+  auto built = build_rewards(arg->reward);
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(built.status().message().find("format_scor: unknown key"), std::string::npos)
+      << built.status().to_string();
+}
+
+// Roles, not positions, say which reward is the checker.
+TEST(RecipeTest, RolesFindTheAccuracyReward) {
+  const std::vector<RewardSpec> defaults = *parse_reward_specs(
+      "[{name: countdown, role: accuracy}, {name: format, weight: 0.2, role: format}]");
+  EXPECT_EQ(checker_of(defaults), "countdown");
+  // Empty list: the task's defaults.
+  auto d = build_task_rewards({}, defaults);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->role_index(kRoleAccuracy), 0);
+  EXPECT_EQ(d->role_index(kRoleFormat), 1);
+  // auto: the task's checker is accuracy wherever it is listed; format by name.
+  auto listed = build_task_rewards(
+      *parse_reward_specs("[{name: format}, {name: overlong, max_length: 9, cache_length: 2}, "
+                          "{name: countdown}]"),
+      defaults);
+  ASSERT_TRUE(listed.ok()) << listed.status().to_string();
+  EXPECT_EQ(listed->role_index(kRoleAccuracy), 2);
+  EXPECT_EQ(listed->role_index(kRoleFormat), 0);
+  EXPECT_EQ(listed->components()[1].role, kRoleOther);
+  // Another checker needs role: accuracy; without it the error says so.
+  auto none =
+      build_task_rewards(*parse_reward_specs("[{name: math_accuracy}, {name: format}]"), defaults);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no reward has role accuracy"), std::string::npos);
+  EXPECT_NE(none.status().message().find("countdown"), std::string::npos);
+  auto mine = build_task_rewards(
+      *parse_reward_specs("[{name: format}, {name: math_accuracy, role: accuracy}]"), defaults);
+  ASSERT_TRUE(mine.ok()) << mine.status().to_string();
+  EXPECT_EQ(mine->role_index(kRoleAccuracy), 1);
+  auto two = build_task_rewards(
+      *parse_reward_specs("[{name: countdown}, {name: math_accuracy, role: accuracy}]"), defaults);
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("2 rewards have role accuracy"), std::string::npos);
+  // Without a task (`r1kit reward score`), no accuracy reward is needed.
+  auto plain = build_rewards(*parse_reward_specs("[{name: countdown}, {name: format}]"));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->role_index(kRoleAccuracy), -1);
+  EXPECT_EQ(plain->role_index(kRoleFormat), 1);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // The generated tasks are right by their own rewards: every countdown answer scores 1,
 // every knights-and-knaves answer scores correct, and the arithmetic task's answers and
-// traces (data/arithmetic.h, as the SFT recipe renders them) pass arithmetic + format.
+// traces (data/tasks/arithmetic.cpp, as the SFT recipe renders them) pass arithmetic +
+// format.
 #include <gtest/gtest.h>
 
-#include "data/arithmetic.h"
-#include "data/tasks.h"
+#include "data/task_source.h"
 #include "reward/rule_rewards.h"
 
 namespace r1kit::reward {
@@ -14,10 +14,17 @@ double task_score1(const Reward& r, const Sample& s) {
   return r.score(std::span<const Sample>(&s, 1)).values[0];
 }
 
+// Problem `index` of stream `seed` of task `name` with its default options.
+data::TaskSample default_problem(const std::string& name, uint64_t seed, uint64_t index) {
+  data::TaskSection sec;
+  sec.name = name;
+  return sec.task().generate(seed, index);
+}
+
 TEST(TaskRewardTest, CountdownAnswersAreRight) {
   CountdownReward r{CountdownOptions{}};
   for (uint64_t i = 0; i < 1000; ++i) {
-    data::TaskSample t = data::countdown_task(11, i);
+    data::TaskSample t = default_problem("countdown", 11, i);
     Sample s;
     s.completion = "<think> " + t.trace + " </think> <answer> " +
                    t.metadata["answer"].get<std::string>() + " </answer>";
@@ -29,7 +36,7 @@ TEST(TaskRewardTest, CountdownAnswersAreRight) {
 TEST(TaskRewardTest, KnightsKnavesAnswersAreRight) {
   KnightsKnavesReward r{KnightsKnavesRewardOptions{}};
   for (uint64_t i = 0; i < 300; ++i) {
-    data::TaskSample t = data::knights_knaves_task(5, i);
+    data::TaskSample t = default_problem("knights_knaves", 5, i);
     Sample s;
     s.completion =
         "<think> x </think> <answer> " + t.metadata["answer"].get<std::string>() + " </answer>";
@@ -48,10 +55,12 @@ TEST(TaskRewardTest, KnightsKnavesAnswersAreRight) {
 TEST(TaskRewardTest, ArithmeticTracesPass) {
   ArithmeticReward arith{ArithmeticRewardOptions{}};
   FormatReward format{FormatOptions{}};
-  for (const data::TaskExample& ex : data::arithmetic_examples(1, 200)) {
+  for (uint64_t i = 0; i < 200; ++i) {
+    const data::TaskSample ex = default_problem("arithmetic", 1, i);
+    const std::string answer = ex.metadata["answer"].get<std::string>();
     Sample s;
-    s.completion = "<think> " + ex.trace + " </think> <answer> " + ex.answer + " </answer>";
-    s.metadata = {{"answer", ex.answer}};
+    s.completion = "<think> " + ex.trace + " </think> <answer> " + answer + " </answer>";
+    s.metadata = ex.metadata;
     EXPECT_EQ(task_score1(arith, s), 1.0);
     EXPECT_EQ(format.score_one(s.completion), 1.0);
   }

@@ -23,7 +23,8 @@ TEST(DistillIntegrationTest, SamplesTracesAndTrainsAStudent) {
   auto teacher_recipe = load_config_string<SftRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
-data: {n_examples: 200, seed: 3, chat_template: plain, max_seq_len: 96}
+task: {name: arithmetic, seed: 3, chat_template: plain}
+data: {n_examples: 200, seed: 3, max_seq_len: 96}
 train: {steps: 4, batch_size: 4, seed: 5, optim: {lr: 3.0e-3, warmup_steps: 1}, eval_batches: 1}
 dist: {threads: 1}
 )",

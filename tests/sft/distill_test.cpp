@@ -155,9 +155,7 @@ class TracesTest : public ::testing::Test {
   }
 
   StatusOr<TraceStats> sample(const DistillSampleSection& o, const std::string& out) {
-    auto specs = reward::parse_reward_specs(data::default_task_rewards(tasks_->section()));
-    EXPECT_TRUE(specs.ok());
-    auto rewards = reward::build_rewards(*specs);
+    auto rewards = reward::build_task_rewards({}, tasks_->section().default_rewards());
     EXPECT_TRUE(rewards.ok());
     FakeTeacher teacher(*tok_, *tasks_);
     return sample_traces(teacher, *tok_, *tasks_, *rewards, o, out);
@@ -243,7 +241,7 @@ checkpoint: {dir: runs/d}
   const SftRecipe s = r->sft_recipe();
   EXPECT_EQ(s.data.source, "jsonl");
   EXPECT_EQ(s.data.path, "runs/d/traces.jsonl");
-  EXPECT_EQ(s.data.chat_template, "plain");
+  EXPECT_EQ(s.task.chat_template, "plain");
   EXPECT_EQ(s.tokenizer.path, "runs/sft-tiny/final/tokenizer.model");
   EXPECT_EQ(s.checkpoint.dir, "runs/d");
 

@@ -28,7 +28,8 @@ PretrainRecipe nano_pretrain_recipe(const std::string& dir) {
   auto r = load_config_string<PretrainRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
-data: {n_examples: 400, seed: 3}
+task: {name: arithmetic, seed: 3}
+data: {n_examples: 400}
 train:
   steps: 8
   batch_size: 4

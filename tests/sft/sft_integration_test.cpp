@@ -26,7 +26,8 @@ SftRecipe nano_sft_recipe(const std::string& dir) {
   auto r = load_config_string<SftRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
-data: {n_examples: 300, seed: 3, chat_template: plain, max_seq_len: 96, holdout_fraction: 0.05}
+task: {name: arithmetic, seed: 3, chat_template: plain}
+data: {n_examples: 300, seed: 3, max_seq_len: 96, holdout_fraction: 0.05}
 train:
   steps: 6
   batch_size: 2

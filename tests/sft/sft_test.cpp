@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "core/rng.h"
 #include "core/torch_compat.h"
@@ -168,6 +169,57 @@ TEST(SftRecipeTest, IncompatibleKeysAreNamed) {
   auto j = load_config_string<SftRecipe>("data: {source: jsonl}\n", {});
   ASSERT_FALSE(j.ok());
   EXPECT_NE(j.status().message().find("data.path"), std::string::npos);
+}
+
+// data.source=task: the first n_examples training problems of any task with traces, as
+// the task source gives them (never a held-out one), rendered by the task's template.
+TEST(SftRecipeTest, TaskExamplesAreItsTrainingProblems) {
+  auto r = load_config_string<SftRecipe>(
+      "task: {name: countdown, eval_size: 50, max_number: 6, max_target: 20, prefill_think: "
+      "true}\ndata: {n_examples: 300}\n");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto examples = load_sft_examples(*r);
+  ASSERT_TRUE(examples.ok()) << examples.status().to_string();
+  ASSERT_EQ(examples->size(), 300u);
+  auto task = data::TaskSource::create(r->task);
+  ASSERT_TRUE(task.ok());
+  std::set<std::string> held_out;
+  for (const auto& p : task->eval()) held_out.insert(p.question);
+  for (size_t i = 0; i < examples->size(); ++i) {
+    const data::TaskSample p = task->train(i);
+    EXPECT_EQ((*examples)[i].question, p.question);
+    EXPECT_EQ((*examples)[i].response, task->sft_response(p));
+    EXPECT_TRUE((*examples)[i].response.ends_with(
+        " </think> <answer> " + p.metadata["answer"].get<std::string>() + " </answer>"));
+    EXPECT_FALSE(held_out.contains(p.question)) << p.question;
+  }
+
+  // A JSONL task file: its training lines with a "trace" (each once); a line without one
+  // is an error naming it.
+  const std::string dir = ::testing::TempDir() + "/sft_task_jsonl";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/t.jsonl");
+    for (int i = 0; i < 6; ++i)
+      f << "{\"prompt\": \"q" << i << "\", \"answer\": \"" << i << "\", \"trace\": \"t" << i
+        << "\"}\n";
+  }
+  auto js = load_config_string<SftRecipe>("task: {name: jsonl, path: " + dir +
+                                          "/t.jsonl, eval_size: 2}\ndata: {n_examples: 100}\n");
+  ASSERT_TRUE(js.ok()) << js.status().to_string();
+  auto lines = load_sft_examples(*js);
+  ASSERT_TRUE(lines.ok()) << lines.status().to_string();
+  ASSERT_EQ(lines->size(), 4u);  // 6 lines, 2 held out
+  EXPECT_TRUE((*lines)[0].response.starts_with("<think> t"));
+  {
+    std::ofstream f(dir + "/t.jsonl", std::ios::app);
+    for (int i = 6; i < 40; ++i) f << "{\"prompt\": \"q" << i << "\", \"answer\": \"1\"}\n";
+  }
+  auto missing = load_sft_examples(*js);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("has no step-by-step solution"), std::string::npos)
+      << missing.status().to_string();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

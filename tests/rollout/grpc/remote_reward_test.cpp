@@ -283,7 +283,7 @@ TEST(RemoteRewardTest, FailuresMarkTheBatchCannotJudge) {
   auto failing = make_remote({{"address", server.address()}, {"deadline_ms", 2000}});
   ASSERT_TRUE(failing.ok());
   std::vector<CombinedReward::Component> parts;
-  parts.push_back({"remote", 1.0, std::move(*failing)});
+  parts.push_back({"remote", 1.0, kRoleOther, std::move(*failing)});
   const CombinedReward combined(std::move(parts));
   EXPECT_EQ(combined.score(batch()).failures, 3);
   fs::remove(token_file);

@@ -1,0 +1,36 @@
+// What the task files of data/tasks/ share: a seeded stream of draws, and worked
+// column-by-column arithmetic (the traces of the arithmetic and multiplication tasks).
+//
+// Thread-safety: pure functions; a Draw is one caller's.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace r1kit::data {
+
+// A seeded stream of draws: next() is splitmix64's, in(lo, hi) uniform-ish in [lo, hi]
+// (modulo bias, negligible for the small ranges the tasks draw from).
+struct Draw {
+  uint64_t s;  // the state
+  uint64_t next() { return s = mix64(s); }
+  int64_t in(int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1));
+  }
+};
+
+// Decimal digits of a non-negative x, least significant first (0 -> {0}).
+std::vector<int64_t> decimal_digits(int64_t x);
+
+// The column-by-column solution of x*y for a one-digit y, each step a one-digit fact
+// plus the carry: "23*7: 3*7=21, 2*7+2=16, so 161."; for x < 10 or y > 9 the direct
+// "x*y=p.".
+std::string column_product_trace(int64_t x, int64_t y);
+// The column-by-column solution of x+y (x, y >= 0): digit pairs from the right, the
+// shorter number padded with 0, plus the carry: "161+5: 1+5=6, 6+0=6, 1+0=1, so 166.".
+std::string column_sum_trace(int64_t x, int64_t y);
+
+}  // namespace r1kit::data

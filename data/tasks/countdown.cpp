@@ -1,0 +1,129 @@
+// Task `countdown` (TinyZero's): reach a target from 2 to 8 numbers with + - * /, each
+// number used once, checked by the `countdown` reward (the expression must use exactly
+// the given numbers and hit the target).
+//
+// Different on purpose: targets come from a random expression tree over the drawn
+// numbers, so every problem is solvable (TinyZero's own gen_dataset drew targets
+// independently and produced mostly unsolvable tasks); intermediate values stay
+// positive integers. The trace is the sequence of steps, each but the last naming the
+// numbers left ("3 + 1 = 4, left 5 6 4. 6 + 5 = 11, left 4 11. 11 - 4 = 7."), so that
+// a step copies its operands from the line before rather than tracking the pool.
+// metadata: {"numbers": [..], "target": n, "answer": "<an expression that works>"}.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/rng.h"
+#include "data/task.h"
+#include "data/task_util.h"
+
+namespace r1kit::data {
+namespace {
+
+struct CountdownTaskOptions {
+  int64_t min_numbers = 3;   // operands per problem, fewest
+  int64_t max_numbers = 4;   // operands per problem, most
+  int64_t max_number = 99;   // operands in [1, max_number]
+  int64_t max_target = 999;  // targets in [1, max_target]
+
+  void visit(ConfigVisitor& v) {
+    v.field("min_numbers", min_numbers, "fewest operands", Range::between(2, 8));
+    v.field("max_numbers", max_numbers, "most operands", Range::between(2, 8));
+    v.field("max_number", max_number, "operands in [1, max_number]", Range::at_least(1));
+    v.field("max_target", max_target, "targets in [1, max_target]", Range::at_least(1));
+  }
+  Status validate() const {
+    if (min_numbers > max_numbers)
+      return InvalidArgument("task.min_numbers={} > task.max_numbers={}", min_numbers, max_numbers);
+    return OkStatus();
+  }
+};
+
+TaskSample countdown_problem(const CountdownTaskOptions& o, uint64_t seed, uint64_t index) {
+  Draw d{derive_seed(seed, {0x636f756e74ULL, index})};
+  const int lo_n = static_cast<int>(std::clamp<int64_t>(o.min_numbers, 2, 8));
+  const int hi_n = static_cast<int>(std::clamp<int64_t>(o.max_numbers, lo_n, 8));
+  const int64_t max_number = std::max<int64_t>(1, o.max_number);
+  const int64_t max_target = std::max<int64_t>(1, o.max_target);
+  struct Item {
+    int64_t value;
+    std::string expr;  // fully parenthesised except at the top
+  };
+  for (int attempt = 0;; ++attempt) {
+    const int k = static_cast<int>(d.in(lo_n, hi_n));
+    std::vector<int64_t> numbers;
+    std::vector<Item> items;
+    for (int i = 0; i < k; ++i) {
+      numbers.push_back(d.in(1, max_number));
+      items.push_back({numbers.back(), std::to_string(numbers.back())});
+    }
+    std::vector<std::string> steps;
+    bool ok = true;
+    while (items.size() > 1 && ok) {
+      // Pick two items and an operator whose result is a positive integer.
+      size_t i = static_cast<size_t>(d.in(0, static_cast<int64_t>(items.size()) - 1));
+      size_t j = static_cast<size_t>(d.in(0, static_cast<int64_t>(items.size()) - 2));
+      if (j >= i) ++j;
+      Item a = items[i], b = items[j];
+      if (a.value < b.value) std::swap(a, b);
+      std::vector<char> ops = {'+', '*'};
+      if (a.value > b.value) ops.push_back('-');
+      if (b.value > 1 && a.value % b.value == 0) ops.push_back('/');
+      char op = ops[d.next() % ops.size()];
+      int64_t v = op == '+'   ? a.value + b.value
+                  : op == '-' ? a.value - b.value
+                  : op == '*' ? a.value * b.value
+                              : a.value / b.value;
+      if (v > 1'000'000) {
+        ok = false;
+        break;
+      }
+      Item c{v, fmt::format("({} {} {})", a.expr, op, b.expr)};
+      items.erase(items.begin() + static_cast<std::ptrdiff_t>(std::max(i, j)));
+      items.erase(items.begin() + static_cast<std::ptrdiff_t>(std::min(i, j)));
+      items.push_back(std::move(c));
+      // Each step but the last names the numbers left, so that the next step copies its
+      // operands from the line before it rather than tracking the pool over the trace.
+      std::string step = fmt::format("{} {} {} = {}", a.value, op, b.value, v);
+      if (items.size() > 1) {
+        step += ", left";
+        for (const Item& it : items) step += " " + std::to_string(it.value);
+      }
+      steps.push_back(std::move(step));
+    }
+    if (!ok) continue;
+    const int64_t target = items[0].value;
+    if ((target < 1 || target > max_target) && attempt < 1000) continue;
+    std::string expr = items[0].expr;
+    if (expr.size() > 2 && expr.front() == '(') expr = expr.substr(1, expr.size() - 2);
+    std::string list;
+    for (size_t i = 0; i < numbers.size(); ++i) {
+      list += (i ? ", " : "") + std::to_string(numbers[i]);
+    }
+    TaskSample t;
+    t.question = fmt::format(
+        "Using the numbers [{}], create an equation that equals {}. You can use basic "
+        "arithmetic operations (+, -, *, /) and each number can only be used once",
+        list, target);
+    std::string trace;
+    for (const std::string& s : steps) trace += (trace.empty() ? "" : " ") + s + ".";
+    t.trace = trace;
+    t.metadata = {{"numbers", numbers}, {"target", target}, {"answer", expr}};
+    return t;
+  }
+}
+
+std::vector<reward::RewardSpec> countdown_rewards(const CountdownTaskOptions&, bool prefill) {
+  return checker_and_format("countdown", prefill);
+}
+
+}  // namespace
+
+void register_countdown_task(TaskRegistry& registry) {
+  add_procedural_task<CountdownTaskOptions>(
+      registry, "countdown", {countdown_problem, countdown_rewards},
+      "reach a target from the given numbers with + - * /, each used once; checker: "
+      "countdown");
+}
+
+}  // namespace r1kit::data
