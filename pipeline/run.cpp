@@ -13,6 +13,7 @@
 #include "eval/report.h"
 #include "reward/plugin.h"
 #include "reward/reward.h"
+#include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::pipeline {
@@ -41,10 +42,9 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
       auto specs,
       reward::parse_reward_specs(r.reward.empty() ? data::default_task_rewards(r.task) : r.reward));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
-  rollout::EngineOptions eo;
-  eo.max_batch = r.grpo.rollout.max_batch;
-  eo.decode_threads = static_cast<int>(r.grpo.rollout.decode_threads);
-  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(model_dir, eo));
+  const rollout::EngineSettings engine{r.grpo.rollout.max_batch, r.grpo.rollout.decode_threads};
+  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(
+                                    model_dir, engine.engine_options()));
   eval::EvalOptions o;
   o.k = r.eval.k;
   o.temperature = r.eval.temperature;
