@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/engine_flags.h"
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "data/task_source.h"
@@ -44,16 +45,13 @@ struct EvalFlags {
   std::string json;
   std::string records;
   int64_t batch = 16;
-  int64_t max_batch = 64;
-  int decode_threads = 1;
-  std::string dtype = "f32";
-  int64_t threads = 0;
+  EngineFlags engine;
   bool quiet = false;
 };
 
 Status run_eval(EvalFlags f) {
   RETURN_IF_ERROR(reward::load_reward_plugins(f.plugins));  // before rewards are built
-  if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
+  f.engine.apply_threads();
   if (f.task.name == "jsonl" && f.task_path.empty())
     return InvalidArgument("--task jsonl needs --task-path FILE");
   if (!f.task_path.empty()) {
@@ -80,15 +78,10 @@ Status run_eval(EvalFlags f) {
   int64_t longest = 1;
   for (const auto& p : task.eval())
     longest = std::max<int64_t>(longest, tok.encode(task.render(p)).size());
-  policy::LoadOptions load;
-  if (f.dtype == "bf16")
-    load.dtype = torch::kBFloat16;
-  else if (f.dtype != "f32")
-    return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
-  rollout::EngineOptions eo;
-  eo.max_batch = std::max<int64_t>(1, f.max_batch);
-  eo.decode_threads = f.decode_threads;
-  eo.max_seq_len = longest + f.max_new_tokens;
+  ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
+  rollout::EngineSettings engine = f.engine.engine;
+  engine.max_batch = std::max<int64_t>(1, engine.max_batch);
+  const rollout::EngineOptions eo = engine.engine_options(longest + f.max_new_tokens);
   ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(f.model, eo, load));
   if (eo.max_seq_len > source->model_args().max_seq_len)
     return InvalidArgument(
@@ -171,14 +164,7 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--json", f.json, "write the report as JSON here");
   cmd->add_option("--records", f.records, "write every problem's completions here (JSONL)");
   cmd->add_option("--batch", f.batch, "prompts per generate call")->capture_default_str();
-  cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
-      ->capture_default_str();
-  cmd->add_option("--decode-threads", f.decode_threads,
-                  "threads for each decode step's routed experts; OpenBLAS then runs on one (1-64)")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
-  cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");
+  add_engine_flags(cmd, f.engine);
   cmd->add_flag("--quiet", f.quiet, "no progress line");
   cmd->callback([=] { *exit_code = report(run_eval(f)); });
 }

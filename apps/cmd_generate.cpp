@@ -17,11 +17,12 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "apps/engine_flags.h"
+#include "core/atomic_file.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/grpc_source.h"
-#include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::apps {
@@ -46,22 +47,15 @@ struct GenerateCmdFlags {
   std::vector<std::string> stop;
   std::vector<int64_t> stop_ids;
   bool no_eos_stop = false;
-  std::string dtype = "f32";
-  int64_t threads = 0;
-  int64_t max_batch = 64;
-  int decode_threads = 1;
+  EngineFlags engine;
   bool json = false;
 };
 
 Status run_generate(const GenerateCmdFlags& f) {
   if (f.prompt.empty() == f.ids.empty())
     return InvalidArgument("give exactly one of --prompt TEXT and --ids 1,2,3");
-  if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
-  policy::LoadOptions load;
-  if (f.dtype == "bf16")
-    load.dtype = torch::kBFloat16;
-  else if (f.dtype != "f32")
-    return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
+  f.engine.apply_threads();
+  ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
 
   // The tokenizer: --tokenizer, else the checkpoint's tokenizer.model, else none.
   std::optional<data::Tokenizer> tok;
@@ -112,21 +106,21 @@ Status run_generate(const GenerateCmdFlags& f) {
     rollout::GrpcSourceOptions o;
     o.workers = {f.worker};
     if (!f.token_file.empty()) {
-      ASSIGN_OR_RETURN(o.token, rollout::read_token_file(f.token_file));
+      ASSIGN_OR_RETURN(o.token, read_token_file(f.token_file));
     }
     ASSIGN_OR_RETURN(auto remote, rollout::make_grpc_rollout_source(o));
     ASSIGN_OR_RETURN(groups, remote->generate(req));
   } else {
     ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
-    rollout::EngineOptions eo;
-    eo.max_batch = std::max<int64_t>(1, std::min(f.max_batch, f.n));
-    eo.decode_threads = f.decode_threads;
+    rollout::EngineSettings engine = f.engine.engine;
+    engine.max_batch = std::max<int64_t>(1, std::min(engine.max_batch, f.n));
     // Slots only as long as this request needs (the model's context may be far longer).
-    eo.max_seq_len = std::min<int64_t>(model->args().max_seq_len,
-                                       static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens);
-    eo.max_seq_len = std::max<int64_t>(eo.max_seq_len, 1);
+    const int64_t max_seq_len = std::max<int64_t>(
+        1, std::min<int64_t>(model->args().max_seq_len,
+                             static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens));
     rollout::LocalRolloutSource source(
-        std::move(model), eo, tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
+        std::move(model), engine.engine_options(max_seq_len),
+        tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
     ASSIGN_OR_RETURN(groups, source.generate(req));
     st = source.last_stats();
   }
@@ -210,14 +204,7 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--stop", f.stop, "stop string (repeatable); the completion keeps it");
   cmd->add_option("--stop-id", f.stop_ids, "stop token id (repeatable)");
   cmd->add_flag("--no-eos-stop", f.no_eos_stop, "do not stop at the tokenizer's EOS");
-  cmd->add_option("--dtype", f.dtype, "f32 or bf16 weights and cache")->capture_default_str();
-  cmd->add_option("--threads", f.threads, "intra-op threads (0 = LibTorch's default)");
-  cmd->add_option("--max-batch", f.max_batch, "KV-cache slots (sequences decoded together)")
-      ->capture_default_str();
-  cmd->add_option("--decode-threads", f.decode_threads,
-                  "threads for each decode step's routed experts; OpenBLAS then runs on one (1-64)")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  add_engine_flags(cmd, f.engine);
   cmd->add_flag("--json", f.json, "one JSON object per completion (ids, log-probs, text)");
   cmd->callback([=] { *exit_code = report(run_generate(f)); });
 }

@@ -9,10 +9,10 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "apps/commands.h"
+#include "apps/engine_flags.h"
+#include "core/atomic_file.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
@@ -27,21 +27,10 @@ struct WorkerFlags {
   std::string token_file;
   std::string tls_cert;
   std::string tls_key;
-  std::string dtype = "f32";
-  int64_t max_batch = 64;
-  int decode_threads = 1;
-  int64_t threads = 0;
+  EngineFlags engine;
   int64_t max_group_size = 256;
   int64_t max_prompts = 4096;
 };
-
-StatusOr<std::string> read_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("{} '{}': cannot be read", what, path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Status run_worker(const WorkerFlags& f) {
   if (f.port < 0 || f.port > 65535) return InvalidArgument("--port {}: not a port", f.port);
@@ -51,7 +40,7 @@ Status run_worker(const WorkerFlags& f) {
   opts.bind = f.bind;
   opts.port = f.port;
   if (!f.token_file.empty()) {
-    ASSIGN_OR_RETURN(opts.token, rollout::read_token_file(f.token_file));
+    ASSIGN_OR_RETURN(opts.token, read_token_file(f.token_file));
   } else if (f.bind != "127.0.0.1" && f.bind != "localhost" && f.bind != "::1") {
     std::fprintf(stderr,
                  "warning: --bind %s without --token-file: anyone who can reach this port can "
@@ -62,18 +51,11 @@ Status run_worker(const WorkerFlags& f) {
     ASSIGN_OR_RETURN(opts.tls_cert_pem, read_file(f.tls_cert, "--tls-cert"));
     ASSIGN_OR_RETURN(opts.tls_key_pem, read_file(f.tls_key, "--tls-key"));
   }
-  if (f.threads > 0) at::set_num_threads(static_cast<int>(f.threads));
+  f.engine.apply_threads();
 
-  policy::LoadOptions load;
-  if (f.dtype == "bf16")
-    load.dtype = torch::kBFloat16;
-  else if (f.dtype != "f32")
-    return InvalidArgument("--dtype '{}': use f32 or bf16", f.dtype);
-  rollout::EngineOptions engine;
-  engine.max_batch = f.max_batch;
-  engine.decode_threads = f.decode_threads;
-  ASSIGN_OR_RETURN(auto source,
-                   rollout::LocalRolloutSource::from_checkpoint(f.model, engine, load));
+  ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
+  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(
+                                    f.model, f.engine.engine.engine_options(), load));
   rollout::LocalRolloutSource* local = source.get();
   ASSIGN_OR_RETURN(opts.model_config_json, read_file(f.model + "/config.json", "config.json"));
   opts.limits.vocab_size = local->model_args().vocab_size;
@@ -124,15 +106,7 @@ void add_rollout_worker_command(CLI::App& root, int* exit_code) {
                   "File holding the bearer token every RPC must carry");
   cmd->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain (TLS; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "PEM private key (TLS; with --tls-cert)");
-  cmd->add_option("--dtype", flags->dtype, "Weights dtype: f32 or bf16")->capture_default_str();
-  cmd->add_option("--max-batch", flags->max_batch, "KV-cache slots: sequences decoded together")
-      ->capture_default_str();
-  cmd->add_option("--decode-threads", flags->decode_threads,
-                  "Threads for each decode step's routed experts; OpenBLAS then runs on one")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  cmd->add_option("--threads", flags->threads, "LibTorch intra-op threads (0 = default)")
-      ->capture_default_str();
+  add_engine_flags(cmd, flags->engine);
   cmd->add_option("--max-group-size", flags->max_group_size, "Largest n accepted")
       ->capture_default_str();
   cmd->add_option("--max-prompts", flags->max_prompts, "Most prompts per request")

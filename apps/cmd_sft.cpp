@@ -1,44 +1,19 @@
 // `r1kit sft RECIPE [key.sub=value ...]`: supervised fine-tuning (cold start).
-#include <cstdio>
-
-#include "apps/commands.h"
-#include "core/config.h"
+#include "apps/recipe_command.h"
 #include "sft/sft.h"
 
 namespace r1kit::apps {
 
-namespace {
-Status run_sft_command(const std::string& path, const std::vector<std::string>& overrides,
-                       bool print_only) {
-  ASSIGN_OR_RETURN(sft::SftRecipe recipe, load_config_file<sft::SftRecipe>(path, overrides));
-  std::printf("# resolved recipe (%s)\n%s\n", path.c_str(), dump_config(recipe).c_str());
-  if (print_only) return OkStatus();
-  ASSIGN_OR_RETURN(sft::SftResult res, sft::run_sft(recipe));
-  if (!res.finished) {
-    std::printf("stopped after %lld steps; run the same command again to resume\n",
-                static_cast<long long>(res.steps_run));
-    return OkStatus();
-  }
-  std::printf("done: %lld steps, loss %.4f -> %.4f, held-out loss %.4f; model in %s\n",
-              static_cast<long long>(res.steps_run), res.first_loss, res.final_loss, res.eval_loss,
-              res.final_dir.c_str());
-  return OkStatus();
-}
-}  // namespace
-
 void add_sft_command(CLI::App& root, int* exit_code) {
-  auto* cmd = root.add_subcommand(
-      "sft",
-      "Supervised fine-tuning on prompt/response examples (a JSONL file or a generated "
-      "task's step-by-step traces), loss on response tokens only, optional packing. "
-      "Overrides such as train.steps=50 follow the recipe path.");
-  static std::string recipe;
-  static std::vector<std::string> overrides;
-  static bool print_only = false;
-  cmd->add_option("recipe", recipe, "YAML recipe, e.g. recipes/sft-tiny.yaml")->required();
-  cmd->add_option("overrides", overrides, "key.sub=value overrides of the recipe");
-  cmd->add_flag("--print-recipe", print_only, "print the resolved recipe and exit");
-  cmd->callback([=] { *exit_code = report(run_sft_command(recipe, overrides, print_only)); });
+  add_recipe_command<sft::SftRecipe>(
+      root, exit_code,
+      {"sft",
+       "Supervised fine-tuning on prompt/response examples (a JSONL file or a generated "
+       "task's step-by-step traces), loss on response tokens only, optional packing. "
+       "Overrides such as train.steps=50 follow the recipe path.",
+       "recipes/sft-tiny.yaml"},
+      [](const sft::SftRecipe& r) { return sft::run_sft(r); },
+      [](const sft::SftResult& res) { print_training_summary(res); });
 }
 
 }  // namespace r1kit::apps

@@ -48,8 +48,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/crc32c.h"
 #include "policy/model.h"
-#include "rollout/grpc/crc32c.h"
 #include "rollout/grpc/grpc_source.h"
 #include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
@@ -331,7 +331,7 @@ int main(int argc, char** argv) {
       // The parts, for reference.
       auto t0 = Clock::now();
       uint32_t sum = 0;
-      for (const auto& [_, t] : w) sum ^= rollout::crc32c(t.data_ptr(), t.nbytes());
+      for (const auto& [_, t] : w) sum ^= crc32c(t.data_ptr(), t.nbytes());
       const double t_sum = seconds_since(t0);
       t0 = Clock::now();
       if (Status s = local->update_weights(w, 1); !s.ok()) die(s, "in-process update");

@@ -95,17 +95,26 @@ Status rename_dir_atomic(const std::string& from, const std::string& to) {
   return OkStatus();
 }
 
-StatusOr<std::string> read_file(const std::string& path) {
+StatusOr<std::string> read_file(const std::string& path, std::string_view what) {
+  const std::string name = what.empty() ? path : fmt::format("{} '{}'", what, path);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     std::error_code ec;
-    if (!fs::exists(path, ec)) return NotFound("{}: no such file", path);
-    return Internal("{}: cannot open for reading", path);
+    if (!fs::exists(path, ec)) return NotFound("{}: no such file", name);
+    return Internal("{}: cannot open for reading", name);
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return DataLoss("{}: read error", path);
+  if (in.bad()) return DataLoss("{}: read error", name);
   return ss.str();
+}
+
+StatusOr<std::string> read_token_file(const std::string& path) {
+  ASSIGN_OR_RETURN(const std::string s, read_file(path, "token file"));
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return InvalidArgument("token file '{}' is empty", path);
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
 }
 
 }  // namespace r1kit

@@ -29,8 +29,13 @@ Status write_file_atomic_with(const std::string& path,
 // removed after the rename). fsyncs the parent.
 Status rename_dir_atomic(const std::string& from, const std::string& to);
 
-// Reads a whole file. NotFound if it does not exist.
-StatusOr<std::string> read_file(const std::string& path);
+// Reads a whole file. NotFound if it does not exist. `what` names the file in errors
+// ("--tls-cert '/x.pem': no such file"); empty: the path alone.
+StatusOr<std::string> read_file(const std::string& path, std::string_view what = {});
+
+// Reads a secret such as a bearer token: the file's contents without surrounding
+// whitespace. NotFound when unreadable, InvalidArgument when empty.
+StatusOr<std::string> read_token_file(const std::string& path);
 
 // A unique temporary sibling path for `path`: "<path>.tmp.<pid>.<counter>".
 std::string temp_sibling(const std::string& path);

@@ -2,26 +2,16 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "core/crc32c.h"
+
 namespace r1kit {
 namespace {
-
-constexpr std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;  // reflected
-    t[i] = c;
-  }
-  return t;
-}
-constexpr auto kCrcTable = make_crc_table();
 
 // Protobuf wire format: a field key is (field_number << 3) | wire_type.
 void put_varint(std::string& out, uint64_t v) {
@@ -51,17 +41,6 @@ double now_seconds() {
 }
 
 }  // namespace
-
-uint32_t crc32c(std::string_view data, uint32_t crc) {
-  crc = ~crc;
-  for (unsigned char ch : data) crc = kCrcTable[(crc ^ ch) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
-
-uint32_t masked_crc32c(std::string_view data) {
-  const uint32_t c = crc32c(data);
-  return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
 
 // Event: wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
 // summary = 5 (Summary). Summary: value = 1 (repeated Value). Value: tag = 1 (string),

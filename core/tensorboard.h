@@ -3,7 +3,7 @@
 //
 // Follows TensorFlow's record format (tensorflow/core/lib/io/record_writer.cc): each
 // record is [uint64 length][uint32 masked crc32c of length][data][uint32 masked crc32c of
-// data], little-endian; the data is a serialized tensorflow.Event. The first event
+// data] (core/crc32c.h), little-endian; the data is a serialized tensorflow.Event. The first event
 // carries file_version "brain.Event:2"; every scalar is an Event{wall_time, step,
 // summary{value{tag, simple_value}}}. The few protobuf fields needed are encoded by
 // hand (tags and varints), which is all the wire format asks for.
@@ -21,10 +21,6 @@
 #include "core/status.h"
 
 namespace r1kit {
-
-// CRC-32C (Castagnoli), and TensorFlow's mask of it: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
-uint32_t crc32c(std::string_view data, uint32_t crc = 0);
-uint32_t masked_crc32c(std::string_view data);
 
 class TensorBoardWriter {
  public:

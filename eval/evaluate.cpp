@@ -11,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "data/tokenizer.h"
 #include "reward/math_verify.h"
+#include "reward/score_group.h"
 
 namespace r1kit::eval {
 namespace {
@@ -59,19 +60,13 @@ std::vector<SampleRecord> score_samples(const reward::CombinedReward& rewards,
                                         const std::string& prompt, const data::TaskSample& problem,
                                         const std::vector<rollout::Completion>& completions,
                                         double threshold) {
-  std::vector<reward::Sample> samples(completions.size());
-  for (size_t j = 0; j < completions.size(); ++j) {
-    const auto& c = completions[j];
-    samples[j].prompt = prompt;
-    samples[j].completion = codec.decode(c.token_ids);
-    samples[j].completion_ids.assign(c.token_ids.begin(), c.token_ids.end());
-    samples[j].metadata = problem.metadata;
-  }
-  const reward::GroupScores scores = rewards.score(samples);
+  reward::ScoredGroup group =
+      reward::score_completions(rewards, prompt, problem.metadata, completions, codec.decode);
+  const reward::GroupScores& scores = group.scores;
   std::vector<SampleRecord> out(completions.size());
   for (size_t j = 0; j < completions.size(); ++j) {
     SampleRecord& r = out[j];
-    r.text = std::move(samples[j].completion);
+    r.text = std::move(group.samples[j].completion);
     r.answer = vote_answer(r.text);
     r.accuracy = scores.components[layout.accuracy][j];
     r.format = layout.format >= 0 ? scores.components[layout.format][j] : kNaN;

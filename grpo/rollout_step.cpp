@@ -8,6 +8,8 @@
 #include "grpo/kl.h"
 #include "grpo/policy_loss.h"
 #include "policy/logprobs.h"
+#include "reward/score_group.h"
+#include "rollout/engine.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -63,19 +65,15 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
 void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
   const int64_t n = static_cast<int64_t>(round.groups.size()), G = r_.rollout.group_size;
   round.rewards = torch::empty({n, G}, torch::kDouble);
+  const rollout::DecodeFn decode = rollout::tokenizer_decoder(tok_);
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<reward::Sample> samples(G);
-    const std::string prompt_text = tasks_.render(round.problems[i]);
-    for (int64_t j = 0; j < G; ++j) {
-      const auto& comp = round.groups[i].completions[j];
+    const auto& completions = round.groups[i].completions;
+    for (const auto& comp : completions)
       out.generated_tokens += static_cast<int64_t>(comp.token_ids.size());
-      std::vector<int32_t> ids(comp.token_ids.begin(), comp.token_ids.end());
-      samples[j].prompt = prompt_text;
-      samples[j].completion = tok_.decode(ids);
-      samples[j].completion_ids = std::move(ids);
-      samples[j].metadata = round.problems[i].metadata;
-    }
-    reward::GroupScores s = rewards_.score(samples);
+    const reward::GroupScores s =
+        reward::score_completions(rewards_, tasks_.render(round.problems[i]),
+                                  round.problems[i].metadata, completions, decode)
+            .scores;
     out.reward_failures += s.failures;
     if (round.components.empty()) {
       out.names = s.names;

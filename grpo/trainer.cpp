@@ -12,6 +12,7 @@
 #include "grpo/update_step.h"
 #include "policy/checkpoint.h"
 #include "reward/plugin.h"
+#include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::grpo {
@@ -146,11 +147,9 @@ Status GrpoTrainer::make_source(const RolloutFactory& factory) {
         "through `r1kit grpo`");
   }
   if (!source_) {
-    rollout::EngineOptions eo;
-    eo.max_batch = r_.rollout.max_batch;
-    eo.decode_threads = static_cast<int>(r_.rollout.decode_threads);
+    const rollout::EngineSettings engine{r_.rollout.max_batch, r_.rollout.decode_threads};
     source_ = rollout::LocalRolloutSource::copy_of(
-        run_.model(), eo, rollout::tokenizer_decoder(tok_.tokenizer), step_);
+        run_.model(), engine.engine_options(), rollout::tokenizer_decoder(tok_.tokenizer), step_);
   }
   // The source holds the current weights as version step_.
   return source_->update_weights(named_weights(run_.model()), step_);

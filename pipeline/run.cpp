@@ -12,6 +12,7 @@
 #include "eval/report.h"
 #include "reward/plugin.h"
 #include "reward/reward.h"
+#include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::pipeline {
@@ -38,10 +39,9 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
                    reward::build_task_rewards(r.reward, r.task.default_rewards()));
-  rollout::EngineOptions eo;
-  eo.max_batch = r.grpo.rollout.max_batch;
-  eo.decode_threads = static_cast<int>(r.grpo.rollout.decode_threads);
-  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(model_dir, eo));
+  const rollout::EngineSettings engine{r.grpo.rollout.max_batch, r.grpo.rollout.decode_threads};
+  ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(
+                                    model_dir, engine.engine_options()));
   eval::EvalOptions o;
   o.k = r.eval.k;
   o.temperature = r.eval.temperature;

@@ -10,6 +10,8 @@
 #include "core/logging.h"
 #include "policy/checkpoint.h"
 #include "reward/plugin.h"
+#include "reward/score_group.h"
+#include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 
 namespace r1kit::sft {
@@ -149,6 +151,7 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
   sp.max_new_tokens = o.max_new_tokens;
   sp.stop_token_ids = {tok.eos_id()};
   sp.seed = o.seed;
+  const rollout::DecodeFn decode = rollout::tokenizer_decoder(tok);
 
   std::string out;             // the JSONL text
   std::set<std::string> seen;  // question + '\0' + response: no duplicate trace anywhere
@@ -174,17 +177,10 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
     for (int64_t i = 0; i < n; ++i) {
       const auto& problem = problems[i];
       const auto& g = groups[i];
-      std::vector<reward::Sample> samples;
-      for (const auto& c : g.completions) {
-        reward::Sample s;
-        s.prompt = rendered[i];
-        s.metadata = problem.metadata;
-        for (int64_t id : c.token_ids)
-          if (id != tok.eos_id()) s.completion_ids.push_back(static_cast<int32_t>(id));
-        s.completion = tok.decode(s.completion_ids);
-        samples.push_back(std::move(s));
-      }
-      const reward::GroupScores scores = rewards.score(samples);
+      const reward::ScoredGroup group = reward::score_completions(
+          rewards, rendered[i], problem.metadata, g.completions, decode, tok.eos_id());
+      const std::vector<reward::Sample>& samples = group.samples;
+      const reward::GroupScores& scores = group.scores;
       // Candidates: passed the threshold (and stopped), best total first, then sample order.
       std::vector<size_t> passed;
       for (size_t j = 0; j < samples.size(); ++j) {
@@ -238,11 +234,12 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
 namespace {
 
 StatusOr<std::unique_ptr<rollout::RolloutSource>> local_teacher(const DistillRecipe& r) {
-  rollout::EngineOptions eo;
-  eo.max_batch = r.teacher.max_batch;
-  policy::LoadOptions lo;
-  lo.dtype = policy::to_torch_dtype(r.teacher.dtype);
-  ASSIGN_OR_RETURN(auto src, rollout::LocalRolloutSource::from_checkpoint(r.teacher.from, eo, lo));
+  const rollout::EngineSettings engine{
+      r.teacher.max_batch, 1,
+      std::string(enum_name<policy::Precision>(r.teacher.dtype, policy::kPrecisionNames))};
+  ASSIGN_OR_RETURN(const policy::LoadOptions lo, engine.load_options("teacher.dtype"));
+  ASSIGN_OR_RETURN(auto src, rollout::LocalRolloutSource::from_checkpoint(
+                                 r.teacher.from, engine.engine_options(), lo));
   return std::unique_ptr<rollout::RolloutSource>(std::move(src));
 }
 

@@ -5,9 +5,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/logging.h"
 #include "reward.grpc.pb.h"
 
@@ -65,18 +64,6 @@ std::string valid_utf8(std::string_view s) {
   return out;
 }
 
-StatusOr<std::string> read_token(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("token file '{}': cannot be read", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string s = ss.str();
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return InvalidArgument("token file '{}' is empty", path);
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 }  // namespace
 
 struct RemoteReward::Impl {
@@ -103,7 +90,7 @@ StatusOr<std::unique_ptr<RemoteReward>> RemoteReward::create(const RemoteRewardO
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
   if (!opts.token_file.empty()) {
-    StatusOr<std::string> token = read_token(opts.token_file);
+    StatusOr<std::string> token = read_token_file(opts.token_file);
     if (!token.ok()) return token.status().with_context("reward remote: token_file");
     impl->token = std::move(*token);
   }

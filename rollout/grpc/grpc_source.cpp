@@ -19,11 +19,11 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/crc32c.h"
 #include "core/logging.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rollout.grpc.pb.h"
 #include "rollout/grpc/convert.h"
-#include "rollout/grpc/crc32c.h"
 
 namespace r1kit::rollout {
 namespace {

@@ -16,16 +16,14 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <unordered_set>
 
+#include "core/crc32c.h"
 #include "core/logging.h"
 #include "rollout.grpc.pb.h"
 #include "rollout/grpc/convert.h"
-#include "rollout/grpc/crc32c.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -754,18 +752,6 @@ void RolloutWorker::shutdown() {
 void RolloutWorker::wait() {
   std::unique_lock<std::mutex> lock(impl_->stop_mu);
   impl_->stop_cv.wait(lock, [&] { return impl_->stopped; });
-}
-
-StatusOr<std::string> read_token_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("token file '{}': cannot be read", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return InvalidArgument("token file '{}' is empty", path);
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
 }
 
 }  // namespace r1kit::rollout

@@ -97,8 +97,4 @@ class RolloutWorker {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads a token file: its contents without surrounding whitespace. InvalidArgument
-// when empty, NotFound when unreadable.
-StatusOr<std::string> read_token_file(const std::string& path);
-
 }  // namespace r1kit::rollout

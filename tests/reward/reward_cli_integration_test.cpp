@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "tests/cli_util.h"
 
 namespace r1kit::reward {
@@ -34,11 +35,6 @@ std::vector<nlohmann::json> read_jsonl_file(const std::string& path) {
   return out;
 }
 
-std::string slurp_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
   const std::string bin = testing::r1kit_binary(), dir = reward_cli_dir("reward_cli");
   ASSERT_TRUE(fs::exists(bin)) << bin;
@@ -54,7 +50,10 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
                            true)
           .first,
       0);
-  EXPECT_EQ(slurp_file(dir + "/cd.jsonl"), slurp_file(dir + "/cd2.jsonl"));
+  const StatusOr<std::string> first = read_file(dir + "/cd.jsonl");
+  const StatusOr<std::string> second = read_file(dir + "/cd2.jsonl");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(*first, *second);
   const std::vector<nlohmann::json> tasks = read_jsonl_file(dir + "/cd.jsonl");
   ASSERT_EQ(tasks.size(), 20u);
   for (const auto& t : tasks) {

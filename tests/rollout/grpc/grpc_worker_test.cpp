@@ -6,9 +6,9 @@
 
 #include <thread>
 
+#include "core/crc32c.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rollout.grpc.pb.h"
-#include "rollout/grpc/crc32c.h"
 #include "rollout/grpc/worker.h"
 #include "tests/rollout/grpc/fake_source.h"
 

@@ -1,15 +1,16 @@
-// CRC-32C (rollout/grpc/crc32c.h): published check values, running checksums, and the
-// hardware path against the table path at every alignment and tail length.
-#include "rollout/grpc/crc32c.h"
+// CRC-32C (core/crc32c.h): published check values, running checksums, the hardware path
+// against the table path at every alignment and tail length, and TensorFlow's mask.
+#include "core/crc32c.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
-namespace r1kit::rollout {
+namespace r1kit {
 namespace {
 
 TEST(Crc32c, PublishedCheckValues) {
@@ -31,7 +32,17 @@ TEST(Crc32c, PublishedCheckValues) {
   for (const Case& c : cases) {
     EXPECT_EQ(crc32c(c.bytes.data(), c.bytes.size()), c.crc) << c.bytes.size() << " bytes";
     EXPECT_EQ(crc32c_portable(c.bytes.data(), c.bytes.size()), c.crc) << c.bytes.size() << " bytes";
+    EXPECT_EQ(crc32c(std::string_view(c.bytes)), c.crc) << c.bytes.size() << " bytes";
   }
+}
+
+TEST(Crc32c, TensorFlowMask) {
+  // The mask of TensorFlow's record format: rotate right by 15 bits, add 0xa282ead8.
+  const uint32_t c = crc32c("abc");
+  EXPECT_EQ(masked_crc32c("abc"), ((c >> 15) | (c << 17)) + 0xa282ead8u);
+  // "123456789": 0xE3069283 rotated right by 15 is 0x2507C60D; plus 0xa282ead8.
+  EXPECT_EQ(masked_crc32c("123456789"), 0xC78AB0E5u);
+  EXPECT_EQ(masked_crc32c(""), 0xa282ead8u);
 }
 
 TEST(Crc32c, RunningChecksumEqualsTheWhole) {
@@ -87,4 +98,4 @@ TEST(Crc32c, EverySingleBitFlipChangesIt) {
 }
 
 }  // namespace
-}  // namespace r1kit::rollout
+}  // namespace r1kit

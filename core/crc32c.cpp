@@ -2,7 +2,7 @@
 // version runs three independent streams over three adjacent blocks (the crc32
 // instruction has a latency of 3 cycles and a throughput of 1) and joins them with
 // "append n zero bytes" operators, as in Mark Adler's crc32c.c.
-#include "rollout/grpc/crc32c.h"
+#include "core/crc32c.h"
 
 #include <array>
 #include <bit>
@@ -14,7 +14,7 @@
 #include <arm_acle.h>
 #endif
 
-namespace r1kit::rollout {
+namespace r1kit {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;  // reflected Castagnoli polynomial
@@ -190,4 +190,4 @@ uint32_t crc32c_portable(const void* data, size_t n, uint32_t crc) {
   return ~crc_sw(~crc, static_cast<const unsigned char*>(data), n);
 }
 
-}  // namespace r1kit::rollout
+}  // namespace r1kit

@@ -1,0 +1,67 @@
+// read_file (errors name the file and, when given, what it is for) and read_token_file
+// (a secret without its surrounding whitespace; missing and empty files are errors).
+#include "core/atomic_file.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+namespace r1kit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A file name of this test's own in gtest's temporary directory.
+std::string scratch_path(const std::string& leaf) {
+  return ::testing::TempDir() + "r1kit_atomic_file_test_" + std::to_string(getpid()) + "_" + leaf;
+}
+
+TEST(ReadFileTest, ReadsWhatWasWrittenByteForByte) {
+  const std::string path = scratch_path("bytes");
+  const std::string bytes("a\0b\r\n\xff", 6);
+  ASSERT_TRUE(write_file_atomic(path, bytes).ok());
+  StatusOr<std::string> got = read_file(path);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(*got, bytes);
+  fs::remove(path);
+}
+
+TEST(ReadFileTest, MissingFileIsNotFoundNamingPathAndPurpose) {
+  const std::string path = scratch_path("never_written.pem");
+  StatusOr<std::string> plain = read_file(path);
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(plain.status().message(), path + ": no such file");
+  StatusOr<std::string> named = read_file(path, "--tls-cert");
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(named.status().message(), "--tls-cert '" + path + "': no such file");
+}
+
+TEST(ReadTokenFileTest, TrimsSurroundingWhitespaceOnly) {
+  const std::string path = scratch_path("token");
+  ASSERT_TRUE(write_file_atomic(path, std::string(" \t s3 cr\te\n\r\n")).ok());
+  StatusOr<std::string> token = read_token_file(path);
+  ASSERT_TRUE(token.ok()) << token.status().to_string();
+  EXPECT_EQ(*token, "s3 cr\te");
+  fs::remove(path);
+}
+
+TEST(ReadTokenFileTest, EmptyAndMissingFilesAreErrors) {
+  const std::string path = scratch_path("blank_token");
+  ASSERT_TRUE(write_file_atomic(path, std::string(" \n\t\n")).ok());
+  StatusOr<std::string> blank = read_token_file(path);
+  ASSERT_FALSE(blank.ok());
+  EXPECT_EQ(blank.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(blank.status().message().find("is empty"), std::string::npos);
+  fs::remove(path);
+  StatusOr<std::string> missing = read_token_file(path);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("token file '" + path + "'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace r1kit
