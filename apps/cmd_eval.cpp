@@ -31,10 +31,11 @@ struct EvalFlags {
   std::string model;
   std::string tokenizer;
   data::TaskSection task;
-  std::string task_path;               // --task-path: a jsonl task's file
-  std::vector<std::string> task_args;  // KEY=VALUE onto the task section (max_a=9)
-  std::string rewards;                 // YAML list; empty = the task's default rewards
-  std::vector<std::string> plugins;    // reward plug-in libraries loaded first
+  std::string task_path;                  // --task-path: a jsonl task's file
+  std::string chat_template = "r1_zero";  // --chat-template, into task.chat_template
+  std::vector<std::string> task_args;     // KEY=VALUE onto the task section (max_a=9)
+  std::string rewards;                    // YAML list; empty = the task's default rewards
+  std::vector<std::string> plugins;       // reward plug-in libraries loaded first
   int64_t n = 500;
   int64_t k = 8;
   int64_t samples = 0;
@@ -61,6 +62,7 @@ Status run_eval(EvalFlags f) {
     f.task_args.insert(f.task_args.begin(), "path='" + quoted + "'");
   }
   RETURN_IF_ERROR(data::apply_task_args(f.task, f.task_args));
+  ASSIGN_OR_RETURN(f.task.chat_template, data::parse_chat_template_kind(f.chat_template));
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
 
@@ -139,8 +141,7 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--task-seed", f.task.seed,
                   "the task's problem seed (the held-out set of a run with task.seed=S)")
       ->capture_default_str();
-  cmd->add_option("--chat-template", f.task.chat_template, "r1_zero | plain")
-      ->capture_default_str();
+  cmd->add_option("--chat-template", f.chat_template, "r1_zero | plain")->capture_default_str();
   cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
   cmd->add_option("--task-arg", f.task_args,
                   "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "

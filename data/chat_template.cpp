@@ -46,17 +46,14 @@ SftExample render_sft_example(const ChatTemplateOptions& opts, std::string_view 
 }
 
 StatusOr<ChatTemplateKind> parse_chat_template_kind(std::string_view name) {
-  if (name == "r1_zero") return ChatTemplateKind::kR1Zero;
-  if (name == "plain") return ChatTemplateKind::kPlain;
+  ChatTemplateKind kind = ChatTemplateKind::kR1Zero;
+  if (enum_from_name<ChatTemplateKind>(name, kChatTemplateNames, &kind)) return kind;
   return InvalidArgument("chat template '{}': unknown (use r1_zero or plain)", name);
 }
 
 std::string_view chat_template_kind_name(ChatTemplateKind kind) {
-  switch (kind) {
-    case ChatTemplateKind::kR1Zero: return "r1_zero";
-    case ChatTemplateKind::kPlain: return "plain";
-  }
-  return "unknown";
+  const std::string_view name = enum_name<ChatTemplateKind>(kind, kChatTemplateNames);
+  return name.empty() ? "unknown" : name;
 }
 
 }  // namespace r1kit::data

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/enum_names.h"
 #include "core/status.h"
 
 namespace r1kit::data {
@@ -23,6 +24,9 @@ enum class ChatTemplateKind {
   kR1Zero,  // "A conversation between User and Assistant. ... User: {q}. Assistant:"
   kPlain,   // "User: {q}\nAssistant:"
 };
+// Recipe and flag spellings.
+inline constexpr EnumName<ChatTemplateKind> kChatTemplateNames[] = {
+    {ChatTemplateKind::kR1Zero, "r1_zero"}, {ChatTemplateKind::kPlain, "plain"}};
 
 // The R1-Zero preamble, everything before " User:" (Table 1 of the R1 paper).
 inline constexpr std::string_view kR1ZeroPreamble =

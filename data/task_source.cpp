@@ -40,7 +40,7 @@ void TaskSection::visit(ConfigVisitor& v) {
           names);
   v.field("seed", seed, "problem stream seed (train and held-out streams derive from it)");
   v.field("eval_size", eval_size, "held-out problems (never trained on)", Range::non_negative());
-  v.field("chat_template", chat_template, "prompt template", OneOf{"r1_zero", "plain"});
+  v.field("chat_template", chat_template, "prompt template", kChatTemplateNames);
   v.field("prefill_think", prefill_think, "prompts end in ' <think>'");
   if (!registry.contains(name)) return;  // the name's check reports it
   v.scope(fmt::format("task {}", name));
@@ -78,7 +78,7 @@ std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
 
 ChatTemplateOptions TaskSection::template_options() const {
   ChatTemplateOptions o;
-  o.kind = chat_template == "plain" ? ChatTemplateKind::kPlain : ChatTemplateKind::kR1Zero;
+  o.kind = chat_template;
   o.prefill_think = prefill_think;
   return o;
 }

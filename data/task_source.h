@@ -37,11 +37,11 @@
 namespace r1kit::data {
 
 struct TaskSection {
-  std::string name = "arithmetic";        // a registered task (TaskRegistry)
-  uint64_t seed = 1;                      // problem streams (train and eval derive from it)
-  int64_t eval_size = 200;                // held-out problems
-  std::string chat_template = "r1_zero";  // r1_zero | plain
-  bool prefill_think = false;             // prompts end in " <think>"
+  std::string name = "arithmetic";  // a registered task (TaskRegistry)
+  uint64_t seed = 1;                // problem streams (train and eval derive from it)
+  int64_t eval_size = 200;          // held-out problems
+  ChatTemplateKind chat_template = ChatTemplateKind::kR1Zero;  // r1_zero | plain
+  bool prefill_think = false;                                  // prompts end in " <think>"
 
   TaskSection() = default;
   TaskSection(const TaskSection& o);

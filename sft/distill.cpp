@@ -92,7 +92,7 @@ SftRecipe DistillRecipe::sft_recipe() const {
     r.tokenizer.path = tokenizer.path;
   else if (model.from.empty())
     r.tokenizer.path = teacher.from + "/tokenizer.model";
-  r.data.source = "jsonl";
+  r.data.source = SftSource::kJsonl;
   r.data.path = traces_path();
   r.data.seed = data.seed;
   r.task = task;  // its chat template renders the traces' prompts

@@ -32,7 +32,7 @@ Status SftRecipe::validate() const {
 }
 
 StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r) {
-  if (r.data.source == "jsonl") return read_sft_jsonl(r.data.path);
+  if (r.data.source == SftSource::kJsonl) return read_sft_jsonl(r.data.path);
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
   ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
   std::vector<TextExample> out;
@@ -146,39 +146,37 @@ double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, 
   return n > 0 ? nll / n : NAN;
 }
 
-}  // namespace
+// The tokenizer: the recipe's, model.from's, or one trained on the rendered examples (so
+// the template's preamble gets its own pieces too).
+StatusOr<train::ResolvedTokenizer> sft_tokenizer(const SftRecipe& r,
+                                                 const std::vector<TextExample>& examples,
+                                                 const data::ChatTemplateOptions& topts) {
+  return train::resolve_tokenizer(
+      r.tokenizer, r.model.from, r.checkpoint.dir, [&](const std::string& path) {
+        data::TokenizerTrainOptions opts;
+        for (const auto& ex : examples) {
+          data::ChatTemplateOptions o = topts;
+          if (ex.system_prompt) o.system_prompt = ex.system_prompt;
+          opts.lines.push_back(data::render_sft_example(o, ex.question, ex.response).text);
+        }
+        opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
+        R1_LOG(info, "training a {}-piece tokenizer on {} examples", opts.vocab_size,
+               examples.size());
+        return data::Tokenizer::train(opts, path);
+      });
+}
 
-StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
-
-  // 1. Examples, tokenizer, split.
-  ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
-  const data::ChatTemplateOptions topts = r.task.template_options();
-  // The tokenizer: the recipe's, model.from's, or one trained on the rendered examples (so
-  // the template's preamble gets its own pieces too).
-  ASSIGN_OR_RETURN(
-      auto resolved,
-      train::resolve_tokenizer(
-          r.tokenizer, r.model.from, r.checkpoint.dir, [&](const std::string& path) {
-            data::TokenizerTrainOptions opts;
-            for (const auto& ex : examples) {
-              data::ChatTemplateOptions o = topts;
-              if (ex.system_prompt) o.system_prompt = ex.system_prompt;
-              opts.lines.push_back(data::render_sft_example(o, ex.question, ex.response).text);
-            }
-            opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
-            R1_LOG(info, "training a {}-piece tokenizer on {} examples", opts.vocab_size,
-                   examples.size());
-            return data::Tokenizer::train(opts, path);
-          }));
-  const data::Tokenizer& tok = resolved.tokenizer;
+// Tokenized examples, split into training and held-out samples by a seeded shuffle
+// (JSONL files are often sorted).
+StatusOr<SftData> split_sft_data(const SftRecipe& r, const std::vector<TextExample>& examples,
+                                 const data::Tokenizer& tok,
+                                 const data::ChatTemplateOptions& topts) {
   int64_t dropped = 0;
   auto samples = tokenize_examples(examples, tok, topts, r.data.max_seq_len, &dropped);
   if (dropped > 0)
     R1_LOG(warn, "{} examples dropped: their prompt fills data.max_seq_len={}", dropped,
            r.data.max_seq_len);
   if (samples.size() < 2) return InvalidArgument("data: fewer than 2 usable examples");
-  // A seeded shuffle decides the held-out split (JSONL files are often sorted).
   auto gen = at::detail::createCPUGenerator(derive_seed(r.data.seed, {0x53504C54ULL}));
   auto perm = torch::randperm(static_cast<int64_t>(samples.size()), gen, torch::kLong);
   const int64_t n_eval = static_cast<int64_t>(samples.size() * r.data.holdout_fraction);
@@ -190,21 +188,42 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   for (const auto& s : data.train()) resp_tokens += s.ids.size() - s.n_prompt;
   R1_LOG(info, "sft data: {} train / {} held-out examples, {} response tokens, vocabulary {}",
          data.train().size(), data.eval().size(), resp_tokens, tok.vocab_size());
+  return data;
+}
 
-  // 2. Model (fp32 master weights) and optimizer, resumed when a checkpoint exists.
+train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size,
+                                          const std::string& tokenizer_path) {
   train::TrainingRunOptions ro;
   ro.model = r.model;
   ro.optim = r.train.optim;
   ro.checkpoint = r.checkpoint;
-  ro.vocab_size = tok.vocab_size();
+  ro.vocab_size = vocab_size;
   ro.seed = r.train.seed;
-  ro.tokenizer_path = resolved.path;
+  ro.tokenizer_path = tokenizer_path;
   ro.recipe = config_to_json(r);
+  // Keys that do not change what is computed.
   ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
                    "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
   ro.log_note = fmt::format("compute {}",
                             enum_name<policy::Precision>(r.train.compute, policy::kPrecisionNames));
-  ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
+  return ro;
+}
+
+}  // namespace
+
+StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+
+  // 1. Examples, tokenizer, split.
+  ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
+  const data::ChatTemplateOptions topts = r.task.template_options();
+  ASSIGN_OR_RETURN(train::ResolvedTokenizer resolved, sft_tokenizer(r, examples, topts));
+  const data::Tokenizer& tok = resolved.tokenizer;
+  ASSIGN_OR_RETURN(SftData data, split_sft_data(r, examples, tok, topts));
+
+  // 2. Model (fp32 master weights) and optimizer, resumed when a checkpoint exists.
+  ASSIGN_OR_RETURN(train::TrainingRun run,
+                   train::TrainingRun::start(sft_run_options(r, tok.vocab_size(), resolved.path)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();

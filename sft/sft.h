@@ -30,20 +30,25 @@
 
 namespace r1kit::sft {
 
+// Where SFT examples come from: the recipe's task (its problems' traces) or a JSONL file.
+enum class SftSource { kTask, kJsonl };
+inline constexpr EnumName<SftSource> kSftSourceNames[] = {{SftSource::kTask, "task"},
+                                                          {SftSource::kJsonl, "jsonl"}};
+
 struct SftDataSection {
-  std::string source = "task";     // task | jsonl
-  std::string path;                // jsonl: the file
-  int64_t n_examples = 4000;       // task: training problems learned
-  uint64_t seed = 1;               // shuffles the train/held-out split
-  double holdout_fraction = 0.05;  // examples held out for the eval loss
-  bool pack = true;                // pack samples into rows of max_seq_len
-  int64_t max_seq_len = 256;       // row length (packed) / truncation length
+  SftSource source = SftSource::kTask;  // task | jsonl
+  std::string path;                     // jsonl: the file
+  int64_t n_examples = 4000;            // task: training problems learned
+  uint64_t seed = 1;                    // shuffles the train/held-out split
+  double holdout_fraction = 0.05;       // examples held out for the eval loss
+  bool pack = true;                     // pack samples into rows of max_seq_len
+  int64_t max_seq_len = 256;            // row length (packed) / truncation length
 
   void visit(ConfigVisitor& v) {
     v.field("source", source,
             "where examples come from: task (the recipe's task: its training problems with "
             "their step-by-step traces) or jsonl (prompt/response pairs in data.path)",
-            OneOf{"task", "jsonl"});
+            kSftSourceNames);
     v.field("path", path, "jsonl: {prompt, response} or {messages} objects, one per line");
     v.field("n_examples", n_examples,
             "task: the first N problems of the task's training stream (never its held-out ones)",
@@ -57,7 +62,7 @@ struct SftDataSection {
             Range::at_least(8));
   }
   Status validate() const {
-    if (source == "jsonl" && path.empty())
+    if (source == SftSource::kJsonl && path.empty())
       return InvalidArgument("data.source=jsonl needs data.path");
     return OkStatus();
   }

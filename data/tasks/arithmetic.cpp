@@ -21,12 +21,16 @@
 namespace r1kit::data {
 namespace {
 
+enum class ArithmeticTrace { kDirect, kColumns };
+inline constexpr EnumName<ArithmeticTrace> kArithmeticTraceNames[] = {
+    {ArithmeticTrace::kDirect, "direct"}, {ArithmeticTrace::kColumns, "columns"}};
+
 struct ArithmeticTaskOptions {
-  int64_t max_a = 99;            // a in [2, max_a]
-  int64_t max_b = 9;             // b in [2, max_b]
-  int64_t max_c = 99;            // c in [0, max_c]
-  std::string trace = "direct";  // direct | columns
-  double trace_slips = 0;        // share of SFT traces with a slipped product
+  int64_t max_a = 99;                                // a in [2, max_a]
+  int64_t max_b = 9;                                 // b in [2, max_b]
+  int64_t max_c = 99;                                // c in [0, max_c]
+  ArithmeticTrace trace = ArithmeticTrace::kDirect;  // direct | columns
+  double trace_slips = 0;                            // share of SFT traces with a slipped product
 
   void visit(ConfigVisitor& v) {
     v.field("max_a", max_a, "a in [2, max_a]", Range::at_least(2));
@@ -35,7 +39,7 @@ struct ArithmeticTaskOptions {
     v.field("trace", trace,
             "the SFT trace, direct (23*7=161. 161+5=166.) or columns (digit by digit with "
             "carries: 23*7: 3*7=21, 2*7+2=16, so 161. ...)",
-            OneOf{"direct", "columns"});
+            kArithmeticTraceNames);
     v.field("trace_slips", trace_slips,
             "share of SFT traces with a slip, as an imperfect teacher writes them (a*b "
             "misremembered as a*(b-1) or a*(b+1) and carried to a wrong answer); rewards and "
@@ -50,7 +54,7 @@ TaskSample arithmetic_problem(const ArithmeticTaskOptions& o, uint64_t seed, uin
   uint64_t t = mix64(derive_seed(seed, {0x736c6970ULL, index}));  // the slip stream
   const bool slip = o.trace_slips > 0 && static_cast<double>(t >> 11) * 0x1.0p-53 < o.trace_slips;
   const int64_t ab = slip ? a * (b + ((mix64(t) & 1) ? 1 : -1)) : a * b, r = ab + c;
-  const bool columns = o.trace == "columns";
+  const bool columns = o.trace == ArithmeticTrace::kColumns;
   // A slipped product is written whole ("7*8=63."), as a misremembered fact.
   const std::string product =
       columns && !slip ? column_product_trace(a, b) : fmt::format("{}*{}={}.", a, b, ab);
