@@ -1,9 +1,9 @@
 #include "grpo/rollout_step.h"
 
-#include <chrono>
 #include <numeric>
 
 #include "core/rng.h"
+#include "core/timer.h"
 #include "grpo/dynamic_sampling.h"
 #include "grpo/kl.h"
 #include "grpo/policy_loss.h"
@@ -12,13 +12,6 @@
 #include "rollout/engine.h"
 
 namespace r1kit::grpo {
-namespace {
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-}  // namespace
 
 struct RolloutCollector::Round {
   std::vector<data::TaskSample> problems;
@@ -101,10 +94,10 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
     // Every rank draws n problems of its own: rank r takes [pos + r n, pos + (r+1) n).
     const uint64_t first = data_pos + static_cast<uint64_t>(rank_ * n);
     data_pos += static_cast<uint64_t>(n * world_);
-    const auto t_gen = Clock::now();
+    const auto t_gen = SteadyClock::now();
     ASSIGN_OR_RETURN(Round round, generate_round(step, first, n));
     out.generate_s += seconds_since(t_gen);
-    const auto t_rew = Clock::now();
+    const auto t_rew = SteadyClock::now();
     score_round(round, out);
     out.reward_s += seconds_since(t_rew);
     out.groups_seen += n;
@@ -164,7 +157,7 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
     for (int64_t j = 0; j < G; ++j) tb.row_prompts.push_back(prompt);
   tb.rewards = ro.rewards.reshape({-1}).to(torch::kFloat);
   if (reference) {
-    const auto t_ref = Clock::now();
+    const auto t_ref = SteadyClock::now();
     tb.ref_logprobs = logprobs_no_grad(*reference, tb.row_prompts, tb.completions,
                                        r.rollout.temperature, r.grpo.micro_batch_size);
     tb.ref_seconds = seconds_since(t_ref);

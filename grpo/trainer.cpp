@@ -1,12 +1,12 @@
 #include "grpo/trainer.h"
 
-#include <chrono>
 #include <cmath>
 
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/metric_names.h"
 #include "core/metrics.h"
+#include "core/timer.h"
 #include "eval/evaluate.h"
 #include "grpo/step_metrics.h"
 #include "grpo/update_step.h"
@@ -17,11 +17,6 @@
 
 namespace r1kit::grpo {
 namespace {
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 rollout::NamedTensors named_weights(policy::TransformerImpl& m) {
   rollout::NamedTensors out;
@@ -121,7 +116,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
   // over the other (busy) core slows both (bench/RESULTS.md).
   if (r.rollout.overlap && r.rollout.workers.empty()) t->one_blas_thread_.emplace(1);
-  t->t_start_ = Clock::now();
+  t->t_start_ = SteadyClock::now();
   return t;
 }
 
@@ -183,7 +178,7 @@ Status GrpoTrainer::sync_weights() {
 Status GrpoTrainer::evaluate(std::map<std::string, double>& m) {
   if (tasks_.eval().empty()) return OkStatus();
   wait_for_overlap();
-  const auto t_eval = Clock::now();
+  const auto t_eval = SteadyClock::now();
   eval::EvalOptions o;
   o.k = 1;
   o.temperature = r_.rollout.temperature;
@@ -203,7 +198,7 @@ Status GrpoTrainer::evaluate(std::map<std::string, double>& m) {
 }
 
 StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
-  const auto t_step = Clock::now();
+  const auto t_step = SteadyClock::now();
   StepMetrics m;
   ASSIGN_OR_RETURN(RolloutBatch ro, next_rollout());
   add_rollout_metrics(ro, step_, r_.grpo.loss.dynamic_sampling, m);
@@ -228,7 +223,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   m[metric::kTimeTrain] = train_s;
   if (!m.contains(metric::kReward)) m[metric::kReward] = NAN;
 
-  const auto t_sync = Clock::now();
+  const auto t_sync = SteadyClock::now();
   RETURN_IF_ERROR(sync_weights());
   m[metric::kTimeSync] = seconds_since(t_sync);
   m[metric::kPolicyVersion] = static_cast<double>(step_ + 1);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/timer.h"
 #include "policy/logprobs.h"
 #include "train/optim.h"
 
@@ -91,12 +92,12 @@ void all_reduce_normalizer(LossNormalizer& norm, train::DataParallel& dp) {
   norm.tokens = t[0].item<double>();
   norm.sequences = t[1].item<double>();
 }
-void all_reduce_gradients(const std::vector<torch::Tensor>& params, train::DataParallel& dp) {
-  for (const auto& p : params) {
+void all_reduce_gradients(std::vector<torch::Tensor>& params, train::DataParallel& dp) {
+  for (auto& p : params) {
     if (!p.requires_grad()) continue;
     // Every rank reduces every parameter, in the same order: a rank whose rows were all
     // skipped (or whose tokens reached no copy of an expert) sends zeros.
-    if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     auto g = p.grad();
     dp.all_reduce_sum(g);
   }
@@ -107,7 +108,7 @@ void all_reduce_gradients(const std::vector<torch::Tensor>& params, train::DataP
 UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimizer& optimizer,
                            const TrainBatch& batch, const GrpoRecipe& r, int64_t step,
                            train::DataParallel& dp) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = SteadyClock::now();
   const GrpoLossConfig& lc = r.grpo.loss;
   const int64_t B = batch.completions.token_ids.size(0);
   UpdateResult res;
@@ -119,7 +120,7 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
                          r.grpo.mtp_coef == 0;
   const auto adv_cpu = batch.advantages.advantages.to(torch::kFloat).contiguous();
   const float* adv_host = adv_cpu.data_ptr<float>();
-  const auto params = model.parameters();
+  auto params = model.parameters();
   bool have_stats = false;
   for (int64_t epoch = 0; epoch < r.grpo.mu; ++epoch) {
     const std::vector<int64_t> order = pass_order(B, r, step, epoch);
@@ -155,7 +156,7 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
     }
   }
   res.rows = B * r.grpo.mu;
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = seconds_since(t0);
   return res;
 }
 

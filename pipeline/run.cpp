@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "core/timer.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "reward/plugin.h"
@@ -77,10 +78,6 @@ Status add_timing(const std::string& run_dir, const std::string& stage, double s
   e["seconds"] = e.value("seconds", 0.0) + seconds;
   e["steps"] = e.value("steps", int64_t{0}) + steps;
   return write_file_atomic(run_dir + "/timing.json", j.dump(2) + "\n");
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // The stage whose final model GRPO starts from.

@@ -9,6 +9,8 @@
 
 #include "core/blas_threads.h"
 #include "core/rng.h"
+#include "core/timer.h"
+#include "core/timer.h"
 #include "data/tokenizer.h"
 #include "policy/decode_threads.h"
 #include "rollout/sampling.h"
@@ -17,10 +19,6 @@ namespace r1kit::rollout {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Extra tokens decoded before the newest ones when looking for a stop string: enough
 // to cover a string split across tokens, and a multi-byte character split across
