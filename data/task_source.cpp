@@ -94,8 +94,9 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
     t.skipped_lines_ = file.skipped_lines;
     t.skip_reasons_ = file.skip_reasons;
     if (file.skipped_lines > 0) {
-      R1_LOG(warn, "task {}: skipped {} bad line(s) (task.skip_bad_lines), the first: {}",
-             section.name, file.skipped_lines, fmt::join(file.skip_reasons, "; "));
+      R1_LOG(warn, "task {}: skipped {} bad line(s) (task.skip_bad_lines); the first {}: {}",
+             section.name, file.skipped_lines, file.skip_reasons.size(),
+             fmt::join(file.skip_reasons, "; "));
     }
     std::vector<TaskSample>& all = file.samples;
     if (all.empty())
