@@ -40,7 +40,18 @@ namespace r1kit::data {
 struct TaskSample {
   std::string question;     // the user's question (without chat template)
   std::string trace;        // a step-by-step solution, for SFT ("" if none)
-  nlohmann::json metadata;  // what the rewards read; always has "answer"
+  nlohmann::json metadata;  // what the rewards read; "answer" (a file's line may lack it)
+  // The whole conversation when the problem came as one (a jsonl line's "messages": an
+  // array of {"role", "content", ...} objects as in the file); null otherwise. `question`
+  // is its last user message before the final assistant turn, `trace` that turn.
+  nlohmann::json messages = nullptr;
+};
+
+// The problems of a file task's file, in file order, and the bad lines it skipped.
+struct TaskFile {
+  std::vector<TaskSample> samples;
+  int64_t skipped_lines = 0;              // bad lines skipped (jsonl: task.skip_bad_lines)
+  std::vector<std::string> skip_reasons;  // the first few, "file:line: what is wrong"
 };
 
 // A task with its options. Copy with clone(); bind the options with visit().
@@ -57,9 +68,10 @@ class Task {
   // Problem `index` of stream `seed`, a pure function of (options, seed, index).
   // Procedural tasks only (a file task returns an empty sample).
   virtual TaskSample generate(uint64_t seed, uint64_t index) const = 0;
-  // Every problem of a file task, in file order (errors name the file and line).
+  // Every problem of a file task, in file order (errors name the file and line), with
+  // the count of bad lines skipped when the task's options say to skip them.
   // Procedural tasks: FailedPrecondition.
-  virtual StatusOr<std::vector<TaskSample>> load() const = 0;
+  virtual StatusOr<TaskFile> load() const = 0;
   // The checker (role accuracy) and R1's format reward (told whether prompts end in a
   // prefilled "<think>").
   virtual std::vector<reward::RewardSpec> default_rewards(bool prefill_think) const = 0;
@@ -93,7 +105,7 @@ class ProceduralTask final : public Task {
   TaskSample generate(uint64_t seed, uint64_t index) const override {
     return fns_.generate(options_, seed, index);
   }
-  StatusOr<std::vector<TaskSample>> load() const override {
+  StatusOr<TaskFile> load() const override {
     return FailedPrecondition("a procedural task has no file to load");
   }
   std::vector<reward::RewardSpec> default_rewards(bool prefill_think) const override {

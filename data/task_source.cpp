@@ -1,11 +1,13 @@
 #include "data/task_source.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <numeric>
 #include <stdexcept>
 
+#include "core/logging.h"
 #include "core/rng.h"
 
 namespace r1kit::data {
@@ -88,8 +90,21 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
   TaskSource t;
   t.section_ = section;
   if (!section.task().procedural()) {
-    ASSIGN_OR_RETURN(auto all, section.task().load());
-    if (all.empty()) return InvalidArgument("task {}: no problems", section.name);
+    ASSIGN_OR_RETURN(TaskFile file, section.task().load());
+    t.skipped_lines_ = file.skipped_lines;
+    t.skip_reasons_ = file.skip_reasons;
+    if (file.skipped_lines > 0) {
+      R1_LOG(warn, "task {}: skipped {} bad line(s) (task.skip_bad_lines); the first {}: {}",
+             section.name, file.skipped_lines, file.skip_reasons.size(),
+             fmt::join(file.skip_reasons, "; "));
+    }
+    std::vector<TaskSample>& all = file.samples;
+    if (all.empty())
+      return InvalidArgument("task {}: no problems{}", section.name,
+                             file.skipped_lines > 0
+                                 ? fmt::format(" ({} bad lines skipped: {})", file.skipped_lines,
+                                               fmt::join(file.skip_reasons, "; "))
+                                 : "");
     // A seeded shuffle, then the first eval_size lines are held out (files are often
     // sorted by difficulty or source).
     std::vector<size_t> order(all.size());
@@ -173,6 +188,11 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> TaskSource::solved_pr
           "from{}",
           section_.name, i, p.question.substr(0, 60),
           section_.task().procedural() ? "" : " (give each line a \"trace\")");
+    if (!p.metadata.contains("answer"))
+      return InvalidArgument(
+          "task.name={}: training problem {} (\"{}\") has no answer to end its response in "
+          "(give each line an \"answer\")",
+          section_.name, i, p.question.substr(0, 60));
     out.emplace_back(std::move(p.question), std::move(resp));
   }
   return out;

@@ -82,6 +82,10 @@ class TaskSource {
   std::vector<TaskSample> train_batch(uint64_t first, int64_t n) const;
   // The held-out problems.
   const std::vector<TaskSample>& eval() const { return eval_; }
+  // A file task's bad lines skipped (task.skip_bad_lines; logged as a warning by
+  // create()), and the first few reasons, "file:line: what is wrong".
+  int64_t skipped_lines() const { return skipped_lines_; }
+  const std::vector<std::string>& skip_reasons() const { return skip_reasons_; }
   // The prompt text of a problem under the section's chat template.
   std::string render(const TaskSample& s) const;
   // The SFT response for a problem's trace ("<think> trace </think> <answer> a </answer>",
@@ -89,7 +93,8 @@ class TaskSource {
   // present, the answer the trace reaches, else "answer"). "" when it has no trace.
   std::string sft_response(const TaskSample& s) const;
   // The first `n` training problems as SFT examples (question, sft_response): what SFT
-  // and pretraining learn from. InvalidArgument naming the task when one has no trace.
+  // and pretraining learn from. InvalidArgument naming the task when one has no trace
+  // or no answer.
   StatusOr<std::vector<std::pair<std::string, std::string>>> solved_problems(int64_t n) const;
   const TaskSection& section() const { return section_; }
 
@@ -99,6 +104,8 @@ class TaskSource {
   std::vector<TaskSample> file_train_;  // file task: the training lines, shuffled
   std::vector<TaskSample> eval_;
   std::unordered_set<std::string> eval_questions_;
+  int64_t skipped_lines_ = 0;
+  std::vector<std::string> skip_reasons_;
 };
 
 // Applies `args` ("KEY=VALUE", the --task-arg flags of the CLI) onto `section`, checked

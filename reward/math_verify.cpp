@@ -8,6 +8,10 @@
 #include "reward/exact.h"
 
 namespace r1kit::reward {
+
+using data::gsm8k_answer;
+using data::match_brace;
+
 namespace {
 
 // Answers longer than this are not parsed as math (string comparison still applies).
@@ -31,20 +35,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-// Position just past the brace group that opens at `open` (s[open] == '{'), or npos.
-size_t match_brace(std::string_view s, size_t open) {
-  int depth = 0;
-  for (size_t i = open; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '}')) {
-      ++i;  // escaped brace: \{ \}
-      continue;
-    }
-    if (s[i] == '{') ++depth;
-    if (s[i] == '}' && --depth == 0) return i + 1;
-  }
-  return std::string_view::npos;
 }
 
 // Replaces every occurrence of `from` with `to` (left to right, no rescanning).
@@ -103,44 +93,6 @@ std::vector<AnswerSource> default_answer_sources() {
           AnswerSource::kGsm8k};
 }
 
-std::string last_boxed(std::string_view text, std::vector<std::string>* all) {
-  std::string last;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t b = text.find('\\', i);
-    if (b == std::string_view::npos) break;
-    size_t len = 0;
-    if (text.compare(b, 6, "\\boxed") == 0) len = 6;
-    if (text.compare(b, 5, "\\fbox") == 0) len = 5;
-    if (len == 0) {
-      i = b + 1;
-      continue;
-    }
-    size_t j = b + len;
-    while (j < text.size() && text[j] == ' ') ++j;
-    if (j < text.size() && text[j] == '{') {
-      size_t end = match_brace(text, j);
-      if (end == std::string_view::npos) {  // unbalanced: nothing after it can close
-        i = j + 1;
-        continue;
-      }
-      last = std::string(text.substr(j + 1, end - j - 2));
-      if (all) all->push_back(last);
-      i = end;
-    } else if (j > b + len && j < text.size()) {
-      // "\boxed 5": one token up to a space or '$' (hendrycks' `\boxed ` form).
-      size_t k = j;
-      while (k < text.size() && text[k] != '$' && text[k] != ' ' && text[k] != '\n') ++k;
-      last = std::string(text.substr(j, k - j));
-      if (all) all->push_back(last);
-      i = k;
-    } else {
-      i = j;
-    }
-  }
-  return last;
-}
-
 namespace {
 
 // Checks several \boxed answers: distinct values are a hedge. More than 16 distinct
@@ -174,15 +126,6 @@ std::optional<std::string> final_answer_is(std::string_view text) {
   if (dot != std::string_view::npos) rest = rest.substr(0, dot + 1);
   size_t hope = rest.find("I hope");
   if (hope != std::string_view::npos) rest = rest.substr(0, hope);
-  return std::string(trim(rest));
-}
-
-std::optional<std::string> gsm8k_answer(std::string_view text) {
-  size_t p = text.rfind("####");
-  if (p == std::string_view::npos) return std::nullopt;
-  std::string_view rest = text.substr(p + 4);
-  size_t end = rest.find('\n');
-  if (end != std::string_view::npos) rest = rest.substr(0, end);
   return std::string(trim(rest));
 }
 
@@ -229,13 +172,6 @@ ExtractedAnswer extract_answer(std::string_view completion,
     }
   }
   return out;
-}
-
-std::string gold_answer_text(std::string_view gold) {
-  std::string boxed = last_boxed(gold);
-  if (!boxed.empty()) return boxed;
-  if (auto g = gsm8k_answer(gold)) return *g;
-  return std::string(trim(gold));
 }
 
 // ---------------------------------------------------------------- normalisation

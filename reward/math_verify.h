@@ -26,6 +26,8 @@
 #include <string_view>
 #include <vector>
 
+#include "data/task_answer.h"
+
 namespace r1kit::reward {
 
 // Where an answer can come from, tried in the order the caller lists them.
@@ -50,13 +52,12 @@ std::vector<AnswerSource> default_answer_sources();
 ExtractedAnswer extract_answer(std::string_view completion,
                                const std::vector<AnswerSource>& sources = default_answer_sources());
 
-// The contents of the last brace-matched \boxed{...} (or \fbox{...}) in `text`; with
-// `all` non-null, every boxed content in order. Empty when there is none.
-std::string last_boxed(std::string_view text, std::vector<std::string>* all = nullptr);
-
-// Reads a gold answer as datasets give it: a MATH solution (its last \boxed), a GSM8K
-// answer ("... #### 72"), or the bare answer.
-std::string gold_answer_text(std::string_view gold);
+// Gold answers as datasets give them (data/task_answer.h, shared with the jsonl task):
+// last_boxed(text, all) is the contents of the last brace-matched \boxed{...} (or
+// \fbox{...}; every boxed content in order into `all`); gold_answer_text(gold) reads a
+// MATH solution (its last \boxed), a GSM8K answer ("... #### 72"), or the bare answer.
+using data::gold_answer_text;
+using data::last_boxed;
 
 // Canonical text of an answer: LaTeX spacing, $, \left/\right, \dfrac/\tfrac, \text
 // units, degrees, percent, a trailing period and thousands separators removed; spaces

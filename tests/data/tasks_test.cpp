@@ -140,11 +140,11 @@ TEST(TaskJsonlTest, LoadsAndReportsErrors) {
   auto load = [&](const TaskSection& t) { return t.task().load(); };
   auto ok = load(sec);
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
-  ASSERT_EQ(ok->size(), 2u);
-  EXPECT_EQ((*ok)[0].question, "What is 2+2?");
-  EXPECT_EQ((*ok)[0].metadata, nlohmann::json({{"answer", "4"}}));
-  EXPECT_EQ((*ok)[1].trace, "1 + 2 = 3.");
-  EXPECT_EQ((*ok)[1].metadata["target"], 3);
+  ASSERT_EQ(ok->samples.size(), 2u);
+  EXPECT_EQ(ok->samples[0].question, "What is 2+2?");
+  EXPECT_EQ(ok->samples[0].metadata, nlohmann::json({{"answer", "4"}}));
+  EXPECT_EQ(ok->samples[1].trace, "1 + 2 = 3.");
+  EXPECT_EQ(ok->samples[1].metadata["target"], 3);
   {
     std::ofstream f(path);
     f << R"({"prompt": "ok"})"
