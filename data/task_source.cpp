@@ -40,7 +40,9 @@ void TaskSection::visit(ConfigVisitor& v) {
           names);
   v.field("seed", seed, "problem stream seed (train and held-out streams derive from it)");
   v.field("eval_size", eval_size, "held-out problems (never trained on)", Range::non_negative());
-  v.field("chat_template", chat_template, "prompt template", kChatTemplateNames);
+  v.field("chat_template", chat_template,
+          "prompt template: r1_zero | plain | model (the checkpoint's own Jinja chat template, "
+          "from model.from's tokenizer_config.json) | a .jinja file");
   v.field("prefill_think", prefill_think, "prompts end in ' <think>'");
   if (!registry.contains(name)) return;  // the name's check reports it
   v.scope(fmt::format("task {}", name));
@@ -54,6 +56,8 @@ Status TaskSection::validate() const {
       known += (known.empty() ? "" : ", ") + n;
     return InvalidArgument("task.name={}: unknown task (known tasks: {})", name, known);
   }
+  RETURN_IF_ERROR(
+      parse_chat_template_spec(chat_template).status().with_context("task.chat_template"));
   return task().validate();
 }
 
@@ -76,17 +80,19 @@ std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
   return task().default_rewards(prefill_think);
 }
 
-ChatTemplateOptions TaskSection::template_options() const {
-  ChatTemplateOptions o;
-  o.kind = chat_template;
-  o.prefill_think = prefill_think;
-  return o;
+StatusOr<ChatTemplateOptions> TaskSection::template_options(std::string_view model_dir) const {
+  const StatusOr<ChatTemplateSpec> spec = parse_chat_template_spec(chat_template);
+  if (!spec.ok()) return spec.status().with_context("task.chat_template");
+  auto opts = resolve_chat_template(*spec, model_dir, prefill_think);
+  if (!opts.ok()) return opts.status().with_context("task.chat_template");
+  return opts;
 }
 
-StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
+StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_view model_dir) {
   RETURN_IF_ERROR(section.validate());
   TaskSource t;
   t.section_ = section;
+  ASSIGN_OR_RETURN(t.template_, section.template_options(model_dir));
   if (!section.task().procedural()) {
     ASSIGN_OR_RETURN(auto all, section.task().load());
     if (all.empty()) return InvalidArgument("task {}: no problems", section.name);
@@ -144,7 +150,7 @@ std::vector<TaskSample> TaskSource::train_batch(uint64_t first, int64_t n) const
 }
 
 std::string TaskSource::render(const TaskSample& s) const {
-  return render_prompt(section_.template_options(), s.question);
+  return render_prompt(template_, s.question);
 }
 
 std::string TaskSource::sft_response(const TaskSample& s) const {

@@ -33,7 +33,7 @@ Status SftRecipe::validate() const {
 
 StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r) {
   if (r.data.source == SftSource::kJsonl) return read_sft_jsonl(r.data.path);
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task, r.model.from));
   ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
   std::vector<TextExample> out;
   for (auto& [question, response] : solved)
@@ -216,7 +216,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
 
   // 1. Examples, tokenizer, split.
   ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
-  const data::ChatTemplateOptions topts = r.task.template_options();
+  ASSIGN_OR_RETURN(const data::ChatTemplateOptions topts, r.task.template_options(r.model.from));
   ASSIGN_OR_RETURN(train::ResolvedTokenizer resolved, sft_tokenizer(r, examples, topts));
   const data::Tokenizer& tok = resolved.tokenizer;
   ASSIGN_OR_RETURN(SftData data, split_sft_data(r, examples, tok, topts));
