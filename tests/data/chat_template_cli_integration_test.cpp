@@ -52,13 +52,14 @@ TEST_F(TokenizerRenderCli, RendersEachLineInOrder) {
       R"({"messages": [{"role": "user", "content": "q"}], "add_generation_prompt": true, "enable_thinking": false})"
       "\n");
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_EQ(out,
-            R"({"text":"<s><|im_start|>user\nhi \"there\"<|im_end|>\n<|im_start|>assistant\n"})"
-            "\n"
-            R"({"text":"<s><|im_start|>system\nS<|im_end|>\n<|im_start|>user\né<|im_end|>\n<|im_start|>assistant\nok<|im_end|>\n"})"
-            "\n"
-            R"({"text":"<s><|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"})"
-            "\n");
+  EXPECT_EQ(
+      out,
+      R"({"text":"<s><|im_start|>user\nhi \"there\"<|im_end|>\n<|im_start|>assistant\n"})"
+      "\n"
+      R"({"text":"<s><|im_start|>system\nS<|im_end|>\n<|im_start|>user\né<|im_end|>\n<|im_start|>assistant\nok<|im_end|>\n"})"
+      "\n"
+      R"({"text":"<s><|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"})"
+      "\n");
 }
 
 TEST_F(TokenizerRenderCli, BadLinesNameFileAndLine) {
