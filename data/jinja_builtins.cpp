@@ -3,6 +3,8 @@
 #include "data/jinja_builtins.h"
 
 #include <fmt/format.h>
+#include <locale.h>
+#include <wctype.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,39 +14,46 @@
 namespace r1kit::data::jinja {
 namespace {
 
-std::string ascii_lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
+// Unicode simple case mapping through glibc's C.UTF-8 locale (ASCII only when the
+// locale is missing). Python uses the full mapping, which differs for a few characters
+// ("ß".upper() is "SS" there, "ß" here).
+locale_t utf8_locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  return loc;
 }
-std::string ascii_upper(std::string s) {
-  for (char& c : s)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  return s;
+char32_t map_case(char32_t c, bool upper) {
+  if (c < 0x80 || utf8_locale() == static_cast<locale_t>(0)) {
+    if (upper && c >= 'a' && c <= 'z') return c - 'a' + 'A';
+    if (!upper && c >= 'A' && c <= 'Z') return c - 'A' + 'a';
+    return c;
+  }
+  if (c >= 0xdc80 && c <= 0xdcff) return c;  // a lone byte (utf8_decode)
+  return static_cast<char32_t>(upper ? towupper_l(static_cast<wint_t>(c), utf8_locale())
+                                     : towlower_l(static_cast<wint_t>(c), utf8_locale()));
+}
+bool is_cased(char32_t c) {
+  return map_case(c, true) != c || map_case(c, false) != c;
 }
 bool is_alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-// Python's str.title() on ASCII letters: upper after a non-letter, lower after a letter.
+// Python's str.title(): upper after an uncased character, lower after a cased one.
 std::string py_title(const std::string& s) {
-  std::string out = s;
+  std::vector<char32_t> cps = utf8_decode(s);
   bool prev_cased = false;
-  for (char& c : out) {
-    if (is_alpha(c)) {
-      c = prev_cased ? ascii_lower(std::string(1, c))[0] : ascii_upper(std::string(1, c))[0];
-      prev_cased = true;
-    } else {
-      prev_cased = false;
-    }
+  for (char32_t& c : cps) {
+    const bool cased = is_cased(c);
+    if (cased) c = map_case(c, !prev_cased);
+    prev_cased = cased;
   }
-  return out;
+  return utf8_encode(cps);
 }
 
 std::string py_capitalize(const std::string& s) {
-  std::string out = ascii_lower(s);
-  if (!out.empty()) out[0] = ascii_upper(out.substr(0, 1))[0];
-  return out;
+  std::vector<char32_t> cps = utf8_decode(s);
+  for (size_t i = 0; i < cps.size(); ++i) cps[i] = map_case(cps[i], i == 0);
+  return utf8_encode(cps);
 }
 
 Status need_string(const Value& v, std::string_view what) {
@@ -180,8 +189,7 @@ StatusOr<Value> str_method(const std::string& s, const std::string& name, const 
     ASSIGN_OR_RETURN(int64_t count, need_int(call_arg(a, 2, "count", Value::integer(-1)), name));
     return Value::string(py_replace(s, o.str(), n.str(), count));
   }
-  if (name == "upper") return Value::string(ascii_upper(s));
-  if (name == "lower") return Value::string(ascii_lower(s));
+  if (name == "upper" || name == "lower") return Value::string(py_case(s, name == "upper"));
   if (name == "title") return Value::string(py_title(s));
   if (name == "capitalize") return Value::string(py_capitalize(s));
   if (name == "find" || name == "count") {
@@ -266,6 +274,12 @@ std::string no_attribute(const Value& obj, const std::string& name) {
 }
 
 }  // namespace
+
+std::string py_case(const std::string& s, bool upper) {
+  std::vector<char32_t> cps = utf8_decode(s);
+  for (char32_t& c : cps) c = map_case(c, upper);
+  return utf8_encode(cps);
+}
 
 Value call_arg(const CallArgs& a, size_t index, std::string_view key, Value fallback) {
   if (index < a.args.size()) return a.args[index];

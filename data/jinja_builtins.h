@@ -35,6 +35,9 @@ StatusOr<std::vector<Value>> iterate(const Value& v);
 // strftime_now (the last two are transformers' additions).
 DictData global_functions();
 
+// Python's str.upper() / lower() (Unicode simple case mapping).
+std::string py_case(const std::string& s, bool upper);
+
 // Python's str.strip family: `chars` undefined or none strips whitespace.
 std::string py_strip(const std::string& s, const Value& chars, bool left, bool right);
 

@@ -39,12 +39,7 @@ StatusOr<Value> filter_string(const Value& v, const CallArgs&) {
 }
 
 StatusOr<Value> filter_case(const Value& v, bool upper) {
-  std::string s = to_str(v);
-  for (char& c : s) {
-    if (upper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-    if (!upper && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return Value::string(std::move(s));
+  return Value::string(py_case(to_str(v), upper));
 }
 StatusOr<Value> filter_upper(const Value& v, const CallArgs&) {
   return filter_case(v, true);
