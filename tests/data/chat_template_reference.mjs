@@ -6,7 +6,8 @@
 // For each tokenizer package below it generates a fixed set of conversations (a seeded
 // generator: the same every run), renders each with the package's chat_template the way
 // transformers' apply_chat_template calls it (messages, add_generation_prompt,
-// bos_token, eos_token, tools=None, plus enable_thinking for Qwen3 in some cases) and
+// bos_token, eos_token, tools (None, or a tool list for some Qwen cases), plus
+// enable_thinking for Qwen3 in some cases) and
 // writes one JSON line per case: {"model", "case", "template", "vars", "text"} (or
 // "error" where the template raised). `template` is the chat_template string itself.
 import { createRequire } from "node:module";
@@ -84,6 +85,36 @@ function pick(r, xs) {
   return xs[Math.floor(r() * xs.length)];
 }
 
+// An assistant message calling tools: DeepSeek-V3 wants content null and JSON-string
+// arguments; Qwen takes an arguments object (rendered with tojson) and text content.
+function toolCall(r, model) {
+  const n = 1 + Math.floor(r() * 2);
+  const calls = [];
+  for (let k = 0; k < n; ++k) {
+    const args = { city: pick(r, ["Paris", "東京", "O'Hare \"airport\""]), days: k + 1, x: [1.5, null, true] };
+    calls.push({
+      type: "function",
+      function: { name: "get_weather", arguments: model === "deepseek_v3" ? JSON.stringify(args) : args },
+    });
+  }
+  return { role: "assistant", content: model === "deepseek_v3" ? null : pick(r, ["", "Let me check."]), tool_calls: calls };
+}
+
+const TOOLS = [
+  {
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "Weather in a city, \"quoted\", é",
+      parameters: {
+        type: "object",
+        properties: { city: { type: "string" }, days: { type: "integer", minimum: 1 } },
+        required: ["city"],
+      },
+    },
+  },
+];
+
 function conversation(r, model) {
   const messages = [];
   if (r() < 0.5) messages.push({ role: "system", content: pick(r, SYSTEMS) });
@@ -93,9 +124,12 @@ function conversation(r, model) {
     const last = t === turns - 1;
     if (!last || r() < 0.5) {
       messages.push({ role: "assistant", content: pick(r, ANSWERS) });
-      // Tool results between turns, for the templates that have a tool role.
-      if (!last && model !== "llama3" && model !== "llama3_1" && r() < 0.15) {
-        messages.push({ role: "tool", content: pick(r, ["42", "{\"ok\": true}", ""]) });
+      // Tool calls and results between turns, for the templates that have them.
+      if (!last && model !== "llama3" && model !== "llama3_1" && r() < 0.25) {
+        messages.push(toolCall(r, model));
+        const results = 1 + Math.floor(r() * 2);
+        for (let k = 0; k < results; ++k)
+          messages.push({ role: "tool", content: pick(r, ["42", "{\"ok\": true}", "", "sunny"]) });
         messages.push({ role: "assistant", content: pick(r, ANSWERS) });
       }
     }
@@ -119,7 +153,7 @@ MODELS.forEach((model, m) => {
     const vars = {
       messages: conversation(r, model),
       add_generation_prompt: r() < 0.6,
-      tools: null,
+      tools: model.startsWith("qwen") && r() < 0.3 ? TOOLS : null,
     };
     const bos = tokenString(config.bos_token);
     const eos = tokenString(config.eos_token);
