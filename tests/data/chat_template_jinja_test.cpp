@@ -79,6 +79,7 @@ TEST(ChatTemplateJinjaTest, ByteExactWithHuggingFaceJinjaOnRealTemplates) {
     ojson extra = ojson::object();
     if (c["vars"].contains("enable_thinking"))
       extra["enable_thinking"] = c["vars"]["enable_thinking"];
+    if (!c["vars"]["tools"].is_null()) extra["tools"] = c["vars"]["tools"];
     auto api = templates.at(model).render(c["vars"]["messages"],
                                           c["vars"]["add_generation_prompt"].get<bool>(), extra);
     ASSERT_TRUE(api.ok()) << where << ": " << api.status().to_string();
