@@ -29,7 +29,7 @@ StatusOr<ojson> special_tokens_of(const ojson& config, const std::string& where)
   return out;
 }
 
-StatusOr<ojson> read_json(const std::string& path) {
+StatusOr<ojson> read_tokenizer_config(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_file(path));
   ojson j = ojson::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("{}: not a JSON object", path);
@@ -37,7 +37,7 @@ StatusOr<ojson> read_json(const std::string& path) {
 }
 
 // tokenizer_config.json's chat_template: a string, or [{"name", "template"}, ...].
-StatusOr<std::string> template_of(const ojson& config, const std::string& where) {
+StatusOr<std::string> chat_template_of(const ojson& config, const std::string& where) {
   if (!config.contains("chat_template") || config["chat_template"].is_null())
     return NotFound("{}: no \"chat_template\"", where);
   const ojson& t = config["chat_template"];
@@ -58,24 +58,24 @@ StatusOr<std::string> template_of(const ojson& config, const std::string& where)
   return InvalidArgument("{}: \"chat_template\" must be a string or a list", where);
 }
 
-bool is_prefix(const std::string& p, const std::string& s) {
+bool starts_with_text(const std::string& p, const std::string& s) {
   return p.size() <= s.size() && s.compare(0, p.size(), p) == 0;
 }
 
 // The first byte where a and b differ, for error messages.
-size_t first_difference(const std::string& a, const std::string& b) {
+size_t first_difference_at(const std::string& a, const std::string& b) {
   size_t i = 0;
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
   return i;
 }
 
-ojson head(const ojson& messages, size_t n) {
+ojson first_messages(const ojson& messages, size_t n) {
   ojson out = ojson::array();
   for (size_t i = 0; i < n; ++i) out.push_back(messages[i]);
   return out;
 }
 
-Status check_messages(const ojson& messages) {
+Status check_conversation(const ojson& messages) {
   if (!messages.is_array()) return InvalidArgument("messages must be a JSON array");
   for (size_t i = 0; i < messages.size(); ++i)
     if (!messages[i].is_object() || !messages[i].contains("role") ||
@@ -84,27 +84,27 @@ Status check_messages(const ojson& messages) {
   return OkStatus();
 }
 
-bool is_assistant(const ojson& m) {
+bool is_assistant_message(const ojson& m) {
   return m["role"] == "assistant";
 }
 
 // The span of assistant message i by prefix rendering: [len(P), len(F)).
-StatusOr<jinja::Span> prefix_span(const JinjaChatTemplate& tmpl, const ojson& messages, size_t i,
-                                  const ojson& extra, std::string* through) {
-  ASSIGN_OR_RETURN(std::string prompt, tmpl.render(head(messages, i), true, extra));
-  ASSIGN_OR_RETURN(std::string no_prompt, tmpl.render(head(messages, i), false, extra));
+StatusOr<jinja::Span> assistant_prefix_span(const JinjaChatTemplate& tmpl, const ojson& messages,
+                                            size_t i, const ojson& extra, std::string* through) {
+  ASSIGN_OR_RETURN(std::string prompt, tmpl.render(first_messages(messages, i), true, extra));
+  ASSIGN_OR_RETURN(std::string no_prompt, tmpl.render(first_messages(messages, i), false, extra));
   if (prompt == no_prompt)
     return FailedPrecondition(
         "{}: the template renders messages[:{}] the same with and without "
         "add_generation_prompt, so the end of an assistant turn cannot be told from the next "
         "generation prompt",
         tmpl.name(), i);
-  ASSIGN_OR_RETURN(*through, tmpl.render(head(messages, i + 1), false, extra));
-  if (!is_prefix(prompt, *through))
+  ASSIGN_OR_RETURN(*through, tmpl.render(first_messages(messages, i + 1), false, extra));
+  if (!starts_with_text(prompt, *through))
     return FailedPrecondition(
         "{}: the generation prompt before assistant message {} is not a prefix of the "
         "conversation through it (they differ at byte {})",
-        tmpl.name(), i, first_difference(prompt, *through));
+        tmpl.name(), i, first_difference_at(prompt, *through));
   return jinja::Span{prompt.size(), through->size()};
 }
 
@@ -129,7 +129,7 @@ StatusOr<JinjaChatTemplate> JinjaChatTemplate::load_model_dir(const std::string&
   const bool has_config = fs::is_regular_file(config_path, ec);
   ojson config = ojson::object();
   if (has_config) {
-    ASSIGN_OR_RETURN(config, read_json(config_path));
+    ASSIGN_OR_RETURN(config, read_tokenizer_config(config_path));
   }
   if (fs::is_regular_file(jinja_path, ec)) {
     ASSIGN_OR_RETURN(std::string source, read_file(jinja_path));
@@ -138,7 +138,7 @@ StatusOr<JinjaChatTemplate> JinjaChatTemplate::load_model_dir(const std::string&
   if (!has_config)
     return NotFound("{}: no chat template (neither tokenizer_config.json nor chat_template.jinja)",
                     dir);
-  ASSIGN_OR_RETURN(std::string source, template_of(config, config_path));
+  ASSIGN_OR_RETURN(std::string source, chat_template_of(config, config_path));
   return from_source(source, config_path + " chat_template", config);
 }
 
@@ -148,7 +148,7 @@ StatusOr<JinjaChatTemplate> JinjaChatTemplate::load_file(const std::string& path
   std::error_code ec;
   ojson config = ojson::object();
   if (fs::is_regular_file(config_path, ec)) {
-    ASSIGN_OR_RETURN(config, read_json(config_path));
+    ASSIGN_OR_RETURN(config, read_tokenizer_config(config_path));
   }
   return from_source(source, path, config);
 }
@@ -156,7 +156,7 @@ StatusOr<JinjaChatTemplate> JinjaChatTemplate::load_file(const std::string& path
 StatusOr<std::string> JinjaChatTemplate::render(const ojson& messages, bool add_generation_prompt,
                                                 const ojson& extra,
                                                 std::vector<jinja::Span>* generation) const {
-  RETURN_IF_ERROR(check_messages(messages).with_context(name()));
+  RETURN_IF_ERROR(check_conversation(messages).with_context(name()));
   if (!extra.is_object())
     return InvalidArgument("{}: extra variables must be a JSON object", name());
   jinja::DictData vars;
@@ -229,10 +229,10 @@ StatusOr<SftExample> render_jinja_sft_example(const ChatTemplateOptions& opts,
   messages.push_back({{"role", "assistant"}, {"content", content}});
   SftExample ex;
   ASSIGN_OR_RETURN(ex.text, opts.jinja->render(messages, false, opts.jinja_vars));
-  if (!is_prefix(prompt, ex.text))
+  if (!starts_with_text(prompt, ex.text))
     return FailedPrecondition(
         "{}: the prompt is not a prefix of the rendered conversation (they differ at byte {})",
-        opts.jinja->name(), first_difference(prompt, ex.text));
+        opts.jinja->name(), first_difference_at(prompt, ex.text));
   ex.response_offset = prompt.size();
   return ex;
 }
@@ -243,15 +243,15 @@ StatusOr<RenderedConversation> render_assistant_spans(const JinjaChatTemplate& t
   ASSIGN_OR_RETURN(out.text, tmpl.render(messages, false, extra, &out.assistant_spans));
   if (!out.assistant_spans.empty()) return out;  // the template marks them itself
   for (size_t i = 0; i < messages.size(); ++i) {
-    if (!is_assistant(messages[i])) continue;
+    if (!is_assistant_message(messages[i])) continue;
     std::string through;
-    ASSIGN_OR_RETURN(jinja::Span span, prefix_span(tmpl, messages, i, extra, &through));
-    if (!is_prefix(through, out.text))
+    ASSIGN_OR_RETURN(jinja::Span span, assistant_prefix_span(tmpl, messages, i, extra, &through));
+    if (!starts_with_text(through, out.text))
       return FailedPrecondition(
           "{}: not prefix-stable: the conversation through assistant message {} renders "
           "differently inside the whole conversation (at byte {}); the template rewrites "
           "earlier turns, so train one example per turn (render_assistant_turns)",
-          tmpl.name(), i, first_difference(through, out.text));
+          tmpl.name(), i, first_difference_at(through, out.text));
     out.assistant_spans.push_back(span);
   }
   return out;
@@ -260,12 +260,12 @@ StatusOr<RenderedConversation> render_assistant_spans(const JinjaChatTemplate& t
 StatusOr<std::vector<RenderedConversation>> render_assistant_turns(const JinjaChatTemplate& tmpl,
                                                                    const ojson& messages,
                                                                    const ojson& extra) {
-  RETURN_IF_ERROR(check_messages(messages).with_context(tmpl.name()));
+  RETURN_IF_ERROR(check_conversation(messages).with_context(tmpl.name()));
   std::vector<RenderedConversation> out;
   for (size_t i = 0; i < messages.size(); ++i) {
-    if (!is_assistant(messages[i])) continue;
+    if (!is_assistant_message(messages[i])) continue;
     RenderedConversation turn;
-    ASSIGN_OR_RETURN(jinja::Span span, prefix_span(tmpl, messages, i, extra, &turn.text));
+    ASSIGN_OR_RETURN(jinja::Span span, assistant_prefix_span(tmpl, messages, i, extra, &turn.text));
     turn.assistant_spans.push_back(span);
     out.push_back(std::move(turn));
   }

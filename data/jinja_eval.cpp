@@ -31,7 +31,7 @@ using ScopePtr = std::shared_ptr<Scope>;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
-StatusOr<Value> arithmetic(const std::string& op, const Value& a, const Value& b);
+StatusOr<Value> jinja_arithmetic(const std::string& op, const Value& a, const Value& b);
 
 class Renderer {
  public:
@@ -279,12 +279,12 @@ class Renderer {
       case K::kNeg:
       case K::kPos: {
         ASSIGN_OR_RETURN(Value v, eval(*e.args[0], scope));
-        return arithmetic(e.kind == K::kNeg ? "neg" : "pos", v, Value());
+        return jinja_arithmetic(e.kind == K::kNeg ? "neg" : "pos", v, Value());
       }
       case K::kBinary: {
         ASSIGN_OR_RETURN(Value a, eval(*e.args[0], scope));
         ASSIGN_OR_RETURN(Value b, eval(*e.args[1], scope));
-        return arithmetic(e.name, a, b);
+        return jinja_arithmetic(e.name, a, b);
       }
       case K::kAnd:
       case K::kOr: {
@@ -411,7 +411,7 @@ StatusOr<Value> number_op(const std::string& op, const Value& a, const Value& b)
   return InvalidArgument("unknown operator '{}'", op);
 }
 
-StatusOr<Value> arithmetic(const std::string& op, const Value& a, const Value& b) {
+StatusOr<Value> jinja_arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") return Value::string(to_str(a) + to_str(b));
   if (a.is_undefined()) return InvalidArgument("{}", a.undefined_hint());
   if (op == "neg" || op == "pos") {
