@@ -164,7 +164,7 @@ TEST(ChatTemplateJinjaTest, ChatTemplateJinjaFileWinsAndErrorsNameTheFile) {
   broken.write("x.jinja", "{% for m in messages %}{{ m | nope }}{% endfor %}");
   auto b = JinjaChatTemplate::load_file(broken.path() + "/x.jinja");
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.status().message(), broken.path() + "/x.jinja:1:29: unknown filter 'nope'");
+  EXPECT_EQ(b.status().message(), broken.path() + "/x.jinja:1:31: unknown filter 'nope'");
 
   TempDir empty;
   EXPECT_EQ(JinjaChatTemplate::load_model_dir(empty.path()).status().code(), StatusCode::kNotFound);
