@@ -31,9 +31,12 @@ Status SftRecipe::validate() const {
   return OkStatus();
 }
 
-// The examples; a Jinja chat template (multi_turn) also reads multi-turn conversations.
-StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r, bool multi_turn) {
-  if (r.data.source == SftSource::kJsonl) return read_sft_jsonl(r.data.path, multi_turn);
+StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r) {
+  if (r.data.source == SftSource::kJsonl) {
+    // A Jinja chat template renders multi-turn conversations too.
+    const auto spec = data::parse_chat_template_spec(r.task.chat_template);
+    return read_sft_jsonl(r.data.path, spec.ok() && spec->kind == data::ChatTemplateKind::kJinja);
+  }
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task, r.model.from));
   ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
   std::vector<TextExample> out;
@@ -216,9 +219,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
 
   // 1. Examples, tokenizer, split.
+  ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
   ASSIGN_OR_RETURN(const data::ChatTemplateOptions topts, r.task.template_options(r.model.from));
-  ASSIGN_OR_RETURN(std::vector<TextExample> examples,
-                   load_sft_examples(r, topts.kind == data::ChatTemplateKind::kJinja));
   ASSIGN_OR_RETURN(train::ResolvedTokenizer resolved, sft_tokenizer(r, examples, topts));
   const data::Tokenizer& tok = resolved.tokenizer;
   ASSIGN_OR_RETURN(SftData data, split_sft_data(r, examples, tok, topts));

@@ -31,7 +31,7 @@ struct SftSample {
   int64_t n_prompt = 0;      // ids[0, n_prompt) are the prompt (no loss)
   // Multi-turn conversations: trained[i] != 0 when ids[i] is in an assistant turn (then
   // n_prompt is the first such token). Empty: every token from n_prompt on is trained.
-  std::vector<uint8_t> trained;
+  std::vector<uint8_t> trained = {};
 };
 
 // A text example before tokenization.
