@@ -142,7 +142,8 @@ void add_eval_command(CLI::App& root, int* exit_code) {
                   "the task's problem seed (the held-out set of a run with task.seed=S)")
       ->capture_default_str();
   cmd->add_option("--chat-template", f.chat_template,
-                  "r1_zero | plain | model (the checkpoint's own Jinja template) | FILE.jinja")->capture_default_str();
+                  "r1_zero | plain | model (the checkpoint's own Jinja template) | FILE.jinja")
+      ->capture_default_str();
   cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
   cmd->add_option("--task-arg", f.task_args,
                   "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "
