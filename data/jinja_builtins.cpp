@@ -363,8 +363,10 @@ StatusOr<Value> get_item(const Value& obj, const Value& key) {
 
 StatusOr<Value> get_slice(const Value& obj, const Value& start, const Value& stop,
                           const Value& step) {
+  if (obj.is_undefined()) return InvalidArgument("{}", obj.undefined_hint());
+  // Jinja2 compiles a slice to a plain Python subscript: an error, unlike obj[i].
   if (!obj.is_list() && !obj.is_string())
-    return InvalidArgument("'{}' object is not subscriptable with a slice", obj.type_name());
+    return InvalidArgument("'{}' object is not subscriptable", obj.type_name());
   auto bound = [](const Value& v, int64_t* out) -> Status {
     if (v.is_undefined() || v.is_none()) return OkStatus();
     ASSIGN_OR_RETURN(*out, need_int(v, "slice"));

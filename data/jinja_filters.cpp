@@ -125,12 +125,14 @@ StatusOr<Value> filter_replace(const Value& v, const CallArgs& a) {
 }
 
 StatusOr<Value> filter_abs(const Value& v, const CallArgs&) {
+  if (v.is_bool()) return Value::integer(v.as_bool() ? 1 : 0);
   if (v.is_int()) return Value::integer(std::llabs(v.as_int()));
   if (v.is_float()) return Value::number(std::fabs(v.as_float()));
   return InvalidArgument("bad operand type for abs(): '{}'", v.type_name());
 }
 
 StatusOr<Value> filter_int(const Value& v, const CallArgs& a) {
+  if (v.is_undefined()) return InvalidArgument("{}", v.undefined_hint());
   if (v.is_int()) return v;
   if (v.is_bool()) return Value::integer(v.as_bool());
   if (v.is_float()) return Value::integer(static_cast<int64_t>(v.as_float()));
@@ -148,6 +150,7 @@ StatusOr<Value> filter_int(const Value& v, const CallArgs& a) {
 }
 
 StatusOr<Value> filter_float(const Value& v, const CallArgs& a) {
+  if (v.is_undefined()) return InvalidArgument("{}", v.undefined_hint());
   if (v.is_number()) return Value::number(v.as_double());
   if (v.is_string()) {
     try {
@@ -339,10 +342,10 @@ StatusOr<bool> test_in(const Value& v, const CallArgs& a) {
   return std::any_of(items.begin(), items.end(), [&](const Value& x) { return equals(v, x); });
 }
 
+// Jinja2's lower/upper tests: str(value).islower() / isupper() (ASCII letters).
 StatusOr<bool> test_case(const Value& v, bool upper) {
-  if (!v.is_string()) return false;
   bool cased = false;
-  for (char c : v.str()) {
+  for (char c : to_str(v)) {
     if ((upper && c >= 'a' && c <= 'z') || (!upper && c >= 'A' && c <= 'Z')) return false;
     cased = cased || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
   }
@@ -373,8 +376,9 @@ StatusOr<bool> test_named(std::string_view name, const Value& v, const CallArgs&
   if (name == "callable") return v.is_callable();
   if (name == "lower" || name == "upper") return test_case(v, name == "upper");
   if (name == "odd" || name == "even") {
-    if (!v.is_int()) return InvalidArgument("{}: expected an integer, got {}", name, v.type_name());
-    return (v.as_int() % 2 != 0) == (name == "odd");
+    if (!v.is_int() && !v.is_bool())
+      return InvalidArgument("{}: expected an integer, got {}", name, v.type_name());
+    return ((v.is_bool() ? v.as_bool() : v.as_int()) % 2 != 0) == (name == "odd");
   }
   if (name == "divisibleby") return test_divisibleby(v, a);
   if (name == "in") return test_in(v, a);

@@ -338,7 +338,7 @@ StatusOr<bool> less_than(const Value& a, const Value& b) {
     // Python compares code points; UTF-8 byte order is the same order.
     return a.str() < b.str();
   }
-  if (a.is_list() && b.is_list()) {
+  if (a.is_list() && b.is_list() && a.list().tuple == b.list().tuple) {
     const auto &x = a.list().items, &y = b.list().items;
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
       if (equals(x[i], y[i])) continue;

@@ -159,6 +159,10 @@ TEST(JinjaTest, TestsWithIs) {
             "True True True True True True True False");
   // `not x is defined` is not (x is defined).
   EXPECT_EQ(render("{{ not x is defined }}"), "True");
+  // bool is an int in Python; lower/upper test str(value).
+  EXPECT_EQ(
+      render("{{ true | abs }} {{ true is odd }} {{ {'a': 1} is lower }} {{ 'aB' is lower }}"),
+      "1 True True False");
 }
 
 TEST(JinjaTest, IndexingAndSlicing) {
@@ -245,6 +249,10 @@ TEST(JinjaTest, RuntimeErrorsFollowJinja2) {
   EXPECT_EQ(error_of("{% set x = 1 %}{% set x.a = 2 %}"),
             "t:1:16: cannot assign attribute 'a' of 'x': not a namespace() object");
   EXPECT_EQ(error_of("{% for x in 3 %}{% endfor %}"), "t:1:13: 'int' object is not iterable");
+  EXPECT_EQ(error_of("{{ x | int }}"), "t:1:8: filter 'int': 'x' is undefined");
+  // x[i] of a non-sequence is undefined, a slice of one an error (as Jinja2 compiles them).
+  EXPECT_EQ(error_of("{{ n[0] }}|", {{"n", 7}}), "");
+  EXPECT_EQ(error_of("{{ n[1:] }}", {{"n", 7}}), "t:1:5: 'int' object is not subscriptable");
 }
 
 }  // namespace
