@@ -62,9 +62,9 @@ Status run_eval(EvalFlags f) {
     f.task_args.insert(f.task_args.begin(), "path='" + quoted + "'");
   }
   RETURN_IF_ERROR(data::apply_task_args(f.task, f.task_args));
-  ASSIGN_OR_RETURN(f.task.chat_template, data::parse_chat_template_kind(f.chat_template));
+  f.task.chat_template = f.chat_template;
   f.task.eval_size = f.n;
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task));
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task, f.model));
 
   const std::string tok_path = f.tokenizer.empty() ? f.model + "/tokenizer.model" : f.tokenizer;
   if (!std::filesystem::exists(tok_path))
@@ -141,7 +141,9 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--task-seed", f.task.seed,
                   "the task's problem seed (the held-out set of a run with task.seed=S)")
       ->capture_default_str();
-  cmd->add_option("--chat-template", f.chat_template, "r1_zero | plain")->capture_default_str();
+  cmd->add_option("--chat-template", f.chat_template,
+                  "r1_zero | plain | model (the checkpoint's own Jinja template) | FILE.jinja")
+      ->capture_default_str();
   cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
   cmd->add_option("--task-arg", f.task_args,
                   "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "

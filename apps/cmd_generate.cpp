@@ -78,12 +78,11 @@ Status run_generate(const GenerateCmdFlags& f) {
   } else {
     std::string text = f.prompt;
     if (f.chat_template != "none") {
-      ASSIGN_OR_RETURN(data::ChatTemplateKind kind,
-                       data::parse_chat_template_kind(f.chat_template));
-      data::ChatTemplateOptions opts;
-      opts.kind = kind;
-      opts.prefill_think = f.prefill_think;
-      text = data::render_prompt(opts, f.prompt);
+      ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec,
+                       data::parse_chat_template_spec(f.chat_template));
+      ASSIGN_OR_RETURN(const data::ChatTemplateOptions opts,
+                       data::resolve_chat_template(spec, f.model, f.prefill_think));
+      ASSIGN_OR_RETURN(text, data::try_render_prompt(opts, f.prompt));
     }
     for (int32_t id : tok->encode(text)) prompt.ids.push_back(id);
   }
@@ -187,7 +186,8 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--tokenizer", f.tokenizer,
                   "SentencePiece model (default: <model>/tokenizer.model)");
   cmd->add_option("--chat-template", f.chat_template,
-                  "render --prompt as a question first: none | r1_zero | plain")
+                  "render --prompt as a question first: none | r1_zero | plain | model (the "
+                  "checkpoint's own Jinja template) | FILE.jinja")
       ->capture_default_str();
   cmd->add_flag("--prefill-think", f.prefill_think, "end the rendered prompt with \" <think>\"");
   cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();

@@ -1,14 +1,19 @@
 // `r1kit tokenizer train|encode|decode`: train a SentencePiece model on a corpus, and
 // look at what it does to a text or a list of ids (see data/tokenizer.h).
+// `r1kit tokenizer render`: a checkpoint's chat template applied to conversations
+// (data/chat_template.h, docs/chat_templates.md).
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 
 namespace r1kit::apps {
@@ -118,6 +123,76 @@ Status run_decode(const std::string& model, const std::string& ids_text) {
   return OkStatus();
 }
 
+// Flags of `tokenizer render`.
+struct RenderArgs {
+  std::string model;  // --model: a checkpoint directory (tokenizer_config.json)
+  std::string tmpl;   // --template: a .jinja file instead of the model's
+  std::string input;  // --input: JSONL conversations
+};
+
+// One line of `tokenizer render`'s input: the conversation and its variables.
+Status render_line(const data::JinjaChatTemplate& tmpl, const nlohmann::ordered_json& j,
+                   std::string* text) {
+  if (!j.is_object()) return InvalidArgument("not a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "messages" && it.key() != "add_generation_prompt" &&
+        it.key() != "enable_thinking")
+      return InvalidArgument(
+          "unknown key \"{}\" (expected messages, add_generation_prompt, enable_thinking)",
+          it.key());
+  if (!j.contains("messages") || !j["messages"].is_array())
+    return InvalidArgument("\"messages\" must be an array");
+  const auto agp = j.value("add_generation_prompt", nlohmann::ordered_json(false));
+  if (!agp.is_boolean()) return InvalidArgument("\"add_generation_prompt\" must be true or false");
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  if (j.contains("enable_thinking")) {
+    if (!j["enable_thinking"].is_boolean())
+      return InvalidArgument("\"enable_thinking\" must be true or false");
+    extra["enable_thinking"] = j["enable_thinking"];
+  }
+  ASSIGN_OR_RETURN(*text, tmpl.render(j["messages"], agp.get<bool>(), extra));
+  return OkStatus();
+}
+
+Status run_render(const RenderArgs& a) {
+  if (a.model.empty() == a.tmpl.empty())
+    return InvalidArgument("give one of --model DIR and --template FILE.jinja");
+  ASSIGN_OR_RETURN(data::JinjaChatTemplate tmpl,
+                   a.model.empty() ? data::JinjaChatTemplate::load_file(a.tmpl)
+                                   : data::JinjaChatTemplate::load_model_dir(a.model));
+  std::ifstream in(a.input);
+  if (!in) return NotFound("{}: cannot open", a.input);
+  std::string line, out;
+  for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+    std::string text;
+    const Status s =
+        j.is_discarded() ? InvalidArgument("not valid JSON") : render_line(tmpl, j, &text);
+    if (!s.ok()) return s.with_context(fmt::format("{}:{}", a.input, lineno));
+    out += nlohmann::ordered_json{{"text", text}}.dump(
+               -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+           "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return OkStatus();
+}
+
+void add_render_subcommand(CLI::App& tokenizer, int* exit_code) {
+  auto args = std::make_shared<RenderArgs>();
+  auto* render = tokenizer.add_subcommand(
+      "render",
+      "Apply a checkpoint's chat template (Jinja, as transformers' apply_chat_template) to "
+      "conversations: each input line {\"messages\": [...], \"add_generation_prompt\": bool, "
+      "\"enable_thinking\"?: bool} becomes one output line {\"text\": ...}");
+  render->add_option("--model", args->model,
+                     "checkpoint directory: its chat_template.jinja or tokenizer_config.json");
+  render->add_option("--template", args->tmpl, "a .jinja chat template file instead");
+  render->add_option("--input", args->input, "JSONL conversations (blank lines are skipped)")
+      ->required();
+  render->callback([args, exit_code] { *exit_code = report(run_render(*args)); });
+}
+
 }  // namespace
 
 void add_tokenizer_command(CLI::App& root, int* exit_code) {
@@ -201,6 +276,8 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
   decode->add_option("--model", dec->model, "SentencePiece .model file")->required();
   decode->add_option("--ids", dec->ids, "comma-separated token ids, e.g. 5,17,42")->required();
   decode->callback([dec, exit_code] { *exit_code = report(run_decode(dec->model, dec->ids)); });
+
+  add_render_subcommand(*tokenizer, exit_code);
 }
 
 }  // namespace r1kit::apps

@@ -1,9 +1,12 @@
 // Chat templates (see chat_template.h): plain string assembly, no tokenizer involved.
 #include "data/chat_template.h"
 
+#include <stdexcept>
+
 namespace r1kit::data {
 
-std::string render_prompt(const ChatTemplateOptions& opts, std::string_view question) {
+StatusOr<std::string> try_render_prompt(const ChatTemplateOptions& opts,
+                                        std::string_view question) {
   std::string out;
   switch (opts.kind) {
     case ChatTemplateKind::kR1Zero: {
@@ -27,13 +30,35 @@ std::string render_prompt(const ChatTemplateOptions& opts, std::string_view ques
       out.append(question);
       out += "\nAssistant:";
       break;
+    case ChatTemplateKind::kJinja: {
+      if (opts.jinja == nullptr)
+        return FailedPrecondition("chat template: a Jinja template was chosen but not loaded");
+      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+      if (opts.system_prompt && !opts.system_prompt->empty())
+        messages.push_back({{"role", "system"}, {"content", *opts.system_prompt}});
+      messages.push_back({{"role", "user"}, {"content", std::string(question)}});
+      ASSIGN_OR_RETURN(out, opts.jinja->render(messages, true, opts.jinja_vars));
+      if (opts.prefill_think) out += "<think>\n";
+      return out;
+    }
   }
   if (opts.prefill_think) out += " <think>";
   return out;
 }
 
+std::string render_prompt(const ChatTemplateOptions& opts, std::string_view question) {
+  StatusOr<std::string> out = try_render_prompt(opts, question);
+  if (!out.ok()) throw std::runtime_error(out.status().to_string());
+  return std::move(out).value();
+}
+
 SftExample render_sft_example(const ChatTemplateOptions& opts, std::string_view question,
                               std::string_view response) {
+  if (opts.kind == ChatTemplateKind::kJinja) {
+    StatusOr<SftExample> ex = render_jinja_sft_example(opts, question, response);
+    if (!ex.ok()) throw std::runtime_error(ex.status().to_string());
+    return std::move(ex).value();
+  }
   SftExample ex;
   ex.text = render_prompt(opts, question);
   ex.response_offset = ex.text.size();

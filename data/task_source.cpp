@@ -42,7 +42,9 @@ void TaskSection::visit(ConfigVisitor& v) {
           names);
   v.field("seed", seed, "problem stream seed (train and held-out streams derive from it)");
   v.field("eval_size", eval_size, "held-out problems (never trained on)", Range::non_negative());
-  v.field("chat_template", chat_template, "prompt template", kChatTemplateNames);
+  v.field("chat_template", chat_template,
+          "prompt template: r1_zero | plain | model (the checkpoint's own Jinja chat template, "
+          "from model.from's tokenizer_config.json) | a .jinja file");
   v.field("prefill_think", prefill_think, "prompts end in ' <think>'");
   if (!registry.contains(name)) return;  // the name's check reports it
   v.scope(fmt::format("task {}", name));
@@ -56,6 +58,8 @@ Status TaskSection::validate() const {
       known += (known.empty() ? "" : ", ") + n;
     return InvalidArgument("task.name={}: unknown task (known tasks: {})", name, known);
   }
+  RETURN_IF_ERROR(
+      parse_chat_template_spec(chat_template).status().with_context("task.chat_template"));
   return task().validate();
 }
 
@@ -78,17 +82,19 @@ std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
   return task().default_rewards(prefill_think);
 }
 
-ChatTemplateOptions TaskSection::template_options() const {
-  ChatTemplateOptions o;
-  o.kind = chat_template;
-  o.prefill_think = prefill_think;
-  return o;
+StatusOr<ChatTemplateOptions> TaskSection::template_options(std::string_view model_dir) const {
+  const StatusOr<ChatTemplateSpec> spec = parse_chat_template_spec(chat_template);
+  if (!spec.ok()) return spec.status().with_context("task.chat_template");
+  auto opts = resolve_chat_template(*spec, model_dir, prefill_think);
+  if (!opts.ok()) return opts.status().with_context("task.chat_template");
+  return opts;
 }
 
-StatusOr<TaskSource> TaskSource::create(const TaskSection& section) {
+StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_view model_dir) {
   RETURN_IF_ERROR(section.validate());
   TaskSource t;
   t.section_ = section;
+  ASSIGN_OR_RETURN(t.template_, section.template_options(model_dir));
   if (!section.task().procedural()) {
     ASSIGN_OR_RETURN(TaskFile file, section.task().load());
     t.skipped_lines_ = file.skipped_lines;
@@ -159,7 +165,7 @@ std::vector<TaskSample> TaskSource::train_batch(uint64_t first, int64_t n) const
 }
 
 std::string TaskSource::render(const TaskSample& s) const {
-  return render_prompt(section_.template_options(), s.question);
+  return render_prompt(template_, s.question);
 }
 
 std::string TaskSource::sft_response(const TaskSample& s) const {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -40,8 +41,9 @@ struct TaskSection {
   std::string name = "arithmetic";  // a registered task (TaskRegistry)
   uint64_t seed = 1;                // problem streams (train and eval derive from it)
   int64_t eval_size = 200;          // held-out problems
-  ChatTemplateKind chat_template = ChatTemplateKind::kR1Zero;  // r1_zero | plain
-  bool prefill_think = false;                                  // prompts end in " <think>"
+  // r1_zero | plain | model (the checkpoint's own Jinja template) | a .jinja file
+  std::string chat_template = "r1_zero";
+  bool prefill_think = false;  // prompts end in " <think>" ("<think>\n" for Jinja templates)
 
   TaskSection() = default;
   TaskSection(const TaskSection& o);
@@ -52,10 +54,13 @@ struct TaskSection {
 
   // name, seed, eval_size, chat_template, prefill_think, then the named task's keys.
   void visit(ConfigVisitor& v);
-  // A registered name, and the task's own cross-key checks (min <= max, jsonl's path).
+  // A registered name, a chat_template spelling (parse_chat_template_spec), and the
+  // task's own cross-key checks (min <= max, jsonl's path).
   Status validate() const;
-  // The chat template options of this section.
-  ChatTemplateOptions template_options() const;
+  // The chat template options of this section, the template loaded and checked
+  // (resolve_chat_template); `model_dir` is the checkpoint's directory, which
+  // chat_template=model reads (FailedPrecondition without one).
+  StatusOr<ChatTemplateOptions> template_options(std::string_view model_dir = {}) const;
   // The task `name` names with the section's options for it. After `name` is assigned in
   // code, its options are the task's defaults until set (load_config_string,
   // apply_task_args). Requires a registered name (validate() first); throws
@@ -72,8 +77,9 @@ struct TaskSection {
 
 class TaskSource {
  public:
-  // Reads the task's file (a file task) and builds the held-out set.
-  static StatusOr<TaskSource> create(const TaskSection& section);
+  // Reads the task's file (a file task), loads the chat template (`model_dir`: the
+  // checkpoint's directory, for chat_template=model) and builds the held-out set.
+  static StatusOr<TaskSource> create(const TaskSection& section, std::string_view model_dir = {});
 
   // Training problem number `index` (0, 1, 2, ...; endless for procedural tasks, cycling
   // through the shuffled training lines of a file task). Never an eval problem.
@@ -97,10 +103,13 @@ class TaskSource {
   // or no answer.
   StatusOr<std::vector<std::pair<std::string, std::string>>> solved_problems(int64_t n) const;
   const TaskSection& section() const { return section_; }
+  // The section's chat template, loaded.
+  const ChatTemplateOptions& template_options() const { return template_; }
 
  private:
   TaskSample generate(uint64_t stream, uint64_t index) const;
   TaskSection section_;
+  ChatTemplateOptions template_;
   std::vector<TaskSample> file_train_;  // file task: the training lines, shuffled
   std::vector<TaskSample> eval_;
   std::unordered_set<std::string> eval_questions_;

@@ -84,7 +84,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   // Tokenizer, task, rewards.
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
                                                       /*train_one=*/{}));
-  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task));
+  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task, r.model.from));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
                    reward::build_task_rewards(r.reward, r.task.default_rewards()));
 

@@ -36,7 +36,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
                       const std::string& out_json) {
   data::TaskSection ts = r.task;
   ts.eval_size = std::max(ts.eval_size, r.eval.problems);
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts));
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts, model_dir));
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
                    reward::build_task_rewards(r.reward, r.task.default_rewards()));

@@ -264,7 +264,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
     if (j.is_object()) res.traces = TraceStats::from_json(j);
   } else {
     ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(teacher_tok_path));
-    ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(r.task));
+    ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(r.task, r.teacher.from));
     ASSIGN_OR_RETURN(auto rewards, reward::build_task_rewards(r.reward, r.task.default_rewards()));
     ASSIGN_OR_RETURN(auto teacher, make_teacher ? make_teacher(r) : local_teacher(r));
     std::string names;

@@ -87,7 +87,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   {
     ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
     ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
-    const data::ChatTemplateOptions opts = r.task.template_options();
+    const data::ChatTemplateOptions& opts = task.template_options();
     for (const auto& [question, response] : solved)
       lines.push_back(data::render_sft_example(opts, question, response).text);
   }

@@ -60,7 +60,7 @@ struct TrainSection {
 };
 
 struct PretrainRecipe {
-  PretrainRecipe() { task.chat_template = data::ChatTemplateKind::kPlain; }  // User:/Assistant:
+  PretrainRecipe() { task.chat_template = "plain"; }  // User:/Assistant:
   policy::ModelConfig model;
   train::TokenizerSection tokenizer;
   data::TaskSection task;  // the corpus's problems and their chat template

@@ -32,12 +32,16 @@ Status SftRecipe::validate() const {
 }
 
 StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& r) {
-  if (r.data.source == SftSource::kJsonl) return read_sft_jsonl(r.data.path);
-  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+  if (r.data.source == SftSource::kJsonl) {
+    // A Jinja chat template renders multi-turn conversations too.
+    const auto spec = data::parse_chat_template_spec(r.task.chat_template);
+    return read_sft_jsonl(r.data.path, spec.ok() && spec->kind == data::ChatTemplateKind::kJinja);
+  }
+  ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task, r.model.from));
   ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
   std::vector<TextExample> out;
   for (auto& [question, response] : solved)
-    out.push_back({std::move(question), std::move(response), std::nullopt});
+    out.push_back({std::move(question), std::move(response), std::nullopt, {}});
   return out;
 }
 
@@ -151,19 +155,18 @@ double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, 
 StatusOr<train::ResolvedTokenizer> sft_tokenizer(const SftRecipe& r,
                                                  const std::vector<TextExample>& examples,
                                                  const data::ChatTemplateOptions& topts) {
-  return train::resolve_tokenizer(
-      r.tokenizer, r.model.from, r.checkpoint.dir, [&](const std::string& path) {
-        data::TokenizerTrainOptions opts;
-        for (const auto& ex : examples) {
-          data::ChatTemplateOptions o = topts;
-          if (ex.system_prompt) o.system_prompt = ex.system_prompt;
-          opts.lines.push_back(data::render_sft_example(o, ex.question, ex.response).text);
-        }
-        opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
-        R1_LOG(info, "training a {}-piece tokenizer on {} examples", opts.vocab_size,
-               examples.size());
-        return data::Tokenizer::train(opts, path);
-      });
+  return train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
+                                  [&](const std::string& path) {
+                                    data::TokenizerTrainOptions opts;
+                                    for (const auto& ex : examples) {
+                                      ASSIGN_OR_RETURN(std::string text, example_text(ex, topts));
+                                      opts.lines.push_back(std::move(text));
+                                    }
+                                    opts.vocab_size = static_cast<int>(r.tokenizer.vocab_size);
+                                    R1_LOG(info, "training a {}-piece tokenizer on {} examples",
+                                           opts.vocab_size, examples.size());
+                                    return data::Tokenizer::train(opts, path);
+                                  });
 }
 
 // Tokenized examples, split into training and held-out samples by a seeded shuffle
@@ -172,7 +175,8 @@ StatusOr<SftData> split_sft_data(const SftRecipe& r, const std::vector<TextExamp
                                  const data::Tokenizer& tok,
                                  const data::ChatTemplateOptions& topts) {
   int64_t dropped = 0;
-  auto samples = tokenize_examples(examples, tok, topts, r.data.max_seq_len, &dropped);
+  ASSIGN_OR_RETURN(auto samples,
+                   tokenize_examples(examples, tok, topts, r.data.max_seq_len, &dropped));
   if (dropped > 0)
     R1_LOG(warn, "{} examples dropped: their prompt fills data.max_seq_len={}", dropped,
            r.data.max_seq_len);
@@ -216,7 +220,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
 
   // 1. Examples, tokenizer, split.
   ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
-  const data::ChatTemplateOptions topts = r.task.template_options();
+  ASSIGN_OR_RETURN(const data::ChatTemplateOptions topts, r.task.template_options(r.model.from));
   ASSIGN_OR_RETURN(train::ResolvedTokenizer resolved, sft_tokenizer(r, examples, topts));
   const data::Tokenizer& tok = resolved.tokenizer;
   ASSIGN_OR_RETURN(SftData data, split_sft_data(r, examples, tok, topts));

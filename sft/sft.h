@@ -138,7 +138,8 @@ struct SftResult {
 // The examples a recipe describes, before the split: the first data.n_examples training
 // problems of its task with their worked solutions (TaskSource::solved_problems; any
 // task whose problems have traces, JSONL task files with a "trace" field included), or
-// data.path's prompt/response pairs.
+// data.path's prompt/response pairs (and, under a Jinja chat template, multi-turn
+// conversations).
 StatusOr<std::vector<TextExample>> load_sft_examples(const SftRecipe& recipe);
 
 // Token-level SFT loss terms of one micro-batch: the SUM of response-token negative

@@ -1,5 +1,6 @@
 #include "sft/sft_data.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,7 @@ StatusOr<std::string> string_field(const nlohmann::json& j, const char* key,
 }
 }  // namespace
 
-StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path) {
+StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path, bool multi_turn) {
   std::ifstream in(path);
   if (!in) return NotFound("{}: cannot open", path);
   std::vector<TextExample> out;
@@ -37,10 +38,21 @@ StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path) {
       }
       size_t i = 0;
       if (i < turns.size() && turns[i].first == "system") ex.system_prompt = turns[i++].second;
-      if (turns.size() - i != 2 || turns[i].first != "user" || turns[i + 1].first != "assistant")
+      const bool single =
+          turns.size() - i == 2 && turns[i].first == "user" && turns[i + 1].first == "assistant";
+      const bool has_assistant = std::any_of(turns.begin(), turns.end(),
+                                             [](const auto& t) { return t.first == "assistant"; });
+      if (!single && multi_turn && has_assistant) {
+        ex = TextExample{};
+        ex.messages = nlohmann::ordered_json::parse(line)["messages"];  // key order kept
+        out.push_back(std::move(ex));
+        continue;
+      }
+      if (!single)
         return InvalidArgument(
             "{}: \"messages\" must be [system,] user, assistant (one turn each); multi-turn "
-            "conversations are not supported",
+            "conversations need a Jinja chat template (task.chat_template: model or a .jinja "
+            "file) and an assistant message",
             where);
       ex.question = turns[i].second;
       ex.response = turns[i + 1].second;
@@ -54,16 +66,99 @@ StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path) {
   return out;
 }
 
-std::vector<SftSample> tokenize_examples(const std::vector<TextExample>& examples,
-                                         const data::Tokenizer& tok, data::ChatTemplateOptions opts,
-                                         int64_t max_len, int64_t* dropped) {
+namespace {
+// A multi-turn conversation as rendered texts with their assistant spans: one, or one
+// per assistant turn when the template rewrites earlier turns.
+StatusOr<std::vector<data::RenderedConversation>> render_conversation(
+    const TextExample& ex, const data::ChatTemplateOptions& opts) {
+  if (opts.kind != data::ChatTemplateKind::kJinja || opts.jinja == nullptr)
+    return InvalidArgument(
+        "a multi-turn conversation needs a Jinja chat template (task.chat_template: model or a "
+        ".jinja file)");
+  auto whole = data::render_assistant_spans(*opts.jinja, ex.messages, opts.jinja_vars);
+  if (whole.ok()) return std::vector<data::RenderedConversation>{std::move(whole).value()};
+  if (whole.status().message().find("not prefix-stable") == std::string::npos)
+    return whole.status();
+  return data::render_assistant_turns(*opts.jinja, ex.messages, opts.jinja_vars);
+}
+
+// Encodes `r` piece by piece (text between spans untrained, spans trained), cut at
+// max_len; false when no trained token is left.
+bool sample_from_spans(const data::RenderedConversation& r, const data::Tokenizer& tok,
+                       int64_t max_len, SftSample* s) {
+  const std::string_view text(r.text);
+  auto add = [&](size_t begin, size_t end, bool trained) {
+    if (end <= begin) return;
+    for (int32_t id : tok.encode(text.substr(begin, end - begin))) {
+      s->ids.push_back(id);
+      s->trained.push_back(trained ? 1 : 0);
+    }
+  };
+  size_t pos = 0;
+  for (const auto& span : r.assistant_spans) {
+    add(pos, span.begin, false);
+    add(span.begin, span.end, true);
+    pos = span.end;
+  }
+  add(pos, text.size(), false);
+  if (static_cast<int64_t>(s->ids.size()) > max_len) {
+    s->ids.resize(max_len);
+    s->trained.resize(max_len);
+  }
+  // Position 0 predicts nothing's target; a trained token must be at 1 or later.
+  const auto first =
+      std::find(s->trained.begin() + std::min<size_t>(1, s->trained.size()), s->trained.end(), 1);
+  if (first == s->trained.end()) return false;
+  s->n_prompt = first - s->trained.begin();
+  return true;
+}
+}  // namespace
+
+StatusOr<std::string> example_text(const TextExample& ex, const data::ChatTemplateOptions& opts) {
+  if (ex.messages.is_null()) {
+    data::ChatTemplateOptions o = opts;
+    if (ex.system_prompt) o.system_prompt = ex.system_prompt;
+    if (o.kind != data::ChatTemplateKind::kJinja)
+      return data::render_sft_example(o, ex.question, ex.response).text;
+    ASSIGN_OR_RETURN(data::SftExample e,
+                     data::render_jinja_sft_example(o, ex.question, ex.response));
+    return e.text;
+  }
+  ASSIGN_OR_RETURN(auto rendered, render_conversation(ex, opts));
+  return rendered.back().text;
+}
+
+StatusOr<std::vector<SftSample>> tokenize_examples(const std::vector<TextExample>& examples,
+                                                   const data::Tokenizer& tok,
+                                                   data::ChatTemplateOptions opts, int64_t max_len,
+                                                   int64_t* dropped) {
   std::vector<SftSample> out;
   out.reserve(examples.size());
   int64_t n_dropped = 0;
   const auto default_system = opts.system_prompt;
-  for (const auto& ex : examples) {
+  for (size_t k = 0; k < examples.size(); ++k) {
+    const TextExample& ex = examples[k];
+    if (!ex.messages.is_null()) {
+      auto rendered = render_conversation(ex, opts);
+      if (!rendered.ok()) return rendered.status().with_context(fmt::format("example {}", k));
+      for (const auto& r : *rendered) {
+        SftSample s;
+        if (sample_from_spans(r, tok, max_len, &s))
+          out.push_back(std::move(s));
+        else
+          ++n_dropped;
+      }
+      continue;
+    }
     opts.system_prompt = ex.system_prompt ? ex.system_prompt : default_system;
-    const data::SftExample text = data::render_sft_example(opts, ex.question, ex.response);
+    data::SftExample text;
+    if (opts.kind == data::ChatTemplateKind::kJinja) {
+      auto rendered = data::render_jinja_sft_example(opts, ex.question, ex.response);
+      if (!rendered.ok()) return rendered.status().with_context(fmt::format("example {}", k));
+      text = std::move(rendered).value();
+    } else {
+      text = data::render_sft_example(opts, ex.question, ex.response);
+    }
     SftSample s;
     for (int32_t id : tok.encode(std::string_view(text.text).substr(0, text.response_offset)))
       s.ids.push_back(id);
@@ -74,7 +169,8 @@ std::vector<SftSample> tokenize_examples(const std::vector<TextExample>& example
     }
     for (int32_t id : tok.encode(std::string_view(text.text).substr(text.response_offset)))
       s.ids.push_back(id);
-    s.ids.push_back(tok.eos_id());
+    // A Jinja template's rendering ends the turn itself (<|im_end|>, <|eot_id|>, ...).
+    if (opts.kind != data::ChatTemplateKind::kJinja) s.ids.push_back(tok.eos_id());
     if (static_cast<int64_t>(s.ids.size()) > max_len) s.ids.resize(max_len);
     out.push_back(std::move(s));
   }
@@ -97,8 +193,9 @@ void fill_row(int64_t b, const std::vector<const SftSample*>& samples, int64_t* 
       positions[t] = i;
       segment[t] = static_cast<int64_t>(k);
       ++*n_tok;
-      // Position i predicts ids[i+1]; it counts when that token is in the response.
-      if (i + 1 < n && i + 1 >= s.n_prompt) {
+      // Position i predicts ids[i+1]; it counts when that token is in the response (an
+      // assistant turn of a multi-turn sample).
+      if (i + 1 < n && (s.trained.empty() ? i + 1 >= s.n_prompt : s.trained[i + 1] != 0)) {
         targets[t] = s.ids[i + 1];
         mask[t] = 1.f;
         ++*n_loss;

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ namespace r1kit::sft {
 struct SftSample {
   std::vector<int64_t> ids;  // prompt ids ++ response ids (the response ends with EOS)
   int64_t n_prompt = 0;      // ids[0, n_prompt) are the prompt (no loss)
+  // Multi-turn conversations: trained[i] != 0 when ids[i] is in an assistant turn (then
+  // n_prompt is the first such token). Empty: every token from n_prompt on is trained.
+  std::vector<uint8_t> trained = {};
 };
 
 // A text example before tokenization.
@@ -35,20 +39,34 @@ struct TextExample {
   std::string question;                      // the user's turn, rendered by the template
   std::string response;                      // the assistant's answer (the trained part)
   std::optional<std::string> system_prompt;  // overrides the template's preamble
+  // A multi-turn conversation (Jinja chat templates only): its messages, every assistant
+  // turn trained; question, response and system_prompt are then unused. Null otherwise.
+  nlohmann::ordered_json messages;
 };
 
 // Reads a JSONL file of {"prompt": ..., "response": ...} or {"messages": [{"role":
 // "system"|"user"|"assistant", "content": ...}, ...]} objects (one system message at
-// most, then exactly one user and one assistant turn). Blank lines are skipped. Errors
-// name the file and line.
-StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path);
+// most, then exactly one user and one assistant turn). With `multi_turn` (a Jinja chat
+// template renders them, docs/chat_templates.md) any other conversation with an
+// assistant message is kept whole in TextExample::messages. Blank lines are skipped.
+// Errors name the file and line.
+StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path, bool multi_turn = false);
 
-// Renders and tokenizes: ids = encode(prompt) ++ encode(response) ++ [eos]. Samples
-// longer than max_len are truncated (response cut); a prompt alone of max_len tokens or
-// more is dropped and counted in *dropped.
-std::vector<SftSample> tokenize_examples(const std::vector<TextExample>& examples,
-                                         const data::Tokenizer& tok, data::ChatTemplateOptions opts,
-                                         int64_t max_len, int64_t* dropped = nullptr);
+// Renders and tokenizes: ids = encode(prompt) ++ encode(response) ++ [eos] (no eos for a
+// Jinja template, whose rendering ends the turn: <|im_end|>, <|eot_id|>, ...). A
+// multi-turn example (kJinja) is rendered by data::render_assistant_spans (one sample;
+// or one per assistant turn, render_assistant_turns, when the template is not
+// prefix-stable) and encoded piece by piece, the assistant spans trained and no EOS
+// added (the template ends its turns). Samples longer than max_len are truncated; one
+// with no trained token left (a prompt alone of max_len tokens or more) is dropped and
+// counted in *dropped. Errors: a template that fails to render an example.
+StatusOr<std::vector<SftSample>> tokenize_examples(const std::vector<TextExample>& examples,
+                                                   const data::Tokenizer& tok,
+                                                   data::ChatTemplateOptions opts, int64_t max_len,
+                                                   int64_t* dropped = nullptr);
+
+// The text a tokenizer is trained on for `ex` (the whole rendered example).
+StatusOr<std::string> example_text(const TextExample& ex, const data::ChatTemplateOptions& opts);
 
 struct SftBatch {
   torch::Tensor inputs;       // [B, T] int64 token ids (pad id where empty)

@@ -126,7 +126,7 @@ class TracesTest : public ::testing::Test {
     dir_ = new std::string(::testing::TempDir() + "r1kit_distill_" + std::to_string(::getpid()));
     fs::create_directories(*dir_);
     data::TaskSection ts;
-    ts.chat_template = data::ChatTemplateKind::kPlain;
+    ts.chat_template = "plain";
     ts.eval_size = 10;
     tasks_ = new data::TaskSource(*data::TaskSource::create(ts));
     data::TokenizerTrainOptions o;
@@ -241,7 +241,7 @@ checkpoint: {dir: runs/d}
   const SftRecipe s = r->sft_recipe();
   EXPECT_EQ(s.data.source, SftSource::kJsonl);
   EXPECT_EQ(s.data.path, "runs/d/traces.jsonl");
-  EXPECT_EQ(s.task.chat_template, data::ChatTemplateKind::kPlain);
+  EXPECT_EQ(s.task.chat_template, "plain");
   EXPECT_EQ(s.tokenizer.path, "runs/sft-tiny/final/tokenizer.model");
   EXPECT_EQ(s.checkpoint.dir, "runs/d");
 
