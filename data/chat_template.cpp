@@ -46,6 +46,28 @@ StatusOr<std::string> try_render_prompt(const ChatTemplateOptions& opts,
   return out;
 }
 
+StatusOr<std::string> try_render_conversation_prompt(const ChatTemplateOptions& opts,
+                                                     const nlohmann::json& messages,
+                                                     std::string_view question) {
+  if (opts.kind != ChatTemplateKind::kJinja) return try_render_prompt(opts, question);
+  if (opts.jinja == nullptr)
+    return FailedPrecondition("chat template: a Jinja template was chosen but not loaded");
+  if (!messages.is_array()) return InvalidArgument("chat template: messages must be an array");
+  size_t end = messages.size();
+  if (end > 0 && messages.back().is_object() && messages.back().value("role", "") == "assistant")
+    --end;
+  nlohmann::ordered_json turns = nlohmann::ordered_json::array();
+  const bool has_system =
+      end > 0 && messages.front().is_object() && messages.front().value("role", "") == "system";
+  if (!has_system && opts.system_prompt && !opts.system_prompt->empty())
+    turns.push_back({{"role", "system"}, {"content", *opts.system_prompt}});
+  for (size_t i = 0; i < end; ++i)
+    turns.push_back(nlohmann::ordered_json::parse(messages[i].dump()));
+  ASSIGN_OR_RETURN(std::string out, opts.jinja->render(turns, true, opts.jinja_vars));
+  if (opts.prefill_think) out += "<think>\n";
+  return out;
+}
+
 std::string render_prompt(const ChatTemplateOptions& opts, std::string_view question) {
   StatusOr<std::string> out = try_render_prompt(opts, question);
   if (!out.ok()) throw std::runtime_error(out.status().to_string());

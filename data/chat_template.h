@@ -114,6 +114,16 @@ StatusOr<std::string> try_render_prompt(const ChatTemplateOptions& opts, std::st
 // try_render_prompt for callers that checked the template (check_chat_template): a
 // failure throws std::runtime_error with the message.
 std::string render_prompt(const ChatTemplateOptions& opts, std::string_view question);
+// The prompt for a problem that came as a conversation (a dataset's "messages"): under
+// kJinja, every turn before the final assistant turn (all of them when the last turn is
+// not the assistant's), rendered with add_generation_prompt, the system prompt option
+// first when the conversation has no system message, "<think>\n" after it when
+// prefill_think; so a system message and earlier turns reach the model as the template
+// lays them out. The built-in templates have one question and no turns: they render
+// `question` as try_render_prompt does. InvalidArgument when `messages` is not an array.
+StatusOr<std::string> try_render_conversation_prompt(const ChatTemplateOptions& opts,
+                                                     const nlohmann::json& messages,
+                                                     std::string_view question);
 // Renders a probe question, so a template that cannot render a one-question prompt
 // fails when it is chosen rather than in the middle of a run.
 Status check_chat_template(const ChatTemplateOptions& opts);

@@ -165,6 +165,11 @@ std::vector<TaskSample> TaskSource::train_batch(uint64_t first, int64_t n) const
 }
 
 std::string TaskSource::render(const TaskSample& s) const {
+  if (s.messages.is_array()) {
+    StatusOr<std::string> out = try_render_conversation_prompt(template_, s.messages, s.question);
+    if (!out.ok()) throw std::runtime_error(out.status().to_string());
+    return std::move(out).value();
+  }
   return render_prompt(template_, s.question);
 }
 

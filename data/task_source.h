@@ -92,7 +92,9 @@ class TaskSource {
   // create()), and the first few reasons, "file:line: what is wrong".
   int64_t skipped_lines() const { return skipped_lines_; }
   const std::vector<std::string>& skip_reasons() const { return skip_reasons_; }
-  // The prompt text of a problem under the section's chat template.
+  // The prompt text of a problem under the section's chat template; a conversation
+  // (TaskSample::messages) under a Jinja template with its earlier turns
+  // (try_render_conversation_prompt).
   std::string render(const TaskSample& s) const;
   // The SFT response for a problem's trace ("<think> trace </think> <answer> a </answer>",
   // without the leading "<think>" when prefill_think; `a` is metadata "trace_answer" when

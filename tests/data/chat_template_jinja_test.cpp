@@ -288,5 +288,39 @@ TEST(ChatTemplateJinjaTest, TemplateThatIgnoresAddGenerationPromptIsRejected) {
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
 }
 
+TEST(ChatTemplateJinjaTest, ConversationPromptKeepsEarlierTurnsAndDropsTheAnswer) {
+  auto t = JinjaChatTemplate::from_source(
+      "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"
+      "{% if add_generation_prompt %}[assistant:{% endif %}",
+      "turns");
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  ChatTemplateOptions opts;
+  opts.kind = ChatTemplateKind::kJinja;
+  opts.jinja = std::make_shared<const JinjaChatTemplate>(*t);
+  opts.system_prompt = "Be brief.";
+  const nlohmann::json convo = nlohmann::json::parse(R"([
+      {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
+      {"role": "user", "content": "times 3?"}, {"role": "assistant", "content": "12"}])");
+  auto p = try_render_conversation_prompt(opts, convo, "times 3?");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(*p, "[system:Be brief.][user:2+2?][assistant:4][user:times 3?][assistant:");
+  // A conversation with its own system message keeps it; one ending on a user turn is
+  // a prompt as it stands; prefill_think opens the reasoning.
+  const nlohmann::json own = nlohmann::json::parse(R"([
+      {"role": "system", "content": "Think."}, {"role": "user", "content": "1+1?"}])");
+  opts.prefill_think = true;
+  auto q = try_render_conversation_prompt(opts, own, "1+1?");
+  ASSERT_TRUE(q.ok()) << q.status().to_string();
+  EXPECT_EQ(*q, "[system:Think.][user:1+1?][assistant:<think>\n");
+  // The built-in templates render the question alone.
+  opts.kind = ChatTemplateKind::kPlain;
+  opts.prefill_think = false;
+  auto plain = try_render_conversation_prompt(opts, convo, "times 3?");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(*plain, "Be brief.\nUser: times 3?\nAssistant:");
+  opts.kind = ChatTemplateKind::kJinja;
+  EXPECT_FALSE(try_render_conversation_prompt(opts, nlohmann::json::object(), "x").ok());
+}
+
 }  // namespace
 }  // namespace r1kit::data
