@@ -141,7 +141,8 @@ class MLAImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MLA);
 
-// Grouped-query attention with optional q/k/v (and o) biases: Qwen2 / Llama.
+// Grouped-query attention with optional q/k/v (and o) biases and per-head q/k RMSNorm:
+// Qwen2, Qwen3 and Llama.
 class GQAImpl : public torch::nn::Module {
  public:
   explicit GQAImpl(const ModelArgs& args);
@@ -153,6 +154,8 @@ class GQAImpl : public torch::nn::Module {
   torch::nn::Linear k_proj{nullptr};  // [n_kv*D, d]
   torch::nn::Linear v_proj{nullptr};  // [n_kv*D, d]
   torch::nn::Linear o_proj{nullptr};  // [d, H*D]
+  RMSNorm q_norm{nullptr};            // [D], Qwen3 only (qk_norm)
+  RMSNorm k_norm{nullptr};            // [D], Qwen3 only (qk_norm)
 
  private:
   ModelArgs args_;
@@ -266,7 +269,12 @@ TORCH_MODULE(MTPLayer);
 
 class TransformerImpl : public torch::nn::Module {
  public:
+  // fp32, init_weights(0).
   explicit TransformerImpl(const ModelArgs& args);
+  // Parameters in `dtype` (router correction biases stay fp32), each module cast as soon as
+  // it is built, so the whole model never exists in fp32. `init`: init_weights(0); else the
+  // parameters keep LibTorch's default initialisation, for a loader that overwrites them.
+  TransformerImpl(const ModelArgs& args, torch::Dtype dtype, bool init);
 
   // ids: [B, T] int64.
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});
