@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
@@ -40,6 +41,20 @@ double llama3_freq(double f, const ModelArgs& a) {
       (L0 / wavelen - a.rope_low_freq_factor) / (a.rope_high_freq_factor - a.rope_low_freq_factor);
   return (1.0 - smooth) * f / a.rope_factor + smooth * f;
 }
+
+// LibTorch's default dtype set to `dtype` for the scope's lifetime (process-wide).
+class DefaultDtypeScope {
+ public:
+  explicit DefaultDtypeScope(torch::Dtype dtype) : saved_(torch::get_default_dtype()) {
+    torch::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+  }
+  ~DefaultDtypeScope() { torch::set_default_dtype(saved_); }
+  DefaultDtypeScope(const DefaultDtypeScope&) = delete;
+  DefaultDtypeScope& operator=(const DefaultDtypeScope&) = delete;
+
+ private:
+  caffe2::TypeMeta saved_;
+};
 
 // Softmax over the last dim in fp32, returned in `like`'s dtype.
 torch::Tensor softmax_f32(const torch::Tensor& scores, const torch::Tensor& like) {
@@ -355,8 +370,8 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
 GateImpl::GateImpl(const ModelArgs& a) : args_(a) {
   weight = register_parameter("weight", torch::empty({a.n_routed_experts, a.dim}));
   if (a.expert_bias)
-    e_score_correction_bias =
-        register_buffer("e_score_correction_bias", torch::zeros({a.n_routed_experts}));
+    e_score_correction_bias = register_buffer("e_score_correction_bias",
+                                              torch::zeros({a.n_routed_experts}, torch::kFloat));
 }
 
 Routing GateImpl::forward(const torch::Tensor& x) {
@@ -403,7 +418,7 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   if (a.n_shared_experts > 0)
     shared_experts =
         register_module("shared_experts", MLP(a.dim, a.n_shared_experts * a.moe_inter_dim));
-  load_accum_ = torch::zeros({a.n_routed_experts});
+  load_accum_ = torch::zeros({a.n_routed_experts}, torch::kFloat);
 }
 
 torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
@@ -542,24 +557,22 @@ MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
 TransformerImpl::TransformerImpl(const ModelArgs& a) : TransformerImpl(a, torch::kFloat, true) {}
 
 TransformerImpl::TransformerImpl(const ModelArgs& a, torch::Dtype dtype, bool init) : args_(a) {
-  // Parameters only: the buffers (router correction biases) stay fp32.
-  auto cast = [dtype](const auto& module) {
-    torch::NoGradGuard no_grad;
-    if (dtype != torch::kFloat)
-      for (auto& p : module->parameters()) p.set_data(p.to(dtype));
-    return module;
-  };
-  embed_tokens = register_module("embed_tokens", cast(torch::nn::Embedding(a.vocab_size, a.dim)));
+  // Every parameter is created in `dtype` (tensors the modules create with an explicit
+  // dtype, such as the router correction biases, keep theirs): no fp32 copy is made and
+  // freed, which would leave the heap fragmented by as much again.
+  std::optional<DefaultDtypeScope> scope;
+  if (dtype != torch::kFloat) scope.emplace(dtype);
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(a.vocab_size, a.dim));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t l = 0; l < a.n_layers; ++l)
-    layers->push_back(cast(DecoderLayer(a, a.is_moe_layer(l))));
-  norm = register_module("norm", cast(RMSNorm(a.dim, a.norm_eps)));
-  if (!a.tie_embeddings) lm_head = register_module("lm_head", cast(linear(a.dim, a.vocab_size)));
+  for (int64_t l = 0; l < a.n_layers; ++l) layers->push_back(DecoderLayer(a, a.is_moe_layer(l)));
+  norm = register_module("norm", RMSNorm(a.dim, a.norm_eps));
+  if (!a.tie_embeddings) lm_head = register_module("lm_head", linear(a.dim, a.vocab_size));
   if (a.n_mtp_layers > 0) {
     mtp = register_module("mtp", torch::nn::ModuleList());
     for (int64_t k = 0; k < a.n_mtp_layers; ++k)
-      mtp->push_back(cast(MTPLayer(a, a.is_moe_layer(a.n_layers + k))));
+      mtp->push_back(MTPLayer(a, a.is_moe_layer(a.n_layers + k)));
   }
+  scope.reset();
   if (init) init_weights(0);
 }
 

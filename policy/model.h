@@ -1,5 +1,5 @@
 // The policy: a DeepSeek-V2/V3 transformer (MLA attention, MoE feed-forward, MTP
-// heads), and the dense GQA variant used for Qwen2/Llama-style students.
+// heads), and the GQA variant of Qwen2, Qwen3, Qwen3-MoE and Llama (dense or MoE).
 //
 // Follows DeepSeek-V3 inference/model.py and the DeepSeek-V2/V3 papers (docs/model.md):
 // one module per concept of the paper, ordered small to large (RMSNorm, RoPE, MLA, GQA,
@@ -271,8 +271,10 @@ class TransformerImpl : public torch::nn::Module {
  public:
   // fp32, init_weights(0).
   explicit TransformerImpl(const ModelArgs& args);
-  // Parameters in `dtype` (router correction biases stay fp32), each module cast as soon as
-  // it is built, so the whole model never exists in fp32. `init`: init_weights(0); else the
+  // Parameters created in `dtype` (router correction biases stay fp32), so a bf16 model never
+  // has an fp32 copy. For that LibTorch's default dtype is `dtype` while the modules are built,
+  // which is process-wide (as transformers' from_pretrained does it): do not create tensors of
+  // the default dtype on other threads meanwhile. `init`: init_weights(0); else the
   // parameters keep LibTorch's default initialisation, for a loader that overwrites them.
   TransformerImpl(const ModelArgs& args, torch::Dtype dtype, bool init);
 
