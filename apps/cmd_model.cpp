@@ -68,14 +68,16 @@ Status run_info(const std::string& target, bool json_out) {
   std::printf("  vocab %lld, dim %lld, heads %lld, RoPE theta %g%s\n",
               static_cast<long long>(a.vocab_size), static_cast<long long>(a.dim),
               static_cast<long long>(a.n_heads), a.rope_theta,
-              a.rope_factor > 1 ? fmt::format(", YaRN x{}", a.rope_factor).c_str() : "");
+              a.rope_llama3 ? fmt::format(", llama3 x{}", a.rope_factor).c_str()
+              : a.yarn()    ? fmt::format(", YaRN x{}", a.rope_factor).c_str()
+                            : "");
   std::printf("  %-6s %-5s %-38s %-44s\n", "layer", "kind", "attention", "feed-forward");
   auto attn = [&]() -> std::string {
     if (a.attention == AttentionKind::kMLA)
       return fmt::format("MLA q_lora {} kv_lora {} nope {} rope {} v {}", a.q_lora_rank,
                          a.kv_lora_rank, a.qk_nope_head_dim, a.qk_rope_head_dim, a.v_head_dim);
-    return fmt::format("GQA {}q/{}kv x {}{}", a.n_heads, a.n_kv_heads, a.head_dim,
-                       a.qkv_bias ? " +bias" : "");
+    return fmt::format("GQA {}q/{}kv x {}{}{}", a.n_heads, a.n_kv_heads, a.head_dim,
+                       a.qkv_bias ? " +bias" : "", a.qk_norm ? " +qk-norm" : "");
   };
   auto ffn = [&](int64_t l) -> std::string {
     if (!a.is_moe_layer(l)) return fmt::format("dense SwiGLU {}", a.inter_dim);

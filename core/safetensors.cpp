@@ -381,6 +381,14 @@ StatusOr<torch::Tensor> SafetensorsFile::load_raw(std::string_view name) const {
   return copy_out(*this, *info, raw_torch_dtype(info->dtype));
 }
 
+void SafetensorsFile::release(const TensorInfo& info) const {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t data = reinterpret_cast<uintptr_t>(map_) + data_start_;
+  const uintptr_t begin = (data + info.data_begin + page - 1) / page * page;
+  const uintptr_t end = (data + info.data_end) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // ---- FP8 ----
 
 float fp8_e4m3_to_float(uint8_t code) {
@@ -668,6 +676,33 @@ StatusOr<torch::Tensor> SafetensorsCheckpoint::load(std::string_view name) const
     }
   }
   return e.file->load(name);
+}
+
+Status SafetensorsCheckpoint::copy_into(std::string_view name, const torch::Tensor& dst) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return NotFound("{}: no tensor '{}'", dir_, name);
+  const Entry& e = it->second;
+  if (!dst.defined() || !dst.sizes().equals(e.info->shape))
+    return InvalidArgument("{}: tensor '{}' has shape [{}], the destination [{}]", e.file->path(),
+                           name, fmt::join(e.info->shape, ", "),
+                           dst.defined() ? fmt::format("{}", fmt::join(dst.sizes(), ", ")) : "");
+  torch::NoGradGuard no_grad;  // dst may be a parameter
+  auto dtype = safe_dtype_to_torch(e.info->dtype);
+  try {
+    if (!dtype || *dtype == torch::kBool) {
+      ASSIGN_OR_RETURN(torch::Tensor t, load(name));
+      dst.copy_(t);
+    } else {
+      // A view of the read-only mapping; copy_ only reads it.
+      std::span<const uint8_t> src = e.file->bytes(*e.info);
+      dst.copy_(torch::from_blob(const_cast<uint8_t*>(src.data()), e.info->shape,
+                                 torch::TensorOptions().dtype(*dtype)));
+    }
+  } catch (const std::exception& ex) {
+    return Internal("{}: tensor '{}': {}", e.file->path(), name, ex.what());
+  }
+  e.file->release(*e.info);
+  return OkStatus();
 }
 
 Status write_sharded(const std::string& dir,

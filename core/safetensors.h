@@ -114,6 +114,10 @@ class SafetensorsFile {
   // unsigned integer of the same size holding the raw bits (F8_* -> kUInt8,
   // U16 -> kInt16, U32 -> kInt32, U64 -> kInt64).
   StatusOr<torch::Tensor> load_raw(std::string_view name) const;
+  // Drops the mapping's resident pages that lie wholly inside `info`'s bytes (madvise
+  // MADV_DONTNEED): the process's resident memory no longer counts them, and they are read
+  // from the file again if touched. Safe while other threads read the file.
+  void release(const TensorInfo& info) const;
 
  private:
   SafetensorsFile() = default;
@@ -196,6 +200,12 @@ class SafetensorsCheckpoint {
   // Loads `name` like SafetensorsFile::load, except that an F8_E4M3 2-D tensor with a
   // sibling "<name>_scale_inv" comes back dequantised to F32 [rows, cols].
   StatusOr<torch::Tensor> load(std::string_view name) const;
+  // Copies `name` into `dst` (a CPU tensor of the same shape, any dtype), converting the
+  // element type on the way straight from the mapping: no tensor in the stored dtype is made,
+  // except for FP8 (dequantised as load() does) and BOOL (validated). Then releases the
+  // tensor's pages (SafetensorsFile::release), so that copying a whole checkpoint keeps
+  // about one tensor of the file resident. InvalidArgument for a shape mismatch.
+  Status copy_into(std::string_view name, const torch::Tensor& dst) const;
 
  private:
   SafetensorsCheckpoint() = default;

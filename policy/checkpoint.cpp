@@ -150,14 +150,16 @@ Status load_weights(TransformerImpl& model, const std::string& dir, const LoadOp
       R1_LOG(warn, "{}: skipping unexpected tensor '{}'", dir, hf);
       continue;
     }
-    ASSIGN_OR_RETURN(torch::Tensor t, ckpt.load(hf));
-    if (t.sizes() != it->second.sizes())
+    const TensorInfo* info = ckpt.info(hf);
+    if (!it->second.sizes().equals(info->shape))
       return InvalidArgument("{}: tensor '{}' has shape {}, the model expects {}", dir, hf,
-                             fmt::join(t.sizes(), "x"), fmt::join(it->second.sizes(), "x"));
-    if (!t.is_floating_point())
+                             fmt::join(info->shape, "x"), fmt::join(it->second.sizes(), "x"));
+    auto stored = safe_dtype_to_torch(info->dtype);
+    if (stored && !torch::isFloatingType(*stored))
       return InvalidArgument("{}: tensor '{}' has non-float dtype {}", dir, hf,
-                             c10::toString(t.scalar_type()));
-    it->second.copy_(t);
+                             c10::toString(*stored));
+    // Converted straight into the model's dtype, one tensor resident at a time.
+    RETURN_IF_ERROR(ckpt.copy_into(hf, it->second));
     loaded.insert(*native);
   }
   for (const auto& [name, t] : targets) {
@@ -173,18 +175,10 @@ StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts
     return InvalidArgument("load_model {}: dtype {} is not a floating type", dir,
                            c10::toString(opts.dtype));
   ASSIGN_OR_RETURN(ModelArgs args, load_hf_config(dir + "/config.json"));
-  Transformer model(args);
+  // Built in the load dtype (router correction biases stay fp32) and filled tensor by tensor:
+  // a bf16 model never has an fp32 copy (docs/model.md, "Loading rules").
+  Transformer model(args, opts.dtype, /*init=*/false);
   RETURN_IF_ERROR(load_weights(*model, dir, opts));
-  // Router correction biases stay fp32 whatever the compute dtype: keep the loaded values
-  // aside, since casting to bf16 and back would round them.
-  std::map<std::string, torch::Tensor> f32_buffers;
-  for (const auto& b : model->named_buffers())
-    if (b.key().find("e_score_correction_bias") != std::string::npos)
-      f32_buffers[b.key()] = b.value().detach().clone();
-  model->to(opts.dtype);
-  for (auto& b : model->named_buffers())
-    if (auto it = f32_buffers.find(b.key()); it != f32_buffers.end())
-      b.value().set_data(it->second);
   return model;
 }
 

@@ -3,7 +3,7 @@
 // The native directory *is* a Hugging Face one (docs/model.md, "Checkpoints"): config.json,
 // model.safetensors (or shards + model.safetensors.index.json), and tokenizer.model
 // when the model has one. So a model trained here loads in transformers, and a
-// DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here. Names follow the Hugging Face
+// DeepSeek-V2/V3, Qwen2, Qwen3, Qwen3-MoE or Llama checkpoint loads here. Names follow the Hugging Face
 // modeling code of those families (docs/model.md, "Tensor names"):
 //   r1kit module path            Hugging Face tensor name
 //   embed_tokens.weight          model.embed_tokens.weight
@@ -55,7 +55,9 @@ std::vector<std::pair<std::string, torch::Tensor>> export_tensors(TransformerImp
 // directory is built beside the target and renamed into place.
 Status save_model(TransformerImpl& model, const std::string& dir, const SaveOptions& opts = {});
 
-// Loads a native or Hugging Face checkpoint directory (config.json + safetensors).
+// Loads a native or Hugging Face checkpoint directory (config.json + safetensors). The model
+// is built in opts.dtype and each tensor converted straight into it, so a bf16 load never
+// holds an fp32 copy nor the whole file (docs/model.md, "Loading rules").
 StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts = {});
 
 // Every parameter and buffer of `model` under its native name, to one safetensors file

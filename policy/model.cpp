@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
@@ -27,6 +28,33 @@ torch::Tensor run_linear(torch::nn::Linear& l, const torch::Tensor& x,
 double yarn_m(double factor, double m) {
   return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0;
 }
+
+// Llama 3 rescaling of one RoPE frequency (HF rope_type "llama3"; docs/model.md, "Llama 3
+// RoPE scaling"): wavelengths below L0/high_freq_factor keep their frequency, those above
+// L0/low_freq_factor are divided by the factor, and those between blend the two with
+// smooth = (L0/wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor).
+double llama3_freq(double f, const ModelArgs& a) {
+  const double wavelen = 2 * M_PI / f, L0 = static_cast<double>(a.rope_original_max_pos);
+  if (wavelen < L0 / a.rope_high_freq_factor) return f;
+  if (wavelen > L0 / a.rope_low_freq_factor) return f / a.rope_factor;
+  const double smooth =
+      (L0 / wavelen - a.rope_low_freq_factor) / (a.rope_high_freq_factor - a.rope_low_freq_factor);
+  return (1.0 - smooth) * f / a.rope_factor + smooth * f;
+}
+
+// LibTorch's default dtype set to `dtype` for the scope's lifetime (process-wide).
+class DefaultDtypeScope {
+ public:
+  explicit DefaultDtypeScope(torch::Dtype dtype) : saved_(torch::get_default_dtype()) {
+    torch::set_default_dtype(c10::scalarTypeToTypeMeta(dtype));
+  }
+  ~DefaultDtypeScope() { torch::set_default_dtype(saved_); }
+  DefaultDtypeScope(const DefaultDtypeScope&) = delete;
+  DefaultDtypeScope& operator=(const DefaultDtypeScope&) = delete;
+
+ private:
+  caffe2::TypeMeta saved_;
+};
 
 // Softmax over the last dim in fp32, returned in `like`'s dtype.
 torch::Tensor softmax_f32(const torch::Tensor& scores, const torch::Tensor& like) {
@@ -113,7 +141,7 @@ Rotary::Rotary(const ModelArgs& a, int64_t rot_dim) : interleave_(a.rope_interle
   // it; docs/model.md, "RoPE and YaRN"): dims whose wavelength fits the original context
   // keep their frequency; the rest are divided by the factor, with a linear ramp.
   double low = 0, high = 0;
-  const bool yarn = a.rope_factor > 1.0;
+  const bool yarn = a.yarn();
   if (yarn) {
     auto corr = [&](double n_rot) {
       return rot_dim * std::log(a.rope_original_max_pos / (n_rot * 2 * M_PI)) /
@@ -129,6 +157,8 @@ Rotary::Rotary(const ModelArgs& a, int64_t rot_dim) : interleave_(a.rope_interle
       double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
       double smooth = 1.0 - ramp;
       f = f / a.rope_factor * (1.0 - smooth) + f * smooth;
+    } else if (a.rope_llama3) {
+      f = llama3_freq(f, a);
     }
     freq[i] = static_cast<float>(f);
   }
@@ -257,6 +287,10 @@ GQAImpl::GQAImpl(const ModelArgs& a) : args_(a), rope_(a, a.head_dim), scale_(a.
   k_proj = register_module("k_proj", linear(a.dim, a.n_kv_heads * a.head_dim, a.qkv_bias));
   v_proj = register_module("v_proj", linear(a.dim, a.n_kv_heads * a.head_dim, a.qkv_bias));
   o_proj = register_module("o_proj", linear(a.n_heads * a.head_dim, a.dim, a.o_bias));
+  if (a.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(a.head_dim, a.norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(a.head_dim, a.norm_eps));
+  }
 }
 
 torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& positions,
@@ -265,8 +299,14 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
                                const torch::Tensor& row_pos) {
   const int64_t B = x.size(0), T = x.size(1), H = args_.n_heads, Hk = args_.n_kv_heads;
   const int64_t D = args_.head_dim;
-  auto q = rope_.apply(run_linear(q_proj, x, exec).view({B, T, H, D}), positions);
-  auto k = rope_.apply(run_linear(k_proj, x, exec).view({B, T, Hk, D}), positions);
+  auto q = run_linear(q_proj, x, exec).view({B, T, H, D});
+  auto k = run_linear(k_proj, x, exec).view({B, T, Hk, D});
+  if (q_norm) {  // Qwen3: per-head RMSNorm before RoPE
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = rope_.apply(q, positions);
+  k = rope_.apply(k, positions);
   auto v = run_linear(v_proj, x, exec).view({B, T, Hk, D});
   if (cache) {
     k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
@@ -330,8 +370,8 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
 GateImpl::GateImpl(const ModelArgs& a) : args_(a) {
   weight = register_parameter("weight", torch::empty({a.n_routed_experts, a.dim}));
   if (a.expert_bias)
-    e_score_correction_bias =
-        register_buffer("e_score_correction_bias", torch::zeros({a.n_routed_experts}));
+    e_score_correction_bias = register_buffer("e_score_correction_bias",
+                                              torch::zeros({a.n_routed_experts}, torch::kFloat));
 }
 
 Routing GateImpl::forward(const torch::Tensor& x) {
@@ -378,7 +418,7 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   if (a.n_shared_experts > 0)
     shared_experts =
         register_module("shared_experts", MLP(a.dim, a.n_shared_experts * a.moe_inter_dim));
-  load_accum_ = torch::zeros({a.n_routed_experts});
+  load_accum_ = torch::zeros({a.n_routed_experts}, torch::kFloat);
 }
 
 torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
@@ -514,7 +554,14 @@ MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
 // ---------------------------------------------------------------------------------
 // Transformer
 
-TransformerImpl::TransformerImpl(const ModelArgs& a) : args_(a) {
+TransformerImpl::TransformerImpl(const ModelArgs& a) : TransformerImpl(a, torch::kFloat, true) {}
+
+TransformerImpl::TransformerImpl(const ModelArgs& a, torch::Dtype dtype, bool init) : args_(a) {
+  // Every parameter is created in `dtype` (tensors the modules create with an explicit
+  // dtype, such as the router correction biases, keep theirs): no fp32 copy is made and
+  // freed, which would leave the heap fragmented by as much again.
+  std::optional<DefaultDtypeScope> scope;
+  if (dtype != torch::kFloat) scope.emplace(dtype);
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(a.vocab_size, a.dim));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t l = 0; l < a.n_layers; ++l) layers->push_back(DecoderLayer(a, a.is_moe_layer(l)));
@@ -525,7 +572,8 @@ TransformerImpl::TransformerImpl(const ModelArgs& a) : args_(a) {
     for (int64_t k = 0; k < a.n_mtp_layers; ++k)
       mtp->push_back(MTPLayer(a, a.is_moe_layer(a.n_layers + k)));
   }
-  init_weights(0);
+  scope.reset();
+  if (init) init_weights(0);
 }
 
 int64_t TransformerImpl::n_moe_layers() const {

@@ -1,5 +1,5 @@
 // The policy: a DeepSeek-V2/V3 transformer (MLA attention, MoE feed-forward, MTP
-// heads), and the dense GQA variant used for Qwen2/Llama-style students.
+// heads), and the GQA variant of Qwen2, Qwen3, Qwen3-MoE and Llama (dense or MoE).
 //
 // Follows DeepSeek-V3 inference/model.py and the DeepSeek-V2/V3 papers (docs/model.md):
 // one module per concept of the paper, ordered small to large (RMSNorm, RoPE, MLA, GQA,
@@ -141,7 +141,8 @@ class MLAImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MLA);
 
-// Grouped-query attention with optional q/k/v (and o) biases: Qwen2 / Llama.
+// Grouped-query attention with optional q/k/v (and o) biases and per-head q/k RMSNorm:
+// Qwen2, Qwen3 and Llama.
 class GQAImpl : public torch::nn::Module {
  public:
   explicit GQAImpl(const ModelArgs& args);
@@ -153,6 +154,8 @@ class GQAImpl : public torch::nn::Module {
   torch::nn::Linear k_proj{nullptr};  // [n_kv*D, d]
   torch::nn::Linear v_proj{nullptr};  // [n_kv*D, d]
   torch::nn::Linear o_proj{nullptr};  // [d, H*D]
+  RMSNorm q_norm{nullptr};            // [D], Qwen3 only (qk_norm)
+  RMSNorm k_norm{nullptr};            // [D], Qwen3 only (qk_norm)
 
  private:
   ModelArgs args_;
@@ -266,7 +269,14 @@ TORCH_MODULE(MTPLayer);
 
 class TransformerImpl : public torch::nn::Module {
  public:
+  // fp32, init_weights(0).
   explicit TransformerImpl(const ModelArgs& args);
+  // Parameters created in `dtype` (router correction biases stay fp32), so a bf16 model never
+  // has an fp32 copy. For that LibTorch's default dtype is `dtype` while the modules are built,
+  // which is process-wide (as transformers' from_pretrained does it): do not create tensors of
+  // the default dtype on other threads meanwhile. `init`: init_weights(0); else the
+  // parameters keep LibTorch's default initialisation, for a loader that overwrites them.
+  TransformerImpl(const ModelArgs& args, torch::Dtype dtype, bool init);
 
   // ids: [B, T] int64.
   ForwardOutput forward(const torch::Tensor& ids, const ForwardOptions& opts = {});

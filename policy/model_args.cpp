@@ -1,7 +1,9 @@
 #include "policy/model_args.h"
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/atomic_file.h"
 
@@ -19,7 +21,7 @@ double yarn_mscale(double factor, double m) {
 double ModelArgs::softmax_scale() const {
   const int64_t d = attention == AttentionKind::kMLA ? qk_head_dim() : head_dim;
   double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  if (rope_factor > 1.0 && mscale_all_dim != 0.0) {
+  if (yarn() && mscale_all_dim != 0.0) {
     const double m = yarn_mscale(rope_factor, mscale_all_dim);
     scale *= m * m;
   }
@@ -96,9 +98,15 @@ Status ModelArgs::validate() const {
   if (n_dense_layers > 0 || n_routed_experts == 0)
     RETURN_IF_ERROR(positive("inter_dim", inter_dim));
   if (n_mtp_layers < 0) return InvalidArgument("model.n_mtp_layers={}: must be >= 0", n_mtp_layers);
-  if (rope_factor > 1.0 && rope_original_max_pos <= 0)
-    return InvalidArgument("model.rope_original_max_pos={}: must be > 0 with YaRN",
+  if ((yarn() || rope_llama3) && rope_original_max_pos <= 0)
+    return InvalidArgument("model.rope_original_max_pos={}: must be > 0 with YaRN or llama3 RoPE",
                            rope_original_max_pos);
+  if (rope_llama3 && !(rope_factor > 0 && rope_low_freq_factor > 0 &&
+                       rope_high_freq_factor > rope_low_freq_factor))
+    return InvalidArgument(
+        "model: llama3 RoPE needs rope_factor > 0 and 0 < rope_low_freq_factor < "
+        "rope_high_freq_factor, got {}, {}, {}",
+        rope_factor, rope_low_freq_factor, rope_high_freq_factor);
   return OkStatus();
 }
 
@@ -208,6 +216,291 @@ Status get_req(const json& j, const char* key, T* out) {
   return get_opt(j, key, out);
 }
 
+// DeepSeek-V2/V3: MLA + MoE (+ MTP), YaRN the only rope_scaling.
+Status read_deepseek(const json& c, ModelArgs& a) {
+  const bool v3 = a.model_type == "deepseek_v3";
+  a.attention = AttentionKind::kMLA;
+  a.rope_interleave = true;
+  a.tie_embeddings = c.value("tie_word_embeddings", false);
+  RETURN_IF_ERROR(get_opt(c, "q_lora_rank", &a.q_lora_rank));
+  if (!c.contains("q_lora_rank") || c["q_lora_rank"].is_null()) a.q_lora_rank = 0;
+  RETURN_IF_ERROR(get_req(c, "kv_lora_rank", &a.kv_lora_rank));
+  RETURN_IF_ERROR(get_req(c, "qk_nope_head_dim", &a.qk_nope_head_dim));
+  RETURN_IF_ERROR(get_req(c, "qk_rope_head_dim", &a.qk_rope_head_dim));
+  RETURN_IF_ERROR(get_req(c, "v_head_dim", &a.v_head_dim));
+  a.n_kv_heads = a.n_heads;
+  a.n_routed_experts = 0;
+  RETURN_IF_ERROR(get_opt(c, "n_routed_experts", &a.n_routed_experts));
+  a.n_shared_experts = 0;
+  RETURN_IF_ERROR(get_opt(c, "n_shared_experts", &a.n_shared_experts));
+  RETURN_IF_ERROR(get_opt(c, "num_experts_per_tok", &a.n_activated_experts));
+  RETURN_IF_ERROR(get_opt(c, "moe_intermediate_size", &a.moe_inter_dim));
+  a.n_dense_layers = 0;
+  RETURN_IF_ERROR(get_opt(c, "first_k_dense_replace", &a.n_dense_layers));
+  int64_t freq = 1;
+  RETURN_IF_ERROR(get_opt(c, "moe_layer_freq", &freq));
+  if (freq != 1) return Unimplemented("config.json: moe_layer_freq={} (only 1 is supported)", freq);
+  a.n_expert_groups = 1;
+  a.n_limited_groups = 1;
+  RETURN_IF_ERROR(get_opt(c, "n_group", &a.n_expert_groups));
+  RETURN_IF_ERROR(get_opt(c, "topk_group", &a.n_limited_groups));
+  std::string scoring = v3 ? "sigmoid" : "softmax";
+  RETURN_IF_ERROR(get_opt(c, "scoring_func", &scoring));
+  if (scoring == "softmax")
+    a.score_func = ScoreFunc::kSoftmax;
+  else if (scoring == "sigmoid")
+    a.score_func = ScoreFunc::kSigmoid;
+  else
+    return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
+  std::string topk_method = v3 ? "noaux_tc" : "greedy";
+  RETURN_IF_ERROR(get_opt(c, "topk_method", &topk_method));
+  if (topk_method == "noaux_tc")
+    a.expert_bias = true;
+  else if (topk_method == "greedy" || topk_method == "group_limited_greedy")
+    a.expert_bias = false;
+  else
+    return Unimplemented("config.json: topk_method '{}'", topk_method);
+  if (topk_method == "greedy") a.n_expert_groups = a.n_limited_groups = 1;
+  a.norm_topk_prob = false;
+  RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
+  a.route_scale = 1.0;
+  RETURN_IF_ERROR(get_opt(c, "routed_scaling_factor", &a.route_scale));
+  a.scale_after_norm = v3;
+  a.aux_loss_alpha = 0.0;
+  RETURN_IF_ERROR(get_opt(c, "aux_loss_alpha", &a.aux_loss_alpha));
+  a.bias_update_gamma = a.expert_bias ? 1e-3 : 0.0;
+  a.n_mtp_layers = 0;
+  RETURN_IF_ERROR(get_opt(c, "num_nextn_predict_layers", &a.n_mtp_layers));
+  if (c.contains("rope_parameters"))
+    return Unimplemented(
+        "config.json: rope_parameters on {} (give rope_theta and rope_scaling instead)",
+        a.model_type);
+  if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
+    const json& rs = c["rope_scaling"];
+    std::string kind = rs.value("type", rs.value("rope_type", std::string("yarn")));
+    if (kind != "yarn")
+      return Unimplemented("config.json: rope_scaling.type '{}' (only yarn)", kind);
+    RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
+    RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
+    RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
+    RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
+    RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale));
+    RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim));
+  }
+  if (c.contains("attention_bias") && c["attention_bias"].is_boolean() &&
+      c["attention_bias"].get<bool>())
+    return Unimplemented("config.json: attention_bias=true is not supported for MLA");
+  return OkStatus();
+}
+
+// eos_token_id: one id, or a list (Llama 3.1) whose first is eos_id.
+Status read_eos(const json& c, ModelArgs& a) {
+  auto it = c.find("eos_token_id");
+  if (it == c.end() || !it->is_array()) return get_opt(c, "eos_token_id", &a.eos_id);
+  a.eos_ids.clear();
+  for (const json& v : *it) {
+    if (!v.is_number_integer())
+      return InvalidArgument("config.json: 'eos_token_id' must be an integer or a list of them");
+    a.eos_ids.push_back(v.get<int64_t>());
+  }
+  if (a.eos_ids.empty()) return InvalidArgument("config.json: 'eos_token_id' is an empty list");
+  a.eos_id = a.eos_ids.front();
+  if (a.eos_ids.size() == 1) a.eos_ids.clear();
+  return OkStatus();
+}
+
+// Sliding-window attention (Mistral's sliding_window; Qwen's use_sliding_window from layer
+// max_window_layers on; transformers' layer_types) is not implemented: refused by key.
+Status check_full_attention(const json& c, const ModelArgs& a) {
+  if (c.contains("layer_types") && c["layer_types"].is_array())
+    for (const json& t : c["layer_types"])
+      if (t != "full_attention")
+        return Unimplemented(
+            "config.json: layer_types has {}: only full_attention layers are supported "
+            "(sliding-window attention is not implemented)",
+            t.dump());
+  const bool window = c.contains("sliding_window") && !c["sliding_window"].is_null();
+  if (a.model_type == "mistral" && window)
+    return Unimplemented(
+        "config.json: sliding_window={} (mistral): sliding-window attention is not supported",
+        c["sliding_window"].dump());
+  if (a.model_type == "llama" || a.model_type == "mistral") return OkStatus();
+  bool use = false;
+  RETURN_IF_ERROR(get_opt(c, "use_sliding_window", &use));
+  if (!use || !window) return OkStatus();
+  int64_t max_window_layers = 0;
+  RETURN_IF_ERROR(get_req(c, "max_window_layers", &max_window_layers));
+  if (max_window_layers < a.n_layers)
+    return Unimplemented(
+        "config.json: use_sliding_window=true with sliding_window={} and max_window_layers={} < "
+        "num_hidden_layers={}: sliding-window attention is not supported",
+        c["sliding_window"].dump(), max_window_layers, a.n_layers);
+  return OkStatus();
+}
+
+// YaRN on a GQA family (transformers' generic YaRN): r1kit's YaRN (docs/model.md, "RoPE
+// and YaRN") with the default attention factor m(1) = 0.1 ln(factor) + 1 on cos/sin.
+// transformers versions disagree on the factor when original_max_position_embeddings is
+// given (the key, or max_position_embeddings / original): both must agree.
+Status read_gqa_yarn(const json& rs, const char* key, ModelArgs& a) {
+  for (const char* k : {"attention_factor", "mscale", "mscale_all_dim"})
+    if (rs.contains(k) && !rs[k].is_null())
+      return Unimplemented("config.json: {}.{} with yarn on {} (only the default attention factor)",
+                           key, k, a.model_type);
+  if (rs.contains("truncate") && rs["truncate"] != true)
+    return Unimplemented("config.json: {}.truncate={} (only true)", key, rs["truncate"].dump());
+  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
+  if (a.rope_factor < 1.0)
+    return Unimplemented("config.json: {}.factor={} (yarn needs >= 1)", key, a.rope_factor);
+  a.rope_original_max_pos = a.max_seq_len;
+  RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
+  const double ratio = static_cast<double>(a.max_seq_len) / a.rope_original_max_pos;
+  if (std::abs(ratio - a.rope_factor) > 1e-9 * a.rope_factor &&
+      a.rope_original_max_pos != a.max_seq_len)
+    return Unimplemented(
+        "config.json: {}.factor={} differs from max_position_embeddings / "
+        "original_max_position_embeddings = {} / {}: transformers versions read yarn "
+        "differently then; make them agree",
+        key, a.rope_factor, a.max_seq_len, a.rope_original_max_pos);
+  RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
+  RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
+  a.mscale = 1.0;
+  a.mscale_all_dim = 0.0;
+  return OkStatus();
+}
+
+// rope_scaling of a GQA family (or transformers 5's rope_parameters, which also holds
+// rope_theta): default (none), llama3 or yarn; any other rope_type is refused.
+Status read_gqa_rope(const json& c, ModelArgs& a) {
+  const char* key = c.contains("rope_parameters") ? "rope_parameters" : "rope_scaling";
+  if (!c.contains(key) || c[key].is_null()) return OkStatus();
+  const json& rs = c[key];
+  if (!rs.is_object()) return InvalidArgument("config.json: '{}' must be an object or null", key);
+  RETURN_IF_ERROR(get_opt(rs, "rope_theta", &a.rope_theta));
+  double partial = 1.0;
+  RETURN_IF_ERROR(get_opt(rs, "partial_rotary_factor", &partial));
+  RETURN_IF_ERROR(get_opt(c, "partial_rotary_factor", &partial));
+  if (partial != 1.0)
+    return Unimplemented("config.json: partial_rotary_factor={} (only 1: RoPE on the whole head)",
+                         partial);
+  std::string kind = "default";
+  RETURN_IF_ERROR(get_opt(rs, "type", &kind));
+  RETURN_IF_ERROR(get_opt(rs, "rope_type", &kind));
+  if (kind == "default") return OkStatus();
+  if (kind == "yarn") return read_gqa_yarn(rs, key, a);
+  if (kind != "llama3")
+    return Unimplemented("config.json: {}.rope_type '{}' for {} (supported: default, llama3, yarn)",
+                         key, kind, a.model_type);
+  a.rope_llama3 = true;
+  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
+  RETURN_IF_ERROR(get_req(rs, "low_freq_factor", &a.rope_low_freq_factor));
+  RETURN_IF_ERROR(get_req(rs, "high_freq_factor", &a.rope_high_freq_factor));
+  return get_req(rs, "original_max_position_embeddings", &a.rope_original_max_pos);
+}
+
+// Qwen3-MoE makes layer l MoE when l is not in mlp_only_layers and (l + 1) is a multiple of
+// decoder_sparse_step. r1kit's layout is dense layers first, then MoE ones: returns the
+// dense prefix, or an error naming the key whose pattern does not fit.
+StatusOr<int64_t> qwen3_moe_dense_prefix(const json& c, const ModelArgs& a) {
+  int64_t step = 1;
+  RETURN_IF_ERROR(get_opt(c, "decoder_sparse_step", &step));
+  if (step < 1) return InvalidArgument("config.json: decoder_sparse_step={}: must be >= 1", step);
+  std::set<int64_t> mlp_only;
+  if (c.contains("mlp_only_layers") && !c["mlp_only_layers"].is_null()) {
+    const json& m = c["mlp_only_layers"];
+    if (!m.is_array()) return InvalidArgument("config.json: 'mlp_only_layers' must be a list");
+    for (const json& l : m) {
+      if (!l.is_number_integer())
+        return InvalidArgument("config.json: mlp_only_layers={}: layer indices must be integers",
+                               m.dump());
+      mlp_only.insert(l.get<int64_t>());
+    }
+  }
+  auto moe = [&](int64_t l) {
+    return a.n_routed_experts > 0 && !mlp_only.count(l) && (l + 1) % step == 0;
+  };
+  int64_t prefix = 0;
+  while (prefix < a.n_layers && !moe(prefix)) ++prefix;
+  for (int64_t l = prefix; l < a.n_layers; ++l) {
+    if (moe(l)) continue;
+    return Unimplemented(
+        "config.json: {}={} makes layer {} dense after MoE layer {}: r1kit has dense layers only "
+        "before the first MoE layer (decoder_sparse_step 1, mlp_only_layers [0 .. k-1])",
+        step != 1 ? "decoder_sparse_step" : "mlp_only_layers",
+        step != 1 ? std::to_string(step) : c["mlp_only_layers"].dump(), l, prefix);
+  }
+  return prefix;
+}
+
+// Qwen3-MoE's sparse block: softmax over all experts, top-k, norm_topk_prob, no shared
+// expert, no routed scaling.
+Status read_qwen3_moe(const json& c, ModelArgs& a) {
+  int64_t shared = 0;
+  RETURN_IF_ERROR(get_opt(c, "shared_expert_intermediate_size", &shared));
+  if (shared > 0)
+    return Unimplemented(
+        "config.json: shared_expert_intermediate_size={} (a Qwen2-MoE shared expert; qwen3_moe "
+        "has none)",
+        shared);
+  RETURN_IF_ERROR(get_req(c, "num_experts", &a.n_routed_experts));
+  RETURN_IF_ERROR(get_req(c, "num_experts_per_tok", &a.n_activated_experts));
+  RETURN_IF_ERROR(get_req(c, "moe_intermediate_size", &a.moe_inter_dim));
+  a.norm_topk_prob = false;
+  RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
+  if (a.norm_topk_prob && a.n_activated_experts == 1)
+    return Unimplemented(
+        "config.json: norm_topk_prob=true with num_experts_per_tok=1 (Qwen3-MoE then weighs the "
+        "expert 1; r1kit renormalises only for k > 1)");
+  a.score_func = ScoreFunc::kSoftmax;
+  a.expert_bias = false;
+  a.n_expert_groups = a.n_limited_groups = 1;
+  a.route_scale = 1.0;
+  a.scale_after_norm = true;
+  a.aux_loss_alpha = 0.0;
+  a.bias_update_gamma = 0.0;
+  ASSIGN_OR_RETURN(a.n_dense_layers, qwen3_moe_dense_prefix(c, a));
+  return OkStatus();
+}
+
+// Qwen2, Qwen3, Qwen3-MoE, Llama, Mistral: GQA with half-split RoPE.
+Status read_gqa(const json& c, ModelArgs& a) {
+  const std::string& type = a.model_type;
+  const bool qwen3 = type == "qwen3" || type == "qwen3_moe";
+  a.attention = AttentionKind::kGQA;
+  a.rope_interleave = false;
+  a.n_routed_experts = 0;
+  a.n_shared_experts = 0;
+  a.n_dense_layers = 0;
+  a.n_mtp_layers = 0;
+  a.expert_bias = false;
+  a.n_kv_heads = a.n_heads;
+  RETURN_IF_ERROR(get_opt(c, "num_key_value_heads", &a.n_kv_heads));
+  a.head_dim = a.dim / a.n_heads;
+  if (qwen3)  // independent of hidden_size there, and transformers' default differs by version
+    RETURN_IF_ERROR(get_req(c, "head_dim", &a.head_dim));
+  else
+    RETURN_IF_ERROR(get_opt(c, "head_dim", &a.head_dim));
+  a.qk_norm = qwen3;
+  a.qkv_bias = type == "qwen2";
+  if (type != "qwen2") {
+    bool attention_bias = false;
+    RETURN_IF_ERROR(get_opt(c, "attention_bias", &attention_bias));
+    a.qkv_bias = a.o_bias = attention_bias;
+    bool mlp_bias = false;
+    RETURN_IF_ERROR(get_opt(c, "mlp_bias", &mlp_bias));
+    if (mlp_bias) return Unimplemented("config.json: mlp_bias=true is not supported");
+  }
+  RETURN_IF_ERROR(check_full_attention(c, a));
+  RETURN_IF_ERROR(read_gqa_rope(c, a));
+  if (type == "qwen3_moe") RETURN_IF_ERROR(read_qwen3_moe(c, a));
+  return OkStatus();
+}
+
+bool is_gqa_family(const std::string& type) {
+  return type == "qwen2" || type == "qwen3" || type == "qwen3_moe" || type == "llama" ||
+         type == "mistral";
+}
+
 }  // namespace
 
 StatusOr<ModelArgs> args_from_hf_config(const json& c) {
@@ -226,7 +519,7 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
   RETURN_IF_ERROR(get_opt(c, "max_position_embeddings", &a.max_seq_len));
   RETURN_IF_ERROR(get_opt(c, "rope_theta", &a.rope_theta));
   RETURN_IF_ERROR(get_opt(c, "bos_token_id", &a.bos_id));
-  RETURN_IF_ERROR(get_opt(c, "eos_token_id", &a.eos_id));
+  RETURN_IF_ERROR(read_eos(c, a));
   a.rope_factor = 1.0;
   a.mscale_all_dim = 0.0;
   std::string act = "silu";
@@ -234,106 +527,111 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
   if (act != "silu") return Unimplemented("config.json: hidden_act '{}' (only silu)", act);
 
   if (type == "deepseek_v2" || type == "deepseek_v3") {
-    const bool v3 = type == "deepseek_v3";
-    a.attention = AttentionKind::kMLA;
-    a.rope_interleave = true;
-    a.tie_embeddings = c.value("tie_word_embeddings", false);
-    RETURN_IF_ERROR(get_opt(c, "q_lora_rank", &a.q_lora_rank));
-    if (!c.contains("q_lora_rank") || c["q_lora_rank"].is_null()) a.q_lora_rank = 0;
-    RETURN_IF_ERROR(get_req(c, "kv_lora_rank", &a.kv_lora_rank));
-    RETURN_IF_ERROR(get_req(c, "qk_nope_head_dim", &a.qk_nope_head_dim));
-    RETURN_IF_ERROR(get_req(c, "qk_rope_head_dim", &a.qk_rope_head_dim));
-    RETURN_IF_ERROR(get_req(c, "v_head_dim", &a.v_head_dim));
-    a.n_kv_heads = a.n_heads;
-    a.n_routed_experts = 0;
-    RETURN_IF_ERROR(get_opt(c, "n_routed_experts", &a.n_routed_experts));
-    a.n_shared_experts = 0;
-    RETURN_IF_ERROR(get_opt(c, "n_shared_experts", &a.n_shared_experts));
-    RETURN_IF_ERROR(get_opt(c, "num_experts_per_tok", &a.n_activated_experts));
-    RETURN_IF_ERROR(get_opt(c, "moe_intermediate_size", &a.moe_inter_dim));
-    a.n_dense_layers = 0;
-    RETURN_IF_ERROR(get_opt(c, "first_k_dense_replace", &a.n_dense_layers));
-    int64_t freq = 1;
-    RETURN_IF_ERROR(get_opt(c, "moe_layer_freq", &freq));
-    if (freq != 1)
-      return Unimplemented("config.json: moe_layer_freq={} (only 1 is supported)", freq);
-    a.n_expert_groups = 1;
-    a.n_limited_groups = 1;
-    RETURN_IF_ERROR(get_opt(c, "n_group", &a.n_expert_groups));
-    RETURN_IF_ERROR(get_opt(c, "topk_group", &a.n_limited_groups));
-    std::string scoring = v3 ? "sigmoid" : "softmax";
-    RETURN_IF_ERROR(get_opt(c, "scoring_func", &scoring));
-    if (scoring == "softmax")
-      a.score_func = ScoreFunc::kSoftmax;
-    else if (scoring == "sigmoid")
-      a.score_func = ScoreFunc::kSigmoid;
-    else
-      return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
-    std::string topk_method = v3 ? "noaux_tc" : "greedy";
-    RETURN_IF_ERROR(get_opt(c, "topk_method", &topk_method));
-    if (topk_method == "noaux_tc")
-      a.expert_bias = true;
-    else if (topk_method == "greedy" || topk_method == "group_limited_greedy")
-      a.expert_bias = false;
-    else
-      return Unimplemented("config.json: topk_method '{}'", topk_method);
-    if (topk_method == "greedy") a.n_expert_groups = a.n_limited_groups = 1;
-    a.norm_topk_prob = false;
-    RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
-    a.route_scale = 1.0;
-    RETURN_IF_ERROR(get_opt(c, "routed_scaling_factor", &a.route_scale));
-    a.scale_after_norm = v3;
-    a.aux_loss_alpha = 0.0;
-    RETURN_IF_ERROR(get_opt(c, "aux_loss_alpha", &a.aux_loss_alpha));
-    a.bias_update_gamma = a.expert_bias ? 1e-3 : 0.0;
-    a.n_mtp_layers = 0;
-    RETURN_IF_ERROR(get_opt(c, "num_nextn_predict_layers", &a.n_mtp_layers));
-    if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
-      const json& rs = c["rope_scaling"];
-      std::string kind = rs.value("type", rs.value("rope_type", std::string("yarn")));
-      if (kind != "yarn")
-        return Unimplemented("config.json: rope_scaling.type '{}' (only yarn)", kind);
-      RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
-      RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
-      RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
-      RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
-      RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale));
-      RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim));
-    }
-    if (c.contains("attention_bias") && c["attention_bias"].is_boolean() &&
-        c["attention_bias"].get<bool>())
-      return Unimplemented("config.json: attention_bias=true is not supported for MLA");
-  } else if (type == "qwen2" || type == "llama" || type == "mistral") {
-    a.attention = AttentionKind::kGQA;
-    a.rope_interleave = false;
-    a.n_routed_experts = 0;
-    a.n_shared_experts = 0;
-    a.n_dense_layers = 0;
-    a.n_mtp_layers = 0;
-    a.expert_bias = false;
-    a.n_kv_heads = a.n_heads;
-    RETURN_IF_ERROR(get_opt(c, "num_key_value_heads", &a.n_kv_heads));
-    a.head_dim = a.dim / a.n_heads;
-    RETURN_IF_ERROR(get_opt(c, "head_dim", &a.head_dim));
-    a.qkv_bias = type == "qwen2";
-    if (type != "qwen2") {
-      bool attention_bias = false;
-      RETURN_IF_ERROR(get_opt(c, "attention_bias", &attention_bias));
-      a.qkv_bias = a.o_bias = attention_bias;
-      bool mlp_bias = false;
-      RETURN_IF_ERROR(get_opt(c, "mlp_bias", &mlp_bias));
-      if (mlp_bias) return Unimplemented("config.json: mlp_bias=true is not supported");
-    }
-    if (c.contains("rope_scaling") && !c["rope_scaling"].is_null())
-      return Unimplemented("config.json: rope_scaling for model_type '{}' is not supported", type);
+    RETURN_IF_ERROR(read_deepseek(c, a));
+  } else if (is_gqa_family(type)) {
+    RETURN_IF_ERROR(read_gqa(c, a));
   } else {
     return Unimplemented(
-        "config.json: model_type '{}' (supported: deepseek_v2, deepseek_v3, qwen2, llama, mistral)",
+        "config.json: model_type '{}' (supported: deepseek_v2, deepseek_v3, qwen2, qwen3, "
+        "qwen3_moe, llama, mistral)",
         type);
   }
   RETURN_IF_ERROR(a.validate().with_context("config.json"));
   return a;
 }
+
+namespace {
+
+void write_deepseek(const ModelArgs& a, json& c) {
+  const bool v3 = a.model_type != "deepseek_v2";
+  c["model_type"] = v3 ? "deepseek_v3" : "deepseek_v2";
+  c["architectures"] = {v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM"};
+  c["num_key_value_heads"] = a.n_heads;
+  c["q_lora_rank"] = a.q_lora_rank > 0 ? json(a.q_lora_rank) : json(nullptr);
+  c["kv_lora_rank"] = a.kv_lora_rank;
+  c["qk_nope_head_dim"] = a.qk_nope_head_dim;
+  c["qk_rope_head_dim"] = a.qk_rope_head_dim;
+  c["v_head_dim"] = a.v_head_dim;
+  c["attention_bias"] = false;
+  c["n_routed_experts"] = a.n_routed_experts > 0 ? json(a.n_routed_experts) : json(nullptr);
+  c["n_shared_experts"] = a.n_shared_experts;
+  c["num_experts_per_tok"] = a.n_activated_experts;
+  c["moe_intermediate_size"] = a.moe_inter_dim;
+  c["first_k_dense_replace"] = a.n_routed_experts > 0 ? a.n_dense_layers : a.n_layers;
+  c["moe_layer_freq"] = 1;
+  c["n_group"] = a.n_expert_groups;
+  c["topk_group"] = a.n_limited_groups;
+  c["scoring_func"] = a.score_func == ScoreFunc::kSigmoid ? "sigmoid" : "softmax";
+  c["topk_method"] = a.expert_bias           ? "noaux_tc"
+                     : a.n_expert_groups > 1 ? "group_limited_greedy"
+                                             : "greedy";
+  c["norm_topk_prob"] = a.norm_topk_prob;
+  c["routed_scaling_factor"] = a.route_scale;
+  c["aux_loss_alpha"] = a.aux_loss_alpha;
+  c["seq_aux"] = true;
+  c["num_nextn_predict_layers"] = a.n_mtp_layers;
+  if (a.rope_factor > 1.0) {
+    c["rope_scaling"] = {{"type", "yarn"},
+                         {"factor", a.rope_factor},
+                         {"original_max_position_embeddings", a.rope_original_max_pos},
+                         {"beta_fast", a.beta_fast},
+                         {"beta_slow", a.beta_slow},
+                         {"mscale", a.mscale},
+                         {"mscale_all_dim", a.mscale_all_dim}};
+  } else {
+    c["rope_scaling"] = nullptr;
+  }
+}
+
+json gqa_rope_scaling(const ModelArgs& a) {
+  if (a.rope_llama3)
+    return {{"rope_type", "llama3"},
+            {"factor", a.rope_factor},
+            {"low_freq_factor", a.rope_low_freq_factor},
+            {"high_freq_factor", a.rope_high_freq_factor},
+            {"original_max_position_embeddings", a.rope_original_max_pos}};
+  if (!a.yarn()) return nullptr;
+  json rs = {{"rope_type", "yarn"},
+             {"factor", a.rope_factor},
+             {"original_max_position_embeddings", a.rope_original_max_pos}};
+  if (a.beta_fast != 32.0) rs["beta_fast"] = a.beta_fast;  // transformers' defaults otherwise
+  if (a.beta_slow != 1.0) rs["beta_slow"] = a.beta_slow;
+  return rs;
+}
+
+void write_gqa(const ModelArgs& a, json& c) {
+  static const std::map<std::string, const char*> kArchitectures = {
+      {"qwen2", "Qwen2ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"},
+      {"qwen3_moe", "Qwen3MoeForCausalLM"},
+      {"llama", "LlamaForCausalLM"}};
+  const std::string type = kArchitectures.count(a.model_type) ? a.model_type : "llama";
+  c["model_type"] = type;
+  c["architectures"] = {kArchitectures.at(type)};
+  c["num_key_value_heads"] = a.n_kv_heads;
+  c["head_dim"] = a.head_dim;
+  if (type != "qwen2") c["attention_bias"] = a.qkv_bias;
+  if (type == "llama") c["mlp_bias"] = false;
+  if (type == "qwen3" || type == "qwen3_moe") {
+    c["use_sliding_window"] = false;
+    c["sliding_window"] = nullptr;
+    c["max_window_layers"] = a.n_layers;
+  }
+  if (type == "qwen3_moe") {
+    c["num_experts"] = a.n_routed_experts;
+    c["num_experts_per_tok"] = a.n_activated_experts;
+    c["moe_intermediate_size"] = a.moe_inter_dim;
+    c["norm_topk_prob"] = a.norm_topk_prob;
+    c["decoder_sparse_step"] = 1;
+    std::vector<int64_t> dense;
+    for (int64_t l = 0; l < a.n_layers; ++l)
+      if (!a.is_moe_layer(l)) dense.push_back(l);
+    c["mlp_only_layers"] = dense;
+  }
+  c["rope_scaling"] = gqa_rope_scaling(a);
+}
+
+}  // namespace
 
 json args_to_hf_config(const ModelArgs& a) {
   json c;
@@ -348,60 +646,14 @@ json args_to_hf_config(const ModelArgs& a) {
   c["max_position_embeddings"] = a.max_seq_len;
   c["rope_theta"] = a.rope_theta;
   c["bos_token_id"] = a.bos_id;
-  c["eos_token_id"] = a.eos_id;
+  c["eos_token_id"] =
+      a.eos_ids.size() > 1 && a.eos_ids.front() == a.eos_id ? json(a.eos_ids) : json(a.eos_id);
   c["hidden_act"] = "silu";
   c["torch_dtype"] = "float32";
-  if (a.attention == AttentionKind::kMLA) {
-    const bool v3 = a.model_type != "deepseek_v2";
-    c["model_type"] = v3 ? "deepseek_v3" : "deepseek_v2";
-    c["architectures"] = {v3 ? "DeepseekV3ForCausalLM" : "DeepseekV2ForCausalLM"};
-    c["num_key_value_heads"] = a.n_heads;
-    c["q_lora_rank"] = a.q_lora_rank > 0 ? json(a.q_lora_rank) : json(nullptr);
-    c["kv_lora_rank"] = a.kv_lora_rank;
-    c["qk_nope_head_dim"] = a.qk_nope_head_dim;
-    c["qk_rope_head_dim"] = a.qk_rope_head_dim;
-    c["v_head_dim"] = a.v_head_dim;
-    c["attention_bias"] = false;
-    c["n_routed_experts"] = a.n_routed_experts > 0 ? json(a.n_routed_experts) : json(nullptr);
-    c["n_shared_experts"] = a.n_shared_experts;
-    c["num_experts_per_tok"] = a.n_activated_experts;
-    c["moe_intermediate_size"] = a.moe_inter_dim;
-    c["first_k_dense_replace"] = a.n_routed_experts > 0 ? a.n_dense_layers : a.n_layers;
-    c["moe_layer_freq"] = 1;
-    c["n_group"] = a.n_expert_groups;
-    c["topk_group"] = a.n_limited_groups;
-    c["scoring_func"] = a.score_func == ScoreFunc::kSigmoid ? "sigmoid" : "softmax";
-    c["topk_method"] = a.expert_bias           ? "noaux_tc"
-                       : a.n_expert_groups > 1 ? "group_limited_greedy"
-                                               : "greedy";
-    c["norm_topk_prob"] = a.norm_topk_prob;
-    c["routed_scaling_factor"] = a.route_scale;
-    c["aux_loss_alpha"] = a.aux_loss_alpha;
-    c["seq_aux"] = true;
-    c["num_nextn_predict_layers"] = a.n_mtp_layers;
-    if (a.rope_factor > 1.0) {
-      c["rope_scaling"] = {{"type", "yarn"},
-                           {"factor", a.rope_factor},
-                           {"original_max_position_embeddings", a.rope_original_max_pos},
-                           {"beta_fast", a.beta_fast},
-                           {"beta_slow", a.beta_slow},
-                           {"mscale", a.mscale},
-                           {"mscale_all_dim", a.mscale_all_dim}};
-    } else {
-      c["rope_scaling"] = nullptr;
-    }
-  } else {
-    const bool qwen = a.model_type == "qwen2";
-    c["model_type"] = qwen ? "qwen2" : "llama";
-    c["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
-    c["num_key_value_heads"] = a.n_kv_heads;
-    c["head_dim"] = a.head_dim;
-    if (!qwen) {
-      c["attention_bias"] = a.qkv_bias;
-      c["mlp_bias"] = false;
-    }
-    c["rope_scaling"] = nullptr;
-  }
+  if (a.attention == AttentionKind::kMLA)
+    write_deepseek(a, c);
+  else
+    write_gqa(a, c);
   // r1kit-only training settings ride along under their own key (HF loaders ignore it).
   c["r1kit"] = {{"bias_update_gamma", a.bias_update_gamma},
                 {"aux_loss_alpha", a.aux_loss_alpha},
@@ -441,7 +693,8 @@ ParamCount count_params(const ModelArgs& a) {
     }
     int64_t q = d * a.n_heads * a.head_dim, kv = 2 * d * a.n_kv_heads * a.head_dim;
     int64_t bias = a.qkv_bias ? (a.n_heads + 2 * a.n_kv_heads) * a.head_dim : 0;
-    return q + kv + bias + a.n_heads * a.head_dim * d + (a.o_bias ? d : 0);
+    int64_t qk_norm = a.qk_norm ? 2 * a.head_dim : 0;
+    return q + kv + bias + qk_norm + a.n_heads * a.head_dim * d + (a.o_bias ? d : 0);
   };
   auto block = [&](int64_t layer, int64_t* total, int64_t* active) {
     int64_t common = attn() + 2 * d;

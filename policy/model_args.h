@@ -1,5 +1,5 @@
 // ModelArgs: every hyper-parameter of the policy, its presets, and the mapping to and
-// from a Hugging Face config.json (DeepSeek-V2/V3, Qwen2, Llama).
+// from a Hugging Face config.json (DeepSeek-V2/V3, Qwen2, Qwen3, Qwen3-MoE, Llama 1-3).
 //
 // Follows DeepSeek-V3 inference/model.py's ModelArgs and its configs (docs/model.md,
 // "ModelArgs"), extended with GQA attention for dense students. Unlike the reference
@@ -25,7 +25,8 @@ enum class ScoreFunc { kSoftmax, kSigmoid };  // MoE gate scoring (V2: softmax, 
 
 struct ModelArgs {
   // Family the checkpoint came from, used to write config.json back the same way:
-  // "deepseek_v3", "deepseek_v2", "qwen2", "llama". Native r1kit models use "deepseek_v3".
+  // "deepseek_v3", "deepseek_v2", "qwen2", "qwen3", "qwen3_moe", "llama". Native r1kit
+  // models use "deepseek_v3".
   std::string model_type = "deepseek_v3";
 
   int64_t vocab_size = 512;     // V
@@ -39,6 +40,9 @@ struct ModelArgs {
                                 // meant for (RoPE angles are computed on the fly, no table)
   int64_t bos_id = 1;           // written to config.json; the tokenizer is authoritative
   int64_t eos_id = 2;
+  // Every EOS id when config.json lists several (Llama 3.1: [128001, 128008, 128009]);
+  // eos_id is the first. Empty when it gives one.
+  std::vector<int64_t> eos_ids;
 
   // ---- attention ----
   AttentionKind attention = AttentionKind::kMLA;
@@ -53,6 +57,8 @@ struct ModelArgs {
   int64_t head_dim = 16;   // D per head
   bool qkv_bias = false;   // Qwen2: bias on q/k/v
   bool o_bias = false;     // Llama attention_bias=true puts a bias on o_proj as well
+  bool qk_norm = false;    // Qwen3: RMSNorm over each head's q and k (q_norm, k_norm
+                           // weights [head_dim]) before RoPE
 
   // ---- RoPE / YaRN (YaRN, Peng et al. 2023; docs/model.md, "RoPE and YaRN") ----
   double rope_theta = 10000.0;
@@ -63,6 +69,12 @@ struct ModelArgs {
   double beta_slow = 1.0;
   double mscale = 1.0;          // YaRN mscale (cos/sin get m(mscale)/m(mscale_all_dim))
   double mscale_all_dim = 0.0;  // attention scale gets m(mscale_all_dim)^2 when non-zero
+  // Llama 3 frequency rescaling (HF rope_type "llama3"; docs/model.md, "Llama 3 RoPE
+  // scaling") instead of YaRN: rope_factor is its factor, rope_original_max_pos its
+  // original context, and these two bound the blended wavelengths.
+  bool rope_llama3 = false;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
 
   // ---- MoE (DeepSeek-V3 §2.1.2). n_routed_experts == 0 makes every layer dense. ----
   int64_t n_routed_experts = 4;     // N_r
@@ -90,6 +102,7 @@ struct ModelArgs {
   // Derived sizes.
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool is_moe_layer(int64_t layer) const { return n_routed_experts > 0 && layer >= n_dense_layers; }
+  bool yarn() const { return rope_factor > 1.0 && !rope_llama3; }  // YaRN on
   // Softmax scale of attention, including YaRN's mscale^2 (HF DeepSeek rule; docs/model.md,
   // "MLA").
   double softmax_scale() const;

@@ -47,9 +47,8 @@ StatusOr<Transformer> ModelConfig::build(int64_t vocab_size, uint64_t seed) cons
   if (a.n_mtp_layers != file_mtp)
     return InvalidArgument("model.n_mtp_layers={} differs from the checkpoint's {} ({})",
                            a.n_mtp_layers, file_mtp, from);
-  Transformer m(a);
+  Transformer m(a, torch_dtype(), /*init=*/false);  // no fp32 copy of a bf16 model
   RETURN_IF_ERROR(load_weights(*m, from));
-  cast_model(*m, torch_dtype());
   return m;
 }
 

@@ -726,6 +726,45 @@ TEST_F(SafetensorsTest, ShardedWriteAndRead) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(SafetensorsTest, CopyIntoConvertsFromTheMappingAndReleasesIt) {
+  const std::string dir = path("copy_into");
+  auto gen = at::detail::createCPUGenerator(3);
+  // Big enough to span whole pages, so release() really drops some.
+  auto w = torch::randn({256, 300}, gen, torch::kFloat).to(torch::kBFloat16);
+  auto b = torch::randn({7}, gen, torch::kFloat);
+  auto i = torch::arange(6, torch::kInt).view({2, 3});
+  ASSERT_TRUE(write_sharded(dir, {{"w", w}, {"b", b}, {"i", i}}, 1LL << 30).ok());
+  auto ck = SafetensorsCheckpoint::open_dir(dir);
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+
+  for (torch::Dtype dtype : {torch::kFloat, torch::kBFloat16, torch::kDouble}) {
+    auto dst_w = torch::empty({256, 300}, torch::TensorOptions().dtype(dtype));
+    auto dst_b = torch::empty({7}, torch::TensorOptions().dtype(dtype));
+    ASSERT_TRUE(ck->copy_into("w", dst_w).ok());
+    ASSERT_TRUE(ck->copy_into("b", dst_b).ok());
+    EXPECT_TRUE(torch::equal(dst_w, w.to(dtype))) << c10::toString(dtype);
+    EXPECT_TRUE(torch::equal(dst_b, b.to(dtype))) << c10::toString(dtype);
+  }
+  // Released pages are read from the file again.
+  auto again = ck->load("w");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(torch::equal(*again, w));
+  // Into a parameter (autograd off inside), and an integer tensor into a float one.
+  auto param = torch::zeros({7}).set_requires_grad(true);
+  ASSERT_TRUE(ck->copy_into("b", param).ok());
+  EXPECT_TRUE(torch::equal(param.detach(), b));
+  auto ints = torch::empty({2, 3});
+  ASSERT_TRUE(ck->copy_into("i", ints).ok());
+  EXPECT_TRUE(torch::equal(ints, i.to(torch::kFloat)));
+
+  auto wrong = torch::empty({300, 256});
+  Status st = ck->copy_into("w", wrong);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("'w'"), std::string::npos) << st.to_string();
+  EXPECT_NE(st.message().find("[256, 300]"), std::string::npos) << st.to_string();
+  EXPECT_EQ(ck->copy_into("nope", wrong).code(), StatusCode::kNotFound);
+}
+
 TEST_F(SafetensorsTest, IndexValidation) {
   const std::string dir = path("idx");
   fs::create_directories(dir);

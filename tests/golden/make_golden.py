@@ -5,8 +5,9 @@ Run with Debian's interpreter (torch 1.13 + numpy):  /usr/bin/python3 tests/gold
 
 Written from the DeepSeek-V2/V3 papers and the public reference code: DeepSeek-V3's
 inference/model.py ([DS3]), the Hugging Face DeepSeek-V2 modeling_deepseek.py ([HFV2]),
-transformers' Qwen2/Llama modeling files and the safetensors format (docs/model.md
-summarises all of them); NOT from the r1kit C++ code, so it can check that code
+transformers' Qwen2/Qwen3 ([HF-Q3])/Qwen3-MoE ([HF-Q3M])/Llama modeling files, its
+modeling_rope_utils.py ([HF-RoPE]: the yarn and llama3 rope types) and the safetensors format
+(docs/model.md summarises all of them); NOT from the r1kit C++ code, so it can check that code
 independently.  Writes, for each model,
 tests/testdata/golden/<name>/{config.json, model.safetensors, expected.json}.
 Weights are stored as float32; all maths here runs in float64 on those exact fp32 values.
@@ -37,6 +38,15 @@ Conventions implemented (also written into each expected.json "notes"):
     block (layer index num_hidden_layers, MoE) runs causally over h'_{0..T-2} with rope
     positions 0..T-2; mtp_logits_i = shared_head.head(shared_head.norm(.)) predicts t_{i+2}.
     T-1 rows.
+  * Qwen3 ([HF-Q3]): q_norm / k_norm, RMSNorm over each head's head_dim before RoPE; head_dim
+    from config.  Qwen3-MoE ([HF-Q3M]): softmax gate over all experts, top-k, renormalised
+    when norm_topk_prob, no shared expert; MoE layers from mlp_only_layers/decoder_sparse_step.
+  * GQA rope_scaling ([HF-RoPE]): llama3 and yarn (see gqa_rope_freqs).
+
+  --big DIR [--vocab V] [--layers L] [--dtype bf16|f32] writes instead a random Qwen3
+  checkpoint of Qwen3-0.6B's shape (hidden 1024, 28 layers, 16 q / 8 kv heads x 128,
+  SwiGLU 3072, tied) with vocabulary V (default 65536: ~0.5B parameters), tensor by tensor,
+  for the loading-memory benchmark (bench/load_memory.sh); no logits.
 """
 import json
 import math
@@ -51,6 +61,64 @@ OUT_DIR = Path(__file__).resolve().parents[1] / "testdata" / "golden"
 
 
 # ----------------------------------------------------------------------------- safetensors format
+def write_safetensors_streaming(path, shapes, make, dtype):
+    """Like write_safetensors, but tensors come one at a time from make(name) and are stored as
+    `dtype` ("BF16" or "F32"), so a large checkpoint never sits in memory whole."""
+    size = {"BF16": 2, "F32": 4}[dtype]
+    header, off = {"__metadata__": {"format": "pt"}}, 0
+    for name in sorted(shapes):
+        n = size * math.prod(shapes[name])
+        header[name] = {"dtype": dtype, "shape": list(shapes[name]), "data_offsets": [off, off + n]}
+        off += n
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for name in sorted(shapes):
+            t = make(name).contiguous()
+            if dtype == "BF16":
+                f.write(t.to(torch.bfloat16).view(torch.int16).numpy().astype("<i2").tobytes())
+            else:
+                f.write(t.to(torch.float32).numpy().astype("<f4").tobytes())
+
+
+def write_big_qwen3(out, vocab, layers, dtype):
+    """A random Qwen3-0.6B-shaped checkpoint (see the module docstring); weights N(0, 0.02)."""
+    d, H, Hkv, hd, inter = 1024, 16, 8, 128, 3072
+    cfg = dict(architectures=["Qwen3ForCausalLM"], model_type="qwen3", vocab_size=vocab,
+               hidden_size=d, intermediate_size=inter, num_hidden_layers=layers,
+               num_attention_heads=H, num_key_value_heads=Hkv, head_dim=hd, hidden_act="silu",
+               rms_norm_eps=1e-6, rope_theta=1000000.0, rope_scaling=None,
+               max_position_embeddings=40960, tie_word_embeddings=True, attention_bias=False,
+               use_sliding_window=False, sliding_window=None, max_window_layers=layers,
+               bos_token_id=0, eos_token_id=1,
+               torch_dtype="bfloat16" if dtype == "BF16" else "float32")
+    shapes = {"model.embed_tokens.weight": (vocab, d), "model.norm.weight": (d,)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (d,), p + "post_attention_layernorm.weight": (d,),
+                       p + "self_attn.q_proj.weight": (H * hd, d),
+                       p + "self_attn.k_proj.weight": (Hkv * hd, d),
+                       p + "self_attn.v_proj.weight": (Hkv * hd, d),
+                       p + "self_attn.o_proj.weight": (d, H * hd),
+                       p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,),
+                       p + "mlp.gate_proj.weight": (inter, d), p + "mlp.up_proj.weight": (inter, d),
+                       p + "mlp.down_proj.weight": (d, inter)})
+    g = torch.Generator().manual_seed(1)
+
+    def make(name):
+        if name.endswith("norm.weight"):
+            return torch.ones(shapes[name])
+        return torch.randn(*shapes[name], generator=g) * 0.02
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    write_safetensors_streaming(out / "model.safetensors", shapes, make, dtype)
+    n = sum(math.prod(s) for s in shapes.values())
+    print(f"wrote {out}: {n / 1e6:.1f}M parameters, {(out / 'model.safetensors').stat().st_size} B")
+
+
 def write_safetensors(path, tensors):
     """8-byte LE header length, JSON header (dtype/shape/data_offsets), spaces to a multiple of 8."""
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
@@ -170,13 +238,57 @@ def rope_interleaved(x, freqs, mscale):
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2)
 
 
-def rope_half(x, freqs):
-    """Qwen2/Llama: x [..., T, d]; pairs (i, i+d/2) rotated by pos*freq_i (rotate_half)."""
+def rope_half(x, freqs, attention_factor=1.0):
+    """Qwen2/Qwen3/Llama: x [..., T, d]; pairs (i, i+d/2) rotated by pos*freq_i (rotate_half);
+    cos/sin multiplied by the rope type's attention factor ([HF-RoPE])."""
     T = x.shape[-2]
     ang = torch.arange(T, dtype=DT)[:, None] * freqs[None, :]
-    cos, sin = torch.cos(ang).repeat(1, 2), torch.sin(ang).repeat(1, 2)
+    cos = torch.cos(ang).repeat(1, 2) * attention_factor
+    sin = torch.sin(ang).repeat(1, 2) * attention_factor
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def gqa_rope_freqs(cfg, dim):
+    """[HF-RoPE] for the GQA families: (inv_freq [dim/2], attention factor on cos/sin).
+    default: theta^(-2i/dim), factor 1.
+    llama3 (_compute_llama3_parameters): wavelen = 2 pi / f; wavelen < L0/high_freq_factor keeps
+      f, wavelen > L0/low_freq_factor gives f/factor, between: (1-s) f/factor + s f with
+      s = (L0/wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor); factor 1.
+    yarn (_compute_yarn_parameters, no mscale keys): the NTK-by-parts ramp over
+      [low, high] = [max(floor(corr(beta_fast)), 0), min(ceil(corr(beta_slow)), dim-1)],
+      corr(n) = dim ln(L0 / (2 pi n)) / (2 ln theta), f' = f/factor * ramp + f * (1 - ramp);
+      attention factor 0.1 ln(factor) + 1."""
+    theta = cfg["rope_theta"]
+    freqs = theta ** (-torch.arange(0, dim, 2, dtype=DT) / dim)
+    rs = cfg.get("rope_scaling")
+    kind = (rs or {}).get("rope_type", "default")
+    if kind == "default":
+        return freqs, 1.0
+    factor, L0 = rs["factor"], rs["original_max_position_embeddings"]
+    if kind == "llama3":
+        lo, hi = rs["low_freq_factor"], rs["high_freq_factor"]
+        out = []
+        for f in freqs.tolist():
+            wavelen = 2 * math.pi / f
+            if wavelen < L0 / hi:
+                out.append(f)
+            elif wavelen > L0 / lo:
+                out.append(f / factor)
+            else:
+                s = (L0 / wavelen - lo) / (hi - lo)
+                out.append((1 - s) * f / factor + s * f)
+        return torch.tensor(out, dtype=DT), 1.0
+    assert kind == "yarn", kind
+    assert factor * L0 == cfg["max_position_embeddings"]   # every transformers version agrees
+    low = max(math.floor(dim * math.log(L0 / (2 * math.pi * rs.get("beta_fast", 32)))
+                         / (2 * math.log(theta))), 0)
+    high = min(math.ceil(dim * math.log(L0 / (2 * math.pi * rs.get("beta_slow", 1)))
+                         / (2 * math.log(theta))), dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = ((torch.arange(dim // 2, dtype=DT) - low) / (high - low)).clamp(0, 1)
+    return freqs / factor * ramp + freqs * (1 - ramp), 0.1 * math.log(factor) + 1.0
 
 
 # ----------------------------------------------------------------------------- MLA
@@ -231,13 +343,23 @@ def mla_attention(x, P, p, cfg):
     return linear(o_naive, P, p + "o_proj")
 
 
-# ----------------------------------------------------------------------------- GQA (Qwen2/Llama)
+# ----------------------------------------------------------------------------- GQA (Qwen2/Qwen3/Llama)
+def is_qwen3(cfg):
+    return cfg["model_type"] in ("qwen3", "qwen3_moe")
+
+
 def gqa_attention(x, P, p, cfg):
+    """Qwen3 adds q_norm / k_norm: RMSNorm over each head's head_dim, before RoPE."""
     T, H, Hkv = x.shape[0], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or cfg["hidden_size"] // H
-    freqs, _ = rope_freqs(hd, cfg["rope_theta"], cfg.get("rope_scaling"))
-    q = rope_half(linear(x, P, p + "q_proj").view(T, H, hd).transpose(0, 1), freqs)
-    k = rope_half(linear(x, P, p + "k_proj").view(T, Hkv, hd).transpose(0, 1), freqs)
+    eps = cfg["rms_norm_eps"]
+    freqs, af = gqa_rope_freqs(cfg, hd)
+    q = linear(x, P, p + "q_proj").view(T, H, hd)
+    k = linear(x, P, p + "k_proj").view(T, Hkv, hd)
+    if is_qwen3(cfg):
+        q, k = rms_norm(q, P[p + "q_norm.weight"], eps), rms_norm(k, P[p + "k_norm.weight"], eps)
+    q = rope_half(q.transpose(0, 1), freqs, af)
+    k = rope_half(k.transpose(0, 1), freqs, af)
     v = linear(x, P, p + "v_proj").view(T, Hkv, hd).transpose(0, 1)
     k, v = k.repeat_interleave(H // Hkv, 0), v.repeat_interleave(H // Hkv, 0)  # repeat_kv
     probs = causal_softmax(q @ k.transpose(-1, -2) * hd ** -0.5)
@@ -284,6 +406,32 @@ def moe(x, P, p, cfg, trace):
     return y
 
 
+def qwen3_moe_route(x, P, p, cfg):
+    """[HF-Q3M] Qwen3MoeSparseMoeBlock: softmax over all experts, top-k, renormalised to sum 1
+    when norm_topk_prob; no shared expert, no scaling.  Returns (idx, w, probs)."""
+    probs = torch.softmax(linear(x, P, p + "gate"), dim=-1)
+    w, idx = probs.topk(cfg["num_experts_per_tok"], dim=-1)
+    if cfg["norm_topk_prob"]:
+        w = w / w.sum(-1, keepdim=True)
+    return idx, w, probs
+
+
+def qwen3_moe(x, P, p, cfg, trace):
+    idx, w, probs = qwen3_moe_route(x, P, p, cfg)
+    trace[p] = {"idx": idx, "s": probs, "x": x}
+    y = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(idx.shape[1]):
+            y[t] += w[t, j] * swiglu(x[t], P, f"{p}experts.{int(idx[t, j])}.")
+    return y
+
+
+def is_qwen3_moe_layer(cfg, i):
+    """[HF-Q3M]: MoE unless listed in mlp_only_layers, when (i+1) % decoder_sparse_step == 0."""
+    return (cfg["model_type"] == "qwen3_moe" and i not in (cfg.get("mlp_only_layers") or [])
+            and cfg["num_experts"] > 0 and (i + 1) % cfg["decoder_sparse_step"] == 0)
+
+
 # ----------------------------------------------------------------------------- blocks / model
 def is_deepseek(cfg):
     return cfg["model_type"].startswith("deepseek")
@@ -297,6 +445,8 @@ def decoder_layer(h, P, i, cfg, trace):
     x = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
     if is_deepseek(cfg) and i >= cfg["first_k_dense_replace"] and i % cfg["moe_layer_freq"] == 0:
         return h + moe(x, P, p + "mlp.", cfg, trace)
+    if is_qwen3_moe_layer(cfg, i):
+        return h + qwen3_moe(x, P, p + "mlp.", cfg, trace)
     return h + swiglu(x, P, p + "mlp.")
 
 
@@ -384,7 +534,15 @@ def init_dense(cfg, seed, qkv_bias):
         W.linear(p + "self_attn.k_proj", Hkv * hd, d, bias=qkv_bias)
         W.linear(p + "self_attn.v_proj", Hkv * hd, d, bias=qkv_bias)
         W.linear(p + "self_attn.o_proj", d, H * hd)
-        W.mlp(p + "mlp.", d, cfg["intermediate_size"])
+        if is_qwen3(cfg):
+            W.norm(p + "self_attn.q_norm", hd)
+            W.norm(p + "self_attn.k_norm", hd)
+        if is_qwen3_moe_layer(cfg, i):
+            W.linear(p + "mlp.gate", cfg["num_experts"], d, std=0.3)
+            for e in range(cfg["num_experts"]):
+                W.mlp(f"{p}mlp.experts.{e}.", d, cfg["moe_intermediate_size"])
+        else:
+            W.mlp(p + "mlp.", d, cfg["intermediate_size"])
     return W
 
 
@@ -429,8 +587,30 @@ CONFIGS = {
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, rope_theta=500000.0,
         rope_scaling=None, max_position_embeddings=64, tie_word_embeddings=False,
         attention_bias=False, mlp_bias=False, rms_norm_eps=1e-5),
+    "qwen3_tiny": dict(
+        COMMON, architectures=["Qwen3ForCausalLM"], model_type="qwen3", num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=24, rope_theta=10000.0,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+        max_position_embeddings=256, tie_word_embeddings=True, attention_bias=False,
+        use_sliding_window=False, sliding_window=None, max_window_layers=2),
+    "qwen3_moe_tiny": dict(
+        COMMON, architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe",
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        rope_theta=1000000.0, rope_scaling=None, max_position_embeddings=64,
+        tie_word_embeddings=False, attention_bias=False, use_sliding_window=False,
+        sliding_window=None, max_window_layers=2, num_experts=8, num_experts_per_tok=2,
+        moe_intermediate_size=16, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[0],
+        router_aux_loss_coef=0.001, output_router_logits=False),
+    "llama3_tiny": dict(
+        COMMON, architectures=["LlamaForCausalLM"], model_type="llama", num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, rope_theta=10000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+        max_position_embeddings=512, tie_word_embeddings=True, attention_bias=False,
+        mlp_bias=False, rms_norm_eps=1e-5, eos_token_id=[1, 95, 96]),
 }
-SEEDS = {"deepseek_v3_tiny": 1234, "deepseek_v2_tiny": 2345, "qwen2_tiny": 3456, "llama_tiny": 4567}
+SEEDS = {"deepseek_v3_tiny": 1234, "deepseek_v2_tiny": 2345, "qwen2_tiny": 3456, "llama_tiny": 4567,
+         "qwen3_tiny": 5678, "qwen3_moe_tiny": 6789, "llama3_tiny": 7890}
 SEQ_LEN = 12
 
 NOTES = [
@@ -464,6 +644,22 @@ V2_NOTES = [
 DENSE_NOTES = [
     "RoPE: half-split rotate_half over the full head_dim (pair i, i+hd/2), no rope_scaling.",
     "GQA with repeat_kv; softmax scale head_dim^-0.5; MLP SwiGLU.",
+]
+ROPE_NOTES = {
+    "yarn": "RoPE yarn (HF generic, no mscale keys): NTK-by-parts ramp from "
+            "original_max_position_embeddings, f' = f/factor*ramp + f*(1-ramp); cos/sin *= "
+            "0.1*ln(factor)+1; softmax scale head_dim^-0.5.",
+    "llama3": "RoPE llama3: wavelen=2pi/f; < L0/high_freq_factor kept, > L0/low_freq_factor "
+              "divided by factor, between (1-s)f/factor + s f, s=(L0/wavelen-low)/(high-low).",
+}
+QWEN3_NOTES = [
+    "Qwen3: q_norm/k_norm RMSNorm over each head's head_dim (eps rms_norm_eps) before RoPE; "
+    "head_dim from config (independent of hidden_size); no q/k/v bias.",
+]
+QWEN3_MOE_NOTES = [
+    "Qwen3-MoE: layer i is MoE unless in mlp_only_layers, when (i+1) % decoder_sparse_step == 0; "
+    "gate softmax over all experts, top-k, renormalised when norm_topk_prob; no shared expert, "
+    "no scaling; dense layers use intermediate_size.",
 ]
 
 
@@ -504,6 +700,8 @@ def make(name):
     seed = SEEDS[name]
     W = init_deepseek(cfg, seed) if is_deepseek(cfg) else init_dense(
         cfg, seed, qkv_bias=cfg["model_type"] == "qwen2")
+    if name == "qwen2_tiny":   # keeps the fixture byte-identical to before Qwen3 was added
+        assert not any("q_norm" in k for k in W.f32)
     P = W.P
     g = torch.Generator().manual_seed(seed + 1)
     ids = [cfg["bos_token_id"]] + torch.randint(2, cfg["vocab_size"], (SEQ_LEN - 1,), generator=g).tolist()
@@ -517,6 +715,13 @@ def make(name):
         notes += DS_NOTES + (V3_NOTES if cfg["model_type"] == "deepseek_v3" else V2_NOTES)
     else:
         notes += DENSE_NOTES
+        rope_type = (cfg.get("rope_scaling") or {}).get("rope_type")
+        if rope_type:
+            notes.append(ROPE_NOTES[rope_type])
+        if is_qwen3(cfg):
+            notes += QWEN3_NOTES
+        if cfg["model_type"] == "qwen3_moe":
+            notes += QWEN3_MOE_NOTES
     if cfg.get("num_nextn_predict_layers"):
         mtp = mtp_forward(cfg, P, ids_t, h_last, trace)
         expected["mtp_logits"] = mtp.tolist()
@@ -535,6 +740,19 @@ def make(name):
         if cfg["model_type"] == "deepseek_v3":
             assert sum(tr.get("bias_changed", 0) for tr in trace.values()) > 0
             assert sum(tr.get("group_changed", 0) for tr in trace.values()) > 0
+    elif cfg.get("rope_scaling") or is_qwen3(cfg):   # the Qwen2/Llama fixtures keep debug {}
+        hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        freqs, af = gqa_rope_freqs(cfg, hd)
+        debug = {"rope_freqs": freqs.tolist(), "rope_attention_factor": af}
+        if trace:   # Qwen3-MoE: chosen experts and the smallest k-th vs (k+1)-th margin
+            k = cfg["num_experts_per_tok"]
+            top = torch.cat([tr["s"].topk(k + 1, -1).values for tr in trace.values()])
+            margin = (top[:, -2] - top[:, -1]).min().item()
+            debug["selected_experts_sorted"] = {
+                p.rstrip("."): tr["idx"].sort(-1).values.tolist() for p, tr in trace.items()}
+            debug["min_routing_margin"] = margin
+            print(f"[{name}] routing {debug['selected_experts_sorted']} min margin={margin:.4g}")
+            assert margin > 1e-3, "routing too close to a tie for fp32 implementations; change seed"
     expected["notes"] = notes
     expected["debug"] = debug
 
@@ -556,6 +774,16 @@ def make(name):
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    for n in CONFIGS:
-        make(n)
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--big", metavar="DIR", help="write the random Qwen3 benchmark checkpoint")
+    ap.add_argument("--vocab", type=int, default=65536)
+    ap.add_argument("--layers", type=int, default=28)
+    ap.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
+    args = ap.parse_args()
+    if args.big:
+        write_big_qwen3(args.big, args.vocab, args.layers, args.dtype.upper())
+    else:
+        torch.set_num_threads(1)
+        for n in CONFIGS:
+            make(n)

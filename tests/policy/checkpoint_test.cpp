@@ -659,7 +659,7 @@ TEST_F(CheckpointTest, GoldenFixturesLoad) {
     auto r = load_model(e.path().string());
     EXPECT_TRUE(r.ok()) << e.path() << ": " << r.status().to_string();
   }
-  EXPECT_EQ(n, 4);
+  EXPECT_EQ(n, 7);
 }
 
 }  // namespace

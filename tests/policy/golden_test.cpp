@@ -1,8 +1,10 @@
 // Golden logits: r1kit's forward pass against an independent fp64 implementation
 // written from the equations (tests/golden/make_golden.py), on tiny Hugging Face
-// checkpoints of four families: DeepSeek-V3 (sigmoid gate, groups, correction bias,
+// checkpoints of seven families: DeepSeek-V3 (sigmoid gate, groups, correction bias,
 // query LoRA, YaRN, MTP), DeepSeek-V2 (softmax gate, direct query, V2 scaling rule),
-// Qwen2 (GQA, q/k/v bias, tied) and Llama (GQA, untied, head_dim from config).
+// Qwen2 (GQA, q/k/v bias, tied), Llama (GQA, untied, head_dim from config), Qwen3 (q/k
+// norm, head_dim independent of hidden_size, tied, half-split YaRN), Qwen3-MoE (softmax
+// gate renormalised, no shared expert, mlp_only_layers) and Llama 3 (llama3 rope_scaling).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -88,7 +90,8 @@ TEST_P(GoldenTest, CachedDecodeMatchesToo) {
 
 INSTANTIATE_TEST_SUITE_P(Families, GoldenTest,
                          ::testing::Values("deepseek_v3_tiny", "deepseek_v2_tiny", "qwen2_tiny",
-                                           "llama_tiny"));
+                                           "llama_tiny", "qwen3_tiny", "qwen3_moe_tiny",
+                                           "llama3_tiny"));
 
 }  // namespace
 }  // namespace r1kit::policy
