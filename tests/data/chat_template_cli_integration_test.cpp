@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 class TokenizerRenderCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/r1kit_render_cli";
+    // One directory per test: ctest runs the tests of this fixture in parallel.
+    dir_ = ::testing::TempDir() + "/r1kit_render_cli_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
     fs::create_directories(dir_ + "/model");
     // A ChatML template with a think switch, in the shape of Qwen's.
