@@ -21,7 +21,7 @@ struct QueuedMerge {
   }
 };
 
-struct Symbol {
+struct BpeSymbol {
   int32_t id;
   int32_t prev;
   int32_t next;
@@ -158,7 +158,7 @@ void BpeModel::split_word(std::string_view word, std::vector<int32_t>& ids) cons
 
 void BpeModel::merge_all(std::vector<int32_t>& ids) const {
   const auto n = static_cast<int32_t>(ids.size());
-  std::vector<Symbol> sym(n);
+  std::vector<BpeSymbol> sym(n);
   for (int32_t i = 0; i < n; ++i) sym[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1, true};
   std::priority_queue<QueuedMerge, std::vector<QueuedMerge>, std::greater<>> queue;
   auto push_pair = [&](int32_t pos) {
@@ -170,9 +170,9 @@ void BpeModel::merge_all(std::vector<int32_t>& ids) const {
   while (!queue.empty()) {
     const QueuedMerge top = queue.top();
     queue.pop();
-    Symbol& left = sym[top.pos];
+    BpeSymbol& left = sym[top.pos];
     if (!left.alive || left.next < 0) continue;
-    const Symbol right = sym[left.next];
+    const BpeSymbol right = sym[left.next];
     const auto it = merges_.find(pair_key(left.id, right.id));
     if (it == merges_.end() || it->second.new_id != top.new_id) continue;  // stale entry
     sym[left.next].alive = false;
@@ -183,7 +183,7 @@ void BpeModel::merge_all(std::vector<int32_t>& ids) const {
     push_pair(top.pos);
   }
   ids.clear();
-  for (const Symbol& s : sym) {
+  for (const BpeSymbol& s : sym) {
     if (s.alive) ids.push_back(s.id);
   }
 }

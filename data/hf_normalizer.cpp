@@ -91,7 +91,8 @@ class SequenceNormalizer final : public Normalizer {
   std::vector<std::unique_ptr<Normalizer>> parts_;
 };
 
-StatusOr<std::unique_ptr<Normalizer>> parse_sequence(const json& j, const std::string& where) {
+StatusOr<std::unique_ptr<Normalizer>> parse_normalizer_sequence(const json& j,
+                                                                const std::string& where) {
   if (!j.contains("normalizers") || !j["normalizers"].is_array())
     return InvalidArgument("{}: Sequence needs an array 'normalizers'", where);
   std::vector<std::unique_ptr<Normalizer>> parts;
@@ -164,7 +165,7 @@ StatusOr<std::unique_ptr<Normalizer>> parse_normalizer(const json& j, const std:
     return std::unique_ptr<Normalizer>(
         new UnicodeNormalizer(stable | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
   if (type == "Lowercase") return std::unique_ptr<Normalizer>(new LowercaseNormalizer());
-  if (type == "Sequence") return parse_sequence(j, where);
+  if (type == "Sequence") return parse_normalizer_sequence(j, where);
   if (type == "Prepend") {
     ASSIGN_OR_RETURN(std::string prepend, json_string(j, "prepend", where));
     return std::unique_ptr<Normalizer>(new PrependNormalizer(std::move(prepend)));

@@ -225,7 +225,7 @@ StatusOr<PreTokenizerPtr> parse_metaspace(const json& j, const std::string& wher
   return PreTokenizerPtr(new MetaspacePreTokenizer(rep, scheme, split));
 }
 
-StatusOr<PreTokenizerPtr> parse_sequence(const json& j, const std::string& where) {
+StatusOr<PreTokenizerPtr> parse_pre_tokenizer_sequence(const json& j, const std::string& where) {
   if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array())
     return InvalidArgument("{}: Sequence needs an array 'pretokenizers'", where);
   std::vector<PreTokenizerPtr> parts;
@@ -274,7 +274,7 @@ StatusOr<std::unique_ptr<PreTokenizer>> parse_pre_tokenizer(const json& j,
   if (type == "Split") return parse_split(j, where);
   if (type == "ByteLevel") return parse_byte_level(j, where);
   if (type == "Metaspace") return parse_metaspace(j, where);
-  if (type == "Sequence") return parse_sequence(j, where);
+  if (type == "Sequence") return parse_pre_tokenizer_sequence(j, where);
   if (type == "Digits") {
     ASSIGN_OR_RETURN(const bool each, json_bool(j, "individual_digits", where, false));
     return PreTokenizerPtr(new PatternPreTokenizer(

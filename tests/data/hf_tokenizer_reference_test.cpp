@@ -109,7 +109,8 @@ TEST_P(HfReferenceTest, IdsAndDecodeEqualTheReference) {
   }
   EXPECT_EQ(i, c.texts.size());
   EXPECT_EQ(mismatches, 0u) << GetParam() << ": " << mismatches << " of " << i << " texts differ";
-  EXPECT_GT(round_trips, c.texts.size() * 9 / 10);
+  // NFC (Qwen) changes the texts with decomposed characters; the rest round-trip.
+  EXPECT_GT(round_trips, c.texts.size() * 3 / 4);
   std::remove(ref_path.c_str());
 }
 
