@@ -50,14 +50,14 @@ Status parse_vocab(const json& vocab, const std::string& where, StringIdMap& out
 
 }  // namespace
 
-Status BpeModel::add_merge(const std::string& a, const std::string& b, int32_t rank,
+Status BpeModel::add_merge(std::string_view a, std::string_view b, int32_t rank,
                            const std::string& where) {
   const int32_t ia = token_to_id(a), ib = token_to_id(b);
   if (ia < 0 || ib < 0)
     return InvalidArgument("{}.merges[{}]: '{} {}': '{}' is not in the vocabulary", where, rank, a,
                            b, ia < 0 ? a : b);
-  const std::string joined =
-      a + (b.compare(0, prefix_.size(), prefix_) == 0 ? b.substr(prefix_.size()) : b);
+  std::string joined(a);
+  joined += b.substr(b.compare(0, prefix_.size(), prefix_) == 0 ? prefix_.size() : 0);
   const int32_t id = token_to_id(joined);
   if (id < 0)
     return InvalidArgument("{}.merges[{}]: the merged token '{}' is not in the vocabulary", where,
@@ -103,15 +103,18 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::parse(const json& j, const std::st
     const json& e = merges[i];
     const auto rank = static_cast<int32_t>(i);
     if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      RETURN_IF_ERROR(m->add_merge(e[0].get<std::string>(), e[1].get<std::string>(), rank, where));
+      RETURN_IF_ERROR(m->add_merge(e[0].get_ref<const std::string&>(),
+                                   e[1].get_ref<const std::string&>(), rank, where));
       continue;
     }
-    const std::string s = e.is_string() ? e.get<std::string>() : std::string();
+    static const std::string kNotAString;
+    const std::string& s = e.is_string() ? e.get_ref<const std::string&>() : kNotAString;
     const size_t sp = s.find(' ');
     if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
       return InvalidArgument("{}.merges[{}]: {} is neither \"a b\" nor [\"a\", \"b\"]", where, i,
                              e.dump());
-    RETURN_IF_ERROR(m->add_merge(s.substr(0, sp), s.substr(sp + 1), rank, where));
+    const std::string_view sv = s;
+    RETURN_IF_ERROR(m->add_merge(sv.substr(0, sp), sv.substr(sp + 1), rank, where));
   }
   return m;
 }

@@ -60,8 +60,7 @@ class BpeModel {
   };
   void split_word(std::string_view word, std::vector<int32_t>& ids) const;
   void merge_all(std::vector<int32_t>& ids) const;
-  Status add_merge(const std::string& a, const std::string& b, int32_t rank,
-                   const std::string& where);
+  Status add_merge(std::string_view a, std::string_view b, int32_t rank, const std::string& where);
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
