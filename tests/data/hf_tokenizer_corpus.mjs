@@ -133,6 +133,12 @@ function fixed() {
   for (const t of specials) out.push("x" + t + "y", " " + t + " ", t + t, "a " + t + "\nb");
   for (const d of ["1", "12", "123", "1234", "12345678901234567890"]) out.push(d, "a" + d, d + "a", " " + d);
   for (const c of ["'s", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D", "'x"]) out.push("it" + c, c, " " + c);
+  // Where JS RegExp and Oniguruma could disagree: \s (U+0085 NEL, U+FEFF, U+180E), case
+  // folding in (?i:'s|'t...) (long s U+017F, Kelvin sign U+212A, dotted I U+0130), \p{N}
+  // beyond decimal digits, \p{L} modifier letters.
+  for (const x of ["a\u0085b", "a \u0085 b", "x  \u0085\u0085 y", "a\ufeffb", "a \ufeff b", "x\u180ey",
+                   "it'\u017f", "IT'\u017f", "it'\u212a", "'\u0130", "a\u200bb", "1\u00b2\u00b3",
+                   "\u2160\u2161", "\u00aa\u00ba", "\u02b0", "don\u2019t"]) out.push(x);
   return out;
 }
 
