@@ -186,8 +186,21 @@ constexpr const char* kModelHelp =
     "the tokenizer: a SentencePiece .model, a tokenizer.json, or a checkpoint directory with "
     "either";
 
-// `tokenizer encode` and `tokenizer decode`.
-void add_encode_decode_commands(CLI::App& tokenizer, int* exit_code) {
+// --input FILE (JSONL), exclusive with `single`, the option that gives one item.
+void add_jsonl_input(CLI::App* cmd, CLI::Option* single, std::string* input, const char* help) {
+  single->excludes(cmd->add_option("--input", *input, help));
+}
+
+// The exit code of `run`, or an error when neither `single` nor --input was given.
+int run_one_of(const CLI::App* cmd, const char* single, const std::string& input,
+               const std::function<Status()>& run) {
+  if (cmd->count(single) == 0 && input.empty())
+    return report(InvalidArgument("tokenizer {}: give {} or --input", cmd->get_name(), single));
+  return report(run());
+}
+
+// `tokenizer encode`.
+void add_encode_command(CLI::App& tokenizer, int* exit_code) {
   struct EncodeArgs {
     std::string model;         // --model
     std::string text;          // --text
@@ -195,52 +208,50 @@ void add_encode_decode_commands(CLI::App& tokenizer, int* exit_code) {
     bool pieces = false;       // --pieces
     bool add_special = false;  // --add-special
   };
-  auto enc = std::make_shared<EncodeArgs>();
-  auto* encode = tokenizer.add_subcommand(
+  auto a = std::make_shared<EncodeArgs>();
+  auto* cmd = tokenizer.add_subcommand(
       "encode",
       "Print the token ids of a text, comma-separated (no BOS/EOS added unless "
       "--add-special), or of each {\"text\": ...} line of a JSONL file as {\"ids\": [...]}");
-  encode->add_option("--model", enc->model, kModelHelp)->required();
-  auto* text = encode->add_option("--text", enc->text, "the text to encode");
-  auto* input = encode->add_option("--input", enc->input,
-                                   "JSONL file, one {\"text\": ...} per line; prints one "
-                                   "{\"ids\": [...]} line each, in order");
-  text->excludes(input);
-  encode
-      ->add_flag("--pieces", enc->pieces,
-                 "print the pieces, space-separated, instead of ids (▁ is a space; \\n, "
-                 "\\t, \\s escape control characters and spaces inside a piece)")
-      ->excludes(input);
-  encode->add_flag("--add-special", enc->add_special,
-                   "add the special ids the tokenizer's post-processor puts around a text "
-                   "(e.g. Llama 3's <|begin_of_text|>)");
-  encode->callback([enc, encode, exit_code] {
-    *exit_code =
-        encode->count("--text") == 0 && enc->input.empty()
-            ? report(InvalidArgument("tokenizer encode: give --text or --input"))
-            : report(run_encode(enc->model, enc->text, enc->input, enc->pieces, enc->add_special));
+  cmd->add_option("--model", a->model, kModelHelp)->required();
+  auto* pieces =
+      cmd->add_flag("--pieces", a->pieces,
+                    "print the pieces, space-separated, instead of ids (▁ is a space; "
+                    "\\n, \\t, \\s escape control characters and spaces inside a piece)");
+  add_jsonl_input(cmd, cmd->add_option("--text", a->text, "the text to encode"), &a->input,
+                  "JSONL file, one {\"text\": ...} per line; prints one {\"ids\": [...]} line "
+                  "each, in order");
+  pieces->excludes("--input");
+  cmd->add_flag("--add-special", a->add_special,
+                "add the special ids the tokenizer's post-processor puts around a text (e.g. "
+                "Llama 3's <|begin_of_text|>)");
+  cmd->callback([a, cmd, exit_code] {
+    *exit_code = run_one_of(cmd, "--text", a->input, [&] {
+      return run_encode(a->model, a->text, a->input, a->pieces, a->add_special);
+    });
   });
+}
 
+// `tokenizer decode`.
+void add_decode_command(CLI::App& tokenizer, int* exit_code) {
   struct DecodeArgs {
     std::string model;  // --model
     std::string ids;    // --ids
     std::string input;  // --input
   };
-  auto dec = std::make_shared<DecodeArgs>();
-  auto* decode = tokenizer.add_subcommand(
+  auto a = std::make_shared<DecodeArgs>();
+  auto* cmd = tokenizer.add_subcommand(
       "decode",
       "Print the text of comma-separated token ids (BOS/EOS/PAD print nothing), or of each "
       "{\"ids\": [...]} line of a JSONL file as {\"text\": ...}");
-  decode->add_option("--model", dec->model, kModelHelp)->required();
-  auto* ids = decode->add_option("--ids", dec->ids, "comma-separated token ids, e.g. 5,17,42");
-  auto* dinput = decode->add_option("--input", dec->input,
-                                    "JSONL file, one {\"ids\": [...]} per line; prints one "
-                                    "{\"text\": ...} line each, in order");
-  ids->excludes(dinput);
-  decode->callback([dec, exit_code] {
-    *exit_code = dec->ids.empty() && dec->input.empty()
-                     ? report(InvalidArgument("tokenizer decode: give --ids or --input"))
-                     : report(run_decode(dec->model, dec->ids, dec->input));
+  cmd->add_option("--model", a->model, kModelHelp)->required();
+  add_jsonl_input(cmd, cmd->add_option("--ids", a->ids, "comma-separated token ids, e.g. 5,17,42"),
+                  &a->input,
+                  "JSONL file, one {\"ids\": [...]} per line; prints one {\"text\": ...} line "
+                  "each, in order");
+  cmd->callback([a, cmd, exit_code] {
+    *exit_code =
+        run_one_of(cmd, "--ids", a->input, [&] { return run_decode(a->model, a->ids, a->input); });
   });
 }
 
@@ -303,7 +314,8 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
       ->group("");  // hidden
   train->callback([train_args, exit_code] { *exit_code = report(run_train(*train_args)); });
 
-  add_encode_decode_commands(*tokenizer, exit_code);
+  add_encode_command(*tokenizer, exit_code);
+  add_decode_command(*tokenizer, exit_code);
 }
 
 }  // namespace r1kit::apps

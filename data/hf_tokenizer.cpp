@@ -157,9 +157,9 @@ StatusOr<std::shared_ptr<const HfTokenizer>> HfTokenizer::parse(std::string json
   RETURN_IF_ERROR(tok->parse_added_tokens(get("added_tokens"), name + ": added_tokens"));
   index_added(tok->added_, tok->normalizer_.get(), tok->added_ids_, tok->added_index_by_id_,
               tok->added_decoded_, tok->raw_trie_, tok->normalized_trie_);
-  tok->vocab_size_ =
+  tok->ids_.vocab_size =
       std::max(tok->model_->max_id() + 1, static_cast<int32_t>(tok->added_index_by_id_.size()));
-  tok->unk_id_ = tok->model_->unk_id();
+  tok->ids_.unk = tok->model_->unk_id();
   tok->json_text_ = std::move(json_text);
   RETURN_IF_ERROR(tok->parse_config(config_text, name));
   return std::shared_ptr<const HfTokenizer>(std::move(tok));
@@ -174,20 +174,21 @@ Status HfTokenizer::parse_config(const std::string& config_text, const std::stri
     }
     return -1;
   };
-  bos_id_ = !post_.prefix.empty()
-                ? post_.prefix.front()
-                : named({"<s>", "<|begin_of_text|>", "<｜begin▁of▁sentence｜>", "<|startoftext|>"});
-  eos_id_ = !post_.suffix.empty()
-                ? post_.suffix.back()
-                : named({"</s>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|endoftext|>"});
+  ids_.bos =
+      !post_.prefix.empty()
+          ? post_.prefix.front()
+          : named({"<s>", "<|begin_of_text|>", "<｜begin▁of▁sentence｜>", "<|startoftext|>"});
+  ids_.eos = !post_.suffix.empty()
+                 ? post_.suffix.back()
+                 : named({"</s>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|endoftext|>"});
   if (config_text.empty()) return OkStatus();
   const std::string where = name + " (tokenizer_config.json)";
   const json c = json::parse(config_text, nullptr, false);
   if (c.is_discarded() || !c.is_object()) return DataLoss("{}: not a JSON object", where);
-  const std::pair<const char*, int*> fields[] = {{"bos_token", &bos_id_},
-                                                 {"eos_token", &eos_id_},
-                                                 {"pad_token", &pad_id_},
-                                                 {"unk_token", &unk_id_}};
+  const std::pair<const char*, int*> fields[] = {{"bos_token", &ids_.bos},
+                                                 {"eos_token", &ids_.eos},
+                                                 {"pad_token", &ids_.pad},
+                                                 {"unk_token", &ids_.unk}};
   for (const auto& [key, out] : fields) {
     if (!c.contains(key)) continue;
     ASSIGN_OR_RETURN(*out, config_token(c[key], key, *this, where));
@@ -267,7 +268,7 @@ std::string HfTokenizer::decode(std::span<const int32_t> ids, bool keep_special)
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
-    if (!keep_special && id >= 0 && (id == bos_id_ || id == eos_id_ || id == pad_id_)) continue;
+    if (!keep_special && id >= 0 && (id == ids_.bos || id == ids_.eos || id == ids_.pad)) continue;
     if (const AddedToken* t = added_by_id(id)) {
       tokens.push_back(added_decoded_[t - added_.data()]);
     } else if (const std::string* s = model_->id_to_token(id)) {

@@ -82,11 +82,6 @@ class HfTokenizer final : public TokenizerImpl {
   TokenizerFormat format() const override { return TokenizerFormat::kHuggingFace; }
   std::vector<int32_t> encode(std::string_view text, bool add_special) const override;
   std::string decode(std::span<const int32_t> ids, bool keep_special) const override;
-  int vocab_size() const override { return vocab_size_; }
-  int bos_id() const override { return bos_id_; }
-  int eos_id() const override { return eos_id_; }
-  int pad_id() const override { return pad_id_; }
-  int unk_id() const override { return unk_id_; }
   std::string id_to_piece(int id) const override;
   int piece_to_id(std::string_view piece) const override;
   std::string model_bytes() const override { return json_text_; }
@@ -116,11 +111,6 @@ class HfTokenizer final : public TokenizerImpl {
   std::vector<std::string> added_decoded_;  // per added_: its text when decoding
   AddedTokenTrie raw_trie_;                 // tokens with normalized=false
   AddedTokenTrie normalized_trie_;          // tokens with normalized=true (normalized content)
-  int vocab_size_ = 0;
-  int bos_id_ = -1;
-  int eos_id_ = -1;
-  int pad_id_ = -1;
-  int unk_id_ = -1;
 };
 
 }  // namespace r1kit::data::hf

@@ -238,22 +238,14 @@ class SpmTokenizer final : public TokenizerImpl {
   }
   // Fills the cached lookups once a model is loaded.
   void cache() {
-    vocab_size_ = api_->vocab_size(spm_);
-    bos_id_ = api_->bos_id(spm_);
-    eos_id_ = api_->eos_id(spm_);
-    pad_id_ = api_->pad_id(spm_);
-    unk_id_ = api_->unk_id(spm_);
+    ids_ = {api_->vocab_size(spm_), api_->bos_id(spm_), api_->eos_id(spm_), api_->pad_id(spm_),
+            api_->unk_id(spm_)};
   }
   r1kit_spm* spm() const { return spm_; }
 
   TokenizerFormat format() const override { return TokenizerFormat::kSentencePiece; }
   std::vector<int32_t> encode(std::string_view text, bool add_special) const override;
   std::string decode(std::span<const int32_t> ids, bool keep_special) const override;
-  int vocab_size() const override { return vocab_size_; }
-  int bos_id() const override { return bos_id_; }
-  int eos_id() const override { return eos_id_; }
-  int pad_id() const override { return pad_id_; }
-  int unk_id() const override { return unk_id_; }
   std::string id_to_piece(int id) const override;
   int piece_to_id(std::string_view piece) const override {
     return api_->piece_to_id(spm_, piece.data(), piece.size());
@@ -263,11 +255,6 @@ class SpmTokenizer final : public TokenizerImpl {
  private:
   const SpmApi* api_ = nullptr;  // the shim
   r1kit_spm* spm_ = nullptr;     // the processor, owned
-  int vocab_size_ = 0;           // number of pieces (cached)
-  int bos_id_ = -1;              // reserved ids (cached), -1 when absent
-  int eos_id_ = -1;              // ...
-  int pad_id_ = -1;              // ...
-  int unk_id_ = -1;              // ...
 };
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool /*add_special*/) const {
@@ -301,7 +288,7 @@ std::string SpmTokenizer::decode(std::span<const int32_t> ids, bool /*keep_speci
 }
 
 std::string SpmTokenizer::id_to_piece(int id) const {
-  if (id < 0 || id >= vocab_size_) return {};
+  if (id < 0 || id >= ids_.vocab_size) return {};
   std::string piece(32, '\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
     const int64_t n = api_->id_to_piece(spm_, id, piece.data(), piece.size());
@@ -500,19 +487,19 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool keep_special) c
   return impl_->decode(ids, keep_special);
 }
 int Tokenizer::vocab_size() const {
-  return impl_->vocab_size();
+  return impl_->ids().vocab_size;
 }
 int Tokenizer::bos_id() const {
-  return impl_->bos_id();
+  return impl_->ids().bos;
 }
 int Tokenizer::eos_id() const {
-  return impl_->eos_id();
+  return impl_->ids().eos;
 }
 int Tokenizer::pad_id() const {
-  return impl_->pad_id();
+  return impl_->ids().pad;
 }
 int Tokenizer::unk_id() const {
-  return impl_->unk_id();
+  return impl_->ids().unk;
 }
 std::string Tokenizer::id_to_piece(int id) const {
   return impl_->id_to_piece(id);
