@@ -201,6 +201,20 @@ TEST(HfPreTokenizer, ByteLevelDigitsMetaspaceWhitespace) {
             (Strs{"a", "1", "b"}));
 }
 
+// Oniguruma's full case folding, which the JS reference cannot reproduce (its README):
+// (?i:ss) matches "ß" as in the Rust library.
+TEST(HfPreTokenizer, OnigurumaCaseFoldingAsRust) {
+  auto split_at = [](const std::string& regex, const std::string& text) {
+    const json spec = {{"type", "Split"},
+                       {"pattern", {{"Regex", regex}}},
+                       {"behavior", "Isolated"},
+                       {"invert", false}};
+    return pre(spec.dump(), text);
+  };
+  EXPECT_EQ(split_at("(?i:ss)", "Straße"), (Strs{"Stra", "ß", "e"}));
+  EXPECT_EQ(split_at("(?i:'s)", "IT'S"), (Strs{"IT", "'S"}));
+}
+
 TEST(HfAddedTokens, MatchedBeforeNormalizationWithStripAndSingleWord) {
   json j = tiny_plain({{"a", 0}, {"b", 1}, {" ", 2}}, json::array());
   j["normalizer"] = json::parse(R"({"type": "Lowercase"})");
