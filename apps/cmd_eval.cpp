@@ -133,7 +133,8 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   static EvalFlags f;
   cmd->add_option("--model", f.model, "checkpoint directory")->required();
   cmd->add_option("--tokenizer", f.tokenizer,
-                  "tokenizer: .model, tokenizer.json or a directory (default: <model>/tokenizer.json, else <model>/tokenizer.model)");
+                  "tokenizer: .model, tokenizer.json or a directory (default: "
+                  "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--task", f.task.name, "the task (r1kit task list)")
       ->check(CLI::IsMember(data::TaskRegistry::global().names()))
       ->capture_default_str();

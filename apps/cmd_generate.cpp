@@ -69,7 +69,8 @@ Status run_generate(const GenerateCmdFlags& f) {
   }
   if (!tok && !f.prompt.empty())
     return FailedPrecondition(
-        "--prompt needs a tokenizer: {} has no tokenizer.json or tokenizer.model (pass --tokenizer FILE or --ids)",
+        "--prompt needs a tokenizer: {} has no tokenizer.json or tokenizer.model (pass --tokenizer "
+        "FILE or --ids)",
         f.model);
 
   rollout::GenerateRequest req;
@@ -186,7 +187,8 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
   cmd->add_option("--ids", f.ids, "prompt as comma-separated token ids instead of --prompt");
   cmd->add_option("--tokenizer", f.tokenizer,
-                  "tokenizer: .model, tokenizer.json or a directory (default: <model>/tokenizer.json, else <model>/tokenizer.model)");
+                  "tokenizer: .model, tokenizer.json or a directory (default: "
+                  "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--chat-template", f.chat_template,
                   "render --prompt as a question first: none | r1_zero | plain")
       ->capture_default_str();

@@ -2,9 +2,9 @@
 //
 // The native directory *is* a Hugging Face one (docs/model.md, "Checkpoints"): config.json,
 // model.safetensors (or shards + model.safetensors.index.json), and the tokenizer's files
-// when the model has one (tokenizer.model, or tokenizer.json + tokenizer_config.json). So a model trained here loads in transformers, and a
-// DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here. Names follow the Hugging Face
-// modeling code of those families (docs/model.md, "Tensor names"):
+// when the model has one (tokenizer.model, or tokenizer.json + tokenizer_config.json). So a model
+// trained here loads in transformers, and a DeepSeek-V2/V3, Qwen2 or Llama checkpoint loads here.
+// Names follow the Hugging Face modeling code of those families (docs/model.md, "Tensor names"):
 //   r1kit module path            Hugging Face tensor name
 //   embed_tokens.weight          model.embed_tokens.weight
 //   layers.N.<rest>              model.layers.N.<rest>
@@ -33,7 +33,7 @@ struct SaveOptions {
   // A tokenizer (what data::Tokenizer::load accepts) whose files are copied into <dir>
   // byte for byte when set: tokenizer.model, or tokenizer.json (+ tokenizer_config.json).
   std::string tokenizer_path;
-  torch::Dtype dtype = torch::kFloat;   // tensors are written in this dtype (F32 or BF16)
+  torch::Dtype dtype = torch::kFloat;  // tensors are written in this dtype (F32 or BF16)
 };
 
 struct LoadOptions {

