@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/logging.h"
 #include "data/hf_text.h"
 
 namespace r1kit::data::hf {
@@ -112,9 +113,26 @@ Status HfTokenizer::parse_added_tokens(const json& j, const std::string& where) 
     ASSIGN_OR_RETURN(t.single_word, json_bool(j[i], "single_word", at, false));
     ASSIGN_OR_RETURN(t.normalized, json_bool(j[i], "normalized", at, !t.special));
     if (t.content.empty()) continue;  // the Rust library ignores empty added tokens
-    added_.push_back(std::move(t));
+    add_token(std::move(t), at);
   }
   return OkStatus();
+}
+
+void HfTokenizer::add_token(AddedToken t, const std::string& where) {
+  for (AddedToken& seen : added_) {
+    if (seen.content == t.content) {  // listed again: the later flags win, the id stays
+      t.id = seen.id;
+      seen = std::move(t);
+      return;
+    }
+  }
+  const int32_t file_id = t.id;
+  t.id = model_->token_to_id(t.content);
+  if (t.id < 0) t.id = next_added_id_++;
+  if (t.id != file_id)
+    R1_LOG(warn, "{}: '{}' has id {} in the file but gets {} (as in the Rust library)", where,
+           t.content, file_id, t.id);
+  added_.push_back(std::move(t));
 }
 
 // Builds the lookup tables of the added tokens (after the normalizer is known).
@@ -154,6 +172,7 @@ StatusOr<std::shared_ptr<const HfTokenizer>> HfTokenizer::parse(std::string json
   ASSIGN_OR_RETURN(tok->decoder_, parse_decoder(get("decoder"), name + ": decoder"));
   ASSIGN_OR_RETURN(tok->post_,
                    parse_post_processor(get("post_processor"), name + ": post_processor"));
+  tok->next_added_id_ = tok->model_->vocab_len();
   RETURN_IF_ERROR(tok->parse_added_tokens(get("added_tokens"), name + ": added_tokens"));
   index_added(tok->added_, tok->normalizer_.get(), tok->added_ids_, tok->added_index_by_id_,
               tok->added_decoded_, tok->raw_trie_, tok->normalized_trie_);

@@ -93,6 +93,10 @@ class HfTokenizer final : public TokenizerImpl {
     bool at_start = false;
   };
   Status parse_added_tokens(const nlohmann::json& j, const std::string& where);
+  // Gives `t` its id as the Rust library's AddedVocabulary does (the "id" in the file is
+  // only checked): the model's id for a token the vocabulary holds, else the next id from
+  // the vocabulary's size on; a token listed twice keeps its first id.
+  void add_token(AddedToken t, const std::string& where);
   Status parse_config(const std::string& config_text, const std::string& name);
   // Cuts `seg` at the added tokens of `trie` (step 1 / 2 above).
   void split_added(const Segment& seg, const AddedTokenTrie& trie, std::vector<Segment>& out) const;
@@ -107,6 +111,7 @@ class HfTokenizer final : public TokenizerImpl {
   SpecialWrap post_;
   std::vector<AddedToken> added_;           // in file order
   StringIdMap added_ids_;                   // content -> id
+  int32_t next_added_id_ = 0;               // the id of the next added token not in the vocabulary
   std::vector<int> added_index_by_id_;      // id -> index in added_ (-1 when not added)
   std::vector<std::string> added_decoded_;  // per added_: its text when decoding
   AddedTokenTrie raw_trie_;                 // tokens with normalized=false

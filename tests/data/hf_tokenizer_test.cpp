@@ -28,9 +28,9 @@ json tiny_byte_level() {
   return json::parse(R"({
     "version": "1.0", "truncation": null, "padding": null,
     "added_tokens": [
-      {"id": 20, "content": "<s>", "special": true, "lstrip": false, "rstrip": false,
+      {"id": 13, "content": "<s>", "special": true, "lstrip": false, "rstrip": false,
        "single_word": false, "normalized": false},
-      {"id": 21, "content": "</s>", "special": true, "lstrip": false, "rstrip": false,
+      {"id": 14, "content": "</s>", "special": true, "lstrip": false, "rstrip": false,
        "single_word": false, "normalized": false}],
     "normalizer": null,
     "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
@@ -38,8 +38,8 @@ json tiny_byte_level() {
     "post_processor": {"type": "TemplateProcessing",
       "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
                  {"SpecialToken": {"id": "</s>", "type_id": 0}}],
-      "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [20], "tokens": ["<s>"]},
-                                     "</s>": {"id": "</s>", "ids": [21], "tokens": ["</s>"]}}},
+      "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [13], "tokens": ["<s>"]},
+                                     "</s>": {"id": "</s>", "ids": [14], "tokens": ["</s>"]}}},
     "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
     "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
               "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
@@ -68,16 +68,28 @@ TEST(HfBpe, MergesByRankBothForms) {
   EXPECT_EQ(tok.encode(" a"), (Ids{6}));
   EXPECT_EQ(tok.encode("é"), (Ids{11}));  // bytes C3 A9 -> "Ã©"
   EXPECT_EQ(tok.encode(""), (Ids{}));
-  EXPECT_EQ(tok.encode("ab", true), (Ids{20, 4, 21}));
-  EXPECT_EQ(tok.bos_id(), 20);  // no config: the template's first and last special ids
-  EXPECT_EQ(tok.eos_id(), 21);
+  EXPECT_EQ(tok.encode("ab", true), (Ids{13, 4, 14}));
+  EXPECT_EQ(tok.bos_id(), 13);  // no config: the template's first and last special ids
+  EXPECT_EQ(tok.eos_id(), 14);
   EXPECT_EQ(tok.pad_id(), -1);
   EXPECT_EQ(tok.unk_id(), -1);
-  EXPECT_EQ(tok.vocab_size(), 22);
+  EXPECT_EQ(tok.vocab_size(), 15);
   EXPECT_EQ(tok.id_to_piece(3), "Ġ");
-  EXPECT_EQ(tok.id_to_piece(20), "<s>");
+  EXPECT_EQ(tok.id_to_piece(13), "<s>");
   EXPECT_EQ(tok.piece_to_id("Ã©"), 11);
   EXPECT_EQ(tok.piece_to_id("zz"), -1);
+}
+
+// As the Rust library loads added tokens: a token the vocabulary holds gets its id there,
+// others the next ids from the vocabulary's size on, whatever "id" the file gives.
+TEST(HfAddedTokens, IdsFollowTheVocabularyAsInTheRustLibrary) {
+  json j = tiny_byte_level();
+  j["added_tokens"][0]["id"] = 20;  // <s>: not in the vocabulary, 13 entries: gets 13
+  j["added_tokens"].push_back({{"id", 30}, {"content", "ab"}, {"special", false}});
+  const Tokenizer tok = must(j);
+  EXPECT_EQ(tok.piece_to_id("<s>"), 13);
+  EXPECT_EQ(tok.piece_to_id("ab"), 4);  // the vocabulary's id
+  EXPECT_EQ(tok.encode("xab"), (Ids{12, 4}));
 }
 
 TEST(HfBpe, IgnoreMergesTakesWholeWordsFromTheVocabulary) {
@@ -223,19 +235,19 @@ TEST(HfAddedTokens, MatchedBeforeNormalizationWithStripAndSingleWord) {
         {"id", id},        {"content", content},   {"special", special},      {"lstrip", false},
         {"rstrip", false}, {"single_word", false}, {"normalized", normalized}};
   };
-  j["added_tokens"] = json::array({added(10, "<X>", true, false), added(11, "ab", false, true),
-                                   added(12, "[L]", false, false), added(13, "[W]", false, false)});
+  j["added_tokens"] = json::array({added(3, "<X>", true, false), added(4, "ab", false, true),
+                                   added(5, "[L]", false, false), added(6, "[W]", false, false)});
   j["added_tokens"][2]["lstrip"] = true;
   j["added_tokens"][2]["rstrip"] = true;
   j["added_tokens"][3]["single_word"] = true;
   const Tokenizer tok = must(j);
   // "<X>" is found in the raw text; "AB" lowercases to "ab", which then matches token 11.
-  EXPECT_EQ(tok.encode("a<X>AB"), (Ids{0, 10, 11}));
+  EXPECT_EQ(tok.encode("a<X>AB"), (Ids{0, 3, 4}));
   EXPECT_EQ(tok.encode("<x>"), (Ids{}));  // lowercase <x> is not the token; <, x, > unknown
-  EXPECT_EQ(tok.encode("a  [L]  b"), (Ids{0, 12, 1}));  // the spaces go into the match
-  EXPECT_EQ(tok.encode("a [W] b"), (Ids{0, 2, 13, 2, 1}));
+  EXPECT_EQ(tok.encode("a  [L]  b"), (Ids{0, 5, 1}));  // the spaces go into the match
+  EXPECT_EQ(tok.encode("a [W] b"), (Ids{0, 2, 6, 2, 1}));
   EXPECT_EQ(tok.encode("a[W]b"), (Ids{0, 1}));  // touching word characters: not the token
-  EXPECT_EQ(tok.decode(Ids{10, 11, 12}, true), "<X> ab [L]");  // no decoder: joined by " "
+  EXPECT_EQ(tok.decode(Ids{3, 4, 5}, true), "<X> ab [L]");  // no decoder: joined by " "
 }
 
 TEST(HfDecoder, EachTypeByHand) {
@@ -270,8 +282,8 @@ TEST(HfDecoder, EachTypeByHand) {
 
 TEST(HfDecode, ByteLevelRoundTripAndSpecialIds) {
   const Tokenizer tok = must(tiny_byte_level());
-  EXPECT_EQ(tok.decode(Ids{20, 5, 3, 4, 21}), "abc ab");      // BOS/EOS skipped
-  EXPECT_EQ(tok.decode(Ids{20, 5, 21}, true), "<s>abc</s>");  // kept
+  EXPECT_EQ(tok.decode(Ids{13, 5, 3, 4, 14}), "abc ab");      // BOS/EOS skipped
+  EXPECT_EQ(tok.decode(Ids{13, 5, 14}, true), "<s>abc</s>");  // kept
   EXPECT_EQ(tok.decode(Ids{5, 999, -1}), "abc");              // unknown ids skipped
 }
 
@@ -303,8 +315,8 @@ TEST(HfConfig, ConfigNamesSpecialIdsAndLoadRules) {
   auto tok = Tokenizer::load(dir.string());  // a directory: its tokenizer.json
   ASSERT_TRUE(tok.ok()) << tok.status().to_string();
   EXPECT_EQ(tok->bos_id(), -1);
-  EXPECT_EQ(tok->eos_id(), 20);
-  EXPECT_EQ(tok->pad_id(), 21);
+  EXPECT_EQ(tok->eos_id(), 13);
+  EXPECT_EQ(tok->pad_id(), 14);
   EXPECT_EQ(tokenizer_file_in(dir.string()), (dir / "tokenizer.json").string());
   auto files = tokenizer_files(dir.string());
   ASSERT_TRUE(files.ok());
