@@ -66,7 +66,7 @@ Status run_eval(EvalFlags f) {
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task, f.model));
 
-  const std::string tok_path = f.tokenizer.empty() ? f.model + "/tokenizer.model" : f.tokenizer;
+  const std::string tok_path = f.tokenizer.empty() ? data::tokenizer_file_in(f.model) : f.tokenizer;
   if (!std::filesystem::exists(tok_path))
     return NotFound("{}: no tokenizer (pass --tokenizer FILE)", tok_path);
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(tok_path));
@@ -133,7 +133,8 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   static EvalFlags f;
   cmd->add_option("--model", f.model, "checkpoint directory")->required();
   cmd->add_option("--tokenizer", f.tokenizer,
-                  "SentencePiece model (default: <model>/tokenizer.model)");
+                  "tokenizer: .model, tokenizer.json or a directory (default: "
+                  "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--task", f.task.name, "the task (r1kit task list)")
       ->check(CLI::IsMember(data::TaskRegistry::global().names()))
       ->capture_default_str();

@@ -57,18 +57,20 @@ Status run_generate(const GenerateCmdFlags& f) {
   f.engine.apply_threads();
   ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
 
-  // The tokenizer: --tokenizer, else the checkpoint's tokenizer.model, else none.
+  // The tokenizer: --tokenizer, else the checkpoint's tokenizer.json or tokenizer.model,
+  // else none.
   std::optional<data::Tokenizer> tok;
   std::string tok_path = f.tokenizer;
-  if (tok_path.empty() && std::filesystem::exists(f.model + "/tokenizer.model"))
-    tok_path = f.model + "/tokenizer.model";
+  if (tok_path.empty() && std::filesystem::exists(data::tokenizer_file_in(f.model)))
+    tok_path = data::tokenizer_file_in(f.model);
   if (!tok_path.empty()) {
     ASSIGN_OR_RETURN(data::Tokenizer t, data::Tokenizer::load(tok_path));
     tok = std::move(t);
   }
   if (!tok && !f.prompt.empty())
     return FailedPrecondition(
-        "--prompt needs a tokenizer: {} has no tokenizer.model (pass --tokenizer FILE or --ids)",
+        "--prompt needs a tokenizer: {} has no tokenizer.json or tokenizer.model (pass --tokenizer "
+        "FILE or --ids)",
         f.model);
 
   rollout::GenerateRequest req;
@@ -184,7 +186,8 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
   cmd->add_option("--ids", f.ids, "prompt as comma-separated token ids instead of --prompt");
   cmd->add_option("--tokenizer", f.tokenizer,
-                  "SentencePiece model (default: <model>/tokenizer.model)");
+                  "tokenizer: .model, tokenizer.json or a directory (default: "
+                  "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--chat-template", f.chat_template,
                   "render --prompt as a question first: none | r1_zero | plain | model (the "
                   "checkpoint's own Jinja template) | FILE.jinja")

@@ -1,11 +1,15 @@
 // `r1kit tokenizer train|encode|decode`: train a SentencePiece model on a corpus, and
-// look at what it does to a text or a list of ids (see data/tokenizer.h).
+// look at what a tokenizer (SentencePiece .model, tokenizer.json, or a checkpoint
+// directory; data/tokenizer.h) does to a text or a list of ids, one at a time or as JSONL
+// (docs/tokenizers.md, "The CLI").
 // `r1kit tokenizer render`: a checkpoint's chat template applied to conversations
 // (data/chat_template.h, docs/chat_templates.md).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -98,9 +102,63 @@ Status run_train(TrainArgs& a) {
   return OkStatus();
 }
 
-Status run_encode(const std::string& model, const std::string& text, bool pieces) {
+// Calls fn(line_number, json) for each non-empty line of the JSONL file `path`; a line
+// that is not a JSON object is an error naming path:line.
+Status for_each_jsonl(const std::string& path,
+                      const std::function<Status(size_t, const nlohmann::json&)>& fn) {
+  std::ifstream in(path);
+  if (!in) return NotFound("{}: cannot open", path);
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      return InvalidArgument("{}:{}: not a JSON object", path, line_no);
+    RETURN_IF_ERROR(fn(line_no, j));
+  }
+  return OkStatus();
+}
+
+// `encode --input`: {"text": ...} per line in, {"ids": [...]} per line out, in order.
+Status run_encode_jsonl(const Tokenizer& tok, const std::string& input, bool add_special) {
+  return for_each_jsonl(input, [&](size_t line_no, const nlohmann::json& j) -> Status {
+    if (!j.contains("text") || !j["text"].is_string())
+      return InvalidArgument("{}:{}: needs a string field \"text\"", input, line_no);
+    const nlohmann::json out = {{"ids", tok.encode(j["text"].get<std::string>(), add_special)}};
+    std::printf("%s\n", out.dump().c_str());
+    return OkStatus();
+  });
+}
+
+// `decode --input`: {"ids": [...]} per line in, {"text": ...} per line out, in order.
+Status run_decode_jsonl(const Tokenizer& tok, const std::string& input) {
+  return for_each_jsonl(input, [&](size_t line_no, const nlohmann::json& j) -> Status {
+    std::vector<int32_t> ids;
+    const bool ok =
+        j.contains("ids") && j["ids"].is_array() &&
+        std::all_of(j["ids"].begin(), j["ids"].end(), [](const nlohmann::json& v) {
+          return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+        });
+    if (!ok) return InvalidArgument("{}:{}: needs \"ids\", an array of ids >= 0", input, line_no);
+    for (const auto& v : j["ids"]) ids.push_back(v.get<int32_t>());
+    for (const int32_t id : ids) {
+      if (id >= tok.vocab_size())
+        return InvalidArgument("{}:{}: token id {} outside the vocabulary [0, {})", input, line_no,
+                               id, tok.vocab_size());
+    }
+    // Invalid UTF-8 cannot reach JSON: decode's own output is valid (U+FFFD replaced).
+    const nlohmann::json out = {{"text", tok.decode(ids)}};
+    std::printf("%s\n", out.dump().c_str());
+    return OkStatus();
+  });
+}
+
+Status run_encode(const std::string& model, const std::string& text, const std::string& input,
+                  bool pieces, bool add_special) {
   ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model));
-  const std::vector<int32_t> ids = tok.encode(text);
+  if (!input.empty()) return run_encode_jsonl(tok, input, add_special);
+  const std::vector<int32_t> ids = tok.encode(text, add_special);
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i > 0) out += pieces ? " " : ",";
@@ -110,7 +168,11 @@ Status run_encode(const std::string& model, const std::string& text, bool pieces
   return OkStatus();
 }
 
-Status run_decode(const std::string& model, const std::string& ids_text) {
+Status run_decode(const std::string& model, const std::string& ids_text, const std::string& input) {
+  if (!input.empty()) {
+    ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model));
+    return run_decode_jsonl(tok, input);
+  }
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, parse_ids(ids_text));
   ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(model));
   for (int32_t id : ids) {
@@ -191,13 +253,87 @@ void add_render_subcommand(CLI::App& tokenizer, int* exit_code) {
   render->add_option("--input", args->input, "JSONL conversations (blank lines are skipped)")
       ->required();
   render->callback([args, exit_code] { *exit_code = report(run_render(*args)); });
+
+constexpr const char* kModelHelp =
+    "the tokenizer: a SentencePiece .model, a tokenizer.json, or a checkpoint directory with "
+    "either";
+
+// --input FILE (JSONL), exclusive with `single`, the option that gives one item.
+void add_jsonl_input(CLI::App* cmd, CLI::Option* single, std::string* input, const char* help) {
+  single->excludes(cmd->add_option("--input", *input, help));
+}
+
+// The exit code of `run`, or an error when neither `single` nor --input was given.
+int run_one_of(const CLI::App* cmd, const char* single, const std::string& input,
+               const std::function<Status()>& run) {
+  if (cmd->count(single) == 0 && input.empty())
+    return report(InvalidArgument("tokenizer {}: give {} or --input", cmd->get_name(), single));
+  return report(run());
+}
+
+// `tokenizer encode`.
+void add_encode_command(CLI::App& tokenizer, int* exit_code) {
+  struct EncodeArgs {
+    std::string model;         // --model
+    std::string text;          // --text
+    std::string input;         // --input
+    bool pieces = false;       // --pieces
+    bool add_special = false;  // --add-special
+  };
+  auto a = std::make_shared<EncodeArgs>();
+  auto* cmd = tokenizer.add_subcommand(
+      "encode",
+      "Print the token ids of a text, comma-separated (no BOS/EOS added unless "
+      "--add-special), or of each {\"text\": ...} line of a JSONL file as {\"ids\": [...]}");
+  cmd->add_option("--model", a->model, kModelHelp)->required();
+  auto* pieces =
+      cmd->add_flag("--pieces", a->pieces,
+                    "print the pieces, space-separated, instead of ids (▁ is a space; "
+                    "\\n, \\t, \\s escape control characters and spaces inside a piece)");
+  add_jsonl_input(cmd, cmd->add_option("--text", a->text, "the text to encode"), &a->input,
+                  "JSONL file, one {\"text\": ...} per line; prints one {\"ids\": [...]} line "
+                  "each, in order");
+  pieces->excludes("--input");
+  cmd->add_flag("--add-special", a->add_special,
+                "add the special ids the tokenizer's post-processor puts around a text (e.g. "
+                "Llama 3's <|begin_of_text|>)");
+  cmd->callback([a, cmd, exit_code] {
+    *exit_code = run_one_of(cmd, "--text", a->input, [&] {
+      return run_encode(a->model, a->text, a->input, a->pieces, a->add_special);
+    });
+  });
+}
+
+// `tokenizer decode`.
+void add_decode_command(CLI::App& tokenizer, int* exit_code) {
+  struct DecodeArgs {
+    std::string model;  // --model
+    std::string ids;    // --ids
+    std::string input;  // --input
+  };
+  auto a = std::make_shared<DecodeArgs>();
+  auto* cmd = tokenizer.add_subcommand(
+      "decode",
+      "Print the text of comma-separated token ids (BOS/EOS/PAD print nothing), or of each "
+      "{\"ids\": [...]} line of a JSONL file as {\"text\": ...}");
+  cmd->add_option("--model", a->model, kModelHelp)->required();
+  add_jsonl_input(cmd, cmd->add_option("--ids", a->ids, "comma-separated token ids, e.g. 5,17,42"),
+                  &a->input,
+                  "JSONL file, one {\"ids\": [...]} per line; prints one {\"text\": ...} line "
+                  "each, in order");
+  cmd->callback([a, cmd, exit_code] {
+    *exit_code =
+        run_one_of(cmd, "--ids", a->input, [&] { return run_decode(a->model, a->ids, a->input); });
+  });
 }
 
 }  // namespace
 
 void add_tokenizer_command(CLI::App& root, int* exit_code) {
   auto* tokenizer = root.add_subcommand(
-      "tokenizer", "Train SentencePiece tokenizers and inspect how they split text");
+      "tokenizer",
+      "Train SentencePiece tokenizers and inspect how a tokenizer (SentencePiece or "
+      "tokenizer.json) splits text");
   tokenizer->require_subcommand(1);
 
   auto train_args = std::make_shared<TrainArgs>();
@@ -250,33 +386,8 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
       ->group("");  // hidden
   train->callback([train_args, exit_code] { *exit_code = report(run_train(*train_args)); });
 
-  struct EncodeArgs {
-    std::string model;    // --model
-    std::string text;     // --text
-    bool pieces = false;  // --pieces
-  };
-  auto enc = std::make_shared<EncodeArgs>();
-  auto* encode = tokenizer->add_subcommand(
-      "encode", "Print the token ids of a text, comma-separated (no BOS/EOS added)");
-  encode->add_option("--model", enc->model, "SentencePiece .model file")->required();
-  encode->add_option("--text", enc->text, "the text to encode")->required();
-  encode->add_flag("--pieces", enc->pieces,
-                   "print the pieces, space-separated, instead of ids (▁ is a space; \\n, "
-                   "\\t, \\s escape control characters and spaces inside a piece)");
-  encode->callback(
-      [enc, exit_code] { *exit_code = report(run_encode(enc->model, enc->text, enc->pieces)); });
-
-  struct DecodeArgs {
-    std::string model;  // --model
-    std::string ids;    // --ids
-  };
-  auto dec = std::make_shared<DecodeArgs>();
-  auto* decode = tokenizer->add_subcommand(
-      "decode", "Print the text of comma-separated token ids (BOS/EOS/PAD print nothing)");
-  decode->add_option("--model", dec->model, "SentencePiece .model file")->required();
-  decode->add_option("--ids", dec->ids, "comma-separated token ids, e.g. 5,17,42")->required();
-  decode->callback([dec, exit_code] { *exit_code = report(run_decode(dec->model, dec->ids)); });
-
+  add_encode_command(*tokenizer, exit_code);
+  add_decode_command(*tokenizer, exit_code);
   add_render_subcommand(*tokenizer, exit_code);
 }
 

@@ -1,4 +1,5 @@
-// Tokenizer over libr1kit_spm.so (see tokenizer.h and data/spm_shim/spm_shim.h).
+// Tokenizer: the SentencePiece implementation over libr1kit_spm.so (see tokenizer.h and
+// data/spm_shim/spm_shim.h), and loading either format.
 //
 // The shim is dlopened once per process with RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND, so
 // SentencePiece binds to its own protobuf-lite and none of its symbols reach the global
@@ -19,6 +20,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "data/hf_tokenizer.h"
 #include "data/spm_shim/spm_shim.h"
 
 namespace r1kit::data {
@@ -223,65 +225,190 @@ std::vector<std::string> spm_library_candidates() {
   return out;
 }
 
-// One loaded processor, shared by every copy of a Tokenizer. Immutable after load.
-struct Tokenizer::Handle {
-  const SpmApi* api = nullptr;  // the shim
-  r1kit_spm* spm = nullptr;     // the processor, owned
-  int vocab_size = 0;           // number of pieces (cached)
-  int bos_id = -1;              // reserved ids (cached), -1 when absent
-  int eos_id = -1;              // ...
-  int pad_id = -1;              // ...
-  int unk_id = -1;              // ...
+namespace {
 
-  Handle() = default;
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() {
-    if (api != nullptr && spm != nullptr) api->destroy(spm);
+// A loaded SentencePiece processor. Immutable after load.
+class SpmTokenizer final : public TokenizerImpl {
+ public:
+  SpmTokenizer(const SpmApi* api, r1kit_spm* spm) : api_(api), spm_(spm) {}
+  SpmTokenizer(const SpmTokenizer&) = delete;
+  SpmTokenizer& operator=(const SpmTokenizer&) = delete;
+  ~SpmTokenizer() override {
+    if (spm_ != nullptr) api_->destroy(spm_);
   }
   // Fills the cached lookups once a model is loaded.
   void cache() {
-    vocab_size = api->vocab_size(spm);
-    bos_id = api->bos_id(spm);
-    eos_id = api->eos_id(spm);
-    pad_id = api->pad_id(spm);
-    unk_id = api->unk_id(spm);
+    ids_ = {api_->vocab_size(spm_), api_->bos_id(spm_), api_->eos_id(spm_), api_->pad_id(spm_),
+            api_->unk_id(spm_)};
   }
+  r1kit_spm* spm() const { return spm_; }
+
+  TokenizerFormat format() const override { return TokenizerFormat::kSentencePiece; }
+  std::vector<int32_t> encode(std::string_view text, bool add_special) const override;
+  std::string decode(std::span<const int32_t> ids, bool keep_special) const override;
+  std::string id_to_piece(int id) const override;
+  int piece_to_id(std::string_view piece) const override {
+    return api_->piece_to_id(spm_, piece.data(), piece.size());
+  }
+  std::string model_bytes() const override;
+
+ private:
+  const SpmApi* api_ = nullptr;  // the shim
+  r1kit_spm* spm_ = nullptr;     // the processor, owned
 };
 
-StatusOr<Tokenizer> Tokenizer::load(const std::string& model_path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(model_path, ec)) {
-    return NotFound("tokenizer model {}: no such file", model_path);
+std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool /*add_special*/) const {
+  std::vector<int32_t> ids(text.size() + 16);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api_->encode(spm_, text.data(), text.size(), ids.data(), ids.size());
+    if (n < 0) {
+      R1_LOG(error, "tokenizer encode failed: {}", last_error(*api_));
+      return {};
+    }
+    const bool fits = static_cast<size_t>(n) <= ids.size();
+    ids.resize(static_cast<size_t>(n));
+    if (fits) return ids;
   }
-  if (std::filesystem::is_directory(model_path, ec)) {
-    return InvalidArgument("tokenizer model {}: is a directory, not a .model file", model_path);
+  return ids;  // not reached: the second call had room for every id
+}
+
+std::string SpmTokenizer::decode(std::span<const int32_t> ids, bool /*keep_special*/) const {
+  std::string text(ids.size() * 8 + 16, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api_->decode(spm_, ids.data(), ids.size(), text.data(), text.size());
+    if (n < 0) {
+      R1_LOG(error, "tokenizer decode failed: {}", last_error(*api_));
+      return {};
+    }
+    const bool fits = static_cast<size_t>(n) <= text.size();
+    text.resize(static_cast<size_t>(n));
+    if (fits) return text;
   }
+  return text;
+}
+
+std::string SpmTokenizer::id_to_piece(int id) const {
+  if (id < 0 || id >= ids_.vocab_size) return {};
+  std::string piece(32, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t n = api_->id_to_piece(spm_, id, piece.data(), piece.size());
+    if (n < 0) return {};
+    const bool fits = static_cast<size_t>(n) <= piece.size();
+    piece.resize(static_cast<size_t>(n));
+    if (fits) return piece;
+  }
+  return piece;
+}
+
+std::string SpmTokenizer::model_bytes() const {
+  std::string bytes;
+  if (api_->serialize(spm_, &append_to_string, &bytes) != 0) {
+    R1_LOG(error, "tokenizer serialize failed: {}", last_error(*api_));
+    return {};
+  }
+  return bytes;
+}
+
+StatusOr<std::shared_ptr<SpmTokenizer>> new_spm() {
   ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
-  auto handle = std::make_shared<Handle>();
-  handle->api = api;
-  handle->spm = api->create();
-  if (handle->spm == nullptr) return ResourceExhausted("tokenizer: {}", last_error(*api));
-  if (api->load_file(handle->spm, model_path.c_str()) != 0) {
+  r1kit_spm* spm = api->create();
+  if (spm == nullptr) return ResourceExhausted("tokenizer: {}", last_error(*api));
+  return std::make_shared<SpmTokenizer>(api, spm);
+}
+
+StatusOr<std::shared_ptr<const TokenizerImpl>> load_spm(const std::string& model_path) {
+  ASSIGN_OR_RETURN(auto tok, new_spm());
+  const SpmApi& api = *spm_api().value();
+  if (api.load_file(tok->spm(), model_path.c_str()) != 0) {
     return DataLoss("tokenizer model {}: not a valid SentencePiece model ({})", model_path,
-                    last_error(*api));
+                    last_error(api));
   }
-  handle->cache();
-  return Tokenizer(std::move(handle));
+  tok->cache();
+  return std::shared_ptr<const TokenizerImpl>(std::move(tok));
+}
+
+bool is_json_path(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+}
+
+std::string config_beside(const std::string& json_path) {
+  const auto config = std::filesystem::path(json_path).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  return std::filesystem::is_regular_file(config, ec) ? config.string() : std::string();
+}
+
+StatusOr<std::shared_ptr<const TokenizerImpl>> load_hf(const std::string& json_path) {
+  ASSIGN_OR_RETURN(std::string text, read_file(json_path));
+  std::string config_text;
+  if (const std::string config = config_beside(json_path); !config.empty()) {
+    ASSIGN_OR_RETURN(config_text, read_file(config));
+  }
+  ASSIGN_OR_RETURN(auto tok, hf::HfTokenizer::parse(std::move(text), config_text, json_path));
+  return std::shared_ptr<const TokenizerImpl>(std::move(tok));
+}
+
+}  // namespace
+
+std::string tokenizer_file_in(const std::string& dir) {
+  std::error_code ec;
+  const std::string json = dir + "/tokenizer.json";
+  return std::filesystem::is_regular_file(json, ec) ? json : dir + "/tokenizer.model";
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> tokenizer_files(
+    const std::string& path) {
+  std::error_code ec;
+  std::string file = path;
+  if (std::filesystem::is_directory(path, ec)) {
+    file = tokenizer_file_in(path);
+    if (!std::filesystem::is_regular_file(file, ec))
+      return NotFound("{}: holds neither tokenizer.json nor tokenizer.model", path);
+  } else if (!std::filesystem::exists(path, ec)) {
+    return NotFound("tokenizer {}: no such file", path);
+  }
+  if (!is_json_path(file))
+    return std::vector<std::pair<std::string, std::string>>{{file, "tokenizer.model"}};
+  std::vector<std::pair<std::string, std::string>> out = {{file, "tokenizer.json"}};
+  if (const std::string config = config_beside(file); !config.empty())
+    out.emplace_back(config, "tokenizer_config.json");
+  return out;
+}
+
+StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return NotFound("tokenizer {}: no such file", path);
+  }
+  std::string file = path;
+  if (std::filesystem::is_directory(path, ec)) {
+    file = tokenizer_file_in(path);
+    if (!std::filesystem::is_regular_file(file, ec))
+      return InvalidArgument("tokenizer {}: a directory without tokenizer.json or tokenizer.model",
+                             path);
+  }
+  if (is_json_path(file)) {
+    ASSIGN_OR_RETURN(auto impl, load_hf(file));
+    return Tokenizer(std::move(impl));
+  }
+  ASSIGN_OR_RETURN(auto impl, load_spm(file));
+  return Tokenizer(std::move(impl));
 }
 
 StatusOr<Tokenizer> Tokenizer::from_bytes(std::string_view model_bytes) {
-  ASSIGN_OR_RETURN(const SpmApi* api, spm_api());
-  auto handle = std::make_shared<Handle>();
-  handle->api = api;
-  handle->spm = api->create();
-  if (handle->spm == nullptr) return ResourceExhausted("tokenizer: {}", last_error(*api));
-  if (api->load_bytes(handle->spm, model_bytes.data(), model_bytes.size()) != 0) {
-    return DataLoss("tokenizer model bytes ({} bytes): not a valid SentencePiece model ({})",
-                    model_bytes.size(), last_error(*api));
+  const size_t first = model_bytes.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && model_bytes[first] == '{') {
+    ASSIGN_OR_RETURN(auto tok,
+                     hf::HfTokenizer::parse(std::string(model_bytes), "", "tokenizer.json bytes"));
+    return Tokenizer(std::shared_ptr<const TokenizerImpl>(std::move(tok)));
   }
-  handle->cache();
-  return Tokenizer(std::move(handle));
+  ASSIGN_OR_RETURN(auto tok, new_spm());
+  const SpmApi& api = *spm_api().value();
+  if (api.load_bytes(tok->spm(), model_bytes.data(), model_bytes.size()) != 0) {
+    return DataLoss("tokenizer model bytes ({} bytes): not a valid SentencePiece model ({})",
+                    model_bytes.size(), last_error(api));
+  }
+  tok->cache();
+  return Tokenizer(std::shared_ptr<const TokenizerImpl>(std::move(tok)));
 }
 
 Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_model_path) {
@@ -344,79 +471,44 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
   return OkStatus();
 }
 
+TokenizerFormat Tokenizer::format() const {
+  return impl_->format();
+}
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
-  const SpmApi& api = *handle_->api;
-  std::vector<int32_t> ids(text.size() + 16);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int64_t n = api.encode(handle_->spm, text.data(), text.size(), ids.data(), ids.size());
-    if (n < 0) {
-      R1_LOG(error, "tokenizer encode failed: {}", last_error(api));
-      return {};
-    }
-    const bool fits = static_cast<size_t>(n) <= ids.size();
-    ids.resize(static_cast<size_t>(n));
-    if (fits) return ids;
-  }
-  return ids;  // not reached: the second call had room for every id
+  return impl_->encode(text, false);
 }
-
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
+  return impl_->encode(text, add_special);
+}
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
-  const SpmApi& api = *handle_->api;
-  std::string text(ids.size() * 8 + 16, '\0');
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int64_t n = api.decode(handle_->spm, ids.data(), ids.size(), text.data(), text.size());
-    if (n < 0) {
-      R1_LOG(error, "tokenizer decode failed: {}", last_error(api));
-      return {};
-    }
-    const bool fits = static_cast<size_t>(n) <= text.size();
-    text.resize(static_cast<size_t>(n));
-    if (fits) return text;
-  }
-  return text;
+  return impl_->decode(ids, false);
 }
-
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool keep_special) const {
+  return impl_->decode(ids, keep_special);
+}
 int Tokenizer::vocab_size() const {
-  return handle_->vocab_size;
+  return impl_->ids().vocab_size;
 }
 int Tokenizer::bos_id() const {
-  return handle_->bos_id;
+  return impl_->ids().bos;
 }
 int Tokenizer::eos_id() const {
-  return handle_->eos_id;
+  return impl_->ids().eos;
 }
 int Tokenizer::pad_id() const {
-  return handle_->pad_id;
+  return impl_->ids().pad;
 }
 int Tokenizer::unk_id() const {
-  return handle_->unk_id;
+  return impl_->ids().unk;
 }
-
 std::string Tokenizer::id_to_piece(int id) const {
-  if (id < 0 || id >= handle_->vocab_size) return {};
-  const SpmApi& api = *handle_->api;
-  std::string piece(32, '\0');
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int64_t n = api.id_to_piece(handle_->spm, id, piece.data(), piece.size());
-    if (n < 0) return {};
-    const bool fits = static_cast<size_t>(n) <= piece.size();
-    piece.resize(static_cast<size_t>(n));
-    if (fits) return piece;
-  }
-  return piece;
+  return impl_->id_to_piece(id);
 }
-
 int Tokenizer::piece_to_id(std::string_view piece) const {
-  return handle_->api->piece_to_id(handle_->spm, piece.data(), piece.size());
+  return impl_->piece_to_id(piece);
 }
-
 std::string Tokenizer::model_bytes() const {
-  std::string bytes;
-  if (handle_->api->serialize(handle_->spm, &append_to_string, &bytes) != 0) {
-    R1_LOG(error, "tokenizer serialize failed: {}", last_error(*handle_->api));
-    return {};
-  }
-  return bytes;
+  return impl_->model_bytes();
 }
 
 Status Tokenizer::save(const std::string& path) const {

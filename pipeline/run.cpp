@@ -37,7 +37,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   data::TaskSection ts = r.task;
   ts.eval_size = std::max(ts.eval_size, r.eval.problems);
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts, model_dir));
-  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
                    reward::build_task_rewards(r.reward, r.task.default_rewards()));
   const rollout::EngineSettings engine{r.grpo.rollout.max_batch, r.grpo.rollout.decode_threads};

@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "core/safetensors.h"
+#include "data/tokenizer.h"
 
 namespace r1kit::policy {
 namespace fs = std::filesystem;
@@ -112,10 +113,14 @@ Status save_model(TransformerImpl& model, const std::string& dir, const SaveOpti
                      {{"format", "pt"}});
   if (!st.ok()) return cleanup(st);
   if (!opts.tokenizer_path.empty()) {
-    auto bytes = read_file(opts.tokenizer_path);
-    if (!bytes.ok()) return cleanup(bytes.status());
-    st = write_file_atomic(tmp + "/tokenizer.model", *bytes);
-    if (!st.ok()) return cleanup(st);
+    auto files = data::tokenizer_files(opts.tokenizer_path);
+    if (!files.ok()) return cleanup(files.status());
+    for (const auto& [source, name] : *files) {
+      auto bytes = read_file(source);
+      if (!bytes.ok()) return cleanup(bytes.status());
+      st = write_file_atomic(tmp + "/" + name, *bytes);
+      if (!st.ok()) return cleanup(st);
+    }
   }
   st = rename_dir_atomic(tmp, final_dir);
   if (!st.ok()) return cleanup(st);

@@ -1,10 +1,11 @@
 // Model checkpoints: Hugging Face import/export and r1kit's native checkpoint directory.
 //
 // The native directory *is* a Hugging Face one (docs/model.md, "Checkpoints"): config.json,
-// model.safetensors (or shards + model.safetensors.index.json), and tokenizer.model
-// when the model has one. So a model trained here loads in transformers, and a
-// DeepSeek-V2/V3, Qwen2, Qwen3, Qwen3-MoE or Llama checkpoint loads here. Names follow the Hugging Face
-// modeling code of those families (docs/model.md, "Tensor names"):
+// model.safetensors (or shards + model.safetensors.index.json), and the tokenizer's files
+// when the model has one (tokenizer.model, or tokenizer.json + tokenizer_config.json). So a
+// model trained here loads in transformers, and a DeepSeek-V2/V3, Qwen2, Qwen3, Qwen3-MoE or
+// Llama checkpoint loads here. Names follow the Hugging Face modeling code of those families
+// (docs/model.md, "Tensor names"):
 //   r1kit module path            Hugging Face tensor name
 //   embed_tokens.weight          model.embed_tokens.weight
 //   layers.N.<rest>              model.layers.N.<rest>
@@ -30,8 +31,10 @@ namespace r1kit::policy {
 
 struct SaveOptions {
   int64_t max_shard_bytes = 4LL << 30;  // shard model.safetensors above this size
-  std::string tokenizer_path;           // copied to <dir>/tokenizer.model when set
-  torch::Dtype dtype = torch::kFloat;   // tensors are written in this dtype (F32 or BF16)
+  // A tokenizer (what data::Tokenizer::load accepts) whose files are copied into <dir>
+  // byte for byte when set: tokenizer.model, or tokenizer.json (+ tokenizer_config.json).
+  std::string tokenizer_path;
+  torch::Dtype dtype = torch::kFloat;  // tensors are written in this dtype (F32 or BF16)
 };
 
 struct LoadOptions {
@@ -51,7 +54,7 @@ StatusOr<std::string> from_hf_name(const std::string& hf, const ModelArgs& args)
 std::vector<std::pair<std::string, torch::Tensor>> export_tensors(TransformerImpl& model,
                                                                   torch::Dtype dtype);
 
-// Writes config.json + safetensors (+ tokenizer.model) into `dir`, atomically: the
+// Writes config.json + safetensors (+ the tokenizer's files) into `dir`, atomically: the
 // directory is built beside the target and renamed into place.
 Status save_model(TransformerImpl& model, const std::string& dir, const SaveOptions& opts = {});
 

@@ -41,7 +41,7 @@ StatusOr<std::unique_ptr<LocalRolloutSource>> LocalRolloutSource::from_checkpoin
     int64_t initial_version) {
   ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(dir, load));
   DecodeFn decode;
-  const std::string tok_path = dir + "/tokenizer.model";
+  const std::string tok_path = data::tokenizer_file_in(dir);
   if (std::filesystem::exists(tok_path)) {
     ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(tok_path));
     decode = tokenizer_decoder(tok);

@@ -42,8 +42,8 @@ class LocalRolloutSource final : public RolloutSource {
                                                      int64_t initial_version = 0,
                                                      torch::Dtype dtype = torch::kFloat);
 
-  // Loads a checkpoint directory (config.json + safetensors), and its tokenizer.model
-  // when present (for stop strings).
+  // Loads a checkpoint directory (config.json + safetensors), and its tokenizer.json or
+  // tokenizer.model when present (for stop strings).
   static StatusOr<std::unique_ptr<LocalRolloutSource>> from_checkpoint(
       const std::string& dir, EngineOptions options = {}, const policy::LoadOptions& load = {},
       int64_t initial_version = 0);

@@ -91,7 +91,7 @@ SftRecipe DistillRecipe::sft_recipe() const {
   if (!tokenizer.path.empty())
     r.tokenizer.path = tokenizer.path;
   else if (model.from.empty())
-    r.tokenizer.path = teacher.from + "/tokenizer.model";
+    r.tokenizer.path = data::tokenizer_file_in(teacher.from);
   r.data.source = SftSource::kJsonl;
   r.data.path = traces_path();
   r.data.seed = data.seed;
@@ -253,7 +253,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
   DistillResult res;
   res.traces_path = r.traces_path();
-  const std::string teacher_tok_path = r.teacher.from + "/tokenizer.model";
+  const std::string teacher_tok_path = data::tokenizer_file_in(r.teacher.from);
 
   // (a) Traces, unless the file is there already.
   if (fs::exists(res.traces_path, ec)) {
@@ -309,7 +309,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   if (r.kd.alpha > 0) {
     // Logit distillation needs one vocabulary: the student's tokenizer must be the teacher's.
     const std::string student_tok_path =
-        !sr.tokenizer.path.empty() ? sr.tokenizer.path : sr.model.from + "/tokenizer.model";
+        !sr.tokenizer.path.empty() ? sr.tokenizer.path : data::tokenizer_file_in(sr.model.from);
     ASSIGN_OR_RETURN(auto ttok, data::Tokenizer::load(teacher_tok_path));
     ASSIGN_OR_RETURN(auto stok, data::Tokenizer::load(student_tok_path));
     if (ttok.model_bytes() != stok.model_bytes())

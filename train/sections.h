@@ -11,10 +11,13 @@
 namespace r1kit::train {
 
 struct TokenizerSection {
-  std::string path;          // an existing tokenizer.model; empty: model.from's, else train one
+  std::string
+      path;  // an existing tokenizer (file or directory); empty: model.from's, else train one
   int64_t vocab_size = 512;  // vocabulary size when training
   void visit(ConfigVisitor& v) {
-    v.field("path", path, "existing SentencePiece model; empty: train one on the corpus");
+    v.field("path", path,
+            "existing tokenizer: a SentencePiece .model, a tokenizer.json, or a directory with "
+            "either; empty: model.from's, else train one on the corpus");
     v.field("vocab_size", vocab_size, "vocabulary size when training one",
             Range::between(300, 1 << 20));
   }

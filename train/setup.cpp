@@ -25,10 +25,11 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
   std::string path = section.path;
   std::error_code ec;
   if (path.empty() && !model_from.empty()) {
-    path = model_from + "/tokenizer.model";
+    path = data::tokenizer_file_in(model_from);
     if (!fs::exists(path, ec))
-      return InvalidArgument("model.from={}: no tokenizer.model there; set tokenizer.path",
-                             model_from);
+      return InvalidArgument(
+          "model.from={}: no tokenizer.json or tokenizer.model there; set tokenizer.path",
+          model_from);
   }
   if (path.empty()) {
     if (!train_one)

@@ -44,7 +44,8 @@ struct ResolvedTokenizer {
 // Trains a tokenizer into `path` (called only when the run has none yet).
 using TrainTokenizerFn = std::function<Status(const std::string& path)>;
 
-// The run's tokenizer: tokenizer.path when set; else model.from's tokenizer.model (a model
+// The run's tokenizer: tokenizer.path when set (a file or a directory, as
+// data::Tokenizer::load takes); else model.from's tokenizer.json or tokenizer.model (a model
 // to continue from brings its own ids; an error names the key when it has none); else
 // RUN/tokenizer.model, trained by `train_one` when it does not exist yet. Without
 // `train_one` (a trainer that cannot make one) the last case is an error naming the keys.

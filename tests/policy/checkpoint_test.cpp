@@ -18,6 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
+#include "data/tokenizer.h"
 
 namespace r1kit::policy {
 namespace {
@@ -410,6 +411,31 @@ TEST_F(CheckpointTest, TokenizerIsCopied) {
   EXPECT_NE(st.message().find("no_such.model"), std::string::npos) << st.to_string();
   EXPECT_FALSE(fs::exists(path("bad_tok")));
   EXPECT_FALSE(has_tmp_sibling(root_));
+}
+
+// A tokenizer.json tokenizer travels as tokenizer.json + tokenizer_config.json, byte for
+// byte, whether given as the file or as its directory; the checkpoint reloads with it.
+TEST_F(CheckpointTest, HfTokenizerFilesAreCopied) {
+  Transformer m = make_model(*preset("nano"), 4);
+  fs::create_directories(path("hf"));
+  const std::string json_text = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+                                    "added_tokens": [{"id": 1, "content": "<e>", "special": true}]})";
+  const std::string config = R"({"eos_token": "<e>"})";
+  ASSERT_TRUE(write_file_atomic(path("hf") + "/tokenizer.json", json_text).ok());
+  ASSERT_TRUE(write_file_atomic(path("hf") + "/tokenizer_config.json", config).ok());
+  for (const std::string& source : {path("hf") + "/tokenizer.json", path("hf")}) {
+    SaveOptions so;
+    so.tokenizer_path = source;
+    const std::string out = path("with_hf");
+    ASSERT_TRUE(save_model(*m, out, so).ok());
+    EXPECT_EQ(*read_file(out + "/tokenizer.json"), json_text);
+    EXPECT_EQ(*read_file(out + "/tokenizer_config.json"), config);
+    EXPECT_FALSE(fs::exists(out + "/tokenizer.model"));
+    auto tok = data::Tokenizer::load(out);
+    ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+    EXPECT_EQ(tok->eos_id(), 1);
+    fs::remove_all(out);
+  }
 }
 
 // ---------------------------------------------------------------------------------
