@@ -6,6 +6,8 @@
 // generation stops at the tokenizer's EOS unless --no-eos-stop. Prints each completion's
 // text with its finish reason, length and mean log-prob, or one JSON object per
 // completion with --json. --ids bypasses the tokenizer (token ids in, ids out).
+// --chat TEXT is a user message rendered through the checkpoint's own chat template
+// (`--chat-template model` unless another template is named), as a chat UI would.
 // --worker ADDR sends the request to a gRPC rollout worker (`r1kit rollout-worker`)
 // instead; --model then only supplies the tokenizer.
 #include <torch/torch.h>
@@ -33,7 +35,8 @@ struct GenerateCmdFlags {
   std::string worker;      // host:port of a rollout worker; empty = in-process
   std::string token_file;  // the worker's bearer token
   std::string prompt;
-  std::string ids;  // comma-separated token ids instead of --prompt
+  std::string chat;  // a user message, rendered through the model's chat template
+  std::string ids;   // comma-separated token ids instead of --prompt
   std::string tokenizer;
   std::string chat_template = "none";  // none | r1_zero | plain
   bool prefill_think = false;
@@ -52,8 +55,8 @@ struct GenerateCmdFlags {
 };
 
 Status run_generate(const GenerateCmdFlags& f) {
-  if (f.prompt.empty() == f.ids.empty())
-    return InvalidArgument("give exactly one of --prompt TEXT and --ids 1,2,3");
+  if (!f.prompt.empty() + !f.chat.empty() + !f.ids.empty() != 1)
+    return InvalidArgument("give exactly one of --prompt TEXT, --chat TEXT and --ids 1,2,3");
   f.engine.apply_threads();
   ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
 
@@ -67,24 +70,25 @@ Status run_generate(const GenerateCmdFlags& f) {
     ASSIGN_OR_RETURN(data::Tokenizer t, data::Tokenizer::load(tok_path));
     tok = std::move(t);
   }
-  if (!tok && !f.prompt.empty())
+  if (!tok && f.ids.empty())
     return FailedPrecondition(
-        "--prompt needs a tokenizer: {} has no tokenizer.json or tokenizer.model (pass --tokenizer "
+        "{} needs a tokenizer: {} has no tokenizer.json or tokenizer.model (pass --tokenizer "
         "FILE or --ids)",
-        f.model);
+        f.chat.empty() ? "--prompt" : "--chat", f.model);
 
   rollout::GenerateRequest req;
   rollout::PromptInput prompt;
   if (!f.ids.empty()) {
     ASSIGN_OR_RETURN(prompt.ids, parse_id_list(f.ids));
   } else {
-    std::string text = f.prompt;
-    if (f.chat_template != "none") {
-      ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec,
-                       data::parse_chat_template_spec(f.chat_template));
+    std::string text = f.chat.empty() ? f.prompt : f.chat;
+    const std::string tmpl =
+        !f.chat.empty() && f.chat_template == "none" ? "model" : f.chat_template;
+    if (tmpl != "none") {
+      ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec, data::parse_chat_template_spec(tmpl));
       ASSIGN_OR_RETURN(const data::ChatTemplateOptions opts,
                        data::resolve_chat_template(spec, f.model, f.prefill_think));
-      ASSIGN_OR_RETURN(text, data::try_render_prompt(opts, f.prompt));
+      ASSIGN_OR_RETURN(text, data::try_render_prompt(opts, text));
     }
     for (int32_t id : tok->encode(text)) prompt.ids.push_back(id);
   }
@@ -184,13 +188,17 @@ void add_generate_command(CLI::App& root, int* exit_code) {
                   "generate through this gRPC rollout worker (host:port) instead of in-process");
   cmd->add_option("--token-file", f.token_file, "file holding the worker's bearer token");
   cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
+  cmd->add_option("--chat", f.chat,
+                  "a user message, rendered through the checkpoint's own chat template "
+                  "(tokenizer_config.json's chat_template; --chat-template names another) with "
+                  "the generation prompt, e.g. --chat \"What is 2+3?\"");
   cmd->add_option("--ids", f.ids, "prompt as comma-separated token ids instead of --prompt");
   cmd->add_option("--tokenizer", f.tokenizer,
                   "tokenizer: .model, tokenizer.json or a directory (default: "
                   "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--chat-template", f.chat_template,
                   "render --prompt as a question first: none | r1_zero | plain | model (the "
-                  "checkpoint's own Jinja template) | FILE.jinja")
+                  "checkpoint's own Jinja template) | FILE.jinja (--chat: default model)")
       ->capture_default_str();
   cmd->add_flag("--prefill-think", f.prefill_think, "end the rendered prompt with \" <think>\"");
   cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();
