@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -159,6 +160,54 @@ TEST_F(HfQwen3RecipeTest, TrainsTwoStepsWithItsOwnTokenizerAndTemplate) {
   ASSERT_EQ(grc, 0) << gout;
   EXPECT_NE(gout.find(fmt::format("prompt {} tokens", n_ids)), std::string::npos)
       << "expected a " << n_ids << "-token prompt: " << gout;
+}
+
+// SFT from the same checkpoint on multi-turn conversations ({"messages": [...]}) under
+// its own template: the loss covers the assistant turns, and the model it writes is
+// again a Qwen3 checkpoint with the tokenizer's files.
+TEST_F(HfQwen3RecipeTest, SftOnConversationsUnderItsOwnTemplate) {
+  const std::string model_dir = make_checkpoint();
+  const std::string data = (root_ / "chats.jsonl").string();
+  {
+    std::ofstream out(data);
+    for (int i = 0; i < 16; ++i)
+      out << json{{"messages",
+                   {{{"role", "user"}, {"content", fmt::format("What is {}+1?", i)}},
+                    {{"role", "assistant"}, {"content", fmt::format("{}", i + 1)}},
+                    {{"role", "user"}, {"content", "And doubled?"}},
+                    {{"role", "assistant"}, {"content", fmt::format("{}", 2 * (i + 1))}}}}}
+                 .dump()
+          << "\n";
+  }
+  const std::string run = (root_ / "sft").string();
+  const std::string recipe =
+      (fs::path(R1KIT_TESTDATA).parent_path().parent_path() / "recipes/sft-tiny.yaml").string();
+  const auto [rc, out] = testing::run_command(
+      fmt::format("'{}' sft '{}' model.from='{}' task.chat_template=model data.source=jsonl "
+                  "data.path='{}' train.steps=2 train.batch_size=2 train.eval_every=0 "
+                  "train.optim.warmup_steps=0 checkpoint.dir='{}'",
+                  testing::r1kit_binary(), recipe, model_dir, data, run),
+      true);
+  ASSERT_EQ(rc, 0) << out;
+  // Two optimizer steps with a finite loss.
+  auto metrics = read_file(run + "/metrics.jsonl");
+  ASSERT_TRUE(metrics.ok()) << metrics.status().to_string();
+  int steps = 0;
+  std::istringstream lines(*metrics);
+  for (std::string line; std::getline(lines, line);) {
+    const json m = json::parse(line);
+    if (!m.contains("loss")) continue;
+    ++steps;
+    EXPECT_TRUE(std::isfinite(m["loss"].get<double>())) << line;
+  }
+  EXPECT_EQ(steps, 2) << *metrics;
+  auto cfg = policy::load_hf_config(run + "/final/config.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  EXPECT_EQ(cfg->model_type, "qwen3");
+  auto tok = read_file(run + "/final/tokenizer.json");
+  auto want = read_file(kQwen3Tokenizer + "/tokenizer.json");
+  ASSERT_TRUE(tok.ok() && want.ok());
+  EXPECT_EQ(*tok, *want);
 }
 
 }  // namespace
