@@ -200,7 +200,8 @@ void add_generate_command(CLI::App& root, int* exit_code) {
                   "render --prompt as a question first: none | r1_zero | plain | model (the "
                   "checkpoint's own Jinja template) | FILE.jinja (--chat: default model)")
       ->capture_default_str();
-  cmd->add_flag("--prefill-think", f.prefill_think, "end the rendered prompt with \" <think>\"");
+  cmd->add_flag("--prefill-think", f.prefill_think,
+                "end the rendered prompt with \" <think>\" (a Jinja template: \"<think>\\n\")");
   cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();
   cmd->add_option("--temperature", f.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)")

@@ -373,16 +373,19 @@ Status read_gqa_yarn(const json& rs, const char* key, ModelArgs& a) {
 // rope_theta): default (none), llama3 or yarn; any other rope_type is refused.
 Status read_gqa_rope(const json& c, ModelArgs& a) {
   const char* key = c.contains("rope_parameters") ? "rope_parameters" : "rope_scaling";
-  if (!c.contains(key) || c[key].is_null()) return OkStatus();
-  const json& rs = c[key];
-  if (!rs.is_object()) return InvalidArgument("config.json: '{}' must be an object or null", key);
-  RETURN_IF_ERROR(get_opt(rs, "rope_theta", &a.rope_theta));
+  const bool scaled = c.contains(key) && !c[key].is_null();
+  if (scaled && !c[key].is_object())
+    return InvalidArgument("config.json: '{}' must be an object or null", key);
+  // Checked with or without a rope_scaling: RoPE on part of the head is another model.
   double partial = 1.0;
-  RETURN_IF_ERROR(get_opt(rs, "partial_rotary_factor", &partial));
   RETURN_IF_ERROR(get_opt(c, "partial_rotary_factor", &partial));
+  if (scaled) RETURN_IF_ERROR(get_opt(c[key], "partial_rotary_factor", &partial));
   if (partial != 1.0)
     return Unimplemented("config.json: partial_rotary_factor={} (only 1: RoPE on the whole head)",
                          partial);
+  if (!scaled) return OkStatus();
+  const json& rs = c[key];
+  RETURN_IF_ERROR(get_opt(rs, "rope_theta", &a.rope_theta));
   std::string kind = "default";
   RETURN_IF_ERROR(get_opt(rs, "type", &kind));
   RETURN_IF_ERROR(get_opt(rs, "rope_type", &kind));

@@ -10,7 +10,6 @@
 #include "core/blas_threads.h"
 #include "core/rng.h"
 #include "core/timer.h"
-#include "core/timer.h"
 #include "data/tokenizer.h"
 #include "policy/decode_threads.h"
 #include "rollout/sampling.h"
@@ -69,11 +68,20 @@ Engine::Engine(policy::Transformer model, EngineOptions options, DecodeFn decode
   model_->eval();
   const auto& args = model_->args();
   max_seq_len_ = options_.max_seq_len > 0 ? options_.max_seq_len : args.max_seq_len;
+  reserve_cache(options_.max_seq_len > 0
+                    ? max_seq_len_
+                    : std::min(max_seq_len_, EngineOptions::kInitialCacheTokens));
+}
+
+void Engine::reserve_cache(int64_t len) {
+  if (len <= cache_.max_len) return;
+  const auto& args = model_->args();
   auto w = model_->embed_tokens->weight;
   torch::NoGradGuard no_grad;
-  cache_ = policy::KVCache::allocate(args, options_.max_batch, max_seq_len_, w.scalar_type(),
-                                     w.device());
-  scratch_ = policy::KVCache::allocate(args, 1, max_seq_len_, w.scalar_type(), w.device());
+  cache_ = {};  // the old slots go before the new ones are allocated
+  scratch_ = {};
+  cache_ = policy::KVCache::allocate(args, options_.max_batch, len, w.scalar_type(), w.device());
+  scratch_ = policy::KVCache::allocate(args, 1, len, w.scalar_type(), w.device());
 }
 
 int64_t Engine::cache_bytes_per_slot() const {
@@ -123,6 +131,12 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   std::lock_guard<std::mutex> lock(mu_);
   abort_.store(false);
   RETURN_IF_ERROR(validate(request));
+  // Slots as long as this request needs, rounded up to 256 tokens so that requests of
+  // similar lengths do not reallocate (validate() checked the limit).
+  int64_t longest = 0;
+  for (const auto& p : request.prompts) longest = std::max<int64_t>(longest, p.ids.size());
+  reserve_cache(
+      std::min(max_seq_len_, (longest + request.sampling.max_new_tokens + 255) / 256 * 256));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
   const policy::ExecutionContext exec = options_.execution();

@@ -56,8 +56,12 @@ struct EngineOptions {
   // N: cache slots, the most sequences decoded together. Memory: N * max_seq_len *
   // KV bytes per token (ModelArgs::kv_cache_bytes_per_token).
   int64_t max_batch = 64;
-  // S: tokens per slot (prompt + completion). 0 = the model's max_seq_len.
+  // S: tokens per slot (prompt + completion), allocated at construction. 0 = the model's
+  // max_seq_len as the limit, with slots allocated at kInitialCacheTokens (or the limit if
+  // shorter) and grown by generate() to what a request needs: a checkpoint's
+  // max_position_embeddings (40,960 for Qwen3) would otherwise reserve gigabytes a slot.
   int64_t max_seq_len = 0;
+  static constexpr int64_t kInitialCacheTokens = 512;
   // Prefill a group's prompt once and copy its cache to the G samples. Off: every
   // sample prefills its own copy of the prompt (for measuring the sharing).
   bool share_prefix = true;
@@ -127,16 +131,20 @@ class Engine {
   void abort() { abort_.store(true); }
 
   const EngineOptions& options() const { return options_; }
+  // The longest sequence (prompt + completion) a request may need.
   int64_t max_seq_len() const { return max_seq_len_; }
-  // KV-cache bytes one sequence slot holds (max_seq_len tokens), and in total.
+  // KV-cache bytes one sequence slot holds now (cache_len() tokens), and in total.
   int64_t cache_bytes_per_slot() const;
   int64_t cache_bytes() const { return cache_.bytes() + scratch_.bytes(); }
+  int64_t cache_len() const { return cache_.max_len; }  // tokens a slot holds now
   EngineStats last_stats() const;
   policy::Transformer& model() { return model_; }
 
  private:
   struct Seq;
   void move_slot(int64_t from, int64_t to, int64_t len);
+  // Slots of at least `len` tokens (reallocated, contents dropped, when shorter).
+  void reserve_cache(int64_t len);
 
   policy::Transformer model_;
   EngineOptions options_;

@@ -234,6 +234,8 @@ TEST_F(HfFamiliesTest, RopeTypesOtherThanTheSupportedOnesAreRefused) {
   q3 = golden_config("qwen3_tiny");
   q3["partial_rotary_factor"] = 0.5;
   expect_refused(q3, "partial_rotary_factor", "partial rotary");
+  q3["rope_scaling"] = nullptr;  // refused without a rope_scaling too
+  expect_refused(q3, "partial_rotary_factor", "partial rotary, no rope_scaling");
 
   json ds = golden_config("deepseek_v3_tiny");
   ds["rope_scaling"]["type"] = "llama3";

@@ -240,6 +240,44 @@ TEST(EngineTest, SameSeedSameTokensWhateverTheBatchComposition) {
   EXPECT_NE((*c)[0].completions[0].token_ids, (*a)[0].completions[0].token_ids);
 }
 
+// A long-context model (max_seq_len far above what requests use) gets slots of
+// kInitialCacheTokens at first, grown to what a request needs (rounded up to 256), with the
+// same tokens and log-probs as an engine whose slots were sized up front.
+TEST(EngineTest, CacheGrowsToWhatRequestsNeed) {
+  policy::ModelArgs args = *policy::preset("tiny-dense", 128);
+  args.max_seq_len = 40960;
+  Transformer m(args);
+  m->init_weights(4);
+  m->eval();
+  EngineOptions grow = opts(2);
+  grow.max_seq_len = 0;  // the model's limit, allocated on demand
+  Engine e1(m, grow);
+  EXPECT_EQ(e1.max_seq_len(), 40960);
+  EXPECT_EQ(e1.cache_len(), EngineOptions::kInitialCacheTokens);
+  const int64_t small = e1.cache_bytes();
+
+  GenerateRequest r = make_request(m, {500, 7}, 2, 30, /*seed=*/5);
+  auto a = e1.generate(r, 0);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  EXPECT_EQ(e1.cache_len(), 768);  // 500 + 30 tokens, rounded up to 256
+  EXPECT_EQ(e1.cache_bytes(), small / 512 * 768);
+
+  EngineOptions fixed = opts(2);
+  fixed.max_seq_len = 1024;
+  Engine e2(m, fixed);
+  EXPECT_EQ(e2.cache_len(), 1024);
+  auto b = e2.generate(r, 0);
+  ASSERT_TRUE(b.ok());
+  for (size_t g = 0; g < a->size(); ++g)
+    for (size_t j = 0; j < (*a)[g].completions.size(); ++j) {
+      EXPECT_EQ((*a)[g].completions[j].token_ids, (*b)[g].completions[j].token_ids);
+      EXPECT_EQ((*a)[g].completions[j].logprobs, (*b)[g].completions[j].logprobs);
+    }
+  // A shorter request keeps the grown slots.
+  ASSERT_TRUE(e1.generate(make_request(m, {5}, 2, 4), 0).ok());
+  EXPECT_EQ(e1.cache_len(), 768);
+}
+
 // decode_threads spreads each decode step's routed experts over threads (and puts
 // OpenBLAS on one): the same tokens as one thread, and the same log-probs up to the
 // rounding of OpenBLAS's other split of its sgemms.
