@@ -108,7 +108,8 @@ StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r) {
         r.run.dir);
   sft::SftRecipe s = sft_recipe(r);
   s.checkpoint.dir = r.run.dir + "/control";
-  s.tokenizer.path = r.run.dir + "/sft/tokenizer.model";  // the same pieces as the SFT model
+  // The SFT model's own tokenizer files (tokenizer.model or tokenizer.json), whichever it has.
+  s.tokenizer.path = r.run.dir + "/sft/final";
   // The SFT run's steps per second, for the SFT + GRPO time; the schedule (warm-up,
   // cosine) spans the whole longer run, as a user giving SFT that budget would set it.
   s.train.steps = static_cast<int64_t>(std::llround(n_sft * (t_sft + t_grpo) / t_sft));
@@ -144,7 +145,7 @@ sft::SftRecipe sft_recipe(const RunRecipe& r) {
   s.tokenizer = r.tokenizer;
   if (wants(r, "pretrain")) {  // SFT on the base model, with its tokenizer
     s.model.from = r.run.dir + "/pretrain/final";
-    s.tokenizer.path = s.model.from + "/tokenizer.model";
+    s.tokenizer.path = s.model.from;  // the directory: its tokenizer.json or tokenizer.model
   }
   s.task = r.task;  // SFT learns its first training problems, never the held-out ones
   s.data.pack = r.sft.pack;

@@ -100,7 +100,7 @@ dist: {threads: 1}
   ASSERT_TRUE(cr.ok()) << cr.status().to_string();
   EXPECT_EQ(cr->train.steps, std::llround(4 * (t_sft + t_grpo) / t_sft));
   EXPECT_GE(cr->train.steps, 4);  // more when GRPO took a noticeable share of the time
-  EXPECT_EQ(cr->tokenizer.path, dir + "/sft/tokenizer.model");
+  EXPECT_EQ(cr->tokenizer.path, dir + "/sft/final");
   auto ctl = run_pipeline(*r);
   ASSERT_TRUE(ctl.ok()) << ctl.status().to_string();
   EXPECT_EQ(ctl->ran, (std::vector<std::string>{"control", "eval"}));
@@ -203,7 +203,7 @@ dist: {threads: 1}
   // With the pretrain stage listed, SFT starts from the base model and its tokenizer.
   r->run.stages = {"pretrain", "sft"};
   EXPECT_EQ(sft_recipe(*r).model.from, dir + "/pretrain/final");
-  EXPECT_EQ(sft_recipe(*r).tokenizer.path, dir + "/pretrain/final/tokenizer.model");
+  EXPECT_EQ(sft_recipe(*r).tokenizer.path, dir + "/pretrain/final");
   if (!HasFailure()) fs::remove_all(dir);
 }
 
