@@ -13,6 +13,7 @@
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
+import { rng } from "./seeded_rng.mjs";
 
 const [nodeModules, outPath] = process.argv.slice(2);
 if (!nodeModules || !outPath) {
@@ -25,17 +26,6 @@ const { Template } = require("@huggingface/jinja");
 const MODELS = ["deepseek_v3", "qwen3", "qwen2_5", "llama3", "llama3_1"];
 const CASES_PER_MODEL = 64;
 
-// mulberry32: a small seeded generator, so the cases never change.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Message texts: plain, unicode, special characters, quotes, template syntax, empty,
 // surrounding whitespace and newlines.

@@ -8,18 +8,8 @@
 // encodes it as the reference encodes its U+FFFD-replaced form). The same COUNT always
 // gives the same file (a fixed-seed generator, no clock, no locale).
 import fs from "node:fs";
+import { rng } from "./seeded_rng.mjs";
 
-// mulberry32: a small fixed-seed PRNG.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(20260312);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo + 1));
