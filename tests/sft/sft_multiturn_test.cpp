@@ -2,6 +2,7 @@
 // assistant turn (through the template's end of turn) and nothing else; a template that
 // rewrites earlier turns gives one sample per assistant turn.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -30,7 +31,9 @@ constexpr const char* kRewriting =
 class SftMultiTurnTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(::testing::TempDir() + "/r1kit_sft_multiturn");
+    // One directory per process: ctest runs this suite's tests in parallel processes.
+    dir_ = new std::string(::testing::TempDir() + "/r1kit_sft_multiturn_" +
+                           std::to_string(::getpid()));
     fs::create_directories(*dir_);
     data::TokenizerTrainOptions o;
     for (int i = 0; i < 40; ++i)
