@@ -7,6 +7,7 @@
 // - loading (tokenizer_config.json, the named-template list, chat_template.jinja),
 //   prompts from questions, and the assistant spans SFT trains on.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -117,7 +118,9 @@ TEST(ChatTemplateJinjaTest, SpecialTokensFromTheConfig) {
 
 class TempDir {
  public:
-  TempDir() : path_(testing::TempDir() + "/r1kit_chat_template_" + std::to_string(counter_++)) {
+  TempDir()
+      : path_(testing::TempDir() + "/r1kit_chat_template_" + std::to_string(::getpid()) + "_" +
+              std::to_string(counter_++)) {
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
