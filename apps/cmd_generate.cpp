@@ -1,6 +1,6 @@
 // `r1kit generate`: sample completions from a checkpoint, so a person can try a model.
 //
-// Runs the in-process rollout engine (rollout/local_source.h): the prompt is rendered
+// Runs the in-process rollout engine (rollout/engine.h): the prompt is rendered
 // through an optional chat template, encoded with the checkpoint's tokenizer.model (no
 // BOS, as the SFT data is), and n completions are sampled with the given settings;
 // generation stops at the tokenizer's EOS unless --no-eos-stop. Prints each completion's
@@ -8,7 +8,8 @@
 // completion with --json. --ids bypasses the tokenizer (token ids in, ids out).
 // --chat TEXT is a user message rendered through the checkpoint's own chat template
 // (`--chat-template model` unless another template is named), as a chat UI would.
-// --worker ADDR sends the request to a gRPC rollout worker (`r1kit rollout-worker`)
+// --stream prints the one sample's text as it is sampled (data::IncrementalDecoder: never
+// half a character). --worker ADDR sends the request to a gRPC rollout worker (`r1kit rollout-worker`)
 // instead; --model then only supplies the tokenizer.
 #include <torch/torch.h>
 
@@ -25,7 +26,8 @@
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/grpc_source.h"
-#include "rollout/local_source.h"
+#include "data/incremental_decoder.h"
+#include "rollout/engine.h"
 
 namespace r1kit::apps {
 namespace {
@@ -52,11 +54,26 @@ struct GenerateCmdFlags {
   bool no_eos_stop = false;
   EngineFlags engine;
   bool json = false;
+  bool stream = false;
 };
+
+Status print_stats(size_t prompt_tokens, const rollout::EngineStats& st) {
+  std::fprintf(stderr,
+               "prompt %zu tokens; %lld tokens generated in %.2f s (prefill %.3f s, decode "
+               "%.2f s, %.1f tokens/s)\n",
+               prompt_tokens, static_cast<long long>(st.generated_tokens), st.total_seconds,
+               st.prefill_seconds, st.decode_seconds,
+               st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+  return OkStatus();
+}
 
 Status run_generate(const GenerateCmdFlags& f) {
   if (!f.prompt.empty() + !f.chat.empty() + !f.ids.empty() != 1)
     return InvalidArgument("give exactly one of --prompt TEXT, --chat TEXT and --ids 1,2,3");
+  if (f.stream && (f.n != 1 || f.json || !f.worker.empty() || !f.ids.empty()))
+    return InvalidArgument(
+        "--stream prints one sample's text as it is generated in-process: it needs -n 1 and a "
+        "text prompt, without --json, --ids or --worker");
   f.engine.apply_threads();
   ASSIGN_OR_RETURN(const policy::LoadOptions load, f.engine.load_options());
 
@@ -103,7 +120,10 @@ Status run_generate(const GenerateCmdFlags& f) {
   sp.seed = f.seed;
   sp.stop_strings = f.stop;
   sp.stop_token_ids = f.stop_ids;
-  if (tok && !f.no_eos_stop && tok->eos_id() >= 0) sp.stop_token_ids.push_back(tok->eos_id());
+  if (tok && !f.no_eos_stop)
+    for (int64_t id : tok->stop_ids())
+      if (std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), id) == sp.stop_token_ids.end())
+        sp.stop_token_ids.push_back(id);
 
   std::vector<rollout::Group> groups;
   rollout::EngineStats st;
@@ -123,11 +143,21 @@ Status run_generate(const GenerateCmdFlags& f) {
     const int64_t max_seq_len = std::max<int64_t>(
         1, std::min<int64_t>(model->args().max_seq_len,
                              static_cast<int64_t>(prompt.ids.size()) + f.max_new_tokens));
-    rollout::LocalRolloutSource source(
-        std::move(model), engine.engine_options(max_seq_len),
-        tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
-    ASSIGN_OR_RETURN(groups, source.generate(req));
-    st = source.last_stats();
+    rollout::Engine local(std::move(model), engine.engine_options(max_seq_len),
+                          tok ? rollout::tokenizer_decoder(*tok) : rollout::DecodeFn{});
+    // --stream: the text of the one sample as it is sampled, whole characters only.
+    std::optional<data::IncrementalDecoder> stream;
+    if (f.stream) stream.emplace(*tok);
+    const rollout::TokenFn print_token = [&](int64_t, int64_t, int64_t id) {
+      std::fputs(stream->push(id).c_str(), stdout);
+      std::fflush(stdout);
+    };
+    ASSIGN_OR_RETURN(groups, local.generate(req, 0, {}, f.stream ? print_token : nullptr));
+    st = local.last_stats();
+    if (f.stream) {
+      std::printf("%s\n", stream->finish().c_str());
+      return print_stats(prompt.ids.size(), st);
+    }
   }
 
   const auto& completions = groups.at(0).completions;
@@ -162,13 +192,7 @@ Status run_generate(const GenerateCmdFlags& f) {
       std::printf("%s\n", ids.c_str());
     }
   }
-  if (!f.json && f.worker.empty())
-    std::fprintf(stderr,
-                 "prompt %zu tokens; %lld tokens generated in %.2f s (prefill %.3f s, decode "
-                 "%.2f s, %.1f tokens/s)\n",
-                 prompt.ids.size(), static_cast<long long>(st.generated_tokens), st.total_seconds,
-                 st.prefill_seconds, st.decode_seconds,
-                 st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+  if (!f.json && f.worker.empty()) return print_stats(prompt.ids.size(), st);
   return OkStatus();
 }
 
@@ -218,6 +242,8 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_flag("--no-eos-stop", f.no_eos_stop, "do not stop at the tokenizer's EOS");
   add_engine_flags(cmd, f.engine);
   cmd->add_flag("--json", f.json, "one JSON object per completion (ids, log-probs, text)");
+  cmd->add_flag("--stream", f.stream,
+                "print the text as it is sampled (whole characters only; needs -n 1)");
   cmd->callback([=] { *exit_code = report(run_generate(f)); });
 }
 

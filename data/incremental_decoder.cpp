@@ -13,11 +13,17 @@ bool ends_unfinished(std::string_view s) {
 
 }  // namespace
 
+IncrementalDecoder::IncrementalDecoder(Tokenizer tokenizer, bool keep_special)
+    : decode_([tok = std::move(tokenizer), keep_special](std::span<const int64_t> ids) {
+        const std::vector<int32_t> ids32(ids.begin(), ids.end());
+        return tok.decode(ids32, keep_special);
+      }) {}
+
 std::string IncrementalDecoder::decode_window(size_t end) const {
-  return tok_.decode(std::span<const int32_t>(ids_.data(), end), keep_special_);
+  return decode_(std::span<const int64_t>(ids_.data(), end));
 }
 
-std::string IncrementalDecoder::push(int32_t id) {
+std::string IncrementalDecoder::push(int64_t id) {
   ids_.push_back(id);
   const std::string text = decode_window(ids_.size());
   if (ends_unfinished(text) || text.size() <= emitted_) return {};

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,22 +25,25 @@
 
 namespace r1kit::data {
 
+// Ids -> text with Tokenizer::decode's contract (the rollout engine's DecodeFn).
+using DecodeIdsFn = std::function<std::string(std::span<const int64_t>)>;
+
 class IncrementalDecoder {
  public:
-  explicit IncrementalDecoder(Tokenizer tokenizer, bool keep_special = false)
-      : tok_(std::move(tokenizer)), keep_special_(keep_special) {}
+  explicit IncrementalDecoder(Tokenizer tokenizer, bool keep_special = false);
+  // Over any decode function whose prefixes behave as a tokenizer's (see above).
+  explicit IncrementalDecoder(DecodeIdsFn decode) : decode_(std::move(decode)) {}
 
   // Feeds one id; returns the text it completes ("" while a character is unfinished).
-  std::string push(int32_t id);
+  std::string push(int64_t id);
   // The text still held back (an unfinished character at the end, as U+FFFD), and resets.
   std::string finish();
 
  private:
   std::string decode_window(size_t end) const;
 
-  Tokenizer tok_;
-  bool keep_special_;
-  std::vector<int32_t> ids_;  // ids since the window start (the last complete point)
+  DecodeIdsFn decode_;
+  std::vector<int64_t> ids_;  // ids since the window start (the last complete point)
   size_t emitted_ = 0;        // bytes of decode(ids_) already emitted
 };
 

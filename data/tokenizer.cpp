@@ -18,6 +18,8 @@
 #include <thread>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "data/hf_tokenizer.h"
@@ -347,6 +349,34 @@ StatusOr<std::shared_ptr<const TokenizerImpl>> load_hf(const std::string& json_p
   return std::shared_ptr<const TokenizerImpl>(std::move(tok));
 }
 
+// The `eos_token_id` of DIR/generation_config.json, else of DIR/config.json (an id, a
+// list of ids, or null); {} when neither file names one. Ids must lie in [0, vocab_size).
+StatusOr<std::vector<int64_t>> checkpoint_eos_ids(const std::filesystem::path& dir,
+                                                  int vocab_size) {
+  for (const char* name : {"generation_config.json", "config.json"}) {
+    const std::filesystem::path file = dir / name;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec)) continue;
+    ASSIGN_OR_RETURN(std::string text, read_file(file.string()));
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      return InvalidArgument("{}: not a JSON object", file.string());
+    const auto it = j.find("eos_token_id");
+    if (it == j.end() || it->is_null()) continue;
+    const nlohmann::json list = it->is_array() ? *it : nlohmann::json::array({*it});
+    std::vector<int64_t> ids;
+    for (const auto& v : list) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size)
+        return InvalidArgument("{}: 'eos_token_id' must be ids in [0, {}) (the tokenizer's "
+                               "vocabulary), got {}",
+                               file.string(), vocab_size, it->dump());
+      ids.push_back(v.get<int64_t>());
+    }
+    return ids;
+  }
+  return std::vector<int64_t>{};
+}
+
 }  // namespace
 
 std::string tokenizer_file_in(const std::string& dir) {
@@ -386,12 +416,16 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
       return InvalidArgument("tokenizer {}: a directory without tokenizer.json or tokenizer.model",
                              path);
   }
+  std::shared_ptr<const TokenizerImpl> impl;
   if (is_json_path(file)) {
-    ASSIGN_OR_RETURN(auto impl, load_hf(file));
-    return Tokenizer(std::move(impl));
+    ASSIGN_OR_RETURN(impl, load_hf(file));
+  } else {
+    ASSIGN_OR_RETURN(impl, load_spm(file));
   }
-  ASSIGN_OR_RETURN(auto impl, load_spm(file));
-  return Tokenizer(std::move(impl));
+  Tokenizer tok(std::move(impl));
+  ASSIGN_OR_RETURN(tok.config_stop_ids_,
+                   checkpoint_eos_ids(std::filesystem::path(file).parent_path(), tok.vocab_size()));
+  return tok;
 }
 
 StatusOr<Tokenizer> Tokenizer::from_bytes(std::string_view model_bytes) {
@@ -494,6 +528,13 @@ int Tokenizer::bos_id() const {
 }
 int Tokenizer::eos_id() const {
   return impl_->ids().eos;
+}
+std::vector<int64_t> Tokenizer::stop_ids() const {
+  std::vector<int64_t> ids;
+  if (eos_id() >= 0) ids.push_back(eos_id());
+  for (int64_t id : config_stop_ids_)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
 }
 int Tokenizer::pad_id() const {
   return impl_->ids().pad;

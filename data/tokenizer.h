@@ -123,6 +123,13 @@ class Tokenizer {
   int eos_id() const;      // -1 when the model has none
   int pad_id() const;      // -1 when the model has none
   int unk_id() const;      // -1 when the model has none (SentencePiece always has one)
+  // The ids that end a generation: eos_id(), then, for a tokenizer loaded from a
+  // checkpoint directory (or a file inside one), the `eos_token_id` (an id or a list) of
+  // the directory's generation_config.json, else of its config.json, as Hugging Face's
+  // generate() reads them. Llama 3.1 Instruct lists <|end_of_text|>, <|eom_id|> and
+  // <|eot_id|> there; its tokenizer's EOS alone would let a chat turn run on. No
+  // duplicates; empty when there is no EOS at all.
+  std::vector<int64_t> stop_ids() const;
   // The piece of an id ("▁the", "<0x0A>", "<think>", "Ġthe"); "" when out of range.
   std::string id_to_piece(int id) const;
   // The id of a piece, or -1 when the vocabulary does not hold it.
@@ -137,6 +144,7 @@ class Tokenizer {
  private:
   explicit Tokenizer(std::shared_ptr<const TokenizerImpl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const TokenizerImpl> impl_;  // shared by copies
+  std::vector<int64_t> config_stop_ids_;       // the checkpoint's eos_token_id list
 };
 
 // The tokenizer file of a checkpoint directory: DIR/tokenizer.json if that exists, else

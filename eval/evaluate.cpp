@@ -61,7 +61,8 @@ std::vector<SampleRecord> score_samples(const reward::CombinedReward& rewards,
                                         const std::vector<rollout::Completion>& completions,
                                         double threshold) {
   reward::ScoredGroup group =
-      reward::score_completions(rewards, prompt, problem.metadata, completions, codec.decode);
+      reward::score_completions(rewards, prompt, problem.metadata, completions, codec.decode,
+                                codec.stop_token_ids);
   const reward::GroupScores& scores = group.scores;
   std::vector<SampleRecord> out(completions.size());
   for (size_t j = 0; j < completions.size(); ++j) {
@@ -91,7 +92,7 @@ TextCodec tokenizer_codec(const data::Tokenizer& tokenizer) {
     std::vector<int32_t> ids32(ids.begin(), ids.end());
     return tokenizer.decode(ids32);
   };
-  if (tokenizer.eos_id() >= 0) c.stop_token_ids.push_back(tokenizer.eos_id());
+  c.stop_token_ids = tokenizer.stop_ids();
   return c;
 }
 

@@ -41,7 +41,7 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
   req.sampling.top_k = r_.rollout.top_k;
   req.sampling.top_p = r_.rollout.top_p;
   req.sampling.max_new_tokens = r_.rollout.max_new_tokens;
-  if (tok_.eos_id() >= 0) req.sampling.stop_token_ids = {static_cast<int64_t>(tok_.eos_id())};
+  req.sampling.stop_token_ids = tok_.stop_ids();
   req.sampling.seed = derive_seed(r_.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
   Round round;
   round.problems = tasks_.train_batch(first, n);
@@ -59,13 +59,14 @@ void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
   const int64_t n = static_cast<int64_t>(round.groups.size()), G = r_.rollout.group_size;
   round.rewards = torch::empty({n, G}, torch::kDouble);
   const rollout::DecodeFn decode = rollout::tokenizer_decoder(tok_);
+  const std::vector<int64_t> stop = tok_.stop_ids();  // kept by the engine, not judged
   for (int64_t i = 0; i < n; ++i) {
     const auto& completions = round.groups[i].completions;
     for (const auto& comp : completions)
       out.generated_tokens += static_cast<int64_t>(comp.token_ids.size());
     const reward::GroupScores s =
         reward::score_completions(rewards_, tasks_.render(round.problems[i]),
-                                  round.problems[i].metadata, completions, decode)
+                                  round.problems[i].metadata, completions, decode, stop)
             .scores;
     out.reward_failures += s.failures;
     if (round.components.empty()) {

@@ -28,22 +28,23 @@ struct ScoredGroup {
 };
 
 // Scores the completions of `prompt` (the rendered text the policy continued) whose
-// ground truth is `metadata`. `drop_id` >= 0: that id (an EOS the engine kept) is left
-// out of each sample's ids before they are decoded.
+// ground truth is `metadata`. `drop_ids` (the stop ids the engine kept, e.g.
+// Tokenizer::stop_ids()) are left out of each sample's ids before they are decoded.
 ScoredGroup score_group(const CombinedReward& rewards, const std::string& prompt,
                         const nlohmann::json& metadata,
                         std::span<const std::span<const int64_t>> completion_ids,
-                        const DecodeIds& decode, int64_t drop_id = -1);
+                        const DecodeIds& decode, std::span<const int64_t> drop_ids = {});
 
 // The same over a range of completions that hold their ids in `token_ids`
 // (rollout::Completion).
 template <class Completions>
 ScoredGroup score_completions(const CombinedReward& rewards, const std::string& prompt,
                               const nlohmann::json& metadata, const Completions& completions,
-                              const DecodeIds& decode, int64_t drop_id = -1) {
+                              const DecodeIds& decode,
+                              std::span<const int64_t> drop_ids = {}) {
   std::vector<std::span<const int64_t>> ids;
   for (const auto& c : completions) ids.emplace_back(c.token_ids);
-  return score_group(rewards, prompt, metadata, ids, decode, drop_id);
+  return score_group(rewards, prompt, metadata, ids, decode, drop_ids);
 }
 
 }  // namespace r1kit::reward

@@ -13,16 +13,12 @@
 #include "data/tokenizer.h"
 #include "policy/decode_threads.h"
 #include "rollout/sampling.h"
+#include "rollout/stop_strings.h"
 
 namespace r1kit::rollout {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Extra tokens decoded before the newest ones when looking for a stop string: enough
-// to cover a string split across tokens, and a multi-byte character split across
-// byte-fallback pieces.
-constexpr int64_t kStopWindowSlack = 8;
 
 }  // namespace
 
@@ -48,7 +44,8 @@ DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer) {
 
 // One sequence in a slot (or waiting for one).
 struct Engine::Seq {
-  int64_t group = 0;  // index into request.prompts (and the result)
+  int64_t group = 0;   // index into request.prompts (and the result)
+  int64_t sample = 0;  // group * G + its index in the group
   uint64_t seed = 0;  // derive_seed(sampling.seed, {prompt.index, sample})
   int64_t pos = 0;    // tokens in the cache (prompt + fed completion tokens)
   int64_t last = 0;   // newest sampled token, not yet in the cache
@@ -127,7 +124,8 @@ void Engine::move_slot(int64_t from, int64_t to, int64_t len) {
 
 StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
                                               int64_t policy_version,
-                                              const std::function<void(const Group&)>& on_group) {
+                                              const std::function<void(const Group&)>& on_group,
+                                              const TokenFn& on_token) {
   std::lock_guard<std::mutex> lock(mu_);
   abort_.store(false);
   RETURN_IF_ERROR(validate(request));
@@ -166,8 +164,12 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       c.logprobs.reserve(sp.max_new_tokens);
     }
   }
-  size_t max_stop_len = 0;
-  for (const auto& s : sp.stop_strings) max_stop_len = std::max(max_stop_len, s.size());
+  // One stop-string matcher per sample (g * G + j), when the request has stop strings.
+  std::vector<StopStringMatcher> stop_matchers;
+  if (!sp.stop_strings.empty()) {
+    stop_matchers.reserve(static_cast<size_t>(n_prompts * G));
+    for (int64_t i = 0; i < n_prompts * G; ++i) stop_matchers.emplace_back(decode_, sp.stop_strings);
+  }
 
   auto finish = [&](Seq& s, FinishReason reason) {
     s.done = true;
@@ -181,17 +183,12 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     out.token_ids.push_back(token);
     out.logprobs.push_back(logprob);
     ++st.generated_tokens;
+    if (on_token) on_token(s.group, s.sample % G, token);
     if (std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) !=
         sp.stop_token_ids.end())
       return finish(s, FinishReason::kStop);
-    if (max_stop_len > 0) {
-      const int64_t n = static_cast<int64_t>(out.token_ids.size());
-      const int64_t w = std::min<int64_t>(n, static_cast<int64_t>(max_stop_len) + kStopWindowSlack);
-      const std::string text =
-          decode_(std::span<const int64_t>(out.token_ids.data() + (n - w), static_cast<size_t>(w)));
-      for (const auto& stop : sp.stop_strings)
-        if (text.find(stop) != std::string::npos) return finish(s, FinishReason::kStop);
-    }
+    if (!stop_matchers.empty() && stop_matchers[s.sample].push(token))
+      return finish(s, FinishReason::kStop);
     if (static_cast<int64_t>(out.token_ids.size()) >= sp.max_new_tokens)
       finish(s, FinishReason::kLength);
     else
@@ -232,6 +229,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       for (; next < total; ++next) {
         Seq s;
         s.group = next / G;
+        s.sample = next;
         s.out = &result[s.group].completions[next % G];
         finish(s, FinishReason::kAbort);
       }
@@ -274,6 +272,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       for (int64_t i = 0; i < k; ++i) {
         Seq s;
         s.group = g;
+        s.sample = g * G + j0 + i;
         s.seed = derive_seed(sp.seed,
                              {static_cast<uint64_t>(prompt.index), static_cast<uint64_t>(j0 + i)});
         s.pos = P;

@@ -38,17 +38,16 @@
 #include <string>
 #include <vector>
 
+#include "data/incremental_decoder.h"
 #include "policy/model.h"
 #include "rollout/rollout_source.h"
 
-namespace r1kit::data {
-class Tokenizer;
-}
-
 namespace r1kit::rollout {
 
-// Text of generated token ids, for stop strings only.
-using DecodeFn = std::function<std::string(std::span<const int64_t>)>;
+// Text of generated token ids, for stop strings only (Tokenizer::decode's contract).
+using DecodeFn = data::DecodeIdsFn;
+// Called with (group, sample in the group, token) as each token is sampled.
+using TokenFn = std::function<void(int64_t, int64_t, int64_t)>;
 // A DecodeFn over a tokenizer (the tokenizer is copied; copies share the model).
 DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer);
 
@@ -120,11 +119,13 @@ class Engine {
 
   // Generates request.group_size completions per prompt, tagging them with
   // `policy_version`. `on_group` is called (on this thread) once per group as soon as
-  // its last sample finishes. Returns the groups in the order of request.prompts.
+  // its last sample finishes; `on_token` after every sampled token (for streaming:
+  // data::IncrementalDecoder turns a sample's ids into whole characters). Returns the groups in the order of request.prompts.
   // After abort(), unfinished samples end with FinishReason::kAbort and keep the
   // tokens they had.
   StatusOr<std::vector<Group>> generate(const GenerateRequest& request, int64_t policy_version,
-                                        const std::function<void(const Group&)>& on_group = {});
+                                        const std::function<void(const Group&)>& on_group = {},
+                                        const TokenFn& on_token = {});
 
   // Ends the running generate() (if any) at its next step; later calls run normally.
   // A call made while no generate() runs has no effect.

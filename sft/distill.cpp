@@ -149,7 +149,7 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
   sp.top_k = o.top_k;
   sp.top_p = o.top_p;
   sp.max_new_tokens = o.max_new_tokens;
-  sp.stop_token_ids = {tok.eos_id()};
+  sp.stop_token_ids = tok.stop_ids();
   sp.seed = o.seed;
   const rollout::DecodeFn decode = rollout::tokenizer_decoder(tok);
 
@@ -178,7 +178,7 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
       const auto& problem = problems[i];
       const auto& g = groups[i];
       const reward::ScoredGroup group = reward::score_completions(
-          rewards, rendered[i], problem.metadata, g.completions, decode, tok.eos_id());
+          rewards, rendered[i], problem.metadata, g.completions, decode, sp.stop_token_ids);
       const std::vector<reward::Sample>& samples = group.samples;
       const reward::GroupScores& scores = group.scores;
       // Candidates: passed the threshold (and stopped), best total first, then sample order.

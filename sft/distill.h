@@ -222,7 +222,7 @@ struct TraceStats {
 
 // Samples, scores and filters traces for problems [0, opts.n_prompts) of `tasks` and
 // writes them atomically to `out_path` (plus `out_path`.stats.json). Prompts are
-// tasks.render(problem) encoded with `tok`; sampling stops on tok.eos_id().
+// tasks.render(problem) encoded with `tok`; sampling stops on tok.stop_ids().
 StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::Tokenizer& tok,
                                    const data::TaskSource& tasks,
                                    const reward::CombinedReward& rewards,

@@ -332,6 +332,45 @@ TEST(HfConfig, ConfigNamesSpecialIdsAndLoadRules) {
   fs::remove_all(dir);
 }
 
+// Generation stops at the checkpoint's eos_token_id list (generation_config.json first,
+// else config.json), not only at the tokenizer's EOS; a bad id is an error naming the file.
+TEST(HfConfig, StopIdsComeFromTheCheckpointsEosTokenIdList) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("r1kit_hf_stop_{}", getpid());
+  fs::create_directories(dir);
+  ASSERT_TRUE(write_file_atomic((dir / "tokenizer.json").string(), tiny_byte_level().dump()).ok());
+  ASSERT_TRUE(write_file_atomic((dir / "tokenizer_config.json").string(),
+                                R"({"eos_token": "<s>"})")
+                  .ok());
+  auto alone = Tokenizer::load(dir.string());
+  ASSERT_TRUE(alone.ok()) << alone.status().to_string();
+  EXPECT_EQ(alone->stop_ids(), (std::vector<int64_t>{13}));
+
+  ASSERT_TRUE(write_file_atomic((dir / "config.json").string(),
+                                R"({"eos_token_id": [13, 14, 5], "vocab_size": 15})")
+                  .ok());
+  auto listed = Tokenizer::load((dir / "tokenizer.json").string());
+  ASSERT_TRUE(listed.ok()) << listed.status().to_string();
+  EXPECT_EQ(listed->eos_id(), 13);
+  EXPECT_EQ(listed->stop_ids(), (std::vector<int64_t>{13, 14, 5}));
+
+  // generation_config.json wins over config.json, as in Hugging Face's generate().
+  ASSERT_TRUE(
+      write_file_atomic((dir / "generation_config.json").string(), R"({"eos_token_id": 7})").ok());
+  auto generation = Tokenizer::load(dir.string());
+  ASSERT_TRUE(generation.ok());
+  EXPECT_EQ(generation->stop_ids(), (std::vector<int64_t>{13, 7}));
+
+  ASSERT_TRUE(
+      write_file_atomic((dir / "generation_config.json").string(), R"({"eos_token_id": [99]})")
+          .ok());
+  auto bad = Tokenizer::load(dir.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("generation_config.json: 'eos_token_id'"),
+            std::string::npos)
+      << bad.status().message();
+  fs::remove_all(dir);
+}
+
 std::string error_of(const json& j) {
   auto t = from_json(j);
   return t.ok() ? std::string("(loaded)") : t.status().message();

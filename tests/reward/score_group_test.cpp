@@ -74,11 +74,11 @@ TEST(ScoreGroupTest, SamplesCarryPromptMetadataIdsAndText) {
 TEST(ScoreGroupTest, DropIdLeavesIdsAndTextButNothingElse) {
   std::vector<Sample> seen;
   const CombinedReward rewards = sg_rewards(&seen);
-  const std::vector<std::vector<int64_t>> ids = {{4, 2, 8, 2}, {2}, {3}};
+  const std::vector<std::vector<int64_t>> ids = {{4, 2, 8, 2}, {2}, {3, 9}};
   const std::vector<std::span<const int64_t>> spans(ids.begin(), ids.end());
   const nlohmann::json meta = {{"answer", "none"}};
-  const ScoredGroup g = score_group(rewards, "p", meta, spans, sg_decode,
-                                    /*drop_id=*/2);
+  const std::vector<int64_t> stop = {2, 9};
+  const ScoredGroup g = score_group(rewards, "p", meta, spans, sg_decode, /*drop_ids=*/stop);
   ASSERT_EQ(g.samples.size(), 3u);
   EXPECT_EQ(g.samples[0].completion_ids, (std::vector<int32_t>{4, 8}));
   EXPECT_EQ(g.samples[0].completion, "<4><8>");
@@ -86,7 +86,7 @@ TEST(ScoreGroupTest, DropIdLeavesIdsAndTextButNothingElse) {
   EXPECT_EQ(g.samples[1].completion, "");
   EXPECT_EQ(g.samples[2].completion, "<3>");
   EXPECT_EQ(g.scores.total, (std::vector<double>{4.0, 0.0, 2.0}));
-  // Without drop_id every id stays.
+  // Without drop_ids every id stays.
   const ScoredGroup all = score_group(rewards, "p", meta, spans, sg_decode);
   EXPECT_EQ(all.samples[0].completion, "<4><2><8><2>");
 }
