@@ -7,8 +7,9 @@
 // well-formed trace and trains its student. The recipes' accuracy is a benchmark
 // (docs/pipeline.md and the guides), not checked here.
 //
-// The recipes are found by a glob over recipes/*.yaml, so a new one gets a test of its
-// own, which fails until its test mode (the table in test_modes()) is written.
+// A glob over recipes/*.yaml checks that every recipe has a test mode (a run in one of
+// the chains below, or a test suite of its own), so a new recipe fails the test until
+// it has one.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -37,15 +38,19 @@ fs::path recipes_dir() {
   return fs::path(R1KIT_TESTDATA).parent_path().parent_path() / "recipes";
 }
 
-// How one recipe is tested. `needs` is a recipe whose shortened run must come first
-// (its output is this one's input: model.from, teacher.from), run in the same scratch
-// directory. `covered_by` names a test suite of this binary that runs the recipe instead
-// (one needing inputs made by test code, e.g. a random Hugging Face checkpoint).
-struct TestMode {
-  std::string needs;
+// One recipe's shortened run: the overrides that shorten it and what it must show.
+struct ShortRun {
+  std::string recipe;  // file name in recipes/
   std::vector<std::string> overrides;
   std::function<void(const fs::path& scratch)> check;
-  std::string covered_by;
+};
+
+// Shortened runs in one scratch directory, in order: each one's output is a later one's
+// input (grpo-tiny starts from sft-tiny's model, distill-r1-tiny from r1-tiny's), as in
+// a user's runs/, so a prerequisite is trained once.
+struct Chain {
+  std::string name;
+  std::vector<ShortRun> runs;
 };
 
 // The lines of a metrics.jsonl that hold `key`.
@@ -133,70 +138,81 @@ void expect_evaluated(const fs::path& run, const std::vector<std::string>& model
   EXPECT_TRUE(fs::exists(run / "report.html")) << run;
 }
 
-// Shortened sizes shared by the recipes of one kind.
-const std::vector<std::string> kSftShort = {
-    "data.n_examples=400", "train.steps=30", "train.batch_size=8", "train.eval_every=0",
-    "train.log_every=10", "train.optim.warmup_steps=3", "checkpoint.every=0"};
-const std::vector<std::string> kGrpoShort = {
-    "grpo.steps=2", "rollout.prompts_per_step=4", "rollout.group_size=4",
-    "rollout.max_new_tokens=48", "grpo.micro_batch_size=16", "grpo.eval_every=2",
-    "grpo.eval_problems=4", "checkpoint.every=0"};
+// Shortened sizes: 60 SFT steps of 8 rows (enough for the `tiny` policy to write the
+// answer format part of the time, so GRPO's groups differ and a distillation teacher has
+// well-formed traces), 2 GRPO steps of 4 x 4 completions, a 4-problem evaluation.
+const std::vector<std::string> kSftShort = {"data.n_examples=400", "train.steps=60",
+                                            "train.batch_size=8",  "train.eval_every=0",
+                                            "train.log_every=20",  "train.optim.warmup_steps=3",
+                                            "checkpoint.every=0"};
+const std::vector<std::string> kGrpoShort = {"grpo.steps=2",         "rollout.prompts_per_step=4",
+                                             "rollout.group_size=4", "grpo.eval_every=2",
+                                             "grpo.eval_problems=4", "grpo.micro_batch_size=16",
+                                             "checkpoint.every=0"};
 const std::vector<std::string> kDistillShort = {
-    "sample.n_prompts=16", "sample.min_reward=0.2",  // well-formed: a 30-step teacher is rarely right
-    "train.steps=4", "train.batch_size=4", "train.eval_every=0", "checkpoint.every=0"};
+    "sample.n_prompts=32", "sample.min_reward=0.2",  // well-formed: a 60-step teacher is rarely
+                                                     // right
+    "train.steps=4",       "train.batch_size=4",    "train.eval_every=0", "checkpoint.every=0"};
 // `r1kit run`: the SFT (or pretrain) stage as above, 2 GRPO steps, a small evaluation.
 std::vector<std::string> run_short(const std::string& first_stage) {
   const std::string s = first_stage + ".";
   return {s + "n_examples=400",
-          s + "train.steps=30",
+          s + "train.steps=60",
           s + "train.batch_size=8",
           s + "train.eval_every=0",
           s + "train.optim.warmup_steps=3",
           "grpo.train.steps=2",
           "grpo.rollout.prompts_per_step=4",
           "grpo.rollout.group_size=4",
-          "grpo.rollout.max_new_tokens=48",
           "grpo.train.micro_batch_size=16",
           "eval.problems=4",
-          "eval.k=2",
-          "eval.max_new_tokens=48"};
+          "eval.k=2"};
 }
 
-std::map<std::string, TestMode> test_modes() {
-  std::map<std::string, TestMode> m;
-  m["pretrain-tiny.yaml"] = {"",
-                             {"data.n_examples=400", "train.steps=30", "train.batch_size=8",
-                              "train.eval_every=0", "train.optim.warmup_steps=3",
-                              "checkpoint.every=0"},
-                             [](const fs::path& s) { expect_loss_falls(s / "runs/pretrain-tiny"); }};
-  m["sft-tiny.yaml"] = {
-      "", kSftShort, [](const fs::path& s) { expect_loss_falls(s / "runs/sft-tiny"); }};
-  m["grpo-tiny.yaml"] = {"sft-tiny.yaml", kGrpoShort,
-                         [](const fs::path& s) { expect_grpo_trains(s / "runs/grpo-tiny", 2); }};
-  m["distill-tiny.yaml"] = {"sft-tiny.yaml", kDistillShort,
-                            [](const fs::path& s) { expect_distills(s / "runs/distill-tiny", 4); }};
-  m["r1-tiny.yaml"] = {"", run_short("sft"), [](const fs::path& s) {
-                         expect_loss_falls(s / "runs/r1-tiny/sft");
-                         expect_grpo_trains(s / "runs/r1-tiny/grpo", 2);
-                         expect_evaluated(s / "runs/r1-tiny", {"sft", "grpo"});
-                       }};
-  m["r1-zero-tiny.yaml"] = {"", run_short("pretrain"), [](const fs::path& s) {
-                              expect_loss_falls(s / "runs/r1-zero-tiny/pretrain");
-                              expect_grpo_trains(s / "runs/r1-zero-tiny/grpo", 2);
-                              expect_evaluated(s / "runs/r1-zero-tiny", {"pretrain", "grpo"});
-                            }};
-  m["r1-countdown-tiny.yaml"] = {"", run_short("sft"), [](const fs::path& s) {
-                                   expect_loss_falls(s / "runs/r1-countdown-tiny/sft");
-                                   expect_grpo_trains(s / "runs/r1-countdown-tiny/grpo", 2);
-                                   expect_evaluated(s / "runs/r1-countdown-tiny", {"sft", "grpo"});
-                                 }};
-  m["distill-r1-tiny.yaml"] = {
-      "r1-tiny.yaml", kDistillShort,
-      [](const fs::path& s) { expect_distills(s / "runs/distill-r1-tiny", 4); }};
-  // Needs a Qwen3-layout checkpoint and the real Qwen3 tokenizer, which that test makes.
-  m["grpo-hf-qwen3.yaml"] = {"", {}, nullptr, "HfQwen3RecipeTest"};
-  return m;
+std::vector<Chain> chains() {
+  return {
+      {"sft_grpo_distill",
+       {{"sft-tiny.yaml", kSftShort,
+         [](const fs::path& s) { expect_loss_falls(s / "runs/sft-tiny"); }},
+        {"grpo-tiny.yaml", kGrpoShort,
+         [](const fs::path& s) { expect_grpo_trains(s / "runs/grpo-tiny", 2); }},
+        {"distill-tiny.yaml", kDistillShort,
+         [](const fs::path& s) { expect_distills(s / "runs/distill-tiny", 4); }}}},
+      {"r1_then_distill",
+       {{"r1-tiny.yaml", run_short("sft"),
+         [](const fs::path& s) {
+           expect_loss_falls(s / "runs/r1-tiny/sft");
+           expect_grpo_trains(s / "runs/r1-tiny/grpo", 2);
+           expect_evaluated(s / "runs/r1-tiny", {"sft", "grpo"});
+         }},
+        {"distill-r1-tiny.yaml", kDistillShort,
+         [](const fs::path& s) { expect_distills(s / "runs/distill-r1-tiny", 4); }}}},
+      {"pretrain",
+       {{"pretrain-tiny.yaml",
+         {"data.n_examples=400", "train.steps=30", "train.batch_size=8", "train.eval_every=0",
+          "train.optim.warmup_steps=3", "checkpoint.every=0"},
+         [](const fs::path& s) { expect_loss_falls(s / "runs/pretrain-tiny"); }}}},
+      {"r1_zero",
+       {{"r1-zero-tiny.yaml", run_short("pretrain"),
+         [](const fs::path& s) {
+           expect_loss_falls(s / "runs/r1-zero-tiny/pretrain");
+           expect_grpo_trains(s / "runs/r1-zero-tiny/grpo", 2);
+           expect_evaluated(s / "runs/r1-zero-tiny", {"pretrain", "grpo"});
+         }}}},
+      {"countdown",
+       {{"r1-countdown-tiny.yaml", run_short("sft"),
+         [](const fs::path& s) {
+           expect_loss_falls(s / "runs/r1-countdown-tiny/sft");
+           expect_grpo_trains(s / "runs/r1-countdown-tiny/grpo", 2);
+           expect_evaluated(s / "runs/r1-countdown-tiny", {"sft", "grpo"});
+         }}}},
+  };
 }
+
+// Recipes run by a test suite of their own, which makes inputs no override can: a
+// Qwen3-layout checkpoint with the real Qwen3 tokenizer.
+const std::map<std::string, std::string> kRunElsewhere = {
+    {"grpo-hf-qwen3.yaml", "HfQwen3RecipeTest"}};
 
 std::vector<std::string> shipped_recipes() {
   std::vector<std::string> out;
@@ -216,17 +232,11 @@ std::string recipe_command(const std::string& file) {
   return cmd;
 }
 
-// Runs the recipe's shortened mode (its `needs` first) in `scratch`.
-void run_shortened(const std::string& file, const fs::path& scratch) {
-  const auto modes = test_modes();
-  const TestMode& mode = modes.at(file);
-  if (!mode.needs.empty()) {
-    run_shortened(mode.needs, scratch);
-    if (::testing::Test::HasFatalFailure()) return;
-  }
+// Runs the recipe as a user would, from `scratch`, with the run's overrides.
+void run_shortened(const ShortRun& run, const fs::path& scratch) {
   std::string cmd = "cd '" + scratch.string() + "' && '" + testing::r1kit_binary() + "' " +
-                    recipe_command(file) + " '" + (recipes_dir() / file).string() + "'";
-  for (const std::string& o : mode.overrides) cmd += " '" + o + "'";
+                    recipe_command(run.recipe) + " '" + (recipes_dir() / run.recipe).string() + "'";
+  for (const std::string& o : run.overrides) cmd += " '" + o + "'";
   const auto [rc, out] = testing::run_command(cmd + " dist.threads=1", true);
   ASSERT_EQ(rc, 0) << cmd << "\n" << out;
 }
@@ -238,49 +248,57 @@ bool suite_exists(const std::string& name) {
   return false;
 }
 
-class ShippedRecipeTest : public ::testing::TestWithParam<std::string> {};
+std::vector<std::string> chain_names() {
+  std::vector<std::string> out;
+  for (const Chain& c : chains()) out.push_back(c.name);
+  return out;
+}
 
-TEST_P(ShippedRecipeTest, StillTrainsShortened) {
-  const std::string file = GetParam();
-  const auto modes = test_modes();
-  const auto it = modes.find(file);
-  ASSERT_NE(it, modes.end()) << "recipes/" << file << " has no test mode: add its shortened "
-                             << "overrides and checks to test_modes() in " << __FILE__;
-  if (!it->second.covered_by.empty()) {
-    EXPECT_TRUE(suite_exists(it->second.covered_by))
-        << "recipes/" << file << " is said to be run by test suite " << it->second.covered_by
-        << ", which this binary does not have";
-    return;
-  }
+class ShippedRecipeChainTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ShippedRecipeChainTest, StillTrainsShortened) {
+  const std::vector<Chain> all = chains();
+  const auto chain =
+      std::find_if(all.begin(), all.end(), [&](const Chain& c) { return c.name == GetParam(); });
+  ASSERT_NE(chain, all.end());
   const fs::path scratch = fs::path(::testing::TempDir()) /
-                           ("r1kit_recipe_" + fs::path(file).stem().string() + "_" +
-                            std::to_string(::getpid()));
+                           ("r1kit_recipes_" + chain->name + "_" + std::to_string(::getpid()));
   fs::remove_all(scratch);
   fs::create_directories(scratch);
-  run_shortened(file, scratch);
-  if (!HasFatalFailure()) it->second.check(scratch);
+  for (const ShortRun& run : chain->runs) {
+    SCOPED_TRACE("recipes/" + run.recipe);
+    run_shortened(run, scratch);
+    if (HasFatalFailure()) return;
+    run.check(scratch);
+  }
   if (!HasFailure()) fs::remove_all(scratch);
 }
 
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string s = fs::path(info.param).stem().string();
-  for (char& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return s;
-}
+INSTANTIATE_TEST_SUITE_P(Recipes, ShippedRecipeChainTest, ::testing::ValuesIn(chain_names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
-INSTANTIATE_TEST_SUITE_P(Recipes, ShippedRecipeTest, ::testing::ValuesIn(shipped_recipes()),
-                         test_name);
-
-// The table names only recipes that exist, and the glob found the shipped ones.
-TEST(ShippedRecipesTest, EveryTestModeNamesAShippedRecipe) {
+// Every file of recipes/*.yaml has exactly one test mode, and every test mode names a
+// shipped recipe.
+TEST(ShippedRecipesTest, EveryRecipeHasATestMode) {
   const std::vector<std::string> shipped = shipped_recipes();
   EXPECT_GE(shipped.size(), 9u);
-  for (const auto& [file, mode] : test_modes()) {
-    EXPECT_NE(std::find(shipped.begin(), shipped.end(), file), shipped.end())
-        << "test_modes() names recipes/" << file << ", which is not shipped";
-    if (!mode.needs.empty()) EXPECT_TRUE(test_modes().contains(mode.needs)) << file;
+  std::map<std::string, int> modes;
+  for (const Chain& c : chains())
+    for (const ShortRun& r : c.runs) ++modes[r.recipe];
+  for (const auto& [file, suite] : kRunElsewhere) {
+    ++modes[file];
+    EXPECT_TRUE(suite_exists(suite)) << "recipes/" << file << " is said to be run by test suite "
+                                     << suite << ", which this binary does not have";
   }
+  for (const std::string& file : shipped)
+    EXPECT_EQ(modes[file], 1) << "recipes/" << file << " needs exactly one test mode: a "
+                              << "shortened run in chains() or an entry in kRunElsewhere ("
+                              << __FILE__ << ")";
+  for (const auto& [file, n] : modes)
+    EXPECT_NE(std::find(shipped.begin(), shipped.end(), file), shipped.end())
+        << "a test mode names recipes/" << file << ", which is not shipped";
 }
 
 }  // namespace
