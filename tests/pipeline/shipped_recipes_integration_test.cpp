@@ -138,6 +138,14 @@ void expect_evaluated(const fs::path& run, const std::vector<std::string>& model
   EXPECT_TRUE(fs::exists(run / "report.html")) << run;
 }
 
+// A shortened `r1kit run`: its first stage (sft or pretrain) trained, GRPO's 2 steps,
+// both models evaluated.
+void expect_pipeline_trains(const fs::path& run, const std::string& first_stage) {
+  expect_loss_falls(run / first_stage);
+  expect_grpo_trains(run / "grpo", 2);
+  expect_evaluated(run, {first_stage, "grpo"});
+}
+
 // Shortened sizes: 60 SFT steps of 8 rows (enough for the `tiny` policy to write the
 // answer format part of the time, so GRPO's groups differ and a distillation teacher has
 // well-formed traces), 2 GRPO steps of 4 x 4 completions, a 4-problem evaluation.
@@ -152,7 +160,7 @@ const std::vector<std::string> kGrpoShort = {"grpo.steps=2",         "rollout.pr
 const std::vector<std::string> kDistillShort = {
     "sample.n_prompts=32", "sample.min_reward=0.2",  // well-formed: a 60-step teacher is rarely
                                                      // right
-    "train.steps=4",       "train.batch_size=4",    "train.eval_every=0", "checkpoint.every=0"};
+    "train.steps=4", "train.batch_size=4", "train.eval_every=0", "checkpoint.every=0"};
 // `r1kit run`: the SFT (or pretrain) stage as above, 2 GRPO steps, a small evaluation.
 std::vector<std::string> run_short(const std::string& first_stage) {
   const std::string s = first_stage + ".";
@@ -180,11 +188,7 @@ std::vector<Chain> chains() {
          [](const fs::path& s) { expect_distills(s / "runs/distill-tiny", 4); }}}},
       {"r1_then_distill",
        {{"r1-tiny.yaml", run_short("sft"),
-         [](const fs::path& s) {
-           expect_loss_falls(s / "runs/r1-tiny/sft");
-           expect_grpo_trains(s / "runs/r1-tiny/grpo", 2);
-           expect_evaluated(s / "runs/r1-tiny", {"sft", "grpo"});
-         }},
+         [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-tiny", "sft"); }},
         {"distill-r1-tiny.yaml", kDistillShort,
          [](const fs::path& s) { expect_distills(s / "runs/distill-r1-tiny", 4); }}}},
       {"pretrain",
@@ -194,18 +198,10 @@ std::vector<Chain> chains() {
          [](const fs::path& s) { expect_loss_falls(s / "runs/pretrain-tiny"); }}}},
       {"r1_zero",
        {{"r1-zero-tiny.yaml", run_short("pretrain"),
-         [](const fs::path& s) {
-           expect_loss_falls(s / "runs/r1-zero-tiny/pretrain");
-           expect_grpo_trains(s / "runs/r1-zero-tiny/grpo", 2);
-           expect_evaluated(s / "runs/r1-zero-tiny", {"pretrain", "grpo"});
-         }}}},
+         [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-zero-tiny", "pretrain"); }}}},
       {"countdown",
        {{"r1-countdown-tiny.yaml", run_short("sft"),
-         [](const fs::path& s) {
-           expect_loss_falls(s / "runs/r1-countdown-tiny/sft");
-           expect_grpo_trains(s / "runs/r1-countdown-tiny/grpo", 2);
-           expect_evaluated(s / "runs/r1-countdown-tiny", {"sft", "grpo"});
-         }}}},
+         [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-countdown-tiny", "sft"); }}}},
   };
 }
 
