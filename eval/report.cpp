@@ -251,8 +251,7 @@ ShownCompletion record_completion(const std::string& label, const nlohmann::json
 }
 
 // Problems from eval_<stage>.records.jsonl: per problem its question and each model's
-// greedy completion and first sample; problems where the models' greedy answers differ in
-// correctness first.
+// greedy completion and first sample; problems with right and wrong completions first.
 void read_eval_records(const std::vector<fs::path>& dirs, const RunData& evals_of,
                        const ReportOptions& o, RunData* run) {
   struct Problem {
@@ -270,10 +269,8 @@ void read_eval_records(const std::vector<fs::path>& dirs, const RunData& evals_o
         p.question = rec.value("question", "");
         p.gold = gold_answer(rec.value("metadata", nlohmann::json()));
         const std::string who = stage_label(e.stage);
-        if (rec.contains("greedy") && rec["greedy"].is_object()) {
+        if (rec.contains("greedy") && rec["greedy"].is_object())
           p.shown.push_back(record_completion(who + ", greedy", rec["greedy"]));
-          p.verdicts.insert(p.shown.back().correct);
-        }
         const auto& samples = rec.value("samples", nlohmann::json::array());
         if (samples.is_array() && !samples.empty() && samples[0].is_object())
           p.shown.push_back(
@@ -285,7 +282,10 @@ void read_eval_records(const std::vector<fs::path>& dirs, const RunData& evals_o
     }
   }
   std::vector<std::pair<int64_t, Problem*>> order;
-  for (auto& [i, p] : problems) order.emplace_back(i, &p);
+  for (auto& [i, p] : problems) {
+    for (const ShownCompletion& c : p.shown) p.verdicts.insert(c.correct);
+    order.emplace_back(i, &p);
+  }
   std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
     return a.second->verdicts.size() > b.second->verdicts.size();
   });

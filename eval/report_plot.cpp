@@ -106,8 +106,9 @@ std::string number(double x) {
 }
 
 const char* color(size_t i) {
+  // Okabe-Ito without its yellow, which is faint on white.
   static constexpr const char* kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
-                                            "#E69F00", "#56B4E9", "#000000", "#F0E442"};
+                                            "#E69F00", "#56B4E9", "#000000"};
   return kColors[i % (sizeof(kColors) / sizeof(kColors[0]))];
 }
 

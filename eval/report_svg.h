@@ -11,7 +11,7 @@ namespace r1kit::eval::report_svg {
 // A number for a table or tooltip: 4 significant digits, "n/a" for NaN.
 std::string number(double x);
 
-// Colour-blind-friendly palette (Okabe-Ito), cycled by index.
+// Colour-blind-friendly palette (Okabe-Ito, without its yellow), cycled by index.
 const char* color(size_t i);
 
 struct Line {
