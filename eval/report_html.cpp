@@ -426,9 +426,10 @@ std::string stage_section(const RunData& run, const StageLog& s, const ReportOpt
   }
   if (!listed.empty())
     out += fmt::format(
-        "<details class=\"constant\" data-stage=\"{}\"><summary>{} metrics never changed "
+        "<details class=\"constant\" data-stage=\"{}\"><summary>{} {} never changed "
         "(plots folded): {}</summary>\n<div class=\"plots\">{}</div></details>\n",
-        id, listed.size(), html_escape(fmt::format("{}", fmt::join(listed, ", "))), folded);
+        id, listed.size(), listed.size() == 1 ? "metric" : "metrics",
+        html_escape(fmt::format("{}", fmt::join(listed, ", "))), folded);
   out += report_svg::expert_load_section(s.metrics, "expert-load-" + id);
   out += fmt::format("<h3 id=\"summary-{}\">Summary</h3>\n", id) + summary_table(metrics);
   return out;
