@@ -217,6 +217,19 @@ std::vector<nlohmann::json> read_jsonl_objects(const fs::path& p, RunData* run) 
   return out;
 }
 
+// A member of a JSON object; null when it is missing.
+const nlohmann::json& member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+// A string member; "" when missing or not a string.
+std::string text_member(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = member(j, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
 std::string json_text(const nlohmann::json& j) {
   if (j.is_string()) return j.get<std::string>();
   if (j.is_number_float()) return fmt::format("{:.4g}", j.get<double>());
@@ -237,14 +250,16 @@ std::string gold_answer(const nlohmann::json& metadata) {
 ShownCompletion record_completion(const std::string& label, const nlohmann::json& s) {
   ShownCompletion c;
   c.label = label;
-  c.text = s.value("text", "");
-  const bool correct = s.value("correct", false);
-  c.correct = correct ? 1 : 0;
-  std::vector<std::string> facts = {correct ? "correct" : "wrong"};
-  const std::string answer = s.value("answer", "");
+  c.text = text_member(s, "text");
+  std::vector<std::string> facts;
+  if (member(s, "correct").is_boolean()) {
+    c.correct = member(s, "correct").get<bool>() ? 1 : 0;
+    facts.push_back(c.correct == 1 ? "correct" : "wrong");
+  }
+  const std::string answer = text_member(s, "answer");
   facts.push_back(answer.empty() ? "no answer" : "answer " + answer);
-  if (s.contains("length")) facts.push_back(json_text(s["length"]) + " tokens");
-  const std::string finish = s.value("finish_reason", "");
+  if (member(s, "length").is_number()) facts.push_back(json_text(s["length"]) + " tokens");
+  const std::string finish = text_member(s, "finish_reason");
   if (!finish.empty() && finish != "stop") facts.push_back("finished: " + finish);
   c.facts = fmt::format("{}", fmt::join(facts, " · "));
   return c;
@@ -252,30 +267,34 @@ ShownCompletion record_completion(const std::string& label, const nlohmann::json
 
 // Problems from eval_<stage>.records.jsonl: per problem its question and each model's
 // greedy completion and first sample; problems with right and wrong completions first.
-void read_eval_records(const std::vector<fs::path>& dirs, const RunData& evals_of,
-                       const ReportOptions& o, RunData* run) {
+void read_eval_records(const std::vector<fs::path>& dirs, const ReportOptions& o, RunData* run) {
   struct Problem {
     std::string question, gold;
     std::vector<ShownCompletion> shown;
     std::set<int> verdicts;
   };
   std::map<int64_t, Problem> problems;
-  for (const NamedEval& e : evals_of.evals) {
+  for (const NamedEval& e : run->evals) {
     const std::string file = fs::path(e.name).stem().string() + ".records.jsonl";
     for (const fs::path& dir : dirs) {
       if (!is_file(dir / file)) continue;
+      int64_t position = 0;
       for (const nlohmann::json& rec : read_jsonl_objects(dir / file, run)) {
-        Problem& p = problems[rec.value("index", int64_t{0})];
-        p.question = rec.value("question", "");
-        p.gold = gold_answer(rec.value("metadata", nlohmann::json()));
+        const nlohmann::json& index = member(rec, "index");
+        Problem& p = problems[index.is_number_integer() ? index.get<int64_t>() : position];
+        ++position;
+        p.question = text_member(rec, "question");
+        p.gold = gold_answer(member(rec, "metadata"));
         const std::string who = stage_label(e.stage);
         if (rec.contains("greedy") && rec["greedy"].is_object())
           p.shown.push_back(record_completion(who + ", greedy", rec["greedy"]));
-        const auto& samples = rec.value("samples", nlohmann::json::array());
+        const nlohmann::json& samples = member(rec, "samples");
         if (samples.is_array() && !samples.empty() && samples[0].is_object())
           p.shown.push_back(
-              record_completion(fmt::format("{}, sample 1 of {} ({} correct)", who, samples.size(),
-                                            json_text(rec.value("num_correct", nlohmann::json(0)))),
+              record_completion(fmt::format("{}, sample 1 of {}{}", who, samples.size(),
+                                            member(rec, "num_correct").is_number()
+                                                ? " (" + json_text(rec["num_correct"]) + " correct)"
+                                                : std::string()),
                                 samples[0]));
       }
       break;
@@ -323,7 +342,10 @@ void read_logged_samples(const fs::path& path, const std::string& stage, const R
                          RunData* run) {
   const std::vector<nlohmann::json> lines = read_jsonl_objects(path, run);
   if (lines.empty()) return;
-  auto step_of = [](const nlohmann::json& j) { return j.value("step", int64_t{-1}); };
+  auto step_of = [](const nlohmann::json& j) {
+    const nlohmann::json& s = member(j, "step");
+    return s.is_number_integer() ? s.get<int64_t>() : int64_t{-1};
+  };
   std::set<int64_t> steps;
   for (const auto& j : lines) steps.insert(step_of(j));
   std::set<int64_t> shown_steps = {*steps.begin(), *steps.rbegin()};
@@ -331,13 +353,14 @@ void read_logged_samples(const fs::path& path, const std::string& stage, const R
     int64_t taken = 0;
     for (const auto& j : lines) {
       if (step_of(j) != step || taken >= o.max_samples) continue;
-      const std::string prompt = j.value("prompt", j.value("question", std::string()));
+      const std::string prompt =
+          j.contains("prompt") ? text_member(j, "prompt") : text_member(j, "question");
       if (run->samples.empty() || run->samples.back().prompt != prompt ||
           run->samples.back().title.find("step " + std::to_string(step)) == std::string::npos) {
         const std::string who = stage.empty() ? "training" : stage_label(stage) + " training";
         run->samples.push_back({fmt::format("{}, step {}", who, step),
                                 prompt,
-                                gold_answer(j.value("metadata", nlohmann::json())),
+                                gold_answer(member(j, "metadata")),
                                 {}});
       }
       run->samples.back().completions.push_back(logged_completion(j, taken++));
@@ -380,7 +403,7 @@ StatusOr<RunData> read_run(const std::string& run_dir, const ReportOptions& opti
         "stage folder (pretrain/, sft/, grpo/, control/)",
         run_dir);
   sort_by_stage(&run.evals);
-  read_eval_records(all_dirs, run, options, &run);
+  read_eval_records(all_dirs, options, &run);
   for (const auto& [stage, dir] : dirs)
     if (is_file(dir / "samples.jsonl"))
       read_logged_samples(dir / "samples.jsonl", stage.empty() ? "grpo" : stage, options, &run);

@@ -170,7 +170,7 @@ std::vector<EvalRow> eval_rows(const std::vector<NamedEval>& evals) {
     if (j != "1") rows.push_back(eval_row(evals, "pass@" + j, sub("pass_at", j), true));
   rows.push_back(eval_row(
       evals, fmt::format("maj@{}", k),
-      [](const J& j) { return j.value(fmt::format("maj@{}", j.value("k", 0)), J()); }, true));
+      [](const J& j) { return j.value(fmt::format("maj@{}", int_field(j, "k", 0)), J()); }, true));
   rows.push_back(eval_row(evals, "greedy pass@1", key("greedy_pass@1"), true));
   rows.push_back(eval_row(evals, "format rate", key("format_rate"), true));
   rows.push_back(eval_row(evals, "greedy format rate", key("greedy_format_rate"), true));

@@ -502,6 +502,32 @@ TEST(ReportTest, SingleStageRunsAndErrors) {
   EXPECT_NE(none.status().to_string().find("sft/"), std::string::npos);
 }
 
+TEST(ReportTest, SamplesAndRecordsReadLeniently) {
+  TempDir dir;
+  dir.write("metrics.jsonl", "{\"step\": 1, \"loss\": 2}\n");
+  dir.write("eval_grpo.json", eval_json("grpo", 0.8, 0.9, 0.85, 0.95, 1).dump());
+  // Wrong types everywhere: shown as far as they go, never a crash.
+  dir.write("eval_grpo.records.jsonl",
+            "{\"index\": \"a\", \"question\": 1, \"samples\": \"no\", \"greedy\": {\"text\": 5, "
+            "\"correct\": \"yes\", \"length\": \"x\"}}\nnot json\n");
+  dir.write("samples.jsonl",
+            "{\"step\": \"x\", \"prompt\": 3, \"completion\": 5, \"reward\": [1]}\n[1]\n"
+            "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"c\", \"correct\": true}\n");
+  auto run = read_run(dir.path.string());
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+  std::vector<std::string> want = {
+      (dir.path / "eval_grpo.records.jsonl").string() + ":2: not a JSON object, line skipped",
+      (dir.path / "samples.jsonl").string() + ":2: not a JSON object, line skipped"};
+  EXPECT_EQ(run->warnings, want);
+  ASSERT_EQ(run->samples.size(), 3u);  // the problem, the typeless step, step 4
+  ASSERT_EQ(run->samples[0].completions.size(), 1u);
+  EXPECT_EQ(run->samples[0].completions[0].correct, -1);
+  EXPECT_EQ(run->samples[0].completions[0].text, "");
+  EXPECT_EQ(run->samples[2].title, "GRPO training, step 4");
+  EXPECT_EQ(run->samples[2].completions[0].correct, 1);
+  EXPECT_NE(render_report_html(*run).find("<pre>c</pre>"), std::string::npos);
+}
+
 // A real browser: headless Chromium parses the page (as many <svg> elements in its DOM as
 // in the file, the headline table there) and screenshots it. Skipped without chromium
 // (scripts/report-screenshot.sh installs it).
