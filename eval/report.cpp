@@ -323,7 +323,10 @@ ShownCompletion logged_completion(const nlohmann::json& j, int64_t index) {
       c.text = j[key].get<std::string>();
       break;
     }
-  if (j.contains("correct") && j["correct"].is_boolean()) c.correct = j["correct"] ? 1 : 0;
+  if (member(j, "correct").is_boolean())
+    c.correct = j["correct"].get<bool>() ? 1 : 0;
+  else if (member(j, "accuracy").is_number())  // the checker's score; 1 is right
+    c.correct = j["accuracy"].get<double>() >= 1.0 ? 1 : 0;
   std::vector<std::string> facts;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();

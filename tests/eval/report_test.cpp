@@ -512,7 +512,8 @@ TEST(ReportTest, SamplesAndRecordsReadLeniently) {
             "\"correct\": \"yes\", \"length\": \"x\"}}\nnot json\n");
   dir.write("samples.jsonl",
             "{\"step\": \"x\", \"prompt\": 3, \"completion\": 5, \"reward\": [1]}\n[1]\n"
-            "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"c\", \"correct\": true}\n");
+            "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"c\", \"correct\": true}\n"
+            "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"d\", \"accuracy\": 0.0}\n");
   auto run = read_run(dir.path.string());
   ASSERT_TRUE(run.ok()) << run.status().to_string();
   std::vector<std::string> want = {
@@ -524,7 +525,10 @@ TEST(ReportTest, SamplesAndRecordsReadLeniently) {
   EXPECT_EQ(run->samples[0].completions[0].correct, -1);
   EXPECT_EQ(run->samples[0].completions[0].text, "");
   EXPECT_EQ(run->samples[2].title, "GRPO training, step 4");
+  ASSERT_EQ(run->samples[2].completions.size(), 2u);  // one prompt, two completions
   EXPECT_EQ(run->samples[2].completions[0].correct, 1);
+  EXPECT_EQ(run->samples[2].completions[1].correct, 0);  // from the checker's accuracy
+  EXPECT_EQ(run->samples[2].completions[1].facts, "accuracy 0");
   EXPECT_NE(render_report_html(*run).find("<pre>c</pre>"), std::string::npos);
 }
 
