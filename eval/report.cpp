@@ -314,33 +314,52 @@ void read_eval_records(const std::vector<fs::path>& dirs, const ReportOptions& o
                             std::move(order[k].second->shown)});
 }
 
-// A samples.jsonl line (prompt, completion and scalars) as a shown completion.
+// A samples.jsonl line as a shown completion. The line (GRPO's grpo.log_samples,
+// docs/grpo-training.md): step, problem, sample, prompt, completion, answer (the
+// expected one), reward, rewards {component: score}, finish_reason, length; other
+// scalars are shown as they are. Right or wrong: its "correct", else an "accuracy" score
+// (top level or among the rewards) >= 1, else unknown.
 ShownCompletion logged_completion(const nlohmann::json& j, int64_t index) {
+  static const std::set<std::string> kShownApart = {
+      "step",     "problem",  "sample", "prompt",        "question", "completion", "text",
+      "response", "metadata", "answer", "finish_reason", "length",   "correct"};
   ShownCompletion c;
-  c.label = fmt::format("sample {}", index + 1);
+  const nlohmann::json& sample = member(j, "sample");
+  c.label =
+      fmt::format("sample {}", sample.is_number_integer() ? sample.get<int64_t>() + 1 : index + 1);
   for (const char* key : {"completion", "text", "response"})
-    if (j.contains(key) && j[key].is_string()) {
+    if (member(j, key).is_string()) {
       c.text = j[key].get<std::string>();
       break;
     }
+  const nlohmann::json& rewards = member(j, "rewards");
+  const nlohmann::json& accuracy = member(j, "accuracy").is_number() || !rewards.is_object()
+                                       ? member(j, "accuracy")
+                                       : member(rewards, "accuracy");
   if (member(j, "correct").is_boolean())
     c.correct = j["correct"].get<bool>() ? 1 : 0;
-  else if (member(j, "accuracy").is_number())  // the checker's score; 1 is right
-    c.correct = j["accuracy"].get<double>() >= 1.0 ? 1 : 0;
+  else if (accuracy.is_number())
+    c.correct = accuracy.get<double>() >= 1.0 ? 1 : 0;
   std::vector<std::string> facts;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    if (k == "step" || k == "prompt" || k == "question" || k == "completion" || k == "text" ||
-        k == "response" || k == "metadata" || it->is_structured())
-      continue;
-    facts.push_back(k + " " + json_text(*it));
-  }
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!kShownApart.contains(it.key()) && !it->is_structured())
+      facts.push_back(it.key() + " " + json_text(*it));
+  if (rewards.is_object())
+    for (auto it = rewards.begin(); it != rewards.end(); ++it)
+      facts.push_back(it.key() + " " + (it->is_null() ? "cannot judge" : json_text(*it)));
+  if (member(j, "length").is_number()) facts.push_back(json_text(j["length"]) + " tokens");
+  const std::string finish = text_member(j, "finish_reason");
+  if (!finish.empty() && finish != "stop") facts.push_back("finished: " + finish);
   c.facts = fmt::format("{}", fmt::join(facts, " · "));
   return c;
 }
 
-// GRPO's logged samples (samples.jsonl): up to max_samples completions from the first
-// and from the last logged step, grouped by prompt.
+// The expected answer of a samples.jsonl line: its "answer", else its metadata's.
+std::string logged_gold(const nlohmann::json& j) {
+  const nlohmann::json& answer = member(j, "answer");
+  return answer.is_null() ? gold_answer(member(j, "metadata")) : json_text(answer);
+}
+
 void read_logged_samples(const fs::path& path, const std::string& stage, const ReportOptions& o,
                          RunData* run) {
   const std::vector<nlohmann::json> lines = read_jsonl_objects(path, run);
@@ -361,10 +380,7 @@ void read_logged_samples(const fs::path& path, const std::string& stage, const R
       if (run->samples.empty() || run->samples.back().prompt != prompt ||
           run->samples.back().title.find("step " + std::to_string(step)) == std::string::npos) {
         const std::string who = stage.empty() ? "training" : stage_label(stage) + " training";
-        run->samples.push_back({fmt::format("{}, step {}", who, step),
-                                prompt,
-                                gold_answer(member(j, "metadata")),
-                                {}});
+        run->samples.push_back({fmt::format("{}, step {}", who, step), prompt, logged_gold(j), {}});
       }
       run->samples.back().completions.push_back(logged_completion(j, taken++));
     }

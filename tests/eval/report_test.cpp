@@ -391,14 +391,25 @@ void write_pipeline(const TempDir& dir) {
             record(0, "sft-greedy-0", true) + "\n" + record(1, "sft-greedy-1", false) + "\n");
   dir.write("grpo/eval_grpo.records.jsonl",
             record(0, "grpo-greedy-0", true) + "\n" + record(1, "grpo-greedy-1", true) + "\n");
-  dir.write(
-      "grpo/samples.jsonl",
-      R"({"step": 1, "prompt": "What is 2+2?", "completion": "first-step <answer> 5 </answer>", "reward": 0.2, "correct": false})"
-      "\n"
-      R"({"step": 15, "prompt": "What is 3+3?", "completion": "middle-step", "reward": 1})"
-      "\n"
-      R"({"step": 30, "prompt": "What is 4+4?", "completion": "last-step <answer> 8 </answer>", "reward": 1.2, "correct": true})"
-      "\n");
+  // GRPO's grpo.log_samples lines (docs/grpo-training.md).
+  auto logged = [](int step, int sample, const std::string& completion, double accuracy) {
+    return nlohmann::json{{"step", step},
+                          {"problem", 0},
+                          {"sample", sample},
+                          {"prompt", "What is 2+" + std::to_string(step) + "?"},
+                          {"completion", completion},
+                          {"answer", std::to_string(2 + step)},
+                          {"reward", accuracy + 0.2},
+                          {"rewards", {{"accuracy", accuracy}, {"format", nullptr}}},
+                          {"finish_reason", "length"},
+                          {"length", 9}}
+               .dump() +
+           "\n";
+  };
+  dir.write("grpo/samples.jsonl", logged(1, 0, "first-step <answer> 5 </answer>", 0) +
+                                      logged(15, 0, "middle-step", 1) +
+                                      logged(30, 0, "last-step <answer> 32 </answer>", 1) +
+                                      logged(30, 1, "last-step-again", 0));
   dir.write("timing.json",
             R"({"sft": {"seconds": 246.6, "steps": 30}, "grpo": {"seconds": 271.5, "steps": 30}})");
 }
@@ -427,7 +438,13 @@ TEST(ReportTest, PipelineDirectory) {
   EXPECT_EQ(run->samples[0].completions[2].correct, 1);
   EXPECT_EQ(run->samples[2].title, "GRPO training, step 1");
   EXPECT_EQ(run->samples[3].title, "GRPO training, step 30");
-  EXPECT_EQ(run->samples[3].completions[0].correct, 1);
+  EXPECT_EQ(run->samples[3].gold, "32");
+  ASSERT_EQ(run->samples[3].completions.size(), 2u);     // one prompt, its two samples
+  EXPECT_EQ(run->samples[3].completions[0].correct, 1);  // the accuracy reward scored 1
+  EXPECT_EQ(run->samples[3].completions[1].correct, 0);
+  EXPECT_EQ(run->samples[3].completions[1].label, "sample 2");
+  EXPECT_EQ(run->samples[3].completions[1].facts,
+            "reward 0.2 · accuracy 0 · format cannot judge · 9 tokens · finished: length");
 
   auto path = write_report(dir.path.string());
   ASSERT_TRUE(path.ok()) << path.status().to_string();
@@ -458,7 +475,7 @@ TEST(ReportTest, PipelineDirectory) {
   // Sample completions.
   EXPECT_NE(html.find("What is 8*7+31?"), std::string::npos);
   EXPECT_NE(html.find("sft-greedy-1"), std::string::npos);
-  EXPECT_NE(html.find("last-step &lt;answer&gt; 8"), std::string::npos);
+  EXPECT_NE(html.find("last-step &lt;answer&gt; 32"), std::string::npos);
   EXPECT_EQ(html.find("middle-step"), std::string::npos);
   // Self-contained: no scripts, nothing fetched.
   EXPECT_EQ(html.find("<script"), std::string::npos);
