@@ -8,7 +8,7 @@
 //   2. the full evaluation table, one row per quantity (pass@1 and pass_at.1 are one row);
 //   3. sample completions: evaluation records (eval_<model>.records.jsonl, written by
 //      `r1kit eval --records`) per problem across models, and GRPO's logged samples
-//      (samples.jsonl: one JSON object a line with prompt, completion and scalars);
+//      (samples.jsonl, grpo.log_samples: docs/grpo-training.md);
 //   4. per training stage, line plots of its metrics.jsonl grouped by kind: a smoothed
 //      line (TensorBoard's debiased exponential moving average) over the faint raw one,
 //      round (1-2-5) axis ticks; SFT stages open with their loss curves (training and
@@ -102,6 +102,9 @@ struct Ticks {
   std::vector<double> values;
 };
 Ticks nice_ticks(double lo, double hi, int max_intervals = 5, bool integer = false);
+// Ticks of a log axis over [lo, hi] (0 < lo <= hi): the range rounded out to powers of
+// 10, a tick at each, and at 2 and 5 times each when it spans at most two decades.
+Ticks log_ticks(double lo, double hi);
 // A tick's label: as many decimals as `step` needs ("0.25", "150", "1e-05").
 std::string tick_label(double value, double step);
 
@@ -120,7 +123,7 @@ bool is_constant(const Points& pts);
 // (NaN: none).
 struct HeadlineColumn {
   std::string stage;                   // "sft", "grpo", ... (NamedEval::stage)
-  std::string label;                   // "SFT", "SFT + GRPO", ...
+  std::string label;                   // "SFT", "GRPO", "control (SFT only)", ...
   std::string baseline;                // the stage the deltas are against; "" for none
   std::vector<double> values, deltas;  // [rows]
 };
@@ -132,7 +135,7 @@ struct Headline {
 Headline make_headline(const std::vector<NamedEval>& evals);
 // Stage order: pretrain, sft, grpo, control, then the others by name.
 void sort_by_stage(std::vector<NamedEval>* evals);
-// "SFT", "SFT + GRPO" ... for a stage name; the name itself for others.
+// "pretrained", "SFT", "GRPO", "control (SFT only)" for a stage name; others as they are.
 std::string stage_label(const std::string& stage);
 
 // ---- A run directory ----
@@ -153,7 +156,7 @@ struct ShownCompletion {
 };
 // One prompt and its completions.
 struct SampleGroup {
-  std::string title;   // "held-out problem 3" / "GRPO step 200"
+  std::string title;   // "held-out problem 3" / "GRPO training, step 200"
   std::string prompt;  // the question or rendered prompt
   std::string gold;    // the expected answer when known
   std::vector<ShownCompletion> completions;

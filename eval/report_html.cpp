@@ -74,13 +74,11 @@ std::string headline_section(const RunData& run) {
   for (size_t r = 0; r < h.rows.size(); ++r) {
     out += "<tr><td>" + html_escape(h.rows[r]) + "</td>";
     for (const HeadlineColumn& c : h.columns) {
-      const double d = c.deltas[r];
+      const double d = std::round(1000 * c.deltas[r]) / 10;  // points, as shown
+      const char* sign = d > 0 ? "up" : d < 0 ? "down" : "same";
       const std::string delta = std::isnan(d) ? ""
                                               : fmt::format(" <span class=\"{}\">({:+.1f})</span>",
-                                                            d > 0   ? "up"
-                                                            : d < 0 ? "down"
-                                                                    : "same",
-                                                            100 * d);
+                                                            sign, d == 0 ? 0.0 : d);
       out += "<td class=\"num\">" + percent(c.values[r]) + delta + "</td>";
     }
     out += "</tr>\n";
@@ -375,7 +373,8 @@ std::string loss_curves(const RunData& run, const StageLog& s, double smoothing)
   if (!series.contains(metric::kLoss) || series.contains(metric::kReward)) return "";
   std::vector<report_svg::Line> lines;
   auto add = [&](const StageLog& st) {
-    const std::string who = st.stage.empty() ? "" : stage_label(st.stage) + " ";
+    const std::string who =
+        st.stage.empty() ? "" : (st.stage == "control" ? "control" : stage_label(st.stage)) + " ";
     for (const char* key : {metric::kLoss, metric::kEvalLoss})
       if (st.metrics.series.contains(key))
         lines.push_back({who + key, &st.metrics.series.at(key), report_svg::color(lines.size())});
@@ -384,9 +383,15 @@ std::string loss_curves(const RunData& run, const StageLog& s, double smoothing)
   if (s.stage == "sft")
     for (const StageLog& other : run.stages)
       if (other.stage == "control") add(other);
+  // A loss falling by more than 20x reads better on a log axis.
+  double lo = std::numeric_limits<double>::infinity(), hi = 0;
+  for (const report_svg::Line& l : lines)
+    for (const auto& [step, v] : *l.pts)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  const bool log_y = lo > 0 && hi / lo >= 20;
   return "<div class=\"plots\">" +
          report_svg::line_plot(stage_label(s.stage.empty() ? "run" : s.stage) + " loss curves",
-                               lines, smoothing) +
+                               lines, smoothing, log_y) +
          "</div>\n";
 }
 

@@ -112,77 +112,95 @@ const char* color(size_t i) {
   return kColors[i % (sizeof(kColors) / sizeof(kColors[0]))];
 }
 
-std::string line_plot(const std::string& title, const std::vector<Line>& lines, double smoothing) {
-  constexpr double W = 400, H = 236, L = 58, R = 12, T = 26, B = 48;
-  const double pw = W - L - R, ph = H - T - B;
+std::string line_plot(const std::string& title, const std::vector<Line>& lines, double smoothing,
+                      bool log_y) {
+  constexpr double W = 400, L = 58, R = 12, T = 26, B = 48, ph = 236 - T - B, pw = W - L - R;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   int64_t s0 = std::numeric_limits<int64_t>::max(), s1 = std::numeric_limits<int64_t>::min();
   for (const Line& l : lines)
     for (const auto& [s, v] : *l.pts) {
       s0 = std::min(s0, s);
       s1 = std::max(s1, s);
-      if (!std::isfinite(v)) continue;
+      if (!std::isfinite(v) || (log_y && v <= 0)) continue;
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
   if (s0 > s1) s0 = s1 = 0;
-  if (lo > hi) lo = hi = 0;
-  const Ticks yt = nice_ticks(lo, hi, 5);
+  if (lo > hi) lo = hi = log_y ? 1 : 0;
+  const Ticks yt = log_y ? log_ticks(lo, hi) : nice_ticks(lo, hi, 5);
   const Ticks xt = nice_ticks(static_cast<double>(s0), static_cast<double>(s1), 5, true);
   auto x = [&](int64_t s) { return L + pw * (static_cast<double>(s) - xt.lo) / (xt.hi - xt.lo); };
-  auto y = [&](double v) { return T + ph * (1.0 - (v - yt.lo) / (yt.hi - yt.lo)); };
+  auto y = [&](double v) {
+    const double f =
+        log_y ? std::log10(v / yt.lo) / std::log10(yt.hi / yt.lo) : (v - yt.lo) / (yt.hi - yt.lo);
+    return T + ph * (1.0 - f);
+  };
+  // Legend: the series (when more than one) in rows that fit, then the smoothing.
+  bool smoothed_any = false;
+  for (const Line& l : lines)
+    smoothed_any =
+        smoothed_any || (smoothing > 0 && finite_count(*l.pts) >= 10 && !is_constant(*l.pts));
+  std::string legend;
+  double lx = L, ly = T + ph + 32;
+  auto advance = [&](double width) {
+    if (lx > L && lx + width > W - R) lx = L, ly += 14;
+    lx += width;
+    return lx - width;
+  };
+  if (lines.size() > 1)
+    for (const Line& l : lines) {
+      const double at = advance(24 + 5.6 * static_cast<double>(l.name.size()));
+      legend += fmt::format(
+          "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
+          "stroke-width=\"2\"/><text x=\"{:.1f}\" y=\"{:.1f}\" class=\"lg\">{}</text>\n",
+          at, ly - 3.5, at + 14, ly - 3.5, l.color, at + 17, ly, html_escape(l.name));
+    }
+  if (smoothed_any) {
+    const std::string note = fmt::format("faint: raw; line: EMA, smoothing {}", smoothing);
+    advance(W - R - lx >= 5.2 * note.size() ? W - R - lx : W - R - L);
+    legend +=
+        fmt::format("<text x=\"{}\" y=\"{:.1f}\" class=\"lg\" text-anchor=\"end\">{}</text>\n",
+                    W - R, ly, note);
+  }
+  const double H = ly + 10;
   std::string out = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "viewBox=\"0 0 {} {}\" role=\"img\"><title>{}</title>\n"
-      "<text x=\"{}\" y=\"16\" class=\"pt\">{}</text>\n",
-      W, H, W, H, html_escape(title), L, html_escape(title));
+      "<text x=\"{}\" y=\"16\" class=\"pt\">{}{}</text>\n",
+      W, H, W, H, html_escape(title), L, html_escape(title), log_y ? " (log scale)" : "");
   for (double v : yt.values)
     out += fmt::format(
         "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" class=\"grid\"/><text x=\"{}\" "
         "y=\"{:.1f}\" class=\"yt\">{}</text>\n",
-        L, y(v), L + pw, y(v), L - 4, y(v) + 3.5, tick_label(v, yt.step));
+        L, y(v), L + pw, y(v), L - 4, y(v) + 3.5,
+        log_y ? fmt::format("{:g}", v) : tick_label(v, yt.step));
   for (double s : xt.values)
     out +=
         fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"xt\">{}</text>\n",
                     x(static_cast<int64_t>(std::llround(s))), T + ph + 14, tick_label(s, xt.step));
   out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" class=\"frame\"/>\n", L, T,
                      pw, ph);
-  bool smoothed_any = false;
   for (const Line& l : lines) {
-    const bool smooth = smoothing > 0 && finite_count(*l.pts) >= 10 && !is_constant(*l.pts);
-    smoothed_any = smoothed_any || smooth;
-    if (smooth) {
-      out += polylines(*l.pts, l.color, 0.25, 1.2, x, y);
-      out += polylines(ema_smooth(*l.pts, smoothing), l.color, 1.0, 1.8, x, y);
+    // A log axis leaves out values <= 0 (gaps).
+    Points shown = *l.pts;
+    if (log_y)
+      for (auto& [s, v] : shown)
+        if (!(v > 0)) v = kPlotNaN;
+    if (smoothing > 0 && finite_count(shown) >= 10 && !is_constant(shown)) {
+      out += polylines(shown, l.color, 0.25, 1.2, x, y);
+      out += polylines(ema_smooth(shown, smoothing), l.color, 1.0, 1.8, x, y);
     } else {
-      out += polylines(*l.pts, l.color, 1.0, 1.6, x, y);
+      out += polylines(shown, l.color, 1.0, 1.6, x, y);
     }
-    if (l.pts->size() > 40) continue;
-    for (const auto& [s, v] : *l.pts)  // few points: marked, values as tooltips
+    if (shown.size() > 40) continue;
+    for (const auto& [s, v] : shown)  // few points: marked, values as tooltips
       if (std::isfinite(v))
         out += fmt::format(
             "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"><title>{} step {}: "
             "{}</title></circle>\n",
             x(s), y(v), l.color, html_escape(l.name), s, number(v));
   }
-  // Legend: the series (when more than one), then the smoothing.
-  double lx = L;
-  const double ly = H - 10;
-  if (lines.size() > 1)
-    for (const Line& l : lines) {
-      out += fmt::format(
-          "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
-          "stroke-width=\"2\"/><text x=\"{:.1f}\" y=\"{:.1f}\" class=\"lg\">{}</text>\n",
-          lx, ly - 3.5, lx + 14, ly - 3.5, l.color, lx + 17, ly, html_escape(l.name));
-      lx += 24 + 5.6 * static_cast<double>(l.name.size());
-    }
-  if (smoothed_any)
-    out += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" class=\"lg\" text-anchor=\"end\">faint: raw; line: "
-        "EMA, smoothing {}</text>\n",
-        W - R, ly, smoothing);
-  out += "</svg>\n";
-  return out;
+  return out + legend + "</svg>\n";
 }
 
 std::string expert_load_section(const MetricsLog& m, const std::string& id) {
@@ -272,6 +290,28 @@ Ticks nice_ticks(double lo, double hi, int max_intervals, bool integer) {
     const double mantissa = step / std::pow(10.0, std::floor(std::log10(step) + kEps));
     step *= mantissa < 1.5 ? 2.0 : mantissa < 3.5 ? 2.5 : 2.0;  // 1 -> 2 -> 5 -> 10
   }
+}
+
+Ticks log_ticks(double lo, double hi) {
+  if (!(lo > 0) || !(hi > 0) || !std::isfinite(lo) || !std::isfinite(hi)) lo = 1, hi = 10;
+  if (lo > hi) std::swap(lo, hi);
+  const int e0 = static_cast<int>(std::floor(std::log10(lo) + 1e-9));
+  int e1 = static_cast<int>(std::ceil(std::log10(hi) - 1e-9));
+  if (e1 == e0) ++e1;
+  Ticks t;
+  t.lo = std::pow(10.0, e0);
+  t.hi = std::pow(10.0, e1);
+  t.step = 0;
+  const bool fine = e1 - e0 <= 2;
+  for (int e = e0; e <= e1; ++e) {
+    const double p = std::pow(10.0, e);
+    t.values.push_back(p);
+    if (fine && e < e1) {
+      t.values.push_back(2 * p);
+      t.values.push_back(5 * p);
+    }
+  }
+  return t;
 }
 
 std::string tick_label(double value, double step) {

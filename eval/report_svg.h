@@ -19,10 +19,12 @@ struct Line {
   const Points* pts = nullptr;
   std::string color;
 };
-// A line plot over steps of one or more series: round ticks (nice_ticks), each series
-// drawn faint under its EMA (ema_smooth) when `smoothing` > 0 and it has >= 10 points
-// that change; a legend naming the series (when more than one) and the smoothing.
-std::string line_plot(const std::string& title, const std::vector<Line>& lines, double smoothing);
+// A line plot over steps of one or more series: round ticks (nice_ticks, or log_ticks on
+// a log y axis, which leaves out values <= 0), each series drawn faint under its EMA
+// (ema_smooth) when `smoothing` > 0 and it has >= 10 points that change; a legend naming
+// the series (when more than one) and the smoothing.
+std::string line_plot(const std::string& title, const std::vector<Line>& lines, double smoothing,
+                      bool log_y = false);
 
 // Expert-load heat maps of a metrics log ("" without moe/load keys): layers x experts at
 // the last step, and per layer experts over steps. `id`: the section's anchor.

@@ -235,6 +235,10 @@ TEST(ReportTest, NiceTicksAreRound) {
   EXPECT_EQ(tick_label(-0.01, 0.01), "-0.01");
   EXPECT_EQ(tick_label(1e-17, 0.01), "0");
   EXPECT_EQ(tick_label(2e-6, 1e-6), "2e-06");
+  // A log axis: powers of 10 around the range; 2 and 5 times them over two decades or less.
+  expect_ticks(log_ticks(0.0224, 5.8), {0.01, 0.1, 1, 10});
+  expect_ticks(log_ticks(0.03, 0.29), {0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1});
+  expect_ticks(log_ticks(3, 3), {1, 2, 5, 10});
   // Any range: step 1, 2 or 5 x 10^e, ticks multiples of it covering the range, at most
   // 5 intervals.
   for (auto [lo, hi] : {std::pair{0.0193, 0.306},
@@ -334,6 +338,13 @@ TEST(ReportTest, HeadlineRowsAndDeltas) {
       {{"a", "sft", eval_json("sft", 0.5, 0.7, 0.6, 0.9, 0.99)}, {"b", "grpo", no_greedy}});
   EXPECT_TRUE(std::isnan(partial.columns[1].values[1]));
   EXPECT_TRUE(std::isnan(partial.columns[1].deltas[1]));
+  // On the page a change that rounds to 0.0 points is neither up nor down.
+  RunData run;
+  run.evals = {{"a", "sft", eval_json("sft", 0.5, 0.7, 0.6, 0.9, 0.99)},
+               {"b", "grpo", eval_json("grpo", 0.5004, 0.69, 0.6, 0.9, 0.99)}};
+  const std::string html = render_report_html(run);
+  EXPECT_NE(html.find("50.0% <span class=\"same\">(+0.0)</span>"), std::string::npos);
+  EXPECT_NE(html.find("69.0% <span class=\"down\">(-1.0)</span>"), std::string::npos);
 }
 
 std::string read_text(const fs::path& p) {
@@ -459,9 +470,9 @@ TEST(ReportTest, PipelineDirectory) {
         "Training: SFT 30 steps in 4.1 min; GRPO 30 steps in 4.5 min; control (SFT only) 30 "
         "steps.",
         "<td>mean@8 (pass@1) = mean score: arithmetic</td>",
-        "<td>format rate = mean score: format</td>", "<title>SFT loss curves</title>", ">SFT loss<",
-        ">SFT eval_loss<", ">control (SFT only) loss<", "EMA, smoothing 0.9",
-        "<title>accuracy = rewards/arithmetic/mean</title>",
+        "<td>format rate = mean score: format</td>", "<title>SFT loss curves</title>",
+        "SFT loss curves (log scale)</text>", ">SFT loss<", ">SFT eval_loss<", ">control loss<",
+        "EMA, smoothing 0.9", "<title>accuracy = rewards/arithmetic/mean</title>",
         "<details class=\"constant\" data-stage=\"grpo\"><summary>2 metrics never changed "
         "(plots folded): clip_ratio/high_mean = 0, kl = 0</summary>",
         "summary>1 metric never changed (plots folded): lr = 0.003<"})
