@@ -139,8 +139,6 @@ StatusOr<MetricsLog> read_metrics_jsonl(const std::string& path) {
 
 namespace {
 
-constexpr const char* kStageDirs[] = {"pretrain", "sft", "grpo", "control"};
-
 bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
@@ -402,7 +400,7 @@ StatusOr<RunData> read_run(const std::string& run_dir, const ReportOptions& opti
   // The folders read: the run's own, and a pipeline's stage folders.
   std::vector<std::pair<std::string, fs::path>> dirs = {{"", root}};
   if (!is_file(root / "metrics.jsonl"))
-    for (const char* stage : kStageDirs)
+    for (const char* stage : kPipelineStages)
       if (has_run_files(root / stage)) dirs.emplace_back(stage, root / stage);
   run.pipeline = dirs.size() > 1;
   std::vector<fs::path> all_dirs;

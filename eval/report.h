@@ -116,6 +116,10 @@ Points ema_smooth(const Points& pts, double weight);
 // True when the series' finite values are all equal (or it has none).
 bool is_constant(const Points& pts);
 
+// The stages of a pipeline directory (`r1kit run`, docs/pipeline.md), in order; each is
+// a folder of the run directory and the name of its model's evaluation.
+inline constexpr const char* kPipelineStages[] = {"pretrain", "sft", "grpo", "control"};
+
 // ---- The headline ----
 
 // mean@n, greedy pass@1, maj@k, pass@k, format rate of each evaluated model, in stage

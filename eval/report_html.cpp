@@ -16,12 +16,10 @@ namespace r1kit::eval {
 namespace {
 
 constexpr double kPageNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr const char* kStageOrder[] = {"pretrain", "sft", "grpo", "control"};
-
 int stage_rank(const std::string& stage) {
-  for (int i = 0; i < 4; ++i)
-    if (stage == kStageOrder[i]) return i;
-  return 4;
+  const auto* end = std::end(kPipelineStages);
+  return static_cast<int>(std::find(std::begin(kPipelineStages), end, stage) -
+                          std::begin(kPipelineStages));
 }
 
 // A number field of an evaluation report; NaN when missing or null.
@@ -54,6 +52,27 @@ std::string baseline_of(const std::string& stage, const std::set<std::string>& p
 
 // ---- Headline and evaluation table ----
 
+// "Training: SFT 450 steps in 4.1 min; ...": per stage its steps and minutes
+// (timing.json), else its last logged step.
+std::string training_line(const RunData& run) {
+  std::vector<std::string> parts;
+  for (const char* stage : kPipelineStages) {
+    const nlohmann::json t = run.timing.value(stage, nlohmann::json::object());
+    int64_t steps = t.is_object() ? int_field(t, "steps", 0) : 0;
+    for (const StageLog& s : run.stages)
+      if (steps == 0 && s.stage == stage && s.metrics.series.contains(metric::kLoss) &&
+          !s.metrics.series.at(metric::kLoss).empty())
+        steps = s.metrics.series.at(metric::kLoss).back().first;
+    if (steps == 0) continue;
+    const double seconds = t.is_object() ? field(t, "seconds") : kPageNaN;
+    parts.push_back(fmt::format(
+        "{} {} steps{}", stage_label(stage), steps,
+        std::isnan(seconds) ? std::string() : fmt::format(" in {:.1f} min", seconds / 60.0)));
+  }
+  if (parts.empty()) return "";
+  return fmt::format("<p>Training: {}.</p>\n", fmt::join(parts, "; "));
+}
+
 std::string headline_section(const RunData& run) {
   const Headline h = make_headline(run.evals);
   if (h.columns.empty()) return "";
@@ -84,23 +103,7 @@ std::string headline_section(const RunData& run) {
     out += "</tr>\n";
   }
   out += "</table>\n";
-  // Training per stage: steps and minutes (timing.json), else the last logged step.
-  std::vector<std::string> parts;
-  for (const char* stage : kStageOrder) {
-    const nlohmann::json t = run.timing.value(stage, nlohmann::json::object());
-    int64_t steps = t.is_object() ? int_field(t, "steps", 0) : 0;
-    for (const StageLog& s : run.stages)
-      if (steps == 0 && s.stage == stage && s.metrics.series.contains("loss") &&
-          !s.metrics.series.at("loss").empty())
-        steps = s.metrics.series.at("loss").back().first;
-    if (steps == 0) continue;
-    const double seconds = t.is_object() ? field(t, "seconds") : kPageNaN;
-    parts.push_back(fmt::format(
-        "{} {} steps{}", stage_label(stage), steps,
-        std::isnan(seconds) ? std::string() : fmt::format(" in {:.1f} min", seconds / 60.0)));
-  }
-  if (!parts.empty()) out += fmt::format("<p>Training: {}.</p>\n", fmt::join(parts, "; "));
-  return out;
+  return out + training_line(run);
 }
 
 // One row of the full evaluation table.
