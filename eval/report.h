@@ -110,7 +110,8 @@ std::string tick_label(double value, double step);
 
 // TensorBoard's scalar smoothing: last = w last + (1 - w) x over the finite values,
 // shown divided by 1 - w^n (n: finite values so far) so the start is not pulled to 0.
-// NaN stays a gap; a constant series is returned unchanged. w in [0, 1); 0: raw.
+// NaN stays a gap; a constant series is returned unchanged. w in [0, 1); outside it
+// (0 included) the series is returned raw.
 Points ema_smooth(const Points& pts, double weight);
 
 // True when the series' finite values are all equal (or it has none).

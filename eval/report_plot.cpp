@@ -323,7 +323,7 @@ std::string tick_label(double value, double step) {
 }
 
 Points ema_smooth(const Points& pts, double weight) {
-  if (is_constant(pts) || !(weight > 0)) return pts;
+  if (is_constant(pts) || !(weight > 0 && weight < 1)) return pts;
   Points out;
   out.reserve(pts.size());
   double last = 0;

@@ -278,6 +278,7 @@ TEST(ReportTest, EmaIsTensorBoardSmoothing) {
   const Points flat = {{1, 0.3}, {2, 0.3}, {3, std::nan("")}};
   EXPECT_EQ(ema_smooth(flat, 0.9)[1].second, 0.3);
   EXPECT_EQ(ema_smooth(pts, 0)[3].second, 2.0);
+  EXPECT_EQ(ema_smooth(pts, 1)[3].second, 2.0);  // w = 1 would never move: raw instead
   EXPECT_TRUE(is_constant(flat));
   EXPECT_FALSE(is_constant(pts));
   EXPECT_TRUE(is_constant({}));
