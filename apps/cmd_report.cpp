@@ -1,8 +1,8 @@
-// `r1kit report RUN_DIR`: writes RUN_DIR/report.html, a self-contained page with SVG
-// plots of every metric in RUN_DIR/metrics.jsonl, an expert-load heat map, a summary
-// table and the run's evaluation reports (RUN_DIR/eval*.json). See eval/report.h for the
-// metric naming the page groups by. Corrupt lines are reported as file:line warnings.
-// --svg-dir also writes chosen metrics as standalone SVG files (for a README or a paper).
+// `r1kit report RUN_DIR`: writes RUN_DIR/report.html, a self-contained page of a run or a
+// pipeline directory (eval/report.h, docs/eval.md): the headline evaluation numbers per
+// stage, the evaluation table, sample completions, and per stage SVG plots of its
+// metrics.jsonl. Corrupt lines are reported as file:line warnings. --svg-dir also writes
+// chosen metrics as standalone SVG files (for a README or a paper).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -20,23 +20,40 @@ struct ReportFlags {
   std::string svg_dir;
   std::vector<std::string> svg_metrics = {"reward", "accuracy", "entropy",
                                           "completions/mean_length"};
-  int64_t smooth = 10;
+  double smoothing = eval::ReportOptions{}.smoothing;
 };
 
-// DIR/<metric, '/' -> '_'>.svg for each metric of the run's metrics.jsonl.
+// The series `name` names: "STAGE/metric" (sft/loss) in a pipeline's stage, else the
+// first stage, in pipeline order, that logged `name`.
+const eval::Points* find_series(const eval::RunData& run, const std::string& name) {
+  for (const eval::StageLog& s : run.stages) {
+    const std::string prefix = s.stage + "/";
+    if (!s.stage.empty() && name.starts_with(prefix)) {
+      auto it = s.metrics.series.find(name.substr(prefix.size()));
+      if (it != s.metrics.series.end()) return &it->second;
+    }
+  }
+  for (const eval::StageLog& s : run.stages) {
+    auto it = s.metrics.series.find(name);
+    if (it != s.metrics.series.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+// DIR/<metric, '/' -> '_'>.svg for each chosen metric of the run.
 Status write_svgs(const ReportFlags& f) {
-  ASSIGN_OR_RETURN(eval::MetricsLog m, eval::read_metrics_jsonl(f.run_dir + "/metrics.jsonl"));
+  ASSIGN_OR_RETURN(eval::RunData run, eval::read_run(f.run_dir));
   std::error_code ec;
   std::filesystem::create_directories(f.svg_dir, ec);
   if (ec) return Internal("create {}: {}", f.svg_dir, ec.message());
   for (const std::string& name : f.svg_metrics) {
-    auto it = m.series.find(name);
-    if (it == m.series.end())
-      return NotFound("--svg-metrics: '{}' is not in {}/metrics.jsonl", name, f.run_dir);
+    const eval::Points* pts = find_series(run, name);
+    if (pts == nullptr)
+      return NotFound("--svg-metrics: '{}' is not in the metrics.jsonl of {}", name, f.run_dir);
     std::string file = name;
     std::replace(file.begin(), file.end(), '/', '_');
     const std::string path = f.svg_dir + "/" + file + ".svg";
-    RETURN_IF_ERROR(write_file_atomic(path, eval::metric_svg(name, it->second, f.smooth)));
+    RETURN_IF_ERROR(write_file_atomic(path, eval::metric_svg(name, *pts, f.smoothing)));
     std::printf("wrote %s\n", path.c_str());
   }
   return OkStatus();
@@ -44,7 +61,9 @@ Status write_svgs(const ReportFlags& f) {
 
 Status run_report(const ReportFlags& f) {
   std::vector<std::string> warnings;
-  ASSIGN_OR_RETURN(std::string path, eval::write_report(f.run_dir, f.out, &warnings));
+  eval::ReportOptions o;
+  o.smoothing = f.smoothing;
+  ASSIGN_OR_RETURN(std::string path, eval::write_report(f.run_dir, f.out, &warnings, o));
   for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   std::printf("wrote %s\n", path.c_str());
   if (!f.svg_dir.empty()) RETURN_IF_ERROR(write_svgs(f));
@@ -56,21 +75,27 @@ Status run_report(const ReportFlags& f) {
 void add_report_command(CLI::App& root, int* exit_code) {
   auto* cmd = root.add_subcommand(
       "report",
-      "Write RUN_DIR/report.html: SVG plots of RUN_DIR/metrics.jsonl over steps, an "
-      "expert-load heat map, a summary table and the RUN_DIR/eval*.json reports");
+      "Write RUN_DIR/report.html for a run or an `r1kit run` pipeline directory: the "
+      "evaluations per stage (headline and full table), sample completions, and SVG plots "
+      "of each stage's metrics.jsonl");
   static ReportFlags f;
-  cmd->add_option("RUN_DIR", f.run_dir, "run directory (with metrics.jsonl)")->required();
+  cmd->add_option("RUN_DIR", f.run_dir,
+                  "run directory (metrics.jsonl, eval*.json) or pipeline directory (sft/, "
+                  "grpo/, ...)")
+      ->required();
   cmd->add_option("--out", f.out, "output file (default: RUN_DIR/report.html)");
   cmd->add_option("--svg-dir", f.svg_dir,
                   "also write each of --svg-metrics as a standalone SVG file in this folder");
-  cmd->add_option("--svg-metrics", f.svg_metrics, "metrics for --svg-dir (comma-separated)")
+  cmd->add_option("--svg-metrics", f.svg_metrics,
+                  "metrics for --svg-dir (comma-separated; STAGE/metric picks a pipeline "
+                  "stage's, e.g. sft/loss)")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--smooth", f.smooth,
-                  "--svg-dir plots: moving average over this many steps over the faint raw "
-                  "series (0 or 1: raw only)")
+  cmd->add_option("--smoothing", f.smoothing,
+                  "EMA weight of the smoothed line drawn over the faint raw one, as "
+                  "TensorBoard's smoothing slider (0: raw only)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 0.999));
   cmd->callback([=] { *exit_code = report(run_report(f)); });
 }
 

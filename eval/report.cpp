@@ -1,8 +1,7 @@
 #include "eval/report.h"
 
-#include "core/metric_names.h"
-
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -21,351 +20,9 @@ namespace fs = std::filesystem;
 constexpr double kReportNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr const char* kExpertPrefix = metric::kMoeLoadPrefix;
 
-// Colour-blind-friendly palette (Okabe-Ito), cycled.
-constexpr const char* kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
-                                   "#E69F00", "#56B4E9", "#000000", "#F0E442"};
-
 bool contains(std::string_view key, std::string_view part) {
   return key.find(part) != std::string_view::npos;
 }
-
-std::string fmt_num(double x) {
-  if (std::isnan(x)) return "n/a";
-  return fmt::format("{:.4g}", x);
-}
-
-// The group titles in page order.
-const std::vector<std::string>& group_order() {
-  static const std::vector<std::string> order = {"Reward",
-                                                 "Accuracy and evaluation",
-                                                 "KL",
-                                                 "Entropy",
-                                                 "Completion length",
-                                                 "Clip ratios",
-                                                 "Loss",
-                                                 "Other"};
-  return order;
-}
-
-struct Range {
-  double lo = 0, hi = 1;
-};
-
-// A padded y range covering the finite values.
-Range value_range(const std::vector<std::pair<int64_t, double>>& pts) {
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (const auto& [s, v] : pts) {
-    if (!std::isfinite(v)) continue;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  if (!std::isfinite(lo)) return {0, 1};
-  if (hi - lo < 1e-12) {
-    const double pad = std::max(std::abs(lo) * 0.1, 1e-3);
-    return {lo - pad, hi + pad};
-  }
-  const double pad = (hi - lo) * 0.05;
-  return {lo - pad, hi + pad};
-}
-
-// Trailing moving average over the last `window` finite points (gaps stay gaps).
-std::vector<std::pair<int64_t, double>> moving_average(
-    const std::vector<std::pair<int64_t, double>>& pts, int64_t window) {
-  std::vector<std::pair<int64_t, double>> out;
-  std::vector<double> last;
-  double sum = 0;
-  for (const auto& [s, v] : pts) {
-    if (!std::isfinite(v)) {
-      out.emplace_back(s, v);
-      continue;
-    }
-    last.push_back(v);
-    sum += v;
-    if (static_cast<int64_t>(last.size()) > window) {
-      sum -= last[last.size() - 1 - window];
-    }
-    out.emplace_back(s, sum / static_cast<double>(std::min<int64_t>(window, last.size())));
-  }
-  return out;
-}
-
-// One metric's line plot; with smooth > 1 the raw series is drawn faint under its
-// trailing moving average over `smooth` points.
-std::string line_plot(const std::string& name, const std::vector<std::pair<int64_t, double>>& pts,
-                      const char* color, int64_t smooth = 0) {
-  constexpr double W = 380, H = 210, L = 56, R = 10, T = 24, B = 28;
-  const double pw = W - L - R, ph = H - T - B;
-  int64_t s0 = pts.empty() ? 0 : pts.front().first, s1 = pts.empty() ? 1 : pts.back().first;
-  if (s1 == s0) s1 = s0 + 1;
-  const Range yr = value_range(pts);
-  auto x = [&](int64_t s) { return L + pw * static_cast<double>(s - s0) / (s1 - s0); };
-  auto y = [&](double v) { return T + ph * (1.0 - (v - yr.lo) / (yr.hi - yr.lo)); };
-  std::string out = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "viewBox=\"0 0 {} {}\" role=\"img\"><title>{}</title>\n",
-      W, H, W, H, html_escape(name));
-  out += fmt::format(
-      "<text x=\"{}\" y=\"15\" class=\"pt\">{}</text>\n<rect x=\"{}\" y=\"{}\" width=\"{}\" "
-      "height=\"{}\" class=\"frame\"/>\n",
-      L, html_escape(name), L, T, pw, ph);
-  for (int i = 0; i <= 4; ++i) {  // y ticks and grid
-    const double v = yr.lo + (yr.hi - yr.lo) * i / 4.0;
-    const double yy = y(v);
-    out += fmt::format(
-        "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" class=\"grid\"/><text x=\"{}\" "
-        "y=\"{:.1f}\" class=\"yt\">{}</text>\n",
-        L, yy, L + pw, yy, L - 4, yy + 4, fmt_num(v));
-  }
-  for (int i = 0; i <= 4; ++i) {  // x ticks
-    const int64_t s = s0 + (s1 - s0) * i / 4;
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"xt\">{}</text>\n", x(s), H - 10, s);
-  }
-  // Polylines, broken at gaps (NaN).
-  auto polyline = [&](const std::vector<std::pair<int64_t, double>>& series, double opacity) {
-    std::string seg;
-    int seg_pts = 0;
-    auto flush = [&] {
-      if (seg_pts >= 2)
-        out += fmt::format(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" "
-            "stroke-opacity=\"{}\"/>\n",
-            seg, color, opacity);
-      seg.clear();
-      seg_pts = 0;
-    };
-    for (const auto& [s, v] : series) {
-      if (!std::isfinite(v)) {
-        flush();
-        continue;
-      }
-      seg += fmt::format("{:.1f},{:.1f} ", x(s), y(v));
-      ++seg_pts;
-    }
-    flush();
-  };
-  if (smooth > 1) {
-    polyline(pts, 0.3);
-    polyline(moving_average(pts, smooth), 1.0);
-  } else {
-    polyline(pts, 1.0);
-  }
-  if (pts.size() <= 40) {  // few points: mark them, with their values as tooltips
-    for (const auto& [s, v] : pts) {
-      if (!std::isfinite(v)) continue;
-      out += fmt::format(
-          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"><title>step {}: {}</title>"
-          "</circle>\n",
-          x(s), y(v), color, s, fmt_num(v));
-    }
-  }
-  out += "</svg>\n";
-  return out;
-}
-
-// White -> blue for a fraction in [0, vmax].
-std::string heat_color(double v, double vmax) {
-  if (!std::isfinite(v)) return "#eeeeee";
-  const double t = std::clamp(vmax > 0 ? v / vmax : 0.0, 0.0, 1.0);
-  auto lerp = [t](int a, int b) { return static_cast<int>(std::lround(a + (b - a) * t)); };
-  return fmt::format("#{:02x}{:02x}{:02x}", lerp(255, 8), lerp(255, 48), lerp(255, 107));
-}
-
-// A heat map: rows labelled `row_labels`, columns `col_labels`, cells values[r][c].
-std::string heat_map(const std::string& title, const std::vector<std::string>& row_labels,
-                     const std::vector<std::string>& col_labels,
-                     const std::vector<std::vector<double>>& values) {
-  const double L = 70, T = 24, B = 30, R = 60;
-  const double cw = std::clamp(600.0 / std::max<size_t>(1, col_labels.size()), 2.0, 40.0);
-  const double ch = std::clamp(300.0 / std::max<size_t>(1, row_labels.size()), 6.0, 24.0);
-  const double W = L + cw * col_labels.size() + R, H = T + ch * row_labels.size() + B;
-  double vmax = 0;
-  for (const auto& row : values)
-    for (double v : row)
-      if (std::isfinite(v)) vmax = std::max(vmax, v);
-  std::string out = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0f}\" height=\"{:.0f}\" "
-      "viewBox=\"0 0 {:.0f} {:.0f}\" role=\"img\"><title>{}</title>\n<text x=\"{}\" y=\"15\" "
-      "class=\"pt\">{}</text>\n",
-      W, H, W, H, html_escape(title), L, html_escape(title));
-  const size_t row_step = std::max<size_t>(1, row_labels.size() / 16);
-  for (size_t r = 0; r < row_labels.size(); ++r) {
-    if (r % row_step == 0)
-      out += fmt::format("<text x=\"{}\" y=\"{:.1f}\" class=\"yt\">{}</text>\n", L - 4,
-                         T + ch * (r + 0.5) + 4, html_escape(row_labels[r]));
-    for (size_t c = 0; c < col_labels.size(); ++c) {
-      const double v = c < values[r].size() ? values[r][c] : kReportNaN;
-      out += fmt::format(
-          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\">"
-          "<title>{} / {}: {}</title></rect>\n",
-          L + cw * c, T + ch * r, cw + 0.3, ch + 0.3, heat_color(v, vmax),
-          html_escape(row_labels[r]), html_escape(col_labels[c]), fmt_num(v));
-    }
-  }
-  const size_t col_step = std::max<size_t>(1, col_labels.size() / 10);
-  for (size_t c = 0; c < col_labels.size(); c += col_step)
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"xt\">{}</text>\n",
-                       L + cw * (c + 0.5), H - 12, html_escape(col_labels[c]));
-  out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"yt\">max {}</text>\n", W - 2, T + 10,
-                     fmt_num(vmax));
-  out += "</svg>\n";
-  return out;
-}
-
-// Expert-load heat maps: per layer, experts (rows) over steps (columns, at most 200), and
-// layers x experts at the last step.
-std::string expert_load_section(const MetricsLog& m) {
-  // layer -> expert -> series
-  std::map<int64_t, std::map<int64_t, const std::vector<std::pair<int64_t, double>>*>> load;
-  for (const auto& [key, pts] : m.series) {
-    int64_t l = 0, e = 0;
-    if (parse_expert_load_key(key, &l, &e)) load[l][e] = &pts;
-  }
-  if (load.empty()) return "";
-  std::string out =
-      "<h2 id=\"expert-load\">Expert load</h2>\n<p>Fraction of each MoE layer's "
-      "routed tokens sent to each expert (uniform = 1/E).</p>\n<div class=\"plots\">";
-  // Last step: layers x experts.
-  int64_t n_experts = 0;
-  for (const auto& [l, experts] : load)
-    n_experts = std::max(n_experts, experts.rbegin()->first + 1);
-  std::vector<std::string> rows, cols;
-  std::vector<std::vector<double>> last;
-  for (int64_t e = 0; e < n_experts; ++e) cols.push_back(fmt::format("e{}", e));
-  int64_t last_step = 0;
-  for (const auto& [l, experts] : load) {
-    rows.push_back(fmt::format("layer {}", l));
-    std::vector<double> row(n_experts, kReportNaN);
-    for (const auto& [e, pts] : experts) {
-      if (pts->empty()) continue;
-      row[e] = pts->back().second;
-      last_step = std::max(last_step, pts->back().first);
-    }
-    last.push_back(std::move(row));
-  }
-  out += heat_map(fmt::format("layers x experts, step {}", last_step), rows, cols, last);
-  for (const auto& [l, experts] : load) {
-    std::set<int64_t> steps;
-    for (const auto& [e, pts] : experts)
-      for (const auto& [s, v] : *pts) steps.insert(s);
-    std::vector<int64_t> all(steps.begin(), steps.end());
-    std::vector<int64_t> shown;
-    const size_t stride = std::max<size_t>(1, (all.size() + 199) / 200);
-    for (size_t i = 0; i < all.size(); i += stride) shown.push_back(all[i]);
-    std::vector<std::string> erows, scols;
-    std::vector<std::vector<double>> vals;
-    for (int64_t s : shown) scols.push_back(std::to_string(s));
-    for (const auto& [e, pts] : experts) {
-      erows.push_back(fmt::format("expert {}", e));
-      std::map<int64_t, double> by_step(pts->begin(), pts->end());
-      std::vector<double> row;
-      for (int64_t s : shown) {
-        auto it = by_step.find(s);
-        row.push_back(it == by_step.end() ? kReportNaN : it->second);
-      }
-      vals.push_back(std::move(row));
-    }
-    out += heat_map(fmt::format("layer {}: experts over steps", l), erows, scols, vals);
-  }
-  out += "</div>\n";
-  return out;
-}
-
-// Flattens a JSON object into dotted keys with scalar values.
-void flatten(const nlohmann::json& j, const std::string& prefix,
-             std::vector<std::pair<std::string, std::string>>* out) {
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-    return;
-  }
-  std::string v;
-  if (j.is_number_float())
-    v = fmt_num(j.get<double>());
-  else if (j.is_string())
-    v = j.get<std::string>();
-  else if (j.is_null())
-    v = "n/a";
-  else
-    v = j.dump();
-  out->emplace_back(prefix, v);
-}
-
-std::string eval_section(const std::vector<NamedEval>& evals) {
-  if (evals.empty()) return "";
-  // Rows: the union of keys in first-seen order; columns: the reports.
-  std::vector<std::string> keys;
-  std::set<std::string> seen;
-  std::vector<std::map<std::string, std::string>> cols;
-  for (const NamedEval& e : evals) {
-    std::vector<std::pair<std::string, std::string>> flat;
-    flatten(e.report, "", &flat);
-    std::map<std::string, std::string> col;
-    for (auto& [k, v] : flat) {
-      if (seen.insert(k).second) keys.push_back(k);
-      col[k] = v;
-    }
-    cols.push_back(std::move(col));
-  }
-  std::string out = "<h2 id=\"evaluations\">Evaluations</h2>\n<table><tr><th>metric</th>";
-  for (const NamedEval& e : evals) out += "<th>" + html_escape(e.name) + "</th>";
-  out += "</tr>\n";
-  for (const std::string& k : keys) {
-    out += "<tr><td>" + html_escape(k) + "</td>";
-    for (const auto& col : cols) {
-      auto it = col.find(k);
-      out += "<td class=\"num\">" + html_escape(it == col.end() ? "" : it->second) + "</td>";
-    }
-    out += "</tr>\n";
-  }
-  out += "</table>\n";
-  return out;
-}
-
-std::string summary_section(const MetricsLog& m) {
-  std::string out =
-      "<h2 id=\"summary\">Summary</h2>\n<table><tr><th>metric</th><th>points</th><th>first "
-      "step</th><th>last step</th><th>first</th><th>last</th><th>min</th><th>max</th></tr>\n";
-  for (const auto& [key, pts] : m.series) {
-    int64_t dummy_l = 0, dummy_e = 0;
-    if (parse_expert_load_key(key, &dummy_l, &dummy_e)) continue;
-    double first = kReportNaN, last = kReportNaN, lo = kReportNaN, hi = kReportNaN;
-    int64_t n = 0;
-    for (const auto& [s, v] : pts) {
-      if (!std::isfinite(v)) continue;
-      if (n == 0) first = lo = hi = v;
-      last = v;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-      ++n;
-    }
-    out += fmt::format(
-        "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td "
-        "class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td "
-        "class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-        html_escape(key), n, pts.empty() ? 0 : pts.front().first,
-        pts.empty() ? 0 : pts.back().first, fmt_num(first), fmt_num(last), fmt_num(lo),
-        fmt_num(hi));
-  }
-  out += "</table>\n";
-  return out;
-}
-
-constexpr const char* kStyle = R"(<style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
-h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-.plots { display: flex; flex-wrap: wrap; gap: 12px; }
-svg { background: #fff; border: 1px solid #e4e4e4; }
-svg .pt { font-size: 12px; font-weight: 600; fill: #222; }
-svg .yt { font-size: 10px; fill: #555; text-anchor: end; }
-svg .xt { font-size: 10px; fill: #555; text-anchor: middle; }
-svg .frame { fill: none; stroke: #999; }
-svg .grid { stroke: #eee; }
-table { border-collapse: collapse; font-size: 13px; }
-td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.warn { color: #a40; font-family: monospace; font-size: 12px; }
-</style>
-)";
 
 }  // namespace
 
@@ -480,110 +137,313 @@ StatusOr<MetricsLog> read_metrics_jsonl(const std::string& path) {
   return parse_metrics_jsonl(text, path);
 }
 
-std::string render_report_html(const std::string& title, const MetricsLog& metrics,
-                               const std::vector<NamedEval>& evals,
-                               const std::vector<std::string>& warnings) {
-  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" +
-                    html_escape(title) + "</title>\n" + kStyle + "</head><body>\n";
-  out += "<h1>" + html_escape(title) + "</h1>\n";
-  // Groups in page order.
-  std::map<std::string, std::vector<std::string>> groups;
-  bool has_load = false;
-  for (const auto& [key, pts] : metrics.series) {
-    const std::string g = metric_group(key);
-    if (!g.empty()) groups[g].push_back(key);
-    has_load = has_load || g.empty();
-  }
-  out += "<p>";
-  const auto& order = group_order();
-  for (size_t i = 0; i < order.size(); ++i)
-    if (groups.contains(order[i])) out += fmt::format("<a href=\"#g{}\">{}</a> · ", i, order[i]);
-  if (has_load) out += "<a href=\"#expert-load\">Expert load</a> · ";
-  out += "<a href=\"#summary\">Summary</a></p>\n";
-  if (!warnings.empty()) {
-    out += "<h2>Warnings</h2>\n";
-    for (const std::string& w : warnings)
-      out += "<div class=\"warn\">" + html_escape(w) + "</div>\n";
-  }
-  out += fmt::format("<p>{} metric lines read, {} metrics.</p>\n", metrics.lines,
-                     metrics.series.size());
-  out += eval_section(evals);
-  for (size_t i = 0; i < order.size(); ++i) {
-    const std::string& g = order[i];
-    auto it = groups.find(g);
-    if (it == groups.end()) continue;
-    out += fmt::format("<h2 id=\"g{}\">{}</h2>\n<div class=\"plots\" data-group=\"{}\">\n", i,
-                       html_escape(g), html_escape(g));
-    size_t color = 0;
-    for (const std::string& key : it->second)
-      out += line_plot(key, metrics.series.at(key),
-                       kColors[color++ % (sizeof(kColors) / sizeof(kColors[0]))]);
-    out += "</div>\n";
-  }
-  out += expert_load_section(metrics);
-  out += summary_section(metrics);
-  out += "</body></html>\n";
+namespace {
+
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+bool is_eval_json(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return name.starts_with("eval") && name.ends_with(".json") && is_file(p);
+}
+
+// The files of `dir` whose names `pred` accepts, sorted.
+std::vector<fs::path> files_in(const fs::path& dir, bool (*pred)(const fs::path&)) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (pred(entry.path())) out.push_back(entry.path());
+  std::sort(out.begin(), out.end());
   return out;
 }
 
-StatusOr<std::string> write_report(const std::string& run_dir, const std::string& out_path,
-                                   std::vector<std::string>* warnings) {
-  std::error_code ec;
-  if (!fs::is_directory(run_dir, ec)) return NotFound("{}: not a directory", run_dir);
-  std::vector<std::string> warn;
-  MetricsLog metrics;
-  const std::string metrics_path = (fs::path(run_dir) / "metrics.jsonl").string();
-  StatusOr<MetricsLog> read = read_metrics_jsonl(metrics_path);
-  if (read.ok()) {
-    metrics = std::move(*read);
-    warn.insert(warn.end(), metrics.warnings.begin(), metrics.warnings.end());
-  } else {
-    warn.push_back(read.status().to_string());
-  }
-  std::vector<NamedEval> evals;
-  std::vector<fs::path> eval_files;
-  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.starts_with("eval") && name.ends_with(".json"))
-      eval_files.push_back(entry.path());
-  }
-  std::sort(eval_files.begin(), eval_files.end());
-  for (const fs::path& p : eval_files) {
+bool has_run_files(const fs::path& dir) {
+  return is_file(dir / "metrics.jsonl") || !files_in(dir, is_eval_json).empty();
+}
+
+// The evaluation reports in `dir`; a stage evaluated twice keeps its first report.
+void read_evals(const fs::path& dir, RunData* run) {
+  for (const fs::path& p : files_in(dir, is_eval_json)) {
     StatusOr<std::string> text = read_file(p.string());
     if (!text.ok()) {
-      warn.push_back(text.status().to_string());
+      run->warnings.push_back(text.status().to_string());
       continue;
     }
     nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-      warn.push_back(fmt::format("{}: not a JSON object, skipped", p.string()));
+      run->warnings.push_back(fmt::format("{}: not a JSON object, skipped", p.string()));
       continue;
     }
-    evals.push_back({p.filename().string(), std::move(j)});
+    std::string stage = p.stem().string();
+    stage = stage.starts_with("eval_") ? stage.substr(5) : stage;
+    if (j.contains("name") && j["name"].is_string()) stage = j["name"].get<std::string>();
+    const bool seen = std::any_of(run->evals.begin(), run->evals.end(),
+                                  [&](const NamedEval& e) { return e.stage == stage; });
+    if (seen) {
+      run->warnings.push_back(
+          fmt::format("{}: a second evaluation of '{}', skipped", p.string(), stage));
+      continue;
+    }
+    run->evals.push_back({p.filename().string(), stage, std::move(j)});
   }
-  if (!read.ok() && evals.empty())
-    return NotFound("{}: no metrics.jsonl and no eval*.json to report on", run_dir);
-  const std::string out =
-      out_path.empty() ? (fs::path(run_dir) / "report.html").string() : out_path;
-  const std::string title = "r1kit run: " + fs::path(run_dir).lexically_normal().string();
-  RETURN_IF_ERROR(write_file_atomic(out, render_report_html(title, metrics, evals, warn)));
-  if (warnings) *warnings = std::move(warn);
+}
+
+// Reads a JSONL file's objects; bad lines become warnings "path:line: why".
+std::vector<nlohmann::json> read_jsonl_objects(const fs::path& p, RunData* run) {
+  std::vector<nlohmann::json> out;
+  StatusOr<std::string> text = read_file(p.string());
+  if (!text.ok()) {
+    run->warnings.push_back(text.status().to_string());
+    return out;
+  }
+  size_t pos = 0;
+  for (int64_t line_no = 1; pos < text->size(); ++line_no) {
+    size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    const std::string_view line(text->data() + pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object())
+      out.push_back(std::move(j));
+    else
+      run->warnings.push_back(
+          fmt::format("{}:{}: not a JSON object, line skipped", p.string(), line_no));
+  }
   return out;
 }
 
-std::string metric_svg(const std::string& name,
-                       const std::vector<std::pair<int64_t, double>>& pts, int64_t smooth) {
-  std::string svg = line_plot(name, pts, "#1f77b4", smooth);
-  // Standalone: the page's SVG rules travel inside the file.
-  const std::string style =
-      "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
-      "font-weight: 600; fill: #222; } .yt { font-size: 10px; fill: #555; text-anchor: end; } "
-      ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .frame { fill: none; stroke: "
-      "#999; } .grid { stroke: #eee; }</style>\n<rect width=\"100%\" height=\"100%\" "
-      "fill=\"#fff\"/>\n";
-  const size_t at = svg.find("</title>\n");
-  svg.insert(at + 9, style);
-  return svg;
+// A member of a JSON object; null when it is missing.
+const nlohmann::json& member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+// A string member; "" when missing or not a string.
+std::string text_member(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = member(j, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
+std::string json_text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_number_float()) return fmt::format("{:.4g}", j.get<double>());
+  return j.dump();
+}
+
+// The expected answer in a problem's metadata: its "answer", else the metadata itself
+// when short.
+std::string gold_answer(const nlohmann::json& metadata) {
+  if (!metadata.is_object()) return "";
+  for (const char* key : {"answer", "gold", "target", "solution"})
+    if (metadata.contains(key) && !metadata[key].is_null()) return json_text(metadata[key]);
+  const std::string all = metadata.dump();
+  return all.size() <= 120 ? all : "";
+}
+
+// One evaluation-record sample (eval.h's SampleRecord as JSON) as a shown completion.
+ShownCompletion record_completion(const std::string& label, const nlohmann::json& s) {
+  ShownCompletion c;
+  c.label = label;
+  c.text = text_member(s, "text");
+  std::vector<std::string> facts;
+  if (member(s, "correct").is_boolean()) {
+    c.correct = member(s, "correct").get<bool>() ? 1 : 0;
+    facts.push_back(c.correct == 1 ? "correct" : "wrong");
+  }
+  const std::string answer = text_member(s, "answer");
+  facts.push_back(answer.empty() ? "no answer" : "answer " + answer);
+  if (member(s, "length").is_number()) facts.push_back(json_text(s["length"]) + " tokens");
+  const std::string finish = text_member(s, "finish_reason");
+  if (!finish.empty() && finish != "stop") facts.push_back("finished: " + finish);
+  c.facts = fmt::format("{}", fmt::join(facts, " · "));
+  return c;
+}
+
+// Problems from eval_<stage>.records.jsonl: per problem its question and each model's
+// greedy completion and first sample; problems with right and wrong completions first.
+void read_eval_records(const std::vector<fs::path>& dirs, const ReportOptions& o, RunData* run) {
+  struct Problem {
+    std::string question, gold;
+    std::vector<ShownCompletion> shown;
+    std::set<int> verdicts;
+  };
+  std::map<int64_t, Problem> problems;
+  for (const NamedEval& e : run->evals) {
+    const std::string file = fs::path(e.name).stem().string() + ".records.jsonl";
+    for (const fs::path& dir : dirs) {
+      if (!is_file(dir / file)) continue;
+      int64_t position = 0;
+      for (const nlohmann::json& rec : read_jsonl_objects(dir / file, run)) {
+        const nlohmann::json& index = member(rec, "index");
+        Problem& p = problems[index.is_number_integer() ? index.get<int64_t>() : position];
+        ++position;
+        p.question = text_member(rec, "question");
+        p.gold = gold_answer(member(rec, "metadata"));
+        const std::string who = stage_label(e.stage);
+        if (rec.contains("greedy") && rec["greedy"].is_object())
+          p.shown.push_back(record_completion(who + ", greedy", rec["greedy"]));
+        const nlohmann::json& samples = member(rec, "samples");
+        if (samples.is_array() && !samples.empty() && samples[0].is_object())
+          p.shown.push_back(
+              record_completion(fmt::format("{}, sample 1 of {}{}", who, samples.size(),
+                                            member(rec, "num_correct").is_number()
+                                                ? " (" + json_text(rec["num_correct"]) + " correct)"
+                                                : std::string()),
+                                samples[0]));
+      }
+      break;
+    }
+  }
+  std::vector<std::pair<int64_t, Problem*>> order;
+  for (auto& [i, p] : problems) {
+    for (const ShownCompletion& c : p.shown) p.verdicts.insert(c.correct);
+    order.emplace_back(i, &p);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.second->verdicts.size() > b.second->verdicts.size();
+  });
+  for (size_t k = 0; k < order.size() && static_cast<int64_t>(k) < o.max_problems; ++k)
+    run->samples.push_back({fmt::format("held-out problem {}", order[k].first),
+                            order[k].second->question, order[k].second->gold,
+                            std::move(order[k].second->shown)});
+}
+
+// A samples.jsonl line as a shown completion. The line (GRPO's grpo.log_samples,
+// docs/grpo-training.md): step, problem, sample, prompt, completion, answer (the
+// expected one), reward, rewards {component: score}, finish_reason, length; other
+// scalars are shown as they are. Right or wrong: its "correct", else an "accuracy" score
+// (top level or among the rewards) >= 1, else unknown.
+ShownCompletion logged_completion(const nlohmann::json& j, int64_t index) {
+  static const std::set<std::string> kShownApart = {
+      "step",     "problem",  "sample", "prompt",        "question", "completion", "text",
+      "response", "metadata", "answer", "finish_reason", "length",   "correct"};
+  ShownCompletion c;
+  const nlohmann::json& sample = member(j, "sample");
+  c.label =
+      fmt::format("sample {}", sample.is_number_integer() ? sample.get<int64_t>() + 1 : index + 1);
+  for (const char* key : {"completion", "text", "response"})
+    if (member(j, key).is_string()) {
+      c.text = j[key].get<std::string>();
+      break;
+    }
+  const nlohmann::json& rewards = member(j, "rewards");
+  const nlohmann::json& accuracy = member(j, "accuracy").is_number() || !rewards.is_object()
+                                       ? member(j, "accuracy")
+                                       : member(rewards, "accuracy");
+  if (member(j, "correct").is_boolean())
+    c.correct = j["correct"].get<bool>() ? 1 : 0;
+  else if (accuracy.is_number())
+    c.correct = accuracy.get<double>() >= 1.0 ? 1 : 0;
+  std::vector<std::string> facts;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!kShownApart.contains(it.key()) && !it->is_structured())
+      facts.push_back(it.key() + " " + json_text(*it));
+  if (rewards.is_object())
+    for (auto it = rewards.begin(); it != rewards.end(); ++it)
+      facts.push_back(it.key() + " " + (it->is_null() ? "cannot judge" : json_text(*it)));
+  if (member(j, "length").is_number()) facts.push_back(json_text(j["length"]) + " tokens");
+  const std::string finish = text_member(j, "finish_reason");
+  if (!finish.empty() && finish != "stop") facts.push_back("finished: " + finish);
+  c.facts = fmt::format("{}", fmt::join(facts, " · "));
+  return c;
+}
+
+// The expected answer of a samples.jsonl line: its "answer", else its metadata's.
+std::string logged_gold(const nlohmann::json& j) {
+  const nlohmann::json& answer = member(j, "answer");
+  return answer.is_null() ? gold_answer(member(j, "metadata")) : json_text(answer);
+}
+
+void read_logged_samples(const fs::path& path, const std::string& stage, const ReportOptions& o,
+                         RunData* run) {
+  const std::vector<nlohmann::json> lines = read_jsonl_objects(path, run);
+  if (lines.empty()) return;
+  auto step_of = [](const nlohmann::json& j) {
+    const nlohmann::json& s = member(j, "step");
+    return s.is_number_integer() ? s.get<int64_t>() : int64_t{-1};
+  };
+  std::set<int64_t> steps;
+  for (const auto& j : lines) steps.insert(step_of(j));
+  std::set<int64_t> shown_steps = {*steps.begin(), *steps.rbegin()};
+  for (int64_t step : shown_steps) {
+    int64_t taken = 0;
+    for (const auto& j : lines) {
+      if (step_of(j) != step || taken >= o.max_samples) continue;
+      const std::string prompt =
+          j.contains("prompt") ? text_member(j, "prompt") : text_member(j, "question");
+      if (run->samples.empty() || run->samples.back().prompt != prompt ||
+          run->samples.back().title.find("step " + std::to_string(step)) == std::string::npos) {
+        const std::string who = stage.empty() ? "training" : stage_label(stage) + " training";
+        run->samples.push_back({fmt::format("{}, step {}", who, step), prompt, logged_gold(j), {}});
+      }
+      run->samples.back().completions.push_back(logged_completion(j, taken++));
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<RunData> read_run(const std::string& run_dir, const ReportOptions& options) {
+  std::error_code ec;
+  const fs::path root(run_dir);
+  if (!fs::is_directory(root, ec))
+    return NotFound(
+        "{}: not a directory (want a run directory, with metrics.jsonl or "
+        "eval*.json, or a pipeline's stage folders sft/, grpo/ ...)",
+        run_dir);
+  RunData run;
+  run.dir = run_dir;
+  // The folders read: the run's own, and a pipeline's stage folders.
+  std::vector<std::pair<std::string, fs::path>> dirs = {{"", root}};
+  if (!is_file(root / "metrics.jsonl"))
+    for (const char* stage : kPipelineStages)
+      if (has_run_files(root / stage)) dirs.emplace_back(stage, root / stage);
+  run.pipeline = dirs.size() > 1;
+  std::vector<fs::path> all_dirs;
+  for (const auto& [stage, dir] : dirs) {
+    all_dirs.push_back(dir);
+    const fs::path metrics = dir / "metrics.jsonl";
+    if (is_file(metrics)) {
+      ASSIGN_OR_RETURN(MetricsLog log, read_metrics_jsonl(metrics.string()));
+      run.warnings.insert(run.warnings.end(), log.warnings.begin(), log.warnings.end());
+      run.stages.push_back({stage, metrics.string(), std::move(log)});
+    }
+    read_evals(dir, &run);
+  }
+  if (run.stages.empty() && run.evals.empty())
+    return NotFound(
+        "{}: nothing to report on: no metrics.jsonl or eval*.json here, nor in a pipeline "
+        "stage folder (pretrain/, sft/, grpo/, control/)",
+        run_dir);
+  sort_by_stage(&run.evals);
+  read_eval_records(all_dirs, options, &run);
+  for (const auto& [stage, dir] : dirs)
+    if (is_file(dir / "samples.jsonl"))
+      read_logged_samples(dir / "samples.jsonl", stage.empty() ? "grpo" : stage, options, &run);
+  if (is_file(root / "timing.json")) {
+    StatusOr<std::string> text = read_file((root / "timing.json").string());
+    nlohmann::json t = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    if (t.is_object())
+      run.timing = std::move(t);
+    else
+      run.warnings.push_back((root / "timing.json").string() + ": not a JSON object, ignored");
+  }
+  return run;
+}
+
+StatusOr<std::string> write_report(const std::string& run_dir, const std::string& out_path,
+                                   std::vector<std::string>* warnings,
+                                   const ReportOptions& options) {
+  ASSIGN_OR_RETURN(RunData run, read_run(run_dir, options));
+  const std::string out =
+      out_path.empty() ? (fs::path(run_dir) / "report.html").string() : out_path;
+  RETURN_IF_ERROR(write_file_atomic(out, render_report_html(run, options)));
+  if (warnings) *warnings = run.warnings;
+  return out;
 }
 
 std::string html_escape(std::string_view text) {

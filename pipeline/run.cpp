@@ -269,7 +269,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   if (wants(r, "report")) {
     std::vector<std::string> warnings;
     ASSIGN_OR_RETURN(out.report_path,
-                     eval::write_report(eval_dir, r.run.dir + "/report.html", &warnings));
+                     eval::write_report(r.run.dir, r.run.dir + "/report.html", &warnings));
     for (const auto& w : warnings) R1_LOG(warn, "report: {}", w);
     out.ran.push_back("report");
     R1_LOG(info, "report: {}", out.report_path);

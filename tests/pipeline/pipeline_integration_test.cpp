@@ -81,6 +81,9 @@ dist: {threads: 1}
   std::stringstream ss;
   ss << html.rdbuf();
   EXPECT_NE(ss.str().find("<svg"), std::string::npos);
+  // The run directory's report: the headline per stage, SFT's loss curves.
+  EXPECT_NE(ss.str().find("id=\"headline\""), std::string::npos);
+  EXPECT_NE(ss.str().find("SFT loss curves"), std::string::npos);
 
   auto again = run_pipeline(*r);
   ASSERT_TRUE(again.ok()) << again.status().to_string();
