@@ -4,7 +4,9 @@
 
 #include "core/config.h"
 #include "core/logging.h"
+#include "core/metric_names.h"
 #include "core/rng.h"
+#include "core/stop_signal.h"
 #include "train/checkpoint.h"
 
 namespace r1kit::train {
@@ -40,6 +42,28 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
   }
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(path));
   return ResolvedTokenizer{std::move(tok), path};
+}
+
+std::vector<ConsoleMetric> lm_console_metrics() {
+  return {metric::kLoss,
+          metric::kEvalLoss,
+          metric::kLr,
+          {metric::kGradNorm, "gnorm"},
+          {metric::kTokensPerS, "tok/s"},
+          {metric::kAuxLoss, "aux"}};
+}
+
+bool stop_invocation(int64_t steps_run, int64_t stop_after, bool last) {
+  if (last) return false;
+  return (stop_after > 0 && steps_run >= stop_after) || stop_requested();
+}
+
+void log_stopped(int64_t steps_run, const char* stop_after_key) {
+  if (stop_requested())
+    R1_LOG(info, "stopped by signal {} after {} steps, checkpoint saved; rerun to resume",
+           stop_signal(), steps_run);
+  else
+    R1_LOG(info, "stopping after {} steps ({}); rerun to resume", steps_run, stop_after_key);
 }
 
 StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {

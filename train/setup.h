@@ -54,6 +54,18 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
                                               const std::string& run_dir,
                                               const TrainTokenizerFn& train_one);
 
+// The console line of the language-model trainers (pretrain, sft, distill): loss (mean
+// over the log window), eval_loss, lr, grad_norm, tokens/s, MoE aux loss.
+std::vector<ConsoleMetric> lm_console_metrics();
+
+// Whether this invocation ends after the step that just finished, with a checkpoint and
+// without finishing training: `stop_after` steps run (0 = off), or a SIGINT/SIGTERM
+// (core/stop_signal.h). Never after the last step, which finishes training instead.
+bool stop_invocation(int64_t steps_run, int64_t stop_after, bool last);
+// Logs why an invocation stopped (`stop_after_key`, e.g. "train.stop_after", or the
+// signal) and that running the same command again resumes.
+void log_stopped(int64_t steps_run, const char* stop_after_key);
+
 struct TrainingRunOptions {
   policy::ModelConfig model;            // the recipe's model section
   OptimConfig optim;                    // AdamW and schedule
