@@ -76,7 +76,8 @@ std::string format_metric_value(double v) {
   if (std::isnan(v)) return "-";
   const double a = std::fabs(v);
   if (a == 0) return "0";
-  if (a < 1e-3 || a >= 1e7) return fmt::format("{:.1e}", v);
+  if (a < 0.01 || a >= 1e7) return fmt::format("{:.1e}", v);
+  if (a < 1) return fmt::format("{:.3f}", v);
   if (a >= 1000) return fmt::format("{:.0f}", v);
   return fmt::format("{:.3g}", v);
 }

@@ -52,9 +52,9 @@ struct ConsoleMetric {
 
 // "42s", "1m12s", "2h05m": a wall time, compactly.
 std::string format_duration(double seconds);
-// A metric value in at most 8 characters: "-" for NaN, 3 significant digits
-// ("0.453", "2.35", "0.00123"), whole numbers from 1000 ("12345"), exponent form below
-// 1e-3 and from 1e7 ("1.0e-05").
+// A metric value in at most 8 characters: "-" for NaN, 3 decimals below 1 ("0.453",
+// "0.016"), 3 significant digits up to 1000 ("2.35", "123"), whole numbers from 1000
+// ("12345"), exponent form below 0.01 and from 1e7 ("1.0e-03").
 std::string format_metric_value(double v);
 
 // The console progress line of one trainer invocation:

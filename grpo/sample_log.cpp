@@ -16,23 +16,21 @@ nlohmann::json json_number(double v) {
 
 }  // namespace
 
-std::vector<nlohmann::json> sample_records(const RolloutBatch& ro, const data::Tokenizer& tok,
+std::vector<nlohmann::json> sample_records(const RolloutBatch& ro, const rollout::DecodeFn& decode,
                                            int64_t step_done) {
   std::vector<nlohmann::json> out;
   for (size_t i = 0; i < ro.groups.size(); ++i) {
-    const std::vector<int32_t> prompt(ro.prompt_ids[i].begin(), ro.prompt_ids[i].end());
-    const std::string prompt_text = tok.decode(prompt);
+    const std::string prompt_text = decode(ro.prompt_ids[i]);
     const auto& meta = ro.problems[i].metadata;
     const auto& completions = ro.groups[i].completions;
     for (size_t j = 0; j < completions.size(); ++j) {
       const auto& c = completions[j];
-      const std::vector<int32_t> ids(c.token_ids.begin(), c.token_ids.end());
       nlohmann::json rec;
       rec["step"] = step_done;
       rec["problem"] = i;
       rec["sample"] = j;
       rec["prompt"] = prompt_text;
-      rec["completion"] = tok.decode(ids);
+      rec["completion"] = decode(c.token_ids);
       if (meta.is_object() && meta.contains("answer")) rec["answer"] = meta["answer"];
       rec["reward"] = json_number(ro.rewards[i][j].item<double>());
       nlohmann::json rewards = nlohmann::json::object();
@@ -76,9 +74,10 @@ StatusOr<SampleLog> SampleLog::open(const std::string& path, int64_t every, int6
   return log;
 }
 
-Status SampleLog::log(const RolloutBatch& ro, const data::Tokenizer& tok, int64_t step_done) const {
+Status SampleLog::log(const RolloutBatch& ro, const rollout::DecodeFn& decode,
+                      int64_t step_done) const {
   if (every_ <= 0 || step_done % every_ != 0 || ro.groups.empty()) return OkStatus();
-  const std::vector<nlohmann::json> records = sample_records(ro, tok, step_done);
+  const std::vector<nlohmann::json> records = sample_records(ro, decode, step_done);
   std::string lines;
   for (const auto& rec : records)  // decoded text may cut a UTF-8 character: replaced
     lines += rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

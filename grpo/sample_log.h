@@ -16,14 +16,15 @@
 #include <vector>
 
 #include "core/status.h"
-#include "data/tokenizer.h"
 #include "grpo/rollout_step.h"
+#include "rollout/engine.h"
 
 namespace r1kit::grpo {
 
-// The records of every completion of `rollout`, taken at step `step_done` (1-based).
-std::vector<nlohmann::json> sample_records(const RolloutBatch& rollout, const data::Tokenizer& tok,
-                                           int64_t step_done);
+// The records of every completion of `rollout`, taken at step `step_done` (1-based), its
+// tokens decoded by `decode` (rollout::tokenizer_decoder of the run's tokenizer).
+std::vector<nlohmann::json> sample_records(const RolloutBatch& rollout,
+                                           const rollout::DecodeFn& decode, int64_t step_done);
 
 // A record as the console shows it: a header line with the step, rewards and answer,
 // then the completion (cut to `max_chars`, marked "[...]").
@@ -36,7 +37,7 @@ class SampleLog {
   static StatusOr<SampleLog> open(const std::string& path, int64_t every, int64_t resume_step);
 
   // At every `every`-th step: appends every record of `rollout` and prints the first.
-  Status log(const RolloutBatch& rollout, const data::Tokenizer& tok, int64_t step_done) const;
+  Status log(const RolloutBatch& rollout, const rollout::DecodeFn& decode, int64_t step_done) const;
 
  private:
   std::string path_;

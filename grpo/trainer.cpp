@@ -81,7 +81,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   static train::DataParallel single;  // stateless: one process
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 
   // Tokenizer, task, rewards.
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
@@ -251,7 +251,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
              "same reward (frac_reward_zero_std = 1), so every advantage is 0. Check the rewards "
              "(r1kit reward score), or raise rollout.group_size or rollout.temperature",
              NoSignalWatch::kWarnAfter);
-    RETURN_IF_ERROR(samples_.log(ro, tok_.tokenizer, step_ + 1));
+    RETURN_IF_ERROR(samples_.log(ro, rollout::tokenizer_decoder(tok_.tokenizer), step_ + 1));
     RETURN_IF_ERROR(run_.metrics().write(step_ + 1, m));
   }
   ++step_;

@@ -78,7 +78,7 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
   std::error_code ec;
 
   // 1. Corpus.

@@ -216,7 +216,7 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
 }  // namespace
 
 StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 
   // 1. Examples, tokenizer, split.
   ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));

@@ -12,9 +12,16 @@
 namespace r1kit::train {
 namespace fs = std::filesystem;
 
-Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint) {
-  if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
+                   const std::string& model_from) {
   std::error_code ec;
+  if (!model_from.empty() && !fs::exists(model_from, ec))
+    return NotFound(
+        "model.from={}: no such directory. It is the model training starts from: the final "
+        "model of an earlier run (`r1kit sft RECIPE` or `r1kit pretrain RECIPE` write "
+        "RUN/final; `r1kit run RECIPE` does every stage) or a Hugging Face model directory",
+        model_from);
+  if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
   fs::create_directories(checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", checkpoint.dir, ec.message());
   return OkStatus();

@@ -4,7 +4,7 @@
 // what is computed), the parameter count in the log, and the metrics writer. Then the
 // run's checkpoints and final model through the same object.
 //
-//   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+//   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 //   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, dir, {}));
 //   ASSIGN_OR_RETURN(auto run, train::TrainingRun::start(opts));
 //   for (step = run.start_step; ...) { ...; RETURN_IF_ERROR(run.save(step + 1)); }
@@ -32,8 +32,10 @@ namespace r1kit::train {
 // Sets LibTorch's intra-op threads from dist.threads (0 keeps LibTorch's default; on a
 // 2-vCPU machine one thread is fastest, as a second makes the many small ops of a training
 // step slower: bench/RESULTS.md) and creates the run directory. The first call of every
-// trainer.
-Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint);
+// trainer. A `model_from` (the recipe's model.from) that does not exist is an error naming
+// the key and the commands that make one.
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
+                   const std::string& model_from = "");
 
 // A loaded tokenizer and the file it came from (copied into every checkpoint).
 struct ResolvedTokenizer {

@@ -103,12 +103,18 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
     nogt << R"({"prompt": "q", "completion": "<answer>3</answer>"})"
          << "\n";
   }
+  // Every score null: the scores are still written, but the exit code is 1 and stderr
+  // says that nothing could be judged.
   std::tie(rc, out) = testing::run_command(
       bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl",
       /*with_stderr=*/false);
-  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(rc, 1) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"math_accuracy": null}})"));
+  std::tie(rc, out) = testing::run_command(
+      bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl", true);
+  EXPECT_NE(out.find("1 could not be judged"), std::string::npos) << out;
+  EXPECT_NE(out.find("no sample could be judged"), std::string::npos) << out;
 
   // A bad line: exit code 1, the error names file:line, no output file.
   {
