@@ -68,7 +68,7 @@ TEST(StepMetricsTest, ConsoleLineKeepsToFiveMetricsAndDoesNotWrap) {
   EXPECT_LE(s.size(), ProgressLine::kWidth);
 }
 
-RolloutBatch two_groups() {
+RolloutBatch logged_rollout() {
   RolloutBatch ro;
   for (int i = 0; i < 2; ++i) {
     data::TaskSample p;
@@ -86,20 +86,21 @@ RolloutBatch two_groups() {
     ro.groups.push_back(g);
   }
   ro.names = {"accuracy", "format"};
-  ro.components = {torch::tensor({{1.0, 0.0}, {0.0, NAN}}, torch::kDouble),
+  const double nan = std::nan("");
+  ro.components = {torch::tensor({{1.0, 0.0}, {0.0, nan}}, torch::kDouble),
                    torch::tensor({{1.0, 1.0}, {0.5, 0.0}}, torch::kDouble)};
-  ro.rewards = torch::tensor({{2.0, 1.0}, {0.5, NAN}}, torch::kDouble);
+  ro.rewards = torch::tensor({{2.0, 1.0}, {0.5, nan}}, torch::kDouble);
   return ro;
 }
 
-std::string ids_text(std::span<const int64_t> ids) {
+std::string sample_ids_text(std::span<const int64_t> ids) {
   std::string s;
   for (int64_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
   return s;
 }
 
 TEST(SampleLogTest, RecordsEveryCompletionWithItsRewards) {
-  const auto recs = sample_records(two_groups(), ids_text, 10);
+  const auto recs = sample_records(logged_rollout(), sample_ids_text, 10);
   ASSERT_EQ(recs.size(), 4u);
   EXPECT_EQ(recs[0]["step"], 10);
   EXPECT_EQ(recs[0]["prompt"], "1 2");
@@ -134,7 +135,7 @@ TEST(SampleLogTest, WritesEveryNthStepAndResumeDropsLaterSteps) {
     auto log = SampleLog::open(path, 2, -1);
     ASSERT_TRUE(log.ok());
     for (int64_t step = 1; step <= 5; ++step)
-      ASSERT_TRUE(log->log(two_groups(), ids_text, step).ok());
+      ASSERT_TRUE(log->log(logged_rollout(), sample_ids_text, step).ok());
   }
   EXPECT_EQ(count_lines(), 8);  // steps 2 and 4, 4 completions each
   auto resumed = SampleLog::open(path, 2, /*resume_step=*/3);
@@ -142,7 +143,7 @@ TEST(SampleLogTest, WritesEveryNthStepAndResumeDropsLaterSteps) {
   EXPECT_EQ(count_lines(), 4);  // step 4's lines were written after the checkpoint
   auto off = SampleLog::open(dir + "/off.jsonl", 0, -1);
   ASSERT_TRUE(off.ok());
-  ASSERT_TRUE(off->log(two_groups(), ids_text, 2).ok());
+  ASSERT_TRUE(off->log(logged_rollout(), sample_ids_text, 2).ok());
   EXPECT_FALSE(std::filesystem::exists(dir + "/off.jsonl"));
   std::filesystem::remove_all(dir);
 }

@@ -86,7 +86,7 @@ TEST(PrepareRunTest, MissingModelFromNamesTheKeyAndTheCommands) {
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
   for (const char* part : {"model.from=", "/no/final", "r1kit sft", "r1kit pretrain"})
     EXPECT_NE(s.message().find(part), std::string::npos) << part << ": " << s.message();
-  EXPECT_TRUE(prepare_run(DistSection{}, nano_options(dir).checkpoint, dir).ok());
+  EXPECT_TRUE(prepare_run(DistSection{}, nano_options(dir).checkpoint, ::testing::TempDir()).ok());
 }
 
 TEST(StopInvocationTest, StopAfterOrSignalButNeverOnTheLastStep) {
