@@ -206,7 +206,8 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("remote"), std::string::npos) << out;
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
-  // A remote reward whose server is down: every line scores null, exit code 0.
+  // A remote reward whose server is down: every line scores null, and as nothing could be
+  // judged the exit code is 1.
   const std::string dir = reward_cli_dir("reward_cli_remote");
   {
     std::ofstream in(dir + "/in.jsonl");
@@ -219,7 +220,7 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
                                "\"127.0.0.1:1\", \"deadline_ms\": 500}}' --input " +
                                dir + "/in.jsonl",
                            /*with_stderr=*/false);
-  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(rc, 1) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"remote": null}})"));
   fs::remove_all(dir);
