@@ -65,6 +65,9 @@ Status run_eval(EvalFlags f) {
   f.task.chat_template = f.chat_template;
   f.task.eval_size = f.n;
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task, f.model));
+  if (!task.eval_shortfall().empty())
+    std::fprintf(stderr, "--n %lld: %zu held-out problems, as %s\n", static_cast<long long>(f.n),
+                 task.eval().size(), task.eval_shortfall().c_str());
 
   const std::string tok_path = f.tokenizer.empty() ? data::tokenizer_file_in(f.model) : f.tokenizer;
   if (!std::filesystem::exists(tok_path))
@@ -114,6 +117,8 @@ Status run_eval(EvalFlags f) {
     j["model"] = f.model;
     j["task"] = f.task.name;
     if (!f.task_path.empty()) j["task_path"] = f.task_path;
+    j["problems_requested"] = f.n;  // --n; "problems" is how many there were
+    if (!task.eval_shortfall().empty()) j["problems_shortfall"] = task.eval_shortfall();
     j["task_seed"] = f.task.seed;
     j["task_section"] = config_to_json(f.task);
     j["seed"] = f.seed;
@@ -155,7 +160,10 @@ void add_eval_command(CLI::App& root, int* exit_code) {
                   "correctness");
   cmd->add_option("--plugin", f.plugins,
                   "reward plug-in library to load before --rewards is built (repeatable)");
-  cmd->add_option("--n", f.n, "held-out problems")->capture_default_str();
+  cmd->add_option("--n", f.n,
+                  "held-out problems (fewer when the task has fewer distinct ones; the run says "
+                  "why)")
+      ->capture_default_str();
   cmd->add_option("--k", f.k, "samples per problem for pass@k and maj@k")->capture_default_str();
   cmd->add_option("--samples", f.samples,
                   "samples per problem when more than k (unbiased pass@k); 0 = k");

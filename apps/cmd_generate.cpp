@@ -9,8 +9,10 @@
 // --chat TEXT is a user message rendered through the checkpoint's own chat template
 // (`--chat-template model` unless another template is named), as a chat UI would.
 // --stream prints the one sample's text as it is sampled (data::IncrementalDecoder: never
-// half a character). --worker ADDR sends the request to a gRPC rollout worker (`r1kit rollout-worker`)
-// instead; --model then only supplies the tokenizer.
+// half a character). --worker ADDR sends the request to a gRPC rollout worker (`r1kit
+// rollout-worker`) instead; --model then only supplies the tokenizer. A worker that cannot
+// be reached is an error at once (UNAVAILABLE, naming the address); --timeout bounds the
+// request.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -55,6 +57,7 @@ struct GenerateCmdFlags {
   EngineFlags engine;
   bool json = false;
   bool stream = false;
+  double timeout_s = 600;  // --timeout: the whole request through --worker
 };
 
 Status print_stats(size_t prompt_tokens, const rollout::EngineStats& st) {
@@ -128,13 +131,22 @@ Status run_generate(const GenerateCmdFlags& f) {
   std::vector<rollout::Group> groups;
   rollout::EngineStats st;
   if (!f.worker.empty()) {
+    if (!(f.timeout_s > 0)) return InvalidArgument("--timeout {}: must be > 0", f.timeout_s);
     rollout::GrpcSourceOptions o;
     o.workers = {f.worker};
+    o.fail_fast = true;  // one request: an unreachable worker is an error now, not later
+    o.generate_timeout_s = f.timeout_s;
+    o.stall_timeout_s = std::min(o.stall_timeout_s, f.timeout_s);
+    o.control_timeout_s = std::min(o.control_timeout_s, f.timeout_s);
     if (!f.token_file.empty()) {
       ASSIGN_OR_RETURN(o.token, read_token_file(f.token_file));
     }
     ASSIGN_OR_RETURN(auto remote, rollout::make_grpc_rollout_source(o));
-    ASSIGN_OR_RETURN(groups, remote->generate(req));
+    StatusOr<std::vector<rollout::Group>> got = remote->generate(req);
+    if (!got.ok())
+      return got.status().with_context(
+          fmt::format("--worker {} (--timeout {} s)", f.worker, f.timeout_s));
+    groups = std::move(*got);
   } else {
     ASSIGN_OR_RETURN(policy::Transformer model, policy::load_model(f.model, load));
     rollout::EngineSettings engine = f.engine.engine;
@@ -211,6 +223,10 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--worker", f.worker,
                   "generate through this gRPC rollout worker (host:port) instead of in-process");
   cmd->add_option("--token-file", f.token_file, "file holding the worker's bearer token");
+  cmd->add_option("--timeout", f.timeout_s,
+                  "with --worker: seconds the whole request may take; an unreachable worker "
+                  "fails at once")
+      ->capture_default_str();
   cmd->add_option("--prompt", f.prompt, "prompt text (encoded without BOS)");
   cmd->add_option("--chat", f.chat,
                   "a user message, rendered through the checkpoint's own chat template "

@@ -44,16 +44,24 @@ Status run_reward_score(const RewardScoreFlags& f) {
     in = &file;
   }
   const std::string source = f.input == "-" ? "<stdin>" : f.input;
-  if (f.output.empty() || f.output == "-") {
-    ASSIGN_OR_RETURN(int64_t n, reward::score_jsonl(*in, source, rewards, std::cout));
+  const bool to_stdout = f.output.empty() || f.output == "-";
+  std::ostringstream buffer;
+  int64_t unjudged = 0;
+  ASSIGN_OR_RETURN(int64_t n, reward::score_jsonl(*in, source, rewards,
+                                                  to_stdout ? std::cout : buffer, &unjudged));
+  if (to_stdout) {
     std::cout.flush();
-    std::fprintf(stderr, "scored %lld samples\n", static_cast<long long>(n));
-    return OkStatus();
+  } else {
+    RETURN_IF_ERROR(write_file_atomic(f.output, buffer.str()));
   }
-  std::ostringstream out;
-  ASSIGN_OR_RETURN(int64_t n, reward::score_jsonl(*in, source, rewards, out));
-  RETURN_IF_ERROR(write_file_atomic(f.output, out.str()));
-  std::fprintf(stderr, "scored %lld samples -> %s\n", static_cast<long long>(n), f.output.c_str());
+  std::fprintf(stderr, "scored %lld samples%s%s; %lld could not be judged (null total)\n",
+               static_cast<long long>(n), to_stdout ? "" : " -> ",
+               to_stdout ? "" : f.output.c_str(), static_cast<long long>(unjudged));
+  if (n > 0 && unjudged == n)
+    return FailedPrecondition(
+        "no sample could be judged: every total is null. A reward returns null when the "
+        "record lacks what it reads (e.g. \"answer\" for math_accuracy) or its --args are "
+        "wrong; see each reward's line in `r1kit reward list`");
   return OkStatus();
 }
 

@@ -380,11 +380,6 @@ void add_tokenizer_command(CLI::App& root, int* exit_code) {
   train->add_option("--threads", t.opts.num_threads, "trainer threads (0: all cores)")
       ->capture_default_str();
   train->add_option("--seed", t.opts.seed, "SentencePiece's random seed")->capture_default_str();
-  train
-      ->add_flag("--verbose", t.opts.verbose,
-                 "show SentencePiece's training log (crashes in binaries with iostream copy "
-                 "relocations such as this one; for debugging the shim in tests only)")
-      ->group("");  // hidden
   train->callback([train_args, exit_code] { *exit_code = report(run_train(*train_args)); });
 
   add_encode_command(*tokenizer, exit_code);

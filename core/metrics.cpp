@@ -7,9 +7,29 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
-#include "core/metric_names.h"
 
 namespace r1kit {
+
+Status truncate_jsonl_after_step(const std::string& jsonl_path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(jsonl_path, ec)) return OkStatus();
+  ASSIGN_OR_RETURN(std::string text, read_file(jsonl_path));
+  std::string kept;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    // A torn last line (the process died mid-write) is dropped too.
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") ||
+        !j["step"].is_number_integer() || j["step"].get<int64_t>() > step)
+      continue;
+    kept += line + "\n";
+  }
+  return write_file_atomic(jsonl_path, kept);
+}
 
 StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& jsonl_path,
                                                              const std::string& tensorboard_dir,
@@ -19,24 +39,7 @@ StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& 
     std::error_code ec;
     auto parent = std::filesystem::path(jsonl_path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    if (resume_step >= 0 && std::filesystem::exists(jsonl_path, ec)) {
-      ASSIGN_OR_RETURN(std::string text, read_file(jsonl_path));
-      std::string kept;
-      size_t pos = 0;
-      while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string::npos) end = text.size();
-        const std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        // A torn last line (the process died mid-write) is dropped too.
-        if (j.is_discarded() || !j.is_object() || !j.contains("step") ||
-            !j["step"].is_number_integer() || j["step"].get<int64_t>() > resume_step)
-          continue;
-        kept += line + "\n";
-      }
-      RETURN_IF_ERROR(write_file_atomic(jsonl_path, kept));
-    }
+    if (resume_step >= 0) RETURN_IF_ERROR(truncate_jsonl_after_step(jsonl_path, resume_step));
     w->file_ = std::fopen(jsonl_path.c_str(), "a");
     if (!w->file_) return Internal("open {}: {}", jsonl_path, std::strerror(errno));
   }
@@ -62,20 +65,46 @@ Status MetricsWriter::write(int64_t step, const std::map<std::string, double>& v
   return OkStatus();
 }
 
-void MetricsWriter::print(int64_t step, int64_t total, const std::map<std::string, double>& values,
-                          const std::vector<std::string>& keys) {
-  std::string line = fmt::format("step {}/{}", step, total);
-  for (const auto& k : keys) {
-    auto it = values.find(k);
+std::string format_duration(double seconds) {
+  const int64_t s = std::max<int64_t>(0, std::llround(seconds));
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+std::string format_metric_value(double v) {
+  if (std::isnan(v)) return "-";
+  const double a = std::fabs(v);
+  if (a == 0) return "0";
+  if (a < 0.01 || a >= 1e7) return fmt::format("{:.1e}", v);
+  if (a < 1) return fmt::format("{:.3f}", v);
+  if (a >= 1000) return fmt::format("{:.0f}", v);
+  return fmt::format("{:.3g}", v);
+}
+
+ProgressLine::ProgressLine(int64_t start_step, int64_t total_steps,
+                           std::vector<ConsoleMetric> metrics)
+    : start_step_(start_step),
+      total_(total_steps),
+      metrics_(std::move(metrics)),
+      t0_(SteadyClock::now()) {}
+
+std::string ProgressLine::format(int64_t step_done, const std::map<std::string, double>& values,
+                                 double elapsed_s) const {
+  std::string line = fmt::format("step {}/{} | {}", step_done, total_, format_duration(elapsed_s));
+  const int64_t ran = step_done - start_step_, left = total_ - step_done;
+  if (ran > 0 && left > 0) line += ", eta " + format_duration(elapsed_s / ran * left);
+  for (const auto& m : metrics_) {
+    auto it = values.find(m.key);
     if (it == values.end()) continue;
-    const double v = it->second;
-    if (k == metric::kLr)
-      line += fmt::format(" | {} {:.2e}", k, v);
-    else if (std::fabs(v) >= 1000)
-      line += fmt::format(" | {} {:.0f}", k, v);
-    else
-      line += fmt::format(" | {} {:.4f}", k, v);
+    const std::string part = fmt::format(" | {} {}", m.label, format_metric_value(it->second));
+    if (line.size() + part.size() <= kWidth) line += part;
   }
+  return line;
+}
+
+void ProgressLine::print(int64_t step_done, const std::map<std::string, double>& values) const {
+  const std::string line = format(step_done, values, seconds_since(t0_));
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
 }

@@ -1,8 +1,9 @@
 // Metrics sinks: every trainer reports a flat map of named numbers per step to a
-// console progress line, a JSONL file (one object per step) and TensorBoard event files
-// (core/tensorboard.h).
+// console progress line (a few of them), a JSONL file (one object per step, all of them)
+// and TensorBoard event files (core/tensorboard.h). A NaN value means "no value this
+// step": null in the JSONL file, left out of TensorBoard, "-" on the console.
 //
-// MetricsWriter is not thread-safe: call it from the training thread.
+// MetricsWriter and ProgressLine are not thread-safe: call them from the training thread.
 #pragma once
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 
 #include "core/status.h"
 #include "core/tensorboard.h"
+#include "core/timer.h"
 
 namespace r1kit {
 
@@ -29,13 +31,54 @@ class MetricsWriter {
   // Writes {"step": step, name: value, ...} to the JSONL file and the scalars to
   // TensorBoard, and flushes both.
   Status write(int64_t step, const std::map<std::string, double>& values);
-  // Prints "step 20/200 | loss 2.3456 | lr 1.0e-03 | ..." for the named keys (in order).
-  static void print(int64_t step, int64_t total, const std::map<std::string, double>& values,
-                    const std::vector<std::string>& keys);
 
  private:
   std::FILE* file_ = nullptr;                       // owned; null when no file
   std::unique_ptr<TensorBoardWriter> tensorboard_;  // null when off
+};
+
+// Drops the lines of `jsonl_path` whose "step" is after `step` (written after the
+// checkpoint a run resumes from), and a torn last line; nothing when the file is absent.
+Status truncate_jsonl_after_step(const std::string& jsonl_path, int64_t step);
+
+// A metric on the console line: its key in the step's values and its label there.
+struct ConsoleMetric {
+  ConsoleMetric(const char* key) : key(key), label(key) {}  // NOLINT: a key is its label
+  ConsoleMetric(std::string key, std::string label)
+      : key(std::move(key)), label(std::move(label)) {}
+  std::string key;
+  std::string label;
+};
+
+// "42s", "1m12s", "2h05m": a wall time, compactly.
+std::string format_duration(double seconds);
+// A metric value in at most 8 characters: "-" for NaN, 3 decimals below 1 ("0.453",
+// "0.016"), 3 significant digits up to 1000 ("2.35", "123"), whole numbers from 1000
+// ("12345"), exponent form below 0.01 and from 1e7 ("1.0e-03").
+std::string format_metric_value(double v);
+
+// The console progress line of one trainer invocation:
+//   step 10/150 | 1m12s, eta 2m05s | loss 2.35 | lr 1.0e-03 | grad_norm 0.812
+// Elapsed time counts from construction; the ETA is the mean time of the steps this
+// invocation ran, times the steps left. A metric absent from the values is left out; one
+// that would take the line past kWidth columns is left out too, so the line never wraps
+// on an ordinary terminal (every metric still goes to JSONL and TensorBoard).
+class ProgressLine {
+ public:
+  static constexpr size_t kWidth = 100;
+
+  ProgressLine(int64_t start_step, int64_t total_steps, std::vector<ConsoleMetric> metrics);
+  // The line after step `step_done` (1-based), `elapsed_s` seconds after the start.
+  std::string format(int64_t step_done, const std::map<std::string, double>& values,
+                     double elapsed_s) const;
+  // Prints format(step_done, values, now) to stdout and flushes it.
+  void print(int64_t step_done, const std::map<std::string, double>& values) const;
+
+ private:
+  int64_t start_step_;
+  int64_t total_;
+  std::vector<ConsoleMetric> metrics_;
+  SteadyClock::time_point t0_;
 };
 
 }  // namespace r1kit

@@ -124,6 +124,9 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_
     for (size_t i = 0; i < order.size(); ++i)
       (i < n_eval ? t.eval_ : t.file_train_).push_back(std::move(all[order[i]]));
     for (const auto& e : t.eval_) t.eval_questions_.insert(e.question);
+    if (static_cast<int64_t>(n_eval) < section.eval_size)
+      t.eval_shortfall_ =
+          fmt::format("the file has {} problems and keeps one for training", all.size());
     return t;
   }
   for (int64_t i = 0; i < section.eval_size; ++i) {
@@ -131,6 +134,12 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_
     // Duplicates inside the eval set would weigh a question twice.
     if (t.eval_questions_.insert(s.question).second) t.eval_.push_back(std::move(s));
   }
+  const int64_t repeats = section.eval_size - static_cast<int64_t>(t.eval_.size());
+  if (repeats > 0)
+    t.eval_shortfall_ = fmt::format(
+        "{} of the {} generated questions repeat an earlier one and are dropped (the task's "
+        "settings allow few distinct questions)",
+        repeats, section.eval_size);
   return t;
 }
 

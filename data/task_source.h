@@ -88,6 +88,10 @@ class TaskSource {
   std::vector<TaskSample> train_batch(uint64_t first, int64_t n) const;
   // The held-out problems.
   const std::vector<TaskSample>& eval() const { return eval_; }
+  // Why eval() has fewer than task.eval_size problems ("" when it has them all): a
+  // generated task drops questions that repeat an earlier held-out one; a file keeps at
+  // least one line for training.
+  const std::string& eval_shortfall() const { return eval_shortfall_; }
   // A file task's bad lines skipped (task.skip_bad_lines; logged as a warning by
   // create()), and the first few reasons, "file:line: what is wrong".
   int64_t skipped_lines() const { return skipped_lines_; }
@@ -117,6 +121,7 @@ class TaskSource {
   std::unordered_set<std::string> eval_questions_;
   int64_t skipped_lines_ = 0;
   std::vector<std::string> skip_reasons_;
+  std::string eval_shortfall_;
 };
 
 // Applies `args` ("KEY=VALUE", the --task-arg flags of the CLI) onto `section`, checked

@@ -471,10 +471,9 @@ Status Tokenizer::train(const TokenizerTrainOptions& o, const std::string& out_m
       {"num_threads", std::to_string(threads)},
       {"max_sentence_length", std::to_string(o.max_sentence_length)},
       {"random_seed", std::to_string(o.seed)},
-      {"minloglevel",
-       o.verbose
-           ? "0"
-           : "4"},  // spm_shim.cpp r1kit_spm_create: under DEEPBIND nothing may reach std::cerr
+      // Always silent: loaded with RTLD_DEEPBIND, SentencePiece's std::cerr is libstdc++'s
+      // never-initialised one and its first log line crashes the process (docs/design.md).
+      {"minloglevel", "4"},
   };
   if (!o.user_defined_symbols.empty()) {
     kv.emplace_back("user_defined_symbols", join(o.user_defined_symbols, ','));

@@ -78,7 +78,6 @@ struct TokenizerTrainOptions {
   uint32_t seed = 0;    // SentencePiece's random generator (unigram sampling, shuffling)
   int num_threads = 0;  // trainer threads; 0 = all cores
   int max_sentence_length = 16384;  // sentences longer than this many bytes are skipped
-  bool verbose = false;             // let SentencePiece log its training progress to stderr
 };
 
 class Tokenizer {

@@ -149,7 +149,7 @@ nlohmann::json ProblemRecord::to_json() const {
 nlohmann::json EvalReport::to_json() const {
   nlohmann::json j;
   j["problems"] = problems;
-  j["n"] = n;
+  j["samples_per_problem"] = n;
   j["k"] = k;
   j["temperature"] = temperature;
   j["max_new_tokens"] = max_new_tokens;
@@ -199,8 +199,8 @@ std::string EvalReport::table() const {
     return std::isnan(x) ? std::string("n/a") : fmt::format("{:6.2f}%", 100.0 * x);
   };
   std::string t;
-  t += fmt::format("{} problems, n={} samples each at temperature {}, max {} new tokens\n",
-                   problems, n, temperature, max_new_tokens);
+  t += fmt::format("{} problems, {} samples each at temperature {}, max {} new tokens\n", problems,
+                   n, temperature, max_new_tokens);
   t += fmt::format("  {:<18} {}\n", "pass@1 (mean@" + std::to_string(n) + ")", pct(pass_at_1));
   for (const auto& [kk, v] : pass_at)
     if (kk != 1) t += fmt::format("  {:<18} {}\n", fmt::format("pass@{}", kk), pct(v));

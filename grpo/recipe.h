@@ -62,6 +62,7 @@ struct GrpoTrainSection {
   bool skip_zero_advantage = true;  // no forward/backward for completions whose advantage is 0
   train::OptimConfig optim{1e-5, 1.0, 0, 0.0, 0.9, 0.99, 1e-8, 1.0};  // constant lr by default
   int64_t log_every = 1;                                              // console cadence
+  int64_t log_samples = 0;     // every N steps: completions to RUN/samples.jsonl; 0 = off
   int64_t eval_every = 0;      // held-out accuracy cadence (steps); 0 = off
   int64_t eval_problems = 64;  // held-out problems per evaluation
   int64_t stop_after = 0;      // end this invocation after N steps (checkpointed); 0 = off
@@ -87,6 +88,10 @@ struct GrpoTrainSection {
             "same policy gradient, less compute; off when a KL or entropy term or MTP needs them");
     v.section("optim", optim, "AdamW; the schedule runs over grpo.steps");
     v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
+    v.field("log_samples", log_samples,
+            "every N steps, append the step's completions with their rewards to "
+            "RUN/samples.jsonl and print one; 0 = off",
+            Range::non_negative());
     v.field("eval_every", eval_every, "held-out accuracy every N steps (greedy); 0 = off",
             Range::non_negative());
     v.field("eval_problems", eval_problems, "held-out problems per evaluation", Range::at_least(1));

@@ -23,13 +23,20 @@ double finite_mean(const torch::Tensor& t) {
   return n == 0 ? NAN : f.masked_select(ok).sum().item<double>() / n;
 }
 
-const std::vector<std::string>& console_metric_keys() {
-  static const std::vector<std::string> keys = {
-      metric::kReward,     metric::kAccuracy, metric::kFracRewardZeroStd,
-      metric::kMeanLength, metric::kKl,       metric::kEntropy,
-      metric::kClipRegion, metric::kGradNorm, metric::kEvalGreedyAccuracy,
-      metric::kStepTime};
-  return keys;
+const std::vector<ConsoleMetric>& console_metrics() {
+  static const std::vector<ConsoleMetric> metrics = {metric::kReward,
+                                                     {metric::kAccuracy, "acc"},
+                                                     {metric::kEvalGreedyAccuracy, "eval_acc"},
+                                                     {metric::kMeanLength, "len"},
+                                                     {metric::kGradNorm, "gnorm"}};
+  return metrics;
+}
+
+bool NoSignalWatch::update(const StepMetrics& m) {
+  auto it = m.find(metric::kFracRewardZeroStd);
+  const bool none = it != m.end() && it->second >= 1.0;
+  streak_ = none ? streak_ + 1 : 0;
+  return streak_ == kWarnAfter;
 }
 
 void add_rollout_metrics(const RolloutBatch& ro, int64_t step, bool dynamic_sampling,
@@ -68,6 +75,17 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   const PolicyLossStats& s = u.stats;
   const double updates = static_cast<double>(std::max<int64_t>(u.updates, 1));
   m[metric::kSkippedFrac] = static_cast<double>(u.skipped_rows) / static_cast<double>(u.rows);
+  m[metric::kNumTokens] = tb.mask.sum().item<double>();
+  if (u.updates == 0 || u.skipped_rows >= u.rows) {
+    for (const char* k :
+         {metric::kLoss, metric::kPgLoss, metric::kGradNorm, metric::kEntropy, metric::kClipLow,
+          metric::kClipHigh, metric::kClipRegion, metric::kPpoKl, metric::kRatioMean,
+          metric::kRatioMax, metric::kTisMean, metric::kTisClipRatio})
+      m[k] = NAN;
+    if (has_reference) m[metric::kKl] = NAN;
+    if (moe) m[metric::kAuxLoss] = NAN;
+    return;
+  }
   m[metric::kLoss] = s.loss / updates;
   m[metric::kPgLoss] = s.pg_loss / updates;
   m[metric::kGradNorm] = u.grad_norm_sum / updates;
@@ -82,7 +100,6 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   m[metric::kTisClipRatio] = s.tis_clip_ratio;
   if (has_reference) m[metric::kKl] = s.kl_mean;
   if (moe) m[metric::kAuxLoss] = u.aux_loss_sum / updates;
-  m[metric::kNumTokens] = tb.mask.sum().item<double>();
   if (u.expert_load.defined() && u.expert_load.numel() > 0) {
     auto frac = u.expert_load / u.expert_load.sum(1, true).clamp_min(1);
     m[metric::kMoeMaxLoadOverMean] =

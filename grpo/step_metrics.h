@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/metrics.h"
 #include "grpo/rollout_step.h"
 #include "grpo/update_step.h"
 
@@ -14,8 +15,10 @@ namespace r1kit::grpo {
 
 using StepMetrics = std::map<std::string, double>;
 
-// The keys the console line shows (every metric goes to metrics.jsonl and TensorBoard).
-const std::vector<std::string>& console_metric_keys();
+// The metrics the console line shows: reward, accuracy, held-out greedy accuracy (on
+// evaluation steps), mean completion length, grad norm. Every metric goes to
+// metrics.jsonl and TensorBoard.
+const std::vector<ConsoleMetric>& console_metrics();
 
 // Rollout: timings, staleness, zero-std groups, dynamic sampling.
 void add_rollout_metrics(const RolloutBatch& rollout, int64_t step, bool dynamic_sampling,
@@ -23,8 +26,24 @@ void add_rollout_metrics(const RolloutBatch& rollout, int64_t step, bool dynamic
 // Rewards (total, per component, accuracy) and completion lengths of a non-empty batch.
 void add_batch_metrics(const RolloutBatch& rollout, const TrainBatch& batch, StepMetrics& m);
 // Loss statistics of the update; `kl` only with a reference, MoE loads when present.
+// When no row was trained (every group all-equal and skipped, grpo.skip_zero_advantage)
+// the update's statistics (loss, grad_norm, entropy, clip ratios, ...) are NaN: null in
+// metrics.jsonl, "-" on the console, rather than a 0 that looks like a converged policy.
 void add_update_metrics(const UpdateResult& update, const TrainBatch& batch, bool has_reference,
                         bool moe, StepMetrics& m);
+
+// Counts steps in a row without a learning signal (frac_reward_zero_std = 1: every
+// group's completions scored alike, so every advantage is 0) and says when to warn.
+class NoSignalWatch {
+ public:
+  static constexpr int64_t kWarnAfter = 3;  // steps in a row
+  // Records step metrics `m`; true when this step makes kWarnAfter in a row.
+  bool update(const StepMetrics& m);
+  int64_t streak() const { return streak_; }
+
+ private:
+  int64_t streak_ = 0;
+};
 
 // Mean over finite entries (NaN: "no score"); NaN when there are none.
 double finite_mean(const torch::Tensor& t);

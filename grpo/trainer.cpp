@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
+#include "grpo/sample_log.h"
 #include "grpo/step_metrics.h"
 #include "grpo/update_step.h"
 #include "policy/checkpoint.h"
@@ -36,9 +37,10 @@ void copy_weights(policy::TransformerImpl& dst, policy::TransformerImpl& src) {
 // Keys that may change between a run and its resume: they do not change what is computed.
 const std::vector<std::string>& resumable_keys() {
   static const std::vector<std::string> keys = {
-      "grpo.steps",         "grpo.stop_after",    "grpo.log_every",   "grpo.eval_every",
-      "grpo.eval_problems", "grpo.max_minutes",   "checkpoint",       "dist",
-      "rollout.workers",    "rollout.token_file", "rollout.max_batch"};
+      "grpo.steps",       "grpo.stop_after",    "grpo.log_every",
+      "grpo.log_samples", "grpo.eval_every",    "grpo.eval_problems",
+      "grpo.max_minutes", "checkpoint",         "dist",
+      "rollout.workers",  "rollout.token_file", "rollout.max_batch"};
   return keys;
 }
 
@@ -79,7 +81,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   static train::DataParallel single;  // stateless: one process
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 
   // Tokenizer, task, rewards.
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
@@ -108,6 +110,10 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
                      ? r.grpo.first_problem
                      : t->run_.resumed_state().value("data_pos", uint64_t{0});
   if (!t->run_.resume_dir().empty()) R1_LOG(info, "data position {}", t->data_pos_);
+  t->progress_.emplace(t->step_, r.grpo.steps, console_metrics());
+  ASSIGN_OR_RETURN(t->samples_,
+                   SampleLog::open(r.checkpoint.dir + "/samples.jsonl", r.grpo.log_samples,
+                                   t->run_.resume_dir().empty() ? -1 : t->step_));
   RETURN_IF_ERROR(t->make_reference());
   RETURN_IF_ERROR(t->make_source(make_source));
   t->collector_ =
@@ -238,7 +244,14 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
       static_cast<double>(ro.generated_tokens) / std::max(m[metric::kStepTime], 1e-9);
   if (dp_.rank() == 0) {
     if ((step_ + 1) % r_.grpo.log_every == 0 || last || step_ == run_.start_step())
-      MetricsWriter::print(step_ + 1, r_.grpo.steps, m, console_metric_keys());
+      progress_->print(step_ + 1, m);
+    if (no_signal_.update(m))
+      R1_LOG(warn,
+             "no learning signal for {} steps in a row: in every group all completions got the "
+             "same reward (frac_reward_zero_std = 1), so every advantage is 0. Check the rewards "
+             "(r1kit reward score), or raise rollout.group_size or rollout.temperature",
+             NoSignalWatch::kWarnAfter);
+    RETURN_IF_ERROR(samples_.log(ro, rollout::tokenizer_decoder(tok_.tokenizer), step_ + 1));
     RETURN_IF_ERROR(run_.metrics().write(step_ + 1, m));
   }
   ++step_;
@@ -267,11 +280,11 @@ StatusOr<GrpoResult> GrpoTrainer::run() {
     result.last_reward = m[metric::kReward];
     ++result.steps_run;
     const bool last = step_ == r_.grpo.steps || out_of_time_;
-    const bool stop = r_.grpo.stop_after > 0 && result.steps_run >= r_.grpo.stop_after && !last;
+    const bool stop = train::stop_invocation(result.steps_run, r_.grpo.stop_after, last);
     if (run_.checkpoint_due(step_, last, stop)) RETURN_IF_ERROR(save());
     if (stop) {
       wait_for_overlap();
-      R1_LOG(info, "stopping after {} steps (grpo.stop_after); rerun to resume", result.steps_run);
+      train::log_stopped(result.steps_run, "grpo.stop_after");
       return result;
     }
     if (out_of_time_) {

@@ -41,6 +41,8 @@
 #include "data/tokenizer.h"
 #include "grpo/recipe.h"
 #include "grpo/rollout_step.h"
+#include "grpo/sample_log.h"
+#include "grpo/step_metrics.h"
 #include "policy/model.h"
 #include "reward/reward.h"
 #include "rollout/rollout_source.h"
@@ -114,6 +116,9 @@ class GrpoTrainer {
   uint64_t data_pos_ = 0;        // the next unused training problem
   std::chrono::steady_clock::time_point t_start_;
   bool out_of_time_ = false;
+  std::optional<ProgressLine> progress_;  // the console line
+  SampleLog samples_;                     // grpo.log_samples
+  NoSignalWatch no_signal_;               // warns after steps without a learning signal
 };
 
 // GrpoTrainer::create(...)->run().

@@ -108,15 +108,17 @@ StatusOr<std::vector<RewardSpec>> specs_from_flags(std::string_view rewards_csv,
 }
 
 StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
-                              const CombinedReward& rewards, std::ostream& out) {
+                              const CombinedReward& rewards, std::ostream& out, int64_t* unjudged) {
   std::vector<Sample> group;  // consecutive records with the same prompt
   int64_t scored = 0;
+  if (unjudged) *unjudged = 0;
   auto flush = [&]() -> Status {
     if (group.empty()) return OkStatus();
     GroupScores scores = rewards.score(group);
     for (size_t i = 0; i < group.size(); ++i) {
       // Key order as documented: total first, then the rewards in --rewards order.
       const nlohmann::json rec = score_record(scores, i);
+      if (unjudged && rec["total"].is_null()) ++*unjudged;
       nlohmann::ordered_json line;
       line["total"] = rec["total"];
       line["rewards"] = nlohmann::ordered_json::object();

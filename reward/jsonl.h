@@ -41,8 +41,10 @@ StatusOr<std::vector<RewardSpec>> specs_from_flags(std::string_view rewards_csv,
 // scored as one group (so group rewards such as kimi_length see a prompt's samples
 // together); blank lines are skipped and give no output line. A line that is not a
 // JSON object or lacks `completion` is an error naming `source:line`; nothing after it
-// is scored. Returns the number of records scored.
+// is scored. Returns the number of records scored; `unjudged`, when given, gets the number
+// whose total is null (some reward could not judge them).
 StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
-                              const CombinedReward& rewards, std::ostream& out);
+                              const CombinedReward& rewards, std::ostream& out,
+                              int64_t* unjudged = nullptr);
 
 }  // namespace r1kit::reward

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "core/stop_signal.h"
 #include "policy/checkpoint.h"
 #include "reward/plugin.h"
 #include "reward/score_group.h"
@@ -282,6 +283,12 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
          res.traces.kept, res.traces.prompts, res.traces.prompts_kept, res.traces.passed,
          res.traces.completions, res.traces.threshold, 100.0 * res.traces.acceptance(),
          res.traces.mean_reward);
+
+  if (stop_requested()) {  // Ctrl-C while the teacher sampled: the traces are kept
+    R1_LOG(info, "stopped by signal {} after the traces; rerun to train the student",
+           stop_signal());
+    return res;
+  }
 
   // (b) The student, unless its final model is there already.
   const std::string final_dir = r.checkpoint.dir + "/final";

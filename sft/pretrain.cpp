@@ -78,7 +78,7 @@ double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const 
 }  // namespace
 
 StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
   std::error_code ec;
 
   // 1. Corpus.
@@ -144,9 +144,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   double window_loss = 0;
   int64_t window_n = 0;
   auto t_window = std::chrono::steady_clock::now();
-  const std::vector<std::string> keys = {metric::kLoss,      metric::kAuxLoss, metric::kMtpLoss,
-                                         metric::kEvalLoss,  metric::kLr,      metric::kGradNorm,
-                                         metric::kTokensPerS};
+  const ProgressLine progress(start_step, r.train.steps, train::lm_console_metrics());
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     auto batch =
@@ -177,16 +175,16 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
           window_n * r.train.batch_size * r.train.seq_len / std::max(secs, 1e-9);
       auto shown = m;
       shown[metric::kLoss] = result.final_loss = window_loss / window_n;  // mean over the window
-      MetricsWriter::print(step + 1, r.train.steps, shown, keys);
+      progress.print(step + 1, shown);
       window_loss = 0;
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
-    const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
+    const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
-      R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
+      train::log_stopped(result.steps_run, "train.stop_after");
       return result;
     }
   }

@@ -216,7 +216,7 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
 }  // namespace
 
 StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 
   // 1. Examples, tokenizer, split.
   ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
@@ -240,9 +240,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   int64_t window_n = 0;
   const auto t_start = std::chrono::steady_clock::now();
   auto t_window = t_start;
-  std::vector<std::string> keys = {metric::kLoss, metric::kEvalLoss, metric::kAuxLoss,
-                                   metric::kLr,   metric::kGradNorm, metric::kTokensPerS};
-  if (hooks.token_loss) keys.insert(keys.begin() + 1, hooks.token_loss_name);
+  std::vector<ConsoleMetric> keys = train::lm_console_metrics();
+  if (hooks.token_loss) keys.insert(keys.begin() + 1, ConsoleMetric(hooks.token_loss_name.c_str()));
+  const ProgressLine progress(start_step, r.train.steps, std::move(keys));
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     // The whole step's rows first: the loss is normalised by all their response tokens.
@@ -309,16 +309,16 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
       m[metric::kTokensPerS] = window_tokens / std::max(secs, 1e-9);
       auto shown = m;
       shown[metric::kLoss] = result.final_loss = window_loss / window_n;
-      MetricsWriter::print(step + 1, r.train.steps, shown, keys);
+      progress.print(step + 1, shown);
       window_loss = window_tokens = 0;
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
-    const bool stop = r.train.stop_after > 0 && result.steps_run >= r.train.stop_after && !last;
+    const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
-      R1_LOG(info, "stopping after {} steps (train.stop_after); rerun to resume", result.steps_run);
+      train::log_stopped(result.steps_run, "train.stop_after");
       return result;
     }
     if (out_of_time) {

@@ -4,15 +4,24 @@
 
 #include "core/config.h"
 #include "core/logging.h"
+#include "core/metric_names.h"
 #include "core/rng.h"
+#include "core/stop_signal.h"
 #include "train/checkpoint.h"
 
 namespace r1kit::train {
 namespace fs = std::filesystem;
 
-Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint) {
-  if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
+                   const std::string& model_from) {
   std::error_code ec;
+  if (!model_from.empty() && !fs::exists(model_from, ec))
+    return NotFound(
+        "model.from={}: no such directory. It is the model training starts from: the final "
+        "model of an earlier run (`r1kit sft RECIPE` or `r1kit pretrain RECIPE` write "
+        "RUN/final; `r1kit run RECIPE` does every stage) or a Hugging Face model directory",
+        model_from);
+  if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
   fs::create_directories(checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", checkpoint.dir, ec.message());
   return OkStatus();
@@ -40,6 +49,28 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
   }
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(path));
   return ResolvedTokenizer{std::move(tok), path};
+}
+
+std::vector<ConsoleMetric> lm_console_metrics() {
+  return {metric::kLoss,
+          metric::kEvalLoss,
+          metric::kLr,
+          {metric::kGradNorm, "gnorm"},
+          {metric::kTokensPerS, "tok/s"},
+          {metric::kAuxLoss, "aux"}};
+}
+
+bool stop_invocation(int64_t steps_run, int64_t stop_after, bool last) {
+  if (last) return false;
+  return (stop_after > 0 && steps_run >= stop_after) || stop_requested();
+}
+
+void log_stopped(int64_t steps_run, const char* stop_after_key) {
+  if (stop_requested())
+    R1_LOG(info, "stopped by signal {} after {} steps, checkpoint saved; rerun to resume",
+           stop_signal(), steps_run);
+  else
+    R1_LOG(info, "stopping after {} steps ({}); rerun to resume", steps_run, stop_after_key);
 }
 
 StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {

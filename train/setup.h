@@ -4,7 +4,7 @@
 // what is computed), the parameter count in the log, and the metrics writer. Then the
 // run's checkpoints and final model through the same object.
 //
-//   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
+//   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
 //   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, dir, {}));
 //   ASSIGN_OR_RETURN(auto run, train::TrainingRun::start(opts));
 //   for (step = run.start_step; ...) { ...; RETURN_IF_ERROR(run.save(step + 1)); }
@@ -32,8 +32,10 @@ namespace r1kit::train {
 // Sets LibTorch's intra-op threads from dist.threads (0 keeps LibTorch's default; on a
 // 2-vCPU machine one thread is fastest, as a second makes the many small ops of a training
 // step slower: bench/RESULTS.md) and creates the run directory. The first call of every
-// trainer.
-Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint);
+// trainer. A `model_from` (the recipe's model.from) that does not exist is an error naming
+// the key and the commands that make one.
+Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
+                   const std::string& model_from = "");
 
 // A loaded tokenizer and the file it came from (copied into every checkpoint).
 struct ResolvedTokenizer {
@@ -53,6 +55,18 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
                                               const std::string& model_from,
                                               const std::string& run_dir,
                                               const TrainTokenizerFn& train_one);
+
+// The console line of the language-model trainers (pretrain, sft, distill): loss (mean
+// over the log window), eval_loss, lr, grad_norm, tokens/s, MoE aux loss.
+std::vector<ConsoleMetric> lm_console_metrics();
+
+// Whether this invocation ends after the step that just finished, with a checkpoint and
+// without finishing training: `stop_after` steps run (0 = off), or a SIGINT/SIGTERM
+// (core/stop_signal.h). Never after the last step, which finishes training instead.
+bool stop_invocation(int64_t steps_run, int64_t stop_after, bool last);
+// Logs why an invocation stopped (`stop_after_key`, e.g. "train.stop_after", or the
+// signal) and that running the same command again resumes.
+void log_stopped(int64_t steps_run, const char* stop_after_key);
 
 struct TrainingRunOptions {
   policy::ModelConfig model;            // the recipe's model section

@@ -358,16 +358,20 @@ StatusOr<std::vector<Group>> GrpcRolloutSource::generate(
       start_call(best, std::move(positions));
     }
     // With no live worker and nothing in flight for stall_timeout_s, give up.
-    bool any_live = false, any_active = false;
+    // With fail_fast, as soon as no probe is in flight either.
+    bool any_live = false, any_active = false, any_probing = false;
     for (const auto& w : workers_) any_live |= w->alive;
+    for (const auto& w : workers_) any_probing |= w->probing;
     for (const auto& c : calls) any_active |= !c->finished && !c->abandoned;
     if (any_live || any_active) {
       idle_since = now;
-    } else if (now - idle_since > stall) {
+    } else if (options_.fail_fast ? !any_probing : now - idle_since > stall) {
       std::string why;
       for (const auto& w : workers_) why += fmt::format(" {}: {};", w->address, w->last_error);
-      failure = Unavailable("generate: no rollout worker available for {} s:{}",
-                            options_.stall_timeout_s, why);
+      failure = Unavailable(
+          "generate: no rollout worker available{}:{}",
+          options_.fail_fast ? std::string() : fmt::format(" for {} s", options_.stall_timeout_s),
+          why);
       break;
     }
     // Wait for the next event (bounded, so stalls and back-offs are noticed).

@@ -52,6 +52,10 @@ struct GrpcSourceOptions {
   double retry_after_s = 2;
   // Calls one group may take before generate() gives up on it.
   int max_attempts = 3;
+  // One-shot clients (`r1kit generate --worker`): generate() fails with UNAVAILABLE as
+  // soon as no worker is live and none is being probed, instead of waiting
+  // stall_timeout_s for one to come (back) up, as a trainer does.
+  bool fail_fast = false;
   // Groups per Generate call: at most this many (0 = no cap); batches are otherwise
   // sized so that every live worker gets a share.
   int64_t max_groups_per_call = 64;

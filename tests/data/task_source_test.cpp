@@ -25,6 +25,11 @@ TEST(TaskSourceTest, HeldOutProblemsNeverAppearInTraining) {
   for (const auto& s : src->eval()) eval.insert(s.question);
   EXPECT_EQ(eval.size(), src->eval().size());
   EXPECT_GT(eval.size(), 280u);  // a few duplicates are dropped, not many
+  // ... and the source says why it has fewer than eval_size.
+  const std::string why = src->eval_shortfall();
+  EXPECT_NE(why.find(std::to_string(300 - eval.size()) + " of the 300 generated questions"),
+            std::string::npos)
+      << why;
   for (uint64_t i = 0; i < 3000; ++i) EXPECT_FALSE(eval.contains(src->train(i).question)) << i;
 }
 
@@ -133,11 +138,18 @@ TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
   auto src = TaskSource::create(sec);
   ASSERT_TRUE(src.ok()) << src.status().message();
   ASSERT_EQ(src->eval().size(), 3u);
+  EXPECT_EQ(src->eval_shortfall(), "");  // all 3 asked for
   std::set<std::string> seen;
   for (uint64_t i = 0; i < 7; ++i) seen.insert(src->train(i).question);
   EXPECT_EQ(seen.size(), 7u);
   for (const auto& e : src->eval()) EXPECT_FALSE(seen.contains(e.question));
   EXPECT_EQ(src->train(7).question, src->train(0).question);  // cycles
+  // Asking for all 10 gives 9: one line stays for training, and the source says so.
+  auto all = TaskSource::create(
+      task_section("{name: jsonl, path: '" + path.string() + "', eval_size: 10}"));
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->eval().size(), 9u);
+  EXPECT_NE(all->eval_shortfall().find("the file has 10 problems"), std::string::npos);
   std::filesystem::remove(path);
 }
 

@@ -57,6 +57,14 @@ class HalfConstant final : public reward::Reward {
   }
 };
 
+// The same score for every sample: no group has a learning signal.
+class ConstantScore final : public reward::Reward {
+ public:
+  reward::Scores score(std::span<const reward::Sample> group) const override {
+    return std::vector<double>(group.size(), 0.25);
+  }
+};
+
 // Fails to score the first sample of every group (as a remote server that dropped it
 // would) and gives the others their even-token share.
 class FailsFirstOfGroup final : public reward::Reward {
@@ -92,6 +100,12 @@ std::string tokenizer_path() {
           "test_half_constant",
           [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
             return std::unique_ptr<reward::Reward>(std::make_unique<HalfConstant>());
+          });
+    if (!reward::RewardRegistry::global().contains("test_constant"))
+      (void)reward::RewardRegistry::global().add(
+          "test_constant",
+          [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
+            return std::unique_ptr<reward::Reward>(std::make_unique<ConstantScore>());
           });
     if (!reward::RewardRegistry::global().contains("test_fails_first"))
       (void)reward::RewardRegistry::global().add(
@@ -173,6 +187,33 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
 }
 
 // The samples a reward failed to score reach reward/remote_failures, summed over the run.
+// Every group all-equal and skipped: the update statistics are null (not 0) in
+// metrics.jsonl; grpo.log_samples writes every completion of every 2nd step.
+TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
+  const std::string dir = grpo_fresh_dir("nosignal");
+  auto res = run_grpo(recipe(dir, {"grpo.steps=3", "grpo.log_samples=2",
+                                   "reward=[{name: test_constant, role: accuracy}]"}));
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  const auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 3u);
+  for (const auto& step : m) {
+    EXPECT_EQ(step["frac_reward_zero_std"], 1.0);
+    for (const char* k : {"grad_norm", "entropy", "loss"}) EXPECT_TRUE(step[k].is_null()) << k;
+    EXPECT_EQ(step["reward"], 0.25);
+  }
+  std::ifstream in(dir + "/samples.jsonl");
+  std::vector<nlohmann::json> samples;
+  for (std::string line; std::getline(in, line);) samples.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(samples.size(), 16u);  // step 2: 4 prompts x 4 completions
+  for (const auto& s : samples) {
+    EXPECT_EQ(s["step"], 2);
+    EXPECT_EQ(s["reward"], 0.25);
+    EXPECT_TRUE(s["completion"].is_string());
+    EXPECT_NE(s["prompt"].get<std::string>().find("What is"), std::string::npos) << s;
+  }
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
 TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
   auto res = run_grpo(

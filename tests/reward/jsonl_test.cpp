@@ -104,9 +104,11 @@ TEST(JsonlTest, ScoreJsonlStream) {
       R"({"prompt": "p2", "completion": "<think>y</think> <answer>1/2</answer>"})"
       "\n");
   std::ostringstream out;
-  auto n = score_jsonl(in, "samples.jsonl", *rewards, out);
+  int64_t unjudged = -1;
+  auto n = score_jsonl(in, "samples.jsonl", *rewards, out, &unjudged);
   ASSERT_TRUE(n.ok()) << n.status().to_string();
   EXPECT_EQ(*n, 3);
+  EXPECT_EQ(unjudged, 1);  // the third line: no answer
   // Key order as documented: total first, rewards in --rewards order.
   EXPECT_EQ(out.str().substr(0, out.str().find('\n')),
             R"({"total":1.5,"rewards":{"math_accuracy":1.0,"format":1.0}})");

@@ -103,12 +103,18 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
     nogt << R"({"prompt": "q", "completion": "<answer>3</answer>"})"
          << "\n";
   }
+  // Every score null: the scores are still written, but the exit code is 1 and stderr
+  // says that nothing could be judged.
   std::tie(rc, out) = testing::run_command(
       bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl",
       /*with_stderr=*/false);
-  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(rc, 1) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"math_accuracy": null}})"));
+  std::tie(rc, out) = testing::run_command(
+      bin + " reward score --rewards math_accuracy --input " + dir + "/nogt.jsonl", true);
+  EXPECT_NE(out.find("1 could not be judged"), std::string::npos) << out;
+  EXPECT_NE(out.find("no sample could be judged"), std::string::npos) << out;
 
   // A bad line: exit code 1, the error names file:line, no output file.
   {
@@ -200,7 +206,8 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("remote"), std::string::npos) << out;
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
-  // A remote reward whose server is down: every line scores null, exit code 0.
+  // A remote reward whose server is down: every line scores null, and as nothing could be
+  // judged the exit code is 1.
   const std::string dir = reward_cli_dir("reward_cli_remote");
   {
     std::ofstream in(dir + "/in.jsonl");
@@ -213,7 +220,7 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
                                "\"127.0.0.1:1\", \"deadline_ms\": 500}}' --input " +
                                dir + "/in.jsonl",
                            /*with_stderr=*/false);
-  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(rc, 1) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"remote": null}})"));
   fs::remove_all(dir);

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/safetensors.h"
+#include "core/stop_signal.h"
 #include "sft/pretrain.h"
 #include "tests/cli_util.h"
 
@@ -90,9 +93,31 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
         << name << " max diff " << (t - wb[name]).abs().max().item<double>();
   }
   EXPECT_DOUBLE_EQ(a->eval_loss, b2->eval_loss);
+
+  // Ctrl-C: a SIGINT during step 1 stops the run after it with the normal checkpoint;
+  // the rerun resumes and ends with the same weights.
+  const std::string c_dir = pretrain_fresh_dir("c");
+  {
+    StopSignalScope scope;
+    std::raise(SIGINT);  // arrives "during" the first step; the process goes on
+    auto c1 = run_pretrain(nano_pretrain_recipe(c_dir));
+    ASSERT_TRUE(c1.ok()) << c1.status().to_string();
+    EXPECT_FALSE(c1->finished);
+    EXPECT_EQ(c1->steps_run, 1);
+    EXPECT_TRUE(fs::exists(c_dir + "/checkpoints/step-000001/trainer_state.json"));
+  }
+  clear_stop_request();
+  auto c2 = run_pretrain(nano_pretrain_recipe(c_dir));
+  ASSERT_TRUE(c2.ok()) << c2.status().to_string();
+  EXPECT_TRUE(c2->finished);
+  EXPECT_EQ(c2->steps_run, 7);
+  auto wc = load_all(c_dir + "/final");
+  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wc[name])) << name;
+  EXPECT_DOUBLE_EQ(a->eval_loss, c2->eval_loss);
   if (!HasFailure()) {  // keep the run directories for a look when something failed
     fs::remove_all(a_dir);
     fs::remove_all(b_dir);
+    fs::remove_all(c_dir);
   }
 }
 
@@ -170,6 +195,35 @@ TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
                            false);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("steps: 3"), std::string::npos);
+
+  // --verbose (it crashed the binary) is gone: an unknown-flag error, not a segfault.
+  std::tie(rc, out) = testing::run_command(
+      bin + " tokenizer train --input " + dir + "/c.txt --out " + dir + "/v.model --verbose", true);
+  EXPECT_NE(rc, 0);
+  EXPECT_LT(rc, 128) << out;
+  EXPECT_NE(out.find("--verbose"), std::string::npos) << out;
+
+  // A short run through the binary: the resolved recipe goes to RUN/recipe.yaml with a
+  // one-line pointer, and each console line has elapsed time and an ETA and fits 100
+  // columns.
+  std::tie(rc, out) = testing::run_command(
+      "cd " + std::string(R1KIT_TESTDATA) + "/../.. && " + bin +
+          " pretrain recipes/pretrain-tiny.yaml model.preset=nano tokenizer.vocab_size=320 "
+          "data.n_examples=200 train.steps=4 train.batch_size=2 train.seq_len=32 "
+          "train.log_every=2 train.eval_every=0 train.eval_batches=1 checkpoint.dir=" +
+          dir + "/run",
+      false);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("resolved recipe: " + dir + "/run/recipe.yaml"), std::string::npos) << out;
+  EXPECT_EQ(out.find("preset: nano"), std::string::npos) << out;  // not printed
+  auto saved = load_config_file<PretrainRecipe>(dir + "/run/recipe.yaml", {});
+  ASSERT_TRUE(saved.ok()) << saved.status().to_string();
+  EXPECT_EQ(saved->train.steps, 4);
+  EXPECT_NE(out.find("step 2/4 | "), std::string::npos) << out;
+  EXPECT_NE(out.find(", eta "), std::string::npos) << out;
+  std::istringstream lines(out);
+  for (std::string l; std::getline(lines, l);)
+    if (l.starts_with("step ")) EXPECT_LE(l.size(), 100u) << l;
   fs::remove_all(dir);
 }
 

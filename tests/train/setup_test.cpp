@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include "core/config.h"
+#include "core/stop_signal.h"
 #include "train/checkpoint.h"
 
 namespace r1kit::train {
@@ -75,6 +77,31 @@ TEST(ResolveTokenizerTest, NamesTheMissingSource) {
   EXPECT_EQ(calls, 1);
   ASSERT_FALSE(failing.ok());
   EXPECT_NE(failing.status().message().find("no corpus"), std::string::npos);
+}
+
+TEST(PrepareRunTest, MissingModelFromNamesTheKeyAndTheCommands) {
+  const std::string dir = fresh_dir("model_from");
+  const Status s = prepare_run(DistSection{}, nano_options(dir).checkpoint, dir + "/no/final");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  for (const char* part : {"model.from=", "/no/final", "r1kit sft", "r1kit pretrain"})
+    EXPECT_NE(s.message().find(part), std::string::npos) << part << ": " << s.message();
+  EXPECT_TRUE(prepare_run(DistSection{}, nano_options(dir).checkpoint, ::testing::TempDir()).ok());
+}
+
+TEST(StopInvocationTest, StopAfterOrSignalButNeverOnTheLastStep) {
+  clear_stop_request();
+  EXPECT_FALSE(stop_invocation(2, 0, false));
+  EXPECT_FALSE(stop_invocation(2, 3, false));
+  EXPECT_TRUE(stop_invocation(3, 3, false));
+  EXPECT_FALSE(stop_invocation(3, 3, true));
+  {
+    StopSignalScope scope;
+    std::raise(SIGTERM);
+    EXPECT_TRUE(stop_invocation(1, 0, false));
+    EXPECT_FALSE(stop_invocation(1, 0, true));
+  }
+  clear_stop_request();
 }
 
 TEST(TrainingRunTest, FreshRunThenResumeWithTheSameWeights) {

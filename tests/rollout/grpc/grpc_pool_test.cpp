@@ -218,6 +218,25 @@ TEST(GrpcPool, NoWorkerLeftEndsWithAnErrorNotAHang) {
   }
 }
 
+// A one-shot client (fail_fast) at a dead address fails at once with UNAVAILABLE,
+// naming the address, though stall_timeout_s would have it wait 5 minutes.
+TEST(GrpcPool, FailFastAtADeadAddress) {
+  int dead_port;
+  {
+    TestWorker gone;
+    dead_port = gone.worker->port();
+  }
+  GrpcSourceOptions o;
+  o.fail_fast = true;
+  const std::string address = "127.0.0.1:" + std::to_string(dead_port);
+  auto pool = make_pool({address}, o);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Status s = pool->generate(make_request(2)).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.to_string();
+  EXPECT_NE(s.to_string().find(address), std::string::npos) << s.to_string();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+}
+
 TEST(GrpcPool, WeightUpdateReachesEveryWorkerBeforeTheNextRollout) {
   TestWorker a, b;
   GrpcSourceOptions o;
