@@ -84,9 +84,11 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   // Tokenizer, task, rewards.
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
                                                       /*train_one=*/{}));
-  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task, r.model.from));
+  // The prompt format model.from records, unless the recipe names one (data/prompt_format.h).
+  ASSIGN_OR_RETURN(const data::TaskSection task, r.task.with_model_format(r.model.from));
+  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(task, r.model.from));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
-                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
+                   reward::build_task_rewards(r.reward, task.default_rewards()));
 
   // Policy and optimizer, resumed when a checkpoint exists.
   train::TrainingRunOptions ro;
@@ -96,6 +98,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.vocab_size = tok.tokenizer.vocab_size();
   ro.seed = r.grpo.seed;
   ro.tokenizer_path = tok.path;
+  ro.prompt_format = tasks.prompt_format();
   ro.recipe = config_to_json(r);
   ro.may_change = resumable_keys();
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
