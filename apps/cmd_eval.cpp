@@ -93,7 +93,7 @@ Status run_eval(EvalFlags f) {
   // The template the model records unless --chat-template names another (then a
   // contradiction is a warning).
   data::ResolvedPromptFormat format;
-  ASSIGN_OR_RETURN(f.task, f.task.with_model_format(f.model, &format));
+  ASSIGN_OR_RETURN(f.task, f.task.with_model_format(f.model, &format, "--chat-template"));
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task, f.model));
 
   const std::string tok_path = f.tokenizer.empty() ? data::tokenizer_file_in(f.model) : f.tokenizer;

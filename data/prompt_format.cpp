@@ -121,7 +121,7 @@ size_t skip_value(std::string_view t, size_t i) {
 // The top-level keys of `t`, a valid JSON object's text (checked by the caller).
 std::vector<KeySpan> top_level_keys(std::string_view t) {
   std::vector<KeySpan> out;
-  size_t i = skip_ws(t, 0) + 1;  // after '{'
+  size_t i = skip_ws(t, t.starts_with("\xEF\xBB\xBF") ? 3 : 0) + 1;  // after a BOM and '{'
   for (;;) {
     i = skip_ws(t, i);
     if (i >= t.size() || t[i] == '}') return out;

@@ -68,9 +68,10 @@ struct TaskSection {
   // recorded in `model_dir` (resolve_prompt_format, fallback r1_zero), the decision
   // logged: `auto` becomes the recorded template, a contradicting choice a WARNING. The
   // resolution goes to `resolved` when given. For the model a run starts from or
-  // evaluates; "" = none (auto is r1_zero).
+  // evaluates; "" = none (auto is r1_zero). `what` names the setting in the log.
   StatusOr<TaskSection> with_model_format(std::string_view model_dir,
-                                          ResolvedPromptFormat* resolved = nullptr) const;
+                                          ResolvedPromptFormat* resolved = nullptr,
+                                          std::string_view what = "task.chat_template") const;
   // The task `name` names with the section's options for it. After `name` is assigned in
   // code, its options are the task's defaults until set (load_config_string,
   // apply_task_args). Requires a registered name (validate() first); throws
