@@ -99,7 +99,9 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.seed = r.grpo.seed;
   ro.tokenizer_path = tok.path;
   ro.prompt_format = tasks.prompt_format();
-  ro.recipe = config_to_json(r);
+  GrpoRecipe saved = r;  // with the template it trains with, compared on resume
+  saved.task = task;
+  ro.recipe = config_to_json(saved);
   ro.may_change = resumable_keys();
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
