@@ -140,6 +140,7 @@ Status run_eval(EvalFlags f) {
   std::printf("model %s, task %s, chat template %s%s\n%s", f.model.c_str(),
               f.task.name.c_str(), f.task.chat_template.c_str(),
               f.task.prefill_think ? " with prefill_think" : "", report.table().c_str());
+  std::fflush(stdout);  // the warning after the table
   const std::string low_format = eval::low_format_rate_warning(report.format_rate, format);
   if (!low_format.empty()) R1_LOG(warn, "{}", low_format);
   if (!f.json.empty()) {
