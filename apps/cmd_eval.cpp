@@ -61,12 +61,14 @@ struct EvalFlags {
 Status adopt_recorded_task(EvalFlags& f) {
   if (!f.task_path.empty()) return OkStatus();
   ASSIGN_OR_RETURN(const std::optional<data::PromptFormat> rec, data::read_prompt_format(f.model));
-  if (!rec || !rec->task.is_object() || (f.task_given && rec->task.value("name", "") != f.task.name))
+  if (!rec || !rec->task.is_object() ||
+      (f.task_given && rec->task.value("name", "") != f.task.name))
     return OkStatus();
   const uint64_t seed = f.task.seed;
   const bool prefill_think = f.task.prefill_think;
-  ASSIGN_OR_RETURN(f.task, load_config_string<data::TaskSection>(
-                               rec->task.dump(), {}, f.model + "/tokenizer_config.json r1kit.task"));
+  ASSIGN_OR_RETURN(
+      f.task, load_config_string<data::TaskSection>(rec->task.dump(), {},
+                                                    f.model + "/tokenizer_config.json r1kit.task"));
   if (f.task_seed_given) f.task.seed = seed;
   f.task.prefill_think = prefill_think;
   if (!f.n_given) f.n = f.task.eval_size;
@@ -137,9 +139,9 @@ Status run_eval(EvalFlags f) {
     };
   ASSIGN_OR_RETURN(eval::EvalReport report, eval::evaluate(*source, tok, task, rewards, o));
 
-  std::printf("model %s, task %s, chat template %s%s\n%s", f.model.c_str(),
-              f.task.name.c_str(), f.task.chat_template.c_str(),
-              f.task.prefill_think ? " with prefill_think" : "", report.table().c_str());
+  std::printf("model %s, task %s, chat template %s%s\n%s", f.model.c_str(), f.task.name.c_str(),
+              f.task.chat_template.c_str(), f.task.prefill_think ? " with prefill_think" : "",
+              report.table().c_str());
   std::fflush(stdout);  // the warning after the table
   const std::string low_format = eval::low_format_rate_warning(report.format_rate, format);
   if (!low_format.empty()) R1_LOG(warn, "{}", low_format);
@@ -194,7 +196,8 @@ void add_eval_command(CLI::App& root, int* exit_code) {
                   "correctness");
   cmd->add_option("--plugin", f.plugins,
                   "reward plug-in library to load before --rewards is built (repeatable)");
-  cmd->add_option("--n", f.n, "held-out problems (default: the recorded task's eval_size, else 500)")
+  cmd->add_option("--n", f.n,
+                  "held-out problems (default: the recorded task's eval_size, else 500)")
       ->capture_default_str();
   cmd->add_option("--k", f.k, "samples per problem for pass@k and maj@k")->capture_default_str();
   cmd->add_option("--samples", f.samples,

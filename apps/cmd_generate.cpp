@@ -87,10 +87,10 @@ Status run_generate(const GenerateCmdFlags& f) {
     std::string text = f.chat.empty() ? f.prompt : f.chat;
     // The template the model records (data/prompt_format.h); without a record raw text
     // for --prompt, the checkpoint's own Jinja template for --chat.
-    ASSIGN_OR_RETURN(const data::ResolvedPromptFormat format,
-                     data::resolve_prompt_format(f.chat_template, f.prefill_think, f.model,
-                                                 f.chat.empty() ? "none" : "model",
-                                                 "--chat-template"));
+    ASSIGN_OR_RETURN(
+        const data::ResolvedPromptFormat format,
+        data::resolve_prompt_format(f.chat_template, f.prefill_think, f.model,
+                                    f.chat.empty() ? "none" : "model", "--chat-template"));
     data::log_prompt_format(format);
     if (format.chat_template != "none") {
       ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec,

@@ -112,8 +112,8 @@ size_t skip_value(std::string_view t, size_t i) {
     }
     return i;
   }
-  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' &&
-         t[i] != '\n' && t[i] != '\t' && t[i] != '\r')
+  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\n' &&
+         t[i] != '\t' && t[i] != '\r')
     ++i;
   return i;
 }
@@ -137,7 +137,9 @@ std::vector<KeySpan> top_level_keys(std::string_view t) {
   }
 }
 
-bool is_jinja_path(std::string_view s) { return s.size() > 6 && s.ends_with(".jinja"); }
+bool is_jinja_path(std::string_view s) {
+  return s.size() > 6 && s.ends_with(".jinja");
+}
 
 // The template text a .jinja file and a model directory hold, when both load.
 bool same_template_text(std::string_view jinja_path, std::string_view model_dir) {
@@ -172,8 +174,7 @@ StatusOr<PromptFormat> PromptFormat::from_json(const nlohmann::json& j) {
   if (!j.is_object()) return InvalidArgument("\"{}\": must be an object", kPromptFormatKey);
   PromptFormat f;
   const auto ct = j.find("chat_template");
-  if (ct == j.end() || !ct->is_string() ||
-      (*ct != "r1_zero" && *ct != "plain" && *ct != "jinja"))
+  if (ct == j.end() || !ct->is_string() || (*ct != "r1_zero" && *ct != "plain" && *ct != "jinja"))
     return InvalidArgument("\"{}\".chat_template: must be \"r1_zero\", \"plain\" or \"jinja\"",
                            kPromptFormatKey);
   f.chat_template = ct->get<std::string>();
@@ -206,12 +207,9 @@ PromptFormat prompt_format_of(const ChatTemplateOptions& opts, nlohmann::json ta
 StatusOr<std::string> builtin_chat_template_jinja(ChatTemplateKind kind, bool prefill_think) {
   const std::string_view think = prefill_think ? " <think>" : "";
   switch (kind) {
-    case ChatTemplateKind::kR1Zero:
-      return r1_zero_jinja(think);
-    case ChatTemplateKind::kPlain:
-      return plain_jinja(think);
-    case ChatTemplateKind::kJinja:
-      break;
+    case ChatTemplateKind::kR1Zero: return r1_zero_jinja(think);
+    case ChatTemplateKind::kPlain: return plain_jinja(think);
+    case ChatTemplateKind::kJinja: break;
   }
   return InvalidArgument("builtin_chat_template_jinja: a Jinja template is not a built-in");
 }
@@ -239,8 +237,8 @@ StatusOr<std::string> merge_tokenizer_config(std::string_view existing,
   std::vector<std::pair<KeySpan, std::string>> replace;
   std::string append;
   for (const auto& [key, value] : add) {
-    const auto it = std::find_if(keys.begin(), keys.end(),
-                                 [&key](const KeySpan& k) { return k.key == key; });
+    const auto it =
+        std::find_if(keys.begin(), keys.end(), [&key](const KeySpan& k) { return k.key == key; });
     if (it == keys.end()) {
       append += fmt::format("{}\n  {}: {}", keys.empty() && append.empty() ? "" : ",",
                             nlohmann::json(key).dump(), value);
@@ -251,8 +249,8 @@ StatusOr<std::string> merge_tokenizer_config(std::string_view existing,
   // Appended before the closing brace (after the last value), then replaced back to front.
   size_t close = text.rfind('}');
   size_t end_of_last = close;
-  while (end_of_last > 0 && std::string_view(" \t\n\r").find(text[end_of_last - 1]) !=
-                                std::string_view::npos)
+  while (end_of_last > 0 &&
+         std::string_view(" \t\n\r").find(text[end_of_last - 1]) != std::string_view::npos)
     --end_of_last;
   if (!append.empty()) text.replace(end_of_last, close - end_of_last, append + "\n");
   std::sort(replace.begin(), replace.end(),
@@ -276,8 +274,7 @@ StatusOr<std::optional<PromptFormat>> read_prompt_format(std::string_view model_
   return std::optional<PromptFormat>(std::move(f).value());
 }
 
-StatusOr<ResolvedPromptFormat> resolve_prompt_format(std::string_view requested,
-                                                     bool prefill_think,
+StatusOr<ResolvedPromptFormat> resolve_prompt_format(std::string_view requested, bool prefill_think,
                                                      std::string_view model_dir,
                                                      std::string_view fallback,
                                                      std::string_view what) {

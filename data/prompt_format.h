@@ -78,7 +78,7 @@ struct ResolvedPromptFormat {
   std::string chat_template;  // what to render with: r1_zero | plain | model | FILE.jinja | ...
   bool prefill_think = false;
   std::optional<PromptFormat> recorded;  // the model's record, if any
-  std::string note;  // what was decided, for the log ("" when nothing to say)
+  std::string note;                      // what was decided, for the log ("" when nothing to say)
   bool contradicts = false;  // an explicit choice differs from the record (note says how)
 };
 
@@ -93,8 +93,7 @@ struct ResolvedPromptFormat {
 // prefill_think is `prefill_think` or the record's; asking for it when the record says
 // false is a contradiction. `what` names the setting in the note ("--chat-template",
 // "task.chat_template").
-StatusOr<ResolvedPromptFormat> resolve_prompt_format(std::string_view requested,
-                                                     bool prefill_think,
+StatusOr<ResolvedPromptFormat> resolve_prompt_format(std::string_view requested, bool prefill_think,
                                                      std::string_view model_dir,
                                                      std::string_view fallback,
                                                      std::string_view what);

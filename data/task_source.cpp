@@ -87,8 +87,8 @@ std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
 StatusOr<TaskSection> TaskSection::with_model_format(std::string_view model_dir,
                                                      ResolvedPromptFormat* resolved,
                                                      std::string_view what) const {
-  ASSIGN_OR_RETURN(ResolvedPromptFormat r, resolve_prompt_format(chat_template, prefill_think,
-                                                                 model_dir, "r1_zero", what));
+  ASSIGN_OR_RETURN(ResolvedPromptFormat r,
+                   resolve_prompt_format(chat_template, prefill_think, model_dir, "r1_zero", what));
   log_prompt_format(r);
   TaskSection s = *this;
   s.chat_template = r.chat_template;

@@ -34,9 +34,13 @@ struct Case {
 };
 
 std::vector<Case> builtin_cases() {
-  const std::vector<std::string> questions = {
-      "What is 23*7+5?", "", " spaced ", "line one\nline two", "unicode: héllo 你好 🙂",
-      "quotes 'single' \"double\" \\ backslash", "template {{ x }} {% if %}"};
+  const std::vector<std::string> questions = {"What is 23*7+5?",
+                                              "",
+                                              " spaced ",
+                                              "line one\nline two",
+                                              "unicode: héllo 你好 🙂",
+                                              "quotes 'single' \"double\" \\ backslash",
+                                              "template {{ x }} {% if %}"};
   const std::vector<std::string> responses = {
       "<think> 23*7=161, 161+5=166 </think> <answer> 166 </answer>",
       "",

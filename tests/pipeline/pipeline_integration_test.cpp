@@ -70,8 +70,7 @@ void expect_models_record_their_format(const std::string& dir) {
   std::tie(rc, out) =
       testing::run_command(eval + dir + "/eval_r1.json --chat-template r1_zero", true);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("--chat-template r1_zero contradicts the model's record"),
-            std::string::npos)
+  EXPECT_NE(out.find("--chat-template r1_zero contradicts the model's record"), std::string::npos)
       << out;
   EXPECT_NE(out.find("trained with plain"), std::string::npos) << out;
   std::ifstream f2(dir + "/eval_r1.json");
@@ -83,10 +82,10 @@ void expect_models_record_their_format(const std::string& dir) {
         << j.dump();
   }
 
-  std::tie(rc, out) = testing::run_command(
-      testing::r1kit_binary() + " generate --model " + model +
-          " --prompt 'What is 2+3?' --n 1 --max-new-tokens 4 --threads 1",
-      true);
+  std::tie(rc, out) =
+      testing::run_command(testing::r1kit_binary() + " generate --model " + model +
+                               " --prompt 'What is 2+3?' --n 1 --max-new-tokens 4 --threads 1",
+                           true);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("--chat-template: plain, as " + model), std::string::npos) << out;
 }

@@ -447,7 +447,8 @@ TEST_F(CheckpointTest, PromptFormatIsRecordedInTokenizerConfig) {
   fs::create_directories(path("hf_pf"));
   const std::string json_text = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
                                     "added_tokens": [{"id": 1, "content": "<e>", "special": true}]})";
-  const std::string config = R"({"eos_token": "<e>", "model_max_length": 1000000000000000019884624838656})";
+  const std::string config =
+      R"({"eos_token": "<e>", "model_max_length": 1000000000000000019884624838656})";
   ASSERT_TRUE(write_file_atomic(path("hf_pf") + "/tokenizer.json", json_text).ok());
   ASSERT_TRUE(write_file_atomic(path("hf_pf") + "/tokenizer_config.json", config).ok());
   SaveOptions so;
@@ -474,7 +475,8 @@ TEST_F(CheckpointTest, PromptFormatIsRecordedInTokenizerConfig) {
   EXPECT_EQ((*rec)->chat_template, "r1_zero");
   EXPECT_TRUE((*rec)->prefill_think);
   const auto j = nlohmann::json::parse(*read_file(path("out_spm") + "/tokenizer_config.json"));
-  EXPECT_EQ(j["chat_template"], *data::builtin_chat_template_jinja(data::ChatTemplateKind::kR1Zero, true));
+  EXPECT_EQ(j["chat_template"],
+            *data::builtin_chat_template_jinja(data::ChatTemplateKind::kR1Zero, true));
 }
 
 // ---------------------------------------------------------------------------------
