@@ -17,6 +17,8 @@
 #include "apps/engine_flags.h"
 #include "core/atomic_file.h"
 #include "core/config.h"
+#include "core/logging.h"
+#include "data/prompt_format.h"
 #include "data/task_source.h"
 #include "data/tokenizer.h"
 #include "eval/evaluate.h"
@@ -32,7 +34,10 @@ struct EvalFlags {
   std::string tokenizer;
   data::TaskSection task;
   std::string task_path;                  // --task-path: a jsonl task's file
-  std::string chat_template = "r1_zero";  // --chat-template, into task.chat_template
+  std::string chat_template = "auto";     // --chat-template, into task.chat_template
+  bool task_given = false;                // --task, --task-seed, --n were on the command line
+  bool task_seed_given = false;
+  bool n_given = false;
   std::vector<std::string> task_args;     // KEY=VALUE onto the task section (max_a=9)
   std::string rewards;                    // YAML list; empty = the task's default rewards
   std::vector<std::string> plugins;       // reward plug-in libraries loaded first
@@ -50,11 +55,34 @@ struct EvalFlags {
   bool quiet = false;
 };
 
+// The task section the model records (its name, seed, held-out size and own keys) when
+// no --task or --task-path names another: the held-out problems of the run that trained
+// it. --task-seed and --n still apply; the template flags are applied by the caller.
+Status adopt_recorded_task(EvalFlags& f) {
+  if (!f.task_path.empty()) return OkStatus();
+  ASSIGN_OR_RETURN(const std::optional<data::PromptFormat> rec, data::read_prompt_format(f.model));
+  if (!rec || !rec->task.is_object() ||
+      (f.task_given && rec->task.value("name", "") != f.task.name))
+    return OkStatus();
+  const uint64_t seed = f.task.seed;
+  const bool prefill_think = f.task.prefill_think;
+  ASSIGN_OR_RETURN(
+      f.task, load_config_string<data::TaskSection>(rec->task.dump(), {},
+                                                    f.model + "/tokenizer_config.json r1kit.task"));
+  if (f.task_seed_given) f.task.seed = seed;
+  f.task.prefill_think = prefill_think;
+  if (!f.n_given) f.n = f.task.eval_size;
+  R1_LOG(info, "task {} (seed {}, {} held-out problems), as {}/tokenizer_config.json records",
+         f.task.name, f.task.seed, f.n, f.model);
+  return OkStatus();
+}
+
 Status run_eval(EvalFlags f) {
   RETURN_IF_ERROR(reward::load_reward_plugins(f.plugins));  // before rewards are built
   f.engine.apply_threads();
   if (f.task.name == "jsonl" && f.task_path.empty())
     return InvalidArgument("--task jsonl needs --task-path FILE");
+  RETURN_IF_ERROR(adopt_recorded_task(f));
   if (!f.task_path.empty()) {
     f.task.name = "jsonl";
     std::string quoted;  // a single-quoted YAML scalar: any path, as written
@@ -64,6 +92,10 @@ Status run_eval(EvalFlags f) {
   RETURN_IF_ERROR(data::apply_task_args(f.task, f.task_args));
   f.task.chat_template = f.chat_template;
   f.task.eval_size = f.n;
+  // The template the model records unless --chat-template names another (then a
+  // contradiction is a warning).
+  data::ResolvedPromptFormat format;
+  ASSIGN_OR_RETURN(f.task, f.task.with_model_format(f.model, &format, "--chat-template"));
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(f.task, f.model));
   if (!task.eval_shortfall().empty())
     std::fprintf(stderr, "--n %lld: %zu held-out problems, as %s\n", static_cast<long long>(f.n),
@@ -110,8 +142,12 @@ Status run_eval(EvalFlags f) {
     };
   ASSIGN_OR_RETURN(eval::EvalReport report, eval::evaluate(*source, tok, task, rewards, o));
 
-  std::printf("model %s, task %s\n%s", f.model.c_str(), f.task.name.c_str(),
+  std::printf("model %s, task %s, chat template %s%s\n%s", f.model.c_str(), f.task.name.c_str(),
+              f.task.chat_template.c_str(), f.task.prefill_think ? " with prefill_think" : "",
               report.table().c_str());
+  std::fflush(stdout);  // the warning after the table
+  const std::string low_format = eval::low_format_rate_warning(report.format_rate, format);
+  if (!low_format.empty()) R1_LOG(warn, "{}", low_format);
   if (!f.json.empty()) {
     nlohmann::json j = report.to_json();
     j["model"] = f.model;
@@ -119,6 +155,7 @@ Status run_eval(EvalFlags f) {
     if (!f.task_path.empty()) j["task_path"] = f.task_path;
     j["problems_requested"] = f.n;  // --n; "problems" is how many there were
     if (!task.eval_shortfall().empty()) j["problems_shortfall"] = task.eval_shortfall();
+    if (!low_format.empty()) j["warning"] = low_format;
     j["task_seed"] = f.task.seed;
     j["task_section"] = config_to_json(f.task);
     j["seed"] = f.seed;
@@ -140,7 +177,9 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--tokenizer", f.tokenizer,
                   "tokenizer: .model, tokenizer.json or a directory (default: "
                   "<model>/tokenizer.json, else <model>/tokenizer.model)");
-  cmd->add_option("--task", f.task.name, "the task (r1kit task list)")
+  cmd->add_option("--task", f.task.name,
+                  "the task (r1kit task list; default: the task section the model records, "
+                  "else arithmetic)")
       ->check(CLI::IsMember(data::TaskRegistry::global().names()))
       ->capture_default_str();
   cmd->add_option("--task-path", f.task_path, "JSONL problems (implies --task jsonl)");
@@ -148,9 +187,11 @@ void add_eval_command(CLI::App& root, int* exit_code) {
                   "the task's problem seed (the held-out set of a run with task.seed=S)")
       ->capture_default_str();
   cmd->add_option("--chat-template", f.chat_template,
-                  "r1_zero | plain | model (the checkpoint's own Jinja template) | FILE.jinja")
+                  "auto (the template the model records, else r1_zero) | r1_zero | plain | "
+                  "model (the checkpoint's own Jinja template) | FILE.jinja")
       ->capture_default_str();
-  cmd->add_flag("--prefill-think", f.task.prefill_think, "prompts end in \" <think>\"");
+  cmd->add_flag("--prefill-think", f.task.prefill_think,
+                "prompts end in \" <think>\" (default: as the model records)");
   cmd->add_option("--task-arg", f.task_args,
                   "KEY=VALUE of the recipe's task section, repeatable: the problem settings of "
                   "the run being evaluated, e.g. --task-arg max_a=9 --task-arg max_c=99");
@@ -161,8 +202,8 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--plugin", f.plugins,
                   "reward plug-in library to load before --rewards is built (repeatable)");
   cmd->add_option("--n", f.n,
-                  "held-out problems (fewer when the task has fewer distinct ones; the run says "
-                  "why)")
+                  "held-out problems (default: the recorded task's eval_size, else 500; fewer "
+                  "when the task has fewer distinct ones, and the run says why)")
       ->capture_default_str();
   cmd->add_option("--k", f.k, "samples per problem for pass@k and maj@k")->capture_default_str();
   cmd->add_option("--samples", f.samples,
@@ -178,7 +219,12 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--batch", f.batch, "prompts per generate call")->capture_default_str();
   add_engine_flags(cmd, f.engine);
   cmd->add_flag("--quiet", f.quiet, "no progress line");
-  cmd->callback([=] { *exit_code = report(run_eval(f)); });
+  cmd->callback([=] {
+    f.task_given = cmd->count("--task") > 0;
+    f.task_seed_given = cmd->count("--task-seed") > 0;
+    f.n_given = cmd->count("--n") > 0;
+    *exit_code = report(run_eval(f));
+  });
 }
 
 }  // namespace r1kit::apps

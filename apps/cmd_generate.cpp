@@ -6,13 +6,15 @@
 // generation stops at the tokenizer's EOS unless --no-eos-stop. Prints each completion's
 // text with its finish reason, length and mean log-prob, or one JSON object per
 // completion with --json. --ids bypasses the tokenizer (token ids in, ids out).
-// --chat TEXT is a user message rendered through the checkpoint's own chat template
-// (`--chat-template model` unless another template is named), as a chat UI would.
+// The prompt is rendered with the template the model records (data/prompt_format.h)
+// unless --chat-template names another; a model without a record gets --prompt as raw
+// text. --chat TEXT is a user message rendered the same way (without a record through
+// the checkpoint's own Jinja template, `--chat-template model`), as a chat UI would.
 // --stream prints the one sample's text as it is sampled (data::IncrementalDecoder: never
 // half a character). --worker ADDR sends the request to a gRPC rollout worker (`r1kit
-// rollout-worker`) instead; --model then only supplies the tokenizer. A worker that cannot
-// be reached is an error at once (UNAVAILABLE, naming the address); --timeout bounds the
-// request.
+// rollout-worker`) instead; --model then only supplies the tokenizer and the recorded
+// prompt format. A worker that cannot be reached is an error at once (UNAVAILABLE, naming
+// the address); --timeout bounds the request.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -25,6 +27,7 @@
 #include "apps/engine_flags.h"
 #include "core/atomic_file.h"
 #include "data/chat_template.h"
+#include "data/prompt_format.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/grpc_source.h"
@@ -42,7 +45,7 @@ struct GenerateCmdFlags {
   std::string chat;  // a user message, rendered through the model's chat template
   std::string ids;   // comma-separated token ids instead of --prompt
   std::string tokenizer;
-  std::string chat_template = "none";  // none | r1_zero | plain
+  std::string chat_template = "auto";  // auto | none | r1_zero | plain | model | FILE.jinja
   bool prefill_think = false;
   int64_t n = 4;
   double temperature = 1.0;
@@ -102,12 +105,18 @@ Status run_generate(const GenerateCmdFlags& f) {
     ASSIGN_OR_RETURN(prompt.ids, parse_id_list(f.ids));
   } else {
     std::string text = f.chat.empty() ? f.prompt : f.chat;
-    const std::string tmpl =
-        !f.chat.empty() && f.chat_template == "none" ? "model" : f.chat_template;
-    if (tmpl != "none") {
-      ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec, data::parse_chat_template_spec(tmpl));
+    // The template the model records (data/prompt_format.h); without a record raw text
+    // for --prompt, the checkpoint's own Jinja template for --chat.
+    ASSIGN_OR_RETURN(
+        const data::ResolvedPromptFormat format,
+        data::resolve_prompt_format(f.chat_template, f.prefill_think, f.model,
+                                    f.chat.empty() ? "none" : "model", "--chat-template"));
+    data::log_prompt_format(format);
+    if (format.chat_template != "none") {
+      ASSIGN_OR_RETURN(const data::ChatTemplateSpec spec,
+                       data::parse_chat_template_spec(format.chat_template));
       ASSIGN_OR_RETURN(const data::ChatTemplateOptions opts,
-                       data::resolve_chat_template(spec, f.model, f.prefill_think));
+                       data::resolve_chat_template(spec, f.model, format.prefill_think));
       ASSIGN_OR_RETURN(text, data::try_render_prompt(opts, text));
     }
     for (int32_t id : tok->encode(text)) prompt.ids.push_back(id);
@@ -237,11 +246,13 @@ void add_generate_command(CLI::App& root, int* exit_code) {
                   "tokenizer: .model, tokenizer.json or a directory (default: "
                   "<model>/tokenizer.json, else <model>/tokenizer.model)");
   cmd->add_option("--chat-template", f.chat_template,
-                  "render --prompt as a question first: none | r1_zero | plain | model (the "
-                  "checkpoint's own Jinja template) | FILE.jinja (--chat: default model)")
+                  "render --prompt as a question first: auto (the template the model records; "
+                  "without a record none, for --chat model) | none | r1_zero | plain | model "
+                  "(the checkpoint's own Jinja template) | FILE.jinja")
       ->capture_default_str();
   cmd->add_flag("--prefill-think", f.prefill_think,
-                "end the rendered prompt with \" <think>\" (a Jinja template: \"<think>\\n\")");
+                "end the rendered prompt with \" <think>\" (a Jinja template: \"<think>\\n\"; "
+                "default: as the model records)");
   cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();
   cmd->add_option("--temperature", f.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)")

@@ -3,7 +3,9 @@
 // trainer's GrpcRolloutSource can pull groups from it and push new weights to it.
 //
 // Binds 127.0.0.1 unless --bind says otherwise; --token-file makes every Rollout RPC
-// need `authorization: Bearer <token>`; --tls-cert/--tls-key turn on TLS. Runs until
+// need `authorization: Bearer <token>`; --tls-cert/--tls-key turn on TLS. The model's
+// recorded prompt format (data/prompt_format.h) is printed at start and returned by Info,
+// so clients render prompts the way the model was trained. Runs until
 // SIGINT or SIGTERM, then aborts the running generation and exits. See docs/protocol.md.
 #include <torch/torch.h>
 
@@ -13,6 +15,7 @@
 #include "apps/commands.h"
 #include "apps/engine_flags.h"
 #include "core/atomic_file.h"
+#include "data/prompt_format.h"
 #include "policy/checkpoint.h"
 #include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
@@ -58,6 +61,10 @@ Status run_worker(const WorkerFlags& f) {
                                     f.model, f.engine.engine.engine_options(), load));
   rollout::LocalRolloutSource* local = source.get();
   ASSIGN_OR_RETURN(opts.model_config_json, read_file(f.model + "/config.json", "config.json"));
+  // Prompts arrive as ids: clients render them, so the worker tells them how (Info).
+  ASSIGN_OR_RETURN(const std::optional<data::PromptFormat> format,
+                   data::read_prompt_format(f.model));
+  if (format) opts.prompt_format_json = format->to_json().dump();
   opts.limits.vocab_size = local->model_args().vocab_size;
   opts.limits.max_prompt_tokens = local->max_seq_len() - 1;
   opts.limits.max_new_tokens = local->max_seq_len() - 1;  // the engine checks the sum
@@ -76,10 +83,14 @@ Status run_worker(const WorkerFlags& f) {
   rollout::RolloutWorker worker(*source, opts);
   RETURN_IF_ERROR(worker.start());
   std::printf(
-      "rollout worker: %s on %s (vocab %lld, %lld tokens per sequence)%s%s\n", f.model.c_str(),
-      worker.address().c_str(), static_cast<long long>(opts.limits.vocab_size),
-      static_cast<long long>(local->max_seq_len()), opts.token.empty() ? "" : ", token required",
-      opts.tls_cert_pem.empty() ? "" : ", TLS");
+      "rollout worker: %s on %s (vocab %lld, %lld tokens per sequence, prompt format %s)%s%s\n",
+      f.model.c_str(), worker.address().c_str(), static_cast<long long>(opts.limits.vocab_size),
+      static_cast<long long>(local->max_seq_len()),
+      format ? fmt::format("{}{}", format->chat_template,
+                           format->prefill_think ? " with prefill_think" : "")
+                   .c_str()
+             : "not recorded",
+      opts.token.empty() ? "" : ", token required", opts.tls_cert_pem.empty() ? "" : ", TLS");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -43,8 +43,9 @@ void TaskSection::visit(ConfigVisitor& v) {
   v.field("seed", seed, "problem stream seed (train and held-out streams derive from it)");
   v.field("eval_size", eval_size, "held-out problems (never trained on)", Range::non_negative());
   v.field("chat_template", chat_template,
-          "prompt template: r1_zero | plain | model (the checkpoint's own Jinja chat template, "
-          "from model.from's tokenizer_config.json) | a .jinja file");
+          "prompt template: auto (the one model.from records, else r1_zero) | r1_zero | plain "
+          "| model (the checkpoint's own Jinja chat template, from model.from's "
+          "tokenizer_config.json) | a .jinja file");
   v.field("prefill_think", prefill_think, "prompts end in ' <think>'");
   if (!registry.contains(name)) return;  // the name's check reports it
   v.scope(fmt::format("task {}", name));
@@ -58,8 +59,9 @@ Status TaskSection::validate() const {
       known += (known.empty() ? "" : ", ") + n;
     return InvalidArgument("task.name={}: unknown task (known tasks: {})", name, known);
   }
-  RETURN_IF_ERROR(
-      parse_chat_template_spec(chat_template).status().with_context("task.chat_template"));
+  if (chat_template != kAutoChatTemplate)
+    RETURN_IF_ERROR(
+        parse_chat_template_spec(chat_template).status().with_context("task.chat_template"));
   return task().validate();
 }
 
@@ -82,7 +84,29 @@ std::vector<reward::RewardSpec> TaskSection::default_rewards() const {
   return task().default_rewards(prefill_think);
 }
 
+StatusOr<TaskSection> TaskSection::with_model_format(std::string_view model_dir,
+                                                     ResolvedPromptFormat* resolved,
+                                                     std::string_view what) const {
+  ASSIGN_OR_RETURN(ResolvedPromptFormat r,
+                   resolve_prompt_format(chat_template, prefill_think, model_dir, "r1_zero", what));
+  log_prompt_format(r);
+  TaskSection s = *this;
+  s.chat_template = r.chat_template;
+  s.prefill_think = r.prefill_think;
+  if (resolved != nullptr) *resolved = std::move(r);
+  return s;
+}
+
 StatusOr<ChatTemplateOptions> TaskSection::template_options(std::string_view model_dir) const {
+  if (chat_template == kAutoChatTemplate) {
+    ASSIGN_OR_RETURN(const ResolvedPromptFormat r,
+                     resolve_prompt_format(chat_template, prefill_think, model_dir, "r1_zero",
+                                           "task.chat_template"));
+    TaskSection s = *this;
+    s.chat_template = r.chat_template;
+    s.prefill_think = r.prefill_think;
+    return s.template_options(model_dir);
+  }
   const StatusOr<ChatTemplateSpec> spec = parse_chat_template_spec(chat_template);
   if (!spec.ok()) return spec.status().with_context("task.chat_template");
   auto opts = resolve_chat_template(*spec, model_dir, prefill_think);
@@ -93,8 +117,12 @@ StatusOr<ChatTemplateOptions> TaskSection::template_options(std::string_view mod
 StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_view model_dir) {
   RETURN_IF_ERROR(section.validate());
   TaskSource t;
-  t.section_ = section;
-  ASSIGN_OR_RETURN(t.template_, section.template_options(model_dir));
+  if (section.chat_template == kAutoChatTemplate) {
+    ASSIGN_OR_RETURN(t.section_, section.with_model_format(model_dir));
+  } else {
+    t.section_ = section;
+  }
+  ASSIGN_OR_RETURN(t.template_, t.section_.template_options(model_dir));
   if (!section.task().procedural()) {
     ASSIGN_OR_RETURN(TaskFile file, section.task().load());
     t.skipped_lines_ = file.skipped_lines;
@@ -171,6 +199,10 @@ std::vector<TaskSample> TaskSource::train_batch(uint64_t first, int64_t n) const
   out.reserve(n);
   for (int64_t i = 0; i < n; ++i) out.push_back(train(first + i));
   return out;
+}
+
+PromptFormat TaskSource::prompt_format() const {
+  return prompt_format_of(template_, config_to_json(section_));
 }
 
 std::string TaskSource::render(const TaskSample& s) const {

@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "data/chat_template.h"
+#include "data/prompt_format.h"
 #include "data/reward_spec.h"
 #include "data/task.h"
 
@@ -41,8 +42,9 @@ struct TaskSection {
   std::string name = "arithmetic";  // a registered task (TaskRegistry)
   uint64_t seed = 1;                // problem streams (train and eval derive from it)
   int64_t eval_size = 200;          // held-out problems
-  // r1_zero | plain | model (the checkpoint's own Jinja template) | a .jinja file
-  std::string chat_template = "r1_zero";
+  // auto (the model's recorded template, else r1_zero) | r1_zero | plain | model (the
+  // checkpoint's own Jinja template) | a .jinja file
+  std::string chat_template = std::string(kAutoChatTemplate);
   bool prefill_think = false;  // prompts end in " <think>" ("<think>\n" for Jinja templates)
 
   TaskSection() = default;
@@ -59,8 +61,17 @@ struct TaskSection {
   Status validate() const;
   // The chat template options of this section, the template loaded and checked
   // (resolve_chat_template); `model_dir` is the checkpoint's directory, which
-  // chat_template=model reads (FailedPrecondition without one).
+  // chat_template=model reads (FailedPrecondition without one) and chat_template=auto
+  // takes the recorded template of.
   StatusOr<ChatTemplateOptions> template_options(std::string_view model_dir = {}) const;
+  // This section with chat_template and prefill_think resolved against the prompt format
+  // recorded in `model_dir` (resolve_prompt_format, fallback r1_zero), the decision
+  // logged: `auto` becomes the recorded template, a contradicting choice a WARNING. The
+  // resolution goes to `resolved` when given. For the model a run starts from or
+  // evaluates; "" = none (auto is r1_zero). `what` names the setting in the log.
+  StatusOr<TaskSection> with_model_format(std::string_view model_dir,
+                                          ResolvedPromptFormat* resolved = nullptr,
+                                          std::string_view what = "task.chat_template") const;
   // The task `name` names with the section's options for it. After `name` is assigned in
   // code, its options are the task's defaults until set (load_config_string,
   // apply_task_args). Requires a registered name (validate() first); throws
@@ -78,7 +89,8 @@ struct TaskSection {
 class TaskSource {
  public:
   // Reads the task's file (a file task), loads the chat template (`model_dir`: the
-  // checkpoint's directory, for chat_template=model) and builds the held-out set.
+  // checkpoint's directory, for chat_template=model, and auto: with_model_format) and
+  // builds the held-out set.
   static StatusOr<TaskSource> create(const TaskSection& section, std::string_view model_dir = {});
 
   // Training problem number `index` (0, 1, 2, ...; endless for procedural tasks, cycling
@@ -111,6 +123,9 @@ class TaskSource {
   const TaskSection& section() const { return section_; }
   // The section's chat template, loaded.
   const ChatTemplateOptions& template_options() const { return template_; }
+  // What a model trained on these prompts records (data/prompt_format.h): the template
+  // and the section.
+  PromptFormat prompt_format() const;
 
  private:
   TaskSample generate(uint64_t stream, uint64_t index) const;

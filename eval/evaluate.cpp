@@ -82,6 +82,32 @@ std::vector<SampleRecord> score_samples(const reward::CombinedReward& rewards,
 
 }  // namespace
 
+std::string low_format_rate_warning(double format_rate, const data::ResolvedPromptFormat& format) {
+  if (std::isnan(format_rate) || format_rate >= kLowFormatRate) return "";
+  const std::string used =
+      fmt::format("{}{}", format.chat_template, format.prefill_think ? " with prefill_think" : "");
+  const std::string rate = fmt::format("format rate {:.1f}% (under {:.0f}%)", 100.0 * format_rate,
+                                       100.0 * kLowFormatRate);
+  if (!format.recorded)
+    return fmt::format(
+        "{}: the model records no prompt format; if it was trained with another template than "
+        "{}, evaluate with that one (--chat-template / task.chat_template), else it did not "
+        "learn the answer format",
+        rate, used);
+  const data::PromptFormat& rec = *format.recorded;
+  const std::string trained =
+      fmt::format("{}{}", rec.chat_template, rec.prefill_think ? " with prefill_think" : "");
+  if (format.contradicts)
+    return fmt::format(
+        "{}: likely a template mismatch: trained with {}, evaluated with {} (leave the "
+        "template at auto to use the recorded one)",
+        rate, trained, used);
+  return fmt::format(
+      "{} with the template the model was trained with ({}): the model did not learn the "
+      "answer format the format reward checks (<think> ... </think> <answer> ... </answer>)",
+      rate, trained);
+}
+
 TextCodec tokenizer_codec(const data::Tokenizer& tokenizer) {
   TextCodec c;
   c.encode = [tokenizer](std::string_view text) {

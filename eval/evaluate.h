@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "data/prompt_format.h"
 #include "data/task.h"
 #include "data/task_source.h"
 #include "reward/reward.h"
@@ -148,6 +149,16 @@ std::pair<std::string, int64_t> majority_vote(const std::vector<std::string>& an
 // The answer a completion gives, for voting: extracted (<answer> tag, \boxed, ...) and
 // normalised; "" when there is none or it is hedged.
 std::string vote_answer(std::string_view completion);
+
+// Below this format rate an evaluation warns (low_format_rate_warning).
+inline constexpr double kLowFormatRate = 0.10;
+
+// "" when `format_rate` is NaN or at least kLowFormatRate; else a warning naming the
+// likely cause, from how the prompt format was chosen (data/prompt_format.h): a
+// template that contradicts the model's record ("trained with X, evaluated with Y"),
+// a model without a record (name the template it was trained with), or, with the
+// recorded template, a model that did not learn the answer format.
+std::string low_format_rate_warning(double format_rate, const data::ResolvedPromptFormat& format);
 
 using RenderFn = std::function<std::string(const data::TaskSample&)>;
 

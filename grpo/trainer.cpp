@@ -86,9 +86,11 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   // Tokenizer, task, rewards.
   ASSIGN_OR_RETURN(auto tok, train::resolve_tokenizer(r.tokenizer, r.model.from, r.checkpoint.dir,
                                                       /*train_one=*/{}));
-  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(r.task, r.model.from));
+  // The prompt format model.from records, unless the recipe names one (data/prompt_format.h).
+  ASSIGN_OR_RETURN(const data::TaskSection task, r.task.with_model_format(r.model.from));
+  ASSIGN_OR_RETURN(data::TaskSource tasks, data::TaskSource::create(task, r.model.from));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
-                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
+                   reward::build_task_rewards(r.reward, task.default_rewards()));
 
   // Policy and optimizer, resumed when a checkpoint exists.
   train::TrainingRunOptions ro;
@@ -98,7 +100,10 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.vocab_size = tok.tokenizer.vocab_size();
   ro.seed = r.grpo.seed;
   ro.tokenizer_path = tok.path;
-  ro.recipe = config_to_json(r);
+  ro.prompt_format = tasks.prompt_format();
+  GrpoRecipe saved = r;  // with the template it trains with, compared on resume
+  saved.task = task;
+  ro.recipe = config_to_json(saved);
   ro.may_change = resumable_keys();
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));

@@ -34,12 +34,15 @@ bool exists(const std::string& path) {
 // its directory).
 Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const std::string& name,
                       const std::string& out_json) {
-  data::TaskSection ts = r.task;
-  ts.eval_size = std::max(ts.eval_size, r.eval.problems);
+  data::TaskSection requested = r.task;
+  requested.eval_size = std::max(requested.eval_size, r.eval.problems);
+  // The prompt format the model records, unless the recipe names one.
+  data::ResolvedPromptFormat format;
+  ASSIGN_OR_RETURN(const data::TaskSection ts, requested.with_model_format(model_dir, &format));
   ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(ts, model_dir));
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(model_dir));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards,
-                   reward::build_task_rewards(r.reward, r.task.default_rewards()));
+                   reward::build_task_rewards(r.reward, ts.default_rewards()));
   const rollout::EngineSettings engine{r.grpo.rollout.max_batch, r.grpo.rollout.decode_threads};
   ASSIGN_OR_RETURN(auto source, rollout::LocalRolloutSource::from_checkpoint(
                                     model_dir, engine.engine_options()));
@@ -59,6 +62,8 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   R1_LOG(info,
          "eval {}: pass@1 (mean@{}) {:.3f}, pass@{} {:.3f}, greedy pass@1 {:.3f}, format {:.3f}",
          name, rep.k, rep.pass_at_1, rep.k, rep.pass_at_k, rep.greedy_pass_at_1, rep.format_rate);
+  if (const std::string w = eval::low_format_rate_warning(rep.format_rate, format); !w.empty())
+    R1_LOG(warn, "eval {}: {}", name, w);
   return OkStatus();
 }
 

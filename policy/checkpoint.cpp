@@ -122,6 +122,19 @@ Status save_model(TransformerImpl& model, const std::string& dir, const SaveOpti
       if (!st.ok()) return cleanup(st);
     }
   }
+  if (opts.prompt_format) {
+    const std::string config_path = tmp + "/tokenizer_config.json";
+    std::string existing;
+    if (fs::exists(config_path, ec)) {
+      auto bytes = read_file(config_path);
+      if (!bytes.ok()) return cleanup(bytes.status());
+      existing = std::move(bytes).value();
+    }
+    auto merged = data::merge_tokenizer_config(existing, *opts.prompt_format);
+    if (!merged.ok()) return cleanup(merged.status().with_context(opts.tokenizer_path));
+    st = write_file_atomic(config_path, *merged);
+    if (!st.ok()) return cleanup(st);
+  }
   st = rename_dir_atomic(tmp, final_dir);
   if (!st.ok()) return cleanup(st);
   return OkStatus();

@@ -20,11 +20,13 @@
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/status.h"
+#include "data/prompt_format.h"
 #include "policy/model.h"
 
 namespace r1kit::policy {
@@ -35,6 +37,10 @@ struct SaveOptions {
   // byte for byte when set: tokenizer.model, or tokenizer.json (+ tokenizer_config.json).
   std::string tokenizer_path;
   torch::Dtype dtype = torch::kFloat;  // tensors are written in this dtype (F32 or BF16)
+  // The prompt format the model was trained with, when set: tokenizer_config.json gets
+  // its chat_template and record (data::merge_tokenizer_config; a copied one keeps its
+  // other keys byte for byte).
+  std::optional<data::PromptFormat> prompt_format;
 };
 
 struct LoadOptions {
@@ -54,8 +60,8 @@ StatusOr<std::string> from_hf_name(const std::string& hf, const ModelArgs& args)
 std::vector<std::pair<std::string, torch::Tensor>> export_tensors(TransformerImpl& model,
                                                                   torch::Dtype dtype);
 
-// Writes config.json + safetensors (+ the tokenizer's files) into `dir`, atomically: the
-// directory is built beside the target and renamed into place.
+// Writes config.json + safetensors (+ the tokenizer's files, + the prompt format) into
+// `dir`, atomically: the directory is built beside the target and renamed into place.
 Status save_model(TransformerImpl& model, const std::string& dir, const SaveOptions& opts = {});
 
 // Loads a native or Hugging Face checkpoint directory (config.json + safetensors). The model

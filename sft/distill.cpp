@@ -254,6 +254,9 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
   DistillResult res;
   res.traces_path = r.traces_path();
+  // The prompt format teacher.from records, unless the recipe names one
+  // (data/prompt_format.h): the traces' prompts and the student's.
+  ASSIGN_OR_RETURN(const data::TaskSection task, r.task.with_model_format(r.teacher.from));
   const std::string teacher_tok_path = data::tokenizer_file_in(r.teacher.from);
 
   // (a) Traces, unless the file is there already.
@@ -265,8 +268,8 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
     if (j.is_object()) res.traces = TraceStats::from_json(j);
   } else {
     ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(teacher_tok_path));
-    ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(r.task, r.teacher.from));
-    ASSIGN_OR_RETURN(auto rewards, reward::build_task_rewards(r.reward, r.task.default_rewards()));
+    ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(task, r.teacher.from));
+    ASSIGN_OR_RETURN(auto rewards, reward::build_task_rewards(r.reward, task.default_rewards()));
     ASSIGN_OR_RETURN(auto teacher, make_teacher ? make_teacher(r) : local_teacher(r));
     std::string names;
     for (const auto& c : rewards.components())
@@ -298,7 +301,8 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
     res.student.final_dir = final_dir;
     return res;
   }
-  const SftRecipe sr = r.sft_recipe();
+  SftRecipe sr = r.sft_recipe();
+  sr.task = task;
   // Fewer than 2 traces (an empty file included): say why, rather than "no examples".
   ASSIGN_OR_RETURN(const std::string text, read_file(res.traces_path));
   const auto n_traces = std::count(text.begin(), text.end(), '\n');

@@ -84,8 +84,10 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   // 1. Corpus.
   const std::string corpus_path = r.checkpoint.dir + "/corpus.txt";
   std::vector<std::string> lines;
+  data::PromptFormat format;  // recorded with every checkpoint
   {
     ASSIGN_OR_RETURN(data::TaskSource task, data::TaskSource::create(r.task));
+    format = task.prompt_format();
     ASSIGN_OR_RETURN(auto solved, task.solved_problems(r.data.n_examples));
     const data::ChatTemplateOptions& opts = task.template_options();
     for (const auto& [question, response] : solved)
@@ -132,6 +134,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ro.vocab_size = tok.vocab_size();
   ro.seed = r.train.seed;
   ro.tokenizer_path = resolved.path;
+  ro.prompt_format = format;
   ro.recipe = config_to_json(r);
   ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
                    "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};

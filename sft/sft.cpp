@@ -215,8 +215,11 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
 
 }  // namespace
 
-StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
-  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
+StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
+  RETURN_IF_ERROR(train::prepare_run(recipe.dist, recipe.checkpoint, recipe.model.from));
+  // The prompt format model.from records, unless the recipe names one (data/prompt_format.h).
+  SftRecipe r = recipe;
+  ASSIGN_OR_RETURN(r.task, recipe.task.with_model_format(recipe.model.from));
 
   // 1. Examples, tokenizer, split.
   ASSIGN_OR_RETURN(std::vector<TextExample> examples, load_sft_examples(r));
@@ -226,8 +229,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& r, const SftHooks& hooks) {
   ASSIGN_OR_RETURN(SftData data, split_sft_data(r, examples, tok, topts));
 
   // 2. Model (fp32 master weights) and optimizer, resumed when a checkpoint exists.
-  ASSIGN_OR_RETURN(train::TrainingRun run,
-                   train::TrainingRun::start(sft_run_options(r, tok.vocab_size(), resolved.path)));
+  train::TrainingRunOptions ro = sft_run_options(r, tok.vocab_size(), resolved.path);
+  ro.prompt_format = data::prompt_format_of(topts, config_to_json(r.task));
+  ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();

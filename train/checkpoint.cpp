@@ -42,11 +42,13 @@ std::string latest_checkpoint(const std::string& run_dir) {
 Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
                              const std::string& run_dir, int64_t step, nlohmann::json state,
                              const std::string& tokenizer_path, int64_t keep_last,
-                             const std::function<Status(const std::string& dir)>& extra) {
+                             const std::function<Status(const std::string& dir)>& extra,
+                             const std::optional<data::PromptFormat>& format) {
   const std::string dir = fmt::format("{}/checkpoints/step-{:06d}", run_dir, step);
   const std::string tmp = temp_sibling(dir);
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;
+  so.prompt_format = format;
   RETURN_IF_ERROR(policy::save_model(model, tmp, so));
   RETURN_IF_ERROR(save_adamw_state(opt, model.named_parameters(), tmp + "/optimizer.safetensors"));
   if (extra) RETURN_IF_ERROR(extra(tmp));
@@ -65,10 +67,12 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
 }
 
 StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std::string& run_dir,
-                                       const std::string& tokenizer_path) {
+                                       const std::string& tokenizer_path,
+                                       const std::optional<data::PromptFormat>& format) {
   const std::string dir = run_dir + "/final";
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;
+  so.prompt_format = format;
   RETURN_IF_ERROR(policy::save_model(model, dir, so));
   R1_LOG(info, "final model: {}", dir);
   return dir;

@@ -1,7 +1,8 @@
 // Training checkpoints shared by every trainer (pretrain, sft, distill, grpo).
 //
 // A training checkpoint is RUN/checkpoints/step-NNNNNN/: the model directory of
-// policy::save_model (config.json, model.safetensors, tokenizer.model), plus
+// policy::save_model (config.json, model.safetensors, tokenizer.model, and
+// tokenizer_config.json with the prompt format trained with), plus
 // optimizer.safetensors (AdamW moments and step counts) and trainer_state.json
 // ({"step", "recipe", ...trainer-specific state}). It is written into a temporary
 // sibling and renamed into place (docs/design.md, "Files are written atomically"), so a
@@ -13,10 +14,12 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "data/prompt_format.h"
 #include "policy/model.h"
 
 namespace r1kit::train {
@@ -27,15 +30,19 @@ std::string latest_checkpoint(const std::string& run_dir);
 // Writes RUN/checkpoints/step-{step:06d} atomically. `state` gets "step" added.
 // Keeps only the newest `keep_last` checkpoints when keep_last > 0. `extra`, when set,
 // writes a trainer's own files into the (temporary) directory before it is renamed.
+// `format`, when set, is recorded in tokenizer_config.json (data/prompt_format.h).
 Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW& opt,
                              const std::string& run_dir, int64_t step, nlohmann::json state,
                              const std::string& tokenizer_path, int64_t keep_last = 0,
-                             const std::function<Status(const std::string& dir)>& extra = {});
+                             const std::function<Status(const std::string& dir)>& extra = {},
+                             const std::optional<data::PromptFormat>& format = {});
 
-// Writes the finished model to RUN/final (model, config.json, tokenizer.model) and
-// returns that directory. Every trainer ends with it.
+// Writes the finished model to RUN/final (model, config.json, tokenizer.model, and
+// tokenizer_config.json with `format` when set) and returns that directory. Every
+// trainer ends with it.
 StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std::string& run_dir,
-                                       const std::string& tokenizer_path);
+                                       const std::string& tokenizer_path,
+                                       const std::optional<data::PromptFormat>& format = {});
 
 // Loads the weights and optimizer state of checkpoint `dir` into `model`/`opt`, and
 // returns its trainer_state.json (with an integer "step").

@@ -119,11 +119,13 @@ Status TrainingRun::save(int64_t step_done, nlohmann::json state,
                          const std::function<Status(const std::string& dir)>& extra) {
   state["recipe"] = options_.recipe;
   return save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,
-                               std::move(state), options_.tokenizer_path, 0, extra);
+                               std::move(state), options_.tokenizer_path, 0, extra,
+                               options_.prompt_format);
 }
 
 StatusOr<std::string> TrainingRun::save_final() {
-  return save_final_model(*model_, options_.checkpoint.dir, options_.tokenizer_path);
+  return save_final_model(*model_, options_.checkpoint.dir, options_.tokenizer_path,
+                          options_.prompt_format);
 }
 
 }  // namespace r1kit::train

@@ -16,11 +16,13 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/metrics.h"
 #include "core/status.h"
+#include "data/prompt_format.h"
 #include "data/tokenizer.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
@@ -75,6 +77,9 @@ struct TrainingRunOptions {
   int64_t vocab_size = 0;               // the tokenizer's; the model must have at least as many ids
   uint64_t seed = 1;                    // seed_everything and the fresh model's init
   std::string tokenizer_path;           // copied into every checkpoint and the final model
+  // Recorded in every checkpoint's and the final model's tokenizer_config.json
+  // (data/prompt_format.h): the chat template and task the model is trained with.
+  std::optional<data::PromptFormat> prompt_format;
   nlohmann::json recipe;                // config_to_json(recipe): saved, and compared on resume
   std::vector<std::string> may_change;  // dotted keys that may differ on resume
   std::string log_note;                 // appended to the start-up log line (e.g. "compute bf16")

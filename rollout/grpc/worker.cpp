@@ -653,6 +653,7 @@ class WorkerService final : public pb::Rollout::WithCallbackMethod_Generate<
     try {
       const WorkerLimits& lim = w_->options.limits;
       resp->set_model_config_json(w_->options.model_config_json);
+      resp->set_prompt_format_json(w_->options.prompt_format_json);
       resp->set_policy_version(w_->source.policy_version());
       resp->set_active_groups(w_->active_groups.load());
       resp->set_queued_groups(w_->queued_groups.load());

@@ -58,6 +58,9 @@ struct WorkerOptions {
   WorkerLimits limits;
   // The model's config.json text, returned by Info.
   std::string model_config_json;
+  // The model's recorded prompt format as JSON (data/prompt_format.h), returned by Info;
+  // "" when it has none.
+  std::string prompt_format_json;
   // Threads calling RolloutSource::generate. The in-process engine serialises
   // generate() anyway, so 1 unless the source runs requests in parallel.
   int engine_threads = 1;

@@ -303,5 +303,32 @@ TEST(EvaluateTest, BadOptionsAndRewardsAreErrors) {
   EXPECT_FALSE(evaluate(src, byte_codec(), {}, render(), rewards, o).ok());
 }
 
+// Under 10% well-formatted samples, a warning naming the likely cause from how the
+// template was chosen; none at 10% or more, or without a format reward.
+TEST(EvaluateTest, LowFormatRateWarningNamesTheLikelyCause) {
+  data::ResolvedPromptFormat used;
+  used.chat_template = "r1_zero";
+  EXPECT_EQ(low_format_rate_warning(0.10, used), "");
+  EXPECT_EQ(low_format_rate_warning(std::nan(""), used), "");
+  // No record: name the template used and both causes.
+  std::string w = low_format_rate_warning(0.0, used);
+  EXPECT_NE(w.find("records no prompt format"), std::string::npos) << w;
+  EXPECT_NE(w.find("r1_zero"), std::string::npos) << w;
+  // A record the choice contradicts: a template mismatch, both named.
+  used.recorded = data::PromptFormat{"plain", false, "", nlohmann::json()};
+  used.contradicts = true;
+  w = low_format_rate_warning(0.02, used);
+  EXPECT_NE(w.find("template mismatch: trained with plain, evaluated with r1_zero"),
+            std::string::npos)
+      << w;
+  EXPECT_NE(w.find("2.0%"), std::string::npos) << w;
+  // The recorded template itself: the model did not learn the format.
+  used.chat_template = "plain";
+  used.contradicts = false;
+  w = low_format_rate_warning(0.05, used);
+  EXPECT_NE(w.find("did not learn"), std::string::npos) << w;
+  EXPECT_EQ(w.find("mismatch"), std::string::npos) << w;
+}
+
 }  // namespace
 }  // namespace r1kit::eval

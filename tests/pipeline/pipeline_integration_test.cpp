@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/config.h"
+#include "data/prompt_format.h"
 #include "pipeline/run.h"
 #include "policy/checkpoint.h"
 #include "tests/cli_util.h"
@@ -37,6 +38,56 @@ void expect_eval_loads_plugin(const std::string& model_dir, const std::string& o
   std::tie(rc, out) = testing::run_command(eval + " --plugin no/such/libeval_reward.so", true);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("no/such/libeval_reward.so"), std::string::npos) << out;
+}
+
+// Every model the run wrote records its prompt format (the recipe's plain template and
+// task section), and the CLI reads it: eval and generate default to it, a contradicting
+// --chat-template is a warning naming both, and a format rate under 10% says why.
+void expect_models_record_their_format(const std::string& dir) {
+  std::vector<std::string> models = {dir + "/sft/final", dir + "/grpo/final"};
+  for (const char* stage : {"/sft/checkpoints", "/grpo/checkpoints"})
+    if (fs::exists(dir + stage))
+      for (const auto& e : fs::directory_iterator(dir + stage)) models.push_back(e.path());
+  for (const std::string& m : models) {
+    auto rec = data::read_prompt_format(m);
+    ASSERT_TRUE(rec.ok() && rec->has_value()) << m << ": " << rec.status().to_string();
+    EXPECT_EQ((*rec)->chat_template, "plain") << m;
+    EXPECT_EQ((*rec)->task["eval_size"], 6) << m;
+  }
+  const std::string model = dir + "/grpo/final";
+  const std::string eval = testing::r1kit_binary() + " eval --model " + model +
+                           " --k 1 --max-new-tokens 8 --threads 1 --quiet --json ";
+  auto [rc, out] = testing::run_command(eval + dir + "/eval_auto.json", true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("--chat-template: plain, as " + model), std::string::npos) << out;
+  std::ifstream f(dir + "/eval_auto.json");
+  auto j = nlohmann::json::parse(f, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["task_section"]["chat_template"], "plain");
+  EXPECT_EQ(j["problems"], 6) << "the recorded eval_size";
+  EXPECT_EQ(j.contains("warning"), j["format_rate"].get<double>() < 0.1) << j.dump();
+
+  std::tie(rc, out) =
+      testing::run_command(eval + dir + "/eval_r1.json --chat-template r1_zero", true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("--chat-template r1_zero contradicts the model's record"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("trained with plain"), std::string::npos) << out;
+  std::ifstream f2(dir + "/eval_r1.json");
+  j = nlohmann::json::parse(f2, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  if (j["format_rate"].get<double>() < 0.1) {
+    EXPECT_NE(j.value("warning", "").find("trained with plain, evaluated with r1_zero"),
+              std::string::npos)
+        << j.dump();
+  }
+
+  std::tie(rc, out) =
+      testing::run_command(testing::r1kit_binary() + " generate --model " + model +
+                               " --prompt 'What is 2+3?' --n 1 --max-new-tokens 4 --threads 1",
+                           true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("--chat-template: plain, as " + model), std::string::npos) << out;
 }
 
 TEST(PipelineIntegrationTest, EveryStageRunsAndItsArtefactsLoad) {
@@ -77,6 +128,7 @@ dist: {threads: 1}
     EXPECT_TRUE(j.contains("pass_at_1") || j.contains("pass@1")) << j.dump();
   }
   expect_eval_loads_plugin(dir + "/grpo/final", dir + "/eval_plugin.json");
+  expect_models_record_their_format(dir);
   std::ifstream html(dir + "/report.html");
   std::stringstream ss;
   ss << html.rdbuf();

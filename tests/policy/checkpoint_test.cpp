@@ -18,6 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
+#include "data/prompt_format.h"
 #include "data/tokenizer.h"
 
 namespace r1kit::policy {
@@ -436,6 +437,46 @@ TEST_F(CheckpointTest, HfTokenizerFilesAreCopied) {
     EXPECT_EQ(tok->eos_id(), 1);
     fs::remove_all(out);
   }
+}
+
+// A model saved with its prompt format records it in tokenizer_config.json: added to
+// a copied Hugging Face config (whose own keys stay byte for byte), or written fresh
+// beside a SentencePiece tokenizer; the tokenizer still loads.
+TEST_F(CheckpointTest, PromptFormatIsRecordedInTokenizerConfig) {
+  Transformer m = make_model(*preset("nano"), 4);
+  fs::create_directories(path("hf_pf"));
+  const std::string json_text = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+                                    "added_tokens": [{"id": 1, "content": "<e>", "special": true}]})";
+  const std::string config =
+      R"({"eos_token": "<e>", "model_max_length": 1000000000000000019884624838656})";
+  ASSERT_TRUE(write_file_atomic(path("hf_pf") + "/tokenizer.json", json_text).ok());
+  ASSERT_TRUE(write_file_atomic(path("hf_pf") + "/tokenizer_config.json", config).ok());
+  SaveOptions so;
+  so.tokenizer_path = path("hf_pf");
+  so.prompt_format = data::PromptFormat{"plain", false, "", nlohmann::json{{"name", "arithmetic"}}};
+  ASSERT_TRUE(save_model(*m, path("out_pf"), so).ok());
+  const std::string written = *read_file(path("out_pf") + "/tokenizer_config.json");
+  EXPECT_EQ(written.substr(0, config.size() - 1), config.substr(0, config.size() - 1)) << written;
+  auto rec = data::read_prompt_format(path("out_pf"));
+  ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status().to_string();
+  EXPECT_EQ((*rec)->chat_template, "plain");
+  EXPECT_EQ((*rec)->task["name"], "arithmetic");
+  auto tok = data::Tokenizer::load(path("out_pf"));
+  ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+  EXPECT_EQ(tok->eos_id(), 1);
+
+  const std::string spm = path("pf_tok.model");
+  ASSERT_TRUE(write_file_atomic(spm, std::string_view("\x0a\x03spm\x00bytes", 11)).ok());
+  so.tokenizer_path = spm;
+  so.prompt_format = data::PromptFormat{"r1_zero", true, "", nlohmann::json()};
+  ASSERT_TRUE(save_model(*m, path("out_spm"), so).ok());
+  rec = data::read_prompt_format(path("out_spm"));
+  ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status().to_string();
+  EXPECT_EQ((*rec)->chat_template, "r1_zero");
+  EXPECT_TRUE((*rec)->prefill_think);
+  const auto j = nlohmann::json::parse(*read_file(path("out_spm") + "/tokenizer_config.json"));
+  EXPECT_EQ(j["chat_template"],
+            *data::builtin_chat_template_jinja(data::ChatTemplateKind::kR1Zero, true));
 }
 
 // ---------------------------------------------------------------------------------

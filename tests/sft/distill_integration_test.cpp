@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/config.h"
+#include "data/prompt_format.h"
 #include "sft/distill.h"
 
 namespace r1kit::sft {
@@ -33,9 +34,10 @@ dist: {threads: 1}
   auto teacher = run_sft(*teacher_recipe);
   ASSERT_TRUE(teacher.ok()) << teacher.status().to_string();
 
+  // No task.chat_template: the one the teacher records (plain).
   auto recipe = load_config_string<DistillRecipe>(
       R"(
-task: {name: arithmetic, chat_template: plain, eval_size: 10}
+task: {name: arithmetic, eval_size: 10}
 sample: {n_prompts: 6, samples_per_prompt: 3, keep_per_prompt: 2, min_reward: -1.0,
          require_stop: false, temperature: 1.0, max_new_tokens: 16, prompts_per_batch: 4}
 model: {preset: tiny-dense}
@@ -59,6 +61,10 @@ dist: {threads: 1}
   EXPECT_EQ(res->student.steps_run, 3);
   EXPECT_TRUE(fs::exists(root + "/student/final/model.safetensors"));
   EXPECT_TRUE(fs::exists(root + "/student/final/tokenizer.model"));
+  // The traces were rendered with the teacher's template, and the student records it.
+  auto format = data::read_prompt_format(root + "/student/final");
+  ASSERT_TRUE(format.ok() && format->has_value()) << format.status().to_string();
+  EXPECT_EQ((*format)->chat_template, "plain");
   // The student is the dense GQA preset, and the KD loss was logged every step.
   std::ifstream cfg(root + "/student/final/config.json");
   EXPECT_EQ(nlohmann::json::parse(cfg)["model_type"], "qwen2");

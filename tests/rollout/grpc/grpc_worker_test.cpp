@@ -27,6 +27,7 @@ WorkerOptions worker_options(const std::string& token = "") {
   o.limits.max_group_size = 8;
   o.limits.max_prompts = 4;
   o.model_config_json = R"({"vocab_size": 100})";
+  o.prompt_format_json = R"({"chat_template": "plain", "prefill_think": false})";
   return o;
 }
 
@@ -353,6 +354,7 @@ TEST_F(WorkerTest, InfoReportsModelVersionAndLimits) {
   rolloutpb::InfoResponse info;
   ASSERT_TRUE(c.stub->Info(&ctx, {}, &info).ok());
   EXPECT_EQ(info.model_config_json(), R"({"vocab_size": 100})");
+  EXPECT_EQ(info.prompt_format_json(), R"({"chat_template": "plain", "prefill_think": false})");
   EXPECT_EQ(info.policy_version(), 0);
   EXPECT_EQ(info.vocab_size(), FakeSource::kVocab);
   EXPECT_EQ(info.max_prompts(), 4);
