@@ -12,7 +12,7 @@ void add_run_command(CLI::App& root, int* exit_code) {
        "The whole R1 pipeline of a recipe: SFT cold start on the task's traces, GRPO, "
        "held-out evaluation of both models, HTML report. Stages whose output exists are "
        "skipped, so rerunning continues an interrupted run.",
-       "recipes/r1-tiny.yaml"},
+       "recipes/r1-tiny.yaml", pipeline::expand_grpo_spellings},
       [](const pipeline::RunRecipe& r) { return pipeline::run_pipeline(r, grpo_rollout_source); },
       [](const pipeline::RunResult& res) {
         std::string ran, skipped;

@@ -207,6 +207,92 @@ dist: {threads: 1}
   if (!HasFailure()) fs::remove_all(dir);
 }
 
+// The status message of a run that must fail.
+std::string refusal(const RunRecipe& r) {
+  auto res = run_pipeline(r);
+  return res.ok() ? "(it ran)" : std::string(res.status().message());
+}
+
+// A rerun compares each finished stage's recorded recipe with the recipe now: a changed
+// key is refused by name, a cadence key is not, a raised step count continues the stage
+// from its checkpoint (to the weights of a run that had the higher count from the start:
+// constant learning rate), and a later stage made from the old model refuses it.
+TEST(PipelineIntegrationTest, ChangedRecipeIsRefusedByKeyAndRaisedStepsContinue) {
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_pipeline_reuse_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  const char* yaml = R"(
+run: {stages: [sft, grpo, eval]}
+model: {preset: nano}
+tokenizer: {vocab_size: 320}
+task: {name: arithmetic, eval_size: 2, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
+sft:
+  n_examples: 100
+  max_seq_len: 96
+  train: {steps: 3, batch_size: 4, log_every: 1, eval_every: 0, eval_batches: 1,
+          optim: {lr: 1.0e-3, warmup_steps: 0, min_lr_ratio: 1.0}}
+grpo:
+  rollout: {group_size: 2, prompts_per_step: 1, max_new_tokens: 4, max_batch: 8}
+  train: {steps: 1, micro_batch_size: 2}
+eval: {problems: 2, k: 1, max_new_tokens: 4}
+dist: {threads: 1}
+)";
+  auto r = load_config_string<RunRecipe>(yaml, {"run.dir=" + dir + "/a"});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto first = run_pipeline(*r);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_TRUE(fs::exists(dir + "/a/sft/recipe.json"));
+  EXPECT_TRUE(fs::exists(dir + "/a/grpo/recipe.json"));
+
+  RunRecipe changed = *r;
+  changed.sft.train.optim.lr = 2e-3;
+  EXPECT_NE(refusal(changed).find("stage sft: " + dir + "/a/sft was made with sft.train.optim.lr="),
+            std::string::npos)
+      << refusal(changed);
+  changed = *r;
+  changed.grpo.train.loss.kl_coef = 0.5;
+  EXPECT_NE(refusal(changed).find("grpo.train.loss.kl_coef"), std::string::npos);
+  changed = *r;
+  changed.sft.train.steps = 2;  // fewer steps cannot be undone
+  EXPECT_NE(refusal(changed).find("sft.train.steps=3"), std::string::npos) << refusal(changed);
+  // More SFT steps with GRPO's output made from the 3-step model: GRPO refuses.
+  changed.sft.train.steps = 5;
+  EXPECT_NE(refusal(changed).find("stage grpo: " + dir + "/a/grpo was made with sft.train.steps=3"),
+            std::string::npos)
+      << refusal(changed);
+
+  // Keys that change nothing computed, and an evaluation key: only the evaluation reruns.
+  changed = *r;
+  changed.sft.train.log_every = 2;
+  changed.grpo.train.log_every = 5;
+  changed.dist.threads = 2;
+  changed.eval.temperature = 0.5;
+  auto again = run_pipeline(changed);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->skipped, (std::vector<std::string>{"sft", "grpo"}));
+  EXPECT_EQ(again->ran, (std::vector<std::string>{"eval"}));
+
+  // SFT alone, its step count raised: it continues from step 3 to 5.
+  r->run.stages = {"sft"};
+  r->sft.train.steps = 5;
+  auto more = run_pipeline(*r);
+  ASSERT_TRUE(more.ok()) << more.status().to_string();
+  EXPECT_EQ(more->ran, (std::vector<std::string>{"sft"}));
+  std::ifstream tf(dir + "/a/timing.json");
+  EXPECT_EQ(nlohmann::json::parse(tf)["sft"]["steps"], 5);  // 3 + 2, not 3 + 5
+  auto fresh = load_config_string<RunRecipe>(
+      yaml, {"run.dir=" + dir + "/b", "run.stages=[sft]", "sft.train.steps=5"});
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(run_pipeline(*fresh).ok());
+  auto continued = policy::load_model(dir + "/a/sft/final");
+  auto direct = policy::load_model(dir + "/b/sft/final");
+  ASSERT_TRUE(continued.ok() && direct.ok());
+  const auto pa = (*continued)->named_parameters(), pb = (*direct)->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
 TEST(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
   auto r = load_config_string<RunRecipe>("run: {stages: [control]}\n",
                                          {"run.dir=" + ::testing::TempDir() + "r1kit_no_such_run"});
