@@ -77,16 +77,17 @@ TABLE=$(cat <<'EOF'
 @ r1kit --help
   output: Subcommands
 @ r1kit --version
-  output: r1kit
+  output: ^r1kit [0-9]+\.[0-9]+
 @ r1kit model init --preset tiny --seed 1 --out runs/tiny-init
   file: runs/tiny-init/model.safetensors
 @ r1kit model info runs/tiny-init
   output: parameters
 @ r1kit model info runs/tiny-init --json
-  output: "n_layers"|"params"|\{
+  output: "parameters_total"
 @ r1kit model info tiny
   output: parameters
 @ r1kit model logits --model runs/tiny-init --ids 5,17,42
+  output: "logits"
 @ r1kit model init --preset nano --out runs/nano-init
   file: runs/nano-init/model.safetensors
 @ r1kit generate --model runs/nano-init --ids 5,17,42 --n 2 --max-new-tokens 8 --temperature 0
@@ -315,6 +316,7 @@ for cmd in "${ORDER[@]}"; do
   if [ $SHORT = 1 ]; then
     while IFS= read -r s; do
       from=${s%% => *}
+      [[ $run == *"$from"* ]] || fail "'$cmd': its sub: '$from' is not in the command"
       run=${run/"$from"/"${s#* => }"}
     done < <(grep '^sub: ' <<<"$f" | sed 's/^sub: //')
     extra=$(grep '^short: ' <<<"$f" | sed 's/^short: //')
