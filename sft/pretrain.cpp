@@ -134,7 +134,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ro.seed = r.train.seed;
   ro.tokenizer_path = resolved.path;
   ro.recipe = config_to_json(r);
-  ro.may_change = resumable_keys();  // the keys of `r1kit sft`'s, the same sections
+  ro.may_change = resumable_keys();  // sft.h: the train and checkpoint keys are shared
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
