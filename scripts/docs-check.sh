@@ -22,10 +22,14 @@
 #   skip: REASON       not run (a synopsis with placeholders, a server, ...)
 #   before: SHELL      a documented non-r1kit step run first (cp, g++), in order
 #   short: ARGS        appended in --short mode
-#   sub: A => B        replaced in --short mode
+#   sub: A => B        replaced (every occurrence) in --short mode
+#   listens: PORT      a server started with a trailing `&`: runs in the background until
+#                      the end, and must accept connections on PORT within a minute
 #   file: PATH         must exist and be non-empty afterwards
 #   lines: PATH N      must have at least N lines afterwards
 #   output: REGEX      the command's output (stdout + stderr) must match (grep -E)
+# Commands run with bash in the temporary directory, with $DOCS_PORT set to 50051 when
+# that port is free (else to another free port, which `sub:` puts in place of 50051).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build
@@ -157,6 +161,18 @@ TABLE=$(cat <<'EOF'
   output: "my_reward"
 @ r1kit report runs/grpo-tiny
   file: runs/grpo-tiny/report.html
+@ r1kit rollout-worker --model runs/sft-tiny/final --port 50051 --token-file tok.txt &
+  before: head -c 24 /dev/urandom | base64 > tok.txt
+  sub: 50051 => $DOCS_PORT
+  listens: $DOCS_PORT
+@ r1kit generate --model runs/sft-tiny/final --prompt "What is 23*7+5?" --chat-template r1_zero --n 2 --seed 3 --worker 127.0.0.1:50051 --token-file tok.txt
+  sub: 50051 => $DOCS_PORT
+  short: --max-new-tokens 16
+  output: sample 1
+@ r1kit grpo recipes/grpo-tiny.yaml "rollout.workers=[127.0.0.1:50051]" rollout.token_file=tok.txt
+  sub: 50051 => $DOCS_PORT
+  short: grpo.steps=2 rollout.group_size=2 rollout.prompts_per_step=2 grpo.eval_every=0
+  file: runs/grpo-tiny/checkpoints/step-000002/model.safetensors
 @ r1kit task list
   output: countdown
 @ r1kit task generate --task countdown --n 1000 --seed 1 --out cd.jsonl --traces
@@ -205,18 +221,12 @@ TABLE=$(cat <<'EOF'
   short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-countdown-tiny/grpo/final/model.safetensors
   file: runs/r1-countdown-tiny/report.html
-@ r1kit grpo recipes/grpo-tiny.yaml "rollout.workers=[127.0.0.1:50051]" rollout.token_file=tok.txt
-  skip: needs a rollout-worker serving on port 50051 (tests/rollout/grpc covers the pair)
 @ r1kit rollout-worker --model runs/sft-tiny/final --port 50051 --token-file tok.txt
-  skip: a server, runs until stopped (tests/rollout/grpc covers it)
-@ r1kit rollout-worker --model runs/sft-tiny/final --port 50051 --token-file tok.txt &
-  skip: a server, runs until stopped (tests/rollout/grpc covers it)
+  skip: the same server as the run `... --token-file tok.txt &` (docs/rollout.md)
 @ r1kit rollout-worker --model runs/sft/final --port 50051
   skip: a server, runs until stopped (tests/rollout/grpc covers it)
 @ r1kit rollout-worker --model runs/sft/final --port 50051 --bind 0.0.0.0 --token-file worker.token --tls-cert worker.crt --tls-key worker.key
   skip: a server with your TLS certificate and key
-@ r1kit generate --model runs/sft-tiny/final --prompt "What is 23*7+5?" --chat-template r1_zero --n 2 --seed 3 --worker 127.0.0.1:50051 --token-file tok.txt
-  skip: needs the rollout-worker above serving
 @ r1kit tokenizer render --model CHECKPOINT_DIR --input conversations.jsonl
   skip: placeholders: your checkpoint and conversations
 @ r1kit tokenizer render --model DIR --input conversations.jsonl > rendered.jsonl
@@ -295,7 +305,16 @@ done
 
 [ -x "$BUILD/r1kit" ] || { echo "docs-check: no $BUILD/r1kit (build first)" >&2; exit 2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/r1kit-docs-check.XXXXXX")
-[ $KEEP = 1 ] && echo "docs-check: working in $WORK" || trap 'rm -rf "$WORK"' EXIT
+BG_PIDS=()
+cleanup() {
+  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  [ $KEEP = 1 ] && echo "docs-check: working in $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+# True when something accepts connections on 127.0.0.1:$1.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+export DOCS_PORT=50051
+while listening $DOCS_PORT; do DOCS_PORT=$((DOCS_PORT + 1)); done
 mkdir -p "$WORK/bin" "$WORK/reward"
 ln -s "$BUILD" "$WORK/build"
 ln -s "$BUILD/r1kit" "$WORK/bin/r1kit"
@@ -317,7 +336,7 @@ for cmd in "${ORDER[@]}"; do
     while IFS= read -r s; do
       from=${s%% => *}
       [[ $run == *"$from"* ]] || fail "'$cmd': its sub: '$from' is not in the command"
-      run=${run/"$from"/"${s#* => }"}
+      run=${run//"$from"/"${s#* => }"}
     done < <(grep '^sub: ' <<<"$f" | sed 's/^sub: //')
     extra=$(grep '^short: ' <<<"$f" | sed 's/^short: //')
     [ -n "$extra" ] && run="$run $extra"
@@ -327,9 +346,21 @@ for cmd in "${ORDER[@]}"; do
   done < <(grep '^before: ' <<<"$f" | sed 's/^before: //')
   echo "docs-check: $run" >&2
   start=$SECONDS
+  ran=$((ran + 1))
+  if port=$(grep -m1 '^listens: ' <<<"$f"); then
+    port=$(bash -c "echo ${port#listens: }")
+    bash -c "exec ${run% &}" >"server.$ran.log" 2>&1 &
+    BG_PIDS+=($!)
+    for _ in $(seq 60); do listening "$port" && break; sleep 1; done
+    if listening "$port"; then
+      echo "docs-check:   ok, listening on $port (stopped at the end)" >&2
+    else
+      fail "'$run' (${WHERE[$cmd]}): nothing listens on $port after a minute:"$'\n'"$(tail -n 5 "server.$ran.log")"
+    fi
+    continue
+  fi
   out=$(bash -c "$run" 2>&1)
   rc=$?
-  ran=$((ran + 1))
   if [ $rc != 0 ]; then
     fail "'$run' (${WHERE[$cmd]}) exited $rc:"$'\n'"$(tail -n 15 <<<"$out")"
     continue
