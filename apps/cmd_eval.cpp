@@ -6,7 +6,8 @@
 // reward), samples k completions per problem (plus one greedy one with --greedy) and
 // prints pass@1 (mean@k), pass@k, maj@k, format rate, mean length and finish reasons
 // (eval/evaluate.h has the definitions). --json writes the same as one JSON object,
-// --records one JSON object per problem with every completion.
+// --records one JSON object per problem with every completion (--format score: one line
+// per completion, the input of `r1kit reward score`).
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -50,6 +51,7 @@ struct EvalFlags {
   uint64_t seed = 0;
   std::string json;
   std::string records;
+  std::string format = "problems";  // of --records: problems | score
   int64_t batch = 16;
   EngineFlags engine;
   bool quiet = false;
@@ -134,6 +136,7 @@ Status run_eval(EvalFlags f) {
   o.seed = f.seed;
   o.batch = f.batch;
   o.records_path = f.records;
+  o.records_for_scoring = f.format == "score";
   if (!f.quiet)
     o.on_progress = [](int64_t done, int64_t total) {
       std::fprintf(stderr, "\r%lld/%lld problems", static_cast<long long>(done),
@@ -216,6 +219,12 @@ void add_eval_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--seed", f.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--json", f.json, "write the report as JSON here");
   cmd->add_option("--records", f.records, "write every problem's completions here (JSONL)");
+  cmd->add_option("--format", f.format,
+                  "of --records: problems (a line per problem, its samples and scores) | score "
+                  "(a line per sample, {...metadata, prompt, completion}: `r1kit reward score "
+                  "--input`)")
+      ->check(CLI::IsMember({"problems", "score"}))
+      ->capture_default_str();
   cmd->add_option("--batch", f.batch, "prompts per generate call")->capture_default_str();
   add_engine_flags(cmd, f.engine);
   cmd->add_flag("--quiet", f.quiet, "no progress line");

@@ -1,5 +1,6 @@
 // `r1kit run RECIPE [key.sub=value ...]`: the whole pipeline (pipeline/run.h): SFT cold
-// start, GRPO, held-out evaluation, report. Stages whose output exists are skipped.
+// start, GRPO, held-out evaluation, report. Stages whose output exists are skipped when
+// made from the same recipe (pipeline::finished_stage_reuse).
 #include "apps/recipe_command.h"
 #include "pipeline/run.h"
 
@@ -10,9 +11,11 @@ void add_run_command(CLI::App& root, int* exit_code) {
       root, exit_code,
       {"run",
        "The whole R1 pipeline of a recipe: SFT cold start on the task's traces, GRPO, "
-       "held-out evaluation of both models, HTML report. Stages whose output exists are "
-       "skipped, so rerunning continues an interrupted run.",
-       "recipes/r1-tiny.yaml"},
+       "held-out evaluation of both models, HTML report. Stages whose output exists and was "
+       "made from the same recipe are skipped, so rerunning continues an interrupted run (a "
+       "changed key is refused by name; a raised step count continues that stage). "
+       "`r1kit grpo`'s spellings work too: grpo.steps=N, rollout.group_size=G.",
+       "recipes/r1-tiny.yaml", pipeline::expand_grpo_spellings},
       [](const pipeline::RunRecipe& r) { return pipeline::run_pipeline(r, grpo_rollout_source); },
       [](const pipeline::RunResult& res) {
         std::string ran, skipped;

@@ -4,7 +4,9 @@
 // {"prompt": question, "answer": ..., ...metadata} object a line, plus "trace" (a
 // step-by-step solution for SFT) with --traces. Problem i is a pure function of (--seed,
 // i, the task's keys); the file is a valid `task: {name: jsonl, path: FILE}` input and a
-// valid `r1kit reward score` input once a "completion" is added. --task-arg KEY=VALUE
+// valid `r1kit reward score` input once a "completion" is added. --format sft writes
+// {"prompt", "response"} lines instead (the response "<think> trace </think> <answer> a
+// </answer>"), the input of an sft recipe with data.source=jsonl. --task-arg KEY=VALUE
 // (repeatable) sets a key of the recipe's `task:` section, as in `r1kit eval`: the task's
 // own keys, e.g. --task-arg max_a=9 --task-arg trace=columns.
 // list: the registered tasks, a line each (the names `--task` and recipes accept).
@@ -24,6 +26,7 @@ struct TaskGenerateFlags {
   uint64_t seed = 1;
   std::string out;
   bool traces = false;
+  std::string format = "task";         // task | sft
   std::vector<std::string> task_args;  // KEY=VALUE onto the task section (max_a=9)
 };
 
@@ -37,7 +40,8 @@ Status run_task_generate(const TaskGenerateFlags& f) {
   }
   RETURN_IF_ERROR(data::apply_task_args(task, f.task_args));
   std::ostringstream out;
-  RETURN_IF_ERROR(data::write_tasks_jsonl(task, f.seed, f.n, f.traces, out));
+  const auto format = f.format == "sft" ? data::TaskFileFormat::kSft : data::TaskFileFormat::kTask;
+  RETURN_IF_ERROR(data::write_tasks_jsonl(task, f.seed, f.n, f.traces, out, format));
   RETURN_IF_ERROR(write_file_atomic(f.out, out.str()));
   std::printf("wrote %lld %s problems to %s\n", static_cast<long long>(f.n), f.task.c_str(),
               f.out.c_str());
@@ -64,6 +68,12 @@ void add_task_command(CLI::App& root, int* exit_code) {
   gen->add_option("--seed", f.seed, "problem stream seed");
   gen->add_option("--out", f.out, "output JSONL file")->required();
   gen->add_flag("--traces", f.traces, "add a step-by-step solution trace to every line");
+  gen->add_option("--format", f.format,
+                  "task: {prompt, ...metadata} lines (a jsonl task's input); sft: {prompt, "
+                  "response} lines, the solution in the R1 format (an sft recipe's "
+                  "data.source=jsonl input)")
+      ->check(CLI::IsMember({"task", "sft"}))
+      ->capture_default_str();
   gen->add_option("--task-arg", f.task_args,
                   "KEY=VALUE of the recipe's task section, repeatable: the task's own keys, e.g. "
                   "--task-arg max_a=9 --task-arg max_numbers=5");

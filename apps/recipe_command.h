@@ -20,11 +20,14 @@
 
 namespace r1kit::apps {
 
-// A recipe command's subcommand name, --help text and example recipe path.
+// A recipe command's subcommand name, --help text and example recipe path, and the
+// spellings of other commands' keys it accepts among its overrides.
 struct RecipeCommand {
   const char* name;
   const char* description;
   const char* example;  // e.g. "recipes/sft-tiny.yaml"
+  // Rewrites the command line's overrides before they apply (nullptr: as given).
+  std::vector<std::string> (*aliases)(const std::vector<std::string>&) = nullptr;
 };
 
 // "<prefix>stopped after N steps; run the same command again to resume".
@@ -96,10 +99,12 @@ void add_recipe_command(CLI::App& root, int* exit_code, const RecipeCommand& c, 
       ->required();
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides of the recipe");
   cmd->add_flag("--print-recipe", args->print_only, "print the resolved recipe and exit");
-  cmd->callback([args, exit_code, run, summary] {
+  cmd->callback([args, exit_code, run, summary, aliases = c.aliases] {
     StopSignalScope stop_on_signal;
     *exit_code = report([&]() -> Status {
-      ASSIGN_OR_RETURN(Recipe recipe, load_config_file<Recipe>(args->recipe, args->overrides));
+      ASSIGN_OR_RETURN(Recipe recipe,
+                       load_config_file<Recipe>(
+                           args->recipe, aliases ? aliases(args->overrides) : args->overrides));
       if (args->print_only) {
         std::printf("# resolved recipe (%s)\n%s\n", args->recipe.c_str(),
                     dump_config(recipe).c_str());

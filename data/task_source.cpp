@@ -215,15 +215,7 @@ std::string TaskSource::render(const TaskSample& s) const {
 }
 
 std::string TaskSource::sft_response(const TaskSample& s) const {
-  if (s.trace.empty()) return "";
-  // The answer the trace reaches (a slipped trace's own, see the arithmetic task).
-  const char* key = s.metadata.contains("trace_answer") ? "trace_answer" : "answer";
-  const std::string answer = s.metadata.contains(key) && s.metadata[key].is_string()
-                                 ? s.metadata[key].get<std::string>()
-                                 : s.metadata.value(key, nlohmann::json()).dump();
-  return section_.prefill_think
-             ? fmt::format("{} </think> <answer> {} </answer>", s.trace, answer)
-             : fmt::format("<think> {} </think> <answer> {} </answer>", s.trace, answer);
+  return data::sft_response(s, section_.prefill_think);
 }
 
 StatusOr<std::vector<std::pair<std::string, std::string>>> TaskSource::solved_problems(
@@ -257,15 +249,33 @@ nlohmann::json task_record(const TaskSample& task, bool with_trace) {
   return out;
 }
 
+std::string sft_response(const TaskSample& s, bool prefill_think) {
+  if (s.trace.empty()) return "";
+  // The answer the trace reaches (a slipped trace's own, see the arithmetic task).
+  const char* key = s.metadata.contains("trace_answer") ? "trace_answer" : "answer";
+  const std::string answer = s.metadata.contains(key) && s.metadata[key].is_string()
+                                 ? s.metadata[key].get<std::string>()
+                                 : s.metadata.value(key, nlohmann::json()).dump();
+  return prefill_think ? fmt::format("{} </think> <answer> {} </answer>", s.trace, answer)
+                       : fmt::format("<think> {} </think> <answer> {} </answer>", s.trace, answer);
+}
+
 Status write_tasks_jsonl(const TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
-                         std::ostream& out) {
+                         std::ostream& out, TaskFileFormat format) {
   if (n < 0) return InvalidArgument("--n: must be >= 0, got {}", n);
   RETURN_IF_ERROR(task.validate());
   if (!task.task().procedural())
     return InvalidArgument("task {}: not a generator (it reads task.path)", task.name);
   for (int64_t i = 0; i < n; ++i) {
-    out << task_record(task.task().generate(seed, static_cast<uint64_t>(i)), with_traces).dump()
-        << '\n';
+    const TaskSample s = task.task().generate(seed, static_cast<uint64_t>(i));
+    if (format == TaskFileFormat::kSft) {
+      const std::string response = sft_response(s, task.prefill_think);
+      if (response.empty())
+        return InvalidArgument("task {}: problem {} has no step-by-step solution", task.name, i);
+      out << nlohmann::json{{"prompt", s.question}, {"response", response}}.dump() << '\n';
+    } else {
+      out << task_record(s, with_traces).dump() << '\n';
+    }
     if (!out) return Internal("writing task {} failed", i);
   }
   return OkStatus();

@@ -147,10 +147,20 @@ Status apply_task_args(TaskSection& section, const std::vector<std::string>& arg
 // ...metadata} plus "trace" when `with_trace`.
 nlohmann::json task_record(const TaskSample& task, bool with_trace);
 
+// The SFT response of a problem with a trace: "<think> trace </think> <answer> a </answer>"
+// (without the leading "<think>" when `prefill_think`); `a` is metadata "trace_answer"
+// when present (the answer the trace reaches), else "answer". "" when it has no trace.
+std::string sft_response(const TaskSample& s, bool prefill_think);
+
+// The lines `r1kit task generate` writes: task_record's (a jsonl task's input), or
+// {"prompt", "response"} pairs, the SFT JSONL shape (`data.source: jsonl`).
+enum class TaskFileFormat { kTask, kSft };
+
 // `r1kit task generate`: problems 0..n-1 of the section's procedural task from stream
 // `seed` as given (the section's own seed, eval_size and prompt keys are not used), one
-// task_record a line. InvalidArgument for a file task, a bad section or n < 0.
+// line a problem in `format` (kSft: its sft_response under task.prefill_think).
+// InvalidArgument for a file task, a bad section or n < 0.
 Status write_tasks_jsonl(const TaskSection& task, uint64_t seed, int64_t n, bool with_traces,
-                         std::ostream& out);
+                         std::ostream& out, TaskFileFormat format = TaskFileFormat::kTask);
 
 }  // namespace r1kit::data

@@ -172,6 +172,17 @@ nlohmann::json ProblemRecord::to_json() const {
   return j;
 }
 
+std::string ProblemRecord::score_lines() const {
+  std::string out;
+  for (const auto& s : samples) {
+    nlohmann::json j = metadata.is_object() ? metadata : nlohmann::json::object();
+    j["prompt"] = question;
+    j["completion"] = s.text;
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
 nlohmann::json EvalReport::to_json() const {
   nlohmann::json j;
   j["problems"] = problems;
@@ -409,7 +420,8 @@ StatusOr<EvalReport> evaluate(rollout::RolloutSource& source, const TextCodec& c
 
   if (!o.records_path.empty()) {
     std::string text;
-    for (const ProblemRecord& rec : rep.records) text += rec.to_json().dump() + "\n";
+    for (const ProblemRecord& rec : rep.records)
+      text += o.records_for_scoring ? rec.score_lines() : rec.to_json().dump() + "\n";
     RETURN_IF_ERROR(write_file_atomic(o.records_path, text));
   }
   return rep;

@@ -64,6 +64,7 @@ struct EvalOptions {
   double correct_threshold = 1.0;  // accuracy score that counts as correct
   std::vector<std::string> stop_strings;  // extra stop strings (EOS always stops)
   std::string records_path;               // non-empty: one JSON object per problem written here
+  bool records_for_scoring = false;       // records as ProblemRecord::score_lines instead
   // Called after every generate() call with (problems done, problems total).
   std::function<void(int64_t, int64_t)> on_progress;
 };
@@ -103,6 +104,10 @@ struct ProblemRecord {
   bool has_greedy = false;
   SampleRecord greedy;  // valid when has_greedy
   nlohmann::json to_json() const;
+  // One line per sample in `r1kit reward score`'s input shape: {...metadata, "prompt":
+  // question, "completion": text}, newline-terminated (the problem's samples are
+  // consecutive lines with one prompt: a group).
+  std::string score_lines() const;
 };
 
 struct EvalReport {

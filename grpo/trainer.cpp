@@ -34,7 +34,8 @@ void copy_weights(policy::TransformerImpl& dst, policy::TransformerImpl& src) {
   for (const auto& b : src.named_buffers()) db[b.key()].copy_(b.value());
 }
 
-// Keys that may change between a run and its resume: they do not change what is computed.
+}  // namespace
+
 const std::vector<std::string>& resumable_keys() {
   static const std::vector<std::string> keys = {
       "grpo.steps",       "grpo.stop_after",    "grpo.log_every",
@@ -43,8 +44,6 @@ const std::vector<std::string>& resumable_keys() {
       "rollout.workers",  "rollout.token_file", "rollout.max_batch"};
   return keys;
 }
-
-}  // namespace
 
 Status GrpoRecipe::validate() const {
   RETURN_IF_ERROR(grpo.loss.validate());

@@ -125,4 +125,8 @@ class GrpoTrainer {
 StatusOr<GrpoResult> run_grpo(const GrpoRecipe& recipe, const RolloutFactory& make_source = {},
                               train::DataParallel* dp = nullptr);
 
+// The recipe keys (dotted prefixes) that may change between a run and its resume: they do
+// not change what is computed (steps, logging cadence, time box, workers, threads).
+const std::vector<std::string>& resumable_keys();
+
 }  // namespace r1kit::grpo

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -15,6 +16,7 @@
 #include "reward/reward.h"
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
+#include "train/checkpoint.h"
 
 namespace r1kit::pipeline {
 namespace fs = std::filesystem;
@@ -56,6 +58,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   auto j = rep.to_json();
   j["model"] = model_dir;
   j["name"] = name;
+  j["recipe"] = stage_inputs(r, "eval_" + name);  // compared when the file is reused
   std::error_code ec;
   fs::create_directories(fs::path(out_json).parent_path(), ec);
   RETURN_IF_ERROR(write_file_atomic(out_json, j.dump(2) + "\n"));
@@ -90,7 +93,128 @@ std::string grpo_start_stage(const RunRecipe& r) {
   return wants(r, "sft") || !wants(r, "pretrain") ? "sft" : "pretrain";
 }
 
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return nlohmann::json();
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+// The run-recipe keys whose change leaves a finished stage's output valid: those the
+// single-stage commands let a resume change (sft::resumable_keys, grpo::resumable_keys,
+// spelled as `r1kit run` spells them), less the step counts, and the run section.
+const std::vector<std::string>& reusable_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out = {"run", "dist"};
+    auto add = [&](const std::string& key, const std::string& from, const std::string& to) {
+      if (key.rfind(from, 0) == 0 && key.substr(from.size()) != "steps")
+        out.push_back(to + key.substr(from.size()));
+    };
+    for (const auto& k : sft::resumable_keys()) {
+      add(k, "train.", "pretrain.train.");
+      add(k, "train.", "sft.train.");
+    }
+    for (const auto& k : grpo::resumable_keys()) {
+      add(k, "grpo.", "grpo.train.");
+      add(k, "rollout.", "grpo.rollout.");
+    }
+    return out;
+  }();
+  return keys;
+}
+
+// Whether the evaluation in `path` of stage `name`'s model was made from the recipe now
+// (or before evaluations recorded theirs); else a warning naming the key: it is redone.
+bool eval_current(const RunRecipe& r, const std::string& name, const std::string& path) {
+  const nlohmann::json saved = read_json_file(path);
+  if (!saved.is_object() || !saved.contains("recipe")) return true;
+  const nlohmann::json now = stage_inputs(r, "eval_" + name);
+  const std::string key = train::first_changed_key(saved["recipe"], now, reusable_keys());
+  if (key.empty()) return true;
+  R1_LOG(warn, "eval {}: {} was made with {}={}, the recipe now has {}: evaluating again", name,
+         path, key, train::json_at_path(saved["recipe"], key).dump(),
+         train::json_at_path(now, key).dump());
+  return false;
+}
+
 }  // namespace
+
+nlohmann::json stage_inputs(const RunRecipe& r, const std::string& stage) {
+  const nlohmann::json all = config_to_json(r);
+  nlohmann::json out = nlohmann::json::object();
+  auto take = [&](std::initializer_list<const char*> keys) {
+    for (const char* k : keys) out[k] = all[k];
+  };
+  auto merge = [&](const std::string& other) { out.update(stage_inputs(r, other)); };
+  if (stage == "pretrain") {
+    take({"model", "tokenizer", "task", "pretrain"});
+  } else if (stage == "sft") {
+    take({"model", "tokenizer", "task", "sft"});
+    if (wants(r, "pretrain")) merge("pretrain");
+  } else if (stage == "grpo") {
+    merge(grpo_start_stage(r));
+    if (wants(r, "pretrain")) merge("pretrain");  // its problems are not GRPO's prompts
+    take({"reward", "reward_plugins", "grpo"});
+  } else if (stage == "control") {
+    merge("grpo");  // the SFT + GRPO time decides the control's steps
+    merge("sft");
+  } else if (stage.rfind("eval_", 0) == 0) {
+    merge(stage.substr(5));
+    take({"reward", "reward_plugins", "eval"});
+  }
+  return out;
+}
+
+std::vector<std::string> expand_grpo_spellings(const std::vector<std::string>& overrides) {
+  std::vector<std::string> out;
+  for (const std::string& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (key.rfind("rollout.", 0) == 0) {
+      out.push_back("grpo." + o);
+    } else if (key.rfind("grpo.", 0) == 0 && key.rfind("grpo.train.", 0) != 0 &&
+               key.rfind("grpo.rollout.", 0) != 0 && key != "grpo.train" && key != "grpo.rollout") {
+      out.push_back("grpo.train." + o.substr(5));
+    } else {
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+StatusOr<StageReuse> finished_stage_reuse(const RunRecipe& r, const std::string& stage) {
+  const std::string dir = r.run.dir + "/" + stage;
+  const nlohmann::json saved = read_json_file(dir + "/" + kStageRecipeFile);
+  if (!saved.is_object()) {
+    R1_LOG(warn, "stage {}: {} has no {} (made before stages recorded their recipe); reused as is",
+           stage, dir, kStageRecipeFile);
+    return StageReuse::kReuse;
+  }
+  const nlohmann::json now = stage_inputs(r, stage);
+  std::vector<std::string> may_change = reusable_keys();
+  const std::string steps_key = stage + ".train.steps";
+  bool more_steps = false;
+  for (std::string key; !(key = train::first_changed_key(saved, now, may_change)).empty();) {
+    const nlohmann::json &was = train::json_at_path(saved, key),
+                         &is = train::json_at_path(now, key);
+    if (key == steps_key && was.is_number_integer() && is.is_number_integer() &&
+        is.get<int64_t>() > was.get<int64_t>()) {
+      more_steps = true;
+      may_change.push_back(key);
+      continue;
+    }
+    return FailedPrecondition(
+        "stage {}: {} was made with {}={}, the recipe now has {}; restore the key, or use another "
+        "run.dir (this stage and the ones after it would have to run again)",
+        stage, dir, key, was.dump(), is.dump());
+  }
+  if (!more_steps) return StageReuse::kReuse;
+  if (train::latest_checkpoint(dir).empty())
+    return FailedPrecondition(
+        "stage {}: {} raised from {} to {}, but {}/checkpoints has no checkpoint to continue "
+        "from; restore the key, or use another run.dir",
+        stage, steps_key, train::json_at_path(saved, steps_key).dump(),
+        train::json_at_path(now, steps_key).dump(), dir);
+  return StageReuse::kContinue;
+}
 
 double grpo_time_box(const RunRecipe& r, double elapsed_minutes, double eval_minutes) {
   const double own = r.grpo.train.max_minutes;
@@ -181,6 +305,21 @@ grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   return g;
 }
 
+namespace {
+
+// finished_stage_reuse of every listed stage whose final model exists, all checked before
+// any stage runs, so that a refusal comes before the work.
+StatusOr<std::map<std::string, StageReuse>> check_finished_stages(const RunRecipe& r) {
+  std::map<std::string, StageReuse> finished;
+  for (const char* name : {"pretrain", "sft", "grpo", "control"}) {
+    if (!wants(r, name) || !exists(r.run.dir + "/" + name + "/final/model.safetensors")) continue;
+    ASSIGN_OR_RETURN(finished[name], finished_stage_reuse(r, name));
+  }
+  return finished;
+}
+
+}  // namespace
+
 StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory& make_source) {
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
@@ -190,25 +329,34 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   const std::string sft_final = r.run.dir + "/sft/final";
   const std::string grpo_final = r.run.dir + "/grpo/final";
   const std::string control_final = r.run.dir + "/control/final";
-  auto stage = [&](const std::string& name, bool done) {
+  ASSIGN_OR_RETURN(const auto finished, check_finished_stages(r));
+  auto stage = [&](const std::string& name) {
     if (!wants(r, name)) return false;
-    if (done) {
+    const auto it = finished.find(name);
+    if (it != finished.end() && it->second == StageReuse::kReuse) {
       R1_LOG(info, "stage {}: output exists, skipped", name);
       out.skipped.push_back(name);
       return false;
     }
-    R1_LOG(info, "stage {}", name);
+    R1_LOG(
+        info, "stage {}{}", name,
+        it != finished.end() ? ": step count raised, continuing from its newest checkpoint" : "");
     out.ran.push_back(name);
     return true;
   };
+  auto record = [&](const std::string& name) {
+    return write_file_atomic(r.run.dir + "/" + name + "/" + kStageRecipeFile,
+                             stage_inputs(r, name).dump(2) + "\n");
+  };
 
-  if (stage("pretrain", exists(pretrain_final + "/model.safetensors"))) {
+  if (stage("pretrain")) {
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "pretrain", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+    RETURN_IF_ERROR(record("pretrain"));
   }
-  if (stage("sft", exists(sft_final + "/model.safetensors"))) {
+  if (stage("sft")) {
     if (wants(r, "pretrain") && !exists(pretrain_final + "/model.safetensors"))
       return FailedPrecondition("stage sft starts from {} (run the pretrain stage first)",
                                 pretrain_final);
@@ -216,9 +364,10 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+    RETURN_IF_ERROR(record("sft"));
   }
   const std::string eval_dir = r.run.dir + "/grpo";
-  if (stage("grpo", exists(grpo_final + "/model.safetensors"))) {
+  if (stage("grpo")) {
     grpo::GrpoRecipe g = grpo_recipe(r);
     if (!exists(g.model.from + "/model.safetensors"))
       return FailedPrecondition("stage grpo starts from {} (run the {} stage first)", g.model.from,
@@ -247,13 +396,15 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
     RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
     if (!res.finished) return out;
+    RETURN_IF_ERROR(record("grpo"));
   }
-  if (stage("control", exists(control_final + "/model.safetensors"))) {
+  if (stage("control")) {
     ASSIGN_OR_RETURN(sft::SftRecipe cr, control_recipe(r));
     R1_LOG(info, "stage control: SFT only, {} steps (the SFT + GRPO time at the SFT's pace)",
            cr.train.steps);
     ASSIGN_OR_RETURN(auto res, sft::run_sft(cr));
     if (!res.finished) return out;
+    RETURN_IF_ERROR(record("control"));
   }
   if (wants(r, "eval")) {
     std::error_code ec;
@@ -265,7 +416,8 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
           {"grpo", grpo_final},
           {"control", control_final}}) {
       const std::string path = eval_dir + "/eval_" + name + ".json";
-      if (exists(path) || !exists(model + "/model.safetensors")) continue;
+      if (!exists(model + "/model.safetensors") || (exists(path) && eval_current(r, name, path)))
+        continue;
       any = true;
       RETURN_IF_ERROR(evaluate_model(r, model, name, path));
     }

@@ -17,6 +17,7 @@
 // sft` and `r1kit grpo` (same keys, same meaning).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,28 @@ double grpo_time_box(const RunRecipe& r, double elapsed_minutes, double eval_min
 // and as many steps as fit the SFT + GRPO seconds of RUN/timing.json at the SFT stage's
 // pace. FailedPrecondition until both stages have run.
 StatusOr<sft::SftRecipe> control_recipe(const RunRecipe& r);
+
+// What a stage's output is made from: the sections of the run recipe (config_to_json,
+// `r1kit run`'s key names) that decide it, its earlier stages' included ("eval_NAME":
+// the evaluation of stage NAME's model). A finished stage stores it as
+// RUN/STAGE/recipe.json (an evaluation: as "recipe" in its JSON).
+nlohmann::json stage_inputs(const RunRecipe& r, const std::string& stage);
+inline constexpr const char* kStageRecipeFile = "recipe.json";
+
+// What a rerun does with a stage whose final model exists: reuse it when its recorded
+// recipe equals the recipe now up to keys that do not change what is computed (those
+// the single-stage commands let a resume change, train/checkpoint.h, step counts
+// excepted); continue it from its newest checkpoint when only its own step count was
+// raised (<stage>.train.steps); else FailedPrecondition naming the key and both values.
+// A stage made before recipes were recorded is reused, with a warning.
+enum class StageReuse { kReuse, kContinue };
+StatusOr<StageReuse> finished_stage_reuse(const RunRecipe& r, const std::string& stage);
+
+// `r1kit run`'s overrides in `r1kit grpo`'s spelling, so that one path names one concept
+// in both commands: grpo.KEY (KEY of `r1kit grpo`'s grpo section, e.g. grpo.steps=50) is
+// grpo.train.KEY, and rollout.KEY (rollout.group_size=4) is grpo.rollout.KEY. Every
+// other override, the run recipe's own spellings included, is returned as it is.
+std::vector<std::string> expand_grpo_spellings(const std::vector<std::string>& overrides);
 
 struct RunResult {
   std::vector<std::string> ran, skipped;  // stage names

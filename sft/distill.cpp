@@ -14,6 +14,7 @@
 #include "reward/score_group.h"
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
+#include "train/checkpoint.h"
 
 namespace r1kit::sft {
 namespace fs = std::filesystem;
@@ -136,7 +137,8 @@ TraceStats TraceStats::from_json(const nlohmann::json& j) {
 StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::Tokenizer& tok,
                                    const data::TaskSource& tasks,
                                    const reward::CombinedReward& rewards,
-                                   const DistillSampleSection& o, const std::string& out_path) {
+                                   const DistillSampleSection& o, const std::string& out_path,
+                                   const nlohmann::json& recipe) {
   if (tok.eos_id() < 0) return FailedPrecondition("the teacher's tokenizer has no EOS id");
   const auto t0 = std::chrono::steady_clock::now();
   TraceStats st;
@@ -226,7 +228,9 @@ StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::
   st.mean_reward = judged > 0 ? reward_sum / judged : 0;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   RETURN_IF_ERROR(write_file_atomic(out_path, out));
-  RETURN_IF_ERROR(write_file_atomic(out_path + ".stats.json", st.to_json().dump(2) + "\n"));
+  nlohmann::json stats = st.to_json();
+  if (!recipe.is_null()) stats["recipe"] = recipe;
+  RETURN_IF_ERROR(write_file_atomic(out_path + ".stats.json", stats.dump(2) + "\n"));
   return st;
 }
 
@@ -244,7 +248,45 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> local_teacher(const DistillRec
   return std::unique_ptr<rollout::RolloutSource>(std::move(src));
 }
 
+// Keys of sampling_inputs that do not change the traces.
+const std::vector<std::string>& trace_reusable_keys() {
+  static const std::vector<std::string> keys = {"teacher.max_batch", "sample.traces",
+                                                "sample.prompts_per_batch"};
+  return keys;
+}
+
+// Whether the trace file (present) is reused: yes when it was sampled with the keys of
+// the recipe now, or before they were recorded (a trace file of the user's own); no (sample
+// again) when a key changed and the student has not trained on it yet; else an error
+// naming the key.
+StatusOr<bool> reuse_traces(const DistillRecipe& r, const std::string& path,
+                            const nlohmann::json& stats) {
+  if (!stats.is_object() || !stats.contains("recipe")) return true;
+  const nlohmann::json now = sampling_inputs(r);
+  const std::string key = train::first_changed_key(stats["recipe"], now, trace_reusable_keys());
+  if (key.empty()) return true;
+  const std::string was = train::json_at_path(stats["recipe"], key).dump();
+  const std::string is = train::json_at_path(now, key).dump();
+  std::error_code ec;
+  if (fs::exists(r.checkpoint.dir + "/final", ec) ||
+      !train::latest_checkpoint(r.checkpoint.dir).empty())
+    return FailedPrecondition(
+        "{} was sampled with {}={}, the recipe now has {}, and the student in {} was trained on "
+        "it; restore the key, or use another checkpoint.dir",
+        path, key, was, is, r.checkpoint.dir);
+  R1_LOG(warn, "traces: {} was sampled with {}={}, the recipe now has {}: sampling again", path,
+         key, was, is);
+  return false;
+}
+
 }  // namespace
+
+nlohmann::json sampling_inputs(const DistillRecipe& r) {
+  const nlohmann::json all = config_to_json(r);
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* k : {"teacher", "task", "reward", "reward_plugins", "sample"}) out[k] = all[k];
+  return out;
+}
 
 StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory& make_teacher) {
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
@@ -259,13 +301,17 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   ASSIGN_OR_RETURN(const data::TaskSection task, r.task.with_model_format(r.teacher.from));
   const std::string teacher_tok_path = data::tokenizer_file_in(r.teacher.from);
 
-  // (a) Traces, unless the file is there already.
+  // (a) Traces, unless the file is there already, sampled with the same keys.
+  bool reuse = false;
   if (fs::exists(res.traces_path, ec)) {
-    R1_LOG(info, "traces: reusing {} (delete it to sample again)", res.traces_path);
     auto stats = read_file(res.traces_path + ".stats.json");
     const auto j = stats.ok() ? nlohmann::json::parse(*stats, nullptr, /*allow_exceptions=*/false)
                               : nlohmann::json();
-    if (j.is_object()) res.traces = TraceStats::from_json(j);
+    ASSIGN_OR_RETURN(reuse, reuse_traces(r, res.traces_path, j));
+    if (reuse && j.is_object()) res.traces = TraceStats::from_json(j);
+  }
+  if (reuse) {
+    R1_LOG(info, "traces: reusing {} (delete it to sample again)", res.traces_path);
   } else {
     ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(teacher_tok_path));
     ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(task, r.teacher.from));
@@ -276,8 +322,8 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
       names += fmt::format("{}{} x{} ({})", names.empty() ? "" : ", ", c.name, c.weight, c.role);
     R1_LOG(info, "traces: teacher {} samples {} x {} completions (rewards: {})", r.teacher.from,
            r.sample.n_prompts, r.sample.samples_per_prompt, names);
-    ASSIGN_OR_RETURN(res.traces,
-                     sample_traces(*teacher, tok, tasks, rewards, r.sample, res.traces_path));
+    ASSIGN_OR_RETURN(res.traces, sample_traces(*teacher, tok, tasks, rewards, r.sample,
+                                               res.traces_path, sampling_inputs(r)));
     res.sampled = true;
   }
   R1_LOG(info,

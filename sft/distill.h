@@ -10,7 +10,8 @@
 //       recipe's rewards; completions with total reward >= threshold (default: the sum
 //       of the reward weights, i.e. right AND well-formed) that ended on EOS are kept,
 //       deduplicated, at most M per prompt, into RUN/traces.jsonl
-//       ({"prompt", "response", "reward", ...}: the SFT JSONL shape);
+//       ({"prompt", "response", "reward", ...}: the SFT JSONL shape), with the sampling
+//       keys stored beside it (sampling_inputs) so that a changed one is not reused;
 //   (b) student: run_sft on the traces, with RUN as its run directory.
 // Different on purpose:
 // - optional logit distillation (R1 itself uses SFT only; this follows MiniLLM/
@@ -127,7 +128,8 @@ struct DistillSampleSection {
             Range::at_least(1));
     v.field("seed", seed, "sampling seed (sample j of problem i: derive_seed(seed, {i, j}))");
     v.field("traces", traces,
-            "trace JSONL; \"\" = RUN/traces.jsonl. Present: sampling is skipped (reused)");
+            "trace JSONL; \"\" = RUN/traces.jsonl. Present: reused when sampled with the same "
+            "sampling keys (recorded beside it), else sampled again");
   }
 };
 
@@ -223,10 +225,19 @@ struct TraceStats {
 // Samples, scores and filters traces for problems [0, opts.n_prompts) of `tasks` and
 // writes them atomically to `out_path` (plus `out_path`.stats.json). Prompts are
 // tasks.render(problem) encoded with `tok`; sampling stops on tok.stop_ids().
+// `recipe`, when given, is stored in the stats file as "recipe" (sampling_inputs).
 StatusOr<TraceStats> sample_traces(rollout::RolloutSource& teacher, const data::Tokenizer& tok,
                                    const data::TaskSource& tasks,
                                    const reward::CombinedReward& rewards,
-                                   const DistillSampleSection& opts, const std::string& out_path);
+                                   const DistillSampleSection& opts, const std::string& out_path,
+                                   const nlohmann::json& recipe = {});
+
+// The recipe keys that decide the traces (teacher, task, reward, reward_plugins, sample;
+// not the engine batch, the trace path or the progress cadence), as config_to_json gives
+// them. A rerun compares them with those stored beside the trace file: when one changed,
+// the traces are sampled again if the student has not started training on them (no
+// checkpoint, no final model), else the run is refused naming the key.
+nlohmann::json sampling_inputs(const DistillRecipe& recipe);
 
 // ------------------------------------------------------------------ the whole run
 

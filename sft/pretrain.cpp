@@ -14,6 +14,7 @@
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
+#include "sft/sft.h"
 #include "train/setup.h"
 
 namespace r1kit::sft {
@@ -136,8 +137,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ro.tokenizer_path = resolved.path;
   ro.prompt_format = format;
   ro.recipe = config_to_json(r);
-  ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
-                   "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
+  ro.may_change = resumable_keys();  // sft.h: the train and checkpoint keys are shared
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();

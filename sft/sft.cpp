@@ -195,6 +195,17 @@ StatusOr<SftData> split_sft_data(const SftRecipe& r, const std::vector<TextExamp
   return data;
 }
 
+}  // namespace
+
+const std::vector<std::string>& resumable_keys() {
+  static const std::vector<std::string> keys = {
+      "train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
+      "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
+  return keys;
+}
+
+namespace {
+
 train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size,
                                           const std::string& tokenizer_path) {
   train::TrainingRunOptions ro;
@@ -205,9 +216,7 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
   ro.seed = r.train.seed;
   ro.tokenizer_path = tokenizer_path;
   ro.recipe = config_to_json(r);
-  // Keys that do not change what is computed.
-  ro.may_change = {"train.steps",        "train.stop_after",  "train.log_every", "train.eval_every",
-                   "train.eval_batches", "train.max_minutes", "checkpoint",      "dist"};
+  ro.may_change = resumable_keys();
   ro.log_note = fmt::format("compute {}",
                             enum_name<policy::Precision>(r.train.compute, policy::kPrecisionNames));
   return ro;

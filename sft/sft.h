@@ -170,4 +170,9 @@ struct SftHooks {
 
 StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks = {});
 
+// The keys of `r1kit sft` and `r1kit pretrain` recipes (dotted prefixes) that may change
+// between a run and its resume: they do not change what is computed (steps, logging and
+// evaluation cadence, time box, checkpoint, threads).
+const std::vector<std::string>& resumable_keys();
+
 }  // namespace r1kit::sft

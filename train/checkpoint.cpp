@@ -116,7 +116,9 @@ std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
   }
   return a == b ? "" : prefix;
 }
-const nlohmann::json& at_path(const nlohmann::json& j, const std::string& key) {
+}  // namespace
+
+const nlohmann::json& json_at_path(const nlohmann::json& j, const std::string& key) {
   static const nlohmann::json null;
   const nlohmann::json* cur = &j;
   size_t pos = 0;
@@ -130,16 +132,20 @@ const nlohmann::json& at_path(const nlohmann::json& j, const std::string& key) {
   }
   return *cur;
 }
-}  // namespace
+
+std::string first_changed_key(const nlohmann::json& saved, const nlohmann::json& now,
+                              const std::vector<std::string>& may_change) {
+  return first_difference(saved, now, "", may_change);
+}
 
 Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
                                const std::vector<std::string>& may_change) {
-  const std::string key = first_difference(saved, now, "", may_change);
+  const std::string key = first_changed_key(saved, now, may_change);
   if (key.empty()) return OkStatus();
   return FailedPrecondition(
       "cannot resume: {} is {} in the checkpoint's recipe but {} now; restore it, or start a "
       "new run (another checkpoint.dir, or checkpoint.resume=false)",
-      key, at_path(saved, key).dump(), at_path(now, key).dump());
+      key, json_at_path(saved, key).dump(), json_at_path(now, key).dump());
 }
 
 }  // namespace r1kit::train

@@ -57,4 +57,11 @@ StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
 Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
                                const std::vector<std::string>& may_change);
 
+// The comparison of check_resume_compatible: the first leaf (a dotted key, "train.lr")
+// where `saved` and `now` differ outside the prefixes in `may_change`; "" when none.
+std::string first_changed_key(const nlohmann::json& saved, const nlohmann::json& now,
+                              const std::vector<std::string>& may_change);
+// The value at dotted `key` of `j` ("train.optim.lr"); null when absent.
+const nlohmann::json& json_at_path(const nlohmann::json& j, const std::string& key);
+
 }  // namespace r1kit::train

@@ -55,6 +55,29 @@ TEST(TaskJsonlTest, WriteTasksJsonl) {
       write_tasks_jsonl(task_section("{name: jsonl, path: x.jsonl}"), 1, 3, false, none).ok());
 }
 
+// --format sft: {"prompt", "response"} lines, the response the one SFT learns from the
+// same problem (TaskSource::sft_response), prefill_think included.
+TEST(TaskJsonlTest, WriteTasksJsonlSftFormat) {
+  for (bool prefill : {false, true}) {
+    TaskSection sec;
+    sec.name = "arithmetic";
+    sec.prefill_think = prefill;
+    std::ostringstream out;
+    ASSERT_TRUE(write_tasks_jsonl(sec, 3, 4, false, out, TaskFileFormat::kSft).ok());
+    std::istringstream lines(out.str());
+    int i = 0;
+    for (std::string line; std::getline(lines, line); ++i) {
+      const TaskSample s = sec.task().generate(3, i);
+      const nlohmann::json j = nlohmann::json::parse(line);
+      EXPECT_EQ(j,
+                (nlohmann::json{{"prompt", s.question}, {"response", sft_response(s, prefill)}}));
+      EXPECT_EQ(j["response"].get<std::string>().rfind("<think>", 0) == 0, !prefill) << line;
+      EXPECT_NE(j["response"].get<std::string>().find("</answer>"), std::string::npos);
+    }
+    EXPECT_EQ(i, 4);
+  }
+}
+
 // `r1kit task generate --task-arg`: the `task:` section's difficulty keys reach every
 // generator; a default section gives exactly the default-difficulty file.
 TEST(TaskJsonlTest, WriteTasksJsonlWithTaskSection) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <tuple>
 #include <utility>
@@ -259,6 +260,176 @@ dist: {threads: 1}
   r->run.stages = {"pretrain", "sft"};
   EXPECT_EQ(sft_recipe(*r).model.from, dir + "/pretrain/final");
   EXPECT_EQ(sft_recipe(*r).tokenizer.path, dir + "/pretrain/final");
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+// An empty temporary directory path of this process: PREFIX + pid.
+std::string fresh_dir(const std::string& prefix) {
+  const std::string dir = ::testing::TempDir() + prefix + std::to_string(::getpid());
+  fs::remove_all(dir);
+  return dir;
+}
+
+// The status message of a run that must fail.
+std::string refusal(const RunRecipe& r) {
+  auto res = run_pipeline(r);
+  return res.ok() ? "(it ran)" : std::string(res.status().message());
+}
+
+// A rerun compares each finished stage's recorded recipe with the recipe now: a changed
+// key is refused by name, a cadence key is not, a raised step count continues the stage
+// from its checkpoint (to the weights of a run that had the higher count from the start:
+// constant learning rate), and a later stage made from the old model refuses it.
+TEST(PipelineIntegrationTest, ChangedRecipeIsRefusedByKeyAndRaisedStepsContinue) {
+  const std::string dir = fresh_dir("r1kit_pipeline_reuse_");
+  const char* yaml = R"(
+run: {stages: [sft, grpo, eval]}
+task: {name: arithmetic, eval_size: 2, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
+model: {preset: nano}
+tokenizer: {vocab_size: 320}
+sft: {n_examples: 100, max_seq_len: 96,
+      train: {steps: 3, batch_size: 4, log_every: 1, eval_every: 0, eval_batches: 1,
+              optim: {lr: 1.0e-3, warmup_steps: 0, min_lr_ratio: 1.0}}}
+grpo:
+  rollout: {group_size: 2, prompts_per_step: 1, max_new_tokens: 4, max_batch: 8}
+  train: {steps: 1, micro_batch_size: 2}
+eval: {problems: 2, k: 1, max_new_tokens: 4}
+dist: {threads: 1}
+)";
+  auto r = load_config_string<RunRecipe>(yaml, {"run.dir=" + dir + "/a"});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto first = run_pipeline(*r);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_TRUE(fs::exists(dir + "/a/sft/recipe.json"));
+  EXPECT_TRUE(fs::exists(dir + "/a/grpo/recipe.json"));
+
+  RunRecipe changed = *r;
+  changed.sft.train.optim.lr = 2e-3;
+  EXPECT_NE(refusal(changed).find("stage sft: " + dir + "/a/sft was made with sft.train.optim.lr="),
+            std::string::npos)
+      << refusal(changed);
+  changed = *r;
+  changed.grpo.train.loss.kl_coef = 0.5;
+  EXPECT_NE(refusal(changed).find("grpo.train.loss.kl_coef"), std::string::npos);
+  changed = *r;
+  changed.sft.train.steps = 2;  // fewer steps cannot be undone
+  EXPECT_NE(refusal(changed).find("sft.train.steps=3"), std::string::npos) << refusal(changed);
+  // More SFT steps with GRPO's output made from the 3-step model: GRPO refuses.
+  changed.sft.train.steps = 5;
+  EXPECT_NE(refusal(changed).find("stage grpo: " + dir + "/a/grpo was made with sft.train.steps=3"),
+            std::string::npos)
+      << refusal(changed);
+
+  // Keys that change nothing computed, and an evaluation key: only the evaluation reruns.
+  changed = *r;
+  changed.sft.train.log_every = 2;
+  changed.grpo.train.log_every = 5;
+  changed.dist.threads = 2;
+  changed.eval.temperature = 0.5;
+  auto again = run_pipeline(changed);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->skipped, (std::vector<std::string>{"sft", "grpo"}));
+  EXPECT_EQ(again->ran, (std::vector<std::string>{"eval"}));
+
+  // SFT alone, its step count raised: it continues from step 3 to 5.
+  r->run.stages = {"sft"};
+  r->sft.train.steps = 5;
+  auto more = run_pipeline(*r);
+  ASSERT_TRUE(more.ok()) << more.status().to_string();
+  EXPECT_EQ(more->ran, (std::vector<std::string>{"sft"}));
+  std::ifstream tf(dir + "/a/timing.json");
+  EXPECT_EQ(nlohmann::json::parse(tf)["sft"]["steps"], 5);  // 3 + 2, not 3 + 5
+  auto fresh = load_config_string<RunRecipe>(
+      yaml, {"run.dir=" + dir + "/b", "run.stages=[sft]", "sft.train.steps=5"});
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(run_pipeline(*fresh).ok());
+  auto continued = policy::load_model(dir + "/a/sft/final");
+  auto direct = policy::load_model(dir + "/b/sft/final");
+  ASSERT_TRUE(continued.ok() && direct.ok());
+  const auto pa = (*continued)->named_parameters(), pb = (*direct)->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+// `r1kit run` takes `r1kit grpo`'s spellings: grpo.steps and rollout.group_size.
+TEST(PipelineIntegrationTest, RunTakesGrpoSpellings) {
+  EXPECT_EQ(expand_grpo_spellings({"grpo.steps=7", "rollout.group_size=4", "grpo.train.seed=2",
+                                   "grpo.rollout.top_k=3", "sft.train.steps=9", "grpo={}"}),
+            (std::vector<std::string>{"grpo.train.steps=7", "grpo.rollout.group_size=4",
+                                      "grpo.train.seed=2", "grpo.rollout.top_k=3",
+                                      "sft.train.steps=9", "grpo={}"}));
+  const fs::path root = fs::path(R1KIT_TESTDATA).parent_path().parent_path();
+  auto [rc, out] = testing::run_command(
+      "cd " + root.string() + " && " + testing::r1kit_binary() +
+          " run recipes/r1-tiny.yaml grpo.steps=7 rollout.group_size=4 --print-recipe",
+      true);
+  ASSERT_EQ(rc, 0) << out;
+  auto r = load_config_string<RunRecipe>(out.substr(out.find('\n') + 1));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->grpo.train.steps, 7);
+  EXPECT_EQ(r->grpo.rollout.group_size, 4);
+  // A misspelled key is still an error naming it, in the run recipe's spelling.
+  std::tie(rc, out) =
+      testing::run_command("cd " + root.string() + " && " + testing::r1kit_binary() +
+                               " run recipes/r1-tiny.yaml grpo.stepz=7 --print-recipe",
+                           true);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("grpo.train.stepz"), std::string::npos) << out;
+}
+
+// The files the format flags write are what the next command reads: `task generate
+// --format sft` -> `r1kit sft` (data.source=jsonl) -> `eval --records --format score` ->
+// `reward score`.
+TEST(PipelineIntegrationTest, FormatFlagsFeedTheNextCommand) {
+  const std::string dir = fresh_dir("r1kit_formats_");
+  fs::create_directories(dir);
+  const std::string bin = testing::r1kit_binary();
+  auto [rc, out] = testing::run_command(
+      bin + " task generate --task arithmetic --n 40 --format sft --out " + dir + "/sft.jsonl",
+      true);
+  ASSERT_EQ(rc, 0) << out;
+  {
+    std::ofstream(dir + "/sft.yaml") << "model: {preset: nano}\n"
+                                        "tokenizer: {vocab_size: 320}\n"
+                                        "task: {name: arithmetic, chat_template: plain}\n"
+                                        "data: {source: jsonl, max_seq_len: 96}\n"
+                                        "train: {steps: 2, batch_size: 4, eval_batches: 1}\n"
+                                        "dist: {threads: 1}\n";
+  }
+  std::tie(rc, out) = testing::run_command(bin + " sft " + dir + "/sft.yaml data.path=" + dir +
+                                               "/sft.jsonl checkpoint.dir=" + dir + "/sft",
+                                           true);
+  ASSERT_EQ(rc, 0) << out;
+  std::smatch m;  // every line read: train + held-out = 40
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(sft data: (\d+) train / (\d+) held-out)")))
+      << out;
+  EXPECT_EQ(std::stoi(m[1]) + std::stoi(m[2]), 40) << out;
+  std::tie(rc, out) = testing::run_command(
+      bin + " eval --model " + dir +
+          "/sft/final --chat-template plain --n 3 --k 2 --max-new-tokens 8 --threads 1 --quiet "
+          "--records " +
+          dir + "/samples.jsonl --format score",
+      true);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream samples(dir + "/samples.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(samples, line); ++n) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j["prompt"].is_string() && j["completion"].is_string() && j.contains("answer"))
+        << line;
+  }
+  EXPECT_EQ(n, 6);  // 3 problems x 2 samples
+  std::tie(rc, out) =
+      testing::run_command(bin + " reward score --rewards arithmetic,format --input " + dir +
+                               "/samples.jsonl --output " + dir + "/scores.jsonl",
+                           true);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream scores(dir + "/scores.jsonl");
+  n = 0;
+  for (std::string line; std::getline(scores, line); ++n)
+    EXPECT_TRUE(nlohmann::json::parse(line)["rewards"].contains("arithmetic")) << line;
+  EXPECT_EQ(n, 6);
   if (!HasFailure()) fs::remove_all(dir);
 }
 

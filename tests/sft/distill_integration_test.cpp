@@ -2,7 +2,7 @@
 // (run_sft), samples traces through the in-process RolloutSource (kept with a loose
 // threshold: a few-step teacher is rarely right), and a dense GQA student (tiny-dense)
 // is trained on them with SFT mixed with top-k logit distillation. A rerun skips both
-// stages.
+// stages; a changed sampling key samples again or is refused.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -83,6 +83,28 @@ dist: {threads: 1}
   EXPECT_FALSE(again->sampled);
   EXPECT_EQ(again->traces.kept, res->traces.kept);
   EXPECT_EQ(again->student.steps_run, 0);
+
+  // A changed sampling key: refused by name while the student is trained on the traces,
+  DistillRecipe hotter = *recipe;
+  hotter.sample.temperature = 0.5;
+  auto refused = run_distill(hotter);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sample.temperature=1.0"), std::string::npos)
+      << refused.status().to_string();
+  // sampled again once nothing depends on them (an emptied trace file included),
+  fs::remove_all(root + "/student/final");
+  { std::ofstream(root + "/student/traces.jsonl", std::ios::trunc); }
+  auto resampled = run_distill(hotter);
+  ASSERT_TRUE(resampled.ok()) << resampled.status().to_string();
+  EXPECT_TRUE(resampled->sampled);
+  EXPECT_GE(resampled->traces.kept, 6);
+  EXPECT_EQ(resampled->student.steps_run, 3);
+  // and reused when only keys that do not change them differ.
+  hotter.sample.prompts_per_batch = 2;
+  hotter.teacher.max_batch = 8;
+  auto reused = run_distill(hotter);
+  ASSERT_TRUE(reused.ok()) << reused.status().to_string();
+  EXPECT_FALSE(reused->sampled);
   if (!HasFailure()) fs::remove_all(root);
 }
 
