@@ -350,9 +350,10 @@ StatusOr<std::shared_ptr<const TokenizerImpl>> load_hf(const std::string& json_p
 }
 
 // The `eos_token_id` of DIR/generation_config.json, else of DIR/config.json (an id, a
-// list of ids, or null); {} when neither file names one. Ids must lie in [0, vocab_size).
-StatusOr<std::vector<int64_t>> checkpoint_eos_ids(const std::filesystem::path& dir,
-                                                  int vocab_size) {
+// list of ids, or null); {} when neither file names one. An id may lie past the
+// tokenizer's vocabulary (a model's vocabulary is often padded beyond it); the engine
+// checks it against the model's.
+StatusOr<std::vector<int64_t>> checkpoint_eos_ids(const std::filesystem::path& dir) {
   for (const char* name : {"generation_config.json", "config.json"}) {
     const std::filesystem::path file = dir / name;
     std::error_code ec;
@@ -366,10 +367,9 @@ StatusOr<std::vector<int64_t>> checkpoint_eos_ids(const std::filesystem::path& d
     const nlohmann::json list = it->is_array() ? *it : nlohmann::json::array({*it});
     std::vector<int64_t> ids;
     for (const auto& v : list) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size)
-        return InvalidArgument("{}: 'eos_token_id' must be ids in [0, {}) (the tokenizer's "
-                               "vocabulary), got {}",
-                               file.string(), vocab_size, it->dump());
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        return InvalidArgument("{}: 'eos_token_id' must be an id >= 0 or a list of them, got {}",
+                               file.string(), it->dump());
       ids.push_back(v.get<int64_t>());
     }
     return ids;
@@ -424,7 +424,7 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
   }
   Tokenizer tok(std::move(impl));
   ASSIGN_OR_RETURN(tok.config_stop_ids_,
-                   checkpoint_eos_ids(std::filesystem::path(file).parent_path(), tok.vocab_size()));
+                   checkpoint_eos_ids(std::filesystem::path(file).parent_path()));
   return tok;
 }
 

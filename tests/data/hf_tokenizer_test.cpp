@@ -361,7 +361,7 @@ TEST(HfConfig, StopIdsComeFromTheCheckpointsEosTokenIdList) {
   EXPECT_EQ(generation->stop_ids(), (std::vector<int64_t>{13, 7}));
 
   ASSERT_TRUE(
-      write_file_atomic((dir / "generation_config.json").string(), R"({"eos_token_id": [99]})")
+      write_file_atomic((dir / "generation_config.json").string(), R"({"eos_token_id": [-1]})")
           .ok());
   auto bad = Tokenizer::load(dir.string());
   ASSERT_FALSE(bad.ok());
