@@ -109,6 +109,9 @@ TABLE=$(cat <<'EOF'
   file: runs/pretrain-bf16/final/model.safetensors
 @ r1kit pretrain recipes/pretrain-tiny.yaml --print-recipe
   output: resolved recipe
+@ r1kit eval --model runs/pretrain-tiny/final --task arithmetic --task-arg max_a=9 --task-arg max_b=9 --task-arg max_c=99 --chat-template plain --n 200 --k 8 --max-new-tokens 64 --greedy --seed 1
+  sub: --n 200 --k 8 --max-new-tokens 64 => --n 4 --k 2 --max-new-tokens 32
+  output: pass@1
 @ r1kit tokenizer train --input runs/pretrain-tiny/corpus.txt --out tok.model --vocab-size 512
   file: tok.model
 @ r1kit tokenizer encode --model tok.model --text "What is 12*3+4?"
@@ -127,15 +130,21 @@ TABLE=$(cat <<'EOF'
   file: runs/sft-50/final/model.safetensors
 @ r1kit sft recipes/sft-tiny.yaml --print-recipe
   output: resolved recipe
+@ r1kit eval --model runs/sft-tiny/final --task arithmetic --task-arg max_a=9 --task-arg max_b=9 --task-arg max_c=99 --chat-template plain --n 200 --k 8 --max-new-tokens 64 --greedy --seed 1
+  sub: --n 200 --k 8 --max-new-tokens 64 => --n 4 --k 2 --max-new-tokens 32
+  output: pass@1
 @ r1kit grpo recipes/grpo-tiny.yaml
   short: grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 grpo.eval_every=0
   file: runs/grpo-tiny/final/model.safetensors
   file: runs/grpo-tiny/metrics.jsonl
-@ r1kit generate --model runs/sft-tiny/final --prompt "What is 12*3+4?" --n 4
+@ r1kit eval --model runs/grpo-tiny/final --task arithmetic --task-arg max_a=9 --task-arg max_b=9 --task-arg max_c=99 --chat-template plain --n 200 --k 8 --max-new-tokens 64 --greedy --seed 1
+  sub: --n 200 --k 8 --max-new-tokens 64 => --n 4 --k 2 --max-new-tokens 32
+  output: pass@1
+@ r1kit generate --model runs/sft-tiny/final --prompt "What is 7*8+45?" --n 4
   sub: --n 4 => --n 2 --max-new-tokens 16
   output: sample 1
-@ r1kit eval --model runs/grpo-tiny/final --task arithmetic --n 500 --k 8
-  sub: --n 500 --k 8 => --n 4 --k 2 --max-new-tokens 32
+@ r1kit eval --model runs/grpo-tiny/final --k 8 --greedy
+  sub: --k 8 => --n 4 --k 2 --max-new-tokens 32
   output: pass@1
 @ r1kit eval --model runs/grpo-tiny/final --n 20 --k 4 --records samples.jsonl --format score
   sub: --n 20 --k 4 => --n 4 --k 2 --max-new-tokens 32
@@ -165,7 +174,7 @@ TABLE=$(cat <<'EOF'
   before: head -c 24 /dev/urandom | base64 > tok.txt
   sub: 50051 => $DOCS_PORT
   listens: $DOCS_PORT
-@ r1kit generate --model runs/sft-tiny/final --prompt "What is 23*7+5?" --chat-template r1_zero --n 2 --seed 3 --worker 127.0.0.1:50051 --token-file tok.txt
+@ r1kit generate --model runs/sft-tiny/final --prompt "What is 7*8+45?" --chat-template plain --n 2 --seed 3 --worker 127.0.0.1:50051 --token-file tok.txt
   sub: 50051 => $DOCS_PORT
   short: --max-new-tokens 16
   output: sample 1
@@ -195,6 +204,9 @@ TABLE=$(cat <<'EOF'
   file: runs/distill-quick/final/model.safetensors
 @ r1kit distill recipes/distill-tiny.yaml --print-recipe
   output: resolved recipe
+@ r1kit eval --model runs/distill-tiny/final --task arithmetic --task-arg max_a=9 --task-arg max_b=9 --task-arg max_c=99 --chat-template plain --n 200 --k 8 --max-new-tokens 64 --greedy --seed 1
+  sub: --n 200 --k 8 --max-new-tokens 64 => --n 4 --k 2 --max-new-tokens 32
+  output: pass@1
 @ r1kit run recipes/r1-tiny.yaml
   short: run.max_minutes=0 sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-tiny/sft/final/model.safetensors
@@ -207,7 +219,7 @@ TABLE=$(cat <<'EOF'
   file: runs/r1-tiny/grpo/eval_control.json
 @ r1kit report runs/r1-tiny/grpo --svg-dir plots
   file: plots/accuracy.svg
-@ r1kit report runs/r1-tiny/grpo --svg-dir docs/img/r1-tiny --svg-metrics accuracy,reward --smooth 10
+@ r1kit report runs/r1-tiny --svg-dir docs/img/r1-tiny --svg-metrics accuracy,reward,sft/loss
   before: mkdir -p docs/img/r1-tiny
   file: docs/img/r1-tiny/accuracy.svg
 @ r1kit distill recipes/distill-r1-tiny.yaml
@@ -243,11 +255,11 @@ TABLE=$(cat <<'EOF'
   skip: placeholder: a Hugging Face tokenizer.json (docs/tokenizers.md)
 @ r1kit tokenizer decode --model DIR_OR_FILE --input ids.jsonl > texts.jsonl
   skip: placeholder: a Hugging Face tokenizer.json (docs/tokenizers.md)
-@ r1kit eval --model DIR --task arithmetic [--task-path F] [--n 500] [--k 8]
+@ r1kit eval --model DIR [--task arithmetic] [--task-path F] [--n 500] [--k 8]
   skip: synopsis
 @ r1kit generate --model DIR (--prompt "What is 7 * 6?" | --chat "What is 2+3?" | --ids 5,17,42)
   skip: synopsis
-@ r1kit report RUN_DIR [--out FILE] [--svg-dir DIR [--svg-metrics a,b] [--smooth N]]
+@ r1kit report RUN_DIR [--out FILE] [--smoothing W]
   skip: synopsis
 @ r1kit model init|info|logits docs/model.md
   skip: synopsis (docs/design.md's command table)
