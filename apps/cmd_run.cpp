@@ -21,6 +21,12 @@ void add_run_command(CLI::App& root, int* exit_code) {
         std::string ran, skipped;
         for (const auto& s : res.ran) ran += " " + s;
         for (const auto& s : res.skipped) skipped += " " + s;
+        if (!res.stopped_in.empty()) {
+          std::printf("stopped in stage %s: ran [%s ] skipped [%s ]; run the same command "
+                      "again to resume\n",
+                      res.stopped_in.c_str(), ran.c_str(), skipped.c_str());
+          return;
+        }
         std::printf("done: ran [%s ] skipped [%s ]%s%s\n", ran.c_str(), skipped.c_str(),
                     res.report_path.empty() ? "" : "; report ", res.report_path.c_str());
       });

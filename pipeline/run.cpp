@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/logging.h"
+#include "core/stop_signal.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
@@ -54,6 +55,8 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   o.max_new_tokens = r.eval.max_new_tokens;
   o.max_problems = r.eval.problems;
   o.seed = r.task.seed;
+  // Every completion, for the report's sample completions (eval/report.h).
+  o.records_path = out_json.substr(0, out_json.size() - 5) + ".records.jsonl";
   ASSIGN_OR_RETURN(eval::EvalReport rep, eval::evaluate(*source, tok, task, rewards, o));
   auto j = rep.to_json();
   j["model"] = model_dir;
@@ -344,6 +347,10 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     out.ran.push_back(name);
     return true;
   };
+  auto stopped = [&](const std::string& name) {
+    out.stopped_in = name;
+    return out;
+  };
   auto record = [&](const std::string& name) {
     return write_file_atomic(r.run.dir + "/" + name + "/" + kStageRecipeFile,
                              stage_inputs(r, name).dump(2) + "\n");
@@ -353,7 +360,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "pretrain", seconds_since(t0), res.steps_run));
-    if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+    if (!res.finished) return stopped("pretrain");  // train.stop_after or Ctrl-C: rerun resumes
     RETURN_IF_ERROR(record("pretrain"));
   }
   if (stage("sft")) {
@@ -363,7 +370,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r)));
     RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
-    if (!res.finished) return out;  // stopped on purpose (train.stop_after): rerun resumes
+    if (!res.finished) return stopped("sft");
     RETURN_IF_ERROR(record("sft"));
   }
   const std::string eval_dir = r.run.dir + "/grpo";
@@ -395,7 +402,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
     RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
-    if (!res.finished) return out;
+    if (!res.finished) return stopped("grpo");
     RETURN_IF_ERROR(record("grpo"));
   }
   if (stage("control")) {
@@ -403,7 +410,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     R1_LOG(info, "stage control: SFT only, {} steps (the SFT + GRPO time at the SFT's pace)",
            cr.train.steps);
     ASSIGN_OR_RETURN(auto res, sft::run_sft(cr));
-    if (!res.finished) return out;
+    if (!res.finished) return stopped("control");
     RETURN_IF_ERROR(record("control"));
   }
   if (wants(r, "eval")) {
@@ -418,11 +425,13 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
       const std::string path = eval_dir + "/eval_" + name + ".json";
       if (!exists(model + "/model.safetensors") || (exists(path) && eval_current(r, name, path)))
         continue;
+      if (stop_requested()) return stopped("eval");
       any = true;
       RETURN_IF_ERROR(evaluate_model(r, model, name, path));
     }
     (any ? out.ran : out.skipped).push_back("eval");
   }
+  if (stop_requested()) return stopped("eval");
   if (wants(r, "report")) {
     std::vector<std::string> warnings;
     ASSIGN_OR_RETURN(out.report_path,

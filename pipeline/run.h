@@ -180,6 +180,9 @@ std::vector<std::string> expand_grpo_spellings(const std::vector<std::string>& o
 struct RunResult {
   std::vector<std::string> ran, skipped;  // stage names
   std::string report_path;                // RUN/report.html when the report stage ran
+  // The stage that stopped early (train.stop_after, or Ctrl-C: core/stop_signal.h); the
+  // stages after it did not run, and rerunning the command resumes. Empty: not stopped.
+  std::string stopped_in;
 };
 
 StatusOr<RunResult> run_pipeline(const RunRecipe& recipe,

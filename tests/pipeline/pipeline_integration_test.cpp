@@ -2,6 +2,8 @@
 // load (both models, both evaluation reports, the HTML page), and a rerun skips every
 // stage whose output exists.
 #include <gtest/gtest.h>
+
+#include <csignal>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include "core/config.h"
 #include "data/prompt_format.h"
+#include "core/stop_signal.h"
 #include "pipeline/run.h"
 #include "policy/checkpoint.h"
 #include "tests/cli_util.h"
@@ -349,6 +352,47 @@ dist: {threads: 1}
   const auto pa = (*continued)->named_parameters(), pb = (*direct)->named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+// Ctrl-C during the SFT stage: the stage stops at its step boundary with a checkpoint,
+// the run says where it stopped and runs no later stage; the rerun finishes it.
+TEST(PipelineIntegrationTest, CtrlCStopsTheRunningStageAndTheRerunFinishes) {
+  const std::string dir = fresh_dir("r1kit_pipeline_sigint_");
+  auto r = load_config_string<RunRecipe>(R"(
+run: {stages: [sft, grpo, eval]}
+task: {name: arithmetic, eval_size: 2, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
+model: {preset: nano}
+tokenizer: {vocab_size: 320}
+sft: {n_examples: 100, max_seq_len: 96,
+      train: {steps: 3, batch_size: 4, log_every: 1, eval_every: 0, eval_batches: 1}}
+grpo:
+  rollout: {group_size: 2, prompts_per_step: 1, max_new_tokens: 4, max_batch: 8}
+  train: {steps: 1, micro_batch_size: 2}
+eval: {problems: 2, k: 1, max_new_tokens: 4}
+dist: {threads: 1}
+)",
+                                         {"run.dir=" + dir});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  {
+    StopSignalScope scope;
+    std::raise(SIGINT);  // arrives during SFT's first step
+    auto stopped = run_pipeline(*r);
+    ASSERT_TRUE(stopped.ok()) << stopped.status().to_string();
+    EXPECT_EQ(stopped->stopped_in, "sft");
+    EXPECT_EQ(stopped->ran, (std::vector<std::string>{"sft"}));
+    EXPECT_TRUE(fs::exists(dir + "/sft/checkpoints/step-000001/trainer_state.json"));
+    EXPECT_FALSE(fs::exists(dir + "/sft/final"));
+    EXPECT_FALSE(fs::exists(dir + "/grpo"));
+  }
+  clear_stop_request();
+  auto rest = run_pipeline(*r);
+  ASSERT_TRUE(rest.ok()) << rest.status().to_string();
+  EXPECT_EQ(rest->stopped_in, "");
+  EXPECT_EQ(rest->ran, (std::vector<std::string>{"sft", "grpo", "eval"}));
+  std::ifstream tf(dir + "/timing.json");
+  EXPECT_EQ(nlohmann::json::parse(tf)["sft"]["steps"], 3);  // 1 + 2: resumed, not restarted
+  EXPECT_TRUE(fs::exists(dir + "/grpo/eval_grpo.records.jsonl"));  // the report's samples
   if (!HasFailure()) fs::remove_all(dir);
 }
 
