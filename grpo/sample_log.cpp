@@ -37,6 +37,12 @@ std::vector<nlohmann::json> sample_records(const RolloutBatch& ro, const rollout
       for (size_t k = 0; k < ro.names.size(); ++k)
         rewards[ro.names[k]] = json_number(ro.components[k][i][j].item<double>());
       rec["rewards"] = std::move(rewards);
+      // Right or wrong by the checker (the accuracy metric's rule); absent without one,
+      // null when it could not judge.
+      if (ro.accuracy_component >= 0) {
+        const double a = ro.components[ro.accuracy_component][i][j].item<double>();
+        rec["correct"] = std::isfinite(a) ? nlohmann::json(a >= 1.0 - 1e-9) : nlohmann::json();
+      }
       rec["finish_reason"] = rollout::finish_reason_name(c.finish_reason);
       rec["length"] = c.token_ids.size();
       out.push_back(std::move(rec));

@@ -86,6 +86,7 @@ RolloutBatch logged_rollout() {
     ro.groups.push_back(g);
   }
   ro.names = {"accuracy", "format"};
+  ro.accuracy_component = 0;
   const double nan = std::nan("");
   ro.components = {torch::tensor({{1.0, 0.0}, {0.0, nan}}, torch::kDouble),
                    torch::tensor({{1.0, 1.0}, {0.5, 0.0}}, torch::kDouble)};
@@ -113,6 +114,9 @@ TEST(SampleLogTest, RecordsEveryCompletionWithItsRewards) {
   EXPECT_EQ(recs[3]["sample"], 1);
   EXPECT_TRUE(recs[3]["reward"].is_null());  // cannot judge: null, not 0
   EXPECT_TRUE(recs[3]["rewards"]["accuracy"].is_null());
+  EXPECT_EQ(recs[0]["correct"], true);  // the checker's verdict, for the report's marks
+  EXPECT_EQ(recs[1]["correct"], false);
+  EXPECT_TRUE(recs[3]["correct"].is_null());
   const std::string shown = format_sample(recs[0]);
   EXPECT_NE(shown.find("step 10: reward 2 (accuracy 1, format 1), answer 40"), std::string::npos)
       << shown;
