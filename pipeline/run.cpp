@@ -33,6 +33,14 @@ bool exists(const std::string& path) {
   return fs::exists(path, ec);
 }
 
+// The JSON in `path`; discarded (is_discarded()) when unreadable or not JSON, null when
+// missing.
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return nlohmann::json();
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
 // Evaluates the model in `model_dir` on the held-out problems; writes `out_json` (creating
 // its directory).
 Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const std::string& name,
@@ -56,7 +64,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
   o.max_problems = r.eval.problems;
   o.seed = r.task.seed;
   // Every completion, for the report's sample completions (eval/report.h).
-  o.records_path = out_json.substr(0, out_json.size() - 5) + ".records.jsonl";
+  o.records_path = fs::path(out_json).replace_extension(".records.jsonl").string();
   ASSIGN_OR_RETURN(eval::EvalReport rep, eval::evaluate(*source, tok, task, rewards, o));
   auto j = rep.to_json();
   j["model"] = model_dir;
@@ -75,9 +83,7 @@ Status evaluate_model(const RunRecipe& r, const std::string& model_dir, const st
 
 // RUN/timing.json: {"sft": {"seconds": s, "steps": n}, "grpo": {...}}.
 nlohmann::json read_timing(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/timing.json");
-  if (!in) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j = read_json_file(run_dir + "/timing.json");
   return j.is_object() ? j : nlohmann::json::object();
 }
 
@@ -94,12 +100,6 @@ Status add_timing(const std::string& run_dir, const std::string& stage, double s
 // The stage whose final model GRPO starts from.
 std::string grpo_start_stage(const RunRecipe& r) {
   return wants(r, "sft") || !wants(r, "pretrain") ? "sft" : "pretrain";
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return nlohmann::json();
-  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
 }
 
 // The run-recipe keys whose change leaves a finished stage's output valid: those the
