@@ -10,6 +10,7 @@ PACKAGES=(
   libsentencepiece-dev libonig-dev libutf8proc-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgloo-dev libseccomp-dev
   python3 python3-torch python3-numpy python3-grpcio python3-grpc-tools
 )
 
