@@ -104,9 +104,11 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   auto ids = torch::zeros({B, L}, torch::kLong);
   auto pos = torch::zeros({B, T}, torch::kLong);  // hidden state predicting completion[t]
   auto comp_in_seq = torch::zeros({B, L}, torch::kFloat);
+  auto real = torch::zeros({B, L}, torch::kFloat);  // prompt and completion tokens, not padding
   auto ids_a = ids.accessor<int64_t, 2>();
   auto pos_a = pos.accessor<int64_t, 2>();
   auto cis_a = comp_in_seq.accessor<float, 2>();
+  auto real_a = real.accessor<float, 2>();
   auto comp = completions.contiguous();
   auto comp_a = comp.accessor<int64_t, 2>();
   auto mask_c = mask.contiguous();
@@ -114,15 +116,20 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   for (int64_t i = 0; i < B; ++i) {
     const int64_t lp = static_cast<int64_t>(prompt_ids[i].size());
     TORCH_CHECK(lp >= 1, "empty prompt in row ", i);
-    for (int64_t t = 0; t < lp; ++t) ids_a[i][t] = prompt_ids[i][t];
+    for (int64_t t = 0; t < lp; ++t) {
+      ids_a[i][t] = prompt_ids[i][t];
+      real_a[i][t] = 1.f;
+    }
     for (int64_t t = 0; t < T; ++t) {
       ids_a[i][lp + t] = comp_a[i][t];
       pos_a[i][t] = lp - 1 + t;
       cis_a[i][lp + t] = mask_a[i][t];
+      real_a[i][lp + t] = mask_a[i][t];
     }
   }
   ForwardOptions fo;
   fo.compute_logits = false;
+  fo.load_mask = real;  // padding leaves the expert loads alone
   auto out = m.forward(ids, fo);
   const int64_t d = out.hidden.size(-1);
   auto h = out.hidden.gather(1, pos.unsqueeze(-1).expand({B, T, d}));

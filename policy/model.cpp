@@ -422,7 +422,7 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
 }
 
 torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
-                               const ExecutionContext& exec) {
+                               const ExecutionContext& exec, const torch::Tensor& load_mask) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
   auto xf = x.reshape({B * T, d});
@@ -484,6 +484,12 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
   if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf, exec));
 
   auto load_f = counts.to(torch::kFloat);
+  if (load_mask.defined()) {
+    TORCH_CHECK(load_mask.numel() == B * T, "load_mask must be [B, T] = [", B, ", ", T, "], got ",
+                load_mask.sizes());
+    auto counted = (load_mask.reshape({B * T, 1}) != 0).to(torch::kFloat).expand({B * T, K});
+    load_f = torch::zeros({E}, load_f.options()).index_add_(0, flat_idx, counted.reshape({-1}));
+  }
   if (load) *load = load_f;
   if (is_training() && torch::GradMode::is_enabled())
     load_accum_ = load_accum_.to(load_f.device()) + load_f;
@@ -533,13 +539,14 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Ten
                                         const torch::Tensor& mask, KVCache* cache, int64_t layer,
                                         int64_t start_pos, AttnImpl impl,
                                         const ExecutionContext& exec, torch::Tensor* load,
-                                        torch::Tensor* aux_loss, const torch::Tensor& row_pos) {
+                                        torch::Tensor* aux_loss, const torch::Tensor& row_pos,
+                                        const torch::Tensor& load_mask) {
   auto x = input_layernorm(h);
   auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, exec, row_pos)
                : gqa(x, positions, mask, cache, layer, start_pos, exec, row_pos);
   auto h2 = h + a;
   x = post_attention_layernorm(h2);
-  return h2 + (moe ? moe(x, load, aux_loss, exec) : dense(x, exec));
+  return h2 + (moe ? moe(x, load, aux_loss, exec, load_mask) : dense(x, exec));
 }
 
 MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
@@ -617,9 +624,9 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
   for (int64_t l = 0; l < args_.n_layers; ++l) {
     torch::Tensor load, layer_aux;
-    h = layers[l]->as<DecoderLayerImpl>()->forward(h, positions, mask, opts.cache, l,
-                                                   opts.start_pos, opts.attn_impl, opts.execution,
-                                                   &load, &layer_aux, opts.row_positions);
+    h = layers[l]->as<DecoderLayerImpl>()->forward(
+        h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl, opts.execution, &load,
+        &layer_aux, opts.row_positions, opts.load_mask);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
   }

@@ -72,6 +72,11 @@ struct ForwardOptions {
   // must then be max(row_positions): keys [0, start_pos] are read for every row, those
   // past a row's own position masked out. Overrides `positions` and `attn_mask`.
   torch::Tensor row_positions;
+  // Optional [B, T] mask (any dtype; nonzero = counts): the tokens that count in the
+  // expert loads (ForwardOutput::expert_load and the load the bias update reads).
+  // Padding is not a token the model serves, so trainers pass their padding mask here
+  // and padded positions leave the balancing alone. Default: every position counts.
+  torch::Tensor load_mask;
 };
 
 struct ForwardOutput {
@@ -213,11 +218,12 @@ TORCH_MODULE(Gate);
 class MoEImpl : public torch::nn::Module {
  public:
   explicit MoEImpl(const ModelArgs& args);
-  // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts, *aux_loss the
-  // alpha-weighted sequence-wise balance loss (when training and alpha > 0). Without
-  // autograd the experts run on exec.expert_threads() threads (docs/model.md).
+  // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts (of the tokens
+  // where `load_mask` [B, T] is nonzero, when given), *aux_loss the alpha-weighted
+  // sequence-wise balance loss (when training and alpha > 0). Without autograd the
+  // experts run on exec.expert_threads() threads (docs/model.md).
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
-                        const ExecutionContext& exec = {});
+                        const ExecutionContext& exec = {}, const torch::Tensor& load_mask = {});
 
   // Auxiliary-loss-free balancing: b_i += gamma * sign(mean_load - load_i), from the
   // load accumulated since the last call (once per optimizer step), then resets it.
@@ -242,7 +248,8 @@ class DecoderLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
                         AttnImpl impl, const ExecutionContext& exec, torch::Tensor* load,
-                        torch::Tensor* aux_loss, const torch::Tensor& row_pos = {});
+                        torch::Tensor* aux_loss, const torch::Tensor& row_pos = {},
+                        const torch::Tensor& load_mask = {});
 
   RMSNorm input_layernorm{nullptr};
   MLA mla{nullptr};  // registered as "self_attn" when attention is MLA

@@ -49,7 +49,8 @@ SftLossTerms sft_loss_terms(policy::TransformerImpl& m, const SftBatch& b) {
   policy::ForwardOptions fo;
   fo.positions = b.positions;
   fo.attn_mask = b.attn_mask;
-  fo.compute_logits = false;  // the chunked log-prob helper applies the head
+  fo.load_mask = b.token_mask;  // padding leaves the expert loads alone
+  fo.compute_logits = false;    // the chunked log-prob helper applies the head
   auto out = m.forward(b.inputs, fo);
   const int64_t d = out.hidden.size(-1);
   auto lp = policy::token_logprobs(out.hidden.reshape({-1, d}), m.output_weight(),

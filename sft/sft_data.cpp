@@ -231,6 +231,7 @@ SftBatch make_packed_batch(const std::vector<std::vector<const SftSample*>>& row
     fill_row(r, rows[r], b.inputs.data_ptr<int64_t>(), b.targets.data_ptr<int64_t>(),
              b.loss_mask.data_ptr<float>(), b.positions.data_ptr<int64_t>(),
              segment.data_ptr<int64_t>(), T, &b.n_loss_tokens, &b.n_tokens);
+  b.token_mask = segment >= 0;
   // Query t may attend key s <= t of its own sample. Every query (padding too) may
   // attend itself, so no softmax row is empty.
   auto same = segment.unsqueeze(2) == segment.unsqueeze(1);  // [B, T, T]

@@ -74,6 +74,7 @@ struct SftBatch {
   torch::Tensor loss_mask;    // [B, T] float32: 1 where targets[b, t] is a response token
   torch::Tensor positions;    // [B, T] int64 RoPE positions (restart per packed sample)
   torch::Tensor attn_mask;    // [B, T, T] bool, or undefined for plain causal attention
+  torch::Tensor token_mask;   // [B, T] bool: true at sample tokens, false at padding
   int64_t n_loss_tokens = 0;  // loss_mask.sum()
   int64_t n_tokens = 0;       // non-padding input tokens
 };

@@ -251,5 +251,21 @@ TEST(SftLossTest, Bf16AutocastKeepsFp32MasterWeightsAndTracksFp32) {
     }
   }
 }
+
+// The padding mask the trainer passes as ForwardOptions::load_mask.
+TEST(SftBatchTest, MarksItsPaddingForTheExpertLoads) {
+  SftSample a, b;
+  a.ids = {1, 2, 3, 4, 5};
+  a.n_prompt = 2;
+  b.ids = {6, 7, 8};
+  b.n_prompt = 1;
+  auto padded = make_padded_batch({&a, &b}, /*pad_id=*/0);
+  EXPECT_TRUE(torch::equal(padded.token_mask,
+                           torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}}).to(torch::kBool)));
+  auto packed = make_packed_batch({{&a, &b}, {&b}}, /*row_len=*/10, /*pad_id=*/0);
+  EXPECT_EQ(packed.token_mask.sum().item<int64_t>(), 5 + 3 + 3);
+  EXPECT_EQ(packed.token_mask.sum().item<int64_t>(), packed.n_tokens);
+}
+
 }  // namespace
 }  // namespace r1kit::sft
