@@ -5,9 +5,11 @@
 // - Resume: a run stopped after 2 steps and resumed (KL reference, mu = 2, two
 //   mini-batches: every piece of state) ends bit for bit where the uninterrupted one does.
 // - The micro-batch size does not change the update.
+// - grpo.ref_reset_every copies the policy into the KL reference.
 // - A reward plug-in library listed in the recipe (reward_plugins) is loaded at start,
 //   its reward is built by name and logged as a component; a missing library is an
 //   error at start naming it.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -103,8 +105,7 @@ std::string tokenizer_path() {
           });
     if (!reward::RewardRegistry::global().contains("test_constant"))
       (void)reward::RewardRegistry::global().add(
-          "test_constant",
-          [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
+          "test_constant", [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
             return std::unique_ptr<reward::Reward>(std::make_unique<ConstantScore>());
           });
     if (!reward::RewardRegistry::global().contains("test_fails_first"))
@@ -179,8 +180,8 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
   for (const char* k :
        {"reward", "reward_std", "rewards/test_even_tokens/mean", "frac_reward_zero_std",
         "completions/mean_length", "completions/clipped_ratio", "entropy", "clip_ratio/region_mean",
-        "grad_norm", "lr", "timing/generate", "timing/reward", "timing/train",
-        "timing/sync", "policy_version"})
+        "grad_norm", "lr", "timing/generate", "timing/reward", "timing/train", "timing/sync",
+        "policy_version"})
     EXPECT_TRUE(m.back().contains(k)) << k;
   EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
   if (!HasFailure()) fs::remove_all(dir);
@@ -217,7 +218,8 @@ TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
 TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
   auto res = run_grpo(
-      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens, role: accuracy}]"}));
+      recipe(dir, {"grpo.steps=2",
+                   "reward=[{name: test_fails_first}, {name: test_even_tokens, role: accuracy}]"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   auto m = metrics(dir);
   ASSERT_EQ(m.size(), 2u);
@@ -262,6 +264,50 @@ TEST(GrpoIntegrationTest, ResumesExactly) {
   if (!HasFailure()) {
     fs::remove_all(a_dir);
     fs::remove_all(b_dir);
+  }
+}
+
+// grpo.ref_reset_every copies the policy into the KL reference: the reference saved with
+// each checkpoint changes exactly at the reset steps, and the KL of the step after a
+// reset is zero (the policy it starts from is the reference). Without resets the
+// reference stays the initial policy.
+std::unique_ptr<SafetensorsFile> reference_at(const std::string& dir, int step) {
+  auto f = SafetensorsFile::open(
+      fmt::format("{}/checkpoints/step-{:06d}/reference.safetensors", dir, step));
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  return f.ok() ? std::move(*f) : nullptr;
+}
+
+bool same_tensors(const SafetensorsFile& a, const SafetensorsFile& b) {
+  for (const auto& t : a.tensors())
+    if (!torch::equal(*a.load(t.name), *b.load(t.name))) return false;
+  return !a.tensors().empty();
+}
+
+TEST(GrpoIntegrationTest, ReferenceResetCopiesThePolicy) {
+  const std::string dir = grpo_fresh_dir("ref_reset"), fixed = grpo_fresh_dir("ref_fixed");
+  const std::vector<std::string> o = {"grpo.steps=3", "grpo.loss.kl_coef=0.05",
+                                      "checkpoint.every=1"};
+  auto with_reset = o;
+  with_reset.push_back("grpo.ref_reset_every=2");
+  ASSERT_TRUE(run_grpo(recipe(dir, with_reset)).ok());
+  ASSERT_TRUE(run_grpo(recipe(fixed, o)).ok());
+  auto r1 = reference_at(dir, 1), r2 = reference_at(dir, 2), r3 = reference_at(dir, 3);
+  auto f1 = reference_at(fixed, 1), f3 = reference_at(fixed, 3);
+  ASSERT_TRUE(r1 && r2 && r3 && f1 && f3);
+  EXPECT_TRUE(same_tensors(*r1, *f1));   // before the first reset: the initial policy
+  EXPECT_FALSE(same_tensors(*r1, *r2));  // reset after step 2: the policy of step 2
+  EXPECT_TRUE(same_tensors(*r2, *r3));   // no reset after step 3
+  EXPECT_TRUE(same_tensors(*f1, *f3));   // never reset
+  const auto m = metrics(dir), mf = metrics(fixed);
+  ASSERT_EQ(m.size(), 3u);
+  ASSERT_EQ(mf.size(), 3u);
+  EXPECT_GT(m[1]["kl"].get<double>(), 1e-6);
+  EXPECT_NEAR(m[2]["kl"].get<double>(), 0.0, 1e-9);  // step 3 starts from the reference
+  EXPECT_GT(mf[2]["kl"].get<double>(), 1e-6);
+  if (!HasFailure()) {
+    fs::remove_all(dir);
+    fs::remove_all(fixed);
   }
 }
 
@@ -314,8 +360,7 @@ TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
   EXPECT_GT(ma[0]["frac_reward_zero_std"].get<double>(), 0.0);
   // Every completion of a zero-std group is skipped (and any other whose reward is its
   // group's mean).
-  EXPECT_GE(ma[0]["train/skipped_frac"].get<double>(),
-            ma[0]["frac_reward_zero_std"].get<double>());
+  EXPECT_GE(ma[0]["train/skipped_frac"].get<double>(), ma[0]["frac_reward_zero_std"].get<double>());
   EXPECT_EQ(mb[0]["train/skipped_frac"].get<double>(), 0.0);
   EXPECT_EQ(ma[0]["reward"], mb[0]["reward"]);  // the same rollout
   EXPECT_NEAR(ma[0]["grad_norm"].get<double>(), mb[0]["grad_norm"].get<double>(),
