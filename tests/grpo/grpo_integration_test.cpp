@@ -6,6 +6,7 @@
 //   mini-batches: every piece of state) ends bit for bit where the uninterrupted one does.
 // - The micro-batch size does not change the update.
 // - grpo.ref_reset_every copies the policy into the KL reference.
+// - The MoE bias update moves every bias against the step's expert load.
 // - A reward plug-in library listed in the recipe (reward_plugins) is loaded at start,
 //   its reward is built by name and logged as a component; a missing library is an
 //   error at start naming it.
@@ -20,7 +21,9 @@
 #include "core/config.h"
 #include "core/safetensors.h"
 #include "data/tokenizer.h"
+#include "eval/report.h"
 #include "grpo/trainer.h"
+#include "policy/checkpoint.h"
 #include "reward/reward.h"
 #include "rollout/local_source.h"
 #include "tests/cli_util.h"
@@ -309,6 +312,35 @@ TEST(GrpoIntegrationTest, ReferenceResetCopiesThePolicy) {
     fs::remove_all(dir);
     fs::remove_all(fixed);
   }
+}
+
+// The auxiliary-loss-free bias update (DeepSeek-V3 §2.1.2) runs in GRPO: after one
+// optimizer step each expert's bias is +gamma when the step's logged load was under
+// the mean, -gamma when over (the biases start at 0).
+TEST(GrpoIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
+  const std::string dir = grpo_fresh_dir("bias");
+  ASSERT_TRUE(run_grpo(recipe(dir, {"grpo.steps=1"})).ok());
+  const auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 1u);
+  auto model = policy::load_model(dir + "/final");
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const auto& a = (*model)->args();
+  ASSERT_GT(a.bias_update_gamma, 0);
+  const int64_t E = a.n_routed_experts;
+  int moved = 0;
+  for (int64_t l = a.n_dense_layers; l < a.n_layers; ++l) {
+    auto bias =
+        (*model)->layers[l]->as<policy::DecoderLayerImpl>()->moe->gate->e_score_correction_bias;
+    for (int64_t e = 0; e < E; ++e) {
+      const double frac = m[0][eval::expert_load_key(l - a.n_dense_layers, e)].get<double>();
+      const double gap = 1.0 / E - frac;  // > 0: under-loaded
+      const double expect = std::abs(gap) < 1e-7 ? 0.0 : (gap > 0 ? 1 : -1) * a.bias_update_gamma;
+      EXPECT_NEAR(bias[e].item<double>(), expect, 1e-9) << "layer " << l << " expert " << e;
+      moved += expect != 0;
+    }
+  }
+  EXPECT_GT(moved, 0);
+  if (!HasFailure()) fs::remove_all(dir);
 }
 
 TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
