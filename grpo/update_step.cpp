@@ -41,9 +41,14 @@ MiniBatch plan_mini_batch(const std::vector<int64_t>& rows, const TrainBatch& ba
   // over the rows that carry a gradient (all of them unless skipping).
   mb.norm = make_normalizer({batch.mask.index_select(0, torch::tensor(rows))},
                             static_cast<double>(r.rollout.max_new_tokens));
+  // A row without loss tokens (every completion token masked, as the overlong mask does
+  // to a truncated completion) adds nothing to any term of the loss: it is skipped, so
+  // a mini-batch of such rows is no update rather than a division by zero tokens.
+  const auto row_tokens = batch.mask.sum(1).to(torch::kFloat).contiguous();
+  const float* tokens_host = row_tokens.data_ptr<float>();
   std::vector<int64_t> kept;
   for (int64_t i : rows)
-    if (!skip_zero || adv_host[i] != 0.0f) kept.push_back(i);
+    if (tokens_host[i] > 0 && (!skip_zero || adv_host[i] != 0.0f)) kept.push_back(i);
   mb.skipped = static_cast<int64_t>(rows.size() - kept.size());
   for (size_t a = 0; a < kept.size(); a += r.grpo.micro_batch_size) {
     const size_t b = std::min(kept.size(), a + r.grpo.micro_batch_size);

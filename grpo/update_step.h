@@ -30,13 +30,14 @@
 namespace r1kit::grpo {
 
 struct UpdateResult {
-  PolicyLossStats stats;      // merged over every micro-batch of every update
-  double grad_norm_sum = 0;   // sum over updates of the pre-clip gradient norm
-  double aux_loss_sum = 0;    // sum over updates of the MoE balance loss
-  int64_t updates = 0;        // optimizer steps taken
-  int64_t rows = 0;           // completions visited (B * mu)
-  int64_t skipped_rows = 0;   // of which skipped (advantage 0, skip_zero_advantage)
-  double seconds = 0;         // wall time, including the pi_old recomputation
+  PolicyLossStats stats;     // merged over every micro-batch of every update
+  double grad_norm_sum = 0;  // sum over updates of the pre-clip gradient norm
+  double aux_loss_sum = 0;   // sum over updates of the MoE balance loss
+  int64_t updates = 0;       // optimizer steps taken
+  int64_t rows = 0;          // completions visited (B * mu)
+  int64_t skipped_rows =
+      0;               // of which skipped (advantage 0 with skip_zero_advantage, or no loss tokens)
+  double seconds = 0;  // wall time, including the pi_old recomputation
   torch::Tensor expert_load;  // [L, E] routed-token counts of the first update (MoE only)
 };
 

@@ -7,6 +7,8 @@
 // - The micro-batch size does not change the update.
 // - grpo.ref_reset_every copies the policy into the KL reference.
 // - The MoE bias update moves every bias against the step's expert load.
+// - GSPO, the dual clip, TIS, KL in the reward, dynamic sampling and the overlong mask
+//   each change the update.
 // - A reward plug-in library listed in the recipe (reward_plugins) is loaded at start,
 //   its reward is built by name and logged as a component; a missing library is an
 //   error at start naming it.
@@ -341,6 +343,62 @@ TEST(GrpoIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
   }
   EXPECT_GT(moved, 0);
   if (!HasFailure()) fs::remove_all(dir);
+}
+
+// Each loss variant reaches the update through the trainer: two 2-step runs that differ
+// only in the variant's keys end at different weights (a key the trainer dropped on the
+// way would leave them equal). The shared keys make the variant matter: mu > 1 moves
+// the ratios off 1 for GSPO and the dual clip, the overlapped rollout is one step
+// stale for TIS, half of the groups are constant for dynamic sampling, and 12 new
+// tokens cut most completions for the overlong mask.
+struct VariantCase {
+  const char* name;
+  std::vector<std::string> shared, variant;
+};
+
+bool weights_differ(const std::string& a, const std::string& b) {
+  auto ca = SafetensorsCheckpoint::open_dir(a);
+  auto cb = SafetensorsCheckpoint::open_dir(b);
+  EXPECT_TRUE(ca.ok() && cb.ok());
+  if (!ca.ok() || !cb.ok()) return false;
+  for (const auto& n : ca->names())
+    if (!torch::equal(*ca->load(n), *cb->load(n))) return true;
+  return false;
+}
+
+TEST(GrpoIntegrationTest, EveryLossVariantReachesTheUpdate) {
+  const std::vector<VariantCase> cases = {
+      {"gspo",
+       {"grpo.mu=2", "grpo.loss.loss_aggregation=seq-mean-token-mean"},
+       {"grpo.loss.ratio_level=sequence"}},
+      {"dual_clip",
+       {"grpo.mu=3", "grpo.loss.eps_low=0.01", "grpo.loss.eps_high=0.01"},
+       {"grpo.loss.dual_clip_c=1.02"}},
+      {"tis", {"rollout.overlap=true", "grpo.loss.tis=none"}, {"grpo.loss.tis=token"}},
+      {"kl_in_reward",  // against no KL at all: placed in the reward, it is nowhere else
+       {},
+       {"grpo.loss.kl_coef=0.5", "grpo.loss.kl_estimator=k1", "grpo.loss.kl_placement=reward"}},
+      {"dynamic_sampling",
+       {"reward=[{name: test_half_constant, role: accuracy}]"},
+       {"grpo.loss.dynamic_sampling=true"}},
+      {"overlong_mask", {}, {"grpo.loss.mask_truncated_completions=true"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string a_dir = grpo_fresh_dir(std::string("var_a_") + c.name),
+                      b_dir = grpo_fresh_dir(std::string("var_b_") + c.name);
+    auto base = c.shared;
+    base.push_back("grpo.steps=2");
+    auto with = base;
+    with.insert(with.end(), c.variant.begin(), c.variant.end());
+    auto a = run_grpo(recipe(a_dir, base));
+    ASSERT_TRUE(a.ok()) << a.status().to_string();
+    auto b = run_grpo(recipe(b_dir, with));
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    EXPECT_TRUE(weights_differ(a_dir + "/final", b_dir + "/final"));
+    fs::remove_all(a_dir);
+    fs::remove_all(b_dir);
+  }
 }
 
 TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
