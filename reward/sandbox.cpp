@@ -62,15 +62,20 @@ int landlock_abi() {
   return v < 0 ? 0 : static_cast<int>(v);
 }
 
-// Whether a throw-away child can unshare `flags` (and, with a user namespace, map ids).
-bool can_unshare(int flags) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(unshare(flags) == 0 ? 0 : 1);
-  if (pid < 0) return false;
+// Waits for `pid`; whether it exited with status 0.
+bool exited_ok(pid_t pid) {
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
   }
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Whether confinement `c` works here: its namespaces and view are built in throw-away
+// children (nothing is run).
+bool works(Confinement c) {
+  auto run = SandboxRun::prepare(c, "/usr/bin/python3", "", SandboxLimits{});
+  return run.ok() && (*run)->dry_run();
 }
 
 struct Probe {
@@ -83,10 +88,12 @@ const Probe& probe() {
   static Probe p;
   static std::once_flag once;
   std::call_once(once, [] {
-    if (geteuid() == 0) p.root_ns = can_unshare(kNamespaceFlags);
-    p.user_ns = can_unshare(CLONE_NEWUSER | kNamespaceFlags);
+    if (geteuid() == 0) p.root_ns = works(Confinement::kRootNamespaces);
+    p.user_ns = !p.root_ns && works(Confinement::kUserNamespaces);
     p.landlock = landlock_abi();
-    if (!p.root_ns && !p.user_ns) p.why += "user/mount/network/PID namespaces refused; ";
+    if (!p.root_ns && !p.user_ns) {
+      p.why += "namespaces or their private view (mounts) refused; ";
+    }
     if (p.landlock == 0) p.why += "Landlock unavailable; ";
   });
   return p;
@@ -438,6 +445,17 @@ Status SandboxRun::plan_landlock(const std::string& python) {
   }
   RETURN_IF_ERROR(allow("/dev/null", kLlReadFile | kLlWriteFile | kLlTruncate));
   return allow(host_dir_, attr.handled_access_fs);
+}
+
+bool SandboxRun::dry_run() const {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (enter_namespaces() != 0) _exit(1);
+    pid_t inner = fork();
+    if (inner == 0) _exit(build_view() == 0 ? 0 : 1);
+    _exit(inner > 0 && exited_ok(inner) ? 0 : 1);
+  }
+  return pid > 0 && exited_ok(pid);
 }
 
 char SandboxRun::enter_namespaces() const noexcept {

@@ -81,6 +81,9 @@ class SandboxRun {
   SandboxRun(const SandboxRun&) = delete;
   SandboxRun& operator=(const SandboxRun&) = delete;
 
+  // Whether the namespaces and the view can be made here: builds them in throw-away
+  // children and runs nothing.
+  bool dry_run() const;
   // In the first child: enters the new namespaces (as init of the PID namespace are
   // the children it forks next). Returns 0, or a letter naming the step that failed.
   char enter_namespaces() const noexcept;
