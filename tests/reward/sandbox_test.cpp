@@ -8,18 +8,27 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <span>
 #include <string>
+#include <tuple>
 
 #include "reward/code_execution.h"
 
@@ -280,6 +289,113 @@ TEST(SandboxOptions, LandlockWhenForced) {
                                             secret),
                                 o);
   EXPECT_EQ(out, "denied\nok /tmp/r1kit_code_\n");
+}
+
+// ---------------------------------------------------------------- fallbacks
+
+// This test binary, re-run with `filter` in a child whose seccomp filter refuses
+// unshare() (no namespaces) and, with `deny_landlock`, landlock_create_ruleset() (no
+// Landlock): the machine the fallbacks are for. Returns its exit status and output.
+std::pair<int, std::string> run_self_without(bool deny_landlock, const std::string& filter) {
+  int out[2];
+  if (pipe(out) != 0) return {-1, "pipe failed"};
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string filter_arg = "--gtest_filter=" + filter;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    const uint32_t landlock_nr = deny_landlock ? SYS_landlock_create_ruleset : ~0u;
+    sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, landlock_nr, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      _exit(120);
+    }
+    execl(self.c_str(), self.c_str(), filter_arg.c_str(), "--gtest_also_run_disabled_tests",
+          static_cast<char*>(nullptr));
+    _exit(121);
+  }
+  close(out[1]);
+  std::string text;
+  std::array<char, 4096> buf;
+  while (true) {
+    ssize_t n = read(out[0], buf.data(), buf.size());
+    if (n <= 0) break;
+    text.append(buf.data(), static_cast<size_t>(n));
+  }
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+// Run only by SandboxFallback.Drivers, in a child without namespaces.
+TEST(SandboxFallback, DISABLED_WithoutNamespacesLandlock) {
+  StatusOr<Confinement> c = sandbox_confinement(SandboxKind::kAuto);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, Confinement::kLandlock) << sandbox_mode();
+  EXPECT_FALSE(sandbox_confinement(SandboxKind::kNamespaces).ok());
+  EXPECT_EQ(probe("import os\n"
+                  "try:\n"
+                  "    open('/etc/passwd').read()\n"
+                  "    print('read')\n"
+                  "except OSError:\n"
+                  "    print('denied')\n"),
+            "denied\n");
+}
+
+// Run only by SandboxFallback.Drivers, in a child without namespaces or Landlock.
+TEST(SandboxFallback, DISABLED_WithNothingRefusedUnlessAllowed) {
+  StatusOr<Confinement> c = sandbox_confinement(SandboxKind::kAuto);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, Confinement::kNone) << sandbox_mode();
+  CodeExecutionOptions o = probe_opts();
+  Status refused = o.validate();
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("allow_unsandboxed"), std::string::npos) << refused.message();
+  RunResult r = run_python_sandboxed("print(1)\n", "", o);
+  EXPECT_FALSE(r.started);
+  EXPECT_NE(r.error.find("allow_unsandboxed"), std::string::npos) << r.error;
+  CodeExecutionReward reward(o);
+  Sample s;
+  s.completion = "```python\nprint(1)\n```\n";
+  s.metadata = {{"tests", {{{"input", ""}, {"output", "1"}}}}};
+  EXPECT_TRUE(std::isnan(reward.score_one(s)));  // cannot judge, never run
+  o.allow_unsandboxed = true;
+  EXPECT_TRUE(o.validate().ok());
+  EXPECT_EQ(probe("print(1)\n", o), "1\n");  // rlimits + seccomp still apply:
+  EXPECT_EQ(probe("import os\n"
+                  "try:\n"
+                  "    os.fork()\n"
+                  "    print('forked')\n"
+                  "except OSError:\n"
+                  "    print('refused')\n",
+                  o),
+            "refused\n");
+}
+
+TEST(SandboxFallback, Drivers) {
+  auto [rc, out] =
+      run_self_without(true, "SandboxFallback.DISABLED_WithNothingRefusedUnlessAllowed");
+  if (rc == 120) GTEST_SKIP() << "the test's own seccomp filter cannot be installed here";
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << out;
+  if (!sandbox_confinement(SandboxKind::kLandlock).ok()) {
+    GTEST_SKIP() << "no Landlock on this kernel: the namespace-to-Landlock fallback is untested";
+  }
+  std::tie(rc, out) = run_self_without(false, "SandboxFallback.DISABLED_WithoutNamespacesLandlock");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("[  PASSED  ] 1 test."), std::string::npos) << out;
 }
 
 // Every probe again as an unprivileged user (nobody), where the sandbox is a user
