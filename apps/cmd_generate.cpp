@@ -26,6 +26,7 @@
 #include "apps/commands.h"
 #include "apps/engine_flags.h"
 #include "core/atomic_file.h"
+#include "core/tls_files.h"
 #include "data/chat_template.h"
 #include "data/prompt_format.h"
 #include "data/tokenizer.h"
@@ -41,6 +42,7 @@ struct GenerateCmdFlags {
   std::string model;
   std::string worker;      // host:port of a rollout worker; empty = in-process
   std::string token_file;  // the worker's bearer token
+  TlsClientFiles tls;      // TLS to the worker: --tls-ca, --tls-cert, --tls-key
   std::string prompt;
   std::string chat;  // a user message, rendered through the model's chat template
   std::string ids;   // comma-separated token ids instead of --prompt
@@ -139,6 +141,8 @@ Status run_generate(const GenerateCmdFlags& f) {
 
   std::vector<rollout::Group> groups;
   rollout::EngineStats st;
+  if (f.worker.empty() && !(f.tls.ca_file.empty() && f.tls.cert_file.empty()))
+    return InvalidArgument("--tls-ca/--tls-cert/--tls-key: only with --worker");
   if (!f.worker.empty()) {
     if (!(f.timeout_s > 0)) return InvalidArgument("--timeout {}: must be > 0", f.timeout_s);
     rollout::GrpcSourceOptions o;
@@ -150,6 +154,10 @@ Status run_generate(const GenerateCmdFlags& f) {
     if (!f.token_file.empty()) {
       ASSIGN_OR_RETURN(o.token, read_token_file(f.token_file));
     }
+    ASSIGN_OR_RETURN(const TlsClientPem tls, read_tls_client_files(f.tls, "--tls"));
+    o.tls_root_pem = tls.ca;
+    o.tls_cert_pem = tls.cert;
+    o.tls_key_pem = tls.key;
     ASSIGN_OR_RETURN(auto remote, rollout::make_grpc_rollout_source(o));
     StatusOr<std::vector<rollout::Group>> got = remote->generate(req);
     if (!got.ok())
@@ -232,6 +240,11 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--worker", f.worker,
                   "generate through this gRPC rollout worker (host:port) instead of in-process");
   cmd->add_option("--token-file", f.token_file, "file holding the worker's bearer token");
+  cmd->add_option("--tls-ca", f.tls.ca_file,
+                  "with --worker: PEM CA bundle that verifies the worker (turns TLS on)");
+  cmd->add_option("--tls-cert", f.tls.cert_file,
+                  "with --worker: PEM client certificate for mutual TLS (with --tls-key)");
+  cmd->add_option("--tls-key", f.tls.key_file, "with --worker: PEM key of --tls-cert");
   cmd->add_option("--timeout", f.timeout_s,
                   "with --worker: seconds the whole request may take; an unreachable worker "
                   "fails at once")

@@ -3,6 +3,7 @@
 // rollout workers (`r1kit rollout-worker`).
 #include "apps/recipe_command.h"
 #include "core/atomic_file.h"
+#include "core/tls_files.h"
 #include "grpo/trainer.h"
 #include "rollout/grpc/grpc_source.h"
 
@@ -16,6 +17,10 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo
   if (!r.rollout.token_file.empty()) {
     ASSIGN_OR_RETURN(o.token, read_token_file(r.rollout.token_file));
   }
+  ASSIGN_OR_RETURN(const TlsClientPem tls, read_tls_client_files(r.rollout.tls, "rollout.tls"));
+  o.tls_root_pem = tls.ca;
+  o.tls_cert_pem = tls.cert;
+  o.tls_key_pem = tls.key;
   return rollout::make_grpc_rollout_source(o);
 }
 

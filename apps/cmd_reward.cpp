@@ -9,9 +9,15 @@
 // {"total": x, "rewards": {"name": v}}, null for "cannot judge". Consecutive lines with
 // the same prompt are scored as one group (reward/jsonl.h). A bad line is an error
 // naming file:line; with --output the file is then not written (written atomically).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
+#include <ext/stdio_filebuf.h>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "apps/commands.h"
@@ -36,12 +42,16 @@ Status run_reward_score(const RewardScoreFlags& f) {
   RETURN_IF_ERROR(reward::load_reward_plugins(f.plugins));
   ASSIGN_OR_RETURN(auto specs, reward::specs_from_flags(f.rewards, f.weights, f.args));
   ASSIGN_OR_RETURN(reward::CombinedReward rewards, reward::build_rewards(specs));
-  std::ifstream file;
+  // The input file is opened close-on-exec, so no program a reward runs inherits it.
+  std::unique_ptr<__gnu_cxx::stdio_filebuf<char>> filebuf;
+  std::unique_ptr<std::istream> file;
   std::istream* in = &std::cin;
   if (f.input != "-") {
-    file.open(f.input, std::ios::binary);
-    if (!file) return NotFound("--input {}: cannot be read", f.input);
-    in = &file;
+    int fd = ::open(f.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NotFound("--input {}: cannot be read ({})", f.input, std::strerror(errno));
+    filebuf = std::make_unique<__gnu_cxx::stdio_filebuf<char>>(fd, std::ios::in | std::ios::binary);
+    file = std::make_unique<std::istream>(filebuf.get());
+    in = file.get();
   }
   const std::string source = f.input == "-" ? "<stdin>" : f.input;
   const bool to_stdout = f.output.empty() || f.output == "-";

@@ -3,7 +3,8 @@
 // trainer's GrpcRolloutSource can pull groups from it and push new weights to it.
 //
 // Binds 127.0.0.1 unless --bind says otherwise; --token-file makes every Rollout RPC
-// need `authorization: Bearer <token>`; --tls-cert/--tls-key turn on TLS. The model's
+// need `authorization: Bearer <token>`; --tls-cert/--tls-key turn on TLS, and
+// --tls-client-ca requires client certificates (mutual TLS). The model's
 // recorded prompt format (data/prompt_format.h) is printed at start and returned by Info,
 // so clients render prompts the way the model was trained. Runs until
 // SIGINT or SIGTERM, then aborts the running generation and exits. See docs/protocol.md.
@@ -30,6 +31,7 @@ struct WorkerFlags {
   std::string token_file;
   std::string tls_cert;
   std::string tls_key;
+  std::string tls_client_ca;
   EngineFlags engine;
   int64_t max_group_size = 256;
   int64_t max_prompts = 4096;
@@ -53,6 +55,10 @@ Status run_worker(const WorkerFlags& f) {
   if (!f.tls_cert.empty()) {
     ASSIGN_OR_RETURN(opts.tls_cert_pem, read_file(f.tls_cert, "--tls-cert"));
     ASSIGN_OR_RETURN(opts.tls_key_pem, read_file(f.tls_key, "--tls-key"));
+  }
+  if (!f.tls_client_ca.empty()) {
+    if (f.tls_cert.empty()) return InvalidArgument("--tls-client-ca needs --tls-cert/--tls-key");
+    ASSIGN_OR_RETURN(opts.tls_client_ca_pem, read_file(f.tls_client_ca, "--tls-client-ca"));
   }
   f.engine.apply_threads();
 
@@ -117,6 +123,9 @@ void add_rollout_worker_command(CLI::App& root, int* exit_code) {
                   "File holding the bearer token every RPC must carry");
   cmd->add_option("--tls-cert", flags->tls_cert, "PEM certificate chain (TLS; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "PEM private key (TLS; with --tls-cert)");
+  cmd->add_option("--tls-client-ca", flags->tls_client_ca,
+                  "PEM CA bundle: require clients to present a certificate it signed (mutual "
+                  "TLS; with --tls-cert)");
   add_engine_flags(cmd, flags->engine);
   cmd->add_option("--max-group-size", flags->max_group_size, "Largest n accepted")
       ->capture_default_str();

@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 Status fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  int fd = ::open(path.c_str(), (directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) return Internal("open {} for fsync: {}", path, std::strerror(errno));
   int rc = ::fsync(fd);
   ::close(fd);
@@ -48,7 +48,7 @@ Status write_file_atomic_with(const std::string& path,
                               const std::function<Status(std::FILE*)>& writer) {
   RETURN_IF_ERROR(make_parent(path));
   const std::string tmp = temp_sibling(path);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  std::FILE* f = std::fopen(tmp.c_str(), "wbe");  // e: O_CLOEXEC
   if (!f) return Internal("create {}: {}", tmp, std::strerror(errno));
   Status st = writer(f);
   if (st.ok() && std::fflush(f) != 0) st = Internal("write {}: {}", tmp, std::strerror(errno));

@@ -40,7 +40,7 @@ StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& 
     auto parent = std::filesystem::path(jsonl_path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (resume_step >= 0) RETURN_IF_ERROR(truncate_jsonl_after_step(jsonl_path, resume_step));
-    w->file_ = std::fopen(jsonl_path.c_str(), "a");
+    w->file_ = std::fopen(jsonl_path.c_str(), "ae");  // e: O_CLOEXEC, never inherited
     if (!w->file_) return Internal("open {}: {}", jsonl_path, std::strerror(errno));
   }
   if (!tensorboard_dir.empty()) {

@@ -83,7 +83,7 @@ StatusOr<std::unique_ptr<TensorBoardWriter>> TensorBoardWriter::open(const std::
   const double now = now_seconds();
   w->path_ = fmt::format("{}/events.out.tfevents.{}.{}.{}", log_dir, static_cast<int64_t>(now),
                          host, static_cast<int>(getpid()));
-  w->file_ = std::fopen(w->path_.c_str(), "ab");
+  w->file_ = std::fopen(w->path_.c_str(), "abe");  // e: O_CLOEXEC, never inherited
   if (!w->file_) return Internal("open {}: {}", w->path_, std::strerror(errno));
   RETURN_IF_ERROR(w->write_record(encode_file_version_event(now)));
   return w;

@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "core/tls_files.h"
 #include "data/reward_spec.h"
 #include "data/task_source.h"
 #include "grpo/config.h"
@@ -19,6 +20,7 @@ namespace r1kit::grpo {
 struct RolloutSection {
   std::vector<std::string> workers;  // gRPC worker addresses; empty = in-process engine
   std::string token_file;            // bearer token for the workers; empty = none
+  TlsClientFiles tls;                // TLS to the workers (CA bundle, client cert); off
   int64_t group_size = 8;            // G completions per prompt
   int64_t prompts_per_step = 16;     // P prompts per step (batch = P * G completions)
   double temperature = 1.0;          // sampling temperature (> 0 for RL)
@@ -33,6 +35,8 @@ struct RolloutSection {
     v.field("workers", workers,
             "gRPC rollout workers (host:port); empty = the in-process engine, no server");
     v.field("token_file", token_file, "file holding the workers' bearer token");
+    v.section("tls", tls,
+              "TLS to the workers: ca_file (turns it on), cert_file/key_file (mutual TLS)");
     v.field("group_size", group_size, "G: completions per prompt", Range::at_least(2));
     v.field("prompts_per_step", prompts_per_step, "P: prompts per step", Range::at_least(1));
     v.field("temperature", temperature, "sampling temperature", Range::positive());

@@ -87,7 +87,7 @@ Status SampleLog::log(const RolloutBatch& ro, const rollout::DecodeFn& decode,
   std::string lines;
   for (const auto& rec : records)  // decoded text may cut a UTF-8 character: replaced
     lines += rec.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  std::FILE* f = std::fopen(path_.c_str(), "a");
+  std::FILE* f = std::fopen(path_.c_str(), "ae");  // e: O_CLOEXEC
   if (!f) return Internal("open {}: {}", path_, std::strerror(errno));
   const bool ok = std::fwrite(lines.data(), 1, lines.size(), f) == lines.size();
   if (std::fclose(f) != 0 || !ok) return Internal("write {}: {}", path_, std::strerror(errno));

@@ -41,7 +41,8 @@ const std::vector<std::string>& resumable_keys() {
       "grpo.steps",       "grpo.stop_after",    "grpo.log_every",
       "grpo.log_samples", "grpo.eval_every",    "grpo.eval_problems",
       "grpo.max_minutes", "checkpoint",         "dist",
-      "rollout.workers",  "rollout.token_file", "rollout.max_batch"};
+      "rollout.workers",  "rollout.token_file", "rollout.max_batch",
+      "rollout.tls"};
   return keys;
 }
 

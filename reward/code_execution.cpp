@@ -4,84 +4,27 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <grp.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
+
+#include "core/logging.h"
+#include "reward/sandbox.h"
 
 namespace r1kit::reward {
 namespace {
 
-// As root, each run gets its own unprivileged uid/gid from this range (no passwd entry
-// needed), so RLIMIT_NPROC counts only that run's processes: a fork bomb in one run
-// cannot starve a concurrent run.
-constexpr uid_t kFirstSandboxUid = 0x30000;
-constexpr uint32_t kSandboxUids = 0x8000;
-std::atomic<uint32_t> next_sandbox_uid{0};
-
-enum class Isolation {
-  kRootNamespaces,  // we are root: unshare net+pid directly, run under a per-run uid
-  kUserNamespaces,  // unprivileged: unshare user+net+pid
-  kNone,            // namespaces unavailable: rlimits only
-};
-
-// The unshare() flags for a mode.
-int unshare_flags(Isolation m) {
-  if (m == Isolation::kRootNamespaces) return CLONE_NEWNET | CLONE_NEWPID;
-  if (m == Isolation::kUserNamespaces) return CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID;
-  return 0;
-}
-
-// Probes once, in a throw-away child, which isolation this machine allows.
-Isolation probe_isolation(std::string* why) {
-  static std::once_flag once;
-  static Isolation mode = Isolation::kNone;
-  static std::string reason;
-  std::call_once(once, [] {
-    for (Isolation m : {Isolation::kRootNamespaces, Isolation::kUserNamespaces}) {
-      if (m == Isolation::kRootNamespaces && geteuid() != 0) continue;
-      pid_t pid = fork();
-      if (pid == 0) _exit(unshare(unshare_flags(m)) == 0 ? 0 : 1);
-      if (pid < 0) continue;
-      int status = 0;
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        mode = m;
-        return;
-      }
-    }
-    reason = "unshare(CLONE_NEWNET|CLONE_NEWPID) failed as root and in a user namespace";
-  });
-  if (why) *why = reason;
-  return mode;
-}
-
 double now_s() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-void set_limit(int resource, rlim_t value) {
-  struct rlimit rl;
-  rl.rlim_cur = value;
-  rl.rlim_max = value;
-  setrlimit(resource, &rl);
 }
 
 // Kills the child's process group and reaps the child. With a PID namespace the kernel
@@ -117,14 +60,20 @@ std::vector<std::string> lines_of(std::string_view s) {
 
 }  // namespace
 
-std::string sandbox_mode() {
-  std::string why;
-  switch (probe_isolation(&why)) {
-    case Isolation::kRootNamespaces: return "netns+pidns, per-run uid";
-    case Isolation::kUserNamespaces: return "userns+netns+pidns";
-    case Isolation::kNone: return "rlimits only (" + why + ")";
+Status CodeExecutionOptions::validate() const {
+  ASSIGN_OR_RETURN(Confinement c, sandbox_confinement(sandbox));
+  if (c == Confinement::kNone && !allow_unsandboxed) {
+    return FailedPrecondition(
+        "code_execution: no sandbox can be made here ({}); refusing to run untrusted code. "
+        "Set allow_unsandboxed: true to run it anyway",
+        confinement_name(c));
   }
-  return "";
+  return OkStatus();
+}
+
+std::string sandbox_mode() {
+  StatusOr<Confinement> c = sandbox_confinement(SandboxKind::kAuto);
+  return c.ok() ? confinement_name(*c) : c.status().message();
 }
 
 bool outputs_match(std::string_view actual, std::string_view expected) {
@@ -152,58 +101,70 @@ std::string last_python_block(std::string_view c) {
   return found ? best : std::string();
 }
 
+namespace {
+
+// Forks the run: a first child enters the namespaces and forks the program (init of
+// its PID namespace), whose exit status it passes on. Setup failures come back as one
+// byte on `err_fd` (the exit status is the program's to choose). Returns the first
+// child's pid, or -1.
+pid_t fork_run(const SandboxRun& run, int stdin_fd, int stdout_fd, int stderr_fd, int err_fd) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  auto fail = [&](char why) {
+    if (err_fd >= 0) {
+      ssize_t ignored = write(err_fd, &why, 1);
+      (void)ignored;
+    }
+    _exit(127);
+  };
+  setpgid(0, 0);
+  if (char c = run.enter_namespaces(); c != 0) fail(c);
+  pid_t py = fork();
+  if (py == 0) fail(run.exec_program(stdin_fd, stdout_fd, stderr_fd, err_fd));
+  if (py < 0) fail('f');
+  close(stdin_fd);
+  close(stdout_fd);
+  if (err_fd >= 0) close(err_fd);
+  int st = 0;
+  while (waitpid(py, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(st)) _exit(128 + WTERMSIG(st));
+  _exit(WEXITSTATUS(st));
+}
+
+}  // namespace
+
 RunResult run_python_sandboxed(const std::string& code, const std::string& stdin_text,
                                const CodeExecutionOptions& o) {
   RunResult res;
-  Isolation mode = probe_isolation(nullptr);
-  res.isolated = mode != Isolation::kNone;
-  const bool drop_uid = geteuid() == 0;  // drop to a per-run uid
-  const uid_t run_uid = kFirstSandboxUid + next_sandbox_uid.fetch_add(1) % kSandboxUids;
-
-  // A fresh directory, owned by the user the code runs as.
-  char dir_template[] = "/tmp/r1kit_code_XXXXXX";
-  if (mkdtemp(dir_template) == nullptr) {
-    res.error = std::string("mkdtemp: ") + std::strerror(errno);
+  StatusOr<Confinement> mode = sandbox_confinement(o.sandbox);
+  if (!mode.ok()) {
+    res.error = mode.status().message();
     return res;
   }
-  const std::string dir = dir_template;
-  const std::string script = dir + "/solution.py";
-  struct DirCleanup {
-    std::string path;
-    ~DirCleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } cleanup{dir};
-  {
-    std::ofstream f(script, std::ios::binary);
-    f << code;
-    if (!f) {
-      res.error = "cannot write " + script;
+  res.isolated = *mode != Confinement::kNone;
+  if (!res.isolated) {
+    if (Status st = o.validate(); !st.ok()) {
+      res.error = st.message();
       return res;
     }
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      R1_LOG(warn,
+             "code_execution: RUNNING UNTRUSTED CODE WITHOUT A SANDBOX ({}), because "
+             "allow_unsandboxed is true",
+             confinement_name(*mode));
+    });
   }
-  if (drop_uid) {
-    if (chown(dir.c_str(), run_uid, run_uid) != 0 || chown(script.c_str(), run_uid, run_uid) != 0) {
-      res.error = std::string("chown: ") + std::strerror(errno);
-      return res;
-    }
+  SandboxLimits limits{o.cpu_s, o.memory_mb, o.max_processes, o.max_file_mb};
+  StatusOr<std::unique_ptr<SandboxRun>> run = SandboxRun::prepare(*mode, o.python, code, limits);
+  if (!run.ok()) {
+    res.error = run.status().message();
+    return res;
   }
-
-  // Everything the child needs, prepared before fork (no allocation after it).
-  std::string env_home = "HOME=" + dir, env_tmp = "TMPDIR=" + dir;
-  const char* envp[] = {
-      "PATH=/usr/bin:/bin",        env_home.c_str(),   env_tmp.c_str(), "LANG=C.UTF-8",
-      "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0", nullptr};
-  const char* argv[] = {o.python.c_str(), "-I", "-S", "-B", script.c_str(), nullptr};
-  const int flags = unshare_flags(mode);
-  const rlim_t cpu = static_cast<rlim_t>(o.cpu_s);
-  const rlim_t mem = static_cast<rlim_t>(o.memory_mb) << 20;
-  const rlim_t nproc = static_cast<rlim_t>(o.max_processes);
-  const rlim_t fsize = static_cast<rlim_t>(o.max_file_mb) << 20;
 
   // stdin: a socket (send() with MSG_NOSIGNAL never raises SIGPIPE in the trainer);
-  // stdout: a pipe; stderr: /dev/null.
+  // stdout: a pipe; stderr: /dev/null. The test's input reaches the program only here.
   int in_sock[2], out_pipe[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_sock) != 0) {
     res.error = std::string("socketpair: ") + std::strerror(errno);
@@ -216,59 +177,11 @@ RunResult run_python_sandboxed(const std::string& code, const std::string& stdin
     return res;
   }
   int dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  // Setup failures in the child are reported here (one byte), never through the exit
-  // status, which the model's code controls. execve closes it on success.
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {
     err_pipe[0] = err_pipe[1] = -1;
   }
-  auto fail = [&](char why) {
-    if (err_pipe[1] >= 0) {
-      ssize_t ignored = write(err_pipe[1], &why, 1);
-      (void)ignored;
-    }
-    _exit(127);
-  };
-
-  pid_t pid = fork();
-  if (pid == 0) {
-    // Child A: own process group, new namespaces, then the python process (init of the
-    // new PID namespace) whose exit status A passes on.
-    setpgid(0, 0);
-    if (flags != 0 && unshare(flags) != 0) fail('u');
-    pid_t py = fork();
-    if (py == 0) {
-      dup2(in_sock[1], 0);
-      dup2(out_pipe[1], 1);
-      if (dev_null >= 0) dup2(dev_null, 2);
-      if (chdir(dir_template) != 0) fail('d');
-      set_limit(RLIMIT_CPU, cpu);
-      set_limit(RLIMIT_AS, mem);
-      set_limit(RLIMIT_FSIZE, fsize);
-      set_limit(RLIMIT_NPROC, nproc);
-      set_limit(RLIMIT_CORE, 0);
-      if (drop_uid) {
-        if (setgroups(0, nullptr) != 0 || setgid(run_uid) != 0 || setuid(run_uid) != 0) {
-          fail('i');
-        }
-      }
-      prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-      execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
-      fail('e');
-    }
-    close(in_sock[0]);
-    close(in_sock[1]);
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    if (py < 0) fail('f');
-    if (err_pipe[1] >= 0) close(err_pipe[1]);
-    int st = 0;
-    while (waitpid(py, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFSIGNALED(st)) _exit(128 + WTERMSIG(st));
-    _exit(WEXITSTATUS(st));
-  }
+  pid_t pid = fork_run(**run, in_sock[1], out_pipe[1], dev_null, err_pipe[1]);
   close(in_sock[1]);
   close(out_pipe[1]);
   if (dev_null >= 0) close(dev_null);
@@ -394,8 +307,9 @@ double CodeExecutionReward::score_one(const Sample& s) const {
   }
   if (tests.empty()) return kNoScore;
   if (tests.size() > static_cast<size_t>(o_.max_tests)) tests.resize(o_.max_tests);
-  if (o_.require_network_isolation && probe_isolation(nullptr) == Isolation::kNone) {
-    return kNoScore;
+  if (o_.require_network_isolation) {
+    StatusOr<Confinement> c = sandbox_confinement(o_.sandbox);
+    if (!c.ok() || *c == Confinement::kNone) return kNoScore;
   }
   std::string code = last_python_block(s.completion);
   if (strip(code).empty()) return 0.0;

@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/logging.h"
 #include "reward.grpc.pb.h"
+#include "rollout/grpc/channel_credentials.h"
 
 namespace r1kit::reward {
 namespace {
@@ -94,6 +95,15 @@ StatusOr<std::unique_ptr<RemoteReward>> RemoteReward::create(const RemoteRewardO
     if (!token.ok()) return token.status().with_context("reward remote: token_file");
     impl->token = std::move(*token);
   }
+  StatusOr<TlsClientPem> tls = read_tls_client_files(opts.tls, "reward remote: tls");
+  if (!tls.ok()) return tls.status();
+  if (!impl->token.empty() && !tls->enabled() && !opts.insecure &&
+      !is_loopback_target(opts.address)) {
+    return InvalidArgument(
+        "reward remote: the bearer token (token_file) would go in plaintext to {}; give "
+        "tls.ca_file to use TLS, or insecure: true to send it anyway",
+        opts.address);
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -102,7 +112,7 @@ StatusOr<std::unique_ptr<RemoteReward>> RemoteReward::create(const RemoteRewardO
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  impl->channel = grpc::CreateCustomChannel(opts.address, grpc::InsecureChannelCredentials(), args);
+  impl->channel = grpc::CreateCustomChannel(opts.address, channel_credentials(*tls), args);
   impl->stub = pb::RewardService::NewStub(impl->channel);
   return std::unique_ptr<RemoteReward>(new RemoteReward(std::move(impl)));
 }

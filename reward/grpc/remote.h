@@ -4,7 +4,8 @@
 // Recipe entry (every key but name and weight is an argument, checked strictly):
 //   reward:
 //     - {name: remote, weight: 1.0, address: "127.0.0.1:50061", deadline_ms: 5000,
-//        token_file: /etc/r1kit/reward.token, reward: exact_match}
+//        token_file: /etc/r1kit/reward.token, reward: exact_match,
+//        tls: {ca_file: /etc/r1kit/ca.pem}}
 //
 // Follows the rollout client's conventions (rollout/grpc/grpc_source.h): a deadline on
 // every call, the bearer token sent as the `authorization: Bearer <token>` metadata
@@ -16,6 +17,9 @@
 //   warning, and counts every sample of it in the returned Scores::failures (which the
 //   GRPO trainer sums into reward/remote_failures). Nothing is retried within the call:
 //   the next batch simply tries again.
+// - The bearer token never travels in plaintext off this host: a token with a
+//   non-loopback address needs TLS (`tls.ca_file`, and `tls.cert_file`/`key_file` for
+//   mutual TLS) or an explicit `insecure: true`; otherwise create() fails.
 // - The server is not contacted at construction (a reward server may start after the
 //   trainer); a missing address or an unreadable token file is an error at start.
 // - Invalid UTF-8 in model output is replaced by U+FFFD (proto3 strings must be UTF-8).
@@ -34,6 +38,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/tls_files.h"
 #include "reward/reward.h"
 
 namespace r1kit::reward {
@@ -43,6 +48,8 @@ struct RemoteRewardOptions {
   int64_t deadline_ms = 5000;  // per Score call; past it the batch cannot be judged
   std::string token_file;      // file holding the bearer token; "" = send none
   std::string reward;          // ScoreRequest.reward: which of the server's rewards; "" = default
+  TlsClientFiles tls;          // TLS to the server (CA bundle, client certificate); off
+  bool insecure = false;       // allow sending the token in plaintext to another host
   void visit(ConfigVisitor& v) {
     v.field("address", address, "host:port of the RewardService (proto/reward.proto)");
     v.field("deadline_ms", deadline_ms, "deadline of one Score call, milliseconds",
@@ -50,13 +57,18 @@ struct RemoteRewardOptions {
     v.field("token_file", token_file,
             "file with the bearer token sent as `authorization: Bearer <token>`; empty = none");
     v.field("reward", reward, "which reward of a server that hosts several; empty = its default");
+    v.section("tls", tls,
+              "TLS to the server: ca_file (turns it on), cert_file/key_file (mutual TLS)");
+    v.field("insecure", insecure,
+            "send the bearer token in plaintext to a non-loopback address (no TLS)");
   }
 };
 
 class RemoteReward final : public Reward {
  public:
-  // Reads the token file; InvalidArgument for an empty address or token file, NotFound
-  // for an unreadable one. Does not connect.
+  // Reads the token and TLS files; InvalidArgument for an empty address or token file,
+  // or a token bound for another host in plaintext without `insecure`; NotFound for an
+  // unreadable file. Does not connect.
   static StatusOr<std::unique_ptr<RemoteReward>> create(const RemoteRewardOptions& opts);
   ~RemoteReward() override;
 

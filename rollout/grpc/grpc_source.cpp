@@ -23,6 +23,7 @@
 #include "core/logging.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rollout.grpc.pb.h"
+#include "rollout/grpc/channel_credentials.h"
 #include "rollout/grpc/convert.h"
 
 namespace r1kit::rollout {
@@ -154,16 +155,9 @@ class GrpcRolloutSource final : public RolloutSource {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    std::shared_ptr<grpc::ChannelCredentials> creds;
-    if (options_.tls_root_pem.empty()) {
-      creds = grpc::InsecureChannelCredentials();
-    } else {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = options_.tls_root_pem;
-      creds = grpc::SslCredentials(ssl);
-    }
+    const TlsClientPem tls{options_.tls_root_pem, options_.tls_cert_pem, options_.tls_key_pem};
     Conn c;
-    c.channel = grpc::CreateCustomChannel(address, creds, args);
+    c.channel = grpc::CreateCustomChannel(address, channel_credentials(tls), args);
     c.rollout = pb::Rollout::NewStub(c.channel);
     c.health = health::Health::NewStub(c.channel);
     return c;
@@ -638,6 +632,10 @@ StatusOr<std::unique_ptr<RolloutSource>> make_grpc_rollout_source(
   if (options.chunk_bytes < 1 || options.chunk_bytes > (int64_t{4} << 20))
     return InvalidArgument("grpc rollout source: chunk_bytes={}: must be in [1, 4 MiB]",
                            options.chunk_bytes);
+  if (options.tls_cert_pem.empty() != options.tls_key_pem.empty())
+    return InvalidArgument("grpc rollout source: a TLS client certificate needs its key");
+  if (!options.tls_cert_pem.empty() && options.tls_root_pem.empty())
+    return InvalidArgument("grpc rollout source: a TLS client certificate needs tls_root_pem");
   auto source = std::make_unique<GrpcRolloutSource>(options);
   source->init_version();
   return std::unique_ptr<RolloutSource>(std::move(source));

@@ -39,6 +39,10 @@ struct GrpcSourceOptions {
   std::string token;                 // bearer token sent with every RPC; empty = none
   // PEM root certificate(s) to verify TLS workers with; empty = plaintext channels.
   std::string tls_root_pem;
+  // PEM client certificate chain and key for workers that require one (mutual TLS);
+  // both or neither, and only with tls_root_pem.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
   // Deadline of a whole generate() (every call and retry within it). Seconds.
   double generate_timeout_s = 3600;
   // A Generate call that delivers no group for this long is cancelled and its groups

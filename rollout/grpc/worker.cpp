@@ -692,9 +692,15 @@ Status RolloutWorker::start() {
   if (w.server) return FailedPrecondition("rollout worker already started");
   if (w.options.tls_cert_pem.empty() != w.options.tls_key_pem.empty())
     return InvalidArgument("TLS needs both a certificate and a key");
+  if (!w.options.tls_client_ca_pem.empty() && w.options.tls_cert_pem.empty())
+    return InvalidArgument("a TLS client CA needs the server's own certificate and key");
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!w.options.tls_cert_pem.empty()) {
-    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions ssl(
+        w.options.tls_client_ca_pem.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = w.options.tls_client_ca_pem;
     ssl.pem_key_cert_pairs.push_back({w.options.tls_key_pem, w.options.tls_cert_pem});
     creds = grpc::SslServerCredentials(ssl);
   } else {
@@ -718,7 +724,9 @@ Status RolloutWorker::start() {
   }
   w.refresh_health();
   R1_LOG(info, "rollout worker listening on {}:{} ({}{})", w.options.bind, w.port,
-         w.options.tls_cert_pem.empty() ? "plaintext" : "TLS",
+         w.options.tls_cert_pem.empty()        ? "plaintext"
+         : w.options.tls_client_ca_pem.empty() ? "TLS"
+                                               : "mutual TLS",
          w.options.token.empty() ? ", no token" : ", token required");
   return OkStatus();
 }

@@ -15,7 +15,8 @@
 //
 // Security: binds 127.0.0.1 unless told otherwise; with a token, every Rollout RPC
 // needs `authorization: Bearer <token>` (compared in constant time), else
-// UNAUTHENTICATED; TLS when a certificate and key are given. The health service
+// UNAUTHENTICATED; TLS when a certificate and key are given, mutual TLS (a client
+// certificate required) with a client CA. The health service
 // answers without a token (it reveals only SERVING / NOT_SERVING).
 //
 // This header includes no gRPC headers (the implementation is behind a pointer).
@@ -55,6 +56,9 @@ struct WorkerOptions {
   // PEM certificate chain and private key: both set = TLS, both empty = plaintext.
   std::string tls_cert_pem;
   std::string tls_key_pem;
+  // PEM CA bundle for mutual TLS: every client must present a certificate that chains
+  // to it (the handshake fails otherwise). Empty = no client certificate asked for.
+  std::string tls_client_ca_pem;
   WorkerLimits limits;
   // The model's config.json text, returned by Info.
   std::string model_config_json;
