@@ -92,6 +92,11 @@ void all_reduce_normalizer(LossNormalizer& norm, train::DataParallel& dp) {
   norm.tokens = t[0].item<double>();
   norm.sequences = t[1].item<double>();
 }
+double all_reduce_loss(double loss, train::DataParallel& dp) {
+  auto t = torch::tensor({loss}, torch::kDouble);
+  dp.all_reduce_sum(t);
+  return t.item<double>();
+}
 void all_reduce_gradients(std::vector<torch::Tensor>& params, train::DataParallel& dp) {
   for (auto& p : params) {
     if (!p.requires_grad()) continue;
@@ -146,7 +151,10 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
           have_stats = true;
         }
       }
-      if (dp.world_size() > 1) all_reduce_gradients(params, dp);
+      if (dp.world_size() > 1) {
+        all_reduce_gradients(params, dp);
+        loss = all_reduce_loss(loss, dp);  // every rank skips, or none
+      }
       const train::GuardedStep gs =
           train::guarded_step(optimizer, params, r.grpo.optim.grad_clip, loss);
       res.grad_norm_sum += gs.grad_norm;
