@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "core/json.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 
@@ -112,7 +113,7 @@ Status for_each_jsonl(const std::string& path,
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const auto j = parse_json_or_discarded(line);
     if (j.is_discarded() || !j.is_object())
       return InvalidArgument("{}:{}: not a JSON object", path, line_no);
     RETURN_IF_ERROR(fn(line_no, j));
@@ -227,7 +228,7 @@ Status run_render(const RenderArgs& a) {
   std::string line, out;
   for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+    const auto j = parse_json_or_discarded<nlohmann::ordered_json>(line);
     std::string text;
     const Status s =
         j.is_discarded() ? InvalidArgument("not valid JSON") : render_line(tmpl, j, &text);

@@ -80,6 +80,16 @@ Status write_file_atomic(const std::string& path, std::string_view data) {
 Status rename_dir_atomic(const std::string& from, const std::string& to) {
   std::error_code ec;
   std::string aside;
+  // Replacing a directory: swap the two names in one step (Linux renameat2
+  // RENAME_EXCHANGE), so that `to` names the old or the new directory at every moment;
+  // the old one, now at `from`, is removed after. Where the file system cannot swap, the
+  // old one is moved aside first (a crash then leaves it under "<to>.tmp.*.old").
+  if (fs::exists(to, ec) &&
+      ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) == 0) {
+    RETURN_IF_ERROR(fsync_path(parent_of(to), /*directory=*/true));
+    fs::remove_all(from, ec);
+    return OkStatus();
+  }
   if (fs::exists(to, ec)) {
     aside = temp_sibling(to) + ".old";
     fs::rename(to, aside, ec);

@@ -25,8 +25,10 @@ Status write_file_atomic(const std::string& path, std::string_view data);
 Status write_file_atomic_with(const std::string& path,
                               const std::function<Status(std::FILE*)>& writer);
 
-// Renames directory `from` to `to`, replacing an existing `to` (moved aside, then
-// removed after the rename). fsyncs the parent.
+// Renames directory `from` to `to`, replacing an existing `to`: the two are swapped in
+// one step (renameat2 RENAME_EXCHANGE) and the old one removed, so `to` exists at every
+// moment; where the file system cannot swap, the old one is moved aside, then removed
+// after the rename. fsyncs the parent.
 Status rename_dir_atomic(const std::string& from, const std::string& to);
 
 // Reads a whole file. NotFound if it does not exist. `what` names the file in errors

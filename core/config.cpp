@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 
 namespace r1kit {
 
@@ -338,6 +339,7 @@ std::variant<Scalar, std::string> decode_scalar(const YAML::Node& node, Kind kin
   std::string expected = std::string("expected ") + kind_name(kind) + ", got ";
   if (!node.IsScalar()) return expected + describe_node(node);
   const std::string& s = node.Scalar();
+  if (!utf8_valid_for_json(s)) return std::string("not valid UTF-8 text");
   if (kind == Kind::kString) return Scalar(std::in_place_type<std::string>, s);
   if (is_quoted(node)) return expected + describe_node(node) + " (drop the quotes)";
   switch (kind) {
@@ -542,6 +544,11 @@ std::vector<Entry> map_entries(const YAML::Node& node, Path& path, Errors& error
                  "keys must be strings, got " + describe_node(key_node));
       continue;
     }
+    if (!utf8_valid_for_json(key_node.Scalar())) {
+      errors.add(StatusCode::kInvalidArgument, key_node.Mark(), path,
+                 "a key is not valid UTF-8 text");
+      continue;
+    }
     std::string key = key_node.Scalar();
     auto first = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == key; });
     path.push_back({key});
@@ -558,11 +565,28 @@ std::vector<Entry> map_entries(const YAML::Node& node, Path& path, Errors& error
   return out;
 }
 
+// The most YAML nodes one recipe may bind, aliases expanded: a few thousand at most in
+// any real recipe. An alias repeated inside another ("billion laughs": nine levels of ten
+// make 10^9 nodes from 400 bytes) stops here with an error instead of using gigabytes.
+constexpr int64_t kMaxBoundNodes = 100'000;
+
 class Binder {
  public:
   explicit Binder(Errors& errors) : errors_(errors) {}
 
+  // Counts one more node; false (with one error, at the node) once past kMaxBoundNodes.
+  bool within_budget(const YAML::Node& node, const Path& path) {
+    if (++nodes_ <= kMaxBoundNodes) return true;
+    if (nodes_ == kMaxBoundNodes + 1)
+      errors_.add(StatusCode::kResourceExhausted, node.Mark(), path,
+                  fmt::format("the recipe expands to more than {} YAML nodes (an &anchor "
+                              "repeated through *aliases?); refused",
+                              kMaxBoundNodes));
+    return false;
+  }
+
   void bind(const YAML::Node& node, ValueRef& ref, Path& path, const FieldCheck& check) {
+    if (!within_budget(node, path)) return;
     switch (ref.kind()) {
       case Kind::kSection: bind_section(node, ref, path); return;
       case Kind::kList: bind_list(node, ref, path, check); return;
@@ -584,6 +608,7 @@ class Binder {
 
   // `node` as JSON (scalars by scalar_json); non-string and repeated map keys are errors.
   nlohmann::json to_json_value(const YAML::Node& node, Path& path) {
+    if (!within_budget(node, path)) return nullptr;
     if (node.IsSequence()) {
       nlohmann::json out = nlohmann::json::array();
       std::size_t i = 0;
@@ -603,6 +628,8 @@ class Binder {
       }
       return out;
     }
+    if (node.IsScalar() && !utf8_valid_for_json(node.Scalar()))
+      errors_.add(StatusCode::kInvalidArgument, node.Mark(), path, "not valid UTF-8 text");
     return scalar_json(node);
   }
 
@@ -660,7 +687,8 @@ class Binder {
     }
   }
 
-  Errors& errors_;  // where every problem goes
+  Errors& errors_;     // where every problem goes
+  int64_t nodes_ = 0;  // bound so far (within_budget)
 };
 
 // Binds one section: each declared field takes its entry; leftovers are unknown keys.

@@ -42,6 +42,8 @@ std::string_view known_metric_group(std::string_view name) {
       {kRatioMax, "Other"},
       {kTisMean, "Other"},
       {kSkippedFrac, "Other"},
+      {kSkippedSteps, "Other"},
+      {kRejectedGroups, "Other"},
       {kMoeMaxLoadOverMean, "Other"},
       {kStaleness, "Other"},
       {kPolicyVersion, "Other"},

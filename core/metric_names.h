@@ -30,6 +30,10 @@ inline constexpr char kAccuracy[] = "accuracy";     // share scoring 1 on the ch
 inline constexpr char kFracRewardZeroStd[] = "frac_reward_zero_std";  // groups with no signal
 inline constexpr char kRewardComponentPrefix[] = "rewards/";          // rewards/<name>/mean
 inline constexpr char kRemoteRewardFailures[] = "reward/remote_failures";
+// Groups whose completions failed the rollout check (rollout/checked_source.h).
+inline constexpr char kRejectedGroups[] = "rollout/rejected_groups";
+// Optimizer steps skipped for a non-finite loss or gradient norm, cumulative (train/setup.h).
+inline constexpr char kSkippedSteps[] = "train/skipped_steps";
 // GRPO: completions.
 inline constexpr char kMeanLength[] = "completions/mean_length";
 inline constexpr char kMinLength[] = "completions/min_length";

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 
 namespace r1kit {
 
@@ -21,7 +22,7 @@ Status truncate_jsonl_after_step(const std::string& jsonl_path, int64_t step) {
     if (end == std::string::npos) end = text.size();
     const std::string line = text.substr(pos, end - pos);
     pos = end + 1;
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = parse_json_or_discarded(line);
     // A torn last line (the process died mid-write) is dropped too.
     if (j.is_discarded() || !j.is_object() || !j.contains("step") ||
         !j["step"].is_number_integer() || j["step"].get<int64_t>() > step)
@@ -44,6 +45,11 @@ StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& 
     if (!w->file_) return Internal("open {}: {}", jsonl_path, std::strerror(errno));
   }
   if (!tensorboard_dir.empty()) {
+    std::error_code ec;
+    if (resume_step == 0)
+      for (const auto& e : std::filesystem::directory_iterator(tensorboard_dir, ec))
+        if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+          std::filesystem::remove(e.path(), ec);
     ASSIGN_OR_RETURN(w->tensorboard_, TensorBoardWriter::open(tensorboard_dir));
   }
   return w;

@@ -23,6 +23,8 @@ class MetricsWriter {
   // with `resume_step` >= 0, lines of steps after it (written after the checkpoint the
   // run resumes from) are dropped first, so the file reads as one uninterrupted run.
   // `tensorboard_dir` empty: no event file; else a new event file in that directory.
+  // `resume_step` 0 is a fresh run: earlier lines and event files (of a run killed before
+  // its first checkpoint) are all dropped, so no step appears twice.
   static StatusOr<std::unique_ptr<MetricsWriter>> open(const std::string& jsonl_path,
                                                        const std::string& tensorboard_dir = "",
                                                        int64_t resume_step = -1);

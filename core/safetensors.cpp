@@ -32,6 +32,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 
 namespace r1kit {
@@ -268,6 +269,8 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::stri
   const uint64_t data_size = size - 8 - n;
 
   const char* hbegin = reinterpret_cast<const char*>(file->map_ + 8);
+  if (Status deep = check_json_depth(std::string_view(hbegin, n), path + ": header"); !deep.ok())
+    return DataLoss("{}", deep.message());
   std::string duplicate;
   json header = parse_json_checked(hbegin, hbegin + n, &duplicate);
   if (header.is_discarded()) return DataLoss("{}: header is not valid JSON", path);
@@ -574,6 +577,8 @@ StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::open_dir(const std::strin
 
   if (fs::exists(index_path, ec)) {
     ASSIGN_OR_RETURN(std::string text, read_file(index_path));
+    if (Status deep = check_json_depth(text, index_path); !deep.ok())
+      return DataLoss("{}", deep.message());
     std::string duplicate;
     json index = parse_json_checked(text.data(), text.data() + text.size(), &duplicate);
     if (index.is_discarded()) return DataLoss("{}: not valid JSON", index_path);

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "data/chat_template.h"
 
 namespace r1kit::data {
@@ -31,7 +32,7 @@ StatusOr<ojson> special_tokens_of(const ojson& config, const std::string& where)
 
 StatusOr<ojson> read_tokenizer_config(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_file(path));
-  ojson j = ojson::parse(text, nullptr, false);
+  ojson j = parse_json_or_discarded<ojson>(text);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("{}: not a JSON object", path);
   return j;
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/json.h"
 #include "core/logging.h"
 #include "data/hf_text.h"
 
@@ -155,7 +156,7 @@ static void index_added(const std::vector<AddedToken>& added, const Normalizer* 
 StatusOr<std::shared_ptr<const HfTokenizer>> HfTokenizer::parse(std::string json_text,
                                                                 const std::string& config_text,
                                                                 const std::string& name) {
-  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  json j = parse_json_or_discarded(json_text);
   if (j.is_discarded() || !j.is_object())
     return DataLoss("{}: not a JSON object (is it a tokenizer.json?)", name);
   for (const char* key : {"truncation", "padding"}) {
@@ -202,7 +203,7 @@ Status HfTokenizer::parse_config(const std::string& config_text, const std::stri
                  : named({"</s>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|endoftext|>"});
   if (config_text.empty()) return OkStatus();
   const std::string where = name + " (tokenizer_config.json)";
-  const json c = json::parse(config_text, nullptr, false);
+  const json c = parse_json_or_discarded(config_text);
   if (c.is_discarded() || !c.is_object()) return DataLoss("{}: not a JSON object", where);
   const std::pair<const char*, int*> fields[] = {{"bos_token", &ids_.bos},
                                                  {"eos_token", &ids_.eos},

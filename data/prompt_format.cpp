@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 
 namespace r1kit::data {
@@ -222,7 +223,7 @@ StatusOr<std::string> merge_tokenizer_config(std::string_view existing,
     ASSIGN_OR_RETURN(jinja, builtin_chat_template_jinja(kind, format.prefill_think));
   }
   std::string text = existing.empty() ? std::string("{}\n") : std::string(existing);
-  const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+  const nlohmann::json parsed = parse_json_or_discarded(text);
   if (parsed.is_discarded() || !parsed.is_object())
     return DataLoss("tokenizer_config.json: not a JSON object");
   // Values indented one level, as the key they belong to.
@@ -265,7 +266,7 @@ StatusOr<std::optional<PromptFormat>> read_prompt_format(std::string_view model_
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return std::optional<PromptFormat>();
   ASSIGN_OR_RETURN(const std::string text, read_file(path));
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  const nlohmann::json j = parse_json_or_discarded(text);
   if (j.is_discarded() || !j.is_object()) return DataLoss("{}: not a JSON object", path);
   const auto it = j.find(kPromptFormatKey);
   if (it == j.end()) return std::optional<PromptFormat>();

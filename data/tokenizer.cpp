@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 #include "data/hf_tokenizer.h"
 #include "data/spm_shim/spm_shim.h"
@@ -359,7 +360,7 @@ StatusOr<std::vector<int64_t>> checkpoint_eos_ids(const std::filesystem::path& d
     std::error_code ec;
     if (!std::filesystem::is_regular_file(file, ec)) continue;
     ASSIGN_OR_RETURN(std::string text, read_file(file.string()));
-    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json j = parse_json_or_discarded(text);
     if (j.is_discarded() || !j.is_object())
       return InvalidArgument("{}: not a JSON object", file.string());
     const auto it = j.find("eos_token_id");

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/metric_names.h"
 
 namespace r1kit::eval {
@@ -97,7 +98,7 @@ MetricsLog parse_metrics_jsonl(std::string_view text, const std::string& name) {
       continue;
     }
     ++log.lines;
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json j = parse_json_or_discarded(line);
     if (j.is_discarded()) {
       log.warnings.push_back(fmt::format("{}:{}: not valid JSON, line skipped", name, line_no));
       continue;
@@ -171,7 +172,7 @@ void read_evals(const fs::path& dir, RunData* run) {
       run->warnings.push_back(text.status().to_string());
       continue;
     }
-    nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j = parse_json_or_discarded(*text);
     if (j.is_discarded() || !j.is_object()) {
       run->warnings.push_back(fmt::format("{}: not a JSON object, skipped", p.string()));
       continue;
@@ -205,7 +206,7 @@ std::vector<nlohmann::json> read_jsonl_objects(const fs::path& p, RunData* run) 
     const std::string_view line(text->data() + pos, end - pos);
     pos = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j = parse_json_or_discarded(line);
     if (j.is_object())
       out.push_back(std::move(j));
     else
@@ -426,7 +427,7 @@ StatusOr<RunData> read_run(const std::string& run_dir, const ReportOptions& opti
       read_logged_samples(dir / "samples.jsonl", stage.empty() ? "grpo" : stage, options, &run);
   if (is_file(root / "timing.json")) {
     StatusOr<std::string> text = read_file((root / "timing.json").string());
-    nlohmann::json t = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    nlohmann::json t = text.ok() ? parse_json_or_discarded(*text) : nlohmann::json();
     if (t.is_object())
       run.timing = std::move(t);
     else

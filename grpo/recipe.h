@@ -72,6 +72,8 @@ struct GrpoTrainSection {
   int64_t stop_after = 0;      // end this invocation after N steps (checkpointed); 0 = off
   double max_minutes = 0;      // end training after this wall time (saves final); 0 = off
   uint64_t first_problem = 0;  // index of the first training problem drawn (task stream)
+  // Non-finite steps in a row that end the run (train/setup.h, TrainingRun::count_step).
+  int64_t max_skipped_steps = 10;
 
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "GRPO steps (one rollout batch each)", Range::at_least(1));
@@ -107,6 +109,8 @@ struct GrpoTrainSection {
     v.field("first_problem", first_problem,
             "index in the task's training stream of the first problem drawn (r1kit run "
             "starts after the problems its SFT/pretrain stages trained on)");
+    v.field("max_skipped_steps", max_skipped_steps, train::kMaxSkippedStepsHelp,
+            Range::at_least(1));
   }
 };
 

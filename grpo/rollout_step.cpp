@@ -1,5 +1,6 @@
 #include "grpo/rollout_step.h"
 
+#include <cmath>
 #include <numeric>
 
 #include "core/rng.h"
@@ -57,13 +58,17 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
 
 void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
   const int64_t n = static_cast<int64_t>(round.groups.size()), G = r_.rollout.group_size;
-  round.rewards = torch::empty({n, G}, torch::kDouble);
+  round.rewards = torch::full({n, G}, NAN, torch::kDouble);
   const rollout::DecodeFn decode = rollout::tokenizer_decoder(tok_);
   const std::vector<int64_t> stop = tok_.stop_ids();  // kept by the engine, not judged
   for (int64_t i = 0; i < n; ++i) {
     const auto& completions = round.groups[i].completions;
     for (const auto& comp : completions)
       out.generated_tokens += static_cast<int64_t>(comp.token_ids.size());
+    if (round.groups[i].rejected) {  // cannot be judged (rollout/checked_source.h)
+      ++out.rejected_groups;         // its rewards and components stay NaN
+      continue;
+    }
     const reward::GroupScores s =
         reward::score_completions(rewards_, tasks_.render(round.problems[i]),
                                   round.problems[i].metadata, completions, decode, stop)
@@ -72,7 +77,7 @@ void RolloutCollector::score_round(Round& round, RolloutBatch& out) const {
     if (round.components.empty()) {
       out.names = s.names;
       for (size_t k = 0; k < s.names.size(); ++k)
-        round.components.push_back(torch::empty({n, G}, torch::kDouble));
+        round.components.push_back(torch::full({n, G}, NAN, torch::kDouble));
     }
     for (int64_t j = 0; j < G; ++j) {
       round.rewards[i][j] = s.total[j];

@@ -45,6 +45,7 @@ struct RolloutBatch {
   double generate_s = 0, reward_s = 0;           // wall times
   int64_t generated_tokens = 0;                  // every completion token generated
   int64_t reward_failures = 0;  // samples a reward failed to score (reward::Scores::failures)
+  int64_t rejected_groups = 0;  // groups CheckedRolloutSource rejected (cannot judge)
 };
 
 // Samples and scores rollouts for one trainer (one data-parallel rank).

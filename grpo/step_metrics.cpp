@@ -46,6 +46,7 @@ void add_rollout_metrics(const RolloutBatch& ro, int64_t step, bool dynamic_samp
   if (N > 0)  // 0 on-policy; 1 with rollout.overlap
     m[metric::kStaleness] = static_cast<double>(step - ro.groups[0].completions[0].policy_version);
   m[metric::kTimeReward] = ro.reward_s;
+  if (ro.rejected_groups > 0) m[metric::kRejectedGroups] = static_cast<double>(ro.rejected_groups);
   m[metric::kFracRewardZeroStd] =
       ro.groups_seen > 0 ? static_cast<double>(ro.zero_std_groups) / ro.groups_seen : 0.0;
   if (dynamic_sampling) {

@@ -13,6 +13,7 @@
 #include "grpo/update_step.h"
 #include "policy/checkpoint.h"
 #include "reward/plugin.h"
+#include "rollout/checked_source.h"
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 
@@ -105,6 +106,8 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   saved.task = task;
   ro.recipe = config_to_json(saved);
   ro.may_change = resumable_keys();
+  ro.max_skipped_steps = r.grpo.max_skipped_steps;
+  ro.max_skipped_key = "grpo.max_skipped_steps";
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
 
@@ -118,7 +121,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   t->progress_.emplace(t->step_, r.grpo.steps, console_metrics());
   ASSIGN_OR_RETURN(t->samples_,
                    SampleLog::open(r.checkpoint.dir + "/samples.jsonl", r.grpo.log_samples,
-                                   t->run_.resume_dir().empty() ? -1 : t->step_));
+                                   t->step_));  // fresh (step 0): nothing kept
   RETURN_IF_ERROR(t->make_reference());
   RETURN_IF_ERROR(t->make_source(make_source));
   t->collector_ =
@@ -157,6 +160,9 @@ Status GrpoTrainer::make_source(const RolloutFactory& factory) {
     source_ = rollout::LocalRolloutSource::copy_of(
         run_.model(), engine.engine_options(), rollout::tokenizer_decoder(tok_.tokenizer), step_);
   }
+  // Completions come in checked: bad ones never reach the loss (rollout/checked_source.h).
+  source_ = std::make_unique<rollout::CheckedRolloutSource>(std::move(source_),
+                                                            run_.model().args().vocab_size);
   // The source holds the current weights as version step_.
   return source_->update_weights(named_weights(run_.model()), step_);
 }
@@ -220,6 +226,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
     m[metric::kRemoteRewardFailures] = static_cast<double>(reward_failures_);
   m[metric::kLr] = run_.set_lr_for_step(step_, r_.grpo.steps);
   double ref_s = 0, train_s = 0;
+  bool skipped = false;
   if (!ro.groups.empty()) {
     TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr);
     add_batch_metrics(ro, tb, m);
@@ -227,6 +234,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
     add_update_metrics(u, tb, static_cast<bool>(ref_), run_.model().args().n_routed_experts > 0, m);
     ref_s = tb.ref_seconds;
     train_s = u.seconds;
+    skipped = u.skipped_updates > 0;
   } else {
     R1_LOG(warn, "step {}: no informative group after {} rounds; no update", step_ + 1, ro.rounds);
   }
@@ -257,8 +265,10 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
              "(r1kit reward score), or raise rollout.group_size or rollout.temperature",
              NoSignalWatch::kWarnAfter);
     RETURN_IF_ERROR(samples_.log(ro, rollout::tokenizer_decoder(tok_.tokenizer), step_ + 1));
-    RETURN_IF_ERROR(run_.metrics().write(step_ + 1, m));
   }
+  const Status counted = run_.count_step(step_ + 1, skipped, m);
+  if (dp_.rank() == 0) RETURN_IF_ERROR(run_.metrics().write(step_ + 1, m));
+  RETURN_IF_ERROR(counted);
   ++step_;
   return m;
 }

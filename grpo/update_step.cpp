@@ -97,6 +97,11 @@ void all_reduce_normalizer(LossNormalizer& norm, train::DataParallel& dp) {
   norm.tokens = t[0].item<double>();
   norm.sequences = t[1].item<double>();
 }
+double all_reduce_loss(double loss, train::DataParallel& dp) {
+  auto t = torch::tensor({loss}, torch::kDouble);
+  dp.all_reduce_sum(t);
+  return t.item<double>();
+}
 void all_reduce_gradients(std::vector<torch::Tensor>& params, train::DataParallel& dp) {
   for (auto& p : params) {
     if (!p.requires_grad()) continue;
@@ -139,9 +144,11 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
       if (mb.micro_idx.empty() && dp.world_size() == 1) continue;
       if (dp.world_size() > 1) all_reduce_normalizer(mb.norm, dp);
       train::zero_grad(params);
+      double loss = 0;
       for (size_t m = 0; m < mb.micro_idx.size(); ++m) {
         PolicyLossStats s = train_micro_batch(model, batch, old_lp, mb.micro_idx[m],
                                               mb.micro_masks[m], mb.norm, r, &res.aux_loss_sum);
+        loss += s.loss;
         if (have_stats) {
           res.stats.merge(s);
         } else {
@@ -149,9 +156,14 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
           have_stats = true;
         }
       }
-      if (dp.world_size() > 1) all_reduce_gradients(params, dp);
-      res.grad_norm_sum += train::clip_grad_norm(params, r.grpo.optim.grad_clip);
-      optimizer.step();
+      if (dp.world_size() > 1) {
+        all_reduce_gradients(params, dp);
+        loss = all_reduce_loss(loss, dp);  // every rank skips, or none
+      }
+      const train::GuardedStep gs =
+          train::guarded_step(optimizer, params, r.grpo.optim.grad_clip, loss);
+      res.grad_norm_sum += gs.grad_norm;
+      res.skipped_updates += gs.skipped;
       if (res.updates == 0 && model.args().n_routed_experts > 0) {
         auto load = model.accumulated_expert_load();
         if (load.defined() && load.numel() > 0) res.expert_load = load.clone();

@@ -39,6 +39,8 @@ struct UpdateResult {
       0;               // of which skipped (advantage 0 with skip_zero_advantage, or no loss tokens)
   double seconds = 0;  // wall time, including the pi_old recomputation
   torch::Tensor expert_load;  // [L, E] routed-token counts of the first update (MoE only)
+  // Of `updates`, those skipped for a non-finite loss or gradient norm (train/optim.h).
+  int64_t skipped_updates = 0;
 };
 
 // Runs the mu / mini-batch / micro-batch loop of `step` on `batch` and returns its

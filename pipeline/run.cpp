@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 #include "core/stop_signal.h"
 #include "core/timer.h"
@@ -36,9 +37,10 @@ bool exists(const std::string& path) {
 // The JSON in `path`; discarded (is_discarded()) when unreadable or not JSON, null when
 // missing.
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return nlohmann::json();
-  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!exists(path)) return nlohmann::json();
+  StatusOr<std::string> text = read_file(path);
+  return text.ok() ? parse_json_or_discarded(*text)
+                   : nlohmann::json(nlohmann::json::value_t::discarded);
 }
 
 // Evaluates the model in `model_dir` on the held-out problems; writes `out_json` (creating

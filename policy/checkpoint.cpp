@@ -193,6 +193,7 @@ StatusOr<Transformer> load_model(const std::string& dir, const LoadOptions& opts
     return InvalidArgument("load_model {}: dtype {} is not a floating type", dir,
                            c10::toString(opts.dtype));
   ASSIGN_OR_RETURN(ModelArgs args, load_hf_config(dir + "/config.json"));
+  RETURN_IF_ERROR(check_model_memory(args, c10::elementSize(opts.dtype), dir + "/config.json"));
   // Built in the load dtype (router correction biases stay fp32) and filled tensor by tensor:
   // a bf16 model never has an fp32 copy (docs/model.md, "Loading rules").
   Transformer model(args, opts.dtype, /*init=*/false);
@@ -211,10 +212,12 @@ Status load_state(TransformerImpl& model, const std::string& path) {
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::open(path));
   torch::NoGradGuard ng;
   auto load_into = [&](const std::string& name, torch::Tensor dst) -> Status {
+    const TensorInfo* info = file->find(name);
+    if (info == nullptr) return NotFound("{}: no tensor '{}'", path, name);
+    if (!dst.sizes().equals(info->shape))  // from the header, before anything is read
+      return DataLoss("{}: tensor {} has shape [{}], the model's is {}", path, name,
+                      fmt::join(info->shape, ", "), c10::str(dst.sizes()));
     ASSIGN_OR_RETURN(auto t, file->load(name));
-    if (t.sizes() != dst.sizes())
-      return DataLoss("{}: tensor {} has shape {}, the model's is {}", path, name,
-                      c10::str(t.sizes()), c10::str(dst.sizes()));
     dst.copy_(t);
     return OkStatus();
   };

@@ -1,11 +1,17 @@
 #include "policy/model_args.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 
 namespace r1kit::policy {
 using nlohmann::json;
@@ -50,6 +56,17 @@ Status ModelArgs::validate() const {
   RETURN_IF_ERROR(positive("n_layers", n_layers));
   RETURN_IF_ERROR(positive("n_heads", n_heads));
   RETURN_IF_ERROR(positive("max_seq_len", max_seq_len));
+  // Sizes no model comes near; anything above is a broken or hostile config.json, refused
+  // before a count (or the per-layer table of `r1kit model info`) runs over it.
+  if (n_layers > kMaxLayers)
+    return InvalidArgument("model.n_layers={}: more than {} layers", n_layers, kMaxLayers);
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"vocab_size", vocab_size},       {"dim", dim},
+      {"n_heads", n_heads},             {"inter_dim", inter_dim},
+      {"moe_inter_dim", moe_inter_dim}, {"n_routed_experts", n_routed_experts},
+      {"n_mtp_layers", n_mtp_layers},   {"max_seq_len", max_seq_len}};
+  for (const auto& [key, v] : sizes)
+    if (v > kMaxDimension) return InvalidArgument("model.{}={}: above {}", key, v, kMaxDimension);
   if (norm_eps <= 0) return InvalidArgument("model.norm_eps={}: must be > 0", norm_eps);
   if (attention == AttentionKind::kMLA) {
     RETURN_IF_ERROR(positive("kv_lora_rank", kv_lora_rank));
@@ -190,30 +207,36 @@ StatusOr<ModelArgs> preset(const std::string& name, int64_t vocab_size) {
 
 namespace {
 
-// Typed getters that name the key on error.
+// Typed getters that name the key on error; `in` is the enclosing key of a nested object
+// ("rope_scaling"), so that "rope_scaling.type" is named in full.
 template <typename T>
-Status get_opt(const json& j, const char* key, T* out) {
+Status get_opt(const json& j, const char* key, T* out, std::string_view in = {}) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return OkStatus();
+  const std::string name = in.empty() ? std::string(key) : fmt::format("{}.{}", in, key);
   if constexpr (std::is_same_v<T, bool>) {
-    if (!it->is_boolean()) return InvalidArgument("config.json: '{}' must be a boolean", key);
+    if (!it->is_boolean())
+      return InvalidArgument("config.json: '{}' must be a boolean, got {}", name, it->dump());
   } else if constexpr (std::is_integral_v<T>) {
     if (!it->is_number_integer())
-      return InvalidArgument("config.json: '{}' must be an integer, got {}", key, it->dump());
+      return InvalidArgument("config.json: '{}' must be an integer, got {}", name, it->dump());
   } else if constexpr (std::is_floating_point_v<T>) {
-    if (!it->is_number()) return InvalidArgument("config.json: '{}' must be a number", key);
+    if (!it->is_number())
+      return InvalidArgument("config.json: '{}' must be a number, got {}", name, it->dump());
   } else {
-    if (!it->is_string()) return InvalidArgument("config.json: '{}' must be a string", key);
+    if (!it->is_string())
+      return InvalidArgument("config.json: '{}' must be a string, got {}", name, it->dump());
   }
   *out = it->get<T>();
   return OkStatus();
 }
 
 template <typename T>
-Status get_req(const json& j, const char* key, T* out) {
+Status get_req(const json& j, const char* key, T* out, std::string_view in = {}) {
   if (!j.contains(key) || j[key].is_null())
-    return InvalidArgument("config.json: required key '{}' is missing", key);
-  return get_opt(j, key, out);
+    return InvalidArgument("config.json: required key '{}{}{}' is missing", in,
+                           in.empty() ? "" : ".", key);
+  return get_opt(j, key, out, in);
 }
 
 // DeepSeek-V2/V3: MLA + MoE (+ MTP), YaRN the only rope_scaling.
@@ -221,7 +244,8 @@ Status read_deepseek(const json& c, ModelArgs& a) {
   const bool v3 = a.model_type == "deepseek_v3";
   a.attention = AttentionKind::kMLA;
   a.rope_interleave = true;
-  a.tie_embeddings = c.value("tie_word_embeddings", false);
+  a.tie_embeddings = false;
+  RETURN_IF_ERROR(get_opt(c, "tie_word_embeddings", &a.tie_embeddings));
   RETURN_IF_ERROR(get_opt(c, "q_lora_rank", &a.q_lora_rank));
   if (!c.contains("q_lora_rank") || c["q_lora_rank"].is_null()) a.q_lora_rank = 0;
   RETURN_IF_ERROR(get_req(c, "kv_lora_rank", &a.kv_lora_rank));
@@ -277,15 +301,18 @@ Status read_deepseek(const json& c, ModelArgs& a) {
         a.model_type);
   if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
     const json& rs = c["rope_scaling"];
-    std::string kind = rs.value("type", rs.value("rope_type", std::string("yarn")));
+    constexpr std::string_view in = "rope_scaling";
+    std::string kind = "yarn";
+    RETURN_IF_ERROR(get_opt(rs, "rope_type", &kind, in));
+    RETURN_IF_ERROR(get_opt(rs, "type", &kind, in));  // the older name wins, as before
     if (kind != "yarn")
       return Unimplemented("config.json: rope_scaling.type '{}' (only yarn)", kind);
-    RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
-    RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
-    RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
-    RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
-    RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale));
-    RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim));
+    RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor, in));
+    RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos, in));
+    RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast, in));
+    RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow, in));
+    RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale, in));
+    RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim, in));
   }
   if (c.contains("attention_bias") && c["attention_bias"].is_boolean() &&
       c["attention_bias"].get<bool>())
@@ -349,11 +376,11 @@ Status read_gqa_yarn(const json& rs, const char* key, ModelArgs& a) {
                            key, k, a.model_type);
   if (rs.contains("truncate") && rs["truncate"] != true)
     return Unimplemented("config.json: {}.truncate={} (only true)", key, rs["truncate"].dump());
-  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
+  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor, key));
   if (a.rope_factor < 1.0)
     return Unimplemented("config.json: {}.factor={} (yarn needs >= 1)", key, a.rope_factor);
   a.rope_original_max_pos = a.max_seq_len;
-  RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos));
+  RETURN_IF_ERROR(get_opt(rs, "original_max_position_embeddings", &a.rope_original_max_pos, key));
   const double ratio = static_cast<double>(a.max_seq_len) / a.rope_original_max_pos;
   if (std::abs(ratio - a.rope_factor) > 1e-9 * a.rope_factor &&
       a.rope_original_max_pos != a.max_seq_len)
@@ -362,8 +389,8 @@ Status read_gqa_yarn(const json& rs, const char* key, ModelArgs& a) {
         "original_max_position_embeddings = {} / {}: transformers versions read yarn "
         "differently then; make them agree",
         key, a.rope_factor, a.max_seq_len, a.rope_original_max_pos);
-  RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast));
-  RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow));
+  RETURN_IF_ERROR(get_opt(rs, "beta_fast", &a.beta_fast, key));
+  RETURN_IF_ERROR(get_opt(rs, "beta_slow", &a.beta_slow, key));
   a.mscale = 1.0;
   a.mscale_all_dim = 0.0;
   return OkStatus();
@@ -385,20 +412,20 @@ Status read_gqa_rope(const json& c, ModelArgs& a) {
                          partial);
   if (!scaled) return OkStatus();
   const json& rs = c[key];
-  RETURN_IF_ERROR(get_opt(rs, "rope_theta", &a.rope_theta));
+  RETURN_IF_ERROR(get_opt(rs, "rope_theta", &a.rope_theta, key));
   std::string kind = "default";
-  RETURN_IF_ERROR(get_opt(rs, "type", &kind));
-  RETURN_IF_ERROR(get_opt(rs, "rope_type", &kind));
+  RETURN_IF_ERROR(get_opt(rs, "type", &kind, key));
+  RETURN_IF_ERROR(get_opt(rs, "rope_type", &kind, key));
   if (kind == "default") return OkStatus();
   if (kind == "yarn") return read_gqa_yarn(rs, key, a);
   if (kind != "llama3")
     return Unimplemented("config.json: {}.rope_type '{}' for {} (supported: default, llama3, yarn)",
                          key, kind, a.model_type);
   a.rope_llama3 = true;
-  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor));
-  RETURN_IF_ERROR(get_req(rs, "low_freq_factor", &a.rope_low_freq_factor));
-  RETURN_IF_ERROR(get_req(rs, "high_freq_factor", &a.rope_high_freq_factor));
-  return get_req(rs, "original_max_position_embeddings", &a.rope_original_max_pos);
+  RETURN_IF_ERROR(get_req(rs, "factor", &a.rope_factor, key));
+  RETURN_IF_ERROR(get_req(rs, "low_freq_factor", &a.rope_low_freq_factor, key));
+  RETURN_IF_ERROR(get_req(rs, "high_freq_factor", &a.rope_high_freq_factor, key));
+  return get_req(rs, "original_max_position_embeddings", &a.rope_original_max_pos, key);
 }
 
 // Qwen3-MoE makes layer l MoE when l is not in mlp_only_layers and (l + 1) is a multiple of
@@ -515,6 +542,9 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
   RETURN_IF_ERROR(get_req(c, "vocab_size", &a.vocab_size));
   RETURN_IF_ERROR(get_req(c, "hidden_size", &a.dim));
   RETURN_IF_ERROR(get_req(c, "num_hidden_layers", &a.n_layers));
+  if (a.n_layers > kMaxLayers)  // before anything loops over the layers
+    return InvalidArgument("config.json: num_hidden_layers={}: more than {} layers", a.n_layers,
+                           kMaxLayers);
   RETURN_IF_ERROR(get_req(c, "num_attention_heads", &a.n_heads));
   RETURN_IF_ERROR(get_opt(c, "intermediate_size", &a.inter_dim));
   RETURN_IF_ERROR(get_opt(c, "rms_norm_eps", &a.norm_eps));
@@ -667,9 +697,13 @@ json args_to_hf_config(const ModelArgs& a) {
 
 StatusOr<ModelArgs> load_hf_config(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_file(path));
-  json c = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (c.is_discarded()) return InvalidArgument("{}: not valid JSON", path);
-  auto args = args_from_hf_config(c);
+  ASSIGN_OR_RETURN(json c, parse_json(text, path));
+  StatusOr<ModelArgs> args = Internal("unreached");
+  try {
+    args = args_from_hf_config(c);
+  } catch (const nlohmann::json::exception& e) {  // a value of a type no getter expected
+    return InvalidArgument("{}: {}", path, e.what());
+  }
   if (!args.ok()) return args.status().with_context(path);
   ModelArgs a = *args;
   if (c.contains("r1kit") && c["r1kit"].is_object()) {
@@ -682,49 +716,82 @@ StatusOr<ModelArgs> load_hf_config(const std::string& path) {
   return a;
 }
 
-ParamCount count_params(const ModelArgs& a) {
-  ParamCount p;
-  const int64_t d = a.dim;
-  auto attn = [&]() -> int64_t {
-    if (a.attention == AttentionKind::kMLA) {
-      int64_t q = a.q_lora_rank > 0 ? d * a.q_lora_rank + a.q_lora_rank +
-                                          a.q_lora_rank * a.n_heads * a.qk_head_dim()
-                                    : d * a.n_heads * a.qk_head_dim();
-      int64_t kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank +
-                   a.kv_lora_rank * a.n_heads * (a.qk_nope_head_dim + a.v_head_dim);
-      return q + kv + a.n_heads * a.v_head_dim * d;
-    }
-    int64_t q = d * a.n_heads * a.head_dim, kv = 2 * d * a.n_kv_heads * a.head_dim;
-    int64_t bias = a.qkv_bias ? (a.n_heads + 2 * a.n_kv_heads) * a.head_dim : 0;
-    int64_t qk_norm = a.qk_norm ? 2 * a.head_dim : 0;
-    return q + kv + bias + qk_norm + a.n_heads * a.head_dim * d + (a.o_bias ? d : 0);
-  };
-  auto block = [&](int64_t layer, int64_t* total, int64_t* active) {
-    int64_t common = attn() + 2 * d;
-    *total += common;
-    *active += common;
-    if (a.is_moe_layer(layer)) {
-      const int64_t expert = 3 * d * a.moe_inter_dim;
-      const int64_t shared = 3 * d * a.moe_inter_dim * a.n_shared_experts;
-      const int64_t gate = a.n_routed_experts * d;
-      *total += a.n_routed_experts * expert + shared + gate;
-      *active += a.n_activated_experts * expert + shared + gate;
-    } else {
-      *total += 3 * d * a.inter_dim;
-      *active += 3 * d * a.inter_dim;
-    }
-  };
-  for (int64_t l = 0; l < a.n_layers; ++l) block(l, &p.total, &p.active);
-  p.embedding = a.vocab_size * d * (a.tie_embeddings ? 1 : 2);
-  p.total += p.embedding + d;  // + final norm
-  p.active += p.embedding + d;
-  for (int64_t k = 0; k < a.n_mtp_layers; ++k) {
-    int64_t t = 0, act = 0;
-    block(a.n_layers, &t, &act);              // MTP blocks follow the last layer's kind
-    const int64_t extra = 2 * d * d + 3 * d;  // eh_proj + enorm, hnorm, shared_head.norm
-    p.total += t + extra;
+namespace {
+// count_params in floating point, in closed form (dense layers come first; MTP blocks
+// follow the last layer's kind): no overflow and no loop over layers, whatever the sizes.
+struct ParamCountF {
+  double total = 0, active = 0, embedding = 0;
+};
+ParamCountF count_params_f(const ModelArgs& a) {
+  const double d = static_cast<double>(a.dim), h = static_cast<double>(a.n_heads);
+  double attn = 0;
+  if (a.attention == AttentionKind::kMLA) {
+    const double r = a.q_lora_rank;
+    const double q =
+        a.q_lora_rank > 0 ? d * r + r + r * h * a.qk_head_dim() : d * h * a.qk_head_dim();
+    const double kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank +
+                      a.kv_lora_rank * h * (a.qk_nope_head_dim + a.v_head_dim);
+    attn = q + kv + h * a.v_head_dim * d;
+  } else {
+    const double hd = a.head_dim, kvh = a.n_kv_heads;
+    const double bias = a.qkv_bias ? (h + 2 * kvh) * hd : 0;
+    const double qk_norm = a.qk_norm ? 2 * hd : 0;
+    attn = d * h * hd + 2 * d * kvh * hd + bias + qk_norm + h * hd * d + (a.o_bias ? d : 0);
   }
+  const double common = attn + 2 * d;
+  const double dense = 3 * d * a.inter_dim;
+  const double expert = 3 * d * a.moe_inter_dim;
+  const double shared_gate = expert * a.n_shared_experts + a.n_routed_experts * d;
+  const double moe_total = a.n_routed_experts * expert + shared_gate;
+  const double moe_active = a.n_activated_experts * expert + shared_gate;
+  const bool moe = a.n_routed_experts > 0;
+  const double n_moe =
+      moe ? static_cast<double>(a.n_layers - std::min(a.n_dense_layers, a.n_layers)) : 0;
+  const double n_dense = a.n_layers - n_moe;
+  ParamCountF p;
+  p.embedding = static_cast<double>(a.vocab_size) * d * (a.tie_embeddings ? 1 : 2);
+  p.total = a.n_layers * common + n_dense * dense + n_moe * moe_total + p.embedding + d;
+  p.active = a.n_layers * common + n_dense * dense + n_moe * moe_active + p.embedding + d;
+  // MTP blocks (eh_proj + enorm, hnorm, shared_head.norm) count in the total only.
+  p.total += a.n_mtp_layers * (common + (moe ? moe_total : dense) + 2 * d * d + 3 * d);
   return p;
+}
+int64_t saturate(double x) {
+  return x >= 9.2e18 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(x);
+}
+}  // namespace
+
+ParamCount count_params(const ModelArgs& a) {
+  const ParamCountF f = count_params_f(a);
+  return {saturate(f.total), saturate(f.active), saturate(f.embedding)};
+}
+
+double model_memory_bytes(const ModelArgs& a, int64_t bytes_per_param) {
+  const double kv_per_token = a.attention == AttentionKind::kMLA
+                                  ? double(a.kv_lora_rank + a.qk_rope_head_dim)
+                                  : 2.0 * a.n_kv_heads * a.head_dim;
+  return count_params_f(a).total * bytes_per_param +
+         kv_per_token * a.n_layers * bytes_per_param * a.max_seq_len;
+}
+
+int64_t model_memory_limit() {
+  if (const char* env = std::getenv("R1KIT_MODEL_MEMORY_LIMIT")) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end != env && v > 0) return saturate(v);
+  }
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+}
+
+Status check_model_memory(const ModelArgs& a, int64_t bytes_per_param, std::string_view what) {
+  const double need = model_memory_bytes(a, bytes_per_param);
+  const int64_t limit = model_memory_limit();
+  if (need <= static_cast<double>(limit)) return OkStatus();
+  return ResourceExhausted(
+      "{}: this model needs about {:.3g} GB ({:.3g}G parameters at {} bytes, plus the KV cache "
+      "of one {}-token sequence), more than the {:.3g} GB limit (physical memory; set "
+      "R1KIT_MODEL_MEMORY_LIMIT=bytes to change it); refused before allocating",
+      what, need / 1e9, count_params_f(a).total / 1e9, bytes_per_param, a.max_seq_len, limit / 1e9);
 }
 
 }  // namespace r1kit::policy

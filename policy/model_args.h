@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -135,6 +136,21 @@ struct ParamCount {
   int64_t active = 0;
   int64_t embedding = 0;  // embed_tokens (+ lm_head when untied)
 };
-ParamCount count_params(const ModelArgs& args);
+ParamCount count_params(const ModelArgs& args);  // saturates at INT64_MAX
+
+// Bounds of ModelArgs::validate on any single size (no real model comes near them).
+inline constexpr int64_t kMaxLayers = 4096;
+inline constexpr int64_t kMaxDimension = int64_t{1} << 30;
+
+// Bytes of the weights at `bytes_per_param` plus the KV cache of one max_seq_len
+// sequence, in floating point (any config.json, however absurd, gives a number).
+double model_memory_bytes(const ModelArgs& args, int64_t bytes_per_param);
+// The most a model may need: R1KIT_MODEL_MEMORY_LIMIT (bytes) from the environment,
+// else the machine's physical memory.
+int64_t model_memory_limit();
+// ResourceExhausted naming `what` (the config.json, the recipe's model) and the sizes when
+// model_memory_bytes exceeds model_memory_limit. Every model is checked before its
+// tensors are allocated (policy/model_config.h build, policy/checkpoint.h load_model).
+Status check_model_memory(const ModelArgs& args, int64_t bytes_per_param, std::string_view what);
 
 }  // namespace r1kit::policy

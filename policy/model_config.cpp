@@ -31,8 +31,10 @@ void cast_model(TransformerImpl& model, torch::Dtype dtype) {
 }
 
 StatusOr<Transformer> ModelConfig::build(int64_t vocab_size, uint64_t seed) const {
+  const int64_t bytes = c10::elementSize(torch_dtype());
   if (from.empty()) {
     ASSIGN_OR_RETURN(ModelArgs a, resolve_args(vocab_size));
+    RETURN_IF_ERROR(check_model_memory(a, bytes, "model.preset=" + preset));
     Transformer m(a);
     m->init_weights(seed);
     cast_model(*m, torch_dtype());
@@ -47,6 +49,7 @@ StatusOr<Transformer> ModelConfig::build(int64_t vocab_size, uint64_t seed) cons
   if (a.n_mtp_layers != file_mtp)
     return InvalidArgument("model.n_mtp_layers={} differs from the checkpoint's {} ({})",
                            a.n_mtp_layers, file_mtp, from);
+  RETURN_IF_ERROR(check_model_memory(a, bytes, from + "/config.json"));
   Transformer m(a, torch_dtype(), /*init=*/false);  // no fp32 copy of a bf16 model
   RETURN_IF_ERROR(load_weights(*m, from));
   return m;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/json.h"
+
 namespace r1kit::reward {
 namespace {
 
@@ -77,7 +79,7 @@ StatusOr<std::vector<RewardSpec>> specs_from_flags(std::string_view rewards_csv,
   }
   nlohmann::json args = nlohmann::json::object();
   if (!args_json.empty()) {
-    args = nlohmann::json::parse(args_json, nullptr, /*allow_exceptions=*/false);
+    args = parse_json_or_discarded(args_json);
     if (args.is_discarded() || !args.is_object()) {
       return InvalidArgument("--args: expected a JSON object keyed by reward name");
     }
@@ -133,8 +135,7 @@ StatusOr<int64_t> score_jsonl(std::istream& in, std::string_view source,
   std::string line;
   for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (rec.is_discarded()) return InvalidArgument("{}:{}: not valid JSON", source, line_no);
+    ASSIGN_OR_RETURN(nlohmann::json rec, parse_json(line, fmt::format("{}:{}", source, line_no)));
     StatusOr<Sample> s = sample_from_record(rec);
     if (!s.ok()) return InvalidArgument("{}:{}: {}", source, line_no, s.status().message());
     if (!group.empty() && group.front().prompt != s->prompt) RETURN_IF_ERROR(flush());

@@ -70,6 +70,10 @@ struct Completion {
 struct Group {
   int64_t prompt_index = 0;             // PromptInput::index
   std::vector<Completion> completions;  // group_size entries, sample order
+  // Set by CheckedRolloutSource (rollout/checked_source.h) when a completion failed
+  // completion_problem twice: every completion is then empty (FinishReason::kAbort) and
+  // the group cannot be judged.
+  bool rejected = false;
 };
 
 // Named weights: the model's own names, as Transformer::named_parameters and
@@ -97,5 +101,12 @@ class RolloutSource {
   // The version of the weights the next generate() uses.
   virtual int64_t policy_version() const = 0;
 };
+
+// Why completion `c` of a request with `sampling` cannot be trained on, or "" when it
+// can: more tokens than sampling.max_new_tokens, a token id outside [0, vocab_size), a
+// log-prob count that differs from the token count, or a log-prob that is not finite.
+// The check at the boundary where completions come in from any source.
+std::string completion_problem(const Completion& c, const SamplingParams& sampling,
+                               int64_t vocab_size);
 
 }  // namespace r1kit::rollout

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 #include "core/stop_signal.h"
 #include "policy/checkpoint.h"
@@ -305,8 +306,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   bool reuse = false;
   if (fs::exists(res.traces_path, ec)) {
     auto stats = read_file(res.traces_path + ".stats.json");
-    const auto j = stats.ok() ? nlohmann::json::parse(*stats, nullptr, /*allow_exceptions=*/false)
-                              : nlohmann::json();
+    const auto j = stats.ok() ? parse_json_or_discarded(*stats) : nlohmann::json();
     ASSIGN_OR_RETURN(reuse, reuse_traces(r, res.traces_path, j));
     if (reuse && j.is_object()) res.traces = TraceStats::from_json(j);
   }

@@ -138,6 +138,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ro.prompt_format = format;
   ro.recipe = config_to_json(r);
   ro.may_change = resumable_keys();  // sft.h: the train and checkpoint keys are shared
+  ro.max_skipped_steps = r.train.max_skipped_steps;
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
@@ -155,8 +156,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     StepLoss loss = lm_loss(model, batch);
     train::zero_grad(params);
     loss.total.backward();
-    const double gnorm = train::clip_grad_norm(params, r.train.optim.grad_clip);
-    run.optimizer().step();
+    const train::GuardedStep gs = train::guarded_step(
+        run.optimizer(), params, r.train.optim.grad_clip, loss.total.item<double>());
+    const double gnorm = gs.grad_norm;
     model.update_expert_bias(model.args().bias_update_gamma);
     if (step == start_step) result.first_loss = loss.lm;
     window_loss += loss.lm;
@@ -183,7 +185,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
+    const Status counted = run.count_step(step + 1, gs.skipped, m);
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
+    RETURN_IF_ERROR(counted);
     const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {

@@ -41,6 +41,8 @@ struct TrainSection {
   int64_t eval_every = 50;   // held-out loss cadence (steps); 0 = only at the end
   int64_t eval_batches = 4;  // batches of the held-out loss
   int64_t stop_after = 0;    // end this invocation after N steps (checkpointed); 0 = run all
+  // Non-finite steps in a row that end the run (train/setup.h, TrainingRun::count_step).
+  int64_t max_skipped_steps = 10;
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "optimizer steps", Range::at_least(1));
     v.field("batch_size", batch_size, "sequences per step", Range::at_least(1));
@@ -56,6 +58,8 @@ struct TrainSection {
     v.field("stop_after", stop_after,
             "end this invocation after N steps, with a checkpoint (a time box); 0 = run all",
             Range::non_negative());
+    v.field("max_skipped_steps", max_skipped_steps, train::kMaxSkippedStepsHelp,
+            Range::at_least(1));
   }
 };
 

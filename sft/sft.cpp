@@ -218,6 +218,7 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
   ro.tokenizer_path = tokenizer_path;
   ro.recipe = config_to_json(r);
   ro.may_change = resumable_keys();
+  ro.max_skipped_steps = r.train.max_skipped_steps;
   ro.log_note = fmt::format("compute {}",
                             enum_name<policy::Precision>(r.train.compute, policy::kPrecisionNames));
   return ro;
@@ -288,10 +289,11 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
       aux += t.aux.item<double>() / A;
       mtp += t.mtp.item<double>() / A;
     }
-    const double gnorm = train::clip_grad_norm(params, r.train.optim.grad_clip);
-    run.optimizer().step();
-    model.update_expert_bias(model.args().bias_update_gamma);
     const double step_loss = nll / std::max<int64_t>(n_loss, 1);
+    const train::GuardedStep gs = train::guarded_step(
+        run.optimizer(), params, r.train.optim.grad_clip, step_loss + aux + mtp);
+    const double gnorm = gs.grad_norm;
+    model.update_expert_bias(model.args().bias_update_gamma);
     if (step == start_step) result.first_loss = step_loss;
     window_loss += step_loss;
     window_tokens += n_tok;
@@ -328,7 +330,9 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
     }
+    const Status counted = run.count_step(step + 1, gs.skipped, m);
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
+    RETURN_IF_ERROR(counted);
     const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {

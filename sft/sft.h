@@ -80,6 +80,8 @@ struct SftTrainSection {
   int64_t eval_batches = 4;  // micro-batches of the held-out loss
   int64_t stop_after = 0;    // end this invocation after N steps (checkpointed); 0 = run all
   double max_minutes = 0;    // end training after this wall time (saves final); 0 = off
+  // Non-finite steps in a row that end the run (train/setup.h, TrainingRun::count_step).
+  int64_t max_skipped_steps = 10;
 
   void visit(ConfigVisitor& v) {
     v.field("steps", steps, "optimizer steps", Range::at_least(1));
@@ -100,6 +102,8 @@ struct SftTrainSection {
             "stop training after this many minutes and save the final model (a fixed time "
             "budget, e.g. for fair comparisons); 0 = off",
             Range::non_negative());
+    v.field("max_skipped_steps", max_skipped_steps, train::kMaxSkippedStepsHelp,
+            Range::at_least(1));
   }
 };
 

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace r1kit::sft {
 
 namespace {
@@ -23,7 +25,7 @@ StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path, bool 
   for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", path, lineno);
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = parse_json_or_discarded(line);
     if (j.is_discarded() || !j.is_object()) return InvalidArgument("{}: not a JSON object", where);
     TextExample ex;
     if (j.contains("messages")) {
@@ -44,7 +46,8 @@ StatusOr<std::vector<TextExample>> read_sft_jsonl(const std::string& path, bool 
                                              [](const auto& t) { return t.first == "assistant"; });
       if (!single && multi_turn && has_assistant) {
         ex = TextExample{};
-        ex.messages = nlohmann::ordered_json::parse(line)["messages"];  // key order kept
+        ex.messages =
+            parse_json_or_discarded<nlohmann::ordered_json>(line)["messages"];  // key order kept
         out.push_back(std::move(ex));
         continue;
       }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/logging.h"
 #include "policy/checkpoint.h"
 #include "train/optim.h"
@@ -34,6 +35,37 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 }
 }  // namespace
 
+std::string first_non_finite(policy::TransformerImpl& model) {
+  torch::NoGradGuard ng;
+  for (const auto& p : model.named_parameters())
+    if (!torch::isfinite(p.value()).all().item<bool>()) return p.key();
+  for (const auto& b : model.named_buffers())
+    if (b.value().is_floating_point() && !torch::isfinite(b.value()).all().item<bool>())
+      return b.key();
+  return "";
+}
+
+namespace {
+Status refuse_non_finite(policy::TransformerImpl& model, const std::string& dir) {
+  const std::string bad = first_non_finite(model);
+  if (bad.empty()) return OkStatus();
+  return FailedPrecondition("not writing {}: weight '{}' holds a NaN or an infinity", dir, bad);
+}
+}  // namespace
+
+void remove_interrupted_saves(const std::string& run_dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec))
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) stale.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(run_dir, ec))
+    if (e.path().filename().string().rfind("final.tmp.", 0) == 0) stale.push_back(e.path());
+  for (const auto& p : stale) {
+    fs::remove_all(p, ec);
+    R1_LOG(info, "removed {} (left by a save that was interrupted)", p.string());
+  }
+}
+
 std::string latest_checkpoint(const std::string& run_dir) {
   auto all = list_checkpoints(run_dir);
   return all.empty() ? "" : all.back().second;
@@ -45,6 +77,7 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
                              const std::function<Status(const std::string& dir)>& extra,
                              const std::optional<data::PromptFormat>& format) {
   const std::string dir = fmt::format("{}/checkpoints/step-{:06d}", run_dir, step);
+  RETURN_IF_ERROR(refuse_non_finite(model, dir));
   const std::string tmp = temp_sibling(dir);
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;
@@ -70,6 +103,7 @@ StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std
                                        const std::string& tokenizer_path,
                                        const std::optional<data::PromptFormat>& format) {
   const std::string dir = run_dir + "/final";
+  RETURN_IF_ERROR(refuse_non_finite(model, dir));
   policy::SaveOptions so;
   so.tokenizer_path = tokenizer_path;
   so.prompt_format = format;
@@ -83,7 +117,7 @@ StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
   RETURN_IF_ERROR(policy::load_weights(model, dir));
   RETURN_IF_ERROR(load_adamw_state(opt, model.named_parameters(), dir + "/optimizer.safetensors"));
   ASSIGN_OR_RETURN(std::string text, read_file(dir + "/trainer_state.json"));
-  auto state = nlohmann::json::parse(text, nullptr, false);
+  auto state = parse_json_or_discarded(text);
   if (state.is_discarded() || !state.is_object() || !state.contains("step") ||
       !state["step"].is_number_integer())
     return DataLoss("{}/trainer_state.json: missing or malformed 'step'", dir);

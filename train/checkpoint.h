@@ -24,10 +24,19 @@
 
 namespace r1kit::train {
 
+// Removes what a killed save left behind: RUN/checkpoints/*.tmp.* and RUN/final.tmp.*
+// (core/atomic_file.h temporaries; never a complete checkpoint). Logs what it removed.
+void remove_interrupted_saves(const std::string& run_dir);
+
 // The newest complete RUN/checkpoints/step-N directory, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
 
-// Writes RUN/checkpoints/step-{step:06d} atomically. `state` gets "step" added.
+// The name of the first parameter or buffer of `model` holding a NaN or an infinity; ""
+// when every value is finite. Neither a checkpoint nor the final model is written with one.
+std::string first_non_finite(policy::TransformerImpl& model);
+
+// Writes RUN/checkpoints/step-{step:06d} atomically. FailedPrecondition, writing
+// nothing, when a weight is not finite (first_non_finite). `state` gets "step" added.
 // Keeps only the newest `keep_last` checkpoints when keep_last > 0. `extra`, when set,
 // writes a trainer's own files into the (temporary) directory before it is renamed.
 // `format`, when set, is recorded in tokenizer_config.json (data/prompt_format.h).
@@ -37,7 +46,8 @@ Status save_train_checkpoint(policy::TransformerImpl& model, torch::optim::AdamW
                              const std::function<Status(const std::string& dir)>& extra = {},
                              const std::optional<data::PromptFormat>& format = {});
 
-// Writes the finished model to RUN/final (model, config.json, tokenizer.model, and
+// Writes the finished model to RUN/final (refused like a checkpoint when a weight is not
+// finite) (model, config.json, tokenizer.model, and
 // tokenizer_config.json with `format` when set) and returns that directory. Every
 // trainer ends with it.
 StatusOr<std::string> save_final_model(policy::TransformerImpl& model, const std::string& run_dir,

@@ -66,6 +66,18 @@ double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm)
   return total;
 }
 
+GuardedStep guarded_step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params,
+                         double max_norm, double loss) {
+  GuardedStep out;
+  out.grad_norm = clip_grad_norm(params, max_norm);
+  out.skipped = !std::isfinite(loss) || !std::isfinite(out.grad_norm);
+  if (out.skipped)
+    zero_grad(params);
+  else
+    opt.step();
+  return out;
+}
+
 Status save_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,
                         const std::string& path) {
@@ -91,12 +103,17 @@ Status load_adamw_state(torch::optim::AdamW& opt,
   for (const auto& p : params) {
     const std::string& name = p.key();
     if (!file->find("exp_avg." + name)) continue;  // never stepped (e.g. no gradient yet)
+    // Shapes from the header, before any tensor is read.
+    const TensorInfo* mi = file->find("exp_avg." + name);
+    const TensorInfo* vi = file->find("exp_avg_sq." + name);
+    const TensorInfo* si = file->find("step." + name);
+    if (!vi || !si || !p.value().sizes().equals(mi->shape) ||
+        !p.value().sizes().equals(vi->shape) || si->numel() != 1)
+      return DataLoss("{}: optimizer state for '{}' does not match the parameter's shape", path,
+                      name);
     ASSIGN_OR_RETURN(torch::Tensor m, file->load("exp_avg." + name));
     ASSIGN_OR_RETURN(torch::Tensor v, file->load("exp_avg_sq." + name));
     ASSIGN_OR_RETURN(torch::Tensor step, file->load("step." + name));
-    if (m.sizes() != p.value().sizes() || v.sizes() != p.value().sizes() || step.numel() != 1)
-      return DataLoss("{}: optimizer state for '{}' does not match the parameter's shape", path,
-                      name);
     auto s = std::make_unique<torch::optim::AdamWParamState>();
     s->step(step.item<int64_t>());
     s->exp_avg(m.to(p.value().options()));

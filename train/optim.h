@@ -55,6 +55,19 @@ void zero_grad(const std::vector<torch::Tensor>& params);
 // before clipping.
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
+// One optimizer step of every trainer. A loss or a gradient norm that is not finite
+// (NaN, inf) never reaches the weights or AdamW's moments: the gradients are dropped and
+// the step is skipped (TrainingRun::count_step counts it and ends a run that skips too
+// many in a row).
+struct GuardedStep {
+  double grad_norm = 0;  // before clipping
+  bool skipped = false;  // loss or grad_norm was not finite; nothing changed
+};
+// Clips the gradients of `params` to `max_norm` (when > 0) and steps `opt`, unless `loss`
+// or the gradient norm is not finite.
+GuardedStep guarded_step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params,
+                         double max_norm, double loss);
+
 // AdamW moments and step counts, keyed by parameter name, to/from a safetensors file.
 Status save_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,

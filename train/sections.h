@@ -23,15 +23,25 @@ struct TokenizerSection {
   }
 };
 
+// The help of every trainer's max_skipped_steps key (train.max_skipped_steps,
+// grpo.max_skipped_steps): TrainingRun::count_step.
+inline constexpr char kMaxSkippedStepsHelp[] =
+    "end the run with an error after this many optimizer steps in a row were skipped for a "
+    "non-finite loss or gradient norm";
+
 struct CheckpointSection {
   std::string dir = "runs/pretrain";  // run directory: corpus, tokenizer, metrics, checkpoints
   int64_t every = 100;                // steps between checkpoints; 0 = only the final model
   bool resume = true;                 // continue from the newest checkpoint in dir
+  int64_t keep_last = 0;              // checkpoints kept (the newest); 0 = all
   void visit(ConfigVisitor& v) {
     v.field("dir", dir, "run directory (corpus, tokenizer, metrics, checkpoints)");
     v.field("every", every, "steps between checkpoints; 0 = only the final model",
             Range::non_negative());
     v.field("resume", resume, "continue from the newest checkpoint in dir");
+    v.field("keep_last", keep_last,
+            "keep only the newest N checkpoints (older ones are deleted after each save); 0 = all",
+            Range::non_negative());
   }
 };
 

@@ -75,12 +75,14 @@ void log_stopped(int64_t steps_run, const char* stop_after_key) {
 
 StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   TrainingRun run;
+  remove_interrupted_saves(o.checkpoint.dir);
   seed_everything(o.seed);
   ASSIGN_OR_RETURN(run.model_, o.model.build(o.vocab_size, o.seed));
   if (run.model_->args().vocab_size < o.vocab_size)
     return InvalidArgument("the model's vocabulary ({}) is smaller than the tokenizer's ({})",
                            run.model_->args().vocab_size, o.vocab_size);
   run.optimizer_ = make_adamw(run.model_->named_parameters(), o.optim);
+  o.may_change.push_back(o.max_skipped_key);  // changes nothing that is computed
   if (o.checkpoint.resume) run.resume_dir_ = latest_checkpoint(o.checkpoint.dir);
   if (!run.resume_dir_.empty()) {
     ASSIGN_OR_RETURN(run.resumed_state_,
@@ -99,7 +101,7 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   ASSIGN_OR_RETURN(
       run.metrics_,
       MetricsWriter::open(o.checkpoint.dir + "/metrics.jsonl", o.checkpoint.dir + "/tensorboard",
-                          run.resume_dir_.empty() ? -1 : run.start_step_));
+                          run.start_step_));  // 0 for a fresh run: nothing kept
   run.options_ = std::move(o);
   return run;
 }
@@ -115,12 +117,27 @@ bool TrainingRun::checkpoint_due(int64_t step_done, bool last, bool stop) const 
   return (every > 0 && (step_done % every == 0 || last)) || stop;
 }
 
+Status TrainingRun::count_step(int64_t step_done, bool skipped, std::map<std::string, double>& m) {
+  skipped_in_a_row_ = skipped ? skipped_in_a_row_ + 1 : 0;
+  if (skipped) {
+    ++skipped_steps_;
+    R1_LOG(warn, "step {}: non-finite loss or gradient norm; optimizer step skipped ({} in a row)",
+           step_done, skipped_in_a_row_);
+  }
+  if (skipped_steps_ > 0) m[metric::kSkippedSteps] = static_cast<double>(skipped_steps_);
+  if (skipped_in_a_row_ < options_.max_skipped_steps) return OkStatus();
+  return FailedPrecondition(
+      "{}={}: the last {} steps all had a non-finite loss or gradient norm and were skipped; "
+      "training has diverged (lower the learning rate, check the data and the rollouts)",
+      options_.max_skipped_key, options_.max_skipped_steps, skipped_in_a_row_);
+}
+
 Status TrainingRun::save(int64_t step_done, nlohmann::json state,
                          const std::function<Status(const std::string& dir)>& extra) {
   state["recipe"] = options_.recipe;
   return save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,
-                               std::move(state), options_.tokenizer_path, 0, extra,
-                               options_.prompt_format);
+                               std::move(state), options_.tokenizer_path,
+                               options_.checkpoint.keep_last, extra, options_.prompt_format);
 }
 
 StatusOr<std::string> TrainingRun::save_final() {

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -83,6 +84,10 @@ struct TrainingRunOptions {
   nlohmann::json recipe;                // config_to_json(recipe): saved, and compared on resume
   std::vector<std::string> may_change;  // dotted keys that may differ on resume
   std::string log_note;                 // appended to the start-up log line (e.g. "compute bf16")
+  // Optimizer steps skipped in a row (train/optim.h, guarded_step) that end the run, and
+  // the recipe key that sets it, named in the error (and free to change on resume).
+  int64_t max_skipped_steps = 10;
+  std::string max_skipped_key = "train.max_skipped_steps";
 };
 
 // A model in training with its optimizer, where it resumed, and its metrics writer.
@@ -91,7 +96,9 @@ class TrainingRun {
   // Seeds, builds the model, makes AdamW, resumes from the newest complete checkpoint of
   // checkpoint.dir when checkpoint.resume (FailedPrecondition naming the first changed key
   // outside may_change), logs the parameter count and opens RUN/metrics.jsonl and
-  // RUN/tensorboard (lines after the resumed step are dropped).
+  // RUN/tensorboard (lines after the resumed step are dropped; a fresh run starts both
+  // empty). Temporaries of a save that was killed (RUN/checkpoints/*.tmp.*,
+  // RUN/final.tmp.*) are removed first.
   static StatusOr<TrainingRun> start(TrainingRunOptions options);
 
   policy::TransformerImpl& model() { return *model_; }
@@ -109,6 +116,13 @@ class TrainingRun {
   // Whether the step that just finished (`step_done`, 1-based) ends with a checkpoint:
   // every checkpoint.every steps, the last step, or a stop.
   bool checkpoint_due(int64_t step_done, bool last, bool stop) const;
+  // Counts the step that just finished (`step_done`, 1-based) as skipped (its optimizer
+  // update was dropped for a non-finite number, train/optim.h) or taken. From the first
+  // skip on, `m` gets train/skipped_steps (cumulative over this invocation). After
+  // max_skipped_steps skipped steps in a row: FailedPrecondition naming the key, which
+  // ends the run with a non-zero exit (the weights are those of the last good step).
+  Status count_step(int64_t step_done, bool skipped, std::map<std::string, double>& m);
+
   // Writes RUN/checkpoints/step-{step_done} with trainer_state.json = `state` plus the
   // recipe and step; `extra` writes a trainer's own files into the directory.
   Status save(int64_t step_done, nlohmann::json state = nlohmann::json::object(),
@@ -122,6 +136,7 @@ class TrainingRun {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<MetricsWriter> metrics_;
   int64_t start_step_ = 0;
+  int64_t skipped_steps_ = 0, skipped_in_a_row_ = 0;
   std::string resume_dir_;
   nlohmann::json resumed_state_;
 };

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <optional>
 
+#include "core/json.h"
 #include "data/task.h"
 #include "data/task_answer.h"
 
@@ -277,6 +278,7 @@ Status JsonlLineReader::read_trace() {
 // One non-blank line as a sample; errors start with `where`.
 StatusOr<TaskSample> read_jsonl_line(const JsonlTaskOptions& o, const std::string& where,
                                      const std::string& line) {
+  RETURN_IF_ERROR(check_json_depth(line, where));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);

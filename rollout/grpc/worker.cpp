@@ -31,7 +31,17 @@ namespace {
 using namespace grpc_internal;
 
 constexpr int64_t kMaxChunkBytes = int64_t{4} << 20;
-constexpr int kWorkerMaxReceiveBytes = 64 << 20;
+// The largest message a worker reads: a weight chunk's 4 MiB of data plus its header
+// fields. gRPC refuses a longer one from its length prefix, before reading it and before
+// any token is checked, so an oversized Generate (whose requests are far smaller: prompts
+// of token ids) costs nothing, authenticated or not.
+constexpr int kWorkerMaxReceiveBytes = static_cast<int>(kMaxChunkBytes) + (64 << 10);
+
+// An exception's message for a client: LibTorch's errors without their C++ backtrace.
+std::string message_of(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
 
 // A FIFO of jobs served by a fixed set of threads. stop() runs what is queued, then
 // joins (queued jobs check for shutdown themselves and end at once).
@@ -144,6 +154,37 @@ struct WorkerCore {
 
   Status check_request(const pb::GenerateRequest& r) const;
 
+  // The running weight update, watched for inactivity (watch_updates).
+  void update_began(grpc::CallbackServerContext* ctx) {
+    std::lock_guard<std::mutex> lock(update_mu);
+    update_ctx = ctx;
+    update_seen = std::chrono::steady_clock::now();
+  }
+  void update_active() {
+    std::lock_guard<std::mutex> lock(update_mu);
+    update_seen = std::chrono::steady_clock::now();
+  }
+  void update_ended() {
+    std::lock_guard<std::mutex> lock(update_mu);
+    update_ctx = nullptr;
+  }
+  // On its own thread until shutdown: cancels an update stream that sent nothing for
+  // options.update_idle_timeout_s, so a stalled or malicious sender cannot keep the
+  // worker NOT_SERVING; the stream then ends with nothing applied.
+  void watch_updates() {
+    const auto timeout = std::chrono::duration<double>(options.update_idle_timeout_s);
+    const auto tick = std::min<std::chrono::duration<double>>(timeout / 4, std::chrono::seconds(1));
+    std::unique_lock<std::mutex> lock(update_mu);
+    while (!watch_cv.wait_for(lock, tick, [&] { return stop_watching; })) {
+      if (update_ctx == nullptr || std::chrono::steady_clock::now() - update_seen < timeout)
+        continue;
+      R1_LOG(warn, "weight update: nothing received for {}s; stream cancelled",
+             options.update_idle_timeout_s);
+      update_ctx->TryCancel();
+      update_ctx = nullptr;
+    }
+  }
+
   RolloutSource& source;
   WorkerOptions options;
   std::unique_ptr<grpc::Service> service;
@@ -156,6 +197,12 @@ struct WorkerCore {
   std::atomic<int> updating{0};
   std::atomic<bool> update_busy{false};
   std::atomic<bool> shutting_down{false};
+  std::mutex update_mu;  // guards the four below
+  grpc::CallbackServerContext* update_ctx = nullptr;
+  std::chrono::steady_clock::time_point update_seen;
+  std::condition_variable watch_cv;
+  bool stop_watching = false;
+  std::thread watchdog;
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopped = false;
@@ -220,7 +267,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
     try {
       start(ctx, req);
     } catch (const std::exception& e) {
-      finish_now(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+      finish_now(grpc::Status(grpc::StatusCode::INTERNAL, message_of(e)));
     }
   }
 
@@ -334,7 +381,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
         StatusOr<std::vector<Group>> out = w->source.generate(request, on_group);
         if (!out.ok()) result = to_grpc(out.status());
       } catch (const std::exception& e) {
-        result = grpc::Status(grpc::StatusCode::INTERNAL, std::string("generate: ") + e.what());
+        result = grpc::Status(grpc::StatusCode::INTERNAL, "generate: " + message_of(e));
       }
       w->active_groups -= n;
     }
@@ -456,6 +503,7 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     holds_slot_ = true;
     ++w_->updating;
     w_->refresh_health();
+    w_->update_began(ctx);
     StartRead(&msg_);
   }
 
@@ -465,13 +513,14 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       w_->control.post([this] { apply(); });
       return;
     }
+    w_->update_active();
     Status s;
     try {
       RawChunk c;
       s = parse_chunk(&msg_, &c);
       if (s.ok()) s = take(c);
     } catch (const std::exception& e) {
-      s = Internal("staging chunk: {}", e.what());
+      s = Internal("staging chunk: {}", message_of(e));
     }
     msg_.Clear();
     if (!s.ok()) {
@@ -567,7 +616,7 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     try {
       result = to_grpc(verify_and_apply());
     } catch (const std::exception& e) {
-      result = grpc::Status(grpc::StatusCode::INTERNAL, std::string("update: ") + e.what());
+      result = grpc::Status(grpc::StatusCode::INTERNAL, "update: " + message_of(e));
     }
     finish(result);
   }
@@ -577,6 +626,12 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     if (ctx_->IsCancelled()) return Cancelled("the update stream was cancelled");
     if (static_cast<int64_t>(tensors_.size()) != tensor_count_)
       return InvalidArgument("{} tensors arrived, tensor_count={}", tensors_.size(), tensor_count_);
+    // A trainer never goes back to older weights, and never trains on NaN: either means a
+    // confused or broken sender, and generating from it would poison the rollouts.
+    const int64_t have = w_->source.policy_version();
+    if (version_ < have)
+      return FailedPrecondition("version {} is older than this worker's {}; refused", version_,
+                                have);
     NamedTensors named;
     named.reserve(tensors_.size());
     for (const StagedTensor& t : tensors_) {
@@ -586,6 +641,8 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       if (t.crc != t.checksum)
         return DataLoss("tensor '{}': CRC-32C of the bytes received is {:08x}, the sender's {:08x}",
                         t.name, t.crc, t.checksum);
+      if (t.data.is_floating_point() && !torch::isfinite(t.data).all().item<bool>())
+        return InvalidArgument("tensor '{}' holds a NaN or an infinity; update refused", t.name);
       named.emplace_back(t.name, t.data);
     }
     RETURN_IF_ERROR(w_->source.update_weights(named, version_));
@@ -605,6 +662,7 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void finish(const grpc::Status& s) {
     tensors_.clear();
     if (holds_slot_) {
+      w_->update_ended();
       holds_slot_ = false;
       --w_->updating;
       w_->update_busy.store(false);
@@ -665,7 +723,7 @@ class WorkerService final : public pb::Rollout::WithCallbackMethod_Generate<
       resp->set_updating_weights(w_->updating.load() > 0);
       r->Finish(grpc::Status::OK);
     } catch (const std::exception& e) {
-      r->Finish(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+      r->Finish(grpc::Status(grpc::StatusCode::INTERNAL, message_of(e)));
     }
     return r;
   }
@@ -723,6 +781,7 @@ Status RolloutWorker::start() {
     return Unavailable("rollout worker: cannot listen on {}", addr);
   }
   w.refresh_health();
+  if (w.options.update_idle_timeout_s > 0) w.watchdog = std::thread([&w] { w.watch_updates(); });
   R1_LOG(info, "rollout worker listening on {}:{} ({}{})", w.options.bind, w.port,
          w.options.tls_cert_pem.empty()        ? "plaintext"
          : w.options.tls_client_ca_pem.empty() ? "TLS"
@@ -751,6 +810,12 @@ void RolloutWorker::shutdown() {
   w.engine.stop();
   w.control.stop();
   if (w.server) w.server->Wait();
+  {
+    std::lock_guard<std::mutex> lock(w.update_mu);
+    w.stop_watching = true;
+  }
+  w.watch_cv.notify_all();
+  if (w.watchdog.joinable()) w.watchdog.join();
   {
     std::lock_guard<std::mutex> lock(w.stop_mu);
     w.stopped = true;

@@ -44,6 +44,8 @@ struct WorkerLimits {
   int64_t max_stop_strings = 64;     // stop strings per request
   // Bytes of one whole weight update (guards the staging memory). 0 = unchecked.
   int64_t max_update_bytes = int64_t{256} << 30;
+  // Every message is at most a weight chunk (4 MiB of data) plus 64 KiB: gRPC refuses a
+  // longer one from its length prefix, before reading it or checking its token.
 };
 
 struct WorkerOptions {
@@ -73,6 +75,9 @@ struct WorkerOptions {
   // (LocalRolloutSource::abort); without it a cancelled generation runs to its end
   // and its groups are dropped.
   std::function<void()> abort_generation;
+  // An UpdateWeights stream that receives nothing for this long is cancelled (nothing
+  // applied; the worker serves again). 0 = never.
+  double update_idle_timeout_s = 60;
 };
 
 class RolloutWorker {

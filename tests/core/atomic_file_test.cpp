@@ -63,5 +63,22 @@ TEST(ReadTokenFileTest, EmptyAndMissingFilesAreErrors) {
   EXPECT_NE(missing.status().message().find("token file '" + path + "'"), std::string::npos);
 }
 
+// Replacing a directory swaps the two in one step: the target names the old directory or
+// the new one at every moment (a resume always finds it), and nothing is left beside it.
+TEST(RenameDirAtomicTest, ReplacesWithoutAMomentWithoutTheTarget) {
+  const std::string root = scratch_path("swap");
+  fs::remove_all(root);
+  fs::create_directories(root + "/new");
+  fs::create_directories(root + "/step");
+  ASSERT_TRUE(write_file_atomic(root + "/new/x", "new").ok());
+  ASSERT_TRUE(write_file_atomic(root + "/step/x", "old").ok());
+  ASSERT_TRUE(rename_dir_atomic(root + "/new", root + "/step").ok());
+  EXPECT_EQ(*read_file(root + "/step/x"), "new");
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(root)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"step"});
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace r1kit

@@ -707,3 +707,43 @@ TEST(ConfigTest, EnumsBindByName) {
 
 }  // namespace
 }  // namespace r1kit
+
+namespace r1kit {
+namespace {
+
+// "Billion laughs": nine levels of ten aliases are 10^9 nodes from a few hundred bytes.
+// Binding stops after kMaxBoundNodes with an error at the node, in the reward args and in
+// typed lists alike, at once and without the memory.
+TEST(ConfigTest, AliasExpansionIsBounded) {
+  std::string yaml = "seed: 1\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i < 9; ++i) {
+    yaml += fmt::format("x{}: &a{} [", i, i);
+    for (int k = 0; k < 10; ++k) yaml += fmt::format("{}*a{}", k ? ", " : "", i - 1);
+    yaml += "]\n";
+  }
+  std::string rewards = yaml.substr(yaml.find("x0"));
+  // Anchors defined under the reward's own free-form args, expanded by the last one.
+  std::string in_rewards = "rewards:\n  - name: bomb\n";
+  for (size_t pos = 0; pos < rewards.size();) {
+    const size_t end = rewards.find('\n', pos);
+    in_rewards += "    " + rewards.substr(pos, end - pos) + "\n";
+    pos = end + 1;
+  }
+  const std::string message = error_of(in_rewards, {}, StatusCode::kResourceExhausted);
+  EXPECT_THAT(message, HasSubstr("more than 100000 YAML nodes"));
+  EXPECT_THAT(message, HasSubstr("rewards[0].x"));
+}
+
+// Text that is not UTF-8 is refused at load, naming the key: it could never be written
+// into a checkpoint's JSON.
+TEST(ConfigTest, InvalidUtf8IsRefusedAtLoad) {
+  EXPECT_THAT(error_of("rewards:\n  - name: a\xff\n"),
+              HasSubstr("rewards[0].name: not valid UTF-8 text"));
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    k: \"\xc3\"\n"),
+              HasSubstr("rewards[0].k: not valid UTF-8 text"));
+  EXPECT_THAT(error_of("rewards:\n  - name: a\n    k\xfe: 1\n"), HasSubstr("not valid UTF-8"));
+  EXPECT_TRUE(load("rewards:\n  - name: \"caf\xc3\xa9 \\u00e9 \\U0001F600\"\n").ok());
+}
+
+}  // namespace
+}  // namespace r1kit

@@ -585,3 +585,70 @@ TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
 
 }  // namespace
 }  // namespace r1kit::grpo
+
+namespace r1kit::grpo {
+namespace {
+
+// A source whose worker is broken: in every request, the completions of the prompt with
+// the smallest index get NaN log-probs, those of the next one an id outside the
+// vocabulary, those of the third one token more than was asked.
+class BrokenWorkerSource final : public rollout::RolloutSource {
+ public:
+  explicit BrokenWorkerSource(std::unique_ptr<rollout::RolloutSource> inner)
+      : inner_(std::move(inner)) {}
+  StatusOr<std::vector<rollout::Group>> generate(
+      const rollout::GenerateRequest& req,
+      const std::function<void(const rollout::Group&)>&) override {
+    ASSIGN_OR_RETURN(auto groups, inner_->generate(req));
+    for (size_t i = 0; i < groups.size() && i < 3; ++i)
+      for (auto& c : groups[i].completions) {
+        if (c.token_ids.empty()) {
+          c.token_ids.push_back(1);
+          c.logprobs.push_back(-1.0f);
+        }
+        if (i == 0) c.logprobs.back() = NAN;
+        if (i == 1) c.token_ids.back() = int64_t{1} << 40;
+        while (i == 2 && static_cast<int64_t>(c.token_ids.size()) <= req.sampling.max_new_tokens) {
+          c.token_ids.push_back(1);
+          c.logprobs.push_back(-1.0f);
+        }
+      }
+    return groups;
+  }
+  Status update_weights(const rollout::NamedTensors& w, int64_t version) override {
+    return inner_->update_weights(w, version);
+  }
+  int64_t policy_version() const override { return inner_->policy_version(); }
+
+ private:
+  std::unique_ptr<rollout::RolloutSource> inner_;
+};
+
+// Completions a worker broke never reach the loss: their groups are rejected (counted),
+// the run trains on the rest and its weights stay finite.
+TEST(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
+  const std::string dir = grpo_fresh_dir("broken_worker");
+  RolloutFactory factory =
+      [](const GrpoRecipe&,
+         policy::TransformerImpl& policy) -> StatusOr<std::unique_ptr<rollout::RolloutSource>> {
+    return std::unique_ptr<rollout::RolloutSource>(
+        std::make_unique<BrokenWorkerSource>(rollout::LocalRolloutSource::copy_of(policy)));
+  };
+  auto res = run_grpo(recipe(dir, {"grpo.steps=2"}), factory);
+  ASSERT_TRUE(res.ok()) << res.status().to_string();
+  const auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 2u);
+  for (const auto& step : m) {
+    EXPECT_EQ(step.value("rollout/rejected_groups", -1.0), 3.0) << step;
+    EXPECT_FALSE(step.contains("train/skipped_steps")) << step;
+  }
+  EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
+  auto ckpt = SafetensorsCheckpoint::open_dir(dir + "/final");
+  ASSERT_TRUE(ckpt.ok());
+  for (const auto& n : ckpt->names())
+    EXPECT_TRUE(torch::isfinite(*ckpt->load(n)).all().item<bool>()) << n;
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace r1kit::grpo

@@ -166,6 +166,9 @@ TEST(JsonlTest, ScoreJsonlErrorsNameFileAndLine) {
       {"{\"completion\": \"a\"}\n{\"prompt\": \"p\"}\n", "in.jsonl:2: completion"},
       {"{\"completion\": 7}\n", "in.jsonl:1: completion"},
       {"{\"completion\": \"a\", \"completion_ids\": [1.5]}\n", "in.jsonl:1: completion_ids"},
+      // 100k levels of nesting: refused while parsing, not a stack overflow.
+      {"{\"completion\": \"a\", \"x\": " + std::string(100000, '[') + "\n",
+       "in.jsonl:1: JSON nested deeper than 64 levels"},
   };
   for (const Case& c : cases) {
     std::istringstream in(c.input);

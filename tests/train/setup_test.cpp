@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/stop_signal.h"
 #include "train/checkpoint.h"
@@ -177,6 +179,108 @@ TEST(TrainingRunTest, CheckpointCadence) {
   ASSERT_TRUE(never.ok());
   EXPECT_FALSE(never->checkpoint_due(3, true, false));
   EXPECT_TRUE(never->checkpoint_due(3, false, true));
+}
+
+// A NaN in the loss or the gradients never reaches the weights or AdamW's moments; steps
+// skipped for one are counted, and too many in a row end the run naming the key.
+TEST(NonFiniteTest, ANonFiniteStepIsSkippedCountedAndEndsTheRunInTheEnd) {
+  const std::string dir = fresh_dir("nonfinite");
+  auto o = nano_options(dir);
+  o.max_skipped_steps = 3;
+  auto run = TrainingRun::start(o);
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  auto params = run->model().parameters();
+  auto before = params[0].detach().clone();
+  auto backward = [&](double scale) {
+    zero_grad(params);
+    (run->model().parameters()[0].sum() * scale).backward();
+  };
+  backward(NAN);
+  GuardedStep g = guarded_step(run->optimizer(), params, 1.0, 0.5);
+  EXPECT_TRUE(g.skipped);
+  backward(1.0);
+  EXPECT_TRUE(guarded_step(run->optimizer(), params, 1.0, INFINITY).skipped);
+  EXPECT_TRUE(torch::equal(params[0], before));
+  EXPECT_TRUE(run->optimizer().state().empty());  // AdamW never saw a step
+  std::map<std::string, double> m;
+  EXPECT_TRUE(run->count_step(1, true, m).ok());
+  EXPECT_EQ(m["train/skipped_steps"], 1);
+  EXPECT_TRUE(run->count_step(2, true, m).ok());
+  backward(1.0);
+  g = guarded_step(run->optimizer(), params, 1.0, 0.5);
+  EXPECT_FALSE(g.skipped);
+  EXPECT_FALSE(torch::equal(params[0], before));
+  EXPECT_TRUE(run->count_step(3, false, m).ok());  // a good step resets the run of skips
+  EXPECT_TRUE(run->count_step(4, true, m).ok());
+  EXPECT_TRUE(run->count_step(5, true, m).ok());
+  const Status s = run->count_step(6, true, m);
+  EXPECT_EQ(m["train/skipped_steps"], 5);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("train.max_skipped_steps=3"), std::string::npos) << s.message();
+}
+
+TEST(NonFiniteTest, NoCheckpointOrFinalModelWithANonFiniteWeight) {
+  const std::string dir = fresh_dir("nonfinite_save");
+  auto run = TrainingRun::start(nano_options(dir));
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(first_non_finite(run->model()), "");
+  {
+    torch::NoGradGuard ng;
+    run->model().named_parameters()["norm.weight"][0] = NAN;
+  }
+  EXPECT_EQ(first_non_finite(run->model()), "norm.weight");
+  const Status s = run->save(2);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("norm.weight"), std::string::npos) << s.message();
+  EXPECT_FALSE(run->save_final().ok());
+  EXPECT_EQ(latest_checkpoint(dir), "");
+  EXPECT_FALSE(fs::exists(dir + "/final"));
+}
+
+// A save killed midway leaves temporaries that the next start removes; keep_last is a
+// recipe key and prunes older checkpoints.
+TEST(CheckpointFilesTest, InterruptedSavesAreCleanedAndKeepLastPrunes) {
+  const std::string dir = fresh_dir("tmp_clean");
+  fs::create_directories(dir + "/checkpoints/step-000004.tmp.99.0/x");
+  fs::create_directories(dir + "/checkpoints/step-000002.tmp.99.1.old");
+  fs::create_directories(dir + "/final.tmp.99.2");
+  auto section = load_config_string<CheckpointSection>("keep_last: 2\nevery: 1\n");
+  ASSERT_TRUE(section.ok()) << section.status().message();
+  auto o = nano_options(dir);
+  o.checkpoint.keep_last = section->keep_last;
+  auto run = TrainingRun::start(o);
+  ASSERT_TRUE(run.ok());
+  EXPECT_FALSE(fs::exists(dir + "/checkpoints/step-000004.tmp.99.0"));
+  EXPECT_FALSE(fs::exists(dir + "/checkpoints/step-000002.tmp.99.1.old"));
+  EXPECT_FALSE(fs::exists(dir + "/final.tmp.99.2"));
+  for (int step : {1, 2, 3}) ASSERT_TRUE(run->save(step).ok());
+  ASSERT_TRUE(run->save(3).ok());  // the same step again replaces it
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir + "/checkpoints"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step-000002", "step-000003"}));
+}
+
+// A run killed before its first checkpoint and started again begins both logs afresh:
+// no step appears twice in metrics.jsonl or TensorBoard.
+TEST(CheckpointFilesTest, AFreshRunStartsItsLogsEmpty) {
+  const std::string dir = fresh_dir("fresh_logs");
+  auto o = nano_options(dir);
+  {
+    auto first = TrainingRun::start(o);
+    ASSERT_TRUE(first.ok());
+    for (int step : {1, 2}) ASSERT_TRUE(first->metrics().write(step, {{"loss", 1.0}}).ok());
+  }  // killed: no checkpoint
+  auto again = TrainingRun::start(o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->start_step(), 0);
+  ASSERT_TRUE(again->metrics().write(1, {{"loss", 2.0}}).ok());
+  EXPECT_EQ(*read_file(dir + "/metrics.jsonl"), "{\"loss\":2.0,\"step\":1}\n");
+  int event_files = 0;
+  for (const auto& e : fs::directory_iterator(dir + "/tensorboard"))
+    event_files += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_EQ(event_files, 1);
 }
 
 }  // namespace

@@ -346,6 +346,23 @@ TEST_F(WorkerTest, HealthIsNotServingWhileWeightsLoad) {
   EXPECT_EQ(fake_.policy_version(), 3);
 }
 
+// A broken trainer's weights never reach the engine: a NaN anywhere, or a version older
+// than the worker's, is refused and the served weights stay as they were.
+TEST_F(WorkerTest, NonFiniteWeightsAndAnOlderVersionAreRefused) {
+  start();
+  Client c(worker_->port());
+  ASSERT_TRUE(c.update(update_of(5, 1.0f)).ok());
+  const grpc::Status nan = c.update(update_of(6, NAN));
+  EXPECT_EQ(nan.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(nan.error_message().find("NaN"), std::string::npos) << nan.error_message();
+  const grpc::Status older = c.update(update_of(4, 2.0f));
+  EXPECT_EQ(older.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(older.error_message().find("older"), std::string::npos) << older.error_message();
+  EXPECT_EQ(fake_.policy_version(), 5);
+  EXPECT_TRUE(torch::equal(fake_.weights()["a.weight"], torch::full({3, 4}, 1.0f)));
+  EXPECT_TRUE(c.update(update_of(5, 2.0f)).ok());  // the same version again is fine
+}
+
 TEST_F(WorkerTest, InfoReportsModelVersionAndLimits) {
   start();
   Client c(worker_->port());
@@ -359,6 +376,52 @@ TEST_F(WorkerTest, InfoReportsModelVersionAndLimits) {
   EXPECT_EQ(info.vocab_size(), FakeSource::kVocab);
   EXPECT_EQ(info.max_prompts(), 4);
   EXPECT_EQ(info.active_groups(), 0);
+}
+
+// An update stream held open without sending anything is cancelled after the idle
+// timeout: the worker serves again, nothing is applied.
+TEST(WorkerLimitsTest, AnIdleUpdateStreamIsCancelled) {
+  FakeSource fake;
+  WorkerOptions o = worker_options();
+  o.update_idle_timeout_s = 0.3;
+  RolloutWorker worker(fake, o);
+  ASSERT_TRUE(worker.start().ok());
+  Client c(worker.port());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  rolloutpb::UpdateWeightsResponse resp;
+  auto writer = c.stub->UpdateWeights(&ctx, &resp);
+  auto chunks = update_of(1, 1.0f);
+  ASSERT_TRUE(writer->Write(chunks[0]));  // then nothing more, never WritesDone
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  const auto t0 = std::chrono::steady_clock::now();
+  const grpc::Status s = writer->Finish();
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  for (int i = 0; i < 50 && c.check() != grpc::health::v1::HealthCheckResponse::SERVING; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(c.check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(fake.updates(), 0);
+  EXPECT_TRUE(c.update(update_of(1, 1.0f)).ok());  // the next update is taken
+  worker.shutdown();
+}
+
+// A message longer than a weight chunk is refused by its length prefix, before it is
+// read, whether or not it carries the token.
+TEST(WorkerLimitsTest, AnOversizedGenerateIsRefusedUnread) {
+  FakeSource fake;
+  RolloutWorker worker(fake, worker_options("s3cret"));
+  ASSERT_TRUE(worker.start().ok());
+  rolloutpb::GenerateRequest huge = good_request();
+  huge.mutable_prompts(0)->mutable_token_ids()->Resize(6 << 20, 1);  // ~6 MB of ids
+  for (const std::string& token : {std::string(), std::string("s3cret")}) {
+    Client c(worker.port(), token);
+    const grpc::Status s = c.generate(huge);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  }
+  EXPECT_TRUE(Client(worker.port(), "s3cret").generate(good_request()).ok());
+  worker.shutdown();
 }
 
 TEST(WorkerStart, TakenPortIsAnError) {
