@@ -1,0 +1,188 @@
+#include "train/grad_sync.h"
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <functional>
+
+namespace r1kit::train {
+
+void DataParallel::sum_gradients(const std::vector<torch::Tensor>& params) {
+  if (world_size() == 1) return;
+  for (auto p : params) {
+    if (!p.requires_grad()) continue;
+    // Every rank reduces every parameter, in the same order: one whose rows were all
+    // skipped (or whose tokens reached no copy of an expert) sends zeros.
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    auto g = p.grad();
+    all_reduce_sum(g);
+  }
+}
+
+void sum_over_ranks(std::initializer_list<double*> values, DataParallel& dp) {
+  if (dp.world_size() == 1) return;
+  auto t = torch::tensor(std::vector<double>(values.size()), torch::kDouble);
+  int64_t i = 0;
+  for (double* v : values) t[i++] = *v;
+  dp.all_reduce_sum(t);
+  i = 0;
+  for (double* v : values) *v = t[i++].item<double>();
+}
+
+void sum_over_ranks(std::initializer_list<int64_t*> values, DataParallel& dp) {
+  if (dp.world_size() == 1) return;
+  auto t = torch::tensor(std::vector<int64_t>(values.size()), torch::kLong);
+  int64_t i = 0;
+  for (int64_t* v : values) t[i++] = *v;
+  dp.all_reduce_sum(t);
+  i = 0;
+  for (int64_t* v : values) *v = t[i++].item<int64_t>();
+}
+
+bool any_rank(bool flag, DataParallel& dp) {
+  if (dp.world_size() == 1) return flag;
+  auto t = torch::tensor({flag ? 1.0 : 0.0}, torch::kDouble);
+  dp.all_reduce_sum(t);
+  return t.item<double>() > 0;
+}
+
+void broadcast_model(policy::TransformerImpl& model, DataParallel& dp) {
+  if (dp.world_size() == 1) return;
+  torch::NoGradGuard ng;
+  for (auto& p : model.parameters()) dp.broadcast(p);
+  for (auto& b : model.buffers()) dp.broadcast(b);
+}
+
+void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp) {
+  const double gamma = model.args().bias_update_gamma;
+  if (dp.world_size() == 1) return model.update_expert_bias(gamma);
+  std::vector<policy::MoEImpl*> moes;
+  std::vector<torch::Tensor> loads;
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* moe = dynamic_cast<policy::MoEImpl*>(m.get())) {
+      moes.push_back(moe);
+      loads.push_back(moe->accumulated_load().to(torch::kFloat));
+    }
+  if (moes.empty()) return;
+  auto all = torch::stack(loads);  // one reduction for every layer
+  dp.all_reduce_sum(all);
+  for (size_t i = 0; i < moes.size(); ++i) moes[i]->update_bias(gamma, all[i]);
+}
+
+// ---------------------------------------------------------------------------------
+
+struct GradientSync::State {
+  struct Bucket {
+    std::vector<size_t> params;  // indices into `params`, in launch order
+    int64_t numel = 0;
+    int64_t pending = 0;  // parameters not yet ready in the armed backward
+    torch::Tensor flat;
+    std::function<void()> wait;  // set once launched
+  };
+  std::vector<torch::Tensor> params;
+  std::vector<size_t> bucket_of;                                     // per parameter
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // keep the hooks alive
+  std::vector<Bucket> buckets;
+  size_t next_launch = 0;
+  bool armed = false;
+  DataParallel* group = nullptr;
+
+  void reset() {
+    for (auto& b : buckets) {
+      b.pending = static_cast<int64_t>(b.params.size());
+      b.wait = nullptr;
+    }
+    next_launch = 0;
+    armed = false;
+  }
+
+  void launch(Bucket& b) {
+    int64_t off = 0;
+    for (size_t i : b.params) {
+      const auto& p = params[i];
+      auto dst = b.flat.narrow(0, off, p.numel());
+      if (p.grad().defined())
+        dst.copy_(p.grad().reshape({-1}));
+      else
+        dst.zero_();
+      off += p.numel();
+    }
+    b.wait = group->all_reduce_sum_async(b.flat);
+  }
+
+  // Launches the ready buckets at the front of the queue, in order.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0)
+      launch(buckets[next_launch++]);
+  }
+
+  void on_ready(size_t param) {
+    if (!armed) return;
+    if (--buckets[bucket_of[param]].pending == 0) launch_ready();
+  }
+};
+
+GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParallel& group,
+                           double bucket_mb)
+    : group_(group), state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.group = &group;
+  const auto cap = static_cast<int64_t>(bucket_mb * 1024 * 1024 / sizeof(float));
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    if (!it->requires_grad()) continue;
+    if (s.buckets.empty() ||
+        (s.buckets.back().numel > 0 && s.buckets.back().numel + it->numel() > cap))
+      s.buckets.emplace_back();
+    s.buckets.back().params.push_back(s.params.size());
+    s.buckets.back().numel += it->numel();
+    s.bucket_of.push_back(s.buckets.size() - 1);
+    s.params.push_back(*it);
+  }
+  for (auto& b : s.buckets) b.flat = torch::zeros({b.numel}, torch::kFloat);
+  s.reset();
+  // A hook after each parameter's gradient accumulator: its gradient is final for this
+  // backward pass.
+  for (size_t i = 0; i < s.params.size(); ++i) {
+    auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
+    State* st = state_.get();
+    acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [st, i](const torch::autograd::variable_list& outputs,
+                const torch::autograd::variable_list&) {
+          st->on_ready(i);
+          return outputs;
+        }));
+    s.accumulators.push_back(std::move(acc));
+  }
+}
+
+GradientSync::~GradientSync() = default;
+
+int64_t GradientSync::n_buckets() const {
+  return static_cast<int64_t>(state_->buckets.size());
+}
+
+void GradientSync::before_last_backward() {
+  if (world_size() > 1) state_->armed = true;
+}
+
+void GradientSync::sum_gradients(const std::vector<torch::Tensor>& /*params*/) {
+  if (world_size() == 1) return;
+  State& s = *state_;
+  // Buckets no hook completed (unused parameters, or no armed backward on this rank).
+  while (s.next_launch < s.buckets.size()) s.launch(s.buckets[s.next_launch++]);
+  torch::NoGradGuard ng;
+  for (auto& b : s.buckets) {
+    b.wait();
+    int64_t off = 0;
+    for (size_t i : b.params) {
+      auto& p = s.params[i];
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().copy_(b.flat.narrow(0, off, p.numel()).view_as(p));
+      off += p.numel();
+    }
+  }
+  s.reset();
+}
+
+}  // namespace r1kit::train
