@@ -4,6 +4,7 @@
 #define USE_C10D_GLOO 1
 #include "train/distributed.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -89,6 +90,7 @@ class Watchdog {
 
   // Ends the process: `what` failed; names the ranks that stopped beating.
   [[noreturn]] void fail(const std::string& what) {
+    if (dying_) die(what);
     std::string lost;
     try {
       // A rank that died stops beating at once; give the living a few beats to show.
@@ -121,11 +123,14 @@ class Watchdog {
   }
 
   [[noreturn]] void die(const std::string& why) {
+    // One report: a second caller (the other thread) waits for the first to end it all.
+    if (dying_.exchange(true))
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     R1_LOG(error, "rank {} of {}: {}; exiting", env_.rank, env_.world_size, why);
     spdlog::default_logger()->flush();
     std::fflush(nullptr);
     // The store lives in rank 0: let the others read the heartbeats before it goes.
-    if (env_.rank == 0 && !env_.use_agent_store) std::this_thread::sleep_for(interval_ * 8);
+    if (env_.rank == 0 && !env_.use_agent_store) std::this_thread::sleep_for(interval_ * 4);
     std::_Exit(1);
   }
 
@@ -160,6 +165,7 @@ class Watchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::atomic<bool> dying_{false};
   std::thread thread_;
 };
 

@@ -10,10 +10,15 @@ namespace r1kit::train {
 
 void DataParallel::sum_gradients(const std::vector<torch::Tensor>& params) {
   if (world_size() == 1) return;
-  for (auto p : params) {
-    if (!p.requires_grad()) continue;
-    // Every rank reduces every parameter, in the same order: one whose rows were all
-    // skipped (or whose tokens reached no copy of an expert) sends zeros.
+  // Which parameters got a gradient on some rank: the others keep none, as in one
+  // process (AdamW leaves a parameter without a gradient alone).
+  auto has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].grad().defined()) has[i] = 1.0f;
+  all_reduce_sum(has);
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto p = params[i];
+    if (!p.requires_grad() || has[i].item<float>() == 0) continue;
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     auto g = p.grad();
     all_reduce_sum(g);
@@ -77,6 +82,7 @@ struct GradientSync::State {
     std::vector<size_t> params;  // indices into `params`, in launch order
     int64_t numel = 0;
     int64_t pending = 0;  // parameters not yet ready in the armed backward
+    // The gradients, then one flag per parameter: 1 when this rank has a gradient for it.
     torch::Tensor flat;
     std::function<void()> wait;  // set once launched
   };
@@ -98,14 +104,16 @@ struct GradientSync::State {
   }
 
   void launch(Bucket& b) {
-    int64_t off = 0;
+    int64_t off = 0, k = 0;
     for (size_t i : b.params) {
       const auto& p = params[i];
       auto dst = b.flat.narrow(0, off, p.numel());
-      if (p.grad().defined())
+      const bool has = p.grad().defined();
+      if (has)
         dst.copy_(p.grad().reshape({-1}));
       else
         dst.zero_();
+      b.flat[b.numel + k++] = has ? 1.0f : 0.0f;
       off += p.numel();
     }
     b.wait = group->all_reduce_sum_async(b.flat);
@@ -139,7 +147,8 @@ GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParalle
     s.bucket_of.push_back(s.buckets.size() - 1);
     s.params.push_back(*it);
   }
-  for (auto& b : s.buckets) b.flat = torch::zeros({b.numel}, torch::kFloat);
+  for (auto& b : s.buckets)
+    b.flat = torch::zeros({b.numel + static_cast<int64_t>(b.params.size())}, torch::kFloat);
   s.reset();
   // A hook after each parameter's gradient accumulator: its gradient is final for this
   // backward pass.
@@ -174,11 +183,16 @@ void GradientSync::sum_gradients(const std::vector<torch::Tensor>& /*params*/) {
   torch::NoGradGuard ng;
   for (auto& b : s.buckets) {
     b.wait();
-    int64_t off = 0;
+    const float* has = b.flat.data_ptr<float>() + b.numel;
+    int64_t off = 0, k = 0;
     for (size_t i : b.params) {
       auto& p = s.params[i];
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      p.mutable_grad().copy_(b.flat.narrow(0, off, p.numel()).view_as(p));
+      // No rank has a gradient for it (an expert no token reached): it keeps none, so
+      // AdamW leaves it alone as in one process.
+      if (has[k++] > 0) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        p.mutable_grad().copy_(b.flat.narrow(0, off, p.numel()).view_as(p));
+      }
       off += p.numel();
     }
   }
