@@ -1,8 +1,9 @@
 // Data parallelism end to end (docs/distributed.md): build/r1kit started as 1, 2 and 3
-// ranks with torchrun's environment variables (and once through torchrun itself) on the
-// nano preset ends at the weights of one process, within 1e-5, for pretrain, SFT and
-// GRPO; rank 0 alone writes the metrics; a rank that dies or stops answering makes the
-// others exit non-zero within dist.timeout_s, naming it.
+// ranks with torchrun's environment variables on the nano preset ends at the weights of
+// one process, within 1e-5, for pretrain, SFT and GRPO; rank 0 alone writes the metrics.
+// Through torchrun itself: one node, two nodes on loopback, and a restart
+// (--max_restarts) that resumes from the last checkpoint. A rank that dies or stops
+// answering makes the others exit non-zero within dist.timeout_s, naming it.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -184,6 +185,51 @@ TEST(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
                   true);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("rank 0 of 2 (gloo"), std::string::npos) << out;
+  expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
+}
+
+TEST(DistributedIntegrationTest, TwoTorchrunNodesOnLoopbackFormOneJob) {
+  if (run_command("command -v torchrun", false).first != 0) GTEST_SKIP() << "no torchrun";
+  const std::string base = dist_dir("nodes");
+  const std::string args = recipe("sft-nano.yaml") + " train.steps=2";
+  run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
+  const int port = free_port();
+  auto node = [&](int rank) {
+    return fmt::format(
+        "torchrun --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
+        "--master_port {} --redirects 2 --tee 2 --no_python {} sft {} checkpoint.dir={}/two",
+        rank, port, r1kit_binary(), args, base);
+  };
+  auto [rc, out] =
+      run_command(fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}",
+                              node(1), base, node(0)),
+                  true);
+  ASSERT_EQ(rc, 0) << out << read_text(base + "/node1.log");
+  EXPECT_NE(out.find("rank 0 of 2 (gloo"), std::string::npos) << out;
+  expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
+}
+
+TEST(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
+  if (run_command("command -v torchrun", false).first != 0) GTEST_SKIP() << "no torchrun";
+  const std::string base = dist_dir("restart");
+  const std::string args = recipe("sft-nano.yaml") + " train.steps=6 checkpoint.every=2";
+  run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
+  // The first attempt stops after the checkpoint of step 2 and fails; torchrun starts
+  // every rank again, and the second attempt resumes there.
+  const std::string wrapper = base + "/fail_once.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\n"
+                         << "if [ \"$TORCHELASTIC_RESTART_COUNT\" = 0 ]; then \"" << r1kit_binary()
+                         << "\" \"$@\" train.stop_after=2; exit 1; fi\n"
+                         << "exec \"" << r1kit_binary() << "\" \"$@\"\n";
+  fs::permissions(wrapper, fs::perms::owner_all);
+  auto [rc, out] = run_command(
+      fmt::format("torchrun --nproc_per_node 2 --max_restarts 1 --master_port {} --redirects 2 "
+                  "--tee 2 --no_python {} sft {} checkpoint.dir={}/two",
+                  free_port(), wrapper, args, base),
+      true);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("restart 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("step-000002 (step 2)"), std::string::npos) << "resumed at step 2\n" << out;
   expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
 }
 
