@@ -25,24 +25,27 @@ void DataParallel::sum_gradients(const std::vector<torch::Tensor>& params) {
   }
 }
 
-void sum_over_ranks(std::initializer_list<double*> values, DataParallel& dp) {
+namespace {
+
+template <class T>
+void sum_values(std::initializer_list<T*> values, DataParallel& dp, torch::ScalarType type) {
   if (dp.world_size() == 1) return;
-  auto t = torch::tensor(std::vector<double>(values.size()), torch::kDouble);
-  int64_t i = 0;
-  for (double* v : values) t[i++] = *v;
+  std::vector<T> v;
+  for (T* x : values) v.push_back(*x);
+  auto t = torch::tensor(v, type);
   dp.all_reduce_sum(t);
-  i = 0;
-  for (double* v : values) *v = t[i++].item<double>();
+  int64_t i = 0;
+  for (T* x : values) *x = t[i++].template item<T>();
+}
+
+}  // namespace
+
+void sum_over_ranks(std::initializer_list<double*> values, DataParallel& dp) {
+  sum_values(values, dp, torch::kDouble);
 }
 
 void sum_over_ranks(std::initializer_list<int64_t*> values, DataParallel& dp) {
-  if (dp.world_size() == 1) return;
-  auto t = torch::tensor(std::vector<int64_t>(values.size()), torch::kLong);
-  int64_t i = 0;
-  for (int64_t* v : values) t[i++] = *v;
-  dp.all_reduce_sum(t);
-  i = 0;
-  for (int64_t* v : values) *v = t[i++].item<int64_t>();
+  sum_values(values, dp, torch::kLong);
 }
 
 bool any_rank(bool flag, DataParallel& dp) {

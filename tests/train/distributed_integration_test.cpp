@@ -172,65 +172,74 @@ TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
   expect_world_size_invariant("grpo", "grpo", "tokenizer.path=" + tok, 3);
 }
 
-TEST(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
-  if (run_command("command -v torchrun", false).first != 0) GTEST_SKIP() << "no torchrun";
-  const std::string base = dist_dir("torchrun");
-  const std::string args = recipe("sft-nano.yaml") + " train.steps=2";
+bool have_torchrun() {
+  return run_command("command -v torchrun", false).first == 0;
+}
+
+// The one-process run of `sft sft-nano.yaml EXTRA` in BASE/one, then the shell command
+// `job(base, args)` that runs the same arguments (with checkpoint.dir=BASE/two) through
+// torchrun: it exits 0, rank 0 logs the job it formed, and the weights are one process's.
+// Returns the command's output.
+std::string expect_torchrun_job(
+    const std::string& name, const std::string& extra,
+    const std::function<std::string(const std::string&, const std::string&)>& job) {
+  const std::string base = dist_dir(name);
+  const std::string args = recipe("sft-nano.yaml") + " " + extra;
   run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
-  // Debian's torchrun (PyTorch 1.13) under Python 3.11 needs --redirects and --tee given.
   auto [rc, out] =
-      run_command(fmt::format("torchrun --nproc_per_node 2 --redirects 2 --tee 2 --master_port {} "
-                              "--no_python {} sft {} checkpoint.dir={}/two",
-                              free_port(), r1kit_binary(), args, base),
-                  true);
-  ASSERT_EQ(rc, 0) << out;
+      run_command(job(base, fmt::format("sft {} checkpoint.dir={}/two", args, base)), true);
+  EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("rank 0 of 2 (gloo"), std::string::npos) << out;
   expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
+  return out;
+}
+
+// Debian's torchrun (PyTorch 1.13) under Python 3.11 needs --redirects and --tee given.
+constexpr const char* kTorchrun = "torchrun --redirects 2 --tee 2";
+
+TEST(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
+  expect_torchrun_job("torchrun", "train.steps=2", [](const std::string&, const std::string& a) {
+    return fmt::format("{} --nproc_per_node 2 --master_port {} --no_python {} {}", kTorchrun,
+                       free_port(), r1kit_binary(), a);
+  });
 }
 
 TEST(DistributedIntegrationTest, TwoTorchrunNodesOnLoopbackFormOneJob) {
-  if (run_command("command -v torchrun", false).first != 0) GTEST_SKIP() << "no torchrun";
-  const std::string base = dist_dir("nodes");
-  const std::string args = recipe("sft-nano.yaml") + " train.steps=2";
-  run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
   const int port = free_port();
-  auto node = [&](int rank) {
-    return fmt::format(
-        "torchrun --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
-        "--master_port {} --redirects 2 --tee 2 --no_python {} sft {} checkpoint.dir={}/two",
-        rank, port, r1kit_binary(), args, base);
-  };
-  auto [rc, out] =
-      run_command(fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}",
-                              node(1), base, node(0)),
-                  true);
-  ASSERT_EQ(rc, 0) << out << read_text(base + "/node1.log");
-  EXPECT_NE(out.find("rank 0 of 2 (gloo"), std::string::npos) << out;
-  expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
+  expect_torchrun_job("nodes", "train.steps=2", [&](const std::string& base, const std::string& a) {
+    auto node = [&](int rank) {
+      return fmt::format(
+          "{} --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
+          "--master_port {} --no_python {} {}",
+          kTorchrun, rank, port, r1kit_binary(), a);
+    };
+    // Node 1's launcher in the background; the job's status is node 0's, else node 1's.
+    return fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}", node(1),
+                       base, node(0));
+  });
 }
 
 TEST(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
-  if (run_command("command -v torchrun", false).first != 0) GTEST_SKIP() << "no torchrun";
-  const std::string base = dist_dir("restart");
-  const std::string args = recipe("sft-nano.yaml") + " train.steps=6 checkpoint.every=2";
-  run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
   // The first attempt stops after the checkpoint of step 2 and fails; torchrun starts
   // every rank again, and the second attempt resumes there.
-  const std::string wrapper = base + "/fail_once.sh";
-  std::ofstream(wrapper) << "#!/bin/sh\n"
-                         << "if [ \"$TORCHELASTIC_RESTART_COUNT\" = 0 ]; then \"" << r1kit_binary()
-                         << "\" \"$@\" train.stop_after=2; exit 1; fi\n"
-                         << "exec \"" << r1kit_binary() << "\" \"$@\"\n";
-  fs::permissions(wrapper, fs::perms::owner_all);
-  auto [rc, out] = run_command(
-      fmt::format("torchrun --nproc_per_node 2 --max_restarts 1 --master_port {} --redirects 2 "
-                  "--tee 2 --no_python {} sft {} checkpoint.dir={}/two",
-                  free_port(), wrapper, args, base),
-      true);
-  ASSERT_EQ(rc, 0) << out;
+  const std::string out = expect_torchrun_job(
+      "restart", "train.steps=6 checkpoint.every=2",
+      [](const std::string& base, const std::string& a) {
+        const std::string wrapper = base + "/fail_once.sh";
+        std::ofstream(wrapper) << "#!/bin/sh\n"
+                               << "if [ \"$TORCHELASTIC_RESTART_COUNT\" = 0 ]; then \""
+                               << r1kit_binary() << "\" \"$@\" train.stop_after=2; exit 1; fi\n"
+                               << "exec \"" << r1kit_binary() << "\" \"$@\"\n";
+        fs::permissions(wrapper, fs::perms::owner_all);
+        return fmt::format(
+            "{} --nproc_per_node 2 --max_restarts 1 --master_port {} --no_python {} {}", kTorchrun,
+            free_port(), wrapper, a);
+      });
   EXPECT_NE(out.find("restart 1"), std::string::npos) << out;
   EXPECT_NE(out.find("step-000002 (step 2)"), std::string::npos) << "resumed at step 2\n" << out;
-  expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
 }
 
 // The watchdog's two ways of naming the lost rank (train/distributed.cpp).
