@@ -172,6 +172,22 @@ TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
   expect_world_size_invariant("grpo", "grpo", "tokenizer.path=" + tok, 3);
 }
 
+TEST(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
+  // Every stage trains on both ranks; rank 0 alone evaluates and writes the report.
+  const std::string base = dist_dir("run");
+  run_alone(fmt::format("run {} run.dir={}/w0", recipe("run-nano.yaml"), base));
+  const std::string dir = base + "/w2";
+  fs::create_directories(dir);
+  Ranks got = launch(2, fmt::format("run {} run.dir={}", recipe("run-nano.yaml"), dir), dir);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  EXPECT_NE(got.logs[0].find("ran [ sft grpo eval report ]"), std::string::npos) << got.logs[0];
+  for (const char* f : {"/grpo/final/model.safetensors", "/grpo/eval_sft.json",
+                        "/grpo/eval_grpo.json", "/report.html", "/timing.json"})
+    EXPECT_TRUE(fs::exists(dir + f)) << f;
+  expect_same_weights(base + "/w0/sft/final", dir + "/sft/final", 1e-5);
+  expect_same_weights(base + "/w0/grpo/final", dir + "/grpo/final", 1e-5);
+}
+
 bool have_torchrun() {
   return run_command("command -v torchrun", false).first == 0;
 }
