@@ -1,6 +1,7 @@
 // Data parallelism end to end (docs/distributed.md): build/r1kit started as 1, 2 and 3
 // ranks with torchrun's environment variables on the nano preset ends at the weights of
-// one process, within 1e-5, for pretrain, SFT and GRPO; rank 0 alone writes the metrics.
+// one process, within 1e-5, for pretrain, SFT and GRPO, and on 2 ranks for distillation
+// and `r1kit run`; rank 0 alone writes the metrics, traces, evaluations and report.
 // Through torchrun itself: one node, two nodes on loopback, and a restart
 // (--max_restarts) that resumes from the last checkpoint. A rank that dies or stops
 // answering makes the others exit non-zero within dist.timeout_s, naming it.
@@ -170,6 +171,23 @@ std::string grpo_tokenizer(const std::string& dir) {
 TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
   const std::string tok = grpo_tokenizer(dist_dir("grpo_tok"));
   expect_world_size_invariant("grpo", "grpo", "tokenizer.path=" + tok, 3);
+}
+
+TEST(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
+  const std::string base = dist_dir("distill");
+  run_alone(
+      fmt::format("sft {} checkpoint.dir={}/teacher train.steps=2", recipe("sft-nano.yaml"), base));
+  const std::string args =
+      fmt::format("distill {} teacher.from={}/teacher/final", recipe("distill-nano.yaml"), base);
+  run_alone(fmt::format("{} checkpoint.dir={}/w0", args, base));
+  const std::string dir = base + "/w2";
+  fs::create_directories(dir);
+  Ranks got = launch(2, fmt::format("{} checkpoint.dir={}", args, dir), dir);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  // Rank 0 sampled the traces; rank 1 waited and reused them.
+  EXPECT_NE(got.logs[1].find("(reused)"), std::string::npos) << got.logs[1];
+  EXPECT_EQ(read_text(base + "/w0/traces.jsonl"), read_text(dir + "/traces.jsonl"));
+  expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
 }
 
 TEST(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
