@@ -26,12 +26,7 @@ RolloutCollector::RolloutCollector(const GrpoRecipe& recipe, const data::Tokeniz
                                    const data::TaskSource& tasks,
                                    const reward::CombinedReward& rewards,
                                    rollout::RolloutSource& source, train::DataParallel& dp)
-    : r_(recipe),
-      tok_(tokenizer),
-      tasks_(tasks),
-      rewards_(rewards),
-      source_(source),
-      dp_(dp) {}
+    : r_(recipe), tok_(tokenizer), tasks_(tasks), rewards_(rewards), source_(source), dp_(dp) {}
 
 StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step, uint64_t first,
                                                                    int64_t n) const {

@@ -110,8 +110,8 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   train::DataParallel& ranks = dp ? *dp : run.dp();
   RETURN_IF_ERROR(check_data_parallel(r, ranks.world_size()));
 
-  std::unique_ptr<GrpoTrainer> t(new GrpoTrainer(
-      r, ranks, std::move(tok), std::move(tasks), std::move(rewards), std::move(run)));
+  std::unique_ptr<GrpoTrainer> t(new GrpoTrainer(r, ranks, std::move(tok), std::move(tasks),
+                                                 std::move(rewards), std::move(run)));
   t->step_ = t->run_.start_step();
   t->data_pos_ = t->run_.resume_dir().empty()
                      ? r.grpo.first_problem

@@ -101,8 +101,8 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   if (group.world_size() > 1) {
     broadcast_model(*run.model_, group);
     run.sync_ = std::make_unique<GradientSync>(run.model_->parameters(), group, o.dist.bucket_mb);
-    R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB", group.world_size(),
-           run.sync_->n_buckets(), o.dist.bucket_mb);
+    R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB",
+           group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb);
   }
   const auto pc = policy::count_params(run.model_->args());
   R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads{}{}", pc.total / 1e6,
