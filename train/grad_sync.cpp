@@ -95,6 +95,7 @@ struct GradientSync::State {
   std::vector<Bucket> buckets;
   size_t next_launch = 0;
   bool armed = false;
+  int64_t sent_by_hooks = 0;
   DataParallel* group = nullptr;
 
   void reset() {
@@ -130,7 +131,10 @@ struct GradientSync::State {
 
   void on_ready(size_t param) {
     if (!armed) return;
-    if (--buckets[bucket_of[param]].pending == 0) launch_ready();
+    if (--buckets[bucket_of[param]].pending > 0) return;
+    const size_t before = next_launch;
+    launch_ready();
+    sent_by_hooks += static_cast<int64_t>(next_launch - before);
   }
 };
 
@@ -172,6 +176,10 @@ GradientSync::~GradientSync() = default;
 
 int64_t GradientSync::n_buckets() const {
   return static_cast<int64_t>(state_->buckets.size());
+}
+
+int64_t GradientSync::sent_during_backward() const {
+  return state_->sent_by_hooks;
 }
 
 void GradientSync::before_last_backward() {

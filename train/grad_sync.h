@@ -54,6 +54,8 @@ class GradientSync : public DataParallel {
   void sum_gradients(const std::vector<torch::Tensor>& params) override;
 
   int64_t n_buckets() const;
+  // Buckets sent from the autograd hooks, while a backward pass ran (since construction).
+  int64_t sent_during_backward() const;
 
  private:
   struct State;
