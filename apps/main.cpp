@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "core/memory.h"
 #include "reward/grpc/remote.h"
+#include "train/distributed.h"
 
 namespace r1kit::apps {
 
@@ -73,6 +74,8 @@ int main(int argc, char** argv) {
   r1kit::apps::add_task_command(app, &exit_code);
   try {
     app.parse(argc, argv);
+    // A data-parallel job ends together (train/distributed.h); one process: nothing.
+    if (exit_code == 0) r1kit::train::leave_process_group();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

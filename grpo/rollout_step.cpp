@@ -5,6 +5,7 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "grpo/data_parallel.h"
 #include "grpo/dynamic_sampling.h"
 #include "grpo/kl.h"
 #include "grpo/policy_loss.h"
@@ -25,14 +26,8 @@ struct RolloutCollector::Round {
 RolloutCollector::RolloutCollector(const GrpoRecipe& recipe, const data::Tokenizer& tokenizer,
                                    const data::TaskSource& tasks,
                                    const reward::CombinedReward& rewards,
-                                   rollout::RolloutSource& source, int rank, int world)
-    : r_(recipe),
-      tok_(tokenizer),
-      tasks_(tasks),
-      rewards_(rewards),
-      source_(source),
-      rank_(rank),
-      world_(world) {}
+                                   rollout::RolloutSource& source, train::DataParallel& dp)
+    : r_(recipe), tok_(tokenizer), tasks_(tasks), rewards_(rewards), source_(source), dp_(dp) {}
 
 StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step, uint64_t first,
                                                                    int64_t n) const {
@@ -97,24 +92,32 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
   std::vector<std::vector<torch::Tensor>> kept_components;
   while (ds.should_generate()) {
     const int64_t n = dynamic ? ds.needed() : P;
-    // Every rank draws n problems of its own: rank r takes [pos + r n, pos + (r+1) n).
-    const uint64_t first = data_pos + static_cast<uint64_t>(rank_ * n);
-    data_pos += static_cast<uint64_t>(n * world_);
+    // The round's n problems are global; this rank generates its shard of them.
+    const train::Shard mine = train::shard_of(n, dp_.rank(), dp_.world_size());
+    const uint64_t first = data_pos + static_cast<uint64_t>(mine.begin);
+    data_pos += static_cast<uint64_t>(n);
     const auto t_gen = SteadyClock::now();
-    ASSIGN_OR_RETURN(Round round, generate_round(step, first, n));
+    Round round;
+    if (mine.size() > 0) {
+      ASSIGN_OR_RETURN(round, generate_round(step, first, mine.size()));
+    }
     out.generate_s += seconds_since(t_gen);
     const auto t_rew = SteadyClock::now();
     score_round(round, out);
     out.reward_s += seconds_since(t_rew);
-    out.groups_seen += n;
-    out.zero_std_groups += n - informative_groups(round.rewards).sum().item<int64_t>();
+    out.groups_seen += mine.size();
+    out.zero_std_groups += mine.size() - informative_groups(round.rewards).sum().item<int64_t>();
 
-    std::vector<int64_t> keep = ds.add_round(round.rewards);
+    // Every rank decides on every group's rewards, so all keep the same ones.
+    std::vector<int64_t> keep =
+        ds.add_round(dynamic ? gather_round_rewards(round.rewards, mine, n, dp_) : round.rewards);
     if (!dynamic) {
       keep.resize(n);
       std::iota(keep.begin(), keep.end(), 0);
     }
-    for (int64_t i : keep) {
+    for (int64_t g : keep) {
+      if (g < mine.begin || g >= mine.end) continue;  // another rank's group
+      const int64_t i = g - mine.begin;
       out.problems.push_back(round.problems[i]);
       out.prompt_ids.push_back(round.prompts[i]);
       out.groups.push_back(std::move(round.groups[i]));

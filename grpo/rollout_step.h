@@ -25,6 +25,7 @@
 #include "policy/model.h"
 #include "reward/reward.h"
 #include "rollout/rollout_source.h"
+#include "train/data_parallel.h"
 
 namespace r1kit::grpo {
 
@@ -51,11 +52,12 @@ struct RolloutBatch {
 // Samples and scores rollouts for one trainer (one data-parallel rank).
 class RolloutCollector {
  public:
-  // Every reference must outlive the collector. Rank r of `world` takes its own slice of
-  // each step's problems.
+  // Every reference must outlive the collector. Each rank of `dp` generates its shard of
+  // every round's problems (grpo/data_parallel.h).
   RolloutCollector(const GrpoRecipe& recipe, const data::Tokenizer& tokenizer,
                    const data::TaskSource& tasks, const reward::CombinedReward& rewards,
-                   rollout::RolloutSource& source, int rank = 0, int world = 1);
+                   rollout::RolloutSource& source,
+                   train::DataParallel& dp = train::process_group());
 
   // The rollout of `step`, starting at training problem `data_pos`: P groups, or under
   // dynamic sampling the first P informative ones within the round limit.
@@ -71,7 +73,7 @@ class RolloutCollector {
   const data::TaskSource& tasks_;
   const reward::CombinedReward& rewards_;
   rollout::RolloutSource& source_;
-  int rank_ = 0, world_ = 1;
+  train::DataParallel& dp_;
 };
 
 // What the update trains on: the packed completions with their advantages.

@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
+#include "grpo/data_parallel.h"
 #include "grpo/sample_log.h"
 #include "grpo/step_metrics.h"
 #include "grpo/update_step.h"
@@ -79,7 +80,6 @@ void GrpoTrainer::wait_for_overlap() {
 StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
                                                            const RolloutFactory& make_source,
                                                            train::DataParallel* dp) {
-  static train::DataParallel single;  // stateless: one process
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint, r.model.from));
@@ -98,6 +98,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.model = r.model;
   ro.optim = r.grpo.optim;
   ro.checkpoint = r.checkpoint;
+  ro.dist = r.dist;
   ro.vocab_size = tok.tokenizer.vocab_size();
   ro.seed = r.grpo.seed;
   ro.tokenizer_path = tok.path;
@@ -110,9 +111,11 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.max_skipped_key = "grpo.max_skipped_steps";
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
+  train::DataParallel& ranks = dp ? *dp : run.dp();
+  RETURN_IF_ERROR(check_data_parallel(r, ranks.world_size()));
 
-  std::unique_ptr<GrpoTrainer> t(new GrpoTrainer(
-      r, dp ? *dp : single, std::move(tok), std::move(tasks), std::move(rewards), std::move(run)));
+  std::unique_ptr<GrpoTrainer> t(new GrpoTrainer(r, ranks, std::move(tok), std::move(tasks),
+                                                 std::move(rewards), std::move(run)));
   t->step_ = t->run_.start_step();
   t->data_pos_ = t->run_.resume_dir().empty()
                      ? r.grpo.first_problem
@@ -124,9 +127,8 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
                                    t->step_));  // fresh (step 0): nothing kept
   RETURN_IF_ERROR(t->make_reference());
   RETURN_IF_ERROR(t->make_source(make_source));
-  t->collector_ =
-      std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_, *t->source_,
-                                         t->dp_.rank(), t->dp_.world_size());
+  t->collector_ = std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_,
+                                                     *t->source_, t->dp_);
   // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
   // over the other (busy) core slows both (bench/RESULTS.md).
   if (r.rollout.overlap && r.rollout.workers.empty()) t->one_blas_thread_.emplace(1);
@@ -227,7 +229,13 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   m[metric::kLr] = run_.set_lr_for_step(step_, r_.grpo.steps);
   double ref_s = 0, train_s = 0;
   bool skipped = false;
-  if (!ro.groups.empty()) {
+  int64_t groups = static_cast<int64_t>(ro.groups.size());
+  train::sum_over_ranks({&groups}, dp_);
+  if (ro.groups.empty() && groups > 0) {  // other ranks kept groups, this one none
+    const UpdateResult u = sit_out_update(run_.model(), run_.optimizer(), r_, dp_);
+    train_s = u.seconds;
+    skipped = u.skipped_updates > 0;
+  } else if (groups > 0) {
     TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr);
     add_batch_metrics(ro, tb, m);
     UpdateResult u = update_policy(run_.model(), run_.optimizer(), tb, r_, step_, dp_);
@@ -248,7 +256,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   m[metric::kPolicyVersion] = static_cast<double>(step_ + 1);
 
   const double minutes = seconds_since(t_start_) / 60;
-  out_of_time_ = r_.grpo.max_minutes > 0 && minutes >= r_.grpo.max_minutes;
+  out_of_time_ = train::any_rank(r_.grpo.max_minutes > 0 && minutes >= r_.grpo.max_minutes, dp_);
   const bool last = step_ + 1 == r_.grpo.steps || out_of_time_;
   if (r_.grpo.eval_every > 0 && ((step_ + 1) % r_.grpo.eval_every == 0 || last))
     RETURN_IF_ERROR(evaluate(m));
@@ -274,7 +282,6 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
 }
 
 Status GrpoTrainer::save() {
-  if (dp_.rank() != 0) return OkStatus();
   wait_for_overlap();
   // data_pos_ is where the overlapped rollout (if any) started: a resumed run regenerates
   // it, on-policy.
@@ -295,7 +302,8 @@ StatusOr<GrpoResult> GrpoTrainer::run() {
     result.last_reward = m[metric::kReward];
     ++result.steps_run;
     const bool last = step_ == r_.grpo.steps || out_of_time_;
-    const bool stop = train::stop_invocation(result.steps_run, r_.grpo.stop_after, last);
+    const bool stop =
+        train::any_rank(train::stop_invocation(result.steps_run, r_.grpo.stop_after, last), dp_);
     if (run_.checkpoint_due(step_, last, stop)) RETURN_IF_ERROR(save());
     if (stop) {
       wait_for_overlap();

@@ -6,7 +6,9 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "grpo/data_parallel.h"
 #include "policy/logprobs.h"
+#include "train/grad_sync.h"
 #include "train/optim.h"
 
 namespace r1kit::grpo {
@@ -90,29 +92,6 @@ PolicyLossStats train_micro_batch(policy::TransformerImpl& model, const TrainBat
   return pl.stats;
 }
 
-// Sums the loss normaliser and then every gradient over the ranks.
-void all_reduce_normalizer(LossNormalizer& norm, train::DataParallel& dp) {
-  auto t = torch::tensor({norm.tokens, norm.sequences}, torch::kDouble);
-  dp.all_reduce_sum(t);
-  norm.tokens = t[0].item<double>();
-  norm.sequences = t[1].item<double>();
-}
-double all_reduce_loss(double loss, train::DataParallel& dp) {
-  auto t = torch::tensor({loss}, torch::kDouble);
-  dp.all_reduce_sum(t);
-  return t.item<double>();
-}
-void all_reduce_gradients(std::vector<torch::Tensor>& params, train::DataParallel& dp) {
-  for (auto& p : params) {
-    if (!p.requires_grad()) continue;
-    // Every rank reduces every parameter, in the same order: a rank whose rows were all
-    // skipped (or whose tokens reached no copy of an expert) sends zeros.
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    auto g = p.grad();
-    dp.all_reduce_sum(g);
-  }
-}
-
 }  // namespace
 
 UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimizer& optimizer,
@@ -139,13 +118,12 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
       const std::vector<int64_t> rows(order.begin() + B * k / MB, order.begin() + B * (k + 1) / MB);
       MiniBatch mb = plan_mini_batch(rows, batch, adv_host, skip_zero, r);
       res.skipped_rows += mb.skipped;
-      // Nothing to learn from in this mini-batch (one process only: data-parallel ranks
-      // must stay in step for the all-reduces below).
-      if (mb.micro_idx.empty() && dp.world_size() == 1) continue;
-      if (dp.world_size() > 1) all_reduce_normalizer(mb.norm, dp);
+      // Nothing to learn from in this mini-batch on any rank (grpo/data_parallel.h).
+      if (!reduce_mini_batch(mb.norm, static_cast<int64_t>(mb.micro_idx.size()), dp)) continue;
       train::zero_grad(params);
       double loss = 0;
       for (size_t m = 0; m < mb.micro_idx.size(); ++m) {
+        if (m + 1 == mb.micro_idx.size()) dp.before_last_backward();
         PolicyLossStats s = train_micro_batch(model, batch, old_lp, mb.micro_idx[m],
                                               mb.micro_masks[m], mb.norm, r, &res.aux_loss_sum);
         loss += s.loss;
@@ -156,10 +134,8 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
           have_stats = true;
         }
       }
-      if (dp.world_size() > 1) {
-        all_reduce_gradients(params, dp);
-        loss = all_reduce_loss(loss, dp);  // every rank skips, or none
-      }
+      dp.sum_gradients(params);
+      train::sum_over_ranks({&loss}, dp);  // every rank skips a non-finite step, or none
       const train::GuardedStep gs =
           train::guarded_step(optimizer, params, r.grpo.optim.grad_clip, loss);
       res.grad_norm_sum += gs.grad_norm;
@@ -168,7 +144,7 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
         auto load = model.accumulated_expert_load();
         if (load.defined() && load.numel() > 0) res.expert_load = load.clone();
       }
-      model.update_expert_bias(model.args().bias_update_gamma);
+      train::update_expert_bias(model, dp);
       ++res.updates;
     }
   }

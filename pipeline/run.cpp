@@ -19,6 +19,7 @@
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 
 namespace r1kit::pipeline {
 namespace fs = std::filesystem;
@@ -328,6 +329,11 @@ StatusOr<std::map<std::string, StageReuse>> check_finished_stages(const RunRecip
 StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory& make_source) {
   RETURN_IF_ERROR(r.validate());
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
+  // In a data-parallel job every rank trains each stage; rank 0 alone evaluates and
+  // writes the run's records, timing and report while the others wait.
+  RETURN_IF_ERROR(train::join_process_group(r.dist));
+  train::DataParallel& dp = train::process_group();
+  const bool rank0 = dp.rank() == 0;
   const auto t_run = std::chrono::steady_clock::now();
   RunResult out;
   const std::string pretrain_final = r.run.dir + "/pretrain/final";
@@ -353,7 +359,11 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     out.stopped_in = name;
     return out;
   };
+  auto timing = [&](const std::string& name, double seconds, int64_t steps) {
+    return rank0 ? add_timing(r.run.dir, name, seconds, steps) : OkStatus();
+  };
   auto record = [&](const std::string& name) {
+    if (!rank0) return OkStatus();
     return write_file_atomic(r.run.dir + "/" + name + "/" + kStageRecipeFile,
                              stage_inputs(r, name).dump(2) + "\n");
   };
@@ -361,7 +371,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
   if (stage("pretrain")) {
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_pretrain(pretrain_recipe(r)));
-    RETURN_IF_ERROR(add_timing(r.run.dir, "pretrain", seconds_since(t0), res.steps_run));
+    RETURN_IF_ERROR(timing("pretrain", seconds_since(t0), res.steps_run));
     if (!res.finished) return stopped("pretrain");  // train.stop_after or Ctrl-C: rerun resumes
     RETURN_IF_ERROR(record("pretrain"));
   }
@@ -371,7 +381,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
                                 pretrain_final);
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, sft::run_sft(sft_recipe(r)));
-    RETURN_IF_ERROR(add_timing(r.run.dir, "sft", seconds_since(t0), res.steps_run));
+    RETURN_IF_ERROR(timing("sft", seconds_since(t0), res.steps_run));
     if (!res.finished) return stopped("sft");
     RETURN_IF_ERROR(record("sft"));
   }
@@ -385,11 +395,12 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
       // Evaluate the starting model now, to know what the evaluation after GRPO costs.
       const std::string start = grpo_start_stage(r);
       const std::string path = eval_dir + "/eval_" + start + ".json";
-      if (wants(r, "eval") && !exists(path)) {
+      if (rank0 && wants(r, "eval") && !exists(path)) {
         const auto t0 = std::chrono::steady_clock::now();
         RETURN_IF_ERROR(evaluate_model(r, g.model.from, start, path));
-        RETURN_IF_ERROR(add_timing(r.run.dir, "eval_" + start, seconds_since(t0), 0));
+        RETURN_IF_ERROR(timing("eval_" + start, seconds_since(t0), 0));
       }
+      dp.barrier();
       const auto t = read_timing(r.run.dir);
       const double eval_min = wants(r, "eval") && t.contains("eval_" + start)
                                   ? t["eval_" + start].value("seconds", 0.0) / 60.0
@@ -403,7 +414,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     }
     const auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto res, grpo::run_grpo(g, make_source));
-    RETURN_IF_ERROR(add_timing(r.run.dir, "grpo", seconds_since(t0), res.steps_run));
+    RETURN_IF_ERROR(timing("grpo", seconds_since(t0), res.steps_run));
     if (!res.finished) return stopped("grpo");
     RETURN_IF_ERROR(record("grpo"));
   }
@@ -415,7 +426,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     if (!res.finished) return stopped("control");
     RETURN_IF_ERROR(record("control"));
   }
-  if (wants(r, "eval")) {
+  if (wants(r, "eval") && rank0) {
     std::error_code ec;
     fs::create_directories(eval_dir, ec);
     bool any = false;
@@ -434,7 +445,7 @@ StatusOr<RunResult> run_pipeline(const RunRecipe& r, const grpo::RolloutFactory&
     (any ? out.ran : out.skipped).push_back("eval");
   }
   if (stop_requested()) return stopped("eval");
-  if (wants(r, "report")) {
+  if (wants(r, "report") && rank0) {
     std::vector<std::string> warnings;
     ASSIGN_OR_RETURN(out.report_path,
                      eval::write_report(r.run.dir, r.run.dir + "/report.html", &warnings));

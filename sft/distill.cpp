@@ -16,6 +16,7 @@
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 #include "train/checkpoint.h"
+#include "train/setup.h"
 
 namespace r1kit::sft {
 namespace fs = std::filesystem;
@@ -291,10 +292,8 @@ nlohmann::json sampling_inputs(const DistillRecipe& r) {
 
 StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory& make_teacher) {
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
-  if (r.dist.threads > 0) at::set_num_threads(static_cast<int>(r.dist.threads));
+  RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
   std::error_code ec;
-  fs::create_directories(r.checkpoint.dir, ec);
-  if (ec) return Internal("create {}: {}", r.checkpoint.dir, ec.message());
   DistillResult res;
   res.traces_path = r.traces_path();
   // The prompt format teacher.from records, unless the recipe names one
@@ -302,7 +301,10 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
   ASSIGN_OR_RETURN(const data::TaskSection task, r.task.with_model_format(r.teacher.from));
   const std::string teacher_tok_path = data::tokenizer_file_in(r.teacher.from);
 
-  // (a) Traces, unless the file is there already, sampled with the same keys.
+  // (a) Traces, unless the file is there already, sampled with the same keys: by rank 0
+  // alone, while the other ranks wait and then reuse them.
+  train::DataParallel& dp = train::process_group();
+  if (dp.rank() != 0) dp.barrier();
   bool reuse = false;
   if (fs::exists(res.traces_path, ec)) {
     auto stats = read_file(res.traces_path + ".stats.json");
@@ -333,6 +335,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
          res.traces.completions, res.traces.threshold, 100.0 * res.traces.acceptance(),
          res.traces.mean_reward);
 
+  if (dp.rank() == 0) dp.barrier();
   if (stop_requested()) {  // Ctrl-C while the teacher sampled: the traces are kept
     R1_LOG(info, "stopped by signal {} after the traces; rerun to train the student",
            stop_signal());

@@ -15,6 +15,7 @@
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
 #include "sft/sft.h"
+#include "train/grad_sync.h"
 #include "train/setup.h"
 
 namespace r1kit::sft {
@@ -59,6 +60,16 @@ StepLoss lm_loss(policy::TransformerImpl& m, const torch::Tensor& batch) {
   return l;
 }
 
+// Every term of `l` is a mean over the batch's rows: this rank's share of the job's batch
+// is `share` of it; the logged values become the job's means.
+void scale_to_share(StepLoss& l, double share, train::DataParallel& dp) {
+  l.total = l.total * share;
+  l.lm *= share;
+  l.aux *= share;
+  l.mtp *= share;
+  train::sum_over_ranks({&l.lm, &l.aux, &l.mtp}, dp);
+}
+
 double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const PretrainRecipe& r) {
   if (stream.size(0) < r.train.seq_len + 2) return NAN;
   torch::NoGradGuard ng;
@@ -96,7 +107,8 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   }
   std::string corpus;
   for (const auto& line : lines) corpus += line + "\n";
-  if (!fs::exists(corpus_path, ec)) RETURN_IF_ERROR(write_file_atomic(corpus_path, corpus));
+  if (train::process_group().rank() == 0 && !fs::exists(corpus_path, ec))
+    RETURN_IF_ERROR(write_file_atomic(corpus_path, corpus));
 
   // 2. Tokenizer (trained on the corpus unless the recipe names one) and token stream
   // (each line followed by EOS).
@@ -132,6 +144,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ro.model = r.model;
   ro.optim = r.train.optim;
   ro.checkpoint = r.checkpoint;
+  ro.dist = r.dist;
   ro.vocab_size = tok.vocab_size();
   ro.seed = r.train.seed;
   ro.tokenizer_path = resolved.path;
@@ -142,6 +155,13 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();
+  // Data parallelism: each rank takes its shard of the batch's rows (docs/distributed.md).
+  train::DataParallel& dp = run.dp();
+  const int W = dp.world_size();
+  if (r.train.batch_size < W)
+    return InvalidArgument("train.batch_size={} is global and smaller than the {} ranks",
+                           r.train.batch_size, W);
+  const train::Shard mine = train::shard_of(r.train.batch_size, dp.rank(), W);
   PretrainResult result;
   model.train();
   auto params = model.parameters();
@@ -153,13 +173,19 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     auto batch =
         sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
+    if (W > 1) batch = batch.narrow(0, mine.begin, mine.size());
     StepLoss loss = lm_loss(model, batch);
+    if (W > 1) scale_to_share(loss, static_cast<double>(mine.size()) / r.train.batch_size, dp);
     train::zero_grad(params);
+    dp.before_last_backward();
     loss.total.backward();
-    const train::GuardedStep gs = train::guarded_step(
-        run.optimizer(), params, r.train.optim.grad_clip, loss.total.item<double>());
+    dp.sum_gradients(params);
+    double step_loss = loss.total.item<double>();
+    train::sum_over_ranks({&step_loss}, dp);  // every rank skips a non-finite step, or none
+    const train::GuardedStep gs =
+        train::guarded_step(run.optimizer(), params, r.train.optim.grad_clip, step_loss);
     const double gnorm = gs.grad_norm;
-    model.update_expert_bias(model.args().bias_update_gamma);
+    train::update_expert_bias(model, dp);
     if (step == start_step) result.first_loss = loss.lm;
     window_loss += loss.lm;
     ++window_n;
@@ -180,7 +206,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
           window_n * r.train.batch_size * r.train.seq_len / std::max(secs, 1e-9);
       auto shown = m;
       shown[metric::kLoss] = result.final_loss = window_loss / window_n;  // mean over the window
-      progress.print(step + 1, shown);
+      if (dp.rank() == 0) progress.print(step + 1, shown);
       window_loss = 0;
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
@@ -188,7 +214,8 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     const Status counted = run.count_step(step + 1, gs.skipped, m);
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
     RETURN_IF_ERROR(counted);
-    const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
+    const bool stop =
+        train::any_rank(train::stop_invocation(result.steps_run, r.train.stop_after, last), dp);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
       train::log_stopped(result.steps_run, "train.stop_after");

@@ -13,6 +13,7 @@
 #include "core/torch_compat.h"
 #include "policy/checkpoint.h"
 #include "policy/logprobs.h"
+#include "train/grad_sync.h"
 #include "train/setup.h"
 
 namespace r1kit::sft {
@@ -213,6 +214,7 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
   ro.model = r.model;
   ro.optim = r.train.optim;
   ro.checkpoint = r.checkpoint;
+  ro.dist = r.dist;
   ro.vocab_size = vocab_size;
   ro.seed = r.train.seed;
   ro.tokenizer_path = tokenizer_path;
@@ -248,6 +250,13 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
   const int64_t A = r.train.grad_accum, B = r.train.batch_size;
   const bool bf16 = r.train.compute == policy::Precision::kBf16;
+  // Data parallelism: each micro-batch of B rows is split across the ranks (docs/distributed.md).
+  train::DataParallel& dp = run.dp();
+  const int W = dp.world_size();
+  if (B < W)
+    return InvalidArgument("train.batch_size={} is global and smaller than the {} ranks", B, W);
+  const train::Shard mine = train::shard_of(B, dp.rank(), W);
+  const double share = static_cast<double>(mine.size()) / B;  // of each micro-batch's rows
   SftResult result;
   model.train();
   auto params = model.parameters();
@@ -265,12 +274,13 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
     std::vector<SftBatch> micro;
     int64_t n_loss = 0, n_tok = 0;
     for (int64_t a = 0; a < A; ++a) {
-      std::vector<std::vector<const SftSample*>> mrows(rows.begin() + a * B,
-                                                       rows.begin() + (a + 1) * B);
+      std::vector<std::vector<const SftSample*>> mrows(rows.begin() + a * B + mine.begin,
+                                                       rows.begin() + a * B + mine.end);
       micro.push_back(make_batch(mrows, r, pad_id));
       n_loss += micro.back().n_loss_tokens;
       n_tok += micro.back().n_tokens;
     }
+    train::sum_over_ranks({&n_loss, &n_tok}, dp);  // global normaliser
     train::zero_grad(params);
     double nll = 0, aux = 0, mtp = 0, extra = 0;
     for (const auto& mb : micro) {
@@ -283,17 +293,22 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
         token_sum = (1 - w) * t.nll_sum + w * e;
         extra += e.item<double>();
       }
-      auto loss = token_sum / std::max<int64_t>(n_loss, 1) + (t.aux + t.mtp) / A;
+      // The balance and MTP losses are means over a micro-batch: this rank's rows' share.
+      auto per_batch = W > 1 ? (t.aux + t.mtp) * share : t.aux + t.mtp;
+      auto loss = token_sum / std::max<int64_t>(n_loss, 1) + per_batch / A;
+      if (&mb == &micro.back()) dp.before_last_backward();
       loss.backward();
       nll += t.nll_sum.item<double>();
-      aux += t.aux.item<double>() / A;
-      mtp += t.mtp.item<double>() / A;
+      aux += t.aux.item<double>() * (W > 1 ? share : 1.0) / A;
+      mtp += t.mtp.item<double>() * (W > 1 ? share : 1.0) / A;
     }
+    dp.sum_gradients(params);
+    train::sum_over_ranks({&nll, &aux, &mtp, &extra}, dp);  // the job's metrics
     const double step_loss = nll / std::max<int64_t>(n_loss, 1);
     const train::GuardedStep gs = train::guarded_step(
         run.optimizer(), params, r.train.optim.grad_clip, step_loss + aux + mtp);
     const double gnorm = gs.grad_norm;
-    model.update_expert_bias(model.args().bias_update_gamma);
+    train::update_expert_bias(model, dp);
     if (step == start_step) result.first_loss = step_loss;
     window_loss += step_loss;
     window_tokens += n_tok;
@@ -302,7 +317,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
 
     const double minutes =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() / 60;
-    const bool out_of_time = r.train.max_minutes > 0 && minutes >= r.train.max_minutes;
+    const bool out_of_time =
+        train::any_rank(r.train.max_minutes > 0 && minutes >= r.train.max_minutes, dp);
     const bool last = step + 1 == r.train.steps || out_of_time;
     const bool log_now = (step + 1) % r.train.log_every == 0 || last;
     const bool eval_now = last || (r.train.eval_every > 0 && (step + 1) % r.train.eval_every == 0);
@@ -325,7 +341,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
       m[metric::kTokensPerS] = window_tokens / std::max(secs, 1e-9);
       auto shown = m;
       shown[metric::kLoss] = result.final_loss = window_loss / window_n;
-      progress.print(step + 1, shown);
+      if (dp.rank() == 0) progress.print(step + 1, shown);
       window_loss = window_tokens = 0;
       window_n = 0;
       t_window = std::chrono::steady_clock::now();
@@ -333,7 +349,8 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
     const Status counted = run.count_step(step + 1, gs.skipped, m);
     RETURN_IF_ERROR(run.metrics().write(step + 1, m));
     RETURN_IF_ERROR(counted);
-    const bool stop = train::stop_invocation(result.steps_run, r.train.stop_after, last);
+    const bool stop =
+        train::any_rank(train::stop_invocation(result.steps_run, r.train.stop_after, last), dp);
     if (run.checkpoint_due(step + 1, last, stop)) RETURN_IF_ERROR(run.save(step + 1));
     if (stop) {
       train::log_stopped(result.steps_run, "train.stop_after");

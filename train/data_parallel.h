@@ -1,8 +1,18 @@
-// The seam a data-parallel trainer fills (c10d): rank, world size, sum all-reduce. The
-// default is one process: rank 0 of 1, and the all-reduce is the identity.
+// The seam a data-parallel trainer goes through: rank, world size, and the collectives
+// the trainers need (sum all-reduce, synchronous or launched in the background,
+// broadcast from rank 0, barrier). The default is one process: rank 0 of 1, and every
+// collective is the identity, so a one-process run computes exactly what it did before
+// data parallelism existed. The multi-process implementation is c10d's process group
+// (train/distributed.h; docs/distributed.md).
 #pragma once
 
 #include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
 
 namespace r1kit::train {
 
@@ -11,8 +21,50 @@ class DataParallel {
   virtual ~DataParallel() = default;
   virtual int rank() const { return 0; }
   virtual int world_size() const { return 1; }
+  // "gloo", "nccl"; "none" for one process.
+  virtual std::string backend() const { return "none"; }
   // In place: the sum over ranks (gradients, loss normalisers, metric sums).
   virtual void all_reduce_sum(torch::Tensor& /*t*/) {}
+  // Starts the in-place sum of `t` and returns the function that waits for it. Every
+  // rank starts the same reductions in the same order.
+  virtual std::function<void()> all_reduce_sum_async(torch::Tensor t) {
+    all_reduce_sum(t);
+    return [] {};
+  }
+  // In place: rank 0's `t` on every rank.
+  virtual void broadcast(torch::Tensor& /*t*/) {}
+  // Returns once every rank has called it. No time limit while every rank is alive:
+  // ranks wait here while rank 0 works alone (a tokenizer, a checkpoint, an evaluation).
+  virtual void barrier() {}
+
+  // Gradients of a model in training (train/grad_sync.h overlaps them with the backward
+  // pass). The next backward pass is the last before sum_gradients: an overlapping
+  // implementation starts sending gradients as they are ready.
+  virtual void before_last_backward() {}
+  // In place: every parameter's gradient summed over the ranks (a parameter without one
+  // takes part with zeros). One process: nothing.
+  virtual void sum_gradients(const std::vector<torch::Tensor>& params);
 };
+
+// This process's group: the one joined by join_process_group (train/distributed.h), else
+// the one-process default. Trainers reach their ranks through it.
+DataParallel& process_group();
+
+// Rank `rank`'s share [begin, end) of `n` items split into `world` contiguous shards
+// (sizes differ by at most one; the first ranks take the larger ones).
+struct Shard {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t size() const { return end - begin; }
+};
+Shard shard_of(int64_t n, int rank, int world);
+
+// Each of `values` summed over the ranks, in one all-reduce (one process: unchanged).
+void sum_over_ranks(std::initializer_list<double*> values, DataParallel& dp);
+void sum_over_ranks(std::initializer_list<int64_t*> values, DataParallel& dp);
+
+// Whether `flag` holds on any rank (a stop or a time limit one rank saw, so that every
+// rank stops after the same step). One process: `flag`.
+bool any_rank(bool flag, DataParallel& dp);
 
 }  // namespace r1kit::train

@@ -45,13 +45,25 @@ struct CheckpointSection {
   }
 };
 
+// Threads, and data parallelism across processes launched by torchrun (or mpirun,
+// SLURM): docs/distributed.md. Without a launcher's variables the run is one process and
+// the keys below `threads` change nothing.
 struct DistSection {
-  int64_t threads = 0;  // LibTorch intra-op threads; 0 = LibTorch's default
+  int64_t threads = 0;      // LibTorch intra-op threads; 0 = LibTorch's default
+  int64_t timeout_s = 300;  // a collective or a silent rank fails the job after this long
+  double bucket_mb = 25;    // gradient all-reduce bucket size
   void visit(ConfigVisitor& v) {
     v.field("threads", threads,
             "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
             "a 2-vCPU machine, see bench/RESULTS.md)",
             Range::non_negative());
+    v.field("timeout_s", timeout_s,
+            "seconds after which a rendezvous, a collective or a rank without a heartbeat "
+            "fails the job, naming the lost rank (docs/distributed.md)",
+            Range::positive());
+    v.field("bucket_mb", bucket_mb,
+            "megabytes of gradients per all-reduce bucket, launched during the backward pass",
+            Range::positive());
   }
 };
 

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/stop_signal.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 
 namespace r1kit::train {
 namespace fs = std::filesystem;
@@ -21,6 +22,7 @@ Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
         "model of an earlier run (`r1kit sft RECIPE` or `r1kit pretrain RECIPE` write "
         "RUN/final; `r1kit run RECIPE` does every stage) or a Hugging Face model directory",
         model_from);
+  RETURN_IF_ERROR(join_process_group(dist));
   if (dist.threads > 0) at::set_num_threads(static_cast<int>(dist.threads));
   fs::create_directories(checkpoint.dir, ec);
   if (ec) return Internal("create {}: {}", checkpoint.dir, ec.message());
@@ -45,7 +47,9 @@ StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
       return InvalidArgument(
           "no tokenizer: set tokenizer.path, or model.from to a checkpoint that has one");
     path = run_dir + "/tokenizer.model";
-    if (!fs::exists(path, ec)) RETURN_IF_ERROR(train_one(path));
+    DataParallel& dp = process_group();
+    if (dp.rank() == 0 && !fs::exists(path, ec)) RETURN_IF_ERROR(train_one(path));
+    dp.barrier();
   }
   ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::load(path));
   return ResolvedTokenizer{std::move(tok), path};
@@ -95,13 +99,21 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     run.start_step_ = run.resumed_state_["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", run.resume_dir_, run.start_step_);
   }
+  DataParallel& group = process_group();
+  if (group.world_size() > 1) {
+    broadcast_model(*run.model_, group);
+    run.sync_ = std::make_unique<GradientSync>(run.model_->parameters(), group, o.dist.bucket_mb);
+    R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB",
+           group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb);
+  }
   const auto pc = policy::count_params(run.model_->args());
   R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads{}{}", pc.total / 1e6,
          pc.active / 1e6, at::get_num_threads(), o.log_note.empty() ? "" : ", ", o.log_note);
-  ASSIGN_OR_RETURN(
-      run.metrics_,
-      MetricsWriter::open(o.checkpoint.dir + "/metrics.jsonl", o.checkpoint.dir + "/tensorboard",
-                          run.start_step_));  // 0 for a fresh run: nothing kept
+  const bool writes = group.rank() == 0;  // the other ranks' writer writes nothing
+  ASSIGN_OR_RETURN(run.metrics_,
+                   MetricsWriter::open(writes ? o.checkpoint.dir + "/metrics.jsonl" : "",
+                                       writes ? o.checkpoint.dir + "/tensorboard" : "",
+                                       run.start_step_));  // 0 for a fresh run: nothing kept
   run.options_ = std::move(o);
   return run;
 }
@@ -135,14 +147,22 @@ Status TrainingRun::count_step(int64_t step_done, bool skipped, std::map<std::st
 Status TrainingRun::save(int64_t step_done, nlohmann::json state,
                          const std::function<Status(const std::string& dir)>& extra) {
   state["recipe"] = options_.recipe;
-  return save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,
-                               std::move(state), options_.tokenizer_path,
-                               options_.checkpoint.keep_last, extra, options_.prompt_format);
+  Status s = OkStatus();
+  if (is_rank0())
+    s = save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,
+                              std::move(state), options_.tokenizer_path,
+                              options_.checkpoint.keep_last, extra, options_.prompt_format);
+  dp().barrier();  // one process: nothing
+  return s;
 }
 
 StatusOr<std::string> TrainingRun::save_final() {
-  return save_final_model(*model_, options_.checkpoint.dir, options_.tokenizer_path,
-                          options_.prompt_format);
+  StatusOr<std::string> dir = options_.checkpoint.dir + "/final";
+  if (is_rank0())
+    dir = save_final_model(*model_, options_.checkpoint.dir, options_.tokenizer_path,
+                           options_.prompt_format);
+  dp().barrier();
+  return dir;
 }
 
 }  // namespace r1kit::train

@@ -27,6 +27,8 @@
 #include "data/tokenizer.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
+#include "train/data_parallel.h"
+#include "train/grad_sync.h"
 #include "train/optim.h"
 #include "train/sections.h"
 
@@ -36,7 +38,8 @@ namespace r1kit::train {
 // 2-vCPU machine one thread is fastest, as a second makes the many small ops of a training
 // step slower: bench/RESULTS.md) and creates the run directory. The first call of every
 // trainer. A `model_from` (the recipe's model.from) that does not exist is an error naming
-// the key and the commands that make one.
+// the key and the commands that make one. In a job started by torchrun (or mpirun, SLURM)
+// it joins the job's process group first (train/distributed.h, docs/distributed.md).
 Status prepare_run(const DistSection& dist, const CheckpointSection& checkpoint,
                    const std::string& model_from = "");
 
@@ -52,7 +55,8 @@ using TrainTokenizerFn = std::function<Status(const std::string& path)>;
 // The run's tokenizer: tokenizer.path when set (a file or a directory, as
 // data::Tokenizer::load takes); else model.from's tokenizer.json or tokenizer.model (a model
 // to continue from brings its own ids; an error names the key when it has none); else
-// RUN/tokenizer.model, trained by `train_one` when it does not exist yet. Without
+// RUN/tokenizer.model, trained by `train_one` (on rank 0; the others wait) when it does not
+// exist yet. Without
 // `train_one` (a trainer that cannot make one) the last case is an error naming the keys.
 StatusOr<ResolvedTokenizer> resolve_tokenizer(const TokenizerSection& section,
                                               const std::string& model_from,
@@ -72,12 +76,13 @@ bool stop_invocation(int64_t steps_run, int64_t stop_after, bool last);
 void log_stopped(int64_t steps_run, const char* stop_after_key);
 
 struct TrainingRunOptions {
-  policy::ModelConfig model;            // the recipe's model section
-  OptimConfig optim;                    // AdamW and schedule
-  CheckpointSection checkpoint;         // run directory, cadence, resume
-  int64_t vocab_size = 0;               // the tokenizer's; the model must have at least as many ids
-  uint64_t seed = 1;                    // seed_everything and the fresh model's init
-  std::string tokenizer_path;           // copied into every checkpoint and the final model
+  policy::ModelConfig model;     // the recipe's model section
+  OptimConfig optim;             // AdamW and schedule
+  CheckpointSection checkpoint;  // run directory, cadence, resume
+  DistSection dist;              // the gradient buckets' size (dist.bucket_mb)
+  int64_t vocab_size = 0;        // the tokenizer's; the model must have at least as many ids
+  uint64_t seed = 1;             // seed_everything and the fresh model's init
+  std::string tokenizer_path;    // copied into every checkpoint and the final model
   // Recorded in every checkpoint's and the final model's tokenizer_config.json
   // (data/prompt_format.h): the chat template and task the model is trained with.
   std::optional<data::PromptFormat> prompt_format;
@@ -90,21 +95,28 @@ struct TrainingRunOptions {
   std::string max_skipped_key = "train.max_skipped_steps";
 };
 
-// A model in training with its optimizer, where it resumed, and its metrics writer.
+// A model in training with its optimizer, where it resumed, and its metrics writer; in a
+// data-parallel job (train::process_group() of more than one rank) also the gradient
+// synchronisation of its parameters (train/grad_sync.h). Rank 0 alone writes metrics,
+// checkpoints and the final model; every rank resumes from them.
 class TrainingRun {
  public:
   // Seeds, builds the model, makes AdamW, resumes from the newest complete checkpoint of
   // checkpoint.dir when checkpoint.resume (FailedPrecondition naming the first changed key
-  // outside may_change), logs the parameter count and opens RUN/metrics.jsonl and
-  // RUN/tensorboard (lines after the resumed step are dropped; a fresh run starts both
-  // empty). Temporaries of a save that was killed (RUN/checkpoints/*.tmp.*,
-  // RUN/final.tmp.*) are removed first.
+  // outside may_change), broadcasts rank 0's weights to every rank, logs the parameter
+  // count and opens RUN/metrics.jsonl and RUN/tensorboard (on rank 0 only; lines after
+  // the resumed step are dropped; a fresh run starts both empty). Temporaries of a save
+  // that was killed (RUN/checkpoints/*.tmp.*, RUN/final.tmp.*) are removed first.
   static StatusOr<TrainingRun> start(TrainingRunOptions options);
 
   policy::TransformerImpl& model() { return *model_; }
   const policy::Transformer& module() const { return model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   MetricsWriter& metrics() { return *metrics_; }
+  // The data-parallel group for this model: rank, world size, collectives, and gradient
+  // sums overlapped with the backward pass. One process: every call is the identity.
+  DataParallel& dp() { return sync_ ? *sync_ : process_group(); }
+  bool is_rank0() { return dp().rank() == 0; }
   int64_t start_step() const { return start_step_; }
   // The checkpoint resumed from ("" for a fresh run) and its trainer_state.json.
   const std::string& resume_dir() const { return resume_dir_; }
@@ -124,10 +136,11 @@ class TrainingRun {
   Status count_step(int64_t step_done, bool skipped, std::map<std::string, double>& m);
 
   // Writes RUN/checkpoints/step-{step_done} with trainer_state.json = `state` plus the
-  // recipe and step; `extra` writes a trainer's own files into the directory.
+  // recipe and step; `extra` writes a trainer's own files into the directory. Rank 0
+  // writes; every rank returns once it has.
   Status save(int64_t step_done, nlohmann::json state = nlohmann::json::object(),
               const std::function<Status(const std::string& dir)>& extra = {});
-  // Writes RUN/final and returns its path.
+  // Writes RUN/final (rank 0; every rank returns once it is written) and returns its path.
   StatusOr<std::string> save_final();
 
  private:
@@ -135,6 +148,7 @@ class TrainingRun {
   policy::Transformer model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<GradientSync> sync_;  // more than one rank only
   int64_t start_step_ = 0;
   int64_t skipped_steps_ = 0, skipped_in_a_row_ = 0;
   std::string resume_dir_;

@@ -1,0 +1,328 @@
+// Data parallelism end to end (docs/distributed.md): build/r1kit started as 1, 2 and 3
+// ranks with torchrun's environment variables on the nano preset ends at the weights of
+// one process, within 1e-5, for pretrain, SFT and GRPO, and on 2 ranks for distillation
+// and `r1kit run`; rank 0 alone writes the metrics, traces, evaluations and report.
+// Through torchrun itself: one node, two nodes on loopback, and a restart
+// (--max_restarts) that resumes from the last checkpoint. A rank that dies or stops
+// answering makes the others exit non-zero within dist.timeout_s, naming it.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "tests/cli_util.h"
+
+namespace r1kit {
+namespace {
+namespace fs = std::filesystem;
+using testing::r1kit_binary;
+using testing::run_command;
+
+std::string recipe(const std::string& name) {
+  return std::string(R1KIT_TESTDATA) + "/dist/" + name;
+}
+
+std::string dist_dir(const std::string& name) {
+  const std::string dir =
+      ::testing::TempDir() + "r1kit_dist_" + name + "_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A port nothing listens on now (the kernel's pick; released again at once).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Ranks {
+  std::vector<int> rc;            // each rank's exit status
+  std::vector<std::string> logs;  // each rank's stdout and stderr
+  double seconds = 0;             // until the last rank exited
+};
+
+// Starts `world` processes of `r1kit ARGS` with torchrun's variables and waits for all;
+// `prefix(rank)` goes before the binary (e.g. `timeout`), logs go to DIR/rankR.log.
+Ranks launch(int world, const std::string& args, const std::string& dir,
+             const std::function<std::string(int)>& prefix = {}) {
+  const int port = free_port();
+  std::string cmd = "(";
+  for (int r = 0; r < world; ++r)
+    cmd += fmt::format(
+        "(RANK={0} WORLD_SIZE={1} LOCAL_RANK={0} LOCAL_WORLD_SIZE={1} MASTER_ADDR=127.0.0.1 "
+        "MASTER_PORT={2} {3} {4} {5} > {6}/rank{0}.log 2>&1; echo $? > {6}/rank{0}.rc) & ",
+        r, world, port, prefix ? prefix(r) : "", r1kit_binary(), args, dir);
+  cmd += "wait)";
+  const auto t0 = std::chrono::steady_clock::now();
+  run_command(cmd, true);
+  Ranks out;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int r = 0; r < world; ++r) {
+    const std::string rc = read_text(fmt::format("{}/rank{}.rc", dir, r));
+    out.rc.push_back(rc.empty() ? -1 : std::stoi(rc));
+    out.logs.push_back(read_text(fmt::format("{}/rank{}.log", dir, r)));
+  }
+  return out;
+}
+
+// One process, no launcher variables: the reference.
+void run_alone(const std::string& args) {
+  auto [rc, out] = run_command(r1kit_binary() + " " + args, true);
+  ASSERT_EQ(rc, 0) << out;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b, double tol) {
+  auto ca = SafetensorsCheckpoint::open_dir(a);
+  auto cb = SafetensorsCheckpoint::open_dir(b);
+  ASSERT_TRUE(ca.ok() && cb.ok()) << a << " " << b;
+  ASSERT_EQ(ca->names(), cb->names());
+  double worst = 0;
+  std::string where;
+  for (const auto& n : ca->names()) {
+    auto ta = ca->load(n)->to(torch::kDouble), tb = cb->load(n)->to(torch::kDouble);
+    const double d = ta.numel() > 0 ? (ta - tb).abs().max().item<double>() : 0.0;
+    if (d > worst) {
+      worst = d;
+      where = n;
+    }
+  }
+  EXPECT_LE(worst, tol) << a << " vs " << b << ", worst: " << where;
+}
+
+int64_t lines(const std::string& path) {
+  std::ifstream in(path);
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// 1, 2 and 3 ranks of `cmd RECIPE` end at the weights of the one-process run.
+void expect_world_size_invariant(const std::string& name, const std::string& cmd,
+                                 const std::string& extra, int64_t steps) {
+  const std::string base = dist_dir(name);
+  run_alone(
+      fmt::format("{} {} checkpoint.dir={}/w0 {}", cmd, recipe(name + "-nano.yaml"), base, extra));
+  for (int world : {1, 2, 3}) {
+    const std::string dir = fmt::format("{}/w{}", base, world);
+    fs::create_directories(dir);
+    Ranks got = launch(
+        world,
+        fmt::format("{} {} checkpoint.dir={} {}", cmd, recipe(name + "-nano.yaml"), dir, extra),
+        dir);
+    for (int r = 0; r < world; ++r) {
+      ASSERT_EQ(got.rc[r], 0) << "rank " << r << " of " << world << ":\n" << got.logs[r];
+      EXPECT_NE(got.logs[r].find(fmt::format("rank {} of {} (gloo", r, world)), std::string::npos)
+          << got.logs[r];
+    }
+    expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
+    EXPECT_EQ(lines(dir + "/metrics.jsonl"), steps) << "rank 0 alone writes the metrics";
+  }
+}
+
+TEST(DistributedIntegrationTest, SftOnOneTwoThreeRanksEndsAtTheSameWeights) {
+  expect_world_size_invariant("sft", "sft", "", 4);
+}
+
+TEST(DistributedIntegrationTest, PretrainOnOneTwoThreeRanksEndsAtTheSameWeights) {
+  expect_world_size_invariant("pretrain", "pretrain", "", 4);
+}
+
+// A small tokenizer for GRPO, which trains none.
+std::string grpo_tokenizer(const std::string& dir) {
+  std::ofstream corpus(dir + "/corpus.txt");
+  for (int i = 0; i < 60; ++i)
+    corpus << fmt::format("What is {} + {}? <think> {} </think> <answer> {} </answer>\n", i, 3 * i,
+                          4 * i, 4 * i);
+  corpus.close();
+  auto [rc, out] = run_command(fmt::format("{} tokenizer train --input {}/corpus.txt --out "
+                                           "{}/tok.model --vocab-size 320 --threads 1",
+                                           r1kit_binary(), dir, dir),
+                               true);
+  EXPECT_EQ(rc, 0) << out;
+  return dir + "/tok.model";
+}
+
+TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
+  const std::string tok = grpo_tokenizer(dist_dir("grpo_tok"));
+  expect_world_size_invariant("grpo", "grpo", "tokenizer.path=" + tok, 3);
+}
+
+TEST(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
+  const std::string base = dist_dir("distill");
+  run_alone(
+      fmt::format("sft {} checkpoint.dir={}/teacher train.steps=2", recipe("sft-nano.yaml"), base));
+  const std::string args =
+      fmt::format("distill {} teacher.from={}/teacher/final", recipe("distill-nano.yaml"), base);
+  run_alone(fmt::format("{} checkpoint.dir={}/w0", args, base));
+  const std::string dir = base + "/w2";
+  fs::create_directories(dir);
+  Ranks got = launch(2, fmt::format("{} checkpoint.dir={}", args, dir), dir);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  // Rank 0 sampled the traces; rank 1 waited and reused them.
+  EXPECT_NE(got.logs[1].find("(reused)"), std::string::npos) << got.logs[1];
+  EXPECT_EQ(read_text(base + "/w0/traces.jsonl"), read_text(dir + "/traces.jsonl"));
+  expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
+}
+
+TEST(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
+  // Every stage trains on both ranks; rank 0 alone evaluates and writes the report.
+  const std::string base = dist_dir("run");
+  run_alone(fmt::format("run {} run.dir={}/w0", recipe("run-nano.yaml"), base));
+  const std::string dir = base + "/w2";
+  fs::create_directories(dir);
+  Ranks got = launch(2, fmt::format("run {} run.dir={}", recipe("run-nano.yaml"), dir), dir);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  EXPECT_NE(got.logs[0].find("ran [ sft grpo eval report ]"), std::string::npos) << got.logs[0];
+  for (const char* f : {"/grpo/final/model.safetensors", "/grpo/eval_sft.json",
+                        "/grpo/eval_grpo.json", "/report.html", "/timing.json"})
+    EXPECT_TRUE(fs::exists(dir + f)) << f;
+  expect_same_weights(base + "/w0/sft/final", dir + "/sft/final", 1e-5);
+  expect_same_weights(base + "/w0/grpo/final", dir + "/grpo/final", 1e-5);
+}
+
+bool have_torchrun() {
+  return run_command("command -v torchrun", false).first == 0;
+}
+
+// The one-process run of `sft sft-nano.yaml EXTRA` in BASE/one, then the shell command
+// `job(base, args)` that runs the same arguments (with checkpoint.dir=BASE/two) through
+// torchrun: it exits 0, rank 0 logs the job it formed, and the weights are one process's.
+// Returns the command's output.
+std::string expect_torchrun_job(
+    const std::string& name, const std::string& extra,
+    const std::function<std::string(const std::string&, const std::string&)>& job) {
+  const std::string base = dist_dir(name);
+  const std::string args = recipe("sft-nano.yaml") + " " + extra;
+  run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
+  auto [rc, out] =
+      run_command(job(base, fmt::format("sft {} checkpoint.dir={}/two", args, base)), true);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("rank 0 of 2 (gloo"), std::string::npos) << out;
+  expect_same_weights(base + "/one/final", base + "/two/final", 1e-5);
+  return out;
+}
+
+// Debian's torchrun (PyTorch 1.13) under Python 3.11 needs --redirects and --tee given.
+constexpr const char* kTorchrun = "torchrun --redirects 2 --tee 2";
+
+TEST(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
+  expect_torchrun_job("torchrun", "train.steps=2", [](const std::string&, const std::string& a) {
+    return fmt::format("{} --nproc_per_node 2 --master_port {} --no_python {} {}", kTorchrun,
+                       free_port(), r1kit_binary(), a);
+  });
+}
+
+TEST(DistributedIntegrationTest, TwoTorchrunNodesOnLoopbackFormOneJob) {
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
+  const int port = free_port();
+  expect_torchrun_job("nodes", "train.steps=2", [&](const std::string& base, const std::string& a) {
+    auto node = [&](int rank) {
+      return fmt::format(
+          "{} --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
+          "--master_port {} --no_python {} {}",
+          kTorchrun, rank, port, r1kit_binary(), a);
+    };
+    // Node 1's launcher in the background; the job's status is node 0's, else node 1's.
+    return fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}", node(1),
+                       base, node(0));
+  });
+}
+
+TEST(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
+  // The first attempt stops after the checkpoint of step 2 and fails; torchrun starts
+  // every rank again, and the second attempt resumes there.
+  const std::string out = expect_torchrun_job(
+      "restart", "train.steps=6 checkpoint.every=2",
+      [](const std::string& base, const std::string& a) {
+        const std::string wrapper = base + "/fail_once.sh";
+        std::ofstream(wrapper) << "#!/bin/sh\n"
+                               << "if [ \"$TORCHELASTIC_RESTART_COUNT\" = 0 ]; then \""
+                               << r1kit_binary() << "\" \"$@\" train.stop_after=2; exit 1; fi\n"
+                               << "exec \"" << r1kit_binary() << "\" \"$@\"\n";
+        fs::permissions(wrapper, fs::perms::owner_all);
+        return fmt::format(
+            "{} --nproc_per_node 2 --max_restarts 1 --master_port {} --no_python {} {}", kTorchrun,
+            free_port(), wrapper, a);
+      });
+  EXPECT_NE(out.find("restart 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("step-000002 (step 2)"), std::string::npos) << "resumed at step 2\n" << out;
+}
+
+// The watchdog's two ways of naming the lost rank (train/distributed.cpp).
+bool names_rank_1(const std::string& log) {
+  return log.find("lost rank 1") != std::string::npos ||
+         log.find("lost rank(s): 1") != std::string::npos;
+}
+
+// A long run of two ranks in which rank 1 gets `signal` after 4 seconds.
+Ranks run_with_lost_rank(const std::string& name, const std::string& signal, int timeout_s) {
+  const std::string dir = dist_dir(name);
+  return launch(
+      2,
+      fmt::format("sft {} checkpoint.dir={} train.steps=100000 checkpoint.every=0 "
+                  "dist.timeout_s={}",
+                  recipe("sft-nano.yaml"), dir, timeout_s),
+      dir, [&](int r) { return r == 1 ? fmt::format("timeout -s {} 4", signal) : std::string(); });
+}
+
+TEST(DistributedIntegrationTest, ADeadRankEndsTheOthersNamingIt) {
+  Ranks got = run_with_lost_rank("killed", "KILL", 20);
+  EXPECT_NE(got.rc[1], 0);
+  EXPECT_NE(got.rc[0], 0) << got.logs[0];
+  EXPECT_TRUE(names_rank_1(got.logs[0])) << got.logs[0];
+  EXPECT_LT(got.seconds, 4 + 20) << "within dist.timeout_s of the death";
+}
+
+TEST(DistributedIntegrationTest, ASilentRankEndsTheOthersAfterTheTimeout) {
+  // SIGSTOP: rank 1 lives and its sockets stay open, but it neither computes nor beats;
+  // rank 0 gives up after dist.timeout_s. The test kills rank 1 afterwards.
+  const std::string dir = dist_dir("stopped");
+  const std::string env = fmt::format(
+      "WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={}", free_port());
+  const std::string args = fmt::format(
+      "{} sft {} checkpoint.dir={} train.steps=100000 checkpoint.every=0 dist.timeout_s=5",
+      r1kit_binary(), recipe("sft-nano.yaml"), dir);
+  auto [rc, out] =
+      run_command(fmt::format("(RANK=1 LOCAL_RANK=1 {0} {1} > {2}/rank1.log 2>&1 & p=$!; sleep 4; "
+                              "kill -STOP $p; sleep 15; kill -KILL $p) & "
+                              "t0=$(date +%s); RANK=0 LOCAL_RANK=0 {0} {1} 2>&1; echo rank0_rc=$? "
+                              "after=$(( $(date +%s) - t0 ))s; wait",
+                              env, args, dir),
+                  true);
+  EXPECT_NE(out.find("rank0_rc=1"), std::string::npos) << out;
+  EXPECT_TRUE(names_rank_1(out)) << out;
+  const auto at = out.find("after=");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LE(std::stoi(out.substr(at + 6)), 4 + 5 + 5) << out;
+}
+
+}  // namespace
+}  // namespace r1kit

@@ -1,0 +1,237 @@
+// Data parallelism's pieces (train/distributed.h, train/grad_sync.h): the launcher's
+// variables, the shards, and a two-rank c10d group formed by two threads of this process:
+// its collectives and the bucketed gradient sums, against one process's gradients.
+#include "train/distributed.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <thread>
+
+#include "train/grad_sync.h"
+
+namespace r1kit::train {
+namespace {
+
+GetEnvFn env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+TEST(LaunchEnvTest, NoLauncherIsOneProcess) {
+  auto e = read_launch_env(env_of({{"MASTER_PORT", "1234"}}));
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->has_value());
+}
+
+TEST(LaunchEnvTest, ReadsTorchrunsVariables) {
+  auto e = read_launch_env(env_of({{"RANK", "3"},
+                                   {"WORLD_SIZE", "4"},
+                                   {"LOCAL_RANK", "1"},
+                                   {"LOCAL_WORLD_SIZE", "2"},
+                                   {"MASTER_ADDR", "10.0.0.7"},
+                                   {"MASTER_PORT", "29400"},
+                                   {"TORCHELASTIC_RESTART_COUNT", "2"},
+                                   {"TORCHELASTIC_USE_AGENT_STORE", "True"}}));
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  ASSERT_TRUE(e->has_value());
+  const LaunchEnv& l = **e;
+  EXPECT_EQ(l.launcher, "torchrun");
+  EXPECT_EQ(l.rank, 3);
+  EXPECT_EQ(l.world_size, 4);
+  EXPECT_EQ(l.local_rank, 1);
+  EXPECT_EQ(l.local_world_size, 2);
+  EXPECT_EQ(l.master_addr, "10.0.0.7");
+  EXPECT_EQ(l.master_port, 29400);
+  EXPECT_EQ(l.restart_count, 2);
+  EXPECT_TRUE(l.use_agent_store);
+}
+
+TEST(LaunchEnvTest, MapsMpirunAndSlurm) {
+  auto m = read_launch_env(env_of({{"OMPI_COMM_WORLD_RANK", "1"},
+                                   {"OMPI_COMM_WORLD_SIZE", "2"},
+                                   {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                   {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}}));
+  ASSERT_TRUE(m.ok() && m->has_value());
+  EXPECT_EQ((*m)->launcher, "mpirun");
+  EXPECT_EQ((*m)->rank, 1);
+  EXPECT_EQ((*m)->master_port, 29500);  // the default without MASTER_PORT
+  auto s = read_launch_env(env_of({{"SLURM_PROCID", "5"},
+                                   {"SLURM_NTASKS", "6"},
+                                   {"SLURM_LOCALID", "2"},
+                                   {"SLURM_NTASKS_PER_NODE", "3(x2)"},
+                                   {"MASTER_ADDR", "node01"}}));
+  ASSERT_TRUE(s.ok() && s->has_value()) << s.status().to_string();
+  EXPECT_EQ((*s)->launcher, "slurm");
+  EXPECT_EQ((*s)->rank, 5);
+  EXPECT_EQ((*s)->world_size, 6);
+  EXPECT_EQ((*s)->local_rank, 2);
+  EXPECT_EQ((*s)->local_world_size, 3);
+  EXPECT_EQ((*s)->master_addr, "node01");
+}
+
+TEST(LaunchEnvTest, BadValuesNameTheVariable) {
+  auto e = read_launch_env(env_of({{"RANK", "2"}, {"WORLD_SIZE", "2"}}));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("RANK=2"), std::string::npos) << e.status().message();
+  e = read_launch_env(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "http"}}));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("MASTER_PORT=http"), std::string::npos);
+}
+
+TEST(ShardTest, ContiguousDisjointAndCovering) {
+  for (int64_t n : {1, 5, 6, 7, 24}) {
+    for (int world : {1, 2, 3, 4}) {
+      int64_t next = 0;
+      for (int r = 0; r < world; ++r) {
+        const Shard s = shard_of(n, r, world);
+        EXPECT_EQ(s.begin, next);
+        EXPECT_GE(s.size(), n / world);
+        EXPECT_LE(s.size(), n / world + 1);
+        next = s.end;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+}
+
+TEST(OneProcessTest, CollectivesAreTheIdentity) {
+  DataParallel& dp = process_group();
+  EXPECT_EQ(dp.world_size(), 1);
+  auto t = torch::tensor({1.5, 2.5});
+  dp.all_reduce_sum(t);
+  dp.broadcast(t);
+  dp.all_reduce_sum_async(t)();
+  dp.barrier();
+  EXPECT_TRUE(torch::equal(t, torch::tensor({1.5, 2.5})));
+  double x = 3;
+  sum_over_ranks({&x}, dp);
+  EXPECT_EQ(x, 3);
+  EXPECT_TRUE(any_rank(true, dp));
+  EXPECT_FALSE(any_rank(false, dp));
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs `body(rank, group)` on two threads forming one two-rank job.
+void two_ranks(const std::function<void(int, DataParallel&)>& body) {
+  const int port = free_port();
+  std::vector<std::unique_ptr<DataParallel>> groups(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      LaunchEnv env;
+      env.rank = r;
+      env.world_size = 2;
+      env.master_port = port;
+      env.launcher = "test";
+      DistSection dist;
+      dist.timeout_s = 30;
+      auto g = connect(env, dist);
+      ASSERT_TRUE(g.ok()) << g.status().to_string();
+      groups[r] = std::move(*g);
+      body(r, *groups[r]);
+      groups[r]->barrier();
+    });
+  for (auto& t : threads) t.join();
+  groups[1].reset();  // rank 0 hosts the store: it goes last
+  groups[0].reset();
+}
+
+TEST(TwoRanksTest, SumsAndBroadcasts) {
+  two_ranks([](int r, DataParallel& dp) {
+    EXPECT_EQ(dp.rank(), r);
+    EXPECT_EQ(dp.world_size(), 2);
+    EXPECT_EQ(dp.backend(), "gloo");
+    auto t = torch::tensor({1.0 + r, 10.0 * (r + 1)}, torch::kDouble);
+    dp.all_reduce_sum(t);
+    EXPECT_TRUE(torch::equal(t, torch::tensor({3.0, 30.0}, torch::kDouble)));
+    auto b = torch::full({3}, static_cast<float>(r + 7));
+    dp.broadcast(b);
+    EXPECT_TRUE(torch::equal(b, torch::full({3}, 7.0f)));
+    EXPECT_EQ(any_rank(r == 1, dp), true);
+    int64_t n = r + 1;
+    sum_over_ranks({&n}, dp);
+    EXPECT_EQ(n, 3);
+  });
+}
+
+// Three layers, the middle one used by rows 0-1 only (so by rank 0's first micro-batch
+// alone: a gradient on one rank, ready in no armed backward), and one parameter
+// (`unused`) that gets a gradient nowhere.
+struct Net {
+  torch::Tensor a, b, c, unused;
+  Net() {
+    torch::manual_seed(3);
+    a = torch::randn({4, 4}).requires_grad_();
+    b = torch::randn({4, 4}).requires_grad_();
+    c = torch::randn({4, 1}).requires_grad_();
+    unused = torch::randn({2}).requires_grad_();
+  }
+  // In registration order; the buckets take them in reverse: {c}, {b}, {a}, {unused}.
+  std::vector<torch::Tensor> params() const { return {unused, a, b, c}; }
+  // Sum over rows [begin, end) of the loss; rows >= 2 skip b.
+  torch::Tensor loss(const torch::Tensor& x, int64_t begin, int64_t end) const {
+    torch::Tensor total = torch::zeros({});
+    for (int64_t i = begin; i < end; ++i) {
+      auto h = torch::tanh(x[i].unsqueeze(0).mm(a));
+      if (i < 2) h = torch::tanh(h.mm(b));
+      total = total + h.mm(c).pow(2).sum();
+    }
+    return total;
+  }
+};
+
+TEST(TwoRanksTest, BucketedGradientsEqualOneProcesssGradients) {
+  torch::manual_seed(9);
+  const auto x = torch::randn({8, 4});
+  Net one;
+  // One process, two micro-batches of four rows each.
+  one.loss(x, 0, 4).backward();
+  one.loss(x, 4, 8).backward();
+  ASSERT_FALSE(one.unused.grad().defined());
+
+  std::vector<std::vector<torch::Tensor>> got(2);
+  two_ranks([&](int r, DataParallel& group) {
+    Net net;
+    // Buckets of ~8 floats: the parameters spread over several, launched in order.
+    GradientSync sync(net.params(), group, 8 * 4 / (1024.0 * 1024.0));
+    EXPECT_GE(sync.n_buckets(), 3);
+    // Each rank's two micro-batches: rank 0 rows 0-1 and 4-5, rank 1 rows 2-3 and 6-7; the
+    // hooks launch the buckets during the second backward.
+    net.loss(x, 2 * r, 2 * r + 2).backward();
+    sync.before_last_backward();
+    net.loss(x, 4 + 2 * r, 6 + 2 * r).backward();
+    // c's bucket went out while the backward pass ran; b (not in this pass) held the rest.
+    EXPECT_EQ(sync.sent_during_backward(), 1);
+    sync.sum_gradients(net.params());
+    for (const auto& p : net.params()) got[r].push_back(p.grad());
+  });
+  for (int r = 0; r < 2; ++r) {
+    const auto want = one.params();
+    for (size_t i = 1; i < 4; ++i) {
+      ASSERT_TRUE(got[r][i].defined()) << "rank " << r << " param " << i;
+      EXPECT_TRUE(torch::allclose(got[r][i], want[i].grad(), 1e-5, 1e-6))
+          << "rank " << r << " param " << i;
+    }
+    EXPECT_FALSE(got[r][0].defined()) << "no rank had a gradient for it: it keeps none";
+  }
+}
+
+}  // namespace
+}  // namespace r1kit::train

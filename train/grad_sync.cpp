@@ -1,0 +1,213 @@
+#include "train/grad_sync.h"
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <functional>
+
+namespace r1kit::train {
+
+void DataParallel::sum_gradients(const std::vector<torch::Tensor>& params) {
+  if (world_size() == 1) return;
+  // Which parameters got a gradient on some rank: the others keep none, as in one
+  // process (AdamW leaves a parameter without a gradient alone).
+  auto has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].grad().defined()) has[i] = 1.0f;
+  all_reduce_sum(has);
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto p = params[i];
+    if (!p.requires_grad() || has[i].item<float>() == 0) continue;
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    auto g = p.grad();
+    all_reduce_sum(g);
+  }
+}
+
+namespace {
+
+template <class T>
+void sum_values(std::initializer_list<T*> values, DataParallel& dp, torch::ScalarType type) {
+  if (dp.world_size() == 1) return;
+  std::vector<T> v;
+  for (T* x : values) v.push_back(*x);
+  auto t = torch::tensor(v, type);
+  dp.all_reduce_sum(t);
+  int64_t i = 0;
+  for (T* x : values) *x = t[i++].template item<T>();
+}
+
+}  // namespace
+
+void sum_over_ranks(std::initializer_list<double*> values, DataParallel& dp) {
+  sum_values(values, dp, torch::kDouble);
+}
+
+void sum_over_ranks(std::initializer_list<int64_t*> values, DataParallel& dp) {
+  sum_values(values, dp, torch::kLong);
+}
+
+bool any_rank(bool flag, DataParallel& dp) {
+  if (dp.world_size() == 1) return flag;
+  auto t = torch::tensor({flag ? 1.0 : 0.0}, torch::kDouble);
+  dp.all_reduce_sum(t);
+  return t.item<double>() > 0;
+}
+
+void broadcast_model(policy::TransformerImpl& model, DataParallel& dp) {
+  if (dp.world_size() == 1) return;
+  torch::NoGradGuard ng;
+  for (auto& p : model.parameters()) dp.broadcast(p);
+  for (auto& b : model.buffers()) dp.broadcast(b);
+}
+
+void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp) {
+  const double gamma = model.args().bias_update_gamma;
+  if (dp.world_size() == 1) return model.update_expert_bias(gamma);
+  std::vector<policy::MoEImpl*> moes;
+  std::vector<torch::Tensor> loads;
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* moe = dynamic_cast<policy::MoEImpl*>(m.get())) {
+      moes.push_back(moe);
+      loads.push_back(moe->accumulated_load().to(torch::kFloat));
+    }
+  if (moes.empty()) return;
+  auto all = torch::stack(loads);  // one reduction for every layer
+  dp.all_reduce_sum(all);
+  for (size_t i = 0; i < moes.size(); ++i) moes[i]->update_bias(gamma, all[i]);
+}
+
+// ---------------------------------------------------------------------------------
+
+struct GradientSync::State {
+  struct Bucket {
+    std::vector<size_t> params;  // indices into `params`, in launch order
+    int64_t numel = 0;
+    int64_t pending = 0;  // parameters not yet ready in the armed backward
+    // The gradients, then one flag per parameter: 1 when this rank has a gradient for it.
+    torch::Tensor flat;
+    std::function<void()> wait;  // set once launched
+  };
+  std::vector<torch::Tensor> params;
+  std::vector<size_t> bucket_of;                                     // per parameter
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // keep the hooks alive
+  std::vector<Bucket> buckets;
+  size_t next_launch = 0;
+  bool armed = false;
+  int64_t sent_by_hooks = 0;
+  DataParallel* group = nullptr;
+
+  void reset() {
+    for (auto& b : buckets) {
+      b.pending = static_cast<int64_t>(b.params.size());
+      b.wait = nullptr;
+    }
+    next_launch = 0;
+    armed = false;
+  }
+
+  void launch(Bucket& b) {
+    int64_t off = 0, k = 0;
+    for (size_t i : b.params) {
+      const auto& p = params[i];
+      auto dst = b.flat.narrow(0, off, p.numel());
+      const bool has = p.grad().defined();
+      if (has)
+        dst.copy_(p.grad().reshape({-1}));
+      else
+        dst.zero_();
+      b.flat[b.numel + k++] = has ? 1.0f : 0.0f;
+      off += p.numel();
+    }
+    b.wait = group->all_reduce_sum_async(b.flat);
+  }
+
+  // Launches the ready buckets at the front of the queue, in order.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0)
+      launch(buckets[next_launch++]);
+  }
+
+  void on_ready(size_t param) {
+    if (!armed) return;
+    if (--buckets[bucket_of[param]].pending > 0) return;
+    const size_t before = next_launch;
+    launch_ready();
+    sent_by_hooks += static_cast<int64_t>(next_launch - before);
+  }
+};
+
+GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParallel& group,
+                           double bucket_mb)
+    : group_(group), state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.group = &group;
+  const auto cap = static_cast<int64_t>(bucket_mb * 1024 * 1024 / sizeof(float));
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    if (!it->requires_grad()) continue;
+    if (s.buckets.empty() ||
+        (s.buckets.back().numel > 0 && s.buckets.back().numel + it->numel() > cap))
+      s.buckets.emplace_back();
+    s.buckets.back().params.push_back(s.params.size());
+    s.buckets.back().numel += it->numel();
+    s.bucket_of.push_back(s.buckets.size() - 1);
+    s.params.push_back(*it);
+  }
+  for (auto& b : s.buckets)
+    b.flat = torch::zeros({b.numel + static_cast<int64_t>(b.params.size())}, torch::kFloat);
+  s.reset();
+  // A hook after each parameter's gradient accumulator: its gradient is final for this
+  // backward pass.
+  for (size_t i = 0; i < s.params.size(); ++i) {
+    auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
+    State* st = state_.get();
+    acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [st, i](const torch::autograd::variable_list& outputs,
+                const torch::autograd::variable_list&) {
+          st->on_ready(i);
+          return outputs;
+        }));
+    s.accumulators.push_back(std::move(acc));
+  }
+}
+
+GradientSync::~GradientSync() = default;
+
+int64_t GradientSync::n_buckets() const {
+  return static_cast<int64_t>(state_->buckets.size());
+}
+
+int64_t GradientSync::sent_during_backward() const {
+  return state_->sent_by_hooks;
+}
+
+void GradientSync::before_last_backward() {
+  if (world_size() > 1) state_->armed = true;
+}
+
+void GradientSync::sum_gradients(const std::vector<torch::Tensor>& /*params*/) {
+  if (world_size() == 1) return;
+  State& s = *state_;
+  // Buckets no hook completed (unused parameters, or no armed backward on this rank).
+  while (s.next_launch < s.buckets.size()) s.launch(s.buckets[s.next_launch++]);
+  torch::NoGradGuard ng;
+  for (auto& b : s.buckets) {
+    b.wait();
+    const float* has = b.flat.data_ptr<float>() + b.numel;
+    int64_t off = 0, k = 0;
+    for (size_t i : b.params) {
+      auto& p = s.params[i];
+      // No rank has a gradient for it (an expert no token reached): it keeps none, so
+      // AdamW leaves it alone as in one process.
+      if (has[k++] > 0) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        p.mutable_grad().copy_(b.flat.narrow(0, off, p.numel()).view_as(p));
+      }
+      off += p.numel();
+    }
+  }
+  s.reset();
+}
+
+}  // namespace r1kit::train

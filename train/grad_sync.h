@@ -1,0 +1,66 @@
+// What data parallelism does to the model in training, on top of a train::DataParallel
+// group: rank 0's weights on every rank, gradients summed over the ranks in buckets
+// launched from autograd hooks while the backward pass still runs (the scheme of
+// PyTorch's DistributedDataParallel: Li et al., "PyTorch Distributed: Experiences on
+// Accelerating Data Parallel Training", VLDB 2020, section 3.2), and the MoE expert
+// loads summed before the bias update. docs/distributed.md.
+//
+// A trainer's step, with `dp` the TrainingRun's (one process: every call is a no-op):
+//   for (micro-batch m) { if (m is the last) dp.before_last_backward(); loss.backward(); }
+//   dp.sum_gradients(params);          // waits for the buckets, writes the sums to .grad
+//   clip; optimizer.step(); train::update_expert_bias(model, dp);
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "policy/model.h"
+#include "train/data_parallel.h"
+
+namespace r1kit::train {
+
+// Overwrites every parameter and buffer of `model` with rank 0's.
+void broadcast_model(policy::TransformerImpl& model, DataParallel& dp);
+
+// The aux-loss-free bias update (policy::MoEImpl::update_bias) from the expert loads
+// summed over the ranks, so every rank moves the biases alike; one process: the model's
+// own update_expert_bias.
+void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp);
+
+// A DataParallel for one model's parameters: the group's collectives, plus gradient
+// sums in buckets of about `bucket_mb` megabytes, in reverse parameter order (roughly the
+// order the backward pass produces them). A bucket is launched when every parameter in it
+// has accumulated its gradient during the armed backward pass, and only after the buckets
+// before it, so every rank launches the same reductions in the same order; a parameter
+// that got no gradient (an expert no token reached) is sent as zeros when the step ends.
+class GradientSync : public DataParallel {
+ public:
+  GradientSync(const std::vector<torch::Tensor>& params, DataParallel& group, double bucket_mb);
+  ~GradientSync() override;
+
+  int rank() const override { return group_.rank(); }
+  int world_size() const override { return group_.world_size(); }
+  std::string backend() const override { return group_.backend(); }
+  void all_reduce_sum(torch::Tensor& t) override { group_.all_reduce_sum(t); }
+  std::function<void()> all_reduce_sum_async(torch::Tensor t) override {
+    return group_.all_reduce_sum_async(std::move(t));
+  }
+  void broadcast(torch::Tensor& t) override { group_.broadcast(t); }
+  void barrier() override { group_.barrier(); }
+
+  void before_last_backward() override;
+  void sum_gradients(const std::vector<torch::Tensor>& params) override;
+
+  int64_t n_buckets() const;
+  // Buckets sent from the autograd hooks, while a backward pass ran (since construction).
+  int64_t sent_during_backward() const;
+
+ private:
+  struct State;
+  DataParallel& group_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace r1kit::train
