@@ -133,6 +133,45 @@ TEST(PolicyLoss, SeqMeanTokenSumNormHandValues) {
   EXPECT_THROW(run(main_tiny(), o, /*max_length=*/0), c10::Error);
 }
 
+TEST(PolicyLoss, SeqMeanTokenSumHandValues) {
+  auto x = main_tiny();
+  PolicyLossOptions o;
+  o.aggregation = LossAggregation::kSeqMeanTokenSum;
+  auto out = run(x, o);
+  // sum / 2 sequences = -1.0 / 2, no length normalisation at all.
+  EXPECT_NEAR(out.loss.item<double>(), -0.5, 1e-12);
+  out.loss.backward();
+  expect_near_dvec(x.theta.grad(), {-1.0 / 2, 0.0, -0.7 / 2, 0.0, 1.1 / 2, 0.0});
+}
+
+TEST(PolicyLoss, CispoClipsTheWeightNotTheUpdate) {
+  // main_tiny, eps 0.2/0.2: weights sg(clip(r)) = row0 [1.0, 1.2, 0.8], row1 [0.8, 1.1].
+  // Value -A clip(r): row0 [-1.0, -1.2, -0.8], row1 [0.8, 1.1] -> token-mean -1.1 / 5.
+  // Gradient of -sg(w) A log pi: -A w / 5 for EVERY token, the clipped ones included
+  // (PPO gives 0 at r = 1.5 and r = 0.5 and 0.7 is clipped only for A < 0).
+  auto x = main_tiny();
+  PolicyLossOptions o;
+  o.surrogate = Surrogate::kCispo;
+  auto out = run(x, o);
+  EXPECT_NEAR(out.loss.item<double>(), -1.1 / 5, 1e-12);
+  out.loss.backward();
+  expect_near_dvec(x.theta.grad(), {-1.0 / 5, -1.2 / 5, -0.8 / 5, 0.8 / 5, 1.1 / 5, 0.0});
+  // Clipped weights, whatever the sign of A: low {0.7, 0.5}, high {1.5}.
+  EXPECT_NEAR(out.stats.clip_ratio_low, 0.4, 1e-12);
+  EXPECT_NEAR(out.stats.clip_ratio_high, 0.2, 1e-12);
+  EXPECT_NEAR(out.stats.clip_ratio, 0.6, 1e-12);
+  // MiniMax-M1's setting, no lower bound in effect: the row1 token at 0.5 keeps w = 0.5.
+  o.eps_low = 0.9;
+  o.eps_high = 2.0;
+  auto y = main_tiny();
+  auto out2 = run(y, o);
+  out2.loss.backward();
+  expect_near_dvec(y.theta.grad(), {-1.0 / 5, -1.5 / 5, -0.7 / 5, 0.5 / 5, 1.1 / 5, 0.0});
+  // No dual clip with CISPO.
+  o.dual_clip_c = 3.0;
+  EXPECT_THROW(run(main_tiny(), o), c10::Error);
+}
+
 TEST(PolicyLoss, ClipHigherEpsHigh) {
   // A = +1, ratios [1.25, 1.3].
   //   symmetric 0.2: both clipped at 1.2 -> l = [-1.2, -1.2], no gradient.
@@ -205,7 +244,7 @@ TEST(PolicyLoss, GspoSequenceRatio) {
 TEST(PolicyLoss, ZeroAdvantagesGiveZeroGradient) {
   torch::manual_seed(3);
   for (auto agg : {LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenMean,
-                   LossAggregation::kSeqMeanTokenSumNorm})
+                   LossAggregation::kSeqMeanTokenSumNorm, LossAggregation::kSeqMeanTokenSum})
     for (auto level : {RatioLevel::kToken, RatioLevel::kSequence}) {
       auto theta = (torch::randn({3, 4}, kF64) * 0.5).requires_grad_(true);
       auto old = -torch::rand({3, 4}, kF64) * 3;
@@ -366,6 +405,7 @@ TEST(PolicyLoss, GradientAccumulationInvariance) {
   for (auto mode : {Mode{LossAggregation::kTokenMean, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenMean, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenSumNorm, RatioLevel::kToken},
+                    Mode{LossAggregation::kSeqMeanTokenSum, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenMean, RatioLevel::kSequence}}) {
     PolicyLossOptions o;
     o.aggregation = mode.agg;
