@@ -143,6 +143,7 @@ void PolicyLossStats::merge(const PolicyLossStats& o) {
   entropy_mean = mix(entropy_mean, o.entropy_mean);
   tis_mean = n + m > 0 ? mix(tis_mean, o.tis_mean) : 1.0;
   tis_clip_ratio = mix(tis_clip_ratio, o.tis_clip_ratio);
+  mismatch_kl = mix(mismatch_kl, o.mismatch_kl);
   loss += o.loss;
   pg_loss += o.pg_loss;
   kl += o.kl;
@@ -244,6 +245,12 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossOptions& opt,
   s.approx_kl = masked_mean(old - logp.detach(), mb, n_tok);
   s.kl_mean = kl_tok.defined() ? masked_mean(kl_tok.detach(), mb, n_tok) : 0.0;
   s.entropy_mean = ent_tok.defined() ? masked_mean(ent_tok.detach(), mb, n_tok) : 0.0;
+  if (in.behaviour_logprobs.defined()) {
+    check_bt(in.behaviour_logprobs, mask, "behaviour_logprobs");
+    // Samples from pi_behaviour: KL(beh || old) by k3 is kl_per_token(beh, old).
+    auto beh = masked(in.behaviour_logprobs.to(ft), mb);
+    s.mismatch_kl = masked_mean(kl_per_token(beh, old, KlEstimator::kK3), mb, n_tok);
+  }
   if (n_tok > 0) {
     auto rs = r.masked_select(mb);
     s.ratio_min = rs.min().item<double>();

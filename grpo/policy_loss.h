@@ -118,6 +118,8 @@ LossNormalizer make_normalizer(const std::vector<torch::Tensor>& micro_batch_mas
 torch::Tensor aggregate_loss(const torch::Tensor& values, const torch::Tensor& mask,
                              LossAggregation mode, const LossNormalizer& norm);
 
+// Engine/trainer mismatch: the k3 KL estimate above, mean over loss tokens.
+//   mismatch_kl = mean_t (exp(d_t) - 1 - d_t),  d_t = log pi_old(o_t) - log pi_behaviour(o_t)
 // Truncated importance-sampling weights [B, T], detached, 1 at masked positions and
 // for kNone. old_logprobs: the trainer's log-probs of pi_old; behaviour_logprobs: the
 // rollout engine's, same tokens.
@@ -167,6 +169,10 @@ struct PolicyLossStats {
   double tis_min = 1;          // min IS weight
   double tis_max = 1;          // max IS weight
   double tis_clip_ratio = 0;   // mean: weight capped at C
+  // mean: k3 estimate of KL(pi_behaviour || pi_old) on the sampled tokens (drawn from
+  // pi_behaviour): rho - 1 - log rho, rho = pi_old / pi_behaviour; the engine/trainer
+  // mismatch. 0 without behaviour log-probs.
+  double mismatch_kl = 0;
 
   // Adds another micro-batch's statistics into this one.
   void merge(const PolicyLossStats& other);

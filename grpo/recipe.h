@@ -11,6 +11,7 @@
 #include "data/task_source.h"
 #include "grpo/config.h"
 #include "policy/model_config.h"
+#include "policy/truncation.h"
 #include "train/optim.h"
 #include "train/sections.h"
 
@@ -28,6 +29,9 @@ struct RolloutSection {
   int64_t max_batch = 256;           // in-process engine: sequences decoded at once
   bool overlap = false;              // generate step k+1 while training step k (1 step stale)
   int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
+
+  // The truncation the engine samples with, which the trainer's log-probs apply too.
+  policy::Truncation truncation() const { return {top_k, top_p, 0.0}; }
 
   void visit(ConfigVisitor& v) {
     v.field("workers", workers,

@@ -85,11 +85,12 @@ struct TrainBatch {
 };
 
 // Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
-// of `micro` rows, without gradient.
+// of `micro` rows, without gradient, under the sampling distribution (temperature,
+// truncation; policy/logprobs.h).
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
-                               int64_t micro);
+                               int64_t micro, const policy::Truncation& truncation = {});
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

@@ -80,7 +80,7 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
     for (const char* k :
          {metric::kLoss, metric::kPgLoss, metric::kGradNorm, metric::kEntropy, metric::kClipLow,
           metric::kClipHigh, metric::kClipRegion, metric::kPpoKl, metric::kRatioMean,
-          metric::kRatioMax, metric::kTisMean, metric::kTisClipRatio})
+          metric::kRatioMax, metric::kTisMean, metric::kTisClipRatio, metric::kMismatchKl})
       m[k] = NAN;
     if (has_reference) m[metric::kKl] = NAN;
     if (moe) m[metric::kAuxLoss] = NAN;
@@ -98,6 +98,7 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   m[metric::kRatioMax] = s.ratio_max;
   m[metric::kTisMean] = s.tis_mean;
   m[metric::kTisClipRatio] = s.tis_clip_ratio;
+  m[metric::kMismatchKl] = s.mismatch_kl;
   if (has_reference) m[metric::kKl] = s.kl_mean;
   if (moe) m[metric::kAuxLoss] = u.aux_loss_sum / updates;
   if (u.expert_load.defined() && u.expert_load.numel() > 0) {

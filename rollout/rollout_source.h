@@ -4,10 +4,12 @@
 // only this interface and never include gRPC headers (docs/protocol.md).
 //
 // Log-prob convention (shared with policy/logprobs.h and proto/rollout.proto): the
-// log-prob of a sampled token is log softmax(logits / temperature) over the FULL
-// vocabulary, in fp32, before top-k/top-p/min-p truncation. With temperature 0
-// (greedy) it is the log-prob at temperature 1. This is exactly what
-// policy::token_logprobs recomputes, so behaviour and trainer log-probs agree.
+// log-prob of a sampled token is that of the processed distribution it was drawn from,
+// softmax(logits / temperature) truncated by top-k/top-p/min-p and renormalised
+// (policy/truncation.h), in fp32; with no filter on, the full tempered softmax. With
+// temperature 0 (greedy) it is the full log-prob at temperature 1. This is exactly what
+// policy::token_logprobs recomputes given the same truncation, so behaviour and trainer
+// log-probs agree (docs/rollout.md, "The log-prob convention").
 //
 // Stopping: only stop_token_ids, stop_strings and max_new_tokens end a completion; EOS
 // is not implicit (put the tokenizer's eos id in stop_token_ids).

@@ -320,6 +320,12 @@ TEST(PolicyLoss, TruncatedImportanceWeights) {
   EXPECT_NEAR(out.stats.tis_max, 2.0, 1e-6);
   EXPECT_NEAR(out.stats.tis_min, 0.5, 1e-6);
   EXPECT_NEAR(out.stats.tis_clip_ratio, 1.0 / 3, 1e-6);
+  // mismatch_kl: rho - 1 - log rho for rho = pi_old / pi_beh = 3, 0.5, 1.5, mean of 3:
+  // (0.9013877 + 0.1931472 + 0.0945349) / 3.
+  EXPECT_NEAR(out.stats.mismatch_kl,
+              (3 - 1 - std::log(3.0) + 0.5 - 1 - std::log(0.5) + 1.5 - 1 - std::log(1.5)) / 3,
+              1e-6);
+  EXPECT_NEAR(out.stats.mismatch_kl, 1.1890698 / 3, 1e-6);
   out.loss.backward();
   // The weights are constants: gradient -A * w * r / 3.
   expect_near_dvec(theta.grad(), {-2.0 / 3, -0.5 / 3, 1.5 / 3, 0.0}, 1e-6);
@@ -453,6 +459,7 @@ TEST(PolicyLoss, GradientAccumulationInvariance) {
     EXPECT_NEAR(stats.ratio_mean, out.stats.ratio_mean, 1e-12);
     EXPECT_NEAR(stats.ratio_max, out.stats.ratio_max, 1e-12);
     EXPECT_NEAR(stats.tis_min, out.stats.tis_min, 1e-12);
+    EXPECT_NEAR(stats.mismatch_kl, out.stats.mismatch_kl, 1e-12);
     EXPECT_NEAR(stats.kl_mean, out.stats.kl_mean, 1e-12);
   }
 }

@@ -71,7 +71,8 @@ EngineOptions opts(int64_t max_batch, bool share = true) {
 // Returns [n] log-probs of the completion tokens, and the full logits [P + n, V].
 std::pair<torch::Tensor, torch::Tensor> recompute(Transformer& m,
                                                   const std::vector<int64_t>& prompt,
-                                                  const Completion& c, double temperature) {
+                                                  const Completion& c, double temperature,
+                                                  const policy::Truncation& trunc = {}) {
   torch::NoGradGuard ng;
   std::vector<int64_t> ids = prompt;
   ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
@@ -80,7 +81,9 @@ std::pair<torch::Tensor, torch::Tensor> recompute(Transformer& m,
   auto out = m->forward(t);
   auto hidden = out.hidden[0].narrow(0, P - 1, n);  // positions predicting the completion
   auto targets = t[0].narrow(0, P, n);
-  auto lp = policy::token_logprobs(hidden, m->output_weight(), targets, temperature).logprobs;
+  auto lp =
+      policy::token_logprobs(hidden, m->output_weight(), targets, temperature, false, 1024, trunc)
+          .logprobs;
   return {lp, out.logits[0]};
 }
 
@@ -188,7 +191,9 @@ TEST(EngineTest, LogprobsEqualTheTrainersRecomputation) {
       double worst = 0;
       for (size_t g = 0; g < groups->size(); ++g)
         for (const auto& c : (*groups)[g].completions) {
-          auto [lp, logits] = recompute(m, req.prompts[g].ids, c, k.temperature);
+          // The trainer applies the same truncation (the processed distribution).
+          auto [lp, logits] =
+              recompute(m, req.prompts[g].ids, c, k.temperature, {k.top_k, k.top_p, k.min_p});
           worst = std::max(worst, max_abs(lp, c.logprobs));
           // Truncation: every sampled token is within the top-k of its position.
           if (k.top_k > 0) {
