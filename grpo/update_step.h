@@ -24,6 +24,7 @@
 #include "grpo/policy_loss.h"
 #include "grpo/recipe.h"
 #include "grpo/rollout_step.h"
+#include "grpo/routing_replay.h"
 #include "policy/model.h"
 #include "train/data_parallel.h"
 
@@ -38,6 +39,8 @@ struct UpdateResult {
   int64_t skipped_rows = 0;   // of which skipped (advantage 0, skip_zero_advantage)
   double seconds = 0;         // wall time, including the pi_old recomputation
   torch::Tensor expert_load;  // [L, E] routed-token counts of the first update (MoE only)
+  // Trainer vs engine MoE experts over every forward (moe/route_mismatch; MoE only).
+  RouteMismatch route_mismatch;
 };
 
 // Runs the mu / mini-batch / micro-batch loop of `step` on `batch` and returns its

@@ -119,7 +119,8 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,
                                        double temperature, bool with_entropy, bool with_mtp,
-                                       const Truncation& truncation) {
+                                       const Truncation& truncation,
+                                       const torch::Tensor& replay_experts, bool record_experts) {
   const int64_t B = completions.size(0), T = completions.size(1);
   TORCH_CHECK(static_cast<int64_t>(prompt_ids.size()) == B, "one prompt per completion row");
   int64_t L = 0;
@@ -148,6 +149,17 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   }
   ForwardOptions fo;
   fo.compute_logits = false;
+  fo.record_experts = record_experts;
+  if (replay_experts.defined()) {
+    TORCH_CHECK(
+        replay_experts.dim() == 4 && replay_experts.size(0) == B && replay_experts.size(1) <= L,
+        "completion_logprobs: replay_experts must be [B, S <= ", L, ", layers, K], got ",
+        replay_experts.sizes());
+    auto sizes = replay_experts.sizes().vec();
+    sizes[1] = L;
+    fo.replay_experts = torch::full(sizes, -1, replay_experts.options());
+    fo.replay_experts.narrow(1, 0, replay_experts.size(1)).copy_(replay_experts);
+  }
   auto out = m.forward(ids, fo);
   const int64_t d = out.hidden.size(-1);
   auto h = out.hidden.gather(1, pos.unsqueeze(-1).expand({B, T, d}));
@@ -157,6 +169,7 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   r.logprobs = lp.logprobs.reshape({B, T}) * mask_c;
   if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
   r.aux_loss = out.aux_loss;
+  r.experts = out.experts;
   if (with_mtp) r.mtp_loss = m.mtp_loss(ids, out.last_hidden, comp_in_seq);
   return r;
 }

@@ -41,18 +41,25 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
 // [B, T] (mask [B, T]), right-padded; the result [B, T] holds
 //   log p(completions[i, t] | prompt_i, completions[i, <t])
 // under softmax(logits / temperature) truncated by `truncation`, 0 where mask is 0 (the
-// same convention as token_logprobs and the rollout engine). `aux_loss` is the MoE balance loss of
-// the forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
+// same convention as token_logprobs and the rollout engine). `aux_loss` is the MoE balance
+// loss of the forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
+// MoE routing replay: `replay_experts` [B, S, n_moe_layers, K] (S <= the longest prompt +
+// completion; ids < 0 are not replayed) is laid out like the forward's rows (prompt_i
+// then completion row i) and replayed (ForwardOptions::replay_experts); with
+// `record_experts`, `experts` gets the experts every position used, [B, S', L, K].
 struct CompletionLogProbs {
   torch::Tensor logprobs;  // [B, T]
   torch::Tensor entropy;   // [B, T], undefined unless asked
   torch::Tensor aux_loss;  // scalar
   torch::Tensor mtp_loss;  // scalar, undefined unless asked
+  torch::Tensor experts;   // [B, S', n_moe_layers, K] int16, undefined unless asked
 };
 CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,
                                        double temperature, bool with_entropy, bool with_mtp = false,
-                                       const Truncation& truncation = {});
+                                       const Truncation& truncation = {},
+                                       const torch::Tensor& replay_experts = {},
+                                       bool record_experts = false);
 
 }  // namespace r1kit::policy

@@ -60,6 +60,16 @@ struct GenerateRequest {
   std::vector<PromptInput> prompts;
   int64_t group_size = 1;  // G completions per prompt
   SamplingParams sampling;
+  bool record_experts = false;  // fill Group::prompt_experts and Completion::routed_experts
+};
+
+// MoE routing of a run of tokens (routing replay, grpo/routing_replay.h): the expert ids
+// each token was routed to in each MoE layer, recorded by the forward that took the token
+// as input. Empty for a dense model or when not asked for.
+struct RoutedExperts {
+  int64_t layers = 0;        // L: MoE layers of the model
+  int64_t k = 0;             // K: routed experts per token
+  std::vector<int16_t> ids;  // [tokens, L, K] row-major; -1 = not recorded
 };
 
 struct Completion {
@@ -67,11 +77,15 @@ struct Completion {
   std::vector<float> logprobs;     // one per token, see the convention above
   FinishReason finish_reason = FinishReason::kLength;
   int64_t policy_version = 0;  // version of the weights that produced every token
+  // One entry per token of token_ids; the last token's is -1 (no forward took it as
+  // input). Only with GenerateRequest::record_experts.
+  RoutedExperts routed_experts;
 };
 
 struct Group {
   int64_t prompt_index = 0;             // PromptInput::index
   std::vector<Completion> completions;  // group_size entries, sample order
+  RoutedExperts prompt_experts;         // one entry per prompt token (record_experts)
 };
 
 // Named weights: the model's own names, as Transformer::named_parameters and

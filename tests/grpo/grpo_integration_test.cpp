@@ -202,6 +202,26 @@ TEST(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
   }
 }
 
+// MoE routing replay on the nano (MoE) policy: with grpo.routing_replay=rollout the
+// trainer's forwards use exactly the engine's experts (moe/route_mismatch 0 every step);
+// without, the disagreement rate is logged.
+TEST(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
+  for (const std::string mode : {"rollout", "none"}) {
+    const std::string dir = grpo_fresh_dir("replay_" + mode);
+    ASSERT_TRUE(run_grpo(recipe(dir, {"grpo.steps=2", "grpo.routing_replay=" + mode})).ok());
+    auto m = metrics(dir);
+    ASSERT_EQ(m.size(), 2u);
+    for (const auto& row : m) {
+      ASSERT_TRUE(row.contains("moe/route_mismatch")) << row.dump();
+      const double rate = row["moe/route_mismatch"].get<double>();
+      if (mode == "rollout")
+        EXPECT_EQ(rate, 0.0) << row.dump();
+      else
+        EXPECT_TRUE(rate >= 0.0 && rate <= 1.0) << row.dump();
+    }
+  }
+}
+
 TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
   const std::string dir = grpo_fresh_dir("nosignal");
   auto res = run_grpo(recipe(dir, {"grpo.steps=3", "grpo.log_samples=2",
