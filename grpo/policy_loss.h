@@ -18,6 +18,9 @@
 //   1) and tunes eps_high. Dual clip does not apply.
 // plus, aggregated the same way: + kl_coef * k_{i,t} (KL in the loss, kl.h) and
 // - entropy_coef * H_{i,t} (entropy bonus).
+// Engine/trainer mismatch (a statistic; samples from pi_behaviour, k3 of Schulman's
+// "Approximating KL divergence"): mismatch_kl = mean_t (rho_t - 1 - log rho_t),
+// rho_t = pi_old(o_t) / pi_behaviour(o_t), an estimate of KL(pi_behaviour || pi_old).
 //
 // Aggregation, ALWAYS normalised over the whole mini-batch (all micro-batches of one
 // optimizer step, all ranks), never over the micro-batch in hand:
@@ -118,8 +121,6 @@ LossNormalizer make_normalizer(const std::vector<torch::Tensor>& micro_batch_mas
 torch::Tensor aggregate_loss(const torch::Tensor& values, const torch::Tensor& mask,
                              LossAggregation mode, const LossNormalizer& norm);
 
-// Engine/trainer mismatch: the k3 KL estimate above, mean over loss tokens.
-//   mismatch_kl = mean_t (exp(d_t) - 1 - d_t),  d_t = log pi_old(o_t) - log pi_behaviour(o_t)
 // Truncated importance-sampling weights [B, T], detached, 1 at masked positions and
 // for kNone. old_logprobs: the trainer's log-probs of pi_old; behaviour_logprobs: the
 // rollout engine's, same tokens.
@@ -146,15 +147,15 @@ struct PolicyLossInputs {
 // Detached statistics of one micro-batch. "share" values add up over the micro-batches
 // of a mini-batch to the mini-batch value; "mean" values are token means over this
 // micro-batch's loss tokens (combine with merge(), which weights them by `tokens`).
+// Under CISPO the clip ratios count the tokens whose IS weight was clipped (r < 1 - eps_low,
+// r > 1 + eps_high, whatever the sign of A) instead of the clips that zero the gradient.
 struct PolicyLossStats {
-  double loss = 0;        // share: the total loss
-  double pg_loss = 0;     // share: the clipped surrogate term
-  double kl = 0;          // share: aggregated KL to the reference, before kl_coef
-  double entropy = 0;     // share: aggregated entropy, before entropy_coef
-  int64_t tokens = 0;     // loss tokens in this micro-batch
-  int64_t sequences = 0;  // non-empty sequences in this micro-batch
-  // Clip ratios: under kClip the clips that zero the gradient; under kCispo the tokens
-  // whose IS weight was clipped (r < 1 - eps_low, r > 1 + eps_high, whatever A).
+  double loss = 0;             // share: the total loss
+  double pg_loss = 0;          // share: the clipped surrogate term
+  double kl = 0;               // share: aggregated KL to the reference, before kl_coef
+  double entropy = 0;          // share: aggregated entropy, before entropy_coef
+  int64_t tokens = 0;          // loss tokens in this micro-batch
+  int64_t sequences = 0;       // non-empty sequences in this micro-batch
   double clip_ratio_low = 0;   // mean: A < 0 and r < 1 - eps_low (gradient zeroed)
   double clip_ratio_high = 0;  // mean: A > 0 and r > 1 + eps_high (gradient zeroed)
   double clip_ratio = 0;       // mean: either of the two

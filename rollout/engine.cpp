@@ -20,13 +20,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Appends the routing of `tokens` [T, L, K] (int16, one forward row) to `out`.
-void append_routed(const torch::Tensor& tokens, RoutedExperts& out) {
-  auto t = tokens.to(torch::kCPU).contiguous();
-  out.layers = t.size(1);
-  out.k = t.size(2);
-  const int16_t* p = t.data_ptr<int16_t>();
-  out.ids.insert(out.ids.end(), p, p + t.numel());
+// Appends the routing of row `row` of `experts` [B, T, L, K] (int16, CPU, contiguous:
+// ForwardOutput::experts) to `out`.
+void append_routed(const torch::Tensor& experts, int64_t row, RoutedExperts& out) {
+  out.layers = experts.size(2);
+  out.k = experts.size(3);
+  const int64_t n = experts.size(1) * out.layers * out.k;
+  const int16_t* p = experts.data_ptr<int16_t>() + row * n;
+  out.ids.insert(out.ids.end(), p, p + n);
 }
 
 // Pads a finished completion's routing ([tokens, L, K]) with -1 to one entry per token
@@ -278,7 +279,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         auto h = fwd.hidden;  // [1, P, d]
         if (fwd.experts.defined()) {
           result[g].prompt_experts = {};
-          append_routed(fwd.experts[0], result[g].prompt_experts);
+          append_routed(fwd.experts.to(torch::kCPU).contiguous(), 0, result[g].prompt_experts);
         }
         prefill_logits = logits_of(h.select(1, P - 1));
         prefilled = g;
@@ -343,8 +344,10 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     auto fwd = model_->forward(torch::tensor(ids, torch::kLong).view({B, 1}).to(dev), o);
     auto h = fwd.hidden;
     // The experts of each row's input token: the completion's latest token.
-    if (fwd.experts.defined())
-      for (int64_t b = 0; b < B; ++b) append_routed(fwd.experts[b], active[b].out->routed_experts);
+    if (fwd.experts.defined()) {
+      const auto experts = fwd.experts.to(torch::kCPU).contiguous();
+      for (int64_t b = 0; b < B; ++b) append_routed(experts, b, active[b].out->routed_experts);
+    }
     auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms);
     auto tok = next_tok.tokens.to(torch::kCPU).contiguous();
     auto lp = next_tok.logprobs.to(torch::kCPU).contiguous();

@@ -103,7 +103,8 @@ std::string tokenizer_path() {
           });
     if (!reward::RewardRegistry::global().contains("test_constant"))
       (void)reward::RewardRegistry::global().add(
-          "test_constant", [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
+          "test_constant",
+          [](const nlohmann::json&) -> StatusOr<std::unique_ptr<reward::Reward>> {
             return std::unique_ptr<reward::Reward>(std::make_unique<ConstantScore>());
           });
     if (!reward::RewardRegistry::global().contains("test_fails_first"))
@@ -178,16 +179,13 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
   for (const char* k :
        {"reward", "reward_std", "rewards/test_even_tokens/mean", "frac_reward_zero_std",
         "completions/mean_length", "completions/clipped_ratio", "entropy", "clip_ratio/region_mean",
-        "grad_norm", "lr", "timing/generate", "timing/reward", "timing/train", "timing/sync",
-        "policy_version"})
+        "grad_norm", "lr", "timing/generate", "timing/reward", "timing/train",
+        "timing/sync", "policy_version"})
     EXPECT_TRUE(m.back().contains(k)) << k;
   EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
   if (!HasFailure()) fs::remove_all(dir);
 }
 
-// The samples a reward failed to score reach reward/remote_failures, summed over the run.
-// Every group all-equal and skipped: the update statistics are null (not 0) in
-// metrics.jsonl; grpo.log_samples writes every completion of every 2nd step.
 // With top-k/top-p sampling the trainer's log-probs are of the same truncated distribution
 // as the engine's: the logged engine/trainer mismatch stays ~0 every step.
 TEST(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
@@ -222,6 +220,9 @@ TEST(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
   }
 }
 
+// The samples a reward failed to score reach reward/remote_failures, summed over the run.
+// Every group all-equal and skipped: the update statistics are null (not 0) in
+// metrics.jsonl; grpo.log_samples writes every completion of every 2nd step.
 TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
   const std::string dir = grpo_fresh_dir("nosignal");
   auto res = run_grpo(recipe(dir, {"grpo.steps=3", "grpo.log_samples=2",
@@ -250,8 +251,7 @@ TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
 TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
   auto res = run_grpo(
-      recipe(dir, {"grpo.steps=2",
-                   "reward=[{name: test_fails_first}, {name: test_even_tokens, role: accuracy}]"}));
+      recipe(dir, {"grpo.steps=2", "reward=[{name: test_fails_first}, {name: test_even_tokens, role: accuracy}]"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   auto m = metrics(dir);
   ASSERT_EQ(m.size(), 2u);
@@ -348,7 +348,8 @@ TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
   EXPECT_GT(ma[0]["frac_reward_zero_std"].get<double>(), 0.0);
   // Every completion of a zero-std group is skipped (and any other whose reward is its
   // group's mean).
-  EXPECT_GE(ma[0]["train/skipped_frac"].get<double>(), ma[0]["frac_reward_zero_std"].get<double>());
+  EXPECT_GE(ma[0]["train/skipped_frac"].get<double>(),
+            ma[0]["frac_reward_zero_std"].get<double>());
   EXPECT_EQ(mb[0]["train/skipped_frac"].get<double>(), 0.0);
   EXPECT_EQ(ma[0]["reward"], mb[0]["reward"]);  // the same rollout
   EXPECT_NEAR(ma[0]["grad_norm"].get<double>(), mb[0]["grad_norm"].get<double>(),

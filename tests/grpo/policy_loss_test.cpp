@@ -131,17 +131,16 @@ TEST(PolicyLoss, SeqMeanTokenSumNormHandValues) {
   expect_near_dvec(x.theta.grad(), {-1.0 / 8, 0.0, -0.7 / 8, 0.0, 1.1 / 8, 0.0});
   // Without L the mode refuses to guess.
   EXPECT_THROW(run(main_tiny(), o, /*max_length=*/0), c10::Error);
-}
 
-TEST(PolicyLoss, SeqMeanTokenSumHandValues) {
-  auto x = main_tiny();
-  PolicyLossOptions o;
+  // seq-mean-token-sum: the same sum over 2 sequences without L: -1.0 / 2, and 4x the
+  // gradient, [-1/2, 0, -0.7/2 | 0, 1.1/2].
+  auto y = main_tiny();
   o.aggregation = LossAggregation::kSeqMeanTokenSum;
-  auto out = run(x, o);
-  // sum / 2 sequences = -1.0 / 2, no length normalisation at all.
-  EXPECT_NEAR(out.loss.item<double>(), -0.5, 1e-12);
-  out.loss.backward();
-  expect_near_dvec(x.theta.grad(), {-1.0 / 2, 0.0, -0.7 / 2, 0.0, 1.1 / 2, 0.0});
+  auto out_sum = run(y, o);
+  out_sum.loss.backward();
+  EXPECT_NEAR(out_sum.loss.item<double>(), -0.5, 1e-12);
+  EXPECT_TRUE(torch::allclose(y.theta.grad(), x.theta.grad() * 4, 0, 1e-12));
+  EXPECT_NEAR(y.theta.grad()[1][1].item<double>(), 1.1 / 2, 1e-12);
 }
 
 TEST(PolicyLoss, CispoClipsTheWeightNotTheUpdate) {

@@ -57,9 +57,8 @@ TEST(CompletionLogProbsTest, EqualsTheEnginesLogProbs) {
   for (double temperature : {1.0, 0.7}) {
     Sampled s = sample(*m, temperature);
     torch::NoGradGuard ng;
-    auto out =
-        policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, temperature,
-                                    /*with_entropy=*/true);
+    auto out = policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, temperature,
+                                   /*with_entropy=*/true);
     EXPECT_TRUE(
         torch::allclose(out.logprobs, s.batch.behaviour_logprobs * s.batch.mask, 1e-4, 1e-4))
         << (out.logprobs - s.batch.behaviour_logprobs).abs().max();
@@ -106,8 +105,7 @@ TEST(CompletionLogProbsTest, TruncatedSamplingIsTheTrainedDistribution) {
 TEST(CompletionLogProbsTest, ZeroAdvantagesGiveZeroGradientAndRatioOne) {
   auto m = nano(2);
   Sampled s = sample(*m, 1.0);
-  auto out =
-      policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 1.0, false);
+  auto out = policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 1.0, false);
   PolicyLossInputs in;
   in.logprobs = out.logprobs;
   in.old_logprobs = out.logprobs.detach();
