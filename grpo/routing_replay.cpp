@@ -45,13 +45,15 @@ torch::Tensor pack_routed_experts(const std::vector<rollout::Group>& groups,
 
 void RouteMismatch::add(const torch::Tensor& rec, const torch::Tensor& used) {
   TORCH_CHECK(rec.dim() == 4 && used.dim() == 4 && rec.size(0) == used.size(0) &&
-                  used.size(1) >= rec.size(1) && rec.size(2) == used.size(2) &&
-                  rec.size(3) == used.size(3),
+                  rec.size(2) == used.size(2) && rec.size(3) == used.size(3),
               "RouteMismatch: recorded ", rec.sizes(), " and used ", used.sizes(),
-              " must be [B, S, L, K] with S <= S'");
+              " must be [B, S, L, K] with the same B, L, K");
   torch::NoGradGuard no_grad;
-  auto r = rec.to(torch::kLong);
-  auto u = used.narrow(1, 0, rec.size(1)).to(torch::kLong);
+  const int64_t s = std::min(rec.size(1), used.size(1));
+  TORCH_CHECK((rec.narrow(1, s, rec.size(1) - s) < 0).all().item<bool>(),
+              "RouteMismatch: recorded routing past the forward's ", used.size(1), " positions");
+  auto r = rec.narrow(1, 0, s).to(torch::kLong);
+  auto u = used.narrow(1, 0, s).to(torch::kLong);
   auto found = (r.unsqueeze(-1) == u.unsqueeze(-2)).any(-1);  // [B, S, L, K]
   auto valid = r >= 0;
   mismatched += (valid & found.logical_not()).sum().item<double>();

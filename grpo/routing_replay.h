@@ -43,7 +43,8 @@ struct RouteMismatch {
   double mismatched = 0;
   double recorded = 0;
   // recorded_experts [B, S, L, K] (-1: skip) against the forward's used experts
-  // [B, S', L, K] with S' >= S (its first S positions are compared).
+  // [B, S', L, K] over their first min(S, S') positions (a recording longer than the
+  // forward must hold only -1 past it: the padding of a micro-batch's rows).
   void add(const torch::Tensor& recorded_experts, const torch::Tensor& used_experts);
   double rate() const;  // NaN when nothing was recorded
 };

@@ -151,14 +151,18 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   fo.compute_logits = false;
   fo.record_experts = record_experts;
   if (replay_experts.defined()) {
-    TORCH_CHECK(
-        replay_experts.dim() == 4 && replay_experts.size(0) == B && replay_experts.size(1) <= L,
-        "completion_logprobs: replay_experts must be [B, S <= ", L, ", layers, K], got ",
-        replay_experts.sizes());
+    // Rows laid out as `ids`; positions past L (another micro-batch's longer rows) are
+    // padding (-1) and dropped.
+    TORCH_CHECK(replay_experts.dim() == 4 && replay_experts.size(0) == B,
+                "completion_logprobs: replay_experts must be [B, S, layers, K], got ",
+                replay_experts.sizes());
+    const int64_t S = std::min(L, replay_experts.size(1));
+    TORCH_CHECK((replay_experts.narrow(1, S, replay_experts.size(1) - S) < 0).all().item<bool>(),
+                "completion_logprobs: replay_experts has ids past the ", L, " positions");
     auto sizes = replay_experts.sizes().vec();
     sizes[1] = L;
     fo.replay_experts = torch::full(sizes, -1, replay_experts.options());
-    fo.replay_experts.narrow(1, 0, replay_experts.size(1)).copy_(replay_experts);
+    fo.replay_experts.narrow(1, 0, S).copy_(replay_experts.narrow(1, 0, S));
   }
   auto out = m.forward(ids, fo);
   const int64_t d = out.hidden.size(-1);

@@ -43,9 +43,9 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
 // under softmax(logits / temperature) truncated by `truncation`, 0 where mask is 0 (the
 // same convention as token_logprobs and the rollout engine). `aux_loss` is the MoE balance
 // loss of the forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
-// MoE routing replay: `replay_experts` [B, S, n_moe_layers, K] (S <= the longest prompt +
-// completion; ids < 0 are not replayed) is laid out like the forward's rows (prompt_i
-// then completion row i) and replayed (ForwardOptions::replay_experts); with
+// MoE routing replay: `replay_experts` [B, S, n_moe_layers, K] (ids < 0 are not replayed;
+// past these rows' longest prompt + T only -1) is laid out like the forward's rows
+// (prompt_i then completion row i) and replayed (ForwardOptions::replay_experts); with
 // `record_experts`, `experts` gets the experts every position used, [B, S', L, K].
 struct CompletionLogProbs {
   torch::Tensor logprobs;  // [B, T]
