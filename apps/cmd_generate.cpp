@@ -231,8 +231,9 @@ void add_generate_command(CLI::App& root, int* exit_code) {
   auto* cmd = root.add_subcommand(
       "generate",
       "Sample completions of a prompt from a checkpoint with the in-process rollout engine. "
-      "Log-probs are log softmax(logits / temperature) over the full vocabulary, before "
-      "top-k/top-p/min-p truncation (the trainer's convention; docs/rollout.md)");
+      "Log-probs are those of the distribution sampled from: softmax(logits / temperature) "
+      "truncated by top-k/top-p/min-p and renormalised (the trainer's convention; "
+      "docs/rollout.md)");
   static GenerateCmdFlags f;
   cmd->add_option("--model", f.model,
                   "checkpoint directory (with --worker: only its tokenizer.model is used)")

@@ -7,6 +7,19 @@
 #include <limits>
 
 namespace r1kit::grpo {
+namespace {
+
+// (x - mean) / (std + eps) with the mean and unbiased std of x over `ok` (the whole
+// batch); a batch with fewer than two such values is only centred.
+torch::Tensor batch_whiten(const torch::Tensor& x, const torch::Tensor& ok, double eps) {
+  auto vals = x.masked_select(ok);
+  if (vals.numel() == 0) return x;
+  const double mean = vals.mean().item<double>();
+  const double s = vals.numel() >= 2 ? vals.std(/*unbiased=*/true).item<double>() : 0.0;
+  return (x - mean) / (s + eps);
+}
+
+}  // namespace
 
 Advantages compute_advantages(const torch::Tensor& rewards, int64_t group_size,
                               const AdvantageOptions& options) {
@@ -19,6 +32,10 @@ Advantages compute_advantages(const torch::Tensor& rewards, int64_t group_size,
     TORCH_CHECK(rewards.size(1) == group_size, "compute_advantages: rewards ", rewards.sizes(),
                 " but group_size ", group_size);
   TORCH_CHECK(options.eps > 0, "compute_advantages: eps must be > 0");
+  TORCH_CHECK(
+      options.baseline != Baseline::kReinforcePlusPlus || options.scale == RewardScale::kBatch,
+      "compute_advantages: the REINFORCE++-baseline estimator normalises over the batch; "
+      "it needs scale = batch");
 
   torch::NoGradGuard no_grad;
   const int64_t g = group_size;
@@ -35,7 +52,7 @@ Advantages compute_advantages(const torch::Tensor& rewards, int64_t group_size,
 
   // Baseline.
   torch::Tensor centred;  // [N, G]
-  if (options.baseline == Baseline::kGroupMean) {
+  if (options.baseline != Baseline::kLeaveOneOut) {
     centred = r0 - mean;
   } else {
     // mean of the others: (sum - r_i) / (n - 1)
@@ -43,10 +60,15 @@ Advantages compute_advantages(const torch::Tensor& rewards, int64_t group_size,
   }
 
   // Scale.
+  auto has_baseline = (n >= 2).expand_as(centred);
   torch::Tensor adv;
   switch (options.scale) {
     case RewardScale::kGroup: adv = centred / (std + options.eps); break;
     case RewardScale::kBatch: {
+      if (options.baseline == Baseline::kReinforcePlusPlus) {
+        adv = batch_whiten(centred, valid & has_baseline, options.eps);
+        break;
+      }
       auto all = r.reshape({-1});
       auto ok = valid.reshape({-1});
       auto vals = all.masked_select(ok);
@@ -58,7 +80,6 @@ Advantages compute_advantages(const torch::Tensor& rewards, int64_t group_size,
   }
 
   // Groups with < 2 valid rewards have no baseline; invalid rewards get 0.
-  auto has_baseline = (n >= 2).expand_as(adv);
   adv = torch::where(valid & has_baseline, adv, torch::zeros_like(adv));
 
   // Zero-signal groups: all valid rewards equal (range <= tol), or < 2 valid.

@@ -9,6 +9,13 @@
 //     = G/(G-1) (r_i - mean(r_group)).
 //   - TRL's scale_rewards="batch": the baseline is still per group, the std is the
 //     std of all rewards in the batch.
+//   - REINFORCE++-baseline (Hu et al., "REINFORCE++", §3, with the group-mean baseline
+//     of its GRPO-style setting; OpenRLHF/verl "reinforce_plus_plus_baseline"): the group
+//     mean is subtracted, then the centred values are normalised over the whole batch,
+//       A_i = (c_i - mean_batch(c)) / (std_batch(c) + eps),  c_i = r_i - mean(r_group).
+//     Needs scale = kBatch (the batch normalisation is the estimator's). The statistics
+//     are over completions; OpenRLHF takes them over tokens (longer completions weigh
+//     more), which with one advantage per completion shifts the mean off 0.
 // The std is the unbiased (Bessel-corrected) one, as torch.std in TRL and verl; eps is
 // added to the std (not the variance), as in TRL.
 //
@@ -28,19 +35,23 @@
 namespace r1kit::grpo {
 
 enum class Baseline {
-  kGroupMean,    // GRPO, Dr. GRPO: mean of the group's valid rewards
-  kLeaveOneOut,  // RLOO: mean of the group's other valid rewards
+  kGroupMean,          // GRPO, Dr. GRPO: mean of the group's valid rewards
+  kLeaveOneOut,        // RLOO: mean of the group's other valid rewards
+  kReinforcePlusPlus,  // REINFORCE++-baseline: group mean, then batch mean/std of r - mean
 };
 
 enum class RewardScale {
   kGroup,  // divide by the group's std (DeepSeekMath GRPO)
-  kBatch,  // divide by the std of every valid reward of the batch (TRL "batch")
+  kBatch,  // divide by the std of every valid reward of the batch (TRL "batch");
+           // REINFORCE++-baseline: whiten the centred values over the batch
   kNone,   // no division (Dr. GRPO)
 };
 
 // Recipe spellings (grpo.loss.advantage_estimator, grpo.loss.scale_rewards).
-inline constexpr EnumName<Baseline> kBaselineNames[] = {{Baseline::kGroupMean, "grpo"},
-                                                        {Baseline::kLeaveOneOut, "rloo"}};
+inline constexpr EnumName<Baseline> kBaselineNames[] = {
+    {Baseline::kGroupMean, "grpo"},
+    {Baseline::kLeaveOneOut, "rloo"},
+    {Baseline::kReinforcePlusPlus, "reinforce++-baseline"}};
 inline constexpr EnumName<RewardScale> kRewardScaleNames[] = {
     {RewardScale::kGroup, "group"}, {RewardScale::kBatch, "batch"}, {RewardScale::kNone, "none"}};
 

@@ -19,6 +19,16 @@ Status GrpoLossConfig::validate() const {
     return InvalidArgument(
         "kl_estimator=k1 with kl_placement=loss: k1's gradient in the loss "
         "is zero in expectation; use k3 (DeepSeekMath) or k2, or kl_placement=reward");
+  if (surrogate == Surrogate::kCispo && dual_clip_c != 0)
+    return InvalidArgument(
+        "surrogate=cispo with dual_clip_c={}: CISPO clips the IS weight, not the update; "
+        "the dual clip does not apply (set dual_clip_c: 0)",
+        dual_clip_c);
+  if (advantage_estimator == Baseline::kReinforcePlusPlus && scale_rewards != RewardScale::kBatch)
+    return InvalidArgument(
+        "advantage_estimator=reinforce++-baseline with scale_rewards={}: REINFORCE++-baseline "
+        "normalises over the batch; set scale_rewards: batch",
+        enum_name<RewardScale>(scale_rewards, kRewardScaleNames));
   return OkStatus();
 }
 
@@ -33,6 +43,7 @@ AdvantageOptions GrpoLossConfig::advantage_options() const {
 PolicyLossOptions GrpoLossConfig::policy_loss_options() const {
   PolicyLossOptions o;
   o.ratio_level = ratio_level;
+  o.surrogate = surrogate;
   o.eps_low = eps_low;
   o.eps_high = eps_high;
   o.dual_clip_c = dual_clip_c;

@@ -27,12 +27,13 @@ namespace r1kit::grpo {
 
 struct GrpoLossConfig {
   // --- advantages (grpo/advantages.h)
-  Baseline advantage_estimator = Baseline::kGroupMean;  // grpo | rloo (leave-one-out)
+  Baseline advantage_estimator = Baseline::kGroupMean;  // grpo | rloo | reinforce++-baseline
   RewardScale scale_rewards = RewardScale::kGroup;      // group | batch | none (Dr. GRPO)
   double advantage_eps = 1e-4;                          // (r - b) / (std + eps); TRL's 1e-4
 
   // --- policy loss (grpo/policy_loss.h)
   RatioLevel ratio_level = RatioLevel::kToken;  // token (PPO/GRPO) | sequence (GSPO)
+  Surrogate surrogate = Surrogate::kClip;       // clip (PPO/GRPO) | cispo (MiniMax-M1)
   double eps_low = 0.2;                         // ratio clipped below at 1 - eps_low
   double eps_high = 0.2;                        // ratio clipped above at 1 + eps_high (DAPO: 0.28)
   double dual_clip_c = 0.0;  // dual clip for A < 0: loss <= -A * c; 0 = off (verl: 3)
@@ -57,7 +58,9 @@ struct GrpoLossConfig {
 
   void visit(ConfigVisitor& v) {
     v.field("advantage_estimator", advantage_estimator,
-            "baseline: grpo (group mean) or rloo (mean of the other G-1 samples)", kBaselineNames);
+            "baseline: grpo (group mean), rloo (mean of the other G-1 samples) or "
+            "reinforce++-baseline (group mean, then whitened over the batch)",
+            kBaselineNames);
     v.field("scale_rewards", scale_rewards,
             "divide advantages by the group std, the batch std, or nothing (Dr. GRPO)",
             kRewardScaleNames);
@@ -65,6 +68,10 @@ struct GrpoLossConfig {
     v.field("ratio_level", ratio_level,
             "importance ratio per token, or per sequence (GSPO: geometric mean of token ratios)",
             kRatioLevelNames);
+    v.field("surrogate", surrogate,
+            "clip: PPO's clipped token update; cispo: clip the detached IS weight instead "
+            "(every token keeps its gradient)",
+            kSurrogateNames);
     v.field("eps_low", eps_low, "clip the ratio below at 1 - eps_low",
             Range::non_negative().and_less_than(1));
     v.field("eps_high", eps_high, "clip the ratio above at 1 + eps_high (DAPO clip-higher: 0.28)",

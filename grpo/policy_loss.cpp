@@ -29,6 +29,26 @@ double masked_mean(const torch::Tensor& x, const torch::Tensor& mask_b, int64_t 
   return masked(x, mask_b).sum().item<double>() / static_cast<double>(n);
 }
 
+// The per-token surrogate loss [B, T] of `ratio` (with grad) and advantages [B, 1];
+// *dual_active gets where the dual clip replaced it (undefined when off).
+torch::Tensor surrogate_loss(const torch::Tensor& adv, const torch::Tensor& ratio,
+                             const PolicyLossOptions& opt, torch::Tensor* dual_active) {
+  auto clipped = ratio.clamp(1.0 - opt.eps_low, 1.0 + opt.eps_high);
+  if (opt.surrogate == Surrogate::kCispo) {
+    // -sg(clip(r)) A log pi, as -sg(clip(r)) A r / sg(r): the same gradient.
+    return -adv * clipped.detach() * (ratio / ratio.detach());
+  }
+  auto pg1 = -adv * ratio;
+  auto pg2 = -adv * clipped;
+  auto pg = torch::where(pg2 > pg1, pg2, pg1);  // max; ties take the unclipped branch
+  if (opt.dual_clip_c > 0) {
+    auto pg3 = (-adv * opt.dual_clip_c).expand_as(pg);
+    *dual_active = (adv < 0).expand_as(pg) & (pg3 < pg);
+    pg = torch::where(*dual_active, pg3, pg);
+  }
+  return pg;
+}
+
 }  // namespace
 
 LossNormalizer make_normalizer(const std::vector<torch::Tensor>& micro_batch_masks,
@@ -65,6 +85,10 @@ torch::Tensor aggregate_loss(const torch::Tensor& values, const torch::Tensor& m
                   "aggregate_loss: seq-mean-token-sum-norm needs norm.sequences > 0 and "
                   "norm.max_length > 0 (the generation cap)");
       return v.sum() / (norm.sequences * norm.max_length);
+    case LossAggregation::kSeqMeanTokenSum:
+      TORCH_CHECK(norm.sequences > 0,
+                  "aggregate_loss: seq-mean-token-sum needs norm.sequences > 0");
+      return v.sum() / norm.sequences;
   }
   TORCH_CHECK(false, "aggregate_loss: unknown mode");
 }
@@ -119,6 +143,7 @@ void PolicyLossStats::merge(const PolicyLossStats& o) {
   entropy_mean = mix(entropy_mean, o.entropy_mean);
   tis_mean = n + m > 0 ? mix(tis_mean, o.tis_mean) : 1.0;
   tis_clip_ratio = mix(tis_clip_ratio, o.tis_clip_ratio);
+  mismatch_kl = mix(mismatch_kl, o.mismatch_kl);
   loss += o.loss;
   pg_loss += o.pg_loss;
   kl += o.kl;
@@ -140,6 +165,8 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossOptions& opt,
               "policy_loss: need 0 <= eps_low < 1 and eps_high >= 0");
   TORCH_CHECK(opt.dual_clip_c == 0 || opt.dual_clip_c > 1,
               "policy_loss: dual_clip_c must be 0 (off) or > 1, got ", opt.dual_clip_c);
+  TORCH_CHECK(opt.dual_clip_c == 0 || opt.surrogate == Surrogate::kClip,
+              "policy_loss: the dual clip applies to the clipped surrogate only, not CISPO");
   if (opt.tis != TisLevel::kNone) check_bt(in.behaviour_logprobs, mask, "behaviour_logprobs");
   if (opt.kl_coef > 0) check_bt(in.ref_logprobs, mask, "ref_logprobs");
   if (opt.entropy_coef > 0) check_bt(in.entropy, mask, "entropy");
@@ -166,16 +193,8 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossOptions& opt,
   log_ratio = masked(log_ratio.clamp(-kMaxLogRatio, kMaxLogRatio), mb);
   auto ratio = log_ratio.exp();  // [B, T], 1 at masked positions
 
-  // Clipped surrogate (as a loss to minimise).
-  auto pg1 = -adv * ratio;
-  auto pg2 = -adv * ratio.clamp(1.0 - opt.eps_low, 1.0 + opt.eps_high);
-  auto pg = torch::where(pg2 > pg1, pg2, pg1);  // max; ties take the unclipped branch
   torch::Tensor dual_active;
-  if (opt.dual_clip_c > 0) {
-    auto pg3 = (-adv * opt.dual_clip_c).expand_as(pg);
-    dual_active = (adv < 0).expand_as(pg) & (pg3 < pg);
-    pg = torch::where(dual_active, pg3, pg);
-  }
+  auto pg = surrogate_loss(adv, ratio, opt, &dual_active);
   torch::Tensor w;
   if (opt.tis != TisLevel::kNone) {
     w = truncated_is_weights(in.old_logprobs, in.behaviour_logprobs, mask, opt.tis, opt.tis_cap);
@@ -212,8 +231,12 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossOptions& opt,
   s.sequences = n_seq;
   auto r = ratio.detach();
   auto neg = (adv < 0).expand_as(r), pos = (adv > 0).expand_as(r);
-  auto low = neg & (r < 1.0 - opt.eps_low);
-  auto high = pos & (r > 1.0 + opt.eps_high);
+  auto low = r < 1.0 - opt.eps_low;
+  auto high = r > 1.0 + opt.eps_high;
+  if (opt.surrogate == Surrogate::kClip) {  // only the clips that zero the gradient
+    low = low & neg;
+    high = high & pos;
+  }
   s.clip_ratio_low = masked_mean(low.to(ft), mb, n_tok);
   s.clip_ratio_high = masked_mean(high.to(ft), mb, n_tok);
   s.clip_ratio = masked_mean((low | high).to(ft), mb, n_tok);
@@ -222,6 +245,12 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossOptions& opt,
   s.approx_kl = masked_mean(old - logp.detach(), mb, n_tok);
   s.kl_mean = kl_tok.defined() ? masked_mean(kl_tok.detach(), mb, n_tok) : 0.0;
   s.entropy_mean = ent_tok.defined() ? masked_mean(ent_tok.detach(), mb, n_tok) : 0.0;
+  if (in.behaviour_logprobs.defined()) {
+    check_bt(in.behaviour_logprobs, mask, "behaviour_logprobs");
+    // Samples from pi_behaviour: KL(beh || old) by k3 is kl_per_token(beh, old).
+    auto beh = masked(in.behaviour_logprobs.to(ft), mb);
+    s.mismatch_kl = masked_mean(kl_per_token(beh, old, KlEstimator::kK3), mb, n_tok);
+  }
   if (n_tok > 0) {
     auto rs = r.masked_select(mb);
     s.ratio_min = rs.min().item<double>();

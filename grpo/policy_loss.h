@@ -1,5 +1,6 @@
 // The GRPO policy loss: PPO's clipped surrogate on group-relative advantages, with the
-// variants of TRL, verl, DAPO and Dr. GRPO (docs/grpo.md), and its detached statistics.
+// variants of TRL, verl, DAPO, Dr. GRPO and MiniMax-M1 (docs/grpo.md), and its detached
+// statistics.
 //
 // Per token t of completion i, with r = pi_theta / pi_old and A_i the advantage:
 //   l_{i,t} = -min(r A_i, clip(r, 1 - eps_low, 1 + eps_high) A_i)        (DeepSeekMath Eq. 3)
@@ -9,13 +10,23 @@
 //   GSPO (Zheng et al. 2025): r is the sequence ratio s_i = exp(mean_t log(pi/pi_old)),
 //   written per token as s_i * pi_t / sg(pi_t) (verl's "gspo" mode), so that under
 //   seq-mean-token-mean the gradient is exactly the GSPO one.
+//   CISPO (MiniMax-M1, §3.1 "Efficient RL Scaling with CISPO"): the IS weight is clipped
+//   and detached instead of the token update, so every token keeps a gradient:
+//     l_{i,t} = -sg(clip(r, 1 - eps_low, 1 + eps_high)) A_i log pi_theta(o_t)
+//   written as -sg(clip(r)) A_i r / sg(r), which has the same gradient and the value
+//   -clip(r) A_i (comparable with PPO's). MiniMax-M1 sets no lower bound (eps_low near
+//   1) and tunes eps_high. Dual clip does not apply.
 // plus, aggregated the same way: + kl_coef * k_{i,t} (KL in the loss, kl.h) and
 // - entropy_coef * H_{i,t} (entropy bonus).
+// Engine/trainer mismatch (a statistic; samples from pi_behaviour, k3 of Schulman's
+// "Approximating KL divergence"): mismatch_kl = mean_t (rho_t - 1 - log rho_t),
+// rho_t = pi_old(o_t) / pi_behaviour(o_t), an estimate of KL(pi_behaviour || pi_old).
 //
 // Aggregation, ALWAYS normalised over the whole mini-batch (all micro-batches of one
 // optimizer step, all ranks), never over the micro-batch in hand:
 //   token-mean               sum_{i,t} l / N_tokens                     (DAPO, verl default)
 //   seq-mean-token-mean      sum_i (sum_t l / |o_i|) / N_seqs           (DeepSeekMath, TRL "grpo")
+//   seq-mean-token-sum       sum_{i,t} l / N_seqs                       (verl, OpenRLHF)
 //   seq-mean-token-sum-norm  sum_{i,t} l / (N_seqs * L_max)             (Dr. GRPO)
 // N_tokens, N_seqs and L_max come in a LossNormalizer that the caller computes ONCE
 // per mini-batch (make_normalizer over every micro-batch's mask, then an all-reduce
@@ -47,10 +58,16 @@ enum class RatioLevel {
   kSequence,  // GSPO: s_i = (prod_t r_{i,t})^(1/|o_i|)
 };
 
+enum class Surrogate {
+  kClip,   // PPO/GRPO: the token update is clipped (min of clipped and unclipped)
+  kCispo,  // CISPO: the detached IS weight is clipped, every token keeps its gradient
+};
+
 enum class LossAggregation {
   kTokenMean,            // "token-mean"
   kSeqMeanTokenMean,     // "seq-mean-token-mean"
   kSeqMeanTokenSumNorm,  // "seq-mean-token-sum-norm"
+  kSeqMeanTokenSum,      // "seq-mean-token-sum"
 };
 
 enum class TisLevel {
@@ -59,19 +76,23 @@ enum class TisLevel {
   kSequence,  // w_i = min(prod_t pi_old / pi_behaviour, C), the same for every token of i
 };
 
-// Recipe spellings (grpo.loss.ratio_level, loss_aggregation, tis): a new variant is its
+// Recipe spellings (grpo.loss.ratio_level, surrogate, loss_aggregation, tis): a new variant is its
 // enum value, its line here, its case in policy_loss.cpp and its test.
 inline constexpr EnumName<RatioLevel> kRatioLevelNames[] = {{RatioLevel::kToken, "token"},
                                                             {RatioLevel::kSequence, "sequence"}};
+inline constexpr EnumName<Surrogate> kSurrogateNames[] = {{Surrogate::kClip, "clip"},
+                                                          {Surrogate::kCispo, "cispo"}};
 inline constexpr EnumName<LossAggregation> kLossAggregationNames[] = {
     {LossAggregation::kTokenMean, "token-mean"},
     {LossAggregation::kSeqMeanTokenMean, "seq-mean-token-mean"},
-    {LossAggregation::kSeqMeanTokenSumNorm, "seq-mean-token-sum-norm"}};
+    {LossAggregation::kSeqMeanTokenSumNorm, "seq-mean-token-sum-norm"},
+    {LossAggregation::kSeqMeanTokenSum, "seq-mean-token-sum"}};
 inline constexpr EnumName<TisLevel> kTisLevelNames[] = {
     {TisLevel::kNone, "none"}, {TisLevel::kToken, "token"}, {TisLevel::kSequence, "sequence"}};
 
 struct PolicyLossOptions {
   RatioLevel ratio_level = RatioLevel::kToken;
+  Surrogate surrogate = Surrogate::kClip;
   double eps_low = 0.2;      // lower clip: r >= 1 - eps_low
   double eps_high = 0.2;     // upper clip: r <= 1 + eps_high
   double dual_clip_c = 0.0;  // > 1 turns the dual clip on; 0 = off
@@ -126,6 +147,8 @@ struct PolicyLossInputs {
 // Detached statistics of one micro-batch. "share" values add up over the micro-batches
 // of a mini-batch to the mini-batch value; "mean" values are token means over this
 // micro-batch's loss tokens (combine with merge(), which weights them by `tokens`).
+// Under CISPO the clip ratios count the tokens whose IS weight was clipped (r < 1 - eps_low,
+// r > 1 + eps_high, whatever the sign of A) instead of the clips that zero the gradient.
 struct PolicyLossStats {
   double loss = 0;             // share: the total loss
   double pg_loss = 0;          // share: the clipped surrogate term
@@ -147,6 +170,10 @@ struct PolicyLossStats {
   double tis_min = 1;          // min IS weight
   double tis_max = 1;          // max IS weight
   double tis_clip_ratio = 0;   // mean: weight capped at C
+  // mean: k3 estimate of KL(pi_behaviour || pi_old) on the sampled tokens (drawn from
+  // pi_behaviour): rho - 1 - log rho, rho = pi_old / pi_behaviour; the engine/trainer
+  // mismatch. 0 without behaviour log-probs.
+  double mismatch_kl = 0;
 
   // Adds another micro-batch's statistics into this one.
   void merge(const PolicyLossStats& other);

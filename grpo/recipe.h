@@ -11,7 +11,9 @@
 #include "data/reward_spec.h"
 #include "data/task_source.h"
 #include "grpo/config.h"
+#include "grpo/routing_replay.h"
 #include "policy/model_config.h"
+#include "policy/truncation.h"
 #include "train/optim.h"
 #include "train/sections.h"
 
@@ -30,6 +32,9 @@ struct RolloutSection {
   int64_t max_batch = 256;           // in-process engine: sequences decoded at once
   bool overlap = false;              // generate step k+1 while training step k (1 step stale)
   int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
+
+  // The truncation the engine samples with, which the trainer's log-probs apply too.
+  policy::Truncation truncation() const { return {top_k, top_p, 0.0}; }
 
   void visit(ConfigVisitor& v) {
     v.field("workers", workers,
@@ -64,6 +69,7 @@ struct GrpoTrainSection {
   int64_t ref_reset_every = 0;      // reset the reference to the policy every N steps; 0 = never
   double mtp_coef = 0.0;            // MTP loss weight during RL (needs MTP layers); 0 = off
   bool skip_zero_advantage = true;  // no forward/backward for completions whose advantage is 0
+  RoutingReplay routing_replay = RoutingReplay::kNone;  // MoE: replay the engine's experts
   train::OptimConfig optim{1e-5, 1.0, 0, 0.0, 0.9, 0.99, 1e-8, 1.0};  // constant lr by default
   int64_t log_every = 1;                                              // console cadence
   int64_t log_samples = 0;     // every N steps: completions to RUN/samples.jsonl; 0 = off
@@ -89,6 +95,10 @@ struct GrpoTrainSection {
             "copy the policy into the reference every N steps; 0 = never", Range::non_negative());
     v.field("mtp_coef", mtp_coef, "MTP loss weight during RL (model needs MTP layers); 0 = off",
             Range::non_negative());
+    v.field("routing_replay", routing_replay,
+            "MoE routing replay: none (the trainer routes itself) or rollout (its forward and "
+            "backward use the experts the rollout engine chose; the gate still learns)",
+            kRoutingReplayNames);
     v.field("skip_zero_advantage", skip_zero_advantage,
             "skip the forward/backward of completions with advantage 0 (all-equal groups): "
             "same policy gradient, less compute; off when a KL or entropy term or MTP needs them");

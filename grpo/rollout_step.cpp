@@ -39,6 +39,7 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
   req.sampling.max_new_tokens = r_.rollout.max_new_tokens;
   req.sampling.stop_token_ids = tok_.stop_ids();
   req.sampling.seed = derive_seed(r_.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
+  req.record_experts = true;  // MoE routing for replay or moe/route_mismatch (dense: none)
   Round round;
   round.problems = tasks_.train_batch(first, n);
   for (int64_t i = 0; i < n; ++i) {
@@ -142,16 +143,21 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
 
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
                                const std::vector<std::vector<int64_t>>& row_prompts,
-                               const CompletionBatch& batch, double temperature, int64_t micro) {
+                               const CompletionBatch& batch, double temperature, int64_t micro,
+                               const policy::Truncation& truncation,
+                               const torch::Tensor& replay_experts) {
   torch::NoGradGuard ng;
   const int64_t B = batch.token_ids.size(0);
   std::vector<torch::Tensor> parts;
   for (int64_t b0 = 0; b0 < B; b0 += micro) {
     const int64_t b1 = std::min(B, b0 + micro);
     std::vector<std::vector<int64_t>> p(row_prompts.begin() + b0, row_prompts.begin() + b1);
-    parts.push_back(policy::completion_logprobs(m, p, batch.token_ids.slice(0, b0, b1),
-                                                batch.mask.slice(0, b0, b1), temperature, false)
-                        .logprobs);
+    parts.push_back(
+        policy::completion_logprobs(
+            m, p, batch.token_ids.slice(0, b0, b1), batch.mask.slice(0, b0, b1), temperature, false,
+            false, truncation,
+            replay_experts.defined() ? replay_experts.slice(0, b0, b1) : torch::Tensor())
+            .logprobs);
   }
   return torch::cat(parts);
 }
@@ -162,13 +168,17 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
   const int64_t G = r.rollout.group_size;
   TrainBatch tb;
   tb.completions = pack_completions(ro.groups);
+  std::vector<int64_t> prompt_lengths;
+  for (const auto& p : ro.prompt_ids) prompt_lengths.push_back(static_cast<int64_t>(p.size()));
+  tb.routed_experts = pack_routed_experts(ro.groups, prompt_lengths);
   for (const auto& prompt : ro.prompt_ids)
     for (int64_t j = 0; j < G; ++j) tb.row_prompts.push_back(prompt);
   tb.rewards = ro.rewards.reshape({-1}).to(torch::kFloat);
   if (reference) {
     const auto t_ref = SteadyClock::now();
-    tb.ref_logprobs = logprobs_no_grad(*reference, tb.row_prompts, tb.completions,
-                                       r.rollout.temperature, r.grpo.micro_batch_size);
+    tb.ref_logprobs =
+        logprobs_no_grad(*reference, tb.row_prompts, tb.completions, r.rollout.temperature,
+                         r.grpo.micro_batch_size, r.rollout.truncation());
     tb.ref_seconds = seconds_since(t_ref);
   }
   torch::Tensor rewards = tb.rewards;

@@ -84,15 +84,18 @@ struct TrainBatch {
   Advantages advantages;                          // [B]
   torch::Tensor mask;                             // [B, T] loss mask (unscored, truncated: 0)
   torch::Tensor ref_logprobs;                     // [B, T] under the reference; undefined if none
-  double ref_seconds = 0;                         // time spent on the reference's log-probs
+  torch::Tensor routed_experts;  // [B, S, L, K] the engine's MoE routing (routing_replay.h)
+  double ref_seconds = 0;        // time spent on the reference's log-probs
 };
 
 // Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
-// of `micro` rows, without gradient.
+// of `micro` rows, without gradient, under the sampling distribution (temperature,
+// truncation; policy/logprobs.h), replaying `replay_experts` [B, S, L, K] when given.
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
-                               int64_t micro);
+                               int64_t micro, const policy::Truncation& truncation = {},
+                               const torch::Tensor& replay_experts = {});
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

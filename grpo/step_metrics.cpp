@@ -81,7 +81,7 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
     for (const char* k :
          {metric::kLoss, metric::kPgLoss, metric::kGradNorm, metric::kEntropy, metric::kClipLow,
           metric::kClipHigh, metric::kClipRegion, metric::kPpoKl, metric::kRatioMean,
-          metric::kRatioMax, metric::kTisMean, metric::kTisClipRatio})
+          metric::kRatioMax, metric::kTisMean, metric::kTisClipRatio, metric::kMismatchKl})
       m[k] = NAN;
     if (has_reference) m[metric::kKl] = NAN;
     if (moe) m[metric::kAuxLoss] = NAN;
@@ -99,8 +99,10 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   m[metric::kRatioMax] = s.ratio_max;
   m[metric::kTisMean] = s.tis_mean;
   m[metric::kTisClipRatio] = s.tis_clip_ratio;
+  m[metric::kMismatchKl] = s.mismatch_kl;
   if (has_reference) m[metric::kKl] = s.kl_mean;
   if (moe) m[metric::kAuxLoss] = u.aux_loss_sum / updates;
+  if (u.route_mismatch.recorded > 0) m[metric::kMoeRouteMismatch] = u.route_mismatch.rate();
   if (u.expert_load.defined() && u.expert_load.numel() > 0) {
     auto frac = u.expert_load / u.expert_load.sum(1, true).clamp_min(1);
     m[metric::kMoeMaxLoadOverMean] =

@@ -61,19 +61,29 @@ MiniBatch plan_mini_batch(const std::vector<int64_t>& rows, const TrainBatch& ba
   return mb;
 }
 
-// Forward/backward of one micro-batch; returns its loss statistics and adds its share of
-// the balance loss to `aux_sum`.
+// The engine's routing to replay (grpo.routing_replay: rollout), else undefined.
+torch::Tensor replayed(const TrainBatch& batch, const GrpoRecipe& r) {
+  return r.grpo.routing_replay == RoutingReplay::kRollout ? batch.routed_experts : torch::Tensor();
+}
+
+// Forward/backward of one micro-batch; returns its loss statistics, adds its share of
+// the balance loss to `aux_sum` and its MoE routing to `routes`.
 PolicyLossStats train_micro_batch(policy::TransformerImpl& model, const TrainBatch& batch,
                                   const torch::Tensor& old_lp, const torch::Tensor& idx,
                                   const torch::Tensor& mmask, const LossNormalizer& norm,
-                                  const GrpoRecipe& r, double* aux_sum) {
+                                  const GrpoRecipe& r, double* aux_sum, RouteMismatch* routes) {
   const GrpoLossConfig& lc = r.grpo.loss;
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t i = 0; i < idx.size(0); ++i)
     prompts.push_back(batch.row_prompts[idx[i].item<int64_t>()]);
+  const torch::Tensor recorded =
+      batch.routed_experts.defined() ? batch.routed_experts.index_select(0, idx) : torch::Tensor();
+  const torch::Tensor replay = replayed(batch, r).defined() ? recorded : torch::Tensor();
   auto out =
       policy::completion_logprobs(model, prompts, batch.completions.token_ids.index_select(0, idx),
-                                  mmask, r.rollout.temperature, true, r.grpo.mtp_coef > 0);
+                                  mmask, r.rollout.temperature, true, r.grpo.mtp_coef > 0,
+                                  r.rollout.truncation(), replay, recorded.defined());
+  if (recorded.defined()) routes->add(recorded, out.experts);
   PolicyLossInputs in;
   in.logprobs = out.logprobs;
   in.old_logprobs = old_lp.defined() ? old_lp.index_select(0, idx) : out.logprobs.detach();
@@ -104,7 +114,7 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
   torch::Tensor old_lp;  // pi_old: recomputed when the policy moves within the step
   if (r.grpo.mu > 1 || r.grpo.mini_batches > 1)
     old_lp = logprobs_no_grad(model, batch.row_prompts, batch.completions, r.rollout.temperature,
-                              r.grpo.micro_batch_size);
+                              r.grpo.micro_batch_size, r.rollout.truncation(), replayed(batch, r));
   const bool skip_zero = r.grpo.skip_zero_advantage && !lc.kl_in_loss() && lc.entropy_coef == 0 &&
                          r.grpo.mtp_coef == 0;
   const auto adv_cpu = batch.advantages.advantages.to(torch::kFloat).contiguous();
@@ -124,8 +134,9 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
       double loss = 0;
       for (size_t m = 0; m < mb.micro_idx.size(); ++m) {
         if (m + 1 == mb.micro_idx.size()) dp.before_last_backward();
-        PolicyLossStats s = train_micro_batch(model, batch, old_lp, mb.micro_idx[m],
-                                              mb.micro_masks[m], mb.norm, r, &res.aux_loss_sum);
+        PolicyLossStats s =
+            train_micro_batch(model, batch, old_lp, mb.micro_idx[m], mb.micro_masks[m], mb.norm, r,
+                              &res.aux_loss_sum, &res.route_mismatch);
         loss += s.loss;
         if (have_stats) {
           res.stats.merge(s);

@@ -24,6 +24,7 @@
 #include "grpo/policy_loss.h"
 #include "grpo/recipe.h"
 #include "grpo/rollout_step.h"
+#include "grpo/routing_replay.h"
 #include "policy/model.h"
 #include "train/data_parallel.h"
 
@@ -41,6 +42,8 @@ struct UpdateResult {
   torch::Tensor expert_load;  // [L, E] routed-token counts of the first update (MoE only)
   // Of `updates`, those skipped for a non-finite loss or gradient norm (train/optim.h).
   int64_t skipped_updates = 0;
+  // Trainer vs engine MoE experts over every forward (moe/route_mismatch; MoE only).
+  RouteMismatch route_mismatch;
 };
 
 // Runs the mu / mini-batch / micro-batch loop of `step` on `batch` and returns its

@@ -13,27 +13,39 @@ torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& w, doubl
   return torch::matmul(h.to(torch::kFloat), w.to(torch::kFloat).t()) * inv_t;
 }
 
+Truncation saved_truncation(AutogradContext* ctx) {
+  return {ctx->saved_data["top_k"].toInt(), ctx->saved_data["top_p"].toDouble(),
+          ctx->saved_data["min_p"].toDouble()};
+}
+
 class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
  public:
   // Returns {logprobs [N], entropy [N]}.
   static tensor_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
-                             torch::Tensor targets, double temperature, int64_t chunk) {
+                             torch::Tensor targets, double temperature, int64_t chunk,
+                             int64_t top_k, double top_p, double min_p) {
     const int64_t N = hidden.size(0);
     const double inv_t = 1.0 / temperature;
+    const Truncation trunc{top_k, top_p, min_p};
     auto logp = torch::empty({N}, hidden.options().dtype(torch::kFloat));
     auto ent = torch::empty({N}, hidden.options().dtype(torch::kFloat));
     for (int64_t b = 0; b < N; b += chunk) {
       const int64_t n = std::min(chunk, N - b);
       auto z = chunk_logits(hidden.narrow(0, b, n), weight, inv_t);  // [n, V]
       auto lse = torch::logsumexp(z, -1);                            // [n]
-      auto tgt = targets.narrow(0, b, n).unsqueeze(1);
-      logp.narrow(0, b, n).copy_(z.gather(1, tgt).squeeze(1) - lse);
+      auto tgt = targets.narrow(0, b, n);
+      auto keep = kept_tokens(z, trunc, tgt);
+      logp.narrow(0, b, n).copy_(keep.defined() ? processed_logprobs(z, keep, tgt)
+                                                : z.gather(1, tgt.unsqueeze(1)).squeeze(1) - lse);
       auto p = torch::softmax(z, -1);
       ent.narrow(0, b, n).copy_(lse - (p * z).sum(-1));  // H = lse - E_p[z]
     }
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["top_k"] = top_k;
+    ctx->saved_data["top_p"] = top_p;
+    ctx->saved_data["min_p"] = min_p;
     return {logp, ent};
   }
 
@@ -42,6 +54,7 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
     auto hidden = saved[0], weight = saved[1], targets = saved[2];
     const double inv_t = 1.0 / ctx->saved_data["temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const Truncation trunc = saved_truncation(ctx);
     const int64_t N = hidden.size(0);
     auto g_logp = grads[0].defined() ? grads[0].to(torch::kFloat) : torch::Tensor();
     auto g_ent = grads[1].defined() ? grads[1].to(torch::kFloat) : torch::Tensor();
@@ -55,10 +68,14 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
       auto p = torch::softmax(z, -1);
       auto dz = torch::zeros_like(z);
       if (g_logp.defined()) {
-        // d logp_y / dz = onehot(y) - p
+        // d log q_y / dz = onehot(y) - q, q the processed distribution (p when untruncated)
+        auto tgt = targets.narrow(0, b, n);
+        auto keep = kept_tokens(z, trunc, tgt);
+        auto q =
+            keep.defined() ? torch::softmax(z.masked_fill(keep.logical_not(), -INFINITY), -1) : p;
         auto g = g_logp.narrow(0, b, n).unsqueeze(1);
-        dz = dz - p * g;
-        dz.scatter_add_(1, targets.narrow(0, b, n).unsqueeze(1), g);
+        dz = dz - q * g;
+        dz.scatter_add_(1, tgt.unsqueeze(1), g);
       }
       if (g_ent.defined()) {
         // dH/dz_j = -p_j (z_j - E_p[z])  (with H = lse - E_p[z])
@@ -69,8 +86,14 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
       grad_h.narrow(0, b, n).copy_(torch::matmul(dz, wf));
       grad_w.add_(torch::matmul(dz.t(), h));
     }
-    return {grad_h.to(hidden.scalar_type()), grad_w.to(weight.scalar_type()), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    return {grad_h.to(hidden.scalar_type()),
+            grad_w.to(weight.scalar_type()),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -78,13 +101,14 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
 
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                              const torch::Tensor& targets, double temperature, bool with_entropy,
-                             int64_t chunk_rows) {
+                             int64_t chunk_rows, const Truncation& truncation) {
   TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && targets.dim() == 1,
               "token_logprobs: hidden [N, d], weight [V, d], targets [N]");
   TORCH_CHECK(hidden.size(0) == targets.size(0), "token_logprobs: N mismatch");
   TORCH_CHECK(temperature > 0, "token_logprobs: temperature must be > 0");
   auto out = ChunkedLogProb::apply(hidden, weight, targets.to(torch::kLong), temperature,
-                                   std::max<int64_t>(chunk_rows, 1));
+                                   std::max<int64_t>(chunk_rows, 1), truncation.top_k,
+                                   truncation.top_p, truncation.min_p);
   TokenLogProbs r;
   r.logprobs = out[0];
   if (with_entropy) r.entropy = out[1];
@@ -94,7 +118,9 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
 CompletionLogProbs completion_logprobs(TransformerImpl& m,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,
-                                       double temperature, bool with_entropy, bool with_mtp) {
+                                       double temperature, bool with_entropy, bool with_mtp,
+                                       const Truncation& truncation,
+                                       const torch::Tensor& replay_experts, bool record_experts) {
   const int64_t B = completions.size(0), T = completions.size(1);
   TORCH_CHECK(static_cast<int64_t>(prompt_ids.size()) == B, "one prompt per completion row");
   int64_t L = 0;
@@ -130,15 +156,31 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   ForwardOptions fo;
   fo.compute_logits = false;
   fo.load_mask = real;  // padding leaves the expert loads alone
+  fo.record_experts = record_experts;
+  if (replay_experts.defined()) {
+    // Rows laid out as `ids`; positions past L (another micro-batch's longer rows) are
+    // padding (-1) and dropped.
+    TORCH_CHECK(replay_experts.dim() == 4 && replay_experts.size(0) == B,
+                "completion_logprobs: replay_experts must be [B, S, layers, K], got ",
+                replay_experts.sizes());
+    const int64_t S = std::min(L, replay_experts.size(1));
+    TORCH_CHECK((replay_experts.narrow(1, S, replay_experts.size(1) - S) < 0).all().item<bool>(),
+                "completion_logprobs: replay_experts has ids past the ", L, " positions");
+    auto sizes = replay_experts.sizes().vec();
+    sizes[1] = L;
+    fo.replay_experts = torch::full(sizes, -1, replay_experts.options());
+    fo.replay_experts.narrow(1, 0, S).copy_(replay_experts.narrow(1, 0, S));
+  }
   auto out = m.forward(ids, fo);
   const int64_t d = out.hidden.size(-1);
   auto h = out.hidden.gather(1, pos.unsqueeze(-1).expand({B, T, d}));
   auto lp = token_logprobs(h.reshape({-1, d}), m.output_weight(), comp.reshape({-1}),
-                           temperature > 0 ? temperature : 1.0, with_entropy);
+                           temperature > 0 ? temperature : 1.0, with_entropy, 1024, truncation);
   CompletionLogProbs r;
   r.logprobs = lp.logprobs.reshape({B, T}) * mask_c;
   if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
   r.aux_loss = out.aux_loss;
+  r.experts = out.experts;
   if (with_mtp) r.mtp_loss = m.mtp_loss(ids, out.last_hidden, comp_in_seq);
   return r;
 }

@@ -4,15 +4,20 @@
 // keeping them (a custom autograd function). Peak extra memory is chunk x V floats.
 //
 // Convention (shared with the rollout engine; docs/rollout.md, "The log-prob convention"):
-// log p(token) under softmax(logits / temperature) over the full vocabulary, computed in
-// fp32; top-k/top-p truncation is NOT applied. Entropy is of the same tempered
-// distribution.
+// log q(token) under the distribution the engine sampled from: softmax(logits /
+// temperature), truncated by `truncation` (top-k/top-p/min-p) and renormalised
+// (policy/truncation.h), computed in fp32; with no filter on, the full tempered softmax.
+// The target token is always in the kept set (a rounding difference from the engine's
+// logits must not make a sampled token impossible). The gradient is that of log q: the
+// kept tokens' logits only. Entropy is of the full tempered distribution (untruncated).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <vector>
+
+#include "policy/truncation.h"
 
 namespace r1kit::policy {
 
@@ -28,25 +33,33 @@ struct TokenLogProbs {
 // math runs in fp32.
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                              const torch::Tensor& targets, double temperature = 1.0,
-                             bool with_entropy = false, int64_t chunk_rows = 1024);
+                             bool with_entropy = false, int64_t chunk_rows = 1024,
+                             const Truncation& truncation = {});
 
 // Log-probs (and entropies) of completion tokens under `model`, for training on sampled
 // completions: row i is prompt_ids[i] followed by completion row i of `completions`
 // [B, T] (mask [B, T]), right-padded; the result [B, T] holds
 //   log p(completions[i, t] | prompt_i, completions[i, <t])
-// under softmax(logits / temperature), 0 where mask is 0 (the same convention as
-// token_logprobs and the rollout engine). `aux_loss` is the MoE balance loss of the
-// forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
+// under softmax(logits / temperature) truncated by `truncation`, 0 where mask is 0 (the
+// same convention as token_logprobs and the rollout engine). `aux_loss` is the MoE balance
+// loss of the forward; `mtp_loss` (with_mtp) the MTP loss over the completion tokens.
+// MoE routing replay: `replay_experts` [B, S, n_moe_layers, K] (ids < 0 are not replayed;
+// past these rows' longest prompt + T only -1) is laid out like the forward's rows
+// (prompt_i then completion row i) and replayed (ForwardOptions::replay_experts); with
+// `record_experts`, `experts` gets the experts every position used, [B, S', L, K].
 struct CompletionLogProbs {
   torch::Tensor logprobs;  // [B, T]
   torch::Tensor entropy;   // [B, T], undefined unless asked
   torch::Tensor aux_loss;  // scalar
   torch::Tensor mtp_loss;  // scalar, undefined unless asked
+  torch::Tensor experts;   // [B, S', n_moe_layers, K] int16, undefined unless asked
 };
 CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,
-                                       double temperature, bool with_entropy,
-                                       bool with_mtp = false);
+                                       double temperature, bool with_entropy, bool with_mtp = false,
+                                       const Truncation& truncation = {},
+                                       const torch::Tensor& replay_experts = {},
+                                       bool record_experts = false);
 
 }  // namespace r1kit::policy

@@ -374,7 +374,7 @@ GateImpl::GateImpl(const ModelArgs& a) : args_(a) {
                                               torch::zeros({a.n_routed_experts}, torch::kFloat));
 }
 
-Routing GateImpl::forward(const torch::Tensor& x) {
+Routing GateImpl::forward(const torch::Tensor& x, const torch::Tensor& forced) {
   const int64_t N = x.size(0), E = args_.n_routed_experts, K = args_.n_activated_experts;
   // Router logits in fp32, as the HF code computes them.
   auto logits = torch::matmul(x.to(torch::kFloat), weight.to(torch::kFloat).t());  // [N, E]
@@ -394,6 +394,10 @@ Routing GateImpl::forward(const torch::Tensor& x) {
   }
   Routing r;
   r.indices = std::get<1>(s.topk(K, -1));
+  if (forced.defined()) {
+    auto f = forced.to(r.indices.device(), torch::kLong);  // [N, K]
+    r.indices = torch::where((f.select(1, 0) >= 0).unsqueeze(1), f, r.indices);
+  }
   r.scores = scores;
   // Combine weights: gathered from the unbiased scores (the bias only selects), then
   // normalised and scaled (docs/model.md, "The gate"). Differentiable through the scores.
@@ -422,11 +426,13 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
 }
 
 torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
-                               const ExecutionContext& exec, const torch::Tensor& load_mask) {
+                               const ExecutionContext& exec, const torch::Tensor& forced,
+                               torch::Tensor* chosen, const torch::Tensor& load_mask) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
   auto xf = x.reshape({B * T, d});
-  Routing r = gate(xf);
+  Routing r = gate(xf, forced.defined() ? forced.reshape({B * T, K}) : torch::Tensor());
+  if (chosen) *chosen = r.indices.view({B, T, K}).to(torch::kInt16);
   const auto& w = r.weights;
 
   // Dispatch: sort the (token, slot) pairs by expert, one matmul chain per active expert.
@@ -540,13 +546,16 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Ten
                                         int64_t start_pos, AttnImpl impl,
                                         const ExecutionContext& exec, torch::Tensor* load,
                                         torch::Tensor* aux_loss, const torch::Tensor& row_pos,
+                                        const torch::Tensor& forced_experts,
+                                        torch::Tensor* chosen_experts,
                                         const torch::Tensor& load_mask) {
   auto x = input_layernorm(h);
   auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, exec, row_pos)
                : gqa(x, positions, mask, cache, layer, start_pos, exec, row_pos);
   auto h2 = h + a;
   x = post_attention_layernorm(h2);
-  return h2 + (moe ? moe(x, load, aux_loss, exec, load_mask) : dense(x, exec));
+  return h2 + (moe ? moe(x, load, aux_loss, exec, forced_experts, chosen_experts, load_mask)
+                   : dense(x, exec));
 }
 
 MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
@@ -620,16 +629,24 @@ torch::Tensor TransformerImpl::output_weight() const {
 torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& positions,
                                           const torch::Tensor& mask, const ForwardOptions& opts,
                                           ForwardOutput* out) {
-  std::vector<torch::Tensor> loads;
+  std::vector<torch::Tensor> loads, used;
   torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
+  int64_t moe_layer = 0;
   for (int64_t l = 0; l < args_.n_layers; ++l) {
-    torch::Tensor load, layer_aux;
-    h = layers[l]->as<DecoderLayerImpl>()->forward(
-        h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl, opts.execution, &load,
-        &layer_aux, opts.row_positions, opts.load_mask);
+    auto* layer = layers[l]->as<DecoderLayerImpl>();
+    torch::Tensor load, layer_aux, forced, chosen;
+    const bool is_moe = static_cast<bool>(layer->moe);
+    if (is_moe && opts.replay_experts.defined())
+      forced = opts.replay_experts.select(2, moe_layer);  // [B, T, K]
+    h = layer->forward(h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl,
+                       opts.execution, &load, &layer_aux, opts.row_positions, forced,
+                       is_moe && opts.record_experts ? &chosen : nullptr, opts.load_mask);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
+    if (chosen.defined()) used.push_back(chosen);
+    moe_layer += is_moe;
   }
+  if (out && !used.empty()) out->experts = torch::stack(used, 2);  // [B, T, L, K]
   if (out) {
     out->aux_loss = aux;
     out->expert_load = loads.empty()
@@ -646,6 +663,17 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& ids, const ForwardOp
       "ForwardOptions::execution.decode_threads must be in [1, ", kMaxDecodeThreads, "], got ",
       opts.execution.decode_threads);
   const int64_t B = ids.size(0), T = ids.size(1);
+  if (opts.replay_experts.defined())
+    TORCH_CHECK(
+        opts.replay_experts.dim() == 4 && opts.replay_experts.size(0) == B &&
+            opts.replay_experts.size(1) == T && opts.replay_experts.size(2) == n_moe_layers() &&
+            opts.replay_experts.size(3) == args_.n_activated_experts,
+        "ForwardOptions::replay_experts must be [B, T, n_moe_layers, K] = [", B, ", ", T, ", ",
+        n_moe_layers(), ", ", args_.n_activated_experts, "], got ", opts.replay_experts.sizes());
+  if (opts.replay_experts.defined() && opts.replay_experts.numel() > 0)
+    TORCH_CHECK(opts.replay_experts.max().item<int64_t>() < args_.n_routed_experts,
+                "ForwardOptions::replay_experts: an expert id >= n_routed_experts (",
+                args_.n_routed_experts, ")");
   auto dev = ids.device();
   torch::Tensor positions = opts.positions;
   torch::Tensor mask;

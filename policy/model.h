@@ -77,6 +77,13 @@ struct ForwardOptions {
   // Padding is not a token the model serves, so trainers pass their padding mask here
   // and padded positions leave the balancing alone. Default: every position counts.
   torch::Tensor load_mask;
+  // MoE routing replay (docs/model.md, "Routing replay"): [B, T, n_moe_layers, K] integer
+  // expert ids that the MoE layers use instead of their own top-k; a token whose ids are
+  // < 0 in a layer is routed by the gate as usual there. The combine weights stay the
+  // gate's scores at those experts, so the gate still gets a gradient.
+  torch::Tensor replay_experts;
+  // Fill ForwardOutput::experts.
+  bool record_experts = false;
 };
 
 struct ForwardOutput {
@@ -86,6 +93,8 @@ struct ForwardOutput {
   torch::Tensor aux_loss;     // scalar: alpha-weighted sequence-wise balance loss, summed
                               // over MoE layers (0 when alpha == 0 or no MoE)
   torch::Tensor expert_load;  // [n_moe_layers, E] float: tokens routed to each expert
+  torch::Tensor experts;      // [B, T, n_moe_layers, K] int16: the experts each token used
+                              // (replayed or chosen); only with record_experts
 };
 
 // ---------------------------------------------------------------------------------
@@ -204,7 +213,9 @@ struct Routing {
 class GateImpl : public torch::nn::Module {
  public:
   explicit GateImpl(const ModelArgs& args);
-  Routing forward(const torch::Tensor& x);  // x: [N, d]
+  // x: [N, d]. `forced` [N, K] (optional): rows with ids >= 0 take those experts instead
+  // of the top-k (routing replay); their weights are still the scores at those experts.
+  Routing forward(const torch::Tensor& x, const torch::Tensor& forced = {});
 
   torch::Tensor weight;                   // [E, d]
   torch::Tensor e_score_correction_bias;  // [E] float32 buffer (selection only), or undefined
@@ -222,8 +233,11 @@ class MoEImpl : public torch::nn::Module {
   // where `load_mask` [B, T] is nonzero, when given), *aux_loss the alpha-weighted
   // sequence-wise balance loss (when training and alpha > 0). Without autograd the
   // experts run on exec.expert_threads() threads (docs/model.md).
+  // `forced` [B, T, K] replays experts (GateImpl::forward); *chosen gets the experts used,
+  // [B, T, K] int16.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
-                        const ExecutionContext& exec = {}, const torch::Tensor& load_mask = {});
+                        const ExecutionContext& exec = {}, const torch::Tensor& forced = {},
+                        torch::Tensor* chosen = nullptr, const torch::Tensor& load_mask = {});
 
   // Auxiliary-loss-free balancing: b_i += gamma * sign(mean_load - load_i), from the
   // load accumulated since the last call (once per optimizer step), then resets it.
@@ -249,6 +263,8 @@ class DecoderLayerImpl : public torch::nn::Module {
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
                         AttnImpl impl, const ExecutionContext& exec, torch::Tensor* load,
                         torch::Tensor* aux_loss, const torch::Tensor& row_pos = {},
+                        const torch::Tensor& forced_experts = {},
+                        torch::Tensor* chosen_experts = nullptr,
                         const torch::Tensor& load_mask = {});
 
   RMSNorm input_layernorm{nullptr};

@@ -20,6 +20,25 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Appends the routing of row `row` of `experts` [B, T, L, K] (int16, CPU, contiguous:
+// ForwardOutput::experts) to `out`.
+void append_routed(const torch::Tensor& experts, int64_t row, RoutedExperts& out) {
+  out.layers = experts.size(2);
+  out.k = experts.size(3);
+  const int64_t n = experts.size(1) * out.layers * out.k;
+  const int16_t* p = experts.data_ptr<int16_t>() + row * n;
+  out.ids.insert(out.ids.end(), p, p + n);
+}
+
+// Pads a finished completion's routing ([tokens, L, K]) with -1 to one entry per token
+// (its last token, which no forward took as input, or more after an abort).
+void pad_routed(Completion& c, int64_t layers, int64_t k) {
+  auto& r = c.routed_experts;
+  r.layers = layers;
+  r.k = k;
+  r.ids.resize(c.token_ids.size() * layers * k, -1);
+}
+
 }  // namespace
 
 policy::ExecutionContext EngineOptions::execution() const {
@@ -168,12 +187,17 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   std::vector<StopStringMatcher> stop_matchers;
   if (!sp.stop_strings.empty()) {
     stop_matchers.reserve(static_cast<size_t>(n_prompts * G));
-    for (int64_t i = 0; i < n_prompts * G; ++i) stop_matchers.emplace_back(decode_, sp.stop_strings);
+    for (int64_t i = 0; i < n_prompts * G; ++i)
+      stop_matchers.emplace_back(decode_, sp.stop_strings);
   }
 
+  // Routing replay: the layout of the recorded experts (0 layers: nothing recorded).
+  const int64_t routed_layers = request.record_experts ? model_->n_moe_layers() : 0;
+  const int64_t routed_k = model_->args().n_activated_experts;
   auto finish = [&](Seq& s, FinishReason reason) {
     s.done = true;
     s.out->finish_reason = reason;
+    if (routed_layers > 0) pad_routed(*s.out, routed_layers, routed_k);
     if (--remaining[s.group] == 0 && on_group) on_group(result[s.group]);
   };
   // Appends a sampled token; finishes the sequence on a stop id, a stop string or the
@@ -250,7 +274,13 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         o.attn_impl = policy::AttnImpl::kNaive;
         o.execution = exec;
         o.compute_logits = false;
-        auto h = model_->forward(ids, o).hidden;  // [1, P, d]
+        o.record_experts = request.record_experts;
+        auto fwd = model_->forward(ids, o);
+        auto h = fwd.hidden;  // [1, P, d]
+        if (fwd.experts.defined()) {
+          result[g].prompt_experts = {};
+          append_routed(fwd.experts.to(torch::kCPU).contiguous(), 0, result[g].prompt_experts);
+        }
         prefill_logits = logits_of(h.select(1, P - 1));
         prefilled = g;
         st.prefill_tokens += P;
@@ -310,7 +340,14 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     o.attn_impl = options_.decode_impl;
     o.execution = exec;
     o.compute_logits = false;
-    auto h = model_->forward(torch::tensor(ids, torch::kLong).view({B, 1}).to(dev), o).hidden;
+    o.record_experts = request.record_experts;
+    auto fwd = model_->forward(torch::tensor(ids, torch::kLong).view({B, 1}).to(dev), o);
+    auto h = fwd.hidden;
+    // The experts of each row's input token: the completion's latest token.
+    if (fwd.experts.defined()) {
+      const auto experts = fwd.experts.to(torch::kCPU).contiguous();
+      for (int64_t b = 0; b < B; ++b) append_routed(experts, b, active[b].out->routed_experts);
+    }
     auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms);
     auto tok = next_tok.tokens.to(torch::kCPU).contiguous();
     auto lp = next_tok.logprobs.to(torch::kCPU).contiguous();

@@ -4,10 +4,12 @@
 // only this interface and never include gRPC headers (docs/protocol.md).
 //
 // Log-prob convention (shared with policy/logprobs.h and proto/rollout.proto): the
-// log-prob of a sampled token is log softmax(logits / temperature) over the FULL
-// vocabulary, in fp32, before top-k/top-p/min-p truncation. With temperature 0
-// (greedy) it is the log-prob at temperature 1. This is exactly what
-// policy::token_logprobs recomputes, so behaviour and trainer log-probs agree.
+// log-prob of a sampled token is that of the processed distribution it was drawn from,
+// softmax(logits / temperature) truncated by top-k/top-p/min-p and renormalised
+// (policy/truncation.h), in fp32; with no filter on, the full tempered softmax. With
+// temperature 0 (greedy) it is the full log-prob at temperature 1. This is exactly what
+// policy::token_logprobs recomputes given the same truncation, so behaviour and trainer
+// log-probs agree (docs/rollout.md, "The log-prob convention").
 //
 // Stopping: only stop_token_ids, stop_strings and max_new_tokens end a completion; EOS
 // is not implicit (put the tokenizer's eos id in stop_token_ids).
@@ -58,6 +60,16 @@ struct GenerateRequest {
   std::vector<PromptInput> prompts;
   int64_t group_size = 1;  // G completions per prompt
   SamplingParams sampling;
+  bool record_experts = false;  // fill Group::prompt_experts and Completion::routed_experts
+};
+
+// MoE routing of a run of tokens (routing replay, grpo/routing_replay.h): the expert ids
+// each token was routed to in each MoE layer, recorded by the forward that took the token
+// as input. Empty for a dense model or when not asked for.
+struct RoutedExperts {
+  int64_t layers = 0;        // L: MoE layers of the model
+  int64_t k = 0;             // K: routed experts per token
+  std::vector<int16_t> ids;  // [tokens, L, K] row-major; -1 = not recorded
 };
 
 struct Completion {
@@ -65,11 +77,15 @@ struct Completion {
   std::vector<float> logprobs;     // one per token, see the convention above
   FinishReason finish_reason = FinishReason::kLength;
   int64_t policy_version = 0;  // version of the weights that produced every token
+  // One entry per token of token_ids; the last token's is -1 (no forward took it as
+  // input). Only with GenerateRequest::record_experts.
+  RoutedExperts routed_experts;
 };
 
 struct Group {
   int64_t prompt_index = 0;             // PromptInput::index
   std::vector<Completion> completions;  // group_size entries, sample order
+  RoutedExperts prompt_experts;         // one entry per prompt token (record_experts)
   // Set by CheckedRolloutSource (rollout/checked_source.h) when a completion failed
   // completion_problem twice: every completion is then empty (FinishReason::kAbort) and
   // the group cannot be judged.

@@ -13,34 +13,6 @@ double sample_uniform(uint64_t seed, uint64_t step) {
   return static_cast<double>(derive_seed(seed, {step}) >> 11) * 0x1.0p-53;
 }
 
-torch::Tensor truncation_mask(const torch::Tensor& probs, int64_t top_k, double top_p,
-                              double min_p) {
-  const int64_t V = probs.size(-1);
-  const bool use_k = top_k > 0 && top_k < V, use_p = top_p<1.0, use_min = min_p> 0.0;
-  if (!use_k && !use_p && !use_min) return {};
-  torch::Tensor keep;
-  if (use_min) {
-    auto pmax = std::get<0>(probs.max(/*dim=*/-1, /*keepdim=*/true));  // [B, 1]
-    keep = probs >= pmax * min_p;
-  }
-  if (use_k || use_p) {
-    // Sorted by descending probability, ties by ascending id (stable sort).
-    auto [sorted, order] = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
-    auto ks = torch::ones_like(sorted, torch::kBool);  // kept, in sorted order
-    if (use_k) ks.narrow(-1, top_k, V - top_k).fill_(false);
-    if (use_p) {
-      auto sp = sorted.to(torch::kDouble);
-      if (use_k) sp = sp.masked_fill(ks.logical_not(), 0.0);
-      auto mass = sp.sum(-1, /*keepdim=*/true);
-      auto before = sp.cumsum(-1) - sp;  // mass strictly before each token
-      ks = ks & (before < mass * top_p);
-    }
-    auto kk = torch::zeros_like(ks).scatter(-1, order, ks);
-    keep = keep.defined() ? keep & kk : kk;
-  }
-  return keep;
-}
-
 SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& params,
                             const std::vector<double>& uniforms) {
   TORCH_CHECK(logits.dim() == 2, "sample_tokens: logits must be [B, V]");
@@ -54,9 +26,9 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
   }
   TORCH_CHECK(static_cast<int64_t>(uniforms.size()) == B, "sample_tokens: one uniform per row");
   // The same arithmetic as policy::token_logprobs: logits * (1 / T), then log-softmax.
-  auto logp = torch::log_softmax(z * (1.0 / params.temperature), -1);  // [B, V]
-  auto probs = logp.exp();
-  auto keep = truncation_mask(probs, params.top_k, params.top_p, params.min_p);
+  auto zt = z * (1.0 / params.temperature);
+  auto probs = torch::log_softmax(zt, -1).exp();  // [B, V]
+  auto keep = policy::kept_tokens(zt, {params.top_k, params.top_p, params.min_p});
   auto q = keep.defined() ? probs.masked_fill(keep.logical_not(), 0.0f) : probs;
   auto cdf = q.to(torch::kDouble).cumsum(-1);  // [B, V], non-decreasing
   auto u = torch::tensor(uniforms, torch::kDouble).view({B, 1});
@@ -66,7 +38,7 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
   auto ids = torch::arange(V, torch::kLong).unsqueeze(0);
   auto last_kept = ((q > 0).to(torch::kLong) * ids).amax(-1);
   out.tokens = torch::where(tok >= V, last_kept, tok);
-  out.logprobs = logp.gather(1, out.tokens.unsqueeze(1)).squeeze(1);
+  out.logprobs = policy::processed_logprobs(zt, keep, out.tokens);
   return out;
 }
 

@@ -1,19 +1,17 @@
 // Sampling one token per row from next-token logits: temperature, top-k, top-p, min-p,
 // greedy; with the log-prob of the chosen token under the convention of
-// rollout_source.h (log softmax(logits / temperature) over the full vocabulary, before
-// truncation; temperature 0 reports the temperature-1 log-prob).
+// rollout_source.h: log q(token) under the processed distribution it was drawn from
+// (softmax(logits / temperature) truncated by top-k/top-p/min-p and renormalised,
+// policy/truncation.h; the full tempered softmax when no filter is on); temperature 0
+// reports the full temperature-1 log-prob.
 //
 // Follows llama.cpp's sampler chain and Hugging Face's logits warpers (temperature,
 // then top-k, top-p, min-p), with one difference: every filter is a mask on the same
-// tempered distribution, so the kept set is the intersection of
-//   top-k: the k most probable tokens (ties broken by lower id),
-//   top-p: the smallest prefix of the top-k tokens, by descending probability, whose
-//          mass renormalised over the top-k tokens reaches top_p (always >= 1 token),
-//   min-p: tokens with p >= min_p * p_max,
-// and the draw is from the kept tokens renormalised. The draw is an inverse-CDF lookup
-// with one uniform number per row, taken from a counter-based stream
-// (sample_uniform(seed, step)), so a row's token depends only on its logits, its seed
-// and its step: never on the other rows of the batch.
+// tempered distribution, so the kept set is the intersection of the filters'
+// (policy::truncation_mask), and the draw is from the kept tokens renormalised. The draw
+// is an inverse-CDF lookup with one uniform number per row, taken from a counter-based
+// stream (sample_uniform(seed, step)), so a row's token depends only on its logits, its
+// seed and its step: never on the other rows of the batch.
 #pragma once
 
 #include <torch/types.h>
@@ -21,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/truncation.h"
 #include "rollout/rollout_source.h"
 
 namespace r1kit::rollout {
@@ -29,15 +28,12 @@ namespace r1kit::rollout {
 // derive_seed(seed, {step}). Pure function, thread-safe.
 double sample_uniform(uint64_t seed, uint64_t step);
 
-// The tokens a filter keeps: bool [B, V] for probs [B, V] (fp32, rows summing to 1).
-// top_k <= 0 or >= V, top_p >= 1 and min_p <= 0 switch the filter off. Returns an
-// undefined tensor when every filter is off (everything kept).
-torch::Tensor truncation_mask(const torch::Tensor& probs, int64_t top_k, double top_p,
-                              double min_p);
+// The tokens a filter keeps (policy/truncation.h).
+using policy::truncation_mask;
 
 struct SampledTokens {
   torch::Tensor tokens;    // [B] int64
-  torch::Tensor logprobs;  // [B] float32, the convention above
+  torch::Tensor logprobs;  // [B] float32, the convention above (processed distribution)
 };
 
 // Samples one token per row of logits [B, V] (fp32). `uniforms` holds one number in

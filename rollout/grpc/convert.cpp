@@ -38,6 +38,7 @@ void to_proto(const GenerateRequest& r, const std::vector<size_t>& positions,
   out->set_group_size(r.group_size);
   to_proto(r.sampling, out->mutable_sampling());
   out->set_min_policy_version(min_policy_version);
+  out->set_record_experts(r.record_experts);
 }
 
 GenerateRequest from_proto(const pb::GenerateRequest& r) {
@@ -51,6 +52,7 @@ GenerateRequest from_proto(const pb::GenerateRequest& r) {
   }
   out.group_size = r.group_size();
   out.sampling = from_proto(r.sampling());
+  out.record_experts = r.record_experts();
   return out;
 }
 
@@ -71,20 +73,37 @@ FinishReason from_proto(pb::FinishReason r) {
   }
 }
 
+void to_proto(const RoutedExperts& r, pb::RoutedExperts* out) {
+  out->set_layers(static_cast<int32_t>(r.layers));
+  out->set_k(static_cast<int32_t>(r.k));
+  out->mutable_ids()->Add(r.ids.begin(), r.ids.end());
+}
+
+RoutedExperts from_proto(const pb::RoutedExperts& r) {
+  RoutedExperts out;
+  out.layers = r.layers();
+  out.k = r.k();
+  out.ids.assign(r.ids().begin(), r.ids().end());
+  return out;
+}
+
 void to_proto(const Group& g, pb::GroupResult* out) {
   out->set_prompt_index(g.prompt_index);
+  if (g.prompt_experts.layers > 0) to_proto(g.prompt_experts, out->mutable_prompt_experts());
   for (const Completion& c : g.completions) {
     pb::Completion* o = out->add_completions();
     o->mutable_token_ids()->Add(c.token_ids.begin(), c.token_ids.end());
     o->mutable_logprobs()->Add(c.logprobs.begin(), c.logprobs.end());
     o->set_finish_reason(to_proto(c.finish_reason));
     o->set_policy_version(c.policy_version);
+    if (c.routed_experts.layers > 0) to_proto(c.routed_experts, o->mutable_routed_experts());
   }
 }
 
 Group from_proto(const pb::GroupResult& g) {
   Group out;
   out.prompt_index = g.prompt_index();
+  out.prompt_experts = from_proto(g.prompt_experts());
   out.completions.reserve(g.completions_size());
   for (const pb::Completion& c : g.completions()) {
     Completion o;
@@ -92,6 +111,7 @@ Group from_proto(const pb::GroupResult& g) {
     o.logprobs.assign(c.logprobs().begin(), c.logprobs().end());
     o.finish_reason = from_proto(c.finish_reason());
     o.policy_version = c.policy_version();
+    o.routed_experts = from_proto(c.routed_experts());
     out.completions.push_back(std::move(o));
   }
   return out;

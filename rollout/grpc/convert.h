@@ -21,6 +21,8 @@ void to_proto(const GenerateRequest& r, const std::vector<size_t>& positions,
               int64_t min_policy_version, pb::GenerateRequest* out);
 GenerateRequest from_proto(const pb::GenerateRequest& r);
 
+void to_proto(const RoutedExperts& r, pb::RoutedExperts* out);
+RoutedExperts from_proto(const pb::RoutedExperts& r);
 void to_proto(const Group& g, pb::GroupResult* out);
 Group from_proto(const pb::GroupResult& g);
 

@@ -74,6 +74,33 @@ TEST(Advantages, BatchStd) {
   expect_near_vec(a.advantages, {0.5 / s, -0.5 / s, -0.5 / s, 0.5 / s, 0, 0, 0, 0});
 }
 
+TEST(Advantages, ReinforcePlusPlusBaseline) {
+  // Three groups of G=4: g0 = [1, 0, 0, 1] -> c = [0.5, -0.5, -0.5, 0.5];
+  // g1 = [2, NaN, NaN, NaN]: one valid reward, no baseline, not in the batch statistics;
+  // g2 = [0, 3, 3, 3]: mean 2.25 -> c = [-2.25, 0.75, 0.75, 0.75].
+  // Batch over the 8 centred values: mean 0; squares 4 * 0.25 + 5.0625 + 3 * 0.5625 = 7.75,
+  // unbiased var 7.75 / 7, std 1.0522085. A = c / (std + 1e-4).
+  auto r = torch::tensor({1.0, 0.0, 0.0, 1.0, 2.0, kNaN, kNaN, kNaN, 0.0, 3.0, 3.0, 3.0},
+                         torch::kFloat64);
+  AdvantageOptions o;
+  o.baseline = Baseline::kReinforcePlusPlus;
+  o.scale = RewardScale::kBatch;
+  auto a = compute_advantages(r, 4, o);
+  const double s = std::sqrt(7.75 / 7.0) + 1e-4;
+  EXPECT_NEAR(std::sqrt(7.75 / 7.0), 1.0522085, 1e-6);
+  expect_near_vec(a.advantages, {0.5 / s, -0.5 / s, -0.5 / s, 0.5 / s, 0, 0, 0, 0, -2.25 / s,
+                                 0.75 / s, 0.75 / s, 0.75 / s});
+  // Unlike scale_rewards=batch with the group-mean baseline, which divides by the std of
+  // the raw rewards (here of {1, 0, 0, 1, 2, 0, 3, 3, 3}).
+  AdvantageOptions grpo_batch;
+  grpo_batch.scale = RewardScale::kBatch;
+  auto b = compute_advantages(r, 4, grpo_batch);
+  EXPECT_GT(std::abs(b.advantages[8].item<float>() - a.advantages[8].item<float>()), 0.1);
+  // The estimator is a batch normalisation: other scales are refused.
+  o.scale = RewardScale::kGroup;
+  EXPECT_THROW(compute_advantages(r, 4, o), c10::Error);
+}
+
 TEST(Advantages, NanRewardsAreExcludedAndGetZero) {
   // g0 = [1, NaN, 0, 2]: valid {1, 0, 2}, mean 1, var (0 + 1 + 1) / 2 = 1, std 1.
   //   GRPO: [0, 0 (NaN), -1/1.0001, 1/1.0001].

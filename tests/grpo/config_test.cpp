@@ -54,6 +54,14 @@ TEST(GrpoLossConfig, LoadsDrGrpoAndDapoStyleRecipes) {
   EXPECT_EQ(gspo->loss.policy_loss_options().ratio_level, RatioLevel::kSequence);
   EXPECT_DOUBLE_EQ(gspo->loss.policy_loss_options().kl_coef, 0.04);
   EXPECT_EQ(gspo->loss.kl_estimator, KlEstimator::kK3);
+
+  auto m1 = load_config_string<Recipe>(
+      "loss: {surrogate: cispo, eps_low: 0.99, eps_high: 4, loss_aggregation: seq-mean-token-sum,"
+      " advantage_estimator: reinforce++-baseline, scale_rewards: batch}");
+  ASSERT_TRUE(m1.ok()) << m1.status().to_string();
+  EXPECT_EQ(m1->loss.policy_loss_options().surrogate, Surrogate::kCispo);
+  EXPECT_EQ(m1->loss.policy_loss_options().aggregation, LossAggregation::kSeqMeanTokenSum);
+  EXPECT_EQ(m1->loss.advantage_options().baseline, Baseline::kReinforcePlusPlus);
 }
 
 void expect_rejected(const std::string& yaml, const std::string& key1, const std::string& key2) {
@@ -68,6 +76,9 @@ TEST(GrpoLossConfig, RejectsImpossibleCombinationsNamingBothKeys) {
   expect_rejected("loss: {dual_clip_c: 1.1, eps_high: 0.28}", "dual_clip_c", "eps_high");
   expect_rejected("loss: {ratio_level: sequence}", "ratio_level", "loss_aggregation");
   expect_rejected("loss: {kl_coef: 0.1, kl_estimator: k1}", "kl_estimator", "kl_placement");
+  expect_rejected("loss: {surrogate: cispo, dual_clip_c: 3}", "surrogate", "dual_clip_c");
+  expect_rejected("loss: {advantage_estimator: reinforce++-baseline}", "advantage_estimator",
+                  "scale_rewards");
   // k1 is fine in the reward, and when the KL is off.
   EXPECT_TRUE(load_config_string<Recipe>("loss: {kl_coef: 0.1, kl_estimator: k1, "
                                          "kl_placement: reward}")

@@ -192,6 +192,40 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
   if (!HasFailure()) fs::remove_all(dir);
 }
 
+// With top-k/top-p sampling the trainer's log-probs are of the same truncated distribution
+// as the engine's: the logged engine/trainer mismatch stays ~0 every step.
+TEST(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
+  const std::string dir = grpo_fresh_dir("trunc");
+  ASSERT_TRUE(
+      run_grpo(recipe(dir, {"grpo.steps=2", "rollout.top_k=20", "rollout.top_p=0.9"})).ok());
+  auto m = metrics(dir);
+  ASSERT_EQ(m.size(), 2u);
+  for (const auto& row : m) {
+    ASSERT_TRUE(row.contains("mismatch_kl")) << row.dump();
+    EXPECT_LT(row["mismatch_kl"].get<double>(), 1e-6) << row.dump();
+  }
+}
+
+// MoE routing replay on the nano (MoE) policy: with grpo.routing_replay=rollout the
+// trainer's forwards use exactly the engine's experts (moe/route_mismatch 0 every step);
+// without, the disagreement rate is logged.
+TEST(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
+  for (const std::string mode : {"rollout", "none"}) {
+    const std::string dir = grpo_fresh_dir("replay_" + mode);
+    ASSERT_TRUE(run_grpo(recipe(dir, {"grpo.steps=2", "grpo.routing_replay=" + mode})).ok());
+    auto m = metrics(dir);
+    ASSERT_EQ(m.size(), 2u);
+    for (const auto& row : m) {
+      ASSERT_TRUE(row.contains("moe/route_mismatch")) << row.dump();
+      const double rate = row["moe/route_mismatch"].get<double>();
+      if (mode == "rollout")
+        EXPECT_EQ(rate, 0.0) << row.dump();
+      else
+        EXPECT_TRUE(rate >= 0.0 && rate <= 1.0) << row.dump();
+    }
+  }
+}
+
 // The samples a reward failed to score reach reward/remote_failures, summed over the run.
 // Every group all-equal and skipped: the update statistics are null (not 0) in
 // metrics.jsonl; grpo.log_samples writes every completion of every 2nd step.

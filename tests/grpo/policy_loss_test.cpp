@@ -131,6 +131,44 @@ TEST(PolicyLoss, SeqMeanTokenSumNormHandValues) {
   expect_near_dvec(x.theta.grad(), {-1.0 / 8, 0.0, -0.7 / 8, 0.0, 1.1 / 8, 0.0});
   // Without L the mode refuses to guess.
   EXPECT_THROW(run(main_tiny(), o, /*max_length=*/0), c10::Error);
+
+  // seq-mean-token-sum: the same sum over 2 sequences without L: -1.0 / 2, and 4x the
+  // gradient, [-1/2, 0, -0.7/2 | 0, 1.1/2].
+  auto y = main_tiny();
+  o.aggregation = LossAggregation::kSeqMeanTokenSum;
+  auto out_sum = run(y, o);
+  out_sum.loss.backward();
+  EXPECT_NEAR(out_sum.loss.item<double>(), -0.5, 1e-12);
+  EXPECT_TRUE(torch::allclose(y.theta.grad(), x.theta.grad() * 4, 0, 1e-12));
+  EXPECT_NEAR(y.theta.grad()[1][1].item<double>(), 1.1 / 2, 1e-12);
+}
+
+TEST(PolicyLoss, CispoClipsTheWeightNotTheUpdate) {
+  // main_tiny, eps 0.2/0.2: weights sg(clip(r)) = row0 [1.0, 1.2, 0.8], row1 [0.8, 1.1].
+  // Value -A clip(r): row0 [-1.0, -1.2, -0.8], row1 [0.8, 1.1] -> token-mean -1.1 / 5.
+  // Gradient of -sg(w) A log pi: -A w / 5 for EVERY token, the clipped ones included
+  // (PPO gives 0 at r = 1.5 and r = 0.5 and 0.7 is clipped only for A < 0).
+  auto x = main_tiny();
+  PolicyLossOptions o;
+  o.surrogate = Surrogate::kCispo;
+  auto out = run(x, o);
+  EXPECT_NEAR(out.loss.item<double>(), -1.1 / 5, 1e-12);
+  out.loss.backward();
+  expect_near_dvec(x.theta.grad(), {-1.0 / 5, -1.2 / 5, -0.8 / 5, 0.8 / 5, 1.1 / 5, 0.0});
+  // Clipped weights, whatever the sign of A: low {0.7, 0.5}, high {1.5}.
+  EXPECT_NEAR(out.stats.clip_ratio_low, 0.4, 1e-12);
+  EXPECT_NEAR(out.stats.clip_ratio_high, 0.2, 1e-12);
+  EXPECT_NEAR(out.stats.clip_ratio, 0.6, 1e-12);
+  // MiniMax-M1's setting, no lower bound in effect: the row1 token at 0.5 keeps w = 0.5.
+  o.eps_low = 0.9;
+  o.eps_high = 2.0;
+  auto y = main_tiny();
+  auto out2 = run(y, o);
+  out2.loss.backward();
+  expect_near_dvec(y.theta.grad(), {-1.0 / 5, -1.5 / 5, -0.7 / 5, 0.5 / 5, 1.1 / 5, 0.0});
+  // No dual clip with CISPO.
+  o.dual_clip_c = 3.0;
+  EXPECT_THROW(run(main_tiny(), o), c10::Error);
 }
 
 TEST(PolicyLoss, ClipHigherEpsHigh) {
@@ -205,7 +243,7 @@ TEST(PolicyLoss, GspoSequenceRatio) {
 TEST(PolicyLoss, ZeroAdvantagesGiveZeroGradient) {
   torch::manual_seed(3);
   for (auto agg : {LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenMean,
-                   LossAggregation::kSeqMeanTokenSumNorm})
+                   LossAggregation::kSeqMeanTokenSumNorm, LossAggregation::kSeqMeanTokenSum})
     for (auto level : {RatioLevel::kToken, RatioLevel::kSequence}) {
       auto theta = (torch::randn({3, 4}, kF64) * 0.5).requires_grad_(true);
       auto old = -torch::rand({3, 4}, kF64) * 3;
@@ -281,6 +319,12 @@ TEST(PolicyLoss, TruncatedImportanceWeights) {
   EXPECT_NEAR(out.stats.tis_max, 2.0, 1e-6);
   EXPECT_NEAR(out.stats.tis_min, 0.5, 1e-6);
   EXPECT_NEAR(out.stats.tis_clip_ratio, 1.0 / 3, 1e-6);
+  // mismatch_kl: rho - 1 - log rho for rho = pi_old / pi_beh = 3, 0.5, 1.5, mean of 3:
+  // (0.9013877 + 0.1931472 + 0.0945349) / 3.
+  EXPECT_NEAR(out.stats.mismatch_kl,
+              (3 - 1 - std::log(3.0) + 0.5 - 1 - std::log(0.5) + 1.5 - 1 - std::log(1.5)) / 3,
+              1e-6);
+  EXPECT_NEAR(out.stats.mismatch_kl, 1.1890698 / 3, 1e-6);
   out.loss.backward();
   // The weights are constants: gradient -A * w * r / 3.
   expect_near_dvec(theta.grad(), {-2.0 / 3, -0.5 / 3, 1.5 / 3, 0.0}, 1e-6);
@@ -366,6 +410,7 @@ TEST(PolicyLoss, GradientAccumulationInvariance) {
   for (auto mode : {Mode{LossAggregation::kTokenMean, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenMean, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenSumNorm, RatioLevel::kToken},
+                    Mode{LossAggregation::kSeqMeanTokenSum, RatioLevel::kToken},
                     Mode{LossAggregation::kSeqMeanTokenMean, RatioLevel::kSequence}}) {
     PolicyLossOptions o;
     o.aggregation = mode.agg;
@@ -413,6 +458,7 @@ TEST(PolicyLoss, GradientAccumulationInvariance) {
     EXPECT_NEAR(stats.ratio_mean, out.stats.ratio_mean, 1e-12);
     EXPECT_NEAR(stats.ratio_max, out.stats.ratio_max, 1e-12);
     EXPECT_NEAR(stats.tis_min, out.stats.tis_min, 1e-12);
+    EXPECT_NEAR(stats.mismatch_kl, out.stats.mismatch_kl, 1e-12);
     EXPECT_NEAR(stats.kl_mean, out.stats.kl_mean, 1e-12);
   }
 }

@@ -29,12 +29,16 @@ struct Sampled {
   CompletionBatch batch;
 };
 
-Sampled sample(policy::TransformerImpl& m, double temperature) {
+Sampled sample(policy::TransformerImpl& m, double temperature,
+               const policy::Truncation& trunc = {}) {
   auto src = rollout::LocalRolloutSource::copy_of(m);
   rollout::GenerateRequest req;
   req.prompts = {{{5, 17, 99, 3, 8, 21}, 0}, {{42, 7}, 1}, {{9}, 2}};
   req.group_size = 3;
   req.sampling.temperature = temperature;
+  req.sampling.top_k = trunc.top_k;
+  req.sampling.top_p = trunc.top_p;
+  req.sampling.min_p = trunc.min_p;
   req.sampling.max_new_tokens = 10;
   req.sampling.stop_token_ids = {11, 12, 13};  // some rows end early: ragged completions
   req.sampling.seed = 3;
@@ -64,6 +68,38 @@ TEST(CompletionLogProbsTest, EqualsTheEnginesLogProbs) {
     EXPECT_GE(ent.min().item<float>(), 0.0f);
     EXPECT_LE(ent.max().item<float>(), std::log(static_cast<float>(m->args().vocab_size)) + 1e-4);
   }
+}
+
+// With top-k/top-p the engine reports log-probs of the truncated distribution it sampled
+// from; the trainer, given the same truncation, computes the same ones, so the engine/trainer
+// mismatch (mismatch_kl) is ~0. Without the truncation (the full-vocabulary alternative)
+// the ratio pi_trainer / pi_behaviour is off by the kept mass at every token.
+TEST(CompletionLogProbsTest, TruncatedSamplingIsTheTrainedDistribution) {
+  auto m = nano(4);
+  {
+    torch::NoGradGuard ng;
+    m->output_weight().div_(10.0);  // flatter: top-k/top-p cut real mass
+  }
+  const policy::Truncation trunc{8, 0.9, 0.0};
+  Sampled s = sample(*m, 0.8, trunc);
+  torch::NoGradGuard ng;
+  auto same = policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 0.8,
+                                          false, false, trunc);
+  EXPECT_TRUE(torch::allclose(same.logprobs, s.batch.behaviour_logprobs * s.batch.mask, 1e-4, 1e-4))
+      << (same.logprobs - s.batch.behaviour_logprobs).abs().max();
+  auto full =
+      policy::completion_logprobs(*m, s.row_prompts, s.batch.token_ids, s.batch.mask, 0.8, false);
+  auto stats_of = [&](const torch::Tensor& lp) {
+    PolicyLossInputs in;
+    in.logprobs = lp;
+    in.old_logprobs = lp;
+    in.behaviour_logprobs = s.batch.behaviour_logprobs;
+    in.advantages = torch::zeros({s.batch.token_ids.size(0)});
+    in.mask = s.batch.mask;
+    return policy_loss(in, PolicyLossOptions{}, make_normalizer({s.batch.mask})).stats;
+  };
+  EXPECT_LT(stats_of(same.logprobs).mismatch_kl, 1e-7);
+  EXPECT_GT(stats_of(full.logprobs).mismatch_kl, 1e-3);
 }
 
 TEST(CompletionLogProbsTest, ZeroAdvantagesGiveZeroGradientAndRatioOne) {

@@ -517,5 +517,40 @@ TEST(LogProbsTest, MatchesFullLogSoftmaxWithGradients) {
   EXPECT_LT(max_diff(gh[1], gh2[1]), 1e-4);
 }
 
+TEST(LogProbsTest, TruncatedDistributionMatchesMaskedLogSoftmaxWithGradients) {
+  // Under top-k/top-p the log-prob is that of the kept set renormalised, and its gradient
+  // reaches the kept tokens' logits only; the target is always kept.
+  torch::manual_seed(9);
+  const int64_t N = 29, d = 16, V = 40;
+  auto h = torch::randn({N, d}, torch::requires_grad());
+  auto w = (torch::randn({V, d}) * 0.5).requires_grad_(true);
+  auto tgt = torch::randint(V, {N}, torch::kLong);
+  const double temp = 0.8;
+  const Truncation trunc{5, 0.9, 0.0};
+  auto r = token_logprobs(h, w, tgt, temp, /*with_entropy=*/false, /*chunk_rows=*/8, trunc);
+  auto g = torch::autograd::grad({(r.logprobs * torch::linspace(-1, 1, N)).sum()}, {h, w});
+
+  auto h2 = h.detach().clone().requires_grad_(true);
+  auto w2 = w.detach().clone().requires_grad_(true);
+  auto z = torch::matmul(h2, w2.t()) / temp;
+  torch::Tensor keep;
+  {
+    torch::NoGradGuard ng;
+    keep = truncation_mask(torch::softmax(z, -1), 5, 0.9, 0.0);
+    keep.scatter_(1, tgt.unsqueeze(1), true);
+  }
+  auto lp = torch::log_softmax(z.masked_fill(keep.logical_not(), -INFINITY), -1)
+                .gather(1, tgt.unsqueeze(1))
+                .squeeze(1);
+  EXPECT_LT(max_diff(r.logprobs, lp), 1e-5);
+  // Truncation changes the value: every log q >= log p, strictly where tokens were cut.
+  auto full = token_logprobs(h, w, tgt, temp).logprobs;
+  EXPECT_TRUE((r.logprobs >= full - 1e-6).all().item<bool>());
+  EXPECT_GT((r.logprobs - full).max().item<double>(), 1e-3);
+  auto g2 = torch::autograd::grad({(lp * torch::linspace(-1, 1, N)).sum()}, {h2, w2});
+  EXPECT_LT(max_diff(g[0], g2[0]), 1e-4);
+  EXPECT_LT(max_diff(g[1], g2[1]), 1e-4);
+}
+
 }  // namespace
 }  // namespace r1kit::policy

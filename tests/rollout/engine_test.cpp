@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -71,7 +72,8 @@ EngineOptions opts(int64_t max_batch, bool share = true) {
 // Returns [n] log-probs of the completion tokens, and the full logits [P + n, V].
 std::pair<torch::Tensor, torch::Tensor> recompute(Transformer& m,
                                                   const std::vector<int64_t>& prompt,
-                                                  const Completion& c, double temperature) {
+                                                  const Completion& c, double temperature,
+                                                  const policy::Truncation& trunc = {}) {
   torch::NoGradGuard ng;
   std::vector<int64_t> ids = prompt;
   ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
@@ -80,7 +82,9 @@ std::pair<torch::Tensor, torch::Tensor> recompute(Transformer& m,
   auto out = m->forward(t);
   auto hidden = out.hidden[0].narrow(0, P - 1, n);  // positions predicting the completion
   auto targets = t[0].narrow(0, P, n);
-  auto lp = policy::token_logprobs(hidden, m->output_weight(), targets, temperature).logprobs;
+  auto lp =
+      policy::token_logprobs(hidden, m->output_weight(), targets, temperature, false, 1024, trunc)
+          .logprobs;
   return {lp, out.logits[0]};
 }
 
@@ -188,7 +192,9 @@ TEST(EngineTest, LogprobsEqualTheTrainersRecomputation) {
       double worst = 0;
       for (size_t g = 0; g < groups->size(); ++g)
         for (const auto& c : (*groups)[g].completions) {
-          auto [lp, logits] = recompute(m, req.prompts[g].ids, c, k.temperature);
+          // The trainer applies the same truncation (the processed distribution).
+          auto [lp, logits] =
+              recompute(m, req.prompts[g].ids, c, k.temperature, {k.top_k, k.top_p, k.min_p});
           worst = std::max(worst, max_abs(lp, c.logprobs));
           // Truncation: every sampled token is within the top-k of its position.
           if (k.top_k > 0) {
@@ -203,6 +209,117 @@ TEST(EngineTest, LogprobsEqualTheTrainersRecomputation) {
                             << k.top_k;
     }
   }
+}
+
+// The full sequence's recorded routing [S, L, K] (prompt then completion, one forward row).
+torch::Tensor recorded_routing(const Group& g, const Completion& c) {
+  std::vector<int16_t> ids = g.prompt_experts.ids;
+  ids.insert(ids.end(), c.routed_experts.ids.begin(), c.routed_experts.ids.end());
+  return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()))
+      .view({-1, g.prompt_experts.layers, g.prompt_experts.k});
+}
+
+// Share of recorded (token, layer, slot) experts missing from `used` [S, L, K].
+double route_mismatch(const torch::Tensor& rec, const torch::Tensor& used) {
+  auto found = (rec.unsqueeze(-1) == used.to(torch::kLong).unsqueeze(-2)).any(-1);
+  auto valid = rec >= 0;
+  return (valid & found.logical_not()).sum().item<double>() / valid.sum().item<double>();
+}
+
+// Routing replay: the engine records each token's experts (prompt and completion, the
+// last completion token unrecorded); a trainer whose router disagrees (here: perturbed
+// gate weights) uses those experts exactly when they are replayed, and its gate still gets
+// a gradient.
+TEST(EngineTest, RecordsRoutingThatTheTrainerReplaysExactly) {
+  Transformer m = make_model(5, false, 10.0);
+  const int64_t L = m->n_moe_layers(), K = m->args().n_activated_experts;
+  ASSERT_GT(L, 0);
+  Engine engine(m, opts(4));
+  auto req = make_request(m, {6, 3}, /*G=*/2, /*max_new=*/8);
+  req.record_experts = true;
+  auto groups = engine.generate(req, 0);
+  ASSERT_TRUE(groups.ok()) << groups.status().to_string();
+
+  Transformer trainer = make_model(5, false, 10.0);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : trainer->named_parameters())
+      if (p.key().find("gate.weight") != std::string::npos)
+        p.value().add_(torch::randn_like(p.value()) * 0.05);
+  }
+  trainer->train();
+  double without = 0;
+  for (size_t g = 0; g < groups->size(); ++g) {
+    const Group& grp = (*groups)[g];
+    const int64_t P = static_cast<int64_t>(req.prompts[g].ids.size());
+    ASSERT_EQ(grp.prompt_experts.layers, L);
+    ASSERT_EQ(static_cast<int64_t>(grp.prompt_experts.ids.size()), P * L * K);
+    for (const auto& c : grp.completions) {
+      const int64_t n = static_cast<int64_t>(c.token_ids.size());
+      ASSERT_EQ(static_cast<int64_t>(c.routed_experts.ids.size()), n * L * K);
+      auto rec = recorded_routing(grp, c);  // [P + n, L, K]
+      EXPECT_TRUE((rec[P + n - 1] == -1).all().item<bool>()) << "last token: no forward";
+      EXPECT_TRUE((rec.narrow(0, 0, P + n - 1) >= 0).all().item<bool>());
+      EXPECT_TRUE((rec < m->args().n_routed_experts).all().item<bool>());
+      std::vector<int64_t> seq = req.prompts[g].ids;
+      seq.insert(seq.end(), c.token_ids.begin(), c.token_ids.end());
+      auto ids = torch::tensor(seq).view({1, -1});
+      policy::ForwardOptions o;
+      o.record_experts = true;
+      {
+        torch::NoGradGuard ng;
+        // The engine's own weights agree with what they recorded.
+        EXPECT_EQ(route_mismatch(rec, m->forward(ids, o).experts[0]), 0.0);
+        without += route_mismatch(rec, trainer->forward(ids, o).experts[0]);
+      }
+      o.replay_experts = rec.to(torch::kInt16).unsqueeze(0);
+      auto out = trainer->forward(ids, o);
+      EXPECT_EQ(route_mismatch(rec, out.experts[0]), 0.0) << "replayed: 100% agreement";
+      trainer->zero_grad();
+      out.logits.logsumexp(-1).sum().backward();
+      for (auto& p : trainer->named_parameters())
+        if (p.key().find("gate.weight") != std::string::npos)
+          EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+  }
+  EXPECT_GT(without, 0.0) << "the perturbed router should disagree somewhere";
+}
+
+// Exactness today (measurement; docs/rollout.md, "Engine/trainer agreement"): the engine's
+// log-probs against the trainer's one full forward, per configuration (slots, decode
+// threads, absorbed/naive MLA decode, prefix sharing), on the MoE+MLA nano model. Prints
+// the max |diff| and the share of bitwise-equal log-probs; asserts the 1e-4 bound.
+TEST(EngineTest, MeasuresTheEngineTrainerLogprobDifferencePerConfiguration) {
+  Transformer m = make_model(6, false, 10.0);
+  for (auto impl : {policy::AttnImpl::kAbsorb, policy::AttnImpl::kNaive})
+    for (int threads : {1, 3})
+      for (int64_t slots : {1, 6})
+        for (bool share : {true, false}) {
+          EngineOptions o = opts(slots, share);
+          o.decode_impl = impl;
+          o.decode_threads = threads;
+          Engine engine(m, o);
+          auto req = make_request(m, {7, 3}, /*G=*/3, /*max_new=*/10);
+          auto groups = engine.generate(req, 0);
+          ASSERT_TRUE(groups.ok()) << groups.status().to_string();
+          double worst = 0;
+          int64_t equal = 0, total = 0;
+          for (size_t g = 0; g < groups->size(); ++g)
+            for (const auto& c : (*groups)[g].completions) {
+              auto lp = recompute(m, req.prompts[g].ids, c, 1.0).first;
+              auto engine_lp = torch::tensor(c.logprobs);
+              worst = std::max(worst, (lp - engine_lp).abs().max().item<double>());
+              equal += (lp == engine_lp).sum().item<int64_t>();
+              total += lp.numel();
+            }
+          std::printf(
+              "logprob diff: %s decode, %d threads, %2lld slots, share_prefix %d: "
+              "max |diff| %.3g, bitwise equal %lld/%lld\n",
+              impl == policy::AttnImpl::kAbsorb ? "absorbed" : "naive", threads,
+              static_cast<long long>(slots), share ? 1 : 0, worst, static_cast<long long>(equal),
+              static_cast<long long>(total));
+          EXPECT_LT(worst, 1e-4);
+        }
 }
 
 TEST(EngineTest, SameSeedSameTokensWhateverTheBatchComposition) {

@@ -1,5 +1,6 @@
 // Tests of rollout/sampling.h on hand-made distributions (llama.cpp's sampler tests
-// style): which tokens top-k, top-p and min-p keep, greedy, the log-prob convention,
+// style): which tokens top-k, top-p and min-p keep, greedy, the log-prob convention
+// (the processed distribution),
 // the draw frequencies and the counter-based uniforms.
 #include "rollout/sampling.h"
 
@@ -95,18 +96,37 @@ TEST(SampleTokensTest, TemperatureZeroIsArgmaxWithTemperatureOneLogprob) {
   EXPECT_LT((s.logprobs - want).abs().max().item<double>(), 1e-6);
 }
 
-TEST(SampleTokensTest, LogprobIsTheFullTemperedDistributionBeforeTruncation) {
+TEST(SampleTokensTest, LogprobIsOfTheProcessedDistribution) {
+  // p = {0.1, 0.4, 0.2, 0.3}, top-k 2 keeps {1, 3}: q = {4/7, 3/7}.
+  auto logits = torch::log(torch::tensor({0.1f, 0.4f, 0.2f, 0.3f})).view({1, 4}).expand({2, 4});
+  SamplingParams k2;
+  k2.top_k = 2;
+  auto a = sample_tokens(logits.contiguous(), k2, {0.1, 0.9});
+  EXPECT_EQ(a.tokens[0].item<int64_t>(), 1);
+  EXPECT_EQ(a.tokens[1].item<int64_t>(), 3);
+  EXPECT_NEAR(a.logprobs[0].item<double>(), std::log(4.0 / 7), 1e-6);
+  EXPECT_NEAR(a.logprobs[1].item<double>(), std::log(3.0 / 7), 1e-6);
+  // No filter: the full distribution, log 0.4 and log 0.3.
+  auto b = sample_tokens(logits.contiguous(), SamplingParams{}, {0.3, 0.9});
+  EXPECT_EQ(b.tokens[0].item<int64_t>(), 1);
+  EXPECT_EQ(b.tokens[1].item<int64_t>(), 3);
+  EXPECT_NEAR(b.logprobs[0].item<double>(), std::log(0.4), 1e-6);
+  EXPECT_NEAR(b.logprobs[1].item<double>(), std::log(0.3), 1e-6);
+
   torch::manual_seed(1);
-  auto logits = torch::randn({4, 30}) * 3;
+  auto z = torch::randn({4, 30}) * 3;
   SamplingParams p;
   p.temperature = 0.7;
   p.top_k = 3;
   p.top_p = 0.8;
-  auto s = sample_tokens(logits, p, {0.1, 0.5, 0.9, 0.99});
-  auto want = torch::log_softmax(logits / 0.7, -1).gather(1, s.tokens.unsqueeze(1)).squeeze(1);
+  auto s = sample_tokens(z, p, {0.1, 0.5, 0.9, 0.99});
+  auto keep = truncation_mask(torch::softmax(z / 0.7, -1), 3, 0.8, 0.0);
+  auto want = torch::log_softmax((z / 0.7).masked_fill(keep.logical_not(), -INFINITY), -1)
+                  .gather(1, s.tokens.unsqueeze(1))
+                  .squeeze(1);
   EXPECT_LT((s.logprobs - want).abs().max().item<double>(), 1e-6);
   // Every token is one of its row's top 3.
-  auto top3 = std::get<1>(logits.topk(3, -1));
+  auto top3 = std::get<1>(z.topk(3, -1));
   EXPECT_TRUE((top3 == s.tokens.unsqueeze(1)).any(-1).all().item<bool>());
 }
 

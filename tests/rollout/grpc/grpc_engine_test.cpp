@@ -34,8 +34,12 @@ void expect_same(const std::vector<Group>& a, const std::vector<Group>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].completions.size(), b[i].completions.size());
+    EXPECT_EQ(a[i].prompt_experts.ids, b[i].prompt_experts.ids) << i;
+    EXPECT_EQ(a[i].prompt_experts.layers, b[i].prompt_experts.layers) << i;
     for (size_t j = 0; j < a[i].completions.size(); ++j) {
       EXPECT_EQ(a[i].completions[j].token_ids, b[i].completions[j].token_ids) << i << "," << j;
+      EXPECT_EQ(a[i].completions[j].routed_experts.ids, b[i].completions[j].routed_experts.ids);
+      EXPECT_EQ(a[i].completions[j].routed_experts.k, b[i].completions[j].routed_experts.k);
       ASSERT_EQ(a[i].completions[j].logprobs.size(), b[i].completions[j].logprobs.size());
       for (size_t t = 0; t < a[i].completions[j].logprobs.size(); ++t)
         EXPECT_NEAR(a[i].completions[j].logprobs[t], b[i].completions[j].logprobs[t], 1e-5);
@@ -60,6 +64,14 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   auto remote = (*pool)->generate(request());
   ASSERT_TRUE(remote.ok()) << remote.status().to_string();
   expect_same(*remote, *local1.generate(request()));
+  // The MoE routing (for routing replay) comes through the worker unchanged.
+  GenerateRequest routed = request();
+  routed.record_experts = true;
+  auto remote_routed = (*pool)->generate(routed);
+  ASSERT_TRUE(remote_routed.ok()) << remote_routed.status().to_string();
+  EXPECT_FALSE((*remote_routed)[0].prompt_experts.ids.empty());
+  EXPECT_FALSE((*remote_routed)[0].completions[0].routed_experts.ids.empty());
+  expect_same(*remote_routed, *local1.generate(routed));
 
   // New weights (another initialisation), sent through the pool as version 1.
   policy::Transformer next = nano(2);
