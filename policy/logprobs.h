@@ -25,7 +25,8 @@ struct TokenLogProbs {
 
 // hidden: [N, d] (the final-normed hidden states); weight: [V, d] (the output
 // projection); targets: [N] int64. Works for any float dtype of hidden/weight; the
-// math runs in fp32.
+// math runs in fp32, the projection included, also inside a bf16 autocast region
+// (train/compute.h).
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                              const torch::Tensor& targets, double temperature = 1.0,
                              bool with_entropy = false, int64_t chunk_rows = 1024);

@@ -11,6 +11,7 @@
 #include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/rng.h"
+#include "core/torch_compat.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
@@ -59,9 +60,11 @@ StepLoss lm_loss(policy::TransformerImpl& m, const torch::Tensor& batch) {
   return l;
 }
 
-double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const PretrainRecipe& r) {
+double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const PretrainRecipe& r,
+                 bool bf16) {
   if (stream.size(0) < r.train.seq_len + 2) return NAN;
   torch::NoGradGuard ng;
+  compat::CpuAutocastGuard ac(bf16);
   m.eval();
   double sum = 0;
   for (int64_t i = 0; i < r.train.eval_batches; ++i) {
@@ -152,9 +155,13 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     auto batch =
         sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
-    StepLoss loss = lm_loss(model, batch);
     train::zero_grad(params);
-    loss.total.backward();
+    StepLoss loss;
+    {
+      compat::CpuAutocastGuard ac(run.bf16_compute());
+      loss = lm_loss(model, batch);
+      loss.total.backward();
+    }
     const double gnorm = train::clip_grad_norm(params, r.train.optim.grad_clip);
     run.optimizer().step();
     model.update_expert_bias(model.args().bias_update_gamma);
@@ -170,7 +177,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
         {metric::kLoss, loss.lm}, {metric::kLr, lr}, {metric::kGradNorm, gnorm}};
     if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = loss.aux;
     if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = loss.mtp;
-    if (eval_now) m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, eval_stream, r);
+    if (eval_now) m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, eval_stream, r, run.bf16_compute());
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();

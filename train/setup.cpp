@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/stop_signal.h"
 #include "train/checkpoint.h"
+#include "train/compute.h"
 
 namespace r1kit::train {
 namespace fs = std::filesystem;
@@ -93,9 +94,11 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     run.start_step_ = run.resumed_state_["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", run.resume_dir_, run.start_step_);
   }
+  run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
   const auto pc = policy::count_params(run.model_->args());
-  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads{}{}", pc.total / 1e6,
-         pc.active / 1e6, at::get_num_threads(), o.log_note.empty() ? "" : ", ", o.log_note);
+  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads, compute {}{}{}",
+         pc.total / 1e6, pc.active / 1e6, at::get_num_threads(),
+         describe_compute(o.model.compute), o.log_note.empty() ? "" : ", ", o.log_note);
   ASSIGN_OR_RETURN(
       run.metrics_,
       MetricsWriter::open(o.checkpoint.dir + "/metrics.jsonl", o.checkpoint.dir + "/tensorboard",
