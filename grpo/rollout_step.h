@@ -85,11 +85,12 @@ struct TrainBatch {
 };
 
 // Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
-// of `micro` rows, without gradient.
+// of `micro` rows, without gradient; with `shared_prompt`, each distinct prompt of a
+// micro-batch computed once (policy::shared_prompt_logprobs).
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
-                               int64_t micro);
+                               int64_t micro, bool shared_prompt = false);
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

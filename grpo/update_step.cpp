@@ -64,9 +64,12 @@ PolicyLossStats train_micro_batch(policy::TransformerImpl& model, const TrainBat
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t i = 0; i < idx.size(0); ++i)
     prompts.push_back(batch.row_prompts[idx[i].item<int64_t>()]);
+  auto ids = batch.completions.token_ids.index_select(0, idx);
   auto out =
-      policy::completion_logprobs(model, prompts, batch.completions.token_ids.index_select(0, idx),
-                                  mmask, r.rollout.temperature, true, r.grpo.mtp_coef > 0);
+      r.grpo.shared_prompt && r.grpo.mtp_coef == 0
+          ? policy::shared_prompt_logprobs(model, prompts, ids, mmask, r.rollout.temperature, true)
+          : policy::completion_logprobs(model, prompts, ids, mmask, r.rollout.temperature, true,
+                                        r.grpo.mtp_coef > 0);
   PolicyLossInputs in;
   in.logprobs = out.logprobs;
   in.old_logprobs = old_lp.defined() ? old_lp.index_select(0, idx) : out.logprobs.detach();
@@ -115,7 +118,7 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
   torch::Tensor old_lp;  // pi_old: recomputed when the policy moves within the step
   if (r.grpo.mu > 1 || r.grpo.mini_batches > 1)
     old_lp = logprobs_no_grad(model, batch.row_prompts, batch.completions, r.rollout.temperature,
-                              r.grpo.micro_batch_size);
+                              r.grpo.micro_batch_size, r.grpo.shared_prompt);
   const bool skip_zero = r.grpo.skip_zero_advantage && !lc.kl_in_loss() && lc.entropy_coef == 0 &&
                          r.grpo.mtp_coef == 0;
   const auto adv_cpu = batch.advantages.advantages.to(torch::kFloat).contiguous();

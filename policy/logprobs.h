@@ -50,4 +50,21 @@ CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        double temperature, bool with_entropy,
                                        bool with_mtp = false);
 
+// completion_logprobs with each distinct prompt computed once (GRPO's G completions of a
+// problem share it): the prompts run as one batch whose keys/values (MLA: the KV latent and
+// RoPE key) go to a cache that every completion row attends before its own tokens, with
+// gradients flowing back through the shared prefix. Row i's tail is the last prompt token
+// and completion tokens [0, T-1), at positions lp_i - 1 + t, attending prefix slots
+// [0, lp_i - 1) and its own tail causally: the same keys, positions and values as the
+// per-row sequence, so logprobs, entropy and their gradients equal completion_logprobs'
+// up to float rounding (tested within 1e-5). What differs is bookkeeping: the MoE balance
+// loss (`aux_loss`) is the token-weighted mean of the prompt batch's and the tail batch's
+// sequence-wise losses (each row of each a sequence), and the expert load counts a shared
+// prompt's tokens once. No MTP loss (`mtp_loss` stays undefined).
+CompletionLogProbs shared_prompt_logprobs(TransformerImpl& model,
+                                          const std::vector<std::vector<int64_t>>& prompt_ids,
+                                          const torch::Tensor& completions,
+                                          const torch::Tensor& mask, double temperature,
+                                          bool with_entropy);
+
 }  // namespace r1kit::policy
