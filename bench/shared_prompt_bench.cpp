@@ -10,7 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,24 +53,14 @@ double step_seconds(policy::TransformerImpl& m, const Shape& s, bool shared, boo
 int main(int argc, char** argv) {
   bench_init();
   Shape s;
+  const std::map<std::string, int64_t*> numbers = {
+      {"--prompts", &s.prompts},       {"--group", &s.group}, {"--prompt-len", &s.prompt_len},
+      {"--new-tokens", &s.new_tokens}, {"--micro", &s.micro}, {"--rounds", &s.rounds}};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--preset")
-      s.preset = v;
-    else if (k == "--prompts")
-      s.prompts = std::stoll(v);
-    else if (k == "--group")
-      s.group = std::stoll(v);
-    else if (k == "--prompt-len")
-      s.prompt_len = std::stoll(v);
-    else if (k == "--new-tokens")
-      s.new_tokens = std::stoll(v);
-    else if (k == "--micro")
-      s.micro = std::stoll(v);
-    else if (k == "--rounds")
-      s.rounds = std::stoll(v);
-    else if (k == "--dtypes")
-      s.dtypes = v;
+    if (numbers.count(k)) *numbers.at(k) = std::stoll(v);
+    if (k == "--preset") s.preset = v;
+    if (k == "--dtypes") s.dtypes = v;
   }
   policy::ModelArgs a = *policy::preset(s.preset);
   a.vocab_size = 512;
