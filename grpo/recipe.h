@@ -70,6 +70,7 @@ struct GrpoTrainSection {
   double mtp_coef = 0.0;            // MTP loss weight during RL (needs MTP layers); 0 = off
   bool skip_zero_advantage = true;  // no forward/backward for completions whose advantage is 0
   RoutingReplay routing_replay = RoutingReplay::kNone;  // MoE: replay the engine's experts
+  bool shared_prompt = true;  // each group's prompt computed once per micro-batch
   train::OptimConfig optim{1e-5, 1.0, 0, 0.0, 0.9, 0.99, 1e-8, 1.0};  // constant lr by default
   int64_t log_every = 1;                                              // console cadence
   int64_t log_samples = 0;     // every N steps: completions to RUN/samples.jsonl; 0 = off
@@ -102,6 +103,10 @@ struct GrpoTrainSection {
     v.field("skip_zero_advantage", skip_zero_advantage,
             "skip the forward/backward of completions with advantage 0 (all-equal groups): "
             "same policy gradient, less compute; off when a KL or entropy term or MTP needs them");
+    v.field("shared_prompt", shared_prompt,
+            "compute each distinct prompt of a micro-batch once, its completions attending its "
+            "keys/values (the same log-probs and gradients; off with MTP and with routing replay, "
+            "which need the per-row forward)");
     v.section("optim", optim, "AdamW; the schedule runs over grpo.steps");
     v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
     v.field("log_samples", log_samples,
@@ -151,6 +156,12 @@ struct GrpoRecipe {
     v.section("dist", dist, "threads");
   }
   Status validate() const;
+
+  // Whether the trainer computes log-probs with shared prompts (grpo.shared_prompt): not
+  // with the MTP loss or routing replay, which need each row's full forward.
+  bool use_shared_prompt() const {
+    return grpo.shared_prompt && grpo.mtp_coef == 0 && grpo.routing_replay == RoutingReplay::kNone;
+  }
 };
 
 }  // namespace r1kit::grpo

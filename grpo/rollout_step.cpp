@@ -145,17 +145,23 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& batch, double temperature, int64_t micro,
                                const policy::Truncation& truncation,
-                               const torch::Tensor& replay_experts) {
+                               const torch::Tensor& replay_experts, bool shared_prompt) {
   torch::NoGradGuard ng;
   const int64_t B = batch.token_ids.size(0);
   std::vector<torch::Tensor> parts;
   for (int64_t b0 = 0; b0 < B; b0 += micro) {
     const int64_t b1 = std::min(B, b0 + micro);
     std::vector<std::vector<int64_t>> p(row_prompts.begin() + b0, row_prompts.begin() + b1);
+    auto ids = batch.token_ids.slice(0, b0, b1);
+    auto mask = batch.mask.slice(0, b0, b1);
+    if (shared_prompt && !replay_experts.defined()) {
+      parts.push_back(
+          policy::shared_prompt_logprobs(m, p, ids, mask, temperature, false, truncation).logprobs);
+      continue;
+    }
     parts.push_back(
         policy::completion_logprobs(
-            m, p, batch.token_ids.slice(0, b0, b1), batch.mask.slice(0, b0, b1), temperature, false,
-            false, truncation,
+            m, p, ids, mask, temperature, false, false, truncation,
             replay_experts.defined() ? replay_experts.slice(0, b0, b1) : torch::Tensor())
             .logprobs);
   }
@@ -176,9 +182,9 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
   tb.rewards = ro.rewards.reshape({-1}).to(torch::kFloat);
   if (reference) {
     const auto t_ref = SteadyClock::now();
-    tb.ref_logprobs =
-        logprobs_no_grad(*reference, tb.row_prompts, tb.completions, r.rollout.temperature,
-                         r.grpo.micro_batch_size, r.rollout.truncation());
+    tb.ref_logprobs = logprobs_no_grad(*reference, tb.row_prompts, tb.completions,
+                                       r.rollout.temperature, r.grpo.micro_batch_size,
+                                       r.rollout.truncation(), {}, r.use_shared_prompt());
     tb.ref_seconds = seconds_since(t_ref);
   }
   torch::Tensor rewards = tb.rewards;

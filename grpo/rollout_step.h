@@ -90,12 +90,15 @@ struct TrainBatch {
 
 // Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
 // of `micro` rows, without gradient, under the sampling distribution (temperature,
-// truncation; policy/logprobs.h), replaying `replay_experts` [B, S, L, K] when given.
+// truncation; policy/logprobs.h), replaying `replay_experts` [B, S, L, K] when given;
+// else with `shared_prompt`, each distinct prompt of a micro-batch computed once
+// (policy::shared_prompt_logprobs).
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
                                int64_t micro, const policy::Truncation& truncation = {},
-                               const torch::Tensor& replay_experts = {});
+                               const torch::Tensor& replay_experts = {},
+                               bool shared_prompt = false);
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

@@ -7,6 +7,7 @@
 #include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/timer.h"
+#include "core/torch_compat.h"
 #include "eval/evaluate.h"
 #include "grpo/data_parallel.h"
 #include "grpo/sample_log.h"
@@ -52,7 +53,9 @@ Status GrpoRecipe::validate() const {
   RETURN_IF_ERROR(grpo.loss.validate());
   RETURN_IF_ERROR(task.validate());
   if (model.dtype != policy::Precision::kF32)
-    return InvalidArgument("model.dtype=bf16: GRPO keeps fp32 master weights");
+    return InvalidArgument(
+        "model.dtype=bf16: GRPO keeps fp32 master weights; use model.compute=bf16 (or auto) for "
+        "bf16 compute");
   if (grpo.mtp_coef > 0 && model.n_mtp_layers == 0)
     return InvalidArgument("grpo.mtp_coef={} needs MTP layers, but model.n_mtp_layers=0",
                            grpo.mtp_coef);
@@ -236,6 +239,8 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
     train_s = u.seconds;
     skipped = u.skipped_updates > 0;
   } else if (groups > 0) {
+    // Reference and pi_old log-probs and the update in the same compute (train/compute.h).
+    compat::CpuAutocastGuard ac(run_.bf16_compute());
     TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr);
     add_batch_metrics(ro, tb, m);
     UpdateResult u = update_policy(run_.model(), run_.optimizer(), tb, r_, step_, dp_);

@@ -76,13 +76,18 @@ PolicyLossStats train_micro_batch(policy::TransformerImpl& model, const TrainBat
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t i = 0; i < idx.size(0); ++i)
     prompts.push_back(batch.row_prompts[idx[i].item<int64_t>()]);
-  const torch::Tensor recorded =
-      batch.routed_experts.defined() ? batch.routed_experts.index_select(0, idx) : torch::Tensor();
+  auto ids = batch.completions.token_ids.index_select(0, idx);
+  const bool shared = r.use_shared_prompt();  // then no per-row routing to compare
+  const torch::Tensor recorded = !shared && batch.routed_experts.defined()
+                                     ? batch.routed_experts.index_select(0, idx)
+                                     : torch::Tensor();
   const torch::Tensor replay = replayed(batch, r).defined() ? recorded : torch::Tensor();
-  auto out =
-      policy::completion_logprobs(model, prompts, batch.completions.token_ids.index_select(0, idx),
-                                  mmask, r.rollout.temperature, true, r.grpo.mtp_coef > 0,
-                                  r.rollout.truncation(), replay, recorded.defined());
+  auto out = shared
+                 ? policy::shared_prompt_logprobs(model, prompts, ids, mmask, r.rollout.temperature,
+                                                  true, r.rollout.truncation())
+                 : policy::completion_logprobs(model, prompts, ids, mmask, r.rollout.temperature,
+                                               true, r.grpo.mtp_coef > 0, r.rollout.truncation(),
+                                               replay, recorded.defined());
   if (recorded.defined()) routes->add(recorded, out.experts);
   PolicyLossInputs in;
   in.logprobs = out.logprobs;
@@ -114,7 +119,8 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
   torch::Tensor old_lp;  // pi_old: recomputed when the policy moves within the step
   if (r.grpo.mu > 1 || r.grpo.mini_batches > 1)
     old_lp = logprobs_no_grad(model, batch.row_prompts, batch.completions, r.rollout.temperature,
-                              r.grpo.micro_batch_size, r.rollout.truncation(), replayed(batch, r));
+                              r.grpo.micro_batch_size, r.rollout.truncation(), replayed(batch, r),
+                              r.use_shared_prompt());
   const bool skip_zero = r.grpo.skip_zero_advantage && !lc.kl_in_loss() && lc.entropy_coef == 0 &&
                          r.grpo.mtp_coef == 0;
   const auto adv_cpu = batch.advantages.advantages.to(torch::kFloat).contiguous();

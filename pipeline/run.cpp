@@ -296,6 +296,7 @@ sft::SftRecipe sft_recipe(const RunRecipe& r) {
 grpo::GrpoRecipe grpo_recipe(const RunRecipe& r) {
   grpo::GrpoRecipe g;
   g.model.from = r.run.dir + "/" + grpo_start_stage(r) + "/final";
+  g.model.compute = r.model.compute;
   g.task = r.task;
   g.reward = r.reward;
   g.reward_plugins = r.reward_plugins;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/blas_threads.h"
+#include "core/torch_compat.h"
 #include "core/parallel.h"
 #include "policy/kernel_util.h"
 
@@ -16,7 +17,8 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
                             const ExecutionContext& exec) {
   const int threads = exec.decode_threads;
   const int64_t N = w.size(0), K = w.size(1);
-  if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || !fp32_cpu(x) || !fp32_cpu(w) ||
+  if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || compat::cpu_autocast_enabled() ||
+      !fp32_cpu(x) || !fp32_cpu(w) ||
       (b.defined() && !fp32_cpu(b)) || x.size(-1) != K || at::in_parallel_region() ||
       BlasThreadsGuard::current() > 1)
     return torch::linear(x, w, b);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/torch_compat.h"
 #include "policy/kernel_util.h"
 
 namespace r1kit::policy {
@@ -143,7 +144,7 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels) {
   return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
-         fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
+         !compat::cpu_autocast_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
          fp32_cpu_contiguous(w_down);
 }
 

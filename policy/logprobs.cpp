@@ -1,5 +1,6 @@
 #include "policy/logprobs.h"
 
+#include "core/torch_compat.h"
 #include "policy/model.h"
 
 namespace r1kit::policy {
@@ -24,6 +25,7 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
   static tensor_list forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
                              torch::Tensor targets, double temperature, int64_t chunk,
                              int64_t top_k, double top_p, double min_p) {
+    compat::CpuAutocastOff fp32;  // the head and log-softmax stay fp32 under bf16 autocast
     const int64_t N = hidden.size(0);
     const double inv_t = 1.0 / temperature;
     const Truncation trunc{top_k, top_p, min_p};
@@ -50,6 +52,7 @@ class ChunkedLogProb : public torch::autograd::Function<ChunkedLogProb> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    compat::CpuAutocastOff fp32;
     auto saved = ctx->get_saved_variables();
     auto hidden = saved[0], weight = saved[1], targets = saved[2];
     const double inv_t = 1.0 / ctx->saved_data["temperature"].toDouble();

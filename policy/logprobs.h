@@ -30,7 +30,8 @@ struct TokenLogProbs {
 
 // hidden: [N, d] (the final-normed hidden states); weight: [V, d] (the output
 // projection); targets: [N] int64. Works for any float dtype of hidden/weight; the
-// math runs in fp32.
+// math runs in fp32, the projection included, also inside a bf16 autocast region
+// (train/compute.h).
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                              const torch::Tensor& targets, double temperature = 1.0,
                              bool with_entropy = false, int64_t chunk_rows = 1024,
@@ -61,5 +62,23 @@ CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        const Truncation& truncation = {},
                                        const torch::Tensor& replay_experts = {},
                                        bool record_experts = false);
+
+// completion_logprobs with each distinct prompt computed once (GRPO's G completions of a
+// problem share it): the prompts run as one batch whose keys/values (MLA: the KV latent and
+// RoPE key) go to a cache that every completion row attends before its own tokens, with
+// gradients flowing back through the shared prefix. Row i's tail is the last prompt token
+// and completion tokens [0, T-1), at positions lp_i - 1 + t, attending prefix slots
+// [0, lp_i - 1) and its own tail causally: the same keys, positions and values as the
+// per-row sequence, so logprobs, entropy and their gradients equal completion_logprobs'
+// up to float rounding (tested within 1e-5). What differs is bookkeeping: the MoE balance
+// loss (`aux_loss`) is the token-weighted mean of the prompt batch's and the tail batch's
+// sequence-wise losses (each row of each a sequence), and the expert load counts a shared
+// prompt's tokens once (padding never). No MTP loss (`mtp_loss` stays undefined), no
+// routing record or replay (completion_logprobs does those).
+CompletionLogProbs shared_prompt_logprobs(TransformerImpl& model,
+                                          const std::vector<std::vector<int64_t>>& prompt_ids,
+                                          const torch::Tensor& completions,
+                                          const torch::Tensor& mask, double temperature,
+                                          bool with_entropy, const Truncation& truncation = {});
 
 }  // namespace r1kit::policy

@@ -11,6 +11,7 @@
 #include "core/metric_names.h"
 #include "core/metrics.h"
 #include "core/rng.h"
+#include "core/torch_compat.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "policy/checkpoint.h"
@@ -70,9 +71,11 @@ void scale_to_share(StepLoss& l, double share, train::DataParallel& dp) {
   train::sum_over_ranks({&l.lm, &l.aux, &l.mtp}, dp);
 }
 
-double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const PretrainRecipe& r) {
+double eval_loss(policy::TransformerImpl& m, const torch::Tensor& stream, const PretrainRecipe& r,
+                 bool bf16) {
   if (stream.size(0) < r.train.seq_len + 2) return NAN;
   torch::NoGradGuard ng;
+  compat::CpuAutocastGuard ac(bf16);
   m.eval();
   double sum = 0;
   for (int64_t i = 0; i < r.train.eval_batches; ++i) {
@@ -174,11 +177,15 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     auto batch =
         sample_batch(train_stream, r.train.batch_size, r.train.seq_len, r.train.seed, step);
     if (W > 1) batch = batch.narrow(0, mine.begin, mine.size());
-    StepLoss loss = lm_loss(model, batch);
-    if (W > 1) scale_to_share(loss, static_cast<double>(mine.size()) / r.train.batch_size, dp);
     train::zero_grad(params);
-    dp.before_last_backward();
-    loss.total.backward();
+    StepLoss loss;
+    {
+      compat::CpuAutocastGuard ac(run.bf16_compute());
+      loss = lm_loss(model, batch);
+      if (W > 1) scale_to_share(loss, static_cast<double>(mine.size()) / r.train.batch_size, dp);
+      dp.before_last_backward();
+      loss.total.backward();
+    }
     dp.sum_gradients(params);
     double step_loss = loss.total.item<double>();
     train::sum_over_ranks({&step_loss}, dp);  // every rank skips a non-finite step, or none
@@ -198,7 +205,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
         {metric::kLoss, loss.lm}, {metric::kLr, lr}, {metric::kGradNorm, gnorm}};
     if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = loss.aux;
     if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = loss.mtp;
-    if (eval_now) m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, eval_stream, r);
+    if (eval_now)
+      m[metric::kEvalLoss] = result.eval_loss =
+          eval_loss(model, eval_stream, r, run.bf16_compute());
     if (log_now) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();

@@ -27,8 +27,8 @@ Status SftRecipe::validate() const {
         model.n_mtp_layers);
   if (model.dtype != policy::Precision::kF32)
     return InvalidArgument(
-        "model.dtype=bf16: SFT keeps fp32 master weights; use train.compute=bf16 for bf16 "
-        "compute");
+        "model.dtype=bf16: SFT keeps fp32 master weights; use model.compute=bf16 (or auto) "
+        "for bf16 compute");
   return OkStatus();
 }
 
@@ -131,11 +131,12 @@ SftBatch make_batch(const std::vector<std::vector<const SftSample*>>& rows, cons
   return make_padded_batch(samples, pad_id);
 }
 
-double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, int64_t pad_id) {
+double eval_loss(policy::TransformerImpl& m, SftData& data, const SftRecipe& r, int64_t pad_id,
+                 bool bf16) {
   const auto& ev = data.eval();
   if (ev.empty()) return NAN;
   torch::NoGradGuard ng;
-  compat::CpuAutocastGuard ac(r.train.compute == policy::Precision::kBf16);
+  compat::CpuAutocastGuard ac(bf16);
   m.eval();
   double nll = 0;
   int64_t n = 0;
@@ -221,8 +222,6 @@ train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size
   ro.recipe = config_to_json(r);
   ro.may_change = resumable_keys();
   ro.max_skipped_steps = r.train.max_skipped_steps;
-  ro.log_note = fmt::format("compute {}",
-                            enum_name<policy::Precision>(r.train.compute, policy::kPrecisionNames));
   return ro;
 }
 
@@ -249,7 +248,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
   const int64_t start_step = run.start_step();
   const int64_t pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
   const int64_t A = r.train.grad_accum, B = r.train.batch_size;
-  const bool bf16 = r.train.compute == policy::Precision::kBf16;
+  const bool bf16 = run.bf16_compute();
   // Data parallelism: each micro-batch of B rows is split across the ranks (docs/distributed.md).
   train::DataParallel& dp = run.dp();
   const int W = dp.world_size();
@@ -332,7 +331,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
     if (hooks.token_loss) m[hooks.token_loss_name] = extra / std::max<int64_t>(n_loss, 1);
     if (eval_now) {
       const auto t_eval = std::chrono::steady_clock::now();
-      m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, data, r, pad_id);
+      m[metric::kEvalLoss] = result.eval_loss = eval_loss(model, data, r, pad_id, bf16);
       t_window += std::chrono::steady_clock::now() - t_eval;  // tokens/s counts training only
     }
     if (log_now) {

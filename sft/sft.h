@@ -9,7 +9,8 @@
 // - gradient accumulation divides every micro-batch's summed token loss by the number
 //   of response tokens in the WHOLE step, so a step's gradient does not depend on how it
 //   is split (the HF/TRL accumulation bug of 2024);
-// - bf16 compute is autocast over fp32 master weights (the model and AdamW stay fp32);
+// - bf16 compute (model.compute) is autocast over fp32 master weights (the model and AdamW
+//   stay fp32; train/compute.h);
 // - batches are a pure function of (seed, step): a resumed run sees the same data.
 #pragma once
 
@@ -73,7 +74,6 @@ struct SftTrainSection {
   int64_t batch_size = 8;                               // rows per micro-batch
   int64_t grad_accum = 1;                               // micro-batches per optimizer step
   uint64_t seed = 1;                                    // model init and data order
-  policy::Precision compute = policy::Precision::kF32;  // f32 | bf16 (autocast over fp32)
   train::OptimConfig optim;                             // AdamW and schedule
   int64_t log_every = 10;    // console cadence; JSONL/TensorBoard get every step
   int64_t eval_every = 100;  // held-out loss cadence; 0 = only at the end
@@ -88,8 +88,6 @@ struct SftTrainSection {
     v.field("batch_size", batch_size, "rows per micro-batch", Range::at_least(1));
     v.field("grad_accum", grad_accum, "micro-batches per optimizer step", Range::at_least(1));
     v.field("seed", seed, "model init and data order seed");
-    v.field("compute", compute, "f32, or bf16 autocast over fp32 master weights",
-            policy::kPrecisionNames);
     v.section("optim", optim, "AdamW with warmup and cosine decay");
     v.field("log_every", log_every, "console cadence in steps", Range::at_least(1));
     v.field("eval_every", eval_every, "held-out loss cadence in steps; 0 = at the end",

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/stop_signal.h"
 #include "train/checkpoint.h"
+#include "train/compute.h"
 #include "train/distributed.h"
 
 namespace r1kit::train {
@@ -106,9 +107,11 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB",
            group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb);
   }
+  run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
   const auto pc = policy::count_params(run.model_->args());
-  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads{}{}", pc.total / 1e6,
-         pc.active / 1e6, at::get_num_threads(), o.log_note.empty() ? "" : ", ", o.log_note);
+  R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads, compute {}{}{}",
+         pc.total / 1e6, pc.active / 1e6, at::get_num_threads(), describe_compute(o.model.compute),
+         o.log_note.empty() ? "" : ", ", o.log_note);
   const bool writes = group.rank() == 0;  // the other ranks' writer writes nothing
   ASSIGN_OR_RETURN(run.metrics_,
                    MetricsWriter::open(writes ? o.checkpoint.dir + "/metrics.jsonl" : "",

@@ -88,7 +88,7 @@ struct TrainingRunOptions {
   std::optional<data::PromptFormat> prompt_format;
   nlohmann::json recipe;                // config_to_json(recipe): saved, and compared on resume
   std::vector<std::string> may_change;  // dotted keys that may differ on resume
-  std::string log_note;                 // appended to the start-up log line (e.g. "compute bf16")
+  std::string log_note;                 // appended to the start-up log line
   // Optimizer steps skipped in a row (train/optim.h, guarded_step) that end the run, and
   // the recipe key that sets it, named in the error (and free to change on resume).
   int64_t max_skipped_steps = 10;
@@ -122,6 +122,10 @@ class TrainingRun {
   const std::string& resume_dir() const { return resume_dir_; }
   const nlohmann::json& resumed_state() const { return resumed_state_; }
   const TrainingRunOptions& options() const { return options_; }
+  // Whether training computes in bf16: model.compute resolved on this CPU
+  // (train/compute.h). Trainers hold compat::CpuAutocastGuard(bf16_compute()) over their
+  // forward and backward passes.
+  bool bf16_compute() const { return bf16_compute_; }
 
   // Sets the learning rate of `step` (0-based) of `total_steps` and returns it.
   double set_lr_for_step(int64_t step, int64_t total_steps);
@@ -151,6 +155,7 @@ class TrainingRun {
   std::unique_ptr<GradientSync> sync_;  // more than one rank only
   int64_t start_step_ = 0;
   int64_t skipped_steps_ = 0, skipped_in_a_row_ = 0;
+  bool bf16_compute_ = false;
   std::string resume_dir_;
   nlohmann::json resumed_state_;
 };

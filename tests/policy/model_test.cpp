@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "core/torch_compat.h"
 #include "policy/logprobs.h"
 
 namespace r1kit::policy {
@@ -550,6 +551,32 @@ TEST(LogProbsTest, TruncatedDistributionMatchesMaskedLogSoftmaxWithGradients) {
   auto g2 = torch::autograd::grad({(lp * torch::linspace(-1, 1, N)).sum()}, {h2, w2});
   EXPECT_LT(max_diff(g[0], g2[0]), 1e-4);
   EXPECT_LT(max_diff(g[1], g2[1]), 1e-4);
+}
+
+// Inside a bf16 autocast region (bf16 training, train/compute.h) the head, log-softmax and
+// their backward stay fp32: the same log-probs and gradients as outside it.
+TEST(LogProbsTest, HeadStaysFp32UnderBf16Autocast) {
+  torch::manual_seed(9);
+  const int64_t N = 21, d = 32, V = 64;
+  auto h = torch::randn({N, d}) * 3;
+  auto w = torch::randn({V, d});
+  auto tgt = torch::randint(V, {N}, torch::kLong);
+  auto run = [&](bool bf16) {
+    auto hh = h.clone().requires_grad_(true);
+    auto ww = w.clone().requires_grad_(true);
+    compat::CpuAutocastGuard ac(bf16);
+    auto r = token_logprobs(hh, ww, tgt, 1.0, /*with_entropy=*/true, /*chunk_rows=*/8);
+    (r.logprobs.sum() + r.entropy.sum()).backward();
+    return std::vector<torch::Tensor>{r.logprobs, r.entropy, hh.grad(), ww.grad()};
+  };
+  auto f32 = run(false), bf16 = run(true);
+  for (size_t i = 0; i < f32.size(); ++i) {
+    EXPECT_EQ(bf16[i].scalar_type(), torch::kFloat) << i;
+    EXPECT_LT(max_diff(bf16[i], f32[i]), 1e-5) << i;
+  }
+  // A bf16 head would be off by about 1e-2 here: the check above can tell.
+  compat::CpuAutocastGuard ac(true);
+  EXPECT_EQ(torch::matmul(h, w.t()).scalar_type(), torch::kBFloat16);
 }
 
 }  // namespace

@@ -1,0 +1,105 @@
+// GRPO's training forward/backward with each group's prompt computed once
+// (policy::shared_prompt_logprobs) against once per completion (completion_logprobs), on
+// the shape of a GRPO step: P prompts x G completions of T tokens (ragged: a quarter of
+// each row masked), in micro-batches of M rows, f32 and bf16 autocast (train/compute.h).
+// Each round times one step of every (mode, dtype) back to back, so a machine whose speed
+// drifts affects them alike; reported: the median over rounds and the per-row/shared ratio.
+//
+// Usage: shared_prompt_bench [--preset tiny] [--prompts 16] [--group 8] [--prompt-len 14]
+//                            [--new-tokens 64] [--micro 64] [--rounds 5] [--dtypes f32,bf16]
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "core/torch_compat.h"
+#include "policy/logprobs.h"
+#include "policy/model.h"
+
+using namespace r1kit;
+using namespace r1kit::bench;
+
+namespace {
+
+struct Shape {
+  std::string preset = "tiny";
+  int64_t prompts = 16, group = 8, prompt_len = 14, new_tokens = 64, micro = 64, rounds = 5;
+  std::string dtypes = "f32,bf16";
+};
+
+// One step's forward and backward over all P*G rows in micro-batches; seconds.
+double step_seconds(policy::TransformerImpl& m, const Shape& s, bool shared, bool bf16,
+                    const std::vector<std::vector<int64_t>>& prompts, const torch::Tensor& comp,
+                    const torch::Tensor& mask) {
+  const auto t0 = Clock::now();
+  compat::CpuAutocastGuard ac(bf16);
+  const int64_t B = comp.size(0);
+  for (int64_t b0 = 0; b0 < B; b0 += s.micro) {
+    const int64_t b1 = std::min(B, b0 + s.micro);
+    std::vector<std::vector<int64_t>> p(prompts.begin() + b0, prompts.begin() + b1);
+    auto c = comp.slice(0, b0, b1), mk = mask.slice(0, b0, b1);
+    auto out = shared ? policy::shared_prompt_logprobs(m, p, c, mk, 1.0, false)
+                      : policy::completion_logprobs(m, p, c, mk, 1.0, false);
+    (out.logprobs.sum() + out.aux_loss).backward();
+  }
+  return seconds_since(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench_init();
+  Shape s;
+  const std::map<std::string, int64_t*> numbers = {
+      {"--prompts", &s.prompts},       {"--group", &s.group}, {"--prompt-len", &s.prompt_len},
+      {"--new-tokens", &s.new_tokens}, {"--micro", &s.micro}, {"--rounds", &s.rounds}};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (numbers.count(k)) *numbers.at(k) = std::stoll(v);
+    if (k == "--preset") s.preset = v;
+    if (k == "--dtypes") s.dtypes = v;
+  }
+  policy::ModelArgs a = *policy::preset(s.preset);
+  a.vocab_size = 512;
+  policy::Transformer m(a);
+  m->init_weights(1);
+  m->train();
+  auto gen = at::detail::createCPUGenerator(3);
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t p = 0; p < s.prompts; ++p) {
+    auto ids = torch::randint(1, a.vocab_size, {s.prompt_len}, gen, torch::kLong);
+    std::vector<int64_t> v(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + s.prompt_len);
+    for (int64_t g = 0; g < s.group; ++g) prompts.push_back(v);
+  }
+  const int64_t B = s.prompts * s.group, T = s.new_tokens;
+  auto comp = torch::randint(1, a.vocab_size, {B, T}, gen, torch::kLong);
+  auto mask = torch::ones({B, T});
+  mask.narrow(1, T - T / 4, T / 4).zero_();
+  std::printf(
+      "preset %s, %lld prompts x %lld completions, prompt %lld tokens, %lld new tokens, "
+      "micro-batch %lld, %d threads\n",
+      s.preset.c_str(), (long long)s.prompts, (long long)s.group, (long long)s.prompt_len,
+      (long long)T, (long long)s.micro, at::get_num_threads());
+  for (const std::string& dt : split(s.dtypes)) {
+    const bool bf16 = dt == "bf16";
+    step_seconds(*m, s, false, bf16, prompts, comp, mask);  // warm-up
+    step_seconds(*m, s, true, bf16, prompts, comp, mask);
+  }
+  for (const std::string& dt : split(s.dtypes)) {
+    const bool bf16 = dt == "bf16";
+    std::vector<double> per_row, shared, ratio;
+    for (int64_t r = 0; r < s.rounds; ++r) {
+      per_row.push_back(step_seconds(*m, s, false, bf16, prompts, comp, mask));
+      shared.push_back(step_seconds(*m, s, true, bf16, prompts, comp, mask));
+      ratio.push_back(per_row.back() / shared.back());
+    }
+    std::printf(
+        "%-5s per-row %.3f s | shared prompt %.3f s | per-row / shared %.2fx (median of %lld "
+        "rounds)\n",
+        dt.c_str(), median(per_row), median(shared), median(ratio), (long long)s.rounds);
+  }
+  return 0;
+}
