@@ -27,6 +27,7 @@ torch::Tensor pack_routed_experts(const std::vector<rollout::Group>& groups,
   int16_t* o = out.data_ptr<int16_t>();
   // Copies `r` (its layout checked) to row b from position `at`.
   auto put = [&](const rollout::RoutedExperts& r, int64_t b, int64_t at, int64_t tokens) {
+    if (tokens == 0 && r.ids.empty()) return;  // a rejected (emptied) completion
     TORCH_CHECK(
         r.layers == L && r.k == K && static_cast<int64_t>(r.ids.size()) == tokens * per_token,
         "pack_routed_experts: routing of ", tokens, " tokens should hold ", tokens * per_token,

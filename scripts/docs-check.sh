@@ -104,7 +104,7 @@ TABLE=$(cat <<'EOF'
 @ r1kit pretrain recipes/pretrain-tiny.yaml
   short: train.steps=2 data.n_examples=400 train.eval_every=0
   file: runs/pretrain-tiny/final/model.safetensors
-@ r1kit pretrain recipes/pretrain-tiny.yaml train.steps=50 model.dtype=bf16 checkpoint.dir=runs/pretrain-bf16
+@ r1kit pretrain recipes/pretrain-tiny.yaml train.steps=50 model.compute=bf16 checkpoint.dir=runs/pretrain-bf16
   short: train.steps=2 data.n_examples=400 train.eval_every=0
   file: runs/pretrain-bf16/final/model.safetensors
 @ r1kit pretrain recipes/pretrain-tiny.yaml --print-recipe
