@@ -8,6 +8,8 @@
 // does not know (a plug-in reward's component, a user's own key).
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace r1kit::metric {
@@ -57,6 +59,9 @@ inline constexpr char kMoeRouteMismatch[] = "moe/route_mismatch";  // trainer vs
 inline constexpr char kSkippedFrac[] = "train/skipped_frac";
 inline constexpr char kMoeMaxLoadOverMean[] = "moe/max_load_over_mean";
 inline constexpr char kMoeLoadPrefix[] = "moe/load/layer";  // moe/load/layer<L>/expert<E>
+inline std::string moe_load_key(int64_t layer, int64_t expert) {
+  return kMoeLoadPrefix + std::to_string(layer) + "/expert" + std::to_string(expert);
+}
 // GRPO: rollout and timing.
 inline constexpr char kStaleness[] = "rollout/staleness";
 inline constexpr char kPolicyVersion[] = "policy_version";

@@ -28,7 +28,7 @@ bool contains(std::string_view key, std::string_view part) {
 }  // namespace
 
 std::string expert_load_key(int64_t layer, int64_t expert) {
-  return fmt::format("{}{}/expert{}", kExpertPrefix, layer, expert);
+  return metric::moe_load_key(layer, expert);
 }
 
 bool parse_expert_load_key(std::string_view key, int64_t* layer, int64_t* expert) {

@@ -67,7 +67,8 @@ UpdateResult sit_out_update(policy::TransformerImpl& model, torch::optim::Optimi
         train::guarded_step(optimizer, params, r.grpo.optim.grad_clip, loss);
     res.grad_norm_sum += gs.grad_norm;
     res.skipped_updates += gs.skipped;
-    train::update_expert_bias(model, dp);
+    auto load = train::update_expert_bias(model, dp);  // the other ranks' loads
+    if (res.updates == 0) res.expert_load = load;
     ++res.updates;
   }
   res.seconds = seconds_since(t0);

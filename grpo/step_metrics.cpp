@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/metric_names.h"
-#include "eval/report.h"
+#include "train/grad_sync.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -77,6 +77,7 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   const double updates = static_cast<double>(std::max<int64_t>(u.updates, 1));
   m[metric::kSkippedFrac] = static_cast<double>(u.skipped_rows) / static_cast<double>(u.rows);
   m[metric::kNumTokens] = tb.mask.sum().item<double>();
+  train::add_moe_load_metrics(u.expert_load, &m);  // the job's, also when this rank trained none
   if (u.updates == 0 || u.skipped_rows >= u.rows) {
     for (const char* k :
          {metric::kLoss, metric::kPgLoss, metric::kGradNorm, metric::kEntropy, metric::kClipLow,
@@ -103,14 +104,6 @@ void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_re
   if (has_reference) m[metric::kKl] = s.kl_mean;
   if (moe) m[metric::kAuxLoss] = u.aux_loss_sum / updates;
   if (u.route_mismatch.recorded > 0) m[metric::kMoeRouteMismatch] = u.route_mismatch.rate();
-  if (u.expert_load.defined() && u.expert_load.numel() > 0) {
-    auto frac = u.expert_load / u.expert_load.sum(1, true).clamp_min(1);
-    m[metric::kMoeMaxLoadOverMean] =
-        (std::get<0>(frac.max(1)) * frac.size(1)).mean().item<double>();
-    for (int64_t l = 0; l < frac.size(0); ++l)
-      for (int64_t e = 0; e < frac.size(1); ++e)
-        m[eval::expert_load_key(l, e)] = frac[l][e].item<double>();
-  }
 }
 
 }  // namespace r1kit::grpo

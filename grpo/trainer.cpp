@@ -18,6 +18,7 @@
 #include "rollout/checked_source.h"
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
+#include "train/grad_sync.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -236,6 +237,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   train::sum_over_ranks({&groups}, dp_);
   if (ro.groups.empty() && groups > 0) {  // other ranks kept groups, this one none
     const UpdateResult u = sit_out_update(run_.model(), run_.optimizer(), r_, dp_);
+    train::add_moe_load_metrics(u.expert_load, &m);  // the job's, as on the other ranks
     train_s = u.seconds;
     skipped = u.skipped_updates > 0;
   } else if (groups > 0) {

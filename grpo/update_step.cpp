@@ -157,11 +157,9 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
           train::guarded_step(optimizer, params, r.grpo.optim.grad_clip, loss);
       res.grad_norm_sum += gs.grad_norm;
       res.skipped_updates += gs.skipped;
-      if (res.updates == 0 && model.args().n_routed_experts > 0) {
-        auto load = model.accumulated_expert_load();
-        if (load.defined() && load.numel() > 0) res.expert_load = load.clone();
-      }
-      train::update_expert_bias(model, dp);
+      // The loads of the first update, summed over the ranks, go to the logs.
+      auto load = train::update_expert_bias(model, dp);
+      if (res.updates == 0) res.expert_load = load;
       ++res.updates;
     }
   }

@@ -39,7 +39,7 @@ struct UpdateResult {
   int64_t skipped_rows =
       0;               // of which skipped (advantage 0 with skip_zero_advantage, or no loss tokens)
   double seconds = 0;  // wall time, including the pi_old recomputation
-  torch::Tensor expert_load;  // [L, E] routed-token counts of the first update (MoE only)
+  torch::Tensor expert_load;  // [L, E] routed-token counts of the first update, all ranks
   // Of `updates`, those skipped for a non-finite loss or gradient norm (train/optim.h).
   int64_t skipped_updates = 0;
   // Trainer vs engine MoE experts over every forward (moe/route_mismatch; MoE only).

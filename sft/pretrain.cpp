@@ -192,7 +192,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     const train::GuardedStep gs =
         train::guarded_step(run.optimizer(), params, r.train.optim.grad_clip, step_loss);
     const double gnorm = gs.grad_norm;
-    train::update_expert_bias(model, dp);
+    const torch::Tensor expert_load = train::update_expert_bias(model, dp);
     if (step == start_step) result.first_loss = loss.lm;
     window_loss += loss.lm;
     ++window_n;
@@ -204,6 +204,7 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
     std::map<std::string, double> m = {
         {metric::kLoss, loss.lm}, {metric::kLr, lr}, {metric::kGradNorm, gnorm}};
     if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = loss.aux;
+    train::add_moe_load_metrics(expert_load, &m);
     if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = loss.mtp;
     if (eval_now)
       m[metric::kEvalLoss] = result.eval_loss =

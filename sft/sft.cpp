@@ -307,7 +307,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
     const train::GuardedStep gs = train::guarded_step(
         run.optimizer(), params, r.train.optim.grad_clip, step_loss + aux + mtp);
     const double gnorm = gs.grad_norm;
-    train::update_expert_bias(model, dp);
+    const torch::Tensor expert_load = train::update_expert_bias(model, dp);
     if (step == start_step) result.first_loss = step_loss;
     window_loss += step_loss;
     window_tokens += n_tok;
@@ -327,6 +327,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
                                        {metric::kEpoch, static_cast<double>(data.epoch())},
                                        {metric::kLossTokens, static_cast<double>(n_loss)}};
     if (model.args().n_routed_experts > 0) m[metric::kAuxLoss] = aux;
+    train::add_moe_load_metrics(expert_load, &m);
     if (model.args().n_mtp_layers > 0) m[metric::kMtpLoss] = mtp;
     if (hooks.token_loss) m[hooks.token_loss_name] = extra / std::max<int64_t>(n_loss, 1);
     if (eval_now) {

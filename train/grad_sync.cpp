@@ -4,7 +4,10 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <functional>
+
+#include "core/metric_names.h"
 
 namespace r1kit::train {
 
@@ -62,9 +65,13 @@ void broadcast_model(policy::TransformerImpl& model, DataParallel& dp) {
   for (auto& b : model.buffers()) dp.broadcast(b);
 }
 
-void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp) {
+torch::Tensor update_expert_bias(policy::TransformerImpl& model, DataParallel& dp) {
   const double gamma = model.args().bias_update_gamma;
-  if (dp.world_size() == 1) return model.update_expert_bias(gamma);
+  if (dp.world_size() == 1) {
+    auto load = model.accumulated_expert_load().to(torch::kFloat);  // before the reset
+    model.update_expert_bias(gamma);
+    return load;
+  }
   std::vector<policy::MoEImpl*> moes;
   std::vector<torch::Tensor> loads;
   for (const auto& m : model.modules(/*include_self=*/false))
@@ -72,10 +79,27 @@ void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp) {
       moes.push_back(moe);
       loads.push_back(moe->accumulated_load().to(torch::kFloat));
     }
-  if (moes.empty()) return;
+  if (moes.empty()) return torch::zeros({0, 0});
   auto all = torch::stack(loads);  // one reduction for every layer
   dp.all_reduce_sum(all);
+  std::vector<torch::Tensor> main_layers;
+  for (const auto& l : *model.layers)
+    if (const auto& moe = l->as<policy::DecoderLayerImpl>()->moe) {
+      const auto at = std::find(moes.begin(), moes.end(), moe.get()) - moes.begin();
+      main_layers.push_back(all[at].clone());
+    }
   for (size_t i = 0; i < moes.size(); ++i) moes[i]->update_bias(gamma, all[i]);
+  return main_layers.empty() ? torch::zeros({0, 0}) : torch::stack(main_layers);
+}
+
+void add_moe_load_metrics(const torch::Tensor& load, std::map<std::string, double>* m) {
+  if (!load.defined() || load.numel() == 0) return;
+  auto frac = (load / load.sum(1, true).clamp_min(1)).to(torch::kDouble);
+  (*m)[metric::kMoeMaxLoadOverMean] =
+      (std::get<0>(frac.max(1)) * frac.size(1)).mean().item<double>();
+  auto f = frac.accessor<double, 2>();
+  for (int64_t l = 0; l < frac.size(0); ++l)
+    for (int64_t e = 0; e < frac.size(1); ++e) (*m)[metric::moe_load_key(l, e)] = f[l][e];
 }
 
 // ---------------------------------------------------------------------------------

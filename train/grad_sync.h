@@ -13,7 +13,9 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "policy/model.h"
@@ -26,8 +28,15 @@ void broadcast_model(policy::TransformerImpl& model, DataParallel& dp);
 
 // The aux-loss-free bias update (policy::MoEImpl::update_bias) from the expert loads
 // summed over the ranks, so every rank moves the biases alike; one process: the model's
-// own update_expert_bias.
-void update_expert_bias(policy::TransformerImpl& model, DataParallel& dp);
+// own update_expert_bias. Returns the routed-token counts the update used for the main
+// layers' MoE blocks, [MoE layers, experts] summed over the ranks (the MTP blocks'
+// are left out), for the logs; an empty tensor for a dense model.
+torch::Tensor update_expert_bias(policy::TransformerImpl& model, DataParallel& dp);
+
+// Adds `moe/load/layer{L}/expert{E}` (each expert's share of its layer's routed tokens)
+// and `moe/max_load_over_mean` (the busiest expert's share over the mean share, averaged
+// over the layers) for counts `load` [MoE layers, experts]; nothing when it is empty.
+void add_moe_load_metrics(const torch::Tensor& load, std::map<std::string, double>* m);
 
 // A DataParallel for one model's parameters: the group's collectives, plus gradient
 // sums in buckets of about `bucket_mb` megabytes, in reverse parameter order (roughly the

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
+#include "core/metric_names.h"
 #include "core/safetensors.h"
 #include "tests/cli_util.h"
 
@@ -122,6 +124,23 @@ int64_t lines(const std::string& path) {
   return n;
 }
 
+// Rank 0 logs the expert loads of the whole job: each step's `moe/load/...` shares equal
+// the one-process run's.
+void expect_same_expert_loads(const std::string& one, const std::string& many) {
+  std::ifstream a(one), b(many);
+  int64_t compared = 0;
+  for (std::string la, lb; std::getline(a, la) && std::getline(b, lb);) {
+    const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    for (const auto& [key, value] : ja.items()) {
+      if (!key.starts_with(metric::kMoeLoadPrefix)) continue;
+      ASSERT_TRUE(jb.contains(key)) << many << ": " << key;
+      EXPECT_NEAR(jb[key].get<double>(), value.get<double>(), 1e-6) << many << ": " << key;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 0) << one << " logs no expert loads";
+}
+
 // 1, 2 and 3 ranks of `cmd RECIPE` end at the weights of the one-process run.
 void expect_world_size_invariant(const std::string& name, const std::string& cmd,
                                  const std::string& extra, int64_t steps) {
@@ -142,6 +161,7 @@ void expect_world_size_invariant(const std::string& name, const std::string& cmd
     }
     expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
     EXPECT_EQ(lines(dir + "/metrics.jsonl"), steps) << "rank 0 alone writes the metrics";
+    expect_same_expert_loads(base + "/w0/metrics.jsonl", dir + "/metrics.jsonl");
   }
 }
 
