@@ -106,8 +106,8 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
                            run.model_->args().vocab_size, o.vocab_size);
   DataParallel& group = process_group();
   if (o.dist.shard_optimizer && group.world_size() > 1) {
-    ASSIGN_OR_RETURN(run.optimizer_, ShardedAdamW::make(run.model_->named_parameters(), o.optim,
-                                                        group, o.dist.bucket_mb));
+    ASSIGN_OR_RETURN(run.optimizer_,
+                     ShardedAdamW::make(run.model_->named_parameters(), o.optim, group));
   } else {
     run.optimizer_ = make_adamw(run.model_->named_parameters(), o.optim);
   }

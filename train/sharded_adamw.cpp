@@ -13,7 +13,7 @@ std::string piece_key(const torch::Tensor& p) {
 
 StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::make(
     const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg,
-    DataParallel& dp, double bucket_mb) {
+    DataParallel& dp, double gather_mb) {
   std::vector<std::string> names;
   std::vector<torch::Tensor> tensors;
   std::vector<int64_t> offsets = {0};
@@ -70,10 +70,11 @@ StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::make(
   out->begin_ = begin;
   out->end_ = end;
   out->chunk_ = chunk;
-  // Each all-gather round moves about bucket_mb in all: 1/W of it from each rank.
+  // An all-gather round's buffers, this rank's slice and every rank's (W + 1 slices),
+  // take about gather_mb: a transient that must stay well below the memory saved.
   const int64_t elem = out->params_.empty() ? 4 : out->params_.front().element_size();
   out->round_ = std::max<int64_t>(
-      1, std::min<int64_t>(chunk, static_cast<int64_t>(bucket_mb * 1024 * 1024 / elem / W)));
+      1, std::min<int64_t>(chunk, static_cast<int64_t>(gather_mb * 1024 * 1024 / elem / (W + 1))));
   return out;
 }
 

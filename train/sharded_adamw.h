@@ -12,8 +12,8 @@
 //   2. each piece takes its slice of its parameter's gradient, and AdamW updates the
 //      pieces (AdamW is element-wise, so a piece's update is its slice of the unsharded
 //      update, bit for bit; a parameter without a gradient is skipped on every rank);
-//   3. every rank's range is all-gathered into every rank's parameters, in rounds of
-//      about dist.bucket_mb.
+//   3. every rank's range is all-gathered into every rank's parameters, in rounds whose
+//      buffers take about 4 MB (kGatherMb).
 // Where ZeRO reduce-scatters the gradients, this all-reduces them (the overlapped
 // buckets of train/grad_sync.h) and keeps the slice: the same optimizer memory, and the
 // clip needs no extra reduction.
@@ -42,10 +42,13 @@ class ShardedAdamW : public torch::optim::AdamW {
   // AdamW over this rank's share of the trainable tensors of `params` (name -> tensor,
   // the groups of make_adamw: decay for >= 2-D, none for 1-D). They must be contiguous
   // and of one dtype (InvalidArgument naming the first that is not). `dp` must outlive
-  // the optimizer; `bucket_mb` sizes the all-gather rounds.
+  // the optimizer; `gather_mb` bounds the all-gather rounds' buffers (megabytes).
   static StatusOr<std::unique_ptr<ShardedAdamW>> make(
       const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg,
-      DataParallel& dp, double bucket_mb);
+      DataParallel& dp, double gather_mb = kGatherMb);
+  // The default bound of the all-gather buffers: large enough that Gloo's per-message cost
+  // is small, small against the state it saves on any model where sharding pays.
+  static constexpr double kGatherMb = 4;
 
   // Steps this rank's pieces with the parameters' (summed) gradients, then all-gathers
   // the updated parameters. Every rank calls it, or none (guarded_step skips together).
