@@ -346,9 +346,10 @@ void launch_sharded(const std::string& args, const std::string& dir) {
 }
 
 // `args` on one process in BASE/NAME1 and on two ranks in BASE/NAME2 (`two_extra` added):
-// the same final weights.
+// the same final weights, and the same `metrics` logged.
 void expect_two_ranks_like_one(const std::string& base, const std::string& name,
-                               const std::string& args, const std::string& two_extra = "") {
+                               const std::string& args, const std::string& two_extra = "",
+                               const std::vector<std::string>& metrics = {}) {
   run_alone(fmt::format("{} checkpoint.dir={}/{}1", args, base, name));
   if (two_extra == "dist.shard_optimizer=true")
     launch_sharded(args, fmt::format("{}/{}2", base, name));
@@ -356,6 +357,8 @@ void expect_two_ranks_like_one(const std::string& base, const std::string& name,
     launch_two(args + " " + two_extra, fmt::format("{}/{}2", base, name));
   expect_same_weights(fmt::format("{}/{}1/final", base, name),
                       fmt::format("{}/{}2/final", base, name), 1e-5);
+  expect_same_metrics(fmt::format("{}/{}1", base, name), fmt::format("{}/{}2", base, name),
+                      metrics);
 }
 
 TEST(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsStateAndResumes) {
@@ -409,6 +412,14 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
   // 24 rows in 3 mini-batches of 8, twice (mu 2): each rank trains its rows of each.
   expect_two_ranks_like_one(base, "mb", grpo + " grpo.mini_batches=3 grpo.mu=2");
   expect_two_ranks_like_one(base, "scale", grpo + " grpo.loss.scale_rewards=batch");
+  // Dynamic sampling keeps groups over several rounds, so a rank's groups are not one
+  // contiguous run of the global batch (and a rank may keep none): both still match.
+  expect_two_ranks_like_one(
+      base, "dyn",
+      grpo + " grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
+      "",
+      {"reward", "accuracy", "num_tokens", "loss", "dynamic_sampling/groups_kept",
+       "dynamic_sampling/rounds", "frac_reward_zero_std"});
 }
 
 bool have_torchrun() {
