@@ -6,6 +6,7 @@
 #include "core/tls_files.h"
 #include "grpo/trainer.h"
 #include "rollout/grpc/grpc_source.h"
+#include "train/data_parallel.h"
 
 namespace r1kit::apps {
 
@@ -21,6 +22,11 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo
   o.tls_root_pem = tls.ca;
   o.tls_cert_pem = tls.cert;
   o.tls_key_pem = tls.key;
+  // Data parallelism: rank 0 alone pushes the weights, each rank starts on its own worker
+  // (grpo/data_parallel.h, docs/distributed.md).
+  const train::DataParallel& dp = train::process_group();
+  o.push_weights = dp.rank() == 0;
+  o.first_worker = dp.rank();
   return rollout::make_grpc_rollout_source(o);
 }
 

@@ -116,9 +116,11 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
       keep.resize(n);
       std::iota(keep.begin(), keep.end(), 0);
     }
-    for (int64_t g : keep) {
+    for (size_t j = 0; j < keep.size(); ++j) {
+      const int64_t g = keep[j];
       if (g < mine.begin || g >= mine.end) continue;  // another rank's group
       const int64_t i = g - mine.begin;
+      out.job_groups.push_back(out.job_groups_total + static_cast<int64_t>(j));
       out.problems.push_back(round.problems[i]);
       out.prompt_ids.push_back(round.prompts[i]);
       out.groups.push_back(std::move(round.groups[i]));
@@ -126,6 +128,7 @@ StatusOr<RolloutBatch> RolloutCollector::collect(int64_t step, uint64_t data_pos
       kept_components.emplace_back();
       for (auto& t : round.components) kept_components.back().push_back(t[i]);
     }
+    out.job_groups_total += static_cast<int64_t>(keep.size());
   }
   out.rounds = ds.rounds();
   out.pass_rate = ds.pass_rate();
@@ -169,7 +172,7 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
 }
 
 TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
-                               policy::TransformerImpl* reference) {
+                               policy::TransformerImpl* reference, train::DataParallel& dp) {
   const GrpoLossConfig& lc = r.grpo.loss;
   const int64_t G = r.rollout.group_size;
   TrainBatch tb;
@@ -180,6 +183,11 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
   for (const auto& prompt : ro.prompt_ids)
     for (int64_t j = 0; j < G; ++j) tb.row_prompts.push_back(prompt);
   tb.rewards = ro.rewards.reshape({-1}).to(torch::kFloat);
+  if (ro.job_groups.size() == ro.groups.size()) {
+    for (int64_t g : ro.job_groups)
+      for (int64_t j = 0; j < G; ++j) tb.job_rows.push_back(g * G + j);
+    tb.job_rows_total = ro.job_groups_total * G;
+  }
   if (reference) {
     const auto t_ref = SteadyClock::now();
     tb.ref_logprobs = logprobs_no_grad(*reference, tb.row_prompts, tb.completions,
@@ -191,7 +199,7 @@ TrainBatch prepare_train_batch(const RolloutBatch& ro, const GrpoRecipe& r,
   if (lc.kl_in_reward())
     rewards = kl_penalized_rewards(rewards, tb.completions.behaviour_logprobs, tb.ref_logprobs,
                                    tb.completions.mask, lc.kl_estimator, lc.kl_coef);
-  tb.advantages = compute_advantages(rewards, G, lc.advantage_options());
+  tb.advantages = job_advantages(rewards, tb.job_rows, tb.job_rows_total, r, dp);
   // Unscored completions and (optionally) truncated ones get no loss.
   tb.mask = tb.completions.mask * tb.advantages.valid.to(torch::kFloat).unsqueeze(1);
   if (lc.mask_truncated_completions) tb.mask = mask_truncated(tb.mask, tb.completions.truncated);

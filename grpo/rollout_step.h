@@ -47,6 +47,11 @@ struct RolloutBatch {
   int64_t generated_tokens = 0;                  // every completion token generated
   int64_t reward_failures = 0;  // samples a reward failed to score (reward::Scores::failures)
   int64_t rejected_groups = 0;  // groups CheckedRolloutSource rejected (cannot judge)
+  // [N] each group's place among the step's kept groups of every rank (the order one
+  // process keeps them in), and how many those are: the global batch across data-parallel
+  // ranks (grpo/data_parallel.h). Empty job_groups: this batch alone.
+  std::vector<int64_t> job_groups;
+  int64_t job_groups_total = 0;
 };
 
 // Samples and scores rollouts for one trainer (one data-parallel rank).
@@ -86,6 +91,10 @@ struct TrainBatch {
   torch::Tensor ref_logprobs;                     // [B, T] under the reference; undefined if none
   torch::Tensor routed_experts;  // [B, S, L, K] the engine's MoE routing (routing_replay.h)
   double ref_seconds = 0;        // time spent on the reference's log-probs
+  // [B] each row's place in the step's global batch (RolloutBatch::job_groups), and its
+  // size; empty job_rows: this batch alone.
+  std::vector<int64_t> job_rows;
+  int64_t job_rows_total = 0;
 };
 
 // Log-probs of every row of `completions` (prompt rows `row_prompts`), in micro-batches
@@ -102,7 +111,10 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).
+// With scale_rewards: batch on several ranks of `dp` the batch statistics are the whole
+// job's (grpo/data_parallel.h, job_advantages): every rank takes part.
 TrainBatch prepare_train_batch(const RolloutBatch& rollout, const GrpoRecipe& recipe,
-                               policy::TransformerImpl* reference);
+                               policy::TransformerImpl* reference,
+                               train::DataParallel& dp = train::process_group());
 
 }  // namespace r1kit::grpo

@@ -56,27 +56,37 @@ void add_rollout_metrics(const RolloutBatch& ro, int64_t step, bool dynamic_samp
   }
 }
 
-void add_batch_metrics(const RolloutBatch& ro, const TrainBatch& tb, StepMetrics& m) {
-  m[metric::kReward] = finite_mean(tb.rewards);
-  m[metric::kRewardStd] = finite_std(tb.rewards);
-  for (size_t k = 0; k < ro.names.size(); ++k) {
-    m[metric::kRewardComponentPrefix + ro.names[k] + "/mean"] = finite_mean(ro.components[k]);
-    if (static_cast<int64_t>(k) == ro.accuracy_component)
-      m[metric::kAccuracy] = finite_mean(ro.components[k].ge(1.0 - 1e-9).to(torch::kDouble));
-  }
-  auto lengths = tb.completions.mask.sum(1);
-  m[metric::kMeanLength] = lengths.mean().item<double>();
-  m[metric::kMinLength] = lengths.min().item<double>();
-  m[metric::kMaxLength] = lengths.max().item<double>();
-  m[metric::kClippedRatio] = tb.completions.truncated.to(torch::kFloat).mean().item<double>();
+BatchMetricInputs batch_metric_inputs(const RolloutBatch& ro, const TrainBatch& tb) {
+  BatchMetricInputs in;
+  in.names = ro.names;
+  in.accuracy_component = ro.accuracy_component;
+  in.rewards = tb.rewards;
+  for (const auto& c : ro.components) in.components.push_back(c.flatten());
+  in.lengths = tb.completions.mask.sum(1);
+  in.truncated = tb.completions.truncated;
+  return in;
 }
 
-void add_update_metrics(const UpdateResult& u, const TrainBatch& tb, bool has_reference, bool moe,
+void add_batch_metrics(const BatchMetricInputs& in, StepMetrics& m) {
+  m[metric::kReward] = finite_mean(in.rewards);
+  m[metric::kRewardStd] = finite_std(in.rewards);
+  for (size_t k = 0; k < in.names.size() && k < in.components.size(); ++k) {
+    m[metric::kRewardComponentPrefix + in.names[k] + "/mean"] = finite_mean(in.components[k]);
+    if (static_cast<int64_t>(k) == in.accuracy_component)
+      m[metric::kAccuracy] = finite_mean(in.components[k].ge(1.0 - 1e-9).to(torch::kDouble));
+  }
+  m[metric::kMeanLength] = in.lengths.to(torch::kDouble).mean().item<double>();
+  m[metric::kMinLength] = in.lengths.min().item<double>();
+  m[metric::kMaxLength] = in.lengths.max().item<double>();
+  m[metric::kClippedRatio] = in.truncated.to(torch::kFloat).mean().item<double>();
+}
+
+void add_update_metrics(const UpdateResult& u, double num_tokens, bool has_reference, bool moe,
                         StepMetrics& m) {
   const PolicyLossStats& s = u.stats;
   const double updates = static_cast<double>(std::max<int64_t>(u.updates, 1));
   m[metric::kSkippedFrac] = static_cast<double>(u.skipped_rows) / static_cast<double>(u.rows);
-  m[metric::kNumTokens] = tb.mask.sum().item<double>();
+  m[metric::kNumTokens] = num_tokens;
   train::add_moe_load_metrics(u.expert_load, &m);  // the job's, also when this rank trained none
   if (u.updates == 0 || u.skipped_rows >= u.rows) {
     for (const char* k :

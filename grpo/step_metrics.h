@@ -23,14 +23,34 @@ const std::vector<ConsoleMetric>& console_metrics();
 // Rollout: timings, staleness, zero-std groups, dynamic sampling.
 void add_rollout_metrics(const RolloutBatch& rollout, int64_t step, bool dynamic_sampling,
                          StepMetrics& m);
+// What the batch metrics are computed from: one rank's rows (batch_metric_inputs), or
+// the whole job's, gathered over the ranks (grpo/data_parallel.h).
+struct BatchMetricInputs {
+  std::vector<std::string> names;         // reward components
+  int64_t accuracy_component = -1;        // index into names; -1: none
+  torch::Tensor rewards;                  // [B] total rewards (NaN: unscored)
+  std::vector<torch::Tensor> components;  // per name: [N * G] component scores
+  torch::Tensor lengths;                  // [B] completion tokens
+  torch::Tensor truncated;                // [B] 1: cut at max_new_tokens
+};
+BatchMetricInputs batch_metric_inputs(const RolloutBatch& rollout, const TrainBatch& batch);
 // Rewards (total, per component, accuracy) and completion lengths of a non-empty batch.
-void add_batch_metrics(const RolloutBatch& rollout, const TrainBatch& batch, StepMetrics& m);
+void add_batch_metrics(const BatchMetricInputs& in, StepMetrics& m);
+inline void add_batch_metrics(const RolloutBatch& rollout, const TrainBatch& batch,
+                              StepMetrics& m) {
+  add_batch_metrics(batch_metric_inputs(rollout, batch), m);
+}
 // Loss statistics of the update; `kl` only with a reference, MoE loads when present.
 // When no row was trained (every group all-equal and skipped, grpo.skip_zero_advantage)
 // the update's statistics (loss, grad_norm, entropy, clip ratios, ...) are NaN: null in
 // metrics.jsonl, "-" on the console, rather than a 0 that looks like a converged policy.
-void add_update_metrics(const UpdateResult& update, const TrainBatch& batch, bool has_reference,
-                        bool moe, StepMetrics& m);
+// `num_tokens`: the loss tokens of the batch (its mask's sum).
+void add_update_metrics(const UpdateResult& update, double num_tokens, bool has_reference, bool moe,
+                        StepMetrics& m);
+inline void add_update_metrics(const UpdateResult& update, const TrainBatch& batch,
+                               bool has_reference, bool moe, StepMetrics& m) {
+  add_update_metrics(update, batch.mask.sum().item<double>(), has_reference, moe, m);
+}
 
 // Counts steps in a row without a learning signal (frac_reward_zero_std = 1: every
 // group's completions scored alike, so every advantage is 0) and says when to warn.

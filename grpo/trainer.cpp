@@ -170,7 +170,7 @@ Status GrpoTrainer::make_source(const RolloutFactory& factory) {
   source_ = std::make_unique<rollout::CheckedRolloutSource>(std::move(source_),
                                                             run_.model().args().vocab_size);
   // The source holds the current weights as version step_.
-  return source_->update_weights(named_weights(run_.model()), step_);
+  return after_weight_push(source_->update_weights(named_weights(run_.model()), step_), r_, dp_);
 }
 
 StatusOr<RolloutBatch> GrpoTrainer::next_rollout() {
@@ -189,7 +189,8 @@ StatusOr<RolloutBatch> GrpoTrainer::next_rollout() {
 Status GrpoTrainer::sync_weights() {
   // An overlapped rollout must finish on the weights it started with.
   wait_for_overlap();
-  RETURN_IF_ERROR(source_->update_weights(named_weights(run_.model()), step_ + 1));
+  RETURN_IF_ERROR(
+      after_weight_push(source_->update_weights(named_weights(run_.model()), step_ + 1), r_, dp_));
   if (r_.grpo.ref_reset_every > 0 && ref_ && (step_ + 1) % r_.grpo.ref_reset_every == 0)
     copy_weights(*ref_, run_.model());
   return OkStatus();
@@ -224,6 +225,7 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   const auto t_step = SteadyClock::now();
   StepMetrics m;
   ASSIGN_OR_RETURN(RolloutBatch ro, next_rollout());
+  reduce_rollout_counts(ro, dp_);  // the job's counts (grpo/data_parallel.h)
   add_rollout_metrics(ro, step_, r_.grpo.loss.dynamic_sampling, m);
   // Samples a reward failed to score (cannot judge), cumulative over this run; logged
   // once the first failure happened (reward::Scores::failures, reward/reward.h).
@@ -235,18 +237,20 @@ StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
   bool skipped = false;
   int64_t groups = static_cast<int64_t>(ro.groups.size());
   train::sum_over_ranks({&groups}, dp_);
+  if (r_.grpo.loss.dynamic_sampling) m[metric::kDynGroupsKept] = static_cast<double>(groups);
+  const bool moe = run_.model().args().n_routed_experts > 0;
   if (ro.groups.empty() && groups > 0) {  // other ranks kept groups, this one none
-    const UpdateResult u = sit_out_update(run_.model(), run_.optimizer(), r_, dp_);
-    train::add_moe_load_metrics(u.expert_load, &m);  // the job's, as on the other ranks
+    const UpdateResult u = sit_out_update(run_.model(), run_.optimizer(), r_,
+                                          ro.job_groups_total * r_.rollout.group_size, dp_);
+    add_job_metrics(ro, nullptr, u, static_cast<bool>(ref_), moe, dp_, m);
     train_s = u.seconds;
     skipped = u.skipped_updates > 0;
   } else if (groups > 0) {
     // Reference and pi_old log-probs and the update in the same compute (train/compute.h).
     compat::CpuAutocastGuard ac(run_.bf16_compute());
-    TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr);
-    add_batch_metrics(ro, tb, m);
+    TrainBatch tb = prepare_train_batch(ro, r_, ref_ ? ref_.get() : nullptr, dp_);
     UpdateResult u = update_policy(run_.model(), run_.optimizer(), tb, r_, step_, dp_);
-    add_update_metrics(u, tb, static_cast<bool>(ref_), run_.model().args().n_routed_experts > 0, m);
+    add_job_metrics(ro, &tb, u, static_cast<bool>(ref_), moe, dp_, m);
     ref_s = tb.ref_seconds;
     train_s = u.seconds;
     skipped = u.skipped_updates > 0;

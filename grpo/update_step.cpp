@@ -39,6 +39,8 @@ std::vector<int64_t> pass_order(int64_t B, const GrpoRecipe& r, int64_t step, in
 MiniBatch plan_mini_batch(const std::vector<int64_t>& rows, const TrainBatch& batch,
                           const float* adv_host, bool skip_zero, const GrpoRecipe& r) {
   MiniBatch mb;
+  mb.norm.max_length = static_cast<double>(r.rollout.max_new_tokens);
+  if (rows.empty()) return mb;  // another rank's rows only (grpo/data_parallel.h)
   // The normaliser counts every completion of the mini-batch; the forward/backward runs
   // over the rows that carry a gradient (all of them unless skipping).
   mb.norm = make_normalizer({batch.mask.index_select(0, torch::tensor(rows))},
@@ -127,11 +129,23 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
   const float* adv_host = adv_cpu.data_ptr<float>();
   auto params = model.parameters();
   bool have_stats = false;
+  // Several ranks with mini_batches > 1 shuffle the step's global batch: the same
+  // permutation of every rank's rows as one process draws; each rank trains its own rows
+  // of each mini-batch (grpo/data_parallel.h).
+  const bool global_rows = dp.world_size() > 1 && r.grpo.mini_batches > 1 &&
+                           static_cast<int64_t>(batch.job_rows.size()) == B;
+  const int64_t BJ = global_rows ? batch.job_rows_total : B;
+  std::vector<int64_t> local_of(global_rows ? BJ : 0, -1);  // global row -> row here
+  for (int64_t i = 0; global_rows && i < B; ++i) local_of[batch.job_rows[i]] = i;
   for (int64_t epoch = 0; epoch < r.grpo.mu; ++epoch) {
-    const std::vector<int64_t> order = pass_order(B, r, step, epoch);
-    const int64_t MB = std::min<int64_t>(r.grpo.mini_batches, B);
+    const std::vector<int64_t> order = pass_order(BJ, r, step, epoch);
+    const int64_t MB = std::min<int64_t>(r.grpo.mini_batches, BJ);
     for (int64_t k = 0; k < MB; ++k) {
-      const std::vector<int64_t> rows(order.begin() + B * k / MB, order.begin() + B * (k + 1) / MB);
+      std::vector<int64_t> rows;
+      for (int64_t q = BJ * k / MB; q < BJ * (k + 1) / MB; ++q) {
+        const int64_t i = global_rows ? local_of[order[q]] : order[q];
+        if (i >= 0) rows.push_back(i);
+      }
       MiniBatch mb = plan_mini_batch(rows, batch, adv_host, skip_zero, r);
       res.skipped_rows += mb.skipped;
       // Nothing to learn from in this mini-batch on any rank (grpo/data_parallel.h).

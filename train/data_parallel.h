@@ -33,6 +33,9 @@ class DataParallel {
   }
   // In place: rank 0's `t` on every rank.
   virtual void broadcast(torch::Tensor& /*t*/) {}
+  // `all` ([world_size * n], contiguous) gets every rank's `mine` ([n]), rank r's at
+  // [r * n, (r + 1) * n). One process: `all` = `mine`.
+  virtual void all_gather(const torch::Tensor& mine, torch::Tensor& all) { all.copy_(mine); }
   // Returns once every rank has called it. No time limit while every rank is alive:
   // ranks wait here while rank 0 works alone (a tokenizer, a checkpoint, an evaluation).
   virtual void barrier() {}

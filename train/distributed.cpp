@@ -203,6 +203,16 @@ class C10dGroup : public DataParallel {
     o.rootRank = 0;
     finish(pg_->broadcast(v, o), "broadcast");
   }
+  void all_gather(const torch::Tensor& mine, torch::Tensor& all) override {
+    const int64_t n = mine.numel();
+    TORCH_CHECK(all.numel() == n * env_.world_size && all.is_contiguous(),
+                "all_gather: the output must hold world_size x the input, contiguously");
+    std::vector<at::Tensor> in{mine.reshape({n})};
+    std::vector<std::vector<at::Tensor>> out(1);
+    auto flat = all.view({-1});
+    for (int r = 0; r < env_.world_size; ++r) out[0].push_back(flat.narrow(0, r * n, n));
+    finish(pg_->allgather(out, in), "all-gather");
+  }
   // Through the store rather than Gloo: no time limit while every rank beats (the watchdog
   // ends a job whose rank died), as ranks wait here for rank 0's solo work (a tokenizer,
   // a checkpoint, an evaluation).

@@ -57,6 +57,9 @@ class GradientSync : public DataParallel {
     return group_.all_reduce_sum_async(std::move(t));
   }
   void broadcast(torch::Tensor& t) override { group_.broadcast(t); }
+  void all_gather(const torch::Tensor& mine, torch::Tensor& all) override {
+    group_.all_gather(mine, all);
+  }
   void barrier() override { group_.barrier(); }
 
   void before_last_backward() override;

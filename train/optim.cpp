@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/safetensors.h"
+#include "train/sharded_adamw.h"
 
 namespace r1kit::train {
 
@@ -12,6 +13,13 @@ std::string state_key(const torch::Tensor& p) {
 }
 }  // namespace
 
+torch::optim::AdamWOptions adamw_options(const OptimConfig& cfg) {
+  return torch::optim::AdamWOptions(cfg.lr)
+      .betas({cfg.beta1, cfg.beta2})
+      .eps(cfg.eps)
+      .weight_decay(cfg.weight_decay);
+}
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(
     const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg) {
   std::vector<torch::Tensor> decay, no_decay;
@@ -19,10 +27,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(
     if (!p.value().requires_grad()) continue;
     (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
   }
-  auto opts = torch::optim::AdamWOptions(cfg.lr)
-                  .betas({cfg.beta1, cfg.beta2})
-                  .eps(cfg.eps)
-                  .weight_decay(cfg.weight_decay);
+  const auto opts = adamw_options(cfg);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
   auto nd = opts;
@@ -82,6 +87,10 @@ Status save_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,
                         const std::string& path) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (auto* sharded = dynamic_cast<ShardedAdamW*>(&opt)) {
+    ASSIGN_OR_RETURN(out, sharded->take_gathered());
+    return write_safetensors(path, out, {{"format", "r1kit-adamw"}});
+  }
   auto& state = opt.state();
   for (const auto& p : params) {
     auto it = state.find(state_key(p.value()));
@@ -98,6 +107,7 @@ Status load_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,
                         const std::string& path) {
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::open(path));
+  auto* sharded = dynamic_cast<ShardedAdamW*>(&opt);
   auto& state = opt.state();
   state.clear();
   for (const auto& p : params) {
@@ -114,6 +124,10 @@ Status load_adamw_state(torch::optim::AdamW& opt,
     ASSIGN_OR_RETURN(torch::Tensor m, file->load("exp_avg." + name));
     ASSIGN_OR_RETURN(torch::Tensor v, file->load("exp_avg_sq." + name));
     ASSIGN_OR_RETURN(torch::Tensor step, file->load("step." + name));
+    if (sharded) {  // this rank's slices
+      sharded->set_state(name, m, v, step.item<int64_t>());
+      continue;
+    }
     auto s = std::make_unique<torch::optim::AdamWParamState>();
     s->step(step.item<int64_t>());
     s->exp_avg(m.to(p.value().options()));

@@ -37,6 +37,9 @@ struct OptimConfig {
   }
 };
 
+// AdamW's options from `cfg` (lr, betas, eps, weight decay).
+torch::optim::AdamWOptions adamw_options(const OptimConfig& cfg);
+
 // AdamW over `params` (name -> tensor): group 0 decays, group 1 (1-D tensors) does not.
 std::unique_ptr<torch::optim::AdamW> make_adamw(
     const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg);
@@ -69,6 +72,9 @@ GuardedStep guarded_step(torch::optim::Optimizer& opt, const std::vector<torch::
                          double max_norm, double loss);
 
 // AdamW moments and step counts, keyed by parameter name, to/from a safetensors file.
+// For a train::ShardedAdamW (train/sharded_adamw.h) the file holds the whole state too:
+// save writes what ShardedAdamW::gather_for_save gathered on rank 0 (every rank calls
+// that first), and load keeps this rank's slices. The file does not depend on sharding.
 Status save_adamw_state(torch::optim::AdamW& opt,
                         const torch::OrderedDict<std::string, torch::Tensor>& params,
                         const std::string& path);

@@ -49,9 +49,10 @@ struct CheckpointSection {
 // SLURM): docs/distributed.md. Without a launcher's variables the run is one process and
 // the keys below `threads` change nothing.
 struct DistSection {
-  int64_t threads = 0;      // LibTorch intra-op threads; 0 = LibTorch's default
-  int64_t timeout_s = 300;  // a collective or a silent rank fails the job after this long
-  double bucket_mb = 25;    // gradient all-reduce bucket size
+  int64_t threads = 0;           // LibTorch intra-op threads; 0 = LibTorch's default
+  int64_t timeout_s = 300;       // a collective or a silent rank fails the job after this long
+  double bucket_mb = 25;         // gradient all-reduce bucket size
+  bool shard_optimizer = false;  // ZeRO stage 1: each rank keeps AdamW state for 1/W
   void visit(ConfigVisitor& v) {
     v.field("threads", threads,
             "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
@@ -64,6 +65,9 @@ struct DistSection {
     v.field("bucket_mb", bucket_mb,
             "megabytes of gradients per all-reduce bucket, launched during the backward pass",
             Range::positive());
+    v.field("shard_optimizer", shard_optimizer,
+            "ZeRO stage 1: each rank keeps the AdamW state of 1/world_size of the parameters, "
+            "updates them and all-gathers the weights (docs/distributed.md)");
   }
 };
 

@@ -10,6 +10,7 @@
 #include "train/checkpoint.h"
 #include "train/compute.h"
 #include "train/distributed.h"
+#include "train/sharded_adamw.h"
 
 namespace r1kit::train {
 namespace fs = std::filesystem;
@@ -78,6 +79,23 @@ void log_stopped(int64_t steps_run, const char* stop_after_key) {
     R1_LOG(info, "stopping after {} steps ({}); rerun to resume", steps_run, stop_after_key);
 }
 
+namespace {
+// The start-up log's word on ZeRO stage 1 (train/sharded_adamw.h): the share this rank
+// steps, and the bytes of AdamW moments that makes (two per number).
+std::string sharding_note(torch::optim::AdamW& opt) {
+  auto* s = dynamic_cast<ShardedAdamW*>(&opt);
+  if (!s) return "";
+  const int64_t mine = s->shard_end() - s->shard_begin();
+  const int64_t elem = opt.param_groups().front().params().empty()
+                           ? 4
+                           : opt.param_groups().front().params().front().element_size();
+  return fmt::format(
+      "; optimizer state sharded (dist.shard_optimizer): this rank steps {} of {} numbers, "
+      "{:.2f} MB of AdamW moments instead of {:.2f} MB",
+      mine, s->total_numel(), 2.0 * elem * mine / 1e6, 2.0 * elem * s->total_numel() / 1e6);
+}
+}  // namespace
+
 StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   TrainingRun run;
   remove_interrupted_saves(o.checkpoint.dir);
@@ -86,7 +104,13 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   if (run.model_->args().vocab_size < o.vocab_size)
     return InvalidArgument("the model's vocabulary ({}) is smaller than the tokenizer's ({})",
                            run.model_->args().vocab_size, o.vocab_size);
-  run.optimizer_ = make_adamw(run.model_->named_parameters(), o.optim);
+  DataParallel& group = process_group();
+  if (o.dist.shard_optimizer && group.world_size() > 1) {
+    ASSIGN_OR_RETURN(run.optimizer_,
+                     ShardedAdamW::make(run.model_->named_parameters(), o.optim, group));
+  } else {
+    run.optimizer_ = make_adamw(run.model_->named_parameters(), o.optim);
+  }
   o.may_change.push_back(o.max_skipped_key);  // changes nothing that is computed
   if (o.checkpoint.resume) run.resume_dir_ = latest_checkpoint(o.checkpoint.dir);
   if (!run.resume_dir_.empty()) {
@@ -100,12 +124,12 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     run.start_step_ = run.resumed_state_["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", run.resume_dir_, run.start_step_);
   }
-  DataParallel& group = process_group();
   if (group.world_size() > 1) {
     broadcast_model(*run.model_, group);
     run.sync_ = std::make_unique<GradientSync>(run.model_->parameters(), group, o.dist.bucket_mb);
-    R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB",
-           group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb);
+    R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB{}",
+           group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb,
+           sharding_note(*run.optimizer_));
   }
   run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
   const auto pc = policy::count_params(run.model_->args());
@@ -150,6 +174,17 @@ Status TrainingRun::count_step(int64_t step_done, bool skipped, std::map<std::st
 Status TrainingRun::save(int64_t step_done, nlohmann::json state,
                          const std::function<Status(const std::string& dir)>& extra) {
   state["recipe"] = options_.recipe;
+  // Every rank's bytes of optimizer state (what dist.shard_optimizer divides), and with
+  // sharding the whole state gathered on rank 0, which writes it.
+  std::vector<int64_t> bytes(dp().world_size(), 0);
+  bytes[dp().rank()] = optimizer_state_bytes(*optimizer_);
+  if (dp().world_size() > 1) {
+    auto t = torch::tensor(bytes, torch::kLong);
+    dp().all_reduce_sum(t);
+    for (int r = 0; r < dp().world_size(); ++r) bytes[r] = t[r].item<int64_t>();
+  }
+  state["optimizer_state_bytes"] = bytes;
+  if (auto* sharded = dynamic_cast<ShardedAdamW*>(optimizer_.get())) sharded->gather_for_save();
   Status s = OkStatus();
   if (is_rank0())
     s = save_train_checkpoint(*model_, *optimizer_, options_.checkpoint.dir, step_done,

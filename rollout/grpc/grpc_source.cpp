@@ -335,7 +335,8 @@ StatusOr<std::vector<Group>> GrpcRolloutSource::generate(
       for (size_t wi = 0; wi < workers_.size(); ++wi)
         if (workers_[wi]->alive) live.push_back(wi);
       size_t best = workers_.size();
-      for (size_t wi : live) {
+      for (size_t j = 0; j < live.size(); ++j) {
+        const size_t wi = live[(j + static_cast<size_t>(options_.first_worker)) % live.size()];
         const WorkerState& w = *workers_[wi];
         if (w.inflight_calls >= options_.max_calls_per_worker) continue;
         if (best == workers_.size() || w.inflight_groups < workers_[best]->inflight_groups)
@@ -484,6 +485,10 @@ StatusOr<std::vector<Group>> GrpcRolloutSource::generate(
 Status GrpcRolloutSource::update_weights(const NamedTensors& weights, int64_t version) {
   std::lock_guard<std::mutex> op_lock(op_mu_);
   if (weights.empty()) return InvalidArgument("update_weights: no tensors");
+  if (!options_.push_weights) {  // another process pushes them; later calls require them
+    version_ = version;
+    return OkStatus();
+  }
   if (options_.chunk_bytes < 1 || options_.chunk_bytes > (int64_t{4} << 20))
     return InvalidArgument("chunk_bytes={}: must be in [1, 4 MiB]", options_.chunk_bytes);
 

@@ -67,6 +67,13 @@ struct GrpcSourceOptions {
   int max_calls_per_worker = 2;
   // Bytes of tensor data per UpdateWeights chunk; at most 4 MiB.
   int64_t chunk_bytes = int64_t{4} << 20;
+  // false: update_weights sends nothing and only records the version that Generate
+  // calls require (min_policy_version), for a data-parallel rank other than 0 whose rank
+  // 0 pushes the weights to the same workers (docs/distributed.md).
+  bool push_weights = true;
+  // Between equally loaded workers, the first from this index on (mod the live count)
+  // gets the next batch: data-parallel ranks start on different workers.
+  int64_t first_worker = 0;
 };
 
 // Checks the options and connects (lazily: no worker needs to be up yet). The

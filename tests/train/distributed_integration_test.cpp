@@ -12,11 +12,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/json.h"
@@ -99,22 +103,49 @@ void run_alone(const std::string& args) {
   ASSERT_EQ(rc, 0) << out;
 }
 
-void expect_same_weights(const std::string& a, const std::string& b, double tol) {
-  auto ca = SafetensorsCheckpoint::open_dir(a);
-  auto cb = SafetensorsCheckpoint::open_dir(b);
-  ASSERT_TRUE(ca.ok() && cb.ok()) << a << " " << b;
-  ASSERT_EQ(ca->names(), cb->names());
+using LoadFn = std::function<torch::Tensor(const std::string&)>;
+
+// Same-named tensors of two sets differ by at most `tol`, and the names agree.
+void expect_same_tensors(const std::vector<std::string>& na, const LoadFn& a,
+                         const std::vector<std::string>& nb, const LoadFn& b, double tol,
+                         const std::string& what) {
+  ASSERT_EQ(na, nb) << what;
   double worst = 0;
   std::string where;
-  for (const auto& n : ca->names()) {
-    auto ta = ca->load(n)->to(torch::kDouble), tb = cb->load(n)->to(torch::kDouble);
+  for (const auto& n : na) {
+    auto ta = a(n).to(torch::kDouble), tb = b(n).to(torch::kDouble);
     const double d = ta.numel() > 0 ? (ta - tb).abs().max().item<double>() : 0.0;
     if (d > worst) {
       worst = d;
       where = n;
     }
   }
-  EXPECT_LE(worst, tol) << a << " vs " << b << ", worst: " << where;
+  EXPECT_LE(worst, tol) << what << ", worst: " << where;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b, double tol) {
+  auto ca = SafetensorsCheckpoint::open_dir(a);
+  auto cb = SafetensorsCheckpoint::open_dir(b);
+  ASSERT_TRUE(ca.ok() && cb.ok()) << a << " " << b;
+  expect_same_tensors(
+      ca->names(), [&](const std::string& n) { return *ca->load(n); }, cb->names(),
+      [&](const std::string& n) { return *cb->load(n); }, tol, a + " vs " + b);
+}
+
+// Two optimizer.safetensors (train/optim.h) hold the same state within `tol`.
+void expect_same_optimizer_state(const std::string& a, const std::string& b, double tol) {
+  auto fa = SafetensorsFile::open(a);
+  auto fb = SafetensorsFile::open(b);
+  ASSERT_TRUE(fa.ok() && fb.ok()) << a << " " << b;
+  auto names = [](const SafetensorsFile& f) {
+    std::vector<std::string> out;
+    for (const auto& t : f.tensors()) out.push_back(t.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  expect_same_tensors(
+      names(**fa), [&](const std::string& n) { return *(*fa)->load(n); }, names(**fb),
+      [&](const std::string& n) { return *(*fb)->load(n); }, tol, a + " vs " + b);
 }
 
 int64_t lines(const std::string& path) {
@@ -141,9 +172,32 @@ void expect_same_expert_loads(const std::string& one, const std::string& many) {
   EXPECT_GT(compared, 0) << one << " logs no expert loads";
 }
 
-// 1, 2 and 3 ranks of `cmd RECIPE` end at the weights of the one-process run.
+// The metrics.jsonl lines of runs `a` and `b` agree on every step in each of `keys`
+// (both null, or within 1e-5 relative): rank 0 logs the job's metrics, not its shard's.
+void expect_same_metrics(const std::string& a, const std::string& b,
+                         const std::vector<std::string>& keys) {
+  std::ifstream fa(a + "/metrics.jsonl"), fb(b + "/metrics.jsonl");
+  int64_t n = 0;
+  for (std::string la, lb; std::getline(fa, la) && std::getline(fb, lb); ++n) {
+    const auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    for (const auto& k : keys) {
+      ASSERT_TRUE(ja.contains(k) && jb.contains(k)) << k << "\n" << la << "\n" << lb;
+      if (ja[k].is_null() || jb[k].is_null()) {
+        EXPECT_EQ(ja[k].is_null(), jb[k].is_null()) << k << "\n" << la << "\n" << lb;
+        continue;
+      }
+      const double x = ja[k].get<double>(), y = jb[k].get<double>();
+      EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::abs(x))) << k << " at line " << n + 1;
+    }
+  }
+  EXPECT_GT(n, 0);
+}
+
+// 1, 2 and 3 ranks of `cmd RECIPE` end at the weights of the one-process run, and log the
+// same `metrics`.
 void expect_world_size_invariant(const std::string& name, const std::string& cmd,
-                                 const std::string& extra, int64_t steps) {
+                                 const std::string& extra, int64_t steps,
+                                 const std::vector<std::string>& metrics = {}) {
   const std::string base = dist_dir(name);
   run_alone(
       fmt::format("{} {} checkpoint.dir={}/w0 {}", cmd, recipe(name + "-nano.yaml"), base, extra));
@@ -162,6 +216,7 @@ void expect_world_size_invariant(const std::string& name, const std::string& cmd
     expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
     EXPECT_EQ(lines(dir + "/metrics.jsonl"), steps) << "rank 0 alone writes the metrics";
     expect_same_expert_loads(base + "/w0/metrics.jsonl", dir + "/metrics.jsonl");
+    expect_same_metrics(base + "/w0", dir, metrics);
   }
 }
 
@@ -190,7 +245,12 @@ std::string grpo_tokenizer(const std::string& dir) {
 
 TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
   const std::string tok = grpo_tokenizer(dist_dir("grpo_tok"));
-  expect_world_size_invariant("grpo", "grpo", "tokenizer.path=" + tok, 3);
+  // Rank 0 logs the whole job's rewards, lengths and loss statistics.
+  expect_world_size_invariant(
+      "grpo", "grpo", "tokenizer.path=" + tok, 3,
+      {"reward", "reward_std", "accuracy", "frac_reward_zero_std", "completions/mean_length",
+       "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+       "num_tokens", "loss", "pg_loss", "grad_norm", "clip_ratio/region_mean"});
 }
 
 TEST(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
@@ -224,6 +284,162 @@ TEST(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
     EXPECT_TRUE(fs::exists(dir + f)) << f;
   expect_same_weights(base + "/w0/sft/final", dir + "/sft/final", 1e-5);
   expect_same_weights(base + "/w0/grpo/final", dir + "/grpo/final", 1e-5);
+}
+
+// `r1kit rollout-worker --model MODEL` in the background, its output in LOG; returns its
+// pid and address ("" when it did not come up within a minute).
+std::pair<std::string, std::string> start_worker(const std::string& model, const std::string& log) {
+  auto [rc, pid] = run_command(
+      fmt::format("{} rollout-worker --model {} --port 0 --threads 1 > {} 2>&1 & echo $!",
+                  r1kit_binary(), model, log),
+      false);
+  pid.erase(pid.find_last_not_of("\n") + 1);
+  // "rollout worker: MODEL on 127.0.0.1:PORT (vocab ..."
+  for (int i = 0; i < 600; ++i) {
+    const std::string text = read_text(log);
+    const auto on = text.find(" on 127.0.0.1:");
+    if (on != std::string::npos) return {pid, text.substr(on + 4, text.find(' ', on + 4) - on - 4)};
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return {pid, ""};
+}
+
+int64_t count_of(const std::string& text, const std::string& what) {
+  int64_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(DistributedIntegrationTest, GrpoRanksShareRolloutWorkersAndRankZeroPushesTheWeights) {
+  const std::string base = dist_dir("workers");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  run_alone(fmt::format("{} checkpoint.dir={}/w0", grpo, base));  // the in-process engine
+  // Two workers serving a model of the same shapes; the trainer pushes its own weights.
+  std::vector<std::pair<std::string, std::string>> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(start_worker(base + "/w0/final", fmt::format("{}/worker{}.log", base, i)));
+  const std::string dir = base + "/w2";
+  fs::create_directories(dir);
+  Ranks got;
+  if (!workers[0].second.empty() && !workers[1].second.empty())
+    got = launch(2,
+                 fmt::format("{} checkpoint.dir={} \"rollout.workers=[{},{}]\"", grpo, dir,
+                             workers[0].second, workers[1].second),
+                 dir);
+  for (const auto& w : workers) run_command("kill " + w.first, false);
+  ASSERT_FALSE(workers[0].second.empty() || workers[1].second.empty())
+      << read_text(base + "/worker0.log") << read_text(base + "/worker1.log");
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  // Each worker took version 0 at the start and one version per step (3), once: from
+  // rank 0 alone, not once per rank.
+  for (int i = 0; i < 2; ++i) {
+    const std::string log = read_text(fmt::format("{}/worker{}.log", base, i));
+    EXPECT_EQ(count_of(log, "weights updated to version"), 4) << log;
+    EXPECT_EQ(count_of(log, "weights updated to version 3 "), 1) << log;
+  }
+  // The workers sample what the in-process engine samples: the same training.
+  expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
+}
+
+// ---------------------------------------------------------------------------------
+// dist.shard_optimizer (ZeRO stage 1, train/sharded_adamw.h).
+
+// Each rank's bytes of optimizer state when checkpoint `dir` was saved (trainer_state.json).
+std::vector<int64_t> state_bytes(const std::string& dir) {
+  auto j = nlohmann::json::parse(read_text(dir + "/trainer_state.json"));
+  return j.at("optimizer_state_bytes").get<std::vector<int64_t>>();
+}
+
+// Two ranks of `args` in DIR, both exiting 0; returns rank 0's log.
+std::string launch_two(const std::string& args, const std::string& dir) {
+  fs::create_directories(dir);
+  Ranks got = launch(2, fmt::format("{} checkpoint.dir={}", args, dir), dir);
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(got.rc[r], 0) << "rank " << r << ":\n" << got.logs[r];
+  return got.logs[0];
+}
+
+// Two ranks of `args` with dist.shard_optimizer=true in DIR.
+void launch_sharded(const std::string& args, const std::string& dir) {
+  const std::string log = launch_two(args + " dist.shard_optimizer=true", dir);
+  EXPECT_NE(log.find("optimizer state sharded"), std::string::npos) << log;
+}
+
+// `args` on one process in BASE/NAME1 and on two ranks in BASE/NAME2 (`two_extra` added):
+// the same final weights, and the same `metrics` logged.
+void expect_two_ranks_like_one(const std::string& base, const std::string& name,
+                               const std::string& args, const std::string& two_extra = "",
+                               const std::vector<std::string>& metrics = {}) {
+  run_alone(fmt::format("{} checkpoint.dir={}/{}1", args, base, name));
+  if (two_extra == "dist.shard_optimizer=true")
+    launch_sharded(args, fmt::format("{}/{}2", base, name));
+  else
+    launch_two(args + " " + two_extra, fmt::format("{}/{}2", base, name));
+  expect_same_weights(fmt::format("{}/{}1/final", base, name),
+                      fmt::format("{}/{}2/final", base, name), 1e-5);
+  expect_same_metrics(fmt::format("{}/{}1", base, name), fmt::format("{}/{}2", base, name),
+                      metrics);
+}
+
+TEST(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsStateAndResumes) {
+  const std::string base = dist_dir("zero");
+  // grad_clip 0.05 binds at every step: the clip's norm must be the global one.
+  const std::string args =
+      fmt::format("pretrain {} train.optim.grad_clip=0.05", recipe("pretrain-nano.yaml"));
+  run_alone(fmt::format("{} checkpoint.dir={}/w0", args, base));
+  // Two sharded ranks stop after the checkpoint of step 2, then resume to the end.
+  const std::string dir = base + "/w2";
+  launch_sharded(args + " train.stop_after=2", dir);
+  fs::copy(dir, base + "/w1", fs::copy_options::recursive);
+  launch_sharded(args, dir);
+  EXPECT_TRUE(fs::exists(dir + "/checkpoints/step-000004"));
+  expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
+
+  // The checkpoint holds the whole state, as one process's: each rank held half.
+  const std::string step2 = "/checkpoints/step-000002";
+  expect_same_optimizer_state(base + "/w0" + step2 + "/optimizer.safetensors",
+                              dir + step2 + "/optimizer.safetensors", 1e-5);
+  const auto one = state_bytes(base + "/w0" + step2), two = state_bytes(dir + step2);
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_GT(one[0], 0);
+  EXPECT_EQ(two[0] + two[1], one[0]);
+  // Halves up to the rounding of the split (ceil(N / 2) numbers, 2 moments of 4 bytes).
+  EXPECT_LE(std::max(two[0], two[1]), one[0] / 2 + 8) << two[0] << " " << two[1];
+
+  // One process resumes the sharded checkpoint (unsharded) to the same weights.
+  run_alone(fmt::format("{} checkpoint.dir={}/w1", args, base));
+  expect_same_weights(base + "/w0/final", base + "/w1/final", 1e-5);
+}
+
+TEST(DistributedIntegrationTest, ShardedOptimizerSftAndGrpoMatchOneProcess) {
+  const std::string base = dist_dir("zero_sft_grpo");
+  expect_two_ranks_like_one(
+      base, "sft", fmt::format("sft {} train.optim.grad_clip=0.05", recipe("sft-nano.yaml")),
+      "dist.shard_optimizer=true");
+  expect_two_ranks_like_one(
+      base, "grpo",
+      fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base)),
+      "dist.shard_optimizer=true");
+}
+
+// grpo.mini_batches > 1 (the global shuffle) and scale_rewards: batch (the job's
+// statistics) on two ranks train as one process.
+TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
+  const std::string base = dist_dir("grpo_mb");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  // 24 rows in 3 mini-batches of 8, twice (mu 2): each rank trains its rows of each.
+  expect_two_ranks_like_one(base, "mb", grpo + " grpo.mini_batches=3 grpo.mu=2");
+  expect_two_ranks_like_one(base, "scale", grpo + " grpo.loss.scale_rewards=batch");
+  // Dynamic sampling keeps groups over several rounds, so a rank's groups are not one
+  // contiguous run of the global batch (and a rank may keep none): both still match.
+  expect_two_ranks_like_one(
+      base, "dyn",
+      grpo + " grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
+      "",
+      {"reward", "accuracy", "num_tokens", "loss", "dynamic_sampling/groups_kept",
+       "dynamic_sampling/rounds", "frac_reward_zero_std"});
 }
 
 bool have_torchrun() {

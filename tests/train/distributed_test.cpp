@@ -1,6 +1,7 @@
-// Data parallelism's pieces (train/distributed.h, train/grad_sync.h): the launcher's
-// variables, the shards, and a two-rank c10d group formed by two threads of this process:
-// its collectives and the bucketed gradient sums, against one process's gradients.
+// Data parallelism's pieces (train/distributed.h, train/grad_sync.h,
+// train/sharded_adamw.h): the launcher's variables, the shards, and a two-rank c10d group
+// formed by two threads of this process: its collectives, the bucketed gradient sums
+// against one process's gradients, and the sharded AdamW against one process's AdamW.
 #include "train/distributed.h"
 
 #include <gtest/gtest.h>
@@ -8,10 +9,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <thread>
 
 #include "train/grad_sync.h"
+#include "train/optim.h"
+#include "train/sharded_adamw.h"
 
 namespace r1kit::train {
 namespace {
@@ -231,6 +235,116 @@ TEST(TwoRanksTest, BucketedGradientsEqualOneProcesssGradients) {
     }
     EXPECT_FALSE(got[r][0].defined()) << "no rank had a gradient for it: it keeps none";
   }
+}
+
+// ---------------------------------------------------------------------------------
+// ZeRO stage 1 (train/sharded_adamw.h) on two ranks against one process's AdamW.
+
+// 32 numbers: rank 0 steps [0, 16) = w and norm[0], rank 1 norm[1:], skip and v, so norm
+// is cut in two. `skip` gets its first gradient at step 2.
+// Deterministic values, without the (process-wide) random generator the rank threads share.
+torch::OrderedDict<std::string, torch::Tensor> zero_params() {
+  auto values = [](std::vector<int64_t> shape, double k) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return torch::cos(torch::arange(n, torch::kFloat) * k).reshape(shape).clone().requires_grad_();
+  };
+  torch::OrderedDict<std::string, torch::Tensor> d;
+  d.insert("w", values({3, 5}, 0.7));  // decays
+  d.insert("norm", values({7}, 1.3));  // 1-D: no decay
+  d.insert("skip", values({4}, 2.1));
+  d.insert("v", values({2, 3}, 0.4));
+  return d;
+}
+
+// The summed gradients of step `s` (the same on every rank), clipped and stepped as
+// guarded_step does; the clip (0.5) binds at every step.
+void zero_step(torch::optim::AdamW& opt, const torch::OrderedDict<std::string, torch::Tensor>& ps,
+               int s) {
+  std::vector<torch::Tensor> params;
+  for (const auto& p : ps) {
+    params.push_back(p.value());
+    if (p.key() == "skip" && s < 2) continue;
+    p.value().mutable_grad() = torch::sin(p.value().detach() * (s + 1)) + 0.1 * s;
+  }
+  const GuardedStep g = guarded_step(opt, params, 0.5, 0.0);
+  EXPECT_GT(g.grad_norm, 0.5);
+  zero_grad(params);
+}
+
+OptimConfig zero_config() {
+  OptimConfig c;
+  c.lr = 0.1;
+  c.weight_decay = 0.1;
+  return c;
+}
+
+TEST(TwoRanksTest, ShardedAdamWStepsSavesAndResumesAsOneProcess) {
+  const std::string file =
+      ::testing::TempDir() + "r1kit_sharded_adamw_" + std::to_string(::getpid()) + ".safetensors";
+  auto want = zero_params();
+  auto ref = make_adamw(want, zero_config());
+  for (int s = 0; s < 4; ++s) zero_step(*ref, want, s);
+  const int64_t ref_bytes = optimizer_state_bytes(*ref);
+  EXPECT_EQ(ref_bytes, 2 * 32 * 4);
+  // What one process resumed from the sharded checkpoint steps next.
+  auto resumed = zero_params();
+  for (const auto& p : want) resumed[p.key()].detach().copy_(p.value());
+  auto one = make_adamw(resumed, zero_config());
+
+  std::vector<int64_t> bytes(2);
+  two_ranks([&](int r, DataParallel& dp) {
+    auto mine = zero_params();
+    // Buffers of 3 slices (W + 1) of 3 floats: the all-gather takes 6 rounds for 16.
+    auto opt = ShardedAdamW::make(mine, zero_config(), dp, 3 * 3 * 4 / (1024.0 * 1024.0));
+    ASSERT_TRUE(opt.ok()) << opt.status().to_string();
+    EXPECT_EQ((*opt)->shard_begin(), 16 * r);
+    EXPECT_EQ((*opt)->shard_end(), 16 * (r + 1));
+    for (int s = 0; s < 4; ++s) zero_step(**opt, mine, s);
+    for (const auto& p : want)
+      EXPECT_TRUE(torch::allclose(mine[p.key()], p.value(), 0, 1e-6))
+          << "rank " << r << " " << p.key();
+    bytes[r] = optimizer_state_bytes(**opt);
+    // The whole state on rank 0, as one process's.
+    (*opt)->gather_for_save();
+    if (r == 0) {
+      ASSERT_TRUE(save_adamw_state(**opt, mine, file).ok());
+    }
+    dp.barrier();
+    // Every rank resumes from the file with fresh pieces, and steps on as one process.
+    auto again = ShardedAdamW::make(mine, zero_config(), dp);
+    ASSERT_TRUE(again.ok());
+    ASSERT_TRUE(load_adamw_state(**again, mine, file).ok());
+    EXPECT_EQ(optimizer_state_bytes(**again), bytes[r]);
+    zero_step(**again, mine, 4);
+    if (r == 0) {  // the reference's fifth step, once
+      zero_step(*ref, want, 4);
+    }
+    dp.barrier();
+    for (const auto& p : want)
+      EXPECT_TRUE(torch::allclose(mine[p.key()], p.value(), 0, 1e-6))
+          << "rank " << r << " " << p.key();
+  });
+  EXPECT_EQ(bytes[0], 2 * 16 * 4) << "w and norm[0]: half of the moments";
+  EXPECT_EQ(bytes[1], 2 * 16 * 4);
+  // The sharded checkpoint is one process's: it resumes unsharded to the same weights.
+  ASSERT_TRUE(load_adamw_state(*one, resumed, file).ok());
+  EXPECT_EQ(optimizer_state_bytes(*one), ref_bytes);
+  zero_step(*one, resumed, 4);
+  for (const auto& p : want)
+    EXPECT_TRUE(torch::allclose(resumed[p.key()], p.value(), 0, 1e-6)) << p.key();
+  std::filesystem::remove(file);
+}
+
+TEST(TwoRanksTest, ShardedAdamWRefusesMixedDtypes) {
+  two_ranks([](int, DataParallel& dp) {
+    torch::OrderedDict<std::string, torch::Tensor> d;
+    d.insert("a", torch::zeros({2}).requires_grad_());
+    d.insert("b", torch::zeros({2}, torch::kDouble).requires_grad_());
+    auto opt = ShardedAdamW::make(d, OptimConfig{}, dp);
+    ASSERT_FALSE(opt.ok());
+    EXPECT_NE(opt.status().message().find("'b'"), std::string::npos) << opt.status().message();
+  });
 }
 
 }  // namespace

@@ -271,6 +271,31 @@ TEST(GrpcPool, WeightUpdateReachesEveryWorkerBeforeTheNextRollout) {
   EXPECT_TRUE(pool->generate(make_request(2)).ok());  // both workers still in use
 }
 
+// A data-parallel rank other than 0 (push_weights false, docs/distributed.md): its
+// update sends nothing and only records the version, which its rollouts then require of
+// the workers; once rank 0's pool has pushed that version, it generates from it.
+TEST(GrpcPool, APoolThatDoesNotPushRequiresTheVersionAnotherPushed) {
+  TestWorker w;
+  GrpcSourceOptions quiet;
+  quiet.push_weights = false;
+  quiet.generate_timeout_s = 2;
+  quiet.stall_timeout_s = 1;
+  quiet.retry_after_s = 0.1;
+  auto follower = make_pool({w.address()}, quiet);
+  auto leader = make_pool({w.address()});
+  const NamedTensors weights = {{"x.weight", torch::full({2, 2}, 1.0f)}};
+  ASSERT_TRUE(follower->update_weights(weights, 3).ok());
+  EXPECT_EQ(follower->policy_version(), 3);
+  EXPECT_EQ(w.fake.policy_version(), 0) << "nothing was sent";
+  EXPECT_FALSE(follower->generate(make_request(2)).ok()) << "the worker's weights are older";
+  ASSERT_TRUE(leader->update_weights(weights, 3).ok());
+  EXPECT_EQ(w.fake.policy_version(), 3);
+  auto out = follower->generate(make_request(2));
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  for (const Group& g : *out)
+    for (const Completion& c : g.completions) EXPECT_EQ(c.policy_version, 3);
+}
+
 TEST(GrpcPool, ConcurrentRolloutNeverSeesHalfUpdatedWeights) {
   TestWorker w;
   w.fake.delay = milliseconds(1);

@@ -1,0 +1,52 @@
+// GRPO's data-parallel pieces that need no second process (grpo/data_parallel.h): which
+// recipe settings are refused across ranks, and that one process computes what it
+// always did. The multi-rank behaviour is tested end to end in
+// tests/train/distributed_integration_test.cpp.
+#include "grpo/data_parallel.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace r1kit::grpo {
+namespace {
+
+TEST(CheckDataParallelTest, RefusesOnlyWhatIsNotExactAcrossRanks) {
+  GrpoRecipe r;
+  r.rollout.prompts_per_step = 4;
+  // The global shuffle and the job's batch statistics work on several ranks.
+  r.grpo.mini_batches = 2;
+  r.grpo.loss.scale_rewards = RewardScale::kBatch;
+  EXPECT_TRUE(check_data_parallel(r, 2).ok());
+  const Status few = check_data_parallel(r, 5);
+  ASSERT_FALSE(few.ok());
+  EXPECT_NE(few.message().find("rollout.prompts_per_step=4"), std::string::npos) << few.message();
+  r.rollout.overlap = true;
+  r.grpo.loss.dynamic_sampling = true;
+  const Status overlap = check_data_parallel(r, 2);
+  ASSERT_FALSE(overlap.ok());
+  EXPECT_NE(overlap.message().find("rollout.overlap"), std::string::npos) << overlap.message();
+  EXPECT_TRUE(check_data_parallel(r, 1).ok()) << "one rank: anything goes";
+}
+
+TEST(JobAdvantagesTest, OneProcessIsComputeAdvantages) {
+  GrpoRecipe r;
+  r.rollout.group_size = 2;
+  r.grpo.loss.scale_rewards = RewardScale::kBatch;
+  train::DataParallel one;
+  const auto rewards = torch::tensor({1.0f, 0.0f, 3.0f, 1.0f});
+  // By hand: group means 0.5 and 2, so centred 0.5, -0.5, 1, -1; the batch's unbiased
+  // variance of {1, 0, 3, 1} is 4.75 / 3 around its mean 1.25.
+  const Advantages a = job_advantages(rewards, {0, 1, 2, 3}, 4, r, one);
+  const double mean = 5.0 / 4,
+               var = ((1 - mean) * (1 - mean) * 2 + mean * mean + (3 - mean) * (3 - mean)) / 3;
+  const double s = std::sqrt(var) + r.grpo.loss.advantage_options().eps;
+  EXPECT_NEAR(a.advantages[0].item<float>(), 0.5 / s, 1e-6);
+  EXPECT_NEAR(a.advantages[1].item<float>(), -0.5 / s, 1e-6);
+  EXPECT_NEAR(a.advantages[2].item<float>(), 1.0 / s, 1e-6);
+  EXPECT_NEAR(a.advantages[3].item<float>(), -1.0 / s, 1e-6);
+}
+
+}  // namespace
+}  // namespace r1kit::grpo
