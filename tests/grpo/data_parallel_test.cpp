@@ -1,13 +1,15 @@
 // GRPO's data-parallel pieces that need no second process (grpo/data_parallel.h): which
-// recipe settings are refused across ranks, and that one process computes what it
-// always did. The multi-rank behaviour is tested end to end in
-// tests/train/distributed_integration_test.cpp.
+// recipe settings are refused across ranks, one process's advantages, and two ranks
+// (threads of this process) taking the job's batch statistics. The rest of the
+// multi-rank behaviour is tested end to end in tests/train/distributed_integration_test.cpp.
 #include "grpo/data_parallel.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+
+#include "tests/two_ranks.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -46,6 +48,36 @@ TEST(JobAdvantagesTest, OneProcessIsComputeAdvantages) {
   EXPECT_NEAR(a.advantages[1].item<float>(), -0.5 / s, 1e-6);
   EXPECT_NEAR(a.advantages[2].item<float>(), 1.0 / s, 1e-6);
   EXPECT_NEAR(a.advantages[3].item<float>(), -1.0 / s, 1e-6);
+}
+
+// Three groups of two: rank 0 holds global groups 0 and 2, rank 1 group 1 (scattered, as
+// dynamic sampling keeps them). Each rank's advantages are its rows of one process's, to
+// the bit; then a step where rank 1 kept no group and takes part with nothing.
+TEST(JobAdvantagesTest, TwoRanksTakeTheJobsBatchStatistics) {
+  GrpoRecipe r;
+  r.rollout.group_size = 2;
+  r.grpo.loss.scale_rewards = RewardScale::kBatch;
+  const auto all = torch::tensor({1.0f, 0.0f, 5.0f, 1.0f, 3.0f, 1.0f});
+  const Advantages want = compute_advantages(all, 2, r.grpo.loss.advantage_options());
+  r1kit::testing::two_ranks([&](int rank, train::DataParallel& dp) {
+    const std::vector<int64_t> rows =
+        rank == 0 ? std::vector<int64_t>{0, 1, 4, 5} : std::vector<int64_t>{2, 3};
+    const auto idx = torch::tensor(rows);
+    const auto groups =
+        rank == 0 ? torch::tensor({int64_t{0}, int64_t{2}}) : torch::tensor({int64_t{1}});
+    const Advantages got = job_advantages(all.index_select(0, idx), rows, 6, r, dp);
+    EXPECT_TRUE(torch::equal(got.advantages, want.advantages.index_select(0, idx))) << rank;
+    EXPECT_TRUE(torch::equal(got.valid, want.valid.index_select(0, idx))) << rank;
+    EXPECT_TRUE(torch::equal(got.group_std, want.group_std.index_select(0, groups))) << rank;
+    EXPECT_TRUE(torch::equal(got.zero_std, want.zero_std.index_select(0, groups))) << rank;
+    // Rank 1 sits the next step out.
+    const Advantages next = rank == 0 ? job_advantages(all, {0, 1, 2, 3, 4, 5}, 6, r, dp)
+                                      : job_advantages(torch::zeros({0}), {}, 6, r, dp);
+    if (rank == 0)
+      EXPECT_TRUE(torch::equal(next.advantages, want.advantages));
+    else
+      EXPECT_EQ(next.advantages.numel(), 0);
+  });
 }
 
 }  // namespace

@@ -5,20 +5,21 @@
 #include "train/distributed.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
 #include <thread>
 
+#include "tests/two_ranks.h"
 #include "train/grad_sync.h"
 #include "train/optim.h"
 #include "train/sharded_adamw.h"
 
 namespace r1kit::train {
 namespace {
+
+using r1kit::testing::two_ranks;
 
 GetEnvFn env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](const char* name) -> const char* {
@@ -118,43 +119,6 @@ TEST(OneProcessTest, CollectivesAreTheIdentity) {
   EXPECT_EQ(x, 3);
   EXPECT_TRUE(any_rank(true, dp));
   EXPECT_FALSE(any_rank(false, dp));
-}
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Runs `body(rank, group)` on two threads forming one two-rank job.
-void two_ranks(const std::function<void(int, DataParallel&)>& body) {
-  const int port = free_port();
-  std::vector<std::unique_ptr<DataParallel>> groups(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      LaunchEnv env;
-      env.rank = r;
-      env.world_size = 2;
-      env.master_port = port;
-      env.launcher = "test";
-      DistSection dist;
-      dist.timeout_s = 30;
-      auto g = connect(env, dist);
-      ASSERT_TRUE(g.ok()) << g.status().to_string();
-      groups[r] = std::move(*g);
-      body(r, *groups[r]);
-      groups[r]->barrier();
-    });
-  for (auto& t : threads) t.join();
-  groups[1].reset();  // rank 0 hosts the store: it goes last
-  groups[0].reset();
 }
 
 TEST(TwoRanksTest, SumsAndBroadcasts) {
