@@ -123,8 +123,10 @@ StatusOr<double> eval_reverse_kl(rollout::RolloutSource& student, rollout::Rollo
   return s.tokens > 0 ? sum / static_cast<double>(s.tokens) : NAN;
 }
 
-// Logits [B*T, V] of the completion positions from completion_logprobs' hidden states.
+// Logits [B*T, V] of the completion positions from completion_logprobs' hidden states, in
+// fp32 also under bf16 autocast (as policy::token_logprobs' head).
 torch::Tensor completion_logits(policy::TransformerImpl& m, const policy::CompletionLogProbs& lp) {
+  compat::CpuAutocastOff fp32;
   const int64_t d = lp.hidden.size(-1);
   return torch::matmul(lp.hidden.reshape({-1, d}).to(torch::kFloat),
                        m.output_weight().to(torch::kFloat).t());
