@@ -10,15 +10,15 @@
 
 namespace r1kit::apps {
 
-StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
-                                                                      policy::TransformerImpl&) {
-  if (r.rollout.workers.empty()) return std::unique_ptr<rollout::RolloutSource>();
+StatusOr<std::unique_ptr<rollout::RolloutSource>> grpc_worker_pool(
+    const std::vector<std::string>& workers, const std::string& token_file,
+    const TlsClientFiles& tls_files, const std::string& key) {
   rollout::GrpcSourceOptions o;
-  o.workers = r.rollout.workers;
-  if (!r.rollout.token_file.empty()) {
-    ASSIGN_OR_RETURN(o.token, read_token_file(r.rollout.token_file));
+  o.workers = workers;
+  if (!token_file.empty()) {
+    ASSIGN_OR_RETURN(o.token, read_token_file(token_file));
   }
-  ASSIGN_OR_RETURN(const TlsClientPem tls, read_tls_client_files(r.rollout.tls, "rollout.tls"));
+  ASSIGN_OR_RETURN(const TlsClientPem tls, read_tls_client_files(tls_files, key));
   o.tls_root_pem = tls.ca;
   o.tls_cert_pem = tls.cert;
   o.tls_key_pem = tls.key;
@@ -28,6 +28,12 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo
   o.push_weights = dp.rank() == 0;
   o.first_worker = dp.rank();
   return rollout::make_grpc_rollout_source(o);
+}
+
+StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
+                                                                      policy::TransformerImpl&) {
+  if (r.rollout.workers.empty()) return std::unique_ptr<rollout::RolloutSource>();
+  return grpc_worker_pool(r.rollout.workers, r.rollout.token_file, r.rollout.tls, "rollout.tls");
 }
 
 void add_grpo_command(CLI::App& root, int* exit_code) {

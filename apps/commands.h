@@ -12,6 +12,9 @@
 
 #include "core/status.h"
 
+namespace r1kit {
+struct TlsClientFiles;
+}
 namespace r1kit::grpo {
 struct GrpoRecipe;
 }
@@ -41,6 +44,11 @@ void add_task_command(CLI::App& root, int* exit_code);            // task genera
 // The trainer's RolloutSource for a GRPO recipe (grpo::RolloutFactory): the gRPC pool of
 // rollout.workers (with rollout.token_file's token), or null for the in-process engine.
 // Shared by `r1kit grpo` and `r1kit run`.
+// The gRPC client pool over `workers` (apps/cmd_grpo.cpp), with the bearer token of
+// `token_file` ("" = none) and TLS from `tls`; errors name `key` ("rollout.tls").
+StatusOr<std::unique_ptr<rollout::RolloutSource>> grpc_worker_pool(
+    const std::vector<std::string>& workers, const std::string& token_file,
+    const TlsClientFiles& tls, const std::string& key);
 StatusOr<std::unique_ptr<rollout::RolloutSource>> grpo_rollout_source(const grpo::GrpoRecipe& r,
                                                                       policy::TransformerImpl&);
 // "5,17,42" -> {5, 17, 42}, for --ids flags; InvalidArgument naming a bad item.

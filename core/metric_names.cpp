@@ -17,6 +17,8 @@ std::string_view known_metric_group(std::string_view name) {
       {kEvalMeanLength, "Accuracy and evaluation"},
       {kKl, "KL"},
       {kPpoKl, "KL"},
+      {kReverseKl, "KL"},
+      {kEvalReverseKl, "KL"},
       {kEntropy, "Entropy"},
       {kMeanLength, "Completion length"},
       {kMinLength, "Completion length"},
@@ -57,6 +59,7 @@ std::string_view known_metric_group(std::string_view name) {
       {kTimeTrain, "Other"},
       {kTimeSync, "Other"},
       {kTimeEval, "Other"},
+      {kTimeTeacher, "Other"},
   };
   for (const auto& [key, group] : kGroups)
     if (name == key) return group;

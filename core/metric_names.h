@@ -25,6 +25,10 @@ inline constexpr char kTokensPerS[] = "tokens_per_s";  // trained (SFT) / genera
 inline constexpr char kEpoch[] = "epoch";              // SFT: data epoch
 inline constexpr char kLossTokens[] = "loss_tokens";   // SFT: response tokens in the step
 
+// On-policy distillation (sft/reverse_kl.h).
+inline constexpr char kReverseKl[] = "reverse_kl";           // per token, student samples
+inline constexpr char kEvalReverseKl[] = "eval_reverse_kl";  // the same, held-out problems
+
 // GRPO: rewards and accuracy.
 inline constexpr char kReward[] = "reward";         // mean weighted total
 inline constexpr char kRewardStd[] = "reward_std";  // its standard deviation
@@ -75,6 +79,7 @@ inline constexpr char kTimeReference[] = "timing/reference";
 inline constexpr char kTimeTrain[] = "timing/train";
 inline constexpr char kTimeSync[] = "timing/sync";
 inline constexpr char kTimeEval[] = "timing/eval";
+inline constexpr char kTimeTeacher[] = "timing/teacher";  // on-policy distillation: scoring
 // GRPO: held-out evaluation during training.
 inline constexpr char kEvalGreedyAccuracy[] = "eval/greedy_accuracy";
 inline constexpr char kEvalMeanLength[] = "eval/mean_length";

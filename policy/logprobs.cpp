@@ -184,6 +184,7 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
   r.aux_loss = out.aux_loss;
   r.experts = out.experts;
+  r.hidden = h;
   if (with_mtp) r.mtp_loss = m.mtp_loss(ids, out.last_hidden, comp_in_seq);
   return r;
 }

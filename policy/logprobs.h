@@ -54,6 +54,9 @@ struct CompletionLogProbs {
   torch::Tensor aux_loss;  // scalar
   torch::Tensor mtp_loss;  // scalar, undefined unless asked
   torch::Tensor experts;   // [B, S', n_moe_layers, K] int16, undefined unless asked
+  // [B, T, d] the final-normed hidden state that predicts each completion token (the
+  // output projection's input; for full-vocabulary losses). completion_logprobs only.
+  torch::Tensor hidden;
 };
 CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,

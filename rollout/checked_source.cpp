@@ -47,4 +47,11 @@ StatusOr<std::vector<Group>> CheckedRolloutSource::generate(
   return groups;
 }
 
+StatusOr<ScoreResult> CheckedRolloutSource::score(const ScoreRequest& request) {
+  ASSIGN_OR_RETURN(ScoreResult res, inner_->score(request));
+  const std::string problem = score_result_problem(request, res);
+  if (!problem.empty()) return Internal("score: the source answered badly: {}", problem);
+  return res;
+}
+
 }  // namespace r1kit::rollout

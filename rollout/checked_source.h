@@ -29,6 +29,8 @@ class CheckedRolloutSource final : public RolloutSource {
     return inner_->update_weights(weights, version);
   }
   int64_t policy_version() const override { return inner_->policy_version(); }
+  // Scores through `inner`, checked: one finite log-prob per token, else Internal.
+  StatusOr<ScoreResult> score(const ScoreRequest& request) override;
 
   // Groups requested again, and groups rejected, since construction.
   int64_t rerequested_groups() const { return rerequested_.load(); }

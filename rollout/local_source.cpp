@@ -3,10 +3,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <unordered_map>
 
 #include "data/tokenizer.h"
+#include "policy/logprobs.h"
 #include "policy/model_config.h"
 
 namespace r1kit::rollout {
@@ -54,6 +56,51 @@ StatusOr<std::vector<Group>> LocalRolloutSource::generate(
     const GenerateRequest& request, const std::function<void(const Group&)>& on_group) {
   std::lock_guard<std::mutex> lock(mu_);
   return engine_.generate(request, version_.load(), on_group);
+}
+
+StatusOr<ScoreResult> LocalRolloutSource::score(const ScoreRequest& request) {
+  const std::string problem =
+      score_request_problem(request, args_.vocab_size, engine_.max_seq_len());
+  if (!problem.empty()) return InvalidArgument("score: {}", problem);
+  std::lock_guard<std::mutex> lock(mu_);
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  ScoreResult out;
+  out.policy_version = version_.load();
+  const int64_t n = static_cast<int64_t>(request.prompts.size());
+  out.logprobs.resize(n);
+  constexpr int64_t kRowsPerForward = 64;  // bounds the activations of one forward
+  for (int64_t first = 0; first < n; first += kRowsPerForward) {
+    const int64_t B = std::min(kRowsPerForward, n - first);
+    int64_t T = 0;
+    for (int64_t i = first; i < first + B; ++i)
+      T = std::max<int64_t>(T, static_cast<int64_t>(request.completions[i].size()));
+    if (T == 0) continue;
+    auto comps = torch::zeros({B, T}, torch::kLong);  // [B, T] right-padded
+    auto mask = torch::zeros({B, T}, torch::kFloat);  // [B, T]
+    auto ca = comps.accessor<int64_t, 2>();
+    auto ma = mask.accessor<float, 2>();
+    std::vector<std::vector<int64_t>> prompts(request.prompts.begin() + first,
+                                              request.prompts.begin() + first + B);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& c = request.completions[first + b];
+      for (size_t t = 0; t < c.size(); ++t) {
+        ca[b][t] = c[t];
+        ma[b][t] = 1.f;
+      }
+    }
+    auto lp = policy::completion_logprobs(*model_, prompts, comps, mask, /*temperature=*/1.0,
+                                          /*with_entropy=*/false)
+                  .logprobs.to(torch::kFloat)
+                  .contiguous();  // [B, T]
+    auto la = lp.accessor<float, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      auto& row = out.logprobs[first + b];
+      row.resize(request.completions[first + b].size());
+      for (size_t t = 0; t < row.size(); ++t) row[t] = la[b][t];
+    }
+  }
+  return out;
 }
 
 Status LocalRolloutSource::update_weights(const NamedTensors& weights, int64_t version) {

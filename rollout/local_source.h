@@ -64,6 +64,11 @@ class LocalRolloutSource final : public RolloutSource {
 
   int64_t policy_version() const override { return version_.load(); }
 
+  // The model's log-probs of the given tokens (RolloutSource::score): one no-grad forward
+  // per 64 rows through policy::completion_logprobs at temperature 1, under the same lock
+  // as generate() and update_weights(). Rows longer than max_seq_len() are refused.
+  StatusOr<ScoreResult> score(const ScoreRequest& request) override;
+
   // Ends the running generate() early: its unfinished samples get FinishReason::kAbort.
   void abort() { engine_.abort(); }
 

@@ -14,6 +14,11 @@
 // Stopping: only stop_token_ids, stop_strings and max_new_tokens end a completion; EOS
 // is not implicit (put the tokenizer's eos id in stop_token_ids).
 //
+// Scoring (score()): the log-probs a source's model gives to tokens it did not sample,
+// e.g. a teacher's log-probs of a student's completions (on-policy distillation,
+// docs/distill.md). These are of the model's own distribution: the full softmax at
+// temperature 1, no truncation, fp32, whatever the source samples with.
+//
 // Implementations: LocalRolloutSource (rollout/local_source.h, over rollout/engine.h)
 // and the gRPC client pool (rollout/grpc/).
 //
@@ -92,6 +97,20 @@ struct Group {
   bool rejected = false;
 };
 
+// Sequences to score: row i is prompts[i] followed by completions[i]; what is scored is
+// every token of completions[i] (given the prompt and the completion tokens before it).
+struct ScoreRequest {
+  std::vector<std::vector<int64_t>> prompts;      // [B] token ids, each non-empty
+  std::vector<std::vector<int64_t>> completions;  // [B] token ids (may be empty)
+};
+
+// Per-token log-probs of a ScoreRequest: logprobs[i][t] = log p(completions[i][t] |
+// prompts[i], completions[i][<t]) under the full softmax at temperature 1, fp32, nats.
+struct ScoreResult {
+  std::vector<std::vector<float>> logprobs;  // [B][len(completions[i])]
+  int64_t policy_version = 0;                // the weights that scored them
+};
+
 // Named weights: the model's own names, as Transformer::named_parameters and
 // named_buffers give them ("layers.0.self_attn.kv_b_proj.weight"), or their Hugging
 // Face checkpoint names ("model.layers.0.self_attn.kv_b_proj.weight", as
@@ -116,7 +135,22 @@ class RolloutSource {
 
   // The version of the weights the next generate() uses.
   virtual int64_t policy_version() const = 0;
+
+  // Scores given tokens (see "Scoring" above). Atomic with respect to update_weights,
+  // like generate(). Bad requests (no row, an empty prompt, a row count mismatch, ids
+  // outside the vocabulary, rows longer than the model takes) get InvalidArgument naming
+  // the row. A source that cannot score returns Unimplemented.
+  virtual StatusOr<ScoreResult> score(const ScoreRequest& request);
 };
+
+// Why `request` cannot be scored by a model of `vocab_size` ids taking sequences of at
+// most `max_seq_len` tokens (0 = unchecked), or "" when it can: the checks every
+// implementation of score() makes first.
+std::string score_request_problem(const ScoreRequest& request, int64_t vocab_size,
+                                  int64_t max_seq_len);
+// Why `result` is not a valid answer to `request` (a row count or a row length that
+// differs, a log-prob that is not finite or is above 0), or "" when it is.
+std::string score_result_problem(const ScoreRequest& request, const ScoreResult& result);
 
 // Why completion `c` of a request with `sampling` cannot be trained on, or "" when it
 // can: more tokens than sampling.max_new_tokens, a token id outside [0, vocab_size), a

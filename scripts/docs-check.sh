@@ -225,6 +225,26 @@ TABLE=$(cat <<'EOF'
 @ r1kit distill recipes/distill-r1-tiny.yaml
   short: sample.n_prompts=8 sample.samples_per_prompt=2 sample.max_new_tokens=32 sample.min_reward=-1 sample.require_stop=false train.steps=2 train.eval_every=0
   file: runs/distill-r1-tiny/final/model.safetensors
+@ r1kit distill recipes/distill-on-policy-tiny.yaml
+  short: train.steps=2 on_policy.prompts_per_step=2 on_policy.samples_per_prompt=2 on_policy.max_new_tokens=32 on_policy.eval_problems=2 train.eval_every=0
+  file: runs/distill-on-policy-tiny/final/model.safetensors
+@ r1kit eval --model runs/distill-on-policy-tiny/final --task arithmetic --task-arg max_a=9 --task-arg max_b=9 --task-arg max_c=99 --chat-template plain --n 200 --k 8 --max-new-tokens 64 --greedy --seed 1
+  sub: --n 200 --k 8 --max-new-tokens 64 => --n 4 --k 2 --max-new-tokens 32
+  output: pass@1
+@ r1kit distill recipes/distill-r1-tiny.yaml checkpoint.dir=runs/cmp-offline
+  short: sample.n_prompts=8 sample.samples_per_prompt=2 sample.max_new_tokens=32 sample.min_reward=-1 sample.require_stop=false train.steps=2 train.eval_every=0
+  file: runs/cmp-offline/final/model.safetensors
+@ r1kit distill recipes/distill-on-policy-tiny.yaml 'model.from=""' train.steps=240 train.optim.lr=3.0e-3 train.optim.warmup_steps=20 checkpoint.dir=runs/cmp-on-policy
+  short: train.steps=2 on_policy.prompts_per_step=2 on_policy.samples_per_prompt=2 on_policy.max_new_tokens=32 on_policy.eval_problems=2 train.eval_every=0
+  file: runs/cmp-on-policy/final/model.safetensors
+@ r1kit distill recipes/distill-on-policy-tiny.yaml model.from=runs/cmp-offline/final checkpoint.dir=runs/cmp-refine
+  short: train.steps=2 on_policy.prompts_per_step=2 on_policy.samples_per_prompt=2 on_policy.max_new_tokens=32 on_policy.eval_problems=2 train.eval_every=0
+  file: runs/cmp-refine/final/model.safetensors
+@ r1kit rollout-worker --model runs/r1-tiny/grpo/final --port 50061 &
+  listens: 50061
+@ r1kit distill recipes/distill-on-policy-tiny.yaml "teacher.workers=[127.0.0.1:50061]" on_policy.loss=sampled checkpoint.dir=runs/distill-op-workers
+  short: train.steps=2 on_policy.prompts_per_step=2 on_policy.samples_per_prompt=2 on_policy.max_new_tokens=32 on_policy.eval_problems=2 train.eval_every=0
+  file: runs/distill-op-workers/final/model.safetensors
 @ r1kit run recipes/r1-zero-tiny.yaml
   short: pretrain.n_examples=300 pretrain.train.steps=2 pretrain.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-zero-tiny/grpo/final/model.safetensors

@@ -15,6 +15,7 @@
 #include "reward/score_group.h"
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
+#include "sft/on_policy.h"
 #include "train/checkpoint.h"
 #include "train/setup.h"
 
@@ -77,6 +78,24 @@ Status DistillRecipe::validate() const {
   if (teacher.from.empty())
     return InvalidArgument("teacher.from: the teacher checkpoint is required");
   RETURN_IF_ERROR(task.validate());
+  RETURN_IF_ERROR(teacher.tls.validate());
+  if (mode == DistillMode::kOnPolicy) {
+    if (kd.alpha > 0)
+      return InvalidArgument(
+          "kd.alpha={} with mode=on_policy: top-k logit distillation is the offline mode's; "
+          "on-policy distillation has its own loss (on_policy.loss); set kd.alpha=0",
+          kd.alpha);
+    if (train.grad_accum != 1)
+      return InvalidArgument(
+          "train.grad_accum={} with mode=on_policy: a step is on_policy.prompts_per_step "
+          "problems in one batch; set train.grad_accum=1",
+          train.grad_accum);
+    if (on_policy.loss == ReverseKlEstimator::kFull && !teacher.workers.empty())
+      return InvalidArgument(
+          "on_policy.loss=full with teacher.workers: the full-vocabulary reverse KL needs the "
+          "teacher's logits in this process; use on_policy.loss=sampled (the workers' Score "
+          "RPC) or drop teacher.workers");
+  }
   if (sample.keep_per_prompt > sample.samples_per_prompt)
     return InvalidArgument(
         "sample.keep_per_prompt={} is more than sample.samples_per_prompt={}: at most K of "
@@ -252,8 +271,9 @@ StatusOr<std::unique_ptr<rollout::RolloutSource>> local_teacher(const DistillRec
 
 // Keys of sampling_inputs that do not change the traces.
 const std::vector<std::string>& trace_reusable_keys() {
-  static const std::vector<std::string> keys = {"teacher.max_batch", "sample.traces",
-                                                "sample.prompts_per_batch"};
+  static const std::vector<std::string> keys = {"teacher.max_batch",  "teacher.workers",
+                                                "teacher.token_file", "teacher.tls",
+                                                "sample.traces",      "sample.prompts_per_batch"};
   return keys;
 }
 
@@ -290,7 +310,25 @@ nlohmann::json sampling_inputs(const DistillRecipe& r) {
   return out;
 }
 
+StatusOr<std::unique_ptr<rollout::RolloutSource>> make_teacher_source(
+    const DistillRecipe& r, const TeacherFactory& make_teacher) {
+  if (make_teacher) return make_teacher(r);
+  if (!r.teacher.workers.empty())
+    return InvalidArgument(
+        "teacher.workers is set but this build of the trainer has no gRPC client; run it "
+        "through `r1kit distill`");
+  return local_teacher(r);
+}
+
 StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory& make_teacher) {
+  if (r.mode == DistillMode::kOnPolicy) {
+    DistillResult res;
+    res.on_policy = true;
+    ASSIGN_OR_RETURN(OnPolicyResult op, run_on_policy_distill(r, make_teacher));
+    res.student = std::move(op.student);
+    res.eval_reverse_kl_before = op.eval_reverse_kl_before;
+    return res;
+  }
   RETURN_IF_ERROR(reward::load_reward_plugins(r.reward_plugins));  // before rewards are built
   RETURN_IF_ERROR(train::prepare_run(r.dist, r.checkpoint));
   std::error_code ec;
@@ -318,7 +356,7 @@ StatusOr<DistillResult> run_distill(const DistillRecipe& r, const TeacherFactory
     ASSIGN_OR_RETURN(auto tok, data::Tokenizer::load(teacher_tok_path));
     ASSIGN_OR_RETURN(auto tasks, data::TaskSource::create(task, r.teacher.from));
     ASSIGN_OR_RETURN(auto rewards, reward::build_task_rewards(r.reward, task.default_rewards()));
-    ASSIGN_OR_RETURN(auto teacher, make_teacher ? make_teacher(r) : local_teacher(r));
+    ASSIGN_OR_RETURN(auto teacher, make_teacher_source(r, make_teacher));
     std::string names;
     for (const auto& c : rewards.components())
       names += fmt::format("{}{} x{} ({})", names.empty() ? "" : ", ", c.name, c.weight, c.role);

@@ -1,4 +1,7 @@
-// `r1kit distill RECIPE`: reasoning distilled from a teacher into a student.
+// `r1kit distill RECIPE`: reasoning distilled from a teacher into a student, offline
+// (mode: offline, below: teacher traces, then SFT) or on-policy (mode: on_policy: the
+// student samples and learns the teacher's per-token log-probs on its own samples;
+// sft/on_policy.h, loss in sft/reverse_kl.h).
 //
 // Follows DeepSeek-R1 §2.4 / §4.1 ("Distillation: Empower Small Models with Reasoning
 // Capability"): the teacher samples reasoning traces, rejection sampling keeps the
@@ -28,6 +31,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,6 +39,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "core/tls_files.h"
 #include "data/task_source.h"
 #include "data/tokenizer.h"
 #include "policy/model.h"
@@ -42,6 +47,7 @@
 #include "reward/reward.h"
 #include "rollout/rollout_source.h"
 #include "sft/pretrain.h"
+#include "sft/reverse_kl.h"
 #include "sft/sft.h"
 
 namespace r1kit::sft {
@@ -84,16 +90,66 @@ make_kd_token_loss(policy::Transformer teacher, int64_t top_k, int64_t vocab);
 
 // ------------------------------------------------------------------ the recipe
 
+// offline: teacher traces, then SFT (stages (a) and (b) above); on_policy: the student
+// samples, the teacher scores (sft/on_policy.h).
+enum class DistillMode { kOffline, kOnPolicy };
+inline constexpr EnumName<DistillMode> kDistillModeNames[] = {
+    {DistillMode::kOffline, "offline"}, {DistillMode::kOnPolicy, "on_policy"}};
+
 struct TeacherSection {
   std::string from;  // the teacher checkpoint (with tokenizer.model)
-  policy::Precision dtype = policy::Precision::kF32;  // sampling dtype (f32 | bf16)
+  policy::Precision dtype = policy::Precision::kF32;  // sampling / scoring dtype (f32 | bf16)
   int64_t max_batch = 64;  // in-process engine: sequences decoded at once
+  // gRPC rollout workers serving the teacher (`r1kit rollout-worker --model teacher.from`);
+  // empty = the teacher runs in this process. teacher.from still names its checkpoint
+  // (the tokenizer and the prompt format come from it).
+  std::vector<std::string> workers;
+  std::string token_file;  // bearer token for the workers; empty = none
+  TlsClientFiles tls;      // TLS to the workers; off
   void visit(ConfigVisitor& v) {
     v.field("from", from,
             "teacher checkpoint directory with its tokenizer.model (e.g. runs/sft-tiny/final)");
-    v.field("dtype", dtype, "teacher dtype while sampling", policy::kPrecisionNames);
+    v.field("dtype", dtype, "teacher dtype while sampling or scoring", policy::kPrecisionNames);
     v.field("max_batch", max_batch, "in-process engine: sequences decoded at once",
             Range::at_least(1));
+    v.field("workers", workers,
+            "gRPC rollout workers serving teacher.from (host:port); empty = in-process teacher");
+    v.field("token_file", token_file, "file holding the workers' bearer token");
+    v.section("tls", tls,
+              "TLS to the workers: ca_file (turns it on), cert_file/key_file (mutual TLS)");
+  }
+};
+
+// mode: on_policy (sft/on_policy.h). Step s takes training problems [s*P, (s+1)*P) of the
+// task; the student samples G completions of each (temperature 1, no truncation; sample
+// j of problem i seeded with derive_seed(seed, {i, j})), the teacher scores them, and one
+// AdamW step lowers the per-token reverse KL (sft/reverse_kl.h).
+struct OnPolicySection {
+  int64_t prompts_per_step = 16;                           // P: problems per optimizer step
+  int64_t samples_per_prompt = 4;                          // G: student completions per problem
+  int64_t max_new_tokens = 64;                             // completion cap, tokens
+  ReverseKlEstimator loss = ReverseKlEstimator::kSampled;  // sampled | full
+  int64_t max_batch = 64;      // the student's engine: sequences decoded at once
+  uint64_t seed = 1;           // sampling seed
+  int64_t eval_problems = 32;  // held-out problems of eval_reverse_kl; 0 = none
+  void visit(ConfigVisitor& v) {
+    v.field("prompts_per_step", prompts_per_step, "P: training problems per optimizer step",
+            Range::at_least(1));
+    v.field("samples_per_prompt", samples_per_prompt, "G: student completions per problem",
+            Range::at_least(1));
+    v.field("max_new_tokens", max_new_tokens, "completion cap, tokens", Range::at_least(1));
+    v.field("loss", loss,
+            "sampled: the teacher's log-probs of the sampled tokens, as a per-token policy-"
+            "gradient penalty (any teacher, gRPC workers included); full: the exact reverse KL "
+            "over the whole vocabulary (in-process teacher only; [tokens, V] logits in memory)",
+            kReverseKlEstimatorNames);
+    v.field("max_batch", max_batch, "the student's engine: sequences decoded at once",
+            Range::at_least(1));
+    v.field("seed", seed, "sampling seed (sample j of problem i: derive_seed(seed, {i, j}))");
+    v.field("eval_problems", eval_problems,
+            "held-out problems whose sampled reverse KL (eval_reverse_kl) is measured at "
+            "train.eval_every and at the end; 0 = none",
+            Range::non_negative());
   }
 };
 
@@ -168,6 +224,7 @@ struct DistillDataSection {
 };
 
 struct DistillRecipe {
+  DistillMode mode = DistillMode::kOffline;
   TeacherSection teacher;
   data::TaskSection task;
   std::vector<reward::RewardSpec> reward;   // empty = the task's defaults
@@ -177,11 +234,16 @@ struct DistillRecipe {
   DistillTokenizerSection tokenizer;
   DistillDataSection data;
   KdSection kd;
+  OnPolicySection on_policy;
   SftTrainSection train;
   train::CheckpointSection checkpoint{"runs/distill", 100, true};
   train::DistSection dist;
 
   void visit(ConfigVisitor& v) {
+    v.field("mode", mode,
+            "offline: teacher traces, then SFT (+ top-k KD); on_policy: the student samples and "
+            "minimises the per-token reverse KL to the teacher on its own samples",
+            kDistillModeNames);
     v.section("teacher", teacher, "the model whose traces are distilled");
     v.section("task", task, "problems the teacher answers (procedural or jsonl)");
     v.field("reward", reward,
@@ -194,8 +256,11 @@ struct DistillRecipe {
     v.section("model", model, "the student (any preset, e.g. tiny-dense, or model.from)");
     v.section("tokenizer", tokenizer, "the student's tokenizer");
     v.section("data", data, "the student's SFT data (the traces)");
-    v.section("kd", kd, "optional logit distillation mixed with the SFT loss");
-    v.section("train", train, "the student's SFT loop (as sft recipes)");
+    v.section("kd", kd, "optional logit distillation mixed with the SFT loss (offline)");
+    v.section("on_policy", on_policy, "mode: on_policy: sampling and loss");
+    v.section("train", train,
+              "the student's training loop (as sft recipes; on_policy: batch_size, grad_accum "
+              "and eval_batches are unused, on_policy.prompts_per_step sets the batch)");
     v.section("checkpoint", checkpoint, "run directory: traces, student checkpoints, final/");
     v.section("dist", dist, "threads");
   }
@@ -242,14 +307,24 @@ nlohmann::json sampling_inputs(const DistillRecipe& recipe);
 // ------------------------------------------------------------------ the whole run
 
 // Makes the teacher's RolloutSource (default: LocalRolloutSource::from_checkpoint of
-// teacher.from). apps/ or tests may pass another (gRPC workers, a fake).
+// teacher.from): it samples the traces (offline) or scores the student's samples
+// (on_policy, RolloutSource::score). apps/ pass the gRPC pool when teacher.workers is set;
+// tests may pass a fake.
 using TeacherFactory =
     std::function<StatusOr<std::unique_ptr<rollout::RolloutSource>>(const DistillRecipe&)>;
 
+// The teacher's source: make_teacher(recipe) when given, else the in-process engine over
+// teacher.from (teacher.dtype, teacher.max_batch); teacher.workers without a factory is
+// an error (only apps/ link the gRPC client).
+StatusOr<std::unique_ptr<rollout::RolloutSource>> make_teacher_source(
+    const DistillRecipe& recipe, const TeacherFactory& make_teacher);
+
 struct DistillResult {
-  TraceStats traces;     // of the sampling run (read back when it was skipped)
-  bool sampled = false;  // false: the trace file existed and was reused
-  SftResult student;     // stage (b); steps_run == 0 when final/ existed
+  bool on_policy = false;  // mode: on_policy (no traces; student.*_loss are reverse KLs)
+  TraceStats traces;       // of the sampling run (read back when it was skipped)
+  bool sampled = false;    // false: the trace file existed and was reused
+  SftResult student;       // stage (b) or on-policy; steps_run == 0 when final/ existed
+  double eval_reverse_kl_before = NAN;  // on_policy: held-out reverse KL before the steps
   std::string traces_path;
 };
 

@@ -56,6 +56,42 @@ GenerateRequest from_proto(const pb::GenerateRequest& r) {
   return out;
 }
 
+void to_proto(const ScoreRequest& r, int64_t min_policy_version, pb::ScoreRequest* out) {
+  for (size_t i = 0; i < r.prompts.size(); ++i) {
+    pb::ScoreSequence* q = out->add_sequences();
+    q->mutable_prompt_token_ids()->Add(r.prompts[i].begin(), r.prompts[i].end());
+    if (i < r.completions.size())
+      q->mutable_completion_token_ids()->Add(r.completions[i].begin(), r.completions[i].end());
+  }
+  out->set_min_policy_version(min_policy_version);
+}
+
+ScoreRequest from_proto(const pb::ScoreRequest& r) {
+  ScoreRequest out;
+  out.prompts.reserve(r.sequences_size());
+  out.completions.reserve(r.sequences_size());
+  for (const pb::ScoreSequence& q : r.sequences()) {
+    out.prompts.emplace_back(q.prompt_token_ids().begin(), q.prompt_token_ids().end());
+    out.completions.emplace_back(q.completion_token_ids().begin(), q.completion_token_ids().end());
+  }
+  return out;
+}
+
+void to_proto(const ScoreResult& r, pb::ScoreResponse* out) {
+  for (const auto& row : r.logprobs)
+    out->add_sequences()->mutable_logprobs()->Add(row.begin(), row.end());
+  out->set_policy_version(r.policy_version);
+}
+
+ScoreResult from_proto(const pb::ScoreResponse& r) {
+  ScoreResult out;
+  out.logprobs.reserve(r.sequences_size());
+  for (const pb::TokenLogProbs& row : r.sequences())
+    out.logprobs.emplace_back(row.logprobs().begin(), row.logprobs().end());
+  out.policy_version = r.policy_version();
+  return out;
+}
+
 pb::FinishReason to_proto(FinishReason r) {
   switch (r) {
     case FinishReason::kStop: return pb::FINISH_REASON_STOP;

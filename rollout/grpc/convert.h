@@ -26,6 +26,11 @@ RoutedExperts from_proto(const pb::RoutedExperts& r);
 void to_proto(const Group& g, pb::GroupResult* out);
 Group from_proto(const pb::GroupResult& g);
 
+void to_proto(const ScoreRequest& r, int64_t min_policy_version, pb::ScoreRequest* out);
+ScoreRequest from_proto(const pb::ScoreRequest& r);
+void to_proto(const ScoreResult& r, pb::ScoreResponse* out);
+ScoreResult from_proto(const pb::ScoreResponse& r);
+
 pb::FinishReason to_proto(FinishReason r);
 FinishReason from_proto(pb::FinishReason r);
 

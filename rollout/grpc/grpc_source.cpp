@@ -129,6 +129,7 @@ class GrpcRolloutSource final : public RolloutSource {
                                         const std::function<void(const Group&)>& on_group) override;
   Status update_weights(const NamedTensors& weights, int64_t version) override;
   int64_t policy_version() const override { return version_.load(); }
+  StatusOr<ScoreResult> score(const ScoreRequest& request) override;
 
  private:
   struct Event {
@@ -213,7 +214,12 @@ class GrpcRolloutSource final : public RolloutSource {
     ev_cv_.notify_one();
   }
 
+  // One Score call of rows [first, first + n) to worker `wi`.
+  StatusOr<ScoreResult> score_on(size_t wi, const ScoreRequest& request, size_t first,
+                                 size_t n) const;
+
   GrpcSourceOptions options_;
+  size_t next_scorer_ = 0;  // round robin over the workers for score(); under op_mu_
   std::vector<std::unique_ptr<WorkerState>> workers_;  // touched by the caller's thread only
   std::mutex op_mu_;                                   // one generate()/update at a time
   std::atomic<int64_t> version_{0};
@@ -615,6 +621,65 @@ Status GrpcRolloutSource::update_weights(const NamedTensors& weights, int64_t ve
            version, ok_count, workers_.size(), errors);
   version_ = version;
   return OkStatus();
+}
+
+StatusOr<ScoreResult> GrpcRolloutSource::score_on(size_t wi, const ScoreRequest& request,
+                                                  size_t first, size_t n) const {
+  ScoreRequest part;
+  part.prompts.assign(request.prompts.begin() + first, request.prompts.begin() + first + n);
+  part.completions.assign(request.completions.begin() + first,
+                          request.completions.begin() + first + n);
+  pb::ScoreRequest req;
+  to_proto(part, version_.load(), &req);
+  grpc::ClientContext ctx;
+  authorize(&ctx);
+  ctx.set_deadline(deadline_in(options_.stall_timeout_s));
+  pb::ScoreResponse resp;
+  grpc::Status s = workers_[wi]->conn.rollout->Score(&ctx, req, &resp);
+  if (!s.ok()) return from_grpc(s);
+  ScoreResult got = from_proto(resp);
+  const std::string problem = score_result_problem(part, got);
+  if (!problem.empty())
+    return Internal("rollout worker {} answered Score badly: {}", workers_[wi]->address, problem);
+  return got;
+}
+
+// Batches of at most the workers' max_prompts sequences, each to the next worker in turn;
+// a batch that fails for a reason another worker may not have (unreachable, stale
+// weights, a deadline) is tried on the next, each worker once.
+StatusOr<ScoreResult> GrpcRolloutSource::score(const ScoreRequest& request) {
+  std::lock_guard<std::mutex> op_lock(op_mu_);
+  const std::string problem = score_request_problem(request, /*vocab_size=*/0, /*max_seq_len=*/0);
+  if (!problem.empty()) return InvalidArgument("score: {}", problem);
+  size_t batch = request.prompts.size();
+  for (const auto& w : workers_)
+    if (w->max_prompts > 0) batch = std::min(batch, static_cast<size_t>(w->max_prompts));
+  ScoreResult out;
+  out.policy_version = version_.load();
+  for (size_t first = 0; first < request.prompts.size(); first += batch) {
+    const size_t n = std::min(batch, request.prompts.size() - first);
+    std::string errors;
+    Status last = OkStatus();
+    bool done = false;
+    for (size_t attempt = 0; attempt < workers_.size() && !done; ++attempt) {
+      const size_t wi = next_scorer_++ % workers_.size();
+      StatusOr<ScoreResult> got = score_on(wi, request, first, n);
+      if (got.ok()) {
+        for (auto& row : got->logprobs) out.logprobs.push_back(std::move(row));
+        out.policy_version = got->policy_version;
+        done = true;
+      } else if (is_fatal(to_grpc(got.status()).error_code())) {
+        return got.status();
+      } else {
+        last = got.status();
+        errors += fmt::format("\n  {}: {}", workers_[wi]->address, last.to_string());
+      }
+    }
+    if (!done)
+      return Status(last.code(), fmt::format("score: no worker scored sequences {}..{}:{}", first,
+                                             first + n - 1, errors));
+  }
+  return out;
 }
 
 }  // namespace

@@ -21,6 +21,12 @@
 // until a later update reaches it (each Generate carries min_policy_version). The
 // update fails only when no worker took it.
 //
+// score(): the sequences are cut into batches of at most the workers' max_prompts, each
+// sent as one Score call (deadline stall_timeout_s) to the next worker in turn; a call
+// that fails for a reason another worker may not share (unreachable, stale weights, a
+// deadline) is tried on the next worker, each once. INVALID_ARGUMENT and
+// UNAUTHENTICATED fail at once.
+//
 // on_group is called on the thread that called generate(), never concurrently.
 // Thread-safety: every method may be called from any thread (one at a time inside).
 #pragma once

@@ -153,6 +153,7 @@ struct WorkerCore {
   }
 
   Status check_request(const pb::GenerateRequest& r) const;
+  Status check_score(const pb::ScoreRequest& r) const;
 
   // The running weight update, watched for inactivity (watch_updates).
   void update_began(grpc::CallbackServerContext* ctx) {
@@ -251,6 +252,33 @@ Status WorkerCore::check_request(const pb::GenerateRequest& r) const {
       if (t < 0 || (lim.vocab_size > 0 && t >= lim.vocab_size))
         return InvalidArgument("prompts[{}]: token id {} is outside the vocabulary [0, {})", i, t,
                                lim.vocab_size);
+  }
+  return OkStatus();
+}
+
+// The limits of Generate, applied to a Score: sequences as prompts, completion tokens
+// as max_new_tokens.
+Status WorkerCore::check_score(const pb::ScoreRequest& r) const {
+  const WorkerLimits& lim = options.limits;
+  if (r.sequences_size() == 0) return InvalidArgument("sequences: at least one is needed");
+  if (lim.max_prompts > 0 && r.sequences_size() > lim.max_prompts)
+    return InvalidArgument("sequences: {} sequences, over the limit of {}", r.sequences_size(),
+                           lim.max_prompts);
+  for (int i = 0; i < r.sequences_size(); ++i) {
+    const pb::ScoreSequence& q = r.sequences(i);
+    if (q.prompt_token_ids_size() == 0)
+      return InvalidArgument("sequences[{}]: no prompt token ids", i);
+    if (lim.max_prompt_tokens > 0 && q.prompt_token_ids_size() > lim.max_prompt_tokens)
+      return InvalidArgument("sequences[{}]: {} prompt tokens, over the limit of {}", i,
+                             q.prompt_token_ids_size(), lim.max_prompt_tokens);
+    if (lim.max_new_tokens > 0 && q.completion_token_ids_size() > lim.max_new_tokens)
+      return InvalidArgument("sequences[{}]: {} completion tokens, over the limit of {}", i,
+                             q.completion_token_ids_size(), lim.max_new_tokens);
+    for (const auto* ids : {&q.prompt_token_ids(), &q.completion_token_ids()})
+      for (int64_t t : *ids)
+        if (t < 0 || (lim.vocab_size > 0 && t >= lim.vocab_size))
+          return InvalidArgument("sequences[{}]: token id {} is outside the vocabulary [0, {})", i,
+                                 t, lim.vocab_size);
   }
   return OkStatus();
 }
@@ -685,9 +713,10 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 };
 
 // UpdateWeights raw (UpdateReactor), the others as generated.
-class WorkerService final : public pb::Rollout::WithCallbackMethod_Generate<
-                                pb::Rollout::WithRawCallbackMethod_UpdateWeights<
-                                    pb::Rollout::WithCallbackMethod_Info<pb::Rollout::Service>>> {
+class WorkerService final
+    : public pb::Rollout::WithCallbackMethod_Generate<
+          pb::Rollout::WithRawCallbackMethod_UpdateWeights<pb::Rollout::WithCallbackMethod_Info<
+              pb::Rollout::WithCallbackMethod_Score<pb::Rollout::Service>>>> {
  public:
   explicit WorkerService(WorkerCore* w) : w_(w) {}
 
@@ -725,6 +754,49 @@ class WorkerService final : public pb::Rollout::WithCallbackMethod_Generate<
     } catch (const std::exception& e) {
       r->Finish(grpc::Status(grpc::StatusCode::INTERNAL, message_of(e)));
     }
+    return r;
+  }
+
+  // Checked here (token, limits, version), scored on an engine thread: a forward pass
+  // must not block the gRPC thread. The reactor finishes from that thread.
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* ctx, const pb::ScoreRequest* req,
+                                  pb::ScoreResponse* resp) override {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!w_->authorized(ctx)) {
+      r->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
+      return r;
+    }
+    if (w_->shutting_down.load()) {
+      r->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the worker is shutting down"));
+      return r;
+    }
+    if (Status bad = w_->check_score(*req); !bad.ok()) {
+      r->Finish(to_grpc(bad));
+      return r;
+    }
+    if (req->min_policy_version() > w_->source.policy_version()) {
+      r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                             fmt::format("policy_version {} < min_policy_version {}",
+                                         w_->source.policy_version(), req->min_policy_version())));
+      return r;
+    }
+    w_->engine.post([w = w_, r, resp, request = from_proto(*req)] {
+      if (w->shutting_down.load()) {
+        r->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the worker is shutting down"));
+        return;
+      }
+      try {
+        StatusOr<ScoreResult> got = w->source.score(request);
+        if (!got.ok()) {
+          r->Finish(to_grpc(got.status()));
+          return;
+        }
+        to_proto(*got, resp);
+        r->Finish(grpc::Status::OK);
+      } catch (const std::exception& e) {
+        r->Finish(grpc::Status(grpc::StatusCode::INTERNAL, message_of(e)));
+      }
+    });
     return r;
   }
 

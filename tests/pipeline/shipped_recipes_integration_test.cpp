@@ -46,7 +46,8 @@ struct ShortRun {
 };
 
 // Shortened runs in one scratch directory, in order: each one's output is a later one's
-// input (grpo-tiny starts from sft-tiny's model, distill-r1-tiny from r1-tiny's), as in
+// input (grpo-tiny starts from sft-tiny's model, distill-r1-tiny and
+// distill-on-policy-tiny from r1-tiny's), as in
 // a user's runs/, so a prerequisite is trained once.
 struct Chain {
   std::string name;
@@ -130,6 +131,18 @@ void expect_distills(const fs::path& run, size_t steps) {
   expect_model_loads(run / "final");
 }
 
+// An on-policy distillation run: `steps` steps with a finite reverse KL, the held-out one
+// at the end, and a final model that loads.
+void expect_distills_on_policy(const fs::path& run, size_t steps) {
+  const std::vector<json> student = metric_lines(run / "metrics.jsonl", "reverse_kl");
+  EXPECT_EQ(student.size(), steps);
+  for (const json& m : student) EXPECT_TRUE(std::isfinite(m["reverse_kl"].get<double>())) << m;
+  const std::vector<json> held_out = metric_lines(run / "metrics.jsonl", "eval_reverse_kl");
+  ASSERT_EQ(held_out.size(), 1u);
+  EXPECT_TRUE(std::isfinite(held_out[0]["eval_reverse_kl"].get<double>())) << held_out[0];
+  expect_model_loads(run / "final");
+}
+
 // `r1kit run`'s evaluation reports and HTML page.
 void expect_evaluated(const fs::path& run, const std::vector<std::string>& models) {
   for (const std::string& m : models) {
@@ -165,6 +178,12 @@ const std::vector<std::string> kDistillShort = {
     "sample.n_prompts=32", "sample.min_reward=0.2",  // well-formed: a 60-step teacher is rarely
                                                      // right
     "train.steps=4", "train.batch_size=4", "train.eval_every=0", "checkpoint.every=0"};
+const std::vector<std::string> kOnPolicyShort = {"train.steps=3",
+                                                 "on_policy.prompts_per_step=4",
+                                                 "on_policy.samples_per_prompt=2",
+                                                 "on_policy.eval_problems=4",
+                                                 "train.eval_every=0",
+                                                 "checkpoint.every=0"};
 // `r1kit run`: the SFT (or pretrain) stage as above, 2 GRPO steps, a small evaluation.
 std::vector<std::string> run_short(const std::string& first_stage) {
   const std::string s = first_stage + ".";
@@ -194,7 +213,11 @@ std::vector<Chain> chains() {
        {{"r1-tiny.yaml", run_short("sft"),
          [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-tiny", "sft"); }},
         {"distill-r1-tiny.yaml", kDistillShort,
-         [](const fs::path& s) { expect_distills(s / "runs/distill-r1-tiny", 4); }}}},
+         [](const fs::path& s) { expect_distills(s / "runs/distill-r1-tiny", 4); }},
+        {"distill-on-policy-tiny.yaml", kOnPolicyShort,
+         [](const fs::path& s) {
+           expect_distills_on_policy(s / "runs/distill-on-policy-tiny", 3);
+         }}}},
       {"pretrain",
        {{"pretrain-tiny.yaml",
          {"data.n_examples=400", "train.steps=30", "train.batch_size=8", "train.eval_every=0",
