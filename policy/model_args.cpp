@@ -697,6 +697,10 @@ json args_to_hf_config(const ModelArgs& a) {
 
 StatusOr<ModelArgs> load_hf_config(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_hf_config(text, path);
+}
+
+StatusOr<ModelArgs> parse_hf_config(std::string_view text, const std::string& path) {
   ASSIGN_OR_RETURN(json c, parse_json(text, path));
   StatusOr<ModelArgs> args = Internal("unreached");
   try {
