@@ -60,6 +60,18 @@ inline std::string_view as_text(std::span<const uint8_t> data) {
   return {reinterpret_cast<const char*>(data.data()), data.size()};
 }
 
+// Two inputs in one: the text before the first `sep` and the text after it ("" when
+// there is no `sep`).
+struct TwoParts {
+  std::string_view first;
+  std::string_view second;
+};
+inline TwoParts split_at(std::string_view text, char sep) {
+  const size_t at = text.find(sep);
+  if (at == std::string_view::npos) return {text, {}};
+  return {text.substr(0, at), text.substr(at + 1)};
+}
+
 // ---- The targets (fuzz/<name>.cpp) ----
 
 // A whole safetensors file (core/safetensors.h, SafetensorsFile::from_bytes), then every

@@ -10,10 +10,7 @@ namespace r1kit::fuzz {
 Outcome math_answer(std::span<const uint8_t> data) {
   constexpr std::string_view kName = "math_answer";
   const std::string_view text = as_text(data);
-  const size_t cut = text.find('\n');
-  const std::string_view gold_raw = text.substr(0, cut);
-  const std::string_view completion =
-      cut == std::string_view::npos ? std::string_view() : text.substr(cut + 1);
+  const auto [gold_raw, completion] = split_at(text, '\n');
 
   const std::string gold = reward::gold_answer_text(gold_raw);
   (void)reward::normalize_answer(gold);
