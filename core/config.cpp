@@ -12,6 +12,7 @@
 //   node[key] returns the first; we walk all pairs and reject the repeats.
 #include "core/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -1228,15 +1230,51 @@ YAML::Node merge(const YAML::Node& file, const YAML::Node& over, Path& path, Err
   return over;
 }
 
+// Where each document of a stream starts, and nothing else (parse_document).
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 StatusOr<YAML::Node> parse_document(std::string_view text, std::string_view source) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.empty()) return YAML::Node(YAML::NodeType::Null);
-    if (docs.size() > 1) {
-      return InvalidArgument("{}:{}: expected one YAML document, found {} (remove the '---')",
-                             source, docs[1].Mark().line + 1, docs.size());
+    // yaml-cpp 0.7's LoadAll never returns on some malformed text: a ',' outside a flow
+    // collection (a file that is just ",") starts an empty document without being
+    // consumed, again and again, and memory grows until the process dies (found by
+    // fuzz/recipe_yaml; docs/testing.md). So the documents are first walked with a
+    // parser that stops when one does not start past the one before, and the single
+    // document is then built with YAML::Load, which reads one document only.
+    const std::string copy(text);
+    std::istringstream in(copy);
+    YAML::Parser parser(in);
+    DocumentStarts docs;
+    while (parser.HandleNextDocument(docs)) {
+      const size_t n = docs.starts.size();
+      if (n >= 2 && docs.starts[n - 1].pos <= docs.starts[n - 2].pos) {
+        const YAML::Mark& m = docs.starts[n - 1];
+        const char c = m.pos >= 0 && static_cast<size_t>(m.pos) < copy.size() ? copy[m.pos] : '?';
+        return InvalidArgument("{}:{}:{}: YAML syntax error: unexpected '{}'", source, m.line + 1,
+                               m.column + 1, c);
+      }
     }
-    return docs[0];
+    if (docs.starts.empty()) return YAML::Node(YAML::NodeType::Null);
+    if (docs.starts.size() > 1) {
+      return InvalidArgument("{}:{}: expected one YAML document, found {} (remove the '---')",
+                             source, docs.starts[1].line + 1, docs.starts.size());
+    }
+    return YAML::Load(copy);
   } catch (const YAML::ParserException& e) {
     return InvalidArgument("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1,
                            e.mark.column + 1, e.msg);

@@ -223,7 +223,7 @@ int64_t TensorInfo::numel() const {
 // ---- SafetensorsFile ----
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(const_cast<uint8_t*>(map_), map_size_);
+  if (map_ && owns_map_) ::munmap(const_cast<uint8_t*>(map_), map_size_);
 }
 
 StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
@@ -257,7 +257,29 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::stri
   file->path_ = path;
   file->map_ = static_cast<const uint8_t*>(map);
   file->map_size_ = size;
+  file->owns_map_ = true;
+  RETURN_IF_ERROR(file->parse_layout());
+  return file;
+}
 
+StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::from_bytes(
+    std::span<const uint8_t> bytes, const std::string& name) {
+  if (bytes.size() < 8) {
+    return DataLoss("{}: file is {} bytes, shorter than the 8-byte header length", name,
+                    bytes.size());
+  }
+  std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
+  file->path_ = name;
+  file->map_ = bytes.data();
+  file->map_size_ = bytes.size();
+  RETURN_IF_ERROR(file->parse_layout());
+  return file;
+}
+
+Status SafetensorsFile::parse_layout() {
+  const std::string& path = path_;
+  const uint64_t size = map_size_;
+  SafetensorsFile* file = this;
   uint64_t n = 0;
   std::memcpy(&n, file->map_, 8);  // little-endian, as is this machine
   if (n == 0) return DataLoss("{}: header length is 0", path);
@@ -318,7 +340,7 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::stri
                     cursor, data_size, cursor < data_size ? "trailing bytes" : "truncated file");
   }
   for (size_t i = 0; i < ts.size(); ++i) file->index_.emplace(ts[i].name, i);
-  return file;
+  return OkStatus();
 }
 
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {
@@ -385,6 +407,7 @@ StatusOr<torch::Tensor> SafetensorsFile::load_raw(std::string_view name) const {
 }
 
 void SafetensorsFile::release(const TensorInfo& info) const {
+  if (!owns_map_) return;  // from_bytes: the caller's memory, not ours to drop
   static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t data = reinterpret_cast<uintptr_t>(map_) + data_start_;
   const uintptr_t begin = (data + info.data_begin + page - 1) / page * page;

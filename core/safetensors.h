@@ -90,6 +90,11 @@ class SafetensorsFile {
   // Opens and validates `path`. NotFound if it does not exist; DataLoss naming the file
   // and the problem for every layout violation (see the .cpp for the full list).
   static StatusOr<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
+  // The same checks on a whole file's bytes already in memory (tests, fuzz/). The object
+  // reads `bytes` in place, so they must outlive it; release() does nothing. `name`
+  // stands for the path in messages and path().
+  static StatusOr<std::unique_ptr<SafetensorsFile>> from_bytes(std::span<const uint8_t> bytes,
+                                                               const std::string& name);
 
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
@@ -121,10 +126,13 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
+  // Validates the header at map_ and fills the members below it (open's checks).
+  Status parse_layout();
 
   std::string path_;                                  // as given to open()
   const uint8_t* map_ = nullptr;                      // the whole file, mmap'ed PROT_READ
   size_t map_size_ = 0;                               // file size in bytes
+  bool owns_map_ = false;                             // open(): unmapped by the destructor
   uint64_t data_start_ = 0;                           // 8 + N: where the data buffer begins
   std::vector<TensorInfo> tensors_;                   // in data order
   std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_

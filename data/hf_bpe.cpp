@@ -32,10 +32,19 @@ Status parse_vocab(const json& vocab, const std::string& where, StringIdMap& out
                    std::vector<std::string>& by_id, std::vector<bool>& has_id) {
   if (!vocab.is_object()) return InvalidArgument("{}.vocab: must be an object", where);
   out.reserve(vocab.size());
+  // The id -> token table is as long as the largest id: a few-byte file naming id 10^9
+  // asked for 32 GB (found by fuzz/tokenizer_json). Real vocabularies number their
+  // tokens 0..N-1; gaps of up to kMaxVocabGap ids are allowed.
+  constexpr int64_t kMaxVocabGap = 1 << 16;
+  const int64_t max_id = static_cast<int64_t>(vocab.size()) + kMaxVocabGap;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() > INT32_MAX)
       return InvalidArgument("{}.vocab['{}']: id must be a non-negative integer", where, it.key());
+    if (it.value().get<int64_t>() >= max_id)
+      return InvalidArgument("{}.vocab['{}']: id {} is far past the {} tokens of the vocabulary "
+                             "(ids run from 0; at most {} may be unused)",
+                             where, it.key(), it.value().get<int64_t>(), vocab.size(), kMaxVocabGap);
     const auto id = static_cast<int32_t>(it.value().get<int64_t>());
     out[it.key()] = id;
     if (static_cast<size_t>(id) >= by_id.size()) {

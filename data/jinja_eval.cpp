@@ -186,7 +186,8 @@ class Renderer {
       return InvalidArgument("macro '{}' takes {} arguments, {} given", n.name, n.params.size(),
                              a.args.size());
     auto s = std::make_shared<Scope>(Scope{defined_in, {}});
-    for (const auto& [k, v] : a.kwargs) {
+    for (const auto& kw : a.kwargs) {
+      const auto& k = kw.first;  // a named variable: clang 14 cannot capture a binding
       const bool known = std::any_of(n.params.begin(), n.params.end(),
                                      [&](const auto& p) { return p.first == k; });
       if (!known) return InvalidArgument("macro '{}' has no parameter '{}'", n.name, k);

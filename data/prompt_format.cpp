@@ -237,7 +237,8 @@ StatusOr<std::string> merge_tokenizer_config(std::string_view existing,
   const std::vector<KeySpan> keys = top_level_keys(text);
   std::vector<std::pair<KeySpan, std::string>> replace;
   std::string append;
-  for (const auto& [key, value] : add) {
+  for (const auto& [key_binding, value] : add) {
+    const auto& key = key_binding;  // clang 14 cannot capture a structured binding
     const auto it =
         std::find_if(keys.begin(), keys.end(), [&key](const KeySpan& k) { return k.key == key; });
     if (it == keys.end()) {

@@ -5,6 +5,12 @@
 // SentencePiece binds to its own protobuf-lite and none of its symbols reach the global
 // scope where LibTorch's libprotobuf lives. It is never dlclosed. A failed load is not
 // cached: setting $R1KIT_SPM_LIB and retrying works.
+// Under AddressSanitizer, whose dlopen refuses RTLD_DEEPBIND, the shim goes into a
+// link-map namespace of its own instead (dlmopen LM_ID_NEWLM): it and its libraries see
+// nothing of the executable's, so the two protobufs stay apart the same way; the
+// namespace has its own libc and libstdc++, which the C API never mixes with ours (no
+// allocation crosses it). The shim is built without sanitizers (docs/testing.md,
+// "Sanitizers").
 #include "data/tokenizer.h"
 
 #include <dlfcn.h>
@@ -59,9 +65,21 @@ bool resolve(void* lib, const char* name, Fn* fn) {
   return *fn != nullptr;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define R1KIT_SPM_OWN_NAMESPACE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define R1KIT_SPM_OWN_NAMESPACE 1
+#endif
+#endif
+
 StatusOr<SpmApi> open_spm(const std::string& path) {
   dlerror();  // clear
+#ifdef R1KIT_SPM_OWN_NAMESPACE
+  void* lib = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
   if (lib == nullptr) {
     const char* err = dlerror();
     return FailedPrecondition("{}: dlopen failed: {}", path, err ? err : "unknown error");

@@ -318,7 +318,8 @@ struct Metric {
 
 std::vector<Metric> distinct_metrics(const MetricsLog& m) {
   std::vector<Metric> out;
-  for (const auto& [key, pts] : m.series) {
+  for (const auto& [key, pts_binding] : m.series) {
+    const auto& pts = pts_binding;  // clang 14 cannot capture a structured binding
     const std::string group = metric_group(key);
     if (group.empty()) continue;  // expert load: heat maps
     const bool constant = is_constant(pts);

@@ -505,6 +505,9 @@ Status read_gqa(const json& c, ModelArgs& a) {
   a.expert_bias = false;
   a.n_kv_heads = a.n_heads;
   RETURN_IF_ERROR(get_opt(c, "num_key_value_heads", &a.n_kv_heads));
+  // validate() refuses this too, but only after the division (found by fuzz/hf_config).
+  if (a.n_heads <= 0)
+    return InvalidArgument("config.json: num_attention_heads={}: must be > 0", a.n_heads);
   a.head_dim = a.dim / a.n_heads;
   if (qwen3)  // independent of hidden_size there, and transformers' default differs by version
     RETURN_IF_ERROR(get_req(c, "head_dim", &a.head_dim));
@@ -697,6 +700,10 @@ json args_to_hf_config(const ModelArgs& a) {
 
 StatusOr<ModelArgs> load_hf_config(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_hf_config(text, path);
+}
+
+StatusOr<ModelArgs> parse_hf_config(std::string_view text, const std::string& path) {
   ASSIGN_OR_RETURN(json c, parse_json(text, path));
   StatusOr<ModelArgs> args = Internal("unreached");
   try {

@@ -129,6 +129,8 @@ std::vector<std::string> preset_names();
 StatusOr<ModelArgs> args_from_hf_config(const nlohmann::json& config);
 nlohmann::json args_to_hf_config(const ModelArgs& args);
 StatusOr<ModelArgs> load_hf_config(const std::string& path);
+// load_hf_config on the file's text; `path` names it in messages.
+StatusOr<ModelArgs> parse_hf_config(std::string_view text, const std::string& path);
 
 // Parameter counts: total, and active per token (dense parts + top-k and shared experts).
 struct ParamCount {

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package r1kit needs. Non-interactive and idempotent:
 # packages already present are left alone, and apt is only asked when one is missing.
+#
+#   scripts/setup.sh          what building and testing need (CI)
+#   scripts/setup.sh --fuzz   also clang and its sanitizer/libFuzzer runtimes, for
+#                             scripts/sanitize.sh and scripts/fuzz.sh (docs/testing.md)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +17,12 @@ PACKAGES=(
   libgloo-dev libseccomp-dev
   python3 python3-torch python3-numpy python3-grpcio python3-grpc-tools
 )
+case "${1:-}" in
+  "") ;;
+  # libclang-rt-14-dev holds libclang_rt.fuzzer*.a and the ASan/UBSan runtimes.
+  --fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
+  *) echo "setup.sh: unknown argument $1 (only --fuzz)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

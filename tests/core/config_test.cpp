@@ -459,7 +459,10 @@ TEST(ConfigTest, DumpLoadsBackEqual) {
     ASSERT_TRUE(back.ok()) << back.status().to_string() << "\n" << text;
     EXPECT_EQ(*back, original) << text;
     EXPECT_EQ(dump_config(*back), text);
-    EXPECT_EQ(std::signbit(back->all.reals[2]), std::signbit(original.all.reals[2]));
+    // -0.0 keeps its sign (awkward_recipe's third real; the default has one real: reading
+    // [2] there overflowed the vector, found by scripts/sanitize.sh).
+    if (original.all.reals.size() > 2)
+      EXPECT_EQ(std::signbit(back->all.reals[2]), std::signbit(original.all.reals[2]));
   }
   Recipe with_nan;
   with_nan.all.f64 = std::nan("");
@@ -584,6 +587,19 @@ TEST(ConfigTest, YamlSyntaxErrorGivesTheLine) {
   EXPECT_THAT(error_of("seed: 1\n---\nseed: 2\n"), HasSubstr("expected one YAML document"));
   EXPECT_THAT(error_of("- 1\n- 2\n"),
               HasSubstr("recipe.yaml:1:1: expected a map of keys at the top level"));
+}
+
+// yaml-cpp 0.7's LoadAll loops for ever on a ',' outside a flow collection (each loop
+// an empty document at the same place); found by fuzz/recipe_yaml, whose corpus keeps
+// the input. The loader must answer with a syntax error naming the place.
+TEST(ConfigTest, StrayCommaIsASyntaxErrorNotAnEndlessStreamOfDocuments) {
+  EXPECT_THAT(error_of(","), HasSubstr("recipe.yaml:1:1: YAML syntax error: unexpected ','"));
+  EXPECT_THAT(error_of("seed: 1\n, x\n"), HasSubstr("YAML syntax error"));
+  EXPECT_THAT(error_of("# a comment\n,"), HasSubstr("recipe.yaml:2:1: YAML syntax error"));
+  // One document, or none, still load as before.
+  EXPECT_TRUE(load("").ok());
+  EXPECT_TRUE(load("# only a comment\n").ok());
+  EXPECT_TRUE(load("---\nall:\n  i32: 3\n").ok());
 }
 
 TEST(ConfigTest, OptionalNullVersusAbsent) {

@@ -459,6 +459,51 @@ TEST_F(SafetensorsTest, EmptyTensorSetIsValid) {
   EXPECT_TRUE((*f)->tensors().empty());
 }
 
+// from_bytes reads a file's bytes in place with open()'s checks and messages.
+TEST_F(SafetensorsTest, FromBytesMatchesOpenAndReadsInPlace) {
+  const std::string p = path("mem.safetensors");
+  ASSERT_TRUE(write_safetensors(p, {{"w", torch::arange(6, torch::kFloat).reshape({2, 3})},
+                                    {"b", torch::tensor({true, false})}},
+                                {{"format", "pt"}})
+                  .ok());
+  const std::string text = file_bytes(p);
+  const std::vector<uint8_t> bytes(text.begin(), text.end());
+  auto mem = SafetensorsFile::from_bytes(bytes, "in-memory");
+  ASSERT_TRUE(mem.ok()) << mem.status().to_string();
+  auto disk = SafetensorsFile::open(p);
+  ASSERT_TRUE(disk.ok()) << disk.status().to_string();
+  EXPECT_EQ((*mem)->path(), "in-memory");
+  EXPECT_EQ((*mem)->metadata(), (*disk)->metadata());
+  ASSERT_EQ((*mem)->tensors().size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const TensorInfo& a = (*mem)->tensors()[i];
+    const TensorInfo& b = (*disk)->tensors()[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.shape, b.shape);
+    EXPECT_EQ(a.data_begin, b.data_begin);
+    // In place: the span points into the caller's buffer.
+    const auto span = (*mem)->bytes(a);
+    EXPECT_GE(span.data(), bytes.data());
+    EXPECT_LE(span.data() + span.size(), bytes.data() + bytes.size());
+  }
+  auto w = (*mem)->load("w");
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_TRUE(torch::equal(*w, torch::arange(6, torch::kFloat).reshape({2, 3})));
+  (*mem)->release(*(*mem)->find("w"));  // a no-op on borrowed memory
+  EXPECT_EQ(bytes[8], static_cast<uint8_t>(text[8]));
+
+  // The same errors, naming the given name.
+  std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 1);
+  auto bad = SafetensorsFile::from_bytes(cut, "cut.safetensors");
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("cut.safetensors: the tensors cover"), std::string::npos)
+      << bad.status().message();
+  const std::vector<uint8_t> tiny = {1, 0, 0};
+  auto short_file = SafetensorsFile::from_bytes(tiny, "tiny");
+  EXPECT_EQ(short_file.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(short_file.status().message().find("shorter than"), std::string::npos);
+}
+
 // Mutates a valid file 500 times (byte flips, truncations, both); open and every load
 // must return ok or an error, never crash.
 TEST_F(SafetensorsTest, FuzzedFilesNeverCrash) {

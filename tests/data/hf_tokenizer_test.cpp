@@ -376,6 +376,19 @@ std::string error_of(const json& j) {
   return t.ok() ? std::string("(loaded)") : t.status().message();
 }
 
+// A vocabulary id far past the vocabulary's size sized the id -> token table by it (id
+// 10^9: 32 GB); found by fuzz/tokenizer_json, whose corpus keeps the input. Small gaps
+// still load.
+TEST(HfErrors, VocabularyIdFarPastItsSizeIsRefusedBeforeAnyAllocation) {
+  json j = tiny_byte_level();
+  j["model"]["vocab"]["x"] = 1111110512;
+  EXPECT_NE(error_of(j).find("model.vocab['x']: id 1111110512 is far past the 13 tokens"),
+            std::string::npos)
+      << error_of(j);
+  j["model"]["vocab"]["x"] = 13 + 65535;  // the largest gap allowed
+  EXPECT_EQ(error_of(j), "(loaded)");
+}
+
 TEST(HfErrors, UnsupportedComponentsAreNamed) {
   json j = tiny_byte_level();
   j["normalizer"] = json::parse(R"({"type": "BertNormalizer"})");

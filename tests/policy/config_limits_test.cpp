@@ -51,6 +51,20 @@ TEST(ConfigLimitsTest, DeepJsonIsRefusedNamingTheFile) {
       << a.status().message();
 }
 
+// A GQA config with no attention heads divided hidden_size by zero (SIGFPE) before
+// validate() could refuse it; found by fuzz/hf_config, whose corpus keeps the input.
+TEST(ConfigLimitsTest, ZeroAttentionHeadsAreRefusedBeforeAnyDivision) {
+  for (const std::string type : {"qwen2", "llama", "qwen3"}) {
+    nlohmann::json c = {{"model_type", type},       {"vocab_size", 97},
+                        {"hidden_size", 28},        {"num_hidden_layers", 2},
+                        {"num_attention_heads", 0}, {"num_key_value_heads", 2},
+                        {"head_dim", 24}};
+    EXPECT_NE(error_of("zero_heads_" + type, c).find("num_attention_heads=0: must be > 0"),
+              std::string::npos)
+        << type;
+  }
+}
+
 TEST(ConfigLimitsTest, NullAndWrongTypesNameTheKey) {
   nlohmann::json c = deepseek_config();
   ASSERT_TRUE(load_text("ds_ok", c.dump()).ok());
