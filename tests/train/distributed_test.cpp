@@ -144,12 +144,14 @@ TEST(TwoRanksTest, SumsAndBroadcasts) {
 // (`unused`) that gets a gradient nowhere.
 struct Net {
   torch::Tensor a, b, c, unused;
+  // A generator of its own: the ranks build their nets on two threads at once, and the
+  // global generator shared between them would give each rank other weights.
   Net() {
-    torch::manual_seed(3);
-    a = torch::randn({4, 4}).requires_grad_();
-    b = torch::randn({4, 4}).requires_grad_();
-    c = torch::randn({4, 1}).requires_grad_();
-    unused = torch::randn({2}).requires_grad_();
+    auto gen = at::detail::createCPUGenerator(3);
+    a = torch::randn({4, 4}, gen).requires_grad_();
+    b = torch::randn({4, 4}, gen).requires_grad_();
+    c = torch::randn({4, 1}, gen).requires_grad_();
+    unused = torch::randn({2}, gen).requires_grad_();
   }
   // In registration order; the buckets take them in reverse: {c}, {b}, {a}, {unused}.
   std::vector<torch::Tensor> params() const { return {unused, a, b, c}; }
