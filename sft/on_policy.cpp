@@ -192,18 +192,9 @@ StatusOr<OnPolicyResult> run_on_policy_distill(const DistillRecipe& r,
   const data::Tokenizer& tok = resolved.tokenizer;
 
   // The student (fp32 master weights, AdamW), resumed from its newest checkpoint.
-  train::TrainingRunOptions ro;
-  ro.model = r.model;
-  ro.optim = r.train.optim;
-  ro.checkpoint = r.checkpoint;
-  ro.dist = r.dist;
-  ro.vocab_size = tok.vocab_size();
-  ro.seed = r.train.seed;
-  ro.tokenizer_path = resolved.path;
+  train::TrainingRunOptions ro = train::run_options(r, tok.vocab_size(), resolved.path);
   ro.prompt_format = tasks.prompt_format();
-  ro.recipe = config_to_json(r);
   ro.may_change = on_policy_resumable_keys();
-  ro.max_skipped_steps = r.train.max_skipped_steps;
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();

@@ -143,18 +143,9 @@ StatusOr<PretrainResult> run_pretrain(const PretrainRecipe& r) {
          ids.size(), n_eval, tok.vocab_size());
 
   // 3. Model and optimizer, resumed from the newest checkpoint when there is one.
-  train::TrainingRunOptions ro;
-  ro.model = r.model;
-  ro.optim = r.train.optim;
-  ro.checkpoint = r.checkpoint;
-  ro.dist = r.dist;
-  ro.vocab_size = tok.vocab_size();
-  ro.seed = r.train.seed;
-  ro.tokenizer_path = resolved.path;
+  train::TrainingRunOptions ro = train::run_options(r, tok.vocab_size(), resolved.path);
   ro.prompt_format = format;
-  ro.recipe = config_to_json(r);
   ro.may_change = resumable_keys();  // sft.h: the train and checkpoint keys are shared
-  ro.max_skipped_steps = r.train.max_skipped_steps;
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();

@@ -211,17 +211,8 @@ namespace {
 
 train::TrainingRunOptions sft_run_options(const SftRecipe& r, int64_t vocab_size,
                                           const std::string& tokenizer_path) {
-  train::TrainingRunOptions ro;
-  ro.model = r.model;
-  ro.optim = r.train.optim;
-  ro.checkpoint = r.checkpoint;
-  ro.dist = r.dist;
-  ro.vocab_size = vocab_size;
-  ro.seed = r.train.seed;
-  ro.tokenizer_path = tokenizer_path;
-  ro.recipe = config_to_json(r);
+  train::TrainingRunOptions ro = train::run_options(r, vocab_size, tokenizer_path);
   ro.may_change = resumable_keys();
-  ro.max_skipped_steps = r.train.max_skipped_steps;
   return ro;
 }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "data/prompt_format.h"
@@ -94,6 +95,24 @@ struct TrainingRunOptions {
   int64_t max_skipped_steps = 10;
   std::string max_skipped_key = "train.max_skipped_steps";
 };
+
+// The options of a recipe whose `train` section holds optim, seed and max_skipped_steps
+// beside its model, checkpoint and dist sections (pretrain, SFT, distillation); the
+// caller adds what differs (prompt_format, may_change).
+template <class Recipe>
+TrainingRunOptions run_options(const Recipe& r, int64_t vocab_size, std::string tokenizer_path) {
+  TrainingRunOptions ro;
+  ro.model = r.model;
+  ro.optim = r.train.optim;
+  ro.checkpoint = r.checkpoint;
+  ro.dist = r.dist;
+  ro.vocab_size = vocab_size;
+  ro.seed = r.train.seed;
+  ro.tokenizer_path = std::move(tokenizer_path);
+  ro.recipe = config_to_json(r);
+  ro.max_skipped_steps = r.train.max_skipped_steps;
+  return ro;
+}
 
 // A model in training with its optimizer, where it resumed, and its metrics writer; in a
 // data-parallel job (train::process_group() of more than one rank) also the gradient
