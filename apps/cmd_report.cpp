@@ -40,20 +40,30 @@ const eval::Points* find_series(const eval::RunData& run, const std::string& nam
   return nullptr;
 }
 
-// DIR/<metric, '/' -> '_'>.svg for each chosen metric of the run.
+// DIR/<metric, '/' -> '_'>.svg for each chosen metric of the run; "a+b+c" is one file of
+// the three stacked over one step axis.
 Status write_svgs(const ReportFlags& f) {
   ASSIGN_OR_RETURN(eval::RunData run, eval::read_run(f.run_dir));
   std::error_code ec;
   std::filesystem::create_directories(f.svg_dir, ec);
   if (ec) return Internal("create {}: {}", f.svg_dir, ec.message());
-  for (const std::string& name : f.svg_metrics) {
-    const eval::Points* pts = find_series(run, name);
-    if (pts == nullptr)
-      return NotFound("--svg-metrics: '{}' is not in the metrics.jsonl of {}", name, f.run_dir);
-    std::string file = name;
+  for (const std::string& entry : f.svg_metrics) {
+    std::vector<std::pair<std::string, const eval::Points*>> panels;
+    for (size_t at = 0; at <= entry.size();) {
+      const size_t plus = std::min(entry.find('+', at), entry.size());
+      const std::string name = entry.substr(at, plus - at);
+      const eval::Points* pts = find_series(run, name);
+      if (pts == nullptr)
+        return NotFound("--svg-metrics: '{}' is not in the metrics.jsonl of {}", name, f.run_dir);
+      panels.emplace_back(name, pts);
+      at = plus + 1;
+    }
+    std::string file = entry;
     std::replace(file.begin(), file.end(), '/', '_');
     const std::string path = f.svg_dir + "/" + file + ".svg";
-    RETURN_IF_ERROR(write_file_atomic(path, eval::metric_svg(name, *pts, f.smoothing)));
+    RETURN_IF_ERROR(write_file_atomic(
+        path, panels.size() == 1 ? eval::metric_svg(entry, *panels[0].second, f.smoothing)
+                                 : eval::stacked_metric_svg(panels, f.smoothing)));
     std::printf("wrote %s\n", path.c_str());
   }
   return OkStatus();
@@ -88,7 +98,8 @@ void add_report_command(CLI::App& root, int* exit_code) {
                   "also write each of --svg-metrics as a standalone SVG file in this folder");
   cmd->add_option("--svg-metrics", f.svg_metrics,
                   "metrics for --svg-dir (comma-separated; STAGE/metric picks a pipeline "
-                  "stage's, e.g. sft/loss)")
+                  "stage's, e.g. sft/loss; a+b+c stacks several in one file over one step "
+                  "axis)")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--smoothing", f.smoothing,

@@ -15,6 +15,7 @@ std::string_view known_metric_group(std::string_view name) {
       {kEvalPassAt1, "Accuracy and evaluation"},
       {kEvalFormat, "Accuracy and evaluation"},
       {kEvalMeanLength, "Accuracy and evaluation"},
+      {kEvalSampleMeanLength, "Accuracy and evaluation"},
       {kKl, "KL"},
       {kPpoKl, "KL"},
       {kReverseKl, "KL"},

@@ -1,7 +1,7 @@
 // One entry of a recipe's reward list, typed: the reward's registered name, its weight
 // in the total, its role, and its arguments.
 //
-// Recipe syntax (a YAML list; every key other than name, weight and role is an argument
+// Recipe syntax (a YAML list; every key other than name, label, weight and role is an argument
 // of the reward, checked strictly by the reward's own options struct when it is built):
 //   reward:
 //     - {name: arithmetic, weight: 1.0, role: accuracy, format_score: 0.0}
@@ -41,10 +41,14 @@ struct RewardSpec {
   std::string name;                                // registry name
   double weight = 1.0;                             // weight in the total
   std::string role = kRoleAuto;                    // auto | accuracy | format | other
+  std::string label;                               // logged as; "" = name
   nlohmann::json args = nlohmann::json::object();  // every other key of the entry
 
   void visit(ConfigVisitor& v) {
     v.field("name", name, "registered reward name (`r1kit reward list`)");
+    v.field("label", label,
+            "the name its scores are logged and reported under (rewards/<label>/mean); "
+            "default: the name, a repeat numbered name#2, name#3, ...");
     v.field("weight", weight, "weight in the total reward");
     v.field("role", role,
             "accuracy (the task's checker), format, other (shaping), or auto: accuracy for "

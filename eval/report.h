@@ -191,6 +191,11 @@ StatusOr<RunData> read_run(const std::string& run_dir, const ReportOptions& opti
 // One metric over steps as a standalone SVG file (its styles inline), e.g. for a README:
 // the raw series, and with smoothing in (0, 1) faint under its EMA (ema_smooth).
 std::string metric_svg(const std::string& name, const Points& pts, double smoothing = 0);
+// Several metrics as panels stacked in one standalone SVG, one above the other over the
+// same step axis (the range of all of them), e.g. accuracy, length and a behaviour's share
+// over the steps of one run (`r1kit report --svg-metrics a+b+c`).
+std::string stacked_metric_svg(const std::vector<std::pair<std::string, const Points*>>& panels,
+                               double smoothing = 0);
 
 // The HTML page.
 std::string render_report_html(const RunData& run, const ReportOptions& options = {});

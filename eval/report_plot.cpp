@@ -355,18 +355,58 @@ bool is_constant(const Points& pts) {
   return true;
 }
 
-std::string metric_svg(const std::string& name, const Points& pts, double smoothing) {
-  std::string svg = report_svg::line_plot(name, {{name, &pts, "#1f77b4"}}, smoothing);
-  // Standalone: the page's SVG rules travel inside the file.
-  const std::string style =
+namespace {
+
+// The page's SVG rules, for a file that travels without the page.
+constexpr char kStandaloneStyle[] =
       "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
       "font-weight: 600; fill: #222; } .yt { font-size: 10px; fill: #555; text-anchor: end; } "
       ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .lg { font-size: 10px; fill: "
       "#555; } .frame { fill: none; stroke: #999; } .grid { stroke: #eee; }</style>\n<rect "
       "width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
+
+// The number line_plot gave an attribute of its <svg> (`attr` is "width" or "height").
+double svg_size(const std::string& svg, const std::string& attr) {
+  const size_t at = svg.find(attr + "=\"") + attr.size() + 2;
+  return std::stod(svg.substr(at, svg.find('"', at) - at));
+}
+
+}  // namespace
+
+std::string metric_svg(const std::string& name, const Points& pts, double smoothing) {
+  std::string svg = report_svg::line_plot(name, {{name, &pts, "#1f77b4"}}, smoothing);
   const size_t at = svg.find("</title>\n");
-  svg.insert(at + 9, style);
+  svg.insert(at + 9, kStandaloneStyle);
   return svg;
+}
+
+std::string stacked_metric_svg(const std::vector<std::pair<std::string, const Points*>>& panels,
+                               double smoothing) {
+  // One step axis: every panel spans the steps of all (NaN points are gaps, not drawn).
+  int64_t s0 = std::numeric_limits<int64_t>::max(), s1 = std::numeric_limits<int64_t>::min();
+  for (const auto& [name, pts] : panels)
+    for (const auto& [s, v] : *pts) s0 = std::min(s0, s), s1 = std::max(s1, s);
+  std::string body, title;
+  double height = 0, width = 0;
+  for (size_t i = 0; i < panels.size(); ++i) {
+    Points pts = *panels[i].second;
+    if (s0 <= s1) {
+      pts.insert(pts.begin(), {s0, kPlotNaN});
+      pts.emplace_back(s1, kPlotNaN);
+    }
+    std::string svg = report_svg::line_plot(panels[i].first,
+                                            {{panels[i].first, &pts, report_svg::color(i)}}, smoothing);
+    const double h = svg_size(svg, "height");
+    width = std::max(width, svg_size(svg, "width"));
+    svg.replace(0, 4, fmt::format("<svg y=\"{}\"", height));  // nested, placed below the last
+    body += svg;
+    height += h;
+    title += (i ? " + " : "") + panels[i].first;
+  }
+  return fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+      "role=\"img\"><title>{}</title>\n{}{}</svg>\n",
+      width, height, width, height, html_escape(title), kStandaloneStyle, body);
 }
 
 }  // namespace r1kit::eval

@@ -197,8 +197,9 @@ Status GrpoTrainer::sync_weights() {
 }
 
 // Held-out accuracy on the first grpo.eval_problems problems, through the evaluation
-// library (eval/evaluate.h): greedy accuracy, format and length, plus the mean accuracy
-// of one sample at the rollout temperature.
+// library (eval/evaluate.h): greedy accuracy, format and length, plus the accuracy,
+// length and mean reward components of one sample at the rollout temperature (a weight-0
+// `regex` reward thus tracks a behaviour on held-out problems, docs/rewards.md).
 Status GrpoTrainer::evaluate(std::map<std::string, double>& m) {
   if (tasks_.eval().empty()) return OkStatus();
   wait_for_overlap();
@@ -216,12 +217,25 @@ Status GrpoTrainer::evaluate(std::map<std::string, double>& m) {
   m[metric::kEvalGreedyAccuracy] = rep.greedy_pass_at_1;
   m[metric::kEvalMeanLength] = rep.greedy_mean_length;
   m[metric::kEvalPassAt1] = rep.pass_at_1;
+  m[metric::kEvalSampleMeanLength] = rep.mean_length;
+  for (const auto& [name, mean] : rep.component_means)
+    m[std::string(metric::kEvalRewardPrefix) + name] = mean;
   if (!std::isnan(rep.greedy_format_rate)) m[metric::kEvalFormat] = rep.greedy_format_rate;
   m[metric::kTimeEval] = seconds_since(t_eval);
   return OkStatus();
 }
 
 StatusOr<std::map<std::string, double>> GrpoTrainer::step() {
+  if (step_ == 0 && r_.grpo.eval_every > 0) {
+    // The starting point of the held-out curves: step 0, before any update.
+    std::map<std::string, double> m0;
+    RETURN_IF_ERROR(evaluate(m0));
+    if (dp_.rank() == 0) {
+      R1_LOG(info, "step 0 (before training): held-out greedy accuracy {:.3f}, sampled {:.3f}",
+             m0[metric::kEvalGreedyAccuracy], m0[metric::kEvalPassAt1]);
+      RETURN_IF_ERROR(run_.metrics().write(0, m0));
+    }
+  }
   const auto t_step = SteadyClock::now();
   StepMetrics m;
   ASSIGN_OR_RETURN(RolloutBatch ro, next_rollout());

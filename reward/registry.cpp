@@ -107,6 +107,15 @@ void register_builtin_rewards(RewardRegistry& r) {
              "1 when the completion is exactly <think>...</think> <answer>...</answer>"));
   must(r.add("tag_count", make_factory<TagCountReward, TagCountOptions>("tag_count"),
              "0.25 per R1 tag present exactly once"));
+  must(r.add(
+             "regex",
+             [](const nlohmann::json& args) -> StatusOr<std::unique_ptr<Reward>> {
+               ASSIGN_OR_RETURN(RegexOptions o, parse_reward_options<RegexOptions>("regex", args));
+               StatusOr<std::shared_ptr<const data::hf::Regex>> re = data::hf::Regex::compile(o.pattern);
+               if (!re.ok()) return re.status().with_context("reward regex: pattern");
+               return std::unique_ptr<Reward>(std::make_unique<RegexReward>(o, std::move(*re)));
+             },
+             "match_score when a regex matches the completion, its reasoning or its answer"));
   must(r.add("math_accuracy",
              make_factory<MathAccuracyReward, MathAccuracyOptions>("math_accuracy"),
              "1 when the final answer is equivalent to metadata.answer (exact arithmetic)"));
@@ -236,8 +245,12 @@ StatusOr<CombinedReward> build_rewards(const std::vector<RewardSpec>& listed,
     const RewardSpec& s = specs[i];
     StatusOr<std::unique_ptr<Reward>> r = registry.create(s.name, s.args);
     if (!r.ok()) return r.status().with_context(fmt::format("reward[{}] ({})", i, s.name));
-    int n = ++seen[s.name];
-    std::string name = n == 1 ? s.name : fmt::format("{}#{}", s.name, n);
+    const std::string& base = s.label.empty() ? s.name : s.label;
+    int n = ++seen[base];
+    if (n > 1 && !s.label.empty())
+      return InvalidArgument("reward[{}] ({}): label '{}' is already used in the list", i, s.name,
+                             s.label);
+    std::string name = n == 1 ? base : fmt::format("{}#{}", base, n);
     components.push_back(CombinedReward::Component{name, s.weight, s.role, std::move(*r)});
   }
   return CombinedReward(std::move(components));

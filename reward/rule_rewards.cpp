@@ -90,6 +90,31 @@ Scores TagCountReward::score(std::span<const Sample> group) const {
   return out;
 }
 
+// ---------------------------------------------------------------- regex
+
+Scores RegexReward::score(std::span<const Sample> group) const {
+  std::vector<double> out;
+  out.reserve(group.size());
+  for (const Sample& s : group) {
+    std::optional<std::string_view> text = std::string_view(s.completion);
+    if (o_.in == RegexScope::kThink) {
+      const size_t end = text->find("</think>");
+      text = end == std::string_view::npos ? std::nullopt : std::optional(text->substr(0, end));
+    } else if (o_.in == RegexScope::kAnswer) {
+      text = last_answer_tag(*text);
+    }
+    bool found = false;
+    if (text) {
+      // Oniguruma reads UTF-8: a completion cut inside a character is searched repaired.
+      std::string repaired;
+      if (!data::hf::utf8_valid(*text)) text = repaired = data::hf::utf8_replace_invalid(*text);
+      regex_->for_each_match(*text, [&](size_t, size_t) { found = true; });
+    }
+    out.push_back(found ? o_.match_score : o_.miss_score);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- math_accuracy
 
 std::optional<std::string> metadata_answer(const nlohmann::json& metadata, const std::string& key) {

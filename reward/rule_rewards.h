@@ -1,5 +1,5 @@
-// The built-in rule rewards: format, tag_count, math_accuracy and the procedural-task
-// checkers (countdown, arithmetic, knights_knaves).
+// The built-in rule rewards: format, tag_count, regex, math_accuracy and the
+// procedural-task checkers (countdown, arithmetic, knights_knaves).
 //
 // Follows the format reward of DeepSeek-R1 §2.2.2, open-r1's format/tag_count and
 // Logic-RL's structure check; math accuracy as in reward/math_verify.h; TinyZero's
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "data/hf_text.h"
 #include "reward/exact.h"
 #include "reward/math_verify.h"
 #include "reward/reward.h"
@@ -74,6 +75,48 @@ class TagCountReward final : public Reward {
 
  private:
   TagCountOptions o_;
+};
+
+// ---------------------------------------------------------------- regex
+
+enum class RegexScope { kCompletion, kThink, kAnswer };
+inline constexpr EnumName<RegexScope> kRegexScopeNames[] = {
+    {RegexScope::kCompletion, "completion"},
+    {RegexScope::kThink, "think"},
+    {RegexScope::kAnswer, "answer"}};
+
+struct RegexOptions {
+  std::string pattern;                        // Oniguruma (Ruby) syntax, required
+  RegexScope in = RegexScope::kCompletion;    // the text searched
+  double match_score = 1.0;                   // a match somewhere in it
+  double miss_score = 0.0;                    // no match (or no such part)
+  void visit(ConfigVisitor& v) {
+    v.field("pattern", pattern, "the regex searched for (Oniguruma syntax)");
+    v.field("in", in,
+            "what is searched: completion (all of it), think (the reasoning, before "
+            "</think>) or answer (the last <answer>...</answer>)",
+            kRegexScopeNames);
+    v.field("match_score", match_score, "score when the pattern matches");
+    v.field("miss_score", miss_score, "score when it does not");
+  }
+  Status validate() const {
+    if (pattern.empty()) return InvalidArgument("pattern: required (a regex)");
+    return OkStatus();
+  }
+};
+
+// match_score when `pattern` matches somewhere in the chosen part of the completion,
+// else miss_score. With weight 0 it only measures: GRPO logs rewards/<name>/mean and
+// evaluation its mean, e.g. the share of answers that work the steps (docs/rewards.md).
+class RegexReward final : public Reward {
+ public:
+  RegexReward(const RegexOptions& o, std::shared_ptr<const data::hf::Regex> regex)
+      : o_(o), regex_(std::move(regex)) {}
+  Scores score(std::span<const Sample> group) const override;
+
+ private:
+  RegexOptions o_;
+  std::shared_ptr<const data::hf::Regex> regex_;
 };
 
 // ---------------------------------------------------------------- math_accuracy

@@ -6,6 +6,12 @@
 //   direct   "23*7=161. 161+5=166."
 //   columns  digit by digit with carries, each step a one-digit fact:
 //            "23*7: 3*7=21, 2*7+2=16, so 161. 161+5: 1+5=6, 6+0=6, 1+0=1, so 166."
+//   mixed    a teacher that mostly answers directly and only sometimes works the
+//            columns: `columns_share` of the traces are columns, the rest direct (the
+//            draw has its own stream, so the problems do not depend on it). With
+//            several-digit a the direct answer is the one a small model gets wrong, so
+//            GRPO can find that working the steps pays (docs/pipeline.md, "Thinking
+//            longer").
 // `trace_slips` is the share of traces with a slip, as an imperfect teacher makes them:
 // the product a*b is misremembered as a neighbour in the times table, a*(b-1) or
 // a*(b+1), written whole ("7*8=63."), and the rest of the trace is worked out from it,
@@ -21,15 +27,18 @@
 namespace r1kit::data {
 namespace {
 
-enum class ArithmeticTrace { kDirect, kColumns };
+enum class ArithmeticTrace { kDirect, kColumns, kMixed };
 inline constexpr EnumName<ArithmeticTrace> kArithmeticTraceNames[] = {
-    {ArithmeticTrace::kDirect, "direct"}, {ArithmeticTrace::kColumns, "columns"}};
+    {ArithmeticTrace::kDirect, "direct"},
+    {ArithmeticTrace::kColumns, "columns"},
+    {ArithmeticTrace::kMixed, "mixed"}};
 
 struct ArithmeticTaskOptions {
   int64_t max_a = 99;                                // a in [2, max_a]
   int64_t max_b = 9;                                 // b in [2, max_b]
   int64_t max_c = 99;                                // c in [0, max_c]
-  ArithmeticTrace trace = ArithmeticTrace::kDirect;  // direct | columns
+  ArithmeticTrace trace = ArithmeticTrace::kDirect;  // direct | columns | mixed
+  double columns_share = 0.5;                        // mixed: share of column traces
   double trace_slips = 0;                            // share of SFT traces with a slipped product
 
   void visit(ConfigVisitor& v) {
@@ -37,9 +46,14 @@ struct ArithmeticTaskOptions {
     v.field("max_b", max_b, "b in [2, max_b]", Range::at_least(2));
     v.field("max_c", max_c, "c in [0, max_c]", Range::at_least(0));
     v.field("trace", trace,
-            "the SFT trace, direct (23*7=161. 161+5=166.) or columns (digit by digit with "
-            "carries: 23*7: 3*7=21, 2*7+2=16, so 161. ...)",
+            "the SFT trace, direct (23*7=161. 161+5=166.), columns (digit by digit with "
+            "carries: 23*7: 3*7=21, 2*7+2=16, so 161. ...) or mixed (columns_share of the "
+            "traces columns, the rest direct)",
             kArithmeticTraceNames);
+    v.field("columns_share", columns_share,
+            "with trace: mixed, the share of SFT traces worked column by column (the rest "
+            "direct)",
+            Range::between(0, 1));
     v.field("trace_slips", trace_slips,
             "share of SFT traces with a slip, as an imperfect teacher writes them (a*b "
             "misremembered as a*(b-1) or a*(b+1) and carried to a wrong answer); rewards and "
@@ -54,7 +68,11 @@ TaskSample arithmetic_problem(const ArithmeticTaskOptions& o, uint64_t seed, uin
   uint64_t t = mix64(derive_seed(seed, {0x736c6970ULL, index}));  // the slip stream
   const bool slip = o.trace_slips > 0 && static_cast<double>(t >> 11) * 0x1.0p-53 < o.trace_slips;
   const int64_t ab = slip ? a * (b + ((mix64(t) & 1) ? 1 : -1)) : a * b, r = ab + c;
-  const bool columns = o.trace == ArithmeticTrace::kColumns;
+  bool columns = o.trace == ArithmeticTrace::kColumns;
+  if (o.trace == ArithmeticTrace::kMixed) {  // the style stream
+    const uint64_t u = mix64(derive_seed(seed, {0x6d697865ULL, index}));
+    columns = static_cast<double>(u >> 11) * 0x1.0p-53 < o.columns_share;
+  }
   // A slipped product is written whole ("7*8=63."), as a misremembered fact.
   const std::string product =
       columns && !slip ? column_product_trace(a, b) : fmt::format("{}*{}={}.", a, b, ab);

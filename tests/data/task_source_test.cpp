@@ -127,6 +127,46 @@ TEST(ArithmeticTraceTest, SlippedTracesKeepTheProblemAndTheTrueAnswer) {
   EXPECT_FALSE(apply_task_args(slipped, {"trace_slips=1.5"}).ok());
 }
 
+// task.trace: mixed: columns_share of the traces are worked column by column, the rest
+// direct, drawn per problem from a stream of its own (the problems do not change).
+TEST(ArithmeticTraceTest, MixedTracesAreColumnsAtTheirShareAndDirectOtherwise) {
+  TaskSection direct = task_section("{trace: direct, max_a: 999, max_c: 999}");
+  TaskSection mixed = direct;
+  ASSERT_TRUE(apply_task_args(mixed, {"trace=mixed", "columns_share=0.2"}).ok());
+  auto d_src = TaskSource::create(direct), m_src = TaskSource::create(mixed);
+  ASSERT_TRUE(d_src.ok() && m_src.ok());
+  const int n = 2000;
+  int columns = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const TaskSample x = d_src->train(i), y = m_src->train(i);
+    ASSERT_EQ(x.question, y.question);
+    ASSERT_EQ(x.metadata["answer"], y.metadata["answer"]);
+    int a, b, c;
+    ASSERT_EQ(std::sscanf(y.question.c_str(), "What is %d*%d+%d?", &a, &b, &c), 3);
+    const std::string worked = column_product_trace(a, b) + " " + column_sum_trace(a * b, c);
+    if (y.trace == worked) {
+      ++columns;
+    } else {
+      EXPECT_EQ(y.trace, x.trace);
+      EXPECT_EQ(y.trace, fmt::format("{}*{}={}. {}+{}={}.", a, b, a * b, a * b, c, a * b + c));
+    }
+  }
+  // 400 expected; 4 standard deviations is about +-72.
+  EXPECT_GT(columns, 328);
+  EXPECT_LT(columns, 472);
+  // The share is the recipe's: all columns at 1, none at 0.
+  TaskSection all = mixed, none = mixed;
+  ASSERT_TRUE(apply_task_args(all, {"columns_share=1"}).ok());
+  ASSERT_TRUE(apply_task_args(none, {"columns_share=0"}).ok());
+  auto all_src = TaskSource::create(all), none_src = TaskSource::create(none);
+  ASSERT_TRUE(all_src.ok() && none_src.ok());
+  for (uint64_t i = 0; i < 20; ++i) {
+    EXPECT_NE(all_src->train(i).trace.find(": "), std::string::npos) << all_src->train(i).trace;
+    EXPECT_EQ(none_src->train(i).trace, d_src->train(i).trace);
+  }
+  EXPECT_FALSE(apply_task_args(mixed, {"columns_share=1.5"}).ok());
+}
+
 TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
   const auto path = std::filesystem::temp_directory_path() / "r1kit_task_source_test.jsonl";
   {

@@ -214,6 +214,36 @@ TEST(ReportTest, StandaloneMetricSvgWithEma) {
   EXPECT_EQ(raw.find("EMA"), std::string::npos);
 }
 
+// Panels stacked in one file: each its own y axis, all over the same steps (a series
+// that starts later still spans the axis of all: 0..100 here, not 50..100).
+TEST(ReportTest, StackedMetricSvgSharesTheStepAxis) {
+  Points acc, len;
+  for (int64_t s = 0; s <= 100; s += 10) acc.emplace_back(s, 0.3 + 0.005 * s);
+  for (int64_t s = 50; s <= 100; s += 10) len.emplace_back(s, 20.0 + s);
+  const std::string svg = stacked_metric_svg({{"eval/pass@1", &acc}, {"length", &len}}, 0);
+  EXPECT_EQ(svg.rfind("<svg xmlns=", 0), 0u) << svg.substr(0, 80);
+  EXPECT_NE(svg.find("<title>eval/pass@1 + length</title>"), std::string::npos);
+  EXPECT_EQ(svg.find("<style>"), svg.rfind("<style>"));  // the styles once, at the top
+  // Two nested panels, the second placed below the first.
+  const size_t first = svg.find("<svg y=\"0\""), second = svg.find("<svg y=\"", first + 1);
+  ASSERT_NE(first, std::string::npos);
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_GT(std::stod(svg.substr(second + 8)), 100.0);
+  // The outer height is the panels' together.
+  const std::string single = metric_svg("length", len, 0);
+  const auto height = [](const std::string& s) {
+    return std::stod(s.substr(s.find("height=\"") + 8));
+  };
+  EXPECT_NEAR(height(svg), 2 * height(single), 20.0);
+  // The second panel's step axis starts at 0 like the first one's: its x ticks are the
+  // same labels, each exactly twice in the file.
+  for (const char* t : {">0</text>", ">100</text>"}) {
+    const size_t a = svg.find(t), b = svg.find(t, a + 1);
+    EXPECT_NE(b, std::string::npos) << t;
+  }
+  EXPECT_EQ(single.find("class=\"xt\">0</text>"), std::string::npos);  // alone: 50..100
+}
+
 TEST(ReportTest, NiceTicksAreRound) {
   auto expect_ticks = [](const Ticks& t, std::vector<double> want) {
     ASSERT_EQ(t.values.size(), want.size());

@@ -1,4 +1,4 @@
-// Tests of the rule rewards (format, tag_count, math_accuracy, countdown, arithmetic,
+// Tests of the rule rewards (format, tag_count, regex, math_accuracy, countdown, arithmetic,
 // knights_knaves), the registry, the recipe list and the combined reward. Cases come
 // from docs/rewards.md, including its "Where other implementations go wrong".
 #include "reward/rule_rewards.h"
@@ -72,6 +72,47 @@ TEST(TagCountRewardTest, Table) {
   TagCountReward rp(pre);
   EXPECT_EQ(score1(rp, make("a</think><answer>b</answer>")), 1.0);
   EXPECT_EQ(score1(rp, make("<think>a</think><answer>b</answer>")), 0.75);
+}
+
+// regex: built through the registry (the pattern compiles there); scores a match in the
+// chosen part of the completion.
+TEST(RegexRewardTest, MatchesInTheChosenPart) {
+  RewardRegistry& g = RewardRegistry::global();
+  // The multiplication step of a column trace ("347*6: 7*6=42, ..."), not of a direct one.
+  auto worked = g.create("regex", {{"pattern", "\\d\\*\\d: "}, {"in", "think"}});
+  ASSERT_TRUE(worked.ok()) << worked.status().to_string();
+  const Reward& r = **worked;
+  EXPECT_EQ(score1(r, make("<think> 347*6: 7*6=42, so 2082. </think> <answer> 1 </answer>")), 1.0);
+  EXPECT_EQ(score1(r, make("<think> 347*6=2082. </think> <answer> 2082 </answer>")), 0.0);
+  // Only the reasoning is searched: a match in the answer does not count; no </think>
+  // means no reasoning to search.
+  EXPECT_EQ(score1(r, make("<think> x </think> <answer> 7*6: </answer>")), 0.0);
+  EXPECT_EQ(score1(r, make("<think> 347*6: 7*6=42")), 0.0);
+  // The answer part, and scores of the recipe's choosing.
+  auto four = g.create("regex", {{"pattern", "^\\s*4\\s*$"},
+                                 {"in", "answer"},
+                                 {"match_score", 0.5},
+                                 {"miss_score", -1}});
+  ASSERT_TRUE(four.ok()) << four.status().to_string();
+  EXPECT_EQ(score1(**four, make("<think>4</think> <answer> 4 </answer>")), 0.5);
+  EXPECT_EQ(score1(**four, make("<think>4</think> <answer> 44 </answer>")), -1.0);
+  EXPECT_EQ(score1(**four, make("<think>4</think> 4")), -1.0);
+  // The whole completion by default, invalid UTF-8 included (searched repaired).
+  auto any = g.create("regex", {{"pattern", "so \\d+\\."}});
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(score1(**any, make("\xff\xfe so 12. <answer>")), 1.0);
+  EXPECT_EQ(score1(**any, make("so twelve.")), 0.0);
+  // Bad options name the reward and what is wrong.
+  auto missing = g.create("regex", nlohmann::json::object());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().to_string().find("pattern"), std::string::npos)
+      << missing.status().to_string();
+  auto broken = g.create("regex", {{"pattern", "(unclosed"}});
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().to_string().find("reward regex"), std::string::npos)
+      << broken.status().to_string();
+  auto bad_in = g.create("regex", {{"pattern", "x"}, {"in", "reasoning"}});
+  EXPECT_FALSE(bad_in.ok());
 }
 
 TEST(MathAccuracyRewardTest, Table) {
@@ -229,7 +270,7 @@ TEST(KnightsKnavesTest, ParseAndScore) {
 TEST(RegistryTest, BuiltinsAndErrors) {
   RewardRegistry& g = RewardRegistry::global();
   for (const char* name : {"format", "tag_count", "math_accuracy", "countdown", "arithmetic",
-                           "knights_knaves", "overlong", "cosine_length", "kimi_length",
+                           "knights_knaves", "regex", "overlong", "cosine_length", "kimi_length",
                            "repetition", "language_consistency", "code_execution"}) {
     EXPECT_TRUE(g.contains(name)) << name;
   }
@@ -319,6 +360,16 @@ TEST(RecipeTest, ParseSpecsAndCombine) {
   auto rep = build_rewards(*parse_reward_specs("[{name: format}, {name: format}]"));
   ASSERT_TRUE(rep.ok());
   EXPECT_EQ(rep->components()[1].name, "format#2");
+  // A label names the component; a label used twice is an error naming it.
+  auto labelled = build_rewards(*parse_reward_specs(
+      "[{name: format}, {name: regex, label: worked, pattern: ': \\d', weight: 0}]"));
+  ASSERT_TRUE(labelled.ok()) << labelled.status().to_string();
+  EXPECT_EQ(labelled->components()[1].name, "worked");
+  auto twice = build_rewards(*parse_reward_specs(
+      "[{name: format, label: f}, {name: regex, label: f, pattern: x}]"));
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("label 'f'"), std::string::npos)
+      << twice.status().to_string();
 }
 
 // A reward that fails to score every sample, and one that returns too few scores.
