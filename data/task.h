@@ -45,6 +45,12 @@ struct TaskSample {
   // array of {"role", "content", ...} objects as in the file); null otherwise. `question`
   // is its last user message before the final assistant turn, `trace` that turn.
   nlohmann::json messages = nullptr;
+  // What makes two problems the same, when more than the question text does (Countdown:
+  // the numbers in any order and the target): the training stream skips every problem
+  // whose key is a held-out one's. "" = the question.
+  std::string key;
+
+  const std::string& identity() const { return key.empty() ? question : key; }
 };
 
 // The problems of a file task's file, in file order, and the bad lines it skipped.

@@ -151,7 +151,7 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_
     const size_t n_eval = std::min<size_t>(section.eval_size, all.size() - 1);
     for (size_t i = 0; i < order.size(); ++i)
       (i < n_eval ? t.eval_ : t.file_train_).push_back(std::move(all[order[i]]));
-    for (const auto& e : t.eval_) t.eval_questions_.insert(e.question);
+    for (const auto& e : t.eval_) t.eval_questions_.insert(e.identity());
     if (static_cast<int64_t>(n_eval) < section.eval_size)
       t.eval_shortfall_ =
           fmt::format("the file has {} problems and keeps one for training", all.size());
@@ -159,8 +159,8 @@ StatusOr<TaskSource> TaskSource::create(const TaskSection& section, std::string_
   }
   for (int64_t i = 0; i < section.eval_size; ++i) {
     TaskSample s = t.generate(kEvalStream, i);
-    // Duplicates inside the eval set would weigh a question twice.
-    if (t.eval_questions_.insert(s.question).second) t.eval_.push_back(std::move(s));
+    // Duplicates inside the eval set would weigh a problem twice.
+    if (t.eval_questions_.insert(s.identity()).second) t.eval_.push_back(std::move(s));
   }
   const int64_t repeats = section.eval_size - static_cast<int64_t>(t.eval_.size());
   if (repeats > 0)
@@ -190,7 +190,7 @@ TaskSample TaskSource::train(uint64_t index) const {
   // mapping stays a pure function of index.
   for (uint64_t attempt = 0;; ++attempt) {
     TaskSample s = generate(kTrainStream, attempt == 0 ? index : derive_seed(index, {attempt}));
-    if (!eval_questions_.contains(s.question) || attempt >= 64) return s;
+    if (!eval_questions_.contains(s.identity()) || attempt >= 64) return s;
   }
 }
 

@@ -133,7 +133,7 @@ class TaskSource {
   ChatTemplateOptions template_;
   std::vector<TaskSample> file_train_;  // file task: the training lines, shuffled
   std::vector<TaskSample> eval_;
-  std::unordered_set<std::string> eval_questions_;
+  std::unordered_set<std::string> eval_questions_;  // TaskSample::identity() of eval_
   int64_t skipped_lines_ = 0;
   std::vector<std::string> skip_reasons_;
   std::string eval_shortfall_;

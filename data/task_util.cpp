@@ -1,4 +1,4 @@
-// Worked column arithmetic for the task traces; see task_util.h.
+// Worked column arithmetic and the Countdown search for the task traces; see task_util.h.
 #include "data/task_util.h"
 
 #include <fmt/format.h>
@@ -47,5 +47,96 @@ std::string column_sum_trace(int64_t x, int64_t y) {
   }
   return out + fmt::format(", so {}.", x + y);
 }
+
+// ---------------------------------------------------------------- the search trace
+
+namespace {
+
+// What two numbers make, larger first: a + b, a - b (a > b), a * b, a / b (exact, b > 1),
+// as {value, "a op b"}.
+std::vector<std::pair<int64_t, std::string>> pair_results(int64_t a, int64_t b) {
+  if (a < b) std::swap(a, b);
+  std::vector<std::pair<int64_t, std::string>> out = {{a + b, fmt::format("{} + {}", a, b)}};
+  if (a > b) out.push_back({a - b, fmt::format("{} - {}", a, b)});
+  out.push_back({a * b, fmt::format("{} * {}", a, b)});
+  if (b > 1 && a % b == 0) out.push_back({a / b, fmt::format("{} / {}", a, b)});
+  return out;
+}
+
+std::string parenthesised(const std::string& e) {
+  return e.find(' ') == std::string::npos ? e : "(" + e + ")";
+}
+
+std::string joined(const std::vector<int64_t>& v) {
+  std::string out;
+  for (int64_t x : v) out += (out.empty() ? "" : " ") + std::to_string(x);
+  return out;
+}
+
+// Searches `t` from `nums` (at least 2), appending the trace's sentences to `out`;
+// returns the expression found.
+std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
+                                  std::vector<std::string>& out) {
+  if (nums.size() == 2) {  // a check: what the two make
+    std::string made;
+    std::optional<std::string> found;
+    for (const auto& [v, e] : pair_results(nums[0], nums[1])) {
+      made += (made.empty() ? "" : " ") + std::to_string(v);
+      if (v == t && !found) found = e;
+    }
+    out.push_back(fmt::format("{} from {} ({}) {}", t, joined(nums), made,
+                              found ? fmt::format("yes, {} = {}.", *found, t) : "no."));
+    return found;
+  }
+  out.push_back(fmt::format("{} from {}.", t, joined(nums)));
+  // Numbers largest first, each value once; the rest keeps the problem's order.
+  std::vector<size_t> order(nums.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return nums[a] > nums[b]; });
+  std::vector<int64_t> tried;
+  for (size_t i : order) {
+    const int64_t n = nums[i];
+    if (std::find(tried.begin(), tried.end(), n) != tried.end()) continue;
+    tried.push_back(n);
+    std::vector<int64_t> rest = nums;
+    rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(i));
+    // t = x op n (or n op x): the x each op needs, when a positive integer.
+    struct Split {
+      int64_t x;
+      const char* form;  // how t is written, {0} = x, {1} = n
+    };
+    std::vector<Split> splits;
+    if (n > 1 && t % n == 0) splits.push_back({t / n, "{0} * {1}"});
+    if (t - n > 0) splits.push_back({t - n, "{0} + {1}"});
+    splits.push_back({t + n, "{0} - {1}"});
+    if (n - t > 0) splits.push_back({n - t, "{1} - {0}"});
+    if (n > 1) splits.push_back({t * n, "{0} / {1}"});
+    for (const Split& sp : splits) {
+      out.push_back(fmt::format("{} = {}:", t, fmt::format(fmt::runtime(sp.form), "x", n)));
+      std::optional<std::string> e = search(rest, sp.x, out);
+      if (!e) continue;
+      const std::string full = fmt::format(fmt::runtime(sp.form), parenthesised(*e), n);
+      out.push_back(fmt::format("{} = {}.", t, full));
+      return full;
+    }
+  }
+  out.push_back("none.");
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<CountdownSearch> countdown_search(const std::vector<int64_t>& numbers,
+                                                int64_t target) {
+  if (numbers.size() < 2) return std::nullopt;
+  std::vector<std::string> sentences;
+  std::optional<std::string> found = search(numbers, target, sentences);
+  if (!found) return std::nullopt;
+  CountdownSearch out;
+  for (const std::string& s : sentences) out.trace += (out.trace.empty() ? "" : " ") + s;
+  out.expression = *found;
+  return out;
+}
+
 
 }  // namespace r1kit::data

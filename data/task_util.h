@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,19 @@ std::string column_product_trace(int64_t x, int64_t y);
 // The column-by-column solution of x+y (x, y >= 0): digit pairs from the right, the
 // shorter number padded with 0, plus the carry: "161+5: 1+5=6, 6+0=6, 1+0=1, so 166.".
 std::string column_sum_trace(int64_t x, int64_t y);
+
+// Countdown's search trace (data/tasks/countdown.cpp, `trace: search`): a goal-directed
+// search for `target` from `numbers` (2 to 4), "t = x op n" for each number n (largest
+// first, each value once; ops * + - (n - x) /) with x searched for in the numbers left,
+// two numbers checked by listing what they make, every dead end written out:
+//   {4, 6, 1}, 24 -> "24 from 4 6 1. 24 = x * 6: 4 from 4 1 (5 3 4) yes, 4 * 1 = 4.
+//                     24 = (4 * 1) * 6."   expression "(4 * 1) * 6"
+// nullopt when no such search reaches the target (a split into two pairs may).
+struct CountdownSearch {
+  std::string trace;
+  std::string expression;  // what the search found, as the answer
+};
+std::optional<CountdownSearch> countdown_search(const std::vector<int64_t>& numbers,
+                                                int64_t target);
 
 }  // namespace r1kit::data

@@ -5,13 +5,31 @@
 // Different on purpose: targets come from a random expression tree over the drawn
 // numbers, so every problem is solvable (TinyZero's own gen_dataset drew targets
 // independently and produced mostly unsolvable tasks); intermediate values stay
-// positive integers. The trace is the sequence of steps, each but the last naming the
-// numbers left ("3 + 1 = 4, left 5 6 4. 6 + 5 = 11, left 4 11. 11 - 4 = 7."), so that
-// a step copies its operands from the line before rather than tracking the pool.
+// positive integers.
+//
+// Traces (`trace`):
+//   forward  the generating expression's steps, each but the last naming the numbers
+//            left, so a step copies its operands from the line before:
+//            "3 + 1 = 4, left 5 6 4. 6 + 5 = 11, left 4 11. 11 - 4 = 7."
+//            It does not say how its first step was chosen: the model must guess.
+//   search   a goal-directed search with its dead ends written out, as a solver finds
+//            it: the target is split as "t = x op n" for a number n (largest first;
+//            ops in the order * + - (n - x) /), and x is searched for in the numbers
+//            left the same way; two numbers are checked by listing what they make
+//            (sum, difference, product, exact quotient):
+//            "7 from 3 1 5 6. 7 = x * 6: ... 7 = x + 6: 1 from 3 1 5. 1 = x * 5: ...
+//             1 = x - 5: 6 from 3 1 (4 2 3) no. 1 = 5 - x: 4 from 3 1 (4 2 3) yes,
+//             3 + 1 = 4. 1 = 5 - (3 + 1). 7 = (5 - (3 + 1)) + 6."
+//            Every "no" is true, and the answer is the expression the search found
+//            (metadata "trace_answer" when it differs from the generating one). A
+//            problem only a split into two groups of two solves (0.4% of 3-4 numbers
+//            in 1..6) has no such search: its trace is the forward one. At most 4
+//            numbers (the search grows as 4^n).
 // metadata: {"numbers": [..], "target": n, "answer": "<an expression that works>"}.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/rng.h"
 #include "data/task.h"
@@ -20,24 +38,37 @@
 namespace r1kit::data {
 namespace {
 
+enum class CountdownTrace { kForward, kSearch };
+inline constexpr EnumName<CountdownTrace> kCountdownTraceNames[] = {
+    {CountdownTrace::kForward, "forward"}, {CountdownTrace::kSearch, "search"}};
+
 struct CountdownTaskOptions {
   int64_t min_numbers = 3;   // operands per problem, fewest
   int64_t max_numbers = 4;   // operands per problem, most
   int64_t max_number = 99;   // operands in [1, max_number]
   int64_t max_target = 999;  // targets in [1, max_target]
+  CountdownTrace trace = CountdownTrace::kForward;
 
   void visit(ConfigVisitor& v) {
     v.field("min_numbers", min_numbers, "fewest operands", Range::between(2, 8));
     v.field("max_numbers", max_numbers, "most operands", Range::between(2, 8));
     v.field("max_number", max_number, "operands in [1, max_number]", Range::at_least(1));
     v.field("max_target", max_target, "targets in [1, max_target]", Range::at_least(1));
+    v.field("trace", trace,
+            "the SFT trace: forward (the generating steps) or search (a goal-directed search "
+            "with its dead ends written out; at most 4 numbers)",
+            kCountdownTraceNames);
   }
   Status validate() const {
     if (min_numbers > max_numbers)
       return InvalidArgument("task.min_numbers={} > task.max_numbers={}", min_numbers, max_numbers);
+    if (trace == CountdownTrace::kSearch && max_numbers > 4)
+      return InvalidArgument("task.trace=search: at most 4 numbers (task.max_numbers={})",
+                             max_numbers);
     return OkStatus();
   }
 };
+
 
 TaskSample countdown_problem(const CountdownTaskOptions& o, uint64_t seed, uint64_t index) {
   Draw d{derive_seed(seed, {0x636f756e74ULL, index})};
@@ -109,6 +140,17 @@ TaskSample countdown_problem(const CountdownTaskOptions& o, uint64_t seed, uint6
     for (const std::string& s : steps) trace += (trace.empty() ? "" : " ") + s + ".";
     t.trace = trace;
     t.metadata = {{"numbers", numbers}, {"target", target}, {"answer", expr}};
+    std::vector<int64_t> sorted = numbers;  // the same problem in any order of its numbers
+    std::sort(sorted.begin(), sorted.end());
+    t.key = "countdown";
+    for (int64_t x : sorted) t.key += " " + std::to_string(x);
+    t.key += " -> " + std::to_string(target);
+    if (o.trace == CountdownTrace::kSearch) {
+      if (std::optional<CountdownSearch> found = countdown_search(numbers, target)) {
+        t.trace = found->trace;
+        if (found->expression != expr) t.metadata["trace_answer"] = found->expression;
+      }
+    }
     return t;
   }
 }

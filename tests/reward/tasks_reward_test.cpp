@@ -4,6 +4,7 @@
 // format.
 #include <gtest/gtest.h>
 
+#include "core/config.h"
 #include "data/task_source.h"
 #include "reward/rule_rewards.h"
 
@@ -31,6 +32,37 @@ TEST(TaskRewardTest, CountdownAnswersAreRight) {
     s.metadata = t.metadata;
     ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
   }
+}
+
+// The search traces' answers (trace_answer when the search found another expression than
+// the generating one) score 1 too, with the small numbers of the shipped recipe and with
+// wider ones; almost every problem gets a search trace.
+TEST(TaskRewardTest, CountdownSearchAnswersAreRight) {
+  CountdownReward r{CountdownOptions{}};
+  for (const char* args : {"{name: countdown, trace: search, max_number: 6, max_target: 30}",
+                           "{name: countdown, trace: search, max_number: 20, max_target: 200}"}) {
+    auto sec = load_config_string<data::TaskSection>(args);
+    ASSERT_TRUE(sec.ok()) << sec.status().to_string();
+    int searched = 0;
+    for (uint64_t i = 0; i < 500; ++i) {
+      data::TaskSample t = sec->task().generate(3, i);
+      const bool search = t.trace.find(" from ") != std::string::npos;
+      searched += search;
+      const std::string key = t.metadata.contains("trace_answer") ? "trace_answer" : "answer";
+      Sample s;
+      s.completion = "<think> " + t.trace + " </think> <answer> " +
+                     t.metadata[key].get<std::string>() + " </answer>";
+      s.metadata = t.metadata;
+      ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
+      // The trace ends in the equation it answers with.
+      if (search) EXPECT_TRUE(t.trace.ends_with(" = " + t.metadata[key].get<std::string>() + "."))
+          << t.trace;
+    }
+    EXPECT_GT(searched, 480) << args;
+  }
+  // More than 4 numbers: no search trace (it grows as 4^n).
+  EXPECT_FALSE(load_config_string<data::TaskSection>(
+                   "{name: countdown, trace: search, max_numbers: 5}").ok());
 }
 
 TEST(TaskRewardTest, KnightsKnavesAnswersAreRight) {
