@@ -249,6 +249,17 @@ TABLE=$(cat <<'EOF'
   short: pretrain.n_examples=300 pretrain.train.steps=2 pretrain.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-zero-tiny/grpo/final/model.safetensors
   file: runs/r1-zero-tiny/report.html
+@ r1kit run recipes/r1-longer-tiny.yaml
+  short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 grpo.train.eval_problems=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
+  file: runs/r1-longer-tiny/grpo/final/model.safetensors
+  file: runs/r1-longer-tiny/report.html
+@ r1kit run recipes/r1-longer-tiny.yaml "run.stages=[sft,grpo,control,eval,report]"
+  short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 grpo.train.eval_problems=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
+  file: runs/r1-longer-tiny/grpo/final/model.safetensors
+  file: runs/r1-longer-tiny/control/final/model.safetensors
+  file: runs/r1-longer-tiny/report.html
+@ r1kit report runs/r1-longer-tiny --svg-dir plots --smoothing 0 --svg-metrics grpo/eval/pass@1+grpo/eval/sample_mean_length+grpo/eval/reward/worked
+  file: plots/grpo_eval_pass@1+grpo_eval_sample_mean_length+grpo_eval_reward_worked.svg
 @ r1kit run recipes/r1-countdown-tiny.yaml
   short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-countdown-tiny/grpo/final/model.safetensors

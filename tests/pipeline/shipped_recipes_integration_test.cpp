@@ -200,6 +200,13 @@ std::vector<std::string> run_short(const std::string& first_stage) {
           "eval.k=2"};
 }
 
+// The thinking-longer recipe: as run_short, its held-out evaluation on 4 problems.
+std::vector<std::string> longer_short() {
+  std::vector<std::string> out = run_short("sft");
+  out.push_back("grpo.train.eval_problems=4");
+  return out;
+}
+
 std::vector<Chain> chains() {
   return {
       {"sft_grpo_distill",
@@ -229,6 +236,23 @@ std::vector<Chain> chains() {
       {"countdown",
        {{"r1-countdown-tiny.yaml", run_short("sft"),
          [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-countdown-tiny", "sft"); }}}},
+      {"longer",
+       {{"r1-longer-tiny.yaml", longer_short(),
+         [](const fs::path& s) {
+           expect_pipeline_trains(s / "runs/r1-longer-tiny", "sft");
+           // The held-out curves: at step 0 (before any update) and at the last step, with
+           // the share of worked answers under the reward's label.
+           const std::vector<json> evals =
+               metric_lines(s / "runs/r1-longer-tiny/grpo/metrics.jsonl", "eval/reward/worked");
+           ASSERT_EQ(evals.size(), 2u);
+           EXPECT_EQ(evals[0]["step"], 0);
+           EXPECT_EQ(evals[1]["step"], 2);
+           for (const json& m : evals) {
+             EXPECT_GE(m["eval/reward/worked"].get<double>(), 0.0) << m.dump();
+             EXPECT_LE(m["eval/reward/worked"].get<double>(), 1.0) << m.dump();
+             EXPECT_GT(m["eval/sample_mean_length"].get<double>(), 0.0) << m.dump();
+           }
+         }}}},
   };
 }
 
