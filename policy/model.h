@@ -250,6 +250,12 @@ class MoEImpl : public torch::nn::Module {
   MLP shared_experts{nullptr};
 
  private:
+  // The routed experts' output [N, d] one LibTorch chain per expert: the no-grad path
+  // (small-row kernels, pool), and with autograd when kernels.grouped_experts is off.
+  // *y_shared gets the shared expert's output when it ran beside the routed ones.
+  torch::Tensor routed_per_expert(const torch::Tensor& xf, const Routing& r,
+                                  const torch::Tensor& counts, const ExecutionContext& exec,
+                                  torch::Tensor* y_shared);
   ModelArgs args_;
   torch::Tensor load_accum_;  // [E] float32, tokens per expert in training forwards
 };
