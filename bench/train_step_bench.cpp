@@ -23,6 +23,9 @@
 //                         [--seq 256] [--steps 5] [--threads N] [--peak 1]
 //   --steps: rounds (timed steps per dtype), after one warm-up step each.
 //   --peak 0: skip the matmul peak measurements (no MFU figures; for profiling the step).
+//   --trace FILE: LibTorch's (legacy) profiler over the last round's steps, written to
+//     FILE as a Chrome trace (every op with its start and duration, forward and backward;
+//     scripts/op_profile.py sums each op's own time).
 //   --dtypes: a dtype with the suffix "-ref" (f32-ref, bf16-ref) runs the MoE layers'
 //     per-expert reference path (ExecutionContext::kernels.grouped_experts off), so that
 //     "f32,f32-ref" measures the grouped training path against it, alternating.
@@ -39,6 +42,10 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define R1KIT_HAS_RECORD_PROFILE 1
+#endif
 #include "policy/model.h"
 #include "policy/model_config.h"
 
@@ -68,7 +75,7 @@ double step_flops(const ModelArgs& a, int64_t B, int64_t T) {
 
 int main(int argc, char** argv) {
   bench_init();
-  std::string presets = "tiny,small", dtypes = "f32,bf16";
+  std::string presets = "tiny,small", dtypes = "f32,bf16", trace;
   int64_t B = 8, T = 256, steps = 5, threads = 0, peak = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--presets"))
@@ -85,6 +92,8 @@ int main(int argc, char** argv) {
       threads = std::stoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--peak"))
       peak = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--trace"))
+      trace = argv[i + 1];
   }
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   std::printf("threads %d, batch %lld x seq %lld, %lld rounds after 1 warm-up step\n",
@@ -155,7 +164,17 @@ int main(int argc, char** argv) {
         const double pk = peak ? matmul_peak_gflops(dtype_of(dts[i])) : 1.0;
         best_peak[base_of(dts[i])] = std::max(best_peak[base_of(dts[i])], pk);
         auto t = Clock::now();
-        run_step(models[i]);
+        if (!trace.empty() && r + 1 == steps) {
+#ifdef R1KIT_HAS_RECORD_PROFILE
+          torch::autograd::profiler::RecordProfile rec(trace + "." + p + "." + dts[i] + ".json");
+          run_step(models[i]);
+#else
+          std::fprintf(stderr, "train_step_bench: --trace needs LibTorch's legacy profiler\n");
+          return 1;
+#endif
+        } else {
+          run_step(models[i]);
+        }
         step_s[i] = seconds_since(t);
         rows[first_row + i].step_s.push_back(step_s[i]);
         rows[first_row + i].mfu_near.push_back(flops / step_s[i] / 1e9 / pk);

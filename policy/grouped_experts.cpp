@@ -49,82 +49,121 @@ GE_INLINE float ge_sigmoid(float g) {
 
 // ---------------------------------------------------------------------------------
 // Element-wise kernels on raw memory. Each body is compiled twice, for AVX-512 and for
-// the baseline ISA, and chosen at run time.
+// the baseline ISA, and chosen at run time. Elements are stored as S: float, or uint16_t
+// holding a bf16's bits (converted here without branches, so that the loops vectorize;
+// c10::BFloat16's own conversion does not).
+
+GE_INLINE float ge_ld(float v) {
+  return v;
+}
+GE_INLINE float ge_ld(uint16_t v) {
+  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
+}
+template <typename S>
+GE_INLINE S ge_st(float f);
+template <>
+GE_INLINE float ge_st<float>(float f) {
+  return f;
+}
+// Round to nearest even, as c10::BFloat16 does; a NaN stays a (quiet) NaN.
+template <>
+GE_INLINE uint16_t ge_st<uint16_t>(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  const uint32_t is_nan = 0u - static_cast<uint32_t>((u & 0x7FFFFFFFu) > 0x7F800000u);
+  return static_cast<uint16_t>((nan & is_nan) | (rounded & ~is_nan));
+}
 
 // a = silu(g) u.
-template <typename T>
-GE_INLINE void swiglu_fwd_body(const T* __restrict g, const T* __restrict u, T* __restrict a,
+template <typename S>
+GE_INLINE void swiglu_fwd_body(const S* __restrict g, const S* __restrict u, S* __restrict a,
                                int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const float gv = static_cast<float>(g[i]);
-    a[i] = static_cast<T>(gv * ge_sigmoid(gv) * static_cast<float>(u[i]));
+    const float gv = ge_ld(g[i]);
+    a[i] = ge_st<S>(gv * ge_sigmoid(gv) * ge_ld(u[i]));
   }
 }
 
 // From g, u and da = dL/da: dg = da u s (1 + g (1 - s)) with s = sigmoid(g), du = da
 // silu(g), and (when a is given) a = silu(g) u.
-template <typename T>
-GE_INLINE void swiglu_bwd_body(const T* __restrict g, const T* __restrict u, const T* __restrict da,
-                               T* __restrict dg, T* __restrict du, T* __restrict a, int64_t n) {
+template <typename S>
+GE_INLINE void swiglu_bwd_body(const S* __restrict g, const S* __restrict u, const S* __restrict da,
+                               S* __restrict dg, S* __restrict du, S* __restrict a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    const float gv = static_cast<float>(g[i]), uv = static_cast<float>(u[i]);
-    const float dav = static_cast<float>(da[i]);
+    const float gv = ge_ld(g[i]), uv = ge_ld(u[i]), dav = ge_ld(da[i]);
     const float s = ge_sigmoid(gv), sl = gv * s;
-    dg[i] = static_cast<T>(dav * uv * s * (1.0f + gv * (1.0f - s)));
-    du[i] = static_cast<T>(dav * sl);
+    dg[i] = ge_st<S>(dav * uv * s * (1.0f + gv * (1.0f - s)));
+    du[i] = ge_st<S>(dav * sl);
   }
   if (a)
     for (int64_t i = 0; i < n; ++i) {
-      const float gv = static_cast<float>(g[i]);
-      a[i] = static_cast<T>(gv * ge_sigmoid(gv) * static_cast<float>(u[i]));
+      const float gv = ge_ld(g[i]);
+      a[i] = ge_st<S>(gv * ge_sigmoid(gv) * ge_ld(u[i]));
     }
+}
+
+// acc = a r (first) or acc += a r, over d elements.
+template <typename S>
+GE_INLINE void ge_axpy(float* __restrict acc, const S* __restrict r, float a, int64_t d,
+                       bool first) {
+  if (first)
+    for (int64_t j = 0; j < d; ++j) acc[j] = a * ge_ld(r[j]);
+  else
+    for (int64_t j = 0; j < d; ++j) acc[j] += a * ge_ld(r[j]);
+}
+
+template <typename S>
+GE_INLINE void ge_store_row(S* __restrict o, const float* __restrict acc, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<S>(acc[j]);
 }
 
 // Rows [n0, n1) of out [N, d]: out[n] = Σ_k w[n K + k] src[pos[n K + k]] (w null: 1),
 // summed in fp32 in acc [d].
-template <typename Ts, typename To>
-GE_INLINE void combine_body(const Ts* __restrict src, const int64_t* __restrict pos,
-                            const float* __restrict w, int64_t K, int64_t d, To* __restrict out,
+template <typename Ss, typename So>
+GE_INLINE void combine_body(const Ss* __restrict src, const int64_t* __restrict pos,
+                            const float* __restrict w, int64_t K, int64_t d, So* __restrict out,
                             int64_t n0, int64_t n1, float* __restrict acc) {
   for (int64_t n = n0; n < n1; ++n) {
-    for (int64_t j = 0; j < d; ++j) acc[j] = 0.0f;
-    for (int64_t k = 0; k < K; ++k) {
-      const Ts* __restrict r = src + pos[n * K + k] * d;
-      const float wk = w ? w[n * K + k] : 1.0f;
-      for (int64_t j = 0; j < d; ++j) acc[j] += wk * static_cast<float>(r[j]);
-    }
-    To* __restrict o = out + n * d;
-    for (int64_t j = 0; j < d; ++j) o[j] = static_cast<To>(acc[j]);
+    for (int64_t k = 0; k < K; ++k)
+      ge_axpy(acc, src + pos[n * K + k] * d, w ? w[n * K + k] : 1.0f, d, k == 0);
+    ge_store_row(out + n * d, acc, d);
   }
 }
 
-// Sorted rows [p0, p1): with t = tok[p], dyw[p] = ws[p] dy[t] and dws[p] = dy[t] . y[p]
-// (fp32, 16 partial sums).
-template <typename Td, typename Tc>
-GE_INLINE void gather_scale_dot_body(const Td* __restrict dy, const int64_t* __restrict tok,
-                                     const float* __restrict ws, const Tc* __restrict y, int64_t d,
-                                     Tc* __restrict dyw, float* __restrict dws, int64_t p0,
+// o = a r over d elements; returns r . y (fp32, 16 partial sums).
+template <typename Sd, typename Sc>
+GE_INLINE float ge_scale_dot(Sc* __restrict o, const Sd* __restrict r, const Sc* __restrict y,
+                             float a, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<Sc>(a * ge_ld(r[j]));
+  float part[16] = {};
+  int64_t j = 0;
+  for (; j + 16 <= d; j += 16)
+    for (int l = 0; l < 16; ++l) part[l] += ge_ld(r[j + l]) * ge_ld(y[j + l]);
+  for (; j < d; ++j) part[0] += ge_ld(r[j]) * ge_ld(y[j]);
+  float s = 0.0f;
+  for (int l = 0; l < 16; ++l) s += part[l];
+  return s;
+}
+
+// Sorted rows [p0, p1): with t = tok[p], dyw[p] = ws[p] dy[t] and dws[p] = dy[t] . y[p].
+template <typename Sd, typename Sc>
+GE_INLINE void gather_scale_dot_body(const Sd* __restrict dy, const int64_t* __restrict tok,
+                                     const float* __restrict ws, const Sc* __restrict y, int64_t d,
+                                     Sc* __restrict dyw, float* __restrict dws, int64_t p0,
                                      int64_t p1) {
-  for (int64_t p = p0; p < p1; ++p) {
-    const Td* __restrict r = dy + tok[p] * d;
-    const Tc* __restrict yp = y + p * d;
-    Tc* __restrict o = dyw + p * d;
-    const float wp = ws[p];
-    for (int64_t j = 0; j < d; ++j) o[j] = static_cast<Tc>(wp * static_cast<float>(r[j]));
-    float part[16] = {};
-    int64_t j = 0;
-    for (; j + 16 <= d; j += 16)
-      for (int l = 0; l < 16; ++l)
-        part[l] += static_cast<float>(r[j + l]) * static_cast<float>(yp[j + l]);
-    for (; j < d; ++j) part[0] += static_cast<float>(r[j]) * static_cast<float>(yp[j]);
-    float s = 0.0f;
-    for (int l = 0; l < 16; ++l) s += part[l];
-    dws[p] = s;
-  }
+  for (int64_t p = p0; p < p1; ++p)
+    dws[p] = ge_scale_dot(dyw + p * d, dy + tok[p] * d, y + p * d, ws[p], d);
 }
 
+// Each kernel in three forms: AVX-512, AVX2/FMA and the baseline ISA. ge_pick chooses by
+// the CPU (checked once).
 template <typename T>
 R1KIT_AVX512 void swiglu_fwd_512(const T* g, const T* u, T* a, int64_t n) {
+  swiglu_fwd_body(g, u, a, n);
+}
+template <typename T>
+R1KIT_AVX2 void swiglu_fwd_256(const T* g, const T* u, T* a, int64_t n) {
   swiglu_fwd_body(g, u, a, n);
 }
 template <typename T>
@@ -137,12 +176,21 @@ R1KIT_AVX512 void swiglu_bwd_512(const T* g, const T* u, const T* da, T* dg, T* 
   swiglu_bwd_body(g, u, da, dg, du, a, n);
 }
 template <typename T>
+R1KIT_AVX2 void swiglu_bwd_256(const T* g, const T* u, const T* da, T* dg, T* du, T* a, int64_t n) {
+  swiglu_bwd_body(g, u, da, dg, du, a, n);
+}
+template <typename T>
 void swiglu_bwd_base(const T* g, const T* u, const T* da, T* dg, T* du, T* a, int64_t n) {
   swiglu_bwd_body(g, u, da, dg, du, a, n);
 }
 template <typename Ts, typename To>
 R1KIT_AVX512 void combine_512(const Ts* src, const int64_t* pos, const float* w, int64_t K,
                               int64_t d, To* out, int64_t n0, int64_t n1, float* acc) {
+  combine_body(src, pos, w, K, d, out, n0, n1, acc);
+}
+template <typename Ts, typename To>
+R1KIT_AVX2 void combine_256(const Ts* src, const int64_t* pos, const float* w, int64_t K, int64_t d,
+                            To* out, int64_t n0, int64_t n1, float* acc) {
   combine_body(src, pos, w, K, d, out, n0, n1, acc);
 }
 template <typename Ts, typename To>
@@ -157,13 +205,21 @@ R1KIT_AVX512 void gather_scale_dot_512(const Td* dy, const int64_t* tok, const f
   gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
 }
 template <typename Td, typename Tc>
+R1KIT_AVX2 void gather_scale_dot_256(const Td* dy, const int64_t* tok, const float* ws, const Tc* y,
+                                     int64_t d, Tc* dyw, float* dws, int64_t p0, int64_t p1) {
+  gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
+}
+template <typename Td, typename Tc>
 void gather_scale_dot_base(const Td* dy, const int64_t* tok, const float* ws, const Tc* y,
                            int64_t d, Tc* dyw, float* dws, int64_t p0, int64_t p1) {
   gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
 }
 
-bool ge_avx512() {
-  return small_rows_avx512_available();
+// One of a kernel's three forms, by the CPU.
+template <typename F>
+F ge_pick(F f512, F f256, F base) {
+  static const int isa = small_rows_avx512_available() ? 2 : small_rows_kernels_available() ? 1 : 0;
+  return isa == 2 ? f512 : isa == 1 ? f256 : base;
 }
 
 // fp32 or bf16, on the CPU: the dtypes the loops above take.
@@ -171,13 +227,20 @@ bool ge_cpu_dtype(const torch::Tensor& t) {
   return t.is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
 }
 
-// Calls fn with a null pointer of the C++ type of dtype (fp32 or bf16).
+// Calls fn with a null pointer of the storage type of dtype: float (fp32) or uint16_t
+// (bf16).
 template <typename Fn>
 void ge_dispatch(torch::ScalarType dtype, const Fn& fn) {
   if (dtype == torch::kFloat)
     fn(static_cast<float*>(nullptr));
   else
-    fn(static_cast<c10::BFloat16*>(nullptr));
+    fn(static_cast<uint16_t*>(nullptr));
+}
+
+// t's elements as storage type S (t fp32 for float, bf16 for uint16_t).
+template <typename S>
+S* ge_data(const torch::Tensor& t) {
+  return static_cast<S*>(t.data_ptr());
 }
 
 // Elements per parallel chunk of the element-wise loops.
@@ -187,14 +250,14 @@ torch::Tensor swiglu_forward_impl(const torch::Tensor& g, const torch::Tensor& u
   if (!(ge_cpu_dtype(g) && g.scalar_type() == u.scalar_type())) return torch::silu(g) * u;
   auto gc = g.contiguous(), uc = u.contiguous();
   auto a = torch::empty_like(gc);
-  const bool v512 = ge_avx512();
   ge_dispatch(g.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = gc.data_ptr<T>();
-    const T* up = uc.data_ptr<T>();
-    T* ap = a.data_ptr<T>();
+    const T* gp = ge_data<T>(gc);
+    const T* up = ge_data<T>(uc);
+    T* ap = ge_data<T>(a);
     at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
-      (v512 ? swiglu_fwd_512<T> : swiglu_fwd_base<T>)(gp + b, up + b, ap + b, e - b);
+      ge_pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>)(gp + b, up + b, ap + b,
+                                                                        e - b);
     });
   });
   return a;
@@ -214,18 +277,17 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
   auto gc = g.contiguous(), uc = u.contiguous(), dac = da.contiguous();
   auto dg = torch::empty_like(gc), du = torch::empty_like(gc);
   torch::Tensor a = want_a ? torch::empty_like(gc) : torch::Tensor();
-  const bool v512 = ge_avx512();
   ge_dispatch(g.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = gc.data_ptr<T>();
-    const T* up = uc.data_ptr<T>();
-    const T* dap = dac.data_ptr<T>();
-    T* dgp = dg.data_ptr<T>();
-    T* dup = du.data_ptr<T>();
-    T* ap = want_a ? a.data_ptr<T>() : nullptr;
+    const T* gp = ge_data<T>(gc);
+    const T* up = ge_data<T>(uc);
+    const T* dap = ge_data<T>(dac);
+    T* dgp = ge_data<T>(dg);
+    T* dup = ge_data<T>(du);
+    T* ap = want_a ? ge_data<T>(a) : nullptr;
     at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
-      (v512 ? swiglu_bwd_512<T> : swiglu_bwd_base<T>)(gp + b, up + b, dap + b, dgp + b, dup + b,
-                                                      ap ? ap + b : nullptr, e - b);
+      ge_pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>)(
+          gp + b, up + b, dap + b, dgp + b, dup + b, ap ? ap + b : nullptr, e - b);
     });
   });
   return {dg, du, a};
@@ -249,18 +311,17 @@ torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
   auto out = torch::empty({N, d}, s.options().dtype(out_dtype));
   const int64_t* pp = pos.data_ptr<int64_t>();
   const float* wp = wc.defined() ? wc.data_ptr<float>() : nullptr;
-  const bool v512 = ge_avx512();
   ge_dispatch(s.scalar_type(), [&](auto* stag) {
     using Ts = std::remove_pointer_t<decltype(stag)>;
     ge_dispatch(out_dtype, [&](auto* otag) {
       using To = std::remove_pointer_t<decltype(otag)>;
-      const Ts* sp = s.data_ptr<Ts>();
-      To* op = out.data_ptr<To>();
+      const Ts* sp = ge_data<Ts>(s);
+      To* op = ge_data<To>(out);
       at::parallel_for(0, N, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(K * d, 1)),
                        [&](int64_t b, int64_t e) {
                          std::vector<float> acc(d);
-                         (v512 ? combine_512<Ts, To> : combine_base<Ts, To>)(sp, pp, wp, K, d, op,
-                                                                             b, e, acc.data());
+                         ge_pick(combine_512<Ts, To>, combine_256<Ts, To>, combine_base<Ts, To>)(
+                             sp, pp, wp, K, d, op, b, e, acc.data());
                        });
     });
   });
@@ -287,18 +348,17 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
   const int64_t* tp = tok.data_ptr<int64_t>();
   const float* wp = wsc.data_ptr<float>();
   float* dwp = dws.data_ptr<float>();
-  const bool v512 = ge_avx512();
   ge_dispatch(dyc.scalar_type(), [&](auto* dtag) {
     using Td = std::remove_pointer_t<decltype(dtag)>;
     ge_dispatch(yc.scalar_type(), [&](auto* ctag) {
       using Tc = std::remove_pointer_t<decltype(ctag)>;
-      const Td* dp = dyc.data_ptr<Td>();
-      const Tc* yp = yc.data_ptr<Tc>();
-      Tc* op = dyw.data_ptr<Tc>();
+      const Td* dp = ge_data<Td>(dyc);
+      const Tc* yp = ge_data<Tc>(yc);
+      Tc* op = ge_data<Tc>(dyw);
       at::parallel_for(0, NK, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(d, 1)),
                        [&](int64_t b, int64_t e) {
-                         (v512 ? gather_scale_dot_512<Td, Tc>
-                               : gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b, e);
+                         ge_pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
+                                 gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b, e);
                        });
     });
   });

@@ -24,7 +24,7 @@
 // dtype; otherwise in x's dtype (the weights must match it). The output and x's
 // gradient are in x's dtype; the combine weights and their gradient in theirs (fp32).
 // fp32 and bf16 CPU tensors take hand-written loops for the element-wise parts
-// (AVX-512 where the CPU has it); other dtypes and devices take LibTorch ops for them.
+// (AVX-512 or AVX2 where the CPU has it); other dtypes and devices take LibTorch ops for them.
 // The GEMMs are LibTorch's (torch::mm), on any device.
 //
 // Thread-safety: pure functions.
