@@ -75,32 +75,73 @@ GE_INLINE uint16_t ge_st<uint16_t>(float f) {
   return static_cast<uint16_t>((nan & is_nan) | (rounded & ~is_nan));
 }
 
-// a = silu(g) u.
+// a = silu(g) u, on fp32.
+GE_INLINE void swiglu_fwd_f32(const float* __restrict g, const float* __restrict u,
+                              float* __restrict a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = g[i] * ge_sigmoid(g[i]) * u[i];
+}
+
+// From g, u and da = dL/da, on fp32: dg = da u s (1 + g (1 - s)) with s = sigmoid(g),
+// du = da silu(g), and (when a is given) a = silu(g) u.
+GE_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict u,
+                              const float* __restrict da, float* __restrict dg,
+                              float* __restrict du, float* __restrict a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = ge_sigmoid(g[i]), sl = g[i] * s;
+    dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    du[i] = da[i] * sl;
+  }
+  if (a)
+    for (int64_t i = 0; i < n; ++i) a[i] = g[i] * ge_sigmoid(g[i]) * u[i];
+}
+
+// Blocks of bf16 go through fp32 buffers: the compiler vectorizes the conversions and the
+// fp32 loops apart, not a loop that mixes 16- and 32-bit lanes with exp's integer steps.
+constexpr int64_t kBf16Block = 256;
+
+GE_INLINE void ge_widen(float* __restrict dst, const uint16_t* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ge_ld(src[i]);
+}
+GE_INLINE void ge_narrow(uint16_t* __restrict dst, const float* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ge_st<uint16_t>(src[i]);
+}
+
 template <typename S>
 GE_INLINE void swiglu_fwd_body(const S* __restrict g, const S* __restrict u, S* __restrict a,
                                int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float gv = ge_ld(g[i]);
-    a[i] = ge_st<S>(gv * ge_sigmoid(gv) * ge_ld(u[i]));
+  if constexpr (std::is_same_v<S, float>) {
+    swiglu_fwd_f32(g, u, a, n);
+  } else {
+    float gb[kBf16Block], ub[kBf16Block], ab[kBf16Block];
+    for (int64_t i = 0; i < n; i += kBf16Block) {
+      const int64_t m = std::min(kBf16Block, n - i);
+      ge_widen(gb, g + i, m);
+      ge_widen(ub, u + i, m);
+      swiglu_fwd_f32(gb, ub, ab, m);
+      ge_narrow(a + i, ab, m);
+    }
   }
 }
 
-// From g, u and da = dL/da: dg = da u s (1 + g (1 - s)) with s = sigmoid(g), du = da
-// silu(g), and (when a is given) a = silu(g) u.
 template <typename S>
 GE_INLINE void swiglu_bwd_body(const S* __restrict g, const S* __restrict u, const S* __restrict da,
                                S* __restrict dg, S* __restrict du, S* __restrict a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float gv = ge_ld(g[i]), uv = ge_ld(u[i]), dav = ge_ld(da[i]);
-    const float s = ge_sigmoid(gv), sl = gv * s;
-    dg[i] = ge_st<S>(dav * uv * s * (1.0f + gv * (1.0f - s)));
-    du[i] = ge_st<S>(dav * sl);
-  }
-  if (a)
-    for (int64_t i = 0; i < n; ++i) {
-      const float gv = ge_ld(g[i]);
-      a[i] = ge_st<S>(gv * ge_sigmoid(gv) * ge_ld(u[i]));
+  if constexpr (std::is_same_v<S, float>) {
+    swiglu_bwd_f32(g, u, da, dg, du, a, n);
+  } else {
+    float gb[kBf16Block], ub[kBf16Block], dab[kBf16Block], dgb[kBf16Block], dub[kBf16Block],
+        ab[kBf16Block];
+    for (int64_t i = 0; i < n; i += kBf16Block) {
+      const int64_t m = std::min(kBf16Block, n - i);
+      ge_widen(gb, g + i, m);
+      ge_widen(ub, u + i, m);
+      ge_widen(dab, da + i, m);
+      swiglu_bwd_f32(gb, ub, dab, dgb, dub, a ? ab : nullptr, m);
+      ge_narrow(dg + i, dgb, m);
+      ge_narrow(du + i, dub, m);
+      if (a) ge_narrow(a + i, ab, m);
     }
+  }
 }
 
 // acc = a r (first) or acc += a r, over d elements.
