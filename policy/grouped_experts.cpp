@@ -86,13 +86,20 @@ GE_INLINE void swiglu_fwd_f32(const float* __restrict g, const float* __restrict
 GE_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict u,
                               const float* __restrict da, float* __restrict dg,
                               float* __restrict du, float* __restrict a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = ge_sigmoid(g[i]), sl = g[i] * s;
-    dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-    du[i] = da[i] * sl;
+  if (a) {  // one pass, one exp per element for all three (two loops: both vectorize)
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = ge_sigmoid(g[i]), sl = g[i] * s;
+      dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      du[i] = da[i] * sl;
+      a[i] = sl * u[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = ge_sigmoid(g[i]), sl = g[i] * s;
+      dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      du[i] = da[i] * sl;
+    }
   }
-  if (a)
-    for (int64_t i = 0; i < n; ++i) a[i] = g[i] * ge_sigmoid(g[i]) * u[i];
 }
 
 // Blocks of bf16 go through fp32 buffers: the compiler vectorizes the conversions and the
