@@ -437,9 +437,9 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
   const auto& w = r.weights;
   auto& y_shared = *y_shared_out;
   // Dispatch: sort the (token, slot) pairs by expert, one matmul chain per active expert.
-  auto flat_idx = r.indices.reshape({-1});  // [N*K]
-  auto order = flat_idx.argsort();                             // [N*K]
-  auto token_of = order.div(K, /*rounding_mode=*/"floor");     // [N*K]
+  auto flat_idx = r.indices.reshape({-1});                  // [N*K]
+  auto order = flat_idx.argsort();                          // [N*K]
+  auto token_of = order.div(K, /*rounding_mode=*/"floor");  // [N*K]
   auto w_sorted = w.reshape({-1}).index_select(0, order).to(xf.scalar_type());
   auto x_sorted = xf.index_select(0, token_of);  // [N*K, d]
   auto counts_cpu = counts.to(torch::kCPU);
@@ -500,7 +500,7 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
 
   auto flat_idx = r.indices.reshape({-1});                     // [N*K]
   auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);  // [E] int64
-  torch::Tensor y;         // [N, d]
+  torch::Tensor y;                                             // [N, d]
   torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
   if (torch::GradMode::is_enabled() && exec.kernels.grouped_experts) {
     // Training: the routed experts as one grouped autograd node (grouped_experts.h).

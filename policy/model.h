@@ -232,7 +232,8 @@ class MoEImpl : public torch::nn::Module {
   // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts (of the tokens
   // where `load_mask` [B, T] is nonzero, when given), *aux_loss the alpha-weighted
   // sequence-wise balance loss (when training and alpha > 0). Without autograd the
-  // experts run on exec.expert_threads() threads (docs/model.md).
+  // experts run on exec.expert_threads() threads; with it, as one grouped autograd node
+  // (grouped_experts.h) unless exec.kernels.grouped_experts is off (docs/model.md).
   // `forced` [B, T, K] replays experts (GateImpl::forward); *chosen gets the experts used,
   // [B, T, K] int16.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
