@@ -15,9 +15,11 @@
 //
 // Usage: eager_bench [--preset small] [--batch 4] [--seq 256] [--rounds 5]
 //                    [--decode-batch 64] [--prompt 16] [--new 64] [--threads N]
-//                    [--sections train,decode]
+//                    [--sections train,decode] [--ab 1]
 // Prints per round the seconds of each side, then tokens/s and the r1kit/eager ratios
-// (medians over rounds).
+// (medians over rounds). --ab 1 adds a third side to the training rounds: r1kit with the
+// MoE layers' per-expert reference path (ExecutionContext::kernels.grouped_experts off),
+// the same weights, so that the grouped path's gain is measured in the same rotation.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -187,7 +189,7 @@ double lm_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
 int main(int argc, char** argv) {
   bench_init();
   std::string preset_name = "small", sections = "train,decode";
-  int64_t B = 4, T = 256, rounds = 5, DB = 64, P = 16, N = 64, threads = 0;
+  int64_t B = 4, T = 256, rounds = 5, DB = 64, P = 16, N = 64, threads = 0, ab = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const std::string v = argv[i + 1];
@@ -200,6 +202,7 @@ int main(int argc, char** argv) {
     else if (k == "--new") N = std::stoll(v);
     else if (k == "--threads") threads = std::stoll(v);
     else if (k == "--sections") sections = v;
+    else if (k == "--ab") ab = std::stoll(v);
     else {
       std::fprintf(stderr, "eager_bench: unknown option %s\n", k.c_str());
       return 2;
@@ -245,36 +248,60 @@ int main(int argc, char** argv) {
   const auto secs = split(sections);
   if (has(secs, "train")) {
     m->train();
+    // The per-expert reference path of r1kit (--ab 1): a second model with the same weights.
+    Transformer m_ref(a);
+    m_ref->init_weights(1);
+    m_ref->train();
     torch::optim::AdamW opt_r(m->parameters(), torch::optim::AdamWOptions(1e-5));
+    torch::optim::AdamW opt_ref(m_ref->parameters(), torch::optim::AdamWOptions(1e-5));
     torch::optim::AdamW opt_e(eager.parameters(), torch::optim::AdamWOptions(1e-5));
-    auto step = [&](bool ours, bool bf16) {
+    ForwardOptions fo_ref;
+    fo_ref.execution.kernels.grouped_experts = false;
+    enum Side { kOurs, kRef, kEager };
+    auto step = [&](Side side, bool bf16) {
       auto t0 = Clock::now();
       torch::Tensor loss;
+      auto& opt = side == kOurs ? opt_r : side == kRef ? opt_ref : opt_e;
       {
         compat::CpuAutocastGuard ac(bf16);
-        auto logits = ours ? m->forward(in).logits : eager.forward(in, nullptr);
+        auto logits = side == kOurs  ? m->forward(in).logits
+                      : side == kRef ? m_ref->forward(in, fo_ref).logits
+                                     : eager.forward(in, nullptr);
         loss = torch::nn::functional::cross_entropy(
             logits.reshape({-1, a.vocab_size}).to(torch::kFloat), tgt.reshape({-1}));
       }
-      (ours ? opt_r : opt_e).zero_grad();
+      opt.zero_grad();
       loss.backward();
-      (ours ? opt_r : opt_e).step();
+      opt.step();
       return seconds_since(t0);
     };
     for (bool bf16 : {false, true}) {
-      step(true, bf16), step(false, bf16);  // warm-up
-      std::vector<double> ours, theirs, ratio;
+      step(kOurs, bf16), step(kEager, bf16);  // warm-up
+      if (ab) step(kRef, bf16);
+      std::vector<double> ours, refs, theirs, ratio, ratio_ref, gain;
       for (int64_t r = 0; r < rounds; ++r) {
-        ours.push_back(step(true, bf16));
-        theirs.push_back(step(false, bf16));
+        ours.push_back(step(kOurs, bf16));
+        if (ab) refs.push_back(step(kRef, bf16));
+        theirs.push_back(step(kEager, bf16));
         ratio.push_back(theirs.back() / ours.back());
-        std::printf("  train %s round %lld: r1kit %.3f s, eager %.3f s\n", bf16 ? "bf16" : "f32",
+        std::printf("  train %s round %lld: r1kit %.3f s, eager %.3f s", bf16 ? "bf16" : "f32",
                     (long long)r + 1, ours.back(), theirs.back());
+        if (ab) {
+          ratio_ref.push_back(theirs.back() / refs.back());
+          gain.push_back(refs.back() / ours.back());
+          std::printf(", r1kit per-expert %.3f s", refs.back());
+        }
+        std::printf("\n");
         std::fflush(stdout);
       }
       std::printf("train %s: r1kit %.0f tokens/s, eager %.0f tokens/s, r1kit/eager %.2fx\n",
                   bf16 ? "bf16 autocast" : "f32", B * T / median(ours), B * T / median(theirs),
                   median(ratio));
+      if (ab)
+        std::printf("train %s: r1kit per-expert path %.0f tokens/s, per-expert/eager %.2fx, "
+                    "grouped/per-expert %.2fx\n",
+                    bf16 ? "bf16 autocast" : "f32", B * T / median(refs), median(ratio_ref),
+                    median(gain));
     }
   }
   if (has(secs, "decode")) {

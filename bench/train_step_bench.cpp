@@ -20,8 +20,15 @@
 // the median over rounds of the fp32/bf16 step-time ratio (the bf16 speed-up).
 //
 // Usage: train_step_bench [--presets tiny,small] [--dtypes f32,bf16] [--batch 8]
-//                         [--seq 256] [--steps 5] [--threads N]
+//                         [--seq 256] [--steps 5] [--threads N] [--peak 1]
 //   --steps: rounds (timed steps per dtype), after one warm-up step each.
+//   --peak 0: skip the matmul peak measurements (no MFU figures; for profiling the step).
+//   --trace FILE: LibTorch's (legacy) profiler over the last round's steps, written to
+//     FILE as a Chrome trace (every op with its start and duration, forward and backward;
+//     scripts/op_profile.py sums each op's own time).
+//   --dtypes: a dtype with the suffix "-ref" (f32-ref, bf16-ref) runs the MoE layers'
+//     per-expert reference path (ExecutionContext::kernels.grouped_experts off), so that
+//     "f32,f32-ref" measures the grouped training path against it, alternating.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -35,6 +42,10 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define R1KIT_HAS_RECORD_PROFILE 1
+#endif
 #include "policy/model.h"
 #include "policy/model_config.h"
 
@@ -64,8 +75,8 @@ double step_flops(const ModelArgs& a, int64_t B, int64_t T) {
 
 int main(int argc, char** argv) {
   bench_init();
-  std::string presets = "tiny,small", dtypes = "f32,bf16";
-  int64_t B = 8, T = 256, steps = 5, threads = 0;
+  std::string presets = "tiny,small", dtypes = "f32,bf16", trace;
+  int64_t B = 8, T = 256, steps = 5, threads = 0, peak = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--presets"))
       presets = argv[i + 1];
@@ -79,13 +90,23 @@ int main(int argc, char** argv) {
       steps = std::stoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads"))
       threads = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--peak"))
+      peak = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--trace"))
+      trace = argv[i + 1];
   }
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   std::printf("threads %d, batch %lld x seq %lld, %lld rounds after 1 warm-up step\n",
               at::get_num_threads(), static_cast<long long>(B), static_cast<long long>(T),
               static_cast<long long>(steps));
   const auto dtype_of = [](const std::string& d) {
-    return d == "bf16" ? torch::kBFloat16 : torch::kFloat;
+    return d.rfind("bf16", 0) == 0 ? torch::kBFloat16 : torch::kFloat;
+  };
+  const auto is_ref = [](const std::string& d) {
+    return d.size() > 4 && d.compare(d.size() - 4, 4, "-ref") == 0;
+  };
+  const auto base_of = [&](const std::string& d) {
+    return is_ref(d) ? d.substr(0, d.size() - 4) : d;
   };
   const std::vector<std::string> dts = split(dtypes);
   const auto f32 = std::find(dts.begin(), dts.end(), "f32");
@@ -97,6 +118,8 @@ int main(int argc, char** argv) {
   };
   std::vector<Row> rows;
   std::map<std::string, std::vector<double>> bf16_speedup;  // preset -> per-round f32/bf16
+  // "preset dtype" -> per-round step of the per-expert path / step of the grouped path
+  std::map<std::string, std::vector<double>> grouped_speedup;
   for (const auto& p : split(presets)) {
     auto args_or = preset(p);
     if (!args_or.ok()) {
@@ -109,6 +132,7 @@ int main(int argc, char** argv) {
     struct Model {
       Transformer m{nullptr};
       std::unique_ptr<torch::optim::SGD> opt;
+      ForwardOptions fo;
     };
     std::vector<Model> models;
     for (const auto& d : dts) {
@@ -117,12 +141,13 @@ int main(int argc, char** argv) {
       mo.m->init_weights(1);
       cast_model(*mo.m, dtype_of(d));
       mo.m->train();
+      mo.fo.execution.kernels.grouped_experts = !is_ref(d);
       mo.opt =
           std::make_unique<torch::optim::SGD>(mo.m->parameters(), torch::optim::SGDOptions(1e-4));
       models.push_back(std::move(mo));
     }
     auto run_step = [&](Model& mo) {
-      auto out = mo.m->forward(ids.narrow(1, 0, T));
+      auto out = mo.m->forward(ids.narrow(1, 0, T), mo.fo);
       auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
                                                        ids.narrow(1, 1, T).reshape({-1})) +
                   out.aux_loss;
@@ -136,10 +161,20 @@ int main(int argc, char** argv) {
     for (int64_t r = 0; r < steps; ++r) {
       std::vector<double> step_s(dts.size());
       for (size_t i = 0; i < dts.size(); ++i) {
-        const double pk = matmul_peak_gflops(dtype_of(dts[i]));
-        best_peak[dts[i]] = std::max(best_peak[dts[i]], pk);
+        const double pk = peak ? matmul_peak_gflops(dtype_of(dts[i])) : 1.0;
+        best_peak[base_of(dts[i])] = std::max(best_peak[base_of(dts[i])], pk);
         auto t = Clock::now();
-        run_step(models[i]);
+        if (!trace.empty() && r + 1 == steps) {
+#ifdef R1KIT_HAS_RECORD_PROFILE
+          torch::autograd::profiler::RecordProfile rec(trace + "." + p + "." + dts[i] + ".json");
+          run_step(models[i]);
+#else
+          std::fprintf(stderr, "train_step_bench: --trace needs LibTorch's legacy profiler\n");
+          return 1;
+#endif
+        } else {
+          run_step(models[i]);
+        }
         step_s[i] = seconds_since(t);
         rows[first_row + i].step_s.push_back(step_s[i]);
         rows[first_row + i].mfu_near.push_back(flops / step_s[i] / 1e9 / pk);
@@ -150,6 +185,11 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       if (f32 != dts.end() && bf16 != dts.end())
         bf16_speedup[p].push_back(step_s[f32 - dts.begin()] / step_s[bf16 - dts.begin()]);
+      for (size_t i = 0; i < dts.size(); ++i) {
+        const auto g = std::find(dts.begin(), dts.end(), base_of(dts[i]));
+        if (is_ref(dts[i]) && g != dts.end())
+          grouped_speedup[p + " " + *g].push_back(step_s[i] / step_s[g - dts.begin()]);
+      }
     }
   }
   std::printf("\nhighest matmul peak of the run:");
@@ -165,11 +205,17 @@ int main(int argc, char** argv) {
     const double gflops = step_flops(a, B, T) / sec / 1e9;
     std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% | %.1f%% |\n",
                 row.preset.c_str(), row.dtype.c_str(), pc.total / 1e6, pc.active / 1e6, sec,
-                B * T / sec, gflops, 100.0 * gflops / best_peak[row.dtype],
+                B * T / sec, gflops, 100.0 * gflops / best_peak[base_of(row.dtype)],
                 100.0 * median(row.mfu_near));
   }
   for (const auto& [p, v] : bf16_speedup) {
     std::printf("bf16 speed-up over f32, %s: median %.2fx (rounds:", p.c_str(), median(v));
+    for (double x : v) std::printf(" %.2fx", x);
+    std::printf(")\n");
+  }
+  for (const auto& [k, v] : grouped_speedup) {
+    std::printf("grouped MoE path over the per-expert one, %s: median %.2fx (rounds:", k.c_str(),
+                median(v));
     for (double x : v) std::printf(" %.2fx", x);
     std::printf(")\n");
   }

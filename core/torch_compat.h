@@ -62,6 +62,15 @@ inline bool cpu_autocast_enabled() {
 #endif
 }
 
+// The dtype CPU autocast casts to in this thread (bf16 unless set otherwise).
+inline at::ScalarType cpu_autocast_dtype() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::get_autocast_dtype(at::kCPU);
+#else
+  return at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
 // CPU autocast off while alive, inside a CpuAutocastGuard's scope: ops run in their
 // inputs' dtypes (the fp32 output head and log-softmax of a bf16 training step).
 class CpuAutocastOff {

@@ -39,6 +39,9 @@ struct KernelChoices {
   bool small_rows = true;         // the small-row expert kernel (expert_kernels.h); needs AVX2/FMA
   bool small_rows_avx512 = true;  // its 16-lane form where the CPU has AVX-512F; false: AVX2
   bool mla_decode = true;         // the fused MLA decode attention (mla_decode.h); needs AVX-512F
+  // With autograd: MoE's routed experts as one grouped node (grouped_experts.h) and the
+  // fused SwiGLU; false: one chain of LibTorch ops per expert (the reference).
+  bool grouped_experts = true;
 };
 
 struct ExecutionContext {

@@ -6,6 +6,7 @@
 
 #include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
+#include "policy/grouped_experts.h"
 #include "policy/mla_decode.h"
 
 namespace r1kit::policy {
@@ -360,8 +361,10 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
     shape.back() = out.size(1);
     return out.view(shape);
   }
-  return run_linear(down_proj,
-                    F::silu(run_linear(gate_proj, x, exec)) * run_linear(up_proj, x, exec), exec);
+  auto g = run_linear(gate_proj, x, exec), u = run_linear(up_proj, x, exec);
+  // With autograd, SwiGLU as one node with a fused backward (grouped_experts.h).
+  const bool fused = torch::GradMode::is_enabled() && exec.kernels.grouped_experts;
+  return run_linear(down_proj, fused ? swiglu(g, u) : F::silu(g) * u, exec);
 }
 
 // ---------------------------------------------------------------------------------
@@ -425,22 +428,19 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   load_accum_ = torch::zeros({a.n_routed_experts}, torch::kFloat);
 }
 
-torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
-                               const ExecutionContext& exec, const torch::Tensor& forced,
-                               torch::Tensor* chosen, const torch::Tensor& load_mask) {
-  const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
+// Without autograd, or with it when exec.kernels.grouped_experts is off (the reference).
+torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing& r,
+                                         const torch::Tensor& counts, const ExecutionContext& exec,
+                                         torch::Tensor* y_shared_out) {
+  const int64_t d = xf.size(1);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
-  auto xf = x.reshape({B * T, d});
-  Routing r = gate(xf, forced.defined() ? forced.reshape({B * T, K}) : torch::Tensor());
-  if (chosen) *chosen = r.indices.view({B, T, K}).to(torch::kInt16);
   const auto& w = r.weights;
-
+  auto& y_shared = *y_shared_out;
   // Dispatch: sort the (token, slot) pairs by expert, one matmul chain per active expert.
-  auto flat_idx = r.indices.reshape({-1});                     // [N*K]
-  auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);  // [E] int64
-  auto order = flat_idx.argsort();                             // [N*K]
-  auto token_of = order.div(K, /*rounding_mode=*/"floor");     // [N*K]
-  auto w_sorted = w.reshape({-1}).index_select(0, order).to(x.scalar_type());
+  auto flat_idx = r.indices.reshape({-1});                  // [N*K]
+  auto order = flat_idx.argsort();                          // [N*K]
+  auto token_of = order.div(K, /*rounding_mode=*/"floor");  // [N*K]
+  auto w_sorted = w.reshape({-1}).index_select(0, order).to(xf.scalar_type());
   auto x_sorted = xf.index_select(0, token_of);  // [N*K, d]
   auto counts_cpu = counts.to(torch::kCPU);
   const int64_t* cnt = counts_cpu.data_ptr<int64_t>();
@@ -448,7 +448,6 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
   // [N*K, d] gradient per expert, a split's concatenates the pieces once.
   auto pieces = x_sorted.split_with_sizes(c10::IntArrayRef(cnt, E));
   torch::Tensor y_sorted;  // [N*K, d]
-  torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
   if (!torch::GradMode::is_enabled()) {
     // Inference: every expert writes its rows into one buffer; those with few rows (as at
     // decode) go to the small-row kernel together, spread over exec.expert_threads().
@@ -486,7 +485,36 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
     if (outs.empty()) outs.push_back(torch::zeros({0, d}, xf.options()));
     y_sorted = torch::cat(outs, 0) * w_sorted.unsqueeze(-1);
   }
-  auto y = torch::zeros_like(xf).index_add(0, token_of, y_sorted);
+  return torch::zeros_like(xf).index_add(0, token_of, y_sorted);
+}
+
+torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
+                               const ExecutionContext& exec, const torch::Tensor& forced,
+                               torch::Tensor* chosen, const torch::Tensor& load_mask) {
+  const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
+  const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
+  auto xf = x.reshape({B * T, d});
+  Routing r = gate(xf, forced.defined() ? forced.reshape({B * T, K}) : torch::Tensor());
+  if (chosen) *chosen = r.indices.view({B, T, K}).to(torch::kInt16);
+  const auto& w = r.weights;
+
+  auto flat_idx = r.indices.reshape({-1});                     // [N*K]
+  auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);  // [E] int64
+  torch::Tensor y;                                             // [N, d]
+  torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
+  if (torch::GradMode::is_enabled() && exec.kernels.grouped_experts) {
+    // Training: the routed experts as one grouped autograd node (grouped_experts.h).
+    ExpertWeights ew;
+    for (const auto& m : *experts) {
+      const auto* mlp = m->as<MLPImpl>();
+      ew.gate.push_back(mlp->gate_proj->weight);
+      ew.up.push_back(mlp->up_proj->weight);
+      ew.down.push_back(mlp->down_proj->weight);
+    }
+    y = grouped_experts(xf, r.indices, w, ew);
+  } else {
+    y = routed_per_expert(xf, r, counts, exec, &y_shared);
+  }
   if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf, exec));
 
   auto load_f = counts.to(torch::kFloat);

@@ -232,7 +232,8 @@ class MoEImpl : public torch::nn::Module {
   // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts (of the tokens
   // where `load_mask` [B, T] is nonzero, when given), *aux_loss the alpha-weighted
   // sequence-wise balance loss (when training and alpha > 0). Without autograd the
-  // experts run on exec.expert_threads() threads (docs/model.md).
+  // experts run on exec.expert_threads() threads; with it, as one grouped autograd node
+  // (grouped_experts.h) unless exec.kernels.grouped_experts is off (docs/model.md).
   // `forced` [B, T, K] replays experts (GateImpl::forward); *chosen gets the experts used,
   // [B, T, K] int16.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
@@ -250,6 +251,12 @@ class MoEImpl : public torch::nn::Module {
   MLP shared_experts{nullptr};
 
  private:
+  // The routed experts' output [N, d] one LibTorch chain per expert: the no-grad path
+  // (small-row kernels, pool), and with autograd when kernels.grouped_experts is off.
+  // *y_shared gets the shared expert's output when it ran beside the routed ones.
+  torch::Tensor routed_per_expert(const torch::Tensor& xf, const Routing& r,
+                                  const torch::Tensor& counts, const ExecutionContext& exec,
+                                  torch::Tensor* y_shared);
   ModelArgs args_;
   torch::Tensor load_accum_;  // [E] float32, tokens per expert in training forwards
 };

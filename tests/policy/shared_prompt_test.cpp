@@ -47,7 +47,11 @@ void expect_shared_equals_per_row(const std::string& preset_name,
   for (int64_t i = 0; i < B; ++i) mask[i].narrow(0, T - i % 4, i % 4).zero_();  // ragged
   auto per_row = shared_prompt_run(*m, false, prompts, comp, mask);
   auto shared = shared_prompt_run(*m, true, prompts, comp, mask);
-  EXPECT_LT((per_row.logprobs - shared.logprobs).abs().max().item<double>(), 1e-5);
+  // 1e-5, or a few float32 steps of the largest log-prob: the peaked head gives log-probs
+  // past -128, where one step (ulp) is 1.5e-5, and the two paths sum in another order.
+  const double lp_tol =
+      std::max(1e-5, 4 * 1.1920929e-7 * per_row.logprobs.abs().max().item<double>());
+  EXPECT_LT((per_row.logprobs - shared.logprobs).abs().max().item<double>(), lp_tol);
   EXPECT_LT((per_row.entropy - shared.entropy).abs().max().item<double>(), 1e-5);
   double gmax = 0, gdiff = 0;
   for (size_t k = 0; k < per_row.grads.size(); ++k) {

@@ -1,0 +1,612 @@
+// Grouped routed experts with autograd; see grouped_experts.h.
+#include "policy/grouped_experts.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "core/torch_compat.h"
+#include "policy/expert_kernels.h"
+#include "policy/kernel_util.h"
+
+namespace r1kit::policy {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+#define GE_INLINE inline __attribute__((always_inline))
+
+// e^x as Cephes' expf computes it (x clamped to [-87.3, 88.3], where e^x is a normal
+// float): x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial, times 2^n put
+// into the exponent bits. Relative error about 1e-7; written without library calls and
+// branches so that the loops below vectorize. n is rounded by adding and subtracting
+// 1.5 * 2^23 (exact for |x log2 e| < 2^22; the compiler may not reassociate it).
+GE_INLINE float ge_exp(float x) {
+  x = std::min(std::max(x, -87.3f), 88.3f);
+  const float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t n = static_cast<int32_t>(fn);
+  return p * std::bit_cast<float>(static_cast<int32_t>((n + 127) << 23));
+}
+
+GE_INLINE float ge_sigmoid(float g) {
+  return 1.0f / (1.0f + ge_exp(-g));
+}
+
+// ---------------------------------------------------------------------------------
+// Element-wise kernels on raw memory. Each body is compiled twice, for AVX-512 and for
+// the baseline ISA, and chosen at run time. Elements are stored as S: float, or uint16_t
+// holding a bf16's bits (converted here without branches, so that the loops vectorize;
+// c10::BFloat16's own conversion does not).
+
+GE_INLINE float ge_ld(float v) {
+  return v;
+}
+GE_INLINE float ge_ld(uint16_t v) {
+  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
+}
+template <typename S>
+GE_INLINE S ge_st(float f);
+template <>
+GE_INLINE float ge_st<float>(float f) {
+  return f;
+}
+// Round to nearest even, as c10::BFloat16 does; a NaN stays a (quiet) NaN.
+template <>
+GE_INLINE uint16_t ge_st<uint16_t>(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  const uint32_t is_nan = 0u - static_cast<uint32_t>((u & 0x7FFFFFFFu) > 0x7F800000u);
+  return static_cast<uint16_t>((nan & is_nan) | (rounded & ~is_nan));
+}
+
+// a = silu(g) u, on fp32.
+GE_INLINE void swiglu_fwd_f32(const float* __restrict g, const float* __restrict u,
+                              float* __restrict a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = g[i] * ge_sigmoid(g[i]) * u[i];
+}
+
+// From g, u and da = dL/da, on fp32: dg = da u s (1 + g (1 - s)) with s = sigmoid(g),
+// du = da silu(g), and (when a is given) a = silu(g) u.
+GE_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict u,
+                              const float* __restrict da, float* __restrict dg,
+                              float* __restrict du, float* __restrict a, int64_t n) {
+  if (a) {  // one pass, one exp per element for all three (two loops: both vectorize)
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = ge_sigmoid(g[i]), sl = g[i] * s;
+      dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      du[i] = da[i] * sl;
+      a[i] = sl * u[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = ge_sigmoid(g[i]), sl = g[i] * s;
+      dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      du[i] = da[i] * sl;
+    }
+  }
+}
+
+// Blocks of bf16 go through fp32 buffers: the compiler vectorizes the conversions and the
+// fp32 loops apart, not a loop that mixes 16- and 32-bit lanes with exp's integer steps.
+constexpr int64_t kBf16Block = 256;
+
+GE_INLINE void ge_widen(float* __restrict dst, const uint16_t* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ge_ld(src[i]);
+}
+GE_INLINE void ge_narrow(uint16_t* __restrict dst, const float* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ge_st<uint16_t>(src[i]);
+}
+
+template <typename S>
+GE_INLINE void swiglu_fwd_body(const S* __restrict g, const S* __restrict u, S* __restrict a,
+                               int64_t n) {
+  if constexpr (std::is_same_v<S, float>) {
+    swiglu_fwd_f32(g, u, a, n);
+  } else {
+    float gb[kBf16Block], ub[kBf16Block], ab[kBf16Block];
+    for (int64_t i = 0; i < n; i += kBf16Block) {
+      const int64_t m = std::min(kBf16Block, n - i);
+      ge_widen(gb, g + i, m);
+      ge_widen(ub, u + i, m);
+      swiglu_fwd_f32(gb, ub, ab, m);
+      ge_narrow(a + i, ab, m);
+    }
+  }
+}
+
+template <typename S>
+GE_INLINE void swiglu_bwd_body(const S* __restrict g, const S* __restrict u, const S* __restrict da,
+                               S* __restrict dg, S* __restrict du, S* __restrict a, int64_t n) {
+  if constexpr (std::is_same_v<S, float>) {
+    swiglu_bwd_f32(g, u, da, dg, du, a, n);
+  } else {
+    float gb[kBf16Block], ub[kBf16Block], dab[kBf16Block], dgb[kBf16Block], dub[kBf16Block],
+        ab[kBf16Block];
+    for (int64_t i = 0; i < n; i += kBf16Block) {
+      const int64_t m = std::min(kBf16Block, n - i);
+      ge_widen(gb, g + i, m);
+      ge_widen(ub, u + i, m);
+      ge_widen(dab, da + i, m);
+      swiglu_bwd_f32(gb, ub, dab, dgb, dub, a ? ab : nullptr, m);
+      ge_narrow(dg + i, dgb, m);
+      ge_narrow(du + i, dub, m);
+      if (a) ge_narrow(a + i, ab, m);
+    }
+  }
+}
+
+// acc = a r (first) or acc += a r, over d elements.
+template <typename S>
+GE_INLINE void ge_axpy(float* __restrict acc, const S* __restrict r, float a, int64_t d,
+                       bool first) {
+  if (first)
+    for (int64_t j = 0; j < d; ++j) acc[j] = a * ge_ld(r[j]);
+  else
+    for (int64_t j = 0; j < d; ++j) acc[j] += a * ge_ld(r[j]);
+}
+
+template <typename S>
+GE_INLINE void ge_store_row(S* __restrict o, const float* __restrict acc, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<S>(acc[j]);
+}
+
+// Rows [n0, n1) of out [N, d]: out[n] = Σ_k w[n K + k] src[pos[n K + k]] (w null: 1),
+// summed in fp32 in acc [d].
+template <typename Ss, typename So>
+GE_INLINE void combine_body(const Ss* __restrict src, const int64_t* __restrict pos,
+                            const float* __restrict w, int64_t K, int64_t d, So* __restrict out,
+                            int64_t n0, int64_t n1, float* __restrict acc) {
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t k = 0; k < K; ++k)
+      ge_axpy(acc, src + pos[n * K + k] * d, w ? w[n * K + k] : 1.0f, d, k == 0);
+    ge_store_row(out + n * d, acc, d);
+  }
+}
+
+// o = a r over d elements; returns r . y (fp32, 16 partial sums).
+template <typename Sd, typename Sc>
+GE_INLINE float ge_scale_dot(Sc* __restrict o, const Sd* __restrict r, const Sc* __restrict y,
+                             float a, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<Sc>(a * ge_ld(r[j]));
+  float part[16] = {};
+  int64_t j = 0;
+  for (; j + 16 <= d; j += 16)
+    for (int l = 0; l < 16; ++l) part[l] += ge_ld(r[j + l]) * ge_ld(y[j + l]);
+  for (; j < d; ++j) part[0] += ge_ld(r[j]) * ge_ld(y[j]);
+  float s = 0.0f;
+  for (int l = 0; l < 16; ++l) s += part[l];
+  return s;
+}
+
+// Sorted rows [p0, p1): with t = tok[p], dyw[p] = ws[p] dy[t] and dws[p] = dy[t] . y[p].
+template <typename Sd, typename Sc>
+GE_INLINE void gather_scale_dot_body(const Sd* __restrict dy, const int64_t* __restrict tok,
+                                     const float* __restrict ws, const Sc* __restrict y, int64_t d,
+                                     Sc* __restrict dyw, float* __restrict dws, int64_t p0,
+                                     int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p)
+    dws[p] = ge_scale_dot(dyw + p * d, dy + tok[p] * d, y + p * d, ws[p], d);
+}
+
+// Each kernel in three forms: AVX-512, AVX2/FMA and the baseline ISA. ge_pick chooses by
+// the CPU (checked once).
+template <typename T>
+R1KIT_AVX512 void swiglu_fwd_512(const T* g, const T* u, T* a, int64_t n) {
+  swiglu_fwd_body(g, u, a, n);
+}
+template <typename T>
+R1KIT_AVX2 void swiglu_fwd_256(const T* g, const T* u, T* a, int64_t n) {
+  swiglu_fwd_body(g, u, a, n);
+}
+template <typename T>
+void swiglu_fwd_base(const T* g, const T* u, T* a, int64_t n) {
+  swiglu_fwd_body(g, u, a, n);
+}
+template <typename T>
+R1KIT_AVX512 void swiglu_bwd_512(const T* g, const T* u, const T* da, T* dg, T* du, T* a,
+                                 int64_t n) {
+  swiglu_bwd_body(g, u, da, dg, du, a, n);
+}
+template <typename T>
+R1KIT_AVX2 void swiglu_bwd_256(const T* g, const T* u, const T* da, T* dg, T* du, T* a, int64_t n) {
+  swiglu_bwd_body(g, u, da, dg, du, a, n);
+}
+template <typename T>
+void swiglu_bwd_base(const T* g, const T* u, const T* da, T* dg, T* du, T* a, int64_t n) {
+  swiglu_bwd_body(g, u, da, dg, du, a, n);
+}
+template <typename Ts, typename To>
+R1KIT_AVX512 void combine_512(const Ts* src, const int64_t* pos, const float* w, int64_t K,
+                              int64_t d, To* out, int64_t n0, int64_t n1, float* acc) {
+  combine_body(src, pos, w, K, d, out, n0, n1, acc);
+}
+template <typename Ts, typename To>
+R1KIT_AVX2 void combine_256(const Ts* src, const int64_t* pos, const float* w, int64_t K, int64_t d,
+                            To* out, int64_t n0, int64_t n1, float* acc) {
+  combine_body(src, pos, w, K, d, out, n0, n1, acc);
+}
+template <typename Ts, typename To>
+void combine_base(const Ts* src, const int64_t* pos, const float* w, int64_t K, int64_t d, To* out,
+                  int64_t n0, int64_t n1, float* acc) {
+  combine_body(src, pos, w, K, d, out, n0, n1, acc);
+}
+template <typename Td, typename Tc>
+R1KIT_AVX512 void gather_scale_dot_512(const Td* dy, const int64_t* tok, const float* ws,
+                                       const Tc* y, int64_t d, Tc* dyw, float* dws, int64_t p0,
+                                       int64_t p1) {
+  gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
+}
+template <typename Td, typename Tc>
+R1KIT_AVX2 void gather_scale_dot_256(const Td* dy, const int64_t* tok, const float* ws, const Tc* y,
+                                     int64_t d, Tc* dyw, float* dws, int64_t p0, int64_t p1) {
+  gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
+}
+template <typename Td, typename Tc>
+void gather_scale_dot_base(const Td* dy, const int64_t* tok, const float* ws, const Tc* y,
+                           int64_t d, Tc* dyw, float* dws, int64_t p0, int64_t p1) {
+  gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
+}
+
+// One of a kernel's three forms, by the CPU.
+template <typename F>
+F ge_pick(F f512, F f256, F base) {
+  static const int isa = small_rows_avx512_available() ? 2 : small_rows_kernels_available() ? 1 : 0;
+  return isa == 2 ? f512 : isa == 1 ? f256 : base;
+}
+
+// fp32 or bf16, on the CPU: the dtypes the loops above take.
+bool ge_cpu_dtype(const torch::Tensor& t) {
+  return t.is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+}
+
+// Calls fn with a null pointer of the storage type of dtype: float (fp32) or uint16_t
+// (bf16).
+template <typename Fn>
+void ge_dispatch(torch::ScalarType dtype, const Fn& fn) {
+  if (dtype == torch::kFloat)
+    fn(static_cast<float*>(nullptr));
+  else
+    fn(static_cast<uint16_t*>(nullptr));
+}
+
+// t's elements as storage type S (t fp32 for float, bf16 for uint16_t).
+template <typename S>
+S* ge_data(const torch::Tensor& t) {
+  return static_cast<S*>(t.data_ptr());
+}
+
+// Elements per parallel chunk of the element-wise loops.
+constexpr int64_t kElemGrain = 32768;
+
+torch::Tensor swiglu_forward_impl(const torch::Tensor& g, const torch::Tensor& u) {
+  if (!(ge_cpu_dtype(g) && g.scalar_type() == u.scalar_type())) return torch::silu(g) * u;
+  auto gc = g.contiguous(), uc = u.contiguous();
+  auto a = torch::empty_like(gc);
+  ge_dispatch(g.scalar_type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gp = ge_data<T>(gc);
+    const T* up = ge_data<T>(uc);
+    T* ap = ge_data<T>(a);
+    at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
+      ge_pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>)(gp + b, up + b, ap + b,
+                                                                        e - b);
+    });
+  });
+  return a;
+}
+
+// {dg, du, a}; a only when want_a.
+std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const torch::Tensor& u,
+                                                const torch::Tensor& da, bool want_a) {
+  if (!(ge_cpu_dtype(g) && g.scalar_type() == u.scalar_type() &&
+        g.scalar_type() == da.scalar_type())) {
+    auto s = torch::sigmoid(g);
+    auto sl = g * s;
+    auto dg = da * u * s * (1 + g * (1 - s));
+    auto du = da * sl;
+    return {dg, du, want_a ? sl * u : torch::Tensor()};
+  }
+  auto gc = g.contiguous(), uc = u.contiguous(), dac = da.contiguous();
+  auto dg = torch::empty_like(gc), du = torch::empty_like(gc);
+  torch::Tensor a = want_a ? torch::empty_like(gc) : torch::Tensor();
+  ge_dispatch(g.scalar_type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gp = ge_data<T>(gc);
+    const T* up = ge_data<T>(uc);
+    const T* dap = ge_data<T>(dac);
+    T* dgp = ge_data<T>(dg);
+    T* dup = ge_data<T>(du);
+    T* ap = want_a ? ge_data<T>(a) : nullptr;
+    at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
+      ge_pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>)(
+          gp + b, up + b, dap + b, dgp + b, dup + b, ap ? ap + b : nullptr, e - b);
+    });
+  });
+  return {dg, du, a};
+}
+
+// out [N, d] in out_dtype: out[n] = Σ_k w[n, k] src[pos[n K + k]] (w undefined: 1).
+torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
+                           const torch::Tensor& w, int64_t N, int64_t K,
+                           torch::ScalarType out_dtype) {
+  const int64_t d = src.size(1);
+  const bool fast = ge_cpu_dtype(src) && pos.is_cpu() &&
+                    (out_dtype == torch::kFloat || out_dtype == torch::kBFloat16) &&
+                    (!w.defined() || (w.is_cpu() && w.scalar_type() == torch::kFloat));
+  if (!fast) {
+    auto rows = src.index_select(0, pos).view({N, K, d}).to(torch::kFloat);
+    if (w.defined()) rows = rows * w.reshape({N, K, 1}).to(torch::kFloat);
+    return rows.sum(1).to(out_dtype);
+  }
+  auto s = src.contiguous();
+  auto wc = w.defined() ? w.reshape({N * K}).contiguous() : torch::Tensor();
+  auto out = torch::empty({N, d}, s.options().dtype(out_dtype));
+  const int64_t* pp = pos.data_ptr<int64_t>();
+  const float* wp = wc.defined() ? wc.data_ptr<float>() : nullptr;
+  ge_dispatch(s.scalar_type(), [&](auto* stag) {
+    using Ts = std::remove_pointer_t<decltype(stag)>;
+    ge_dispatch(out_dtype, [&](auto* otag) {
+      using To = std::remove_pointer_t<decltype(otag)>;
+      const Ts* sp = ge_data<Ts>(s);
+      To* op = ge_data<To>(out);
+      at::parallel_for(0, N, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(K * d, 1)),
+                       [&](int64_t b, int64_t e) {
+                         std::vector<float> acc(d);
+                         ge_pick(combine_512<Ts, To>, combine_256<Ts, To>, combine_base<Ts, To>)(
+                             sp, pp, wp, K, d, op, b, e, acc.data());
+                       });
+    });
+  });
+  return out;
+}
+
+// {dyw [NK, d] in y's dtype, dws [NK] fp32}: dyw[p] = ws[p] dy[tok[p]], dws[p] =
+// dy[tok[p]] . y[p].
+std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy,
+                                                         const torch::Tensor& tok,
+                                                         const torch::Tensor& ws,
+                                                         const torch::Tensor& y) {
+  const int64_t NK = y.size(0), d = y.size(1);
+  const bool fast = ge_cpu_dtype(dy) && ge_cpu_dtype(y) && tok.is_cpu() && ws.is_cpu() &&
+                    ws.scalar_type() == torch::kFloat;
+  if (!fast) {
+    auto r = dy.index_select(0, tok);
+    auto dws = (r.to(torch::kFloat) * y.to(torch::kFloat)).sum(-1);
+    return {(r.to(torch::kFloat) * ws.to(torch::kFloat).unsqueeze(1)).to(y.scalar_type()), dws};
+  }
+  auto dyc = dy.contiguous(), yc = y.contiguous(), wsc = ws.contiguous();
+  auto dyw = torch::empty({NK, d}, yc.options());
+  auto dws = torch::empty({NK}, wsc.options());
+  const int64_t* tp = tok.data_ptr<int64_t>();
+  const float* wp = wsc.data_ptr<float>();
+  float* dwp = dws.data_ptr<float>();
+  ge_dispatch(dyc.scalar_type(), [&](auto* dtag) {
+    using Td = std::remove_pointer_t<decltype(dtag)>;
+    ge_dispatch(yc.scalar_type(), [&](auto* ctag) {
+      using Tc = std::remove_pointer_t<decltype(ctag)>;
+      const Td* dp = ge_data<Td>(dyc);
+      const Tc* yp = ge_data<Tc>(yc);
+      Tc* op = ge_data<Tc>(dyw);
+      at::parallel_for(0, NK, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(d, 1)),
+                       [&](int64_t b, int64_t e) {
+                         ge_pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
+                                 gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b, e);
+                       });
+    });
+  });
+  return {dyw, dws};
+}
+
+// ---------------------------------------------------------------------------------
+// Autograd functions
+
+// The routing of one call, sorted by expert.
+struct GroupPlan {
+  int64_t N = 0, K = 0, E = 0;
+  torch::Tensor order;          // [N K] int64: the pair n K + k at each sorted position
+  torch::Tensor token_of;       // [N K] int64: its token n
+  torch::Tensor pos;            // [N K] int64: the sorted position of pair n K + k
+  std::vector<int64_t> counts;  // [E] rows per expert, in sorted order
+  torch::ScalarType compute = torch::kFloat;
+};
+
+// Autocast off for the ops inside (the dtypes are chosen explicitly).
+using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
+
+class SwigluFn : public torch::autograd::Function<SwigluFn> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& g,
+                               const torch::Tensor& u) {
+    NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
+    ctx->save_for_backward({g, u});
+    return swiglu_forward_impl(g, u);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
+    auto saved = ctx->get_saved_variables();
+    auto r = swiglu_backward_impl(saved[0], saved[1], grads[0].to(saved[0].scalar_type()),
+                                  /*want_a=*/false);
+    return {r[0], r[1]};
+  }
+};
+
+class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
+ public:
+  // params: the E gate weights, then the E up weights, then the E down weights.
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               at::TensorList params, const GroupPlan& plan) {
+    NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
+    const int64_t E = plan.E, NK = plan.N * plan.K, d = x.size(1);
+    const int64_t I = params[0].size(0);
+    auto X = x.to(plan.compute).index_select(0, plan.token_of);  // [NK, d]
+    auto G = torch::empty({NK, I}, X.options()), U = torch::empty({NK, I}, X.options());
+    // The weights in the compute dtype, for the active experts (the others stay as they
+    // are and are never read).
+    std::vector<torch::Tensor> wc(params.begin(), params.end());
+    int64_t off = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t c = plan.counts[e];
+      if (c == 0) continue;
+      for (int64_t j : {e, E + e, 2 * E + e}) wc[j] = params[j].to(plan.compute);
+      auto xe = X.narrow(0, off, c), ge = G.narrow(0, off, c), ue = U.narrow(0, off, c);
+      torch::mm_out(ge, xe, wc[e].t());
+      torch::mm_out(ue, xe, wc[E + e].t());
+      off += c;
+    }
+    auto A = swiglu_forward_impl(G, U);
+    auto Y = torch::empty({NK, d}, X.options());
+    off = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t c = plan.counts[e];
+      if (c == 0) continue;
+      auto ye = Y.narrow(0, off, c);
+      torch::mm_out(ye, A.narrow(0, off, c), wc[2 * E + e].t());
+      off += c;
+    }
+    auto y = combine_rows(Y, plan.pos, w, plan.N, plan.K, x.scalar_type());
+    variable_list save{X, G, U, Y, w, plan.order, plan.token_of, plan.pos};
+    save.insert(save.end(), wc.begin(), wc.end());
+    ctx->save_for_backward(save);
+    ctx->saved_data["counts"] = torch::tensor(plan.counts, torch::kLong);
+    ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+    ctx->saved_data["param_dtype"] = static_cast<int64_t>(params[0].scalar_type());
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
+    const auto saved = ctx->get_saved_variables();
+    const auto &X = saved[0], &G = saved[1], &U = saved[2], &Y = saved[3], &w = saved[4];
+    const auto &order = saved[5], &token_of = saved[6], &pos = saved[7];
+    const auto counts_t = ctx->saved_data["counts"].toTensor();
+    const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(),
+                                      counts_t.data_ptr<int64_t>() + counts_t.numel());
+    const auto x_dtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+    const auto param_dtype = static_cast<torch::ScalarType>(ctx->saved_data["param_dtype"].toInt());
+    const int64_t E = static_cast<int64_t>(counts.size()), NK = X.size(0), N = w.size(0),
+                  K = w.size(1), I = G.size(1);
+    auto wc = [&](int64_t j) -> const torch::Tensor& { return saved[8 + j]; };
+
+    // Output gradient to the sorted rows, times the combine weights; the weights'
+    // gradient (dy[token] . expert output) in the same pass.
+    auto ws = w.reshape({NK}).to(torch::kFloat).index_select(0, order);
+    auto [dYw, dws] = gather_scale_dot(grads[0], token_of, ws, Y);
+    torch::Tensor dw;
+    if (ctx->needs_input_grad(1)) dw = dws.index_select(0, pos).view({N, K}).to(w.scalar_type());
+
+    auto dA = torch::empty({NK, I}, Y.options());
+    int64_t off = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t c = counts[e];
+      if (c == 0) continue;
+      auto dae = dA.narrow(0, off, c);
+      torch::mm_out(dae, dYw.narrow(0, off, c), wc(2 * E + e));
+      off += c;
+    }
+    auto r = swiglu_backward_impl(G, U, dA, /*want_a=*/true);
+    const auto &dG = r[0], &dU = r[1], &A = r[2];
+
+    variable_list out(2 + 3 * E + 1);  // x, w, the 3E weights, the plan
+    const bool want_dx = ctx->needs_input_grad(0);
+    auto dXs = want_dx ? torch::empty({NK, X.size(1)}, X.options()) : torch::Tensor();
+    off = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t c = counts[e];
+      if (c == 0) continue;  // no token: no gradient, not a zero-filled one
+      auto xe = X.narrow(0, off, c), dge = dG.narrow(0, off, c), due = dU.narrow(0, off, c);
+      if (ctx->needs_input_grad(2 + e)) out[2 + e] = torch::mm(dge.t(), xe).to(param_dtype);
+      if (ctx->needs_input_grad(2 + E + e)) out[2 + E + e] = torch::mm(due.t(), xe).to(param_dtype);
+      if (ctx->needs_input_grad(2 + 2 * E + e))
+        out[2 + 2 * E + e] =
+            torch::mm(dYw.narrow(0, off, c).t(), A.narrow(0, off, c)).to(param_dtype);
+      if (want_dx) {
+        auto dxe = dXs.narrow(0, off, c);
+        torch::mm_out(dxe, dge, wc(e));
+        dxe.addmm_(due, wc(E + e));
+      }
+      off += c;
+    }
+    if (want_dx) out[0] = combine_rows(dXs, pos, torch::Tensor(), N, K, x_dtype);
+    out[1] = dw;
+    return out;
+  }
+};
+
+}  // namespace
+
+torch::Tensor swiglu(const torch::Tensor& g, const torch::Tensor& u) {
+  TORCH_CHECK(g.sizes() == u.sizes() && g.scalar_type() == u.scalar_type(),
+              "swiglu: gate and up must have one shape and dtype, got ", g.sizes(), " ",
+              g.scalar_type(), " and ", u.sizes(), " ", u.scalar_type());
+  return SwigluFn::apply(g, u);
+}
+
+torch::Tensor grouped_experts(const torch::Tensor& x, const torch::Tensor& indices,
+                              const torch::Tensor& weights, const ExpertWeights& experts) {
+  const int64_t E = static_cast<int64_t>(experts.gate.size());
+  TORCH_CHECK(E > 0 && experts.up.size() == experts.gate.size() &&
+                  experts.down.size() == experts.gate.size(),
+              "grouped_experts: one gate, up and down weight per expert, got ", experts.gate.size(),
+              ", ", experts.up.size(), ", ", experts.down.size());
+  TORCH_CHECK(x.dim() == 2, "grouped_experts: x must be [N, d], got ", x.sizes());
+  const int64_t N = x.size(0), d = x.size(1);
+  TORCH_CHECK(indices.dim() == 2 && indices.size(0) == N && weights.sizes() == indices.sizes(),
+              "grouped_experts: indices and weights must be [N, K] with N = ", N, ", got ",
+              indices.sizes(), " and ", weights.sizes());
+  const int64_t K = indices.size(1), I = experts.gate[0].size(0);
+  for (int64_t e = 0; e < E; ++e)
+    TORCH_CHECK(experts.gate[e].sizes() == torch::IntArrayRef({I, d}) &&
+                    experts.up[e].sizes() == torch::IntArrayRef({I, d}) &&
+                    experts.down[e].sizes() == torch::IntArrayRef({d, I}),
+                "grouped_experts: expert ", e, " must have gate and up [", I, ", ", d,
+                "] and down [", d, ", ", I, "], got ", experts.gate[e].sizes(), ", ",
+                experts.up[e].sizes(), ", ", experts.down[e].sizes());
+
+  GroupPlan plan;
+  plan.N = N;
+  plan.K = K;
+  plan.E = E;
+  {
+    torch::NoGradGuard no_grad;
+    auto flat = indices.reshape({N * K}).to(torch::kLong);
+    auto counts = torch::bincount(flat, /*weights=*/{}, E).to(torch::kCPU);
+    TORCH_CHECK(counts.numel() == E, "grouped_experts: an expert id >= the ", E, " experts");
+    plan.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + E);
+    plan.order = std::get<1>(flat.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+    plan.token_of = plan.order.div(K, /*rounding_mode=*/"floor");
+    plan.pos = torch::empty_like(plan.order)
+                   .scatter_(0, plan.order, torch::arange(N * K, plan.order.options()));
+  }
+  // Under CPU autocast the experts compute in its dtype, as its linears would.
+  plan.compute = x.scalar_type();
+  if (x.is_cpu() && compat::cpu_autocast_enabled() && c10::isFloatingType(x.scalar_type()))
+    plan.compute = compat::cpu_autocast_dtype();
+  for (int64_t e = 0; e < E; ++e)
+    TORCH_CHECK(plan.compute != x.scalar_type() || experts.gate[e].scalar_type() == x.scalar_type(),
+                "grouped_experts: expert weights are ", experts.gate[e].scalar_type(), ", x is ",
+                x.scalar_type(), " (without autocast they must match)");
+
+  std::vector<torch::Tensor> params;
+  params.reserve(3 * E);
+  for (const auto* list : {&experts.gate, &experts.up, &experts.down})
+    params.insert(params.end(), list->begin(), list->end());
+  return GroupedExpertsFn::apply(x, weights, at::TensorList(params), plan);
+}
+
+}  // namespace r1kit::policy
