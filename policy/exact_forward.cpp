@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -72,6 +74,50 @@ inline void exact_dot4(const float* x, const float* w0, const float* w1, const f
   out[3] = a3[0];
 }
 
+// exact_dot4 in AVX2 registers: lanes 0-7 and 8-15 of each accumulator in two ymm's, a
+// multiply then an add (no FMA) per lane and k, exactly the portable loop's operations;
+// the tail and the lane sum as there. Bitwise exact_dot4.
+__attribute__((target("avx2"))) void exact_dot4_avx2(const float* x, const float* w0,
+                                                     const float* w1, const float* w2,
+                                                     const float* w3, int64_t n, float* out) {
+  __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l,
+         a3l = a0l, a3h = a0l;
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    const __m256 xl = _mm256_loadu_ps(x + k), xh = _mm256_loadu_ps(x + k + 8);
+    a0l = _mm256_add_ps(a0l, _mm256_mul_ps(xl, _mm256_loadu_ps(w0 + k)));
+    a0h = _mm256_add_ps(a0h, _mm256_mul_ps(xh, _mm256_loadu_ps(w0 + k + 8)));
+    a1l = _mm256_add_ps(a1l, _mm256_mul_ps(xl, _mm256_loadu_ps(w1 + k)));
+    a1h = _mm256_add_ps(a1h, _mm256_mul_ps(xh, _mm256_loadu_ps(w1 + k + 8)));
+    a2l = _mm256_add_ps(a2l, _mm256_mul_ps(xl, _mm256_loadu_ps(w2 + k)));
+    a2h = _mm256_add_ps(a2h, _mm256_mul_ps(xh, _mm256_loadu_ps(w2 + k + 8)));
+    a3l = _mm256_add_ps(a3l, _mm256_mul_ps(xl, _mm256_loadu_ps(w3 + k)));
+    a3h = _mm256_add_ps(a3h, _mm256_mul_ps(xh, _mm256_loadu_ps(w3 + k + 8)));
+  }
+  float a[4][kLanes];
+  _mm256_storeu_ps(a[0], a0l);
+  _mm256_storeu_ps(a[0] + 8, a0h);
+  _mm256_storeu_ps(a[1], a1l);
+  _mm256_storeu_ps(a[1] + 8, a1h);
+  _mm256_storeu_ps(a[2], a2l);
+  _mm256_storeu_ps(a[2] + 8, a2h);
+  _mm256_storeu_ps(a[3], a3l);
+  _mm256_storeu_ps(a[3] + 8, a3h);
+  const float* w[4] = {w0, w1, w2, w3};
+  for (int i = 0; i < 4; ++i) {
+    float* acc = a[i];
+    for (int l = 0; k + l < n; ++l) acc[l] += x[k + l] * w[i][k + l];
+    for (int v = kLanes / 2; v >= 1; v /= 2)
+      for (int l = 0; l < v; ++l) acc[l] += acc[l + v];
+    out[i] = acc[0];
+  }
+}
+
+bool have_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2");
+  return ok;
+}
+
 // Round to the nearest bf16 value, ties to even (c10::BFloat16's rounding), kept as fp32.
 inline float round_bf16(float f) {
   if (std::isnan(f)) return f;
@@ -104,20 +150,26 @@ struct Lin {
 };
 
 // Rows [r0, r1) x outputs [o0, o1) of y = x W^T + b; each y[r][o] is exact_dot of row r
-// and weight row o, whatever the block. An AVX2 clone where the CPU has it: the same
-// multiplications and additions (no FMA), in wider registers.
-__attribute__((target_clones("avx2", "default"))) void linear_block(
-    const float* x, int64_t r0, int64_t r1, const Lin& L, int64_t o0, int64_t o1, float* y) {
-  constexpr int64_t kTile = 8;  // weight rows kept hot while the input rows stream past
+// and weight row o, whatever the block (the AVX2 form where the CPU has it: the same
+// multiplications and additions, no FMA, in wider registers).
+void linear_block(const float* x, int64_t r0, int64_t r1, const Lin& L, int64_t o0, int64_t o1,
+                  float* y) {
+  const bool avx2 = have_avx2();
+  // Blocks of 8 input rows x 8 weight rows, both kept in L1 while the block runs.
+  constexpr int64_t kTile = 8, kRows = 8;
+  for (int64_t rt = r0; rt < r1; rt += kRows)
   for (int64_t ot = o0; ot < o1; ot += kTile) {
     const int64_t oe = std::min(o1, ot + kTile);
-    for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t r = rt; r < std::min(r1, rt + kRows); ++r) {
       const float* xr = x + r * L.in;
       float* yr = y + r * L.out;
       int64_t o = ot;
       for (; o + 4 <= oe; o += 4) {
         const float* w = L.w + o * L.in;
-        exact_dot4(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
+        if (avx2)
+          exact_dot4_avx2(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
+        else
+          exact_dot4(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
       }
       for (; o < oe; ++o) yr[o] = exact_dot(xr, L.w + o * L.in, L.in);
       if (L.b)
