@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -710,6 +711,7 @@ TEST(GrpoIntegrationTest, ExactModeLogsZeroLogprobGap) {
     for (const auto& row : m) {
       ASSERT_TRUE(row.contains("rollout/logprob_max_abs_diff")) << row.dump();
       const double gap = row["rollout/logprob_max_abs_diff"].get<double>();
+      std::printf("%s: rollout/logprob_max_abs_diff %.3g\n", runs[i].back().c_str(), gap);
       if (i + 1 < runs.size()) {
         EXPECT_EQ(gap, 0.0) << runs[i].back() << " " << row.dump();
       } else {
