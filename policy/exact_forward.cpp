@@ -131,10 +131,15 @@ inline float round_bf16(float f) {
 
 // Calls fn(begin, end) over [0, n) split into at most exec.decode_threads contiguous
 // parts of at least `grain` items each; the parts are independent outputs.
+// `cost`: multiply-adds (or the like) per item; a part gets at least kMinPartWork of them,
+// so that a small call stays on the calling thread instead of waking the pool for less
+// work than the hand-off costs.
 void for_parts(const ExecutionContext& exec, int64_t n, int64_t grain,
-               const std::function<void(int64_t, int64_t)>& fn) {
+               const std::function<void(int64_t, int64_t)>& fn, int64_t cost = 1) {
+  constexpr int64_t kMinPartWork = int64_t{1} << 15;
   if (n <= 0) return;
-  const int64_t max_parts = std::max<int64_t>(1, n / std::max<int64_t>(grain, 1));
+  const int64_t max_parts = std::max<int64_t>(
+      1, std::min(n / std::max<int64_t>(grain, 1), n * std::max<int64_t>(cost, 1) / kMinPartWork));
   const int parts = static_cast<int>(std::min<int64_t>(exec.decode_threads, max_parts));
   if (parts <= 1) return fn(0, n);
   exec.parallel_pool().run(parts, [&](int p) { fn(n * p / parts, n * (p + 1) / parts); });
@@ -186,7 +191,9 @@ void linear(const Lin& L, const float* x, int64_t n, float* y, const ExecutionCo
     for (int64_t i = 0; i < n * L.in; ++i) rounded[i] = round_bf16(x[i]);
     x = rounded.data();
   }
-  for_parts(exec, L.out, 16, [&](int64_t o0, int64_t o1) { linear_block(x, 0, n, L, o0, o1, y); });
+  for_parts(
+      exec, L.out, 16, [&](int64_t o0, int64_t o1) { linear_block(x, 0, n, L, o0, o1, y); },
+      n * L.in);
 }
 
 // RMSNorm of one row in place: x * (1 / sqrt(mean(x^2) + eps)) * w.
@@ -528,6 +535,8 @@ void ExactModel::Impl::attention_mla(const Layer& L, ExactCache& cache, int64_t 
   }
   // Attention per (row, head) over keys [0, pos] of the row's slot.
   const int64_t kdim = H * dn + dr, vdim = H * dv;
+  int64_t longest = 1;
+  for (const auto& row : rows) longest = std::max(longest, row.pos + 1);
   std::vector<float> o(static_cast<size_t>(n * H * dv));
   for_parts(exec, n * H, 1, [&](int64_t b, int64_t e) {
     std::vector<float> s;
@@ -543,7 +552,7 @@ void ExactModel::Impl::attention_mla(const Layer& L, ExactCache& cache, int64_t 
       attend(s.data(), len, cache.value(li, rows[r].slot, 0) + h * dv, vdim, dv,
              o.data() + (r * H + h) * dv);
     }
-  });
+  }, longest * (dqk + dv));
   linear(L.o, o.data(), n, out, exec);
 }
 
@@ -575,6 +584,8 @@ void ExactModel::Impl::attention_gqa(const Layer& L, ExactCache& cache, int64_t 
     std::copy_n(v.data() + r * Hk * D, Hk * D, cache.value(li, rows[r].slot, rows[r].pos));
   }
   const int64_t kvdim = Hk * D;
+  int64_t longest = 1;
+  for (const auto& row : rows) longest = std::max(longest, row.pos + 1);
   std::vector<float> o(static_cast<size_t>(n * H * D));
   for_parts(exec, n * H, 1, [&](int64_t b, int64_t e) {
     std::vector<float> s;
@@ -587,7 +598,7 @@ void ExactModel::Impl::attention_gqa(const Layer& L, ExactCache& cache, int64_t 
       attend(s.data(), len, cache.value(li, rows[r].slot, 0) + g * D, kvdim, D,
              o.data() + (r * H + h) * D);
     }
-  });
+  }, longest * 2 * D);
   linear(L.o, o.data(), n, out, exec);
 }
 
@@ -951,7 +962,7 @@ torch::Tensor exact_completion_logprobs(const ExactModel& model,
       const float lp = exact_token_logprob(zp + k * V, V, cp[i * T + t], truncation);
       op[i * T + t] = m == 1.0f ? lp : lp * m;
     }
-  });
+  }, 4 * V);
   return out;
 }
 
