@@ -23,7 +23,11 @@
 //     experts and the shared experts, the final norm and the log-softmax over the
 //     vocabulary are per-row loops in a fixed order;
 //   - work is split over threads only across independent outputs (rows, output columns),
-//     never inside a reduction.
+//     never inside a reduction (and only with at least 32k multiply-adds a part);
+//   - where the CPU has AVX2 the dot products run four weight rows at a time in ymm
+//     registers: the same multiply and add per lane and k as the portable loop (no FMA),
+//     so the bits do not depend on which form computed them. exp, cos and sin are the C
+//     library's: a remote worker built against another libm could differ.
 // A full-sequence forward is the same per-row functions applied at every position, so a
 // KV-cached step computes bitwise what the full forward computes at that position.
 //
