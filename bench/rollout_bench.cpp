@@ -19,7 +19,8 @@
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
-//                      [--sections decode,kernel,threads,fused,stream,impl,prefix,cache,experts,exact]
+//                      [--sections
+//                      decode,kernel,threads,fused,stream,impl,prefix,cache,experts,exact]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -148,11 +149,12 @@ int main(int argc, char** argv) {
     if (has(secs, "exact")) {
       // Exact mode (policy/exact_forward.h) against the normal kernels: the same request,
       // a slot per sequence, off / f32 / bf16 in turn.
-      std::printf("\n%s: decode, exact mode, prompt %lld tokens, %lld new tokens, decode threads %d\n",
-                  p.c_str(), static_cast<long long>(P), static_cast<long long>(new_tokens),
-                  decode_threads);
-      std::printf("| batch | off tokens/s | exact f32 tokens/s | f32 / off | exact bf16 tokens/s | "
-                  "bf16 / off |\n|---|---|---|---|---|---|\n");
+      std::printf(
+          "\n%s: decode, exact mode, prompt %lld tokens, %lld new tokens, decode threads %d\n",
+          p.c_str(), static_cast<long long>(P), static_cast<long long>(new_tokens), decode_threads);
+      std::printf(
+          "| batch | off tokens/s | exact f32 tokens/s | f32 / off | exact bf16 tokens/s | "
+          "bf16 / off |\n|---|---|---|---|---|---|\n");
       for (const auto& bs : split(batches)) {
         const int64_t B = std::stoll(bs);
         rollout::EngineOptions o;

@@ -180,11 +180,10 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
       double loss = 0;
       for (size_t m = 0; m < mb.micro_idx.size(); ++m) {
         if (m + 1 == mb.micro_idx.size()) dp.before_last_backward();
-        PolicyLossStats s =
-            train_micro_batch(model, batch, old_lp, mb.micro_idx[m], mb.micro_masks[m], mb.norm, r,
-                              &res.aux_loss_sum, &res.route_mismatch, step,
-                              old_lp.defined() || res.updates > 0 ? nullptr
-                                                                  : &res.logprob_max_abs_diff);
+        PolicyLossStats s = train_micro_batch(
+            model, batch, old_lp, mb.micro_idx[m], mb.micro_masks[m], mb.norm, r, &res.aux_loss_sum,
+            &res.route_mismatch, step,
+            old_lp.defined() || res.updates > 0 ? nullptr : &res.logprob_max_abs_diff);
         loss += s.loss;
         if (have_stats) {
           res.stats.merge(s);
@@ -218,9 +217,9 @@ UpdateResult update_policy(policy::TransformerImpl& model, torch::optim::Optimiz
                                               batch.row_prompts.begin() + n);
     const torch::Tensor replay =
         replayed(batch, r).defined() ? batch.routed_experts.narrow(0, 0, n) : torch::Tensor();
-    const auto lp = logprobs_no_grad(model, prompts, head, r.rollout.temperature, n,
-                                     r.rollout.truncation(), replay, r.use_shared_prompt(),
-                                     r.rollout.exact);
+    const auto lp =
+        logprobs_no_grad(model, prompts, head, r.rollout.temperature, n, r.rollout.truncation(),
+                         replay, r.use_shared_prompt(), r.rollout.exact);
     fold_logprob_diff(lp, head.mask, sample, {}, step, &res.logprob_max_abs_diff);
   }
   res.rows = B * r.grpo.mu;

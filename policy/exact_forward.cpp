@@ -3,9 +3,8 @@
 // the same inputs give the same bits at every call site.
 #include "policy/exact_forward.h"
 
-#include <torch/torch.h>
-
 #include <immintrin.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -163,24 +162,24 @@ void linear_block(const float* x, int64_t r0, int64_t r1, const Lin& L, int64_t 
   // Blocks of 8 input rows x 8 weight rows, both kept in L1 while the block runs.
   constexpr int64_t kTile = 8, kRows = 8;
   for (int64_t rt = r0; rt < r1; rt += kRows)
-  for (int64_t ot = o0; ot < o1; ot += kTile) {
-    const int64_t oe = std::min(o1, ot + kTile);
-    for (int64_t r = rt; r < std::min(r1, rt + kRows); ++r) {
-      const float* xr = x + r * L.in;
-      float* yr = y + r * L.out;
-      int64_t o = ot;
-      for (; o + 4 <= oe; o += 4) {
-        const float* w = L.w + o * L.in;
-        if (avx2)
-          exact_dot4_avx2(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
-        else
-          exact_dot4(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
+    for (int64_t ot = o0; ot < o1; ot += kTile) {
+      const int64_t oe = std::min(o1, ot + kTile);
+      for (int64_t r = rt; r < std::min(r1, rt + kRows); ++r) {
+        const float* xr = x + r * L.in;
+        float* yr = y + r * L.out;
+        int64_t o = ot;
+        for (; o + 4 <= oe; o += 4) {
+          const float* w = L.w + o * L.in;
+          if (avx2)
+            exact_dot4_avx2(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
+          else
+            exact_dot4(xr, w, w + L.in, w + 2 * L.in, w + 3 * L.in, L.in, yr + o);
+        }
+        for (; o < oe; ++o) yr[o] = exact_dot(xr, L.w + o * L.in, L.in);
+        if (L.b)
+          for (int64_t q = ot; q < oe; ++q) yr[q] = yr[q] + L.b[q];
       }
-      for (; o < oe; ++o) yr[o] = exact_dot(xr, L.w + o * L.in, L.in);
-      if (L.b)
-        for (int64_t q = ot; q < oe; ++q) yr[q] = yr[q] + L.b[q];
     }
-  }
 }
 
 // y [n, out] = x [n, in] W^T (+ b), split over output columns.
@@ -269,7 +268,9 @@ void attend(float* s, int64_t n, const float* vals, int64_t vstride, int64_t dv,
   }
 }
 
-inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
+inline float silu(float g) {
+  return g / (1.0f + std::exp(-g));
+}
 
 struct Mlp {
   Lin gate, up, down;
@@ -289,7 +290,7 @@ struct Layer {
   // FFN
   bool moe = false;
   Mlp dense;
-  Lin router;                      // [E, d], no bias
+  Lin router;                        // [E, d], no bias
   const float* corr_bias = nullptr;  // [E] or null
   std::vector<Mlp> experts;
   Mlp shared;
@@ -397,10 +398,12 @@ struct ExactModel::Impl {
     return {lin(m.gate_proj, bf16), lin(m.up_proj, bf16), lin(m.down_proj, bf16)};
   }
 
-  void attention_mla(const Layer& L, ExactCache& cache, int64_t li, const std::vector<ExactRow>& rows,
-                     const float* xn, float* out, const ExecutionContext& exec) const;
-  void attention_gqa(const Layer& L, ExactCache& cache, int64_t li, const std::vector<ExactRow>& rows,
-                     const float* xn, float* out, const ExecutionContext& exec) const;
+  void attention_mla(const Layer& L, ExactCache& cache, int64_t li,
+                     const std::vector<ExactRow>& rows, const float* xn, float* out,
+                     const ExecutionContext& exec) const;
+  void attention_gqa(const Layer& L, ExactCache& cache, int64_t li,
+                     const std::vector<ExactRow>& rows, const float* xn, float* out,
+                     const ExecutionContext& exec) const;
   void moe_ffn(const Layer& L, const float* xn, int64_t n, float* out, int16_t* experts,
                int64_t moe_idx, const ExecutionContext& exec) const;
   void mlp_rows(const Mlp& m, const float* x, int64_t n, float* y,
@@ -476,8 +479,12 @@ ExactModel::ExactModel(TransformerImpl& m, ExactPrecision precision)
 ExactModel::~ExactModel() = default;
 ExactModel::ExactModel(ExactModel&&) noexcept = default;
 ExactModel& ExactModel::operator=(ExactModel&&) noexcept = default;
-const ModelArgs& ExactModel::args() const { return impl_->args; }
-ExactPrecision ExactModel::precision() const { return impl_->precision; }
+const ModelArgs& ExactModel::args() const {
+  return impl_->args;
+}
+ExactPrecision ExactModel::precision() const {
+  return impl_->precision;
+}
 
 void ExactModel::Impl::mlp_rows(const Mlp& m, const float* x, int64_t n, float* y,
                                 const ExecutionContext& exec) const {
@@ -490,8 +497,8 @@ void ExactModel::Impl::mlp_rows(const Mlp& m, const float* x, int64_t n, float* 
 }
 
 void ExactModel::Impl::attention_mla(const Layer& L, ExactCache& cache, int64_t li,
-                                     const std::vector<ExactRow>& rows, const float* xn,
-                                     float* out, const ExecutionContext& exec) const {
+                                     const std::vector<ExactRow>& rows, const float* xn, float* out,
+                                     const ExecutionContext& exec) const {
   const ModelArgs& a = args;
   const int64_t n = static_cast<int64_t>(rows.size()), H = a.n_heads;
   const int64_t dn = a.qk_nope_head_dim, dr = a.qk_rope_head_dim, dv = a.v_head_dim;
@@ -521,7 +528,8 @@ void ExactModel::Impl::attention_mla(const Layer& L, ExactCache& cache, int64_t 
   std::vector<float> cs(half), sn(half);
   for (int64_t r = 0; r < n; ++r) {
     rope.angles(rows[r].pos, cs.data(), sn.data());
-    for (int64_t h = 0; h < H; ++h) rope.apply(q.data() + (r * H + h) * dqk + dn, cs.data(), sn.data());
+    for (int64_t h = 0; h < H; ++h)
+      rope.apply(q.data() + (r * H + h) * dqk + dn, cs.data(), sn.data());
     float* kpe = kv.data() + r * (dc + dr) + dc;
     rope.apply(kpe, cs.data(), sn.data());
     float* key = cache.key(li, rows[r].slot, rows[r].pos);
@@ -538,27 +546,30 @@ void ExactModel::Impl::attention_mla(const Layer& L, ExactCache& cache, int64_t 
   int64_t longest = 1;
   for (const auto& row : rows) longest = std::max(longest, row.pos + 1);
   std::vector<float> o(static_cast<size_t>(n * H * dv));
-  for_parts(exec, n * H, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> s;
-    for (int64_t rh = b; rh < e; ++rh) {
-      const int64_t r = rh / H, h = rh % H, len = rows[r].pos + 1;
-      const float* qh = q.data() + (r * H + h) * dqk;
-      const float* k0 = cache.key(li, rows[r].slot, 0);
-      s.resize(static_cast<size_t>(len));
-      for (int64_t j = 0; j < len; ++j) {
-        const float* kj = k0 + j * kdim;
-        s[j] = (exact_dot(qh, kj + h * dn, dn) + exact_dot(qh + dn, kj + H * dn, dr)) * scale;
-      }
-      attend(s.data(), len, cache.value(li, rows[r].slot, 0) + h * dv, vdim, dv,
-             o.data() + (r * H + h) * dv);
-    }
-  }, longest * (dqk + dv));
+  for_parts(
+      exec, n * H, 1,
+      [&](int64_t b, int64_t e) {
+        std::vector<float> s;
+        for (int64_t rh = b; rh < e; ++rh) {
+          const int64_t r = rh / H, h = rh % H, len = rows[r].pos + 1;
+          const float* qh = q.data() + (r * H + h) * dqk;
+          const float* k0 = cache.key(li, rows[r].slot, 0);
+          s.resize(static_cast<size_t>(len));
+          for (int64_t j = 0; j < len; ++j) {
+            const float* kj = k0 + j * kdim;
+            s[j] = (exact_dot(qh, kj + h * dn, dn) + exact_dot(qh + dn, kj + H * dn, dr)) * scale;
+          }
+          attend(s.data(), len, cache.value(li, rows[r].slot, 0) + h * dv, vdim, dv,
+                 o.data() + (r * H + h) * dv);
+        }
+      },
+      longest * (dqk + dv));
   linear(L.o, o.data(), n, out, exec);
 }
 
 void ExactModel::Impl::attention_gqa(const Layer& L, ExactCache& cache, int64_t li,
-                                     const std::vector<ExactRow>& rows, const float* xn,
-                                     float* out, const ExecutionContext& exec) const {
+                                     const std::vector<ExactRow>& rows, const float* xn, float* out,
+                                     const ExecutionContext& exec) const {
   const ModelArgs& a = args;
   const int64_t n = static_cast<int64_t>(rows.size()), H = a.n_heads, Hk = a.n_kv_heads;
   const int64_t D = a.head_dim, rep = H / Hk, half = D / 2;
@@ -587,18 +598,21 @@ void ExactModel::Impl::attention_gqa(const Layer& L, ExactCache& cache, int64_t 
   int64_t longest = 1;
   for (const auto& row : rows) longest = std::max(longest, row.pos + 1);
   std::vector<float> o(static_cast<size_t>(n * H * D));
-  for_parts(exec, n * H, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> s;
-    for (int64_t rh = b; rh < e; ++rh) {
-      const int64_t r = rh / H, h = rh % H, g = h / rep, len = rows[r].pos + 1;
-      const float* qh = q.data() + (r * H + h) * D;
-      const float* k0 = cache.key(li, rows[r].slot, 0) + g * D;
-      s.resize(static_cast<size_t>(len));
-      for (int64_t j = 0; j < len; ++j) s[j] = exact_dot(qh, k0 + j * kvdim, D) * scale;
-      attend(s.data(), len, cache.value(li, rows[r].slot, 0) + g * D, kvdim, D,
-             o.data() + (r * H + h) * D);
-    }
-  }, longest * 2 * D);
+  for_parts(
+      exec, n * H, 1,
+      [&](int64_t b, int64_t e) {
+        std::vector<float> s;
+        for (int64_t rh = b; rh < e; ++rh) {
+          const int64_t r = rh / H, h = rh % H, g = h / rep, len = rows[r].pos + 1;
+          const float* qh = q.data() + (r * H + h) * D;
+          const float* k0 = cache.key(li, rows[r].slot, 0) + g * D;
+          s.resize(static_cast<size_t>(len));
+          for (int64_t j = 0; j < len; ++j) s[j] = exact_dot(qh, k0 + j * kvdim, D) * scale;
+          attend(s.data(), len, cache.value(li, rows[r].slot, 0) + g * D, kvdim, D,
+                 o.data() + (r * H + h) * D);
+        }
+      },
+      longest * 2 * D);
   linear(L.o, o.data(), n, out, exec);
 }
 
@@ -660,7 +674,8 @@ void ExactModel::Impl::moe_ffn(const Layer& L, const float* xn, int64_t n, float
       }
       for (int64_t g = 0; g < G; ++g)
         if (!kept[g])
-          for (int64_t i = 0; i < per; ++i) sel[g * per + i] = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < per; ++i)
+            sel[g * per + i] = -std::numeric_limits<float>::infinity();
     }
     // Top-k, descending, ties to the lower id.
     std::vector<char> taken(E, 0);
@@ -702,7 +717,8 @@ void ExactModel::Impl::moe_ffn(const Layer& L, const float* xn, int64_t n, float
     yout.resize(static_cast<size_t>(m * d));
     for (int64_t j = 0; j < m; ++j) std::copy_n(xn + (mine[j] / K) * d, d, xin.data() + j * d);
     mlp_rows(L.experts[e], xin.data(), m, yout.data(), exec);
-    for (int64_t j = 0; j < m; ++j) std::copy_n(yout.data() + j * d, d, routed.data() + mine[j] * d);
+    for (int64_t j = 0; j < m; ++j)
+      std::copy_n(yout.data() + j * d, d, routed.data() + mine[j] * d);
   }
   std::vector<float> shared;
   if (L.has_shared) {
@@ -807,7 +823,7 @@ std::vector<char> exact_kept(const float* z, int64_t V, const Truncation& t, int
   std::vector<double> p(V);
   for (int64_t v = 0; v < V; ++v) p[v] = std::exp(static_cast<double>(z[v]) - lse);
   std::vector<char> keep(V, 1);
-  const bool use_k = t.top_k > 0 && t.top_k < V, use_p = t.top_p < 1.0, use_min = t.min_p > 0.0;
+  const bool use_k = t.top_k > 0 && t.top_k < V, use_p = t.top_p<1.0, use_min = t.min_p> 0.0;
   if (use_min) {
     double pmax = 0.0;
     for (int64_t v = 0; v < V; ++v) pmax = std::max(pmax, p[v]);
@@ -932,7 +948,8 @@ torch::Tensor exact_completion_logprobs(const ExactModel& model,
     const int64_t lp = static_cast<int64_t>(prompt_ids[i].size());
     for (int64_t t = 0; t + 1 < need[i]; ++t) tail.push_back({i, lp + t, cp[i * T + t]});
   }
-  torch::Tensor h_tail = tail.empty() ? torch::empty({0, model.args().dim}) : model.forward(cache, tail, exec);
+  torch::Tensor h_tail =
+      tail.empty() ? torch::empty({0, model.args().dim}) : model.forward(cache, tail, exec);
   // Hidden state predicting completion token t of row i: the prompt's last for t = 0.
   std::vector<torch::Tensor> hs;
   std::vector<int64_t> ri, ti;
@@ -954,15 +971,18 @@ torch::Tensor exact_completion_logprobs(const ExactModel& model,
   const int64_t V = model.args().vocab_size;
   const float* zp = z.data_ptr<float>();
   const int64_t N = static_cast<int64_t>(ri.size());
-  for_parts(exec, N, 1, [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) {
-      const int64_t i = ri[k], t = ti[k];
-      const float m = mp[i * T + t];
-      if (m == 0.0f) continue;
-      const float lp = exact_token_logprob(zp + k * V, V, cp[i * T + t], truncation);
-      op[i * T + t] = m == 1.0f ? lp : lp * m;
-    }
-  }, 4 * V);
+  for_parts(
+      exec, N, 1,
+      [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          const int64_t i = ri[k], t = ti[k];
+          const float m = mp[i * T + t];
+          if (m == 0.0f) continue;
+          const float lp = exact_token_logprob(zp + k * V, V, cp[i * T + t], truncation);
+          op[i * T + t] = m == 1.0f ? lp : lp * m;
+        }
+      },
+      4 * V);
   return out;
 }
 
@@ -978,9 +998,9 @@ void make_logprobs_exact(CompletionLogProbs& out, TransformerImpl& model,
   ExecutionContext exec;
   exec.decode_threads = std::clamp(at::get_num_threads(), 1, kMaxDecodeThreads);
   const ExactModel em(model, exact_precision_of_autocast());
-  auto exact = exact_completion_logprobs(em, prompt_ids, completions, mask, temperature, truncation,
-                                         exec)
-                   .to(out.logprobs.device());
+  auto exact =
+      exact_completion_logprobs(em, prompt_ids, completions, mask, temperature, truncation, exec)
+          .to(out.logprobs.device());
   torch::AutoGradMode grad(out.logprobs.requires_grad());
   const auto& lp = out.logprobs;
   out.logprobs = lp.requires_grad() ? exact + (lp - lp.detach()) : exact;

@@ -622,7 +622,6 @@ TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
   }
 }
 
-
 namespace r1kit::grpo {
 namespace {
 

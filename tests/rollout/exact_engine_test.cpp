@@ -27,7 +27,8 @@ using policy::Transformer;
 enum class Kind { kMlaMoe, kMlaDense, kGqa };
 
 Transformer make_model(Kind kind, uint64_t seed) {
-  policy::ModelArgs a = kind == Kind::kGqa ? *policy::preset("tiny-dense", 128) : *policy::preset("nano");
+  policy::ModelArgs a =
+      kind == Kind::kGqa ? *policy::preset("tiny-dense", 128) : *policy::preset("nano");
   if (kind == Kind::kGqa) {
     a.n_layers = 2;
     a.dim = 48;
@@ -61,7 +62,8 @@ GenerateRequest request(const Transformer& m, ExactMode exact, const std::vector
                         double temperature = 1.0, int64_t top_k = 0, double top_p = 1.0) {
   GenerateRequest r;
   for (size_t i = 0; i < lengths.size(); ++i)
-    r.prompts.push_back({prompt_of(m->args().vocab_size, lengths[i], 50 + i), static_cast<int64_t>(i)});
+    r.prompts.push_back(
+        {prompt_of(m->args().vocab_size, lengths[i], 50 + i), static_cast<int64_t>(i)});
   r.group_size = 3;
   r.sampling.max_new_tokens = 10;
   r.sampling.seed = 7;
@@ -166,10 +168,11 @@ void expect_same_groups(const std::vector<Group>& a, const std::vector<Group>& b
     }
 }
 
-const std::vector<Setting> kSettings = {
-    {16, 1, policy::AttnImpl::kAbsorb, true}, {2, 2, policy::AttnImpl::kNaive, false},
-    {5, 3, policy::AttnImpl::kAbsorb, false}, {16, 3, policy::AttnImpl::kNaive, true},
-    {2, 1, policy::AttnImpl::kAbsorb, true}};
+const std::vector<Setting> kSettings = {{16, 1, policy::AttnImpl::kAbsorb, true},
+                                        {2, 2, policy::AttnImpl::kNaive, false},
+                                        {5, 3, policy::AttnImpl::kAbsorb, false},
+                                        {16, 3, policy::AttnImpl::kNaive, true},
+                                        {2, 1, policy::AttnImpl::kAbsorb, true}};
 
 void check_exact(Kind kind, bool bf16, double temperature = 1.0, int64_t top_k = 0,
                  double top_p = 1.0) {
@@ -208,11 +211,21 @@ void check_exact(Kind kind, bool bf16, double temperature = 1.0, int64_t top_k =
   }
 }
 
-TEST(ExactEngineTest, MlaMoeF32IsBitwiseTheTrainers) { check_exact(Kind::kMlaMoe, false); }
-TEST(ExactEngineTest, MlaMoeBf16IsBitwiseTheTrainers) { check_exact(Kind::kMlaMoe, true); }
-TEST(ExactEngineTest, MlaDenseF32IsBitwiseTheTrainers) { check_exact(Kind::kMlaDense, false); }
-TEST(ExactEngineTest, GqaF32IsBitwiseTheTrainers) { check_exact(Kind::kGqa, false); }
-TEST(ExactEngineTest, GqaBf16IsBitwiseTheTrainers) { check_exact(Kind::kGqa, true); }
+TEST(ExactEngineTest, MlaMoeF32IsBitwiseTheTrainers) {
+  check_exact(Kind::kMlaMoe, false);
+}
+TEST(ExactEngineTest, MlaMoeBf16IsBitwiseTheTrainers) {
+  check_exact(Kind::kMlaMoe, true);
+}
+TEST(ExactEngineTest, MlaDenseF32IsBitwiseTheTrainers) {
+  check_exact(Kind::kMlaDense, false);
+}
+TEST(ExactEngineTest, GqaF32IsBitwiseTheTrainers) {
+  check_exact(Kind::kGqa, false);
+}
+TEST(ExactEngineTest, GqaBf16IsBitwiseTheTrainers) {
+  check_exact(Kind::kGqa, true);
+}
 TEST(ExactEngineTest, TruncatedSamplingIsBitwiseTheTrainers) {
   check_exact(Kind::kMlaMoe, false, 0.8, 20, 0.9);
 }
