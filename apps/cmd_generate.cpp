@@ -50,6 +50,7 @@ struct GenerateCmdFlags {
   std::string chat_template = "auto";  // auto | none | r1_zero | plain | model | FILE.jinja
   bool prefill_think = false;
   int64_t n = 4;
+  std::string exact = "off";  // off | f32 | bf16 (docs/rollout.md, "Exact mode")
   double temperature = 1.0;
   int64_t top_k = 0;
   double top_p = 1.0;
@@ -125,6 +126,9 @@ Status run_generate(const GenerateCmdFlags& f) {
   }
   req.prompts.push_back(prompt);
   req.group_size = f.n;
+  req.exact = f.exact == "bf16"  ? rollout::ExactMode::kBF16
+              : f.exact == "f32" ? rollout::ExactMode::kF32
+                                 : rollout::ExactMode::kOff;
   auto& sp = req.sampling;
   sp.temperature = f.temperature;
   sp.top_k = f.top_k;
@@ -269,6 +273,11 @@ void add_generate_command(CLI::App& root, int* exit_code) {
                 "default: as the model records)");
   cmd->add_option("-n,--n", f.n, "completions to sample")->capture_default_str();
   cmd->add_option("--temperature", f.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--exact", f.exact,
+                  "exact mode: the batch-invariant exact forward in f32 or bf16, whose "
+                  "log-probs are bitwise a trainer's (docs/rollout.md, \"Exact mode\")")
+      ->check(CLI::IsMember({"off", "f32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)")
       ->capture_default_str();
   cmd->add_option("--top-p", f.top_p, "nucleus mass (1 = off)")->capture_default_str();

@@ -19,7 +19,8 @@
 //
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
-//                      [--sections decode,kernel,threads,fused,stream,impl,prefix,cache,experts]
+//                      [--sections
+//                      decode,kernel,threads,fused,stream,impl,prefix,cache,experts,exact]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
 #include <torch/torch.h>
 
@@ -144,6 +145,36 @@ int main(int argc, char** argv) {
     m->eval();
     // Warm-up (allocator, OpenMP pool).
     run(m, make_request(a, 2, 1, P, 4), rollout::EngineOptions{2, P + 4});
+
+    if (has(secs, "exact")) {
+      // Exact mode (policy/exact_forward.h) against the normal kernels: the same request,
+      // a slot per sequence, off / f32 / bf16 in turn.
+      std::printf(
+          "\n%s: decode, exact mode, prompt %lld tokens, %lld new tokens, decode threads %d\n",
+          p.c_str(), static_cast<long long>(P), static_cast<long long>(new_tokens), decode_threads);
+      std::printf(
+          "| batch | off tokens/s | exact f32 tokens/s | f32 / off | exact bf16 tokens/s | "
+          "bf16 / off |\n|---|---|---|---|---|---|\n");
+      for (const auto& bs : split(batches)) {
+        const int64_t B = std::stoll(bs);
+        rollout::EngineOptions o;
+        o.max_batch = B;
+        o.max_seq_len = P + new_tokens;
+        o.decode_threads = decode_threads;
+        auto r = make_request(a, B, 1, P, new_tokens);
+        double tps[3];
+        const rollout::ExactMode modes[3] = {rollout::ExactMode::kOff, rollout::ExactMode::kF32,
+                                             rollout::ExactMode::kBF16};
+        for (int k = 0; k < 3; ++k) {
+          r.exact = modes[k];
+          const auto st = run(m, r, o);
+          tps[k] = st.generated_tokens / st.decode_seconds;
+        }
+        std::printf("| %lld | %.0f | %.0f | %.2f | %.0f | %.2f |\n", static_cast<long long>(B),
+                    tps[0], tps[1], tps[1] / tps[0], tps[2], tps[2] / tps[0]);
+        std::fflush(stdout);
+      }
+    }
 
     if (has(secs, "decode")) {
       std::printf("\n%s: decode, prompt %lld tokens, %lld new tokens, fp32, absorbed MLA\n",

@@ -49,6 +49,7 @@ std::string_view known_metric_group(std::string_view name) {
       {kRejectedGroups, "Other"},
       {kMoeMaxLoadOverMean, "Other"},
       {kStaleness, "Other"},
+      {kLogprobMaxAbsDiff, "Other"},
       {kPolicyVersion, "Other"},
       {kDynPassRate, "Other"},
       {kDynRounds, "Other"},

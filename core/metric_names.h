@@ -68,6 +68,8 @@ inline std::string moe_load_key(int64_t layer, int64_t expert) {
 }
 // GRPO: rollout and timing.
 inline constexpr char kStaleness[] = "rollout/staleness";
+// max |trainer - engine| log-prob of on-policy tokens; 0 with rollout.exact.
+inline constexpr char kLogprobMaxAbsDiff[] = "rollout/logprob_max_abs_diff";
 inline constexpr char kPolicyVersion[] = "policy_version";
 inline constexpr char kDynPassRate[] = "dynamic_sampling/pass_rate";
 inline constexpr char kDynRounds[] = "dynamic_sampling/rounds";

@@ -211,7 +211,7 @@ void add_job_metrics(const RolloutBatch& ro, const TrainBatch* batch, const Upda
   std::vector<double> mine = pack(u.stats);
   for (double x : {static_cast<double>(n_components), static_cast<double>(u.rows),
                    static_cast<double>(u.skipped_rows), u.aux_loss_sum, u.route_mismatch.mismatched,
-                   u.route_mismatch.recorded, num_tokens})
+                   u.route_mismatch.recorded, num_tokens, u.logprob_max_abs_diff})
     mine.push_back(x);
   const auto rows = gather_rows(mine, dp);
   const auto sums = rows.sum(0), maxes = std::get<0>(rows.max(0));
@@ -236,6 +236,7 @@ void add_job_metrics(const RolloutBatch& ro, const TrainBatch* batch, const Upda
   all.aux_loss_sum = at[3];
   all.route_mismatch.mismatched = at[4];
   all.route_mismatch.recorded = at[5];
+  all.logprob_max_abs_diff = maxes[kPackedStats + 7].item<double>();  // the ranks' max
   // all.expert_load is u's: train::update_expert_bias summed it over the ranks already.
   if (all.rows > 0) add_update_metrics(all, at[6], has_reference, moe, m);
 }

@@ -32,6 +32,7 @@ struct RolloutSection {
   int64_t max_batch = 256;           // in-process engine: sequences decoded at once
   bool overlap = false;              // generate step k+1 while training step k (1 step stale)
   int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
+  bool exact = false;  // engine and trainer log-probs bitwise equal (policy/exact_forward.h)
 
   // The truncation the engine samples with, which the trainer's log-probs apply too.
   policy::Truncation truncation() const { return {top_k, top_p, 0.0}; }
@@ -56,6 +57,10 @@ struct RolloutSection {
             "in-process engine: threads for each decode step's routed experts (OpenBLAS then "
             "runs on one); 1 with overlap, the core count without",
             Range::between(1, 64));
+    v.field("exact", exact,
+            "exact on-policy mode: engine and trainer compute log-probs with the batch-invariant "
+            "exact forward, so they are bitwise equal (rollout/logprob_max_abs_diff = 0); "
+            "costs time (docs/grpo-training.md, \"Exact mode\")");
   }
 };
 

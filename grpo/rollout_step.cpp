@@ -9,6 +9,7 @@
 #include "grpo/dynamic_sampling.h"
 #include "grpo/kl.h"
 #include "grpo/policy_loss.h"
+#include "policy/exact_forward.h"
 #include "policy/logprobs.h"
 #include "reward/score_group.h"
 #include "rollout/engine.h"
@@ -40,6 +41,7 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
   req.sampling.stop_token_ids = tok_.stop_ids();
   req.sampling.seed = derive_seed(r_.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
   req.record_experts = true;  // MoE routing for replay or moe/route_mismatch (dense: none)
+  req.exact = exact_;
   Round round;
   round.problems = tasks_.train_batch(first, n);
   for (int64_t i = 0; i < n; ++i) {
@@ -148,7 +150,8 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& batch, double temperature, int64_t micro,
                                const policy::Truncation& truncation,
-                               const torch::Tensor& replay_experts, bool shared_prompt) {
+                               const torch::Tensor& replay_experts, bool shared_prompt,
+                               bool exact) {
   torch::NoGradGuard ng;
   const int64_t B = batch.token_ids.size(0);
   std::vector<torch::Tensor> parts;
@@ -157,16 +160,14 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& m,
     std::vector<std::vector<int64_t>> p(row_prompts.begin() + b0, row_prompts.begin() + b1);
     auto ids = batch.token_ids.slice(0, b0, b1);
     auto mask = batch.mask.slice(0, b0, b1);
-    if (shared_prompt && !replay_experts.defined()) {
-      parts.push_back(
-          policy::shared_prompt_logprobs(m, p, ids, mask, temperature, false, truncation).logprobs);
-      continue;
-    }
-    parts.push_back(
-        policy::completion_logprobs(
-            m, p, ids, mask, temperature, false, false, truncation,
-            replay_experts.defined() ? replay_experts.slice(0, b0, b1) : torch::Tensor())
-            .logprobs);
+    policy::CompletionLogProbs out =
+        shared_prompt && !replay_experts.defined()
+            ? policy::shared_prompt_logprobs(m, p, ids, mask, temperature, false, truncation)
+            : policy::completion_logprobs(
+                  m, p, ids, mask, temperature, false, false, truncation,
+                  replay_experts.defined() ? replay_experts.slice(0, b0, b1) : torch::Tensor());
+    if (exact) policy::make_logprobs_exact(out, m, p, ids, mask, temperature, truncation);
+    parts.push_back(out.logprobs);
   }
   return torch::cat(parts);
 }

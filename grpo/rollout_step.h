@@ -67,6 +67,8 @@ class RolloutCollector {
   // The rollout of `step`, starting at training problem `data_pos`: P groups, or under
   // dynamic sampling the first P informative ones within the round limit.
   StatusOr<RolloutBatch> collect(int64_t step, uint64_t data_pos) const;
+  // The exact mode its requests ask for (rollout.exact: the trainer's compute precision).
+  void set_exact(rollout::ExactMode mode) { exact_ = mode; }
 
  private:
   struct Round;  // one generation round's problems, groups and scores
@@ -79,6 +81,7 @@ class RolloutCollector {
   const reward::CombinedReward& rewards_;
   rollout::RolloutSource& source_;
   train::DataParallel& dp_;
+  rollout::ExactMode exact_ = rollout::ExactMode::kOff;
 };
 
 // What the update trains on: the packed completions with their advantages.
@@ -101,13 +104,14 @@ struct TrainBatch {
 // of `micro` rows, without gradient, under the sampling distribution (temperature,
 // truncation; policy/logprobs.h), replaying `replay_experts` [B, S, L, K] when given;
 // else with `shared_prompt`, each distinct prompt of a micro-batch computed once
-// (policy::shared_prompt_logprobs).
+// (policy::shared_prompt_logprobs). `exact`: the values of the exact forward
+// (policy::make_logprobs_exact; rollout.exact).
 torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
                                int64_t micro, const policy::Truncation& truncation = {},
                                const torch::Tensor& replay_experts = {},
-                               bool shared_prompt = false);
+                               bool shared_prompt = false, bool exact = false);
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

@@ -88,6 +88,7 @@ void add_update_metrics(const UpdateResult& u, double num_tokens, bool has_refer
   m[metric::kSkippedFrac] = static_cast<double>(u.skipped_rows) / static_cast<double>(u.rows);
   m[metric::kNumTokens] = num_tokens;
   train::add_moe_load_metrics(u.expert_load, &m);  // the job's, also when this rank trained none
+  if (u.logprob_max_abs_diff >= 0) m[metric::kLogprobMaxAbsDiff] = u.logprob_max_abs_diff;
   if (u.updates == 0 || u.skipped_rows >= u.rows) {
     for (const char* k :
          {metric::kLoss, metric::kPgLoss, metric::kGradNorm, metric::kEntropy, metric::kClipLow,

@@ -133,6 +133,10 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   RETURN_IF_ERROR(t->make_source(make_source));
   t->collector_ = std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_,
                                                      *t->source_, t->dp_);
+  // rollout.exact: the engine's exact forward in the trainer's compute precision.
+  if (r.rollout.exact)
+    t->collector_->set_exact(t->run_.bf16_compute() ? rollout::ExactMode::kBF16
+                                                    : rollout::ExactMode::kF32);
   // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
   // over the other (busy) core slows both (bench/RESULTS.md).
   if (r.rollout.overlap && r.rollout.workers.empty()) t->one_blas_thread_.emplace(1);

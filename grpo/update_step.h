@@ -44,6 +44,11 @@ struct UpdateResult {
   int64_t skipped_updates = 0;
   // Trainer vs engine MoE experts over every forward (moe/route_mismatch; MoE only).
   RouteMismatch route_mismatch;
+  // max |trainer - engine| log-prob over the completion tokens the trainer recomputed with
+  // the weights that generated them (rows of policy version `step`, before the first
+  // optimizer step): rollout/logprob_max_abs_diff, exactly 0 with rollout.exact. < 0: none
+  // measured (every row stale under rollout.overlap).
+  double logprob_max_abs_diff = -1;
 };
 
 // Runs the mu / mini-batch / micro-batch loop of `step` on `batch` and returns its

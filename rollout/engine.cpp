@@ -114,6 +114,9 @@ Status Engine::validate(const GenerateRequest& r) const {
   if (r.prompts.empty()) return InvalidArgument("generate: no prompts");
   if (r.group_size < 1) return InvalidArgument("generate: n={}: must be >= 1", r.group_size);
   RETURN_IF_ERROR(validate_sampling(r.sampling, V));
+  if (r.exact != ExactMode::kOff)
+    if (const std::string why = policy::exact_unsupported(model_->args()); !why.empty())
+      return InvalidArgument("exact mode: the exact forward does not support this model: {}", why);
   if (!r.sampling.stop_strings.empty() && !decode_)
     return InvalidArgument("sampling.stop_strings: this engine has no tokenizer to decode with");
   for (size_t i = 0; i < r.prompts.size(); ++i) {
@@ -134,7 +137,8 @@ Status Engine::validate(const GenerateRequest& r) const {
   return OkStatus();
 }
 
-void Engine::move_slot(int64_t from, int64_t to, int64_t len) {
+void Engine::move_slot(int64_t from, int64_t to, int64_t len, bool exact) {
+  if (exact) return exact_cache_->copy_slot(*exact_cache_, from, to, len);
   for (size_t l = 0; l < cache_.a.size(); ++l) {
     cache_.a[l][to].narrow(0, 0, len).copy_(cache_.a[l][from].narrow(0, 0, len));
     cache_.b[l][to].narrow(0, 0, len).copy_(cache_.b[l][from].narrow(0, 0, len));
@@ -167,6 +171,34 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   const torch::Tensor w_out = model_->output_weight().to(torch::kFloat);
   auto logits_of = [&](const torch::Tensor& hidden) {  // [B, d] -> [B, V] fp32
     return policy::decode_linear(hidden.to(torch::kFloat), w_out, {}, exec);
+  };
+
+  // Exact mode: the exact forward over its own caches (the slots' shapes), and the
+  // tempered logits it samples and scores from, row by row.
+  const bool exact = request.exact != ExactMode::kOff;
+  std::optional<policy::ExactModel> em;
+  const bool greedy = sp.temperature == 0.0;
+  const policy::Truncation trunc{sp.top_k, sp.top_p, sp.min_p};
+  if (exact) {
+    em.emplace(*model_, request.exact == ExactMode::kBF16 ? policy::ExactPrecision::kBF16
+                                                          : policy::ExactPrecision::kF32);
+    // Only the slots this request can fill: the exact cache holds expanded keys/values.
+    const int64_t slots = std::min(N, n_prompts * G);
+    if (!exact_cache_ || exact_cache_->max_len() < cache_.max_len ||
+        exact_cache_->slots() < slots) {
+      exact_cache_.reset();
+      exact_scratch_.reset();
+      exact_cache_ = std::make_unique<policy::ExactCache>(model_->args(), slots, cache_.max_len);
+      exact_scratch_ = std::make_unique<policy::ExactCache>(model_->args(), 1, cache_.max_len);
+    }
+  }
+  const double exact_t = greedy ? 1.0 : sp.temperature;
+  // Draws and scores row b of tempered logits z [B, V] with `uniform`: {token, log-prob}.
+  auto exact_pick = [&](const torch::Tensor& z, int64_t b, double uniform) {
+    const float* row = z.data_ptr<float>() + b * V;
+    const int64_t tok = policy::exact_sample(row, V, trunc, uniform, greedy);
+    return std::pair<int64_t, float>(
+        tok, policy::exact_token_logprob(row, V, tok, greedy ? policy::Truncation{} : trunc));
   };
 
   EngineStats st;
@@ -233,7 +265,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       while (active.size() - 1 > b && active.back().done) active.pop_back();
       const size_t last = active.size() - 1;
       if (last > b) {
-        move_slot(static_cast<int64_t>(last), static_cast<int64_t>(b), active[last].pos);
+        move_slot(static_cast<int64_t>(last), static_cast<int64_t>(b), active[last].pos, exact);
         active[b] = active[last];
         ++b;
       }
@@ -267,7 +299,19 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       const int64_t g = next / G, j0 = next % G;
       const auto& prompt = request.prompts[g];
       const int64_t P = static_cast<int64_t>(prompt.ids.size());
-      if (prefilled != g || !options_.share_prefix) {
+      if (exact && (prefilled != g || !options_.share_prefix)) {
+        std::vector<policy::ExactRow> rows;
+        for (int64_t t = 0; t < P; ++t) rows.push_back({0, t, prompt.ids[t]});
+        torch::Tensor ex;
+        auto h = em->forward(*exact_scratch_, rows, exec, request.record_experts ? &ex : nullptr);
+        if (ex.defined()) {
+          result[g].prompt_experts = {};
+          append_routed(ex.unsqueeze(0).contiguous(), 0, result[g].prompt_experts);
+        }
+        prefill_logits = em->logits(h.narrow(0, P - 1, 1), exact_t, exec);  // tempered
+        prefilled = g;
+        st.prefill_tokens += P;
+      } else if (prefilled != g || !options_.share_prefix) {
         auto ids = torch::tensor(prompt.ids, torch::kLong).view({1, P}).to(dev);
         policy::ForwardOptions o;
         o.cache = &scratch_;
@@ -288,7 +332,9 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       const int64_t free_slots = N - static_cast<int64_t>(active.size());
       const int64_t k = options_.share_prefix ? std::min(free_slots, G - j0) : 1;
       const int64_t b0 = static_cast<int64_t>(active.size());
-      for (size_t l = 0; l < cache_.a.size(); ++l) {
+      for (int64_t i = 0; exact && i < k; ++i)
+        exact_cache_->copy_slot(*exact_scratch_, 0, b0 + i, P);
+      for (size_t l = 0; !exact && l < cache_.a.size(); ++l) {
         auto copy_rows = [&](torch::Tensor& dst, const torch::Tensor& src) {
           auto s = src.narrow(1, 0, P);  // [1, P, ...]
           auto sizes = s.sizes().vec();
@@ -310,10 +356,17 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         uniforms[i] = sample_uniform(s.seed, 0);
         active.push_back(s);
       }
-      auto first = sample_tokens(prefill_logits.expand({k, V}), sp, uniforms);
-      auto tok = first.tokens.to(torch::kCPU), lp = first.logprobs.to(torch::kCPU);
-      for (int64_t i = 0; i < k; ++i)
-        append(active[b0 + i], tok[i].item<int64_t>(), lp[i].item<float>());
+      if (exact) {
+        for (int64_t i = 0; i < k; ++i) {
+          const auto [tok, lp] = exact_pick(prefill_logits, 0, uniforms[i]);
+          append(active[b0 + i], tok, lp);
+        }
+      } else {
+        auto first = sample_tokens(prefill_logits.expand({k, V}), sp, uniforms);
+        auto tok = first.tokens.to(torch::kCPU), lp = first.logprobs.to(torch::kCPU);
+        for (int64_t i = 0; i < k; ++i)
+          append(active[b0 + i], tok[i].item<int64_t>(), lp[i].item<float>());
+      }
       next += k;
       compact();
     }
@@ -332,6 +385,27 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       pos[b] = s.pos;
       max_pos = std::max(max_pos, s.pos);
       uniforms[b] = sample_uniform(s.seed, s.out->token_ids.size());
+    }
+    if (exact) {
+      std::vector<policy::ExactRow> rows(B);
+      for (int64_t b = 0; b < B; ++b) rows[b] = {b, pos[b], ids[b]};
+      torch::Tensor ex;
+      auto h = em->forward(*exact_cache_, rows, exec, request.record_experts ? &ex : nullptr);
+      if (ex.defined()) {
+        const auto experts = ex.unsqueeze(1).contiguous();  // [B, 1, L, K]
+        for (int64_t b = 0; b < B; ++b) append_routed(experts, b, active[b].out->routed_experts);
+      }
+      const auto z = em->logits(h, exact_t, exec);
+      for (int64_t b = 0; b < B; ++b) {
+        const auto [tok, lp] = exact_pick(z, b, uniforms[b]);
+        ++active[b].pos;
+        append(active[b], tok, lp);
+      }
+      compact();
+      ++st.decode_steps;
+      st.mean_batch += static_cast<double>(B);
+      st.decode_seconds += seconds_since(t_dec);
+      continue;
     }
     policy::ForwardOptions o;
     o.cache = &cache_;

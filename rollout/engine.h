@@ -24,6 +24,13 @@
 // differences in the logits between batch shapes, which would have to straddle a
 // sampling boundary to change a token).
 //
+// Exact mode (GenerateRequest::exact; docs/rollout.md, "Exact mode"): the same loop
+// (continuous batching, prefix sharing, stop strings) with the model step replaced by the
+// batch-invariant exact forward (policy/exact_forward.h) over a cache of its own, and the
+// token drawn and scored per row (policy::exact_sample, policy::exact_token_logprob): the
+// returned log-probs are bitwise what a trainer's exact forward computes for the tokens,
+// whatever the batch, decode_threads, decode_impl, kernels or share_prefix.
+//
 // Thread-safety: generate() calls on one Engine are serialised by an internal mutex;
 // abort() may be called from any thread at any time. The engine reads the model's
 // weights during generate(): whoever changes them (LocalRolloutSource) must not do so
@@ -33,12 +40,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "data/incremental_decoder.h"
+#include "policy/exact_forward.h"
 #include "policy/model.h"
 #include "rollout/rollout_source.h"
 
@@ -136,14 +145,17 @@ class Engine {
   int64_t max_seq_len() const { return max_seq_len_; }
   // KV-cache bytes one sequence slot holds now (cache_len() tokens), and in total.
   int64_t cache_bytes_per_slot() const;
-  int64_t cache_bytes() const { return cache_.bytes() + scratch_.bytes(); }
+  int64_t cache_bytes() const {
+    return cache_.bytes() + scratch_.bytes() + (exact_cache_ ? exact_cache_->bytes() : 0) +
+           (exact_scratch_ ? exact_scratch_->bytes() : 0);
+  }
   int64_t cache_len() const { return cache_.max_len; }  // tokens a slot holds now
   EngineStats last_stats() const;
   policy::Transformer& model() { return model_; }
 
  private:
   struct Seq;
-  void move_slot(int64_t from, int64_t to, int64_t len);
+  void move_slot(int64_t from, int64_t to, int64_t len, bool exact);  // exact: exact_cache_
   // Slots of at least `len` tokens (reallocated, contents dropped, when shorter).
   void reserve_cache(int64_t len);
 
@@ -153,6 +165,8 @@ class Engine {
   int64_t max_seq_len_ = 0;
   policy::KVCache cache_;    // N slots
   policy::KVCache scratch_;  // 1 slot: the current group's prefilled prompt
+  // Exact mode's caches, the same shapes (allocated by the first exact request).
+  std::unique_ptr<policy::ExactCache> exact_cache_, exact_scratch_;
   std::atomic<bool> abort_{false};
   mutable std::mutex mu_;  // serialises generate(); guards stats_
   EngineStats stats_;

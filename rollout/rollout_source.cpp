@@ -15,6 +15,15 @@ const char* finish_reason_name(FinishReason r) {
   return "unknown";
 }
 
+const char* exact_mode_name(ExactMode m) {
+  switch (m) {
+    case ExactMode::kOff: return "off";
+    case ExactMode::kF32: return "f32";
+    case ExactMode::kBF16: return "bf16";
+  }
+  return "unknown";
+}
+
 std::string completion_problem(const Completion& c, const SamplingParams& sampling,
                                int64_t vocab_size) {
   if (static_cast<int64_t>(c.token_ids.size()) > sampling.max_new_tokens)

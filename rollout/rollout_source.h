@@ -61,11 +61,18 @@ struct PromptInput {
   int64_t index = 0;
 };
 
+// Exact mode (docs/rollout.md, "Exact mode"): the engine runs the batch-invariant exact
+// forward (policy/exact_forward.h) in this precision, so that the log-probs it returns are
+// bitwise those a trainer's exact forward computes for the same tokens and weights.
+enum class ExactMode { kOff, kF32, kBF16 };
+const char* exact_mode_name(ExactMode m);  // "off", "f32", "bf16"
+
 struct GenerateRequest {
   std::vector<PromptInput> prompts;
   int64_t group_size = 1;  // G completions per prompt
   SamplingParams sampling;
   bool record_experts = false;  // fill Group::prompt_experts and Completion::routed_experts
+  ExactMode exact = ExactMode::kOff;
 };
 
 // MoE routing of a run of tokens (routing replay, grpo/routing_replay.h): the expert ids

@@ -39,6 +39,9 @@ void to_proto(const GenerateRequest& r, const std::vector<size_t>& positions,
   to_proto(r.sampling, out->mutable_sampling());
   out->set_min_policy_version(min_policy_version);
   out->set_record_experts(r.record_experts);
+  out->set_exact(r.exact == ExactMode::kBF16  ? pb::EXACT_MODE_BF16
+                 : r.exact == ExactMode::kF32 ? pb::EXACT_MODE_F32
+                                              : pb::EXACT_MODE_OFF);
 }
 
 GenerateRequest from_proto(const pb::GenerateRequest& r) {
@@ -53,6 +56,11 @@ GenerateRequest from_proto(const pb::GenerateRequest& r) {
   out.group_size = r.group_size();
   out.sampling = from_proto(r.sampling());
   out.record_experts = r.record_experts();
+  // An unknown value (a newer client) is not taken for "off": the worker refuses it
+  // (rollout/grpc/worker.cpp).
+  out.exact = r.exact() == pb::EXACT_MODE_BF16  ? ExactMode::kBF16
+              : r.exact() == pb::EXACT_MODE_F32 ? ExactMode::kF32
+                                                : ExactMode::kOff;
   return out;
 }
 

@@ -232,6 +232,9 @@ Status WorkerCore::check_request(const pb::GenerateRequest& r) const {
     return InvalidArgument("sampling.top_p={}: must be in (0, 1]", s.top_p());
   if (!(s.min_p() >= 0 && s.min_p() <= 1))
     return InvalidArgument("sampling.min_p={}: must be in [0, 1]", s.min_p());
+  if (!pb::ExactMode_IsValid(r.exact()))
+    return InvalidArgument("exact={}: not an ExactMode this worker knows (0 off, 1 f32, 2 bf16)",
+                           static_cast<int>(r.exact()));
   if (lim.max_stop_strings > 0 && s.stop_strings_size() > lim.max_stop_strings)
     return InvalidArgument("sampling.stop_strings: {} strings, over the limit of {}",
                            s.stop_strings_size(), lim.max_stop_strings);

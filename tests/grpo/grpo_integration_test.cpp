@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -621,9 +622,6 @@ TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
   }
 }
 
-}  // namespace
-}  // namespace r1kit::grpo
-
 namespace r1kit::grpo {
 namespace {
 
@@ -686,6 +684,42 @@ TEST(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
   for (const auto& n : ckpt->names())
     EXPECT_TRUE(torch::isfinite(*ckpt->load(n)).all().item<bool>()) << n;
   if (!HasFailure()) fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace r1kit::grpo
+
+// rollout.exact (docs/grpo-training.md, "Exact mode"): the engine's log-probs are bitwise
+// the trainer's every step (rollout/logprob_max_abs_diff exactly 0), on the in-batch path
+// (mu 1), with pi_old recomputed (mu 2, two mini-batches) and in bf16 compute; off, the
+// metric shows the small kernel gap.
+TEST(GrpoIntegrationTest, ExactModeLogsZeroLogprobGap) {
+  const std::vector<std::vector<std::string>> runs = {
+      {"rollout.exact=true"},
+      {"rollout.exact=true", "grpo.mu=2", "grpo.mini_batches=2", "grpo.shared_prompt=false"},
+      {"rollout.exact=true", "model.compute=bf16", "rollout.top_k=20"},
+      {"rollout.exact=false"}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string dir = grpo_fresh_dir("exact" + std::to_string(i));
+    std::vector<std::string> o = {"grpo.steps=3"};
+    o.insert(o.end(), runs[i].begin(), runs[i].end());
+    auto res = run_grpo(recipe(dir, o));
+    ASSERT_TRUE(res.ok()) << res.status().to_string();
+    const auto m = metrics(dir);
+    ASSERT_EQ(m.size(), 3u);
+    for (const auto& row : m) {
+      ASSERT_TRUE(row.contains("rollout/logprob_max_abs_diff")) << row.dump();
+      const double gap = row["rollout/logprob_max_abs_diff"].get<double>();
+      std::printf("%s: rollout/logprob_max_abs_diff %.3g\n", runs[i].back().c_str(), gap);
+      if (i + 1 < runs.size()) {
+        EXPECT_EQ(gap, 0.0) << runs[i].back() << " " << row.dump();
+      } else {
+        EXPECT_GT(gap, 0.0) << row.dump();
+        EXPECT_LT(gap, 1e-3) << row.dump();
+      }
+    }
+    if (!HasFailure()) fs::remove_all(dir);
+  }
 }
 
 }  // namespace

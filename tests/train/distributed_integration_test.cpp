@@ -442,6 +442,21 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
        "dynamic_sampling/rounds", "frac_reward_zero_std"});
 }
 
+// rollout.exact on two ranks: every rank's engine/trainer log-prob gap is exactly 0, and
+// rank 0 logs the job's (the ranks' max, grpo/data_parallel.cpp) as one process does.
+TEST(DistributedIntegrationTest, GrpoExactModeOnTwoRanks) {
+  const std::string base = dist_dir("grpo_exact");
+  const std::string grpo = fmt::format("grpo {} tokenizer.path={} rollout.exact=true",
+                                       recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(base, "exact", grpo, "",
+                            {"rollout/logprob_max_abs_diff", "reward", "loss", "num_tokens"});
+  std::ifstream in(base + "/exact2/metrics.jsonl");
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line); ++n)
+    EXPECT_EQ(nlohmann::json::parse(line).value("rollout/logprob_max_abs_diff", -1.0), 0.0) << line;
+  EXPECT_GT(n, 0);
+}
+
 bool have_torchrun() {
   return run_command("command -v torchrun", false).first == 0;
 }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
+
 #include "policy/model.h"
 #include "rollout/grpc/grpc_source.h"
 #include "rollout/grpc/worker.h"
@@ -88,6 +90,39 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   EXPECT_NE((*after)[0].completions[0].token_ids, (*remote)[0].completions[0].token_ids)
       << "the two initialisations should sample differently";
   EXPECT_EQ((*after)[0].completions[0].policy_version, 1);
+}
+
+// GenerateRequest::exact travels to the worker: its engine runs the exact forward, so the
+// log-probs are bitwise those of an in-process exact engine (and not of the normal one).
+TEST(GrpcEngine, WorkerHonoursExactMode) {
+  torch::NoGradGuard no_grad;
+  LocalRolloutSource served(nano(1));
+  WorkerOptions wo;
+  wo.limits.vocab_size = served.model_args().vocab_size;
+  wo.abort_generation = [&] { served.abort(); };
+  RolloutWorker worker(served, wo);
+  ASSERT_TRUE(worker.start().ok());
+  GrpcSourceOptions po;
+  po.workers = {"127.0.0.1:" + std::to_string(worker.port())};
+  auto pool = make_grpc_rollout_source(po);
+  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  LocalRolloutSource local(nano(1));
+  for (ExactMode mode : {ExactMode::kF32, ExactMode::kBF16}) {
+    GenerateRequest r = request();
+    r.exact = mode;
+    auto remote = (*pool)->generate(r);
+    ASSERT_TRUE(remote.ok()) << remote.status().to_string();
+    auto here = local.generate(r);
+    ASSERT_TRUE(here.ok());
+    for (size_t i = 0; i < here->size(); ++i)
+      for (size_t j = 0; j < (*here)[i].completions.size(); ++j) {
+        const auto &a = (*here)[i].completions[j], &b = (*remote)[i].completions[j];
+        EXPECT_EQ(a.token_ids, b.token_ids) << exact_mode_name(mode);
+        ASSERT_EQ(a.logprobs.size(), b.logprobs.size());
+        EXPECT_EQ(std::memcmp(a.logprobs.data(), b.logprobs.data(), 4 * a.logprobs.size()), 0)
+            << exact_mode_name(mode) << " group " << i << " sample " << j;
+      }
+  }
 }
 
 }  // namespace
