@@ -35,6 +35,7 @@ struct WorkerFlags {
   EngineFlags engine;
   int64_t max_group_size = 256;
   int64_t max_prompts = 4096;
+  int64_t max_request_kib = 2048;  // WorkerLimits::max_generate_request_bytes / 1024
 };
 
 Status run_worker(const WorkerFlags& f) {
@@ -76,6 +77,12 @@ Status run_worker(const WorkerFlags& f) {
   opts.limits.max_new_tokens = local->max_seq_len() - 1;  // the engine checks the sum
   opts.limits.max_group_size = f.max_group_size;
   opts.limits.max_prompts = f.max_prompts;
+  if (f.max_request_kib < 1 || f.max_request_kib > 4096)
+    return InvalidArgument(
+        "--max-request-kib {}: must be in [1, 4096] (gRPC's cap on every "
+        "message is 4 MiB plus 64 KiB)",
+        f.max_request_kib);
+  opts.limits.max_generate_request_bytes = f.max_request_kib << 10;
   opts.engine_threads = 1;  // the engine runs one request at a time
   opts.abort_generation = [local] { local->abort(); };
 
@@ -130,6 +137,9 @@ void add_rollout_worker_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--max-group-size", flags->max_group_size, "Largest n accepted")
       ->capture_default_str();
   cmd->add_option("--max-prompts", flags->max_prompts, "Most prompts per request")
+      ->capture_default_str();
+  cmd->add_option("--max-request-kib", flags->max_request_kib,
+                  "Largest Generate request, serialised (KiB); refused before it is parsed")
       ->capture_default_str();
   cmd->callback([flags, exit_code] { *exit_code = report(run_worker(*flags)); });
 }

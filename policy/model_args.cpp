@@ -60,11 +60,14 @@ Status ModelArgs::validate() const {
   // before a count (or the per-layer table of `r1kit model info`) runs over it.
   if (n_layers > kMaxLayers)
     return InvalidArgument("model.n_layers={}: more than {} layers", n_layers, kMaxLayers);
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"vocab_size", vocab_size},       {"dim", dim},
-      {"n_heads", n_heads},             {"inter_dim", inter_dim},
-      {"moe_inter_dim", moe_inter_dim}, {"n_routed_experts", n_routed_experts},
-      {"n_mtp_layers", n_mtp_layers},   {"max_seq_len", max_seq_len}};
+  const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", vocab_size},
+                                                   {"dim", dim},
+                                                   {"n_heads", n_heads},
+                                                   {"inter_dim", inter_dim},
+                                                   {"moe_inter_dim", moe_inter_dim},
+                                                   {"n_routed_experts", n_routed_experts},
+                                                   {"n_mtp_layers", n_mtp_layers},
+                                                   {"max_seq_len", max_seq_len}};
   for (const auto& [key, v] : sizes)
     if (v > kMaxDimension) return InvalidArgument("model.{}={}: above {}", key, v, kMaxDimension);
   if (norm_eps <= 0) return InvalidArgument("model.norm_eps={}: must be > 0", norm_eps);
@@ -209,10 +212,16 @@ namespace {
 
 // Typed getters that name the key on error; `in` is the enclosing key of a nested object
 // ("rope_scaling"), so that "rope_scaling.type" is named in full.
+//
+// null is a value of the wrong type, as in transformers 5, whose config classes are
+// @strict dataclasses: `tie_word_embeddings: bool` refuses None ("expected bool, got
+// NoneType"). (transformers 4 stored the None, and its falsy value then meant false,
+// not the key's default.) The keys those classes type `X | None` are read with
+// get_nullable, where null means absent (the default of docs/models.md).
 template <typename T>
 Status get_opt(const json& j, const char* key, T* out, std::string_view in = {}) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return OkStatus();
+  if (it == j.end()) return OkStatus();
   const std::string name = in.empty() ? std::string(key) : fmt::format("{}.{}", in, key);
   if constexpr (std::is_same_v<T, bool>) {
     if (!it->is_boolean())
@@ -231,12 +240,28 @@ Status get_opt(const json& j, const char* key, T* out, std::string_view in = {})
   return OkStatus();
 }
 
+// A key transformers types `X | None`: null leaves `out` as it is, like an absent key.
+template <typename T>
+Status get_nullable(const json& j, const char* key, T* out, std::string_view in = {}) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return OkStatus();
+  return get_opt(j, key, out, in);
+}
+
 template <typename T>
 Status get_req(const json& j, const char* key, T* out, std::string_view in = {}) {
-  if (!j.contains(key) || j[key].is_null())
+  if (!j.contains(key))
     return InvalidArgument("config.json: required key '{}{}{}' is missing", in,
                            in.empty() ? "" : ".", key);
   return get_opt(j, key, out, in);
+}
+
+// A key whose value must be an object or a list, or null (absent).
+Status check_kind(const json& c, const char* key, json::value_t kind) {
+  auto it = c.find(key);
+  if (it == c.end() || it->is_null() || it->type() == kind) return OkStatus();
+  return InvalidArgument("config.json: '{}' must be {} or null, got {}", key,
+                         kind == json::value_t::object ? "an object" : "a list", it->dump());
 }
 
 // DeepSeek-V2/V3: MLA + MoE (+ MTP), YaRN the only rope_scaling.
@@ -246,28 +271,28 @@ Status read_deepseek(const json& c, ModelArgs& a) {
   a.rope_interleave = true;
   a.tie_embeddings = false;
   RETURN_IF_ERROR(get_opt(c, "tie_word_embeddings", &a.tie_embeddings));
-  RETURN_IF_ERROR(get_opt(c, "q_lora_rank", &a.q_lora_rank));
-  if (!c.contains("q_lora_rank") || c["q_lora_rank"].is_null()) a.q_lora_rank = 0;
+  a.q_lora_rank = 0;  // absent or null: no query compression (DeepSeek-V2-Lite)
+  RETURN_IF_ERROR(get_nullable(c, "q_lora_rank", &a.q_lora_rank));
   RETURN_IF_ERROR(get_req(c, "kv_lora_rank", &a.kv_lora_rank));
   RETURN_IF_ERROR(get_req(c, "qk_nope_head_dim", &a.qk_nope_head_dim));
   RETURN_IF_ERROR(get_req(c, "qk_rope_head_dim", &a.qk_rope_head_dim));
   RETURN_IF_ERROR(get_req(c, "v_head_dim", &a.v_head_dim));
   a.n_kv_heads = a.n_heads;
-  a.n_routed_experts = 0;
-  RETURN_IF_ERROR(get_opt(c, "n_routed_experts", &a.n_routed_experts));
+  a.n_routed_experts = 0;  // absent or null (r1kit writes null for a dense model): dense
+  RETURN_IF_ERROR(get_nullable(c, "n_routed_experts", &a.n_routed_experts));
   a.n_shared_experts = 0;
   RETURN_IF_ERROR(get_opt(c, "n_shared_experts", &a.n_shared_experts));
-  RETURN_IF_ERROR(get_opt(c, "num_experts_per_tok", &a.n_activated_experts));
+  RETURN_IF_ERROR(get_nullable(c, "num_experts_per_tok", &a.n_activated_experts));
   RETURN_IF_ERROR(get_opt(c, "moe_intermediate_size", &a.moe_inter_dim));
   a.n_dense_layers = 0;
-  RETURN_IF_ERROR(get_opt(c, "first_k_dense_replace", &a.n_dense_layers));
+  RETURN_IF_ERROR(get_nullable(c, "first_k_dense_replace", &a.n_dense_layers));
   int64_t freq = 1;
   RETURN_IF_ERROR(get_opt(c, "moe_layer_freq", &freq));
   if (freq != 1) return Unimplemented("config.json: moe_layer_freq={} (only 1 is supported)", freq);
   a.n_expert_groups = 1;
   a.n_limited_groups = 1;
-  RETURN_IF_ERROR(get_opt(c, "n_group", &a.n_expert_groups));
-  RETURN_IF_ERROR(get_opt(c, "topk_group", &a.n_limited_groups));
+  RETURN_IF_ERROR(get_nullable(c, "n_group", &a.n_expert_groups));
+  RETURN_IF_ERROR(get_nullable(c, "topk_group", &a.n_limited_groups));
   std::string scoring = v3 ? "sigmoid" : "softmax";
   RETURN_IF_ERROR(get_opt(c, "scoring_func", &scoring));
   if (scoring == "softmax")
@@ -277,7 +302,7 @@ Status read_deepseek(const json& c, ModelArgs& a) {
   else
     return Unimplemented("config.json: scoring_func '{}' (softmax or sigmoid)", scoring);
   std::string topk_method = v3 ? "noaux_tc" : "greedy";
-  RETURN_IF_ERROR(get_opt(c, "topk_method", &topk_method));
+  RETURN_IF_ERROR(get_nullable(c, "topk_method", &topk_method));
   if (topk_method == "noaux_tc")
     a.expert_bias = true;
   else if (topk_method == "greedy" || topk_method == "group_limited_greedy")
@@ -286,7 +311,7 @@ Status read_deepseek(const json& c, ModelArgs& a) {
     return Unimplemented("config.json: topk_method '{}'", topk_method);
   if (topk_method == "greedy") a.n_expert_groups = a.n_limited_groups = 1;
   a.norm_topk_prob = false;
-  RETURN_IF_ERROR(get_opt(c, "norm_topk_prob", &a.norm_topk_prob));
+  RETURN_IF_ERROR(get_nullable(c, "norm_topk_prob", &a.norm_topk_prob));
   a.route_scale = 1.0;
   RETURN_IF_ERROR(get_opt(c, "routed_scaling_factor", &a.route_scale));
   a.scale_after_norm = v3;
@@ -299,6 +324,7 @@ Status read_deepseek(const json& c, ModelArgs& a) {
     return Unimplemented(
         "config.json: rope_parameters on {} (give rope_theta and rope_scaling instead)",
         a.model_type);
+  RETURN_IF_ERROR(check_kind(c, "rope_scaling", json::value_t::object));
   if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
     const json& rs = c["rope_scaling"];
     constexpr std::string_view in = "rope_scaling";
@@ -314,8 +340,9 @@ Status read_deepseek(const json& c, ModelArgs& a) {
     RETURN_IF_ERROR(get_opt(rs, "mscale", &a.mscale, in));
     RETURN_IF_ERROR(get_opt(rs, "mscale_all_dim", &a.mscale_all_dim, in));
   }
-  if (c.contains("attention_bias") && c["attention_bias"].is_boolean() &&
-      c["attention_bias"].get<bool>())
+  bool attention_bias = false;
+  RETURN_IF_ERROR(get_opt(c, "attention_bias", &attention_bias));
+  if (attention_bias)
     return Unimplemented("config.json: attention_bias=true is not supported for MLA");
   return OkStatus();
 }
@@ -323,7 +350,7 @@ Status read_deepseek(const json& c, ModelArgs& a) {
 // eos_token_id: one id, or a list (Llama 3.1) whose first is eos_id.
 Status read_eos(const json& c, ModelArgs& a) {
   auto it = c.find("eos_token_id");
-  if (it == c.end() || !it->is_array()) return get_opt(c, "eos_token_id", &a.eos_id);
+  if (it == c.end() || !it->is_array()) return get_nullable(c, "eos_token_id", &a.eos_id);
   a.eos_ids.clear();
   for (const json& v : *it) {
     if (!v.is_number_integer())
@@ -339,6 +366,10 @@ Status read_eos(const json& c, ModelArgs& a) {
 // Sliding-window attention (Mistral's sliding_window; Qwen's use_sliding_window from layer
 // max_window_layers on; transformers' layer_types) is not implemented: refused by key.
 Status check_full_attention(const json& c, const ModelArgs& a) {
+  RETURN_IF_ERROR(check_kind(c, "layer_types", json::value_t::array));
+  if (auto w = c.find("sliding_window"); w != c.end() && !w->is_null() && !w->is_number_integer())
+    return InvalidArgument("config.json: 'sliding_window' must be an integer or null, got {}",
+                           w->dump());
   if (c.contains("layer_types") && c["layer_types"].is_array())
     for (const json& t : c["layer_types"])
       if (t != "full_attention")
@@ -503,16 +534,16 @@ Status read_gqa(const json& c, ModelArgs& a) {
   a.n_dense_layers = 0;
   a.n_mtp_layers = 0;
   a.expert_bias = false;
-  a.n_kv_heads = a.n_heads;
-  RETURN_IF_ERROR(get_opt(c, "num_key_value_heads", &a.n_kv_heads));
+  a.n_kv_heads = a.n_heads;  // absent or null: multi-head attention
+  RETURN_IF_ERROR(get_nullable(c, "num_key_value_heads", &a.n_kv_heads));
   // validate() refuses this too, but only after the division (found by fuzz/hf_config).
   if (a.n_heads <= 0)
     return InvalidArgument("config.json: num_attention_heads={}: must be > 0", a.n_heads);
   a.head_dim = a.dim / a.n_heads;
   if (qwen3)  // independent of hidden_size there, and transformers' default differs by version
     RETURN_IF_ERROR(get_req(c, "head_dim", &a.head_dim));
-  else
-    RETURN_IF_ERROR(get_opt(c, "head_dim", &a.head_dim));
+  else  // absent or null: hidden_size / heads
+    RETURN_IF_ERROR(get_nullable(c, "head_dim", &a.head_dim));
   a.qk_norm = qwen3;
   a.qkv_bias = type == "qwen2";
   if (type != "qwen2") {
@@ -554,7 +585,7 @@ StatusOr<ModelArgs> args_from_hf_config(const json& c) {
   RETURN_IF_ERROR(get_opt(c, "tie_word_embeddings", &a.tie_embeddings));
   RETURN_IF_ERROR(get_opt(c, "max_position_embeddings", &a.max_seq_len));
   RETURN_IF_ERROR(get_opt(c, "rope_theta", &a.rope_theta));
-  RETURN_IF_ERROR(get_opt(c, "bos_token_id", &a.bos_id));
+  RETURN_IF_ERROR(get_nullable(c, "bos_token_id", &a.bos_id));
   RETURN_IF_ERROR(read_eos(c, a));
   a.rope_factor = 1.0;
   a.mscale_all_dim = 0.0;
@@ -713,6 +744,7 @@ StatusOr<ModelArgs> parse_hf_config(std::string_view text, const std::string& pa
   }
   if (!args.ok()) return args.status().with_context(path);
   ModelArgs a = *args;
+  RETURN_IF_ERROR(check_kind(c, "r1kit", json::value_t::object).with_context(path));
   if (c.contains("r1kit") && c["r1kit"].is_object()) {
     const json& r = c["r1kit"];
     RETURN_IF_ERROR(get_opt(r, "bias_update_gamma", &a.bias_update_gamma).with_context(path));

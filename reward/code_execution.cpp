@@ -73,7 +73,8 @@ Status CodeExecutionOptions::validate() const {
 
 std::string sandbox_mode() {
   StatusOr<Confinement> c = sandbox_confinement(SandboxKind::kAuto);
-  return c.ok() ? confinement_name(*c) : c.status().message();
+  return (c.ok() ? confinement_name(*c) : c.status().message()) +
+         "; memory: " + memory_limit_name();
 }
 
 bool outputs_match(std::string_view actual, std::string_view expected) {
@@ -118,6 +119,7 @@ pid_t fork_run(const SandboxRun& run, int stdin_fd, int stdout_fd, int stderr_fd
     _exit(127);
   };
   setpgid(0, 0);
+  if (char c = run.enter_cgroup(); c != 0) fail(c);
   if (char c = run.enter_namespaces(); c != 0) fail(c);
   pid_t py = fork();
   if (py == 0) fail(run.exec_program(stdin_fd, stdout_fd, stderr_fd, err_fd));

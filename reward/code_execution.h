@@ -17,13 +17,16 @@
 //   sockets, ptrace, mounts, ...), rlimits on CPU time, address space (which forking
 //   cannot multiply: processes are refused), threads and file size, only descriptors
 //   0-2 (the test's input arrives on stdin only), and under a fresh unprivileged uid per
-//   run when run as root. A wall-clock deadline kills the whole PID namespace. With none
+//   run when run as root; where the trainer's cgroup can delegate one, a cgroup v2 leaf
+//   per run with memory.max and pids.max (reward/sandbox.h, memory_limit_name()). A
+//   wall-clock deadline kills the whole PID namespace. With none
 //   of namespaces or Landlock, code rewards are refused unless `allow_unsandboxed: true`
 //   (then logged as a warning once, and sandbox_mode() says so).
 // - A timeout, a crash or a non-zero exit fails that test only (open-r1 failed the
 //   whole sample on one TimeoutExpired).
 // Not contained: CPU and memory the program uses within its limits (memory_mb of
-// address space plus up to 2 x max_file_mb in its tmpfs mounts); timing side channels;
+// address space plus, without a cgroup leaf, up to 2 x max_file_mb in its tmpfs
+// mounts); timing side channels;
 // what the kernel shows any process (uname, /proc/cpuinfo and /proc/meminfo in its own
 // /proc). Under Landlock (no namespaces) it runs as the trainer's uid in the host's
 // network and PID namespaces: sockets are refused by seccomp, files outside the
@@ -47,7 +50,7 @@ struct CodeExecutionOptions {
   std::string python = "/usr/bin/python3";   // interpreter (Debian's, by absolute path)
   double timeout_s = 5.0;                    // wall-clock limit per test
   int64_t cpu_s = 5;                         // RLIMIT_CPU per test, seconds
-  int64_t memory_mb = 512;                   // RLIMIT_AS per test
+  int64_t memory_mb = 512;                   // RLIMIT_AS per test; memory.max with a cgroup
   int64_t max_processes = 16;                // RLIMIT_NPROC (per run when started as root)
   int64_t max_file_mb = 16;                  // RLIMIT_FSIZE
   int64_t max_output_kb = 1024;              // stdout beyond this fails the test
@@ -102,7 +105,8 @@ bool outputs_match(std::string_view actual, std::string_view expected);
 
 // How runs with `sandbox: auto` are confined in this process (probed once), e.g.
 // "namespaces (mount, net, pid, ipc, uts) + seccomp, per-run uid", or
-// "rlimits + seccomp only (...)".
+// "rlimits + seccomp only (...)", then "; memory: " and memory_limit_name() (a cgroup
+// v2 leaf per run, or the rlimits alone and why).
 std::string sandbox_mode();
 
 // metadata {"tests": [{"input": "...", "output": "..."}, ...]} or

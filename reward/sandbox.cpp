@@ -21,13 +21,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "core/logging.h"
 
 namespace r1kit::reward {
 namespace {
@@ -76,6 +83,67 @@ bool exited_ok(pid_t pid) {
 bool works(Confinement c) {
   auto run = SandboxRun::prepare(c, "/usr/bin/python3", "", SandboxLimits{});
   return run.ok() && (*run)->dry_run();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Whether whitespace-separated `text` holds the word `w`.
+bool has_word(const std::string& text, const std::string& w) {
+  std::istringstream in(text);
+  for (std::string t; in >> t;)
+    if (t == w) return true;
+  return false;
+}
+
+Status write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  f.flush();
+  if (!f)
+    return FailedPrecondition("cannot write '{}' to {}: {}", text, path, std::strerror(errno));
+  return OkStatus();
+}
+
+// The cgroup v2 directory runs' leaves go in, or why there is none.
+struct CgroupProbe {
+  std::string leaves_dir;
+  std::string why;
+};
+
+CgroupProbe probe_cgroup_once() {
+  CgroupProbe p;
+  const std::string mount = cgroup2_mount(read_text("/proc/self/mountinfo"));
+  const std::string path = cgroup2_path(read_text("/proc/self/cgroup"));
+  if (mount.empty() || path.empty()) {
+    p.why = "no cgroup v2 hierarchy holds this process (a cgroup v1 or hybrid machine)";
+    return p;
+  }
+  StatusOr<std::string> dir = delegate_cgroup(mount + (path == "/" ? "" : path), getpid());
+  if (dir.ok())
+    p.leaves_dir = *dir;
+  else
+    p.why = dir.status().message();
+  return p;
+}
+
+// Probed once, apart from probe(): the dry runs probe() makes prepare runs, which ask
+// for this.
+const CgroupProbe& probe_cgroup() {
+  static CgroupProbe p;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    p = probe_cgroup_once();
+    R1_LOG(info, "code_execution sandbox: memory and processes per run: {}",
+           p.leaves_dir.empty() ? "RLIMIT_AS + RLIMIT_NPROC (no cgroup v2 leaf: " + p.why + ")"
+                                : "cgroup v2 leaf per run under " + p.leaves_dir +
+                                      " (memory.max, pids.max) + RLIMIT_AS");
+  });
+  return p;
 }
 
 struct Probe {
@@ -287,6 +355,109 @@ void close_from(int first) noexcept {
 
 }  // namespace
 
+std::string memory_limit_name() {
+  const CgroupProbe& g = probe_cgroup();
+  if (g.leaves_dir.empty()) return "RLIMIT_AS + RLIMIT_NPROC (no cgroup v2 leaf: " + g.why + ")";
+  return "cgroup v2 leaf per run under " + g.leaves_dir + " (memory.max, pids.max) + RLIMIT_AS";
+}
+
+const std::string& cgroup_leaves_dir() {
+  return probe_cgroup().leaves_dir;
+}
+
+std::string cgroup2_mount(const std::string& mountinfo) {
+  // mountinfo: "id parent major:minor root mount-point options [optional...] - fstype ..."
+  std::istringstream lines(mountinfo);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream in(line);
+    std::vector<std::string> f;
+    for (std::string t; in >> t;) f.push_back(t);
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || dash + 1 == f.end()) continue;
+    if (*(dash + 1) == "cgroup2") return f[4];
+  }
+  return "";
+}
+
+std::string cgroup2_path(const std::string& proc_cgroup) {
+  std::istringstream lines(proc_cgroup);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  return "";
+}
+
+StatusOr<std::string> delegate_cgroup(const std::string& dir, pid_t self) {
+  const std::string controllers = read_text(dir + "/cgroup.controllers");
+  if (!has_word(controllers, "memory") || !has_word(controllers, "pids"))
+    return FailedPrecondition(
+        "cgroup v2 {}: the memory and pids controllers are not available to it "
+        "(cgroup.controllers: '{}')",
+        dir, controllers.substr(0, controllers.find('\n')));
+  if (access((dir + "/cgroup.subtree_control").c_str(), W_OK) != 0 ||
+      access(dir.c_str(), W_OK) != 0)
+    return FailedPrecondition("cgroup v2 {}: not writable by this process (not delegated to it)",
+                              dir);
+  const std::string enabled = read_text(dir + "/cgroup.subtree_control");
+  if (has_word(enabled, "memory") && has_word(enabled, "pids")) return dir;
+  // cgroup v2's no-internal-process rule: controllers go to children only from a cgroup
+  // without processes of its own. Move this process aside, if it is alone.
+  std::istringstream procs(read_text(dir + "/cgroup.procs"));
+  for (std::string pid; procs >> pid;)
+    if (pid != std::to_string(self))
+      return FailedPrecondition(
+          "cgroup v2 {}: holds other processes (pid {}), so it cannot hand the memory "
+          "controller to a leaf; run r1kit in a cgroup of its own (e.g. a container, or a "
+          "systemd unit with Delegate=yes)",
+          dir, pid);
+  const std::string main_dir = dir + "/r1kit-main";
+  if (mkdir(main_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return FailedPrecondition("cgroup v2: cannot create {}: {}", main_dir, std::strerror(errno));
+  RETURN_IF_ERROR(write_text(main_dir + "/cgroup.procs", std::to_string(self)));
+  if (Status st = write_text(dir + "/cgroup.subtree_control", "+memory +pids"); !st.ok()) {
+    (void)write_text(dir + "/cgroup.procs", std::to_string(self));  // back where it was
+    rmdir(main_dir.c_str());
+    return st;
+  }
+  return dir;
+}
+
+StatusOr<std::unique_ptr<CgroupLeaf>> CgroupLeaf::create(const std::string& parent,
+                                                         const SandboxLimits& limits) {
+  static std::atomic<uint64_t> next{0};
+  std::unique_ptr<CgroupLeaf> leaf(new CgroupLeaf());
+  const std::string dir = fmt::format("{}/r1kit-run-{}-{}", parent, getpid(), next.fetch_add(1));
+  if (mkdir(dir.c_str(), 0755) != 0)
+    return FailedPrecondition("cgroup v2: cannot create {}: {}", dir, std::strerror(errno));
+  leaf->dir_ = dir;  // removed by the destructor from here on
+  RETURN_IF_ERROR(write_text(dir + "/memory.max", std::to_string(limits.memory_mb << 20)));
+  RETURN_IF_ERROR(write_text(dir + "/pids.max", std::to_string(limits.max_processes + 1)));
+  for (const auto& [file, value] :
+       {std::pair<const char*, const char*>{"memory.swap.max", "0"}, {"memory.oom.group", "1"}}) {
+    const std::string path = dir + "/" + file;
+    if (access(path.c_str(), F_OK) == 0) RETURN_IF_ERROR(write_text(path, value));
+  }
+  const std::string procs = dir + "/cgroup.procs";
+  leaf->procs_fd_ = open(procs.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (leaf->procs_fd_ < 0)
+    return FailedPrecondition("cgroup v2: cannot open {}: {}", procs, std::strerror(errno));
+  return leaf;
+}
+
+bool CgroupLeaf::enter() const noexcept {
+  return procs_fd_ >= 0 && write(procs_fd_, "0", 1) == 1;  // 0: the writing process
+}
+
+CgroupLeaf::~CgroupLeaf() {
+  if (procs_fd_ >= 0) close(procs_fd_);
+  if (dir_.empty()) return;
+  // The run's processes are normally reaped by now; kill stragglers (cgroup.kill, Linux
+  // 5.14) and wait for the leaf to empty before removing it.
+  const std::string kill_file = dir_ + "/cgroup.kill";
+  if (access(kill_file.c_str(), F_OK) == 0) (void)write_text(kill_file, "1");
+  for (int i = 0; i < 100 && rmdir(dir_.c_str()) != 0 && errno == EBUSY; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
 std::string confinement_name(Confinement c) {
   switch (c) {
     case Confinement::kRootNamespaces:
@@ -328,6 +499,9 @@ StatusOr<std::unique_ptr<SandboxRun>> SandboxRun::prepare(Confinement c, const s
   r->mode_ = c;
   r->limits_ = limits;
   ASSIGN_OR_RETURN(r->filter_, seccomp_program());
+  if (const std::string& leaves = cgroup_leaves_dir(); !leaves.empty()) {
+    ASSIGN_OR_RETURN(r->cgroup_, CgroupLeaf::create(leaves, limits));
+  }
   if (c == Confinement::kRootNamespaces) {
     r->run_uid_ = kFirstSandboxUid + next_sandbox_uid.fetch_add(1) % kSandboxUids;
   }
@@ -456,6 +630,11 @@ bool SandboxRun::dry_run() const {
     _exit(inner > 0 && exited_ok(inner) ? 0 : 1);
   }
   return pid > 0 && exited_ok(pid);
+}
+
+char SandboxRun::enter_cgroup() const noexcept {
+  if (!cgroup_) return 0;
+  return cgroup_->enter() ? 0 : 'C';
 }
 
 char SandboxRun::enter_namespaces() const noexcept {

@@ -28,7 +28,17 @@
 // socket creation, ptrace and process_vm_*, mount and friends, keyctl, bpf,
 // perf_event_open, io_uring, module and kexec calls, and the rest of the usual list.
 // No new processes means the address-space limit bounds the whole run: threads share
-// one address space, so forking cannot multiply memory_mb (a cgroup is not needed).
+// one address space, so forking cannot multiply memory_mb.
+//
+// Memory and process limits per run: a cgroup v2 leaf when the process's own cgroup can
+// delegate one (delegate_cgroup below), with memory.max = memory_mb (which also counts
+// the run's tmpfs files and kernel memory, and kills the run when exceeded),
+// memory.swap.max = 0, pids.max = max_processes + 1 (the run's init) and
+// memory.oom.group = 1; the first child moves itself in before anything else, and the
+// leaf is removed after the run. RLIMIT_AS and RLIMIT_NPROC apply as well (an
+// allocation over memory_mb then fails with ENOMEM before the cgroup kills). Without a
+// delegable cgroup v2 (cgroup v1 machines, a cgroup shared with other processes), the
+// rlimits alone, as before; memory_limit_name() says which and why.
 #pragma once
 
 #include <sys/types.h>
@@ -64,9 +74,56 @@ StatusOr<Confinement> sandbox_confinement(SandboxKind want, std::string* why = n
 
 struct SandboxLimits {
   int64_t cpu_s = 5;
-  int64_t memory_mb = 512;
-  int64_t max_processes = 16;  // RLIMIT_NPROC (threads, since processes are refused)
+  int64_t memory_mb = 512;     // RLIMIT_AS, and the cgroup's memory.max when there is one
+  int64_t max_processes = 16;  // RLIMIT_NPROC (threads, since processes are refused); pids.max
   int64_t max_file_mb = 16;    // RLIMIT_FSIZE, and the size of each private tmpfs
+};
+
+// ---- cgroup v2 ----
+
+// The mount point of the cgroup v2 hierarchy in /proc/self/mountinfo's text ("" if none:
+// a cgroup v1 machine, or v2 not mounted).
+std::string cgroup2_mount(const std::string& mountinfo);
+// The process's cgroup v2 path ("/a/b" from the "0::/a/b" line of /proc/self/cgroup's
+// text; "" if none).
+std::string cgroup2_path(const std::string& proc_cgroup);
+
+// Makes `dir` (the process's own cgroup v2 directory, holding process `self`) able to
+// hold one leaf cgroup per run, with the memory and pids controllers. cgroup v2 lets a
+// non-root cgroup hand controllers to its children only when it holds no process itself,
+// so when `dir` does not already enable both in cgroup.subtree_control and `self` is the
+// only process in it, `self` moves to `dir`/r1kit-main and both are enabled. Refused
+// (FailedPrecondition, naming the file and the reason) when the controllers are not
+// available to `dir`, it is not writable, or it holds other processes. Returns the
+// directory the leaves go in.
+StatusOr<std::string> delegate_cgroup(const std::string& dir, pid_t self);
+
+// How runs' memory and processes are limited in this process (probed once): "cgroup v2
+// leaf per run under DIR (memory.max, pids.max) + RLIMIT_AS" or "RLIMIT_AS + RLIMIT_NPROC
+// (no cgroup v2 leaf: WHY)".
+std::string memory_limit_name();
+// Where runs' leaves go in this process; "" when the rlimits alone apply.
+const std::string& cgroup_leaves_dir();
+
+// One run's leaf cgroup under `parent` (a delegate_cgroup directory): created with its
+// limits written, entered by the run's first child (enter()), removed (after killing
+// whatever is left in it) by the destructor.
+class CgroupLeaf {
+ public:
+  static StatusOr<std::unique_ptr<CgroupLeaf>> create(const std::string& parent,
+                                                      const SandboxLimits& limits);
+  ~CgroupLeaf();
+  CgroupLeaf(const CgroupLeaf&) = delete;
+  CgroupLeaf& operator=(const CgroupLeaf&) = delete;
+
+  // In a forked child: moves the calling process into the leaf (async-signal-safe).
+  bool enter() const noexcept;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  CgroupLeaf() = default;
+  std::string dir_;
+  int procs_fd_ = -1;  // dir_/cgroup.procs, opened for writing
 };
 
 // One run, prepared before fork: every path, string and descriptor the children need,
@@ -84,6 +141,9 @@ class SandboxRun {
   // Whether the namespaces and the view can be made here: builds them in throw-away
   // children and runs nothing.
   bool dry_run() const;
+  // In the first child, first: moves it into the run's cgroup leaf, when there is one
+  // (its children inherit it). Returns 0, or 'C' when the move failed.
+  char enter_cgroup() const noexcept;
   // In the first child: enters the new namespaces (as init of the PID namespace are
   // the children it forks next). Returns 0, or a letter naming the step that failed.
   char enter_namespaces() const noexcept;
@@ -94,6 +154,8 @@ class SandboxRun {
 
   // The work directory as the program sees it.
   const std::string& work_dir() const { return work_dir_; }
+  // The run's cgroup leaf directory; "" when the rlimits alone apply.
+  std::string cgroup_dir() const { return cgroup_ ? cgroup_->dir() : std::string(); }
 
  private:
   SandboxRun() = default;
@@ -123,6 +185,7 @@ class SandboxRun {
   int landlock_fd_ = -1;
   std::string work_dir_, script_, python_;
   const struct sock_fprog* filter_ = nullptr;  // the seccomp program
+  std::unique_ptr<CgroupLeaf> cgroup_;         // null: rlimits only
   std::vector<std::string> env_;
   std::vector<const char*> argv_, envp_;
 };

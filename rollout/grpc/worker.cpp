@@ -5,18 +5,24 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
 #include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
@@ -31,10 +37,13 @@ namespace {
 using namespace grpc_internal;
 
 constexpr int64_t kMaxChunkBytes = int64_t{4} << 20;
-// The largest message a worker reads: a weight chunk's 4 MiB of data plus its header
-// fields. gRPC refuses a longer one from its length prefix, before reading it and before
-// any token is checked, so an oversized Generate (whose requests are far smaller: prompts
-// of token ids) costs nothing, authenticated or not.
+// The largest message a worker takes, of any method: a weight chunk's 4 MiB of data plus
+// its header fields (UpdateWeights' cap). gRPC refuses a longer one (RESOURCE_EXHAUSTED),
+// but gRPC 1.51 compares the length only once the whole message has arrived, so the cap
+// does not stop a large message being received (docs/protocol.md, "Security"). Generate
+// requests have a smaller cap of their own (WorkerLimits::max_generate_request_bytes),
+// checked before they are parsed; Info requests are empty. With a token, all of this
+// happens only after the token check, which comes before any message is read.
 constexpr int kWorkerMaxReceiveBytes = static_cast<int>(kMaxChunkBytes) + (64 << 10);
 
 // An exception's message for a client: LibTorch's errors without their C++ backtrace.
@@ -101,11 +110,89 @@ class TaskPool {
 };
 
 // Constant-time comparison, so the token cannot be guessed byte by byte from timing.
-bool same_secret(const std::string& a, const std::string& b) {
+bool same_secret(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
   return diff == 0 && !b.empty();
 }
+
+// ---- The token check, before any message is read ----
+
+// The health service's methods, which answer without a token.
+constexpr std::string_view kHealthPrefix = "/grpc.health.v1.Health/";
+
+struct TokenCheck {
+  std::string expected;                           // "Bearer <token>"
+  std::shared_ptr<std::atomic<int64_t>> refused;  // WorkerStats::unauthenticated
+};
+
+std::string_view view_of(const grpc_slice& s) {
+  return {reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(s)), GRPC_SLICE_LENGTH(s)};
+}
+
+// gRPC's auth metadata processor (grpc/grpc_security.h): called by the server's auth
+// filter with a call's initial metadata, before the call is matched to a method and
+// before its first message is read. A refused call ends there with UNAUTHENTICATED.
+// Answers synchronously (allowed: gRPC's own C++ wrapper does so for non-blocking
+// processors). `:path` is among the metadata; when it is absent the token is required.
+void check_token(void* state, grpc_auth_context* /*peer*/, const grpc_metadata* md, size_t n,
+                 grpc_process_auth_metadata_done_cb done, void* user_data) {
+  const auto* check = static_cast<const TokenCheck*>(state);
+  std::string_view path, auth;
+  bool has_auth = false;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view key = view_of(md[i].key);
+    if (key == ":path") path = view_of(md[i].value);
+    if (key == kAuthKey && !has_auth) {  // the first one, as ServerContext's find() sees it
+      auth = view_of(md[i].value);
+      has_auth = true;
+    }
+  }
+  const bool health = path.substr(0, kHealthPrefix.size()) == kHealthPrefix;
+  if (health || (has_auth && same_secret(auth, check->expected))) {
+    done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
+    return;
+  }
+  ++*check->refused;
+  done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_UNAUTHENTICATED,
+       "missing or wrong bearer token");
+}
+
+// Server credentials (plaintext or TLS) whose auth metadata processor is check_token.
+// gRPC 1.51's C++ InsecureServerCredentials() aborts in SetAuthMetadataProcessor (only
+// its TLS credentials take one), while the core's insecure credentials accept a
+// processor like any other: so both are built here from the C API, which
+// grpc::SslServerCredentials and InsecureServerCredentials wrap in the same way.
+class TokenCheckedCredentials final : public grpc::ServerCredentials {
+ public:
+  // Takes ownership of `creds`.
+  TokenCheckedCredentials(grpc_server_credentials* creds, std::unique_ptr<TokenCheck> check)
+      : creds_(creds) {
+    grpc_auth_metadata_processor p;
+    p.process = check_token;
+    p.destroy = [](void* state) { delete static_cast<TokenCheck*>(state); };
+    p.state = check.release();
+    grpc_server_credentials_set_auth_metadata_processor(creds_, p);
+  }
+  ~TokenCheckedCredentials() override { grpc_server_credentials_release(creds_); }
+  TokenCheckedCredentials(const TokenCheckedCredentials&) = delete;
+  TokenCheckedCredentials& operator=(const TokenCheckedCredentials&) = delete;
+
+  // The processor is the token check, fixed at construction; replacing it would
+  // silently drop the check, so this is a programming error, as in gRPC's own insecure
+  // credentials.
+  void SetAuthMetadataProcessor(const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {
+    R1_LOG(critical, "TokenCheckedCredentials: the token check cannot be replaced");
+    std::abort();
+  }
+
+ private:
+  int AddPortToServer(const std::string& addr, grpc_server* server) override {
+    return grpc_server_add_http2_port(server, addr.c_str(), creds_);
+  }
+
+  grpc_server_credentials* creds_;
+};
 
 }  // namespace
 
@@ -119,10 +206,10 @@ class GenerateReactor;
 // (a cancelled stream finishes at once), so the reactor pointer is cleared in OnDone.
 struct StreamState {
   std::mutex mu;
-  GenerateReactor* reactor = nullptr;  // null after OnDone
-  std::deque<pb::GroupResult> pending;
-  pb::GroupResult current;  // the message being written
-  bool writing = false;     // a StartWrite is in flight
+  GenerateReactor* reactor = nullptr;    // null after OnDone
+  std::deque<grpc::ByteBuffer> pending;  // serialised GroupResults
+  grpc::ByteBuffer current;              // the message being written
+  bool writing = false;                  // a StartWrite is in flight
   bool finish_called = false;
   bool cancelled = false;  // the client went away
   bool generated = false;  // the engine job ended; `result` holds its status
@@ -137,6 +224,8 @@ struct WorkerCore {
   WorkerCore(RolloutSource& s, WorkerOptions o)
       : source(s), options(std::move(o)), engine(std::max(1, options.engine_threads)), control(1) {}
 
+  // The token check again, in the handlers (TokenCheckedCredentials already refused
+  // every call without it; this keeps a handler safe on its own).
   bool authorized(grpc::CallbackServerContext* ctx) const {
     if (options.token.empty()) return true;
     const auto& md = ctx->client_metadata();
@@ -195,6 +284,12 @@ struct WorkerCore {
   TaskPool control;
   std::atomic<int64_t> active_groups{0};
   std::atomic<int64_t> queued_groups{0};
+  // WorkerStats. `unauthenticated` is shared with the token check, which gRPC may
+  // destroy after the worker.
+  std::shared_ptr<std::atomic<int64_t>> unauthenticated = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<int64_t> generate_requests{0};
+  std::atomic<int64_t> generate_request_bytes{0};
+  std::atomic<int64_t> oversized_requests{0};
   std::atomic<int> updating{0};
   std::atomic<bool> update_busy{false};
   std::atomic<bool> shutting_down{false};
@@ -290,9 +385,11 @@ namespace {
 
 // Streams the groups of one Generate. Writes happen one at a time: the engine job
 // queues groups in StreamState, and whoever finds no write in flight starts the next.
-class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
+// Raw messages (grpc::ByteBuffer) so that the request's size is checked before it is
+// parsed; each GroupResult is serialised on the engine thread that made it.
+class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  GenerateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, const pb::GenerateRequest* req)
+  GenerateReactor(WorkerCore* w, grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req)
       : w_(w), st_(std::make_shared<StreamState>()) {
     st_->reactor = this;
     try {
@@ -359,7 +456,9 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
   }
 
  private:
-  void start(grpc::CallbackServerContext* ctx, const pb::GenerateRequest* req) {
+  void start(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
+    ++w_->generate_requests;
+    w_->generate_request_bytes += static_cast<int64_t>(raw->Length());
     if (!w_->authorized(ctx)) {
       finish_now(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"));
       return;
@@ -368,6 +467,23 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
       finish_now(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
       return;
     }
+    const int64_t cap = w_->options.limits.max_generate_request_bytes;
+    if (cap > 0 && static_cast<int64_t>(raw->Length()) > cap) {
+      ++w_->oversized_requests;
+      finish_now(to_grpc(InvalidArgument(
+          "GenerateRequest: {} bytes, over the limit of {} (WorkerLimits::"
+          "max_generate_request_bytes, --max-request-kib): send fewer prompts per call "
+          "(GrpcSourceOptions::max_groups_per_call)",
+          raw->Length(), cap)));
+      return;
+    }
+    pb::GenerateRequest parsed;
+    grpc::ByteBuffer copy(*raw);  // shares the slices; Deserialize consumes its buffer
+    if (!grpc::SerializationTraits<pb::GenerateRequest>::Deserialize(&copy, &parsed).ok()) {
+      finish_now(to_grpc(InvalidArgument("GenerateRequest: malformed message")));
+      return;
+    }
+    const pb::GenerateRequest* req = &parsed;
     if (Status s = w_->check_request(*req); !s.ok()) {
       finish_now(to_grpc(s));
       return;
@@ -403,9 +519,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<pb::GroupResult> {
       auto on_group = [&st](const Group& g) {
         pb::GroupResult msg;
         to_proto(g, &msg);
+        grpc::ByteBuffer bytes;
+        bool own = false;
+        grpc::Status put = grpc::SerializationTraits<pb::GroupResult>::Serialize(msg, &bytes, &own);
+        TORCH_CHECK(put.ok(), "serialising a GroupResult: ", put.error_message());
         std::unique_lock<std::mutex> lock(st->mu);
         if (st->cancelled || st->reactor == nullptr) return;
-        st->pending.push_back(std::move(msg));
+        st->pending.push_back(std::move(bytes));
         pump(st, lock);
       };
       try {
@@ -715,16 +835,17 @@ class UpdateReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::unordered_set<std::string> names_;
 };
 
-// UpdateWeights raw (UpdateReactor), the others as generated.
+// Generate and UpdateWeights raw (GenerateReactor, UpdateReactor), the others as
+// generated.
 class WorkerService final
-    : public pb::Rollout::WithCallbackMethod_Generate<
+    : public pb::Rollout::WithRawCallbackMethod_Generate<
           pb::Rollout::WithRawCallbackMethod_UpdateWeights<pb::Rollout::WithCallbackMethod_Info<
               pb::Rollout::WithCallbackMethod_Score<pb::Rollout::Service>>>> {
  public:
   explicit WorkerService(WorkerCore* w) : w_(w) {}
 
-  grpc::ServerWriteReactor<pb::GroupResult>* Generate(grpc::CallbackServerContext* ctx,
-                                                      const pb::GenerateRequest* req) override {
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* ctx,
+                                                       const grpc::ByteBuffer* req) override {
     return new GenerateReactor(w_, ctx, req);
   }
 
@@ -828,11 +949,31 @@ Status RolloutWorker::start() {
   if (!w.options.tls_client_ca_pem.empty() && w.options.tls_cert_pem.empty())
     return InvalidArgument("a TLS client CA needs the server's own certificate and key");
   std::shared_ptr<grpc::ServerCredentials> creds;
-  if (!w.options.tls_cert_pem.empty()) {
-    grpc::SslServerCredentialsOptions ssl(
-        w.options.tls_client_ca_pem.empty()
-            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  const bool tls = !w.options.tls_cert_pem.empty();
+  const grpc_ssl_client_certificate_request_type client_cert =
+      w.options.tls_client_ca_pem.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  if (!w.options.token.empty()) {
+    // The same credentials as below, from the C API, with the token check as their auth
+    // metadata processor (TokenCheckedCredentials).
+    grpc_server_credentials* core = nullptr;
+    if (tls) {
+      grpc_ssl_pem_key_cert_pair pair{w.options.tls_key_pem.c_str(),
+                                      w.options.tls_cert_pem.c_str()};
+      core = grpc_ssl_server_credentials_create_ex(
+          w.options.tls_client_ca_pem.empty() ? nullptr : w.options.tls_client_ca_pem.c_str(),
+          &pair, 1, client_cert, nullptr);
+    } else {
+      core = grpc_insecure_server_credentials_create();
+    }
+    if (core == nullptr) return InvalidArgument("rollout worker: bad TLS certificate or key");
+    auto check = std::make_unique<TokenCheck>();
+    check->expected = std::string(kBearer) + w.options.token;
+    check->refused = w.unauthenticated;
+    creds = std::make_shared<TokenCheckedCredentials>(core, std::move(check));
+  } else if (tls) {
+    grpc::SslServerCredentialsOptions ssl(client_cert);
     ssl.pem_root_certs = w.options.tls_client_ca_pem;
     ssl.pem_key_cert_pairs.push_back({w.options.tls_key_pem, w.options.tls_cert_pem});
     creds = grpc::SslServerCredentials(ssl);
@@ -871,6 +1012,16 @@ int RolloutWorker::port() const {
 
 std::string RolloutWorker::address() const {
   return fmt::format("{}:{}", impl_->options.bind, impl_->port);
+}
+
+WorkerStats RolloutWorker::stats() const {
+  const Impl& w = *impl_;
+  WorkerStats s;
+  s.unauthenticated = w.unauthenticated->load();
+  s.generate_requests = w.generate_requests.load();
+  s.generate_request_bytes = w.generate_request_bytes.load();
+  s.oversized_requests = w.oversized_requests.load();
+  return s;
 }
 
 void RolloutWorker::shutdown() {

@@ -15,9 +15,13 @@
 //
 // Security: binds 127.0.0.1 unless told otherwise; with a token, every Rollout RPC
 // needs `authorization: Bearer <token>` (compared in constant time), else
-// UNAUTHENTICATED; TLS when a certificate and key are given, mutual TLS (a client
-// certificate required) with a client CA. The health service
-// answers without a token (it reveals only SERVING / NOT_SERVING).
+// UNAUTHENTICATED. The token is checked by gRPC on the call's metadata, before the
+// request message is read (an auth metadata processor on the server credentials), so an
+// unauthenticated caller costs no body buffer, no parse and no handler. TLS when a
+// certificate and key are given, mutual TLS (a client certificate required) with a
+// client CA. The health service answers without a token (it reveals only SERVING /
+// NOT_SERVING). Message sizes are capped per method: a Generate request at
+// WorkerLimits::max_generate_request_bytes, a weight chunk at 4 MiB of data plus 64 KiB.
 //
 // This header includes no gRPC headers (the implementation is behind a pointer).
 // Thread-safety: start() and shutdown() from one thread; the other methods from any.
@@ -44,8 +48,21 @@ struct WorkerLimits {
   int64_t max_stop_strings = 64;     // stop strings per request
   // Bytes of one whole weight update (guards the staging memory). 0 = unchecked.
   int64_t max_update_bytes = int64_t{256} << 30;
-  // Every message is at most a weight chunk (4 MiB of data) plus 64 KiB: gRPC refuses a
-  // longer one from its length prefix, before reading it or checking its token.
+  // Bytes of one serialised GenerateRequest; a longer one gets INVALID_ARGUMENT before it
+  // is parsed (parsing multiplies it: a 1-byte token id becomes 8 bytes, twice). 2 MiB
+  // holds a GrpcRolloutSource call at its default max_groups_per_call (64 prompts) of
+  // 8192 tokens each with 3-byte token ids (any V < 2^21), plus sampling settings.
+  // 0 = only the cap on every message (a weight chunk: 4 MiB of data plus 64 KiB).
+  int64_t max_generate_request_bytes = int64_t{2} << 20;
+};
+
+// What a worker refused and read since start(): for monitoring, and for the tests that
+// show an unauthenticated request is refused before its body is read.
+struct WorkerStats {
+  int64_t unauthenticated = 0;         // calls refused by the token check (on metadata)
+  int64_t generate_requests = 0;       // Generate requests that reached the handler
+  int64_t generate_request_bytes = 0;  // their serialised bytes. Bytes.
+  int64_t oversized_requests = 0;      // of those, refused over max_generate_request_bytes
 };
 
 struct WorkerOptions {
@@ -95,6 +112,8 @@ class RolloutWorker {
   int port() const;
   // "bind:port".
   std::string address() const;
+  // Counters since start(); safe from any thread.
+  WorkerStats stats() const;
 
   // Stops accepting RPCs, cancels the running ones (their clients see CANCELLED or
   // UNAVAILABLE), aborts generation when an abort hook was given, and waits for the

@@ -5,6 +5,8 @@
 // limit by forking or threads. Run as root, SandboxProbe.AsUnprivilegedUser runs every
 // probe again as nobody (setpriv), where the sandbox is a user namespace. A probe that
 // cannot run here is skipped with the reason (ctest shows it as skipped, not passed).
+#include "reward/sandbox.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -27,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <span>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -289,6 +292,145 @@ TEST(SandboxOptions, LandlockWhenForced) {
                                             secret),
                                 o);
   EXPECT_EQ(out, "denied\nok /tmp/r1kit_code_\n");
+}
+
+// ---------------------------------------------------------------- memory: cgroup v2
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST(SandboxCgroup, FindsTheV2MountAndThePath) {
+  // A hybrid machine (v1 controllers, v2 without them at .../unified) and a pure v2 one.
+  const std::string hybrid =
+      "25 30 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n"
+      "26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n"
+      "27 25 0:24 / /sys/fs/cgroup/memory rw,nosuid shared:10 - cgroup cgroup rw,memory\n";
+  EXPECT_EQ(cgroup2_mount(hybrid), "/sys/fs/cgroup/unified");
+  EXPECT_EQ(cgroup2_mount("27 25 0:24 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"), "");
+  EXPECT_EQ(cgroup2_mount("35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 "
+                          "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"),
+            "/sys/fs/cgroup");
+  EXPECT_EQ(cgroup2_path("4:memory:/a\n0::/user.slice/r1kit.service\n"),
+            "/user.slice/r1kit.service");
+  EXPECT_EQ(cgroup2_path("4:memory:/a\n1:cpu:/\n"), "");
+}
+
+// The delegation and the leaf on a fake hierarchy (plain files in a temporary directory):
+// what delegate_cgroup and CgroupLeaf write, and what they refuse. Runs everywhere; the
+// kernel's side is SandboxCgroupV2.RunsEachProgramInALeaf.
+TEST(SandboxCgroup, DelegatesAndFillsALeafOnAFakeHierarchy) {
+  ProbeDir d;
+  const std::string self = std::to_string(getpid());
+  std::ofstream(d.path + "/cgroup.controllers") << "cpuset cpu io memory pids\n";
+  std::ofstream(d.path + "/cgroup.subtree_control") << "\n";
+  std::ofstream(d.path + "/cgroup.procs") << self << "\n4242\n";
+  StatusOr<std::string> refused = delegate_cgroup(d.path, getpid());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("holds other processes (pid 4242)"), std::string::npos)
+      << refused.status().message();
+  std::ofstream(d.path + "/cgroup.procs") << self << "\n";
+  StatusOr<std::string> dir = delegate_cgroup(d.path, getpid());
+  ASSERT_TRUE(dir.ok()) << dir.status().message();
+  EXPECT_EQ(*dir, d.path);
+  EXPECT_EQ(read_all(d.path + "/r1kit-main/cgroup.procs"), self);  // moved aside
+  EXPECT_EQ(read_all(d.path + "/cgroup.subtree_control"), "+memory +pids");
+  // Already delegated: nothing moves.
+  std::ofstream(d.path + "/cgroup.subtree_control") << "memory pids\n";
+  std::ofstream(d.path + "/r1kit-main/cgroup.procs") << "";
+  ASSERT_TRUE(delegate_cgroup(d.path, getpid()).ok());
+  EXPECT_EQ(read_all(d.path + "/r1kit-main/cgroup.procs"), "");
+
+  SandboxLimits limits;
+  limits.memory_mb = 64;
+  limits.max_processes = 8;
+  {
+    StatusOr<std::unique_ptr<CgroupLeaf>> leaf = CgroupLeaf::create(d.path, limits);
+    ASSERT_TRUE(leaf.ok()) << leaf.status().message();
+    const std::string leaf_dir = (*leaf)->dir();
+    EXPECT_EQ(leaf_dir.rfind(d.path + "/r1kit-run-" + self + "-", 0), 0u) << leaf_dir;
+    EXPECT_EQ(read_all(leaf_dir + "/memory.max"), std::to_string(64 << 20));
+    EXPECT_EQ(read_all(leaf_dir + "/pids.max"), "9");  // the threads, plus the run's init
+    EXPECT_TRUE((*leaf)->enter());
+    EXPECT_EQ(read_all(leaf_dir + "/cgroup.procs"), "0");  // "0": the writing process
+  }
+
+  std::ofstream(d.path + "/cgroup.controllers") << "cpu io\n";
+  refused = delegate_cgroup(d.path, getpid());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("memory and pids controllers are not available"),
+            std::string::npos)
+      << refused.status().message();
+}
+
+CodeExecutionOptions memory_opts() {
+  CodeExecutionOptions o = probe_opts();
+  o.allow_unsandboxed = true;  // the memory limit applies with or without a sandbox
+  o.memory_mb = 256;
+  return o;
+}
+
+// The program's /proc/self/cgroup; "" under Landlock, which does not let it read /proc.
+std::string cgroup_of_program() {
+  StatusOr<Confinement> c = sandbox_confinement(SandboxKind::kAuto);
+  if (c.ok() && *c == Confinement::kLandlock) return "";
+  return probe("print(open('/proc/self/cgroup').read().strip())\n", memory_opts());
+}
+
+// Where this process can delegate a cgroup v2 leaf: each program runs in a leaf of its
+// own under cgroup_leaves_dir(), which is removed afterwards. Skipped, with the reason,
+// where it cannot (cgroup v1 or hybrid machines, a cgroup shared with other processes).
+TEST(SandboxCgroupV2, RunsEachProgramInALeaf) {
+  const std::string& leaves = cgroup_leaves_dir();
+  if (leaves.empty()) {
+    GTEST_SKIP() << "cgroup v2 path not tested on this machine: " << memory_limit_name();
+  }
+  EXPECT_NE(sandbox_mode().find("; memory: cgroup v2 leaf per run under"), std::string::npos)
+      << sandbox_mode();
+  if (const std::string out = cgroup_of_program(); !out.empty()) {
+    EXPECT_NE(out.find("0::"), std::string::npos) << out;
+    EXPECT_NE(out.find("/r1kit-run-" + std::to_string(getpid()) + "-"), std::string::npos) << out;
+  }
+  for (const auto& e : fs::directory_iterator(leaves))
+    EXPECT_EQ(e.path().filename().string().rfind("r1kit-run-", 0), std::string::npos)
+        << "left behind: " << e.path();
+  // Memory over memory_mb is refused (RLIMIT_AS first; the leaf's memory.max bounds it too).
+  EXPECT_EQ(probe("try:\n"
+                  "    b = bytearray(400 * 1024 * 1024)\n"
+                  "    print('allocated')\n"
+                  "except MemoryError:\n"
+                  "    print('refused')\n",
+                  memory_opts()),
+            "refused\n");
+}
+
+// Without a cgroup v2 leaf (this machine when it mounts cgroup v1): the rlimits alone,
+// said as such with the reason, and the program stays in the trainer's cgroup.
+TEST(SandboxCgroupV2, FallbackIsRlimitsAndSaysWhy) {
+  if (!cgroup_leaves_dir().empty()) {
+    GTEST_SKIP() << "a cgroup v2 leaf is in use here (" << memory_limit_name()
+                 << "); RunsEachProgramInALeaf covers it";
+  }
+  const std::string name = memory_limit_name();
+  EXPECT_EQ(name.rfind("RLIMIT_AS + RLIMIT_NPROC (no cgroup v2 leaf: ", 0), 0u) << name;
+  EXPECT_GT(name.size(), std::string("RLIMIT_AS + RLIMIT_NPROC (no cgroup v2 leaf: )").size());
+  EXPECT_NE(sandbox_mode().find("; memory: RLIMIT_AS + RLIMIT_NPROC"), std::string::npos)
+      << sandbox_mode();
+  std::string mine = read_all("/proc/self/cgroup");
+  while (!mine.empty() && mine.back() == '\n') mine.pop_back();
+  if (const std::string out = cgroup_of_program(); !out.empty()) {
+    EXPECT_EQ(out, mine + "\n");
+  }
+  EXPECT_EQ(probe("try:\n"
+                  "    b = bytearray(400 * 1024 * 1024)\n"
+                  "    print('allocated')\n"
+                  "except MemoryError:\n"
+                  "    print('refused')\n",
+                  memory_opts()),
+            "refused\n");
 }
 
 // ---------------------------------------------------------------- fallbacks

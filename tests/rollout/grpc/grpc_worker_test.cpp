@@ -1,6 +1,7 @@
 // RolloutWorker through raw gRPC stubs: auth, request limits, atomic weight updates
 // (bad checksum, corrupted bytes, missing tensor, aborted stream), health during an
 // update, Info.
+#include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -407,20 +408,95 @@ TEST(WorkerLimitsTest, AnIdleUpdateStreamIsCancelled) {
   worker.shutdown();
 }
 
-// A message longer than a weight chunk is refused by its length prefix, before it is
-// read, whether or not it carries the token.
-TEST(WorkerLimitsTest, AnOversizedGenerateIsRefusedUnread) {
+// A GenerateRequest of at least `bytes` serialised bytes: good_request() with its first
+// prompt padded by token ids of -1 (ten bytes each as a varint).
+rolloutpb::GenerateRequest request_of_bytes(size_t bytes) {
+  rolloutpb::GenerateRequest r = good_request();
+  r.mutable_prompts(0)->mutable_token_ids()->Resize(static_cast<int>(bytes / 10 + 1), -1);
+  return r;
+}
+
+// With a token, the token is checked on the metadata, before the request is read: eight
+// concurrent unauthenticated Generates of 3.9 MiB (under the cap on every message) and
+// one of 8 MiB (over it) all get UNAUTHENTICATED, and none reaches the handler
+// (WorkerStats::generate_requests stays 0; before the check moved into the credentials
+// each 3.9 MiB body was read and parsed, ~8x its size, before the handler refused it).
+// The health check still answers without a token, and an authenticated client is served.
+TEST(WorkerAuthTest, UnauthenticatedBodiesAreRefusedBeforeTheyAreRead) {
   FakeSource fake;
   RolloutWorker worker(fake, worker_options("s3cret"));
   ASSERT_TRUE(worker.start().ok());
-  rolloutpb::GenerateRequest huge = good_request();
-  huge.mutable_prompts(0)->mutable_token_ids()->Resize(6 << 20, 1);  // ~6 MB of ids
-  for (const std::string& token : {std::string(), std::string("s3cret")}) {
-    Client c(worker.port(), token);
-    const grpc::Status s = c.generate(huge);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  const rolloutpb::GenerateRequest big = request_of_bytes((size_t{39} << 20) / 10);
+  ASSERT_GT(big.ByteSizeLong(), size_t{3} << 20);
+  ASSERT_LT(big.ByteSizeLong(), size_t{4} << 20);
+  std::vector<grpc::StatusCode> codes(8, grpc::StatusCode::OK);
+  {
+    std::vector<std::thread> senders;
+    for (size_t i = 0; i < codes.size(); ++i)
+      senders.emplace_back([&, i] {
+        Client c(worker.port(), i % 2 ? "wrong" : "");
+        codes[i] = c.generate(big).error_code();
+      });
+    for (auto& t : senders) t.join();
   }
-  EXPECT_TRUE(Client(worker.port(), "s3cret").generate(good_request()).ok());
+  for (grpc::StatusCode code : codes) EXPECT_EQ(code, grpc::StatusCode::UNAUTHENTICATED);
+  const grpc::Status huge = Client(worker.port()).generate(request_of_bytes(size_t{8} << 20));
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::UNAUTHENTICATED) << huge.error_message();
+  WorkerStats st = worker.stats();
+  EXPECT_EQ(st.unauthenticated, 9);
+  EXPECT_EQ(st.generate_requests, 0);
+  EXPECT_EQ(st.generate_request_bytes, 0);
+  EXPECT_EQ(fake.served(), 0);
+
+  Client anyone(worker.port());
+  EXPECT_EQ(anyone.check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  Client good(worker.port(), "s3cret");
+  std::vector<rolloutpb::GroupResult> groups;
+  ASSERT_TRUE(good.generate(good_request(), &groups).ok());
+  EXPECT_EQ(groups.size(), 2u);
+  st = worker.stats();
+  EXPECT_EQ(st.unauthenticated, 9);
+  EXPECT_EQ(st.generate_requests, 1);
+  EXPECT_EQ(st.generate_request_bytes, static_cast<int64_t>(good_request().ByteSizeLong()));
+  worker.shutdown();
+}
+
+// Per-method caps, for a client with the token (or a worker without one): a Generate
+// over max_generate_request_bytes is refused (INVALID_ARGUMENT naming the limit) before
+// it is parsed; one over the cap on every message (a weight chunk: 4 MiB + 64 KiB) is
+// refused by gRPC (RESOURCE_EXHAUSTED) and never reaches the handler; a weight chunk of
+// the full 4 MiB is still taken.
+TEST(WorkerLimitsTest, MessageSizesAreCappedPerMethod) {
+  FakeSource fake;
+  WorkerOptions o = worker_options("s3cret");
+  o.limits.max_generate_request_bytes = 64 << 10;
+  RolloutWorker worker(fake, o);
+  ASSERT_TRUE(worker.start().ok());
+  Client c(worker.port(), "s3cret");
+  const rolloutpb::GenerateRequest over = request_of_bytes(size_t{65} << 10);
+  grpc::Status s = c.generate(over);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find(fmt::format("GenerateRequest: {} bytes, over the limit of 65536",
+                                               over.ByteSizeLong())),
+            std::string::npos)
+      << s.error_message();
+  WorkerStats st = worker.stats();
+  EXPECT_EQ(st.generate_requests, 1);
+  EXPECT_EQ(st.oversized_requests, 1);
+  s = c.generate(request_of_bytes(size_t{6} << 20));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(worker.stats().generate_requests, 1);  // gRPC refused it; no handler ran
+  EXPECT_EQ(fake.served(), 0);
+  EXPECT_TRUE(c.generate(good_request()).ok());
+  // A 4 MiB chunk (one tensor of 1M floats) passes the cap on every message.
+  const torch::Tensor t = torch::full({1 << 20}, 0.5f);
+  rolloutpb::UpdateWeightsResponse resp;
+  auto chunks = chunks_of("a.weight", t, 1, 1, size_t{4} << 20);
+  ASSERT_EQ(chunks.size(), 1u);
+  s = c.update(chunks, false, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.bytes(), uint64_t{4} << 20);
+  EXPECT_EQ(fake.updates(), 1);
   worker.shutdown();
 }
 
