@@ -42,6 +42,11 @@ struct KernelChoices {
   // With autograd: MoE's routed experts as one grouped node (grouped_experts.h) and the
   // fused SwiGLU; false: one chain of LibTorch ops per expert (the reference).
   bool grouped_experts = true;
+  // The grouped experts and fused SwiGLU without autograd too: the trainer's no-grad
+  // passes (pi_old, the reference) then compute their log-probs with the kernels of its
+  // gradient pass, so that the ratio is 1 where the weights are the same (in bf16 the
+  // two paths round differently). policy/logprobs.h sets it; decoding leaves it off.
+  bool grouped_without_grad = false;
 };
 
 struct ExecutionContext {

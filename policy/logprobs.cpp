@@ -160,6 +160,7 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   fo.compute_logits = false;
   fo.load_mask = real;  // padding leaves the expert loads alone
   fo.record_experts = record_experts;
+  fo.execution.kernels.grouped_without_grad = true;  // no-grad passes: the gradient pass's kernels
   if (replay_experts.defined()) {
     // Rows laid out as `ids`; positions past L (another micro-batch's longer rows) are
     // padding (-1) and dropped.

@@ -363,7 +363,8 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
   }
   auto g = run_linear(gate_proj, x, exec), u = run_linear(up_proj, x, exec);
   // With autograd, SwiGLU as one node with a fused backward (grouped_experts.h).
-  const bool fused = torch::GradMode::is_enabled() && exec.kernels.grouped_experts;
+  const bool fused = (torch::GradMode::is_enabled() || exec.kernels.grouped_without_grad) &&
+                     exec.kernels.grouped_experts;
   return run_linear(down_proj, fused ? swiglu(g, u) : F::silu(g) * u, exec);
 }
 
@@ -428,7 +429,8 @@ MoEImpl::MoEImpl(const ModelArgs& a) : args_(a) {
   load_accum_ = torch::zeros({a.n_routed_experts}, torch::kFloat);
 }
 
-// Without autograd, or with it when exec.kernels.grouped_experts is off (the reference).
+// Without autograd (unless exec.kernels.grouped_without_grad), or with it when
+// exec.kernels.grouped_experts is off (the reference).
 torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing& r,
                                          const torch::Tensor& counts, const ExecutionContext& exec,
                                          torch::Tensor* y_shared_out) {
@@ -502,7 +504,8 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
   auto counts = torch::bincount(flat_idx, /*weights=*/{}, E);  // [E] int64
   torch::Tensor y;                                             // [N, d]
   torch::Tensor y_shared;  // [N, d] when the shared expert ran with the routed ones
-  if (torch::GradMode::is_enabled() && exec.kernels.grouped_experts) {
+  if ((torch::GradMode::is_enabled() || exec.kernels.grouped_without_grad) &&
+      exec.kernels.grouped_experts) {
     // Training: the routed experts as one grouped autograd node (grouped_experts.h).
     ExpertWeights ew;
     for (const auto& m : *experts) {

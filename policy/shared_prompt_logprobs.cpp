@@ -43,6 +43,7 @@ KVCache run_prefixes(TransformerImpl& m, const DistinctPrompts& d, int64_t Lp,
   fo.cache = &cache;
   fo.compute_logits = false;
   fo.load_mask = real;  // padding leaves the expert loads alone
+  fo.execution.kernels.grouped_without_grad = true;  // no-grad passes: the gradient pass's kernels
   *aux_loss = m.forward(ids, fo).aux_loss;
   return cache;
 }
@@ -98,6 +99,7 @@ CompletionLogProbs shared_prompt_logprobs(TransformerImpl& m,
   ForwardOptions fo;
   fo.positions = positions;
   fo.compute_logits = false;
+  fo.execution.kernels.grouped_without_grad = true;
   // Tail tokens: the last prompt token, then the completion tokens under the mask.
   fo.load_mask = torch::cat({torch::ones({B, 1}), mask_c.narrow(1, 0, T - 1).to(torch::kFloat)}, 1);
   torch::Tensor prefix_aux;
