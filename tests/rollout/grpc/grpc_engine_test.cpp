@@ -22,6 +22,27 @@ policy::Transformer nano(uint64_t seed) {
   return m;
 }
 
+// A nano model (seed 1) served by a worker on a free loopback port, and a pool that
+// reaches it.
+struct NanoBehindWorker {
+  LocalRolloutSource source{nano(1)};
+  std::unique_ptr<RolloutWorker> worker;
+  StatusOr<std::unique_ptr<RolloutSource>> pool = Internal("not started");
+
+  bool start() {
+    WorkerOptions wo;
+    wo.limits.vocab_size = source.model_args().vocab_size;
+    wo.abort_generation = [this] { source.abort(); };
+    worker = std::make_unique<RolloutWorker>(source, wo);
+    if (!worker->start().ok()) return false;
+    GrpcSourceOptions po;
+    po.workers = {"127.0.0.1:" + std::to_string(worker->port())};
+    pool = make_grpc_rollout_source(po);
+    EXPECT_TRUE(pool.ok()) << pool.status().to_string();
+    return pool.ok();
+  }
+};
+
 GenerateRequest request() {
   GenerateRequest r;
   r.prompts = {{{1, 2, 3, 4}, 0}, {{5, 6}, 1}, {{7, 8, 9}, 2}};
@@ -51,16 +72,9 @@ void expect_same(const std::vector<Group>& a, const std::vector<Group>& b) {
 
 TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   torch::NoGradGuard no_grad;
-  LocalRolloutSource served(nano(1));
-  WorkerOptions wo;
-  wo.limits.vocab_size = served.model_args().vocab_size;
-  wo.abort_generation = [&] { served.abort(); };
-  RolloutWorker worker(served, wo);
-  ASSERT_TRUE(worker.start().ok());
-  GrpcSourceOptions po;
-  po.workers = {"127.0.0.1:" + std::to_string(worker.port())};
-  auto pool = make_grpc_rollout_source(po);
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  NanoBehindWorker served;
+  ASSERT_TRUE(served.start());
+  auto& pool = served.pool;
 
   LocalRolloutSource local1(nano(1));
   auto remote = (*pool)->generate(request());
@@ -82,7 +96,7 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   for (const auto& b : next->named_buffers()) weights.emplace_back(b.key(), b.value());
   Status s = (*pool)->update_weights(weights, 1);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(served.policy_version(), 1);
+  EXPECT_EQ(served.source.policy_version(), 1);
   LocalRolloutSource local2(nano(2), {}, {}, 1);
   auto after = (*pool)->generate(request());
   ASSERT_TRUE(after.ok()) << after.status().to_string();
@@ -96,16 +110,9 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
 // log-probs are bitwise those of an in-process exact engine (and not of the normal one).
 TEST(GrpcEngine, WorkerHonoursExactMode) {
   torch::NoGradGuard no_grad;
-  LocalRolloutSource served(nano(1));
-  WorkerOptions wo;
-  wo.limits.vocab_size = served.model_args().vocab_size;
-  wo.abort_generation = [&] { served.abort(); };
-  RolloutWorker worker(served, wo);
-  ASSERT_TRUE(worker.start().ok());
-  GrpcSourceOptions po;
-  po.workers = {"127.0.0.1:" + std::to_string(worker.port())};
-  auto pool = make_grpc_rollout_source(po);
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  NanoBehindWorker served;
+  ASSERT_TRUE(served.start());
+  auto& pool = served.pool;
   LocalRolloutSource local(nano(1));
   for (ExactMode mode : {ExactMode::kF32, ExactMode::kBF16}) {
     GenerateRequest r = request();
