@@ -84,7 +84,7 @@ inline constexpr char kTimeEval[] = "timing/eval";
 inline constexpr char kTimeTeacher[] = "timing/teacher";  // on-policy distillation: scoring
 // GRPO: held-out evaluation during training.
 inline constexpr char kEvalGreedyAccuracy[] = "eval/greedy_accuracy";
-inline constexpr char kEvalMeanLength[] = "eval/mean_length";              // greedy
+inline constexpr char kEvalMeanLength[] = "eval/mean_length";               // greedy
 inline constexpr char kEvalSampleMeanLength[] = "eval/sample_mean_length";  // one sample
 inline constexpr char kEvalRewardPrefix[] = "eval/reward/";  // eval/reward/<component>: mean
 inline constexpr char kEvalPassAt1[] = "eval/pass@1";

@@ -92,7 +92,8 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
   // Numbers largest first, each value once; the rest keeps the problem's order.
   std::vector<size_t> order(nums.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return nums[a] > nums[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return nums[a] > nums[b]; });
   std::vector<int64_t> tried;
   for (size_t i : order) {
     const int64_t n = nums[i];
@@ -137,6 +138,5 @@ std::optional<CountdownSearch> countdown_search(const std::vector<int64_t>& numb
   out.expression = *found;
   return out;
 }
-
 
 }  // namespace r1kit::data

@@ -359,11 +359,11 @@ namespace {
 
 // The page's SVG rules, for a file that travels without the page.
 constexpr char kStandaloneStyle[] =
-      "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
-      "font-weight: 600; fill: #222; } .yt { font-size: 10px; fill: #555; text-anchor: end; } "
-      ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .lg { font-size: 10px; fill: "
-      "#555; } .frame { fill: none; stroke: #999; } .grid { stroke: #eee; }</style>\n<rect "
-      "width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
+    "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
+    "font-weight: 600; fill: #222; } .yt { font-size: 10px; fill: #555; text-anchor: end; } "
+    ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .lg { font-size: 10px; fill: "
+    "#555; } .frame { fill: none; stroke: #999; } .grid { stroke: #eee; }</style>\n<rect "
+    "width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
 
 // The number line_plot gave an attribute of its <svg> (`attr` is "width" or "height").
 double svg_size(const std::string& svg, const std::string& attr) {
@@ -394,8 +394,8 @@ std::string stacked_metric_svg(const std::vector<std::pair<std::string, const Po
       pts.insert(pts.begin(), {s0, kPlotNaN});
       pts.emplace_back(s1, kPlotNaN);
     }
-    std::string svg = report_svg::line_plot(panels[i].first,
-                                            {{panels[i].first, &pts, report_svg::color(i)}}, smoothing);
+    std::string svg = report_svg::line_plot(
+        panels[i].first, {{panels[i].first, &pts, report_svg::color(i)}}, smoothing);
     const double h = svg_size(svg, "height");
     width = std::max(width, svg_size(svg, "width"));
     svg.replace(0, 4, fmt::format("<svg y=\"{}\"", height));  // nested, placed below the last

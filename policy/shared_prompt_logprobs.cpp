@@ -42,7 +42,7 @@ KVCache run_prefixes(TransformerImpl& m, const DistinctPrompts& d, int64_t Lp,
   ForwardOptions fo;
   fo.cache = &cache;
   fo.compute_logits = false;
-  fo.load_mask = real;  // padding leaves the expert loads alone
+  fo.load_mask = real;                               // padding leaves the expert loads alone
   fo.execution.kernels.grouped_without_grad = true;  // no-grad passes: the gradient pass's kernels
   *aux_loss = m.forward(ids, fo).aux_loss;
   return cache;

@@ -108,14 +108,14 @@ void register_builtin_rewards(RewardRegistry& r) {
   must(r.add("tag_count", make_factory<TagCountReward, TagCountOptions>("tag_count"),
              "0.25 per R1 tag present exactly once"));
   must(r.add(
-             "regex",
-             [](const nlohmann::json& args) -> StatusOr<std::unique_ptr<Reward>> {
-               ASSIGN_OR_RETURN(RegexOptions o, parse_reward_options<RegexOptions>("regex", args));
-               StatusOr<std::shared_ptr<const data::hf::Regex>> re = data::hf::Regex::compile(o.pattern);
-               if (!re.ok()) return re.status().with_context("reward regex: pattern");
-               return std::unique_ptr<Reward>(std::make_unique<RegexReward>(o, std::move(*re)));
-             },
-             "match_score when a regex matches the completion, its reasoning or its answer"));
+      "regex",
+      [](const nlohmann::json& args) -> StatusOr<std::unique_ptr<Reward>> {
+        ASSIGN_OR_RETURN(RegexOptions o, parse_reward_options<RegexOptions>("regex", args));
+        StatusOr<std::shared_ptr<const data::hf::Regex>> re = data::hf::Regex::compile(o.pattern);
+        if (!re.ok()) return re.status().with_context("reward regex: pattern");
+        return std::unique_ptr<Reward>(std::make_unique<RegexReward>(o, std::move(*re)));
+      },
+      "match_score when a regex matches the completion, its reasoning or its answer"));
   must(r.add("math_accuracy",
              make_factory<MathAccuracyReward, MathAccuracyOptions>("math_accuracy"),
              "1 when the final answer is equivalent to metadata.answer (exact arithmetic)"));

@@ -80,16 +80,15 @@ class TagCountReward final : public Reward {
 // ---------------------------------------------------------------- regex
 
 enum class RegexScope { kCompletion, kThink, kAnswer };
-inline constexpr EnumName<RegexScope> kRegexScopeNames[] = {
-    {RegexScope::kCompletion, "completion"},
-    {RegexScope::kThink, "think"},
-    {RegexScope::kAnswer, "answer"}};
+inline constexpr EnumName<RegexScope> kRegexScopeNames[] = {{RegexScope::kCompletion, "completion"},
+                                                            {RegexScope::kThink, "think"},
+                                                            {RegexScope::kAnswer, "answer"}};
 
 struct RegexOptions {
-  std::string pattern;                        // Oniguruma (Ruby) syntax, required
-  RegexScope in = RegexScope::kCompletion;    // the text searched
-  double match_score = 1.0;                   // a match somewhere in it
-  double miss_score = 0.0;                    // no match (or no such part)
+  std::string pattern;                      // Oniguruma (Ruby) syntax, required
+  RegexScope in = RegexScope::kCompletion;  // the text searched
+  double match_score = 1.0;                 // a match somewhere in it
+  double miss_score = 0.0;                  // no match (or no such part)
   void visit(ConfigVisitor& v) {
     v.field("pattern", pattern, "the regex searched for (Oniguruma syntax)");
     v.field("in", in,

@@ -69,7 +69,6 @@ struct CountdownTaskOptions {
   }
 };
 
-
 TaskSample countdown_problem(const CountdownTaskOptions& o, uint64_t seed, uint64_t index) {
   Draw d{derive_seed(seed, {0x636f756e74ULL, index})};
   const int lo_n = static_cast<int>(std::clamp<int64_t>(o.min_numbers, 2, 8));

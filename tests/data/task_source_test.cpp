@@ -198,7 +198,8 @@ TEST(CountdownSearchTest, TracesByHand) {
 // skips the held-out ones in every order, which with small numbers the question text
 // alone would let through.
 TEST(TaskSourceTest, CountdownHeldOutProblemsInAnyOrderAreNotTrainedOn) {
-  TaskSection sec = task_section("{name: countdown, max_number: 6, max_target: 30, eval_size: 200}");
+  TaskSection sec =
+      task_section("{name: countdown, max_number: 6, max_target: 30, eval_size: 200}");
   auto src = TaskSource::create(sec);
   ASSERT_TRUE(src.ok());
   std::set<std::string> held_keys, held_questions;

@@ -89,10 +89,9 @@ TEST(RegexRewardTest, MatchesInTheChosenPart) {
   EXPECT_EQ(score1(r, make("<think> x </think> <answer> 7*6: </answer>")), 0.0);
   EXPECT_EQ(score1(r, make("<think> 347*6: 7*6=42")), 0.0);
   // The answer part, and scores of the recipe's choosing.
-  auto four = g.create("regex", {{"pattern", "^\\s*4\\s*$"},
-                                 {"in", "answer"},
-                                 {"match_score", 0.5},
-                                 {"miss_score", -1}});
+  auto four = g.create(
+      "regex",
+      {{"pattern", "^\\s*4\\s*$"}, {"in", "answer"}, {"match_score", 0.5}, {"miss_score", -1}});
   ASSERT_TRUE(four.ok()) << four.status().to_string();
   EXPECT_EQ(score1(**four, make("<think>4</think> <answer> 4 </answer>")), 0.5);
   EXPECT_EQ(score1(**four, make("<think>4</think> <answer> 44 </answer>")), -1.0);
@@ -365,8 +364,8 @@ TEST(RecipeTest, ParseSpecsAndCombine) {
       "[{name: format}, {name: regex, label: worked, pattern: ': \\d', weight: 0}]"));
   ASSERT_TRUE(labelled.ok()) << labelled.status().to_string();
   EXPECT_EQ(labelled->components()[1].name, "worked");
-  auto twice = build_rewards(*parse_reward_specs(
-      "[{name: format, label: f}, {name: regex, label: f, pattern: x}]"));
+  auto twice = build_rewards(
+      *parse_reward_specs("[{name: format, label: f}, {name: regex, label: f, pattern: x}]"));
   ASSERT_FALSE(twice.ok());
   EXPECT_NE(twice.status().message().find("label 'f'"), std::string::npos)
       << twice.status().to_string();

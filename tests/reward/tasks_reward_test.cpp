@@ -55,14 +55,15 @@ TEST(TaskRewardTest, CountdownSearchAnswersAreRight) {
       s.metadata = t.metadata;
       ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
       // The trace ends in the equation it answers with.
-      if (search) EXPECT_TRUE(t.trace.ends_with(" = " + t.metadata[key].get<std::string>() + "."))
-          << t.trace;
+      if (search)
+        EXPECT_TRUE(t.trace.ends_with(" = " + t.metadata[key].get<std::string>() + ".")) << t.trace;
     }
     EXPECT_GT(searched, 480) << args;
   }
   // More than 4 numbers: no search trace (it grows as 4^n).
-  EXPECT_FALSE(load_config_string<data::TaskSection>(
-                   "{name: countdown, trace: search, max_numbers: 5}").ok());
+  EXPECT_FALSE(
+      load_config_string<data::TaskSection>("{name: countdown, trace: search, max_numbers: 5}")
+          .ok());
 }
 
 TEST(TaskRewardTest, KnightsKnavesAnswersAreRight) {
