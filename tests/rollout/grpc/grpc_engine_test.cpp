@@ -10,22 +10,15 @@
 #include "rollout/grpc/grpc_source.h"
 #include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
+#include "tests/rollout/grpc/nano_model.h"
 
 namespace r1kit::rollout {
 namespace {
 
-policy::Transformer nano(uint64_t seed) {
-  auto args = policy::preset("nano");
-  EXPECT_TRUE(args.ok());
-  policy::Transformer m(*args);
-  m->init_weights(seed);
-  return m;
-}
-
 // A nano model (seed 1) served by a worker on a free loopback port, and a pool that
 // reaches it.
 struct NanoBehindWorker {
-  LocalRolloutSource source{nano(1)};
+  LocalRolloutSource source{nano_model(1)};
   std::unique_ptr<RolloutWorker> worker;
   StatusOr<std::unique_ptr<RolloutSource>> pool = Internal("not started");
 
@@ -76,7 +69,7 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   ASSERT_TRUE(served.start());
   auto& pool = served.pool;
 
-  LocalRolloutSource local1(nano(1));
+  LocalRolloutSource local1(nano_model(1));
   auto remote = (*pool)->generate(request());
   ASSERT_TRUE(remote.ok()) << remote.status().to_string();
   expect_same(*remote, *local1.generate(request()));
@@ -90,14 +83,14 @@ TEST(GrpcEngine, WorkerMatchesInProcessAndFollowsWeightUpdates) {
   expect_same(*remote_routed, *local1.generate(routed));
 
   // New weights (another initialisation), sent through the pool as version 1.
-  policy::Transformer next = nano(2);
+  policy::Transformer next = nano_model(2);
   NamedTensors weights;
   for (const auto& p : next->named_parameters()) weights.emplace_back(p.key(), p.value());
   for (const auto& b : next->named_buffers()) weights.emplace_back(b.key(), b.value());
   Status s = (*pool)->update_weights(weights, 1);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(served.source.policy_version(), 1);
-  LocalRolloutSource local2(nano(2), {}, {}, 1);
+  LocalRolloutSource local2(nano_model(2), {}, {}, 1);
   auto after = (*pool)->generate(request());
   ASSERT_TRUE(after.ok()) << after.status().to_string();
   expect_same(*after, *local2.generate(request()));
@@ -113,7 +106,7 @@ TEST(GrpcEngine, WorkerHonoursExactMode) {
   NanoBehindWorker served;
   ASSERT_TRUE(served.start());
   auto& pool = served.pool;
-  LocalRolloutSource local(nano(1));
+  LocalRolloutSource local(nano_model(1));
   for (ExactMode mode : {ExactMode::kF32, ExactMode::kBF16}) {
     GenerateRequest r = request();
     r.exact = mode;

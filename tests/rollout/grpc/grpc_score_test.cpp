@@ -9,17 +9,10 @@
 #include "rollout/grpc/grpc_source.h"
 #include "rollout/grpc/worker.h"
 #include "rollout/local_source.h"
+#include "tests/rollout/grpc/nano_model.h"
 
 namespace r1kit::rollout {
 namespace {
-
-policy::Transformer nano_model(uint64_t seed) {
-  auto args = policy::preset("nano");
-  EXPECT_TRUE(args.ok());
-  policy::Transformer m(*args);
-  m->init_weights(seed);
-  return m;
-}
 
 ScoreRequest score_request() {
   ScoreRequest r;
