@@ -113,8 +113,8 @@ const char* color(size_t i) {
 }
 
 std::string line_plot(const std::string& title, const std::vector<Line>& lines, double smoothing,
-                      bool log_y) {
-  constexpr double W = 400, L = 58, R = 12, T = 26, B = 48, ph = 236 - T - B, pw = W - L - R;
+                      bool log_y, double* height) {
+  constexpr double W = kPlotWidth, L = 58, R = 12, T = 26, B = 48, ph = 236 - T - B, pw = W - L - R;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   int64_t s0 = std::numeric_limits<int64_t>::max(), s1 = std::numeric_limits<int64_t>::min();
   for (const Line& l : lines)
@@ -163,6 +163,7 @@ std::string line_plot(const std::string& title, const std::vector<Line>& lines, 
                     W - R, ly, note);
   }
   const double H = ly + 10;
+  if (height) *height = H;
   std::string out = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "viewBox=\"0 0 {} {}\" role=\"img\"><title>{}</title>\n"
@@ -355,8 +356,6 @@ bool is_constant(const Points& pts) {
   return true;
 }
 
-namespace {
-
 // The page's SVG rules, for a file that travels without the page.
 constexpr char kStandaloneStyle[] =
     "<style>text { font-family: Helvetica, Arial, sans-serif; } .pt { font-size: 12px; "
@@ -364,14 +363,6 @@ constexpr char kStandaloneStyle[] =
     ".xt { font-size: 10px; fill: #555; text-anchor: middle; } .lg { font-size: 10px; fill: "
     "#555; } .frame { fill: none; stroke: #999; } .grid { stroke: #eee; }</style>\n<rect "
     "width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
-
-// The number line_plot gave an attribute of its <svg> (`attr` is "width" or "height").
-double svg_size(const std::string& svg, const std::string& attr) {
-  const size_t at = svg.find(attr + "=\"") + attr.size() + 2;
-  return std::stod(svg.substr(at, svg.find('"', at) - at));
-}
-
-}  // namespace
 
 std::string metric_svg(const std::string& name, const Points& pts, double smoothing) {
   std::string svg = report_svg::line_plot(name, {{name, &pts, "#1f77b4"}}, smoothing);
@@ -387,17 +378,16 @@ std::string stacked_metric_svg(const std::vector<std::pair<std::string, const Po
   for (const auto& [name, pts] : panels)
     for (const auto& [s, v] : *pts) s0 = std::min(s0, s), s1 = std::max(s1, s);
   std::string body, title;
-  double height = 0, width = 0;
+  double height = 0;
   for (size_t i = 0; i < panels.size(); ++i) {
     Points pts = *panels[i].second;
     if (s0 <= s1) {
       pts.insert(pts.begin(), {s0, kPlotNaN});
       pts.emplace_back(s1, kPlotNaN);
     }
+    double h = 0;
     std::string svg = report_svg::line_plot(
-        panels[i].first, {{panels[i].first, &pts, report_svg::color(i)}}, smoothing);
-    const double h = svg_size(svg, "height");
-    width = std::max(width, svg_size(svg, "width"));
+        panels[i].first, {{panels[i].first, &pts, report_svg::color(i)}}, smoothing, false, &h);
     svg.replace(0, 4, fmt::format("<svg y=\"{}\"", height));  // nested, placed below the last
     body += svg;
     height += h;
@@ -406,7 +396,8 @@ std::string stacked_metric_svg(const std::vector<std::pair<std::string, const Po
   return fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
       "role=\"img\"><title>{}</title>\n{}{}</svg>\n",
-      width, height, width, height, html_escape(title), kStandaloneStyle, body);
+      report_svg::kPlotWidth, height, report_svg::kPlotWidth, height, html_escape(title),
+      kStandaloneStyle, body);
 }
 
 }  // namespace r1kit::eval
