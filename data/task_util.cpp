@@ -67,12 +67,6 @@ std::string parenthesised(const std::string& e) {
   return e.find(' ') == std::string::npos ? e : "(" + e + ")";
 }
 
-std::string joined(const std::vector<int64_t>& v) {
-  std::string out;
-  for (int64_t x : v) out += (out.empty() ? "" : " ") + std::to_string(x);
-  return out;
-}
-
 // Searches `t` from `nums` (at least 2), appending the trace's sentences to `out`;
 // returns the expression found.
 std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
@@ -84,11 +78,11 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
       made += (made.empty() ? "" : " ") + std::to_string(v);
       if (v == t && !found) found = e;
     }
-    out.push_back(fmt::format("{} from {} ({}) {}", t, joined(nums), made,
+    out.push_back(fmt::format("{} from {} ({}) {}", t, fmt::join(nums, " "), made,
                               found ? fmt::format("yes, {} = {}.", *found, t) : "no."));
     return found;
   }
-  out.push_back(fmt::format("{} from {}.", t, joined(nums)));
+  out.push_back(fmt::format("{} from {}.", t, fmt::join(nums, " ")));
   // Numbers largest first, each value once; the rest keeps the problem's order.
   std::vector<size_t> order(nums.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -126,24 +126,18 @@ TaskSample countdown_problem(const CountdownTaskOptions& o, uint64_t seed, uint6
     if ((target < 1 || target > max_target) && attempt < 1000) continue;
     std::string expr = items[0].expr;
     if (expr.size() > 2 && expr.front() == '(') expr = expr.substr(1, expr.size() - 2);
-    std::string list;
-    for (size_t i = 0; i < numbers.size(); ++i) {
-      list += (i ? ", " : "") + std::to_string(numbers[i]);
-    }
     TaskSample t;
     t.question = fmt::format(
         "Using the numbers [{}], create an equation that equals {}. You can use basic "
         "arithmetic operations (+, -, *, /) and each number can only be used once",
-        list, target);
+        fmt::join(numbers, ", "), target);
     std::string trace;
     for (const std::string& s : steps) trace += (trace.empty() ? "" : " ") + s + ".";
     t.trace = trace;
     t.metadata = {{"numbers", numbers}, {"target", target}, {"answer", expr}};
     std::vector<int64_t> sorted = numbers;  // the same problem in any order of its numbers
     std::sort(sorted.begin(), sorted.end());
-    t.key = "countdown";
-    for (int64_t x : sorted) t.key += " " + std::to_string(x);
-    t.key += " -> " + std::to_string(target);
+    t.key = fmt::format("countdown {} -> {}", fmt::join(sorted, " "), target);
     if (o.trace == CountdownTrace::kSearch) {
       if (std::optional<CountdownSearch> found = countdown_search(numbers, target)) {
         t.trace = found->trace;
