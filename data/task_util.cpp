@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 namespace r1kit::data {
 
@@ -67,9 +68,30 @@ std::string parenthesised(const std::string& e) {
   return e.find(' ') == std::string::npos ? e : "(" + e + ")";
 }
 
+// Every value `nums` make, each used once (any bracketing: combining two of them at a
+// time reaches every expression tree), with the rules of pair_results.
+std::set<int64_t> made_values(const std::vector<int64_t>& nums) {
+  if (nums.size() == 1) return {nums[0]};
+  std::set<int64_t> made;
+  for (size_t i = 0; i < nums.size(); ++i)
+    for (size_t j = i + 1; j < nums.size(); ++j) {
+      std::vector<int64_t> rest;
+      for (size_t k = 0; k < nums.size(); ++k)
+        if (k != i && k != j) rest.push_back(nums[k]);
+      rest.push_back(0);
+      for (const auto& [v, e] : pair_results(nums[i], nums[j])) {
+        rest.back() = v;
+        const std::set<int64_t> more = made_values(rest);
+        made.insert(more.begin(), more.end());
+      }
+    }
+  return made;
+}
+
 // Searches `t` from `nums` (at least 2), appending the trace's sentences to `out`;
-// returns the expression found.
-std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
+// returns the expression found. An inner node of three or more numbers states the
+// largest value they make and stops there when `t` is above it.
+std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t, bool top,
                                   std::vector<std::string>& out) {
   if (nums.size() == 2) {  // a check: what the two make
     std::string made;
@@ -82,7 +104,15 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
                               found ? fmt::format("yes, {} = {}.", *found, t) : "no."));
     return found;
   }
-  out.push_back(fmt::format("{} from {}.", t, fmt::join(nums, " ")));
+  if (top) {
+    out.push_back(fmt::format("{} from {}.", t, fmt::join(nums, " ")));
+  } else {
+    const int64_t most = *made_values(nums).rbegin();
+    const bool above = t > most;
+    out.push_back(fmt::format("{} from {} (max {}){}", t, fmt::join(nums, " "), most,
+                              above ? " no." : "."));
+    if (above) return std::nullopt;
+  }
   // Numbers largest first, each value once; the rest keeps the problem's order.
   std::vector<size_t> order(nums.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -103,12 +133,12 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t,
     std::vector<Split> splits;
     if (n > 1 && t % n == 0) splits.push_back({t / n, "{0} * {1}"});
     if (t - n > 0) splits.push_back({t - n, "{0} + {1}"});
-    splits.push_back({t + n, "{0} - {1}"});
     if (n - t > 0) splits.push_back({n - t, "{1} - {0}"});
+    splits.push_back({t + n, "{0} - {1}"});
     if (n > 1) splits.push_back({t * n, "{0} / {1}"});
     for (const Split& sp : splits) {
       out.push_back(fmt::format("{} = {}:", t, fmt::format(fmt::runtime(sp.form), "x", n)));
-      std::optional<std::string> e = search(rest, sp.x, out);
+      std::optional<std::string> e = search(rest, sp.x, /*top=*/false, out);
       if (!e) continue;
       const std::string full = fmt::format(fmt::runtime(sp.form), parenthesised(*e), n);
       out.push_back(fmt::format("{} = {}.", t, full));
@@ -125,7 +155,7 @@ std::optional<CountdownSearch> countdown_search(const std::vector<int64_t>& numb
                                                 int64_t target) {
   if (numbers.size() < 2) return std::nullopt;
   std::vector<std::string> sentences;
-  std::optional<std::string> found = search(numbers, target, sentences);
+  std::optional<std::string> found = search(numbers, target, /*top=*/true, sentences);
   if (!found) return std::nullopt;
   CountdownSearch out;
   for (const std::string& s : sentences) out.trace += (out.trace.empty() ? "" : " ") + s;

@@ -36,8 +36,10 @@ std::string column_sum_trace(int64_t x, int64_t y);
 
 // Countdown's search trace (data/tasks/countdown.cpp, `trace: search`): a goal-directed
 // search for `target` from `numbers` (2 to 4), "t = x op n" for each number n (largest
-// first, each value once; ops * + - (n - x) /) with x searched for in the numbers left,
-// two numbers checked by listing what they make, every dead end written out:
+// first, each value once; ops *, +, n - x, x - n, x / n) with x searched for in the numbers
+// left, two numbers checked by listing what they make, three or more by first stating the
+// largest value they make ("(max 16)") and giving up at once when x is above it, every
+// dead end written out:
 //   {4, 6, 1}, 24 -> "24 from 4 6 1. 24 = x * 6: 4 from 4 1 (5 3 4) yes, 4 * 1 = 4.
 //                     24 = (4 * 1) * 6."   expression "(4 * 1) * 6"
 // nullopt when no such search reaches the target (a split into two pairs may).

@@ -168,22 +168,34 @@ TEST(ArithmeticTraceTest, MixedTracesAreColumnsAtTheirShareAndDirectOtherwise) {
 }
 
 // Countdown's search trace, written out by hand from its rule: numbers largest first,
-// t = x * n, x + n, x - n, n - x, x / n in that order, two numbers checked by what they
-// make (sum, difference, product, exact quotient).
+// t = x * n, x + n, n - x, x - n, x / n in that order, two numbers checked by what they
+// make (sum, difference, product, exact quotient), three by the largest value they make.
 TEST(CountdownSearchTest, TracesByHand) {
   auto a = countdown_search({4, 6, 1}, 24);
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->trace,
             "24 from 4 6 1. 24 = x * 6: 4 from 4 1 (5 3 4) yes, 4 * 1 = 4. 24 = (4 * 1) * 6.");
   EXPECT_EQ(a->expression, "(4 * 1) * 6");
-  // A dead end, then the way through: 6 cannot be made from 3 and 1; 4 can.
+  // Three numbers at most make (3 + 1) * 5 = 20; n - x comes before x - n.
   auto b = countdown_search({3, 1, 5, 6}, 7);
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->trace,
-            "7 from 3 1 5 6. 7 = x + 6: 1 from 3 1 5. 1 = x - 5: 6 from 3 1 (4 2 3) no. "
+            "7 from 3 1 5 6. 7 = x + 6: 1 from 3 1 5 (max 20). "
             "1 = 5 - x: 4 from 3 1 (4 2 3) yes, 3 + 1 = 4. 1 = 5 - (3 + 1). "
             "7 = (5 - (3 + 1)) + 6.");
   EXPECT_EQ(b->expression, "(5 - (3 + 1)) + 6");
+  // Dead ends above the most the rest make ((3 + 1) * 4 = 16, (4 + 1) * 4 = 20), stopped
+  // at once; 4 * 3 * 4 = 48 lets 28 through.
+  auto d = countdown_search({4, 3, 4, 1}, 29);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->trace,
+            "29 from 4 3 4 1. 29 = x + 4: 25 from 3 4 1 (max 16) no. "
+            "29 = x - 4: 33 from 3 4 1 (max 16) no. 29 = x / 4: 116 from 3 4 1 (max 16) no. "
+            "29 = x + 3: 26 from 4 4 1 (max 20) no. 29 = x - 3: 32 from 4 4 1 (max 20) no. "
+            "29 = x / 3: 87 from 4 4 1 (max 20) no. 29 = x + 1: 28 from 4 3 4 (max 48). "
+            "28 = x * 4: 7 from 3 4 (7 1 12) yes, 4 + 3 = 7. 28 = (4 + 3) * 4. "
+            "29 = ((4 + 3) * 4) + 1.");
+  EXPECT_EQ(d->expression, "((4 + 3) * 4) + 1");
   // Two numbers: one check. The quotient is listed when exact.
   auto c = countdown_search({2, 8}, 4);
   ASSERT_TRUE(c.has_value());
