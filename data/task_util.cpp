@@ -51,11 +51,7 @@ std::string column_sum_trace(int64_t x, int64_t y) {
 
 // ---------------------------------------------------------------- the search trace
 
-namespace {
-
-// What two numbers make, larger first: a + b, a - b (a > b), a * b, a / b (exact, b > 1),
-// as {value, "a op b"}.
-std::vector<std::pair<int64_t, std::string>> pair_results(int64_t a, int64_t b) {
+std::vector<std::pair<int64_t, std::string>> countdown_pair_results(int64_t a, int64_t b) {
   if (a < b) std::swap(a, b);
   std::vector<std::pair<int64_t, std::string>> out = {{a + b, fmt::format("{} + {}", a, b)}};
   if (a > b) out.push_back({a - b, fmt::format("{} - {}", a, b)});
@@ -64,13 +60,8 @@ std::vector<std::pair<int64_t, std::string>> pair_results(int64_t a, int64_t b) 
   return out;
 }
 
-std::string parenthesised(const std::string& e) {
-  return e.find(' ') == std::string::npos ? e : "(" + e + ")";
-}
-
-// Every value `nums` make, each used once (any bracketing: combining two of them at a
-// time reaches every expression tree), with the rules of pair_results.
-std::set<int64_t> made_values(const std::vector<int64_t>& nums) {
+// Combining two of them at a time reaches every expression tree.
+std::set<int64_t> countdown_made_values(const std::vector<int64_t>& nums) {
   if (nums.size() == 1) return {nums[0]};
   std::set<int64_t> made;
   for (size_t i = 0; i < nums.size(); ++i)
@@ -79,13 +70,19 @@ std::set<int64_t> made_values(const std::vector<int64_t>& nums) {
       for (size_t k = 0; k < nums.size(); ++k)
         if (k != i && k != j) rest.push_back(nums[k]);
       rest.push_back(0);
-      for (const auto& [v, e] : pair_results(nums[i], nums[j])) {
+      for (const auto& [v, e] : countdown_pair_results(nums[i], nums[j])) {
         rest.back() = v;
-        const std::set<int64_t> more = made_values(rest);
+        const std::set<int64_t> more = countdown_made_values(rest);
         made.insert(more.begin(), more.end());
       }
     }
   return made;
+}
+
+namespace {
+
+std::string parenthesised(const std::string& e) {
+  return e.find(' ') == std::string::npos ? e : "(" + e + ")";
 }
 
 // Searches `t` from `nums` (at least 2), appending the trace's sentences to `out`;
@@ -96,7 +93,7 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t, b
   if (nums.size() == 2) {  // a check: what the two make
     std::string made;
     std::optional<std::string> found;
-    for (const auto& [v, e] : pair_results(nums[0], nums[1])) {
+    for (const auto& [v, e] : countdown_pair_results(nums[0], nums[1])) {
       made += (made.empty() ? "" : " ") + std::to_string(v);
       if (v == t && !found) found = e;
     }
@@ -107,7 +104,7 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t, b
   if (top) {
     out.push_back(fmt::format("{} from {}.", t, fmt::join(nums, " ")));
   } else {
-    const int64_t most = *made_values(nums).rbegin();
+    const int64_t most = *countdown_made_values(nums).rbegin();
     const bool above = t > most;
     out.push_back(fmt::format("{} from {} (max {}){}", t, fmt::join(nums, " "), most,
                               above ? " no." : "."));

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,5 +50,12 @@ struct CountdownSearch {
 };
 std::optional<CountdownSearch> countdown_search(const std::vector<int64_t>& numbers,
                                                 int64_t target);
+
+// What two numbers make, in the order the search lists them: a + b, a - b (a > b), a * b,
+// a / b (exact, b > 1), a the larger; each with its expression "a op b".
+std::vector<std::pair<int64_t, std::string>> countdown_pair_results(int64_t a, int64_t b);
+// Every value `numbers` make with + - * /, each number used once, in any bracketing
+// (positive integers only, as the search's rules).
+std::set<int64_t> countdown_made_values(const std::vector<int64_t>& numbers);
 
 }  // namespace r1kit::data

@@ -121,6 +121,9 @@ void register_builtin_rewards(RewardRegistry& r) {
              "1 when the final answer is equivalent to metadata.answer (exact arithmetic)"));
   must(r.add("countdown", make_factory<CountdownReward, CountdownOptions>("countdown"),
              "1 / 0.1 / 0 for a countdown expression using metadata.numbers to hit .target"));
+  must(r.add("countdown_search",
+             make_factory<CountdownSearchReward, CountdownSearchOptions>("countdown_search"),
+             "1 / 0 when every claim of a countdown search trace is true / one is not"));
   must(r.add("arithmetic", make_factory<ArithmeticReward, ArithmeticRewardOptions>("arithmetic"),
              "1 / 0.1 / 0 for the integer in <answer> against metadata.answer"));
   must(r.add("knights_knaves",

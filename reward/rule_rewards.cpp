@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "data/task_util.h"
+
 namespace r1kit::reward {
 namespace {
 
@@ -358,6 +360,262 @@ Scores CountdownReward::score(std::span<const Sample> group) const {
       case CountdownVerdict::kWrongValue: out.push_back(o_.format_score); break;
       default: out.push_back(0.0); break;
     }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- countdown_search
+
+namespace {
+
+constexpr size_t kMaxSearchTraceChars = 1 << 16;
+constexpr size_t kMaxNodeNumbers = 4;  // the search's own limit; bounds made_values' cost
+
+std::optional<int64_t> small_int(std::string_view t) {
+  if (t.empty() || t.size() > 9) return std::nullopt;
+  int64_t v = 0;
+  for (char c : t) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+std::vector<int64_t> sorted_copy(std::vector<int64_t> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Words of a sentence, with "(", ")" and "," words of their own.
+std::vector<std::string_view> search_words(std::string_view s, std::string& buffer) {
+  buffer.clear();
+  for (char c : s) {
+    if (c == '(' || c == ')' || c == ',') {
+      buffer += ' ';
+      buffer += c;
+      buffer += ' ';
+    } else {
+      buffer += c;
+    }
+  }
+  std::vector<std::string_view> words;
+  std::string_view rest = buffer;
+  while (!rest.empty()) {
+    while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
+    size_t n = 0;
+    while (n < rest.size() && !is_space(rest[n])) ++n;
+    if (n > 0) words.push_back(rest.substr(0, n));
+    rest.remove_prefix(n);
+  }
+  return words;
+}
+
+class SearchTraceChecker {
+ public:
+  SearchTraceChecker(const std::vector<int64_t>& numbers, int64_t target)
+      : numbers_(sorted_copy(numbers)), target_(target) {}
+
+  SearchTraceCheck run(std::string_view trace) {
+    if (trace.size() > kMaxSearchTraceChars) return not_the_form("the trace is too long");
+    size_t start = 0;
+    for (size_t i = 0; i < trace.size() && !stopped_; ++i) {
+      if (trace[i] != '.' && trace[i] != ':') continue;
+      std::string_view piece = trace.substr(start, i - start);
+      while (!piece.empty() && is_space(piece.front())) piece.remove_prefix(1);
+      while (!piece.empty() && is_space(piece.back())) piece.remove_suffix(1);
+      start = i + 1;
+      if (!piece.empty()) sentence(piece, trace[i]);
+    }
+    return out_;
+  }
+
+ private:
+  struct Frame {
+    int64_t t;
+    std::vector<int64_t> nums;  // sorted
+  };
+  struct Split {
+    std::optional<int64_t> x;   // nullopt when the op names no integer x (t / n inexact)
+    std::vector<int64_t> rest;  // sorted
+  };
+
+  void claim(bool ok, std::string_view what) {
+    ++out_.claims;
+    if (ok) return;
+    ++out_.false_claims;
+    if (out_.error.empty()) out_.error = fmt::format("false: \"{}\"", what);
+  }
+  // Stops the check: what follows cannot be read as steps of a search.
+  SearchTraceCheck not_the_form(std::string_view what) {
+    if (out_.error.empty()) out_.error = fmt::format("not a search step: \"{}\"", what);
+    stopped_ = true;
+    return out_;
+  }
+
+  void sentence(std::string_view piece, char end) {
+    const std::vector<std::string_view> w = search_words(piece, buffer_);
+    if (w.size() == 1 && w[0] == "none" && end == '.' && !frames_.empty() && !split_) {
+      // "none.": true when no search of this form reaches t (t may still be made another
+      // way, 12 / (9 - 5) = 3: the search has no n / x).
+      const Frame& f = frames_.back();
+      claim(f.nums.size() <= kMaxNodeNumbers && !data::countdown_search(f.nums, f.t), piece);
+      frames_.pop_back();
+      return;
+    }
+    std::optional<int64_t> t = w.size() >= 3 ? small_int(w[0]) : std::nullopt;
+    if (!t) return (void)not_the_form(piece);
+    if (w[1] == "from" && end == '.') return node(piece, w, *t);
+    if (w[1] == "=" && end == ':') return split(piece, w, *t);
+    if (w[1] == "=" && end == '.') return result(piece, *t);
+    not_the_form(piece);
+  }
+
+  static std::set<int64_t> countdown_made(const std::vector<int64_t>& nums) {
+    return data::countdown_made_values(nums);
+  }
+
+  // "t from a b c." (the problem), "x from a b c (max M)[ no].", "x from a b (L) no." or
+  // "x from a b (L) yes, E = x."
+  void node(std::string_view piece, const std::vector<std::string_view>& w, int64_t t) {
+    size_t i = 2;
+    std::vector<int64_t> nums;
+    for (; i < w.size(); ++i) {
+      std::optional<int64_t> v = small_int(w[i]);
+      if (!v) break;
+      nums.push_back(*v);
+    }
+    if (nums.size() < 2) return (void)not_the_form(piece);
+    std::sort(nums.begin(), nums.end());
+    if (!started_) {  // the problem itself
+      started_ = true;
+      claim(t == target_ && nums == numbers_, piece);
+      if (nums.size() > 2 && i == w.size()) {
+        frames_.push_back({t, nums});
+        return;
+      }
+      split_ = Split{t, nums};  // two numbers: the problem is one check
+    }
+    if (!split_ || i == w.size() || w[i] != "(") return (void)not_the_form(piece);
+    claim(split_->x == t, piece);  // the x its split needs
+    claim(split_->rest == nums, piece);  // from exactly the numbers left
+    split_.reset();
+    if (i + 1 < w.size() && w[i + 1] == "max") {
+      std::optional<int64_t> most = i + 2 < w.size() ? small_int(w[i + 2]) : std::nullopt;
+      const bool no = i + 4 < w.size() && w[i + 4] == "no";
+      if (!most || i + 3 >= w.size() || w[i + 3] != ")" || i + (no ? 5 : 4) != w.size() ||
+          nums.size() < 3)
+        return (void)not_the_form(piece);
+      if (nums.size() > kMaxNodeNumbers) return claim(false, piece);
+      const int64_t true_most = *countdown_made(nums).rbegin();
+      claim(*most == true_most, piece);
+      claim(no == (t > true_most), piece);
+      if (!no) frames_.push_back({t, nums});
+      return;
+    }
+    if (nums.size() != 2) return (void)not_the_form(piece);
+    std::vector<int64_t> listed;
+    for (++i; i < w.size() && w[i] != ")"; ++i) {
+      std::optional<int64_t> v = small_int(w[i]);
+      if (!v) return (void)not_the_form(piece);
+      listed.push_back(*v);
+    }
+    if (i + 1 >= w.size()) return (void)not_the_form(piece);
+    std::vector<int64_t> made;
+    for (const auto& [v, e] : data::countdown_pair_results(nums[0], nums[1])) made.push_back(v);
+    claim(listed == made, piece);
+    const bool in_list = std::find(made.begin(), made.end(), t) != made.end();
+    if (w[i + 1] == "no" && i + 2 == w.size()) return claim(!in_list, piece);
+    // "yes, E = x": E over the two, worth x.
+    const size_t yes = piece.find(" yes,");
+    const size_t eq = piece.rfind('=');
+    if (w[i + 1] != "yes" || yes == std::string_view::npos || eq == std::string_view::npos ||
+        eq < yes || small_int(w.back()) != t)
+      return (void)not_the_form(piece);
+    claim(in_list, piece);
+    claim(worth(piece.substr(yes + 5, eq - yes - 5), t, nums), piece);
+  }
+
+  // "t = x op n:" with op one of * + - /, or "t = n - x:".
+  void split(std::string_view piece, const std::vector<std::string_view>& w, int64_t t) {
+    if (frames_.empty() || split_ || w.size() != 5) return (void)not_the_form(piece);
+    const bool x_first = w[2] == "x";
+    std::optional<int64_t> n = small_int(x_first ? w[4] : w[2]);
+    const std::string_view op = w[3];
+    if (!n || (x_first ? op.size() != 1 || std::string_view("*+-/").find(op[0]) ==
+                                               std::string_view::npos
+                       : op != "-" || w[4] != "x"))
+      return (void)not_the_form(piece);
+    const Frame& f = frames_.back();
+    claim(t == f.t, piece);
+    Split s{std::nullopt, f.nums};
+    auto it = std::find(s.rest.begin(), s.rest.end(), *n);
+    claim(it != s.rest.end(), piece);  // n is one of the node's numbers
+    if (it != s.rest.end()) s.rest.erase(it);
+    const char o = x_first ? op[0] : 'r';
+    if (o == '*' && *n > 1 && t % *n == 0) s.x = t / *n;
+    if (o == '+' && t - *n > 0) s.x = t - *n;
+    if (o == 'r' && *n - t > 0) s.x = *n - t;
+    if (o == '-') s.x = t + *n;
+    if (o == '/' && *n > 1) s.x = t * *n;
+    claim(s.x.has_value(), piece);  // the op names a positive integer x
+    split_ = std::move(s);
+  }
+
+  // "t = E.": the node solved, E over exactly its numbers.
+  void result(std::string_view piece, int64_t t) {
+    if (frames_.empty() || split_) return (void)not_the_form(piece);
+    const Frame f = frames_.back();
+    frames_.pop_back();
+    claim(t == f.t && worth(piece.substr(piece.find('=') + 1), t, f.nums), piece);
+  }
+
+  // E uses exactly `nums` (sorted) and is worth t.
+  static bool worth(std::string_view expr, int64_t t, const std::vector<int64_t>& nums) {
+    std::vector<int64_t> used;
+    bool undefined = false;
+    std::optional<Rational> v = eval_countdown(expr, &used, &undefined);
+    std::sort(used.begin(), used.end());
+    return v && *v == Rational::integer(t) && used == nums;
+  }
+
+  std::vector<int64_t> numbers_;  // sorted
+  int64_t target_;
+  bool started_ = false;
+  std::vector<Frame> frames_;   // the open nodes, the problem first
+  std::optional<Split> split_;  // a split waiting for its node
+  std::string buffer_;
+  bool stopped_ = false;
+  SearchTraceCheck out_;
+};
+
+}  // namespace
+
+SearchTraceCheck check_countdown_search(std::string_view trace, const std::vector<int64_t>& numbers,
+                                        int64_t target) {
+  return SearchTraceChecker(numbers, target).run(trace);
+}
+
+Scores CountdownSearchReward::score(std::span<const Sample> group) const {
+  std::vector<double> out;
+  out.reserve(group.size());
+  for (const Sample& s : group) {
+    std::vector<int64_t> numbers;
+    int64_t target = 0;
+    if (!countdown_metadata(s.metadata, &numbers, &target)) {
+      out.push_back(kNoScore);
+      continue;
+    }
+    std::string_view text = s.completion;
+    const size_t end = text.find("</think>");
+    if (end == std::string_view::npos) {
+      out.push_back(o_.false_score);
+      continue;
+    }
+    text = text.substr(0, end);
+    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+    if (text.starts_with("<think>")) text.remove_prefix(7);
+    out.push_back(check_countdown_search(text, numbers, target).all_true() ? o_.true_score
+                                                                             : o_.false_score);
   }
   return out;
 }

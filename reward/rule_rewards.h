@@ -192,6 +192,54 @@ class CountdownReward final : public Reward {
   CountdownOptions o_;
 };
 
+// ---------------------------------------------------------------- countdown_search
+
+// The claims of a Countdown search trace, the form data::countdown_search writes
+// ("29 from 4 3 4 1. 29 = x + 4: 25 from 3 4 1 (max 16) no. ... 28 = x * 4: 7 from 3 4
+// (7 1 12) yes, 4 + 3 = 7. 28 = (4 + 3) * 4. 29 = ((4 + 3) * 4) + 1."), each checked for
+// truth, not against the solver's order: a trace that tries fewer branches, or others, is
+// as true as the solver's. Checked: the first line is the problem; a split "t = x op n"
+// uses a number n of its node and names the x it needs (x * n: t / n, exact; x + n:
+// t - n > 0; n - x: n - t > 0; x - n: t + n; x / n: t * n); the node below it is that x
+// from exactly the numbers left; a pair's list is what the two make (sum, difference,
+// product, exact quotient, the search's order) and "yes" / "no" says whether x is in it,
+// a "yes" naming an expression of the two worth x; "(max M)" is the largest value the
+// numbers make and "no" after it says x is above it; "t = E." closes a node with an
+// expression worth t over exactly its numbers; "none." closes a node from which no search
+// of this form reaches its t.
+struct SearchTraceCheck {
+  int64_t claims = 0;        // claims checked
+  int64_t false_claims = 0;  // of which false
+  std::string error;         // the first false claim or the first sentence not of the
+                             // form, quoted ("" when there is none)
+  bool all_true() const { return error.empty() && claims > 0; }
+};
+SearchTraceCheck check_countdown_search(std::string_view trace, const std::vector<int64_t>& numbers,
+                                        int64_t target);
+
+struct CountdownSearchOptions {
+  double true_score = 1.0;   // every claim of the reasoning true
+  double false_score = 0.0;  // a false claim, a sentence not of the form, or no reasoning
+  void visit(ConfigVisitor& v) {
+    v.field("true_score", true_score, "score when every claim of the search trace is true");
+    v.field("false_score", false_score,
+            "score when a claim is false or the reasoning is not a search trace");
+  }
+};
+
+// A process reward for Countdown's search traces (`task.trace: search`): true_score when
+// the reasoning (the completion before "</think>", the "<think>" tag dropped) is a search
+// trace whose every claim is true (check_countdown_search), whatever it found; NaN
+// without metadata.numbers/.target. The answer is the `countdown` reward's to judge.
+class CountdownSearchReward final : public Reward {
+ public:
+  explicit CountdownSearchReward(const CountdownSearchOptions& o) : o_(o) {}
+  Scores score(std::span<const Sample> group) const override;
+
+ private:
+  CountdownSearchOptions o_;
+};
+
 // ---------------------------------------------------------------- arithmetic
 
 struct ArithmeticRewardOptions {

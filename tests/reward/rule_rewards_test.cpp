@@ -224,6 +224,98 @@ TEST(CountdownTest, RewardScores) {
   EXPECT_EQ(score1(r0, make("<answer>(2 + 3) * 4</answer>", meta)), 0.0);
 }
 
+// The search trace of data::countdown_search for {4, 3, 4, 1} -> 29 (written out by hand
+// in tests/data/task_source_test.cpp), and edits of it that make one claim false.
+constexpr const char* kSearch29 =
+    "29 from 4 3 4 1. 29 = x + 4: 25 from 3 4 1 (max 16) no. "
+    "29 = x - 4: 33 from 3 4 1 (max 16) no. 29 = x / 4: 116 from 3 4 1 (max 16) no. "
+    "29 = x + 3: 26 from 4 4 1 (max 20) no. 29 = x - 3: 32 from 4 4 1 (max 20) no. "
+    "29 = x / 3: 87 from 4 4 1 (max 20) no. 29 = x + 1: 28 from 4 3 4 (max 48). "
+    "28 = x * 4: 7 from 3 4 (7 1 12) yes, 4 + 3 = 7. 28 = (4 + 3) * 4. "
+    "29 = ((4 + 3) * 4) + 1.";
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? s : s.replace(at, from.size(), to);
+}
+
+TEST(CountdownSearchRewardTest, TrueTracesPass) {
+  SearchTraceCheck c = check_countdown_search(kSearch29, {4, 3, 4, 1}, 29);
+  EXPECT_TRUE(c.all_true()) << c.error;
+  EXPECT_EQ(c.false_claims, 0);
+  // 1 problem line, 8 splits of 3 claims (its node's goal, its number, an integer x),
+  // 8 nodes of 4 (x, the numbers left, max or list, no or yes), the yes's expression,
+  // 2 results.
+  EXPECT_EQ(c.claims, 1 + 8 * 3 + 8 * 4 + 1 + 2);
+  // A search that goes straight to the way through is as true: only the order differs.
+  EXPECT_TRUE(check_countdown_search(
+                  "29 from 4 3 4 1. 29 = x + 1: 28 from 4 3 4 (max 48). 28 = x * 4: 7 from 3 4 "
+                  "(7 1 12) yes, 4 + 3 = 7. 28 = (4 + 3) * 4. 29 = ((4 + 3) * 4) + 1.",
+                  {4, 3, 4, 1}, 29)
+                  .all_true());
+}
+
+TEST(CountdownSearchRewardTest, EachFalseClaimIsCaught) {
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"25 from 3 4 1", "24 from 3 4 1"},                // x + 4 = 29 needs 25
+      {"25 from 3 4 1 (max 16)", "25 from 3 4 4 (max 16)"},  // the numbers left are 3 4 1
+      {"33 from 3 4 1 (max 16)", "33 from 3 4 1 (max 15)"},  // (3 + 1) * 4 = 16
+      {"28 from 4 3 4 (max 48).", "28 from 4 3 4 (max 48) no."},  // 28 <= 48
+      {"(7 1 12)", "(7 1 11)"},                           // 4 * 3 = 12
+      {"yes, 4 + 3 = 7", "yes, 4 * 3 = 7"},                // 4 * 3 is 12
+      {"29 = x + 1:", "29 = x * 1:"},                     // * needs n > 1
+      {"28 = (4 + 3) * 4.", "28 = (4 + 3) * 3."},         // not over 4 3 4
+      {"29 = x + 3:", "29 = x + 6:"},                     // 6 is not a number here
+      {"29 from 4 3 4 1.", "29 from 4 3 4 2."},           // not the problem
+  };
+  for (const auto& [from, to] : edits) {
+    SearchTraceCheck c = check_countdown_search(replaced(kSearch29, from, to), {4, 3, 4, 1}, 29);
+    EXPECT_FALSE(c.all_true()) << to;
+    EXPECT_GE(c.false_claims, 1) << to;
+    EXPECT_TRUE(c.error.starts_with("false: ")) << to << ": " << c.error;
+  }
+  // "no" where the pair makes x, and "none." where the search reaches the goal
+  // (8 = (4 + 1) + 3), not where only n / x would (3 = 12 / (9 - 5)).
+  EXPECT_EQ(check_countdown_search("5 from 2 3 (5 1 6) no.", {2, 3}, 5).false_claims, 1);
+  EXPECT_EQ(check_countdown_search("8 from 4 3 1. none.", {4, 3, 1}, 8).false_claims, 1);
+  EXPECT_TRUE(check_countdown_search("3 from 9 12 5. none.", {9, 12, 5}, 3).all_true());
+}
+
+TEST(CountdownSearchRewardTest, TextNotOfTheFormIsNoTrace) {
+  for (const char* text : {"", "I think it is (4 + 3) * 4 + 1.", "29 from 4 3 4 1. 28 = maybe:",
+                           "29 from 4 3 4 1. 25 from 3 4 1 (max 16) no.",  // no split above
+                           "29 = ((4 + 3) * 4) + 1."}) {
+    SearchTraceCheck c = check_countdown_search(text, {4, 3, 4, 1}, 29);
+    EXPECT_FALSE(c.all_true()) << text;
+  }
+  EXPECT_TRUE(check_countdown_search("29 from 4 3 4 1. 28 = maybe:", {4, 3, 4, 1}, 29)
+                  .error.starts_with("not a search step: \"28 = maybe\""));
+  // Hostile text: long, deep, huge numbers; it returns.
+  std::string junk(200000, '(');
+  EXPECT_FALSE(check_countdown_search(junk, {1, 2}, 3).all_true());
+  EXPECT_FALSE(
+      check_countdown_search("9999999999 from 1 2. 3 = x * 99999999999999:", {1, 2}, 3).all_true());
+  EXPECT_FALSE(check_countdown_search("3 from 1 2 2 2 2 2 2 (max 9) no.", {1, 2}, 3).all_true());
+}
+
+TEST(CountdownSearchRewardTest, RewardScores) {
+  CountdownSearchReward r{CountdownSearchOptions{}};
+  nlohmann::json meta = {{"numbers", {4, 3, 4, 1}}, {"target", 29}};
+  const std::string good = std::string("<think> ") + kSearch29 +
+                           " </think> <answer> ((4 + 3) * 4) + 1 </answer>";
+  EXPECT_EQ(score1(r, make(good, meta)), 1.0);
+  EXPECT_EQ(score1(r, make(replaced(good, "(7 1 12)", "(7 1 11)"), meta)), 0.0);
+  EXPECT_EQ(score1(r, make(std::string(kSearch29), meta)), 0.0);  // no </think>
+  EXPECT_TRUE(std::isnan(score1(r, make(good))));                 // no numbers/target
+  CountdownSearchOptions o;
+  o.true_score = 0.5;
+  o.false_score = -0.5;
+  CountdownSearchReward half(o);
+  EXPECT_EQ(score1(half, make(good, meta)), 0.5);
+  EXPECT_EQ(score1(half, make("<think> no idea </think>", meta)), -0.5);
+}
+
 TEST(ArithmeticRewardTest, Table) {
   ArithmeticReward r{ArithmeticRewardOptions{}};
   nlohmann::json meta = {{"answer", "166"}};
@@ -270,7 +362,8 @@ TEST(RegistryTest, BuiltinsAndErrors) {
   RewardRegistry& g = RewardRegistry::global();
   for (const char* name : {"format", "tag_count", "math_accuracy", "countdown", "arithmetic",
                            "knights_knaves", "regex", "overlong", "cosine_length", "kimi_length",
-                           "repetition", "language_consistency", "code_execution"}) {
+                           "repetition", "language_consistency", "code_execution",
+                           "countdown_search"}) {
     EXPECT_TRUE(g.contains(name)) << name;
   }
   auto unknown = g.create("math_acuracy", nlohmann::json::object());

@@ -22,6 +22,30 @@ data::TaskSample default_problem(const std::string& name, uint64_t seed, uint64_
   return sec.task().generate(seed, index);
 }
 
+// The search-trace reward agrees with the search: every claim of every trace is true,
+// dead ends and "none." included, with small numbers and wide ones.
+TEST(TaskRewardTest, CountdownSearchTracesAreTrue) {
+  CountdownSearchReward r{CountdownSearchOptions{}};
+  for (const char* args : {"{name: countdown, trace: search, max_number: 6, max_target: 30}",
+                           "{name: countdown, trace: search, max_number: 20, max_target: 200}"}) {
+    auto sec = load_config_string<data::TaskSection>(args);
+    ASSERT_TRUE(sec.ok()) << sec.status().to_string();
+    int searched = 0, with_none = 0;
+    for (uint64_t i = 0; i < 500; ++i) {
+      data::TaskSample t = sec->task().generate(5, i);
+      if (t.trace.find(" from ") == std::string::npos) continue;  // a forward trace
+      ++searched;
+      with_none += t.trace.find("none.") != std::string::npos;
+      Sample s;
+      s.completion = "<think> " + t.trace + " </think> <answer> 1 </answer>";
+      s.metadata = t.metadata;
+      EXPECT_EQ(task_score1(r, s), 1.0) << t.trace;
+    }
+    EXPECT_GT(searched, 450) << args;
+    EXPECT_GT(with_none, 5) << args;
+  }
+}
+
 TEST(TaskRewardTest, CountdownAnswersAreRight) {
   CountdownReward r{CountdownOptions{}};
   for (uint64_t i = 0; i < 1000; ++i) {
@@ -55,8 +79,9 @@ TEST(TaskRewardTest, CountdownSearchAnswersAreRight) {
       s.metadata = t.metadata;
       ASSERT_EQ(task_score1(r, s), 1.0) << s.completion;
       // The trace ends in the equation it answers with.
-      if (search)
+      if (search) {
         EXPECT_TRUE(t.trace.ends_with(" = " + t.metadata[key].get<std::string>() + ".")) << t.trace;
+      }
     }
     EXPECT_GT(searched, 480) << args;
   }
