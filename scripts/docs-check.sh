@@ -264,6 +264,16 @@ TABLE=$(cat <<'EOF'
   short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-countdown-tiny/grpo/final/model.safetensors
   file: runs/r1-countdown-tiny/report.html
+@ r1kit run recipes/r1-countdown-tiny.yaml run.dir=runs/cd-search "run.stages=[sft]" task.trace=search sft.n_examples=30000 sft.max_seq_len=512 sft.train.steps=600 grpo.rollout.max_new_tokens=320 eval.max_new_tokens=320
+  short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0
+  file: runs/cd-search/sft/final/model.safetensors
+@ r1kit eval --model runs/cd-search/sft/final --n 200 --k 8 --greedy --temperature 1 --max-new-tokens 384 --max-batch 128 --batch 32
+  sub: --n 200 --k 8 --greedy --temperature 1 --max-new-tokens 384 => --n 4 --k 2 --greedy --temperature 1 --max-new-tokens 32
+  output: pass@1
+@ r1kit run RECIPE run.dir=D run.stages=[sft,grpo] run.max_minutes=0 grpo.steps=N grpo.train.max_minutes=0 grpo.shared_prompt=false [grpo.rollout.exact=true] [grpo.routing_replay=rollout]
+  skip: synopsis with placeholders (docs/grpo-training.md's A/B loop)
+@ r1kit eval --model D/grpo/final --k 8 --greedy --json D.eval.json
+  skip: synopsis with placeholders (docs/grpo-training.md's A/B loop)
 @ r1kit rollout-worker --model runs/sft-tiny/final --port 50051 --token-file tok.txt
   skip: the same server as the run `... --token-file tok.txt &` (docs/rollout.md)
 @ r1kit rollout-worker --model runs/sft/final --port 50051
