@@ -106,8 +106,8 @@ std::optional<std::string> search(const std::vector<int64_t>& nums, int64_t t, b
   } else {
     const int64_t most = *countdown_made_values(nums).rbegin();
     const bool above = t > most;
-    out.push_back(fmt::format("{} from {} (max {}){}", t, fmt::join(nums, " "), most,
-                              above ? " no." : "."));
+    out.push_back(
+        fmt::format("{} from {} (max {}){}", t, fmt::join(nums, " "), most, above ? " no." : "."));
     if (above) return std::nullopt;
   }
   // Numbers largest first, each value once; the rest keeps the problem's order.

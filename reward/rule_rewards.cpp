@@ -337,31 +337,35 @@ bool countdown_metadata(const nlohmann::json& m, std::vector<int64_t>* numbers, 
   return true;
 }
 
-}  // namespace
-
-Scores CountdownReward::score(std::span<const Sample> group) const {
+// Each sample of `group` scored by `one(sample, numbers, target)`; NaN where its metadata
+// has no numbers and target.
+template <class ScoreOne>
+std::vector<double> score_countdown(std::span<const Sample> group, ScoreOne one) {
   std::vector<double> out;
   out.reserve(group.size());
   for (const Sample& s : group) {
     std::vector<int64_t> numbers;
     int64_t target = 0;
-    if (!countdown_metadata(s.metadata, &numbers, &target)) {
-      out.push_back(kNoScore);
-      continue;
-    }
-    auto answer = last_answer_tag(s.completion);
-    if (!answer) {
-      out.push_back(0.0);
-      continue;
-    }
-    switch (judge_countdown(*answer, numbers, target)) {
-      case CountdownVerdict::kCorrect: out.push_back(o_.correct_score); break;
-      case CountdownVerdict::kWrongNumbers:
-      case CountdownVerdict::kWrongValue: out.push_back(o_.format_score); break;
-      default: out.push_back(0.0); break;
-    }
+    out.push_back(countdown_metadata(s.metadata, &numbers, &target) ? one(s, numbers, target)
+                                                                    : kNoScore);
   }
   return out;
+}
+
+}  // namespace
+
+Scores CountdownReward::score(std::span<const Sample> group) const {
+  return score_countdown(group,
+                         [&](const Sample& s, const std::vector<int64_t>& numbers, int64_t target) {
+                           auto answer = last_answer_tag(s.completion);
+                           if (!answer) return 0.0;
+                           switch (judge_countdown(*answer, numbers, target)) {
+                             case CountdownVerdict::kCorrect: return o_.correct_score;
+                             case CountdownVerdict::kWrongNumbers:
+                             case CountdownVerdict::kWrongValue: return o_.format_score;
+                             default: return 0.0;
+                           }
+                         });
 }
 
 // ---------------------------------------------------------------- countdown_search
@@ -496,7 +500,7 @@ class SearchTraceChecker {
       split_ = Split{t, nums};  // two numbers: the problem is one check
     }
     if (!split_ || i == w.size() || w[i] != "(") return (void)not_the_form(piece);
-    claim(split_->x == t, piece);  // the x its split needs
+    claim(split_->x == t, piece);        // the x its split needs
     claim(split_->rest == nums, piece);  // from exactly the numbers left
     split_.reset();
     if (i + 1 < w.size() && w[i + 1] == "max") {
@@ -541,9 +545,9 @@ class SearchTraceChecker {
     const bool x_first = w[2] == "x";
     std::optional<int64_t> n = small_int(x_first ? w[4] : w[2]);
     const std::string_view op = w[3];
-    if (!n || (x_first ? op.size() != 1 || std::string_view("*+-/").find(op[0]) ==
-                                               std::string_view::npos
-                       : op != "-" || w[4] != "x"))
+    if (!n ||
+        (x_first ? op.size() != 1 || std::string_view("*+-/").find(op[0]) == std::string_view::npos
+                 : op != "-" || w[4] != "x"))
       return (void)not_the_form(piece);
     const Frame& f = frames_.back();
     claim(t == f.t, piece);
@@ -596,28 +600,17 @@ SearchTraceCheck check_countdown_search(std::string_view trace, const std::vecto
 }
 
 Scores CountdownSearchReward::score(std::span<const Sample> group) const {
-  std::vector<double> out;
-  out.reserve(group.size());
-  for (const Sample& s : group) {
-    std::vector<int64_t> numbers;
-    int64_t target = 0;
-    if (!countdown_metadata(s.metadata, &numbers, &target)) {
-      out.push_back(kNoScore);
-      continue;
-    }
-    std::string_view text = s.completion;
-    const size_t end = text.find("</think>");
-    if (end == std::string_view::npos) {
-      out.push_back(o_.false_score);
-      continue;
-    }
-    text = text.substr(0, end);
-    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-    if (text.starts_with("<think>")) text.remove_prefix(7);
-    out.push_back(check_countdown_search(text, numbers, target).all_true() ? o_.true_score
-                                                                             : o_.false_score);
-  }
-  return out;
+  return score_countdown(
+      group, [&](const Sample& s, const std::vector<int64_t>& numbers, int64_t target) {
+        std::string_view text = s.completion;
+        const size_t end = text.find("</think>");
+        if (end == std::string_view::npos) return o_.false_score;
+        text = text.substr(0, end);
+        while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+        if (text.starts_with("<think>")) text.remove_prefix(7);
+        return check_countdown_search(text, numbers, target).all_true() ? o_.true_score
+                                                                        : o_.false_score;
+      });
 }
 
 // ---------------------------------------------------------------- arithmetic

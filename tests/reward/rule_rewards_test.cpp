@@ -258,16 +258,16 @@ TEST(CountdownSearchRewardTest, TrueTracesPass) {
 
 TEST(CountdownSearchRewardTest, EachFalseClaimIsCaught) {
   const std::vector<std::pair<std::string, std::string>> edits = {
-      {"25 from 3 4 1", "24 from 3 4 1"},                // x + 4 = 29 needs 25
-      {"25 from 3 4 1 (max 16)", "25 from 3 4 4 (max 16)"},  // the numbers left are 3 4 1
-      {"33 from 3 4 1 (max 16)", "33 from 3 4 1 (max 15)"},  // (3 + 1) * 4 = 16
+      {"25 from 3 4 1", "24 from 3 4 1"},                         // x + 4 = 29 needs 25
+      {"25 from 3 4 1 (max 16)", "25 from 3 4 4 (max 16)"},       // the numbers left are 3 4 1
+      {"33 from 3 4 1 (max 16)", "33 from 3 4 1 (max 15)"},       // (3 + 1) * 4 = 16
       {"28 from 4 3 4 (max 48).", "28 from 4 3 4 (max 48) no."},  // 28 <= 48
-      {"(7 1 12)", "(7 1 11)"},                           // 4 * 3 = 12
-      {"yes, 4 + 3 = 7", "yes, 4 * 3 = 7"},                // 4 * 3 is 12
-      {"29 = x + 1:", "29 = x * 1:"},                     // * needs n > 1
-      {"28 = (4 + 3) * 4.", "28 = (4 + 3) * 3."},         // not over 4 3 4
-      {"29 = x + 3:", "29 = x + 6:"},                     // 6 is not a number here
-      {"29 from 4 3 4 1.", "29 from 4 3 4 2."},           // not the problem
+      {"(7 1 12)", "(7 1 11)"},                                   // 4 * 3 = 12
+      {"yes, 4 + 3 = 7", "yes, 4 * 3 = 7"},                       // 4 * 3 is 12
+      {"29 = x + 1:", "29 = x * 1:"},                             // * needs n > 1
+      {"28 = (4 + 3) * 4.", "28 = (4 + 3) * 3."},                 // not over 4 3 4
+      {"29 = x + 3:", "29 = x + 6:"},                             // 6 is not a number here
+      {"29 from 4 3 4 1.", "29 from 4 3 4 2."},                   // not the problem
   };
   for (const auto& [from, to] : edits) {
     SearchTraceCheck c = check_countdown_search(replaced(kSearch29, from, to), {4, 3, 4, 1}, 29);
@@ -302,8 +302,8 @@ TEST(CountdownSearchRewardTest, TextNotOfTheFormIsNoTrace) {
 TEST(CountdownSearchRewardTest, RewardScores) {
   CountdownSearchReward r{CountdownSearchOptions{}};
   nlohmann::json meta = {{"numbers", {4, 3, 4, 1}}, {"target", 29}};
-  const std::string good = std::string("<think> ") + kSearch29 +
-                           " </think> <answer> ((4 + 3) * 4) + 1 </answer>";
+  const std::string good =
+      std::string("<think> ") + kSearch29 + " </think> <answer> ((4 + 3) * 4) + 1 </answer>";
   EXPECT_EQ(score1(r, make(good, meta)), 1.0);
   EXPECT_EQ(score1(r, make(replaced(good, "(7 1 12)", "(7 1 11)"), meta)), 0.0);
   EXPECT_EQ(score1(r, make(std::string(kSearch29), meta)), 0.0);  // no </think>
@@ -360,10 +360,10 @@ TEST(KnightsKnavesTest, ParseAndScore) {
 
 TEST(RegistryTest, BuiltinsAndErrors) {
   RewardRegistry& g = RewardRegistry::global();
-  for (const char* name : {"format", "tag_count", "math_accuracy", "countdown", "arithmetic",
-                           "knights_knaves", "regex", "overlong", "cosine_length", "kimi_length",
-                           "repetition", "language_consistency", "code_execution",
-                           "countdown_search"}) {
+  for (const char* name :
+       {"format", "tag_count", "math_accuracy", "countdown", "arithmetic", "knights_knaves",
+        "regex", "overlong", "cosine_length", "kimi_length", "repetition", "language_consistency",
+        "code_execution", "countdown_search"}) {
     EXPECT_TRUE(g.contains(name)) << name;
   }
   auto unknown = g.create("math_acuracy", nlohmann::json::object());
