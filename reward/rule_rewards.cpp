@@ -92,6 +92,17 @@ Scores TagCountReward::score(std::span<const Sample> group) const {
   return out;
 }
 
+namespace {
+
+// The reasoning: the completion before its first "</think>"; nullopt without one.
+std::optional<std::string_view> before_think_end(std::string_view completion) {
+  const size_t end = completion.find("</think>");
+  if (end == std::string_view::npos) return std::nullopt;
+  return completion.substr(0, end);
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- regex
 
 Scores RegexReward::score(std::span<const Sample> group) const {
@@ -100,8 +111,7 @@ Scores RegexReward::score(std::span<const Sample> group) const {
   for (const Sample& s : group) {
     std::optional<std::string_view> text = std::string_view(s.completion);
     if (o_.in == RegexScope::kThink) {
-      const size_t end = text->find("</think>");
-      text = end == std::string_view::npos ? std::nullopt : std::optional(text->substr(0, end));
+      text = before_think_end(*text);
     } else if (o_.in == RegexScope::kAnswer) {
       text = last_answer_tag(*text);
     }
@@ -474,10 +484,6 @@ class SearchTraceChecker {
     not_the_form(piece);
   }
 
-  static std::set<int64_t> countdown_made(const std::vector<int64_t>& nums) {
-    return data::countdown_made_values(nums);
-  }
-
   // "t from a b c." (the problem), "x from a b c (max M)[ no].", "x from a b (L) no." or
   // "x from a b (L) yes, E = x."
   void node(std::string_view piece, const std::vector<std::string_view>& w, int64_t t) {
@@ -510,7 +516,7 @@ class SearchTraceChecker {
           nums.size() < 3)
         return (void)not_the_form(piece);
       if (nums.size() > kMaxNodeNumbers) return claim(false, piece);
-      const int64_t true_most = *countdown_made(nums).rbegin();
+      const int64_t true_most = *data::countdown_made_values(nums).rbegin();
       claim(*most == true_most, piece);
       claim(no == (t > true_most), piece);
       if (!no) frames_.push_back({t, nums});
@@ -602,10 +608,9 @@ SearchTraceCheck check_countdown_search(std::string_view trace, const std::vecto
 Scores CountdownSearchReward::score(std::span<const Sample> group) const {
   return score_countdown(
       group, [&](const Sample& s, const std::vector<int64_t>& numbers, int64_t target) {
-        std::string_view text = s.completion;
-        const size_t end = text.find("</think>");
-        if (end == std::string_view::npos) return o_.false_score;
-        text = text.substr(0, end);
+        std::optional<std::string_view> reasoning = before_think_end(s.completion);
+        if (!reasoning) return o_.false_score;
+        std::string_view text = *reasoning;
         while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
         if (text.starts_with("<think>")) text.remove_prefix(7);
         return check_countdown_search(text, numbers, target).all_true() ? o_.true_score
