@@ -127,6 +127,9 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   if (group.world_size() > 1) {
     broadcast_model(*run.model_, group);
     run.sync_ = std::make_unique<GradientSync>(run.model_->parameters(), group, o.dist.bucket_mb);
+    // ZeRO stage 1: each rank receives the summed gradients of the range it steps only.
+    if (auto* s = dynamic_cast<ShardedAdamW*>(run.optimizer_.get()))
+      run.sync_->scatter_to_shards(s->total_numel(), s->chunk());
     R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB{}",
            group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb,
            sharding_note(*run.optimizer_));

@@ -442,6 +442,49 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
        "dynamic_sampling/rounds", "frac_reward_zero_std"});
 }
 
+// rollout.overlap with dynamic sampling on two ranks: the next step's rounds, gathered on
+// the rollout thread's own group while the update reduces on the trainer's, keep the
+// same groups in the same rounds as one process with overlap, which trains the same
+// weights.
+TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
+  const std::string base = dist_dir("grpo_overlap_dyn");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+                  "grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
+                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(base, "ovdyn", grpo, "",
+                            {"reward", "reward_std", "accuracy", "num_tokens", "loss",
+                             "dynamic_sampling/groups_kept", "dynamic_sampling/rounds",
+                             "frac_reward_zero_std", "policy_version"});
+  std::ifstream in(base + "/ovdyn2/metrics.jsonl");
+  int64_t kept = 0;
+  for (std::string line; std::getline(in, line);)
+    kept += nlohmann::json::parse(line).value("dynamic_sampling/groups_kept", 0.0) > 0;
+  EXPECT_GT(kept, 0) << "some step trained, so the rollout overlapped an update";
+}
+
+// The same with no informative group anywhere (one-token completions: every reward 0),
+// for 25 rounds a step: both ranks run every round on the rollout thread, step after
+// step, and finish (a hang would fail the collectives after dist.timeout_s, 30 s).
+TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
+  const std::string base = dist_dir("grpo_overlap_none");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+                  "rollout.max_new_tokens=1 grpo.loss.dynamic_sampling=true "
+                  "grpo.loss.dynamic_sampling_max_rounds=25",
+                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(base, "none", grpo, "",
+                            {"dynamic_sampling/groups_kept", "dynamic_sampling/rounds"});
+  std::ifstream in(base + "/none2/metrics.jsonl");
+  int64_t steps = 0;
+  for (std::string line; std::getline(in, line); ++steps) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.value("dynamic_sampling/rounds", 0.0), 25) << line;
+    EXPECT_EQ(j.value("dynamic_sampling/groups_kept", -1.0), 0) << line;
+  }
+  EXPECT_EQ(steps, 4);
+}
+
 // rollout.exact on two ranks: every rank's engine/trainer log-prob gap is exactly 0, and
 // rank 0 logs the job's (the ranks' max, grpo/data_parallel.cpp) as one process does.
 TEST(DistributedIntegrationTest, GrpoExactModeOnTwoRanks) {
