@@ -17,12 +17,6 @@ Status check_data_parallel(const GrpoRecipe& r, int world) {
         "rollout.prompts_per_step={} is global and smaller than the {} ranks; raise it to at "
         "least the world size",
         r.rollout.prompts_per_step, world);
-  if (r.rollout.overlap && r.grpo.loss.dynamic_sampling)
-    return InvalidArgument(
-        "rollout.overlap=true with grpo.loss.dynamic_sampling=true across {} ranks: the "
-        "sampling decisions would be reduced on the rollout thread while the update reduces "
-        "gradients; turn one of them off (docs/distributed.md)",
-        world);
   return OkStatus();
 }
 

@@ -6,7 +6,9 @@
 //   shards, and sampling is seeded by the global problem index and the sample number
 //   (rollout/rollout_source.h), so the samples do not depend on the world size.
 // - Dynamic sampling decides on every group's rewards (gathered from the ranks), so every
-//   rank keeps the same groups and runs the same number of rounds.
+//   rank keeps the same groups and runs the same number of rounds. With rollout.overlap
+//   the next step's rounds are gathered on the rollout thread, through a group of their
+//   own (train::DataParallel::new_group), while the update reduces on the trainer's.
 // - The update sums loss normalisers, the count of trained rows and gradients; a rank
 //   whose shard kept no group still takes part in every collective (sit_out_update).
 // - The logged metrics are the job's: rollout counters summed, batch metrics computed on
@@ -31,8 +33,7 @@
 namespace r1kit::grpo {
 
 // The recipe settings that are not (yet) exact across `world` ranks are an error naming
-// the key: fewer prompts than ranks, and overlap with dynamic sampling (the rollout
-// thread's reductions would interleave with the update's). One rank: always OK.
+// the key: fewer prompts than ranks. One rank: always OK.
 // grpo.mini_batches > 1 shuffles the global batch (every rank draws the same
 // permutation of the job's rows and trains its own rows of each mini-batch), and
 // scale_rewards: batch takes the job's statistics (job_advantages).

@@ -131,8 +131,14 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
                                    t->step_));  // fresh (step 0): nothing kept
   RETURN_IF_ERROR(t->make_reference());
   RETURN_IF_ERROR(t->make_source(make_source));
+  // Under dynamic sampling the collector reduces every round's rewards over the ranks. With
+  // overlap it runs on the rollout thread while the update reduces on this one, so it
+  // takes a group of its own (grpo/data_parallel.h); collections never overlap each other.
+  if (r.rollout.overlap && r.grpo.loss.dynamic_sampling && ranks.world_size() > 1)
+    t->rollout_dp_ = ranks.new_group();
   t->collector_ = std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_,
-                                                     *t->source_, t->dp_);
+                                                     *t->source_,
+                                                     t->rollout_dp_ ? *t->rollout_dp_ : t->dp_);
   // rollout.exact: the engine's exact forward in the trainer's compute precision.
   if (r.rollout.exact)
     t->collector_->set_exact(t->run_.bf16_compute() ? rollout::ExactMode::kBF16

@@ -108,6 +108,9 @@ class GrpoTrainer {
   train::TrainingRun run_;
   policy::Transformer ref_{nullptr};  // frozen reference (kl_coef > 0 only)
   std::unique_ptr<rollout::RolloutSource> source_;
+  // rollout.overlap with dynamic sampling on several ranks: the rollout thread's own group
+  // for the collector's reductions (train::DataParallel::new_group).
+  std::unique_ptr<train::DataParallel> rollout_dp_;
   std::unique_ptr<RolloutCollector> collector_;
   std::optional<BlasThreadsGuard> one_blas_thread_;  // rollout.overlap: a core each
   std::future<StatusOr<RolloutBatch>> next_;         // rollout.overlap: the next rollout

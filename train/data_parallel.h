@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,16 @@ class DataParallel {
     all_reduce_sum(t);
     return [] {};
   }
+  // Starts a summing reduce-scatter and returns the function that waits for it. `in`
+  // ([counts[0] + ... + counts[W - 1]], contiguous) holds rank r's part after the parts
+  // of ranks 0..r-1; once the function returned, `mine` ([counts[rank()]]) holds the sum
+  // over the ranks of their parts for this rank. Every rank passes the same counts (a
+  // count may be 0). One process: `mine` = `in`.
+  virtual std::function<void()> reduce_scatter_sum_async(torch::Tensor in, torch::Tensor mine,
+                                                         std::vector<int64_t> /*counts*/) {
+    mine.copy_(in);
+    return [] {};
+  }
   // In place: rank 0's `t` on every rank.
   virtual void broadcast(torch::Tensor& /*t*/) {}
   // `all` ([world_size * n], contiguous) gets every rank's `mine` ([n]), rank r's at
@@ -39,6 +50,13 @@ class DataParallel {
   // Returns once every rank has called it. No time limit while every rank is alive:
   // ranks wait here while rank 0 works alone (a tokenizer, a checkpoint, an evaluation).
   virtual void barrier() {}
+  // Collective, called by every rank at the same point: a second group of the same ranks
+  // with connections of its own, for the collectives of another thread of this process.
+  // Two threads must not issue collectives on one c10d group at once (Gloo pairs each
+  // collective with the other ranks' by its order on the group, so two threads' calls
+  // would interleave differently on each rank); GRPO's overlapped rollout reduces on
+  // its own group (docs/distributed.md). One process: a one-process group.
+  virtual std::unique_ptr<DataParallel> new_group();
 
   // Gradients of a model in training (train/grad_sync.h overlaps them with the backward
   // pass). The next backward pass is the last before sum_gradients: an overlapping

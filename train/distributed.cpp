@@ -172,11 +172,14 @@ class Watchdog {
 // ---------------------------------------------------------------------------------
 // train::DataParallel over a c10d process group.
 
+c10::intrusive_ptr<c10d::ProcessGroup> gloo_group(c10::intrusive_ptr<c10d::Store> store,
+                                                  const LaunchEnv& env, milliseconds timeout);
+
 class C10dGroup : public DataParallel {
  public:
   C10dGroup(LaunchEnv env, milliseconds timeout, c10::intrusive_ptr<c10d::Store> store,
             c10::intrusive_ptr<c10d::ProcessGroup> pg, std::string backend,
-            std::unique_ptr<Watchdog> watchdog)
+            std::shared_ptr<Watchdog> watchdog)
       : env_(std::move(env)),
         timeout_(timeout),
         store_(std::move(store)),
@@ -196,6 +199,25 @@ class C10dGroup : public DataParallel {
     std::vector<at::Tensor> v{t};
     auto work = pg_->allreduce(v);
     return [this, work] { finish(work, "all-reduce"); };
+  }
+  // PyTorch 1.13's ProcessGroupGloo has no reduce_scatter (it throws "does not support
+  // reduce_scatter"), and the parts differ in size anyway: an all-to-all (Gloo's
+  // alltoallv) sends every rank its part of this rank's `in`, and the W parts received
+  // are summed in rank order. Each rank sends and receives (W - 1) / W of `in`, as a
+  // ring reduce-scatter does: half a ring all-reduce's traffic (bench/grad_reduce_bench.cpp
+  // times the two).
+  std::function<void()> reduce_scatter_sum_async(torch::Tensor in, torch::Tensor mine,
+                                                 std::vector<int64_t> counts) override {
+    const int W = env_.world_size;
+    TORCH_CHECK(static_cast<int>(counts.size()) == W && in.dim() == 1 && in.is_contiguous(),
+                "reduce_scatter_sum_async: one count per rank and a contiguous 1-D input");
+    auto parts = torch::empty({W * mine.numel()}, in.options());
+    std::vector<int64_t> received(W, mine.numel());
+    auto work = pg_->alltoall_base(parts, in, received, counts);
+    return [this, work, parts, mine, W]() mutable {
+      finish(work, "reduce-scatter");
+      if (mine.numel() > 0) mine.copy_(parts.view({W, mine.numel()}).sum(0));
+    };
   }
   void broadcast(torch::Tensor& t) override {
     std::vector<at::Tensor> v{t};
@@ -224,6 +246,19 @@ class C10dGroup : public DataParallel {
     } catch (const std::exception& e) {
       watchdog_->fail(fmt::format("barrier failed: {}", e.what()));
     }
+  }
+
+  // A Gloo group of its own over the same store, under a prefix of its own (its
+  // rendezvous keys, its barriers); the same watchdog reports its failures.
+  std::unique_ptr<DataParallel> new_group() override {
+    auto store = c10::make_intrusive<c10d::PrefixStore>(fmt::format("group_{}", ++groups_), store_);
+    c10::intrusive_ptr<c10d::ProcessGroup> pg;
+    try {
+      pg = gloo_group(c10::make_intrusive<c10d::PrefixStore>("gloo", store), env_, timeout_);
+    } catch (const std::exception& e) {
+      watchdog_->fail(fmt::format("creating a process group failed: {}", e.what()));
+    }
+    return std::make_unique<C10dGroup>(env_, timeout_, store, pg, backend_, watchdog_);
   }
 
   // Every rank here, then no watchdog reports a rank that left; the store's host (rank
@@ -257,8 +292,9 @@ class C10dGroup : public DataParallel {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
   std::string backend_;
-  std::unique_ptr<Watchdog> watchdog_;
+  std::shared_ptr<Watchdog> watchdog_;  // shared with the groups new_group made
   int64_t barriers_ = 0;
+  int64_t groups_ = 0;  // made by new_group
 };
 
 std::unique_ptr<DataParallel>& joined() {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <tuple>
 
 #include "core/metric_names.h"
 
@@ -26,6 +27,12 @@ void DataParallel::sum_gradients(const std::vector<torch::Tensor>& params) {
     auto g = p.grad();
     all_reduce_sum(g);
   }
+}
+
+std::unique_ptr<DataParallel> DataParallel::new_group() {
+  TORCH_CHECK(world_size() == 1, "DataParallel::new_group: a group of ", world_size(),
+              " ranks must create its own");
+  return std::make_unique<DataParallel>();
 }
 
 namespace {
@@ -108,18 +115,28 @@ struct GradientSync::State {
   struct Bucket {
     std::vector<size_t> params;  // indices into `params`, in launch order
     int64_t numel = 0;
+    int64_t first = 0;    // the flat index (parameter order) of its first number
     int64_t pending = 0;  // parameters not yet ready in the armed backward
-    // The gradients, then one flag per parameter: 1 when this rank has a gradient for it.
+    // The gradients in parameter order, then one flag per parameter (launch order): 1 when
+    // this rank has a gradient for it.
     torch::Tensor flat;
+    // scatter_to_shards: each rank's part of the numbers, and this rank's part summed.
+    std::vector<int64_t> counts;
+    torch::Tensor mine;
     std::function<void()> wait;  // set once launched
   };
-  std::vector<torch::Tensor> params;
-  std::vector<size_t> bucket_of;                                     // per parameter
+  std::vector<torch::Tensor> params;  // the trainable parameters, in reverse order
+  std::vector<size_t> bucket_of;      // per parameter
+  std::vector<int64_t> at;            // per parameter: its offset in its bucket's flat
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // keep the hooks alive
   std::vector<Bucket> buckets;
   size_t next_launch = 0;
   bool armed = false;
   int64_t sent_by_hooks = 0;
+  int64_t total = 0;  // trainable numbers
+  // scatter_to_shards: reduce-scatter, and this rank's range [lo, hi) of the flat numbers.
+  bool scatter = false;
+  int64_t lo = 0, hi = 0;
   DataParallel* group = nullptr;
 
   void reset() {
@@ -132,19 +149,28 @@ struct GradientSync::State {
   }
 
   void launch(Bucket& b) {
-    int64_t off = 0, k = 0;
+    int64_t k = 0;
     for (size_t i : b.params) {
       const auto& p = params[i];
-      auto dst = b.flat.narrow(0, off, p.numel());
+      auto dst = b.flat.narrow(0, at[i], p.numel());
       const bool has = p.grad().defined();
       if (has)
         dst.copy_(p.grad().reshape({-1}));
       else
         dst.zero_();
       b.flat[b.numel + k++] = has ? 1.0f : 0.0f;
-      off += p.numel();
     }
-    b.wait = group->all_reduce_sum_async(b.flat);
+    if (!scatter) {
+      b.wait = group->all_reduce_sum_async(b.flat);
+      return;
+    }
+    // The numbers reduce-scattered, the flags (a few bytes) all-reduced.
+    auto numbers = group->reduce_scatter_sum_async(b.flat.narrow(0, 0, b.numel), b.mine, b.counts);
+    auto flags = group->all_reduce_sum_async(b.flat.narrow(0, b.numel, b.flat.numel() - b.numel));
+    b.wait = [numbers, flags] {
+      numbers();
+      flags();
+    };
   }
 
   // Launches the ready buckets at the front of the queue, in order.
@@ -159,6 +185,26 @@ struct GradientSync::State {
     const size_t before = next_launch;
     launch_ready();
     sent_by_hooks += static_cast<int64_t>(next_launch - before);
+  }
+
+  // Parameter i's gradient from its bucket's sums: the whole of it, or with
+  // scatter_to_shards this rank's range of it and zeros elsewhere.
+  void write_sum(const Bucket& b, size_t i) {
+    auto& p = params[i];
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    if (!scatter) {
+      p.mutable_grad().copy_(b.flat.narrow(0, at[i], p.numel()).view_as(p));
+      return;
+    }
+    if (!p.grad().is_contiguous()) p.mutable_grad() = p.grad().contiguous();
+    auto g = p.mutable_grad().view({-1});
+    const int64_t begin = b.first + at[i];  // the parameter's flat range
+    const int64_t from = std::max(begin, lo), to = std::min(begin + p.numel(), hi);
+    g.zero_();
+    if (from >= to) return;
+    // b.mine starts at the bucket's first number in this rank's range.
+    const int64_t mine_first = std::max(b.first, lo);
+    g.narrow(0, from - begin, to - from).copy_(b.mine.narrow(0, from - mine_first, to - from));
   }
 };
 
@@ -177,9 +223,19 @@ GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParalle
     s.buckets.back().numel += it->numel();
     s.bucket_of.push_back(s.buckets.size() - 1);
     s.params.push_back(*it);
+    s.total += it->numel();
   }
-  for (auto& b : s.buckets)
+  // Flat indices in parameter order: the last parameter (launched first) ends at total.
+  s.at.resize(s.params.size());
+  int64_t end = s.total;
+  for (auto& b : s.buckets) {
+    b.first = end - b.numel;
+    for (size_t i : b.params) {
+      end -= s.params[i].numel();
+      s.at[i] = end - b.first;
+    }
     b.flat = torch::zeros({b.numel + static_cast<int64_t>(b.params.size())}, torch::kFloat);
+  }
   s.reset();
   // A hook after each parameter's gradient accumulator: its gradient is final for this
   // backward pass.
@@ -206,6 +262,30 @@ int64_t GradientSync::sent_during_backward() const {
   return state_->sent_by_hooks;
 }
 
+void GradientSync::scatter_to_shards(int64_t total, int64_t chunk) {
+  State& s = *state_;
+  TORCH_CHECK(total == s.total && chunk > 0, "scatter_to_shards: ", total,
+              " numbers sharded, but the gradients hold ", s.total);
+  if (world_size() == 1) return;
+  auto range_of = [&](int r) {
+    const int64_t lo = std::min(total, r * chunk);
+    return std::make_pair(lo, std::min(total, lo + chunk));
+  };
+  s.scatter = true;
+  std::tie(s.lo, s.hi) = range_of(rank());
+  for (auto& b : s.buckets) {
+    // Rank r's part: the bucket's overlap with its range; they follow each other in rank
+    // order, as a reduce-scatter's parts.
+    b.counts.clear();
+    for (int r = 0; r < world_size(); ++r) {
+      const auto [lo, hi] = range_of(r);
+      b.counts.push_back(std::max<int64_t>(0, std::min(hi, b.first + b.numel) -
+                                                  std::max(lo, b.first)));
+    }
+    b.mine = torch::zeros({b.counts[rank()]}, torch::kFloat);
+  }
+}
+
 void GradientSync::before_last_backward() {
   if (world_size() > 1) state_->armed = true;
 }
@@ -219,17 +299,11 @@ void GradientSync::sum_gradients(const std::vector<torch::Tensor>& /*params*/) {
   for (auto& b : s.buckets) {
     b.wait();
     const float* has = b.flat.data_ptr<float>() + b.numel;
-    int64_t off = 0, k = 0;
-    for (size_t i : b.params) {
-      auto& p = s.params[i];
+    int64_t k = 0;
+    for (size_t i : b.params)
       // No rank has a gradient for it (an expert no token reached): it keeps none, so
       // AdamW leaves it alone as in one process.
-      if (has[k++] > 0) {
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-        p.mutable_grad().copy_(b.flat.narrow(0, off, p.numel()).view_as(p));
-      }
-      off += p.numel();
-    }
+      if (has[k++] > 0) s.write_sum(b, i);
   }
   s.reset();
 }

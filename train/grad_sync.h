@@ -44,6 +44,8 @@ void add_moe_load_metrics(const torch::Tensor& load, std::map<std::string, doubl
 // has accumulated its gradient during the armed backward pass, and only after the buckets
 // before it, so every rank launches the same reductions in the same order; a parameter
 // that got no gradient (an expert no token reached) is sent as zeros when the step ends.
+// A bucket lays its parameters out in parameter order, so that with scatter_to_shards each
+// rank's part of it is one contiguous run.
 class GradientSync : public DataParallel {
  public:
   GradientSync(const std::vector<torch::Tensor>& params, DataParallel& group, double bucket_mb);
@@ -56,14 +58,27 @@ class GradientSync : public DataParallel {
   std::function<void()> all_reduce_sum_async(torch::Tensor t) override {
     return group_.all_reduce_sum_async(std::move(t));
   }
+  std::function<void()> reduce_scatter_sum_async(torch::Tensor in, torch::Tensor mine,
+                                                 std::vector<int64_t> counts) override {
+    return group_.reduce_scatter_sum_async(std::move(in), std::move(mine), std::move(counts));
+  }
   void broadcast(torch::Tensor& t) override { group_.broadcast(t); }
   void all_gather(const torch::Tensor& mine, torch::Tensor& all) override {
     group_.all_gather(mine, all);
   }
   void barrier() override { group_.barrier(); }
+  std::unique_ptr<DataParallel> new_group() override { return group_.new_group(); }
 
   void before_last_backward() override;
   void sum_gradients(const std::vector<torch::Tensor>& params) override;
+
+  // dist.shard_optimizer (ZeRO stage 1, train/sharded_adamw.h): from now on each bucket is
+  // reduce-scattered instead of all-reduced, so sum_gradients leaves on this rank the
+  // summed gradients of its own range [rank * chunk, min(total, (rank + 1) * chunk)) of
+  // the trainable numbers (in parameter order: train::ShardedAdamW's ranges) and zeros
+  // elsewhere; a parameter keeps no gradient when no rank has one, as before. `total`
+  // must be the trainable numbers' count.
+  void scatter_to_shards(int64_t total, int64_t chunk);
 
   int64_t n_buckets() const;
   // Buckets sent from the autograd hooks, while a backward pass ran (since construction).

@@ -74,7 +74,9 @@ double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm)
 GuardedStep guarded_step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params,
                          double max_norm, double loss) {
   GuardedStep out;
-  out.grad_norm = clip_grad_norm(params, max_norm);
+  // Sharded: each rank holds the summed gradients of its range only.
+  auto* sharded = dynamic_cast<ShardedAdamW*>(&opt);
+  out.grad_norm = sharded ? sharded->clip_grad_norm(max_norm) : clip_grad_norm(params, max_norm);
   out.skipped = !std::isfinite(loss) || !std::isfinite(out.grad_norm);
   if (out.skipped)
     zero_grad(params);

@@ -67,7 +67,8 @@ struct GuardedStep {
   bool skipped = false;  // loss or grad_norm was not finite; nothing changed
 };
 // Clips the gradients of `params` to `max_norm` (when > 0) and steps `opt`, unless `loss`
-// or the gradient norm is not finite.
+// or the gradient norm is not finite. A train::ShardedAdamW computes the norm from every
+// rank's range (ShardedAdamW::clip_grad_norm): then every rank calls it, or none.
 GuardedStep guarded_step(torch::optim::Optimizer& opt, const std::vector<torch::Tensor>& params,
                          double max_norm, double loss);
 

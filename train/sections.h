@@ -53,6 +53,7 @@ struct DistSection {
   int64_t timeout_s = 300;       // a collective or a silent rank fails the job after this long
   double bucket_mb = 25;         // gradient all-reduce bucket size
   bool shard_optimizer = false;  // ZeRO stage 1: each rank keeps AdamW state for 1/W
+  bool reduce_scatter = false;   // with shard_optimizer: each rank receives its range's sums
   void visit(ConfigVisitor& v) {
     v.field("threads", threads,
             "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
@@ -68,6 +69,10 @@ struct DistSection {
     v.field("shard_optimizer", shard_optimizer,
             "ZeRO stage 1: each rank keeps the AdamW state of 1/world_size of the parameters, "
             "updates them and all-gathers the weights (docs/distributed.md)");
+    v.field("reduce_scatter", reduce_scatter,
+            "with shard_optimizer: gradients reduce-scattered (each rank receives the sums of "
+            "its range, half the traffic) instead of all-reduced; on Gloo an all-to-all, "
+            "slower on one machine (docs/distributed.md)");
   }
 };
 

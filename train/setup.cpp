@@ -82,7 +82,7 @@ void log_stopped(int64_t steps_run, const char* stop_after_key) {
 namespace {
 // The start-up log's word on ZeRO stage 1 (train/sharded_adamw.h): the share this rank
 // steps, and the bytes of AdamW moments that makes (two per number).
-std::string sharding_note(torch::optim::AdamW& opt) {
+std::string sharding_note(torch::optim::AdamW& opt, bool reduce_scatter) {
   auto* s = dynamic_cast<ShardedAdamW*>(&opt);
   if (!s) return "";
   const int64_t mine = s->shard_end() - s->shard_begin();
@@ -91,8 +91,9 @@ std::string sharding_note(torch::optim::AdamW& opt) {
                            : opt.param_groups().front().params().front().element_size();
   return fmt::format(
       "; optimizer state sharded (dist.shard_optimizer): this rank steps {} of {} numbers, "
-      "{:.2f} MB of AdamW moments instead of {:.2f} MB",
-      mine, s->total_numel(), 2.0 * elem * mine / 1e6, 2.0 * elem * s->total_numel() / 1e6);
+      "{:.2f} MB of AdamW moments instead of {:.2f} MB; gradients {}",
+      mine, s->total_numel(), 2.0 * elem * mine / 1e6, 2.0 * elem * s->total_numel() / 1e6,
+      reduce_scatter ? "reduce-scattered" : "all-reduced");
 }
 }  // namespace
 
@@ -105,6 +106,10 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     return InvalidArgument("the model's vocabulary ({}) is smaller than the tokenizer's ({})",
                            run.model_->args().vocab_size, o.vocab_size);
   DataParallel& group = process_group();
+  if (o.dist.reduce_scatter && !o.dist.shard_optimizer)
+    return InvalidArgument(
+        "dist.reduce_scatter: true needs dist.shard_optimizer: true (only a sharded optimizer "
+        "steps a range of the gradients)");
   if (o.dist.shard_optimizer && group.world_size() > 1) {
     ASSIGN_OR_RETURN(run.optimizer_,
                      ShardedAdamW::make(run.model_->named_parameters(), o.optim, group));
@@ -127,9 +132,14 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   if (group.world_size() > 1) {
     broadcast_model(*run.model_, group);
     run.sync_ = std::make_unique<GradientSync>(run.model_->parameters(), group, o.dist.bucket_mb);
+    // ZeRO stage 1 with dist.reduce_scatter: each rank receives the summed gradients of
+    // the range it steps only.
+    auto* s = dynamic_cast<ShardedAdamW*>(run.optimizer_.get());
+    if (s && o.dist.reduce_scatter)
+      run.sync_->scatter_to_shards(s->total_numel(), s->chunk());
     R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB{}",
            group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb,
-           sharding_note(*run.optimizer_));
+           sharding_note(*run.optimizer_, o.dist.reduce_scatter));
   }
   run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
   const auto pc = policy::count_params(run.model_->args());

@@ -78,10 +78,33 @@ StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::make(
   return out;
 }
 
+double ShardedAdamW::clip_grad_norm(double max_norm) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> squares;
+  for (const auto& piece : pieces_) {
+    const torch::Tensor& g = params_[piece.param].grad();
+    if (g.defined())
+      squares.push_back(
+          g.reshape({-1}).narrow(0, piece.offset, piece.numel).to(torch::kFloat).norm(2).pow(2));
+  }
+  auto total = torch::tensor({squares.empty() ? 0.0 : torch::stack(squares).sum().item<double>()},
+                             torch::kDouble);
+  dp_->all_reduce_sum(total);  // the pieces of all ranks cover every number once
+  const double norm = std::sqrt(total.item<double>());
+  if (max_norm > 0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    // A parameter has one piece here at most; step reads only that slice of it.
+    for (const auto& piece : pieces_)
+      if (params_[piece.param].grad().defined()) params_[piece.param].grad().mul_(scale);
+  }
+  return norm;
+}
+
 torch::Tensor ShardedAdamW::step(LossClosure closure) {
   torch::NoGradGuard ng;
-  // The summed gradients' slices. A parameter without a gradient (on any rank: the sums
-  // agree) leaves its pieces without one, and AdamW skips them, as in one process.
+  // The summed gradients' slices (this rank's range is summed). A parameter without a
+  // gradient (on any rank: they agree) leaves its pieces without one, and AdamW skips
+  // them, as in one process.
   for (auto& piece : pieces_) {
     const torch::Tensor& g = params_[piece.param].grad();
     piece.view.mutable_grad() =

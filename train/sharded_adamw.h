@@ -7,16 +7,16 @@
 // C = ceil(N / W), which may cut a parameter in two. This rank's AdamW holds views of
 // the pieces of the parameters in its range, and the moments of those pieces only: 1/W
 // of the unsharded state. A step:
-//   1. the gradients are already summed over the ranks (train/grad_sync.h; every rank
-//      holds every summed gradient), so the global-norm clip before the step is exact;
+//   1. the gradients are reduce-scattered (train/grad_sync.h, scatter_to_shards): this
+//      rank holds the summed gradients of its range; the global-norm clip sums the
+//      ranks' squared norms of their ranges (clip_grad_norm), which is exact;
 //   2. each piece takes its slice of its parameter's gradient, and AdamW updates the
 //      pieces (AdamW is element-wise, so a piece's update is its slice of the unsharded
 //      update, bit for bit; a parameter without a gradient is skipped on every rank);
 //   3. every rank's range is all-gathered into every rank's parameters, in rounds whose
 //      buffers take about 4 MB (kGatherMb).
-// Where ZeRO reduce-scatters the gradients, this all-reduces them (the overlapped
-// buckets of train/grad_sync.h) and keeps the slice: the same optimizer memory, and the
-// clip needs no extra reduction.
+// Step 1 is ZeRO's reduce-scatter: each rank receives only its range's sums, half the
+// traffic of an all-reduce, in the overlapped buckets of train/grad_sync.h.
 //
 // Checkpoints hold the whole state (gather_state on every rank, then rank 0 writes it:
 // train/optim.h's save_adamw_state), so a checkpoint does not depend on the world size
@@ -54,8 +54,16 @@ class ShardedAdamW : public torch::optim::AdamW {
   // the updated parameters. Every rank calls it, or none (guarded_step skips together).
   torch::Tensor step(LossClosure closure = nullptr) override;
 
-  // The trainable numbers in all (N) and this rank's range [begin, end) of them.
+  // The global L2 norm of the gradients from this rank's range of them (its pieces'
+  // slices; the rest may be unsummed or zero), the squares summed over the ranks; then
+  // scales the gradients by max_norm / norm when max_norm > 0 and the norm exceeds it,
+  // as train::clip_grad_norm does in one process. Collective.
+  double clip_grad_norm(double max_norm);
+
+  // The trainable numbers in all (N), the size C of a rank's range, and this rank's
+  // range [begin, end) of them.
   int64_t total_numel() const { return offsets_.back(); }
+  int64_t chunk() const { return chunk_; }
   int64_t shard_begin() const { return begin_; }
   int64_t shard_end() const { return end_; }
 

@@ -24,11 +24,11 @@ TEST(CheckDataParallelTest, RefusesOnlyWhatIsNotExactAcrossRanks) {
   const Status few = check_data_parallel(r, 5);
   ASSERT_FALSE(few.ok());
   EXPECT_NE(few.message().find("rollout.prompts_per_step=4"), std::string::npos) << few.message();
+  // Overlap with dynamic sampling: the rollout thread reduces on a group of its own.
   r.rollout.overlap = true;
   r.grpo.loss.dynamic_sampling = true;
-  const Status overlap = check_data_parallel(r, 2);
-  ASSERT_FALSE(overlap.ok());
-  EXPECT_NE(overlap.message().find("rollout.overlap"), std::string::npos) << overlap.message();
+  EXPECT_TRUE(check_data_parallel(r, 2).ok());
+  r.rollout.prompts_per_step = 1;
   EXPECT_TRUE(check_data_parallel(r, 1).ok()) << "one rank: anything goes";
 }
 

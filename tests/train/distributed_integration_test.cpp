@@ -359,9 +359,10 @@ std::string launch_two(const std::string& args, const std::string& dir) {
   return got.logs[0];
 }
 
-// Two ranks of `args` with dist.shard_optimizer=true in DIR.
-void launch_sharded(const std::string& args, const std::string& dir) {
-  const std::string log = launch_two(args + " dist.shard_optimizer=true", dir);
+// Two ranks of `args` with dist.shard_optimizer=true (and `extra`) in DIR.
+void launch_sharded(const std::string& args, const std::string& dir,
+                    const std::string& extra = "") {
+  const std::string log = launch_two(args + " dist.shard_optimizer=true " + extra, dir);
   EXPECT_NE(log.find("optimizer state sharded"), std::string::npos) << log;
 }
 
@@ -371,8 +372,8 @@ void expect_two_ranks_like_one(const std::string& base, const std::string& name,
                                const std::string& args, const std::string& two_extra = "",
                                const std::vector<std::string>& metrics = {}) {
   run_alone(fmt::format("{} checkpoint.dir={}/{}1", args, base, name));
-  if (two_extra == "dist.shard_optimizer=true")
-    launch_sharded(args, fmt::format("{}/{}2", base, name));
+  if (two_extra.starts_with("dist.shard_optimizer=true"))
+    launch_sharded(args + " " + two_extra, fmt::format("{}/{}2", base, name));
   else
     launch_two(args + " " + two_extra, fmt::format("{}/{}2", base, name));
   expect_same_weights(fmt::format("{}/{}1/final", base, name),
@@ -387,9 +388,10 @@ TEST(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsState
   const std::string args =
       fmt::format("pretrain {} train.optim.grad_clip=0.05", recipe("pretrain-nano.yaml"));
   run_alone(fmt::format("{} checkpoint.dir={}/w0", args, base));
-  // Two sharded ranks stop after the checkpoint of step 2, then resume to the end.
+  // Two sharded ranks stop after the checkpoint of step 2 (gradients reduce-scattered),
+  // then resume to the end (all-reduced).
   const std::string dir = base + "/w2";
-  launch_sharded(args + " train.stop_after=2", dir);
+  launch_sharded(args + " train.stop_after=2", dir, "dist.reduce_scatter=true");
   fs::copy(dir, base + "/w1", fs::copy_options::recursive);
   launch_sharded(args, dir);
   EXPECT_TRUE(fs::exists(dir + "/checkpoints/step-000004"));
@@ -416,7 +418,7 @@ TEST(DistributedIntegrationTest, ShardedOptimizerSftAndGrpoMatchOneProcess) {
   const std::string base = dist_dir("zero_sft_grpo");
   expect_two_ranks_like_one(
       base, "sft", fmt::format("sft {} train.optim.grad_clip=0.05", recipe("sft-nano.yaml")),
-      "dist.shard_optimizer=true");
+      "dist.shard_optimizer=true dist.reduce_scatter=true");
   expect_two_ranks_like_one(
       base, "grpo",
       fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base)),
@@ -440,6 +442,49 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
       "",
       {"reward", "accuracy", "num_tokens", "loss", "dynamic_sampling/groups_kept",
        "dynamic_sampling/rounds", "frac_reward_zero_std"});
+}
+
+// rollout.overlap with dynamic sampling on two ranks: the next step's rounds, gathered on
+// the rollout thread's own group while the update reduces on the trainer's, keep the
+// same groups in the same rounds as one process with overlap, which trains the same
+// weights.
+TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
+  const std::string base = dist_dir("grpo_overlap_dyn");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+                  "grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
+                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(base, "ovdyn", grpo, "",
+                            {"reward", "reward_std", "accuracy", "num_tokens", "loss",
+                             "dynamic_sampling/groups_kept", "dynamic_sampling/rounds",
+                             "frac_reward_zero_std", "policy_version"});
+  std::ifstream in(base + "/ovdyn2/metrics.jsonl");
+  int64_t kept = 0;
+  for (std::string line; std::getline(in, line);)
+    kept += nlohmann::json::parse(line).value("dynamic_sampling/groups_kept", 0.0) > 0;
+  EXPECT_GT(kept, 0) << "some step trained, so the rollout overlapped an update";
+}
+
+// The same with no informative group anywhere (one-token completions: every reward 0),
+// for 25 rounds a step: both ranks run every round on the rollout thread, step after
+// step, and finish (a hang would fail the collectives after dist.timeout_s, 30 s).
+TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
+  const std::string base = dist_dir("grpo_overlap_none");
+  const std::string grpo =
+      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+                  "rollout.max_new_tokens=1 grpo.loss.dynamic_sampling=true "
+                  "grpo.loss.dynamic_sampling_max_rounds=25",
+                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(base, "none", grpo, "",
+                            {"dynamic_sampling/groups_kept", "dynamic_sampling/rounds"});
+  std::ifstream in(base + "/none2/metrics.jsonl");
+  int64_t steps = 0;
+  for (std::string line; std::getline(in, line); ++steps) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.value("dynamic_sampling/rounds", 0.0), 25) << line;
+    EXPECT_EQ(j.value("dynamic_sampling/groups_kept", -1.0), 0) << line;
+  }
+  EXPECT_EQ(steps, 4);
 }
 
 // rollout.exact on two ranks: every rank's engine/trainer log-prob gap is exactly 0, and

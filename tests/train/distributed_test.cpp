@@ -139,6 +139,39 @@ TEST(TwoRanksTest, SumsAndBroadcasts) {
   });
 }
 
+// A second group (DataParallel::new_group) carries one thread's reductions while the
+// first group carries another thread's, at the same time, on both ranks: every sum is
+// right and neither waits on the other. (On one group the two threads' collectives would
+// pair up with the other rank's in whatever order each rank issued them.)
+TEST(TwoRanksTest, ANewGroupReducesOnAnotherThreadWhileTheFirstReduces) {
+  two_ranks([](int r, DataParallel& dp) {
+    std::unique_ptr<DataParallel> side = dp.new_group();
+    ASSERT_EQ(side->rank(), r);
+    ASSERT_EQ(side->world_size(), 2);
+    constexpr int kRounds = 200;
+    int side_wrong = 0, main_wrong = 0;
+    std::thread other([&] {
+      for (int k = 0; k < kRounds; ++k) {
+        auto t = torch::tensor({1.0 + r, static_cast<double>(k)}, torch::kDouble);
+        side->all_reduce_sum(t);  // {3, 2k}
+        side_wrong += t[0].item<double>() != 3 || t[1].item<double>() != 2 * k;
+      }
+    });
+    for (int k = 0; k < kRounds; ++k) {
+      // Larger tensors than the other thread's, so the two groups' work interleaves.
+      auto t = torch::full({4096}, 10.0 * (r + 1) + k, torch::kDouble);
+      dp.all_reduce_sum(t);  // 30 + 2k
+      main_wrong += !torch::equal(t, torch::full({4096}, 30.0 + 2 * k, torch::kDouble));
+    }
+    other.join();
+    EXPECT_EQ(side_wrong, 0) << "rank " << r;
+    EXPECT_EQ(main_wrong, 0) << "rank " << r;
+    // The new group's barrier is its own (it counts apart from the first group's).
+    side->barrier();
+    dp.barrier();
+  });
+}
+
 // Three layers, the middle one used by rows 0-1 only (so by rank 0's first micro-batch
 // alone: a gradient on one rank, ready in no armed backward), and one parameter
 // (`unused`) that gets a gradient nowhere.
@@ -200,6 +233,67 @@ TEST(TwoRanksTest, BucketedGradientsEqualOneProcesssGradients) {
           << "rank " << r << " param " << i;
     }
     EXPECT_FALSE(got[r][0].defined()) << "no rank had a gradient for it: it keeps none";
+  }
+}
+
+// dist.shard_optimizer: with scatter_to_shards each rank gets the summed gradients of its
+// own range of the numbers (a reduce-scatter per bucket) and zeros elsewhere. Flat, in
+// parameter order: unused [0, 2), a [2, 18), b [18, 34), c [34, 38); rank 0 owns [0, 19),
+// rank 1 [19, 38), so b is cut in two, and a's and c's buckets (one each) lie wholly in
+// one rank's range: the other's part of them is empty. The owned slices equal the
+// all-reduced gradients of the same backward passes; the global norm from the slices
+// (ShardedAdamW::clip_grad_norm) is one process's.
+TEST(TwoRanksTest, ScatteredGradientsAreTheAllReducedOnesSlices) {
+  torch::manual_seed(9);
+  const auto x = torch::randn({8, 4});
+  Net one;
+  one.loss(x, 0, 4).backward();
+  one.loss(x, 4, 8).backward();
+  const double want_norm = clip_grad_norm(one.params(), 0);
+  // Each parameter's gradient, flat, zeros where it has none; and whether it has one.
+  auto flat = [](const std::vector<torch::Tensor>& ps) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& p : ps)
+      parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
+    return torch::cat(parts);
+  };
+  std::vector<torch::Tensor> reduced(2), scattered(2);
+  std::vector<std::vector<bool>> has(2);
+  std::vector<double> norms(2);
+  two_ranks([&](int r, DataParallel& group) {
+    for (bool scatter : {false, true}) {
+      Net net;
+      GradientSync sync(net.params(), group, 8 * 4 / (1024.0 * 1024.0));
+      torch::OrderedDict<std::string, torch::Tensor> named;
+      for (const auto& [name, p] : {std::pair{"unused", net.unused}, std::pair{"a", net.a},
+                                    std::pair{"b", net.b}, std::pair{"c", net.c}})
+        named.insert(name, p);
+      auto opt = ShardedAdamW::make(named, OptimConfig{}, group);
+      ASSERT_TRUE(opt.ok());
+      ASSERT_EQ((*opt)->total_numel(), 38);
+      ASSERT_EQ((*opt)->chunk(), 19);
+      if (scatter) sync.scatter_to_shards((*opt)->total_numel(), (*opt)->chunk());
+      net.loss(x, 2 * r, 2 * r + 2).backward();
+      sync.before_last_backward();
+      net.loss(x, 4 + 2 * r, 6 + 2 * r).backward();
+      sync.sum_gradients(net.params());
+      (scatter ? scattered : reduced)[r] = flat(net.params());
+      if (!scatter) continue;
+      for (const auto& p : net.params()) has[r].push_back(p.grad().defined());
+      norms[r] = (*opt)->clip_grad_norm(0);
+    }
+  });
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(has[r], (std::vector<bool>{false, true, true, true}))
+        << "rank " << r << ": no rank had a gradient for `unused`: it keeps none";
+    const int64_t lo = 19 * r, n = 19;
+    EXPECT_TRUE(torch::equal(scattered[r].narrow(0, lo, n), reduced[r].narrow(0, lo, n)))
+        << "rank " << r << "\n" << scattered[r] << "\n" << reduced[r];
+    auto outside = scattered[r].clone();
+    outside.narrow(0, lo, n).zero_();
+    EXPECT_EQ(outside.abs().max().item<float>(), 0) << "rank " << r << ": zeros outside its range";
+    EXPECT_TRUE(torch::allclose(reduced[r], flat(one.params()), 1e-5, 1e-6)) << "rank " << r;
+    EXPECT_NEAR(norms[r], want_norm, 1e-5 * want_norm) << "rank " << r;
   }
 }
 
