@@ -12,6 +12,8 @@
 // ranks up; a round's time is the slowest rank's. Prints the median and minimum over the
 // rounds, and whether both give the same sums on this rank's slice.
 //
+// Also prints the all-reduce's bandwidth and a one-thread memory copy of the same bytes.
+//
 // Usage: grad_reduce_bench [--numel 6551040] [--world 2] [--rounds 20]
 //   --numel: gradient numbers (default: the tiny preset's trainable numbers, one 25 MB
 //   bucket of train/grad_sync.h).
@@ -150,6 +152,16 @@ int main(int argc, char** argv) {
     diff = std::max(diff, t.max_abs_diff);
   }
   const double mb = numel * 4.0 / (1 << 20);
+  // The memory-copy rate on one thread, for scale: the same bytes copied, median of 20.
+  std::vector<double> copy;
+  {
+    auto src = torch::randn({numel}), dst = torch::empty({numel});
+    for (int i = 0; i < 21; ++i) {
+      auto t0 = Clock::now();
+      dst.copy_(src);
+      if (i > 0) copy.push_back(seconds(t0));
+    }
+  }
   std::printf("Gloo reduce_scatter: %s\n", times[0].native.c_str());
   std::printf("%d ranks, %lld fp32 gradients (%.1f MB), %d rounds\n", world,
               static_cast<long long>(numel), mb, rounds);
@@ -158,5 +170,12 @@ int main(int argc, char** argv) {
   std::printf("reduce-scatter (all-to-all) median %.1f ms  min %.1f ms\n", 1e3 * median(rs),
               1e3 * *std::min_element(rs.begin(), rs.end()));
   std::printf("max |slice difference|: %g\n", diff);
+  // Bus bandwidth as NCCL's tests define it: what each rank sends, 2 (W - 1) / W of the
+  // bytes for a ring all-reduce, over the time.
+  const double bytes = numel * 4.0;
+  std::printf("all-reduce: %.2f GB/s of gradients (bus %.2f GB/s); one-thread memory copy of "
+              "the same bytes: median %.1f ms, %.2f GB/s\n",
+              bytes / median(ar) / 1e9, 2.0 * (world - 1) / world * bytes / median(ar) / 1e9,
+              1e3 * median(copy), bytes / median(copy) / 1e9);
   return 0;
 }

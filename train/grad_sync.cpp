@@ -210,7 +210,7 @@ struct GradientSync::State {
 
 GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParallel& group,
                            double bucket_mb)
-    : group_(group), state_(std::make_unique<State>()) {
+    : group_(group), state_(std::make_shared<State>()) {
   State& s = *state_;
   s.group = &group;
   const auto cap = static_cast<int64_t>(bucket_mb * 1024 * 1024 / sizeof(float));
@@ -241,11 +241,12 @@ GradientSync::GradientSync(const std::vector<torch::Tensor>& params, DataParalle
   // backward pass.
   for (size_t i = 0; i < s.params.size(); ++i) {
     auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
-    State* st = state_.get();
+    std::weak_ptr<State> weak = state_;
     acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-        [st, i](const torch::autograd::variable_list& outputs,
-                const torch::autograd::variable_list&) {
-          st->on_ready(i);
+        [weak, i](const torch::autograd::variable_list& outputs,
+                  const torch::autograd::variable_list&) {
+          // The hook stays on the accumulator when the GradientSync is gone.
+          if (auto st = weak.lock()) st->on_ready(i);
           return outputs;
         }));
     s.accumulators.push_back(std::move(acc));

@@ -87,7 +87,8 @@ class GradientSync : public DataParallel {
  private:
   struct State;
   DataParallel& group_;
-  std::unique_ptr<State> state_;
+  // Shared with the autograd hooks only weakly: hooks outliving this object do nothing.
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace r1kit::train

@@ -223,7 +223,9 @@ TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   EXPECT_NE(out.find(", eta "), std::string::npos) << out;
   std::istringstream lines(out);
   for (std::string l; std::getline(lines, l);)
-    if (l.starts_with("step ")) EXPECT_LE(l.size(), 100u) << l;
+    if (l.starts_with("step ")) {
+      EXPECT_LE(l.size(), 100u) << l;
+    }
   fs::remove_all(dir);
 }
 

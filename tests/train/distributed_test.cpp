@@ -236,6 +236,33 @@ TEST(TwoRanksTest, BucketedGradientsEqualOneProcesssGradients) {
   }
 }
 
+// A GradientSync leaves its hooks on the parameters' gradient accumulators; once it is
+// gone (armed, even) they do nothing, and the model trains alone: each rank's backward
+// gives its own gradient, nothing is sent, and a new sync on the same model sums.
+TEST(TwoRanksTest, HooksOfAGoneGradientSyncDoNothing) {
+  torch::manual_seed(9);
+  const auto x = torch::randn({8, 4});
+  std::vector<torch::Tensor> alone(2), summed(2);
+  two_ranks([&](int r, DataParallel& group) {
+    Net net;
+    {
+      GradientSync gone(net.params(), group, 8 * 4 / (1024.0 * 1024.0));
+      gone.before_last_backward();
+    }
+    net.loss(x, 2 * r, 2 * r + 2).backward();
+    alone[r] = net.params()[1].grad().clone();
+    GradientSync sync(net.params(), group, 8 * 4 / (1024.0 * 1024.0));
+    for (auto& p : net.params()) p.mutable_grad() = torch::Tensor();
+    sync.before_last_backward();
+    net.loss(x, 2 * r, 2 * r + 2).backward();
+    sync.sum_gradients(net.params());
+    summed[r] = net.params()[1].grad().clone();
+  });
+  EXPECT_FALSE(torch::allclose(alone[0], alone[1])) << "each rank's own rows";
+  for (int r = 0; r < 2; ++r)
+    EXPECT_TRUE(torch::allclose(summed[r], alone[0] + alone[1], 1e-5, 1e-6)) << r;
+}
+
 // dist.shard_optimizer: with scatter_to_shards each rank gets the summed gradients of its
 // own range of the numbers (a reduce-scatter per bucket) and zeros elsewhere. Flat, in
 // parameter order: unused [0, 2), a [2, 18), b [18, 34), c [34, 38); rank 0 owns [0, 19),
