@@ -264,6 +264,13 @@ TABLE=$(cat <<'EOF'
   short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 eval.problems=3 eval.k=2 eval.max_new_tokens=32
   file: runs/r1-countdown-tiny/grpo/final/model.safetensors
   file: runs/r1-countdown-tiny/report.html
+@ r1kit run recipes/r1-countdown-search-tiny.yaml
+  short: sft.n_examples=300 sft.max_seq_len=256 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 rollout.max_new_tokens=32 eval.problems=3 eval.k=2 eval.max_new_tokens=32
+  file: runs/r1-countdown-search-tiny/grpo/final/model.safetensors
+  file: runs/r1-countdown-search-tiny/report.html
+@ r1kit run recipes/r1-countdown-search-tiny.yaml "run.stages=[control,eval]"
+  short: sft.n_examples=300 sft.max_seq_len=256 sft.train.steps=2 sft.train.eval_every=0 grpo.steps=1 rollout.group_size=2 rollout.prompts_per_step=2 rollout.max_new_tokens=32 eval.problems=3 eval.k=2 eval.max_new_tokens=32
+  file: runs/r1-countdown-search-tiny/control/final/model.safetensors
 @ r1kit run recipes/r1-countdown-tiny.yaml run.dir=runs/cd-search "run.stages=[sft]" task.trace=search sft.n_examples=30000 sft.max_seq_len=512 sft.train.steps=600 grpo.rollout.max_new_tokens=320 eval.max_new_tokens=320
   short: sft.n_examples=300 sft.train.steps=2 sft.train.eval_every=0
   file: runs/cd-search/sft/final/model.safetensors

@@ -200,6 +200,13 @@ std::vector<std::string> run_short(const std::string& first_stage) {
           "eval.k=2"};
 }
 
+// The Countdown search-trace recipe: as run_short, in rows of 256 tokens.
+std::vector<std::string> search_short() {
+  std::vector<std::string> out = run_short("sft");
+  out.push_back("sft.max_seq_len=256");
+  return out;
+}
+
 // The thinking-longer recipe: as run_short, its held-out evaluation on 4 problems.
 std::vector<std::string> longer_short() {
   std::vector<std::string> out = run_short("sft");
@@ -236,6 +243,11 @@ std::vector<Chain> chains() {
       {"countdown",
        {{"r1-countdown-tiny.yaml", run_short("sft"),
          [](const fs::path& s) { expect_pipeline_trains(s / "runs/r1-countdown-tiny", "sft"); }}}},
+      {"countdown_search",
+       {{"r1-countdown-search-tiny.yaml", search_short(),
+         [](const fs::path& s) {
+           expect_pipeline_trains(s / "runs/r1-countdown-search-tiny", "sft");
+         }}}},
       {"longer",
        {{"r1-longer-tiny.yaml", longer_short(),
          [](const fs::path& s) {
