@@ -127,12 +127,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--preset") o.preset = v;
-    else if (k == "--batch") o.batch = std::atoll(v);
-    else if (k == "--seq") o.seq = std::atoll(v);
-    else if (k == "--bucket-mb") o.bucket_mb = std::atof(v);
-    else if (k == "--rounds") o.rounds = std::atoll(v);
-    else if (k == "--world") o.world = std::atoi(v);
+    if (k == "--preset")
+      o.preset = v;
+    else if (k == "--batch")
+      o.batch = std::atoll(v);
+    else if (k == "--seq")
+      o.seq = std::atoll(v);
+    else if (k == "--bucket-mb")
+      o.bucket_mb = std::atof(v);
+    else if (k == "--rounds")
+      o.rounds = std::atoll(v);
+    else if (k == "--world")
+      o.world = std::atoi(v);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -143,8 +149,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   torch::set_num_threads(1);
-  const int port =
-      20000 + static_cast<int>(Clock::now().time_since_epoch().count() % 20000);
+  const int port = 20000 + static_cast<int>(Clock::now().time_since_epoch().count() % 20000);
   std::vector<RankTimes> times(o.world);
   std::vector<std::unique_ptr<train::DataParallel>> groups(o.world);
   std::vector<std::thread> ranks;
@@ -168,21 +173,23 @@ int main(int argc, char** argv) {
   const auto a = *policy::preset(o.preset);
   int64_t numel = 0;
   for (const auto& p : policy::Transformer(a)->parameters()) numel += p.numel();
-  std::printf("%d ranks x 1 thread, preset %s (%.1f MB of fp32 gradients), %lld x %lld tokens "
-              "per rank, %lld rounds; overlap buckets of %.1f MB: %lld buckets, %lld of them "
-              "launched during the backward pass\n",
-              o.world, o.preset.c_str(), numel * 4 / 1e6, static_cast<long long>(o.batch),
-              static_cast<long long>(o.seq), static_cast<long long>(o.rounds), o.bucket_mb,
-              static_cast<long long>(times[0].buckets),
-              static_cast<long long>(times[0].sent_during_backward / (o.rounds + 1)));
+  std::printf(
+      "%d ranks x 1 thread, preset %s (%.1f MB of fp32 gradients), %lld x %lld tokens "
+      "per rank, %lld rounds; overlap buckets of %.1f MB: %lld buckets, %lld of them "
+      "launched during the backward pass\n",
+      o.world, o.preset.c_str(), numel * 4 / 1e6, static_cast<long long>(o.batch),
+      static_cast<long long>(o.seq), static_cast<long long>(o.rounds), o.bucket_mb,
+      static_cast<long long>(times[0].buckets),
+      static_cast<long long>(times[0].sent_during_backward / (o.rounds + 1)));
   for (int mode = 0; mode < kModes; ++mode)
     std::printf("%-8s median step %7.1f ms   exposed all-reduce %6.1f ms\n", kNames[mode],
                 1e3 * med[mode], mode == kCompute ? 0.0 : 1e3 * exposed[mode]);
   const double paid_after = med[kAfter] - med[kCompute];
   const double paid_overlap = med[kOverlap] - med[kCompute];
-  std::printf("all-reduce time paid per step: after %.1f ms, overlap %.1f ms (%.2fx); "
-              "share of the after-backward all-reduce hidden: %.0f%%\n",
-              1e3 * paid_after, 1e3 * paid_overlap, paid_after / std::max(paid_overlap, 1e-9),
-              100 * (1 - exposed[kOverlap] / std::max(exposed[kAfter], 1e-9)));
+  std::printf(
+      "all-reduce time paid per step: after %.1f ms, overlap %.1f ms (%.2fx); "
+      "share of the after-backward all-reduce hidden: %.0f%%\n",
+      1e3 * paid_after, 1e3 * paid_overlap, paid_after / std::max(paid_overlap, 1e-9),
+      100 * (1 - exposed[kOverlap] / std::max(exposed[kAfter], 1e-9)));
   return 0;
 }

@@ -18,9 +18,6 @@
 //   --numel: gradient numbers (default: the tiny preset's trainable numbers, one 25 MB
 //   bucket of train/grad_sync.h).
 #define USE_C10D_GLOO 1
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -30,6 +27,9 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <vector>
 
 namespace {
@@ -126,16 +126,20 @@ int main(int argc, char** argv) {
   int64_t numel = 6551040;
   int world = 2, rounds = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--numel")) numel = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--world")) world = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--numel"))
+      numel = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--world"))
+      world = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
   }
   torch::set_num_threads(1);
-  const int port = 20000 + static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 20000);
+  const int port =
+      20000 + static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 20000);
   std::vector<Times> times(world);
   std::vector<std::thread> ranks;
   for (int r = 0; r < world; ++r)
@@ -173,9 +177,10 @@ int main(int argc, char** argv) {
   // Bus bandwidth as NCCL's tests define it: what each rank sends, 2 (W - 1) / W of the
   // bytes for a ring all-reduce, over the time.
   const double bytes = numel * 4.0;
-  std::printf("all-reduce: %.2f GB/s of gradients (bus %.2f GB/s); one-thread memory copy of "
-              "the same bytes: median %.1f ms, %.2f GB/s\n",
-              bytes / median(ar) / 1e9, 2.0 * (world - 1) / world * bytes / median(ar) / 1e9,
-              1e3 * median(copy), bytes / median(copy) / 1e9);
+  std::printf(
+      "all-reduce: %.2f GB/s of gradients (bus %.2f GB/s); one-thread memory copy of "
+      "the same bytes: median %.1f ms, %.2f GB/s\n",
+      bytes / median(ar) / 1e9, 2.0 * (world - 1) / world * bytes / median(ar) / 1e9,
+      1e3 * median(copy), bytes / median(copy) / 1e9);
   return 0;
 }

@@ -280,8 +280,8 @@ void GradientSync::scatter_to_shards(int64_t total, int64_t chunk) {
     b.counts.clear();
     for (int r = 0; r < world_size(); ++r) {
       const auto [lo, hi] = range_of(r);
-      b.counts.push_back(std::max<int64_t>(0, std::min(hi, b.first + b.numel) -
-                                                  std::max(lo, b.first)));
+      b.counts.push_back(
+          std::max<int64_t>(0, std::min(hi, b.first + b.numel) - std::max(lo, b.first)));
     }
     b.mine = torch::zeros({b.counts[rank()]}, torch::kFloat);
   }

@@ -135,8 +135,7 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     // ZeRO stage 1 with dist.reduce_scatter: each rank receives the summed gradients of
     // the range it steps only.
     auto* s = dynamic_cast<ShardedAdamW*>(run.optimizer_.get());
-    if (s && o.dist.reduce_scatter)
-      run.sync_->scatter_to_shards(s->total_numel(), s->chunk());
+    if (s && o.dist.reduce_scatter) run.sync_->scatter_to_shards(s->total_numel(), s->chunk());
     R1_LOG(info, "data parallel: {} ranks, gradients in {} buckets of up to {} MB{}",
            group.world_size(), run.sync_->n_buckets(), o.dist.bucket_mb,
            sharding_note(*run.optimizer_, o.dist.reduce_scatter));

@@ -450,14 +450,14 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
 // weights.
 TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
   const std::string base = dist_dir("grpo_overlap_dyn");
-  const std::string grpo =
-      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
-                  "grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
-                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
-  expect_two_ranks_like_one(base, "ovdyn", grpo, "",
-                            {"reward", "reward_std", "accuracy", "num_tokens", "loss",
-                             "dynamic_sampling/groups_kept", "dynamic_sampling/rounds",
-                             "frac_reward_zero_std", "policy_version"});
+  const std::string grpo = fmt::format(
+      "grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+      "grpo.loss.dynamic_sampling=true grpo.mini_batches=2 grpo.loss.scale_rewards=batch",
+      recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  expect_two_ranks_like_one(
+      base, "ovdyn", grpo, "",
+      {"reward", "reward_std", "accuracy", "num_tokens", "loss", "dynamic_sampling/groups_kept",
+       "dynamic_sampling/rounds", "frac_reward_zero_std", "policy_version"});
   std::ifstream in(base + "/ovdyn2/metrics.jsonl");
   int64_t kept = 0;
   for (std::string line; std::getline(in, line);)
@@ -470,11 +470,11 @@ TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
 // step, and finish (a hang would fail the collectives after dist.timeout_s, 30 s).
 TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
   const std::string base = dist_dir("grpo_overlap_none");
-  const std::string grpo =
-      fmt::format("grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
-                  "rollout.max_new_tokens=1 grpo.loss.dynamic_sampling=true "
-                  "grpo.loss.dynamic_sampling_max_rounds=25",
-                  recipe("grpo-nano.yaml"), grpo_tokenizer(base));
+  const std::string grpo = fmt::format(
+      "grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
+      "rollout.max_new_tokens=1 grpo.loss.dynamic_sampling=true "
+      "grpo.loss.dynamic_sampling_max_rounds=25",
+      recipe("grpo-nano.yaml"), grpo_tokenizer(base));
   expect_two_ranks_like_one(base, "none", grpo, "",
                             {"dynamic_sampling/groups_kept", "dynamic_sampling/rounds"});
   std::ifstream in(base + "/none2/metrics.jsonl");

@@ -315,7 +315,9 @@ TEST(TwoRanksTest, ScatteredGradientsAreTheAllReducedOnesSlices) {
         << "rank " << r << ": no rank had a gradient for `unused`: it keeps none";
     const int64_t lo = 19 * r, n = 19;
     EXPECT_TRUE(torch::equal(scattered[r].narrow(0, lo, n), reduced[r].narrow(0, lo, n)))
-        << "rank " << r << "\n" << scattered[r] << "\n" << reduced[r];
+        << "rank " << r << "\n"
+        << scattered[r] << "\n"
+        << reduced[r];
     auto outside = scattered[r].clone();
     outside.narrow(0, lo, n).zero_();
     EXPECT_EQ(outside.abs().max().item<float>(), 0) << "rank " << r << ": zeros outside its range";
