@@ -26,7 +26,9 @@
 //   --trace FILE: LibTorch's (legacy) profiler over the last round's steps, written to
 //     FILE as a Chrome trace (every op with its start and duration, forward and backward;
 //     scripts/op_profile.py sums each op's own time).
-//   --dtypes: a dtype with the suffix "-ref" (f32-ref, bf16-ref) runs the MoE layers'
+//   --dtypes: f32 and bf16 are the model's weight dtype; amp is bf16 autocast over fp32
+//     weights (what the trainers run with model.compute: bf16), its MFU taken against the
+//     bf16 peak. A dtype with the suffix "-ref" (f32-ref, bf16-ref) runs the MoE layers'
 //     per-expert reference path (ExecutionContext::kernels.grouped_experts off), so that
 //     "f32,f32-ref" measures the grouped training path against it, alternating.
 #include <torch/torch.h>
@@ -46,6 +48,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #define R1KIT_HAS_RECORD_PROFILE 1
 #endif
+#include "core/torch_compat.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
 
@@ -102,11 +105,20 @@ int main(int argc, char** argv) {
   const auto dtype_of = [](const std::string& d) {
     return d.rfind("bf16", 0) == 0 ? torch::kBFloat16 : torch::kFloat;
   };
+  const auto is_amp = [](const std::string& d) { return d.rfind("amp", 0) == 0; };
+  // The dtype whose matmul peak an MFU is taken against.
+  const auto peak_dtype_of = [&](const std::string& d) {
+    return is_amp(d) ? torch::kBFloat16 : dtype_of(d);
+  };
   const auto is_ref = [](const std::string& d) {
     return d.size() > 4 && d.compare(d.size() - 4, 4, "-ref") == 0;
   };
   const auto base_of = [&](const std::string& d) {
     return is_ref(d) ? d.substr(0, d.size() - 4) : d;
+  };
+  // The peak a dtype's MFU is taken against: amp's is bf16's.
+  const auto peak_key = [&](const std::string& d) {
+    return is_amp(d) ? std::string("bf16") : base_of(d);
   };
   const std::vector<std::string> dts = split(dtypes);
   const auto f32 = std::find(dts.begin(), dts.end(), "f32");
@@ -133,6 +145,7 @@ int main(int argc, char** argv) {
       Transformer m{nullptr};
       std::unique_ptr<torch::optim::SGD> opt;
       ForwardOptions fo;
+      bool amp = false;
     };
     std::vector<Model> models;
     for (const auto& d : dts) {
@@ -142,11 +155,13 @@ int main(int argc, char** argv) {
       cast_model(*mo.m, dtype_of(d));
       mo.m->train();
       mo.fo.execution.kernels.grouped_experts = !is_ref(d);
+      mo.amp = is_amp(d);
       mo.opt =
           std::make_unique<torch::optim::SGD>(mo.m->parameters(), torch::optim::SGDOptions(1e-4));
       models.push_back(std::move(mo));
     }
     auto run_step = [&](Model& mo) {
+      r1kit::compat::CpuAutocastGuard autocast(mo.amp);
       auto out = mo.m->forward(ids.narrow(1, 0, T), mo.fo);
       auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
                                                        ids.narrow(1, 1, T).reshape({-1})) +
@@ -161,8 +176,8 @@ int main(int argc, char** argv) {
     for (int64_t r = 0; r < steps; ++r) {
       std::vector<double> step_s(dts.size());
       for (size_t i = 0; i < dts.size(); ++i) {
-        const double pk = peak ? matmul_peak_gflops(dtype_of(dts[i])) : 1.0;
-        best_peak[base_of(dts[i])] = std::max(best_peak[base_of(dts[i])], pk);
+        const double pk = peak ? matmul_peak_gflops(peak_dtype_of(dts[i])) : 1.0;
+        best_peak[peak_key(dts[i])] = std::max(best_peak[peak_key(dts[i])], pk);
         auto t = Clock::now();
         if (!trace.empty() && r + 1 == steps) {
 #ifdef R1KIT_HAS_RECORD_PROFILE
@@ -205,7 +220,7 @@ int main(int argc, char** argv) {
     const double gflops = step_flops(a, B, T) / sec / 1e9;
     std::printf("| %s | %s | %.1fM / %.1fM | %.3f | %.0f | %.1f | %.1f%% | %.1f%% |\n",
                 row.preset.c_str(), row.dtype.c_str(), pc.total / 1e6, pc.active / 1e6, sec,
-                B * T / sec, gflops, 100.0 * gflops / best_peak[base_of(row.dtype)],
+                B * T / sec, gflops, 100.0 * gflops / best_peak[peak_key(row.dtype)],
                 100.0 * median(row.mfu_near));
   }
   for (const auto& [p, v] : bf16_speedup) {
