@@ -341,6 +341,59 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
   return {dg, du, a};
 }
 
+// The routed experts' SwiGLU over gate and up side by side: gu [R, 2I] holds each row's
+// gate activations in its first I columns and its up activations in the last I (one GEMM
+// per expert computes both). Returns a [R, I] = silu(gate) * up.
+torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
+  const int64_t I = gu.size(1) / 2;
+  if (!ge_cpu_dtype(gu)) return swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I));
+  auto guc = gu.contiguous();
+  const int64_t R = guc.size(0);
+  auto a = torch::empty({R, I}, guc.options());
+  ge_dispatch(gu.scalar_type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gp = ge_data<T>(guc);
+    T* ap = ge_data<T>(a);
+    const auto fn = ge_pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>);
+    at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
+                     [&](int64_t b, int64_t e) {
+                       for (int64_t r = b; r < e; ++r)
+                         fn(gp + r * 2 * I, gp + r * 2 * I + I, ap + r * I, I);
+                     });
+  });
+  return a;
+}
+
+// Backward of swiglu_rows_forward: {dgu [R, 2I] (the gate's gradient in the first I
+// columns, the up's in the last I), a [R, I]} from gu and da [R, I].
+std::pair<torch::Tensor, torch::Tensor> swiglu_rows_backward(const torch::Tensor& gu,
+                                                             const torch::Tensor& da) {
+  const int64_t I = gu.size(1) / 2;
+  if (!(ge_cpu_dtype(gu) && gu.scalar_type() == da.scalar_type())) {
+    auto r = swiglu_backward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I), da, /*want_a=*/true);
+    return {torch::cat({r[0], r[1]}, 1), r[2]};
+  }
+  auto guc = gu.contiguous(), dac = da.contiguous();
+  const int64_t R = guc.size(0);
+  auto dgu = torch::empty_like(guc), a = torch::empty({R, I}, guc.options());
+  ge_dispatch(gu.scalar_type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gp = ge_data<T>(guc);
+    const T* dap = ge_data<T>(dac);
+    T* dgp = ge_data<T>(dgu);
+    T* ap = ge_data<T>(a);
+    const auto fn = ge_pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>);
+    at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
+                     [&](int64_t b, int64_t e) {
+                       for (int64_t r = b; r < e; ++r) {
+                         const int64_t o = r * 2 * I;
+                         fn(gp + o, gp + o + I, dap + r * I, dgp + o, dgp + o + I, ap + r * I, I);
+                       }
+                     });
+  });
+  return {dgu, a};
+}
+
 // out [N, d] in out_dtype: out[n] = Σ_k w[n, k] src[pos[n K + k]] (w undefined: 1).
 torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
                            const torch::Tensor& w, int64_t N, int64_t K,
@@ -455,32 +508,35 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
     const int64_t E = plan.E, NK = plan.N * plan.K, d = x.size(1);
     const int64_t I = params[0].size(0);
     auto X = x.to(plan.compute).index_select(0, plan.token_of);  // [NK, d]
-    auto G = torch::empty({NK, I}, X.options()), U = torch::empty({NK, I}, X.options());
-    // The weights in the compute dtype, for the active experts (the others stay as they
-    // are and are never read).
-    std::vector<torch::Tensor> wc(params.begin(), params.end());
+    // Per active expert its gate and up weights stacked, [2I, d] in the compute dtype (the
+    // cast autocast would make anyway), so that one GEMM gives both: GU [NK, 2I].
+    // wc: E stacked gate-up weights, then E down weights (inactive experts: undefined).
+    std::vector<torch::Tensor> wc(2 * E);
+    auto GU = torch::empty({NK, 2 * I}, X.options());
     int64_t off = 0;
     for (int64_t e = 0; e < E; ++e) {
       const int64_t c = plan.counts[e];
       if (c == 0) continue;
-      for (int64_t j : {e, E + e, 2 * E + e}) wc[j] = params[j].to(plan.compute);
-      auto xe = X.narrow(0, off, c), ge = G.narrow(0, off, c), ue = U.narrow(0, off, c);
-      torch::mm_out(ge, xe, wc[e].t());
-      torch::mm_out(ue, xe, wc[E + e].t());
+      wc[e] = torch::empty({2 * I, d}, X.options());
+      wc[e].narrow(0, 0, I).copy_(params[e]);
+      wc[e].narrow(0, I, I).copy_(params[E + e]);
+      wc[E + e] = params[2 * E + e].to(plan.compute);
+      auto gue = GU.narrow(0, off, c);
+      torch::mm_out(gue, X.narrow(0, off, c), wc[e].t());
       off += c;
     }
-    auto A = swiglu_forward_impl(G, U);
+    auto A = swiglu_rows_forward(GU);
     auto Y = torch::empty({NK, d}, X.options());
     off = 0;
     for (int64_t e = 0; e < E; ++e) {
       const int64_t c = plan.counts[e];
       if (c == 0) continue;
       auto ye = Y.narrow(0, off, c);
-      torch::mm_out(ye, A.narrow(0, off, c), wc[2 * E + e].t());
+      torch::mm_out(ye, A.narrow(0, off, c), wc[E + e].t());
       off += c;
     }
     auto y = combine_rows(Y, plan.pos, w, plan.N, plan.K, x.scalar_type());
-    variable_list save{X, G, U, Y, w, plan.order, plan.token_of, plan.pos};
+    variable_list save{X, GU, Y, w, plan.order, plan.token_of, plan.pos};
     save.insert(save.end(), wc.begin(), wc.end());
     ctx->save_for_backward(save);
     ctx->saved_data["counts"] = torch::tensor(plan.counts, torch::kLong);
@@ -492,16 +548,18 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
     const auto saved = ctx->get_saved_variables();
-    const auto &X = saved[0], &G = saved[1], &U = saved[2], &Y = saved[3], &w = saved[4];
-    const auto &order = saved[5], &token_of = saved[6], &pos = saved[7];
+    const auto &X = saved[0], &GU = saved[1], &Y = saved[2], &w = saved[3];
+    const auto &order = saved[4], &token_of = saved[5], &pos = saved[6];
     const auto counts_t = ctx->saved_data["counts"].toTensor();
     const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(),
                                       counts_t.data_ptr<int64_t>() + counts_t.numel());
     const auto x_dtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
     const auto param_dtype = static_cast<torch::ScalarType>(ctx->saved_data["param_dtype"].toInt());
     const int64_t E = static_cast<int64_t>(counts.size()), NK = X.size(0), N = w.size(0),
-                  K = w.size(1), I = G.size(1);
-    auto wc = [&](int64_t j) -> const torch::Tensor& { return saved[8 + j]; };
+                  K = w.size(1), I = GU.size(1) / 2;
+    // wgu(e): expert e's stacked gate-up weight [2I, d]; wdown(e): its down weight [d, I].
+    auto wgu = [&](int64_t e) -> const torch::Tensor& { return saved[7 + e]; };
+    auto wdown = [&](int64_t e) -> const torch::Tensor& { return saved[7 + E + e]; };
 
     // Output gradient to the sorted rows, times the combine weights; the weights'
     // gradient (dy[token] . expert output) in the same pass.
@@ -516,11 +574,10 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
       const int64_t c = counts[e];
       if (c == 0) continue;
       auto dae = dA.narrow(0, off, c);
-      torch::mm_out(dae, dYw.narrow(0, off, c), wc(2 * E + e));
+      torch::mm_out(dae, dYw.narrow(0, off, c), wdown(e));
       off += c;
     }
-    auto r = swiglu_backward_impl(G, U, dA, /*want_a=*/true);
-    const auto &dG = r[0], &dU = r[1], &A = r[2];
+    auto [dGU, A] = swiglu_rows_backward(GU, dA);
 
     variable_list out(2 + 3 * E + 1);  // x, w, the 3E weights, the plan
     const bool want_dx = ctx->needs_input_grad(0);
@@ -529,16 +586,20 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
     for (int64_t e = 0; e < E; ++e) {
       const int64_t c = counts[e];
       if (c == 0) continue;  // no token: no gradient, not a zero-filled one
-      auto xe = X.narrow(0, off, c), dge = dG.narrow(0, off, c), due = dU.narrow(0, off, c);
-      if (ctx->needs_input_grad(2 + e)) out[2 + e] = torch::mm(dge.t(), xe).to(param_dtype);
-      if (ctx->needs_input_grad(2 + E + e)) out[2 + E + e] = torch::mm(due.t(), xe).to(param_dtype);
+      auto xe = X.narrow(0, off, c), dgue = dGU.narrow(0, off, c);
+      if (ctx->needs_input_grad(2 + e) || ctx->needs_input_grad(2 + E + e)) {
+        // Both weights' gradients in one GEMM, [2I, d]; each half is contiguous (in the
+        // parameters' dtype a view, else its own cast).
+        auto dwgu = torch::mm(dgue.t(), xe);
+        if (ctx->needs_input_grad(2 + e)) out[2 + e] = dwgu.narrow(0, 0, I).to(param_dtype);
+        if (ctx->needs_input_grad(2 + E + e)) out[2 + E + e] = dwgu.narrow(0, I, I).to(param_dtype);
+      }
       if (ctx->needs_input_grad(2 + 2 * E + e))
         out[2 + 2 * E + e] =
             torch::mm(dYw.narrow(0, off, c).t(), A.narrow(0, off, c)).to(param_dtype);
       if (want_dx) {
         auto dxe = dXs.narrow(0, off, c);
-        torch::mm_out(dxe, dge, wc(e));
-        dxe.addmm_(due, wc(E + e));
+        torch::mm_out(dxe, dgue, wgu(e));
       }
       off += c;
     }

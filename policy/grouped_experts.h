@@ -7,15 +7,17 @@
 // index_add back to the tokens, and in backward the zero-filled buffers and serial
 // index_add of the gathers' gradients. Here the whole routed part is one autograd node:
 //   forward:  sort the (token, slot) pairs by expert once; gather the tokens into one
-//             contiguous [N*K, d] buffer; per active expert, two GEMMs on its slice into
-//             one [N*K, I] gate buffer and one up buffer; SwiGLU over the whole buffer in
-//             one fused pass; per expert one GEMM into one [N*K, d] output buffer; each
+//             contiguous [N*K, d] buffer; per active expert, its gate and up weights
+//             stacked into one [2I, d] matrix (in the compute dtype) and one GEMM on its
+//             slice into one [N*K, 2I] buffer; SwiGLU over the whole buffer in one fused
+//             pass; per expert one GEMM into one [N*K, d] output buffer; each
 //             token's K rows summed with its combine weights (a gather, no zero-fill and
 //             no atomics);
 //   backward: the same grouped work in reverse (gather of the output gradient scaled by
 //             the combine weights, with the weights' gradient in the same pass; per
-//             expert the GEMMs of the input and weight gradients; SwiGLU's backward in
-//             one fused pass; each token's K input-gradient rows summed by a gather).
+//             expert the GEMMs of the input and weight gradients, gate and up in one;
+//             SwiGLU's backward in one fused pass; each token's K input-gradient rows
+//             summed by a gather).
 // An expert that got no token gets no gradient (undefined, as for a parameter outside
 // the graph), never a zero-filled one.
 //
