@@ -7,7 +7,8 @@
 //   - MLA without absorption: the latent is expanded to per-head keys and values
 //     (DeepSeek-V2, section 2.1.2, eq. 9-10) and attention is a masked softmax over
 //     Q K^T (no fused kernel);
-//   - MoE (group-limited top-k routing) as a loop over the routed experts, each gathering its tokens with a mask and
+//   - MoE (group-limited top-k routing) as a loop over the routed experts, each gathering its
+//   tokens with a mask and
 //     adding its weighted output back (index_add), plus the shared expert;
 //   - decode with a cache of the expanded keys and values, concatenated every step.
 // It takes its weights from the r1kit model (the same checkpoint) and is checked to give
@@ -16,6 +17,8 @@
 // Usage: eager_bench [--preset small] [--batch 4] [--seq 256] [--rounds 5]
 //                    [--decode-batch 64] [--prompt 16] [--new 64] [--threads N]
 //                    [--sections train,decode] [--ab 1]
+// Decode: r1kit's engine with decode_threads = --threads over one LibTorch thread, the
+// eager model with --threads intra-op threads (each side's way of using the cores).
 // Prints per round the seconds of each side, then tokens/s and the r1kit/eager ratios
 // (medians over rounds). --ab 1 adds a third side to the training rounds: r1kit with the
 // MoE layers' per-expert reference path (ExecutionContext::kernels.grouped_experts off),
@@ -45,7 +48,8 @@ namespace {
 class Eager {
  public:
   explicit Eager(const Transformer& m) : a_(m->args()) {
-    for (const auto& p : m->named_parameters()) w_[p.key()] = p.value().detach().clone().requires_grad_(true);
+    for (const auto& p : m->named_parameters())
+      w_[p.key()] = p.value().detach().clone().requires_grad_(true);
     for (const auto& b : m->named_buffers()) w_[b.key()] = b.value().detach().clone();
   }
 
@@ -58,7 +62,8 @@ class Eager {
 
   // Logits [B, T, V] of `ids` [B, T]; with `cache`, the keys and values of every layer
   // are appended to it (decode), and positions start at the cached length.
-  torch::Tensor forward(const torch::Tensor& ids, std::vector<std::pair<torch::Tensor, torch::Tensor>>* cache) {
+  torch::Tensor forward(const torch::Tensor& ids,
+                        std::vector<std::pair<torch::Tensor, torch::Tensor>>* cache) {
     const int64_t B = ids.size(0), T = ids.size(1);
     const int64_t past = cache && !cache->empty() ? (*cache)[0].first.size(2) : 0;
     auto x = torch::embedding(w("embed_tokens.weight"), ids);
@@ -114,10 +119,10 @@ class Eager {
     q = q.view({B, T, H, dn + dr}).transpose(1, 2);  // [B, H, T, dn + dr]
     auto ckv = linear(x, p + "kv_a_proj_with_mqa.weight");
     auto k_pe = ckv.narrow(-1, dc, dr).view({B, T, 1, dr}).transpose(1, 2);
-    auto kvx = linear(rms_norm(ckv.narrow(-1, 0, dc), p + "kv_a_layernorm.weight"),
-                      p + "kv_b_proj.weight")
-                   .view({B, T, H, dn + dv})
-                   .transpose(1, 2);
+    auto kvx =
+        linear(rms_norm(ckv.narrow(-1, 0, dc), p + "kv_a_layernorm.weight"), p + "kv_b_proj.weight")
+            .view({B, T, H, dn + dv})
+            .transpose(1, 2);
     auto q_all = torch::cat({q.narrow(-1, 0, dn), rope(q.narrow(-1, dn, dr), pos)}, -1);
     auto k_all = torch::cat({kvx.narrow(-1, 0, dn), rope(k_pe, pos).expand({B, H, T, dr})}, -1);
     auto v = kvx.narrow(-1, dn, dv);
@@ -144,15 +149,15 @@ class Eager {
     const auto shape = x.sizes().vec();
     auto xf = x.reshape({-1, x.size(-1)});
     auto logits = torch::matmul(xf.to(torch::kFloat), w(p + "gate.weight").to(torch::kFloat).t());
-    auto scores = a_.score_func == ScoreFunc::kSoftmax ? torch::softmax(logits, -1)
-                                                       : torch::sigmoid(logits);
+    auto scores =
+        a_.score_func == ScoreFunc::kSoftmax ? torch::softmax(logits, -1) : torch::sigmoid(logits);
     auto choice = scores.detach();
     if (a_.expert_bias) choice = choice + w(p + "gate.e_score_correction_bias");
     if (a_.n_expert_groups > 1) {  // group-limited routing (DeepSeek-V3, section 2.1.2)
       const int64_t N = choice.size(0), G = a_.n_expert_groups;
       auto grouped = choice.view({N, G, -1});
-      auto group_score = a_.expert_bias ? std::get<0>(grouped.topk(2, -1)).sum(-1)
-                                        : std::get<0>(grouped.max(-1));
+      auto group_score =
+          a_.expert_bias ? std::get<0>(grouped.topk(2, -1)).sum(-1) : std::get<0>(grouped.max(-1));
       auto keep = std::get<1>(group_score.topk(a_.n_limited_groups, -1));
       auto drop = torch::ones({N, G}, torch::kBool).scatter_(1, keep, false);
       choice = grouped.masked_fill(drop.unsqueeze(-1), -INFINITY).view({N, -1});
@@ -179,8 +184,8 @@ class Eager {
 };
 
 double lm_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
-                                              targets.reshape({-1}))
+  return torch::nn::functional::cross_entropy(
+             logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), targets.reshape({-1}))
       .item<double>();
 }
 
@@ -193,16 +198,26 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const std::string v = argv[i + 1];
-    if (k == "--preset") preset_name = v;
-    else if (k == "--batch") B = std::stoll(v);
-    else if (k == "--seq") T = std::stoll(v);
-    else if (k == "--rounds") rounds = std::stoll(v);
-    else if (k == "--decode-batch") DB = std::stoll(v);
-    else if (k == "--prompt") P = std::stoll(v);
-    else if (k == "--new") N = std::stoll(v);
-    else if (k == "--threads") threads = std::stoll(v);
-    else if (k == "--sections") sections = v;
-    else if (k == "--ab") ab = std::stoll(v);
+    if (k == "--preset")
+      preset_name = v;
+    else if (k == "--batch")
+      B = std::stoll(v);
+    else if (k == "--seq")
+      T = std::stoll(v);
+    else if (k == "--rounds")
+      rounds = std::stoll(v);
+    else if (k == "--decode-batch")
+      DB = std::stoll(v);
+    else if (k == "--prompt")
+      P = std::stoll(v);
+    else if (k == "--new")
+      N = std::stoll(v);
+    else if (k == "--threads")
+      threads = std::stoll(v);
+    else if (k == "--sections")
+      sections = v;
+    else if (k == "--ab")
+      ab = std::stoll(v);
     else {
       std::fprintf(stderr, "eager_bench: unknown option %s\n", k.c_str());
       return 2;
@@ -217,8 +232,9 @@ int main(int argc, char** argv) {
   ModelArgs a = *args_or;
   if (a.attention != AttentionKind::kMLA || a.yarn() || a.rope_llama3 || a.tie_embeddings ||
       a.n_mtp_layers > 0 || !a.rope_interleave) {
-    std::fprintf(stderr, "eager_bench: the reference covers MLA + MoE without YaRN, MTP or tied "
-                         "embeddings; preset %s has one of them\n",
+    std::fprintf(stderr,
+                 "eager_bench: the reference covers MLA + MoE without YaRN, MTP or tied "
+                 "embeddings; preset %s has one of them\n",
                  preset_name.c_str());
     return 1;
   }
@@ -226,10 +242,11 @@ int main(int argc, char** argv) {
   Transformer m(a);
   m->init_weights(1);
   Eager eager(m);
-  std::printf("preset %s, threads %d; training batch %lld x %lld, decode batch %lld (prompt %lld, "
-              "%lld new tokens), %lld rounds\n",
-              preset_name.c_str(), at::get_num_threads(), (long long)B, (long long)T, (long long)DB,
-              (long long)P, (long long)N, (long long)rounds);
+  std::printf(
+      "preset %s, threads %d; training batch %lld x %lld, decode batch %lld (prompt %lld, "
+      "%lld new tokens), %lld rounds\n",
+      preset_name.c_str(), at::get_num_threads(), (long long)B, (long long)T, (long long)DB,
+      (long long)P, (long long)N, (long long)rounds);
 
   auto ids = torch::randint(3, a.vocab_size, {B, T + 1}, torch::kLong);
   auto in = ids.narrow(1, 0, T), tgt = ids.narrow(1, 1, T);
@@ -298,10 +315,10 @@ int main(int argc, char** argv) {
                   bf16 ? "bf16 autocast" : "f32", B * T / median(ours), B * T / median(theirs),
                   median(ratio));
       if (ab)
-        std::printf("train %s: r1kit per-expert path %.0f tokens/s, per-expert/eager %.2fx, "
-                    "grouped/per-expert %.2fx\n",
-                    bf16 ? "bf16 autocast" : "f32", B * T / median(refs), median(ratio_ref),
-                    median(gain));
+        std::printf(
+            "train %s: r1kit per-expert path %.0f tokens/s, per-expert/eager %.2fx, "
+            "grouped/per-expert %.2fx\n",
+            bf16 ? "bf16 autocast" : "f32", B * T / median(refs), median(ratio_ref), median(gain));
     }
   }
   if (has(secs, "decode")) {
@@ -320,9 +337,16 @@ int main(int argc, char** argv) {
     rollout::EngineOptions o;
     o.max_batch = DB;
     o.max_seq_len = P + N;
+    // The engine's way of using the threads at decode (its own pool splits each step's
+    // linears, with one LibTorch thread, as `--threads 1 --decode-threads N` runs it;
+    // docs/rollout.md); the eager side gets them as LibTorch's intra-op threads.
+    const int threads = at::get_num_threads();
+    o.decode_threads = threads;
     auto ours = [&] {
+      at::set_num_threads(1);
       rollout::Engine engine(m, o);
       auto out = engine.generate(req, 0);
+      at::set_num_threads(threads);
       TORCH_CHECK(out.ok(), out.status().to_string());
       const auto st = engine.last_stats();
       return st.decode_seconds / static_cast<double>(st.decode_steps);  // a batched step

@@ -7,6 +7,10 @@
 //
 // Usage: shared_prompt_bench [--preset tiny] [--prompts 16] [--group 8] [--prompt-len 14]
 //                            [--new-tokens 64] [--micro 64] [--rounds 5] [--dtypes f32,bf16]
+//                            [--trace FILE]
+//   --trace FILE: after the rounds, one more shared-prompt step of each dtype under
+//     LibTorch's (legacy) profiler, written to FILE.DTYPE.json (scripts/op_profile.py sums
+//     each op's own time).
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -15,6 +19,10 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define R1KIT_HAS_RECORD_PROFILE 1
+#endif
 #include "core/torch_compat.h"
 #include "policy/logprobs.h"
 #include "policy/model.h"
@@ -28,6 +36,7 @@ struct Shape {
   std::string preset = "tiny";
   int64_t prompts = 16, group = 8, prompt_len = 14, new_tokens = 64, micro = 64, rounds = 5;
   std::string dtypes = "f32,bf16";
+  std::string trace;
 };
 
 // One step's forward and backward over all P*G rows in micro-batches; seconds.
@@ -61,6 +70,7 @@ int main(int argc, char** argv) {
     if (numbers.count(k)) *numbers.at(k) = std::stoll(v);
     if (k == "--preset") s.preset = v;
     if (k == "--dtypes") s.dtypes = v;
+    if (k == "--trace") s.trace = v;
   }
   policy::ModelArgs a = *policy::preset(s.preset);
   a.vocab_size = 512;
@@ -100,6 +110,17 @@ int main(int argc, char** argv) {
         "%-5s per-row %.3f s | shared prompt %.3f s | per-row / shared %.2fx (median of %lld "
         "rounds)\n",
         dt.c_str(), median(per_row), median(shared), median(ratio), (long long)s.rounds);
+  }
+  if (!s.trace.empty()) {
+#ifdef R1KIT_HAS_RECORD_PROFILE
+    for (const std::string& dt : split(s.dtypes)) {
+      torch::autograd::profiler::RecordProfile rec(s.trace + "." + dt + ".json");
+      step_seconds(*m, s, true, dt == "bf16", prompts, comp, mask);
+    }
+#else
+    std::fprintf(stderr, "shared_prompt_bench: --trace needs LibTorch's legacy profiler\n");
+    return 1;
+#endif
   }
   return 0;
 }
