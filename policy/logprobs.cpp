@@ -118,6 +118,31 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
   return r;
 }
 
+TokenLogProbs masked_token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                    const torch::Tensor& targets, const torch::Tensor& mask,
+                                    double temperature, bool with_entropy,
+                                    const Truncation& truncation) {
+  const int64_t B = targets.size(0), T = targets.size(1), d = hidden.size(-1);
+  auto m = mask.reshape({B * T});
+  auto rows = (m != 0).nonzero().squeeze(1);
+  auto lp = token_logprobs(hidden.reshape({B * T, d}).index_select(0, rows), weight,
+                           targets.reshape({B * T}).index_select(0, rows), temperature,
+                           with_entropy, 1024, truncation);
+  auto spread = [&](const torch::Tensor& v) {
+    return (torch::zeros({B * T}, v.options()).index_copy(0, rows, v) * m).view({B, T});
+  };
+  TokenLogProbs r;
+  r.logprobs = spread(lp.logprobs);
+  if (with_entropy) r.entropy = spread(lp.entropy);
+  return r;
+}
+
+int64_t completion_length(const torch::TensorAccessor<float, 1>& mask_row) {
+  for (int64_t t = mask_row.size(0); t > 0; --t)
+    if (mask_row[t - 1] != 0) return t;
+  return 0;
+}
+
 CompletionLogProbs completion_logprobs(TransformerImpl& m,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,
@@ -149,16 +174,17 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
       ids_a[i][t] = prompt_ids[i][t];
       real_a[i][t] = 1.f;
     }
+    const int64_t n = completion_length(mask_a[i]);  // real up to its last kept token
     for (int64_t t = 0; t < T; ++t) {
       ids_a[i][lp + t] = comp_a[i][t];
       pos_a[i][t] = lp - 1 + t;
       cis_a[i][lp + t] = mask_a[i][t];
-      real_a[i][lp + t] = mask_a[i][t];
+      real_a[i][lp + t] = t < n ? 1.f : 0.f;
     }
   }
   ForwardOptions fo;
   fo.compute_logits = false;
-  fo.load_mask = real;  // padding leaves the expert loads alone
+  fo.token_mask = real;  // padding: no feed-forward work, no expert load
   fo.record_experts = record_experts;
   fo.execution.kernels.grouped_without_grad = true;  // no-grad passes: the gradient pass's kernels
   if (replay_experts.defined()) {
@@ -178,11 +204,11 @@ CompletionLogProbs completion_logprobs(TransformerImpl& m,
   auto out = m.forward(ids, fo);
   const int64_t d = out.hidden.size(-1);
   auto h = out.hidden.gather(1, pos.unsqueeze(-1).expand({B, T, d}));
-  auto lp = token_logprobs(h.reshape({-1, d}), m.output_weight(), comp.reshape({-1}),
-                           temperature > 0 ? temperature : 1.0, with_entropy, 1024, truncation);
+  auto lp = masked_token_logprobs(h, m.output_weight(), comp, mask_c,
+                                  temperature > 0 ? temperature : 1.0, with_entropy, truncation);
   CompletionLogProbs r;
-  r.logprobs = lp.logprobs.reshape({B, T}) * mask_c;
-  if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
+  r.logprobs = lp.logprobs;
+  r.entropy = lp.entropy;
   r.aux_loss = out.aux_loss;
   r.experts = out.experts;
   r.hidden = h;

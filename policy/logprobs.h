@@ -37,6 +37,18 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
                              bool with_entropy = false, int64_t chunk_rows = 1024,
                              const Truncation& truncation = {});
 
+// token_logprobs of the rows of hidden [B, T, d] and targets [B, T] where mask [B, T]
+// (float) is nonzero, computed on those rows only and returned as [B, T] times the mask
+// (0 elsewhere, no output projection spent on padding).
+TokenLogProbs masked_token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                    const torch::Tensor& targets, const torch::Tensor& mask,
+                                    double temperature, bool with_entropy,
+                                    const Truncation& truncation = {});
+
+// The number of leading completion tokens up to the last one the mask row keeps: the
+// positions a forward must compute (later ones are padding).
+int64_t completion_length(const torch::TensorAccessor<float, 1>& mask_row);
+
 // Log-probs (and entropies) of completion tokens under `model`, for training on sampled
 // completions: row i is prompt_ids[i] followed by completion row i of `completions`
 // [B, T] (mask [B, T]), right-padded; the result [B, T] holds
@@ -58,6 +70,9 @@ struct CompletionLogProbs {
   // output projection's input; for full-vocabulary losses). completion_logprobs only.
   torch::Tensor hidden;
 };
+// The output projection and log-softmax run on the completion tokens only (mask != 0),
+// the feed-forward layers on the prompt and completion tokens only
+// (ForwardOptions::token_mask): padding costs neither.
 CompletionLogProbs completion_logprobs(TransformerImpl& model,
                                        const std::vector<std::vector<int64_t>>& prompt_ids,
                                        const torch::Tensor& completions, const torch::Tensor& mask,

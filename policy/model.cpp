@@ -492,12 +492,22 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
 
 torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
                                const ExecutionContext& exec, const torch::Tensor& forced,
-                               torch::Tensor* chosen, const torch::Tensor& load_mask) {
+                               torch::Tensor* chosen, const torch::Tensor& keep) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   const int64_t E = args_.n_routed_experts, K = args_.n_activated_experts;
   auto xf = x.reshape({B * T, d});
-  Routing r = gate(xf, forced.defined() ? forced.reshape({B * T, K}) : torch::Tensor());
-  if (chosen) *chosen = r.indices.view({B, T, K}).to(torch::kInt16);
+  auto forced_f = forced.defined() ? forced.reshape({B * T, K}) : torch::Tensor();
+  if (keep.defined()) {
+    xf = xf.index_select(0, keep);
+    if (forced_f.defined()) forced_f = forced_f.index_select(0, keep);
+  }
+  Routing r = gate(xf, forced_f);  // over the N tokens that run
+  if (chosen) {
+    auto ids = r.indices;
+    if (keep.defined())  // tokens that did not run used no expert (-1: not replayed)
+      ids = torch::full({B * T, K}, -1, ids.options()).index_copy_(0, keep, ids);
+    *chosen = ids.view({B, T, K}).to(torch::kInt16);
+  }
   const auto& w = r.weights;
 
   auto flat_idx = r.indices.reshape({-1});                     // [N*K]
@@ -521,27 +531,28 @@ torch::Tensor MoEImpl::forward(const torch::Tensor& x, torch::Tensor* load, torc
   if (shared_experts) y = y + (y_shared.defined() ? y_shared : shared_experts(xf, exec));
 
   auto load_f = counts.to(torch::kFloat);
-  if (load_mask.defined()) {
-    TORCH_CHECK(load_mask.numel() == B * T, "load_mask must be [B, T] = [", B, ", ", T, "], got ",
-                load_mask.sizes());
-    auto counted = (load_mask.reshape({B * T, 1}) != 0).to(torch::kFloat).expand({B * T, K});
-    load_f = torch::zeros({E}, load_f.options()).index_add_(0, flat_idx, counted.reshape({-1}));
-  }
   if (load) *load = load_f;
   if (is_training() && torch::GradMode::is_enabled())
     load_accum_ = load_accum_.to(load_f.device()) + load_f;
 
   if (aux_loss && is_training() && args_.aux_loss_alpha > 0) {
-    // Sequence-wise balance loss (V3 eq. 17-20): f_i = E/(K T) * #selections of i in the
-    // sequence, P_i = mean_t of the normalised scores; alpha * sum_i f_i P_i, mean over B.
-    auto sel = torch::zeros({B, T * K, E}, r.scores.options())
-                   .scatter_(2, r.indices.view({B, T * K, 1}), 1.0)
-                   .sum(1);  // [B, E]
-    auto f = sel * (static_cast<double>(E) / (K * T));
-    auto sn = r.scores / (r.scores.sum(-1, true) + 1e-20);  // s'
-    auto P = sn.view({B, T, E}).mean(1);                    // [B, E]
-    *aux_loss = args_.aux_loss_alpha * (f.detach() * P).sum(-1).mean();
+    // Sequence-wise balance loss (V3 eq. 17-20) over each row's T_b tokens that ran:
+    // f_i = E/(K T_b) * #selections of i in the row, P_i = mean over the row of the
+    // normalised scores; alpha * sum_i f_i P_i, mean over the rows that have tokens.
+    auto idx_opts = torch::dtype(torch::kLong).device(xf.device());
+    auto row = (keep.defined() ? keep : torch::arange(B * T, idx_opts)).div(T, "floor");  // [N]
+    auto n_tok = torch::bincount(row, {}, B).to(torch::kFloat);                           // [B]
+    auto sel = torch::bincount((row.unsqueeze(1) * E + r.indices).reshape({-1}), {}, B * E)
+                   .to(torch::kFloat)
+                   .view({B, E});
+    auto inv_t = 1.0 / n_tok.clamp_min(1).unsqueeze(1);                         // [B, 1]
+    auto f = sel * inv_t * (static_cast<double>(E) / K);                        // [B, E]
+    auto sn = r.scores / (r.scores.sum(-1, true) + 1e-20);                      // s'
+    auto P = torch::zeros({B, E}, sn.options()).index_add(0, row, sn) * inv_t;  // [B, E]
+    auto rows_with_tokens = (n_tok > 0).sum().clamp_min(1).to(torch::kFloat);
+    *aux_loss = args_.aux_loss_alpha * (f.detach() * P).sum() / rows_with_tokens;
   }
+  if (keep.defined()) y = torch::zeros({B * T, d}, y.options()).index_copy(0, keep, y);
   return y.view({B, T, d});
 }
 
@@ -578,15 +589,21 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Ten
                                         const ExecutionContext& exec, torch::Tensor* load,
                                         torch::Tensor* aux_loss, const torch::Tensor& row_pos,
                                         const torch::Tensor& forced_experts,
-                                        torch::Tensor* chosen_experts,
-                                        const torch::Tensor& load_mask) {
+                                        torch::Tensor* chosen_experts, const torch::Tensor& keep) {
   auto x = input_layernorm(h);
   auto a = mla ? mla(x, positions, mask, cache, layer, start_pos, impl, exec, row_pos)
                : gqa(x, positions, mask, cache, layer, start_pos, exec, row_pos);
   auto h2 = h + a;
-  x = post_attention_layernorm(h2);
-  return h2 + (moe ? moe(x, load, aux_loss, exec, forced_experts, chosen_experts, load_mask)
-                   : dense(x, exec));
+  if (moe) {
+    return h2 + moe(post_attention_layernorm(h2), load, aux_loss, exec, forced_experts,
+                    chosen_experts, keep);
+  }
+  if (!keep.defined()) return h2 + dense(post_attention_layernorm(h2), exec);
+  // Only the tokens in `keep` (ForwardOptions::token_mask).
+  const int64_t d = h2.size(-1);
+  auto hk = h2.reshape({-1, d}).index_select(0, keep);
+  auto y = dense(post_attention_layernorm(hk), exec).to(h2.scalar_type());
+  return h2.reshape({-1, d}).index_add(0, keep, y).view(h2.sizes());
 }
 
 MTPLayerImpl::MTPLayerImpl(const ModelArgs& a, bool moe) {
@@ -663,6 +680,15 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   std::vector<torch::Tensor> loads, used;
   torch::Tensor aux = torch::zeros({}, torch::dtype(torch::kFloat).device(h.device()));
   int64_t moe_layer = 0;
+  // The flat indices of the real tokens, when some positions are padding.
+  torch::Tensor keep;
+  if (opts.token_mask.defined()) {
+    const int64_t N = h.size(0) * h.size(1);
+    TORCH_CHECK(opts.token_mask.numel() == N, "ForwardOptions::token_mask must be [B, T] = [",
+                h.size(0), ", ", h.size(1), "], got ", opts.token_mask.sizes());
+    auto real = opts.token_mask.reshape({N}).to(h.device()) != 0;
+    if (!real.all().item<bool>()) keep = real.nonzero().squeeze(1);
+  }
   for (int64_t l = 0; l < args_.n_layers; ++l) {
     auto* layer = layers[l]->as<DecoderLayerImpl>();
     torch::Tensor load, layer_aux, forced, chosen;
@@ -671,7 +697,7 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
       forced = opts.replay_experts.select(2, moe_layer);  // [B, T, K]
     h = layer->forward(h, positions, mask, opts.cache, l, opts.start_pos, opts.attn_impl,
                        opts.execution, &load, &layer_aux, opts.row_positions, forced,
-                       is_moe && opts.record_experts ? &chosen : nullptr, opts.load_mask);
+                       is_moe && opts.record_experts ? &chosen : nullptr, keep);
     if (load.defined()) loads.push_back(load);
     if (layer_aux.defined()) aux = aux + layer_aux;
     if (chosen.defined()) used.push_back(chosen);

@@ -72,11 +72,14 @@ struct ForwardOptions {
   // must then be max(row_positions): keys [0, start_pos] are read for every row, those
   // past a row's own position masked out. Overrides `positions` and `attn_mask`.
   torch::Tensor row_positions;
-  // Optional [B, T] mask (any dtype; nonzero = counts): the tokens that count in the
-  // expert loads (ForwardOutput::expert_load and the load the bias update reads).
-  // Padding is not a token the model serves, so trainers pass their padding mask here
-  // and padded positions leave the balancing alone. Default: every position counts.
-  torch::Tensor load_mask;
+  // Optional [B, T] mask (any dtype; nonzero = a real token, 0 = padding): trainers pass
+  // their padding mask. Padding must be positions that no real position attends to (right
+  // padding under causal attention; under packing, positions outside every sample). The
+  // feed-forward layers (dense and MoE) run on the real tokens only, so padding costs them
+  // nothing; at padding the hidden states lack the feed-forward term, and nothing may read
+  // them. Padding counts in neither the expert loads (ForwardOutput::expert_load and the
+  // load the bias update reads) nor the balance loss. Default: every position is real.
+  torch::Tensor token_mask;
   // MoE routing replay (docs/model.md, "Routing replay"): [B, T, n_moe_layers, K] integer
   // expert ids that the MoE layers use instead of their own top-k; a token whose ids are
   // < 0 in a layer is routed by the gate as usual there. The combine weights stay the
@@ -229,16 +232,17 @@ TORCH_MODULE(Gate);
 class MoEImpl : public torch::nn::Module {
  public:
   explicit MoEImpl(const ModelArgs& args);
-  // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts (of the tokens
-  // where `load_mask` [B, T] is nonzero, when given), *aux_loss the alpha-weighted
-  // sequence-wise balance loss (when training and alpha > 0). Without autograd the
+  // x: [B, T, d]. Returns y [B, T, d]; *load gets [E] token counts, *aux_loss the
+  // alpha-weighted sequence-wise balance loss (when training and alpha > 0). `keep` [N]
+  // int64 (optional): the flat indices (b * T + t) of the tokens to run; the others are
+  // routed nowhere, count nowhere and get y = 0 (ForwardOptions::token_mask). Without autograd the
   // experts run on exec.expert_threads() threads; with it, as one grouped autograd node
   // (grouped_experts.h) unless exec.kernels.grouped_experts is off (docs/model.md).
   // `forced` [B, T, K] replays experts (GateImpl::forward); *chosen gets the experts used,
   // [B, T, K] int16.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* load, torch::Tensor* aux_loss,
                         const ExecutionContext& exec = {}, const torch::Tensor& forced = {},
-                        torch::Tensor* chosen = nullptr, const torch::Tensor& load_mask = {});
+                        torch::Tensor* chosen = nullptr, const torch::Tensor& keep = {});
 
   // Auxiliary-loss-free balancing: b_i += gamma * sign(mean_load - load_i), from the
   // load accumulated since the last call (once per optimizer step), then resets it.
@@ -266,13 +270,14 @@ TORCH_MODULE(MoE);
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelArgs& args, bool moe);
+  // `keep` [N] int64 (optional): the flat indices (b * T + t) of the real tokens; the
+  // feed-forward part runs on those only (ForwardOptions::token_mask).
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& positions,
                         const torch::Tensor& mask, KVCache* cache, int64_t layer, int64_t start_pos,
                         AttnImpl impl, const ExecutionContext& exec, torch::Tensor* load,
                         torch::Tensor* aux_loss, const torch::Tensor& row_pos = {},
                         const torch::Tensor& forced_experts = {},
-                        torch::Tensor* chosen_experts = nullptr,
-                        const torch::Tensor& load_mask = {});
+                        torch::Tensor* chosen_experts = nullptr, const torch::Tensor& keep = {});
 
   RMSNorm input_layernorm{nullptr};
   MLA mla{nullptr};  // registered as "self_attn" when attention is MLA

@@ -42,7 +42,7 @@ KVCache run_prefixes(TransformerImpl& m, const DistinctPrompts& d, int64_t Lp,
   ForwardOptions fo;
   fo.cache = &cache;
   fo.compute_logits = false;
-  fo.load_mask = real;                               // padding leaves the expert loads alone
+  fo.token_mask = real;  // padding: no feed-forward work, no expert load
   fo.execution.kernels.grouped_without_grad = true;  // no-grad passes: the gradient pass's kernels
   *aux_loss = m.forward(ids, fo).aux_loss;
   return cache;
@@ -100,8 +100,13 @@ CompletionLogProbs shared_prompt_logprobs(TransformerImpl& m,
   fo.positions = positions;
   fo.compute_logits = false;
   fo.execution.kernels.grouped_without_grad = true;
-  // Tail tokens: the last prompt token, then the completion tokens under the mask.
-  fo.load_mask = torch::cat({torch::ones({B, 1}), mask_c.narrow(1, 0, T - 1).to(torch::kFloat)}, 1);
+  // Tail tokens: the last prompt token, then the completion tokens up to the last one the
+  // mask keeps (tail position t + 1 holds completion token t).
+  auto real = torch::zeros({B, T}, torch::kFloat);
+  auto mask_a = mask_c.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i)
+    real[i].narrow(0, 0, std::min(T, completion_length(mask_a[i]) + 1)).fill_(1);
+  fo.token_mask = real;
   torch::Tensor prefix_aux;
   KVCache cache;
   if (Lp > 0) {
@@ -116,12 +121,11 @@ CompletionLogProbs shared_prompt_logprobs(TransformerImpl& m,
     fo.attn_mask = own;
   }
   auto out = m.forward(ids, fo);
-  const int64_t dim = out.hidden.size(-1);
-  auto lp = token_logprobs(out.hidden.reshape({-1, dim}), m.output_weight(), comp.reshape({-1}),
-                           temperature > 0 ? temperature : 1.0, with_entropy, 1024, truncation);
+  auto lp = masked_token_logprobs(out.hidden, m.output_weight(), comp, mask_c,
+                                  temperature > 0 ? temperature : 1.0, with_entropy, truncation);
   CompletionLogProbs r;
-  r.logprobs = lp.logprobs.reshape({B, T}) * mask_c;
-  if (with_entropy) r.entropy = lp.entropy.reshape({B, T}) * mask_c;
+  r.logprobs = lp.logprobs;
+  r.entropy = lp.entropy;
   r.aux_loss = out.aux_loss;
   if (prefix_aux.defined()) {
     const double np = static_cast<double>(d.prompts.size() * Lp), nt = static_cast<double>(B * T);

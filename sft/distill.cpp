@@ -45,6 +45,7 @@ TeacherTopK teacher_topk(policy::TransformerImpl& teacher, const SftBatch& b,
   policy::ForwardOptions fo;
   fo.positions = b.positions;
   fo.attn_mask = b.attn_mask;
+  fo.token_mask = b.token_mask;  // padding: no feed-forward work
   fo.compute_logits = false;
   auto out = teacher.forward(b.inputs, fo);
   const int64_t d = out.hidden.size(-1);

@@ -50,14 +50,14 @@ SftLossTerms sft_loss_terms(policy::TransformerImpl& m, const SftBatch& b) {
   policy::ForwardOptions fo;
   fo.positions = b.positions;
   fo.attn_mask = b.attn_mask;
-  fo.load_mask = b.token_mask;  // padding leaves the expert loads alone
-  fo.compute_logits = false;    // the chunked log-prob helper applies the head
+  fo.token_mask = b.token_mask;  // padding: no feed-forward work, no expert load
+  fo.compute_logits = false;     // the chunked log-prob helper applies the head
   auto out = m.forward(b.inputs, fo);
-  const int64_t d = out.hidden.size(-1);
-  auto lp = policy::token_logprobs(out.hidden.reshape({-1, d}), m.output_weight(),
-                                   b.targets.reshape({-1}));
+  // The output projection on the trained positions only.
+  auto lp = policy::masked_token_logprobs(out.hidden, m.output_weight(), b.targets, b.loss_mask,
+                                          1.0, false);
   SftLossTerms t;
-  t.nll_sum = -(lp.logprobs * b.loss_mask.reshape({-1})).sum();
+  t.nll_sum = -lp.logprobs.sum();
   t.hidden = out.hidden;
   t.aux = out.aux_loss;
   t.mtp = m.args().n_mtp_layers > 0 ? m.mtp_loss(b.inputs, out.last_hidden, b.loss_mask)

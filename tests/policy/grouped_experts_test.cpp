@@ -256,13 +256,13 @@ TEST(GroupedExpertsTest, ModelGradientsMatchThePerExpertPath) {
   auto replay = torch::tensor({0, 1, 2}, torch::kLong).view({1, 1, 1, K}).repeat({B, T, 1, 1});
   replay.select(0, 1).narrow(0, 5, T - 5).fill_(-1);
   // Padding at the end of row 2 does not count in the loads.
-  auto load_mask = torch::ones({B, T});
-  load_mask.select(0, 2).narrow(0, 7, 3).zero_();
+  auto token_mask = torch::ones({B, T});
+  token_mask.select(0, 2).narrow(0, 7, 3).zero_();
 
   for (bool use_replay : {false, true}) {
     SCOPED_TRACE(use_replay ? "with replay" : "gate routing");
     ForwardOptions fo;
-    fo.load_mask = load_mask;
+    fo.token_mask = token_mask;
     if (use_replay) fo.replay_experts = replay;
     ForwardOptions ref = fo;
     ref.execution.kernels.grouped_experts = false;

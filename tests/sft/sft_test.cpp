@@ -252,7 +252,7 @@ TEST(SftLossTest, Bf16AutocastKeepsFp32MasterWeightsAndTracksFp32) {
   }
 }
 
-// The padding mask the trainer passes as ForwardOptions::load_mask.
+// The padding mask the trainer passes as ForwardOptions::token_mask.
 TEST(SftBatchTest, MarksItsPaddingForTheExpertLoads) {
   SftSample a, b;
   a.ids = {1, 2, 3, 4, 5};
