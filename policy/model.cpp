@@ -57,9 +57,23 @@ class DefaultDtypeScope {
   caffe2::TypeMeta saved_;
 };
 
-// Softmax over the last dim in fp32, returned in `like`'s dtype.
-torch::Tensor softmax_f32(const torch::Tensor& scores, const torch::Tensor& like) {
-  return torch::softmax(scores.to(torch::kFloat), /*dim=*/-1).to(like.scalar_type());
+// Softmax over the last dim in fp32 of the scores that `mask` (bool, broadcastable to
+// scores; true = may attend; undefined = all) lets through, -inf elsewhere; returned in
+// `like`'s dtype. The mask enters as an fp32 bias of 0 or -inf built at the mask's size
+// (heads times smaller than the scores), so the scores take one pass, the add that also
+// widens them to fp32, where a masked copy and then a cast would take two, forward and
+// backward alike.
+torch::Tensor masked_softmax_f32(const torch::Tensor& scores, const torch::Tensor& mask,
+                                 const torch::Tensor& like) {
+  torch::Tensor p;
+  if (mask.defined()) {
+    auto bias = torch::zeros(mask.sizes(), scores.options().dtype(torch::kFloat))
+                    .masked_fill_(mask.logical_not(), -INFINITY);
+    p = torch::softmax(scores + bias, /*dim=*/-1);
+  } else {
+    p = torch::softmax(scores, /*dim=*/-1, torch::kFloat);
+  }
+  return p.to(like.scalar_type());
 }
 
 // Writes this call's keys/values into cache tensor `t` [B_cache, S, ...] and returns the
@@ -240,10 +254,10 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     auto k_nope = kvb.narrow(-1, 0, dn);
     auto v = kvb.narrow(-1, dn, dv);
     auto k = torch::cat({k_nope, pe_all.unsqueeze(2).expand({B, S, H, dr})}, -1);  // [B, S, H, dqk]
-    auto qh = torch::cat({q_nope, q_pe}, -1).transpose(1, 2);                      // [B, H, T, dqk]
-    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1})) * scale_;             // [B, H, T, S]
-    if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-    auto p = softmax_f32(scores, v);
+    // The softmax scale on q ([B, H, T, dqk]), not on the larger scores.
+    auto qh = (torch::cat({q_nope, q_pe}, -1) * scale_).transpose(1, 2);  // [B, H, T, dqk]
+    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1}));             // [B, H, T, S]
+    auto p = masked_softmax_f32(scores, mask, v);
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   } else {
     // Absorbed (DeepSeek-V2 §2.1.2): q_lat = q_nope W_UK, scores against the latent itself.
@@ -268,8 +282,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
       auto scores = torch::baddbmm(torch::bmm(qp, pe_all.transpose(1, 2)), q_lat,
                                    c_all.transpose(1, 2));  // [B, H*T, S]
       scores = (scores * scale_).view({B, H, T, S});
-      if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-      auto p = softmax_f32(scores, c_all).view({B, H * T, S});
+      auto p = masked_softmax_f32(scores, mask, c_all).view({B, H * T, S});
       o_lat = torch::bmm(p, c_all);
     }
     o = torch::bmm(o_lat.view({B, H, T, dc}).permute({1, 0, 2, 3}).reshape({H, B * T, dc}),
@@ -315,11 +328,11 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   }
   const int64_t S = k.size(1), rep = H / Hk;
   // Group the query heads of each KV head: [B, Hk, rep*T, D] against [B, Hk, S, D].
-  auto qg = q.view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
-  auto scores = torch::matmul(qg, k.permute({0, 2, 3, 1})) * scale_;  // [B, Hk, rep*T, S]
-  scores = scores.view({B, H, T, S});
-  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-  auto p = softmax_f32(scores, v).view({B, Hk, rep * T, S});
+  // The softmax scale on q, not on the larger scores.
+  auto qg =
+      (q * scale_).view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
+  auto scores = torch::matmul(qg, k.permute({0, 2, 3, 1})).view({B, H, T, S});  // [B, H, T, S]
+  auto p = masked_softmax_f32(scores, mask, v).view({B, Hk, rep * T, S});
   auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
   o = o.view({B, Hk, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
   return run_linear(o_proj, o, exec);
