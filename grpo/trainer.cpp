@@ -114,6 +114,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.max_skipped_steps = r.grpo.max_skipped_steps;
   ro.max_skipped_key = "grpo.max_skipped_steps";
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
+  ro.generates = r.rollout.workers.empty();
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   train::DataParallel& ranks = dp ? *dp : run.dp();
   RETURN_IF_ERROR(check_data_parallel(r, ranks.world_size()));
@@ -136,9 +137,9 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   // takes a group of its own (grpo/data_parallel.h); collections never overlap each other.
   if (r.rollout.overlap && r.grpo.loss.dynamic_sampling && ranks.world_size() > 1)
     t->rollout_dp_ = ranks.new_group();
-  t->collector_ = std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_,
-                                                     *t->source_,
-                                                     t->rollout_dp_ ? *t->rollout_dp_ : t->dp_);
+  t->collector_ =
+      std::make_unique<RolloutCollector>(r, t->tok_.tokenizer, t->tasks_, t->rewards_, *t->source_,
+                                         t->rollout_dp_ ? *t->rollout_dp_ : t->dp_);
   // rollout.exact: the engine's exact forward in the trainer's compute precision.
   if (r.rollout.exact)
     t->collector_->set_exact(t->run_.bf16_compute() ? rollout::ExactMode::kBF16

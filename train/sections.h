@@ -49,15 +49,17 @@ struct CheckpointSection {
 // SLURM): docs/distributed.md. Without a launcher's variables the run is one process and
 // the keys below `threads` change nothing.
 struct DistSection {
-  int64_t threads = 0;           // LibTorch intra-op threads; 0 = LibTorch's default
+  int64_t threads = 0;           // LibTorch intra-op threads; 0 = auto (train/setup.h)
   int64_t timeout_s = 300;       // a collective or a silent rank fails the job after this long
   double bucket_mb = 25;         // gradient all-reduce bucket size
   bool shard_optimizer = false;  // ZeRO stage 1: each rank keeps AdamW state for 1/W
   bool reduce_scatter = false;   // with shard_optimizer: each rank receives its range's sums
   void visit(ConfigVisitor& v) {
     v.field("threads", threads,
-            "LibTorch intra-op threads; 0 = LibTorch's default (1 on Debian's build; fastest on "
-            "a 2-vCPU machine, see bench/RESULTS.md)",
+            "LibTorch intra-op threads; 0 = auto: every core for bf16 compute in a run that "
+            "does not generate (SFT, pretraining, offline distillation), else 1 (f32's GEMMs "
+            "split over the cores in OpenBLAS's own pool); with more than 1, OpenBLAS is held "
+            "to 1 (docs/distributed.md, \"Threads\")",
             Range::non_negative());
     v.field("timeout_s", timeout_s,
             "seconds after which a rendezvous, a collective or a rank without a heartbeat "

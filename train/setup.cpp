@@ -1,7 +1,13 @@
 #include "train/setup.h"
 
-#include <filesystem>
+#include <sched.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <thread>
+
+#include "core/blas_threads.h"
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/metric_names.h"
@@ -97,6 +103,35 @@ std::string sharding_note(torch::optim::AdamW& opt, bool reduce_scatter) {
 }
 }  // namespace
 
+int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores) {
+  if (threads > 0) return static_cast<int>(threads);
+  return generates || !bf16_compute ? 1 : std::max(cores, 1);
+}
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int cores = sched_getaffinity(0, sizeof(set), &set) == 0
+                  ? CPU_COUNT(&set)
+                  : static_cast<int>(std::thread::hardware_concurrency());
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int ranks = local ? std::atoi(local) : 1;
+  if (ranks > 1) cores /= ranks;
+  return std::max(cores, 1);
+}
+
+struct TrainingRun::Threads {
+  explicit Threads(int n) : old(at::get_num_threads()) {
+    at::set_num_threads(n);
+    // OpenBLAS's pool beside LibTorch's OpenMP pool on the same cores: an f32 step 2x
+    // slower or worse (bench/RESULTS.md, "Threads of a training run").
+    if (n > 1) blas.emplace(1);
+  }
+  ~Threads() { at::set_num_threads(old); }
+  int old;
+  std::optional<BlasThreadsGuard> blas;
+};
+
 StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
   TrainingRun run;
   remove_interrupted_saves(o.checkpoint.dir);
@@ -141,6 +176,8 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
            sharding_note(*run.optimizer_, o.dist.reduce_scatter));
   }
   run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
+  run.threads_ = std::make_shared<Threads>(
+      training_threads(o.dist.threads, run.bf16_compute_, o.generates, usable_cores()));
   const auto pc = policy::count_params(run.model_->args());
   R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads, compute {}{}{}",
          pc.total / 1e6, pc.active / 1e6, at::get_num_threads(), describe_compute(o.model.compute),

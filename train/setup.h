@@ -94,7 +94,25 @@ struct TrainingRunOptions {
   // the recipe key that sets it, named in the error (and free to change on resume).
   int64_t max_skipped_steps = 10;
   std::string max_skipped_key = "train.max_skipped_steps";
+  // The run also samples with the rollout engine in this process (GRPO without remote
+  // workers, on-policy distillation): dist.threads = 0 then means one LibTorch thread
+  // (training_threads).
+  bool generates = false;
 };
+
+// LibTorch's intra-op threads for a training run (DistSection::threads):
+//   threads > 0: that many;
+//   threads = 0 (auto): one where the run also generates (`generates`: the engine uses
+//     the cores through its own decode threads, and with rollout.overlap a generation
+//     thread takes the other core) or the compute is f32 (Debian's LibTorch calls
+//     OpenBLAS for sgemm, and OpenBLAS splits each GEMM over the cores with a pool of its
+//     own); with bf16 compute (oneDNN runs its GEMMs on LibTorch's threads) all `cores`.
+// `cores`: this rank's share of the machine (usable_cores()).
+int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores);
+
+// The cores this process may run on (its CPU affinity) divided among the ranks that a
+// launcher started on this machine (LOCAL_WORLD_SIZE), at least 1.
+int usable_cores();
 
 // The options of a recipe whose `train` section holds optim, seed and max_skipped_steps
 // beside its model, checkpoint and dist sections (pretrain, SFT, distillation); the
@@ -177,6 +195,10 @@ class TrainingRun {
   bool bf16_compute_ = false;
   std::string resume_dir_;
   nlohmann::json resumed_state_;
+  // The run's threads (training_threads), and OpenBLAS held to one thread while LibTorch
+  // has more; the previous counts come back when the run ends.
+  struct Threads;
+  std::shared_ptr<Threads> threads_;
 };
 
 }  // namespace r1kit::train

@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "core/atomic_file.h"
+#include "core/blas_threads.h"
 #include "core/config.h"
 #include "core/stop_signal.h"
 #include "train/checkpoint.h"
@@ -144,6 +147,55 @@ TEST(TrainingRunTest, FreshRunThenResumeWithTheSameWeights) {
   auto c = TrainingRun::start(fresh);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->start_step(), 0);
+}
+
+TEST(TrainingThreadsTest, AutoTakesEveryCoreForBf16RunsThatDoNotGenerate) {
+  // An explicit count is kept whatever the run.
+  EXPECT_EQ(training_threads(3, true, true, 8), 3);
+  EXPECT_EQ(training_threads(1, true, false, 8), 1);
+  // Auto: every core for bf16 without generation; one for f32 (OpenBLAS's own pool splits
+  // its GEMMs) and for runs that sample with the engine.
+  EXPECT_EQ(training_threads(0, true, false, 8), 8);
+  EXPECT_EQ(training_threads(0, false, false, 8), 1);
+  EXPECT_EQ(training_threads(0, true, true, 8), 1);
+  EXPECT_EQ(training_threads(0, true, false, 0), 1);
+}
+
+TEST(TrainingThreadsTest, UsableCoresAreSharedAmongTheLocalRanks) {
+  const char* saved = std::getenv("LOCAL_WORLD_SIZE");
+  const std::string keep = saved ? saved : "";
+  ::unsetenv("LOCAL_WORLD_SIZE");
+  const int all = usable_cores();
+  EXPECT_GE(all, 1);
+  ::setenv("LOCAL_WORLD_SIZE", std::to_string(all).c_str(), 1);
+  EXPECT_EQ(usable_cores(), 1);
+  ::setenv("LOCAL_WORLD_SIZE", std::to_string(2 * all).c_str(), 1);
+  EXPECT_EQ(usable_cores(), 1);  // never 0
+  if (saved)
+    ::setenv("LOCAL_WORLD_SIZE", keep.c_str(), 1);
+  else
+    ::unsetenv("LOCAL_WORLD_SIZE");
+}
+
+// A run sets its threads and gives the previous count back when it ends.
+TEST(TrainingThreadsTest, ARunSetsItsThreadsAndRestoresThem) {
+  const int before = at::get_num_threads();
+  const int blas_before = BlasThreadsGuard::current();  // -1 without OpenBLAS
+  const std::string dir = fresh_dir("threads");
+  {
+    TrainingRunOptions o = nano_options(dir);
+    o.dist.threads = before + 1;
+    auto run = TrainingRun::start(o);
+    ASSERT_TRUE(run.ok()) << run.status().to_string();
+    EXPECT_EQ(at::get_num_threads(), before + 1);
+    // More than one LibTorch thread: OpenBLAS (Debian's LibTorch's sgemm) held to one.
+    if (blas_before > 0) EXPECT_EQ(BlasThreadsGuard::current(), 1);
+    TrainingRun moved = std::move(*run);  // the run's threads travel with it
+    EXPECT_EQ(at::get_num_threads(), before + 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), before);
+  EXPECT_EQ(BlasThreadsGuard::current(), blas_before);
+  fs::remove_all(dir);
 }
 
 TEST(TrainingRunTest, VocabularyLargerThanTheModelsIsRefused) {
