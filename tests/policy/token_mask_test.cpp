@@ -150,6 +150,24 @@ TEST(TokenMaskTest, SkippingPaddingKeepsLogProbsAndGradients) {
   }
 }
 
+// A batch of padding only (no real token) runs: no expert load, no balance loss term,
+// finite states, and a backward that reaches the attention weights.
+TEST(TokenMaskTest, ABatchOfPaddingOnlyRuns) {
+  torch::manual_seed(9);
+  ModelArgs a = *preset("nano");
+  a.aux_loss_alpha = 0.01;
+  Transformer m(a);
+  m->train();
+  ForwardOptions fo;
+  fo.token_mask = torch::zeros({2, 5});
+  auto out = m->forward(torch::randint(1, a.vocab_size, {2, 5}, torch::kLong), fo);
+  EXPECT_TRUE(torch::isfinite(out.hidden).all().item<bool>());
+  EXPECT_EQ(out.expert_load.sum().item<double>(), 0.0);
+  EXPECT_EQ(out.aux_loss.item<double>(), 0.0);
+  out.logits.sum().backward();
+  EXPECT_TRUE(m->layers[0]->as<DecoderLayerImpl>()->mla->o_proj->weight.grad().defined());
+}
+
 // masked_token_logprobs is token_logprobs times the mask, the head run on kept rows only.
 TEST(TokenMaskTest, MaskedTokenLogProbsEqualTheFullOnesTimesTheMask) {
   torch::manual_seed(7);
