@@ -30,6 +30,15 @@ PaddedRows padded_rows(int64_t vocab, int64_t T0, int64_t P) {
   return r;
 }
 
+// A nano model in training mode with balance-loss weight `aux_alpha`.
+Transformer training_nano(double aux_alpha) {
+  ModelArgs a = *preset("nano");
+  a.aux_loss_alpha = aux_alpha;
+  Transformer m(a);
+  m->train();
+  return m;
+}
+
 TEST(TokenMaskTest, PaddingLeavesTheExpertLoadsOfTheRealTokens) {
   torch::manual_seed(3);
   Transformer m(*preset("nano"));
@@ -75,10 +84,8 @@ TEST(TokenMaskTest, TheGrpoLogProbPathCountsPromptAndCompletionTokensOnly) {
 // the rows' own (their real tokens only; V3 eq. 17-20 per sequence).
 TEST(TokenMaskTest, RealTokensComputeAsTheUnpaddedRowsDo) {
   torch::manual_seed(5);
-  ModelArgs a = *preset("nano");
-  a.aux_loss_alpha = 0.01;
-  Transformer m(a);
-  m->train();
+  Transformer m = training_nano(0.01);
+  const ModelArgs& a = m->args();
   const std::vector<int64_t> lens = {9, 4, 12};
   const int64_t B = 3, T = 12;
   auto gen = at::detail::createCPUGenerator(8);
@@ -115,10 +122,8 @@ TEST(TokenMaskTest, RealTokensComputeAsTheUnpaddedRowsDo) {
 // skipped equal those of a forward that computes the padding too (within float rounding).
 TEST(TokenMaskTest, SkippingPaddingKeepsLogProbsAndGradients) {
   torch::manual_seed(6);
-  ModelArgs a = *preset("nano");
-  a.aux_loss_alpha = 0;  // the balance loss counts padding in the reference; not compared
-  Transformer m(a);
-  m->train();
+  // No balance loss: it counts padding in the reference, so it is not compared.
+  Transformer m = training_nano(0);
   std::vector<std::vector<int64_t>> prompts = {{5, 6, 7}, {8, 9, 10, 11, 12}, {13, 14}};
   auto completions =
       torch::tensor({{15, 16, 17, 18, 19}, {20, 21, 0, 0, 0}, {22, 0, 0, 0, 0}}, torch::kLong);
@@ -154,10 +159,8 @@ TEST(TokenMaskTest, SkippingPaddingKeepsLogProbsAndGradients) {
 // finite states, and a backward that reaches the attention weights.
 TEST(TokenMaskTest, ABatchOfPaddingOnlyRuns) {
   torch::manual_seed(9);
-  ModelArgs a = *preset("nano");
-  a.aux_loss_alpha = 0.01;
-  Transformer m(a);
-  m->train();
+  Transformer m = training_nano(0.01);
+  const ModelArgs& a = m->args();
   ForwardOptions fo;
   fo.token_mask = torch::zeros({2, 5});
   auto out = m->forward(torch::randint(1, a.vocab_size, {2, 5}, torch::kLong), fo);
