@@ -21,7 +21,8 @@
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
 //                      decode,kernel,threads,fused,stream,impl,prefix,cache,experts,exact]
-//                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32]
+//                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
+//   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   std::string sections = "decode,impl,prefix,cache,experts";
   int64_t new_tokens = 256, P = 16, threads = 0, prefix_g = 16, prefix_len = 256, prefix_new = 32;
   int rounds = 3, decode_threads = 1;
+  std::string dtype = "f32";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--presets")
@@ -125,6 +127,8 @@ int main(int argc, char** argv) {
       prefix_len = std::stoll(v);
     else if (k == "--prefix-new")
       prefix_new = std::stoll(v);
+    else if (k == "--dtype")
+      dtype = v;
   }
   if (threads > 0) at::set_num_threads(static_cast<int>(threads));
   const auto secs = split(sections);
@@ -142,6 +146,7 @@ int main(int argc, char** argv) {
     const ModelArgs a = *args_or;
     Transformer m(a);
     m->init_weights(1);
+    if (dtype == "bf16") m->to(torch::kBFloat16);
     m->eval();
     // Warm-up (allocator, OpenMP pool).
     run(m, make_request(a, 2, 1, P, 4), rollout::EngineOptions{2, P + 4});

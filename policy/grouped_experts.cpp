@@ -21,14 +21,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-#define GE_INLINE inline __attribute__((always_inline))
+#define R1KIT_INLINE inline __attribute__((always_inline))
 
 // e^x as Cephes' expf computes it (x clamped to [-87.3, 88.3], where e^x is a normal
 // float): x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial, times 2^n put
 // into the exponent bits. Relative error about 1e-7; written without library calls and
 // branches so that the loops below vectorize. n is rounded by adding and subtracting
 // 1.5 * 2^23 (exact for |x log2 e| < 2^22; the compiler may not reassociate it).
-GE_INLINE float ge_exp(float x) {
+R1KIT_INLINE float ge_exp(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
   const float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
@@ -43,49 +43,21 @@ GE_INLINE float ge_exp(float x) {
   return p * std::bit_cast<float>(static_cast<int32_t>((n + 127) << 23));
 }
 
-GE_INLINE float ge_sigmoid(float g) {
+R1KIT_INLINE float ge_sigmoid(float g) {
   return 1.0f / (1.0f + ge_exp(-g));
 }
 
-// ---------------------------------------------------------------------------------
-// Element-wise kernels on raw memory. Each body is compiled twice, for AVX-512 and for
-// the baseline ISA, and chosen at run time. Elements are stored as S: float, or uint16_t
-// holding a bf16's bits (converted here without branches, so that the loops vectorize;
-// c10::BFloat16's own conversion does not).
-
-GE_INLINE float ge_ld(float v) {
-  return v;
-}
-GE_INLINE float ge_ld(uint16_t v) {
-  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
-}
-template <typename S>
-GE_INLINE S ge_st(float f);
-template <>
-GE_INLINE float ge_st<float>(float f) {
-  return f;
-}
-// Round to nearest even, as c10::BFloat16 does; a NaN stays a (quiet) NaN.
-template <>
-GE_INLINE uint16_t ge_st<uint16_t>(float f) {
-  const uint32_t u = std::bit_cast<uint32_t>(f);
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  const uint32_t nan = (u >> 16) | 0x40u;
-  const uint32_t is_nan = 0u - static_cast<uint32_t>((u & 0x7FFFFFFFu) > 0x7F800000u);
-  return static_cast<uint16_t>((nan & is_nan) | (rounded & ~is_nan));
-}
-
 // a = silu(g) u, on fp32.
-GE_INLINE void swiglu_fwd_f32(const float* __restrict g, const float* __restrict u,
-                              float* __restrict a, int64_t n) {
+R1KIT_INLINE void swiglu_fwd_f32(const float* __restrict g, const float* __restrict u,
+                                 float* __restrict a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] = g[i] * ge_sigmoid(g[i]) * u[i];
 }
 
 // From g, u and da = dL/da, on fp32: dg = da u s (1 + g (1 - s)) with s = sigmoid(g),
 // du = da silu(g), and (when a is given) a = silu(g) u.
-GE_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict u,
-                              const float* __restrict da, float* __restrict dg,
-                              float* __restrict du, float* __restrict a, int64_t n) {
+R1KIT_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict u,
+                                 const float* __restrict da, float* __restrict dg,
+                                 float* __restrict du, float* __restrict a, int64_t n) {
   if (a) {  // one pass, one exp per element for all three (two loops: both vectorize)
     for (int64_t i = 0; i < n; ++i) {
       const float s = ge_sigmoid(g[i]), sl = g[i] * s;
@@ -102,76 +74,66 @@ GE_INLINE void swiglu_bwd_f32(const float* __restrict g, const float* __restrict
   }
 }
 
-// Blocks of bf16 go through fp32 buffers: the compiler vectorizes the conversions and the
-// fp32 loops apart, not a loop that mixes 16- and 32-bit lanes with exp's integer steps.
-constexpr int64_t kBf16Block = 256;
-
-GE_INLINE void ge_widen(float* __restrict dst, const uint16_t* __restrict src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = ge_ld(src[i]);
-}
-GE_INLINE void ge_narrow(uint16_t* __restrict dst, const float* __restrict src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = ge_st<uint16_t>(src[i]);
-}
-
 template <typename S>
-GE_INLINE void swiglu_fwd_body(const S* __restrict g, const S* __restrict u, S* __restrict a,
-                               int64_t n) {
+R1KIT_INLINE void swiglu_fwd_body(const S* __restrict g, const S* __restrict u, S* __restrict a,
+                                  int64_t n) {
   if constexpr (std::is_same_v<S, float>) {
     swiglu_fwd_f32(g, u, a, n);
   } else {
-    float gb[kBf16Block], ub[kBf16Block], ab[kBf16Block];
-    for (int64_t i = 0; i < n; i += kBf16Block) {
-      const int64_t m = std::min(kBf16Block, n - i);
-      ge_widen(gb, g + i, m);
-      ge_widen(ub, u + i, m);
+    float gb[kernel::kBf16Block], ub[kernel::kBf16Block], ab[kernel::kBf16Block];
+    for (int64_t i = 0; i < n; i += kernel::kBf16Block) {
+      const int64_t m = std::min(kernel::kBf16Block, n - i);
+      kernel::widen(gb, g + i, m);
+      kernel::widen(ub, u + i, m);
       swiglu_fwd_f32(gb, ub, ab, m);
-      ge_narrow(a + i, ab, m);
+      kernel::narrow(a + i, ab, m);
     }
   }
 }
 
 template <typename S>
-GE_INLINE void swiglu_bwd_body(const S* __restrict g, const S* __restrict u, const S* __restrict da,
-                               S* __restrict dg, S* __restrict du, S* __restrict a, int64_t n) {
+R1KIT_INLINE void swiglu_bwd_body(const S* __restrict g, const S* __restrict u,
+                                  const S* __restrict da, S* __restrict dg, S* __restrict du,
+                                  S* __restrict a, int64_t n) {
   if constexpr (std::is_same_v<S, float>) {
     swiglu_bwd_f32(g, u, da, dg, du, a, n);
   } else {
-    float gb[kBf16Block], ub[kBf16Block], dab[kBf16Block], dgb[kBf16Block], dub[kBf16Block],
-        ab[kBf16Block];
-    for (int64_t i = 0; i < n; i += kBf16Block) {
-      const int64_t m = std::min(kBf16Block, n - i);
-      ge_widen(gb, g + i, m);
-      ge_widen(ub, u + i, m);
-      ge_widen(dab, da + i, m);
+    float gb[kernel::kBf16Block], ub[kernel::kBf16Block], dab[kernel::kBf16Block],
+        dgb[kernel::kBf16Block], dub[kernel::kBf16Block], ab[kernel::kBf16Block];
+    for (int64_t i = 0; i < n; i += kernel::kBf16Block) {
+      const int64_t m = std::min(kernel::kBf16Block, n - i);
+      kernel::widen(gb, g + i, m);
+      kernel::widen(ub, u + i, m);
+      kernel::widen(dab, da + i, m);
       swiglu_bwd_f32(gb, ub, dab, dgb, dub, a ? ab : nullptr, m);
-      ge_narrow(dg + i, dgb, m);
-      ge_narrow(du + i, dub, m);
-      if (a) ge_narrow(a + i, ab, m);
+      kernel::narrow(dg + i, dgb, m);
+      kernel::narrow(du + i, dub, m);
+      if (a) kernel::narrow(a + i, ab, m);
     }
   }
 }
 
 // acc = a r (first) or acc += a r, over d elements.
 template <typename S>
-GE_INLINE void ge_axpy(float* __restrict acc, const S* __restrict r, float a, int64_t d,
-                       bool first) {
+R1KIT_INLINE void ge_axpy(float* __restrict acc, const S* __restrict r, float a, int64_t d,
+                          bool first) {
   if (first)
-    for (int64_t j = 0; j < d; ++j) acc[j] = a * ge_ld(r[j]);
+    for (int64_t j = 0; j < d; ++j) acc[j] = a * kernel::ld(r[j]);
   else
-    for (int64_t j = 0; j < d; ++j) acc[j] += a * ge_ld(r[j]);
+    for (int64_t j = 0; j < d; ++j) acc[j] += a * kernel::ld(r[j]);
 }
 
 template <typename S>
-GE_INLINE void ge_store_row(S* __restrict o, const float* __restrict acc, int64_t d) {
-  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<S>(acc[j]);
+R1KIT_INLINE void ge_store_row(S* __restrict o, const float* __restrict acc, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = kernel::st<S>(acc[j]);
 }
 
 // Rows [n0, n1) of out [N, d]: out[n] = Σ_k w[n K + k] src[pos[n K + k]] (w null: 1),
 // summed in fp32 in acc [d].
 template <typename Ss, typename So>
-GE_INLINE void combine_body(const Ss* __restrict src, const int64_t* __restrict pos,
-                            const float* __restrict w, int64_t K, int64_t d, So* __restrict out,
-                            int64_t n0, int64_t n1, float* __restrict acc) {
+R1KIT_INLINE void combine_body(const Ss* __restrict src, const int64_t* __restrict pos,
+                               const float* __restrict w, int64_t K, int64_t d, So* __restrict out,
+                               int64_t n0, int64_t n1, float* __restrict acc) {
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t k = 0; k < K; ++k)
       ge_axpy(acc, src + pos[n * K + k] * d, w ? w[n * K + k] : 1.0f, d, k == 0);
@@ -181,14 +143,14 @@ GE_INLINE void combine_body(const Ss* __restrict src, const int64_t* __restrict 
 
 // o = a r over d elements; returns r . y (fp32, 16 partial sums).
 template <typename Sd, typename Sc>
-GE_INLINE float ge_scale_dot(Sc* __restrict o, const Sd* __restrict r, const Sc* __restrict y,
-                             float a, int64_t d) {
-  for (int64_t j = 0; j < d; ++j) o[j] = ge_st<Sc>(a * ge_ld(r[j]));
+R1KIT_INLINE float ge_scale_dot(Sc* __restrict o, const Sd* __restrict r, const Sc* __restrict y,
+                                float a, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = kernel::st<Sc>(a * kernel::ld(r[j]));
   float part[16] = {};
   int64_t j = 0;
   for (; j + 16 <= d; j += 16)
-    for (int l = 0; l < 16; ++l) part[l] += ge_ld(r[j + l]) * ge_ld(y[j + l]);
-  for (; j < d; ++j) part[0] += ge_ld(r[j]) * ge_ld(y[j]);
+    for (int l = 0; l < 16; ++l) part[l] += kernel::ld(r[j + l]) * kernel::ld(y[j + l]);
+  for (; j < d; ++j) part[0] += kernel::ld(r[j]) * kernel::ld(y[j]);
   float s = 0.0f;
   for (int l = 0; l < 16; ++l) s += part[l];
   return s;
@@ -196,15 +158,15 @@ GE_INLINE float ge_scale_dot(Sc* __restrict o, const Sd* __restrict r, const Sc*
 
 // Sorted rows [p0, p1): with t = tok[p], dyw[p] = ws[p] dy[t] and dws[p] = dy[t] . y[p].
 template <typename Sd, typename Sc>
-GE_INLINE void gather_scale_dot_body(const Sd* __restrict dy, const int64_t* __restrict tok,
-                                     const float* __restrict ws, const Sc* __restrict y, int64_t d,
-                                     Sc* __restrict dyw, float* __restrict dws, int64_t p0,
-                                     int64_t p1) {
+R1KIT_INLINE void gather_scale_dot_body(const Sd* __restrict dy, const int64_t* __restrict tok,
+                                        const float* __restrict ws, const Sc* __restrict y,
+                                        int64_t d, Sc* __restrict dyw, float* __restrict dws,
+                                        int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p)
     dws[p] = ge_scale_dot(dyw + p * d, dy + tok[p] * d, y + p * d, ws[p], d);
 }
 
-// Each kernel in three forms: AVX-512, AVX2/FMA and the baseline ISA. ge_pick chooses by
+// Each kernel in three forms: AVX-512, AVX2/FMA and the baseline ISA. kernel::pick chooses by
 // the CPU (checked once).
 template <typename T>
 R1KIT_AVX512 void swiglu_fwd_512(const T* g, const T* u, T* a, int64_t n) {
@@ -263,49 +225,22 @@ void gather_scale_dot_base(const Td* dy, const int64_t* tok, const float* ws, co
   gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
 }
 
-// One of a kernel's three forms, by the CPU.
-template <typename F>
-F ge_pick(F f512, F f256, F base) {
-  static const int isa = small_rows_avx512_available() ? 2 : small_rows_kernels_available() ? 1 : 0;
-  return isa == 2 ? f512 : isa == 1 ? f256 : base;
-}
-
-// fp32 or bf16, on the CPU: the dtypes the loops above take.
-bool ge_cpu_dtype(const torch::Tensor& t) {
-  return t.is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
-}
-
-// Calls fn with a null pointer of the storage type of dtype: float (fp32) or uint16_t
-// (bf16).
-template <typename Fn>
-void ge_dispatch(torch::ScalarType dtype, const Fn& fn) {
-  if (dtype == torch::kFloat)
-    fn(static_cast<float*>(nullptr));
-  else
-    fn(static_cast<uint16_t*>(nullptr));
-}
-
-// t's elements as storage type S (t fp32 for float, bf16 for uint16_t).
-template <typename S>
-S* ge_data(const torch::Tensor& t) {
-  return static_cast<S*>(t.data_ptr());
-}
-
 // Elements per parallel chunk of the element-wise loops.
 constexpr int64_t kElemGrain = 32768;
 
 torch::Tensor swiglu_forward_impl(const torch::Tensor& g, const torch::Tensor& u) {
-  if (!(ge_cpu_dtype(g) && g.scalar_type() == u.scalar_type())) return torch::silu(g) * u;
+  if (!(kernel::f32_or_bf16_cpu(g) && g.scalar_type() == u.scalar_type()))
+    return torch::silu(g) * u;
   auto gc = g.contiguous(), uc = u.contiguous();
   auto a = torch::empty_like(gc);
-  ge_dispatch(g.scalar_type(), [&](auto* tag) {
+  kernel::dispatch_f32_bf16(g.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = ge_data<T>(gc);
-    const T* up = ge_data<T>(uc);
-    T* ap = ge_data<T>(a);
+    const T* gp = kernel::data_as<T>(gc);
+    const T* up = kernel::data_as<T>(uc);
+    T* ap = kernel::data_as<T>(a);
     at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
-      ge_pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>)(gp + b, up + b, ap + b,
-                                                                        e - b);
+      kernel::pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>)(gp + b, up + b, ap + b,
+                                                                             e - b);
     });
   });
   return a;
@@ -314,7 +249,7 @@ torch::Tensor swiglu_forward_impl(const torch::Tensor& g, const torch::Tensor& u
 // {dg, du, a}; a only when want_a.
 std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const torch::Tensor& u,
                                                 const torch::Tensor& da, bool want_a) {
-  if (!(ge_cpu_dtype(g) && g.scalar_type() == u.scalar_type() &&
+  if (!(kernel::f32_or_bf16_cpu(g) && g.scalar_type() == u.scalar_type() &&
         g.scalar_type() == da.scalar_type())) {
     auto s = torch::sigmoid(g);
     auto sl = g * s;
@@ -325,16 +260,16 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
   auto gc = g.contiguous(), uc = u.contiguous(), dac = da.contiguous();
   auto dg = torch::empty_like(gc), du = torch::empty_like(gc);
   torch::Tensor a = want_a ? torch::empty_like(gc) : torch::Tensor();
-  ge_dispatch(g.scalar_type(), [&](auto* tag) {
+  kernel::dispatch_f32_bf16(g.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = ge_data<T>(gc);
-    const T* up = ge_data<T>(uc);
-    const T* dap = ge_data<T>(dac);
-    T* dgp = ge_data<T>(dg);
-    T* dup = ge_data<T>(du);
-    T* ap = want_a ? ge_data<T>(a) : nullptr;
+    const T* gp = kernel::data_as<T>(gc);
+    const T* up = kernel::data_as<T>(uc);
+    const T* dap = kernel::data_as<T>(dac);
+    T* dgp = kernel::data_as<T>(dg);
+    T* dup = kernel::data_as<T>(du);
+    T* ap = want_a ? kernel::data_as<T>(a) : nullptr;
     at::parallel_for(0, gc.numel(), kElemGrain, [&](int64_t b, int64_t e) {
-      ge_pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>)(
+      kernel::pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>)(
           gp + b, up + b, dap + b, dgp + b, dup + b, ap ? ap + b : nullptr, e - b);
     });
   });
@@ -346,15 +281,16 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
 // per expert computes both). Returns a [R, I] = silu(gate) * up.
 torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
   const int64_t I = gu.size(1) / 2;
-  if (!ge_cpu_dtype(gu)) return swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I));
+  if (!kernel::f32_or_bf16_cpu(gu))
+    return swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I));
   auto guc = gu.contiguous();
   const int64_t R = guc.size(0);
   auto a = torch::empty({R, I}, guc.options());
-  ge_dispatch(gu.scalar_type(), [&](auto* tag) {
+  kernel::dispatch_f32_bf16(gu.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = ge_data<T>(guc);
-    T* ap = ge_data<T>(a);
-    const auto fn = ge_pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>);
+    const T* gp = kernel::data_as<T>(guc);
+    T* ap = kernel::data_as<T>(a);
+    const auto fn = kernel::pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>);
     at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
                      [&](int64_t b, int64_t e) {
                        for (int64_t r = b; r < e; ++r)
@@ -369,20 +305,20 @@ torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
 std::pair<torch::Tensor, torch::Tensor> swiglu_rows_backward(const torch::Tensor& gu,
                                                              const torch::Tensor& da) {
   const int64_t I = gu.size(1) / 2;
-  if (!(ge_cpu_dtype(gu) && gu.scalar_type() == da.scalar_type())) {
+  if (!(kernel::f32_or_bf16_cpu(gu) && gu.scalar_type() == da.scalar_type())) {
     auto r = swiglu_backward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I), da, /*want_a=*/true);
     return {torch::cat({r[0], r[1]}, 1), r[2]};
   }
   auto guc = gu.contiguous(), dac = da.contiguous();
   const int64_t R = guc.size(0);
   auto dgu = torch::empty_like(guc), a = torch::empty({R, I}, guc.options());
-  ge_dispatch(gu.scalar_type(), [&](auto* tag) {
+  kernel::dispatch_f32_bf16(gu.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* gp = ge_data<T>(guc);
-    const T* dap = ge_data<T>(dac);
-    T* dgp = ge_data<T>(dgu);
-    T* ap = ge_data<T>(a);
-    const auto fn = ge_pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>);
+    const T* gp = kernel::data_as<T>(guc);
+    const T* dap = kernel::data_as<T>(dac);
+    T* dgp = kernel::data_as<T>(dgu);
+    T* ap = kernel::data_as<T>(a);
+    const auto fn = kernel::pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>);
     at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
                      [&](int64_t b, int64_t e) {
                        for (int64_t r = b; r < e; ++r) {
@@ -399,7 +335,7 @@ torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
                            const torch::Tensor& w, int64_t N, int64_t K,
                            torch::ScalarType out_dtype) {
   const int64_t d = src.size(1);
-  const bool fast = ge_cpu_dtype(src) && pos.is_cpu() &&
+  const bool fast = kernel::f32_or_bf16_cpu(src) && pos.is_cpu() &&
                     (out_dtype == torch::kFloat || out_dtype == torch::kBFloat16) &&
                     (!w.defined() || (w.is_cpu() && w.scalar_type() == torch::kFloat));
   if (!fast) {
@@ -412,17 +348,17 @@ torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
   auto out = torch::empty({N, d}, s.options().dtype(out_dtype));
   const int64_t* pp = pos.data_ptr<int64_t>();
   const float* wp = wc.defined() ? wc.data_ptr<float>() : nullptr;
-  ge_dispatch(s.scalar_type(), [&](auto* stag) {
+  kernel::dispatch_f32_bf16(s.scalar_type(), [&](auto* stag) {
     using Ts = std::remove_pointer_t<decltype(stag)>;
-    ge_dispatch(out_dtype, [&](auto* otag) {
+    kernel::dispatch_f32_bf16(out_dtype, [&](auto* otag) {
       using To = std::remove_pointer_t<decltype(otag)>;
-      const Ts* sp = ge_data<Ts>(s);
-      To* op = ge_data<To>(out);
+      const Ts* sp = kernel::data_as<Ts>(s);
+      To* op = kernel::data_as<To>(out);
       at::parallel_for(0, N, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(K * d, 1)),
                        [&](int64_t b, int64_t e) {
                          std::vector<float> acc(d);
-                         ge_pick(combine_512<Ts, To>, combine_256<Ts, To>, combine_base<Ts, To>)(
-                             sp, pp, wp, K, d, op, b, e, acc.data());
+                         kernel::pick(combine_512<Ts, To>, combine_256<Ts, To>,
+                                      combine_base<Ts, To>)(sp, pp, wp, K, d, op, b, e, acc.data());
                        });
     });
   });
@@ -436,8 +372,8 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
                                                          const torch::Tensor& ws,
                                                          const torch::Tensor& y) {
   const int64_t NK = y.size(0), d = y.size(1);
-  const bool fast = ge_cpu_dtype(dy) && ge_cpu_dtype(y) && tok.is_cpu() && ws.is_cpu() &&
-                    ws.scalar_type() == torch::kFloat;
+  const bool fast = kernel::f32_or_bf16_cpu(dy) && kernel::f32_or_bf16_cpu(y) && tok.is_cpu() &&
+                    ws.is_cpu() && ws.scalar_type() == torch::kFloat;
   if (!fast) {
     auto r = dy.index_select(0, tok);
     auto dws = (r.to(torch::kFloat) * y.to(torch::kFloat)).sum(-1);
@@ -449,17 +385,18 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
   const int64_t* tp = tok.data_ptr<int64_t>();
   const float* wp = wsc.data_ptr<float>();
   float* dwp = dws.data_ptr<float>();
-  ge_dispatch(dyc.scalar_type(), [&](auto* dtag) {
+  kernel::dispatch_f32_bf16(dyc.scalar_type(), [&](auto* dtag) {
     using Td = std::remove_pointer_t<decltype(dtag)>;
-    ge_dispatch(yc.scalar_type(), [&](auto* ctag) {
+    kernel::dispatch_f32_bf16(yc.scalar_type(), [&](auto* ctag) {
       using Tc = std::remove_pointer_t<decltype(ctag)>;
-      const Td* dp = ge_data<Td>(dyc);
-      const Tc* yp = ge_data<Tc>(yc);
-      Tc* op = ge_data<Tc>(dyw);
+      const Td* dp = kernel::data_as<Td>(dyc);
+      const Tc* yp = kernel::data_as<Tc>(yc);
+      Tc* op = kernel::data_as<Tc>(dyw);
       at::parallel_for(0, NK, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(d, 1)),
                        [&](int64_t b, int64_t e) {
-                         ge_pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
-                                 gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b, e);
+                         kernel::pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
+                                      gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b,
+                                                                     e);
                        });
     });
   });

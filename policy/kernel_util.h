@@ -1,16 +1,21 @@
 // Helpers shared by the hand-written CPU kernels of policy/ (expert_kernels.cpp,
-// mla_decode.cpp): the target attributes, lane masks and reductions for AVX-512, and the
-// tensor check they all make. Internal to those files.
+// mla_decode.cpp, grouped_experts.cpp, rms_norm.cpp): the target attributes, lane masks and
+// reductions for AVX-512, the tensor checks they make, and the pieces of the element-wise
+// kernels that are written once and compiled for three ISAs. Internal to those files.
 #pragma once
 
 #include <immintrin.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
+
+#include "policy/expert_kernels.h"
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
 #define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define R1KIT_INLINE inline __attribute__((always_inline))
 
 namespace r1kit::policy::kernel {
 
@@ -50,6 +55,74 @@ R1KIT_AVX512 inline float hmax512(__m512 v) {
 // A defined fp32 tensor on the CPU.
 inline bool fp32_cpu(const torch::Tensor& t) {
   return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat;
+}
+
+// ---------------------------------------------------------------------------------
+// Element-wise kernels on raw memory. Each body is written once as plain loops, compiled
+// for AVX-512, AVX2/FMA and the baseline ISA (a wrapper per ISA with the target attribute
+// above) and chosen at run time by pick(). Elements are stored as S: float, or uint16_t
+// holding a bf16's bits (converted here without branches, so that the loops vectorize;
+// c10::BFloat16's own conversion does not).
+
+R1KIT_INLINE float ld(float v) {
+  return v;
+}
+R1KIT_INLINE float ld(uint16_t v) {
+  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
+}
+template <typename S>
+R1KIT_INLINE S st(float f);
+template <>
+R1KIT_INLINE float st<float>(float f) {
+  return f;
+}
+// Round to nearest even, as c10::BFloat16 does; a NaN stays a (quiet) NaN.
+template <>
+R1KIT_INLINE uint16_t st<uint16_t>(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  const uint32_t is_nan = 0u - static_cast<uint32_t>((u & 0x7FFFFFFFu) > 0x7F800000u);
+  return static_cast<uint16_t>((nan & is_nan) | (rounded & ~is_nan));
+}
+
+// Blocks of bf16 go through fp32 buffers: the compiler vectorizes the conversions and the
+// fp32 loops apart, not a loop that mixes 16- and 32-bit lanes with exp's integer steps.
+constexpr int64_t kBf16Block = 256;
+
+R1KIT_INLINE void widen(float* __restrict dst, const uint16_t* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = ld(src[i]);
+}
+R1KIT_INLINE void narrow(uint16_t* __restrict dst, const float* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = st<uint16_t>(src[i]);
+}
+
+// One of a kernel's three forms, by the CPU (checked once).
+template <typename F>
+F pick(F f512, F f256, F base) {
+  static const int isa = small_rows_avx512_available() ? 2 : small_rows_kernels_available() ? 1 : 0;
+  return isa == 2 ? f512 : isa == 1 ? f256 : base;
+}
+
+// fp32 or bf16, on the CPU: the dtypes the loops above take.
+inline bool f32_or_bf16_cpu(const torch::Tensor& t) {
+  return t.is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+}
+
+// Calls fn with a null pointer of the storage type of dtype: float (fp32) or uint16_t
+// (bf16).
+template <typename Fn>
+void dispatch_f32_bf16(torch::ScalarType dtype, const Fn& fn) {
+  if (dtype == torch::kFloat)
+    fn(static_cast<float*>(nullptr));
+  else
+    fn(static_cast<uint16_t*>(nullptr));
+}
+
+// t's elements as storage type S (t fp32 for float, bf16 for uint16_t).
+template <typename S>
+S* data_as(const torch::Tensor& t) {
+  return static_cast<S*>(t.data_ptr());
 }
 
 }  // namespace r1kit::policy::kernel

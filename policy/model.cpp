@@ -8,6 +8,7 @@
 #include "policy/expert_kernels.h"
 #include "policy/grouped_experts.h"
 #include "policy/mla_decode.h"
+#include "policy/rms_norm.h"
 
 namespace r1kit::policy {
 namespace F = torch::nn::functional;
@@ -140,9 +141,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto xf = x.to(torch::kFloat);
-  auto y = xf * torch::rsqrt(xf.pow(2).mean(/*dim=*/-1, /*keepdim=*/true) + eps_);
-  return y.to(x.scalar_type()) * weight;
+  return rms_norm(x, weight, eps_);
 }
 
 // ---------------------------------------------------------------------------------
