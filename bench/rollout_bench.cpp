@@ -1,9 +1,10 @@
 // Rollout engine benchmarks: decode tokens/s at several batch sizes, the
 // absorbed MLA decode path against the naive one, prefix sharing on and off, and the
 // KV-cache bytes per sequence, and the small-row expert kernel (policy/expert_kernels.h):
-// decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections) and one routed
-// expert through sgemm against it at a few row counts ("experts"); decode on one thread, on 2
-// intra-op threads and with the engine's decode_threads = 2 ("threads", not in the default
+// decode with it off, on AVX2 and on AVX-512 ("kernel", not in the default sections), decode
+// with the experts' column form off and on ("columns", not in the default sections) and one
+// routed expert through sgemm against it at a few row counts ("experts"); decode on one thread, on
+// 2 intra-op threads and with the engine's decode_threads = 2 ("threads", not in the default
 // sections); decode with the fused MLA decode kernel off and on ("fused", not in the
 // default sections); every routed expert's weights streamed through the kernel at a few
 // row counts ("stream", not in the default sections). Runs the real engine (rollout/engine.h)
@@ -20,7 +21,7 @@
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
-//                      decode,kernel,threads,fused,stream,impl,prefix,cache,experts,exact]
+//                      decode,kernel,columns,threads,fused,stream,impl,prefix,cache,experts,exact]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
 //   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
 #include <torch/torch.h>
@@ -221,6 +222,28 @@ int main(int argc, char** argv) {
         std::printf("| %d | %.0f | %.0f | %.2fx |", round, tps[0], tps[1], tps[1] / tps[0]);
         if (avx512) std::printf(" %.0f | %.2fx |", tps[2], tps[2] / tps[0]);
         std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "columns") && small_rows_avx512_available()) {
+      // Decode with the experts' column form off (rows 17-64 through sgemm on one thread)
+      // and on (expert_kernels.h, kColumnRowsMin), alternating in one process, at the first
+      // of --batches.
+      const int64_t B = std::stoll(split(batches).front());
+      std::printf(
+          "\n%s: decode batch %lld, %lld new tokens, expert column form off / on, "
+          "tokens/s\n| round | off | on | on / off |\n|---|---|---|---|\n",
+          p.c_str(), static_cast<long long>(B), static_cast<long long>(new_tokens));
+      for (int round = 1; round <= rounds; ++round) {
+        double tps[2] = {0, 0};
+        for (int v = 0; v < 2; ++v) {
+          KernelChoices k;
+          k.small_rows_columns = v == 1;
+          auto st = decode(m, a, B, P, new_tokens, decode_threads, k);
+          tps[v] = st.generated_tokens / st.decode_seconds;
+        }
+        std::printf("| %d | %.0f | %.0f | %.2fx |\n", round, tps[0], tps[1], tps[1] / tps[0]);
         std::fflush(stdout);
       }
     }

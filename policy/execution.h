@@ -38,7 +38,10 @@ inline constexpr int kMaxDecodeThreads = 64;
 struct KernelChoices {
   bool small_rows = true;         // the small-row expert kernel (expert_kernels.h); needs AVX2/FMA
   bool small_rows_avx512 = true;  // its 16-lane form where the CPU has AVX-512F; false: AVX2
-  bool mla_decode = true;         // the fused MLA decode attention (mla_decode.h); needs AVX-512F
+  // With AVX-512, an expert's rows taken as columns from kColumnRowsMin rows up
+  // (expert_kernels.h); false: the row form at every count.
+  bool small_rows_columns = true;
+  bool mla_decode = true;  // the fused MLA decode attention (mla_decode.h); needs AVX-512F
   // With autograd: MoE's routed experts as one grouped node (grouped_experts.h) and the
   // fused SwiGLU; false: one chain of LibTorch ops per expert (the reference).
   bool grouped_experts = true;

@@ -144,11 +144,148 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels) {
   return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
-         !compat::cpu_autocast_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
-         fp32_cpu_contiguous(w_down);
+         !compat::cpu_autocast_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) &&
+         fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
+}
+
+int64_t small_rows_max_rows(const KernelChoices& kernels, int threads) {
+  const bool columns = kernels.small_rows_columns && small_rows_use_avx512(kernels);
+  return threads > 1 || columns ? kPoolRowsMax : kSmallRowsMax;
 }
 
 namespace {
+
+// ---------------------------------------------------------------------------------
+// The column form (expert_kernels.h, kColumnRowsMin): xT [K, Mp] holds the rows as
+// columns, Mp = MV * 16 >= M, zero-padded.
+
+// e^x for 16 lanes, Cephes' expf (x clamped to [-87.3, 88.3]; relative error ~1e-7): x =
+// n ln2 + r, e^r by a degree-7 polynomial, times 2^n put into the exponent bits.
+R1KIT_AVX512 inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
+  const __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i n = _mm512_cvtps_epi32(fn);
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// silu(g) u = g u / (1 + e^-g).
+R1KIT_AVX512 inline __m512 swiglu512(__m512 g, __m512 u) {
+  const __m512 den =
+      _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+  return _mm512_div_ps(_mm512_mul_ps(g, u), den);
+}
+
+// yT[i, :] = w[i, :] . xT for the NB weight rows w [NB, K] (row stride K): NB x MV
+// accumulators; each weight element broadcast once against the MV column vectors.
+template <int NB, int MV>
+R1KIT_AVX512 void linear_cols_block(const float* w, int64_t K, const float* xT, float* yT) {
+  constexpr int64_t Mp = MV * 16;
+  __m512 acc[NB][MV];
+#pragma GCC unroll 6
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 xv[MV];
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) xv[j] = _mm512_loadu_ps(xT + k * Mp + 16 * j);
+#pragma GCC unroll 6
+    for (int i = 0; i < NB; ++i) {
+      const __m512 wv = _mm512_set1_ps(w[i * K + k]);
+#pragma GCC unroll 4
+      for (int j = 0; j < MV; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) _mm512_storeu_ps(yT + i * Mp + 16 * j, acc[i][j]);
+}
+
+// hT[i, :] = silu(wg[i] . xT) * (wu[i] . xT) for NB hidden rows.
+template <int NB, int MV>
+R1KIT_AVX512 void swiglu_cols_block(const float* wg, const float* wu, int64_t K, const float* xT,
+                                    float* hT) {
+  constexpr int64_t Mp = MV * 16;
+  __m512 g[NB][MV], u[NB][MV];
+#pragma GCC unroll 3
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) g[i][j] = u[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 xv[MV];
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) xv[j] = _mm512_loadu_ps(xT + k * Mp + 16 * j);
+#pragma GCC unroll 3
+    for (int i = 0; i < NB; ++i) {
+      const __m512 gw = _mm512_set1_ps(wg[i * K + k]), uw = _mm512_set1_ps(wu[i * K + k]);
+#pragma GCC unroll 4
+      for (int j = 0; j < MV; ++j) {
+        g[i][j] = _mm512_fmadd_ps(gw, xv[j], g[i][j]);
+        u[i][j] = _mm512_fmadd_ps(uw, xv[j], u[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 3
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j)
+      _mm512_storeu_ps(hT + i * Mp + 16 * j, swiglu512(g[i][j], u[i][j]));
+}
+
+// One SwiGLU expert on columns: xT [K, Mp] -> hT [I, Mp] -> yT [K, Mp], Mp = MV * 16.
+// 3 hidden rows at a time (6 x MV accumulators), 6 output rows at a time for the down
+// projection: at MV = 4, 24 accumulators and 4 column vectors of AVX-512's 32 registers.
+template <int MV>
+R1KIT_AVX512 void swiglu_cols(const float* xT, int64_t K, int64_t I, const float* gp,
+                              const float* up, const float* dp, float* hT, float* yT) {
+  constexpr int64_t Mp = MV * 16;
+  int64_t n = 0;
+  for (; n + 3 <= I; n += 3) swiglu_cols_block<3, MV>(gp + n * K, up + n * K, K, xT, hT + n * Mp);
+  for (; n < I; ++n) swiglu_cols_block<1, MV>(gp + n * K, up + n * K, K, xT, hT + n * Mp);
+  for (n = 0; n + 6 <= K; n += 6) linear_cols_block<6, MV>(dp + n * I, I, hT, yT + n * Mp);
+  for (; n < K; ++n) linear_cols_block<1, MV>(dp + n * I, I, hT, yT + n * Mp);
+}
+
+// Scratch floats swiglu_rows_columns needs for M rows: xT, hT and yT.
+int64_t columns_scratch(int64_t M, int64_t K, int64_t I) {
+  const int64_t Mp = (M + 15) / 16 * 16;
+  return Mp * (2 * K + I);
+}
+
+// One SwiGLU expert of M <= kPoolRowsMax rows in the column form; scratch holds
+// columns_scratch(M, K, I) floats.
+void swiglu_rows_columns(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp,
+                         const float* up, const float* dp, float* scratch, float* yp) {
+  const int64_t MV = (M + 15) / 16, Mp = MV * 16;
+  float* xT = scratch;
+  float* yT = xT + K * Mp;
+  float* hT = yT + K * Mp;
+  for (int64_t k = 0; k < K; ++k) {
+    float* col = xT + k * Mp;
+    for (int64_t m = 0; m < M; ++m) col[m] = xp[m * K + k];
+    for (int64_t m = M; m < Mp; ++m) col[m] = 0.0f;
+  }
+  switch (MV) {
+    case 1: swiglu_cols<1>(xT, K, I, gp, up, dp, hT, yT); break;
+    case 2: swiglu_cols<2>(xT, K, I, gp, up, dp, hT, yT); break;
+    case 3: swiglu_cols<3>(xT, K, I, gp, up, dp, hT, yT); break;
+    default: swiglu_cols<4>(xT, K, I, gp, up, dp, hT, yT); break;
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < K; ++n) yp[m * K + n] = yT[n * Mp + m];
+}
 
 // y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major; AVX-512 when `wide`.
 void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp,
@@ -167,10 +304,23 @@ void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t
   }
 }
 
-// One SwiGLU expert on raw pointers: hp [M, I] is scratch, yp [M, K] the output; AVX-512
-// when `wide`.
+// Whether an expert of M rows takes the column form under these choices.
+bool use_columns(const KernelChoices& kernels, int64_t M) {
+  return M >= kColumnRowsMin && M <= kPoolRowsMax && kernels.small_rows_columns &&
+         small_rows_use_avx512(kernels);
+}
+
+// Scratch floats swiglu_rows needs for M rows.
+int64_t swiglu_scratch(const KernelChoices& kernels, int64_t M, int64_t K, int64_t I) {
+  return use_columns(kernels, M) ? columns_scratch(M, K, I) : M * I;
+}
+
+// One SwiGLU expert on raw pointers: hp (swiglu_scratch floats) is scratch, yp [M, K] the
+// output; the column form where use_columns, else the row form (AVX-512 when `wide`).
 void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp, const float* up,
-                 const float* dp, float* hp, float* yp, bool wide) {
+                 const float* dp, float* hp, float* yp, const KernelChoices& kernels) {
+  if (use_columns(kernels, M)) return swiglu_rows_columns(xp, M, K, I, gp, up, dp, hp, yp);
+  const bool wide = small_rows_use_avx512(kernels);
   float g[kBlock], u[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
@@ -214,11 +364,10 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
                   fp32_cpu_contiguous(w_down),
               "swiglu_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
   const int64_t M = x.size(0), K = x.size(1), I = w_gate.size(0);
-  auto h = torch::empty({M, I}, x.options());  // silu(gate) * up
+  std::vector<float> h(static_cast<size_t>(swiglu_scratch(kernels, M, K, I)));
   auto y = torch::empty({M, K}, x.options());
   swiglu_rows(x.data_ptr<float>(), M, K, I, w_gate.data_ptr<float>(), w_up.data_ptr<float>(),
-              w_down.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(),
-              small_rows_use_avx512(kernels));
+              w_down.data_ptr<float>(), h.data(), y.data_ptr<float>(), kernels);
   return y;
 }
 
@@ -257,15 +406,16 @@ std::vector<std::pair<size_t, size_t>> partition_expert_jobs(const std::vector<E
 void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, int threads,
                                const ExecutionContext& exec) {
   TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
-  const bool wide = small_rows_use_avx512(exec.kernels);
   int64_t scratch = 0;
-  for (const auto& j : jobs) scratch = std::max(scratch, j.rows * j.inter);
+  for (const auto& j : jobs)
+    scratch = std::max(scratch, swiglu_scratch(exec.kernels, j.rows, dim, j.inter));
   const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
   auto run = [&](int p) {
     std::vector<float> h(static_cast<size_t>(scratch));  // this part's scratch
     for (size_t i = parts[p].first; i < parts[p].second; ++i) {
       const ExpertJob& j = jobs[i];
-      swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y, wide);
+      swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y,
+                  exec.kernels);
     }
   };
   exec.parallel_pool().run(static_cast<int>(parts.size()), run);

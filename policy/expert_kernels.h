@@ -30,8 +30,25 @@ inline constexpr int64_t kSmallRowsMax = 16;
 
 // Rows up to which MoE's inference path, when it has several threads, runs an expert
 // (routed, or the shared one beside them) on the kernel in the pool: there a second core
-// is worth more than sgemm's edge over the kernel at 17-64 rows.
+// is worth more than sgemm's edge over the kernel at 17-64 rows. On AVX-512 the column
+// form below beats sgemm up to here on one thread as well, so the kernels take these
+// rows there too (small_rows_max_rows).
 inline constexpr int64_t kPoolRowsMax = 64;
+
+// The column form (AVX-512): from this many rows up, an expert's rows are transposed once
+// into columns of 16 ([dim, rows] padded to 16) and each weight element is broadcast
+// against them: register-blocked like a GEMM's micro-kernel (6 weight rows x up to 4
+// vectors of 16 rows), with the weights read in place in their nn.Linear layout, no
+// packing and no horizontal sums. SwiGLU's hidden [inter, rows] comes out as the columns
+// the down projection takes. Up to kSmallRowsMax rows the row form (a dot product per
+// weight row and block of 6 rows) is as fast or faster; above it the column form beats
+// sgemm. Timings in bench/RESULTS.md, "Experts as columns".
+inline constexpr int64_t kColumnRowsMin = kSmallRowsMax + 1;
+
+// The most rows an expert may have to take the kernel here: kPoolRowsMax with several
+// threads or where the column form applies (AVX-512 chosen and columns on), else
+// kSmallRowsMax.
+int64_t small_rows_max_rows(const KernelChoices& kernels, int threads);
 
 // True when this CPU has AVX2 and FMA (checked once).
 bool small_rows_kernels_available();

@@ -9,6 +9,7 @@
 #include "policy/grouped_experts.h"
 #include "policy/mla_decode.h"
 #include "policy/rms_norm.h"
+#include "policy/rope.h"
 
 namespace r1kit::policy {
 namespace F = torch::nn::functional;
@@ -181,11 +182,14 @@ Rotary::Rotary(const ModelArgs& a, int64_t rot_dim) : interleave_(a.rope_interle
   if (yarn) cos_scale_ = yarn_m(a.rope_factor, a.mscale) / yarn_m(a.rope_factor, a.mscale_all_dim);
 }
 
+std::pair<torch::Tensor, torch::Tensor> Rotary::cos_sin(const torch::Tensor& positions) const {
+  auto ang = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(positions.device());
+  return {torch::cos(ang) * cos_scale_, torch::sin(ang) * cos_scale_};
+}
+
 torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positions) const {
-  // angles [B, T, 1, half]
-  auto ang = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(x.device());
-  auto cos = (torch::cos(ang) * cos_scale_).unsqueeze(2);
-  auto sin = (torch::sin(ang) * cos_scale_).unsqueeze(2);
+  auto [cos_t, sin_t] = cos_sin(positions);  // [B, T, half]
+  auto cos = cos_t.unsqueeze(2), sin = sin_t.unsqueeze(2);
   auto xf = x.to(torch::kFloat);
   torch::Tensor out;
   if (interleave_) {
@@ -198,6 +202,12 @@ torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positio
     out = torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, /*dim=*/-1);
   }
   return out.to(x.scalar_type());
+}
+
+torch::Tensor Rotary::apply_tail(const torch::Tensor& x, const torch::Tensor& positions,
+                                 double scale) const {
+  auto [cos, sin] = cos_sin(positions);
+  return rope_tail(x, cos, sin, interleave_, scale);
 }
 
 // ---------------------------------------------------------------------------------
@@ -232,12 +242,11 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   auto q = q_proj ? run_linear(q_proj, x, exec)
                   : run_linear(q_b_proj, q_a_layernorm(run_linear(q_a_proj, x, exec)), exec);
   q = q.view({B, T, H, dn + dr});
-  auto q_nope = q.narrow(-1, 0, dn);                         // [B, T, H, dn]
-  auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
 
   auto kv = run_linear(kv_a_proj_with_mqa, x, exec);  // [B, T, dc + dr]
   auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));   // [B, T, dc]
-  auto k_pe = rope_.apply(kv.narrow(-1, dc, dr).unsqueeze(2), positions).squeeze(2);  // [B, T, dr]
+  // The key's RoPE part rotated (the latent part comes along unchanged).
+  auto k_pe = rope_.apply_tail(kv.unsqueeze(2), positions, 1.0).squeeze(2).narrow(-1, dc, dr);
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
   if (cache) {
@@ -253,8 +262,9 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     auto k_nope = kvb.narrow(-1, 0, dn);
     auto v = kvb.narrow(-1, dn, dv);
     auto k = torch::cat({k_nope, pe_all.unsqueeze(2).expand({B, S, H, dr})}, -1);  // [B, S, H, dqk]
-    // The softmax scale on q ([B, H, T, dqk]), not on the larger scores.
-    auto qh = (torch::cat({q_nope, q_pe}, -1) * scale_).transpose(1, 2);  // [B, H, T, dqk]
+    // [q_nope, rope(q_pe)] times the softmax scale (on q, not on the larger scores), one
+    // pass (policy/rope.h).
+    auto qh = rope_.apply_tail(q, positions, scale_).transpose(1, 2);  // [B, H, T, dqk]
     auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1}));             // [B, H, T, S]
     auto p = masked_softmax_f32(scores, mask, v);
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
@@ -262,6 +272,8 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     // Absorbed (DeepSeek-V2 §2.1.2): q_lat = q_nope W_UK, scores against the latent itself.
     // Written as plain bmm's so that neither the per-head weights (over B) nor the
     // latent cache (over H) is ever expanded and copied.
+    auto q_nope = q.narrow(-1, 0, dn);                         // [B, T, H, dn]
+    auto q_pe = rope_.apply(q.narrow(-1, dn, dr), positions);  // [B, T, H, dr]
     auto w = kv_b_proj->weight.view({H, dn + dv, dc});
     auto w_uk = w.narrow(1, 0, dn);   // [H, dn, dc]
     auto w_uv = w.narrow(1, dn, dv);  // [H, dv, dc]
@@ -318,8 +330,10 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     q = q_norm(q);
     k = k_norm(k);
   }
-  q = rope_.apply(q, positions);
-  k = rope_.apply(k, positions);
+  // RoPE, and on q the softmax scale (on q, not on the larger scores), one pass each
+  // (policy/rope.h).
+  q = rope_.apply_tail(q, positions, scale_);
+  k = rope_.apply_tail(k, positions, 1.0);
   auto v = run_linear(v_proj, x, exec).view({B, T, Hk, D});
   if (cache) {
     k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
@@ -327,9 +341,7 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   }
   const int64_t S = k.size(1), rep = H / Hk;
   // Group the query heads of each KV head: [B, Hk, rep*T, D] against [B, Hk, S, D].
-  // The softmax scale on q, not on the larger scores.
-  auto qg =
-      (q * scale_).view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
+  auto qg = q.view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
   auto scores = torch::matmul(qg, k.permute({0, 2, 3, 1})).view({B, H, T, S});  // [B, H, T, S]
   auto p = masked_softmax_f32(scores, mask, v).view({B, Hk, rep * T, S});
   auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
@@ -365,7 +377,7 @@ ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) cons
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& exec) {
   // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
-  if (takes_small_rows(x, exec.kernels)) {
+  if (takes_small_rows(x, exec.kernels, small_rows_max_rows(exec.kernels, 1))) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
     auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
                                  down_proj->weight, exec.kernels);
@@ -481,7 +493,7 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
       if (mlp->takes_small_rows(pieces[e], exec.kernels,
-                                threads > 1 ? kPoolRowsMax : kSmallRowsMax)) {
+                                small_rows_max_rows(exec.kernels, threads))) {
         jobs.push_back(mlp->small_rows_job(pieces[e], out));
       } else {
         out.copy_(mlp->forward(pieces[e], exec));

@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "policy/execution.h"
@@ -123,6 +124,12 @@ class Rotary {
   Rotary(const ModelArgs& args, int64_t rot_dim);
   // x: [B, T, h, rot_dim]; positions: [B, T] int64. Rotates in fp32, returns x's dtype.
   torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const;
+  // x: [B, T, h, D] with D >= rot_dim: the last rot_dim of each head rotated, the whole
+  // head times `scale`, one pass and one autograd node (policy/rope.h).
+  torch::Tensor apply_tail(const torch::Tensor& x, const torch::Tensor& positions,
+                           double scale) const;
+  // cos and sin of the angles at `positions` ([B, T]), times YaRN's cos scale: [B, T, half].
+  std::pair<torch::Tensor, torch::Tensor> cos_sin(const torch::Tensor& positions) const;
   const torch::Tensor& inv_freq() const { return inv_freq_; }
 
  private:
@@ -182,17 +189,18 @@ class GQAImpl : public torch::nn::Module {
 TORCH_MODULE(GQA);
 
 // SwiGLU feed-forward: down(silu(gate(x)) * up(x)). Dense FFN, routed and shared experts.
-// Without autograd, a call with at most kSmallRowsMax fp32 rows (a routed expert at
-// decode) runs the fused kernel of policy/expert_kernels.h instead of three sgemm's, where
-// exec.kernels allows it; the linear layers otherwise go through decode_linear.
+// Without autograd, a call with few fp32 rows (a routed expert at decode; at most
+// small_rows_max_rows) runs the fused kernel of policy/expert_kernels.h instead of three
+// sgemm's, where exec.kernels allows it; the linear layers otherwise go through
+// decode_linear.
 class MLPImpl : public torch::nn::Module {
  public:
   MLPImpl(int64_t dim, int64_t inter_dim);
   torch::Tensor forward(const torch::Tensor& x, const ExecutionContext& exec = {});
   // True when the fused small-row kernel (policy/expert_kernels.h) may take x: at most
   // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA, chosen in
-  // `kernels`. forward(x) takes it with the default (kSmallRowsMax); MoE's pooled
-  // inference path up to kPoolRowsMax.
+  // `kernels`. forward(x) takes it up to small_rows_max_rows(kernels, 1); MoE's
+  // inference path up to small_rows_max_rows(kernels, its threads).
   bool takes_small_rows(const torch::Tensor& x, const KernelChoices& kernels,
                         int64_t max_rows = kSmallRowsMax) const;
   // This expert on x's rows into y's, for swiglu_experts_small_rows (x and y [rows, dim],

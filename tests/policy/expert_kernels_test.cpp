@@ -71,6 +71,39 @@ TEST_F(ExpertKernelsTest, SwigluMatchesTorch) {
   }
 }
 
+TEST_F(ExpertKernelsTest, ColumnFormMatchesTorch) {
+  if (!small_rows_avx512_available()) GTEST_SKIP() << "no AVX-512: the column form never runs";
+  const KernelChoices columns, rows{.small_rows_columns = false};
+  EXPECT_EQ(small_rows_max_rows(columns, 1), kPoolRowsMax);
+  EXPECT_EQ(small_rows_max_rows(rows, 1), kSmallRowsMax);
+  EXPECT_EQ(small_rows_max_rows(rows, 2), kPoolRowsMax);
+  // Row counts across the 16-row vectors and their padding; sizes that leave tails in
+  // the blocks of 3 hidden and 6 output rows.
+  for (auto [dim, inter] :
+       std::vector<std::pair<int64_t, int64_t>>{{512, 192}, {256, 256}, {13, 7}, {100, 301}}) {
+    for (int64_t M :
+         std::vector<int64_t>{kColumnRowsMin, kColumnRowsMin + 1, 31, 32, 33, 48, 63, 64}) {
+      auto x = torch::randn({M, dim});
+      auto wg = torch::randn({inter, dim}) * 0.05, wu = torch::randn({inter, dim}) * 0.05;
+      auto wd = torch::randn({dim, inter}) * 0.05;
+      auto want = F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd);
+      auto got = swiglu_small_rows(x, wg, wu, wd, columns);
+      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
+          << "dim=" << dim << " inter=" << inter << " M=" << M << " max diff "
+          << (got - want).abs().max().item<float>();
+    }
+  }
+  // Gates far into SiLU's tails (|g| up to ~100): exp's clamp keeps silu finite and exact
+  // there (silu(g) -> g above, -> 0 below).
+  auto x = torch::randn({20, 64}) * 8;
+  auto wg = torch::randn({32, 64}), wu = torch::randn({32, 64}), wd = torch::randn({64, 32});
+  auto want = F::linear(F::silu(F::linear(x, wg)) * F::linear(x, wu), wd);
+  auto got = swiglu_small_rows(x, wg, wu, wd, columns);
+  EXPECT_TRUE(torch::isfinite(got).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-3 * want.abs().max().item<float>()))
+      << (got - want).abs().max().item<float>();
+}
+
 TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
   MLP mlp(64, 48);
   auto x = torch::randn({2, 3, 64});
@@ -162,10 +195,11 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
           << "T=" << T << " decode_threads=" << n << " max diff "
           << (got - want).abs().max().item<float>();
-      // At T <= kSmallRowsMax every expert takes the kernel on one thread too (MLP's own
-      // rule): the same bits; up to kPoolRowsMax some take it only here.
+      // Up to small_rows_max_rows(kernels, 1) rows (kSmallRowsMax, or kPoolRowsMax where
+      // the column form applies) every expert takes the kernel on one thread too: the same
+      // bits; above it, up to kPoolRowsMax, some take it only here.
       if (T <= kPoolRowsMax) {
-        EXPECT_EQ(torch::equal(got, one_thread), T <= kSmallRowsMax)
+        EXPECT_EQ(torch::equal(got, one_thread), T <= small_rows_max_rows(KernelChoices{}, 1))
             << "T=" << T << " decode_threads=" << n;
       }
     }
