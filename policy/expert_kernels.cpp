@@ -159,30 +159,10 @@ namespace {
 // The column form (expert_kernels.h, kColumnRowsMin): xT [K, Mp] holds the rows as
 // columns, Mp = MV * 16 >= M, zero-padded.
 
-// e^x for 16 lanes, Cephes' expf (x clamped to [-87.3, 88.3]; relative error ~1e-7): x =
-// n ln2 + r, e^r by a degree-7 polynomial, times 2^n put into the exponent bits.
-R1KIT_AVX512 inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
-  const __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i n = _mm512_cvtps_epi32(fn);
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
 // silu(g) u = g u / (1 + e^-g).
 R1KIT_AVX512 inline __m512 swiglu512(__m512 g, __m512 u) {
   const __m512 den =
-      _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+      _mm512_add_ps(_mm512_set1_ps(1.0f), kernel::exp16(_mm512_sub_ps(_mm512_setzero_ps(), g)));
   return _mm512_div_ps(_mm512_mul_ps(g, u), den);
 }
 

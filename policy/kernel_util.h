@@ -52,6 +52,31 @@ R1KIT_AVX512 inline float hmax512(__m512 v) {
   return reduce16(v, max16);
 }
 
+// exp(x) on 16 lanes: Cephes' expf (x = n ln 2 + r, |r| <= ln 2 / 2, a degree-6
+// polynomial in r), within 2 ulp of std::exp. x is clamped to [-87, 88], so it never
+// overflows and the smallest result is e^-87 (~1.6e-38) rather than 0.
+R1KIT_AVX512 inline __m512 exp16(__m512 x) {
+  // Zero-masked forms throughout: GCC 12's unmasked ones read an undefined vector and warn.
+  constexpr __mmask16 all = 0xFFFF;
+  x = _mm512_maskz_max_ps(all, _mm512_maskz_min_ps(all, x, _mm512_set1_ps(88.0f)),
+                          _mm512_set1_ps(-87.0f));
+  const __m512 n =
+      _mm512_maskz_roundscale_ps(all, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln 2 in two parts
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_maskz_slli_epi32(
+      all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
 // A defined fp32 tensor on the CPU.
 inline bool fp32_cpu(const torch::Tensor& t) {
   return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat;
