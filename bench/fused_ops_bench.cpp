@@ -2,8 +2,8 @@
 // they replace, forward and backward, on the shapes of a GRPO update of the `tiny`
 // preset (rows = tokens of a micro-batch): RMSNorm (policy/rms_norm.h; the layers' norms
 // over d = 256 and MLA's kv norm over 64) and the query's RoPE with the softmax scale
-// (policy/rope.h; [rows, 4 heads, 48] with the last 16 rotated) and the key's (the
-// latent's 64 carried, 16 rotated). Each round times the fused form and the chain back to
+// (policy/rope.h; [rows, 4 heads, 48] with the last 16 rotated) and the key's (16, all
+// rotated). Each round times the fused form and the chain back to
 // back, so that a machine whose speed drifts affects both alike; reported: the medians.
 //
 // Usage: fused_ops_bench [--rows 6880] [--rounds 7] [--reps 10] [--threads 1]
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
         {"RoPE q [1, rows, 4, 48]", torch::randn({1, rows, 4, 48}).to(dtype),
          [&](const torch::Tensor& x) { return rope_tail(x, cos, sin, true, 0.14); },
          [&](const torch::Tensor& x) { return rope_tail_reference(x, cos, sin, true, 0.14); }},
-        {"RoPE k [1, rows, 1, 80]", torch::randn({1, rows, 1, 80}).to(dtype),
+        {"RoPE k [1, rows, 1, 16]", torch::randn({1, rows, 1, 16}).to(dtype),
          [&](const torch::Tensor& x) { return rope_tail(x, cos, sin, true, 1.0); },
          [&](const torch::Tensor& x) { return rope_tail_reference(x, cos, sin, true, 1.0); }},
     };

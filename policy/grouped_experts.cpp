@@ -21,8 +21,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-#define R1KIT_INLINE inline __attribute__((always_inline))
-
 // e^x as Cephes' expf computes it (x clamped to [-87.3, 88.3], where e^x is a normal
 // float): x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial, times 2^n put
 // into the exponent bits. Relative error about 1e-7; written without library calls and

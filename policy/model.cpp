@@ -207,7 +207,9 @@ torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positio
 torch::Tensor Rotary::apply_tail(const torch::Tensor& x, const torch::Tensor& positions,
                                  double scale) const {
   auto [cos, sin] = cos_sin(positions);
-  return rope_tail(x, cos, sin, interleave_, scale);
+  // Positions that broadcast over the batch ([1, T]), as Rotary::apply allows.
+  const std::vector<int64_t> shape{x.size(0), x.size(1), cos.size(-1)};
+  return rope_tail(x, cos.expand(shape), sin.expand(shape), interleave_, scale);
 }
 
 // ---------------------------------------------------------------------------------
@@ -245,8 +247,8 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
 
   auto kv = run_linear(kv_a_proj_with_mqa, x, exec);  // [B, T, dc + dr]
   auto c_kv = kv_a_layernorm(kv.narrow(-1, 0, dc));   // [B, T, dc]
-  // The key's RoPE part rotated (the latent part comes along unchanged).
-  auto k_pe = rope_.apply_tail(kv.unsqueeze(2), positions, 1.0).squeeze(2).narrow(-1, dc, dr);
+  auto k_pe = rope_.apply_tail(kv.narrow(-1, dc, dr).unsqueeze(2), positions, 1.0)
+                  .squeeze(2);  // [B, T, dr]
 
   torch::Tensor c_all = c_kv, pe_all = k_pe;  // [B, S, dc], [B, S, dr]
   if (cache) {
@@ -265,7 +267,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     // [q_nope, rope(q_pe)] times the softmax scale (on q, not on the larger scores), one
     // pass (policy/rope.h).
     auto qh = rope_.apply_tail(q, positions, scale_).transpose(1, 2);  // [B, H, T, dqk]
-    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1}));             // [B, H, T, S]
+    auto scores = torch::matmul(qh, k.permute({0, 2, 3, 1}));          // [B, H, T, S]
     auto p = masked_softmax_f32(scores, mask, v);
     o = torch::matmul(p, v.transpose(1, 2)).transpose(1, 2);  // [B, T, H, dv]
   } else {

@@ -158,8 +158,11 @@ class RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     auto g = grads[0].to(out_dtype).contiguous();
     auto dx = torch::empty_like(x);
     const bool want_dw = ctx->needs_input_grad(1);
-    // One fp32 dw accumulator per chunk of rows, summed after.
-    const int64_t grain = row_grain(d);
+    // One fp32 dw accumulator per chunk of rows, summed after: at most kMaxChunks of
+    // them (wide rows would otherwise make one per few rows), and chunks that do not
+    // depend on the thread count, so that the sum is the same bits on any.
+    constexpr int64_t kMaxChunks = 64;
+    const int64_t grain = std::max(row_grain(d), (R + kMaxChunks - 1) / kMaxChunks);
     const int64_t chunks = want_dw ? (R + grain - 1) / grain : 0;
     auto dw_parts =
         torch::zeros({std::max<int64_t>(chunks, 1), d}, x.options().dtype(torch::kFloat));

@@ -162,13 +162,14 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
   MoE moe(args);
   for (auto& p : moe->parameters()) p.data().normal_(0, 0.05);
   // 4 tokens: every expert gets at most 4 rows (the kernel); 48 tokens: several get more
-  // than kSmallRowsMax (LibTorch on one thread, the kernel in the pool) beside some that
-  // get fewer; 300 tokens: most get more than kPoolRowsMax (LibTorch everywhere).
+  // than kSmallRowsMax (the column form on one thread where AVX-512 is chosen, else
+  // LibTorch; the kernel in the pool) beside some that get fewer; 300 tokens: most get
+  // more than kPoolRowsMax (LibTorch everywhere).
   for (int64_t T : {4, 48, 300}) {
     auto x = torch::randn({1, T, args.dim});
     torch::Tensor load;
     auto want = moe->forward(x, &load, nullptr).detach();
-    if (T == 48) {  // both paths taken
+    if (T == 48) {  // both the row and the column (or LibTorch) paths taken
       EXPECT_GT(load.max().item<int64_t>(), kSmallRowsMax);
       EXPECT_LE(load.min().item<int64_t>(), kSmallRowsMax);
     }

@@ -73,6 +73,9 @@ TEST(RopeTest, ApplyTailAgreesWithRotaryApply) {
     auto fused = rope.apply_tail(q, pos, 0.5);
     auto ref = torch::cat({q.narrow(-1, 0, 32), rope.apply(q.narrow(-1, 32, 16), pos)}, -1) * 0.5;
     EXPECT_LT(rope_rel_err(fused, ref), 1e-6) << interleave;
+    // Positions of one row broadcast over the batch, as apply's do.
+    auto one_row = rope.apply_tail(q, pos.narrow(0, 0, 1), 0.5);
+    EXPECT_LT(rope_rel_err(one_row, ref), 1e-6) << interleave;
   }
 }
 
