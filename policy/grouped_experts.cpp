@@ -2,7 +2,6 @@
 #include "policy/grouped_experts.h"
 
 #include <ATen/Parallel.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <algorithm>
 #include <bit>
@@ -223,8 +222,8 @@ void gather_scale_dot_base(const Td* dy, const int64_t* tok, const float* ws, co
   gather_scale_dot_body(dy, tok, ws, y, d, dyw, dws, p0, p1);
 }
 
-// Elements per parallel chunk of the element-wise loops.
-constexpr int64_t kElemGrain = 32768;
+using kernel::kElemGrain;
+using kernel::row_grain;
 
 torch::Tensor swiglu_forward_impl(const torch::Tensor& g, const torch::Tensor& u) {
   if (!(kernel::f32_or_bf16_cpu(g) && g.scalar_type() == u.scalar_type()))
@@ -289,11 +288,9 @@ torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
     const T* gp = kernel::data_as<T>(guc);
     T* ap = kernel::data_as<T>(a);
     const auto fn = kernel::pick(swiglu_fwd_512<T>, swiglu_fwd_256<T>, swiglu_fwd_base<T>);
-    at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
-                     [&](int64_t b, int64_t e) {
-                       for (int64_t r = b; r < e; ++r)
-                         fn(gp + r * 2 * I, gp + r * 2 * I + I, ap + r * I, I);
-                     });
+    at::parallel_for(0, R, row_grain(I), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) fn(gp + r * 2 * I, gp + r * 2 * I + I, ap + r * I, I);
+    });
   });
   return a;
 }
@@ -317,13 +314,12 @@ std::pair<torch::Tensor, torch::Tensor> swiglu_rows_backward(const torch::Tensor
     T* dgp = kernel::data_as<T>(dgu);
     T* ap = kernel::data_as<T>(a);
     const auto fn = kernel::pick(swiglu_bwd_512<T>, swiglu_bwd_256<T>, swiglu_bwd_base<T>);
-    at::parallel_for(0, R, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(I, 1)),
-                     [&](int64_t b, int64_t e) {
-                       for (int64_t r = b; r < e; ++r) {
-                         const int64_t o = r * 2 * I;
-                         fn(gp + o, gp + o + I, dap + r * I, dgp + o, dgp + o + I, ap + r * I, I);
-                       }
-                     });
+    at::parallel_for(0, R, row_grain(I), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t o = r * 2 * I;
+        fn(gp + o, gp + o + I, dap + r * I, dgp + o, dgp + o + I, ap + r * I, I);
+      }
+    });
   });
   return {dgu, a};
 }
@@ -352,12 +348,11 @@ torch::Tensor combine_rows(const torch::Tensor& src, const torch::Tensor& pos,
       using To = std::remove_pointer_t<decltype(otag)>;
       const Ts* sp = kernel::data_as<Ts>(s);
       To* op = kernel::data_as<To>(out);
-      at::parallel_for(0, N, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(K * d, 1)),
-                       [&](int64_t b, int64_t e) {
-                         std::vector<float> acc(d);
-                         kernel::pick(combine_512<Ts, To>, combine_256<Ts, To>,
-                                      combine_base<Ts, To>)(sp, pp, wp, K, d, op, b, e, acc.data());
-                       });
+      at::parallel_for(0, N, row_grain(K * d), [&](int64_t b, int64_t e) {
+        std::vector<float> acc(d);
+        kernel::pick(combine_512<Ts, To>, combine_256<Ts, To>, combine_base<Ts, To>)(
+            sp, pp, wp, K, d, op, b, e, acc.data());
+      });
     });
   });
   return out;
@@ -390,12 +385,10 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
       const Td* dp = kernel::data_as<Td>(dyc);
       const Tc* yp = kernel::data_as<Tc>(yc);
       Tc* op = kernel::data_as<Tc>(dyw);
-      at::parallel_for(0, NK, std::max<int64_t>(1, kElemGrain / std::max<int64_t>(d, 1)),
-                       [&](int64_t b, int64_t e) {
-                         kernel::pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
-                                      gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b,
-                                                                     e);
-                       });
+      at::parallel_for(0, NK, row_grain(d), [&](int64_t b, int64_t e) {
+        kernel::pick(gather_scale_dot_512<Td, Tc>, gather_scale_dot_256<Td, Tc>,
+                     gather_scale_dot_base<Td, Tc>)(dp, tp, wp, yp, d, op, dwp, b, e);
+      });
     });
   });
   return {dyw, dws};
@@ -414,8 +407,7 @@ struct GroupPlan {
   torch::ScalarType compute = torch::kFloat;
 };
 
-// Autocast off for the ops inside (the dtypes are chosen explicitly).
-using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
+using kernel::NoAutocast;
 
 class SwigluFn : public torch::autograd::Function<SwigluFn> {
  public:

@@ -4,6 +4,7 @@
 // kernels that are written once and compiled for three ISAs. Internal to those files.
 #pragma once
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <immintrin.h>
 #include <torch/torch.h>
 
@@ -143,6 +144,17 @@ void dispatch_f32_bf16(torch::ScalarType dtype, const Fn& fn) {
   else
     fn(static_cast<uint16_t*>(nullptr));
 }
+
+// Elements per parallel chunk of the element-wise loops, and the rows of `width`
+// elements that make one (at least 1).
+constexpr int64_t kElemGrain = 32768;
+inline int64_t row_grain(int64_t width) {
+  return std::max<int64_t>(1, kElemGrain / std::max<int64_t>(width, 1));
+}
+
+// Inside an autograd node whose kernels choose their dtypes themselves: CPU autocast off
+// for the ops there (construct with c10::DispatchKey::AutocastCPU).
+using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
 
 // t's elements as storage type S (t fp32 for float, bf16 for uint16_t).
 template <typename S>

@@ -2,7 +2,6 @@
 #include "policy/rms_norm.h"
 
 #include <ATen/Parallel.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <cmath>
 #include <type_traits>
@@ -115,12 +114,8 @@ void dispatch2(torch::ScalarType xs, torch::ScalarType ws, const Fn& fn) {
       xs, [&](auto* s) { kernel::dispatch_f32_bf16(ws, [&](auto* w) { fn(s, w); }); });
 }
 
-// Rows per parallel chunk: about 32k elements.
-int64_t row_grain(int64_t d) {
-  return std::max<int64_t>(1, 32768 / std::max<int64_t>(d, 1));
-}
-
-using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
+using kernel::NoAutocast;
+using kernel::row_grain;
 
 class RmsNormFn : public torch::autograd::Function<RmsNormFn> {
  public:
@@ -163,9 +158,9 @@ class RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     // depend on the thread count, so that the sum is the same bits on any.
     constexpr int64_t kMaxChunks = 64;
     const int64_t grain = std::max(row_grain(d), (R + kMaxChunks - 1) / kMaxChunks);
-    const int64_t chunks = want_dw ? (R + grain - 1) / grain : 0;
-    auto dw_parts =
-        torch::zeros({std::max<int64_t>(chunks, 1), d}, x.options().dtype(torch::kFloat));
+    const int64_t chunks = (R + grain - 1) / grain;
+    torch::Tensor dw_parts;
+    if (want_dw) dw_parts = torch::zeros({chunks, d}, x.options().dtype(torch::kFloat));
     dispatch2(x.scalar_type(), w.scalar_type(), [&](auto* s, auto* wt) {
       using S = std::remove_pointer_t<decltype(s)>;
       using W = std::remove_pointer_t<decltype(wt)>;
@@ -175,11 +170,11 @@ class RmsNormFn : public torch::autograd::Function<RmsNormFn> {
       const auto* gp = kernel::data_as<Out<S, W>>(g);
       const float* rp = rs.data_ptr<float>();
       S* dxp = kernel::data_as<S>(dx);
-      float* dwp = dw_parts.data_ptr<float>();
+      float* dwp = want_dw ? dw_parts.data_ptr<float>() : nullptr;
       // Chunks of exactly `grain` rows, so that chunk c owns row block c of dw_parts.
-      at::parallel_for(0, (R + grain - 1) / grain, 1, [&](int64_t c0, int64_t c1) {
+      at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c)
-          fn(xp, wp, gp, rp, dxp, want_dw ? dwp + c * d : nullptr, d, c * grain,
+          fn(xp, wp, gp, rp, dxp, dwp ? dwp + c * d : nullptr, d, c * grain,
              std::min(R, (c + 1) * grain));
       });
     });

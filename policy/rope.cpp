@@ -2,7 +2,6 @@
 #include "policy/rope.h"
 
 #include <ATen/Parallel.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <type_traits>
 
@@ -65,7 +64,7 @@ torch::Tensor rope_apply(const torch::Tensor& x, const torch::Tensor& cos, const
   const int64_t rows = x.numel() / std::max<int64_t>(D, 1);
   auto xc = x.contiguous();
   auto cc = cos.contiguous(), sc = sin.contiguous();
-  auto y = torch::empty(x.sizes(), x.options().memory_format(c10::MemoryFormat::Contiguous));
+  auto y = torch::empty(x.sizes(), x.options());
   kernel::dispatch_f32_bf16(x.scalar_type(), [&](auto* tag) {
     using S = std::remove_pointer_t<decltype(tag)>;
     const auto fn = kernel::pick(rope_512<S>, rope_256<S>, rope_base<S>);
@@ -73,16 +72,14 @@ torch::Tensor rope_apply(const torch::Tensor& x, const torch::Tensor& cos, const
     S* yp = kernel::data_as<S>(y);
     const float* cp = cc.data_ptr<float>();
     const float* sp = sc.data_ptr<float>();
-    at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(D, 1)),
-                     [&](int64_t r0, int64_t r1) {
-                       fn(xp, cp, sp, yp, h, D, R, interleave, static_cast<float>(scale), sign, r0,
-                          r1);
-                     });
+    at::parallel_for(0, rows, kernel::row_grain(D), [&](int64_t r0, int64_t r1) {
+      fn(xp, cp, sp, yp, h, D, R, interleave, static_cast<float>(scale), sign, r0, r1);
+    });
   });
   return y;
 }
 
-using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
+using kernel::NoAutocast;
 
 class RopeTailFn : public torch::autograd::Function<RopeTailFn> {
  public:
