@@ -397,13 +397,25 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
 // ---------------------------------------------------------------------------------
 // Autograd functions
 
-// The routing of one call, sorted by expert.
+// oneDNN, which runs LibTorch's bf16 GEMMs on the CPU, builds (JIT-compiles) a kernel
+// for every new GEMM shape, about 0.3 ms each, and its cache only helps shapes seen before.
+// An expert's row count changes with every batch, so each expert's block of rows is
+// padded with zero rows to a multiple of kBf16RowAlign: a few dozen shapes a run instead of
+// new ones every step (docs/model.md, "Grouped training path"). fp32 GEMMs (OpenBLAS)
+// build nothing and are not padded.
+constexpr int64_t kBf16RowAlign = 32;
+
+// The routing of one call, sorted by expert. Rows are the sorted (token, slot) pairs,
+// expert by expert; each expert's block is padded with zero rows to `rows[e]` (a
+// multiple of the alignment; 0 for an expert without tokens), NKp rows in all.
 struct GroupPlan {
-  int64_t N = 0, K = 0, E = 0;
-  torch::Tensor order;          // [N K] int64: the pair n K + k at each sorted position
-  torch::Tensor token_of;       // [N K] int64: its token n
-  torch::Tensor pos;            // [N K] int64: the sorted position of pair n K + k
-  std::vector<int64_t> counts;  // [E] rows per expert, in sorted order
+  int64_t N = 0, K = 0, E = 0, NKp = 0;
+  torch::Tensor order;        // [N K] int64: the pair n K + k at each unpadded sorted position
+  torch::Tensor padded_of;    // [N K] int64: the row of unpadded sorted position q
+  torch::Tensor token_of;     // [NKp] int64: each row's token n (padding rows: token 0)
+  torch::Tensor pos;          // [N K] int64: the row of pair n K + k
+  std::vector<int64_t> rows;  // [E] rows per expert, padding included
+  std::vector<int64_t> pads;  // [E] of which padding
   torch::ScalarType compute = torch::kFloat;
 };
 
@@ -432,17 +444,22 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
                                at::TensorList params, const GroupPlan& plan) {
     NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
-    const int64_t E = plan.E, NK = plan.N * plan.K, d = x.size(1);
+    const int64_t E = plan.E, NKp = plan.NKp, d = x.size(1);
     const int64_t I = params[0].size(0);
-    auto X = x.to(plan.compute).index_select(0, plan.token_of);  // [NK, d]
+    auto X = x.to(plan.compute).index_select(0, plan.token_of);  // [NKp, d]
+    int64_t off = 0;
+    for (int64_t e = 0; e < E; ++e) {  // padding rows are zero
+      off += plan.rows[e];
+      if (plan.pads[e] > 0) X.narrow(0, off - plan.pads[e], plan.pads[e]).zero_();
+    }
     // Per active expert its gate and up weights stacked, [2I, d] in the compute dtype (the
-    // cast autocast would make anyway), so that one GEMM gives both: GU [NK, 2I].
+    // cast autocast would make anyway), so that one GEMM gives both: GU [NKp, 2I].
     // wc: E stacked gate-up weights, then E down weights (inactive experts: undefined).
     std::vector<torch::Tensor> wc(2 * E);
-    auto GU = torch::empty({NK, 2 * I}, X.options());
-    int64_t off = 0;
+    auto GU = torch::empty({NKp, 2 * I}, X.options());
+    off = 0;
     for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = plan.counts[e];
+      const int64_t c = plan.rows[e];
       if (c == 0) continue;
       wc[e] = torch::empty({2 * I, d}, X.options());
       wc[e].narrow(0, 0, I).copy_(params[e]);
@@ -453,20 +470,20 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
       off += c;
     }
     auto A = swiglu_rows_forward(GU);
-    auto Y = torch::empty({NK, d}, X.options());
+    auto Y = torch::empty({NKp, d}, X.options());
     off = 0;
     for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = plan.counts[e];
+      const int64_t c = plan.rows[e];
       if (c == 0) continue;
       auto ye = Y.narrow(0, off, c);
       torch::mm_out(ye, A.narrow(0, off, c), wc[E + e].t());
       off += c;
     }
     auto y = combine_rows(Y, plan.pos, w, plan.N, plan.K, x.scalar_type());
-    variable_list save{X, GU, Y, w, plan.order, plan.token_of, plan.pos};
+    variable_list save{X, GU, Y, w, plan.order, plan.token_of, plan.pos, plan.padded_of};
     save.insert(save.end(), wc.begin(), wc.end());
     ctx->save_for_backward(save);
-    ctx->saved_data["counts"] = torch::tensor(plan.counts, torch::kLong);
+    ctx->saved_data["rows"] = torch::tensor(plan.rows, torch::kLong);
     ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
     ctx->saved_data["param_dtype"] = static_cast<int64_t>(params[0].scalar_type());
     return y;
@@ -476,29 +493,31 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
     NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
     const auto saved = ctx->get_saved_variables();
     const auto &X = saved[0], &GU = saved[1], &Y = saved[2], &w = saved[3];
-    const auto &order = saved[4], &token_of = saved[5], &pos = saved[6];
-    const auto counts_t = ctx->saved_data["counts"].toTensor();
-    const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(),
-                                      counts_t.data_ptr<int64_t>() + counts_t.numel());
+    const auto &order = saved[4], &token_of = saved[5], &pos = saved[6], &padded_of = saved[7];
+    const auto rows_t = ctx->saved_data["rows"].toTensor();
+    const std::vector<int64_t> rows(rows_t.data_ptr<int64_t>(),
+                                    rows_t.data_ptr<int64_t>() + rows_t.numel());
     const auto x_dtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
     const auto param_dtype = static_cast<torch::ScalarType>(ctx->saved_data["param_dtype"].toInt());
-    const int64_t E = static_cast<int64_t>(counts.size()), NK = X.size(0), N = w.size(0),
+    const int64_t E = static_cast<int64_t>(rows.size()), NKp = X.size(0), N = w.size(0),
                   K = w.size(1), I = GU.size(1) / 2;
     // wgu(e): expert e's stacked gate-up weight [2I, d]; wdown(e): its down weight [d, I].
-    auto wgu = [&](int64_t e) -> const torch::Tensor& { return saved[7 + e]; };
-    auto wdown = [&](int64_t e) -> const torch::Tensor& { return saved[7 + E + e]; };
+    auto wgu = [&](int64_t e) -> const torch::Tensor& { return saved[8 + e]; };
+    auto wdown = [&](int64_t e) -> const torch::Tensor& { return saved[8 + E + e]; };
 
     // Output gradient to the sorted rows, times the combine weights; the weights'
-    // gradient (dy[token] . expert output) in the same pass.
-    auto ws = w.reshape({NK}).to(torch::kFloat).index_select(0, order);
+    // gradient (dy[token] . expert output) in the same pass. Padding rows get weight 0, so
+    // their output gradient is zero and adds nothing to the weights' gradients.
+    auto ws = w.reshape({N * K}).to(torch::kFloat).index_select(0, order);
+    if (NKp != N * K) ws = torch::zeros({NKp}, ws.options()).index_copy_(0, padded_of, ws);
     auto [dYw, dws] = gather_scale_dot(grads[0], token_of, ws, Y);
     torch::Tensor dw;
     if (ctx->needs_input_grad(1)) dw = dws.index_select(0, pos).view({N, K}).to(w.scalar_type());
 
-    auto dA = torch::empty({NK, I}, Y.options());
+    auto dA = torch::empty({NKp, I}, Y.options());
     int64_t off = 0;
     for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = counts[e];
+      const int64_t c = rows[e];
       if (c == 0) continue;
       auto dae = dA.narrow(0, off, c);
       torch::mm_out(dae, dYw.narrow(0, off, c), wdown(e));
@@ -508,10 +527,10 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
 
     variable_list out(2 + 3 * E + 1);  // x, w, the 3E weights, the plan
     const bool want_dx = ctx->needs_input_grad(0);
-    auto dXs = want_dx ? torch::empty({NK, X.size(1)}, X.options()) : torch::Tensor();
+    auto dXs = want_dx ? torch::empty({NKp, X.size(1)}, X.options()) : torch::Tensor();
     off = 0;
     for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = counts[e];
+      const int64_t c = rows[e];
       if (c == 0) continue;  // no token: no gradient, not a zero-filled one
       auto xe = X.narrow(0, off, c), dgue = dGU.narrow(0, off, c);
       if (ctx->needs_input_grad(2 + e) || ctx->needs_input_grad(2 + E + e)) {
@@ -570,21 +589,43 @@ torch::Tensor grouped_experts(const torch::Tensor& x, const torch::Tensor& indic
   plan.N = N;
   plan.K = K;
   plan.E = E;
+  // Under CPU autocast the experts compute in its dtype, as its linears would.
+  plan.compute = x.scalar_type();
+  if (x.is_cpu() && compat::cpu_autocast_enabled() && c10::isFloatingType(x.scalar_type()))
+    plan.compute = compat::cpu_autocast_dtype();
+  const int64_t align = x.is_cpu() && plan.compute == torch::kBFloat16 ? kBf16RowAlign : 1;
   {
     torch::NoGradGuard no_grad;
     auto flat = indices.reshape({N * K}).to(torch::kLong);
     auto counts = torch::bincount(flat, /*weights=*/{}, E).to(torch::kCPU);
     TORCH_CHECK(counts.numel() == E, "grouped_experts: an expert id >= the ", E, " experts");
-    plan.counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + E);
+    const int64_t* cnt = counts.data_ptr<int64_t>();
     plan.order = std::get<1>(flat.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
-    plan.token_of = plan.order.div(K, /*rounding_mode=*/"floor");
-    plan.pos = torch::empty_like(plan.order)
-                   .scatter_(0, plan.order, torch::arange(N * K, plan.order.options()));
+    auto token_of = plan.order.div(K, /*rounding_mode=*/"floor");
+    auto sorted_pos = torch::empty_like(plan.order)
+                          .scatter_(0, plan.order, torch::arange(N * K, plan.order.options()));
+    // Unpadded sorted position q of expert e's i-th pair -> row (its block's start) + i.
+    auto padded_of = torch::empty({N * K}, torch::kLong);
+    int64_t* po = padded_of.data_ptr<int64_t>();
+    for (int64_t e = 0, q = 0, row = 0; e < E; ++e) {
+      const int64_t c = cnt[e], rows = (c + align - 1) / align * align;
+      for (int64_t i = 0; i < c; ++i) po[q++] = row + i;
+      plan.rows.push_back(rows);
+      plan.pads.push_back(rows - c);
+      row += rows;
+      plan.NKp = row;
+    }
+    if (plan.NKp == N * K) {  // nothing padded
+      plan.padded_of = torch::arange(N * K, plan.order.options());
+      plan.token_of = token_of;
+      plan.pos = sorted_pos;
+    } else {
+      plan.padded_of = padded_of.to(plan.order.device());
+      plan.token_of =
+          torch::zeros({plan.NKp}, token_of.options()).index_copy_(0, plan.padded_of, token_of);
+      plan.pos = plan.padded_of.index_select(0, sorted_pos);
+    }
   }
-  // Under CPU autocast the experts compute in its dtype, as its linears would.
-  plan.compute = x.scalar_type();
-  if (x.is_cpu() && compat::cpu_autocast_enabled() && c10::isFloatingType(x.scalar_type()))
-    plan.compute = compat::cpu_autocast_dtype();
   for (int64_t e = 0; e < E; ++e)
     TORCH_CHECK(plan.compute != x.scalar_type() || experts.gate[e].scalar_type() == x.scalar_type(),
                 "grouped_experts: expert weights are ", experts.gate[e].scalar_type(), ", x is ",

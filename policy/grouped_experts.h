@@ -27,7 +27,10 @@
 // gradient are in x's dtype; the combine weights and their gradient in theirs (fp32).
 // fp32 and bf16 CPU tensors take hand-written loops for the element-wise parts
 // (AVX-512 or AVX2 where the CPU has it); other dtypes and devices take LibTorch ops for them.
-// The GEMMs are LibTorch's (torch::mm), on any device.
+// The GEMMs are LibTorch's (torch::mm), on any device. In bf16 on the CPU each expert's
+// block of rows is padded with zero rows to a multiple of 32: LibTorch's bf16 GEMMs
+// (oneDNN) compile a kernel for every new shape, and unpadded row counts change with every
+// batch. The padding adds nothing to any output or gradient.
 //
 // Thread-safety: pure functions.
 #pragma once
