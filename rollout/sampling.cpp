@@ -27,17 +27,38 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
   TORCH_CHECK(static_cast<int64_t>(uniforms.size()) == B, "sample_tokens: one uniform per row");
   // The same arithmetic as policy::token_logprobs: logits * (1 / T), then log-softmax.
   auto zt = z * (1.0 / params.temperature);
-  auto probs = torch::log_softmax(zt, -1).exp();  // [B, V]
+  auto probs = torch::log_softmax(zt, -1).exp().contiguous();  // [B, V]
   auto keep = policy::kept_tokens(zt, {params.top_k, params.top_p, params.min_p});
-  auto q = keep.defined() ? probs.masked_fill(keep.logical_not(), 0.0f) : probs;
-  auto cdf = q.to(torch::kDouble).cumsum(-1);  // [B, V], non-decreasing
-  auto u = torch::tensor(uniforms, torch::kDouble).view({B, 1});
-  auto x = u * cdf.narrow(1, V - 1, 1);  // [B, 1], in [0, mass)
-  auto tok = torch::searchsorted(cdf, x, /*out_int32=*/false, /*right=*/true).squeeze(1);
-  // x rounding up to the full mass would step past the end: take the last kept token.
-  auto ids = torch::arange(V, torch::kLong).unsqueeze(0);
-  auto last_kept = ((q > 0).to(torch::kLong) * ids).amax(-1);
-  out.tokens = torch::where(tok >= V, last_kept, tok);
+  const auto keep_c = keep.defined() ? keep.to(torch::kBool).contiguous() : torch::Tensor();
+  // Inverse-CDF sampling, one row at a time: the kept probabilities q summed in double
+  // from the left, the first token whose running sum exceeds u times the kept mass. Were
+  // that to step past the end (u x mass rounding up to it), the last kept token.
+  out.tokens = torch::empty({B}, torch::kLong);
+  int64_t* tok = out.tokens.data_ptr<int64_t>();
+  const float* pp = probs.data_ptr<float>();
+  const bool* kp = keep_c.defined() ? keep_c.data_ptr<bool>() : nullptr;
+  for (int64_t b = 0; b < B; ++b) {
+    const float* p = pp + b * V;
+    const bool* k = kp ? kp + b * V : nullptr;
+    auto q = [&](int64_t j) { return k && !k[j] ? 0.0f : p[j]; };
+    double mass = 0;
+    int64_t last_kept = 0;
+    for (int64_t j = 0; j < V; ++j) {
+      mass += q(j);
+      if (q(j) > 0) last_kept = j;
+    }
+    const double x = uniforms[b] * mass;
+    int64_t t = last_kept;
+    double cdf = 0;
+    for (int64_t j = 0; j < V; ++j) {
+      cdf += q(j);
+      if (cdf > x) {
+        t = j;
+        break;
+      }
+    }
+    tok[b] = t;
+  }
   out.logprobs = policy::processed_logprobs(zt, keep, out.tokens);
   return out;
 }

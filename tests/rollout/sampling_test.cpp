@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <set>
+#include <tuple>
 
 namespace r1kit::rollout {
 namespace {
@@ -94,6 +95,45 @@ TEST(SampleTokensTest, TemperatureZeroIsArgmaxWithTemperatureOneLogprob) {
   EXPECT_TRUE(torch::equal(s.tokens, logits.argmax(-1)));
   auto want = torch::log_softmax(logits, -1).gather(1, s.tokens.unsqueeze(1)).squeeze(1);
   EXPECT_LT((s.logprobs - want).abs().max().item<double>(), 1e-6);
+}
+
+// The sampler as LibTorch ops (inverse CDF by cumsum and searchsorted), the form it had
+// before its row loop: the loop must pick the same token for every row and uniform.
+torch::Tensor chain_sample(const torch::Tensor& z, const SamplingParams& p,
+                           const std::vector<double>& u) {
+  const int64_t B = z.size(0), V = z.size(1);
+  auto zt = z * (1.0 / p.temperature);
+  auto probs = torch::log_softmax(zt, -1).exp();
+  auto keep = policy::kept_tokens(zt, {p.top_k, p.top_p, p.min_p});
+  auto q = keep.defined() ? probs.masked_fill(keep.logical_not(), 0.0f) : probs;
+  auto cdf = q.to(torch::kDouble).cumsum(-1);
+  auto x = torch::tensor(u, torch::kDouble).view({B, 1}) * cdf.narrow(1, V - 1, 1);
+  auto tok = torch::searchsorted(cdf, x, /*out_int32=*/false, /*right=*/true).squeeze(1);
+  auto last_kept =
+      ((q > 0).to(torch::kLong) * torch::arange(V, torch::kLong).unsqueeze(0)).amax(-1);
+  return torch::where(tok >= V, last_kept, tok);
+}
+
+TEST(SampleTokensTest, RowLoopPicksTheTokensOfTheCumsumSearch) {
+  torch::manual_seed(7);
+  const int64_t B = 300, V = 97;
+  auto z = torch::randn({B, V}) * 4;
+  z.narrow(0, 0, 5).fill_(0);  // uniform rows: every u lands on an exact boundary somewhere
+  std::vector<double> u(B);
+  for (int64_t b = 0; b < B; ++b) u[b] = static_cast<double>((b * 7919) % 1000) / 1000;
+  u[5] = 0;
+  u[6] = std::nextafter(1.0, 0.0);  // the largest uniform: x rounds to the whole mass
+  for (const auto& [T, k, top_p, min_p] : std::vector<std::tuple<double, int64_t, double, double>>{
+           {1.0, 0, 1.0, 0.0}, {0.7, 5, 1.0, 0.0}, {1.3, 0, 0.8, 0.0}, {1.0, 0, 1.0, 0.05}}) {
+    SamplingParams p;
+    p.temperature = T;
+    p.top_k = k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    SCOPED_TRACE("T=" + std::to_string(T) + " top_k=" + std::to_string(k));
+    auto got = sample_tokens(z, p, u).tokens;
+    EXPECT_TRUE(torch::equal(got, chain_sample(z, p, u)));
+  }
 }
 
 TEST(SampleTokensTest, LogprobIsOfTheProcessedDistribution) {
