@@ -36,6 +36,7 @@
 #include "policy/model.h"
 #include "policy/model_config.h"
 #include "rollout/engine.h"
+#include "train/fused_adamw.h"
 
 using namespace r1kit;
 using namespace r1kit::policy;
@@ -269,16 +270,19 @@ int main(int argc, char** argv) {
     Transformer m_ref(a);
     m_ref->init_weights(1);
     m_ref->train();
-    torch::optim::AdamW opt_r(m->parameters(), torch::optim::AdamWOptions(1e-5));
-    torch::optim::AdamW opt_ref(m_ref->parameters(), torch::optim::AdamWOptions(1e-5));
+    // r1kit's sides step with the trainers' optimizer (train/fused_adamw.h), the eager
+    // side with LibTorch's AdamW, as a PyTorch user's loop would.
+    train::FusedAdamW opt_r(m->parameters(), torch::optim::AdamWOptions(1e-5));
+    train::FusedAdamW opt_ref(m_ref->parameters(), torch::optim::AdamWOptions(1e-5));
     torch::optim::AdamW opt_e(eager.parameters(), torch::optim::AdamWOptions(1e-5));
+    torch::optim::Optimizer* opts[] = {&opt_r, &opt_ref, &opt_e};
     ForwardOptions fo_ref;
     fo_ref.execution.kernels.grouped_experts = false;
     enum Side { kOurs, kRef, kEager };
     auto step = [&](Side side, bool bf16) {
       auto t0 = Clock::now();
       torch::Tensor loss;
-      auto& opt = side == kOurs ? opt_r : side == kRef ? opt_ref : opt_e;
+      auto& opt = *opts[side];
       {
         compat::CpuAutocastGuard ac(bf16);
         auto logits = side == kOurs  ? m->forward(in).logits

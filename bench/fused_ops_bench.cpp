@@ -3,7 +3,8 @@
 // preset (rows = tokens of a micro-batch): RMSNorm (policy/rms_norm.h; the layers' norms
 // over d = 256 and MLA's kv norm over 64) and the query's RoPE with the softmax scale
 // (policy/rope.h; [rows, 4 heads, 48] with the last 16 rotated) and the key's (16, all
-// rotated). Each round times the fused form and the chain back to
+// rotated); and one AdamW step over the `tiny` preset's parameters (train/fused_adamw.h
+// against LibTorch's AdamW). Each round times the fused form and the chain back to
 // back, so that a machine whose speed drifts affects both alike; reported: the medians.
 //
 // Usage: fused_ops_bench [--rows 6880] [--rounds 7] [--reps 10] [--threads 1]
@@ -17,8 +18,11 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "policy/model.h"
+#include "policy/model_args.h"
 #include "policy/rms_norm.h"
 #include "policy/rope.h"
+#include "train/optim.h"
 
 using namespace r1kit;
 using namespace r1kit::policy;
@@ -100,6 +104,45 @@ int main(int argc, char** argv) {
                   c.name.find("fp32 in") != std::string::npos ? "f32" : dname, median(f) * 1e3,
                   median(ch) * 1e3, median(ch) / median(f));
     }
+  }
+
+  // One AdamW step over the `tiny` preset's parameters (make_adamw's two groups, random
+  // gradients): FusedAdamW against LibTorch's AdamW, each on its own copy.
+  {
+    Transformer m(*preset("tiny", 512));
+    m->init_weights(1);
+    auto make = [&](bool fused) {
+      torch::OrderedDict<std::string, torch::Tensor> ps;
+      for (const auto& p : m->named_parameters())
+        ps.insert(p.key(), p.value().detach().clone().requires_grad_());
+      for (auto& p : ps) p.value().mutable_grad() = torch::randn(p.value().sizes()) * 1e-2;
+      train::OptimConfig cfg;
+      std::unique_ptr<torch::optim::AdamW> opt = train::make_adamw(ps, cfg);
+      if (!fused) {  // the same groups, LibTorch's step
+        std::vector<torch::optim::OptimizerParamGroup> groups;
+        for (auto& g : opt->param_groups())
+          groups.emplace_back(g.params(), g.options().clone());
+        opt = std::make_unique<torch::optim::AdamW>(groups, train::adamw_options(cfg));
+      }
+      return std::make_pair(ps, std::move(opt));
+    };
+    auto [pf, of] = make(true);
+    auto [pl, ol] = make(false);
+    auto time_step = [&](torch::optim::Optimizer& o) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; ++r) o.step();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+    };
+    time_step(*of), time_step(*ol);  // warm-up, and the moments' allocation
+    std::vector<double> f, l;
+    for (int r = 0; r < rounds; ++r) {
+      f.push_back(time_step(*of));
+      l.push_back(time_step(*ol));
+    }
+    int64_t n = 0;
+    for (const auto& p : pf) n += p.value().numel();
+    std::printf("| AdamW step, tiny's %lld parameters | f32 | %.2f | %.2f | %.1fx |\n",
+                static_cast<long long>(n), median(f) * 1e3, median(l) * 1e3, median(l) / median(f));
   }
   return 0;
 }

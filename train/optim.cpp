@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/safetensors.h"
+#include "train/fused_adamw.h"
 #include "train/sharded_adamw.h"
 
 namespace r1kit::train {
@@ -33,7 +34,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(
   auto nd = opts;
   nd.weight_decay(0.0);
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
-  return std::make_unique<torch::optim::AdamW>(groups, opts);
+  return std::make_unique<FusedAdamW>(groups, opts);
 }
 
 double lr_at(int64_t step, int64_t total_steps, const OptimConfig& cfg) {

@@ -41,6 +41,7 @@ struct OptimConfig {
 torch::optim::AdamWOptions adamw_options(const OptimConfig& cfg);
 
 // AdamW over `params` (name -> tensor): group 0 decays, group 1 (1-D tensors) does not.
+// A train::FusedAdamW (train/fused_adamw.h): LibTorch's AdamW in one pass a parameter.
 std::unique_ptr<torch::optim::AdamW> make_adamw(
     const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg);
 

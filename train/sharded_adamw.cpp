@@ -110,7 +110,7 @@ torch::Tensor ShardedAdamW::step(LossClosure closure) {
     piece.view.mutable_grad() =
         g.defined() ? g.reshape({-1}).narrow(0, piece.offset, piece.numel) : torch::Tensor();
   }
-  torch::Tensor loss = torch::optim::AdamW::step(std::move(closure));
+  torch::Tensor loss = FusedAdamW::step(std::move(closure));
   // The slices alias the gradients, which zero_grad drops: do not keep them alive.
   for (auto& piece : pieces_) piece.view.mutable_grad() = torch::Tensor();
   gather_params();

@@ -33,11 +33,12 @@
 
 #include "core/status.h"
 #include "train/data_parallel.h"
+#include "train/fused_adamw.h"
 #include "train/optim.h"
 
 namespace r1kit::train {
 
-class ShardedAdamW : public torch::optim::AdamW {
+class ShardedAdamW : public FusedAdamW {
  public:
   // AdamW over this rank's share of the trainable tensors of `params` (name -> tensor,
   // the groups of make_adamw: decay for >= 2-D, none for 1-D). They must be contiguous
@@ -92,7 +93,7 @@ class ShardedAdamW : public torch::optim::AdamW {
   };
   ShardedAdamW(std::vector<torch::optim::OptimizerParamGroup> groups,
                torch::optim::AdamWOptions defaults)
-      : torch::optim::AdamW(std::move(groups), std::move(defaults)) {}
+      : FusedAdamW(std::move(groups), std::move(defaults)) {}
   // Copies this rank's range of flat elements [begin, end) between the parameters and
   // `buf` ([end - begin]); to_params false reads the parameters into buf.
   void copy_range(int64_t begin, int64_t end, torch::Tensor& buf, bool to_params);
