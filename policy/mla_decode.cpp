@@ -66,6 +66,17 @@ R1KIT_AVX512 inline void dot4x4(const float* const (&q)[4], const float* const (
   }
 }
 
+// Rows r_i = min(first + i, n - 1) of two row-major arrays, i < 4: a[i] = a0 + r_i sa,
+// b[i] = b0 + r_i sb.
+inline void four_rows(const float* a0, int64_t sa, const float* b0, int64_t sb, int64_t first,
+                      int64_t n, const float* (&a)[4], const float* (&b)[4]) {
+  for (int i = 0; i < 4; ++i) {
+    const int64_t r = std::min<int64_t>(first + i, n - 1);
+    a[i] = a0 + r * sa;
+    b[i] = b0 + r * sb;
+  }
+}
+
 // s[h L + j] = q_lat[h] . c[j] + q_pe[h] . pe[j] for h < H, j < L (c [L, dc], pe [L, dr]
 // row-major). 4 heads by 4 positions at a time, one accumulator for each pair over its
 // dc + dr values, the 16 folded into one vector (sum16x16) whose 128-bit blocks are the
@@ -75,20 +86,12 @@ R1KIT_AVX512 void scores(const float* ql, const float* qp, int64_t H, int64_t dc
   for (int64_t h0 = 0; h0 < H; h0 += 4) {
     const float* qlh[4];
     const float* qph[4];
-    for (int i = 0; i < 4; ++i) {
-      const int64_t h = std::min<int64_t>(h0 + i, H - 1);
-      qlh[i] = ql + h * dc;
-      qph[i] = qp + h * dr;
-    }
+    four_rows(ql, dc, qp, dr, h0, H, qlh, qph);
     const int64_t nh = std::min<int64_t>(4, H - h0);
     for (int64_t j0 = 0; j0 < L; j0 += 4) {
       const float* cr[4];
       const float* pr[4];
-      for (int j = 0; j < 4; ++j) {
-        const int64_t p = std::min<int64_t>(j0 + j, L - 1);
-        cr[j] = c + p * dc;
-        pr[j] = pe + p * dr;
-      }
+      four_rows(c, dc, pe, dr, j0, L, cr, pr);
       __m512 acc[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
