@@ -401,8 +401,8 @@ std::pair<torch::Tensor, torch::Tensor> gather_scale_dot(const torch::Tensor& dy
 // for every new GEMM shape, about 0.3 ms each, and its cache only helps shapes seen before.
 // An expert's row count changes with every batch, so each expert's block of rows is
 // padded with zero rows to a multiple of kBf16RowAlign: a few dozen shapes a run instead of
-// new ones every step (docs/model.md, "Grouped training path"). fp32 GEMMs (OpenBLAS)
-// build nothing and are not padded.
+// new ones every step (docs/model.md, "Grouped training path"). fp32 GEMMs (OpenBLAS in
+// Debian's LibTorch) build nothing and are not padded.
 constexpr int64_t kBf16RowAlign = 32;
 
 // The routing of one call, sorted by expert. Rows are the sorted (token, slot) pairs,
@@ -411,7 +411,8 @@ constexpr int64_t kBf16RowAlign = 32;
 struct GroupPlan {
   int64_t N = 0, K = 0, E = 0, NKp = 0;
   torch::Tensor order;        // [N K] int64: the pair n K + k at each unpadded sorted position
-  torch::Tensor padded_of;    // [N K] int64: the row of unpadded sorted position q
+  torch::Tensor padded_of;    // [N K] int64: the row of unpadded sorted position q (undefined
+                              // when nothing is padded)
   torch::Tensor token_of;     // [NKp] int64: each row's token n (padding rows: token 0)
   torch::Tensor pos;          // [N K] int64: the row of pair n K + k
   std::vector<int64_t> rows;  // [E] rows per expert, padding included
@@ -604,22 +605,21 @@ torch::Tensor grouped_experts(const torch::Tensor& x, const torch::Tensor& indic
     auto token_of = plan.order.div(K, /*rounding_mode=*/"floor");
     auto sorted_pos = torch::empty_like(plan.order)
                           .scatter_(0, plan.order, torch::arange(N * K, plan.order.options()));
-    // Unpadded sorted position q of expert e's i-th pair -> row (its block's start) + i.
-    auto padded_of = torch::empty({N * K}, torch::kLong);
-    int64_t* po = padded_of.data_ptr<int64_t>();
-    for (int64_t e = 0, q = 0, row = 0; e < E; ++e) {
-      const int64_t c = cnt[e], rows = (c + align - 1) / align * align;
-      for (int64_t i = 0; i < c; ++i) po[q++] = row + i;
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t rows = (cnt[e] + align - 1) / align * align;
       plan.rows.push_back(rows);
-      plan.pads.push_back(rows - c);
-      row += rows;
-      plan.NKp = row;
+      plan.pads.push_back(rows - cnt[e]);
+      plan.NKp += rows;
     }
-    if (plan.NKp == N * K) {  // nothing padded
-      plan.padded_of = torch::arange(N * K, plan.order.options());
+    if (plan.NKp == N * K) {  // nothing padded (padded_of stays undefined)
       plan.token_of = token_of;
       plan.pos = sorted_pos;
     } else {
+      // Unpadded sorted position q of expert e's i-th pair -> its block's first row + i.
+      auto padded_of = torch::empty({N * K}, torch::kLong);
+      int64_t* po = padded_of.data_ptr<int64_t>();
+      for (int64_t e = 0, q = 0, row = 0; e < E; row += plan.rows[e], ++e)
+        for (int64_t i = 0; i < cnt[e]; ++i) po[q++] = row + i;
       plan.padded_of = padded_of.to(plan.order.device());
       plan.token_of =
           torch::zeros({plan.NKp}, token_of.options()).index_copy_(0, plan.padded_of, token_of);

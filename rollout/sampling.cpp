@@ -27,12 +27,15 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
   TORCH_CHECK(static_cast<int64_t>(uniforms.size()) == B, "sample_tokens: one uniform per row");
   // The same arithmetic as policy::token_logprobs: logits * (1 / T), then log-softmax.
   auto zt = z * (1.0 / params.temperature);
-  auto probs = torch::log_softmax(zt, -1).exp().contiguous();  // [B, V]
+  // [B, V] on the CPU for the loop below (a copy only when the logits are elsewhere).
+  auto probs = torch::log_softmax(zt, -1).exp().to(torch::kCPU).contiguous();
   auto keep = policy::kept_tokens(zt, {params.top_k, params.top_p, params.min_p});
-  const auto keep_c = keep.defined() ? keep.to(torch::kBool).contiguous() : torch::Tensor();
+  const auto keep_c =
+      keep.defined() ? keep.to(torch::kCPU, torch::kBool).contiguous() : torch::Tensor();
   // Inverse-CDF sampling, one row at a time: the kept probabilities q summed in double
-  // from the left, the first token whose running sum exceeds u times the kept mass. Were
-  // that to step past the end (u x mass rounding up to it), the last kept token.
+  // from the left, the first token whose running sum exceeds u times the kept mass. None
+  // does only when nothing is kept or u >= 1 (uniforms are in [0, 1)); then the last kept
+  // token, as the LibTorch form of this draw did.
   out.tokens = torch::empty({B}, torch::kLong);
   int64_t* tok = out.tokens.data_ptr<int64_t>();
   const float* pp = probs.data_ptr<float>();
@@ -59,6 +62,7 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
     }
     tok[b] = t;
   }
+  out.tokens = out.tokens.to(zt.device());
   out.logprobs = policy::processed_logprobs(zt, keep, out.tokens);
   return out;
 }

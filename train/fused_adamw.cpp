@@ -94,6 +94,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
         at::parallel_for(0, p.numel(), policy::kernel::kElemGrain, [&](int64_t b, int64_t e) {
           fn(pp + b, gp + b, mp + b, vp + b, e - b, c);
         });
+        // Written in place, as LibTorch's ops would: a graph that saved them now sees that.
+        for (auto* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
         continue;
       }
       // LibTorch's AdamW::step, op by op.

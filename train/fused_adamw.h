@@ -1,7 +1,7 @@
 // AdamW in one pass over each parameter.
 //
-// LibTorch's torch::optim::AdamW updates a parameter with eight tensor ops (decay, two
-// moment updates, a square root, a division, an addition and the final addcdiv), each a
+// LibTorch's torch::optim::AdamW updates a parameter with nine tensor ops (the decay, two
+// for each moment, a square root, a division, an addition and the final addcdiv), each a
 // pass over memory and some a new tensor: about 20 passes of the parameter's size. For the
 // `tiny` policy (6.6M parameters) that was 31-35 ms a step on a Zen 4, several percent of
 // a GRPO or SFT step. FusedAdamW computes the same update (Loshchilov & Hutter,

@@ -118,11 +118,11 @@ TEST(SampleTokensTest, RowLoopPicksTheTokensOfTheCumsumSearch) {
   torch::manual_seed(7);
   const int64_t B = 300, V = 97;
   auto z = torch::randn({B, V}) * 4;
-  z.narrow(0, 0, 5).fill_(0);  // uniform rows: every u lands on an exact boundary somewhere
+  z.narrow(0, 0, 5).fill_(0);  // uniform rows: many tokens of equal probability
   std::vector<double> u(B);
   for (int64_t b = 0; b < B; ++b) u[b] = static_cast<double>((b * 7919) % 1000) / 1000;
   u[5] = 0;
-  u[6] = std::nextafter(1.0, 0.0);  // the largest uniform: x rounds to the whole mass
+  u[6] = std::nextafter(1.0, 0.0);  // the largest uniform: the last kept token
   for (const auto& [T, k, top_p, min_p] : std::vector<std::tuple<double, int64_t, double, double>>{
            {1.0, 0, 1.0, 0.0}, {0.7, 5, 1.0, 0.0}, {1.3, 0, 0.8, 0.0}, {1.0, 0, 1.0, 0.05}}) {
     SamplingParams p;
