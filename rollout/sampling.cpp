@@ -47,8 +47,9 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
     double mass = 0;
     int64_t last_kept = 0;
     for (int64_t j = 0; j < V; ++j) {
-      mass += q(j);
-      if (q(j) > 0) last_kept = j;
+      const float qj = q(j);
+      mass += qj;
+      if (qj > 0) last_kept = j;
     }
     const double x = uniforms[b] * mass;
     int64_t t = last_kept;

@@ -40,10 +40,14 @@ void adamw_base(float* p, const float* g, float* m, float* v, int64_t n, const C
 }
 
 bool fp32_cpu_contiguous(const torch::Tensor& t) {
-  return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+  return policy::kernel::fp32_cpu(t) && t.is_contiguous();
 }
 
 }  // namespace
+
+std::string adamw_state_key(const torch::Tensor& p) {
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
@@ -59,7 +63,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       if (!p.grad().defined()) continue;
       const torch::Tensor& grad = p.grad();
       TORCH_CHECK(!grad.is_sparse(), "FusedAdamW: sparse gradients are not supported");
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      const std::string key = adamw_state_key(p);
       auto it = state().find(key);
       if (it == state().end()) {
         auto s = std::make_unique<torch::optim::AdamWParamState>();

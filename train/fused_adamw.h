@@ -23,8 +23,12 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 
 namespace r1kit::train {
+
+// The key under which LibTorch's optimizers keep a parameter's state (Optimizer::state()).
+std::string adamw_state_key(const torch::Tensor& p);
 
 class FusedAdamW : public torch::optim::AdamW {
  public:

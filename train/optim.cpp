@@ -8,12 +8,6 @@
 
 namespace r1kit::train {
 
-namespace {
-std::string state_key(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
-}
-}  // namespace
-
 torch::optim::AdamWOptions adamw_options(const OptimConfig& cfg) {
   return torch::optim::AdamWOptions(cfg.lr)
       .betas({cfg.beta1, cfg.beta2})
@@ -96,7 +90,7 @@ Status save_adamw_state(torch::optim::AdamW& opt,
   }
   auto& state = opt.state();
   for (const auto& p : params) {
-    auto it = state.find(state_key(p.value()));
+    auto it = state.find(adamw_state_key(p.value()));
     if (it == state.end()) continue;
     auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
     out.emplace_back("exp_avg." + p.key(), s.exp_avg().contiguous());
@@ -135,7 +129,7 @@ Status load_adamw_state(torch::optim::AdamW& opt,
     s->step(step.item<int64_t>());
     s->exp_avg(m.to(p.value().options()));
     s->exp_avg_sq(v.to(p.value().options()));
-    state[state_key(p.value())] = std::move(s);
+    state[adamw_state_key(p.value())] = std::move(s);
   }
   return OkStatus();
 }

@@ -5,12 +5,6 @@
 
 namespace r1kit::train {
 
-namespace {
-std::string piece_key(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
-}
-}  // namespace
-
 StatusOr<std::unique_ptr<ShardedAdamW>> ShardedAdamW::make(
     const torch::OrderedDict<std::string, torch::Tensor>& params, const OptimConfig& cfg,
     DataParallel& dp, double gather_mb) {
@@ -170,7 +164,7 @@ std::vector<std::pair<std::string, torch::Tensor>> ShardedAdamW::gather_state() 
   auto meta = torch::zeros({2 * P}, torch::kDouble);
   auto& st = state();
   for (const auto& piece : pieces_) {
-    auto it = st.find(piece_key(piece.view));
+    auto it = st.find(adamw_state_key(piece.view));
     if (it == st.end()) continue;
     const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
     const auto i = static_cast<int64_t>(piece.param);
@@ -190,7 +184,7 @@ std::vector<std::pair<std::string, torch::Tensor>> ShardedAdamW::gather_state() 
     auto both = torch::zeros({2, p.numel()}, p.options().requires_grad(false));
     for (const auto& piece : pieces_) {
       if (piece.param != static_cast<size_t>(i)) continue;
-      auto it = st.find(piece_key(piece.view));
+      auto it = st.find(adamw_state_key(piece.view));
       if (it == st.end()) continue;
       const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
       both[0].narrow(0, piece.offset, piece.numel).copy_(s.exp_avg());
@@ -225,7 +219,7 @@ void ShardedAdamW::set_state(const std::string& name, const torch::Tensor& exp_a
     };
     s->exp_avg(slice(exp_avg));
     s->exp_avg_sq(slice(exp_avg_sq));
-    state()[piece_key(piece.view)] = std::move(s);
+    state()[adamw_state_key(piece.view)] = std::move(s);
   }
 }
 
