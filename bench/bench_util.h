@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "policy/model_args.h"
 
 namespace r1kit::bench {
 
@@ -67,6 +68,30 @@ inline double matmul_peak_gflops(torch::Dtype dtype = torch::kFloat) {
     best = std::max(best, 2.0 * n * n * n / seconds_since(t) / 1e9);
   }
   return best;
+}
+
+// FLOPs of one training step of B x T tokens (forward + backward = 3x forward), counted
+// as executed:
+//   matmul weights: 2 * tokens * (active non-embedding weights + lm_head) per forward,
+//     where "active" counts the top-k routed experts, the shared experts, the router,
+//     attention projections and dense FFNs actually run for each token;
+//   attention: 2 * B * H * T^2 * (d_qk + d_v) per layer per forward (the full masked
+//     score and value products, as the eager reference computes them);
+//   embeddings lookups, norms, RoPE and softmax are not counted.
+inline double step_flops(const policy::ModelArgs& a, int64_t B, int64_t T) {
+  const policy::ParamCount pc = count_params(a);
+  // Active weights used in matmuls: active params minus the embedding table(s) and
+  // norm weights, plus the lm_head (which is the embedding when tied).
+  const int64_t emb = a.vocab_size * a.dim;
+  int64_t norms = a.dim * (2 * a.n_layers + 1);
+  if (a.attention == policy::AttentionKind::kMLA)
+    norms += a.n_layers * (a.kv_lora_rank + (a.q_lora_rank > 0 ? a.q_lora_rank : 0));
+  const double weights = static_cast<double>(pc.active - pc.embedding - norms + emb);
+  const double tokens = static_cast<double>(B * T);
+  const double dqk = a.attention == policy::AttentionKind::kMLA ? a.qk_head_dim() : a.head_dim;
+  const double dv = a.attention == policy::AttentionKind::kMLA ? a.v_head_dim : a.head_dim;
+  const double attn = 2.0 * B * a.n_heads * static_cast<double>(T) * T * (dqk + dv) * a.n_layers;
+  return 3.0 * (2.0 * tokens * weights + attn);
 }
 
 }  // namespace r1kit::bench

@@ -20,7 +20,9 @@
 // Decode: r1kit's engine with decode_threads = --threads over one LibTorch thread, the
 // eager model with --threads intra-op threads (each side's way of using the cores).
 // Prints per round the seconds of each side, then tokens/s and the r1kit/eager ratios
-// (medians over rounds). --ab 1 adds a third side to the training rounds: r1kit with the
+// (medians over rounds); for training also each side's share of the matmul peak of the
+// step's dtype (bench_util.h: step_flops over the best 2048^3 matmul at these threads,
+// measured before every round). --ab 1 adds a third side to the training rounds: r1kit with the
 // MoE layers' per-expert reference path (ExecutionContext::kernels.grouped_experts off),
 // the same weights, so that the grouped path's gain is measured in the same rotation.
 #include <torch/torch.h>
@@ -300,7 +302,9 @@ int main(int argc, char** argv) {
       step(kOurs, bf16), step(kEager, bf16);  // warm-up
       if (ab) step(kRef, bf16);
       std::vector<double> ours, refs, theirs, ratio, ratio_ref, gain;
+      double peak = 0;  // the best matmul of the step's dtype at these threads, any round
       for (int64_t r = 0; r < rounds; ++r) {
+        peak = std::max(peak, matmul_peak_gflops(bf16 ? torch::kBFloat16 : torch::kFloat));
         ours.push_back(step(kOurs, bf16));
         if (ab) refs.push_back(step(kRef, bf16));
         theirs.push_back(step(kEager, bf16));
@@ -315,9 +319,13 @@ int main(int argc, char** argv) {
         std::printf("\n");
         std::fflush(stdout);
       }
-      std::printf("train %s: r1kit %.0f tokens/s, eager %.0f tokens/s, r1kit/eager %.2fx\n",
-                  bf16 ? "bf16 autocast" : "f32", B * T / median(ours), B * T / median(theirs),
-                  median(ratio));
+      const double gflop = step_flops(a, B, T) / 1e9;
+      std::printf(
+          "train %s: r1kit %.0f tokens/s, eager %.0f tokens/s, r1kit/eager %.2fx; of the "
+          "%s matmul peak (%.1f GFLOP/s): r1kit %.1f%%, eager %.1f%%\n",
+          bf16 ? "bf16 autocast" : "f32", B * T / median(ours), B * T / median(theirs),
+          median(ratio), bf16 ? "bf16" : "f32", peak, 100 * gflop / median(ours) / peak,
+          100 * gflop / median(theirs) / peak);
       if (ab)
         std::printf(
             "train %s: r1kit per-expert path %.0f tokens/s, per-expert/eager %.2fx, "

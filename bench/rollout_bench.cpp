@@ -7,7 +7,9 @@
 // 2 intra-op threads and with the engine's decode_threads = 2 ("threads", not in the default
 // sections); decode with the fused MLA decode kernel off and on ("fused", not in the
 // default sections); every routed expert's weights streamed through the kernel at a few
-// row counts ("stream", not in the default sections). Runs the real engine (rollout/engine.h)
+// row counts ("stream", not in the default sections); the dense FFNs at decode's row counts
+// with cold weights, sgemm against the column form ("ffn", not in the default sections).
+// Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
 //
@@ -21,7 +23,8 @@
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
-//                      decode,kernel,columns,threads,fused,stream,impl,prefix,cache,experts,exact]
+//                      decode,kernel,columns,threads,fused,stream,ffn,impl,prefix,cache,experts,
+//                      exact]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
 //   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
 #include <torch/torch.h>
@@ -389,6 +392,54 @@ int main(int argc, char** argv) {
         }
         std::printf("\n");
         std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "ffn") && small_rows_avx512_available()) {
+      // The dense layers' FFN and the shared expert at decode's row counts: sgemm (LibTorch's
+      // three linears, SiLU and product) against the column form (expert_kernels.h), with
+      // the weights cold as in a decode step: each call takes the next of enough copies to
+      // fill 64 MB. Microseconds a call, best of 5 passes over the copies.
+      namespace F = torch::nn::functional;
+      std::vector<std::pair<const char*, int64_t>> ffns;
+      if (a.n_dense_layers > 0) ffns.push_back({"dense FFN", a.inter_dim});
+      if (a.n_shared_experts > 0)
+        ffns.push_back({"shared expert", a.n_shared_experts * a.moe_inter_dim});
+      std::printf("\n%s: dense FFNs at decode, weights cold, microseconds a call\n", p.c_str());
+      std::printf(
+          "| FFN | rows | sgemm | GFLOP/s | column form | GFLOP/s | speed-up |\n"
+          "|---|---|---|---|---|---|---|\n");
+      for (const auto& [name, I] : ffns) {
+        const int64_t d = a.dim, copies = std::max<int64_t>(4, (64 << 20) / (12 * d * I));
+        std::vector<torch::Tensor> wg, wu, wd;
+        for (int64_t c = 0; c < copies; ++c) {
+          wg.push_back(torch::randn({I, d}) * 0.05);
+          wu.push_back(torch::randn({I, d}) * 0.05);
+          wd.push_back(torch::randn({d, I}) * 0.05);
+        }
+        for (int64_t M : {kColumnRowsMax / 2, kColumnRowsMax * 3 / 4, kColumnRowsMax}) {
+          auto x = torch::randn({M, d});
+          auto best_us = [&](auto&& f) {
+            double best = 1e30;
+            for (int pass = 0; pass < 5; ++pass) {
+              auto t = Clock::now();
+              for (int64_t c = 0; c < copies; ++c) f(c);
+              best = std::min(best, 1e6 * seconds_since(t) / static_cast<double>(copies));
+            }
+            return best;
+          };
+          const double blas = best_us([&](int64_t c) {
+            return F::linear(F::silu(F::linear(x, wg[c])) * F::linear(x, wu[c]), wd[c]);
+          });
+          const double cols =
+              best_us([&](int64_t c) { return swiglu_small_rows(x, wg[c], wu[c], wd[c], {}); });
+          const double gflop = 6.0 * M * d * I / 1e9;
+          std::printf("| %s %lld -> %lld | %lld | %.1f | %.1f | %.1f | %.1f | %.2fx |\n", name,
+                      static_cast<long long>(d), static_cast<long long>(I),
+                      static_cast<long long>(M), blas, gflop / blas * 1e6, cols, gflop / cols * 1e6,
+                      blas / cols);
+          std::fflush(stdout);
+        }
       }
     }
 

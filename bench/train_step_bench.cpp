@@ -2,13 +2,8 @@
 // fp32 and bf16, against the matmul peak measured in the same run; and the KV-cache
 // bytes per token of MLA against the same model with full multi-head attention.
 //
-// FLOPs of one training step (forward + backward = 3x forward), counted as executed:
-//   matmul weights: 2 * tokens * (active non-embedding weights + lm_head) per forward,
-//     where "active" counts the top-k routed experts, the shared experts, the router,
-//     attention projections and dense FFNs actually run for each token;
-//   attention: 2 * B * H * T^2 * (d_qk + d_v) per layer per forward (the full masked
-//     score and value products, as computed);
-//   embeddings lookups, norms, RoPE and softmax are not counted.
+// FLOPs of one training step: bench_util.h's step_flops (forward + backward = 3x the
+// forward's matmul and attention FLOPs, counted as executed).
 // MFU = counted FLOP/s / peak FLOP/s, where the peak is the best 2048^3 matmul of the
 // same dtype (bench_util.h), measured in this process with the same threads.
 //
@@ -54,27 +49,6 @@
 
 using namespace r1kit::policy;
 using namespace r1kit::bench;
-
-namespace {
-
-// Forward FLOPs per step as documented above.
-double step_flops(const ModelArgs& a, int64_t B, int64_t T) {
-  const ParamCount pc = count_params(a);
-  // Active weights used in matmuls: active params minus the embedding table(s) and
-  // norm weights, plus the lm_head (which is the embedding when tied).
-  const int64_t emb = a.vocab_size * a.dim;
-  int64_t norms = a.dim * (2 * a.n_layers + 1);
-  if (a.attention == AttentionKind::kMLA)
-    norms += a.n_layers * (a.kv_lora_rank + (a.q_lora_rank > 0 ? a.q_lora_rank : 0));
-  const double weights = static_cast<double>(pc.active - pc.embedding - norms + emb);
-  const double tokens = static_cast<double>(B * T);
-  const double dqk = a.attention == AttentionKind::kMLA ? a.qk_head_dim() : a.head_dim;
-  const double dv = a.attention == AttentionKind::kMLA ? a.v_head_dim : a.head_dim;
-  const double attn = 2.0 * B * a.n_heads * static_cast<double>(T) * T * (dqk + dv) * a.n_layers;
-  return 3.0 * (2.0 * tokens * weights + attn);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   bench_init();

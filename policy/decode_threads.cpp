@@ -6,8 +6,9 @@
 #include <algorithm>
 
 #include "core/blas_threads.h"
-#include "core/torch_compat.h"
 #include "core/parallel.h"
+#include "core/torch_compat.h"
+#include "policy/expert_kernels.h"
 #include "policy/kernel_util.h"
 
 namespace r1kit::policy {
@@ -17,10 +18,36 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
                             const ExecutionContext& exec) {
   const int threads = exec.decode_threads;
   const int64_t N = w.size(0), K = w.size(1);
+  const int64_t M = x.numel() / std::max<int64_t>(K, 1);
+  const bool columns = exec.kernels.small_rows && takes_columns(exec.kernels, M) &&
+                       !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
+                       fp32_cpu(x) && fp32_cpu(w) && w.is_contiguous() &&
+                       (!b.defined() || (fp32_cpu(b) && b.is_contiguous())) && x.size(-1) == K &&
+                       !at::in_parallel_region();
+  if (columns) {
+    const auto x2 = x.reshape({M, K}).contiguous();
+    auto y = torch::empty({M, N}, x.options());
+    const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+    const int64_t blocks = (N + 5) / 6;  // the kernel's blocks of 6 weight rows
+    const int parts = static_cast<int>(std::clamp<int64_t>(threads, 1, blocks));
+    auto part = [&](int p) {
+      const int64_t n0 = std::min(N, blocks * p / parts * 6);
+      const int64_t n1 = std::min(N, blocks * (p + 1) / parts * 6);
+      if (n1 > n0)
+        linear_columns_raw(x2.data_ptr<float>(), M, K, w.data_ptr<float>() + n0 * K, n1 - n0,
+                           bp ? bp + n0 : nullptr, y.data_ptr<float>() + n0, N);
+    };
+    if (parts == 1)
+      part(0);
+    else
+      exec.parallel_pool().run(parts, part);
+    auto shape = x.sizes().vec();
+    shape.back() = N;
+    return y.view(shape);
+  }
   if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || compat::cpu_autocast_enabled() ||
-      !fp32_cpu(x) || !fp32_cpu(w) ||
-      (b.defined() && !fp32_cpu(b)) || x.size(-1) != K || at::in_parallel_region() ||
-      BlasThreadsGuard::current() > 1)
+      !fp32_cpu(x) || !fp32_cpu(w) || (b.defined() && !fp32_cpu(b)) || x.size(-1) != K ||
+      at::in_parallel_region() || BlasThreadsGuard::current() > 1)
     return torch::linear(x, w, b);
   const auto x2 = x.reshape({-1, K});
   auto y = torch::empty({x2.size(0), N}, x.options());

@@ -150,7 +150,7 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
 
 int64_t small_rows_max_rows(const KernelChoices& kernels, int threads) {
   const bool columns = kernels.small_rows_columns && small_rows_use_avx512(kernels);
-  return threads > 1 || columns ? kPoolRowsMax : kSmallRowsMax;
+  return columns ? kColumnRowsMax : threads > 1 ? kPoolRowsMax : kSmallRowsMax;
 }
 
 namespace {
@@ -224,47 +224,113 @@ R1KIT_AVX512 void swiglu_cols_block(const float* wg, const float* wu, int64_t K,
       _mm512_storeu_ps(hT + i * Mp + 16 * j, swiglu512(g[i][j], u[i][j]));
 }
 
-// One SwiGLU expert on columns: xT [K, Mp] -> hT [I, Mp] -> yT [K, Mp], Mp = MV * 16.
-// 3 hidden rows at a time (6 x MV accumulators), 6 output rows at a time for the down
-// projection: at MV = 4, 24 accumulators and 4 column vectors of AVX-512's 32 registers.
-template <int MV>
-R1KIT_AVX512 void swiglu_cols(const float* xT, int64_t K, int64_t I, const float* gp,
-                              const float* up, const float* dp, float* hT, float* yT) {
-  constexpr int64_t Mp = MV * 16;
-  int64_t n = 0;
-  for (; n + 3 <= I; n += 3) swiglu_cols_block<3, MV>(gp + n * K, up + n * K, K, xT, hT + n * Mp);
-  for (; n < I; ++n) swiglu_cols_block<1, MV>(gp + n * K, up + n * K, K, xT, hT + n * Mp);
-  for (n = 0; n + 6 <= K; n += 6) linear_cols_block<6, MV>(dp + n * I, I, hT, yT + n * Mp);
-  for (; n < K; ++n) linear_cols_block<1, MV>(dp + n * I, I, hT, yT + n * Mp);
+// The column-form blocks for a panel of `mv` vectors (1..4), chosen at run time.
+template <int NB>
+R1KIT_AVX512 void swiglu_cols_mv(int mv, const float* wg, const float* wu, int64_t K,
+                                 const float* xT, float* hT) {
+  switch (mv) {
+    case 1: return swiglu_cols_block<NB, 1>(wg, wu, K, xT, hT);
+    case 2: return swiglu_cols_block<NB, 2>(wg, wu, K, xT, hT);
+    case 3: return swiglu_cols_block<NB, 3>(wg, wu, K, xT, hT);
+    default: return swiglu_cols_block<NB, 4>(wg, wu, K, xT, hT);
+  }
+}
+template <int NB>
+R1KIT_AVX512 void linear_cols_mv(int mv, const float* w, int64_t K, const float* xT, float* yT) {
+  switch (mv) {
+    case 1: return linear_cols_block<NB, 1>(w, K, xT, yT);
+    case 2: return linear_cols_block<NB, 2>(w, K, xT, yT);
+    case 3: return linear_cols_block<NB, 3>(w, K, xT, yT);
+    default: return linear_cols_block<NB, 4>(w, K, xT, yT);
+  }
+}
+
+// Rows per panel of the column form: 4 vectors of 16, the most the blocks hold in
+// registers (6 x 4 accumulators and 4 column vectors of AVX-512's 32).
+constexpr int64_t kPanelRows = 64;
+
+// M rows cut into panels of kPanelRows (the last one narrower). A matrix of C values per
+// row is held as columns, panel after panel: panel p at offset C * kPanelRows * p, as
+// [C, 16 * mv(p)], zero-padded to its vectors. The whole takes C * Mp floats, Mp = M
+// rounded up to 16.
+struct Panels {
+  int64_t M;
+  int64_t count() const { return (M + kPanelRows - 1) / kPanelRows; }
+  int64_t rows(int64_t p) const { return std::min(kPanelRows, M - p * kPanelRows); }
+  int mv(int64_t p) const { return static_cast<int>((rows(p) + 15) / 16); }
+  int64_t padded() const { return (M + 15) / 16 * 16; }
+};
+
+// x [M, C] (row stride C) -> its panels of columns.
+void to_columns(const Panels& P, const float* x, int64_t C, float* cols) {
+  for (int64_t p = 0; p < P.count(); ++p) {
+    const int64_t rows = P.rows(p), mp = 16 * P.mv(p);
+    const float* xp = x + p * kPanelRows * C;
+    float* cp = cols + p * kPanelRows * C;
+    for (int64_t c = 0; c < C; ++c) {
+      float* col = cp + c * mp;
+      for (int64_t m = 0; m < rows; ++m) col[m] = xp[m * C + c];
+      for (int64_t m = rows; m < mp; ++m) col[m] = 0.0f;
+    }
+  }
+}
+
+// Panels of columns -> y [M, C] (row stride ldy), plus b [C] when given.
+void from_columns(const Panels& P, const float* cols, int64_t C, const float* b, float* y,
+                  int64_t ldy) {
+  for (int64_t p = 0; p < P.count(); ++p) {
+    const int64_t rows = P.rows(p), mp = 16 * P.mv(p);
+    const float* cp = cols + p * kPanelRows * C;
+    float* yp = y + p * kPanelRows * ldy;
+    for (int64_t m = 0; m < rows; ++m)
+      for (int64_t c = 0; c < C; ++c) yp[m * ldy + c] = cp[c * mp + m] + (b ? b[c] : 0.0f);
+  }
+}
+
+// yT = w xT for w [N, K] and the panels xT ([K, .]) into yT ([N, .]): each block of 6
+// weight rows runs against every panel in turn, so it comes from memory once and from L1
+// for the later panels.
+void linear_panels(const Panels& P, const float* w, int64_t N, int64_t K, const float* xT,
+                   float* yT) {
+  for (int64_t n = 0; n < N; n += (N - n >= 6 ? 6 : 1))
+    for (int64_t p = 0; p < P.count(); ++p) {
+      const int mv = P.mv(p);
+      const float* x = xT + p * kPanelRows * K;
+      float* y = yT + p * kPanelRows * N + n * 16 * mv;
+      if (N - n >= 6)
+        linear_cols_mv<6>(mv, w + n * K, K, x, y);
+      else
+        linear_cols_mv<1>(mv, w + n * K, K, x, y);
+    }
 }
 
 // Scratch floats swiglu_rows_columns needs for M rows: xT, hT and yT.
 int64_t columns_scratch(int64_t M, int64_t K, int64_t I) {
-  const int64_t Mp = (M + 15) / 16 * 16;
-  return Mp * (2 * K + I);
+  return Panels{M}.padded() * (2 * K + I);
 }
 
-// One SwiGLU expert of M <= kPoolRowsMax rows in the column form; scratch holds
-// columns_scratch(M, K, I) floats.
+// One SwiGLU expert of M rows in the column form (panels as above); scratch holds
+// columns_scratch(M, K, I) floats. For one panel this is the form of "Experts as
+// columns" in bench/RESULTS.md.
 void swiglu_rows_columns(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp,
                          const float* up, const float* dp, float* scratch, float* yp) {
-  const int64_t MV = (M + 15) / 16, Mp = MV * 16;
+  const Panels P{M};
   float* xT = scratch;
-  float* yT = xT + K * Mp;
-  float* hT = yT + K * Mp;
-  for (int64_t k = 0; k < K; ++k) {
-    float* col = xT + k * Mp;
-    for (int64_t m = 0; m < M; ++m) col[m] = xp[m * K + k];
-    for (int64_t m = M; m < Mp; ++m) col[m] = 0.0f;
-  }
-  switch (MV) {
-    case 1: swiglu_cols<1>(xT, K, I, gp, up, dp, hT, yT); break;
-    case 2: swiglu_cols<2>(xT, K, I, gp, up, dp, hT, yT); break;
-    case 3: swiglu_cols<3>(xT, K, I, gp, up, dp, hT, yT); break;
-    default: swiglu_cols<4>(xT, K, I, gp, up, dp, hT, yT); break;
-  }
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < K; ++n) yp[m * K + n] = yT[n * Mp + m];
+  float* yT = xT + K * P.padded();
+  float* hT = yT + K * P.padded();
+  to_columns(P, xp, K, xT);
+  for (int64_t n = 0; n < I; n += (I - n >= 3 ? 3 : 1))
+    for (int64_t p = 0; p < P.count(); ++p) {
+      const int mv = P.mv(p);
+      const float* x = xT + p * kPanelRows * K;
+      float* h = hT + p * kPanelRows * I + n * 16 * mv;
+      if (I - n >= 3)
+        swiglu_cols_mv<3>(mv, gp + n * K, up + n * K, K, x, h);
+      else
+        swiglu_cols_mv<1>(mv, gp + n * K, up + n * K, K, x, h);
+    }
+  linear_panels(P, dp, K, I, hT, yT);
+  from_columns(P, yT, K, nullptr, yp, K);
 }
 
 // y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major; AVX-512 when `wide`.
@@ -284,22 +350,16 @@ void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t
   }
 }
 
-// Whether an expert of M rows takes the column form under these choices.
-bool use_columns(const KernelChoices& kernels, int64_t M) {
-  return M >= kColumnRowsMin && M <= kPoolRowsMax && kernels.small_rows_columns &&
-         small_rows_use_avx512(kernels);
-}
-
 // Scratch floats swiglu_rows needs for M rows.
 int64_t swiglu_scratch(const KernelChoices& kernels, int64_t M, int64_t K, int64_t I) {
-  return use_columns(kernels, M) ? columns_scratch(M, K, I) : M * I;
+  return takes_columns(kernels, M) ? columns_scratch(M, K, I) : M * I;
 }
 
 // One SwiGLU expert on raw pointers: hp (swiglu_scratch floats) is scratch, yp [M, K] the
-// output; the column form where use_columns, else the row form (AVX-512 when `wide`).
+// output; the column form where takes_columns, else the row form (AVX-512 when `wide`).
 void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* gp, const float* up,
                  const float* dp, float* hp, float* yp, const KernelChoices& kernels) {
-  if (use_columns(kernels, M)) return swiglu_rows_columns(xp, M, K, I, gp, up, dp, hp, yp);
+  if (takes_columns(kernels, M)) return swiglu_rows_columns(xp, M, K, I, gp, up, dp, hp, yp);
   const bool wide = small_rows_use_avx512(kernels);
   float g[kBlock], u[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
@@ -313,6 +373,23 @@ void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* 
 }
 
 }  // namespace
+
+bool takes_columns(const KernelChoices& kernels, int64_t M) {
+  return M >= kColumnRowsMin && M <= kColumnRowsMax && kernels.small_rows_columns &&
+         small_rows_use_avx512(kernels);
+}
+
+void linear_columns_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                        const float* b, float* y, int64_t ldy) {
+  TORCH_CHECK(small_rows_avx512_available(), "linear_columns_raw: AVX-512F expected");
+  const Panels P{M};
+  std::vector<float> scratch(static_cast<size_t>(P.padded() * (K + N)));
+  float* xT = scratch.data();
+  float* yT = xT + K * P.padded();
+  to_columns(P, x, K, xT);
+  linear_panels(P, w, N, K, xT, yT);
+  from_columns(P, yT, N, b, y, ldy);
+}
 
 void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                      const KernelChoices& kernels) {

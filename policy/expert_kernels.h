@@ -29,25 +29,28 @@ namespace r1kit::policy {
 inline constexpr int64_t kSmallRowsMax = 16;
 
 // Rows up to which MoE's inference path, when it has several threads, runs an expert
-// (routed, or the shared one beside them) on the kernel in the pool: there a second core
-// is worth more than sgemm's edge over the kernel at 17-64 rows. On AVX-512 the column
-// form below beats sgemm up to here on one thread as well, so the kernels take these
-// rows there too (small_rows_max_rows).
+// (routed, or the shared one beside them) on the row-form kernel in the pool: there a
+// second core is worth more than sgemm's edge over the kernel at 17-64 rows.
 inline constexpr int64_t kPoolRowsMax = 64;
 
-// The column form (AVX-512): from this many rows up, an expert's rows are transposed once
-// into columns of 16 ([dim, rows] padded to 16) and each weight element is broadcast
-// against them: register-blocked like a GEMM's micro-kernel (6 weight rows x up to 4
-// vectors of 16 rows), with the weights read in place in their nn.Linear layout, no
-// packing and no horizontal sums. SwiGLU's hidden [inter, rows] comes out as the columns
-// the down projection takes. Up to kSmallRowsMax rows the row form (a dot product per
-// weight row and block of 6 rows) is as fast or faster; above it the column form beats
-// sgemm. Timings in bench/RESULTS.md, "Experts as columns".
+// The column form (AVX-512): from kColumnRowsMin rows up to kColumnRowsMax, an expert's
+// rows are transposed into columns of 16 and each weight element is broadcast against
+// them: register-blocked like a GEMM's micro-kernel (6 weight rows x up to 4 vectors of
+// 16 rows), with the weights read in place in their nn.Linear layout, no packing and no
+// horizontal sums. Past 64 rows the rows are cut into panels of 64, and each block of
+// weight rows runs against every panel while it is in L1. SwiGLU's hidden [inter, rows]
+// comes out as the columns the down projection takes. Up to kSmallRowsMax rows the row
+// form (a dot product per weight row and block of 6 rows) is as fast or faster; from
+// there to 128 rows the column form runs near the core's FMA peak and beats sgemm by
+// 1.2-1.4x on `tiny`'s dense and shared FFNs (their weights cold, as at decode); past
+// 128 rows sgemm's packing pays for itself on some shapes. Timings in bench/RESULTS.md,
+// "Experts as columns" and "Decode's dense FFNs as columns".
 inline constexpr int64_t kColumnRowsMin = kSmallRowsMax + 1;
+inline constexpr int64_t kColumnRowsMax = 128;
 
-// The most rows an expert may have to take the kernel here: kPoolRowsMax with several
-// threads or where the column form applies (AVX-512 chosen and columns on), else
-// kSmallRowsMax.
+// The most rows an expert (or a dense SwiGLU FFN) may have to take the kernels here:
+// kColumnRowsMax where the column form applies (AVX-512 chosen and columns on), else
+// kPoolRowsMax with several threads, else kSmallRowsMax.
 int64_t small_rows_max_rows(const KernelChoices& kernels, int threads);
 
 // True when this CPU has AVX2 and FMA (checked once).
@@ -76,6 +79,15 @@ torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
 // AVX2/FMA (small_rows_kernels_available()).
 void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                      const KernelChoices& kernels);
+
+// True when M rows take the column form under these choices (kColumnRowsMin to
+// kColumnRowsMax rows, AVX-512 chosen and present, columns on).
+bool takes_columns(const KernelChoices& kernels, int64_t M);
+// y [M, N] (row stride ldy) = x [M, K] w^T (+ b [N] when b is not null) for w [N, K], in the
+// column form: torch::linear's result up to the order of summation. Raw row-major fp32
+// memory; requires AVX-512F (small_rows_avx512_available()).
+void linear_columns_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                        const float* b, float* y, int64_t ldy);
 
 // down(silu(gate(x)) * up(x)) for x [M, dim], w_gate and w_up [inter, dim], w_down
 // [dim, inter]: one SwiGLU expert, returns [M, dim].

@@ -378,8 +378,12 @@ ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) cons
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& exec) {
-  // Few rows without autograd (a routed expert at decode): the fused small-row kernel.
-  if (takes_small_rows(x, exec.kernels, small_rows_max_rows(exec.kernels, 1))) {
+  // Few rows without autograd (a routed expert, the shared one or a dense layer at
+  // decode): the fused small-row kernel, on this thread. With decode threads, rows past
+  // kPoolRowsMax go to decode_linear instead, which splits them over the threads.
+  const int64_t max_rows = small_rows_max_rows(exec.kernels, 1);
+  if (takes_small_rows(x, exec.kernels,
+                       exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
     auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
                                  down_proj->weight, exec.kernels);
@@ -485,7 +489,8 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
     // With several threads, the shared expert of a decode step joins the routed ones, so
     // that it runs beside them instead of before or after.
     if (shared_experts && threads > 1 &&
-        shared_experts->takes_small_rows(xf, exec.kernels, kPoolRowsMax)) {
+        shared_experts->takes_small_rows(xf, exec.kernels,
+                                         small_rows_max_rows(exec.kernels, threads))) {
       y_shared = torch::empty_like(xf);
       jobs.push_back(shared_experts->small_rows_job(xf, y_shared));
     }

@@ -74,15 +74,17 @@ TEST_F(ExpertKernelsTest, SwigluMatchesTorch) {
 TEST_F(ExpertKernelsTest, ColumnFormMatchesTorch) {
   if (!small_rows_avx512_available()) GTEST_SKIP() << "no AVX-512: the column form never runs";
   const KernelChoices columns, rows{.small_rows_columns = false};
-  EXPECT_EQ(small_rows_max_rows(columns, 1), kPoolRowsMax);
+  EXPECT_EQ(small_rows_max_rows(columns, 1), kColumnRowsMax);
+  EXPECT_EQ(small_rows_max_rows(columns, 2), kColumnRowsMax);
   EXPECT_EQ(small_rows_max_rows(rows, 1), kSmallRowsMax);
   EXPECT_EQ(small_rows_max_rows(rows, 2), kPoolRowsMax);
-  // Row counts across the 16-row vectors and their padding; sizes that leave tails in
-  // the blocks of 3 hidden and 6 output rows.
+  // Row counts across the 16-row vectors and their padding, and past one panel of 64
+  // rows (a full panel and a narrower last one); sizes that leave tails in the blocks of
+  // 3 hidden and 6 output rows.
   for (auto [dim, inter] :
        std::vector<std::pair<int64_t, int64_t>>{{512, 192}, {256, 256}, {13, 7}, {100, 301}}) {
-    for (int64_t M :
-         std::vector<int64_t>{kColumnRowsMin, kColumnRowsMin + 1, 31, 32, 33, 48, 63, 64}) {
+    for (int64_t M : std::vector<int64_t>{kColumnRowsMin, kColumnRowsMin + 1, 31, 32, 33, 48, 63,
+                                          64, 65, 80, 127, kColumnRowsMax}) {
       auto x = torch::randn({M, dim});
       auto wg = torch::randn({inter, dim}) * 0.05, wu = torch::randn({inter, dim}) * 0.05;
       auto wd = torch::randn({dim, inter}) * 0.05;
@@ -130,6 +132,33 @@ TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
   EXPECT_TRUE(torch::allclose(mlp->forward(x, no_kernel), want, 1e-5, 1e-6));
 }
 
+// A dense SwiGLU FFN (the dense layers and the shared expert at decode) of more rows than
+// one panel: the column form on one decode thread, decode_linear's split over the pool
+// with several; both equal to LibTorch's chain.
+TEST_F(ExpertKernelsTest, MlpOfManyRowsAtDecode) {
+  MLP mlp(256, 768);
+  for (auto& p : mlp->parameters()) p.data().normal_(0, 0.05);
+  torch::NoGradGuard no_grad;
+  for (int64_t M : std::vector<int64_t>{100, kColumnRowsMax, kColumnRowsMax + 1}) {
+    auto x = torch::randn({M, 1, 256});
+    ExecutionContext reference;
+    reference.kernels.small_rows = false;
+    auto want = mlp->forward(x, reference);
+    for (int threads : {1, 2}) {
+      ExecutionContext exec;
+      exec.decode_threads = threads;
+      auto got = mlp->forward(x, exec);
+      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
+          << "M=" << M << " decode_threads=" << threads << " max diff "
+          << (got - want).abs().max().item<float>();
+    }
+    // On one thread, within kColumnRowsMax rows, the column form ran: not LibTorch's bits.
+    if (small_rows_avx512_available() && M <= kColumnRowsMax) {
+      EXPECT_FALSE(torch::equal(mlp->forward(x), want)) << "M=" << M;
+    }
+  }
+}
+
 TEST(PartitionExpertJobsTest, CutsByCostIntoNonEmptyContiguousRanges) {
   auto jobs_of = [](std::vector<int64_t> rows) {
     std::vector<ExpertJob> jobs;
@@ -164,8 +193,9 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
   // 4 tokens: every expert gets at most 4 rows (the kernel); 48 tokens: several get more
   // than kSmallRowsMax (the column form on one thread where AVX-512 is chosen, else
   // LibTorch; the kernel in the pool) beside some that get fewer; 300 tokens: most get
-  // more than kPoolRowsMax (LibTorch everywhere).
-  for (int64_t T : {4, 48, 300}) {
+  // more than kPoolRowsMax (the column form where it applies, else LibTorch); 700 tokens:
+  // most get more than kColumnRowsMax (LibTorch everywhere).
+  for (int64_t T : {4, 48, 300, 700}) {
     auto x = torch::randn({1, T, args.dim});
     torch::Tensor load;
     auto want = moe->forward(x, &load, nullptr).detach();
@@ -196,7 +226,7 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
       EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
           << "T=" << T << " decode_threads=" << n << " max diff "
           << (got - want).abs().max().item<float>();
-      // Up to small_rows_max_rows(kernels, 1) rows (kSmallRowsMax, or kPoolRowsMax where
+      // Up to small_rows_max_rows(kernels, 1) rows (kSmallRowsMax, or kColumnRowsMax where
       // the column form applies) every expert takes the kernel on one thread too: the same
       // bits; above it, up to kPoolRowsMax, some take it only here.
       if (T <= kPoolRowsMax) {
