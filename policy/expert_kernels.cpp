@@ -261,29 +261,78 @@ struct Panels {
   int64_t padded() const { return (M + 15) / 16 * 16; }
 };
 
-// x [M, C] (row stride C) -> its panels of columns.
-void to_columns(const Panels& P, const float* x, int64_t C, float* cols) {
+// Transposes the 16 x 16 floats of r (row i in r[i]) in registers: unpacks of 32- and
+// 64-bit elements within 128-bit lanes, then two rounds of lane shuffles.
+R1KIT_AVX512 inline void transpose16x16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + c], lane L: column 4L + c of rows 4g..4g+3.
+  __m512 u[16];
+  for (int g = 0; g < 16; g += 4) {
+    const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]);
+    const __m512d c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
+    u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    const __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(v2, w2, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v2, w2, 0xdd);
+  }
+}
+
+// x [M, C] (row stride C) -> its panels of columns, 16 x 16 tiles at a time.
+R1KIT_AVX512 void to_columns(const Panels& P, const float* x, int64_t C, float* cols) {
+  __m512 r[16];
   for (int64_t p = 0; p < P.count(); ++p) {
     const int64_t rows = P.rows(p), mp = 16 * P.mv(p);
     const float* xp = x + p * kPanelRows * C;
     float* cp = cols + p * kPanelRows * C;
-    for (int64_t c = 0; c < C; ++c) {
-      float* col = cp + c * mp;
-      for (int64_t m = 0; m < rows; ++m) col[m] = xp[m * C + c];
-      for (int64_t m = rows; m < mp; ++m) col[m] = 0.0f;
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const int64_t nc = std::min<int64_t>(16, C - c0);
+      const __mmask16 m = kernel::lanes(nc);
+      for (int64_t m0 = 0; m0 < mp; m0 += 16) {
+        for (int i = 0; i < 16; ++i)
+          r[i] = m0 + i < rows ? _mm512_maskz_loadu_ps(m, xp + (m0 + i) * C + c0)
+                               : _mm512_setzero_ps();
+        transpose16x16(r);
+        for (int64_t j = 0; j < nc; ++j) _mm512_storeu_ps(cp + (c0 + j) * mp + m0, r[j]);
+      }
     }
   }
 }
 
 // Panels of columns -> y [M, C] (row stride ldy), plus b [C] when given.
-void from_columns(const Panels& P, const float* cols, int64_t C, const float* b, float* y,
-                  int64_t ldy) {
+R1KIT_AVX512 void from_columns(const Panels& P, const float* cols, int64_t C, const float* b,
+                               float* y, int64_t ldy) {
+  __m512 r[16];
   for (int64_t p = 0; p < P.count(); ++p) {
     const int64_t rows = P.rows(p), mp = 16 * P.mv(p);
     const float* cp = cols + p * kPanelRows * C;
     float* yp = y + p * kPanelRows * ldy;
-    for (int64_t m = 0; m < rows; ++m)
-      for (int64_t c = 0; c < C; ++c) yp[m * ldy + c] = cp[c * mp + m] + (b ? b[c] : 0.0f);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const int64_t nc = std::min<int64_t>(16, C - c0);
+      const __mmask16 m = kernel::lanes(nc);
+      const __m512 bias = b ? _mm512_maskz_loadu_ps(m, b + c0) : _mm512_setzero_ps();
+      for (int64_t m0 = 0; m0 < rows; m0 += 16) {
+        for (int j = 0; j < 16; ++j)
+          r[j] = j < nc ? _mm512_loadu_ps(cp + (c0 + j) * mp + m0) : _mm512_setzero_ps();
+        transpose16x16(r);
+        const int64_t nr = std::min<int64_t>(16, rows - m0);
+        for (int64_t i = 0; i < nr; ++i)
+          _mm512_mask_storeu_ps(yp + (m0 + i) * ldy + c0, m, _mm512_add_ps(r[i], bias));
+      }
+    }
   }
 }
 
