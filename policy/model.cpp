@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 
+#include "policy/attention.h"
 #include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
 #include "policy/grouped_experts.h"
@@ -58,75 +59,6 @@ class DefaultDtypeScope {
  private:
   caffe2::TypeMeta saved_;
 };
-
-// Softmax over the last dim in fp32 of the scores that `mask` (bool, broadcastable to
-// scores; true = may attend; undefined = all) lets through, -inf elsewhere; returned in
-// `like`'s dtype. The mask enters as an fp32 bias of 0 or -inf built at the mask's size
-// (heads times smaller than the scores), so the scores take one pass, the add that also
-// widens them to fp32, where a masked copy and then a cast would take two, forward and
-// backward alike.
-torch::Tensor masked_softmax_f32(const torch::Tensor& scores, const torch::Tensor& mask,
-                                 const torch::Tensor& like) {
-  torch::Tensor p;
-  if (mask.defined()) {
-    auto bias = torch::zeros(mask.sizes(), scores.options().dtype(torch::kFloat))
-                    .masked_fill_(mask.logical_not(), -INFINITY);
-    p = torch::softmax(scores + bias, /*dim=*/-1);
-  } else {
-    p = torch::softmax(scores, /*dim=*/-1, torch::kFloat);
-  }
-  return p.to(like.scalar_type());
-}
-
-// Query rows per block of block-wise attention (masked_attention).
-constexpr int64_t kAttnRowBlock = 128;
-
-// For each block of kAttnRowBlock query rows, one past the last key position that `mask`
-// ([..., T, S], true = may attend) lets any row of the block see (at least 1). Empty
-// when no block would stop before S: no mask, a mask without a query axis, fewer than two
-// blocks.
-std::vector<int64_t> key_extents(const torch::Tensor& mask, int64_t T, int64_t S) {
-  if (!mask.defined() || T < 2 * kAttnRowBlock || mask.dim() < 2 || mask.size(-2) != T ||
-      mask.size(-1) != S)
-    return {};
-  auto m = mask.reshape({-1, T, S}).any(0);  // [T, S]: some row of the batch may attend
-  auto pos = torch::arange(1, S + 1, torch::dtype(torch::kLong).device(mask.device()));
-  auto last = (m.to(torch::kLong) * pos).amax(-1).to(torch::kCPU).contiguous();  // [T]
-  const int64_t* lp = last.data_ptr<int64_t>();
-  std::vector<int64_t> ext;
-  bool shorter = false;
-  for (int64_t t0 = 0; t0 < T; t0 += kAttnRowBlock) {
-    const int64_t t1 = std::min(T, t0 + kAttnRowBlock);
-    const int64_t e = std::max<int64_t>(1, *std::max_element(lp + t0, lp + t1));
-    ext.push_back(e);
-    shorter = shorter || e < S;
-  }
-  if (!shorter) ext.clear();
-  return ext;
-}
-
-// softmax(q kT, masked) v for q [B, H, T, d] (scaled), kT [B, H, d, S], v [B, H, S, dv]:
-// [B, H, T, dv], the softmax in fp32 (masked_softmax_f32). Where the mask hides the later
-// keys from whole blocks of query rows (a causal mask: about half of the T x S scores),
-// each block of kAttnRowBlock rows takes only the keys up to its extent (key_extents):
-// its scores, softmax and weighted sum, with autograd through the same ops. The keys past
-// a block's extent have probability exactly 0 for every row of it, so the result is the
-// one over all S keys up to the summation order of the products.
-torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& kT,
-                               const torch::Tensor& v, const torch::Tensor& mask) {
-  const int64_t T = q.size(2), S = kT.size(-1);
-  const auto ext = key_extents(mask, T, S);
-  if (ext.empty()) return torch::matmul(masked_softmax_f32(torch::matmul(q, kT), mask, v), v);
-  std::vector<torch::Tensor> outs;
-  for (size_t i = 0; i < ext.size(); ++i) {
-    const int64_t t0 = static_cast<int64_t>(i) * kAttnRowBlock;
-    const int64_t rows = std::min(kAttnRowBlock, T - t0), e = ext[i];
-    auto scores = torch::matmul(q.narrow(2, t0, rows), kT.narrow(-1, 0, e));
-    auto p = masked_softmax_f32(scores, mask.narrow(-2, t0, rows).narrow(-1, 0, e), v);
-    outs.push_back(torch::matmul(p, v.narrow(-2, 0, e)));
-  }
-  return torch::cat(outs, 2);
-}
 
 // Writes this call's keys/values into cache tensor `t` [B_cache, S, ...] and returns the
 // rows [0, B) x positions [0, start_pos + T) to attend over. With per-row positions
@@ -391,12 +323,12 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     v = cache_write_read(cache->b[layer], v, start_pos, row_pos);
   }
   const int64_t S = k.size(1), rep = H / Hk;
-  // Group the query heads of each KV head: [B, Hk, rep*T, D] against [B, Hk, S, D].
-  auto qg = q.view({B, T, Hk, rep, D}).permute({0, 2, 3, 1, 4}).reshape({B, Hk, rep * T, D});
-  auto scores = torch::matmul(qg, k.permute({0, 2, 3, 1})).view({B, H, T, S});  // [B, H, T, S]
-  auto p = masked_softmax_f32(scores, mask, v).view({B, Hk, rep * T, S});
-  auto o = torch::matmul(p, v.transpose(1, 2));  // [B, Hk, rep*T, D]
-  o = o.view({B, Hk, rep, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});
+  // Group the query heads of each KV head, position-major (row t * rep + j):
+  // [B, Hk, T*rep, D] against [B, Hk, S, D], so that a block of positions is a block of
+  // rows for masked_attention.
+  auto qg = q.view({B, T, Hk, rep, D}).transpose(1, 2).reshape({B, Hk, T * rep, D});
+  auto o = masked_attention(qg, k.permute({0, 2, 3, 1}), v.transpose(1, 2), mask, rep);
+  o = o.view({B, Hk, T, rep, D}).transpose(1, 2).reshape({B, T, H * D});  // [B, T, H*D]
   return run_linear(o_proj, o, exec);
 }
 
