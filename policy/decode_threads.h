@@ -22,7 +22,9 @@ namespace r1kit::policy {
 // CPU tensors, M = x.numel() / K rows where the column form applies (expert_kernels.h,
 // takes_columns: kColumnRowsMin to kColumnRowsMax rows, AVX-512) and exec.kernels.small_rows
 // is on, the column form instead of sgemm (no packing of w: at decode its weights come
-// cold from memory), its output rows split over exec.decode_threads in blocks of 6.
+// cold from memory), its output rows split over exec.decode_threads in blocks of 6; not
+// in the trainer's no-grad passes (exec.kernels.grouped_without_grad), which take the
+// gradient pass's kernels.
 // Otherwise, with exec.decode_threads > 1, no
 // autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread (BlasThreadsGuard, as
 // the engine sets it: concurrent calls then each run on their caller's thread), the

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "policy/decode_threads.h"
 #include "policy/execution.h"
 #include "policy/model.h"
 #include "policy/model_args.h"
@@ -156,6 +157,25 @@ TEST_F(ExpertKernelsTest, MlpOfManyRowsAtDecode) {
     if (small_rows_avx512_available() && M <= kColumnRowsMax) {
       EXPECT_FALSE(torch::equal(mlp->forward(x), want)) << "M=" << M;
     }
+  }
+}
+
+// The trainer's no-grad passes (kernels.grouped_without_grad, policy/logprobs.h) take the
+// kernels of the gradient pass, so their log-probs are its bits: no small-row kernel or
+// column form for a dense FFN or a linear layer of few rows.
+TEST_F(ExpertKernelsTest, TrainerNoGradPassesTakeTheGradientPassKernels) {
+  MLP mlp(256, 768);
+  for (auto& p : mlp->parameters()) p.data().normal_(0, 0.05);
+  for (int64_t M : std::vector<int64_t>{6, 100}) {
+    auto x = torch::randn({M, 1, 256});
+    const auto with_grad = mlp->forward(x).detach();
+    torch::NoGradGuard no_grad;
+    ExecutionContext trainer;
+    trainer.kernels.grouped_without_grad = true;
+    EXPECT_TRUE(torch::equal(mlp->forward(x, trainer), with_grad)) << "M=" << M;
+    EXPECT_TRUE(torch::equal(decode_linear(x, mlp->gate_proj->weight, {}, trainer),
+                             torch::linear(x, mlp->gate_proj->weight)))
+        << "M=" << M;
   }
 }
 
