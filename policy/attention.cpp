@@ -42,9 +42,11 @@ std::vector<int64_t> key_extents(const torch::Tensor& mask, int64_t T, int64_t S
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& kT,
                                const torch::Tensor& v, const torch::Tensor& mask, int64_t g) {
   const int64_t T = q.size(-2) / g, S = kT.size(-1);
-  // The scores [..., T * g, S] seen as [..., T, g, S] and the mask as [..., T, 1, S].
+  // The scores [..., T * g, S] seen as [..., T, g, S] and the mask as [..., T, 1, S]. Keys
+  // are narrowed only when a block stops early: a narrow's backward zero-fills a gradient
+  // of the whole input, which the unblocked path need not pay.
   auto attend = [&](const torch::Tensor& qb, const torch::Tensor& mb, int64_t e) {
-    auto scores = torch::matmul(qb, kT.narrow(-1, 0, e));
+    auto scores = torch::matmul(qb, e == S ? kT : kT.narrow(-1, 0, e));
     torch::Tensor p;
     if (g == 1) {
       p = masked_softmax_f32(scores, mb, v);

@@ -14,6 +14,25 @@
 namespace r1kit::policy {
 using kernel::fp32_cpu;
 
+namespace {
+
+// Splits the N output columns into at most `threads` parts of whole `block`-column blocks
+// and calls fn(n0, n1) for each non-empty part [n0, n1) on exec's pool (one part: on this
+// thread).
+template <typename Fn>
+void over_column_parts(int64_t N, int64_t block, int threads, const ExecutionContext& exec,
+                       const Fn& fn) {
+  const int64_t blocks = (N + block - 1) / block;
+  const int parts = static_cast<int>(std::clamp<int64_t>(threads, 1, blocks));
+  exec.parallel_pool().run(parts, [&](int p) {
+    const int64_t n0 = std::min(N, blocks * p / parts * block);
+    const int64_t n1 = std::min(N, blocks * (p + 1) / parts * block);
+    if (n1 > n0) fn(n0, n1);
+  });
+}
+
+}  // namespace
+
 torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             const ExecutionContext& exec) {
   const int threads = exec.decode_threads;
@@ -24,48 +43,32 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
                        !compat::cpu_autocast_enabled() && fp32_cpu(x) && fp32_cpu(w) &&
                        w.is_contiguous() && (!b.defined() || (fp32_cpu(b) && b.is_contiguous())) &&
                        x.size(-1) == K && !at::in_parallel_region();
+  const bool blas_split = threads > 1 && N >= 64 && !torch::GradMode::is_enabled() &&
+                          !compat::cpu_autocast_enabled() && fp32_cpu(x) && fp32_cpu(w) &&
+                          (!b.defined() || fp32_cpu(b)) && x.size(-1) == K &&
+                          !at::in_parallel_region() && BlasThreadsGuard::current() <= 1;
+  if (!columns && !blas_split) return torch::linear(x, w, b);
+  const auto x2 = x.reshape({M, K}).contiguous();
+  auto y = torch::empty({M, N}, x.options());
   if (columns) {
-    const auto x2 = x.reshape({M, K}).contiguous();
-    auto y = torch::empty({M, N}, x.options());
     const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-    const int64_t blocks = (N + 5) / 6;  // the kernel's blocks of 6 weight rows
-    const int parts = static_cast<int>(std::clamp<int64_t>(threads, 1, blocks));
-    auto part = [&](int p) {
-      const int64_t n0 = std::min(N, blocks * p / parts * 6);
-      const int64_t n1 = std::min(N, blocks * (p + 1) / parts * 6);
-      if (n1 > n0)
-        linear_columns_raw(x2.data_ptr<float>(), M, K, w.data_ptr<float>() + n0 * K, n1 - n0,
-                           bp ? bp + n0 : nullptr, y.data_ptr<float>() + n0, N);
-    };
-    if (parts == 1)
-      part(0);
-    else
-      exec.parallel_pool().run(parts, part);
-    auto shape = x.sizes().vec();
-    shape.back() = N;
-    return y.view(shape);
+    // Parts of whole blocks of the kernel's 6 weight rows.
+    over_column_parts(N, 6, threads, exec, [&](int64_t n0, int64_t n1) {
+      linear_columns_raw(x2.data_ptr<float>(), M, K, w.data_ptr<float>() + n0 * K, n1 - n0,
+                         bp ? bp + n0 : nullptr, y.data_ptr<float>() + n0, N);
+    });
+  } else {
+    over_column_parts(N, 16, threads, exec, [&](int64_t n0, int64_t n1) {
+      torch::NoGradGuard no_grad;  // grad mode is per thread, and w may require grad
+      // A column slice of y: the BLAS call writes it in place through its leading dimension.
+      auto yp = y.narrow(1, n0, n1 - n0);
+      const auto wp = w.narrow(0, n0, n1 - n0).t();
+      if (b.defined())
+        torch::addmm_out(yp, b.narrow(0, n0, n1 - n0), x2, wp);
+      else
+        torch::mm_out(yp, x2, wp);
+    });
   }
-  if (threads <= 1 || N < 64 || torch::GradMode::is_enabled() || compat::cpu_autocast_enabled() ||
-      !fp32_cpu(x) || !fp32_cpu(w) || (b.defined() && !fp32_cpu(b)) || x.size(-1) != K ||
-      at::in_parallel_region() || BlasThreadsGuard::current() > 1)
-    return torch::linear(x, w, b);
-  const auto x2 = x.reshape({-1, K});
-  auto y = torch::empty({x2.size(0), N}, x.options());
-  const int64_t blocks = (N + 15) / 16;
-  const int parts = static_cast<int>(std::min<int64_t>(threads, blocks));
-  exec.parallel_pool().run(parts, [&](int p) {
-    torch::NoGradGuard no_grad;  // grad mode is per thread, and w may require grad
-    const int64_t n0 = std::min(N, blocks * p / parts * 16);
-    const int64_t n1 = std::min(N, blocks * (p + 1) / parts * 16);
-    if (n1 <= n0) return;
-    // A column slice of y: the BLAS call writes it in place through its leading dimension.
-    auto yp = y.narrow(1, n0, n1 - n0);
-    const auto wp = w.narrow(0, n0, n1 - n0).t();
-    if (b.defined())
-      torch::addmm_out(yp, b.narrow(0, n0, n1 - n0), x2, wp);
-    else
-      torch::mm_out(yp, x2, wp);
-  });
   auto shape = x.sizes().vec();
   shape.back() = N;
   return y.view(shape);

@@ -120,10 +120,6 @@ void dot2_rows(bool wide, int rows, const float* x, int64_t K, const float* wa, 
 // the 2 weight vectors and one input vector, fill AVX2's 16 registers.
 constexpr int kBlock = 6;
 
-bool fp32_cpu_contiguous(const torch::Tensor& t) {
-  return kernel::fp32_cpu(t) && t.is_contiguous();
-}
-
 }  // namespace
 
 bool small_rows_kernels_available() {
@@ -144,8 +140,9 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels) {
   return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
-         !compat::cpu_autocast_enabled() && fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w_gate) &&
-         fp32_cpu_contiguous(w_up) && fp32_cpu_contiguous(w_down);
+         !compat::cpu_autocast_enabled() && kernel::fp32_cpu_contiguous(x) &&
+         kernel::fp32_cpu_contiguous(w_gate) && kernel::fp32_cpu_contiguous(w_up) &&
+         kernel::fp32_cpu_contiguous(w_down);
 }
 
 int64_t small_rows_max_rows(const KernelChoices& kernels, int threads) {
@@ -449,7 +446,8 @@ torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
                                 const KernelChoices& kernels) {
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
               "linear_small_rows: x [M, K] and w [N, K] expected");
-  TORCH_CHECK(fp32_cpu_contiguous(x) && fp32_cpu_contiguous(w) && small_rows_kernels_available(),
+  TORCH_CHECK(kernel::fp32_cpu_contiguous(x) && kernel::fp32_cpu_contiguous(w) &&
+                  small_rows_kernels_available(),
               "linear_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   auto y = torch::empty({M, N}, x.options());
@@ -465,9 +463,9 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
                   w_gate.size(1) == x.size(1) && w_down.dim() == 2 &&
                   w_down.size(1) == w_gate.size(0) && w_down.size(0) == x.size(1),
               "swiglu_small_rows: x [M, dim], w_gate/w_up [inter, dim], w_down [dim, inter]");
-  TORCH_CHECK(small_rows_kernels_available() && fp32_cpu_contiguous(x) &&
-                  fp32_cpu_contiguous(w_gate) && fp32_cpu_contiguous(w_up) &&
-                  fp32_cpu_contiguous(w_down),
+  TORCH_CHECK(small_rows_kernels_available() && kernel::fp32_cpu_contiguous(x) &&
+                  kernel::fp32_cpu_contiguous(w_gate) && kernel::fp32_cpu_contiguous(w_up) &&
+                  kernel::fp32_cpu_contiguous(w_down),
               "swiglu_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
   const int64_t M = x.size(0), K = x.size(1), I = w_gate.size(0);
   std::vector<float> h(static_cast<size_t>(swiglu_scratch(kernels, M, K, I)));

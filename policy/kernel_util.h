@@ -83,6 +83,11 @@ inline bool fp32_cpu(const torch::Tensor& t) {
   return t.defined() && t.is_cpu() && t.scalar_type() == torch::kFloat;
 }
 
+// fp32_cpu and contiguous: what the raw-pointer loops read.
+inline bool fp32_cpu_contiguous(const torch::Tensor& t) {
+  return fp32_cpu(t) && t.is_contiguous();
+}
+
 // ---------------------------------------------------------------------------------
 // Element-wise kernels on raw memory. Each body is written once as plain loops, compiled
 // for AVX-512, AVX2/FMA and the baseline ISA (a wrapper per ISA with the target attribute

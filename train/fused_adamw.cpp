@@ -39,10 +39,6 @@ void adamw_base(float* p, const float* g, float* m, float* v, int64_t n, const C
   adamw_body(p, g, m, v, n, c);
 }
 
-bool fp32_cpu_contiguous(const torch::Tensor& t) {
-  return policy::kernel::fp32_cpu(t) && t.is_contiguous();
-}
-
 }  // namespace
 
 std::string adamw_state_key(const torch::Tensor& p) {
@@ -80,8 +76,9 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       const double step_size = o.lr() / bc1;
       auto& m = s.exp_avg();
       auto& v = s.exp_avg_sq();
-      if (!o.amsgrad() && fp32_cpu_contiguous(p) && fp32_cpu_contiguous(grad) &&
-          fp32_cpu_contiguous(m) && fp32_cpu_contiguous(v) && grad.numel() == p.numel()) {
+      if (!o.amsgrad() && policy::kernel::fp32_cpu_contiguous(p) &&
+          policy::kernel::fp32_cpu_contiguous(grad) && policy::kernel::fp32_cpu_contiguous(m) &&
+          policy::kernel::fp32_cpu_contiguous(v) && grad.numel() == p.numel()) {
         const Coeffs c{static_cast<float>(1 - o.lr() * o.weight_decay()),
                        static_cast<float>(beta1),
                        static_cast<float>(1 - beta1),
