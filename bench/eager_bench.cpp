@@ -39,6 +39,7 @@
 #include "policy/model_config.h"
 #include "rollout/engine.h"
 #include "train/fused_adamw.h"
+#include "train/optim.h"
 
 using namespace r1kit;
 using namespace r1kit::policy;
@@ -273,7 +274,11 @@ int main(int argc, char** argv) {
     m_ref->init_weights(1);
     m_ref->train();
     // r1kit's sides step with the trainers' optimizer (train/fused_adamw.h), the eager
-    // side with LibTorch's AdamW, as a PyTorch user's loop would.
+    // side with LibTorch's AdamW, as a PyTorch user's loop would. Both drop the gradients
+    // before the backward (train::zero_grad), as the trainers do and as PyTorch's
+    // zero_grad() does by default since 2.0 (set_to_none); LibTorch 1.13's zero_grad()
+    // fills them with zeros instead, which costs a pass over every gradient and turns the
+    // backward's first write of each into an addition.
     train::FusedAdamW opt_r(m->parameters(), torch::optim::AdamWOptions(1e-5));
     train::FusedAdamW opt_ref(m_ref->parameters(), torch::optim::AdamWOptions(1e-5));
     torch::optim::AdamW opt_e(eager.parameters(), torch::optim::AdamWOptions(1e-5));
@@ -293,7 +298,9 @@ int main(int argc, char** argv) {
         loss = torch::nn::functional::cross_entropy(
             logits.reshape({-1, a.vocab_size}).to(torch::kFloat), tgt.reshape({-1}));
       }
-      opt.zero_grad();
+      train::zero_grad(side == kOurs  ? m->parameters()
+                       : side == kRef ? m_ref->parameters()
+                                      : eager.parameters());
       loss.backward();
       opt.step();
       return seconds_since(t0);

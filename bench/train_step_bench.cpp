@@ -46,6 +46,7 @@
 #include "core/torch_compat.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
+#include "train/optim.h"
 
 using namespace r1kit::policy;
 using namespace r1kit::bench;
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
       auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, a.vocab_size}),
                                                        ids.narrow(1, 1, T).reshape({-1})) +
                   out.aux_loss;
-      mo.opt->zero_grad();
+      r1kit::train::zero_grad(mo.m->parameters());  // dropped, as the trainers do
       loss.backward();
       mo.opt->step();
     };

@@ -89,17 +89,24 @@ std::string format_metric_value(double v) {
 }
 
 ProgressLine::ProgressLine(int64_t start_step, int64_t total_steps,
-                           std::vector<ConsoleMetric> metrics)
+                           std::vector<ConsoleMetric> metrics, double max_seconds)
     : start_step_(start_step),
       total_(total_steps),
       metrics_(std::move(metrics)),
+      max_seconds_(max_seconds),
       t0_(SteadyClock::now()) {}
 
 std::string ProgressLine::format(int64_t step_done, const std::map<std::string, double>& values,
                                  double elapsed_s) const {
   std::string line = fmt::format("step {}/{} | {}", step_done, total_, format_duration(elapsed_s));
   const int64_t ran = step_done - start_step_, left = total_ - step_done;
-  if (ran > 0 && left > 0) line += ", eta " + format_duration(elapsed_s / ran * left);
+  if (ran > 0 && left > 0) {
+    const double eta = elapsed_s / ran * left;
+    const double box_left = std::max(0.0, max_seconds_ - elapsed_s);
+    line += max_seconds_ > 0 && box_left < eta
+                ? ", eta " + format_duration(box_left) + " (time box)"
+                : ", eta " + format_duration(eta);
+  }
   for (const auto& m : metrics_) {
     auto it = values.find(m.key);
     if (it == values.end()) continue;

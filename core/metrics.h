@@ -62,14 +62,17 @@ std::string format_metric_value(double v);
 // The console progress line of one trainer invocation:
 //   step 10/150 | 1m12s, eta 2m05s | loss 2.35 | lr 1.0e-03 | grad_norm 0.812
 // Elapsed time counts from construction; the ETA is the mean time of the steps this
-// invocation ran, times the steps left. A metric absent from the values is left out; one
+// invocation ran, times the steps left. With a time box (the trainer's max_minutes, as
+// seconds; 0: none) that ends first, the ETA is the time the box has left, marked
+// "eta 3m10s (time box)". A metric absent from the values is left out; one
 // that would take the line past kWidth columns is left out too, so the line never wraps
 // on an ordinary terminal (every metric still goes to JSONL and TensorBoard).
 class ProgressLine {
  public:
   static constexpr size_t kWidth = 100;
 
-  ProgressLine(int64_t start_step, int64_t total_steps, std::vector<ConsoleMetric> metrics);
+  ProgressLine(int64_t start_step, int64_t total_steps, std::vector<ConsoleMetric> metrics,
+               double max_seconds = 0);
   // The line after step `step_done` (1-based), `elapsed_s` seconds after the start.
   std::string format(int64_t step_done, const std::map<std::string, double>& values,
                      double elapsed_s) const;
@@ -80,6 +83,7 @@ class ProgressLine {
   int64_t start_step_;
   int64_t total_;
   std::vector<ConsoleMetric> metrics_;
+  double max_seconds_;
   SteadyClock::time_point t0_;
 };
 

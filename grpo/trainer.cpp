@@ -126,7 +126,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
                      ? r.grpo.first_problem
                      : t->run_.resumed_state().value("data_pos", uint64_t{0});
   if (!t->run_.resume_dir().empty()) R1_LOG(info, "data position {}", t->data_pos_);
-  t->progress_.emplace(t->step_, r.grpo.steps, console_metrics());
+  t->progress_.emplace(t->step_, r.grpo.steps, console_metrics(), r.grpo.max_minutes * 60);
   ASSIGN_OR_RETURN(t->samples_,
                    SampleLog::open(r.checkpoint.dir + "/samples.jsonl", r.grpo.log_samples,
                                    t->step_));  // fresh (step 0): nothing kept

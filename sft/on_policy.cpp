@@ -248,7 +248,8 @@ StatusOr<OnPolicyResult> run_on_policy_distill(const DistillRecipe& r,
                                metric::kLr,
                                {metric::kGradNorm, "gnorm"},
                                {metric::kMeanLength, "len"},
-                               {metric::kTokensPerS, "tok/s"}});
+                               {metric::kTokensPerS, "tok/s"}},
+                              r.train.max_minutes * 60);
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const auto t_step = Clock::now();
     const double lr = run.set_lr_for_step(step, r.train.steps);

@@ -256,7 +256,7 @@ StatusOr<SftResult> run_sft(const SftRecipe& recipe, const SftHooks& hooks) {
   auto t_window = t_start;
   std::vector<ConsoleMetric> keys = train::lm_console_metrics();
   if (hooks.token_loss) keys.insert(keys.begin() + 1, ConsoleMetric(hooks.token_loss_name.c_str()));
-  const ProgressLine progress(start_step, r.train.steps, std::move(keys));
+  const ProgressLine progress(start_step, r.train.steps, std::move(keys), r.train.max_minutes * 60);
   for (int64_t step = start_step; step < r.train.steps; ++step) {
     const double lr = run.set_lr_for_step(step, r.train.steps);
     // The whole step's rows first: the loss is normalised by all their response tokens.

@@ -47,6 +47,18 @@ TEST(ProgressLineTest, EtaCountsOnlyTheStepsOfThisInvocation) {
   EXPECT_EQ(resumed.format(110, {}, 20), "step 110/200 | 20s, eta 3m00s");
 }
 
+TEST(ProgressLineTest, EtaIsTheTimeBoxWhenThatEndsFirst) {
+  // 10 of 1000 steps in 60 s: the steps would take 99 more minutes, the 15-minute box
+  // ends in 14.
+  const ProgressLine boxed(0, 1000, {}, 15 * 60);
+  EXPECT_EQ(boxed.format(10, {}, 60), "step 10/1000 | 1m00s, eta 14m00s (time box)");
+  // The steps end first: the ordinary ETA (90 s for 90 steps left).
+  const ProgressLine roomy(0, 100, {}, 15 * 60);
+  EXPECT_EQ(roomy.format(10, {}, 10), "step 10/100 | 10s, eta 1m30s");
+  // Past the box (the step that crosses it is still printed): nothing left, not negative.
+  EXPECT_EQ(boxed.format(20, {}, 16 * 60), "step 20/1000 | 16m00s, eta 0s (time box)");
+}
+
 TEST(ProgressLineTest, NeverWiderThanTheTerminal) {
   std::vector<ConsoleMetric> many;
   std::map<std::string, double> values;
