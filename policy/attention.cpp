@@ -24,14 +24,15 @@ std::vector<int64_t> key_extents(const torch::Tensor& mask, int64_t T, int64_t S
       mask.size(-1) != S)
     return {};
   auto m = mask.reshape({-1, T, S}).any(0);  // [T, S]: some row of the batch may attend
-  auto pos = torch::arange(1, S + 1, torch::dtype(torch::kLong).device(mask.device()));
-  auto last = (m.to(torch::kLong) * pos).amax(-1).to(torch::kCPU).contiguous();  // [T]
-  const int64_t* lp = last.data_ptr<int64_t>();
   std::vector<int64_t> ext;
   bool shorter = false;
   for (int64_t t0 = 0; t0 < T; t0 += kAttnRowBlock) {
-    const int64_t t1 = std::min(T, t0 + kAttnRowBlock);
-    const int64_t e = std::max<int64_t>(1, *std::max_element(lp + t0, lp + t1));
+    // The keys some position of the block may see, [S]; the extent ends at the last one.
+    const auto seen =
+        m.narrow(0, t0, std::min(kAttnRowBlock, T - t0)).any(0).to(torch::kCPU).contiguous();
+    const bool* sp = seen.data_ptr<bool>();
+    int64_t e = S;
+    while (e > 1 && !sp[e - 1]) --e;
     ext.push_back(e);
     shorter = shorter || e < S;
   }

@@ -38,15 +38,15 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
   const int threads = exec.decode_threads;
   const int64_t N = w.size(0), K = w.size(1);
   const int64_t M = x.numel() / std::max<int64_t>(K, 1);
-  const bool columns = exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
-                       takes_columns(exec.kernels, M) && !torch::GradMode::is_enabled() &&
-                       !compat::cpu_autocast_enabled() && fp32_cpu(x) && fp32_cpu(w) &&
-                       w.is_contiguous() && (!b.defined() || (fp32_cpu(b) && b.is_contiguous())) &&
-                       x.size(-1) == K && !at::in_parallel_region();
-  const bool blas_split = threads > 1 && N >= 64 && !torch::GradMode::is_enabled() &&
-                          !compat::cpu_autocast_enabled() && fp32_cpu(x) && fp32_cpu(w) &&
-                          (!b.defined() || fp32_cpu(b)) && x.size(-1) == K &&
-                          !at::in_parallel_region() && BlasThreadsGuard::current() <= 1;
+  // What both paths need: no autograd or autocast, fp32 CPU tensors, not already inside
+  // a parallel region.
+  const bool plain = !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
+                     fp32_cpu(x) && fp32_cpu(w) && (!b.defined() || fp32_cpu(b)) &&
+                     x.size(-1) == K && !at::in_parallel_region();
+  const bool columns = plain && exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
+                       takes_columns(exec.kernels, M) && w.is_contiguous() &&
+                       (!b.defined() || b.is_contiguous());
+  const bool blas_split = plain && threads > 1 && N >= 64 && BlasThreadsGuard::current() <= 1;
   if (!columns && !blas_split) return torch::linear(x, w, b);
   const auto x2 = x.reshape({M, K}).contiguous();
   auto y = torch::empty({M, N}, x.options());

@@ -139,10 +139,10 @@ bool small_rows_use_avx512(const KernelChoices& kernels) {
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels) {
-  return kernels.small_rows && small_rows_kernels_available() && !torch::GradMode::is_enabled() &&
-         !compat::cpu_autocast_enabled() && kernel::fp32_cpu_contiguous(x) &&
-         kernel::fp32_cpu_contiguous(w_gate) && kernel::fp32_cpu_contiguous(w_up) &&
-         kernel::fp32_cpu_contiguous(w_down);
+  return kernels.small_rows && !kernels.grouped_without_grad && small_rows_kernels_available() &&
+         !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
+         kernel::fp32_cpu_contiguous(x) && kernel::fp32_cpu_contiguous(w_gate) &&
+         kernel::fp32_cpu_contiguous(w_up) && kernel::fp32_cpu_contiguous(w_down);
 }
 
 int64_t small_rows_max_rows(const KernelChoices& kernels, int threads) {

@@ -64,8 +64,10 @@ bool small_rows_avx512_available();
 bool small_rows_use_avx512(const KernelChoices& kernels);
 
 // True when swiglu_small_rows may be called on these tensors: the kernels are available
-// and chosen (kernels.small_rows), autograd and CPU autocast are off, and all are fp32, on
-// the CPU and contiguous.
+// and chosen (kernels.small_rows), autograd and CPU autocast are off, this is not one of
+// the trainer's no-grad passes (kernels.grouped_without_grad: those take the gradient
+// pass's kernels, so that their log-probs are its bits), and all are fp32, on the CPU and
+// contiguous.
 bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gate,
                               const torch::Tensor& w_up, const torch::Tensor& w_down,
                               const KernelChoices& kernels);

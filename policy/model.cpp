@@ -362,11 +362,9 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
   // Few rows without autograd (a routed expert, the shared one or a dense layer at
   // decode): the fused small-row kernel, on this thread. With decode threads, rows past
   // kPoolRowsMax go to decode_linear instead, which splits them over the threads. Not in
-  // the trainer's no-grad passes (grouped_without_grad): they take the gradient pass's
-  // kernels.
+  // the trainer's no-grad passes (small_rows_kernels_apply).
   const int64_t max_rows = small_rows_max_rows(exec.kernels, 1);
-  if (!exec.kernels.grouped_without_grad &&
-      takes_small_rows(x, exec.kernels,
+  if (takes_small_rows(x, exec.kernels,
                        exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
     auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
