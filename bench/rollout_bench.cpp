@@ -24,9 +24,11 @@
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
 //                      decode,kernel,columns,threads,fused,stream,ffn,impl,prefix,cache,experts,
-//                      exact]
+//                      exact,bf16]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
 //   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
+// "bf16" (not in the default sections): decode in fp32 against bf16 compute
+// (GenerateRequest::bf16_compute: the linear layers on bf16 copies of the weights).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -155,6 +157,14 @@ int main(int argc, char** argv) {
     // Warm-up (allocator, OpenMP pool).
     run(m, make_request(a, 2, 1, P, 4), rollout::EngineOptions{2, P + 4});
 
+    // An engine with a slot per sequence of B, each long enough for the whole request.
+    auto slot_per_sequence = [&](int64_t B) {
+      rollout::EngineOptions o;
+      o.max_batch = B;
+      o.max_seq_len = P + new_tokens;
+      o.decode_threads = decode_threads;
+      return o;
+    };
     if (has(secs, "exact")) {
       // Exact mode (policy/exact_forward.h) against the normal kernels: the same request,
       // a slot per sequence, off / f32 / bf16 in turn.
@@ -166,10 +176,7 @@ int main(int argc, char** argv) {
           "bf16 / off |\n|---|---|---|---|---|---|\n");
       for (const auto& bs : split(batches)) {
         const int64_t B = std::stoll(bs);
-        rollout::EngineOptions o;
-        o.max_batch = B;
-        o.max_seq_len = P + new_tokens;
-        o.decode_threads = decode_threads;
+        const rollout::EngineOptions o = slot_per_sequence(B);
         auto r = make_request(a, B, 1, P, new_tokens);
         double tps[3];
         const rollout::ExactMode modes[3] = {rollout::ExactMode::kOff, rollout::ExactMode::kF32,
@@ -181,6 +188,33 @@ int main(int argc, char** argv) {
         }
         std::printf("| %lld | %.0f | %.0f | %.2f | %.0f | %.2f |\n", static_cast<long long>(B),
                     tps[0], tps[1], tps[1] / tps[0], tps[2], tps[2] / tps[0]);
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "bf16")) {
+      // bf16 compute (GenerateRequest::bf16_compute, policy/bf16_weights.h) against fp32: the
+      // same request, alternating, `rounds` times; medians.
+      std::printf(
+          "\n%s: decode, bf16 compute, prompt %lld tokens, %lld new tokens, decode threads %d, "
+          "medians of %d rounds (fp32 then bf16 each)\n",
+          p.c_str(), static_cast<long long>(P), static_cast<long long>(new_tokens), decode_threads,
+          rounds);
+      std::printf(
+          "| batch | fp32 tokens/s | bf16 compute tokens/s | bf16 / fp32 |\n|---|---|---|---|\n");
+      for (const auto& bs : split(batches)) {
+        const int64_t B = std::stoll(bs);
+        const rollout::EngineOptions o = slot_per_sequence(B);
+        auto r = make_request(a, B, 1, P, new_tokens);
+        std::vector<double> tps[2];
+        for (int i = 0; i < rounds; ++i)
+          for (int k = 0; k < 2; ++k) {
+            r.bf16_compute = k == 1;
+            const auto st = run(m, r, o);
+            tps[k].push_back(st.generated_tokens / st.decode_seconds);
+          }
+        const double f = median(tps[0]), b = median(tps[1]);
+        std::printf("| %lld | %.0f | %.0f | %.2f |\n", static_cast<long long>(B), f, b, b / f);
         std::fflush(stdout);
       }
     }

@@ -19,6 +19,13 @@
 
 namespace r1kit::grpo {
 
+// The compute of the rollouts (`rollout.compute`): the trainer's (model.compute as
+// resolved: bf16 compute in the engine when the trainer computes in bf16; docs/rollout.md,
+// "bf16 compute") or f32 whatever the trainer's.
+enum class RolloutCompute { kTrain, kF32 };
+inline constexpr EnumName<RolloutCompute> kRolloutComputeNames[] = {
+    {RolloutCompute::kTrain, "train"}, {RolloutCompute::kF32, "f32"}};
+
 struct RolloutSection {
   std::vector<std::string> workers;  // gRPC worker addresses; empty = in-process engine
   std::string token_file;            // bearer token for the workers; empty = none
@@ -33,6 +40,7 @@ struct RolloutSection {
   bool overlap = false;              // generate step k+1 while training step k (1 step stale)
   int64_t decode_threads = 1;        // in-process engine: threads for a decode step's experts
   bool exact = false;  // engine and trainer log-probs bitwise equal (policy/exact_forward.h)
+  RolloutCompute compute = RolloutCompute::kTrain;  // train | f32
 
   // The truncation the engine samples with, which the trainer's log-probs apply too.
   policy::Truncation truncation() const { return {top_k, top_p, 0.0}; }
@@ -61,6 +69,10 @@ struct RolloutSection {
             "exact on-policy mode: engine and trainer compute log-probs with the batch-invariant "
             "exact forward, so they are bitwise equal (rollout/logprob_max_abs_diff = 0); "
             "costs time (docs/grpo-training.md, \"Exact mode\")");
+    v.field("compute", compute,
+            "the engine's compute: train (bf16 where the trainer computes in bf16, rounded as "
+            "its autocast rounds; docs/rollout.md, \"bf16 compute\") or f32",
+            kRolloutComputeNames);
   }
 };
 

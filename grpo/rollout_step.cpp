@@ -42,6 +42,7 @@ StatusOr<RolloutCollector::Round> RolloutCollector::generate_round(int64_t step,
   req.sampling.seed = derive_seed(r_.grpo.seed, {0x524f4c4cULL, static_cast<uint64_t>(step)});
   req.record_experts = true;  // MoE routing for replay or moe/route_mismatch (dense: none)
   req.exact = exact_;
+  req.bf16_compute = bf16_compute_;
   Round round;
   round.problems = tasks_.train_batch(first, n);
   for (int64_t i = 0; i < n; ++i) {

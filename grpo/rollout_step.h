@@ -69,6 +69,8 @@ class RolloutCollector {
   StatusOr<RolloutBatch> collect(int64_t step, uint64_t data_pos) const;
   // The exact mode its requests ask for (rollout.exact: the trainer's compute precision).
   void set_exact(rollout::ExactMode mode) { exact_ = mode; }
+  // Whether its requests ask for bf16 compute (rollout.compute).
+  void set_bf16_compute(bool on) { bf16_compute_ = on; }
 
  private:
   struct Round;  // one generation round's problems, groups and scores
@@ -82,6 +84,7 @@ class RolloutCollector {
   rollout::RolloutSource& source_;
   train::DataParallel& dp_;
   rollout::ExactMode exact_ = rollout::ExactMode::kOff;
+  bool bf16_compute_ = false;
 };
 
 // What the update trains on: the packed completions with their advantages.
@@ -110,8 +113,8 @@ torch::Tensor logprobs_no_grad(policy::TransformerImpl& model,
                                const std::vector<std::vector<int64_t>>& row_prompts,
                                const CompletionBatch& completions, double temperature,
                                int64_t micro, const policy::Truncation& truncation = {},
-                               const torch::Tensor& replay_experts = {},
-                               bool shared_prompt = false, bool exact = false);
+                               const torch::Tensor& replay_experts = {}, bool shared_prompt = false,
+                               bool exact = false);
 
 // Packs a non-empty rollout and computes its advantages (grpo/advantages.h), with the
 // reference's log-probs when `reference` is given (needed by any KL term, grpo/kl.h).

@@ -110,6 +110,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   GrpoRecipe saved = r;  // with the template it trains with, compared on resume
   saved.task = task;
   ro.recipe = config_to_json(saved);
+  ro.recipe_defaults = config_to_json(GrpoRecipe{});
   ro.may_change = resumable_keys();
   ro.max_skipped_steps = r.grpo.max_skipped_steps;
   ro.max_skipped_key = "grpo.max_skipped_steps";
@@ -144,6 +145,9 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   if (r.rollout.exact)
     t->collector_->set_exact(t->run_.bf16_compute() ? rollout::ExactMode::kBF16
                                                     : rollout::ExactMode::kF32);
+  // rollout.compute: the engine's linear layers in the trainer's precision.
+  t->collector_->set_bf16_compute(r.rollout.compute == RolloutCompute::kTrain &&
+                                  t->run_.bf16_compute());
   // With overlap, generation and training take a core each: OpenBLAS splitting an sgemm
   // over the other (busy) core slows both (bench/RESULTS.md).
   if (r.rollout.overlap && r.rollout.workers.empty()) t->one_blas_thread_.emplace(1);

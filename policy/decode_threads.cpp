@@ -8,6 +8,7 @@
 #include "core/blas_threads.h"
 #include "core/parallel.h"
 #include "core/torch_compat.h"
+#include "policy/bf16_weights.h"
 #include "policy/expert_kernels.h"
 #include "policy/kernel_util.h"
 
@@ -38,6 +39,27 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
   const int threads = exec.decode_threads;
   const int64_t N = w.size(0), K = w.size(1);
   const int64_t M = x.numel() / std::max<int64_t>(K, 1);
+  auto shape = x.sizes().vec();
+  shape.back() = N;
+  // bf16 compute (policy/bf16_weights.h): the bf16 kernels up to kColumnRowsMax rows, else
+  // torch::linear on the copies.
+  const torch::Tensor* w16 = exec.bf16 ? exec.bf16->find(w) : nullptr;
+  if (w16 && !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() && fp32_cpu(x) &&
+      x.size(-1) == K) {
+    const torch::Tensor* b16 = exec.bf16->find(b);
+    const torch::Tensor b16v = b16 ? *b16 : b.defined() ? b.to(torch::kBFloat16) : torch::Tensor();
+    if (M > kColumnRowsMax || !bf16_kernels_apply(exec.kernels, K) || at::in_parallel_region())
+      return torch::linear(x.to(torch::kBFloat16), *w16, b16v).to(torch::kFloat);
+    const auto x2 = x.reshape({M, K}).contiguous();
+    const torch::Tensor bf = b16v.defined() ? b16v.to(torch::kFloat) : torch::Tensor();
+    auto y = torch::empty({M, N}, x.options());
+    over_column_parts(N, 6, threads, exec, [&](int64_t n0, int64_t n1) {
+      linear_bf16_raw(x2.data_ptr<float>(), M, K, w16->data_ptr<at::BFloat16>() + n0 * K, n1 - n0,
+                      bf.defined() ? bf.data_ptr<float>() + n0 : nullptr, y.data_ptr<float>() + n0,
+                      N, exec.kernels);
+    });
+    return y.view(shape);
+  }
   // What both paths need: no autograd or autocast, fp32 CPU tensors, not already inside
   // a parallel region.
   const bool plain = !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
@@ -69,8 +91,6 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
         torch::mm_out(yp, x2, wp);
     });
   }
-  auto shape = x.sizes().vec();
-  shape.back() = N;
   return y.view(shape);
 }
 

@@ -30,6 +30,8 @@ class ParallelPool;
 
 namespace r1kit::policy {
 
+class Bf16Weights;
+
 // The most decode threads a context may ask for (the pool has at most 63 workers).
 inline constexpr int kMaxDecodeThreads = 64;
 
@@ -60,6 +62,9 @@ struct ExecutionContext {
   // The pool the decode threads come from; nullptr = ParallelPool::global().
   ParallelPool* pool = nullptr;
   KernelChoices kernels{};
+  // bf16 compute for the linear layers whose weights have copies here (not owned; must
+  // outlive the forward), without autograd: policy/bf16_weights.h. nullptr: fp32.
+  const Bf16Weights* bf16 = nullptr;
 
   // *pool, or ParallelPool::global().
   ParallelPool& parallel_pool() const;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -221,24 +222,15 @@ R1KIT_AVX512 void swiglu_cols_block(const float* wg, const float* wu, int64_t K,
       _mm512_storeu_ps(hT + i * Mp + 16 * j, swiglu512(g[i][j], u[i][j]));
 }
 
-// The column-form blocks for a panel of `mv` vectors (1..4), chosen at run time.
-template <int NB>
-R1KIT_AVX512 void swiglu_cols_mv(int mv, const float* wg, const float* wu, int64_t K,
-                                 const float* xT, float* hT) {
+// fn(std::integral_constant<int, MV>{}) for a panel of mv = MV vectors (1..4), so that a
+// block's vector count, chosen at run time, is a template argument.
+template <typename Fn>
+void with_mv(int mv, const Fn& fn) {
   switch (mv) {
-    case 1: return swiglu_cols_block<NB, 1>(wg, wu, K, xT, hT);
-    case 2: return swiglu_cols_block<NB, 2>(wg, wu, K, xT, hT);
-    case 3: return swiglu_cols_block<NB, 3>(wg, wu, K, xT, hT);
-    default: return swiglu_cols_block<NB, 4>(wg, wu, K, xT, hT);
-  }
-}
-template <int NB>
-R1KIT_AVX512 void linear_cols_mv(int mv, const float* w, int64_t K, const float* xT, float* yT) {
-  switch (mv) {
-    case 1: return linear_cols_block<NB, 1>(w, K, xT, yT);
-    case 2: return linear_cols_block<NB, 2>(w, K, xT, yT);
-    case 3: return linear_cols_block<NB, 3>(w, K, xT, yT);
-    default: return linear_cols_block<NB, 4>(w, K, xT, yT);
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    default: return fn(std::integral_constant<int, 4>{});
   }
 }
 
@@ -333,21 +325,318 @@ R1KIT_AVX512 void from_columns(const Panels& P, const float* cols, int64_t C, co
   }
 }
 
+// The column form's loop: for each block of NB output rows (single rows for the last
+// N % NB) and each panel in turn, so that a block's weight rows come from memory once and
+// from L1 for the later panels, fn(full, n, mv, x, y) with full = a block of NB from row
+// n, mv the panel's vectors, x the panel of the inputs xT ([K, .], elements of T) and y
+// where the block's outputs go in the panels of yT ([N, .]).
+template <typename T, typename Fn>
+void over_blocks_and_panels(const Panels& P, int64_t N, int64_t K, int64_t NB, const T* xT,
+                            float* yT, const Fn& fn) {
+  for (int64_t n = 0; n < N; n += (N - n >= NB ? NB : 1))
+    for (int64_t p = 0; p < P.count(); ++p) {
+      const int mv = P.mv(p);
+      fn(N - n >= NB, n, mv, xT + p * kPanelRows * K, yT + p * kPanelRows * N + n * 16 * mv);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// bf16 compute (expert_kernels.h, "bf16 compute"). Weights and inputs as raw bf16 bits.
+
+// All 16 lanes (GCC 12's unmasked forms of these read an undefined vector and warn).
+constexpr __mmask16 kAll = 0xFFFF;
+
+// A vector rounded to bf16 (nearest even, as a cast to bf16 rounds) and widened back.
+R1KIT_AVX512BF16 inline __m512 round_bf16(__m512 v) {
+  const __m256i h = reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll, v));
+  return _mm512_castsi512_ps(
+      _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, h), 16));
+}
+
+// The bf16 bits of 16 floats, rounded to nearest even.
+R1KIT_AVX512BF16 inline __m256i bf16_bits(__m512 v) {
+  return reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll, v));
+}
+
+// y [M, N] (row stride ldy) rounded to bf16 in place.
+R1KIT_AVX512BF16 void round_rows_bf16(float* y, int64_t M, int64_t N, int64_t ldy) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; n += 16) {
+      const __mmask16 k = kernel::lanes(N - n);
+      float* p = y + m * ldy + n;
+      _mm512_mask_storeu_ps(p, k, round_bf16(_mm512_maskz_loadu_ps(k, p)));
+    }
+}
+
+// x [M, K] fp32 (row stride K) -> bf16 bits [M, K].
+R1KIT_AVX512BF16 void rows_to_bf16(const float* x, int64_t M, int64_t K, uint16_t* out) {
+  const int64_t n = M * K;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = kernel::lanes(n - i);
+    _mm256_mask_storeu_epi16(out + i, k, bf16_bits(_mm512_maskz_loadu_ps(k, x + i)));
+  }
+}
+
+// Column panels of fp32 (to_columns' layout: panel p at C * kPanelRows * p, [C, 16 mv])
+// -> the same panels as bf16 pairs: panel p at the same element offset, [C / 2, 16 mv, 2],
+// element (c, m) at ((c / 2) * 16 mv + m) * 2 + c % 2, so that one 32-bit lane holds the
+// pair (c, c + 1) of column m. C even.
+R1KIT_AVX512BF16 void columns_to_pairs(const Panels& P, const float* cols, int64_t C,
+                                       uint16_t* pairs) {
+  for (int64_t p = 0; p < P.count(); ++p) {
+    const int64_t mp = 16 * P.mv(p);
+    const float* cp = cols + p * kPanelRows * C;
+    uint16_t* pp = pairs + p * kPanelRows * C;
+    for (int64_t c = 0; c < C; c += 2)
+      for (int64_t m0 = 0; m0 < mp; m0 += 16) {
+        const __m512i lo =
+            _mm512_maskz_cvtepu16_epi32(kAll, bf16_bits(_mm512_loadu_ps(cp + c * mp + m0)));
+        const __m512i hi =
+            _mm512_maskz_cvtepu16_epi32(kAll, bf16_bits(_mm512_loadu_ps(cp + (c + 1) * mp + m0)));
+        _mm512_storeu_si512(pp + (c * mp + 2 * m0),
+                            _mm512_maskz_or_epi32(kAll, lo, _mm512_maskz_slli_epi32(kAll, hi, 16)));
+      }
+  }
+}
+
+// The pair (w[k], w[k + 1]) broadcast to every 32-bit lane.
+R1KIT_AVX512BF16 inline __m512bh pair_of(const uint16_t* w) {
+  int32_t v;
+  std::memcpy(&v, w, sizeof(v));
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(v));
+}
+
+// linear_cols_block over bf16 pairs: yT[i, :] = w[i, :] . xP for NB weight rows (bf16
+// [NB, K], K even) against MV vectors of 16 columns.
+template <int NB, int MV>
+R1KIT_AVX512BF16 void linear_cols_bf16(const uint16_t* w, int64_t K, const uint16_t* xP,
+                                       float* yT) {
+  constexpr int64_t Mp = MV * 16;
+  __m512 acc[NB][MV];
+#pragma GCC unroll 6
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 2) {
+    __m512bh xv[MV];
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j)
+      xv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xP + k * Mp + 32 * j));
+#pragma GCC unroll 6
+    for (int i = 0; i < NB; ++i) {
+      const __m512bh wv = pair_of(w + i * K + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < MV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xv[j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) _mm512_storeu_ps(yT + i * Mp + 16 * j, acc[i][j]);
+}
+
+// swiglu_cols_block over bf16 pairs: hT[i, :] = silu(g) u with g and u the rounded outputs
+// of wg[i] . xP and wu[i] . xP, in fp32 (rounded when packed for the down projection).
+template <int NB, int MV>
+R1KIT_AVX512BF16 void swiglu_cols_bf16(const uint16_t* wg, const uint16_t* wu, int64_t K,
+                                       const uint16_t* xP, float* hT) {
+  constexpr int64_t Mp = MV * 16;
+  __m512 g[NB][MV], u[NB][MV];
+#pragma GCC unroll 3
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j) g[i][j] = u[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 2) {
+    __m512bh xv[MV];
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j)
+      xv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xP + k * Mp + 32 * j));
+#pragma GCC unroll 3
+    for (int i = 0; i < NB; ++i) {
+      const __m512bh gw = pair_of(wg + i * K + k), uw = pair_of(wu + i * K + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < MV; ++j) {
+        g[i][j] = _mm512_dpbf16_ps(g[i][j], gw, xv[j]);
+        u[i][j] = _mm512_dpbf16_ps(u[i][j], uw, xv[j]);
+      }
+    }
+  }
+#pragma GCC unroll 3
+  for (int i = 0; i < NB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < MV; ++j)
+      _mm512_storeu_ps(hT + i * Mp + 16 * j, swiglu512(round_bf16(g[i][j]), round_bf16(u[i][j])));
+}
+
+// linear_panels over bf16 pairs (w bf16 [N, K], xP from columns_to_pairs).
+void linear_panels_bf16(const Panels& P, const uint16_t* w, int64_t N, int64_t K,
+                        const uint16_t* xP, float* yT) {
+  over_blocks_and_panels(P, N, K, 6, xP, yT,
+                         [&](bool full, int64_t n, int mv, const uint16_t* x, float* y) {
+                           with_mv(mv, [&](auto c) {
+                             constexpr int MV = decltype(c)::value;
+                             if (full)
+                               linear_cols_bf16<6, MV>(w + n * K, K, x, y);
+                             else
+                               linear_cols_bf16<1, MV>(w + n * K, K, x, y);
+                           });
+                         });
+}
+
+// dot2 over bf16 bits: for R rows of x ([R, K], row stride K), a[r] = x[r] . wa and
+// b[r] = x[r] . wb, 32 products a step; a masked load for the last K % 32.
+template <int R>
+R1KIT_AVX512BF16 void dot2_bf16(const uint16_t* x, int64_t K, const uint16_t* wa,
+                                const uint16_t* wb, float* a, float* b) {
+  __m512 acc_a[R], acc_b[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 32) {
+    const __mmask32 m = K - k >= 32 ? ~__mmask32{0} : (__mmask32{1} << (K - k)) - 1;
+    _mm_prefetch(reinterpret_cast<const char*>(wa + k + 2 * kPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wb + k + 2 * kPrefetch), _MM_HINT_T0);
+    const auto va = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, wa + k));
+    const auto vb = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, wb + k));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const auto xv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, x + r * K + k));
+      acc_a[r] = _mm512_dpbf16_ps(acc_a[r], xv, va);
+      acc_b[r] = _mm512_dpbf16_ps(acc_b[r], xv, vb);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    a[r] = kernel::hsum512(acc_a[r]);
+    b[r] = kernel::hsum512(acc_b[r]);
+  }
+}
+
+R1KIT_AVX512BF16 void dot2_bf16_rows(int rows, const uint16_t* x, int64_t K, const uint16_t* wa,
+                                     const uint16_t* wb, float* a, float* b) {
+  switch (rows) {
+    case 1: return dot2_bf16<1>(x, K, wa, wb, a, b);
+    case 2: return dot2_bf16<2>(x, K, wa, wb, a, b);
+    case 3: return dot2_bf16<3>(x, K, wa, wb, a, b);
+    case 4: return dot2_bf16<4>(x, K, wa, wb, a, b);
+    case 5: return dot2_bf16<5>(x, K, wa, wb, a, b);
+    default: return dot2_bf16<6>(x, K, wa, wb, a, b);
+  }
+}
+
+// The row form in bf16: y [M, N] (row stride ldy, fp32) = x16 [M, K] w^T, unrounded.
+void linear_rows_bf16(const uint16_t* x16, int64_t M, int64_t K, const uint16_t* w, int64_t N,
+                      float* y, int64_t ldy) {
+  float a[6], b[6];
+  for (int64_t m0 = 0; m0 < M; m0 += 6) {
+    const int rows = static_cast<int>(std::min<int64_t>(6, M - m0));
+    for (int64_t n = 0; n < N; n += 2) {
+      const int64_t n1 = std::min(n + 1, N - 1);  // an odd last row pairs with itself
+      dot2_bf16_rows(rows, x16 + m0 * K, K, w + n * K, w + n1 * K, a, b);
+      for (int r = 0; r < rows; ++r) {
+        y[(m0 + r) * ldy + n] = a[r];
+        if (n + 1 < N) y[(m0 + r) * ldy + n + 1] = b[r];
+      }
+    }
+  }
+}
+
+// Scratch floats for M rows of a layer K -> N in bf16 (either form), and for a SwiGLU
+// expert K -> I -> K.
+int64_t linear_bf16_scratch(int64_t M, int64_t K, int64_t N) {
+  return Panels{M}.padded() * (K + K / 2 + N) + M * K;
+}
+int64_t swiglu_bf16_scratch(int64_t M, int64_t K, int64_t I) {
+  return Panels{M}.padded() * (K + K / 2 + I + I / 2 + K) + M * (K + I);
+}
+
+// linear_bf16_raw with its scratch (linear_bf16_scratch floats).
+void linear_bf16_into(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
+                      const float* b, float* y, int64_t ldy, const KernelChoices& kernels,
+                      float* scratch) {
+  if (takes_columns(kernels, M)) {
+    const Panels P{M};
+    float* xT = scratch;
+    auto* xP = reinterpret_cast<uint16_t*>(xT + K * P.padded());
+    float* yT = xT + (K + K / 2) * P.padded();
+    to_columns(P, x, K, xT);
+    columns_to_pairs(P, xT, K, xP);
+    linear_panels_bf16(P, w, N, K, xP, yT);
+    from_columns(P, yT, N, b, y, ldy);
+  } else {
+    auto* x16 = reinterpret_cast<uint16_t*>(scratch);
+    rows_to_bf16(x, M, K, x16);
+    linear_rows_bf16(x16, M, K, w, N, y, ldy);
+    if (b)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) y[m * ldy + n] += b[n];
+  }
+  round_rows_bf16(y, M, N, ldy);
+}
+
+// One SwiGLU expert in bf16 (swiglu_bf16_scratch floats of scratch).
+void swiglu_bf16(const float* xp, int64_t M, int64_t K, int64_t I, const uint16_t* gp,
+                 const uint16_t* up, const uint16_t* dp, float* scratch, float* yp,
+                 const KernelChoices& kernels) {
+  if (takes_columns(kernels, M)) {
+    const Panels P{M};
+    float* xT = scratch;
+    auto* xP = reinterpret_cast<uint16_t*>(xT + K * P.padded());
+    float* hT = xT + (K + K / 2) * P.padded();
+    auto* hP = reinterpret_cast<uint16_t*>(hT + I * P.padded());
+    float* yT = hT + (I + I / 2) * P.padded();
+    to_columns(P, xp, K, xT);
+    columns_to_pairs(P, xT, K, xP);
+    over_blocks_and_panels(P, I, K, 3, xP, hT,
+                           [&](bool full, int64_t n, int mv, const uint16_t* x, float* h) {
+                             with_mv(mv, [&](auto c) {
+                               constexpr int MV = decltype(c)::value;
+                               if (full)
+                                 swiglu_cols_bf16<3, MV>(gp + n * K, up + n * K, K, x, h);
+                               else
+                                 swiglu_cols_bf16<1, MV>(gp + n * K, up + n * K, K, x, h);
+                             });
+                           });
+    columns_to_pairs(P, hT, I, hP);
+    linear_panels_bf16(P, dp, K, I, hP, yT);
+    from_columns(P, yT, K, nullptr, yp, K);
+  } else {
+    auto* x16 = reinterpret_cast<uint16_t*>(scratch);
+    float* h = scratch + M * K;
+    auto* h16 = reinterpret_cast<uint16_t*>(h + M * I);
+    rows_to_bf16(xp, M, K, x16);
+    float g[6], u[6];
+    for (int64_t m0 = 0; m0 < M; m0 += 6) {
+      const int rows = static_cast<int>(std::min<int64_t>(6, M - m0));
+      for (int64_t n = 0; n < I; ++n) {
+        dot2_bf16_rows(rows, x16 + m0 * K, K, gp + n * K, up + n * K, g, u);
+        for (int r = 0; r < rows; ++r) {
+          const float gr = static_cast<float>(at::BFloat16(g[r]));
+          const float ur = static_cast<float>(at::BFloat16(u[r]));
+          h[(m0 + r) * I + n] = gr / (1.0f + std::exp(-gr)) * ur;
+        }
+      }
+    }
+    rows_to_bf16(h, M, I, h16);
+    linear_rows_bf16(h16, M, I, dp, K, yp, K);
+  }
+  round_rows_bf16(yp, M, K, K);
+}
+
 // yT = w xT for w [N, K] and the panels xT ([K, .]) into yT ([N, .]): each block of 6
 // weight rows runs against every panel in turn, so it comes from memory once and from L1
 // for the later panels.
 void linear_panels(const Panels& P, const float* w, int64_t N, int64_t K, const float* xT,
                    float* yT) {
-  for (int64_t n = 0; n < N; n += (N - n >= 6 ? 6 : 1))
-    for (int64_t p = 0; p < P.count(); ++p) {
-      const int mv = P.mv(p);
-      const float* x = xT + p * kPanelRows * K;
-      float* y = yT + p * kPanelRows * N + n * 16 * mv;
-      if (N - n >= 6)
-        linear_cols_mv<6>(mv, w + n * K, K, x, y);
-      else
-        linear_cols_mv<1>(mv, w + n * K, K, x, y);
-    }
+  over_blocks_and_panels(P, N, K, 6, xT, yT,
+                         [&](bool full, int64_t n, int mv, const float* x, float* y) {
+                           with_mv(mv, [&](auto c) {
+                             constexpr int MV = decltype(c)::value;
+                             if (full)
+                               linear_cols_block<6, MV>(w + n * K, K, x, y);
+                             else
+                               linear_cols_block<1, MV>(w + n * K, K, x, y);
+                           });
+                         });
 }
 
 // Scratch floats swiglu_rows_columns needs for M rows: xT, hT and yT.
@@ -365,16 +654,16 @@ void swiglu_rows_columns(const float* xp, int64_t M, int64_t K, int64_t I, const
   float* yT = xT + K * P.padded();
   float* hT = yT + K * P.padded();
   to_columns(P, xp, K, xT);
-  for (int64_t n = 0; n < I; n += (I - n >= 3 ? 3 : 1))
-    for (int64_t p = 0; p < P.count(); ++p) {
-      const int mv = P.mv(p);
-      const float* x = xT + p * kPanelRows * K;
-      float* h = hT + p * kPanelRows * I + n * 16 * mv;
-      if (I - n >= 3)
-        swiglu_cols_mv<3>(mv, gp + n * K, up + n * K, K, x, h);
-      else
-        swiglu_cols_mv<1>(mv, gp + n * K, up + n * K, K, x, h);
-    }
+  over_blocks_and_panels(P, I, K, 3, xT, hT,
+                         [&](bool full, int64_t n, int mv, const float* x, float* h) {
+                           with_mv(mv, [&](auto c) {
+                             constexpr int MV = decltype(c)::value;
+                             if (full)
+                               swiglu_cols_block<3, MV>(gp + n * K, up + n * K, K, x, h);
+                             else
+                               swiglu_cols_block<1, MV>(gp + n * K, up + n * K, K, x, h);
+                           });
+                         });
   linear_panels(P, dp, K, I, hT, yT);
   from_columns(P, yT, K, nullptr, yp, K);
 }
@@ -419,6 +708,25 @@ void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* 
 }
 
 }  // namespace
+
+bool bf16_kernels_available() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
+
+bool bf16_kernels_apply(const KernelChoices& kernels, int64_t K) {
+  return kernels.small_rows && K % 2 == 0 && bf16_kernels_available();
+}
+
+void linear_bf16_raw(const float* x, int64_t M, int64_t K, const at::BFloat16* w, int64_t N,
+                     const float* b, float* y, int64_t ldy, const KernelChoices& kernels) {
+  TORCH_CHECK(bf16_kernels_apply(kernels, K),
+              "linear_bf16_raw: AVX512-BF16 and an even K expected");
+  std::vector<float> scratch(static_cast<size_t>(linear_bf16_scratch(M, K, N)));
+  linear_bf16_into(x, M, K, reinterpret_cast<const uint16_t*>(w), N, b, y, ldy, kernels,
+                   scratch.data());
+}
 
 bool takes_columns(const KernelChoices& kernels, int64_t M) {
   return M >= kColumnRowsMin && M <= kColumnRowsMax && kernels.small_rows_columns &&
@@ -512,12 +820,21 @@ void swiglu_experts_small_rows(const std::vector<ExpertJob>& jobs, int64_t dim, 
   TORCH_CHECK(small_rows_kernels_available(), "swiglu_experts_small_rows: AVX2/FMA expected");
   int64_t scratch = 0;
   for (const auto& j : jobs)
-    scratch = std::max(scratch, swiglu_scratch(exec.kernels, j.rows, dim, j.inter));
+    scratch = std::max(scratch, j.w_gate16 ? swiglu_bf16_scratch(j.rows, dim, j.inter)
+                                           : swiglu_scratch(exec.kernels, j.rows, dim, j.inter));
   const auto parts = partition_expert_jobs(jobs, std::max(threads, 1));
   auto run = [&](int p) {
     std::vector<float> h(static_cast<size_t>(scratch));  // this part's scratch
     for (size_t i = parts[p].first; i < parts[p].second; ++i) {
       const ExpertJob& j = jobs[i];
+      if (j.w_gate16) {
+        const auto bits = [](const at::BFloat16* w) {
+          return reinterpret_cast<const uint16_t*>(w);
+        };
+        swiglu_bf16(j.x, j.rows, dim, j.inter, bits(j.w_gate16), bits(j.w_up16), bits(j.w_down16),
+                    h.data(), j.y, exec.kernels);
+        continue;
+      }
       swiglu_rows(j.x, j.rows, dim, j.inter, j.w_gate, j.w_up, j.w_down, h.data(), j.y,
                   exec.kernels);
     }

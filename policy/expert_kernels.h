@@ -97,9 +97,34 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
                                 const torch::Tensor& w_up, const torch::Tensor& w_down,
                                 const KernelChoices& kernels);
 
+// ---------------------------------------------------------------------------------
+// bf16 compute (ExecutionContext::bf16, policy/bf16_weights.h): the same row and column
+// forms with bf16 weights and AVX512-BF16's dot product (vdpbf16ps: 32 bf16 products a
+// vector, summed in pairs into 16 fp32 lanes), which halves both the weight bytes and the
+// instructions per product. What is rounded is what CPU autocast rounds in the trainer's
+// bf16 compute (train/compute.h): a layer's input and weights to bf16 (round to nearest
+// even, as a cast does), the products summed in fp32, the layer's output rounded to bf16
+// again (autocast's matmuls return bf16) and handed on as fp32. In SwiGLU the gate and up
+// outputs are rounded, silu(g) u is computed in fp32 and rounded as the down
+// projection's input. Results equal a bf16 torch::linear's up to the order of summation
+// (tests/policy/expert_kernels_test.cpp). Timings in bench/RESULTS.md, "bf16 decode".
+
+// True when this CPU has AVX-512F, -BW, -VL and AVX512-BF16 (checked once).
+bool bf16_kernels_available();
+
+// True when the bf16 kernels may take a layer of inner size K with these choices:
+// available, kernels.small_rows on and K even (the products come in pairs along K).
+bool bf16_kernels_apply(const KernelChoices& kernels, int64_t K);
+
+// y [M, N] (row stride ldy) = bf16(bf16(x) w^T + b) for x [M, K] fp32, w [N, K] bf16 and
+// b [N] (fp32, bf16-valued; may be null): the column form from kColumnRowsMin rows when
+// takes_columns, else the row form. Raw row-major memory; requires bf16_kernels_apply.
+void linear_bf16_raw(const float* x, int64_t M, int64_t K, const at::BFloat16* w, int64_t N,
+                     const float* b, float* y, int64_t ldy, const KernelChoices& kernels);
+
 // One routed expert's share of a MoE layer, on raw fp32 row-major memory: rows of x
 // ([rows, dim]) through the SwiGLU expert (w_gate/w_up [inter, dim], w_down [dim, inter])
-// into y ([rows, dim]).
+// into y ([rows, dim]). With the bf16 weights set (all three), in bf16 compute as above.
 struct ExpertJob {
   const float* x = nullptr;
   int64_t rows = 0;
@@ -108,6 +133,9 @@ struct ExpertJob {
   const float* w_up = nullptr;
   const float* w_down = nullptr;
   float* y = nullptr;
+  const at::BFloat16* w_gate16 = nullptr;
+  const at::BFloat16* w_up16 = nullptr;
+  const at::BFloat16* w_down16 = nullptr;
 };
 
 // Cuts jobs into at most `parts` contiguous ranges [first, second) of about equal cost

@@ -16,6 +16,8 @@
 
 #define R1KIT_AVX2 __attribute__((target("avx2,fma")))
 #define R1KIT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+// AVX-512 with the bf16 dot product (vdpbf16ps) and 16-bit element moves (BW, VL).
+#define R1KIT_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
 #define R1KIT_INLINE inline __attribute__((always_inline))
 
 namespace r1kit::policy::kernel {

@@ -1,10 +1,12 @@
 #include "policy/model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <optional>
 
 #include "policy/attention.h"
+#include "policy/bf16_weights.h"
 #include "policy/decode_threads.h"
 #include "policy/expert_kernels.h"
 #include "policy/grouped_experts.h"
@@ -242,7 +244,7 @@ torch::Tensor MLAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
 
   torch::Tensor o;  // [B, T, H, dv]
   if (impl == AttnImpl::kNaive) {
-    auto kvb = kv_b_proj(c_all).view({B, S, H, dn + dv});
+    auto kvb = run_linear(kv_b_proj, c_all, exec).view({B, S, H, dn + dv});
     auto k_nope = kvb.narrow(-1, 0, dn);
     auto v = kvb.narrow(-1, dn, dv);
     auto k = torch::cat({k_nope, pe_all.unsqueeze(2).expand({B, S, H, dr})}, -1);  // [B, S, H, dqk]
@@ -341,21 +343,43 @@ MLPImpl::MLPImpl(int64_t dim, int64_t inter_dim) {
   down_proj = register_module("down_proj", linear(inter_dim, dim));
 }
 
+namespace {
+// The bf16 copies of an MLP's three weights in `bf16`, all or none.
+std::array<const torch::Tensor*, 3> bf16_copies(const MLPImpl& m, const Bf16Weights* bf16) {
+  if (!bf16) return {};
+  std::array<const torch::Tensor*, 3> c{bf16->find(m.gate_proj->weight),
+                                        bf16->find(m.up_proj->weight),
+                                        bf16->find(m.down_proj->weight)};
+  return c[0] && c[1] && c[2] ? c : std::array<const torch::Tensor*, 3>{};
+}
+}  // namespace
+
 bool MLPImpl::takes_small_rows(const torch::Tensor& x, const KernelChoices& kernels,
-                               int64_t max_rows) const {
+                               int64_t max_rows, const Bf16Weights* bf16) const {
   const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
-  return rows <= max_rows && small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight,
-                                                      down_proj->weight, kernels);
+  if (rows > max_rows ||
+      !small_rows_kernels_apply(x, gate_proj->weight, up_proj->weight, down_proj->weight, kernels))
+    return false;
+  // In bf16 compute, only where the bf16 kernels apply (else decode_linear's bf16 path).
+  return !bf16_copies(*this, bf16)[0] || (bf16_kernels_apply(kernels, x.size(-1)) &&
+                                          bf16_kernels_apply(kernels, gate_proj->weight.size(0)));
 }
 
-ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y) const {
-  return {x.data_ptr<float>(),
-          x.numel() / x.size(-1),
-          gate_proj->weight.size(0),
-          gate_proj->weight.data_ptr<float>(),
-          up_proj->weight.data_ptr<float>(),
-          down_proj->weight.data_ptr<float>(),
-          y.data_ptr<float>()};
+ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y,
+                                  const Bf16Weights* bf16) const {
+  ExpertJob j{x.data_ptr<float>(),
+              x.numel() / x.size(-1),
+              gate_proj->weight.size(0),
+              gate_proj->weight.data_ptr<float>(),
+              up_proj->weight.data_ptr<float>(),
+              down_proj->weight.data_ptr<float>(),
+              y.data_ptr<float>()};
+  if (const auto c = bf16_copies(*this, bf16); c[0]) {
+    j.w_gate16 = c[0]->data_ptr<at::BFloat16>();
+    j.w_up16 = c[1]->data_ptr<at::BFloat16>();
+    j.w_down16 = c[2]->data_ptr<at::BFloat16>();
+  }
+  return j;
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& exec) {
@@ -365,10 +389,18 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
   // the trainer's no-grad passes (small_rows_kernels_apply).
   const int64_t max_rows = small_rows_max_rows(exec.kernels, 1);
   if (takes_small_rows(x, exec.kernels,
-                       exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows)) {
+                       exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows,
+                       exec.bf16)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
-    auto out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
-                                 down_proj->weight, exec.kernels);
+    torch::Tensor out;
+    if (bf16_copies(*this, exec.bf16)[0]) {
+      const auto x2 = x.reshape({rows, dim}).contiguous();
+      out = torch::empty_like(x2);
+      swiglu_experts_small_rows({small_rows_job(x2, out, exec.bf16)}, dim, 1, exec);
+    } else {
+      out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
+                              down_proj->weight, exec.kernels);
+    }
     auto shape = x.sizes().vec();
     shape.back() = out.size(1);
     return out.view(shape);
@@ -472,18 +504,18 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
     // that it runs beside them instead of before or after.
     if (shared_experts && threads > 1 &&
         shared_experts->takes_small_rows(xf, exec.kernels,
-                                         small_rows_max_rows(exec.kernels, threads))) {
+                                         small_rows_max_rows(exec.kernels, threads), exec.bf16)) {
       y_shared = torch::empty_like(xf);
-      jobs.push_back(shared_experts->small_rows_job(xf, y_shared));
+      jobs.push_back(shared_experts->small_rows_job(xf, y_shared, exec.bf16));
     }
     int64_t off = 0;
     for (int64_t e = 0; e < E; ++e) {
       if (cnt[e] == 0) continue;
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
-      if (mlp->takes_small_rows(pieces[e], exec.kernels,
-                                small_rows_max_rows(exec.kernels, threads))) {
-        jobs.push_back(mlp->small_rows_job(pieces[e], out));
+      if (mlp->takes_small_rows(pieces[e], exec.kernels, small_rows_max_rows(exec.kernels, threads),
+                                exec.bf16)) {
+        jobs.push_back(mlp->small_rows_job(pieces[e], out, exec.bf16));
       } else {
         out.copy_(mlp->forward(pieces[e], exec));
       }

@@ -201,11 +201,15 @@ class MLPImpl : public torch::nn::Module {
   // max_rows rows, no autograd, fp32 contiguous CPU tensors, AVX2/FMA, chosen in
   // `kernels`. forward(x) takes it up to small_rows_max_rows(kernels, 1); MoE's
   // inference path up to small_rows_max_rows(kernels, its threads).
+  // With `bf16` holding copies of this MLP's weights (bf16 compute, policy/bf16_weights.h),
+  // only where the bf16 kernels apply as well.
   bool takes_small_rows(const torch::Tensor& x, const KernelChoices& kernels,
-                        int64_t max_rows = kSmallRowsMax) const;
+                        int64_t max_rows = kSmallRowsMax, const Bf16Weights* bf16 = nullptr) const;
   // This expert on x's rows into y's, for swiglu_experts_small_rows (x and y [rows, dim],
-  // contiguous fp32; takes_small_rows(x, ...) must hold).
-  ExpertJob small_rows_job(const torch::Tensor& x, torch::Tensor& y) const;
+  // contiguous fp32; takes_small_rows(x, ...) must hold); in bf16 where `bf16` holds the
+  // copies of its weights.
+  ExpertJob small_rows_job(const torch::Tensor& x, torch::Tensor& y,
+                           const Bf16Weights* bf16 = nullptr) const;
 
   torch::nn::Linear gate_proj{nullptr};  // [I, d]
   torch::nn::Linear up_proj{nullptr};    // [I, d]

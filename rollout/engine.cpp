@@ -65,9 +65,9 @@ DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer) {
 struct Engine::Seq {
   int64_t group = 0;   // index into request.prompts (and the result)
   int64_t sample = 0;  // group * G + its index in the group
-  uint64_t seed = 0;  // derive_seed(sampling.seed, {prompt.index, sample})
-  int64_t pos = 0;    // tokens in the cache (prompt + fed completion tokens)
-  int64_t last = 0;   // newest sampled token, not yet in the cache
+  uint64_t seed = 0;   // derive_seed(sampling.seed, {prompt.index, sample})
+  int64_t pos = 0;     // tokens in the cache (prompt + fed completion tokens)
+  int64_t last = 0;    // newest sampled token, not yet in the cache
   Completion* out = nullptr;
   bool done = false;
 };
@@ -160,7 +160,13 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       std::min(max_seq_len_, (longest + request.sampling.max_new_tokens + 255) / 256 * 256));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
-  const policy::ExecutionContext exec = options_.execution();
+  policy::ExecutionContext exec = options_.execution();
+  // bf16 compute: the copies cast from the weights as they are now (they may have changed
+  // since the last request).
+  if (request.bf16_compute && request.exact == ExactMode::kOff) {
+    bf16_weights_.assign(*model_->layers);
+    exec.bf16 = &bf16_weights_;
+  }
   std::optional<BlasThreadsGuard> blas_threads;
   if (const int n = options_.blas_threads_during_generate(); n > 0) blas_threads.emplace(n);
   const SamplingParams& sp = request.sampling;

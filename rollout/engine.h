@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "data/incremental_decoder.h"
+#include "policy/bf16_weights.h"
 #include "policy/exact_forward.h"
 #include "policy/model.h"
 #include "rollout/rollout_source.h"
@@ -129,9 +130,9 @@ class Engine {
   // Generates request.group_size completions per prompt, tagging them with
   // `policy_version`. `on_group` is called (on this thread) once per group as soon as
   // its last sample finishes; `on_token` after every sampled token (for streaming:
-  // data::IncrementalDecoder turns a sample's ids into whole characters). Returns the groups in the order of request.prompts.
-  // After abort(), unfinished samples end with FinishReason::kAbort and keep the
-  // tokens they had.
+  // data::IncrementalDecoder turns a sample's ids into whole characters). Returns the groups in the
+  // order of request.prompts. After abort(), unfinished samples end with FinishReason::kAbort and
+  // keep the tokens they had.
   StatusOr<std::vector<Group>> generate(const GenerateRequest& request, int64_t policy_version,
                                         const std::function<void(const Group&)>& on_group = {},
                                         const TokenFn& on_token = {});
@@ -167,6 +168,8 @@ class Engine {
   policy::KVCache scratch_;  // 1 slot: the current group's prefilled prompt
   // Exact mode's caches, the same shapes (allocated by the first exact request).
   std::unique_ptr<policy::ExactCache> exact_cache_, exact_scratch_;
+  // bf16 compute's copies of the weights, recast by every request that asks for it.
+  policy::Bf16Weights bf16_weights_;
   std::atomic<bool> abort_{false};
   mutable std::mutex mu_;  // serialises generate(); guards stats_
   EngineStats stats_;

@@ -73,6 +73,11 @@ struct GenerateRequest {
   SamplingParams sampling;
   bool record_experts = false;  // fill Group::prompt_experts and Completion::routed_experts
   ExactMode exact = ExactMode::kOff;
+  // bf16 compute (docs/rollout.md, "bf16 compute"): the decoder's linear layers on bf16
+  // copies of the weights, rounded as the trainer's bf16 autocast rounds (policy/
+  // bf16_weights.h). Ignored in exact mode (which has its own precision) and by a model
+  // whose weights are bf16 already.
+  bool bf16_compute = false;
 };
 
 // MoE routing of a run of tokens (routing replay, grpo/routing_replay.h): the expert ids

@@ -173,8 +173,12 @@ std::string first_changed_key(const nlohmann::json& saved, const nlohmann::json&
 }
 
 Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
-                               const std::vector<std::string>& may_change) {
-  const std::string key = first_changed_key(saved, now, may_change);
+                               const std::vector<std::string>& may_change,
+                               const nlohmann::json& defaults) {
+  // The keys `saved` lacks, at their defaults (a merge patch keeps every key `saved` has).
+  nlohmann::json filled = defaults.is_object() ? defaults : nlohmann::json::object();
+  filled.merge_patch(saved);
+  const std::string key = first_changed_key(filled, now, may_change);
   if (key.empty()) return OkStatus();
   return FailedPrecondition(
       "cannot resume: {} is {} in the checkpoint's recipe but {} now; restore it, or start a "

@@ -63,9 +63,13 @@ StatusOr<nlohmann::json> load_train_checkpoint(policy::TransformerImpl& model,
 // recipe `now` (both as config_to_json gives them): every leaf must be equal except
 // those under a dotted prefix in `may_change` (e.g. "train.stop_after", "checkpoint",
 // "dist"). Otherwise FailedPrecondition naming the first differing key and both values,
-// so a changed seed or learning rate cannot silently break an exact resume.
+// so a changed seed or learning rate cannot silently break an exact resume. A key that
+// `saved` lacks (a checkpoint of an r1kit from before the key existed) counts as its value
+// in `defaults` (config_to_json of a default recipe; none when empty), so that a newer
+// r1kit resumes an older run whose recipe leaves the new key at its default.
 Status check_resume_compatible(const nlohmann::json& saved, const nlohmann::json& now,
-                               const std::vector<std::string>& may_change);
+                               const std::vector<std::string>& may_change,
+                               const nlohmann::json& defaults = {});
 
 // The comparison of check_resume_compatible: the first leaf (a dotted key, "train.lr")
 // where `saved` and `now` differ outside the prefixes in `may_change`; "" when none.

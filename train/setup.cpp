@@ -159,8 +159,8 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
     // Keys that do not change what is computed may differ; anything else would break an
     // exact resume and is refused.
     if (run.resumed_state_.contains("recipe"))
-      RETURN_IF_ERROR(
-          check_resume_compatible(run.resumed_state_["recipe"], o.recipe, o.may_change));
+      RETURN_IF_ERROR(check_resume_compatible(run.resumed_state_["recipe"], o.recipe, o.may_change,
+                                              o.recipe_defaults));
     run.start_step_ = run.resumed_state_["step"].get<int64_t>();
     R1_LOG(info, "resuming from {} (step {})", run.resume_dir_, run.start_step_);
   }

@@ -87,7 +87,8 @@ struct TrainingRunOptions {
   // Recorded in every checkpoint's and the final model's tokenizer_config.json
   // (data/prompt_format.h): the chat template and task the model is trained with.
   std::optional<data::PromptFormat> prompt_format;
-  nlohmann::json recipe;                // config_to_json(recipe): saved, and compared on resume
+  nlohmann::json recipe;           // config_to_json(recipe): saved, and compared on resume
+  nlohmann::json recipe_defaults;  // config_to_json of a default recipe (check_resume_compatible)
   std::vector<std::string> may_change;  // dotted keys that may differ on resume
   std::string log_note;                 // appended to the start-up log line
   // Optimizer steps skipped in a row (train/optim.h, guarded_step) that end the run, and
@@ -128,6 +129,7 @@ TrainingRunOptions run_options(const Recipe& r, int64_t vocab_size, std::string 
   ro.seed = r.train.seed;
   ro.tokenizer_path = std::move(tokenizer_path);
   ro.recipe = config_to_json(r);
+  ro.recipe_defaults = config_to_json(Recipe{});
   ro.max_skipped_steps = r.train.max_skipped_steps;
   return ro;
 }

@@ -42,6 +42,7 @@ void to_proto(const GenerateRequest& r, const std::vector<size_t>& positions,
   out->set_exact(r.exact == ExactMode::kBF16  ? pb::EXACT_MODE_BF16
                  : r.exact == ExactMode::kF32 ? pb::EXACT_MODE_F32
                                               : pb::EXACT_MODE_OFF);
+  out->set_bf16_compute(r.bf16_compute);
 }
 
 GenerateRequest from_proto(const pb::GenerateRequest& r) {
@@ -61,6 +62,7 @@ GenerateRequest from_proto(const pb::GenerateRequest& r) {
   out.exact = r.exact() == pb::EXACT_MODE_BF16  ? ExactMode::kBF16
               : r.exact() == pb::EXACT_MODE_F32 ? ExactMode::kF32
                                                 : ExactMode::kOff;
+  out.bf16_compute = r.bf16_compute();
   return out;
 }
 

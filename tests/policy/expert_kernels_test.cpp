@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "core/torch_compat.h"
+#include "policy/bf16_weights.h"
 #include "policy/decode_threads.h"
 #include "policy/execution.h"
 #include "policy/model.h"
@@ -255,6 +257,110 @@ TEST_F(ExpertKernelsTest, MoeInferenceMatchesAutogradPathOnOneAndMoreThreads) {
       }
     }
     at::set_num_threads(saved);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// bf16 compute: against LibTorch's bf16 linear, which rounds input and weights to bf16,
+// sums in fp32 and rounds its output (what autocast runs in the trainer).
+
+// got and want both bf16 values; equal, or a few bf16 steps apart where fp32 sums in
+// another order straddle a rounding boundary (or a SwiGLU hidden value rounds the other way).
+void expect_bf16_close(const torch::Tensor& got, const torch::Tensor& want, double steps,
+                       const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  EXPECT_TRUE(torch::equal(got, got.to(torch::kBFloat16).to(torch::kFloat)))
+      << what << ": results not rounded to bf16";
+  const auto tol = want.abs() * (steps / 128.0) + 1e-3 * want.abs().max();
+  EXPECT_TRUE(((got - want).abs() <= tol).all().item<bool>())
+      << what << ": max diff " << (got - want).abs().max().item<float>();
+  EXPECT_GT((got == want).to(torch::kFloat).mean().item<double>(), 0.8)
+      << what << ": most results should be the same bf16 value";
+}
+
+class Bf16KernelsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!bf16_kernels_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+    torch::manual_seed(5);
+  }
+};
+
+TEST_F(Bf16KernelsTest, LinearMatchesTorchInBf16) {
+  // Rows of the row form (6-row blocks) and of the column form (panels of 64); K with a
+  // tail past the row form's 32-element steps; N with tails in the blocks of 6 rows.
+  for (int64_t M : {1, 5, 6, 7, 16, 17, 33, 64, 65, 128})
+    for (auto [K, N] : std::vector<std::pair<int64_t, int64_t>>{{64, 6}, {34, 7}, {512, 193}})
+      for (bool bias : {false, true}) {
+        auto x = torch::randn({M, K});
+        auto w16 = torch::randn({N, K}).to(torch::kBFloat16);
+        auto b16 = bias ? torch::randn({N}).to(torch::kBFloat16) : torch::Tensor();
+        auto want = F::linear(x.to(torch::kBFloat16), w16, b16).to(torch::kFloat);
+        auto got = torch::empty({M, N});
+        auto bf = bias ? b16.to(torch::kFloat) : torch::Tensor();
+        linear_bf16_raw(x.data_ptr<float>(), M, K, w16.data_ptr<at::BFloat16>(), N,
+                        bias ? bf.data_ptr<float>() : nullptr, got.data_ptr<float>(), N, {});
+        expect_bf16_close(got, want, 1,
+                          "M=" + std::to_string(M) + " K=" + std::to_string(K) +
+                              " N=" + std::to_string(N) + (bias ? " bias" : ""));
+      }
+}
+
+TEST_F(Bf16KernelsTest, SwigluExpertsMatchTorchInBf16) {
+  const int64_t dim = 256;
+  for (int64_t inter : {192, 34})
+    for (int64_t M : {1, 4, 7, 16, 17, 40, 64, 100}) {
+      auto x = torch::randn({M, dim});
+      auto wg = (torch::randn({inter, dim}) * 0.1).to(torch::kBFloat16);
+      auto wu = (torch::randn({inter, dim}) * 0.1).to(torch::kBFloat16);
+      auto wd = (torch::randn({dim, inter}) * 0.1).to(torch::kBFloat16);
+      auto xb = x.to(torch::kBFloat16);
+      auto g = F::linear(xb, wg).to(torch::kFloat), u = F::linear(xb, wu).to(torch::kFloat);
+      auto h = (F::silu(g) * u).to(torch::kBFloat16);
+      auto want = F::linear(h, wd).to(torch::kFloat);
+      auto got = torch::empty({M, dim});
+      ExpertJob j;
+      j.x = x.data_ptr<float>();
+      j.rows = M;
+      j.inter = inter;
+      j.y = got.data_ptr<float>();
+      j.w_gate16 = wg.data_ptr<at::BFloat16>();
+      j.w_up16 = wu.data_ptr<at::BFloat16>();
+      j.w_down16 = wd.data_ptr<at::BFloat16>();
+      swiglu_experts_small_rows({j}, dim, 1, ExecutionContext{});
+      expect_bf16_close(got, want, 4, "inter=" + std::to_string(inter) + " M=" + std::to_string(M));
+    }
+}
+
+// With an ExecutionContext that carries bf16 copies, an MLP (the fused kernel up to
+// kColumnRowsMax rows, decode_linear past it) computes what the trainer's forward computes
+// under autocast (with autograd: the fused SwiGLU, which rounds silu(g) u once), and where
+// a weight has no copy, fp32 as before.
+TEST_F(Bf16KernelsTest, MlpWithBf16WeightsComputesAsTheTrainersAutocast) {
+  MLP mlp(128, 96);
+  Bf16Weights bf16;
+  bf16.assign(*mlp);
+  EXPECT_EQ(bf16.size(), 3);  // three weights, no biases
+  ASSERT_NE(bf16.find(mlp->gate_proj->weight), nullptr);
+  EXPECT_TRUE(torch::equal(*bf16.find(mlp->gate_proj->weight),
+                           mlp->gate_proj->weight.to(torch::kBFloat16)));
+  ExecutionContext exec;
+  exec.bf16 = &bf16;
+  for (int64_t T : {3, 40, 200}) {
+    auto x = torch::randn({1, T, 128});
+    torch::Tensor want;
+    {
+      compat::CpuAutocastGuard ac(true);
+      want = mlp->forward(x).to(torch::kFloat).detach();
+    }
+    torch::NoGradGuard no_grad;
+    auto got = mlp->forward(x, exec);
+    expect_bf16_close(got, want, 4, "T=" + std::to_string(T));
+    // Without the copies: fp32, as before.
+    EXPECT_TRUE(torch::allclose(
+        mlp->forward(x),
+        F::linear(F::silu(mlp->gate_proj(x)) * mlp->up_proj(x), mlp->down_proj->weight), 1e-5,
+        1e-5));
   }
 }
 

@@ -36,6 +36,23 @@ TEST(ResumeCompatibilityTest, NamesTheChangedKey) {
   EXPECT_NE(check_resume_compatible(saved, now, ok).message().find("train.extra"),
             std::string::npos);
 }
+
+// A checkpoint saved before a recipe key existed resumes when the key is at its default,
+// and not when the recipe sets it to anything else.
+TEST(ResumeCompatibilityTest, AKeyTheCheckpointLacksCountsAtItsDefault) {
+  auto saved = nlohmann::json::parse(R"({"train": {"seed": 1}})");
+  auto defaults = nlohmann::json::parse(R"({"train": {"seed": 0, "compute": "train"}})");
+  auto now = nlohmann::json::parse(R"({"train": {"seed": 1, "compute": "train"}})");
+  EXPECT_FALSE(check_resume_compatible(saved, now, {}).ok());  // without defaults
+  EXPECT_TRUE(check_resume_compatible(saved, now, {}, defaults).ok());
+  now["train"]["compute"] = "f32";
+  auto st = check_resume_compatible(saved, now, {}, defaults);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("train.compute"), std::string::npos) << st.message();
+  // A key the checkpoint has is compared as it is, whatever the default.
+  now = nlohmann::json::parse(R"({"train": {"seed": 0, "compute": "train"}})");
+  EXPECT_FALSE(check_resume_compatible(saved, now, {}, defaults).ok());
+}
 }  // namespace
 }  // namespace r1kit::train
 
