@@ -125,5 +125,34 @@ TEST(GrpcEngine, WorkerHonoursExactMode) {
   }
 }
 
+// GenerateRequest::bf16_compute travels to the worker: its log-probs are the in-process
+// bf16-compute engine's (same kernels, same batches: equal), and not the fp32 engine's.
+TEST(GrpcEngine, WorkerHonoursBf16Compute) {
+  torch::NoGradGuard no_grad;
+  NanoBehindWorker served;
+  ASSERT_TRUE(served.start());
+  auto& pool = served.pool;
+  LocalRolloutSource local(nano_model(1));
+  GenerateRequest r = request();
+  r.bf16_compute = true;
+  auto remote = (*pool)->generate(r);
+  ASSERT_TRUE(remote.ok()) << remote.status().to_string();
+  auto here = local.generate(r);
+  ASSERT_TRUE(here.ok());
+  expect_same(*remote, *here);
+  auto fp32 = local.generate(request());
+  ASSERT_TRUE(fp32.ok());
+  double diff = 0;
+  for (size_t i = 0; i < here->size(); ++i)
+    for (size_t j = 0; j < (*here)[i].completions.size(); ++j) {
+      const auto &a = (*here)[i].completions[j], &b = (*fp32)[i].completions[j];
+      for (size_t t = 0;
+           t < std::min(a.logprobs.size(), b.logprobs.size()) && a.token_ids[t] == b.token_ids[t];
+           ++t)
+        diff = std::max(diff, static_cast<double>(std::abs(a.logprobs[t] - b.logprobs[t])));
+    }
+  EXPECT_GT(diff, 1e-5) << "bf16 compute should round differently from fp32";
+}
+
 }  // namespace
 }  // namespace r1kit::rollout
