@@ -250,33 +250,38 @@ struct Panels {
   int64_t padded() const { return (M + 15) / 16 * 16; }
 };
 
+// All 16 (or 8) lanes: the zero-masked forms of the shuffles below, since GCC 12's unmasked
+// ones read an undefined vector and warn.
+constexpr __mmask16 kAll = 0xFFFF;
+constexpr __mmask8 kAll8 = 0xFF;
+
 // Transposes the 16 x 16 floats of r (row i in r[i]) in registers: unpacks of 32- and
 // 64-bit elements within 128-bit lanes, then two rounds of lane shuffles.
 R1KIT_AVX512 inline void transpose16x16(__m512 (&r)[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    t[i] = _mm512_maskz_unpacklo_ps(kAll, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[i], r[i + 1]);
   }
   // u[4g + c], lane L: column 4L + c of rows 4g..4g+3.
   __m512 u[16];
   for (int g = 0; g < 16; g += 4) {
     const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]);
     const __m512d c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
-    u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    u[g] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, a, c));
+    u[g + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, a, c));
+    u[g + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, b, d));
+    u[g + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-    const __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
-    r[4 + c] = _mm512_shuffle_f32x4(v2, w2, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v2, w2, 0xdd);
+    const __m512 v = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0x88);
+    const __m512 w = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0x88);
+    const __m512 v2 = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0xdd);
+    const __m512 w2 = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_maskz_shuffle_f32x4(kAll, v, w, 0x88);
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(kAll, v, w, 0xdd);
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(kAll, v2, w2, 0x88);
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(kAll, v2, w2, 0xdd);
   }
 }
 
@@ -342,9 +347,6 @@ void over_blocks_and_panels(const Panels& P, int64_t N, int64_t K, int64_t NB, c
 
 // ---------------------------------------------------------------------------------
 // bf16 compute (expert_kernels.h, "bf16 compute"). Weights and inputs as raw bf16 bits.
-
-// All 16 lanes (GCC 12's unmasked forms of these read an undefined vector and warn).
-constexpr __mmask16 kAll = 0xFFFF;
 
 // A vector rounded to bf16 (nearest even, as a cast to bf16 rounds) and widened back.
 R1KIT_AVX512BF16 inline __m512 round_bf16(__m512 v) {

@@ -324,9 +324,9 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
     k = cache_write_read(cache->a[layer], k, start_pos, row_pos);
     v = cache_write_read(cache->b[layer], v, start_pos, row_pos);
   }
-  const int64_t S = k.size(1), rep = H / Hk;
+  const int64_t rep = H / Hk;
   // Group the query heads of each KV head, position-major (row t * rep + j):
-  // [B, Hk, T*rep, D] against [B, Hk, S, D], so that a block of positions is a block of
+  // [B, Hk, T*rep, D] against the S cached keys [B, Hk, S, D], so that a block of positions is a block of
   // rows for masked_attention.
   auto qg = q.view({B, T, Hk, rep, D}).transpose(1, 2).reshape({B, Hk, T * rep, D});
   auto o = masked_attention(qg, k.permute({0, 2, 3, 1}), v.transpose(1, 2), mask, rep);
