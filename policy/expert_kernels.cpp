@@ -250,18 +250,16 @@ struct Panels {
   int64_t padded() const { return (M + 15) / 16 * 16; }
 };
 
-// All 16 (or 8) lanes: the zero-masked forms of the shuffles below, since GCC 12's unmasked
-// ones read an undefined vector and warn.
-constexpr __mmask16 kAll = 0xFFFF;
-constexpr __mmask8 kAll8 = 0xFF;
+using kernel::kAll16;
+using kernel::kAll8;
 
 // Transposes the 16 x 16 floats of r (row i in r[i]) in registers: unpacks of 32- and
 // 64-bit elements within 128-bit lanes, then two rounds of lane shuffles.
 R1KIT_AVX512 inline void transpose16x16(__m512 (&r)[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_maskz_unpacklo_ps(kAll, r[i], r[i + 1]);
-    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[i], r[i + 1]);
+    t[i] = _mm512_maskz_unpacklo_ps(kAll16, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll16, r[i], r[i + 1]);
   }
   // u[4g + c], lane L: column 4L + c of rows 4g..4g+3.
   __m512 u[16];
@@ -274,14 +272,14 @@ R1KIT_AVX512 inline void transpose16x16(__m512 (&r)[16]) {
     u[g + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512 v = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0x88);
-    const __m512 w = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0x88);
-    const __m512 v2 = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0xdd);
-    const __m512 w2 = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0xdd);
-    r[c] = _mm512_maskz_shuffle_f32x4(kAll, v, w, 0x88);
-    r[8 + c] = _mm512_maskz_shuffle_f32x4(kAll, v, w, 0xdd);
-    r[4 + c] = _mm512_maskz_shuffle_f32x4(kAll, v2, w2, 0x88);
-    r[12 + c] = _mm512_maskz_shuffle_f32x4(kAll, v2, w2, 0xdd);
+    const __m512 v = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], 0x88);
+    const __m512 w = _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], 0x88);
+    const __m512 v2 = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], 0xdd);
+    const __m512 w2 = _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_maskz_shuffle_f32x4(kAll16, v, w, 0x88);
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(kAll16, v, w, 0xdd);
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(kAll16, v2, w2, 0x88);
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(kAll16, v2, w2, 0xdd);
   }
 }
 
@@ -350,14 +348,14 @@ void over_blocks_and_panels(const Panels& P, int64_t N, int64_t K, int64_t NB, c
 
 // A vector rounded to bf16 (nearest even, as a cast to bf16 rounds) and widened back.
 R1KIT_AVX512BF16 inline __m512 round_bf16(__m512 v) {
-  const __m256i h = reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll, v));
+  const __m256i h = reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll16, v));
   return _mm512_castsi512_ps(
-      _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, h), 16));
+      _mm512_maskz_slli_epi32(kAll16, _mm512_maskz_cvtepu16_epi32(kAll16, h), 16));
 }
 
 // The bf16 bits of 16 floats, rounded to nearest even.
 R1KIT_AVX512BF16 inline __m256i bf16_bits(__m512 v) {
-  return reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll, v));
+  return reinterpret_cast<__m256i>(_mm512_maskz_cvtneps_pbh(kAll16, v));
 }
 
 // y [M, N] (row stride ldy) rounded to bf16 in place.
@@ -392,11 +390,12 @@ R1KIT_AVX512BF16 void columns_to_pairs(const Panels& P, const float* cols, int64
     for (int64_t c = 0; c < C; c += 2)
       for (int64_t m0 = 0; m0 < mp; m0 += 16) {
         const __m512i lo =
-            _mm512_maskz_cvtepu16_epi32(kAll, bf16_bits(_mm512_loadu_ps(cp + c * mp + m0)));
+            _mm512_maskz_cvtepu16_epi32(kAll16, bf16_bits(_mm512_loadu_ps(cp + c * mp + m0)));
         const __m512i hi =
-            _mm512_maskz_cvtepu16_epi32(kAll, bf16_bits(_mm512_loadu_ps(cp + (c + 1) * mp + m0)));
-        _mm512_storeu_si512(pp + (c * mp + 2 * m0),
-                            _mm512_maskz_or_epi32(kAll, lo, _mm512_maskz_slli_epi32(kAll, hi, 16)));
+            _mm512_maskz_cvtepu16_epi32(kAll16, bf16_bits(_mm512_loadu_ps(cp + (c + 1) * mp + m0)));
+        _mm512_storeu_si512(
+            pp + (c * mp + 2 * m0),
+            _mm512_maskz_or_epi32(kAll16, lo, _mm512_maskz_slli_epi32(kAll16, hi, 16)));
       }
   }
 }

@@ -107,7 +107,7 @@ torch::Tensor swiglu_small_rows(const torch::Tensor& x, const torch::Tensor& w_g
 // again (autocast's matmuls return bf16) and handed on as fp32. In SwiGLU the gate and up
 // outputs are rounded, silu(g) u is computed in fp32 and rounded as the down
 // projection's input. Results equal a bf16 torch::linear's up to the order of summation
-// (tests/policy/expert_kernels_test.cpp). Timings in bench/RESULTS.md, "bf16 decode".
+// (tests/policy/expert_kernels_test.cpp). Timings in bench/RESULTS.md, "bf16 rollouts".
 
 // True when this CPU has AVX-512F, -BW, -VL and AVX512-BF16 (checked once).
 bool bf16_kernels_available();

@@ -22,21 +22,24 @@
 
 namespace r1kit::policy::kernel {
 
+// All 16 (or 8) lanes, for the zero-masked forms of AVX-512 intrinsics: GCC 12's unmasked
+// forms of many read an undefined vector and warn.
+inline constexpr __mmask16 kAll16 = 0xFFFF;
+inline constexpr __mmask8 kAll8 = 0xFF;
+
 // The first n lanes of 16 (none for n <= 0, all for n >= 16).
 inline __mmask16 lanes(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF)
-                 : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
+  return n >= 16 ? kAll16 : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
 }
 
 // Folds v's 16 lanes with op by halving in registers (GCC 12's _mm512_reduce_*_ps and
 // unmasked shuffles read an undefined vector and warn, hence the zero-masked forms).
 template <typename Op>
 R1KIT_AVX512 inline float reduce16(__m512 v, Op op) {
-  constexpr __mmask16 all = 0xFFFF;
-  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0x4E));  // 256-bit halves
-  v = op(v, _mm512_maskz_shuffle_f32x4(all, v, v, 0xB1));  // 128-bit quarters
-  v = op(v, _mm512_maskz_permute_ps(all, v, 0x4E));        // 64-bit pairs
-  v = op(v, _mm512_maskz_permute_ps(all, v, 0xB1));        // neighbours
+  v = op(v, _mm512_maskz_shuffle_f32x4(kAll16, v, v, 0x4E));  // 256-bit halves
+  v = op(v, _mm512_maskz_shuffle_f32x4(kAll16, v, v, 0xB1));  // 128-bit quarters
+  v = op(v, _mm512_maskz_permute_ps(kAll16, v, 0x4E));        // 64-bit pairs
+  v = op(v, _mm512_maskz_permute_ps(kAll16, v, 0xB1));        // neighbours
   return _mm512_cvtss_f32(v);
 }
 
@@ -44,7 +47,7 @@ R1KIT_AVX512 inline __m512 add16(__m512 a, __m512 b) {
   return _mm512_add_ps(a, b);
 }
 R1KIT_AVX512 inline __m512 max16(__m512 a, __m512 b) {
-  return _mm512_maskz_max_ps(0xFFFF, a, b);
+  return _mm512_maskz_max_ps(kAll16, a, b);
 }
 
 // The sum and the maximum of v's 16 lanes.
@@ -59,12 +62,11 @@ R1KIT_AVX512 inline float hmax512(__m512 v) {
 // polynomial in r), within 2 ulp of std::exp. x is clamped to [-87, 88], so it never
 // overflows and the smallest result is e^-87 (~1.6e-38) rather than 0.
 R1KIT_AVX512 inline __m512 exp16(__m512 x) {
-  // Zero-masked forms throughout: GCC 12's unmasked ones read an undefined vector and warn.
-  constexpr __mmask16 all = 0xFFFF;
-  x = _mm512_maskz_max_ps(all, _mm512_maskz_min_ps(all, x, _mm512_set1_ps(88.0f)),
+  // Zero-masked forms throughout (kAll16 above).
+  x = _mm512_maskz_max_ps(kAll16, _mm512_maskz_min_ps(kAll16, x, _mm512_set1_ps(88.0f)),
                           _mm512_set1_ps(-87.0f));
   const __m512 n =
-      _mm512_maskz_roundscale_ps(all, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+      _mm512_maskz_roundscale_ps(kAll16, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln 2 in two parts
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -76,7 +78,7 @@ R1KIT_AVX512 inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   const __m512i e = _mm512_maskz_slli_epi32(
-      all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, n), _mm512_set1_epi32(127)), 23);
+      kAll16, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(kAll16, n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 

@@ -326,8 +326,8 @@ torch::Tensor GQAImpl::forward(const torch::Tensor& x, const torch::Tensor& posi
   }
   const int64_t rep = H / Hk;
   // Group the query heads of each KV head, position-major (row t * rep + j):
-  // [B, Hk, T*rep, D] against the S cached keys [B, Hk, S, D], so that a block of positions is a block of
-  // rows for masked_attention.
+  // [B, Hk, T*rep, D] against the S cached keys [B, Hk, S, D], so that a block of
+  // positions is a block of rows for masked_attention.
   auto qg = q.view({B, T, Hk, rep, D}).transpose(1, 2).reshape({B, Hk, T * rep, D});
   auto o = masked_attention(qg, k.permute({0, 2, 3, 1}), v.transpose(1, 2), mask, rep);
   o = o.view({B, Hk, T, rep, D}).transpose(1, 2).reshape({B, T, H * D});  // [B, T, H*D]
@@ -392,15 +392,10 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& e
                        exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows,
                        exec.bf16)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
-    torch::Tensor out;
-    if (bf16_copies(*this, exec.bf16)[0]) {
-      const auto x2 = x.reshape({rows, dim}).contiguous();
-      out = torch::empty_like(x2);
-      swiglu_experts_small_rows({small_rows_job(x2, out, exec.bf16)}, dim, 1, exec);
-    } else {
-      out = swiglu_small_rows(x.reshape({rows, dim}), gate_proj->weight, up_proj->weight,
-                              down_proj->weight, exec.kernels);
-    }
+    const auto x2 = x.reshape({rows, dim}).contiguous();
+    auto out = torch::empty_like(x2);
+    // One job on this thread; in bf16 where exec.bf16 holds this MLP's weights.
+    swiglu_experts_small_rows({small_rows_job(x2, out, exec.bf16)}, dim, 1, exec);
     auto shape = x.sizes().vec();
     shape.back() = out.size(1);
     return out.view(shape);
