@@ -40,8 +40,12 @@ StatusOr<std::vector<Group>> CheckedRolloutSource::generate(
     R1_LOG(warn, "rollout group {}: {} again; rejected (cannot be judged)", g.prompt_index, why);
     ++rejected_;
     g.rejected = true;
-    for (Completion& c : g.completions)
-      c = Completion{{}, {}, FinishReason::kAbort, c.policy_version};
+    for (Completion& c : g.completions) {
+      Completion aborted;  // no tokens, so nothing of it trains
+      aborted.finish_reason = FinishReason::kAbort;
+      aborted.policy_version = c.policy_version;
+      c = std::move(aborted);
+    }
     if (on_group) on_group(g);
   }
   return groups;

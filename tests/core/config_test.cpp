@@ -461,8 +461,9 @@ TEST(ConfigTest, DumpLoadsBackEqual) {
     EXPECT_EQ(dump_config(*back), text);
     // -0.0 keeps its sign (awkward_recipe's third real; the default has one real: reading
     // [2] there overflowed the vector, found by scripts/sanitize.sh).
-    if (original.all.reals.size() > 2)
+    if (original.all.reals.size() > 2) {
       EXPECT_EQ(std::signbit(back->all.reals[2]), std::signbit(original.all.reals[2]));
+    }
   }
   Recipe with_nan;
   with_nan.all.f64 = std::nan("");
@@ -691,7 +692,9 @@ TEST(ConfigTest, SchemaBugsAreInternalErrors) {
 
 enum class EnumTestShape { kCircle, kSquare, kTriangle };
 inline constexpr EnumName<EnumTestShape> kEnumTestShapeNames[] = {
-    {EnumTestShape::kCircle, "circle"}, {EnumTestShape::kSquare, "square"}, {EnumTestShape::kTriangle, "triangle"}};
+    {EnumTestShape::kCircle, "circle"},
+    {EnumTestShape::kSquare, "square"},
+    {EnumTestShape::kTriangle, "triangle"}};
 
 struct WithEnum {
   EnumTestShape shape = EnumTestShape::kSquare;

@@ -73,8 +73,12 @@ reward::CombinedReward task_rewards(const std::string& yaml,
 }
 
 std::vector<data::TaskSample> problems() {
-  return {
-      {"q0", "", {{"answer", "5"}}}, {"q1", "", {{"answer", "7"}}}, {"q2", "", {{"answer", "9"}}}};
+  std::vector<data::TaskSample> out(3);
+  for (int i = 0; i < 3; ++i) {
+    out[i].question = "q" + std::to_string(i);
+    out[i].metadata = {{"answer", std::to_string(5 + 2 * i)}};
+  }
+  return out;
 }
 
 FakeSource fake() {

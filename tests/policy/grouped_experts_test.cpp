@@ -291,7 +291,9 @@ TEST(GroupedExpertsTest, ModelGradientsMatchThePerExpertPath) {
       SCOPED_TRACE(name);
       const auto& h = got.grads.at(name);
       ASSERT_EQ(h.defined(), g.defined());
-      if (g.defined()) EXPECT_LT(rel_err(h, g), 1e-5);
+      if (g.defined()) {
+        EXPECT_LT(rel_err(h, g), 1e-5);
+      }
     }
   }
 }
@@ -315,7 +317,9 @@ TEST(GroupedExpertsTest, ExpertsWithoutTokensGetNoGradient) {
     SCOPED_TRACE(name);
     const bool used = e == 0 || e == 4 || e == 6;
     EXPECT_EQ(p.value().grad().defined(), used);
-    if (used) EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0);
+    if (used) {
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0);
+    }
   }
 }
 

@@ -10,6 +10,16 @@
 namespace r1kit::rollout {
 namespace {
 
+Completion completion(std::vector<int64_t> ids, std::vector<float> logprobs,
+                      FinishReason finish = FinishReason::kLength, int64_t version = 0) {
+  Completion c;
+  c.token_ids = std::move(ids);
+  c.logprobs = std::move(logprobs);
+  c.finish_reason = finish;
+  c.policy_version = version;
+  return c;
+}
+
 // Returns two-token completions; `bad(call, prompt_index)` decides which groups to break.
 class ScriptedSource final : public RolloutSource {
  public:
@@ -19,9 +29,10 @@ class ScriptedSource final : public RolloutSource {
     ++calls_;
     std::vector<Group> out;
     for (const auto& p : req.prompts) {
-      Group g{p.index, {}};
+      Group g;
+      g.prompt_index = p.index;
       for (int64_t j = 0; j < req.group_size; ++j) {
-        Completion c{{3, 4}, {-0.5f, -0.25f}, FinishReason::kStop, 7};
+        Completion c = completion({3, 4}, {-0.5f, -0.25f}, FinishReason::kStop, 7);
         switch (bad_(calls_, p.index)) {
           case 1: c.logprobs[1] = NAN; break;
           case 2: c.token_ids[0] = 1000; break;
@@ -54,18 +65,21 @@ GenerateRequest three_prompts() {
 TEST(CompletionProblemTest, NamesWhatIsWrong) {
   SamplingParams s;
   s.max_new_tokens = 2;
-  EXPECT_EQ(completion_problem({{1, 2}, {-1.f, -2.f}}, s, 5), "");
-  EXPECT_NE(completion_problem({{1, 2}, {-1.f, NAN}}, s, 5).find("log-prob nan"),
+  EXPECT_EQ(completion_problem(completion({1, 2}, {-1.f, -2.f}), s, 5), "");
+  EXPECT_NE(completion_problem(completion({1, 2}, {-1.f, NAN}), s, 5).find("log-prob nan"),
             std::string::npos);
-  EXPECT_NE(completion_problem({{1, 2}, {-1.f, -INFINITY}}, s, 5).find("log-prob -inf"),
+  EXPECT_NE(completion_problem(completion({1, 2}, {-1.f, -INFINITY}), s, 5).find("log-prob -inf"),
             std::string::npos);
-  EXPECT_NE(completion_problem({{1, 5}, {-1.f, -1.f}}, s, 5).find("outside the vocabulary"),
+  EXPECT_NE(
+      completion_problem(completion({1, 5}, {-1.f, -1.f}), s, 5).find("outside the vocabulary"),
+      std::string::npos);
+  EXPECT_NE(completion_problem(completion({-1}, {-1.f}), s, 5).find("outside the vocabulary"),
             std::string::npos);
-  EXPECT_NE(completion_problem({{-1}, {-1.f}}, s, 5).find("outside the vocabulary"),
+  EXPECT_NE(
+      completion_problem(completion({1, 2, 3}, {-1.f, -1.f, -1.f}), s, 5).find("max_new_tokens=2"),
+      std::string::npos);
+  EXPECT_NE(completion_problem(completion({1, 2}, {-1.f}), s, 5).find("1 log-probs"),
             std::string::npos);
-  EXPECT_NE(completion_problem({{1, 2, 3}, {-1.f, -1.f, -1.f}}, s, 5).find("max_new_tokens=2"),
-            std::string::npos);
-  EXPECT_NE(completion_problem({{1, 2}, {-1.f}}, s, 5).find("1 log-probs"), std::string::npos);
 }
 
 TEST(CheckedRolloutSourceTest, ABadGroupIsAskedAgainThenRejected) {

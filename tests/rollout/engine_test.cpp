@@ -279,8 +279,9 @@ TEST(EngineTest, RecordsRoutingThatTheTrainerReplaysExactly) {
       trainer->zero_grad();
       out.logits.logsumexp(-1).sum().backward();
       for (auto& p : trainer->named_parameters())
-        if (p.key().find("gate.weight") != std::string::npos)
+        if (p.key().find("gate.weight") != std::string::npos) {
           EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+        }
     }
   }
   EXPECT_GT(without, 0.0) << "the perturbed router should disagree somewhere";

@@ -206,7 +206,9 @@ TEST(TrainingThreadsTest, ARunSetsItsThreadsAndRestoresThem) {
     ASSERT_TRUE(run.ok()) << run.status().to_string();
     EXPECT_EQ(at::get_num_threads(), before + 1);
     // More than one LibTorch thread: OpenBLAS (Debian's LibTorch's sgemm) held to one.
-    if (blas_before > 0) EXPECT_EQ(BlasThreadsGuard::current(), 1);
+    if (blas_before > 0) {
+      EXPECT_EQ(BlasThreadsGuard::current(), 1);
+    }
     TrainingRun moved = std::move(*run);  // the run's threads travel with it
     EXPECT_EQ(at::get_num_threads(), before + 1);
   }
