@@ -28,7 +28,7 @@ inline void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_option("--max-batch", f.engine.max_batch, "KV-cache slots (sequences decoded together)")
       ->capture_default_str();
   cmd->add_option("--decode-threads", f.engine.decode_threads,
-                  "threads for each decode step's routed experts; OpenBLAS then runs on one (1-64)")
+                  "threads for each decode step's heavy parts, at least --threads (1-64)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_option("--dtype", f.engine.dtype, "f32 or bf16 weights and cache")

@@ -1,6 +1,9 @@
 #include "core/blas_threads.h"
 
 #include <dlfcn.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace r1kit {
 namespace {
@@ -19,7 +22,25 @@ GetFn get_fn() {
 
 }  // namespace
 
-int BlasThreadsGuard::current() { return set_fn() && get_fn() ? get_fn()() : -1; }
+bool BlasThreadsGuard::shares_openmp() {
+  // openblas_get_parallel(): 0 single-threaded build, 1 pthreads, 2 OpenMP.
+  static const bool openmp = [] {
+    auto f = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+    return f != nullptr && f() == 2;
+  }();
+  return openmp;
+}
+
+bool BlasThreadsGuard::one_thread_here() {
+#ifdef _OPENMP
+  if (shares_openmp()) return omp_in_parallel() || omp_get_max_threads() <= 1;
+#endif
+  return current() <= 1;
+}
+
+int BlasThreadsGuard::current() {
+  return set_fn() && get_fn() ? get_fn()() : -1;
+}
 
 BlasThreadsGuard::BlasThreadsGuard(int n) {
   old_ = current();

@@ -3,6 +3,9 @@
 
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -50,6 +53,13 @@ void spin_until(Pred done) {
 }  // namespace
 
 void ParallelPool::worker_loop() {
+  // A worker runs its parts alone: the LibTorch ops in a part, and OpenBLAS's OpenMP build
+  // (core/blas_threads.h), start no OpenMP team of their own. OpenMP's count is per
+  // thread; LibTorch sets this thread's up on its first query, so ask first, then hold it.
+  (void)at::get_num_threads();
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
   uint64_t seen = 0;
   for (;;) {
     // Runs come in bursts (every layer of a decode step): spin a while for the next one,

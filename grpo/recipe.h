@@ -62,8 +62,8 @@ struct RolloutSection {
     v.field("overlap", overlap,
             "generate the next step's rollout while training on this one (one step off-policy)");
     v.field("decode_threads", decode_threads,
-            "in-process engine: threads for each decode step's routed experts (OpenBLAS then "
-            "runs on one); 1 with overlap, the core count without",
+            "in-process engine: threads for each decode step's heavy parts, at least the "
+            "trainer's LibTorch threads (all cores without overlap); keep 1 with overlap",
             Range::between(1, 64));
     v.field("exact", exact,
             "exact on-policy mode: engine and trainer compute log-probs with the batch-invariant "

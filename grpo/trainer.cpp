@@ -115,7 +115,7 @@ StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
   ro.max_skipped_steps = r.grpo.max_skipped_steps;
   ro.max_skipped_key = "grpo.max_skipped_steps";
   ro.log_note = r.grpo.loss.needs_reference() ? "reference: yes" : "reference: none (kl_coef = 0)";
-  ro.generates = r.rollout.workers.empty();
+  ro.generates = r.rollout.workers.empty() && r.rollout.overlap;
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   train::DataParallel& ranks = dp ? *dp : run.dp();
   RETURN_IF_ERROR(check_data_parallel(r, ranks.world_size()));

@@ -68,7 +68,7 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
   const bool columns = plain && exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
                        takes_columns(exec.kernels, M) && w.is_contiguous() &&
                        (!b.defined() || b.is_contiguous());
-  const bool blas_split = plain && threads > 1 && N >= 64 && BlasThreadsGuard::current() <= 1;
+  const bool blas_split = plain && threads > 1 && N >= 64 && BlasThreadsGuard::one_thread_here();
   if (!columns && !blas_split) return torch::linear(x, w, b);
   const auto x2 = x.reshape({M, K}).contiguous();
   auto y = torch::empty({M, N}, x.options());

@@ -26,8 +26,9 @@ namespace r1kit::policy {
 // in the trainer's no-grad passes (exec.kernels.grouped_without_grad), which take the
 // gradient pass's kernels.
 // Otherwise, with exec.decode_threads > 1, no
-// autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread (BlasThreadsGuard, as
-// the engine sets it: concurrent calls then each run on their caller's thread), the
+// autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread here
+// (BlasThreadsGuard::one_thread_here, as the engine sets it; the pool's workers hold their
+// own OpenMP count at one: concurrent calls then each run on their caller's thread), the
 // output columns are split into exec.decode_threads parts of whole 16-column blocks, each
 // a BLAS call on exec's pool (every part packs only its own rows of w).
 torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/blas_threads.h"
 #include "core/rng.h"
@@ -49,10 +52,49 @@ policy::ExecutionContext EngineOptions::execution() const {
   return exec;
 }
 
-int EngineOptions::blas_threads_during_generate() const {
-  if (blas_threads == kBlasThreadsAuto) return decode_threads > 1 ? 1 : 0;
+int EngineOptions::decode_threads_with(int intra_op) const {
+  return std::clamp(std::max(decode_threads, intra_op), 1, policy::kMaxDecodeThreads);
+}
+
+int EngineOptions::blas_threads_during_generate(int threads) const {
+  if (blas_threads == kBlasThreadsAuto) return threads > 1 ? 1 : 0;
   return blas_threads;
 }
+
+namespace {
+
+// generate() runs its ops on one LibTorch intra-op thread of the calling thread, and
+// splits a step's heavy parts over the decode threads instead (EngineOptions::
+// decode_threads_with): a decode step is hundreds of small ops, and with two intra-op
+// threads each large enough one starts an OpenMP team (tiny at batch 16: 1,745-1,959
+// tokens/s on two intra-op threads, 3,650-4,002 on one, 5,059-5,128 on one with two
+// decode threads; bench/RESULTS.md, "OpenBLAS on LibTorch's threads"). OpenMP's thread
+// count is per thread, so a trainer on another thread keeps its own; the count comes
+// back when the call ends. Without OpenMP (the clang builds) LibTorch's count is left.
+class OneIntraOpThread {
+ public:
+  OneIntraOpThread() : old_(at::get_num_threads()) {  // after LibTorch's set-up of this thread
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+  }
+  // The calling thread's intra-op count before.
+  int previous() const {
+    return old_;
+  }
+  ~OneIntraOpThread() {
+#ifdef _OPENMP
+    omp_set_num_threads(old_);
+#endif
+  }
+  OneIntraOpThread(const OneIntraOpThread&) = delete;
+  OneIntraOpThread& operator=(const OneIntraOpThread&) = delete;
+
+ private:
+  int old_;
+};
+
+}  // namespace
 
 DecodeFn tokenizer_decoder(const data::Tokenizer& tokenizer) {
   return [tok = tokenizer](std::span<const int64_t> ids) {
@@ -160,7 +202,9 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       std::min(max_seq_len_, (longest + request.sampling.max_new_tokens + 255) / 256 * 256));
   const auto t_start = Clock::now();
   torch::NoGradGuard no_grad;
+  OneIntraOpThread one_intra_op_thread;
   policy::ExecutionContext exec = options_.execution();
+  exec.decode_threads = options_.decode_threads_with(one_intra_op_thread.previous());
   // bf16 compute: the copies cast from the weights as they are now (they may have changed
   // since the last request).
   if (request.bf16_compute && request.exact == ExactMode::kOff) {
@@ -168,7 +212,8 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     exec.bf16 = &bf16_weights_;
   }
   std::optional<BlasThreadsGuard> blas_threads;
-  if (const int n = options_.blas_threads_during_generate(); n > 0) blas_threads.emplace(n);
+  if (const int n = options_.blas_threads_during_generate(exec.decode_threads); n > 0)
+    blas_threads.emplace(n);
   const SamplingParams& sp = request.sampling;
   const int64_t G = request.group_size, n_prompts = static_cast<int64_t>(request.prompts.size());
   const int64_t N = options_.max_batch, V = model_->args().vocab_size;

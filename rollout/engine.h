@@ -79,9 +79,10 @@ struct EngineOptions {
   policy::AttnImpl decode_impl = policy::AttnImpl::kAbsorb;
   // Threads for each forward of generate() (ExecutionContext::decode_threads,
   // policy/execution.h), in [1, 64]: the experts, the fused MLA attention and the linear
-  // layers split their work over this many; every other op stays on one. 1 suits a
-  // generation that shares the machine with training (GRPO with rollout.overlap); the
-  // core count suits one that has it to itself.
+  // layers split their work over this many; every other op stays on one (generate() holds
+  // its calling thread to one LibTorch intra-op thread while it runs, whatever
+  // at::set_num_threads says). 1 suits a generation that shares the machine with training
+  // (GRPO with rollout.overlap); the core count suits one that has it to itself.
   int decode_threads = 1;
   // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.
   policy::KernelChoices kernels{};
@@ -90,16 +91,24 @@ struct EngineOptions {
   ParallelPool* pool = nullptr;
   // OpenBLAS's own thread count for the duration of generate() (BlasThreadsGuard,
   // core/blas_threads.h: process-wide while the call runs, restored after), >= -1.
-  // kBlasThreadsAuto (the default): 1 when decode_threads > 1, so that OpenBLAS's pool and
-  // ours do not compete for the cores (decode_linear splits columns only over a one-thread
-  // OpenBLAS), else left alone. 0: left alone. n >= 1: n.
+  // kBlasThreadsAuto (the default): 1 when generate() decodes on more than one thread
+  // (decode_threads_with), so that OpenBLAS's pool and ours do not compete for the cores
+  // (decode_linear splits columns only over a one-thread OpenBLAS), else left alone.
+  // 0: left alone. n >= 1: n.
   static constexpr int kBlasThreadsAuto = -1;
   int blas_threads = kBlasThreadsAuto;
 
   // The forwards' execution context: decode_threads, pool and kernels.
   policy::ExecutionContext execution() const;
-  // What generate() sets OpenBLAS's thread count to; 0 = leaves it alone.
-  int blas_threads_during_generate() const;
+  // The decode threads of a generate() whose caller has `intra_op` LibTorch intra-op
+  // threads: max(decode_threads, intra_op), at most policy::kMaxDecodeThreads. generate()
+  // holds its calling thread to one intra-op thread while it runs and splits a step's
+  // heavy parts over these instead, so a caller's cores serve it either way (GRPO with
+  // rollout.overlap gives its generation thread one; `r1kit eval --threads 2`, two).
+  int decode_threads_with(int intra_op) const;
+  // What generate() sets OpenBLAS's thread count to when it decodes on `threads` decode
+  // threads; 0 = leaves it alone.
+  int blas_threads_during_generate(int threads) const;
 };
 // The cache has the dtype of the model's weights (bf16 weights: a bf16 cache).
 

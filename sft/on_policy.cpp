@@ -195,7 +195,6 @@ StatusOr<OnPolicyResult> run_on_policy_distill(const DistillRecipe& r,
   train::TrainingRunOptions ro = train::run_options(r, tok.vocab_size(), resolved.path);
   ro.prompt_format = tasks.prompt_format();
   ro.may_change = on_policy_resumable_keys();
-  ro.generates = true;
   ASSIGN_OR_RETURN(train::TrainingRun run, train::TrainingRun::start(std::move(ro)));
   policy::TransformerImpl& model = run.model();
   const int64_t start_step = run.start_step();

@@ -103,9 +103,10 @@ std::string sharding_note(torch::optim::AdamW& opt, bool reduce_scatter) {
 }
 }  // namespace
 
-int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores) {
+int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores,
+                     bool blas_shares_openmp) {
   if (threads > 0) return static_cast<int>(threads);
-  return generates || !bf16_compute ? 1 : std::max(cores, 1);
+  return generates || !(bf16_compute || blas_shares_openmp) ? 1 : std::max(cores, 1);
 }
 
 int usable_cores() {
@@ -123,9 +124,10 @@ int usable_cores() {
 struct TrainingRun::Threads {
   explicit Threads(int n) : old(at::get_num_threads()) {
     at::set_num_threads(n);
-    // OpenBLAS's pool beside LibTorch's OpenMP pool on the same cores: an f32 step 2x
-    // slower or worse (bench/RESULTS.md, "Threads of a training run").
-    if (n > 1) blas.emplace(1);
+    // OpenBLAS's own pool beside LibTorch's OpenMP pool on the same cores: an f32 step 2x
+    // slower or worse (bench/RESULTS.md, "Threads of a training run"). Its OpenMP build
+    // runs on LibTorch's threads and is left alone.
+    if (n > 1 && !BlasThreadsGuard::shares_openmp()) blas.emplace(1);
   }
   ~Threads() { at::set_num_threads(old); }
   int old;
@@ -176,8 +178,9 @@ StatusOr<TrainingRun> TrainingRun::start(TrainingRunOptions o) {
            sharding_note(*run.optimizer_, o.dist.reduce_scatter));
   }
   run.bf16_compute_ = resolve_compute(o.model.compute) == policy::Precision::kBf16;
-  run.threads_ = std::make_shared<Threads>(
-      training_threads(o.dist.threads, run.bf16_compute_, o.generates, usable_cores()));
+  run.threads_ = std::make_shared<Threads>(training_threads(o.dist.threads, run.bf16_compute_,
+                                                            o.generates, usable_cores(),
+                                                            BlasThreadsGuard::shares_openmp()));
   const auto pc = policy::count_params(run.model_->args());
   R1_LOG(info, "model: {:.2f}M parameters ({:.2f}M active), {} threads, compute {}{}{}",
          pc.total / 1e6, pc.active / 1e6, at::get_num_threads(), describe_compute(o.model.compute),

@@ -95,21 +95,25 @@ struct TrainingRunOptions {
   // the recipe key that sets it, named in the error (and free to change on resume).
   int64_t max_skipped_steps = 10;
   std::string max_skipped_key = "train.max_skipped_steps";
-  // The run also samples with the rollout engine in this process (GRPO without remote
-  // workers, on-policy distillation): dist.threads = 0 then means one LibTorch thread
-  // (training_threads).
+  // The run samples with the rollout engine in this process on another thread while it
+  // trains (GRPO with rollout.overlap and no remote workers): dist.threads = 0 then means
+  // one LibTorch thread (training_threads). A run that generates and trains in turns
+  // (on-policy distillation, GRPO without overlap) leaves it false: the engine holds its
+  // own thread to one intra-op thread while it generates (rollout/engine.h).
   bool generates = false;
 };
 
 // LibTorch's intra-op threads for a training run (DistSection::threads):
 //   threads > 0: that many;
-//   threads = 0 (auto): one where the run also generates (`generates`: the engine uses
-//     the cores through its own decode threads, and with rollout.overlap a generation
-//     thread takes the other core) or the compute is f32 (Debian's LibTorch calls
-//     OpenBLAS for sgemm, and OpenBLAS splits each GEMM over the cores with a pool of its
-//     own); with bf16 compute (oneDNN runs its GEMMs on LibTorch's threads) all `cores`.
+//   threads = 0 (auto): one where the run generates beside its training (`generates`:
+//     rollout.overlap's generation thread takes the other core); otherwise all `cores` where the
+//     step's GEMMs run on LibTorch's threads: bf16 compute (oneDNN's) or f32 with
+//     `blas_shares_openmp` (OpenBLAS's OpenMP build, core/blas_threads.h). f32 with OpenBLAS's own
+//     pool: one (that pool splits each GEMM over the cores already, and a second LibTorch thread
+//     beside it oversubscribes them).
 // `cores`: this rank's share of the machine (usable_cores()).
-int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores);
+int training_threads(int64_t threads, bool bf16_compute, bool generates, int cores,
+                     bool blas_shares_openmp);
 
 // The cores this process may run on (its CPU affinity) divided among the ranks that a
 // launcher started on this machine (LOCAL_WORLD_SIZE), at least 1.
@@ -197,8 +201,9 @@ class TrainingRun {
   bool bf16_compute_ = false;
   std::string resume_dir_;
   nlohmann::json resumed_state_;
-  // The run's threads (training_threads), and OpenBLAS held to one thread while LibTorch
-  // has more; the previous counts come back when the run ends.
+  // The run's threads (training_threads), and OpenBLAS's own pool (not its OpenMP build)
+  // held to one thread while LibTorch has more; the previous counts come back when the
+  // run ends.
   struct Threads;
   std::shared_ptr<Threads> threads_;
 };

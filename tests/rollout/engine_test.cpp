@@ -471,7 +471,8 @@ TEST(EngineTest, DecodeThreadsGiveTheSameTokensAndLogprobs) {
 
 // EngineOptions reach generate()'s forwards as their execution context: the decode
 // threads run on the pool the options name, the kernel choices change no token, and
-// OpenBLAS runs on the thread count the options decide, for the call only.
+// OpenBLAS runs on the thread count the options decide, for the call only; the calling
+// thread runs on one LibTorch intra-op thread meanwhile, and gets its count back.
 TEST(EngineTest, OptionsReachTheForwardsAndOpenBlas) {
   Transformer m = make_model(6);
   GenerateRequest r = make_request(m, {5, 9}, 2, 8, /*seed=*/5);
@@ -485,15 +486,24 @@ TEST(EngineTest, OptionsReachTheForwardsAndOpenBlas) {
   o.pool = &pool;
   EXPECT_EQ(o.execution().decode_threads, 3);
   EXPECT_EQ(o.execution().pool, &pool);
-  EXPECT_EQ(o.blas_threads_during_generate(), 1);
+  EXPECT_EQ(o.decode_threads_with(1), 3);
+  EXPECT_EQ(o.blas_threads_during_generate(3), 1);
   const int before = BlasThreadsGuard::current();  // -1 without OpenBLAS
-  int during = -2;
+  const int intra_before = at::get_num_threads();
+  int during = -2, intra_during = -2;
   Engine threaded(m, o);
-  auto got = threaded.generate(r, 0, [&](const Group&) { during = BlasThreadsGuard::current(); });
+  auto got = threaded.generate(r, 0, [&](const Group&) {
+    during = BlasThreadsGuard::current();
+    intra_during = at::get_num_threads();
+  });
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(pool.workers(), 2);  // a caller and two workers for each split
   EXPECT_EQ(during, before > 0 ? 1 : before);
   EXPECT_EQ(BlasThreadsGuard::current(), before);
+#ifdef _OPENMP
+  EXPECT_EQ(intra_during, 1);
+#endif
+  EXPECT_EQ(at::get_num_threads(), intra_before);
 
   EngineOptions no_kernels = opts(4);
   no_kernels.kernels = {.small_rows = false, .small_rows_avx512 = false, .mla_decode = false};
@@ -509,14 +519,20 @@ TEST(EngineTest, OptionsReachTheForwardsAndOpenBlas) {
   EXPECT_EQ(tokens(*got), tokens(*want));
   EXPECT_EQ(tokens(*lt), tokens(*want));
 
+  // The caller's intra-op threads become decode threads where they are more.
+  EXPECT_EQ(opts(4).decode_threads_with(1), 1);
+  EXPECT_EQ(opts(4).decode_threads_with(2), 2);
+  EXPECT_EQ(o.decode_threads_with(2), 3);
+  EXPECT_EQ(opts(4).decode_threads_with(1000), policy::kMaxDecodeThreads);
   // The OpenBLAS decision: auto (1 with decode threads, else left), left, or a count.
-  EXPECT_EQ(opts(4).blas_threads_during_generate(), 0);
+  EXPECT_EQ(opts(4).blas_threads_during_generate(1), 0);
+  EXPECT_EQ(opts(4).blas_threads_during_generate(2), 1);
   EngineOptions left = o;
   left.blas_threads = 0;
-  EXPECT_EQ(left.blas_threads_during_generate(), 0);
+  EXPECT_EQ(left.blas_threads_during_generate(3), 0);
   EngineOptions two = opts(4);
   two.blas_threads = 2;
-  EXPECT_EQ(two.blas_threads_during_generate(), 2);
+  EXPECT_EQ(two.blas_threads_during_generate(1), 2);
   EngineOptions bad = opts(4);
   bad.blas_threads = -2;
   EXPECT_THROW(Engine(m, bad), c10::Error);

@@ -168,14 +168,17 @@ TEST(TrainingRunTest, FreshRunThenResumeWithTheSameWeights) {
 
 TEST(TrainingThreadsTest, AutoTakesEveryCoreForBf16RunsThatDoNotGenerate) {
   // An explicit count is kept whatever the run.
-  EXPECT_EQ(training_threads(3, true, true, 8), 3);
-  EXPECT_EQ(training_threads(1, true, false, 8), 1);
-  // Auto: every core for bf16 without generation; one for f32 (OpenBLAS's own pool splits
-  // its GEMMs) and for runs that sample with the engine.
-  EXPECT_EQ(training_threads(0, true, false, 8), 8);
-  EXPECT_EQ(training_threads(0, false, false, 8), 1);
-  EXPECT_EQ(training_threads(0, true, true, 8), 1);
-  EXPECT_EQ(training_threads(0, true, false, 0), 1);
+  EXPECT_EQ(training_threads(3, true, true, 8, false), 3);
+  EXPECT_EQ(training_threads(1, true, false, 8, true), 1);
+  // Auto: every core for bf16 without generation; for f32 too where OpenBLAS runs on
+  // LibTorch's threads (its OpenMP build), one beside OpenBLAS's own pool (which splits
+  // its GEMMs); one for runs that sample with the engine.
+  EXPECT_EQ(training_threads(0, true, false, 8, false), 8);
+  EXPECT_EQ(training_threads(0, false, false, 8, false), 1);
+  EXPECT_EQ(training_threads(0, false, false, 8, true), 8);
+  EXPECT_EQ(training_threads(0, true, true, 8, true), 1);
+  EXPECT_EQ(training_threads(0, false, true, 8, true), 1);
+  EXPECT_EQ(training_threads(0, true, false, 0, false), 1);
 }
 
 TEST(TrainingThreadsTest, UsableCoresAreSharedAmongTheLocalRanks) {
@@ -205,9 +208,10 @@ TEST(TrainingThreadsTest, ARunSetsItsThreadsAndRestoresThem) {
     auto run = TrainingRun::start(o);
     ASSERT_TRUE(run.ok()) << run.status().to_string();
     EXPECT_EQ(at::get_num_threads(), before + 1);
-    // More than one LibTorch thread: OpenBLAS (Debian's LibTorch's sgemm) held to one.
+    // More than one LibTorch thread: OpenBLAS's own pool held to one; its OpenMP build,
+    // on LibTorch's threads, left alone.
     if (blas_before > 0) {
-      EXPECT_EQ(BlasThreadsGuard::current(), 1);
+      EXPECT_EQ(BlasThreadsGuard::current(), BlasThreadsGuard::shares_openmp() ? blas_before : 1);
     }
     TrainingRun moved = std::move(*run);  // the run's threads travel with it
     EXPECT_EQ(at::get_num_threads(), before + 1);
