@@ -67,8 +67,8 @@ namespace {
 // splits a step's heavy parts over the decode threads instead (EngineOptions::
 // decode_threads_with): a decode step is hundreds of small ops, and with two intra-op
 // threads each large enough one starts an OpenMP team (tiny at batch 16: 1,745-1,959
-// tokens/s on two intra-op threads, 3,650-4,002 on one, 5,059-5,128 on one with two
-// decode threads; bench/RESULTS.md, "OpenBLAS on LibTorch's threads"). OpenMP's thread
+// tokens/s on two intra-op threads, 3,650-4,002 on one, 4,423-5,322 when the two serve
+// as decode threads instead; bench/RESULTS.md, "OpenBLAS on LibTorch's threads"). OpenMP's thread
 // count is per thread, so a trainer on another thread keeps its own; the count comes
 // back when the call ends. Without OpenMP (the clang builds) LibTorch's count is left.
 class OneIntraOpThread {
