@@ -41,11 +41,14 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
   const int64_t M = x.numel() / std::max<int64_t>(K, 1);
   auto shape = x.sizes().vec();
   shape.back() = N;
+  // What every path but plain torch::linear needs: no autograd or autocast, an fp32 CPU
+  // input of width K.
+  const bool plain_x = !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
+                       fp32_cpu(x) && x.size(-1) == K;
   // bf16 compute (policy/bf16_weights.h): the bf16 kernels up to kColumnRowsMax rows, else
   // torch::linear on the copies.
   const torch::Tensor* w16 = exec.bf16 ? exec.bf16->find(w) : nullptr;
-  if (w16 && !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() && fp32_cpu(x) &&
-      x.size(-1) == K) {
+  if (w16 && plain_x) {
     const torch::Tensor* b16 = exec.bf16->find(b);
     const torch::Tensor b16v = b16 ? *b16 : b.defined() ? b.to(torch::kBFloat16) : torch::Tensor();
     if (M > kColumnRowsMax || !bf16_kernels_apply(exec.kernels, K) || at::in_parallel_region())
@@ -60,11 +63,9 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
     });
     return y.view(shape);
   }
-  // What both paths need: no autograd or autocast, fp32 CPU tensors, not already inside
-  // a parallel region.
-  const bool plain = !torch::GradMode::is_enabled() && !compat::cpu_autocast_enabled() &&
-                     fp32_cpu(x) && fp32_cpu(w) && (!b.defined() || fp32_cpu(b)) &&
-                     x.size(-1) == K && !at::in_parallel_region();
+  // The fp32 paths also need fp32 weights, and not to be inside a parallel region already.
+  const bool plain =
+      plain_x && fp32_cpu(w) && (!b.defined() || fp32_cpu(b)) && !at::in_parallel_region();
   const bool columns = plain && exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
                        takes_columns(exec.kernels, M) && w.is_contiguous() &&
                        (!b.defined() || b.is_contiguous());

@@ -330,16 +330,24 @@ R1KIT_AVX512 void from_columns(const Panels& P, const float* cols, int64_t C, co
 
 // The column form's loop: for each block of NB output rows (single rows for the last
 // N % NB) and each panel in turn, so that a block's weight rows come from memory once and
-// from L1 for the later panels, fn(full, n, mv, x, y) with full = a block of NB from row
-// n, mv the panel's vectors, x the panel of the inputs xT ([K, .], elements of T) and y
-// where the block's outputs go in the panels of yT ([N, .]).
-template <typename T, typename Fn>
-void over_blocks_and_panels(const Panels& P, int64_t N, int64_t K, int64_t NB, const T* xT,
-                            float* yT, const Fn& fn) {
+// from L1 for the later panels, fn.template operator()<R, MV>(n, x, y): R = NB for a whole
+// block from row n, else 1; MV the panel's vectors (a template argument through with_mv);
+// x the panel of the inputs xT ([K, .], elements of T) and y where the block's outputs go
+// in the panels of yT ([N, .]).
+template <int NB, typename T, typename Fn>
+void over_blocks_and_panels(const Panels& P, int64_t N, int64_t K, const T* xT, float* yT,
+                            const Fn& fn) {
   for (int64_t n = 0; n < N; n += (N - n >= NB ? NB : 1))
     for (int64_t p = 0; p < P.count(); ++p) {
-      const int mv = P.mv(p);
-      fn(N - n >= NB, n, mv, xT + p * kPanelRows * K, yT + p * kPanelRows * N + n * 16 * mv);
+      const T* x = xT + p * kPanelRows * K;
+      float* y = yT + p * kPanelRows * N + n * 16 * P.mv(p);
+      with_mv(P.mv(p), [&](auto c) {
+        constexpr int MV = decltype(c)::value;
+        if (N - n >= NB)
+          fn.template operator()<NB, MV>(n, x, y);
+        else
+          fn.template operator()<1, MV>(n, x, y);
+      });
     }
 }
 
@@ -472,16 +480,10 @@ R1KIT_AVX512BF16 void swiglu_cols_bf16(const uint16_t* wg, const uint16_t* wu, i
 // linear_panels over bf16 pairs (w bf16 [N, K], xP from columns_to_pairs).
 void linear_panels_bf16(const Panels& P, const uint16_t* w, int64_t N, int64_t K,
                         const uint16_t* xP, float* yT) {
-  over_blocks_and_panels(P, N, K, 6, xP, yT,
-                         [&](bool full, int64_t n, int mv, const uint16_t* x, float* y) {
-                           with_mv(mv, [&](auto c) {
-                             constexpr int MV = decltype(c)::value;
-                             if (full)
-                               linear_cols_bf16<6, MV>(w + n * K, K, x, y);
-                             else
-                               linear_cols_bf16<1, MV>(w + n * K, K, x, y);
-                           });
-                         });
+  over_blocks_and_panels<6>(P, N, K, xP, yT,
+                            [&]<int R, int MV>(int64_t n, const uint16_t* x, float* y) {
+                              linear_cols_bf16<R, MV>(w + n * K, K, x, y);
+                            });
 }
 
 // dot2 over bf16 bits: for R rows of x ([R, K], row stride K), a[r] = x[r] . wa and
@@ -587,16 +589,10 @@ void swiglu_bf16(const float* xp, int64_t M, int64_t K, int64_t I, const uint16_
     float* yT = hT + (I + I / 2) * P.padded();
     to_columns(P, xp, K, xT);
     columns_to_pairs(P, xT, K, xP);
-    over_blocks_and_panels(P, I, K, 3, xP, hT,
-                           [&](bool full, int64_t n, int mv, const uint16_t* x, float* h) {
-                             with_mv(mv, [&](auto c) {
-                               constexpr int MV = decltype(c)::value;
-                               if (full)
-                                 swiglu_cols_bf16<3, MV>(gp + n * K, up + n * K, K, x, h);
-                               else
-                                 swiglu_cols_bf16<1, MV>(gp + n * K, up + n * K, K, x, h);
-                             });
-                           });
+    over_blocks_and_panels<3>(P, I, K, xP, hT,
+                              [&]<int R, int MV>(int64_t n, const uint16_t* x, float* h) {
+                                swiglu_cols_bf16<R, MV>(gp + n * K, up + n * K, K, x, h);
+                              });
     columns_to_pairs(P, hT, I, hP);
     linear_panels_bf16(P, dp, K, I, hP, yT);
     from_columns(P, yT, K, nullptr, yp, K);
@@ -628,16 +624,10 @@ void swiglu_bf16(const float* xp, int64_t M, int64_t K, int64_t I, const uint16_
 // for the later panels.
 void linear_panels(const Panels& P, const float* w, int64_t N, int64_t K, const float* xT,
                    float* yT) {
-  over_blocks_and_panels(P, N, K, 6, xT, yT,
-                         [&](bool full, int64_t n, int mv, const float* x, float* y) {
-                           with_mv(mv, [&](auto c) {
-                             constexpr int MV = decltype(c)::value;
-                             if (full)
-                               linear_cols_block<6, MV>(w + n * K, K, x, y);
-                             else
-                               linear_cols_block<1, MV>(w + n * K, K, x, y);
-                           });
-                         });
+  over_blocks_and_panels<6>(P, N, K, xT, yT,
+                            [&]<int R, int MV>(int64_t n, const float* x, float* y) {
+                              linear_cols_block<R, MV>(w + n * K, K, x, y);
+                            });
 }
 
 // Scratch floats swiglu_rows_columns needs for M rows: xT, hT and yT.
@@ -655,16 +645,10 @@ void swiglu_rows_columns(const float* xp, int64_t M, int64_t K, int64_t I, const
   float* yT = xT + K * P.padded();
   float* hT = yT + K * P.padded();
   to_columns(P, xp, K, xT);
-  over_blocks_and_panels(P, I, K, 3, xT, hT,
-                         [&](bool full, int64_t n, int mv, const float* x, float* h) {
-                           with_mv(mv, [&](auto c) {
-                             constexpr int MV = decltype(c)::value;
-                             if (full)
-                               swiglu_cols_block<3, MV>(gp + n * K, up + n * K, K, x, h);
-                             else
-                               swiglu_cols_block<1, MV>(gp + n * K, up + n * K, K, x, h);
-                           });
-                         });
+  over_blocks_and_panels<3>(P, I, K, xT, hT,
+                            [&]<int R, int MV>(int64_t n, const float* x, float* h) {
+                              swiglu_cols_block<R, MV>(gp + n * K, up + n * K, K, x, h);
+                            });
   linear_panels(P, dp, K, I, hT, yT);
   from_columns(P, yT, K, nullptr, yp, K);
 }
