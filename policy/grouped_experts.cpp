@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <type_traits>
@@ -275,14 +276,16 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
 
 // The routed experts' SwiGLU over gate and up side by side: gu [R, 2I] holds each row's
 // gate activations in its first I columns and its up activations in the last I (one GEMM
-// per expert computes both). Returns a [R, I] = silu(gate) * up.
-torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
+// per expert computes both). Writes a [R, I] = silu(gate) * up (contiguous: a tensor or a
+// block of its rows).
+void swiglu_rows_forward(const torch::Tensor& gu, torch::Tensor& a) {
   const int64_t I = gu.size(1) / 2;
-  if (!kernel::f32_or_bf16_cpu(gu))
-    return swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I));
+  if (!(kernel::f32_or_bf16_cpu(gu) && a.is_contiguous())) {
+    a.copy_(swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I)));
+    return;
+  }
   auto guc = gu.contiguous();
   const int64_t R = guc.size(0);
-  auto a = torch::empty({R, I}, guc.options());
   kernel::dispatch_f32_bf16(gu.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gp = kernel::data_as<T>(guc);
@@ -292,21 +295,23 @@ torch::Tensor swiglu_rows_forward(const torch::Tensor& gu) {
       for (int64_t r = b; r < e; ++r) fn(gp + r * 2 * I, gp + r * 2 * I + I, ap + r * I, I);
     });
   });
-  return a;
 }
 
-// Backward of swiglu_rows_forward: {dgu [R, 2I] (the gate's gradient in the first I
-// columns, the up's in the last I), a [R, I]} from gu and da [R, I].
-std::pair<torch::Tensor, torch::Tensor> swiglu_rows_backward(const torch::Tensor& gu,
-                                                             const torch::Tensor& da) {
+// Backward of swiglu_rows_forward: writes dgu [R, 2I] (the gate's gradient in the first I
+// columns, the up's in the last I) and a [R, I] (both contiguous) from gu and da [R, I].
+void swiglu_rows_backward(const torch::Tensor& gu, const torch::Tensor& da, torch::Tensor& dgu,
+                          torch::Tensor& a) {
   const int64_t I = gu.size(1) / 2;
-  if (!(kernel::f32_or_bf16_cpu(gu) && gu.scalar_type() == da.scalar_type())) {
+  if (!(kernel::f32_or_bf16_cpu(gu) && gu.scalar_type() == da.scalar_type() &&
+        dgu.is_contiguous() && a.is_contiguous())) {
     auto r = swiglu_backward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I), da, /*want_a=*/true);
-    return {torch::cat({r[0], r[1]}, 1), r[2]};
+    dgu.narrow(1, 0, I).copy_(r[0]);
+    dgu.narrow(1, I, I).copy_(r[1]);
+    a.copy_(r[2]);
+    return;
   }
   auto guc = gu.contiguous(), dac = da.contiguous();
   const int64_t R = guc.size(0);
-  auto dgu = torch::empty_like(guc), a = torch::empty({R, I}, guc.options());
   kernel::dispatch_f32_bf16(gu.scalar_type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gp = kernel::data_as<T>(guc);
@@ -321,7 +326,6 @@ std::pair<torch::Tensor, torch::Tensor> swiglu_rows_backward(const torch::Tensor
       }
     });
   });
-  return {dgu, a};
 }
 
 // out [N, d] in out_dtype: out[n] = Σ_k w[n, k] src[pos[n K + k]] (w undefined: 1).
@@ -422,6 +426,34 @@ struct GroupPlan {
 
 using kernel::NoAutocast;
 
+// Calls fn(e, off, c) for every expert e with rows (c of them, from row off of the sorted
+// rows), sharing the experts among LibTorch's intra-op threads: largest first, each
+// thread taking the next when it is done. Each call runs on one thread, so the GEMMs in
+// it do too. An expert's GEMMs are about a hundred rows; split over two threads, each
+// spends more of its time in the library's per-call set-up and barriers than in work,
+// while one GEMM a thread runs near the single-thread rate (bench/RESULTS.md, "Experts
+// over threads"). The pool's threads do not inherit the caller's grad mode or autocast
+// state, so fn runs without both, as the autograd functions below do. Off the CPU the
+// experts run one after another.
+template <typename Fn>
+void for_each_expert(const std::vector<int64_t>& rows, bool cpu, Fn&& fn) {
+  struct Block {
+    int64_t e, off, c;
+  };
+  std::vector<Block> blocks;
+  for (int64_t e = 0, off = 0; e < static_cast<int64_t>(rows.size()); off += rows[e++])
+    if (rows[e] > 0) blocks.push_back({e, off, rows[e]});
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [](const Block& a, const Block& b) { return a.c > b.c; });
+  std::atomic<size_t> next{0};
+  at::parallel_for(0, cpu ? at::get_num_threads() : 1, 1, [&](int64_t, int64_t) {
+    torch::NoGradGuard no_grad;
+    NoAutocast no_autocast(c10::DispatchKey::AutocastCPU);
+    for (size_t i; (i = next.fetch_add(1)) < blocks.size();)
+      fn(blocks[i].e, blocks[i].off, blocks[i].c);
+  });
+}
+
 class SwigluFn : public torch::autograd::Function<SwigluFn> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& g,
@@ -458,28 +490,18 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
     // wc: E stacked gate-up weights, then E down weights (inactive experts: undefined).
     std::vector<torch::Tensor> wc(2 * E);
     auto GU = torch::empty({NKp, 2 * I}, X.options());
-    off = 0;
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = plan.rows[e];
-      if (c == 0) continue;
+    auto A = torch::empty({NKp, I}, X.options());
+    auto Y = torch::empty({NKp, d}, X.options());
+    for_each_expert(plan.rows, X.is_cpu(), [&](int64_t e, int64_t off, int64_t c) {
       wc[e] = torch::empty({2 * I, d}, X.options());
       wc[e].narrow(0, 0, I).copy_(params[e]);
       wc[e].narrow(0, I, I).copy_(params[E + e]);
       wc[E + e] = params[2 * E + e].to(plan.compute);
-      auto gue = GU.narrow(0, off, c);
+      auto gue = GU.narrow(0, off, c), ae = A.narrow(0, off, c), ye = Y.narrow(0, off, c);
       torch::mm_out(gue, X.narrow(0, off, c), wc[e].t());
-      off += c;
-    }
-    auto A = swiglu_rows_forward(GU);
-    auto Y = torch::empty({NKp, d}, X.options());
-    off = 0;
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = plan.rows[e];
-      if (c == 0) continue;
-      auto ye = Y.narrow(0, off, c);
-      torch::mm_out(ye, A.narrow(0, off, c), wc[E + e].t());
-      off += c;
-    }
+      swiglu_rows_forward(gue, ae);
+      torch::mm_out(ye, ae, wc[E + e].t());
+    });
     auto y = combine_rows(Y, plan.pos, w, plan.N, plan.K, x.scalar_type());
     variable_list save{X, GU, Y, w, plan.order, plan.token_of, plan.pos, plan.padded_of};
     save.insert(save.end(), wc.begin(), wc.end());
@@ -515,41 +537,36 @@ class GroupedExpertsFn : public torch::autograd::Function<GroupedExpertsFn> {
     torch::Tensor dw;
     if (ctx->needs_input_grad(1)) dw = dws.index_select(0, pos).view({N, K}).to(w.scalar_type());
 
-    auto dA = torch::empty({NKp, I}, Y.options());
-    int64_t off = 0;
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = rows[e];
-      if (c == 0) continue;
-      auto dae = dA.narrow(0, off, c);
-      torch::mm_out(dae, dYw.narrow(0, off, c), wdown(e));
-      off += c;
-    }
-    auto [dGU, A] = swiglu_rows_backward(GU, dA);
-
     variable_list out(2 + 3 * E + 1);  // x, w, the 3E weights, the plan
     const bool want_dx = ctx->needs_input_grad(0);
-    auto dXs = want_dx ? torch::empty({NKp, X.size(1)}, X.options()) : torch::Tensor();
-    off = 0;
+    std::vector<char> want_gate(E), want_up(E), want_down(E);
     for (int64_t e = 0; e < E; ++e) {
-      const int64_t c = rows[e];
-      if (c == 0) continue;  // no token: no gradient, not a zero-filled one
-      auto xe = X.narrow(0, off, c), dgue = dGU.narrow(0, off, c);
-      if (ctx->needs_input_grad(2 + e) || ctx->needs_input_grad(2 + E + e)) {
+      want_gate[e] = ctx->needs_input_grad(2 + e);
+      want_up[e] = ctx->needs_input_grad(2 + E + e);
+      want_down[e] = ctx->needs_input_grad(2 + 2 * E + e);
+    }
+    auto dA = torch::empty({NKp, I}, Y.options()), A = torch::empty({NKp, I}, Y.options());
+    auto dGU = torch::empty({NKp, 2 * I}, Y.options());
+    auto dXs = want_dx ? torch::empty({NKp, X.size(1)}, X.options()) : torch::Tensor();
+    for_each_expert(rows, X.is_cpu(), [&](int64_t e, int64_t off, int64_t c) {
+      // No token, no call: an expert without rows gets no gradient, not a zero-filled one.
+      auto dywe = dYw.narrow(0, off, c), dae = dA.narrow(0, off, c), ae = A.narrow(0, off, c);
+      auto dgue = dGU.narrow(0, off, c), xe = X.narrow(0, off, c);
+      torch::mm_out(dae, dywe, wdown(e));
+      swiglu_rows_backward(GU.narrow(0, off, c), dae, dgue, ae);
+      if (want_gate[e] || want_up[e]) {
         // Both weights' gradients in one GEMM, [2I, d]; each half is contiguous (in the
         // parameters' dtype a view, else its own cast).
         auto dwgu = torch::mm(dgue.t(), xe);
-        if (ctx->needs_input_grad(2 + e)) out[2 + e] = dwgu.narrow(0, 0, I).to(param_dtype);
-        if (ctx->needs_input_grad(2 + E + e)) out[2 + E + e] = dwgu.narrow(0, I, I).to(param_dtype);
+        if (want_gate[e]) out[2 + e] = dwgu.narrow(0, 0, I).to(param_dtype);
+        if (want_up[e]) out[2 + E + e] = dwgu.narrow(0, I, I).to(param_dtype);
       }
-      if (ctx->needs_input_grad(2 + 2 * E + e))
-        out[2 + 2 * E + e] =
-            torch::mm(dYw.narrow(0, off, c).t(), A.narrow(0, off, c)).to(param_dtype);
+      if (want_down[e]) out[2 + 2 * E + e] = torch::mm(dywe.t(), ae).to(param_dtype);
       if (want_dx) {
         auto dxe = dXs.narrow(0, off, c);
         torch::mm_out(dxe, dgue, wgu(e));
       }
-      off += c;
-    }
+    });
     if (want_dx) out[0] = combine_rows(dXs, pos, torch::Tensor(), N, K, x_dtype);
     out[1] = dw;
     return out;

@@ -169,6 +169,45 @@ TEST(GroupedExpertsTest, Bf16WeightsWithoutAutocast) {
   EXPECT_LT(rel_err(y, plain_reference(x, idx, w, ex.w)), 3e-2);
 }
 
+// The experts are shared among the intra-op threads, each expert's GEMMs on one thread:
+// the output and every gradient are the same bits at one thread and at two, in fp32 and
+// under bf16 autocast, whichever thread takes which expert.
+TEST(GroupedExpertsTest, ResultsDoNotDependOnTheThreadCount) {
+  const int previous = at::get_num_threads();
+  auto gen = at::detail::createCPUGenerator(27);
+  const int64_t N = 200, d = 48, I = 32, E = 9, K = 2;
+  auto x0 = torch::randn({N, d}, gen);
+  auto idx = torch::randint(0, E, {N, K}, gen, torch::kLong);
+  auto w0 = torch::rand({N, K}, gen);
+  auto probe = torch::randn({N, d}, gen);
+  auto ex = random_experts(E, d, I, gen);
+  for (bool bf16 : {false, true}) {
+    SCOPED_TRACE(bf16 ? "bf16 autocast" : "fp32");
+    std::vector<std::vector<torch::Tensor>> runs;
+    for (int threads : {1, 2, 1, 2}) {
+      at::set_num_threads(threads);
+      auto x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+      for (auto& p : ex.all()) p.mutable_grad() = torch::Tensor();
+      torch::Tensor y;
+      {
+        compat::CpuAutocastGuard ac(bf16);
+        y = grouped_experts(x, idx, w, ex.w);
+      }
+      (y.to(torch::kFloat) * probe).sum().backward();
+      std::vector<torch::Tensor> r{y.detach(), x.grad(), w.grad()};
+      for (auto& p : ex.all()) r.push_back(p.grad());
+      runs.push_back(r);
+    }
+    for (size_t run = 1; run < runs.size(); ++run)
+      for (size_t i = 0; i < runs[0].size(); ++i) {
+        SCOPED_TRACE("run " + std::to_string(run) + ", tensor " + std::to_string(i));
+        ASSERT_EQ(runs[run][i].defined(), runs[0][i].defined());
+        if (runs[0][i].defined()) EXPECT_TRUE(torch::equal(runs[run][i], runs[0][i]));
+      }
+  }
+  at::set_num_threads(previous);
+}
+
 TEST(GroupedExpertsTest, BadShapesNameWhatIsWrong) {
   auto gen = at::detail::createCPUGenerator(24);
   auto ex = random_experts(3, 8, 4, gen);
