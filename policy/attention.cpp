@@ -1,10 +1,69 @@
 // See attention.h.
 #include "policy/attention.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 
+#include "core/torch_compat.h"
+
 namespace r1kit::policy {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// out[i, j] = a[i, j] b[i, j] for a [B, H, n, k] and b [B, H, k, m] (any strides), one
+// GEMM per matrix, the B H matrices shared among the intra-op threads so that each GEMM
+// runs on one thread. The pool's threads do not inherit the caller's grad mode.
+torch::Tensor mm_per_matrix(const torch::Tensor& a, const torch::Tensor& b) {
+  const int64_t B = a.size(0), H = a.size(1);
+  auto out = torch::empty({B, H, a.size(2), b.size(3)}, a.options());
+  at::parallel_for(0, B * H, 1, [&](int64_t i0, int64_t i1) {
+    torch::NoGradGuard no_grad;
+    for (int64_t i = i0; i < i1; ++i) {
+      auto o = out.select(0, i / H).select(0, i % H);
+      torch::mm_out(o, a.select(0, i / H).select(0, i % H), b.select(0, i / H).select(0, i % H));
+    }
+  });
+  return out;
+}
+
+class PerMatrixMmFn : public torch::autograd::Function<PerMatrixMmFn> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a,
+                               const torch::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return mm_per_matrix(a, b);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &a = saved[0], &b = saved[1];
+    torch::Tensor da, db;
+    if (ctx->needs_input_grad(0)) da = mm_per_matrix(grads[0], b.transpose(-1, -2));
+    if (ctx->needs_input_grad(1)) db = mm_per_matrix(a.transpose(-1, -2), grads[0]);
+    return {da, db};
+  }
+};
+
+// a @ b for the attention's [B, H, ., .] operands. LibTorch's fp32 bmm on the CPU splits
+// poorly over threads: at the attention's shapes it runs at about a quarter of the fp32
+// GEMM peak on two threads, where one GEMM per matrix, the matrices shared among the
+// threads, runs at three times that (bench/RESULTS.md, "fp32 attention by matrices").
+// So fp32 on the CPU without autocast takes mm_per_matrix, with autograd through the same;
+// everything else (bf16, whose bmm is oneDNN's batched GEMM, autocast, other devices,
+// broadcast batch dims) torch::matmul.
+torch::Tensor attention_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+  const bool per_matrix = a.is_cpu() && b.is_cpu() && a.scalar_type() == torch::kFloat &&
+                          b.scalar_type() == torch::kFloat && a.dim() == 4 && b.dim() == 4 &&
+                          a.size(0) == b.size(0) && a.size(1) == b.size(1) &&
+                          a.size(3) == b.size(2) && !compat::cpu_autocast_enabled();
+  if (!per_matrix) return torch::matmul(a, b);
+  return PerMatrixMmFn::apply(a, b);
+}
+
+}  // namespace
 
 torch::Tensor masked_softmax_f32(const torch::Tensor& scores, const torch::Tensor& mask,
                                  const torch::Tensor& like) {
@@ -47,7 +106,7 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& kT,
   // are narrowed only when a block stops early: a narrow's backward zero-fills a gradient
   // of the whole input, which the unblocked path need not pay.
   auto attend = [&](const torch::Tensor& qb, const torch::Tensor& mb, int64_t e) {
-    auto scores = torch::matmul(qb, e == S ? kT : kT.narrow(-1, 0, e));
+    auto scores = attention_matmul(qb, e == S ? kT : kT.narrow(-1, 0, e));
     torch::Tensor p;
     if (g == 1) {
       p = masked_softmax_f32(scores, mb, v);
@@ -58,7 +117,7 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& kT,
       p = masked_softmax_f32(scores.view(shape), mb.defined() ? mb.unsqueeze(-2) : mb, v)
               .view(scores.sizes());
     }
-    return torch::matmul(p, e == S ? v : v.narrow(-2, 0, e));
+    return attention_matmul(p, e == S ? v : v.narrow(-2, 0, e));
   };
   const auto ext = key_extents(mask, T, S);
   if (ext.empty()) return attend(q, mask, S);

@@ -25,8 +25,7 @@ torch::Tensor reference(const torch::Tensor& q, const torch::Tensor& kT, const t
 TEST(AttentionTest, KeyExtentsFollowTheMask) {
   const int64_t T = 2 * kAttnRowBlock + 10;
   auto causal = torch::ones({T, T}, torch::kBool).tril().view({1, 1, T, T});
-  EXPECT_EQ(key_extents(causal, T, T),
-            (std::vector<int64_t>{kAttnRowBlock, 2 * kAttnRowBlock, T}));
+  EXPECT_EQ(key_extents(causal, T, T), (std::vector<int64_t>{kAttnRowBlock, 2 * kAttnRowBlock, T}));
   // A prefix of 5 cached keys: every block sees 5 more.
   auto prefixed = torch::ones({T, T + 5}, torch::kBool).tril(5).view({1, 1, T, T + 5});
   EXPECT_EQ(key_extents(prefixed, T, T + 5),
@@ -40,8 +39,8 @@ TEST(AttentionTest, KeyExtentsFollowTheMask) {
   EXPECT_TRUE(key_extents(torch::ones({1, 1, T, T}, torch::kBool), T, T).empty());
   EXPECT_TRUE(key_extents(torch::ones({1, 1, 1, T}, torch::kBool), T, T).empty());
   const int64_t short_T = 2 * kAttnRowBlock - 1;
-  EXPECT_TRUE(key_extents(causal.narrow(-2, 0, short_T).narrow(-1, 0, short_T), short_T, short_T)
-                  .empty());
+  EXPECT_TRUE(
+      key_extents(causal.narrow(-2, 0, short_T).narrow(-1, 0, short_T), short_T, short_T).empty());
 }
 
 TEST(AttentionTest, BlockWiseEqualsTheWholeSoftmaxWithGradients) {
@@ -53,7 +52,7 @@ TEST(AttentionTest, BlockWiseEqualsTheWholeSoftmaxWithGradients) {
   auto padded = causal.expand({B, 1, T, T}).clone();
   padded.narrow(-1, 150, T - 150).fill_(false);
   padded.narrow(-2, 150, T - 150).narrow(-1, 0, 1).fill_(true);  // pad rows see key 0
-  auto full = torch::ones({B, 1, T, T}, torch::kBool);            // no block stops early
+  auto full = torch::ones({B, 1, T, T}, torch::kBool);           // no block stops early
   for (int64_t g : {1, 3}) {
     for (const auto& mask : {causal, held_back, padded, full}) {
       auto q = torch::randn({B, H, T * g, d}), kT = torch::randn({B, H, d, T});
@@ -73,6 +72,34 @@ TEST(AttentionTest, BlockWiseEqualsTheWholeSoftmaxWithGradients) {
             << "g=" << g << " gradient " << i;
     }
   }
+}
+
+// In fp32 on the CPU the attention's two products take one GEMM per (batch, head) matrix,
+// the matrices shared among the threads (each GEMM on one thread): outputs and gradients
+// are the same bits at one and two threads, and through strided operands (keys as a
+// permuted view, values as a transposed one, as MLA and GQA pass them).
+TEST(AttentionTest, Fp32ProductsAreTheSameBitsAtOneAndTwoThreads) {
+  torch::manual_seed(5);
+  const int previous = at::get_num_threads();
+  const int64_t B = 2, H = 3, T = 2 * kAttnRowBlock + 20, d = 16, dv = 12;
+  auto causal = torch::ones({T, T}, torch::kBool).tril().view({1, 1, T, T});
+  auto q0 = torch::randn({B, H, T, d}), k0 = torch::randn({B, T, H, d});
+  auto v0 = torch::randn({B, T, H, dv}), go = torch::randn({B, H, T, dv});
+  std::vector<std::vector<torch::Tensor>> runs;
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_();
+    auto v = v0.clone().requires_grad_();
+    auto o = masked_attention(q, k.permute({0, 2, 3, 1}), v.transpose(1, 2), causal);
+    o.backward(go);
+    runs.push_back({o.detach(), q.grad(), k.grad(), v.grad()});
+    // And the whole softmax written out agrees, as above.
+    auto ref = reference(q0, k0.permute({0, 2, 3, 1}), v0.transpose(1, 2), causal, 1);
+    EXPECT_LT((o.detach() - ref).abs().max().item<double>(), 1e-5);
+  }
+  at::set_num_threads(previous);
+  for (size_t i = 0; i < runs[0].size(); ++i)
+    EXPECT_TRUE(torch::equal(runs[0][i], runs[1][i])) << "tensor " << i;
 }
 
 }  // namespace
