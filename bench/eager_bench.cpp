@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/blas_threads.h"
 #include "core/torch_compat.h"
 #include "policy/model.h"
 #include "policy/model_config.h"
@@ -246,6 +247,15 @@ int main(int argc, char** argv) {
   Transformer m(a);
   m->init_weights(1);
   Eager eager(m);
+  // Both sides' fp32 GEMMs go to OpenBLAS. Its pthreads build keeps a pool of its own, so
+  // at more than one LibTorch thread the eager side's GEMMs start threads on cores that
+  // LibTorch's already use and the eager figures (decode most) come out several times too
+  // slow: the ratios are only fair with the OpenMP build (bench/RESULTS.md, "The eager
+  // ratios after these, and what the decode ratio was measuring").
+  std::printf("OpenBLAS: %s\n", BlasThreadsGuard::shares_openmp()
+                                    ? "the OpenMP build (on LibTorch's threads)"
+                                    : "a build with its own thread pool (at more than one thread "
+                                      "the eager side oversubscribes the cores: unfair ratios)");
   std::printf(
       "preset %s, threads %d; training batch %lld x %lld, decode batch %lld (prompt %lld, "
       "%lld new tokens), %lld rounds\n",
