@@ -202,7 +202,9 @@ TEST(GroupedExpertsTest, ResultsDoNotDependOnTheThreadCount) {
       for (size_t i = 0; i < runs[0].size(); ++i) {
         SCOPED_TRACE("run " + std::to_string(run) + ", tensor " + std::to_string(i));
         ASSERT_EQ(runs[run][i].defined(), runs[0][i].defined());
-        if (runs[0][i].defined()) EXPECT_TRUE(torch::equal(runs[run][i], runs[0][i]));
+        if (runs[0][i].defined()) {
+          EXPECT_TRUE(torch::equal(runs[run][i], runs[0][i]));
+        }
       }
   }
   at::set_num_threads(previous);
