@@ -125,11 +125,19 @@ TEST(GrpcPool, SpreadsGroupsOverWorkers) {
   a.fake.delay = b.fake.delay = milliseconds(5);
   GrpcSourceOptions o;
   o.max_groups_per_call = 4;
+  // On a loaded machine a worker's first connection can fail; the pool then rightly
+  // sends everything to the other and tries the first again on a later call (at once
+  // here). Up to three calls for both to have served.
+  o.retry_after_s = 0;
   auto pool = make_pool({a.address(), b.address()}, o);
-  ASSERT_TRUE(pool->generate(make_request(16)).ok());
+  int calls = 0;
+  do {
+    ASSERT_TRUE(pool->generate(make_request(16)).ok());
+    ++calls;
+  } while ((a.fake.served() == 0 || b.fake.served() == 0) && calls < 3);
   EXPECT_GT(a.fake.served(), 0);
   EXPECT_GT(b.fake.served(), 0);
-  EXPECT_EQ(a.fake.served() + b.fake.served(), 16);
+  EXPECT_EQ(a.fake.served() + b.fake.served(), 16 * calls);
 }
 
 TEST(GrpcPool, WorkerKilledMidRolloutThenRestarted) {
