@@ -279,8 +279,9 @@ std::vector<torch::Tensor> swiglu_backward_impl(const torch::Tensor& g, const to
 // per expert computes both). Writes a [R, I] = silu(gate) * up (contiguous: a tensor or a
 // block of its rows).
 void swiglu_rows_forward(const torch::Tensor& gu, torch::Tensor& a) {
+  TORCH_INTERNAL_ASSERT(a.is_contiguous());
   const int64_t I = gu.size(1) / 2;
-  if (!(kernel::f32_or_bf16_cpu(gu) && a.is_contiguous())) {
+  if (!kernel::f32_or_bf16_cpu(gu)) {
     a.copy_(swiglu_forward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I)));
     return;
   }
@@ -301,9 +302,9 @@ void swiglu_rows_forward(const torch::Tensor& gu, torch::Tensor& a) {
 // columns, the up's in the last I) and a [R, I] (both contiguous) from gu and da [R, I].
 void swiglu_rows_backward(const torch::Tensor& gu, const torch::Tensor& da, torch::Tensor& dgu,
                           torch::Tensor& a) {
+  TORCH_INTERNAL_ASSERT(dgu.is_contiguous() && a.is_contiguous());
   const int64_t I = gu.size(1) / 2;
-  if (!(kernel::f32_or_bf16_cpu(gu) && gu.scalar_type() == da.scalar_type() &&
-        dgu.is_contiguous() && a.is_contiguous())) {
+  if (!(kernel::f32_or_bf16_cpu(gu) && gu.scalar_type() == da.scalar_type())) {
     auto r = swiglu_backward_impl(gu.narrow(1, 0, I), gu.narrow(1, I, I), da, /*want_a=*/true);
     dgu.narrow(1, 0, I).copy_(r[0]);
     dgu.narrow(1, I, I).copy_(r[1]);
