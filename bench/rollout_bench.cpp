@@ -8,7 +8,9 @@
 // sections); decode with the fused MLA decode kernel off and on ("fused", not in the
 // default sections); every routed expert's weights streamed through the kernel at a few
 // row counts ("stream", not in the default sections); the dense FFNs at decode's row counts
-// with cold weights, sgemm against the column form ("ffn", not in the default sections).
+// with cold weights, sgemm against the column form ("ffn", not in the default sections);
+// the output head below 17 rows with cold weights, sgemm against the row form ("head", not
+// in the default sections).
 // Runs the real engine (rollout/engine.h)
 // on randomly initialised presets, sampling at temperature 1 with no stop ids, so every sequence
 // runs to max_new_tokens.
@@ -23,8 +25,8 @@
 // Usage: rollout_bench [--presets tiny,small] [--batches 1,16,64,256] [--new 256]
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
-//                      decode,kernel,columns,threads,fused,stream,ffn,impl,prefix,cache,experts,
-//                      exact,bf16]
+//                      decode,kernel,columns,threads,fused,stream,ffn,head,impl,prefix,cache,
+//                      experts,exact,bf16]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
 //   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
 // "bf16" (not in the default sections): decode in fp32 against bf16 compute
@@ -47,6 +49,19 @@ using namespace r1kit::policy;
 using namespace r1kit::bench;
 
 namespace {
+
+// Microseconds a call of f(c), c taking each of `copies` weight copies in turn (so that
+// every call finds its weights cold): the best of 5 passes over the copies.
+template <typename Fn>
+double best_us_over(int64_t copies, const Fn& f) {
+  double best = 1e30;
+  for (int pass = 0; pass < 5; ++pass) {
+    auto t = Clock::now();
+    for (int64_t c = 0; c < copies; ++c) f(c);
+    best = std::min(best, 1e6 * seconds_since(t) / static_cast<double>(copies));
+  }
+  return best;
+}
 
 // Decode FLOPs of one generated token at mean context length S (see the header).
 double decode_flops_per_token(const ModelArgs& a, double S) {
@@ -453,20 +468,11 @@ int main(int argc, char** argv) {
         }
         for (int64_t M : {kColumnRowsMax / 2, kColumnRowsMax * 3 / 4, kColumnRowsMax}) {
           auto x = torch::randn({M, d});
-          auto best_us = [&](auto&& f) {
-            double best = 1e30;
-            for (int pass = 0; pass < 5; ++pass) {
-              auto t = Clock::now();
-              for (int64_t c = 0; c < copies; ++c) f(c);
-              best = std::min(best, 1e6 * seconds_since(t) / static_cast<double>(copies));
-            }
-            return best;
-          };
-          const double blas = best_us([&](int64_t c) {
+          const double blas = best_us_over(copies, [&](int64_t c) {
             return F::linear(F::silu(F::linear(x, wg[c])) * F::linear(x, wu[c]), wd[c]);
           });
-          const double cols =
-              best_us([&](int64_t c) { return swiglu_small_rows(x, wg[c], wu[c], wd[c], {}); });
+          const double cols = best_us_over(
+              copies, [&](int64_t c) { return swiglu_small_rows(x, wg[c], wu[c], wd[c], {}); });
           const double gflop = 6.0 * M * d * I / 1e9;
           std::printf("| %s %lld -> %lld | %lld | %.1f | %.1f | %.1f | %.1f | %.2fx |\n", name,
                       static_cast<long long>(d), static_cast<long long>(I),
@@ -474,6 +480,32 @@ int main(int argc, char** argv) {
                       blas / cols);
           std::fflush(stdout);
         }
+      }
+    }
+
+    if (has(secs, "head") && small_rows_kernels_available()) {
+      // The output head at the row counts below the column form (a decode step's tail, as
+      // sequences finish): sgemm (torch::linear) against the row form (linear_rows_raw, what
+      // decode_linear runs there), with the weights cold: each call takes the next of
+      // enough copies to fill 64 MB. Microseconds a call, best of 5 passes over the copies.
+      const int64_t d = a.dim, V = a.vocab_size;
+      const int64_t copies = std::max<int64_t>(4, (64 << 20) / (4 * d * V));
+      std::vector<torch::Tensor> w;
+      for (int64_t c = 0; c < copies; ++c) w.push_back(torch::randn({V, d}) * 0.05);
+      std::printf("\n%s: output head %lld -> %lld, weights cold, microseconds a call\n", p.c_str(),
+                  static_cast<long long>(d), static_cast<long long>(V));
+      std::printf("| rows | sgemm | row form | speed-up |\n|---|---|---|---|\n");
+      for (int64_t M : {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{8}, kSmallRowsMax}) {
+        auto x = torch::randn({M, d});
+        auto y = torch::empty({M, V});
+        const double blas = best_us_over(copies, [&](int64_t c) { return torch::linear(x, w[c]); });
+        const double rows = best_us_over(copies, [&](int64_t c) {
+          linear_rows_raw(x.data_ptr<float>(), M, d, w[c].data_ptr<float>(), V, nullptr,
+                          y.data_ptr<float>(), V, {});
+        });
+        std::printf("| %lld | %.1f | %.1f | %.2fx |\n", static_cast<long long>(M), blas, rows,
+                    blas / rows);
+        std::fflush(stdout);
       }
     }
 

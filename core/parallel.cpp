@@ -112,4 +112,20 @@ void ParallelPool::run(int parts, const std::function<void(int)>& fn) {
   spin_until([&] { return acks_.load(std::memory_order_acquire) >= n; });
 }
 
+namespace {
+std::atomic<int> g_lent_cores{0};
+}  // namespace
+
+LendCores::LendCores(int n) : n_(std::max(n, 0)) {
+  g_lent_cores.fetch_add(n_, std::memory_order_relaxed);
+}
+
+LendCores::~LendCores() {
+  g_lent_cores.fetch_sub(n_, std::memory_order_relaxed);
+}
+
+int LendCores::lent() {
+  return g_lent_cores.load(std::memory_order_relaxed);
+}
+
 }  // namespace r1kit

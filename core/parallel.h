@@ -62,4 +62,25 @@ class ParallelPool {
   std::atomic<int> acks_{0};  // workers through this run
 };
 
+// Cores lent by threads that are waiting on other work, for a loop running beside them
+// to use: the GRPO trainer lends its core while it waits for the overlapped rollout, and
+// the rollout engine's decode takes it as one more decode thread where its results do not
+// depend on the thread count (EngineOptions::use_lent_cores, docs/grpo-training.md,
+// "Overlap"). One count for the process; a LendCores lends n cores while it lives.
+//
+// Thread-safety: any thread may lend or read.
+class LendCores {
+ public:
+  explicit LendCores(int n);
+  ~LendCores();
+  LendCores(const LendCores&) = delete;
+  LendCores& operator=(const LendCores&) = delete;
+
+  // Cores lent now.
+  static int lent();
+
+ private:
+  int n_;
+};
+
 }  // namespace r1kit

@@ -6,6 +6,7 @@
 #include "core/logging.h"
 #include "core/metric_names.h"
 #include "core/metrics.h"
+#include "core/parallel.h"
 #include "core/timer.h"
 #include "core/torch_compat.h"
 #include "eval/evaluate.h"
@@ -78,7 +79,11 @@ GrpoTrainer::~GrpoTrainer() {
 }
 
 void GrpoTrainer::wait_for_overlap() {
-  if (next_.valid()) next_.wait();
+  if (!next_.valid()) return;
+  // This thread's core is idle until the rollout is in: the engine's decode may take it
+  // as one more decode thread meanwhile (EngineOptions::use_lent_cores).
+  LendCores lend(1);
+  next_.wait();
 }
 
 StatusOr<std::unique_ptr<GrpoTrainer>> GrpoTrainer::create(const GrpoRecipe& r,
@@ -178,8 +183,12 @@ Status GrpoTrainer::make_source(const RolloutFactory& factory) {
   }
   if (!source_) {
     const rollout::EngineSettings engine{r_.rollout.max_batch, r_.rollout.decode_threads};
+    rollout::EngineOptions eo = engine.engine_options();
+    // With overlap, this thread lends its core to the rollout while it waits for it
+    // (wait_for_overlap).
+    eo.use_lent_cores = r_.rollout.overlap;
     source_ = rollout::LocalRolloutSource::copy_of(
-        run_.model(), engine.engine_options(), rollout::tokenizer_decoder(tok_.tokenizer), step_);
+        run_.model(), eo, rollout::tokenizer_decoder(tok_.tokenizer), step_);
   }
   // Completions come in checked: bad ones never reach the loss (rollout/checked_source.h).
   source_ = std::make_unique<rollout::CheckedRolloutSource>(std::move(source_),

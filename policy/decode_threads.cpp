@@ -66,19 +66,26 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
   // The fp32 paths also need fp32 weights, and not to be inside a parallel region already.
   const bool plain =
       plain_x && fp32_cpu(w) && (!b.defined() || fp32_cpu(b)) && !at::in_parallel_region();
-  const bool columns = plain && exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
-                       takes_columns(exec.kernels, M) && w.is_contiguous() &&
-                       (!b.defined() || b.is_contiguous());
+  const bool kernels = plain && exec.kernels.small_rows && !exec.kernels.grouped_without_grad &&
+                       w.is_contiguous() && (!b.defined() || b.is_contiguous());
+  const bool columns = kernels && takes_columns(exec.kernels, M);
+  const bool rows = kernels && M < kColumnRowsMin && small_rows_kernels_available();
   const bool blas_split = plain && threads > 1 && N >= 64 && BlasThreadsGuard::one_thread_here();
-  if (!columns && !blas_split) return torch::linear(x, w, b);
+  if (!columns && !rows && !blas_split) return torch::linear(x, w, b);
   const auto x2 = x.reshape({M, K}).contiguous();
   auto y = torch::empty({M, N}, x.options());
-  if (columns) {
+  if (columns || rows) {
     const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-    // Parts of whole blocks of the kernel's 6 weight rows.
+    // Parts of whole blocks of the kernels' 6 weight rows: each output is computed as it
+    // would be in one part.
     over_column_parts(N, 6, threads, exec, [&](int64_t n0, int64_t n1) {
-      linear_columns_raw(x2.data_ptr<float>(), M, K, w.data_ptr<float>() + n0 * K, n1 - n0,
-                         bp ? bp + n0 : nullptr, y.data_ptr<float>() + n0, N);
+      const float* wp = w.data_ptr<float>() + n0 * K;
+      if (columns)
+        linear_columns_raw(x2.data_ptr<float>(), M, K, wp, n1 - n0, bp ? bp + n0 : nullptr,
+                           y.data_ptr<float>() + n0, N);
+      else
+        linear_rows_raw(x2.data_ptr<float>(), M, K, wp, n1 - n0, bp ? bp + n0 : nullptr,
+                        y.data_ptr<float>() + n0, N, exec.kernels);
     });
   } else {
     over_column_parts(N, 16, threads, exec, [&](int64_t n0, int64_t n1) {

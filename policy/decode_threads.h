@@ -19,12 +19,14 @@
 namespace r1kit::policy {
 
 // x [..., K] w^T (+ b) for w [N, K]: torch::linear. Without autograd or autocast, on fp32
-// CPU tensors, M = x.numel() / K rows where the column form applies (expert_kernels.h,
-// takes_columns: kColumnRowsMin to kColumnRowsMax rows, AVX-512) and exec.kernels.small_rows
-// is on, the column form instead of sgemm (no packing of w: at decode its weights come
-// cold from memory), its output rows split over exec.decode_threads in blocks of 6; not
-// in the trainer's no-grad passes (exec.kernels.grouped_without_grad), which take the
-// gradient pass's kernels.
+// CPU tensors, with exec.kernels.small_rows on, M = x.numel() / K rows take the kernels of
+// expert_kernels.h instead of sgemm (no packing of w: at decode its weights come cold from
+// memory): the column form where it applies (takes_columns: kColumnRowsMin to
+// kColumnRowsMax rows, AVX-512), the row form below kColumnRowsMin rows (AVX2/FMA; 1.2-1.9x
+// sgemm's speed on the output heads of `tiny` and `small`, bench/RESULTS.md), w's rows
+// split over exec.decode_threads in blocks of 6. Each output is then computed the same way
+// at any thread count. Not in the trainer's no-grad passes
+// (exec.kernels.grouped_without_grad), which take the gradient pass's kernels.
 // Otherwise, with exec.decode_threads > 1, no
 // autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread here
 // (BlasThreadsGuard::one_thread_here, as the engine sets it; the pool's workers hold their

@@ -653,18 +653,21 @@ void swiglu_rows_columns(const float* xp, int64_t M, int64_t K, int64_t I, const
   from_columns(P, yT, K, nullptr, yp, K);
 }
 
-// y [M, N] = x [M, K] w^T for w [N, K]: raw pointers, row-major; AVX-512 when `wide`.
-void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N, float* yp,
-                 bool wide) {
+// y [M, N] (row stride ldy) = x [M, K] w^T (+ bias [N] when not null) for w [N, K]: raw
+// pointers, row-major; AVX-512 when `wide`. Each output is one dot product (dot2 computes
+// its two weight rows' sums apart), so it does not depend on M or N.
+void linear_rows(const float* xp, int64_t M, int64_t K, const float* wp, int64_t N,
+                 const float* bias, float* yp, int64_t ldy, bool wide) {
   float a[kBlock], b[kBlock];
   for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kBlock, M - m0));
     for (int64_t n = 0; n < N; n += 2) {
       const int64_t n1 = std::min(n + 1, N - 1);  // an odd last row pairs with itself
       dot2_rows(wide, rows, xp + m0 * K, K, wp + n * K, wp + n1 * K, a, b);
+      const float ba = bias ? bias[n] : 0.0f, bb = bias ? bias[n1] : 0.0f;
       for (int r = 0; r < rows; ++r) {
-        yp[(m0 + r) * N + n] = a[r];
-        if (n + 1 < N) yp[(m0 + r) * N + n + 1] = b[r];
+        yp[(m0 + r) * ldy + n] = bias ? a[r] + ba : a[r];
+        if (n + 1 < N) yp[(m0 + r) * ldy + n + 1] = bias ? b[r] + bb : b[r];
       }
     }
   }
@@ -689,7 +692,7 @@ void swiglu_rows(const float* xp, int64_t M, int64_t K, int64_t I, const float* 
       for (int r = 0; r < rows; ++r) hp[(m0 + r) * I + n] = g[r] / (1.0f + std::exp(-g[r])) * u[r];
     }
   }
-  linear_rows(hp, M, I, dp, K, yp, wide);
+  linear_rows(hp, M, I, dp, K, nullptr, yp, K, wide);
 }
 
 }  // namespace
@@ -730,9 +733,10 @@ void linear_columns_raw(const float* x, int64_t M, int64_t K, const float* w, in
   from_columns(P, yT, N, b, y, ldy);
 }
 
-void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
-                     const KernelChoices& kernels) {
-  linear_rows(x, M, K, w, N, y, small_rows_use_avx512(kernels));
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                     const float* b, float* y, int64_t ldy, const KernelChoices& kernels) {
+  TORCH_CHECK(small_rows_kernels_available(), "linear_rows_raw: AVX2/FMA expected");
+  linear_rows(x, M, K, w, N, b, y, ldy, small_rows_use_avx512(kernels));
 }
 
 torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
@@ -744,7 +748,7 @@ torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
               "linear_small_rows: fp32 contiguous CPU tensors and AVX2/FMA expected");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   auto y = torch::empty({M, N}, x.options());
-  linear_rows(x.data_ptr<float>(), M, K, w.data_ptr<float>(), N, y.data_ptr<float>(),
+  linear_rows(x.data_ptr<float>(), M, K, w.data_ptr<float>(), N, nullptr, y.data_ptr<float>(), N,
               small_rows_use_avx512(kernels));
   return y;
 }

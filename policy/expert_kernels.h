@@ -77,10 +77,12 @@ bool small_rows_kernels_apply(const torch::Tensor& x, const torch::Tensor& w_gat
 // y = x w^T for x [M, K] and w [N, K]: torch::linear without bias.
 torch::Tensor linear_small_rows(const torch::Tensor& x, const torch::Tensor& w,
                                 const KernelChoices& kernels);
-// The same on raw row-major fp32 memory: y [M, N] = x [M, K] w^T for w [N, K]. Requires
-// AVX2/FMA (small_rows_kernels_available()).
-void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
-                     const KernelChoices& kernels);
+// The same on raw row-major fp32 memory: y [M, N] (row stride ldy) = x [M, K] w^T (+ b [N]
+// when b is not null) for w [N, K]. Each output is one dot product whatever M and N, so
+// column slices of w give the same bits as the whole. Requires AVX2/FMA
+// (small_rows_kernels_available()).
+void linear_rows_raw(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                     const float* b, float* y, int64_t ldy, const KernelChoices& kernels);
 
 // True when M rows take the column form under these choices (kColumnRowsMin to
 // kColumnRowsMax rows, AVX-512 chosen and present, columns on).

@@ -384,18 +384,28 @@ ExpertJob MLPImpl::small_rows_job(const torch::Tensor& x, torch::Tensor& y,
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x, const ExecutionContext& exec) {
   // Few rows without autograd (a routed expert, the shared one or a dense layer at
-  // decode): the fused small-row kernel, on this thread. With decode threads, rows past
-  // kPoolRowsMax go to decode_linear instead, which splits them over the threads. Not in
-  // the trainer's no-grad passes (small_rows_kernels_apply).
-  const int64_t max_rows = small_rows_max_rows(exec.kernels, 1);
-  if (takes_small_rows(x, exec.kernels,
-                       exec.decode_threads > 1 ? std::min(max_rows, kPoolRowsMax) : max_rows,
-                       exec.bf16)) {
+  // decode): the fused small-row kernel. Not in the trainer's no-grad passes
+  // (small_rows_kernels_apply).
+  if (takes_small_rows(x, exec.kernels, small_rows_max_rows(exec.kernels, 1), exec.bf16)) {
     const int64_t dim = x.size(-1), rows = x.numel() / dim;
     const auto x2 = x.reshape({rows, dim}).contiguous();
     auto out = torch::empty_like(x2);
-    // One job on this thread; in bf16 where exec.bf16 holds this MLP's weights.
-    swiglu_experts_small_rows({small_rows_job(x2, out, exec.bf16)}, dim, 1, exec);
+    // In the column form, with several threads, the rows are cut into contiguous pieces
+    // of at least kColumnRowsMin rows, one a thread: each piece takes the column form as
+    // the whole would, and a row's result does not depend on the rows beside it, so the
+    // bits are the same at any thread count (what lets the engine take lent cores,
+    // rollout/engine.h). In bf16 where exec.bf16 holds this MLP's weights.
+    const int pieces =
+        takes_columns(exec.kernels, rows)
+            ? static_cast<int>(std::clamp<int64_t>(rows / kColumnRowsMin, 1, exec.expert_threads()))
+            : 1;
+    std::vector<ExpertJob> jobs;
+    for (int p = 0; p < pieces; ++p) {
+      const int64_t r0 = rows * p / pieces, r1 = rows * (p + 1) / pieces;
+      auto xp = x2.narrow(0, r0, r1 - r0), yp = out.narrow(0, r0, r1 - r0);
+      jobs.push_back(small_rows_job(xp, yp, exec.bf16));
+    }
+    swiglu_experts_small_rows(jobs, dim, pieces, exec);
     auto shape = x.sizes().vec();
     shape.back() = out.size(1);
     return out.view(shape);

@@ -11,10 +11,12 @@
 #endif
 
 #include "core/blas_threads.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "policy/decode_threads.h"
+#include "policy/expert_kernels.h"
 #include "rollout/sampling.h"
 #include "rollout/stop_strings.h"
 
@@ -211,6 +213,14 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     bf16_weights_.assign(*model_->layers);
     exec.bf16 = &bf16_weights_;
   }
+  // Lent cores join as decode threads only where the decode's results do not depend on
+  // the thread count (EngineOptions::use_lent_cores): bf16 compute on the AVX-512 bf16
+  // kernels, with batches that the fp32 output projection takes in the row or column form
+  // (policy/decode_threads.h).
+  const int own_threads = exec.decode_threads;
+  const bool take_lent = options_.use_lent_cores && exec.bf16 && policy::bf16_kernels_available() &&
+                         policy::small_rows_avx512_available() &&
+                         options_.max_batch <= policy::kColumnRowsMax;
   std::optional<BlasThreadsGuard> blas_threads;
   if (const int n = options_.blas_threads_during_generate(exec.decode_threads); n > 0)
     blas_threads.emplace(n);
@@ -343,6 +353,10 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       active.clear();
       break;
     }
+
+    if (take_lent)
+      exec.decode_threads = std::min(own_threads + LendCores::lent(), policy::kMaxDecodeThreads);
+    st.max_decode_threads = std::max(st.max_decode_threads, exec.decode_threads);
 
     // Admission: waiting samples take the free slots.
     const auto t_admit = Clock::now();

@@ -84,6 +84,13 @@ struct EngineOptions {
   // at::set_num_threads says). 1 suits a generation that shares the machine with training
   // (GRPO with rollout.overlap); the core count suits one that has it to itself.
   int decode_threads = 1;
+  // Take the cores other threads lend (LendCores, core/parallel.h) as extra decode
+  // threads, checked before every step, in bf16 compute with the AVX-512 bf16 kernels and
+  // max_batch <= 128: the decode whose results are the same bits at any thread count
+  // (in fp32 compute they are not: linear layers of more than 128 rows, as in a prefill,
+  // split OpenBLAS's GEMMs by thread count). GRPO with rollout.overlap sets it; its
+  // trainer lends its core while it waits for the rollout.
+  bool use_lent_cores = false;
   // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.
   policy::KernelChoices kernels{};
   // The pool the decode threads come from (not owned; must outlive the engine's calls);
@@ -122,7 +129,8 @@ struct EngineStats {
   double prefill_seconds = 0;    // wall time in prefill (including cache copies)
   double decode_seconds = 0;     // wall time in decode steps (forward + sampling)
   double total_seconds = 0;
-  double mean_batch = 0;  // mean active sequences per decode step
+  double mean_batch = 0;       // mean active sequences per decode step
+  int max_decode_threads = 0;  // the most decode threads a step ran on (lent cores included)
 };
 
 class Engine {

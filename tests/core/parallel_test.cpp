@@ -65,5 +65,25 @@ TEST(ParallelPoolTest, OnePartOrNoneRunsOnTheCaller) {
   EXPECT_EQ(pool.workers(), 0);
 }
 
+TEST(LendCoresTest, CountsWhatIsLentWhileItIsLent) {
+  const int before = LendCores::lent();
+  {
+    LendCores a(1);
+    EXPECT_EQ(LendCores::lent(), before + 1);
+    {
+      LendCores b(2);
+      EXPECT_EQ(LendCores::lent(), before + 3);
+    }
+    EXPECT_EQ(LendCores::lent(), before + 1);
+    LendCores none(-4);  // nothing, not a debt
+    EXPECT_EQ(LendCores::lent(), before + 1);
+  }
+  EXPECT_EQ(LendCores::lent(), before);
+  // From another thread too: one count for the process.
+  std::thread t([] { LendCores c(1); });
+  t.join();
+  EXPECT_EQ(LendCores::lent(), before);
+}
+
 }  // namespace
 }  // namespace r1kit

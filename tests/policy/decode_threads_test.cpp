@@ -100,6 +100,44 @@ TEST(DecodeLinearTest, ColumnFormMatchesTorchLinear) {
   }
 }
 
+// Below kColumnRowsMin rows the row form (a dot product per output), from there to
+// kColumnRowsMax the column form: each output is computed whole by one thread, so the
+// results are the same bits on 1-4 decode threads (what lets the engine take lent cores,
+// rollout/engine.h), with and without bias, on output sizes that leave tails in the
+// blocks of 6 (the output heads of `tiny` and `small` among them); within rounding of
+// torch::linear.
+TEST(DecodeLinearTest, SameBitsOnEveryThreadCountUpToTheColumnForm) {
+  if (!small_rows_kernels_available()) GTEST_SKIP() << "no AVX2/FMA: sgemm takes every row count";
+  torch::manual_seed(13);
+  torch::NoGradGuard ng;
+  BlasThreadsGuard blas(1);
+  ParallelPool pool;
+  std::vector<int64_t> rows = {1, 2, 5, 6, 7, 16};
+  if (small_rows_avx512_available()) rows.insert(rows.end(), {kColumnRowsMin, 64, kColumnRowsMax});
+  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{512, 256}, {4096, 512}, {71, 40}})
+    for (int64_t M : rows) {
+      auto w = torch::randn({N, K}), b = torch::randn({N}), x = torch::randn({M, K});
+      for (const auto& bias : {torch::Tensor(), b}) {
+        torch::Tensor first;
+        for (int threads : {1, 2, 3, 4}) {
+          ExecutionContext exec;
+          exec.decode_threads = threads;
+          exec.pool = &pool;
+          auto got = decode_linear(x, w, bias, exec);
+          const std::string where = "N=" + std::to_string(N) + " M=" + std::to_string(M) +
+                                    (bias.defined() ? " bias" : "") +
+                                    " threads=" + std::to_string(threads);
+          EXPECT_LT((got - torch::linear(x, w, bias)).abs().max().item<double>(), 1e-3) << where;
+          if (threads == 1) {
+            first = got;
+          } else {
+            EXPECT_TRUE(torch::equal(got, first)) << where;
+          }
+        }
+      }
+    }
+}
+
 TEST(DecodeLinearTest, KeepsAutogradWhenGradIsOn) {
   ExecutionContext exec;
   exec.decode_threads = 2;

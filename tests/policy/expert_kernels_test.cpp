@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "core/parallel.h"
 #include "core/torch_compat.h"
 #include "policy/bf16_weights.h"
 #include "policy/decode_threads.h"
@@ -136,24 +137,43 @@ TEST_F(ExpertKernelsTest, MlpUsesThemOnlyWithoutAutogradForFewFp32Rows) {
 }
 
 // A dense SwiGLU FFN (the dense layers and the shared expert at decode) of more rows than
-// one panel: the column form on one decode thread, decode_linear's split over the pool
-// with several; both equal to LibTorch's chain.
-TEST_F(ExpertKernelsTest, MlpOfManyRowsAtDecode) {
+// the row form takes, in fp32 and in bf16 compute, on 1-4 decode threads: equal to
+// LibTorch's chain, and the same bits at every thread count (the column form's rows are
+// cut into pieces, one a thread: what lets the engine take lent cores). Past
+// kColumnRowsMax rows decode_linear's split linears take it.
+TEST_F(ExpertKernelsTest, MlpOfManyRowsIsTheSameBitsOnEveryThreadCount) {
   MLP mlp(256, 768);
   for (auto& p : mlp->parameters()) p.data().normal_(0, 0.05);
+  Bf16Weights bf16;
+  bf16.assign(*mlp);
+  const bool bf16_ok = bf16_kernels_available();
   torch::NoGradGuard no_grad;
-  for (int64_t M : std::vector<int64_t>{100, kColumnRowsMax, kColumnRowsMax + 1}) {
+  ParallelPool pool;
+  for (int64_t M : std::vector<int64_t>{kColumnRowsMin, 33, 34, 51, 64, 65, 100, kColumnRowsMax,
+                                        kColumnRowsMax + 1}) {
     auto x = torch::randn({M, 1, 256});
     ExecutionContext reference;
     reference.kernels.small_rows = false;
     auto want = mlp->forward(x, reference);
-    for (int threads : {1, 2}) {
-      ExecutionContext exec;
-      exec.decode_threads = threads;
-      auto got = mlp->forward(x, exec);
-      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5))
-          << "M=" << M << " decode_threads=" << threads << " max diff "
-          << (got - want).abs().max().item<float>();
+    for (bool in_bf16 : {false, true}) {
+      if (in_bf16 && !bf16_ok) continue;
+      torch::Tensor first;
+      for (int threads : {1, 2, 3, 4}) {
+        ExecutionContext exec;
+        exec.decode_threads = threads;
+        exec.pool = &pool;
+        if (in_bf16) exec.bf16 = &bf16;
+        auto got = mlp->forward(x, exec);
+        const std::string where = "M=" + std::to_string(M) + (in_bf16 ? " bf16" : " fp32") +
+                                  " decode_threads=" + std::to_string(threads);
+        EXPECT_TRUE(torch::allclose(got, want, 1e-5, in_bf16 ? 2e-2 : 1e-5))
+            << where << " max diff " << (got - want).abs().max().item<float>();
+        if (threads == 1) {
+          first = got;
+        } else if (M <= kColumnRowsMax) {
+          EXPECT_TRUE(torch::equal(got, first)) << where;
+        }
+      }
     }
     // On one thread, within kColumnRowsMax rows, the column form ran: not LibTorch's bits.
     if (small_rows_avx512_available() && M <= kColumnRowsMax) {
