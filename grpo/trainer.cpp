@@ -20,6 +20,7 @@
 #include "rollout/engine_settings.h"
 #include "rollout/local_source.h"
 #include "train/grad_sync.h"
+#include "train/setup.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -185,8 +186,10 @@ Status GrpoTrainer::make_source(const RolloutFactory& factory) {
     const rollout::EngineSettings engine{r_.rollout.max_batch, r_.rollout.decode_threads};
     rollout::EngineOptions eo = engine.engine_options();
     // With overlap, this thread lends its core to the rollout while it waits for it
-    // (wait_for_overlap).
-    eo.use_lent_cores = r_.rollout.overlap;
+    // (wait_for_overlap), unless the rollout's and the trainer's threads already fill
+    // the cores (a lent core would then be one more thread on a taken core).
+    eo.use_lent_cores = r_.rollout.overlap &&
+                        r_.rollout.decode_threads + at::get_num_threads() <= train::usable_cores();
     source_ = rollout::LocalRolloutSource::copy_of(
         run_.model(), eo, rollout::tokenizer_decoder(tok_.tokenizer), step_);
   }
