@@ -8,28 +8,26 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/temp_dir.h"
+
 namespace r1kit {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A file name of this test's own in gtest's temporary directory.
-std::string scratch_path(const std::string& leaf) {
-  return ::testing::TempDir() + "r1kit_atomic_file_test_" + std::to_string(getpid()) + "_" + leaf;
-}
-
 TEST(ReadFileTest, ReadsWhatWasWrittenByteForByte) {
-  const std::string path = scratch_path("bytes");
+  const testing::ScopedTempDir dir("r1kit_atomic_file_test");
+  const std::string path = dir.join("bytes");
   const std::string bytes("a\0b\r\n\xff", 6);
   ASSERT_TRUE(write_file_atomic(path, bytes).ok());
   StatusOr<std::string> got = read_file(path);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(*got, bytes);
-  fs::remove(path);
 }
 
 TEST(ReadFileTest, MissingFileIsNotFoundNamingPathAndPurpose) {
-  const std::string path = scratch_path("never_written.pem");
+  const testing::ScopedTempDir dir("r1kit_atomic_file_test");
+  const std::string path = dir.join("never_written.pem");
   StatusOr<std::string> plain = read_file(path);
   ASSERT_FALSE(plain.ok());
   EXPECT_EQ(plain.status().code(), StatusCode::kNotFound);
@@ -41,16 +39,17 @@ TEST(ReadFileTest, MissingFileIsNotFoundNamingPathAndPurpose) {
 }
 
 TEST(ReadTokenFileTest, TrimsSurroundingWhitespaceOnly) {
-  const std::string path = scratch_path("token");
+  const testing::ScopedTempDir dir("r1kit_atomic_file_test");
+  const std::string path = dir.join("token");
   ASSERT_TRUE(write_file_atomic(path, std::string(" \t s3 cr\te\n\r\n")).ok());
   StatusOr<std::string> token = read_token_file(path);
   ASSERT_TRUE(token.ok()) << token.status().to_string();
   EXPECT_EQ(*token, "s3 cr\te");
-  fs::remove(path);
 }
 
 TEST(ReadTokenFileTest, EmptyAndMissingFilesAreErrors) {
-  const std::string path = scratch_path("blank_token");
+  const testing::ScopedTempDir dir("r1kit_atomic_file_test");
+  const std::string path = dir.join("blank_token");
   ASSERT_TRUE(write_file_atomic(path, std::string(" \n\t\n")).ok());
   StatusOr<std::string> blank = read_token_file(path);
   ASSERT_FALSE(blank.ok());
@@ -66,8 +65,8 @@ TEST(ReadTokenFileTest, EmptyAndMissingFilesAreErrors) {
 // Replacing a directory swaps the two in one step: the target names the old directory or
 // the new one at every moment (a resume always finds it), and nothing is left beside it.
 TEST(RenameDirAtomicTest, ReplacesWithoutAMomentWithoutTheTarget) {
-  const std::string root = scratch_path("swap");
-  fs::remove_all(root);
+  const testing::ScopedTempDir dir("r1kit_atomic_file_test");
+  const std::string root = dir.join("swap");
   fs::create_directories(root + "/new");
   fs::create_directories(root + "/step");
   ASSERT_TRUE(write_file_atomic(root + "/new/x", "new").ok());
@@ -77,7 +76,6 @@ TEST(RenameDirAtomicTest, ReplacesWithoutAMomentWithoutTheTarget) {
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(root)) left.push_back(e.path().filename().string());
   EXPECT_EQ(left, std::vector<std::string>{"step"});
-  fs::remove_all(root);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/metrics.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit {
 namespace {
@@ -25,9 +26,8 @@ int fd_flags_of(const std::string& path) {
 }
 
 TEST(CloexecTest, MetricsAndTensorBoardFiles) {
-  char t[] = "/tmp/r1kit_cloexec_XXXXXX";
-  ASSERT_NE(mkdtemp(t), nullptr);
-  const std::string dir = t;
+  const testing::ScopedTempDir tmp("r1kit_cloexec");
+  const std::string dir = tmp.path().string();
   {
     auto w = MetricsWriter::open(dir + "/metrics.jsonl", dir + "/tb");
     ASSERT_TRUE(w.ok()) << w.status().message();
@@ -38,7 +38,6 @@ TEST(CloexecTest, MetricsAndTensorBoardFiles) {
     EXPECT_TRUE(jsonl & FD_CLOEXEC);
     EXPECT_TRUE(tb & FD_CLOEXEC);
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit {
 namespace {
@@ -638,9 +639,8 @@ TEST(ConfigTest, JsonLoadsBackEqual) {
 }
 
 TEST(ConfigTest, LoadsFilesAndNodes) {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("r1kit_config_test_" + std::to_string(::getpid()) + ".yaml"))
-                         .string();
+  const testing::ScopedTempDir tmp("r1kit_config_test");
+  const std::string path = tmp.join("recipe.yaml");
   ASSERT_TRUE(write_file_atomic(path, std::string_view("seed: 9\ngrpo:\n  group_sizee: 3\n")).ok());
   StatusOr<Recipe> r = load_config_file<Recipe>(path, {"grpo.group_sizee=null"});
   ASSERT_FALSE(r.ok());

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/safetensors.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit {
 namespace {
@@ -39,8 +40,8 @@ TEST(JsonDepthTest, DeepNestingIsRefusedAtParseTime) {
 }
 
 TEST(JsonDepthTest, DeepSafetensorsHeaderIsDataLoss) {
-  const std::string dir = ::testing::TempDir() + "/json_depth_st";
-  std::filesystem::create_directories(dir);
+  const testing::ScopedTempDir tmp("json_depth_st");
+  const std::string dir = tmp.path().string();
   const std::string header = "{\"__metadata__\": " + nested(100000) + "}";
   const uint64_t n = header.size();
   {
@@ -61,7 +62,6 @@ TEST(JsonDepthTest, DeepSafetensorsHeaderIsDataLoss) {
   ASSERT_FALSE(ckpt.ok());
   EXPECT_NE(ckpt.status().message().find("index.json: JSON nested deeper"), std::string::npos)
       << ckpt.status().message();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

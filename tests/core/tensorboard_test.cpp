@@ -11,6 +11,7 @@
 
 #include "core/crc32c.h"
 #include "core/metrics.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit {
 namespace {
@@ -58,8 +59,8 @@ std::vector<Field> parse(const std::string& s) {
 }
 
 TEST(TensorBoardTest, RecordsDecodeToTheScalarsWritten) {
-  const std::string dir = ::testing::TempDir() + "/tb_test";
-  std::filesystem::remove_all(dir);
+  const testing::ScopedTempDir tmp("tb_test");
+  const std::string dir = tmp.path().string();
   {
     auto w = MetricsWriter::open(dir + "/metrics.jsonl", dir + "/tb");
     ASSERT_TRUE(w.ok()) << w.status().message();
@@ -120,9 +121,8 @@ TEST(TensorBoardTest, RecordsDecodeToTheScalarsWritten) {
 }
 
 TEST(MetricsWriterTest, ResumeDropsStepsAfterTheCheckpoint) {
-  const std::string dir = ::testing::TempDir() + "/metrics_resume";
-  std::filesystem::remove_all(dir);
-  const std::string path = dir + "/m.jsonl";
+  const testing::ScopedTempDir tmp("metrics_resume");
+  const std::string path = tmp.join("m.jsonl");
   {
     auto w = MetricsWriter::open(path);
     ASSERT_TRUE(w.ok());

@@ -17,6 +17,7 @@
 
 #include "data/chat_template.h"
 #include "data/task_source.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -56,7 +57,8 @@ TEST(ChatTemplateJinjaTest, ByteExactWithHuggingFaceJinjaOnRealTemplates) {
   ASSERT_TRUE(fs::exists(kNodeModules + "/@huggingface/jinja"))
       << kNodeModules << " has no @huggingface/jinja: run scripts/test-data.sh";
   const std::string script = std::string(R1KIT_TESTDATA) + "/../data/chat_template_reference.mjs";
-  const std::string out = testing::TempDir() + "/chat_template_reference.jsonl";
+  const testing::ScopedTempDir tmp("r1kit_chat_template");
+  const std::string out = tmp.join("chat_template_reference.jsonl");
   const std::string cmd = "'" + kNode + "' '" + script + "' '" + kNodeModules + "' '" + out + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "failed: " << cmd << " (Node.js 18+ is needed)";
   std::ifstream in(out);
@@ -116,27 +118,8 @@ TEST(ChatTemplateJinjaTest, SpecialTokensFromTheConfig) {
   EXPECT_EQ(load("llama3_1").special_tokens()["eos_token"], "<|eot_id|>");
 }
 
-class TempDir {
- public:
-  TempDir()
-      : path_(testing::TempDir() + "/r1kit_chat_template_" + std::to_string(::getpid()) + "_" +
-              std::to_string(counter_++)) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ + "/" + name) << text;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
-
 TEST(ChatTemplateJinjaTest, NamedTemplateListUsesDefault) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_chat_template");
   dir.write("tokenizer_config.json", R"({"bos_token": {"content": "<s>"}, "chat_template": [
       {"name": "tool_use", "template": "TOOLS"},
       {"name": "default", "template": "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %}"}]})");
@@ -146,7 +129,7 @@ TEST(ChatTemplateJinjaTest, NamedTemplateListUsesDefault) {
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(*out, "<s>[hi]");
 
-  TempDir none;
+  const testing::ScopedTempDir none("r1kit_chat_template");
   none.write("tokenizer_config.json", R"({"chat_template": [{"name": "rag", "template": "x"}]})");
   auto bad = JinjaChatTemplate::load_model_dir(none.path());
   ASSERT_FALSE(bad.ok());
@@ -156,20 +139,20 @@ TEST(ChatTemplateJinjaTest, NamedTemplateListUsesDefault) {
 }
 
 TEST(ChatTemplateJinjaTest, ChatTemplateJinjaFileWinsAndErrorsNameTheFile) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_chat_template");
   dir.write("tokenizer_config.json", R"({"eos_token": "</s>", "chat_template": "CONFIG"})");
   dir.write("chat_template.jinja", "FILE{{ eos_token }}\n");
   auto t = JinjaChatTemplate::load_model_dir(dir.path());
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   EXPECT_EQ(*t->render(ojson::array(), false), "FILE</s>");
 
-  TempDir broken;
+  const testing::ScopedTempDir broken("r1kit_chat_template");
   broken.write("x.jinja", "{% for m in messages %}{{ m | nope }}{% endfor %}");
-  auto b = JinjaChatTemplate::load_file(broken.path() + "/x.jinja");
+  auto b = JinjaChatTemplate::load_file(broken.join("x.jinja"));
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.status().message(), broken.path() + "/x.jinja:1:31: unknown filter 'nope'");
+  EXPECT_EQ(b.status().message(), broken.join("x.jinja") + ":1:31: unknown filter 'nope'");
 
-  TempDir empty;
+  const testing::ScopedTempDir empty("r1kit_chat_template");
   EXPECT_EQ(JinjaChatTemplate::load_model_dir(empty.path()).status().code(), StatusCode::kNotFound);
 }
 

@@ -21,6 +21,7 @@
 #include "data/incremental_decoder.h"
 #include "data/tokenizer.h"
 #include "tests/data/hf_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -41,12 +42,12 @@ std::string from_hex(const std::string& hex) {
   return out;
 }
 
-// Generates the corpus once per process.
+// Generates the corpus once per process, in a directory removed at exit.
 const Corpus& corpus() {
+  static const testing::ScopedTempDir dir("r1kit_hf_corpus");
   static const Corpus c = [] {
     Corpus out;
-    out.path =
-        (fs::temp_directory_path() / fmt::format("r1kit_hf_corpus_{}.jsonl", getpid())).string();
+    out.path = dir.join("corpus.jsonl");
     const std::string cmd = fmt::format("'{}' '{}/hf_tokenizer_corpus.mjs' '{}' 6000",
                                         test::node_binary(), test::tests_data_dir(), out.path);
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;

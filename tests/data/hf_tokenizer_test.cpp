@@ -15,6 +15,7 @@
 #include "data/hf_pretokenizer.h"
 #include "data/hf_text.h"
 #include "data/tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -305,8 +306,8 @@ TEST(HfText, InvalidUtf8BecomesReplacementCharacters) {
 }
 
 TEST(HfConfig, ConfigNamesSpecialIdsAndLoadRules) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("r1kit_hf_cfg_{}", getpid());
-  fs::create_directories(dir);
+  const testing::ScopedTempDir tmp("r1kit_hf_cfg");
+  const fs::path& dir = tmp.path();
   ASSERT_TRUE(write_file_atomic((dir / "tokenizer.json").string(), tiny_byte_level().dump()).ok());
   ASSERT_TRUE(write_file_atomic((dir / "tokenizer_config.json").string(),
                                 R"({"bos_token": null, "eos_token": {"content": "<s>"},
@@ -329,18 +330,16 @@ TEST(HfConfig, ConfigNamesSpecialIdsAndLoadRules) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("eos_token '<nope>'"), std::string::npos)
       << bad.status().message();
-  fs::remove_all(dir);
 }
 
 // Generation stops at the checkpoint's eos_token_id list (generation_config.json first,
 // else config.json), not only at the tokenizer's EOS; a bad id is an error naming the file.
 TEST(HfConfig, StopIdsComeFromTheCheckpointsEosTokenIdList) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("r1kit_hf_stop_{}", getpid());
-  fs::create_directories(dir);
+  const testing::ScopedTempDir tmp("r1kit_hf_stop");
+  const fs::path& dir = tmp.path();
   ASSERT_TRUE(write_file_atomic((dir / "tokenizer.json").string(), tiny_byte_level().dump()).ok());
-  ASSERT_TRUE(write_file_atomic((dir / "tokenizer_config.json").string(),
-                                R"({"eos_token": "<s>"})")
-                  .ok());
+  ASSERT_TRUE(
+      write_file_atomic((dir / "tokenizer_config.json").string(), R"({"eos_token": "<s>"})").ok());
   auto alone = Tokenizer::load(dir.string());
   ASSERT_TRUE(alone.ok()) << alone.status().to_string();
   EXPECT_EQ(alone->stop_ids(), (std::vector<int64_t>{13}));
@@ -368,7 +367,6 @@ TEST(HfConfig, StopIdsComeFromTheCheckpointsEosTokenIdList) {
   EXPECT_NE(bad.status().message().find("generation_config.json: 'eos_token_id'"),
             std::string::npos)
       << bad.status().message();
-  fs::remove_all(dir);
 }
 
 std::string error_of(const json& j) {

@@ -13,13 +13,16 @@
 
 #include "data/task_source.h"
 #include "tests/data/task_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
 
-// Writes `lines` (one a line, as given) to a file of the test's temp dir; returns its path.
+// Writes `lines` (one a line, as given) to a file of this process's temp dir, removed at
+// exit; returns its path.
 std::string jt_write(const std::string& name, const std::vector<std::string>& lines) {
-  const std::string path = ::testing::TempDir() + "/jsonl_task_" + name + ".jsonl";
+  static const testing::ScopedTempDir dir("jsonl_task");
+  const std::string path = dir.join(name + ".jsonl");
   std::ofstream f(path);
   for (const std::string& l : lines) f << l << '\n';
   return path;

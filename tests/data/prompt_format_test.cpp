@@ -16,6 +16,7 @@
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "data/task_source.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -99,9 +100,8 @@ TEST(PromptFormatTest, JinjaVersionsOfBuiltinsRenderLikeTheBuiltinsInHuggingFace
   ASSERT_TRUE(fs::exists(modules + "/@huggingface/jinja"))
       << modules << " has no @huggingface/jinja: run scripts/test-data.sh";
   const std::vector<Case> cases = builtin_cases();
-  const std::string dir =
-      testing::TempDir() + "/prompt_format_reference_" + std::to_string(::getpid());
-  fs::create_directories(dir);
+  const testing::ScopedTempDir tmp("prompt_format_reference");
+  const std::string dir = tmp.path().string();
   {
     std::ofstream in(dir + "/in.jsonl");
     for (const Case& c : cases) {
@@ -123,7 +123,6 @@ TEST(PromptFormatTest, JinjaVersionsOfBuiltinsRenderLikeTheBuiltinsInHuggingFace
     EXPECT_EQ(r["text"].get<std::string>(), cases[i].want) << where(cases[i]);
   }
   EXPECT_EQ(i, cases.size());
-  fs::remove_all(dir);
 }
 
 TEST(PromptFormatTest, BuiltinJinjaRejectsASecondQuestion) {
@@ -191,11 +190,11 @@ TEST(PromptFormatTest, MergeReplacesAnotherTemplateAndKeepsTheSameOne) {
 }
 
 // A model directory holding a tokenizer_config.json with `format` (or none).
-class PromptFormatDirTest : public testing::Test {
+class PromptFormatDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = testing::TempDir() + "/prompt_format_" + std::to_string(::getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name();
+    root_ = ::testing::TempDir() + "/prompt_format_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(root_);
     fs::create_directories(root_);
   }

@@ -11,6 +11,7 @@
 #include "data/task.h"
 #include "data/task_source.h"
 #include "tests/data/task_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -184,7 +185,8 @@ TEST(TaskGoldenTest, OtherStreamsAndSplitsAsBefore) {
   for (uint64_t i = 0; i < 500; ++i) h = fnv_sample(h, kk->train(i));
   EXPECT_EQ(h, 0x9e3c4dc23cc23fbaULL);
   // A JSONL file of 30 lines, seed 4, 7 held out.
-  const auto path = std::filesystem::temp_directory_path() / "r1kit_task_golden.jsonl";
+  const testing::ScopedTempDir tmp("r1kit_task_golden");
+  const std::filesystem::path path = tmp.join("golden.jsonl");
   {
     std::ofstream f(path);
     for (int i = 0; i < 30; ++i)
@@ -199,7 +201,6 @@ TEST(TaskGoldenTest, OtherStreamsAndSplitsAsBefore) {
   EXPECT_EQ(eval, "q24 q6 q15 q12 q22 q28 q4 ");
   EXPECT_EQ(train,
             "q2 q16 q27 q26 q0 q9 q8 q25 q23 q11 q29 q13 q3 q19 q18 q21 q5 q7 q10 q1 q17 q20 q14 ");
-  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "data/task_util.h"
 #include "tests/data/task_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -236,7 +237,8 @@ TEST(TaskSourceTest, CountdownHeldOutProblemsInAnyOrderAreNotTrainedOn) {
 }
 
 TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
-  const auto path = std::filesystem::temp_directory_path() / "r1kit_task_source_test.jsonl";
+  const testing::ScopedTempDir tmp("r1kit_task_source_test");
+  const std::filesystem::path path = tmp.join("problems.jsonl");
   {
     std::ofstream f(path);
     for (int i = 0; i < 10; ++i)
@@ -258,7 +260,6 @@ TEST(TaskSourceTest, JsonlIsSplitAndCycled) {
   ASSERT_TRUE(all.ok()) << all.status().message();
   EXPECT_EQ(all->eval().size(), 9u);
   EXPECT_NE(all->eval_shortfall().find("the file has 10 problems"), std::string::npos);
-  std::filesystem::remove(path);
 }
 
 TEST(TaskSourceTest, BadSectionsAreErrorsNamingTheKey) {

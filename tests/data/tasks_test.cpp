@@ -11,6 +11,7 @@
 
 #include "data/task.h"
 #include "tests/data/task_test_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::data {
 namespace {
@@ -128,7 +129,8 @@ TEST(KnightsKnavesTaskTest, DeterministicShapes) {
 }
 
 TEST(TaskJsonlTest, LoadsAndReportsErrors) {
-  std::string path = ::testing::TempDir() + "/tasks_test.jsonl";
+  const testing::ScopedTempDir tmp("tasks_test");
+  const std::string path = tmp.join("tasks_test.jsonl");
   {
     std::ofstream f(path);
     f << R"({"prompt": "What is 2+2?", "answer": "4"})"
@@ -162,7 +164,6 @@ TEST(TaskJsonlTest, LoadsAndReportsErrors) {
   EXPECT_FALSE(load(sec).ok());
   EXPECT_EQ(load(task_section("{name: jsonl, path: '" + path + ".missing'}")).status().code(),
             StatusCode::kNotFound);
-  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace r1kit::data {
 namespace {
 
@@ -297,7 +299,8 @@ TEST_F(TokenizerTest, BadModelFilesGiveStatuses) {
 }
 
 TEST(TokenizerTrainTest, RejectsBadOptions) {
-  const std::string out = (fs::temp_directory_path() / "r1kit_never_written.model").string();
+  const testing::ScopedTempDir tmp("r1kit_never_written");
+  const std::string out = tmp.join("never_written.model");
   TokenizerTrainOptions o;
   o.lines = {"a b c", "1+1=2"};
 
@@ -338,7 +341,8 @@ TEST(TokenizerTrainTest, RejectsBadOptions) {
 
 TEST(TokenizerTrainTest, SameOptionsGiveTheSameModel) {
   // A unigram model without byte fallback, trained twice: identical bytes.
-  const fs::path dir = fs::temp_directory_path() / ("r1kit_tok_det_" + std::to_string(::getpid()));
+  const testing::ScopedTempDir tmp("r1kit_tok_det");
+  const fs::path& dir = tmp.path();
   TokenizerTrainOptions o;
   o.model_type = "unigram";
   o.byte_fallback = false;
@@ -355,8 +359,6 @@ TEST(TokenizerTrainTest, SameOptionsGiveTheSameModel) {
   // Without byte fallback an unseen character is <unk>.
   const auto ids = a->encode("Q");
   EXPECT_NE(std::find(ids.begin(), ids.end(), a->unk_id()), ids.end());
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }
 
 TEST(TokenizerLibraryTest, CandidatesFollowTheEnvironmentAndTheBinary) {

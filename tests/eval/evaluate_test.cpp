@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/temp_dir.h"
+
 namespace r1kit::eval {
 namespace {
 
@@ -258,9 +260,8 @@ TEST(EvaluateTest, WritesRecords) {
   EvalOptions o;
   o.k = 4;
   o.max_problems = 2;
-  o.records_path = (std::filesystem::temp_directory_path() /
-                    ("r1kit_eval_records_" + std::to_string(::getpid()) + ".jsonl"))
-                       .string();
+  const testing::ScopedTempDir tmp("r1kit_eval_records");
+  o.records_path = tmp.join("records.jsonl");
   auto rep = evaluate(src, byte_codec(), problems(), render(), rewards, o);
   ASSERT_TRUE(rep.ok());
   EXPECT_EQ(rep->problems, 2);
@@ -268,7 +269,6 @@ TEST(EvaluateTest, WritesRecords) {
   std::string line;
   std::vector<nlohmann::json> lines;
   while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
-  std::filesystem::remove(o.records_path);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0].at("num_correct"), 3);
   EXPECT_EQ(lines[0].at("samples").size(), 4u);

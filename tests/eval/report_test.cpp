@@ -11,27 +11,12 @@
 #include <fstream>
 
 #include "core/metric_names.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh temporary directory, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("r1kit_report_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-  }
-};
 
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
@@ -114,7 +99,7 @@ TEST(ReportTest, ParsesLenientlyWithLineNumbers) {
 }
 
 TEST(ReportTest, WritesPageWithSvgPerGroup) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_report_test");
   std::string lines;
   for (int s = 1; s <= 5; ++s) {
     nlohmann::json j = {{"step", s},
@@ -140,9 +125,9 @@ TEST(ReportTest, WritesPageWithSvgPerGroup) {
   dir.write("eval_broken.json", "{oops");
 
   std::vector<std::string> warnings;
-  auto path = write_report(dir.path.string(), "", &warnings);
+  auto path = write_report(dir.path().string(), "", &warnings);
   ASSERT_TRUE(path.ok()) << path.status().to_string();
-  EXPECT_EQ(*path, (dir.path / "report.html").string());
+  EXPECT_EQ(*path, (dir.path() / "report.html").string());
   std::ifstream in(*path);
   const std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 
@@ -160,7 +145,7 @@ TEST(ReportTest, WritesPageWithSvgPerGroup) {
   EXPECT_EQ(html.find("<title>moe/load/layer1/expert0</title>"), std::string::npos);
 
   // The corrupt line is named, on the page and to the caller.
-  const std::string where = (dir.path / "metrics.jsonl").string() + ":4";
+  const std::string where = (dir.path() / "metrics.jsonl").string() + ":4";
   ASSERT_FALSE(warnings.empty());
   EXPECT_NE(warnings[0].find(where), std::string::npos) << warnings[0];
   EXPECT_NE(html.find(where), std::string::npos);
@@ -183,16 +168,16 @@ TEST(ReportTest, WritesPageWithSvgPerGroup) {
 }
 
 TEST(ReportTest, ExplicitOutputAndErrors) {
-  TempDir dir;
-  EXPECT_FALSE(write_report(dir.path.string()).ok());  // nothing to report on
-  EXPECT_FALSE(write_report((dir.path / "missing").string()).ok());
+  const testing::ScopedTempDir dir("r1kit_report_test");
+  EXPECT_FALSE(write_report(dir.path().string()).ok());  // nothing to report on
+  EXPECT_FALSE(write_report((dir.path() / "missing").string()).ok());
   dir.write("metrics.jsonl", "{\"step\": 0, \"loss\": 1}\n");
-  const std::string out = (dir.path / "page.html").string();
-  auto path = write_report(dir.path.string(), out);
+  const std::string out = (dir.path() / "page.html").string();
+  auto path = write_report(dir.path().string(), out);
   ASSERT_TRUE(path.ok()) << path.status().to_string();
   EXPECT_EQ(*path, out);
   EXPECT_TRUE(fs::exists(out));
-  EXPECT_FALSE(fs::exists(dir.path / "report.html"));
+  EXPECT_FALSE(fs::exists(dir.path() / "report.html"));
 }
 
 TEST(ReportTest, StandaloneMetricSvgWithEma) {
@@ -385,10 +370,10 @@ std::string read_text(const fs::path& p) {
 
 // A pipeline directory: sft/, grpo/ with the evaluations, records and samples, control/,
 // timing.json.
-void write_pipeline(const TempDir& dir) {
-  fs::create_directories(dir.path / "sft");
-  fs::create_directories(dir.path / "grpo");
-  fs::create_directories(dir.path / "control");
+void write_pipeline(const testing::ScopedTempDir& dir) {
+  fs::create_directories(dir.path() / "sft");
+  fs::create_directories(dir.path() / "grpo");
+  fs::create_directories(dir.path() / "control");
   std::string sft, control, grpo;
   for (int s = 1; s <= 30; ++s) {
     nlohmann::json j = {{"step", s}, {"loss", 5.0 / s}, {"lr", 3e-3}};
@@ -457,9 +442,9 @@ void write_pipeline(const TempDir& dir) {
 }
 
 TEST(ReportTest, PipelineDirectory) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_report_test");
   write_pipeline(dir);
-  auto run = read_run(dir.path.string());
+  auto run = read_run(dir.path().string());
   ASSERT_TRUE(run.ok()) << run.status().to_string();
   EXPECT_TRUE(run->pipeline);
   ASSERT_EQ(run->stages.size(), 3u);
@@ -488,7 +473,7 @@ TEST(ReportTest, PipelineDirectory) {
   EXPECT_EQ(run->samples[3].completions[1].facts,
             "reward 0.2 · accuracy 0 · format cannot judge · 9 tokens · finished: length");
 
-  auto path = write_report(dir.path.string());
+  auto path = write_report(dir.path().string());
   ASSERT_TRUE(path.ok()) << path.status().to_string();
   const std::string html = read_text(*path);
   // On the page: the headline (GRPO against SFT, the control against GRPO, in points;
@@ -526,35 +511,35 @@ TEST(ReportTest, PipelineDirectory) {
 }
 
 TEST(ReportTest, SingleStageRunsAndErrors) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_report_test");
   // A plain run: metrics.jsonl alone.
   dir.write("metrics.jsonl", "{\"step\": 1, \"loss\": 2}\n{\"step\": 2, \"loss\": 1}\n");
-  auto run = read_run(dir.path.string());
+  auto run = read_run(dir.path().string());
   ASSERT_TRUE(run.ok()) << run.status().to_string();
   EXPECT_FALSE(run->pipeline);
   ASSERT_EQ(run->stages.size(), 1u);
   EXPECT_EQ(run->stages[0].stage, "");
   EXPECT_TRUE(run->evals.empty());
-  auto path = write_report(dir.path.string());
+  auto path = write_report(dir.path().string());
   ASSERT_TRUE(path.ok()) << path.status().to_string();
   const std::string html = read_text(*path);
   EXPECT_NE(html.find("id=\"stage-training\""), std::string::npos);
   EXPECT_EQ(html.find("id=\"headline\""), std::string::npos);  // nothing evaluated
   // An evaluation alone is a run too.
-  TempDir evals_only;
+  const testing::ScopedTempDir evals_only("r1kit_report_test");
   evals_only.write("eval_grpo.json", eval_json("grpo", 0.8, 0.9, 0.85, 0.95, 1).dump());
-  auto e = read_run(evals_only.path.string());
+  auto e = read_run(evals_only.path().string());
   ASSERT_TRUE(e.ok()) << e.status().to_string();
   EXPECT_TRUE(e->stages.empty());
   ASSERT_EQ(e->evals.size(), 1u);
   EXPECT_NE(render_report_html(*e).find("80.0%"), std::string::npos);
   // Missing and empty directories: errors saying what was looked for.
-  auto missing = read_run((dir.path / "nope").string());
+  auto missing = read_run((dir.path() / "nope").string());
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().to_string().find("not a directory"), std::string::npos);
-  TempDir empty;
-  fs::create_directories(empty.path / "sft");  // a stage folder with nothing in it
-  auto none = write_report(empty.path.string());
+  const testing::ScopedTempDir empty("r1kit_report_test");
+  fs::create_directories(empty.path() / "sft");  // a stage folder with nothing in it
+  auto none = write_report(empty.path().string());
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().to_string().find("nothing to report on"), std::string::npos)
       << none.status().to_string();
@@ -562,7 +547,7 @@ TEST(ReportTest, SingleStageRunsAndErrors) {
 }
 
 TEST(ReportTest, SamplesAndRecordsReadLeniently) {
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_report_test");
   dir.write("metrics.jsonl", "{\"step\": 1, \"loss\": 2}\n");
   dir.write("eval_grpo.json", eval_json("grpo", 0.8, 0.9, 0.85, 0.95, 1).dump());
   // Wrong types everywhere: shown as far as they go, never a crash.
@@ -573,11 +558,11 @@ TEST(ReportTest, SamplesAndRecordsReadLeniently) {
             "{\"step\": \"x\", \"prompt\": 3, \"completion\": 5, \"reward\": [1]}\n[1]\n"
             "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"c\", \"correct\": true}\n"
             "{\"step\": 4, \"prompt\": \"p\", \"completion\": \"d\", \"accuracy\": 0.0}\n");
-  auto run = read_run(dir.path.string());
+  auto run = read_run(dir.path().string());
   ASSERT_TRUE(run.ok()) << run.status().to_string();
   std::vector<std::string> want = {
-      (dir.path / "eval_grpo.records.jsonl").string() + ":2: not a JSON object, line skipped",
-      (dir.path / "samples.jsonl").string() + ":2: not a JSON object, line skipped"};
+      (dir.path() / "eval_grpo.records.jsonl").string() + ":2: not a JSON object, line skipped",
+      (dir.path() / "samples.jsonl").string() + ":2: not a JSON object, line skipped"};
   EXPECT_EQ(run->warnings, want);
   ASSERT_EQ(run->samples.size(), 3u);  // the problem, the typeless step, step 4
   ASSERT_EQ(run->samples[0].completions.size(), 1u);
@@ -597,16 +582,16 @@ TEST(ReportTest, SamplesAndRecordsReadLeniently) {
 TEST(ReportTest, ChromiumRendersThePage) {
   if (std::system("command -v chromium > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "no chromium on PATH";
-  TempDir dir;
+  const testing::ScopedTempDir dir("r1kit_report_test");
   write_pipeline(dir);
-  auto path = write_report(dir.path.string());
+  auto path = write_report(dir.path().string());
   ASSERT_TRUE(path.ok()) << path.status().to_string();
   const std::string flags =
       "chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
       "--user-data-dir=" +
-      (dir.path / "profile").string() + " --window-size=1200,1600 ";
+      (dir.path() / "profile").string() + " --window-size=1200,1600 ";
   const std::string url = "file://" + *path;
-  const fs::path dom = dir.path / "dom.html", png = dir.path / "page.png";
+  const fs::path dom = dir.path() / "dom.html", png = dir.path() / "page.png";
   ASSERT_EQ(
       std::system((flags + "--dump-dom " + url + " > " + dom.string() + " 2>/dev/null").c_str()),
       0);

@@ -30,6 +30,7 @@
 #include "reward/reward.h"
 #include "rollout/local_source.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -87,10 +88,11 @@ class FailsFirstOfGroup final : public reward::Reward {
   }
 };
 
+// Trained once per process, into a directory removed at exit.
 std::string tokenizer_path() {
+  static const testing::ScopedTempDir dir("r1kit_grpo_tok");
   static const std::string path = [] {
-    const std::string p =
-        ::testing::TempDir() + "r1kit_grpo_tok_" + std::to_string(::getpid()) + ".model";
+    const std::string p = dir.join("tok.model");
     data::TokenizerTrainOptions o;
     for (int i = 0; i < 400; ++i)
       o.lines.push_back("What is " + std::to_string(i % 97 + 2) + "*" + std::to_string(i % 7 + 2) +
@@ -125,12 +127,15 @@ std::string tokenizer_path() {
   return path;
 }
 
-std::string grpo_fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_grpo_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  return dir;
-}
+// Each test's run directories are in a directory of its own, removed when the test ends.
+class GrpoIntegrationTest : public ::testing::Test {
+ protected:
+  // A directory path of this test's, not made yet.
+  std::string grpo_fresh_dir(const std::string& name) const { return tmp_.join(name); }
+
+ private:
+  testing::ScopedTempDir tmp_{"r1kit_grpo"};
+};
 
 GrpoRecipe recipe(const std::string& dir, const std::vector<std::string>& overrides) {
   std::vector<std::string> o = {"checkpoint.dir=" + dir, "tokenizer.path=" + tokenizer_path()};
@@ -173,7 +178,7 @@ void expect_same_weights(const std::string& a, const std::string& b, double tol)
   }
 }
 
-TEST(GrpoIntegrationTest, MeanRewardRises) {
+TEST_F(GrpoIntegrationTest, MeanRewardRises) {
   const std::string dir = grpo_fresh_dir("learn");
   auto res = run_grpo(recipe(dir, {}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
@@ -190,12 +195,11 @@ TEST(GrpoIntegrationTest, MeanRewardRises) {
         "policy_version"})
     EXPECT_TRUE(m.back().contains(k)) << k;
   EXPECT_TRUE(fs::exists(dir + "/final/model.safetensors"));
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // With top-k/top-p sampling the trainer's log-probs are of the same truncated distribution
 // as the engine's: the logged engine/trainer mismatch stays ~0 every step.
-TEST(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
+TEST_F(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
   const std::string dir = grpo_fresh_dir("trunc");
   ASSERT_TRUE(
       run_grpo(recipe(dir, {"grpo.steps=2", "rollout.top_k=20", "rollout.top_p=0.9"})).ok());
@@ -210,7 +214,7 @@ TEST(GrpoIntegrationTest, TruncatedSamplingLogsNoMismatch) {
 // MoE routing replay on the nano (MoE) policy: with grpo.routing_replay=rollout the
 // trainer's forwards use exactly the engine's experts (moe/route_mismatch 0 every step);
 // without, the disagreement rate is logged.
-TEST(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
+TEST_F(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
   for (const std::string mode : {"rollout", "none"}) {
     const std::string dir = grpo_fresh_dir("replay_" + mode);
     // Without replay the mismatch is measured on the per-row forward (shared prompts
@@ -234,7 +238,7 @@ TEST(GrpoIntegrationTest, RoutingReplayAgreesAndMismatchIsLogged) {
 // The samples a reward failed to score reach reward/remote_failures, summed over the run.
 // Every group all-equal and skipped: the update statistics are null (not 0) in
 // metrics.jsonl; grpo.log_samples writes every completion of every 2nd step.
-TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
+TEST_F(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
   const std::string dir = grpo_fresh_dir("nosignal");
   auto res = run_grpo(recipe(dir, {"grpo.steps=3", "grpo.log_samples=2",
                                    "reward=[{name: test_constant, role: accuracy}]"}));
@@ -256,10 +260,9 @@ TEST(GrpoIntegrationTest, NoSignalStepsLogNullAndSamplesAreLogged) {
     EXPECT_TRUE(s["completion"].is_string());
     EXPECT_NE(s["prompt"].get<std::string>().find("What is"), std::string::npos) << s;
   }
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
-TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
+TEST_F(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   const std::string dir = grpo_fresh_dir("reward_failures");
   auto res = run_grpo(
       recipe(dir, {"grpo.steps=2",
@@ -270,10 +273,9 @@ TEST(GrpoIntegrationTest, RewardFailuresAreCountedFromTheScores) {
   // One failed sample in each of the 4 groups of a step, cumulative.
   EXPECT_EQ(m[0].value("reward/remote_failures", -1.0), 4.0);
   EXPECT_EQ(m[1].value("reward/remote_failures", -1.0), 8.0);
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
-TEST(GrpoIntegrationTest, ResumesExactly) {
+TEST_F(GrpoIntegrationTest, ResumesExactly) {
   const std::vector<std::string> o = {"grpo.steps=4",           "grpo.mu=2",
                                       "grpo.mini_batches=2",    "grpo.micro_batch_size=5",
                                       "grpo.loss.kl_coef=0.05", "grpo.ref_reset_every=3",
@@ -305,10 +307,6 @@ TEST(GrpoIntegrationTest, ResumesExactly) {
   ASSERT_FALSE(changed.ok());
   EXPECT_NE(changed.status().message().find("grpo.optim.lr"), std::string::npos)
       << changed.status().message();
-  if (!HasFailure()) {
-    fs::remove_all(a_dir);
-    fs::remove_all(b_dir);
-  }
 }
 
 // grpo.ref_reset_every copies the policy into the KL reference: the reference saved with
@@ -328,7 +326,7 @@ bool same_tensors(const SafetensorsFile& a, const SafetensorsFile& b) {
   return !a.tensors().empty();
 }
 
-TEST(GrpoIntegrationTest, ReferenceResetCopiesThePolicy) {
+TEST_F(GrpoIntegrationTest, ReferenceResetCopiesThePolicy) {
   const std::string dir = grpo_fresh_dir("ref_reset"), fixed = grpo_fresh_dir("ref_fixed");
   const std::vector<std::string> o = {"grpo.steps=3", "grpo.loss.kl_coef=0.05",
                                       "checkpoint.every=1"};
@@ -349,16 +347,12 @@ TEST(GrpoIntegrationTest, ReferenceResetCopiesThePolicy) {
   EXPECT_GT(m[1]["kl"].get<double>(), 1e-6);
   EXPECT_NEAR(m[2]["kl"].get<double>(), 0.0, 1e-9);  // step 3 starts from the reference
   EXPECT_GT(mf[2]["kl"].get<double>(), 1e-6);
-  if (!HasFailure()) {
-    fs::remove_all(dir);
-    fs::remove_all(fixed);
-  }
 }
 
 // The auxiliary-loss-free bias update (DeepSeek-V3 §2.1.2) runs in GRPO: after one
 // optimizer step each expert's bias is +gamma when the step's logged load was under
 // the mean, -gamma when over (the biases start at 0).
-TEST(GrpoIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
+TEST_F(GrpoIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
   const std::string dir = grpo_fresh_dir("bias");
   ASSERT_TRUE(run_grpo(recipe(dir, {"grpo.steps=1"})).ok());
   const auto m = metrics(dir);
@@ -381,7 +375,6 @@ TEST(GrpoIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
     }
   }
   EXPECT_GT(moved, 0);
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // Each loss variant reaches the update through the trainer: two 2-step runs that differ
@@ -405,7 +398,7 @@ bool weights_differ(const std::string& a, const std::string& b) {
   return false;
 }
 
-TEST(GrpoIntegrationTest, EveryLossVariantReachesTheUpdate) {
+TEST_F(GrpoIntegrationTest, EveryLossVariantReachesTheUpdate) {
   const std::vector<VariantCase> cases = {
       {"gspo",
        {"grpo.mu=2", "grpo.loss.loss_aggregation=seq-mean-token-mean"},
@@ -440,7 +433,7 @@ TEST(GrpoIntegrationTest, EveryLossVariantReachesTheUpdate) {
   }
 }
 
-TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
+TEST_F(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
   for (const char* agg : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"}) {
     const std::string a_dir = grpo_fresh_dir("mb_a"), b_dir = grpo_fresh_dir("mb_b");
     const std::string mode = std::string("grpo.loss.loss_aggregation=") + agg;
@@ -464,7 +457,7 @@ TEST(GrpoIntegrationTest, MicroBatchSizeDoesNotChangeTheUpdate) {
   }
 }
 
-TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
+TEST_F(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
   // Completions of all-equal groups have advantage 0: skipping their forward/backward
   // must leave the update as it was (no balance loss or bias update here, which would
   // see fewer tokens; AdamW eps = 1 makes the first step linear in the gradient).
@@ -495,13 +488,9 @@ TEST(GrpoIntegrationTest, SkippingZeroAdvantageRowsKeepsTheUpdate) {
   EXPECT_NEAR(ma[0]["grad_norm"].get<double>(), mb[0]["grad_norm"].get<double>(),
               1e-5 * mb[0]["grad_norm"].get<double>());
   expect_same_weights(a_dir + "/final", b_dir + "/final", 1e-7);
-  if (!HasFailure()) {
-    fs::remove_all(a_dir);
-    fs::remove_all(b_dir);
-  }
 }
 
-TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
+TEST_F(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
   const std::string dir = grpo_fresh_dir("overlap");
   auto res = run_grpo(recipe(dir, {"grpo.steps=12", "rollout.overlap=true"}));
   ASSERT_TRUE(res.ok()) << res.status().to_string();
@@ -512,7 +501,6 @@ TEST(GrpoIntegrationTest, OverlapIsOneStepStaleAndStillLearns) {
   const double first = (res->rewards[0] + res->rewards[1]) / 2;
   const double last = (res->rewards[10] + res->rewards[11]) / 2;
   EXPECT_GT(last, first) << "first " << first << " last " << last;
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 StatusOr<GrpoRecipe> grpo_plugin_recipe(const std::string& dir, const std::string& plugins) {
@@ -555,7 +543,7 @@ class RecordingSource final : public rollout::RolloutSource {
 
 // grpo.first_problem: the prompts are the training stream's problems from that index on,
 // in order (r1kit run sets it past the problems SFT trained on).
-TEST(GrpoIntegrationTest, FirstProblemStartsTheTrainingStream) {
+TEST_F(GrpoIntegrationTest, FirstProblemStartsTheTrainingStream) {
   const std::string dir = grpo_fresh_dir("first_problem");
   std::vector<int64_t> seen;
   RolloutFactory factory = [&seen](const GrpoRecipe&, policy::TransformerImpl& policy)
@@ -566,10 +554,9 @@ TEST(GrpoIntegrationTest, FirstProblemStartsTheTrainingStream) {
   auto res = run_grpo(recipe(dir, {"grpo.steps=2", "grpo.first_problem=1000"}), factory);
   ASSERT_TRUE(res.ok()) << res.status().to_string();
   EXPECT_EQ(seen, (std::vector<int64_t>{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007}));
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
-TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
+TEST_F(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
   const fs::path plugin = fs::path(testing::example_reward_plugin());
   ASSERT_TRUE(fs::exists(plugin)) << plugin;
   const std::string dir = grpo_fresh_dir("plugin");
@@ -615,11 +602,6 @@ TEST(GrpoIntegrationTest, RewardPluginFromTheRecipe) {
   EXPECT_NE(failed.status().message().find("no/such/libmissing_reward.so"), std::string::npos)
       << failed.status().to_string();
   EXPECT_FALSE(fs::exists(dir3 + "/metrics.jsonl"));
-  if (!HasFailure()) {
-    fs::remove_all(dir);
-    fs::remove_all(dir2);
-    fs::remove_all(dir3);
-  }
 }
 
 namespace r1kit::grpo {
@@ -662,7 +644,7 @@ class BrokenWorkerSource final : public rollout::RolloutSource {
 
 // Completions a worker broke never reach the loss: their groups are rejected (counted),
 // the run trains on the rest and its weights stay finite.
-TEST(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
+TEST_F(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
   const std::string dir = grpo_fresh_dir("broken_worker");
   RolloutFactory factory =
       [](const GrpoRecipe&,
@@ -683,7 +665,6 @@ TEST(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
   ASSERT_TRUE(ckpt.ok());
   for (const auto& n : ckpt->names())
     EXPECT_TRUE(torch::isfinite(*ckpt->load(n)).all().item<bool>()) << n;
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 }  // namespace
@@ -693,7 +674,7 @@ TEST(GrpoIntegrationTest, BrokenCompletionsAreRejectedAndNeverTrainedOn) {
 // the trainer's every step (rollout/logprob_max_abs_diff exactly 0), on the in-batch path
 // (mu 1), with pi_old recomputed (mu 2, two mini-batches) and in bf16 compute; off, the
 // metric shows the small kernel gap.
-TEST(GrpoIntegrationTest, ExactModeLogsZeroLogprobGap) {
+TEST_F(GrpoIntegrationTest, ExactModeLogsZeroLogprobGap) {
   const std::vector<std::vector<std::string>> runs = {
       {"rollout.exact=true"},
       {"rollout.exact=true", "grpo.mu=2", "grpo.mini_batches=2", "grpo.shared_prompt=false"},
@@ -718,7 +699,6 @@ TEST(GrpoIntegrationTest, ExactModeLogsZeroLogprobGap) {
         EXPECT_LT(gap, 1e-3) << row.dump();
       }
     }
-    if (!HasFailure()) fs::remove_all(dir);
   }
 }
 

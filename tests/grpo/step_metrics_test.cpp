@@ -13,6 +13,7 @@
 #include "core/metric_names.h"
 #include "core/metrics.h"
 #include "grpo/sample_log.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::grpo {
 namespace {
@@ -125,9 +126,8 @@ TEST(SampleLogTest, RecordsEveryCompletionWithItsRewards) {
 }
 
 TEST(SampleLogTest, WritesEveryNthStepAndResumeDropsLaterSteps) {
-  const std::string dir = ::testing::TempDir() + "/r1kit_sample_log_" + std::to_string(getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const testing::ScopedTempDir tmp("r1kit_sample_log");
+  const std::string dir = tmp.path().string();
   const std::string path = dir + "/samples.jsonl";
   auto count_lines = [&] {
     std::ifstream in(path);
@@ -149,7 +149,6 @@ TEST(SampleLogTest, WritesEveryNthStepAndResumeDropsLaterSteps) {
   ASSERT_TRUE(off.ok());
   ASSERT_TRUE(off->log(logged_rollout(), sample_ids_text, 2).ok());
   EXPECT_FALSE(std::filesystem::exists(dir + "/off.jsonl"));
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

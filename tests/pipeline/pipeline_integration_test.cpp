@@ -2,10 +2,9 @@
 // load (both models, both evaluation reports, the HTML page), and a rerun skips every
 // stage whose output exists.
 #include <gtest/gtest.h>
-
-#include <csignal>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,15 +14,26 @@
 #include <utility>
 
 #include "core/config.h"
-#include "data/prompt_format.h"
 #include "core/stop_signal.h"
+#include "data/prompt_format.h"
 #include "pipeline/run.h"
 #include "policy/checkpoint.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::pipeline {
 namespace {
 namespace fs = std::filesystem;
+
+// Each test's run directories are in a directory of its own, removed when the test ends.
+class PipelineIntegrationTest : public ::testing::Test {
+ protected:
+  // A directory path of this test's, not made yet.
+  std::string fresh_dir(const std::string& name) const { return tmp_.join(name); }
+
+ private:
+  testing::ScopedTempDir tmp_{"r1kit_pipeline"};
+};
 
 // `r1kit eval --plugin LIB` on a model of the run: the plug-in's reward is a component.
 void expect_eval_loads_plugin(const std::string& model_dir, const std::string& out_json) {
@@ -94,9 +104,8 @@ void expect_models_record_their_format(const std::string& dir) {
   EXPECT_NE(out.find("--chat-template: plain, as " + model), std::string::npos) << out;
 }
 
-TEST(PipelineIntegrationTest, EveryStageRunsAndItsArtefactsLoad) {
-  const std::string dir = ::testing::TempDir() + "r1kit_pipeline_" + std::to_string(::getpid());
-  fs::remove_all(dir);
+TEST_F(PipelineIntegrationTest, EveryStageRunsAndItsArtefactsLoad) {
+  const std::string dir = fresh_dir("run");
   auto r = load_config_string<RunRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
@@ -165,12 +174,11 @@ dist: {threads: 1}
   EXPECT_EQ(ctl->ran, (std::vector<std::string>{"control", "eval"}));
   EXPECT_TRUE(policy::load_model(dir + "/control/final").ok());
   EXPECT_TRUE(fs::exists(dir + "/grpo/eval_control.json"));
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // run.max_minutes: GRPO's box is the budget less the time spent, the evaluation and half
 // a minute for the report, capped by grpo.train.max_minutes, at least 1e-6 (one step).
-TEST(PipelineIntegrationTest, GrpoTimeBoxFitsTheRunBudget) {
+TEST_F(PipelineIntegrationTest, GrpoTimeBoxFitsTheRunBudget) {
   RunRecipe r;
   r.grpo.train.max_minutes = 10;
   EXPECT_DOUBLE_EQ(grpo_time_box(r, 7, 1), 10);  // no budget: GRPO's own box
@@ -184,10 +192,8 @@ TEST(PipelineIntegrationTest, GrpoTimeBoxFitsTheRunBudget) {
 
 // With a budget smaller than SFT's time, GRPO gets one step, and the SFT model is
 // evaluated before GRPO (its time recorded) rather than after.
-TEST(PipelineIntegrationTest, RunBudgetShrinksGrpo) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_pipeline_budget_" + std::to_string(::getpid());
-  fs::remove_all(dir);
+TEST_F(PipelineIntegrationTest, RunBudgetShrinksGrpo) {
+  const std::string dir = fresh_dir("budget");
   auto r = load_config_string<RunRecipe>(R"(
 run: {stages: [sft, grpo, eval], max_minutes: 0.001}
 model: {preset: nano}
@@ -215,15 +221,12 @@ dist: {threads: 1}
   EXPECT_GT(timing["eval_sft"]["seconds"].get<double>(), 0);
   EXPECT_TRUE(fs::exists(dir + "/grpo/eval_sft.json"));
   EXPECT_TRUE(fs::exists(dir + "/grpo/eval_grpo.json"));
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // R1-Zero: a base model pretrained on the task corpus, then GRPO with no SFT. The corpus
 // holds the training problems only, never a held-out one.
-TEST(PipelineIntegrationTest, PretrainThenGrpoWithoutSft) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_pipeline_zero_" + std::to_string(::getpid());
-  fs::remove_all(dir);
+TEST_F(PipelineIntegrationTest, PretrainThenGrpoWithoutSft) {
+  const std::string dir = fresh_dir("zero");
   auto r = load_config_string<RunRecipe>(R"(
 run: {stages: [pretrain, grpo, eval]}
 model: {preset: nano}
@@ -263,14 +266,6 @@ dist: {threads: 1}
   r->run.stages = {"pretrain", "sft"};
   EXPECT_EQ(sft_recipe(*r).model.from, dir + "/pretrain/final");
   EXPECT_EQ(sft_recipe(*r).tokenizer.path, dir + "/pretrain/final");
-  if (!HasFailure()) fs::remove_all(dir);
-}
-
-// An empty temporary directory path of this process: PREFIX + pid.
-std::string fresh_dir(const std::string& prefix) {
-  const std::string dir = ::testing::TempDir() + prefix + std::to_string(::getpid());
-  fs::remove_all(dir);
-  return dir;
 }
 
 // The status message of a run that must fail.
@@ -283,8 +278,8 @@ std::string refusal(const RunRecipe& r) {
 // key is refused by name, a cadence key is not, a raised step count continues the stage
 // from its checkpoint (to the weights of a run that had the higher count from the start:
 // constant learning rate), and a later stage made from the old model refuses it.
-TEST(PipelineIntegrationTest, ChangedRecipeIsRefusedByKeyAndRaisedStepsContinue) {
-  const std::string dir = fresh_dir("r1kit_pipeline_reuse_");
+TEST_F(PipelineIntegrationTest, ChangedRecipeIsRefusedByKeyAndRaisedStepsContinue) {
+  const std::string dir = fresh_dir("reuse");
   const char* yaml = R"(
 run: {stages: [sft, grpo, eval]}
 task: {name: arithmetic, eval_size: 2, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
@@ -352,13 +347,12 @@ dist: {threads: 1}
   const auto pa = (*continued)->named_parameters(), pb = (*direct)->named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // Ctrl-C during the SFT stage: the stage stops at its step boundary with a checkpoint,
 // the run says where it stopped and runs no later stage; the rerun finishes it.
-TEST(PipelineIntegrationTest, CtrlCStopsTheRunningStageAndTheRerunFinishes) {
-  const std::string dir = fresh_dir("r1kit_pipeline_sigint_");
+TEST_F(PipelineIntegrationTest, CtrlCStopsTheRunningStageAndTheRerunFinishes) {
+  const std::string dir = fresh_dir("sigint");
   auto r = load_config_string<RunRecipe>(R"(
 run: {stages: [sft, grpo, eval]}
 task: {name: arithmetic, eval_size: 2, chat_template: plain, max_a: 5, max_b: 5, max_c: 9}
@@ -391,13 +385,12 @@ dist: {threads: 1}
   EXPECT_EQ(rest->stopped_in, "");
   EXPECT_EQ(rest->ran, (std::vector<std::string>{"sft", "grpo", "eval"}));
   std::ifstream tf(dir + "/timing.json");
-  EXPECT_EQ(nlohmann::json::parse(tf)["sft"]["steps"], 3);  // 1 + 2: resumed, not restarted
+  EXPECT_EQ(nlohmann::json::parse(tf)["sft"]["steps"], 3);         // 1 + 2: resumed, not restarted
   EXPECT_TRUE(fs::exists(dir + "/grpo/eval_grpo.records.jsonl"));  // the report's samples
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // `r1kit run` takes `r1kit grpo`'s spellings: grpo.steps and rollout.group_size.
-TEST(PipelineIntegrationTest, RunTakesGrpoSpellings) {
+TEST_F(PipelineIntegrationTest, RunTakesGrpoSpellings) {
   EXPECT_EQ(expand_grpo_spellings({"grpo.steps=7", "rollout.group_size=4", "grpo.train.seed=2",
                                    "grpo.rollout.top_k=3", "sft.train.steps=9", "grpo={}"}),
             (std::vector<std::string>{"grpo.train.steps=7", "grpo.rollout.group_size=4",
@@ -425,8 +418,8 @@ TEST(PipelineIntegrationTest, RunTakesGrpoSpellings) {
 // The files the format flags write are what the next command reads: `task generate
 // --format sft` -> `r1kit sft` (data.source=jsonl) -> `eval --records --format score` ->
 // `reward score`.
-TEST(PipelineIntegrationTest, FormatFlagsFeedTheNextCommand) {
-  const std::string dir = fresh_dir("r1kit_formats_");
+TEST_F(PipelineIntegrationTest, FormatFlagsFeedTheNextCommand) {
+  const std::string dir = fresh_dir("formats");
   fs::create_directories(dir);
   const std::string bin = testing::r1kit_binary();
   auto [rc, out] = testing::run_command(
@@ -474,12 +467,11 @@ TEST(PipelineIntegrationTest, FormatFlagsFeedTheNextCommand) {
   for (std::string line; std::getline(scores, line); ++n)
     EXPECT_TRUE(nlohmann::json::parse(line)["rewards"].contains("arithmetic")) << line;
   EXPECT_EQ(n, 6);
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
-TEST(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
+TEST_F(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
   auto r = load_config_string<RunRecipe>("run: {stages: [control]}\n",
-                                         {"run.dir=" + ::testing::TempDir() + "r1kit_no_such_run"});
+                                         {"run.dir=" + fresh_dir("no_such_run")});
   ASSERT_TRUE(r.ok());
   auto cr = control_recipe(*r);
   ASSERT_FALSE(cr.ok());
@@ -488,10 +480,8 @@ TEST(PipelineIntegrationTest, ControlNeedsTheTimesOfSftAndGrpo) {
 
 // reward_plugins reach the GRPO stage's recipe, and a missing library is an error before
 // any stage runs, naming it.
-TEST(PipelineIntegrationTest, RewardPluginsAreLoadedAtStart) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_pipeline_plugin_" + std::to_string(::getpid());
-  fs::remove_all(dir);
+TEST_F(PipelineIntegrationTest, RewardPluginsAreLoadedAtStart) {
+  const std::string dir = fresh_dir("plugin");
   auto r = load_config_string<RunRecipe>(
       "model: {preset: nano}\n"
       "reward_plugins: [no/such/libpipeline_reward.so]\n"
@@ -504,12 +494,11 @@ TEST(PipelineIntegrationTest, RewardPluginsAreLoadedAtStart) {
   EXPECT_NE(res.status().message().find("no/such/libpipeline_reward.so"), std::string::npos)
       << res.status().to_string();
   EXPECT_FALSE(fs::exists(dir + "/sft"));
-  fs::remove_all(dir);
 }
 
 // Every recipe shipped in recipes/ resolves under the command its first line names
 // ("# r1kit run recipes/r1-tiny.yaml"): no key drifted out of date.
-TEST(PipelineIntegrationTest, EveryShippedRecipeResolves) {
+TEST_F(PipelineIntegrationTest, EveryShippedRecipeResolves) {
   const fs::path root = fs::path(R1KIT_TESTDATA).parent_path().parent_path();
   int n = 0;
   for (const auto& e : fs::directory_iterator(root / "recipes")) {
@@ -531,7 +520,7 @@ TEST(PipelineIntegrationTest, EveryShippedRecipeResolves) {
   EXPECT_GE(n, 7);
 }
 
-TEST(PipelineIntegrationTest, UnknownStageIsAnError) {
+TEST_F(PipelineIntegrationTest, UnknownStageIsAnError) {
   auto r = load_config_string<RunRecipe>("run: {stages: [sft, rl]}\n");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("rl"), std::string::npos);

@@ -27,6 +27,7 @@
 
 #include "policy/checkpoint.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::recipe_test {
 namespace {
@@ -331,17 +332,14 @@ TEST_P(ShippedRecipeChainTest, StillTrainsShortened) {
   const auto chain =
       std::find_if(all.begin(), all.end(), [&](const Chain& c) { return c.name == GetParam(); });
   ASSERT_NE(chain, all.end());
-  const fs::path scratch = fs::path(::testing::TempDir()) /
-                           ("r1kit_recipes_" + chain->name + "_" + std::to_string(::getpid()));
-  fs::remove_all(scratch);
-  fs::create_directories(scratch);
+  const testing::ScopedTempDir tmp("r1kit_recipes_" + chain->name);
+  const fs::path& scratch = tmp.path();
   for (const ShortRun& run : chain->runs) {
     SCOPED_TRACE("recipes/" + run.recipe);
     run_shortened(run, scratch);
     if (HasFatalFailure()) return;
     run.check(scratch);
   }
-  if (!HasFailure()) fs::remove_all(scratch);
 }
 
 INSTANTIATE_TEST_SUITE_P(Recipes, ShippedRecipeChainTest, ::testing::ValuesIn(chain_names()),

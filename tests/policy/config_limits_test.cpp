@@ -16,6 +16,7 @@
 #include "policy/checkpoint.h"
 #include "policy/model_args.h"
 #include "policy/model_config.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::policy {
 namespace {
@@ -30,9 +31,15 @@ nlohmann::json deepseek_config() {
   return nlohmann::json::parse(in);
 }
 
+// The directory load_text(name) writes to, in this process's temp dir (removed at exit).
+std::string config_dir(const std::string& name) {
+  static const testing::ScopedTempDir tmp("config_limits");
+  return tmp.join(name);
+}
+
 // Writes `text` as DIR/config.json and loads it.
 StatusOr<ModelArgs> load_text(const std::string& name, const std::string& text) {
-  const std::string dir = ::testing::TempDir() + "/config_limits_" + name;
+  const std::string dir = config_dir(name);
   fs::create_directories(dir);
   std::ofstream(dir + "/config.json") << text;
   return load_hf_config(dir + "/config.json");
@@ -211,7 +218,7 @@ TEST(ConfigLimitsTest, AbsurdSizesAreRefusedBeforeAnyCountOrAllocation) {
   EXPECT_NE(s.message().find("x/config.json: this model needs about"), std::string::npos)
       << s.message();
   ModelConfig mc;
-  mc.from = ::testing::TempDir() + "/config_limits_big";
+  mc.from = config_dir("big");
   auto built = mc.build(0, 1);
   ASSERT_FALSE(built.ok());
   EXPECT_EQ(built.status().code(), StatusCode::kResourceExhausted);
@@ -229,7 +236,8 @@ TEST(ConfigLimitsTest, AbsurdSizesAreRefusedBeforeAnyCountOrAllocation) {
 // A state file whose tensor has the wrong shape is refused from its header.
 TEST(ConfigLimitsTest, WronglyShapedStateIsRefusedFromTheHeader) {
   Transformer m(*preset("nano"));
-  const std::string path = ::testing::TempDir() + "/config_limits_state.safetensors";
+  const testing::ScopedTempDir tmp("config_limits_state");
+  const std::string path = tmp.join("state.safetensors");
   std::vector<std::pair<std::string, torch::Tensor>> t;
   for (const auto& p : m->named_parameters())
     t.emplace_back(p.key(), p.key() == "norm.weight" ? torch::zeros({3, 1000}) : p.value());

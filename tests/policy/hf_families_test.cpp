@@ -3,7 +3,6 @@
 // r1kit cannot honour exactly are errors that name the key, and loading builds the model
 // straight in its dtype. Their logits are checked in golden_test.cpp.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
 #include "policy/checkpoint.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::policy {
 namespace {
@@ -39,18 +39,8 @@ std::set<std::string> weight_names(const std::string& dir) {
 // A fresh directory per test, removed afterwards.
 class HfFamiliesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    root_ = fs::path(::testing::TempDir()) /
-            fmt::format("r1kit_hf_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  fs::path root_;
+  testing::ScopedTempDir tmp_{"r1kit_hf"};
+  const fs::path& root_ = tmp_.path();
 };
 
 torch::Tensor fixture_logits(TransformerImpl& m) {

@@ -9,6 +9,7 @@
 
 #include "data/task_source.h"
 #include "reward/reward.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::reward {
 namespace {
@@ -20,7 +21,8 @@ struct JsonlScored {
 };
 
 JsonlScored jsonl_problems(const std::vector<std::string>& lines) {
-  const std::string path = ::testing::TempDir() + "/jsonl_task_reward.jsonl";
+  const testing::ScopedTempDir tmp("jsonl_task_reward");
+  const std::string path = tmp.join("problems.jsonl");
   {
     std::ofstream f(path);
     for (const std::string& l : lines) f << l << '\n';

@@ -15,18 +15,12 @@
 
 #include "core/atomic_file.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::reward {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string reward_cli_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("r1kit_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 std::vector<nlohmann::json> read_jsonl_file(const std::string& path) {
   std::vector<nlohmann::json> out;
@@ -36,7 +30,8 @@ std::vector<nlohmann::json> read_jsonl_file(const std::string& path) {
 }
 
 TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
-  const std::string bin = testing::r1kit_binary(), dir = reward_cli_dir("reward_cli");
+  const testing::ScopedTempDir tmp("r1kit_reward_cli");
+  const std::string bin = testing::r1kit_binary(), dir = tmp.path().string();
   ASSERT_TRUE(fs::exists(bin)) << bin;
 
   // 20 countdown problems with traces; the same seed gives the same file.
@@ -134,13 +129,12 @@ TEST(RewardCliIntegrationTest, TaskGenerateThenRewardScore) {
       bin + " reward score --rewards nope --input " + dir + "/nogt.jsonl", true);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
-
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // --task-arg KEY=VALUE sets the task section's difficulty, like `r1kit eval --task-arg`.
 TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
-  const std::string bin = testing::r1kit_binary(), dir = reward_cli_dir("task_args");
+  const testing::ScopedTempDir tmp("r1kit_task_args");
+  const std::string bin = testing::r1kit_binary(), dir = tmp.path().string();
   auto [rc, out] =
       testing::run_command(bin +
                                " task generate --task arithmetic --n 200 --seed 2 --task-arg "
@@ -197,7 +191,6 @@ TEST(RewardCliIntegrationTest, TaskGenerateTaskArgs) {
     EXPECT_NE(out.find(names), std::string::npos) << arg << ": " << out;
     EXPECT_FALSE(fs::exists(dir + "/bad.jsonl")) << arg;
   }
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
@@ -208,7 +201,8 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
   EXPECT_NE(out.find("math_accuracy"), std::string::npos) << out;
   // A remote reward whose server is down: every line scores null, and as nothing could be
   // judged the exit code is 1.
-  const std::string dir = reward_cli_dir("reward_cli_remote");
+  const testing::ScopedTempDir tmp("r1kit_reward_cli_remote");
+  const std::string dir = tmp.path().string();
   {
     std::ofstream in(dir + "/in.jsonl");
     in << R"({"prompt": "q", "completion": "<answer>3</answer>", "answer": "3"})"
@@ -223,7 +217,6 @@ TEST(RewardCliIntegrationTest, RemoteIsRegisteredInTheCli) {
   ASSERT_EQ(rc, 1) << out;
   EXPECT_EQ(nlohmann::json::parse(out),
             nlohmann::json::parse(R"({"total": null, "rewards": {"remote": null}})"));
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -12,15 +12,15 @@
 #include "core/config.h"
 #include "data/prompt_format.h"
 #include "sft/distill.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
 
 TEST(DistillIntegrationTest, SamplesTracesAndTrainsAStudent) {
-  const std::string root =
-      ::testing::TempDir() + "r1kit_distill_integ_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const testing::ScopedTempDir tmp("r1kit_distill_integ");
+  const std::string root = tmp.join("run");
   auto teacher_recipe = load_config_string<SftRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}
@@ -105,15 +105,13 @@ dist: {threads: 1}
   auto reused = run_distill(hotter);
   ASSERT_TRUE(reused.ok()) << reused.status().to_string();
   EXPECT_FALSE(reused->sampled);
-  if (!HasFailure()) fs::remove_all(root);
 }
 
 // reward_plugins are loaded before anything else: a missing library is an error at start
 // naming it (no teacher is loaded, no directory written).
 TEST(DistillIntegrationTest, MissingRewardPluginIsAnErrorAtStart) {
-  const std::string root =
-      ::testing::TempDir() + "r1kit_distill_plugin_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const testing::ScopedTempDir tmp("r1kit_distill_plugin");
+  const std::string root = tmp.join("run");
   auto recipe = load_config_string<DistillRecipe>(
       "reward_plugins: [no/such/libdistill_reward.so]\n"
       "reward: [{name: keyword_bonus, keyword: so}]\n",

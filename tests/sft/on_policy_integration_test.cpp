@@ -14,21 +14,22 @@
 #include "data/tokenizer.h"
 #include "sft/distill.h"
 #include "sft/on_policy.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
 
+// The suite's directory: its tests share the teacher, trained once per process; removed at
+// exit.
 std::string op_root_dir() {
-  static const std::string root =
-      ::testing::TempDir() + "r1kit_on_policy_integ_" + std::to_string(::getpid());
-  return root;
+  static const testing::ScopedTempDir root("r1kit_on_policy_integ");
+  return root.path().string();
 }
 
 // The teacher, trained once for the whole suite.
 const std::string& op_teacher_dir() {
   static const std::string dir = [] {
-    fs::remove_all(op_root_dir());
     auto r = load_config_string<SftRecipe>(R"(
 model: {preset: nano}
 tokenizer: {vocab_size: 320}

@@ -15,17 +15,11 @@
 #include "core/stop_signal.h"
 #include "sft/pretrain.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
-
-std::string pretrain_fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_pretrain_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  return dir;
-}
 
 PretrainRecipe nano_pretrain_recipe(const std::string& dir) {
   auto r = load_config_string<PretrainRecipe>(R"(
@@ -58,7 +52,8 @@ std::map<std::string, torch::Tensor> load_all(const std::string& dir) {
 }
 
 TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
-  const std::string a_dir = pretrain_fresh_dir("a"), b_dir = pretrain_fresh_dir("b");
+  const testing::ScopedTempDir tmp("r1kit_pretrain");
+  const std::string a_dir = tmp.join("a"), b_dir = tmp.join("b");
   // Uninterrupted run.
   auto a = run_pretrain(nano_pretrain_recipe(a_dir));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
@@ -96,7 +91,7 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
 
   // Ctrl-C: a SIGINT during step 1 stops the run after it with the normal checkpoint;
   // the rerun resumes and ends with the same weights.
-  const std::string c_dir = pretrain_fresh_dir("c");
+  const std::string c_dir = tmp.join("c");
   {
     StopSignalScope scope;
     std::raise(SIGINT);  // arrives "during" the first step; the process goes on
@@ -114,17 +109,13 @@ TEST(PretrainIntegrationTest, TrainsSavesAndResumesExactly) {
   auto wc = load_all(c_dir + "/final");
   for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wc[name])) << name;
   EXPECT_DOUBLE_EQ(a->eval_loss, c2->eval_loss);
-  if (!HasFailure()) {  // keep the run directories for a look when something failed
-    fs::remove_all(a_dir);
-    fs::remove_all(b_dir);
-    fs::remove_all(c_dir);
-  }
 }
 
 // --- the binary, as a user runs it ---------------------------------------------------
 
 TEST(CliIntegrationTest, ModelInitInfoLogits) {
-  const std::string bin = testing::r1kit_binary(), dir = pretrain_fresh_dir("cli_model");
+  const testing::ScopedTempDir tmp("r1kit_pretrain_cli_model");
+  const std::string bin = testing::r1kit_binary(), dir = tmp.path().string();
   ASSERT_TRUE(fs::exists(bin)) << bin;
   auto [rc, out] =
       testing::run_command(bin + " model init --preset nano --seed 1 --out " + dir + "/m", false);
@@ -160,14 +151,13 @@ TEST(CliIntegrationTest, ModelInitInfoLogits) {
       1);
   EXPECT_EQ(
       testing::run_command(bin + " model init --preset nope --out " + dir + "/x", false).first, 1);
-  fs::remove_all(dir);
 }
 
 TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
   // Training a tokenizer inside the binary that links LibTorch and gRPC-era protobuf
   // is exactly what the SentencePiece shim exists for.
-  const std::string bin = testing::r1kit_binary(), dir = pretrain_fresh_dir("cli_tok");
-  fs::create_directories(dir);
+  const testing::ScopedTempDir tmp("r1kit_pretrain_cli_tok");
+  const std::string bin = testing::r1kit_binary(), dir = tmp.path().string();
   std::string corpus;
   for (int i = 0; i < 300; ++i)
     corpus += "What is " + std::to_string(i) + "*7+3? <think> ok </think>\n";
@@ -226,7 +216,6 @@ TEST(CliIntegrationTest, TokenizerAndPretrainThroughTheBinary) {
     if (l.starts_with("step ")) {
       EXPECT_LE(l.size(), 100u) << l;
     }
-  fs::remove_all(dir);
 }
 
 }  // namespace

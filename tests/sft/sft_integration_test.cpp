@@ -13,17 +13,21 @@
 #include "core/safetensors.h"
 #include "policy/checkpoint.h"
 #include "sft/sft.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::sft {
 namespace {
 namespace fs = std::filesystem;
 
-std::string sft_fresh_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_sft_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  return dir;
-}
+// Each test's run directories are in a directory of its own, removed when the test ends.
+class SftIntegrationTest : public ::testing::Test {
+ protected:
+  // A directory path of this test's, not made yet.
+  std::string sft_fresh_dir(const std::string& name) const { return tmp_.join(name); }
+
+ private:
+  testing::ScopedTempDir tmp_{"r1kit_sft"};
+};
 
 SftRecipe nano_sft_recipe(const std::string& dir) {
   auto r = load_config_string<SftRecipe>(R"(
@@ -60,7 +64,7 @@ std::vector<double> losses(const std::string& dir) {
   return out;
 }
 
-TEST(SftIntegrationTest, TrainsAndResumesExactly) {
+TEST_F(SftIntegrationTest, TrainsAndResumesExactly) {
   const std::string a_dir = sft_fresh_dir("a"), b_dir = sft_fresh_dir("b");
   auto a = run_sft(nano_sft_recipe(a_dir));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
@@ -85,10 +89,6 @@ TEST(SftIntegrationTest, TrainsAndResumesExactly) {
   auto cb = SafetensorsCheckpoint::open_dir(b_dir + "/final");
   ASSERT_TRUE(ca.ok() && cb.ok());
   for (const auto& n : ca->names()) EXPECT_TRUE(torch::equal(*ca->load(n), *cb->load(n))) << n;
-  if (!HasFailure()) {
-    fs::remove_all(a_dir);
-    fs::remove_all(b_dir);
-  }
 }
 
 // Gradient accumulation through the trainer: the same 4 rows per step as one micro-batch
@@ -97,7 +97,7 @@ TEST(SftIntegrationTest, TrainsAndResumesExactly) {
 // per micro-batch instead of per step would change the gradient norm. AdamW's eps is 1
 // (the update is linear in the gradient): with 1e-8 an embedding row whose gradient is
 // rounding noise in one split and 0 in another moves by lr (docs/distributed.md).
-TEST(SftIntegrationTest, AccumulationSplitsTheStepNotTheGradient) {
+TEST_F(SftIntegrationTest, AccumulationSplitsTheStepNotTheGradient) {
   std::vector<std::string> dirs;
   for (const auto& [batch, accum] : {std::pair{4, 1}, {2, 2}, {1, 4}}) {
     dirs.push_back(sft_fresh_dir("accum" + std::to_string(accum)));
@@ -122,20 +122,19 @@ TEST(SftIntegrationTest, AccumulationSplitsTheStepNotTheGradient) {
       EXPECT_NEAR(rows[s]["loss"].get<double>(), ref[s]["loss"].get<double>(), 1e-6) << s;
       const double g = ref[s][metric::kGradNorm].get<double>();
       EXPECT_GT(g, 0);
-      EXPECT_NEAR(rows[s][metric::kGradNorm].get<double>(), g, 1e-5 * g) << dirs[i] << " step " << s;
+      EXPECT_NEAR(rows[s][metric::kGradNorm].get<double>(), g, 1e-5 * g)
+          << dirs[i] << " step " << s;
     }
     auto cb = SafetensorsCheckpoint::open_dir(dirs[i] + "/final");
     ASSERT_TRUE(cb.ok());
     for (const auto& n : ca->names())
       EXPECT_LT((*ca->load(n) - *cb->load(n)).abs().max().item<double>(), 1e-5) << n;
   }
-  if (!HasFailure())
-    for (const auto& d : dirs) fs::remove_all(d);
 }
 
 // The aux-loss-free balance during SFT (DeepSeek-V3, section 2.1.2): after one step each
 // routed expert's bias moved by gamma against its logged share of the step's tokens.
-TEST(SftIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
+TEST_F(SftIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
   const std::string dir = sft_fresh_dir("bias");
   SftRecipe r = nano_sft_recipe(dir);
   r.train.steps = 1;
@@ -166,7 +165,6 @@ TEST(SftIntegrationTest, ExpertBiasesMoveAgainstTheLoggedLoad) {
     EXPECT_NEAR(share, 1.0, 1e-6) << "layer " << l;
   }
   EXPECT_GT(moved, 0);
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "core/torch_compat.h"
+#include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 
 namespace r1kit::sft {
@@ -129,8 +130,8 @@ TEST(SftLossTest, AccumulationEqualsOneLargeBatch) {
 }
 
 TEST(SftJsonlTest, ReadsBothShapesAndNamesBadLines) {
-  const std::string dir = ::testing::TempDir() + "/sft_jsonl";
-  std::filesystem::create_directories(dir);
+  const testing::ScopedTempDir tmp("sft_jsonl");
+  const std::string dir = tmp.path().string();
   const std::string good = dir + "/good.jsonl";
   std::ofstream(good)
       << R"({"prompt": "What is 2+2?", "response": "4"})"
@@ -196,8 +197,8 @@ TEST(SftRecipeTest, TaskExamplesAreItsTrainingProblems) {
 
   // A JSONL task file: its training lines with a "trace" (each once); a line without one
   // is an error naming it.
-  const std::string dir = ::testing::TempDir() + "/sft_task_jsonl";
-  std::filesystem::create_directories(dir);
+  const testing::ScopedTempDir tmp("sft_task_jsonl");
+  const std::string dir = tmp.path().string();
   {
     std::ofstream f(dir + "/t.jsonl");
     for (int i = 0; i < 6; ++i)
@@ -219,7 +220,6 @@ TEST(SftRecipeTest, TaskExamplesAreItsTrainingProblems) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("has no step-by-step solution"), std::string::npos)
       << missing.status().to_string();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "core/metric_names.h"
 #include "core/safetensors.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit {
 namespace {
@@ -38,13 +39,20 @@ std::string recipe(const std::string& name) {
   return std::string(R1KIT_TESTDATA) + "/dist/" + name;
 }
 
-std::string dist_dir(const std::string& name) {
-  const std::string dir =
-      ::testing::TempDir() + "r1kit_dist_" + name + "_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+// Each test's directories (the ranks and launchers write there) are in a directory of its
+// own, removed when the test ends.
+class DistributedIntegrationTest : public ::testing::Test {
+ protected:
+  // A new empty directory of this test's.
+  std::string dist_dir(const std::string& name) const {
+    const std::string dir = tmp_.join(name);
+    fs::create_directories(dir);
+    return dir;
+  }
+
+ private:
+  testing::ScopedTempDir tmp_{"r1kit_dist"};
+};
 
 // A port nothing listens on now (the kernel's pick; released again at once).
 int free_port() {
@@ -193,12 +201,11 @@ void expect_same_metrics(const std::string& a, const std::string& b,
   EXPECT_GT(n, 0);
 }
 
-// 1, 2 and 3 ranks of `cmd RECIPE` end at the weights of the one-process run, and log the
-// same `metrics`.
-void expect_world_size_invariant(const std::string& name, const std::string& cmd,
-                                 const std::string& extra, int64_t steps,
+// 1, 2 and 3 ranks of `cmd RECIPE` in BASE end at the weights of the one-process run, and
+// log the same `metrics`.
+void expect_world_size_invariant(const std::string& base, const std::string& name,
+                                 const std::string& cmd, const std::string& extra, int64_t steps,
                                  const std::vector<std::string>& metrics = {}) {
-  const std::string base = dist_dir(name);
   run_alone(
       fmt::format("{} {} checkpoint.dir={}/w0 {}", cmd, recipe(name + "-nano.yaml"), base, extra));
   for (int world : {1, 2, 3}) {
@@ -220,12 +227,12 @@ void expect_world_size_invariant(const std::string& name, const std::string& cmd
   }
 }
 
-TEST(DistributedIntegrationTest, SftOnOneTwoThreeRanksEndsAtTheSameWeights) {
-  expect_world_size_invariant("sft", "sft", "", 4);
+TEST_F(DistributedIntegrationTest, SftOnOneTwoThreeRanksEndsAtTheSameWeights) {
+  expect_world_size_invariant(dist_dir("sft"), "sft", "sft", "", 4);
 }
 
-TEST(DistributedIntegrationTest, PretrainOnOneTwoThreeRanksEndsAtTheSameWeights) {
-  expect_world_size_invariant("pretrain", "pretrain", "", 4);
+TEST_F(DistributedIntegrationTest, PretrainOnOneTwoThreeRanksEndsAtTheSameWeights) {
+  expect_world_size_invariant(dist_dir("pretrain"), "pretrain", "pretrain", "", 4);
 }
 
 // A small tokenizer for GRPO, which trains none.
@@ -243,17 +250,17 @@ std::string grpo_tokenizer(const std::string& dir) {
   return dir + "/tok.model";
 }
 
-TEST(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
+TEST_F(DistributedIntegrationTest, GrpoOnOneTwoThreeRanksEndsAtTheSameWeights) {
   const std::string tok = grpo_tokenizer(dist_dir("grpo_tok"));
   // Rank 0 logs the whole job's rewards, lengths and loss statistics.
   expect_world_size_invariant(
-      "grpo", "grpo", "tokenizer.path=" + tok, 3,
+      dist_dir("grpo"), "grpo", "grpo", "tokenizer.path=" + tok, 3,
       {"reward", "reward_std", "accuracy", "frac_reward_zero_std", "completions/mean_length",
        "completions/min_length", "completions/max_length", "completions/clipped_ratio",
        "num_tokens", "loss", "pg_loss", "grad_norm", "clip_ratio/region_mean"});
 }
 
-TEST(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
+TEST_F(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
   const std::string base = dist_dir("distill");
   run_alone(
       fmt::format("sft {} checkpoint.dir={}/teacher train.steps=2", recipe("sft-nano.yaml"), base));
@@ -270,7 +277,7 @@ TEST(DistributedIntegrationTest, DistillOnTwoRanksEndsAtTheSameWeights) {
   expect_same_weights(base + "/w0/final", dir + "/final", 1e-5);
 }
 
-TEST(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
+TEST_F(DistributedIntegrationTest, RunPipelineOnTwoRanks) {
   // Every stage trains on both ranks; rank 0 alone evaluates and writes the report.
   const std::string base = dist_dir("run");
   run_alone(fmt::format("run {} run.dir={}/w0", recipe("run-nano.yaml"), base));
@@ -310,7 +317,7 @@ int64_t count_of(const std::string& text, const std::string& what) {
   return n;
 }
 
-TEST(DistributedIntegrationTest, GrpoRanksShareRolloutWorkersAndRankZeroPushesTheWeights) {
+TEST_F(DistributedIntegrationTest, GrpoRanksShareRolloutWorkersAndRankZeroPushesTheWeights) {
   const std::string base = dist_dir("workers");
   const std::string grpo =
       fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base));
@@ -382,7 +389,7 @@ void expect_two_ranks_like_one(const std::string& base, const std::string& name,
                       metrics);
 }
 
-TEST(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsStateAndResumes) {
+TEST_F(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsStateAndResumes) {
   const std::string base = dist_dir("zero");
   // grad_clip 0.05 binds at every step: the clip's norm must be the global one.
   const std::string args =
@@ -414,7 +421,7 @@ TEST(DistributedIntegrationTest, ShardedOptimizerMatchesOneProcessHalvesItsState
   expect_same_weights(base + "/w0/final", base + "/w1/final", 1e-5);
 }
 
-TEST(DistributedIntegrationTest, ShardedOptimizerSftAndGrpoMatchOneProcess) {
+TEST_F(DistributedIntegrationTest, ShardedOptimizerSftAndGrpoMatchOneProcess) {
   const std::string base = dist_dir("zero_sft_grpo");
   expect_two_ranks_like_one(
       base, "sft", fmt::format("sft {} train.optim.grad_clip=0.05", recipe("sft-nano.yaml")),
@@ -427,7 +434,7 @@ TEST(DistributedIntegrationTest, ShardedOptimizerSftAndGrpoMatchOneProcess) {
 
 // grpo.mini_batches > 1 (the global shuffle) and scale_rewards: batch (the job's
 // statistics) on two ranks train as one process.
-TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
+TEST_F(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
   const std::string base = dist_dir("grpo_mb");
   const std::string grpo =
       fmt::format("grpo {} tokenizer.path={}", recipe("grpo-nano.yaml"), grpo_tokenizer(base));
@@ -448,7 +455,7 @@ TEST(DistributedIntegrationTest, GrpoMiniBatchesAndBatchRewardScaleOnTwoRanks) {
 // the rollout thread's own group while the update reduces on the trainer's, keep the
 // same groups in the same rounds as one process with overlap, which trains the same
 // weights.
-TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
+TEST_F(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
   const std::string base = dist_dir("grpo_overlap_dyn");
   const std::string grpo = fmt::format(
       "grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
@@ -468,7 +475,7 @@ TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingOnTwoRanks) {
 // The same with no informative group anywhere (one-token completions: every reward 0),
 // for 25 rounds a step: both ranks run every round on the rollout thread, step after
 // step, and finish (a hang would fail the collectives after dist.timeout_s, 30 s).
-TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
+TEST_F(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
   const std::string base = dist_dir("grpo_overlap_none");
   const std::string grpo = fmt::format(
       "grpo {} tokenizer.path={} grpo.steps=4 rollout.overlap=true "
@@ -489,7 +496,7 @@ TEST(DistributedIntegrationTest, GrpoOverlapWithDynamicSamplingNeverHangs) {
 
 // rollout.exact on two ranks: every rank's engine/trainer log-prob gap is exactly 0, and
 // rank 0 logs the job's (the ranks' max, grpo/data_parallel.cpp) as one process does.
-TEST(DistributedIntegrationTest, GrpoExactModeOnTwoRanks) {
+TEST_F(DistributedIntegrationTest, GrpoExactModeOnTwoRanks) {
   const std::string base = dist_dir("grpo_exact");
   const std::string grpo = fmt::format("grpo {} tokenizer.path={} rollout.exact=true",
                                        recipe("grpo-nano.yaml"), grpo_tokenizer(base));
@@ -511,9 +518,8 @@ bool have_torchrun() {
 // torchrun: it exits 0, rank 0 logs the job it formed, and the weights are one process's.
 // Returns the command's output.
 std::string expect_torchrun_job(
-    const std::string& name, const std::string& extra,
+    const std::string& base, const std::string& extra,
     const std::function<std::string(const std::string&, const std::string&)>& job) {
-  const std::string base = dist_dir(name);
   const std::string args = recipe("sft-nano.yaml") + " " + extra;
   run_alone(fmt::format("sft {} checkpoint.dir={}/one", args, base));
   auto [rc, out] =
@@ -524,39 +530,44 @@ std::string expect_torchrun_job(
   return out;
 }
 
-// Debian's torchrun (PyTorch 1.13) under Python 3.11 needs --redirects and --tee given.
-constexpr const char* kTorchrun = "torchrun --redirects 2 --tee 2";
-
-TEST(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
-  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
-  expect_torchrun_job("torchrun", "train.steps=2", [](const std::string&, const std::string& a) {
-    return fmt::format("{} --nproc_per_node 2 --master_port {} --no_python {} {}", kTorchrun,
-                       free_port(), r1kit_binary(), a);
-  });
+// Debian's torchrun (PyTorch 1.13) under Python 3.11 needs --redirects and --tee given. Its
+// logs go to DIR/torchelastic (by default, to a new directory in /tmp it never removes).
+std::string torchrun(const std::string& dir) {
+  return fmt::format("torchrun --redirects 2 --tee 2 --log_dir {}/torchelastic", dir);
 }
 
-TEST(DistributedIntegrationTest, TwoTorchrunNodesOnLoopbackFormOneJob) {
+TEST_F(DistributedIntegrationTest, TorchrunLaunchesTheJob) {
+  if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
+  expect_torchrun_job(
+      dist_dir("torchrun"), "train.steps=2", [](const std::string& base, const std::string& a) {
+        return fmt::format("{} --nproc_per_node 2 --master_port {} --no_python {} {}",
+                           torchrun(base), free_port(), r1kit_binary(), a);
+      });
+}
+
+TEST_F(DistributedIntegrationTest, TwoTorchrunNodesOnLoopbackFormOneJob) {
   if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
   const int port = free_port();
-  expect_torchrun_job("nodes", "train.steps=2", [&](const std::string& base, const std::string& a) {
-    auto node = [&](int rank) {
-      return fmt::format(
-          "{} --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
-          "--master_port {} --no_python {} {}",
-          kTorchrun, rank, port, r1kit_binary(), a);
-    };
-    // Node 1's launcher in the background; the job's status is node 0's, else node 1's.
-    return fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}", node(1),
-                       base, node(0));
-  });
+  expect_torchrun_job(
+      dist_dir("nodes"), "train.steps=2", [&](const std::string& base, const std::string& a) {
+        auto node = [&](int rank) {
+          return fmt::format(
+              "{} --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
+              "--master_port {} --no_python {} {}",
+              torchrun(base), rank, port, r1kit_binary(), a);
+        };
+        // Node 1's launcher in the background; the job's status is node 0's, else node 1's.
+        return fmt::format("{{ {} > {}/node1.log 2>&1 & {}; r=$?; wait $! && exit $r; }}", node(1),
+                           base, node(0));
+      });
 }
 
-TEST(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
+TEST_F(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
   if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
   // The first attempt stops after the checkpoint of step 2 and fails; torchrun starts
   // every rank again, and the second attempt resumes there.
   const std::string out = expect_torchrun_job(
-      "restart", "train.steps=6 checkpoint.every=2",
+      dist_dir("restart"), "train.steps=6 checkpoint.every=2",
       [](const std::string& base, const std::string& a) {
         const std::string wrapper = base + "/fail_once.sh";
         std::ofstream(wrapper) << "#!/bin/sh\n"
@@ -565,8 +576,8 @@ TEST(DistributedIntegrationTest, TorchrunRestartResumesFromTheLastCheckpoint) {
                                << "exec \"" << r1kit_binary() << "\" \"$@\"\n";
         fs::permissions(wrapper, fs::perms::owner_all);
         return fmt::format(
-            "{} --nproc_per_node 2 --max_restarts 1 --master_port {} --no_python {} {}", kTorchrun,
-            free_port(), wrapper, a);
+            "{} --nproc_per_node 2 --max_restarts 1 --master_port {} --no_python {} {}",
+            torchrun(base), free_port(), wrapper, a);
       });
   EXPECT_NE(out.find("restart 1"), std::string::npos) << out;
   EXPECT_NE(out.find("step-000002 (step 2)"), std::string::npos) << "resumed at step 2\n" << out;
@@ -578,9 +589,8 @@ bool names_rank_1(const std::string& log) {
          log.find("lost rank(s): 1") != std::string::npos;
 }
 
-// A long run of two ranks in which rank 1 gets `signal` after 4 seconds.
-Ranks run_with_lost_rank(const std::string& name, const std::string& signal, int timeout_s) {
-  const std::string dir = dist_dir(name);
+// A long run of two ranks in DIR in which rank 1 gets `signal` after 4 seconds.
+Ranks run_with_lost_rank(const std::string& dir, const std::string& signal, int timeout_s) {
   return launch(
       2,
       fmt::format("sft {} checkpoint.dir={} train.steps=100000 checkpoint.every=0 "
@@ -589,15 +599,15 @@ Ranks run_with_lost_rank(const std::string& name, const std::string& signal, int
       dir, [&](int r) { return r == 1 ? fmt::format("timeout -s {} 4", signal) : std::string(); });
 }
 
-TEST(DistributedIntegrationTest, ADeadRankEndsTheOthersNamingIt) {
-  Ranks got = run_with_lost_rank("killed", "KILL", 20);
+TEST_F(DistributedIntegrationTest, ADeadRankEndsTheOthersNamingIt) {
+  Ranks got = run_with_lost_rank(dist_dir("killed"), "KILL", 20);
   EXPECT_NE(got.rc[1], 0);
   EXPECT_NE(got.rc[0], 0) << got.logs[0];
   EXPECT_TRUE(names_rank_1(got.logs[0])) << got.logs[0];
   EXPECT_LT(got.seconds, 4 + 20) << "within dist.timeout_s of the death";
 }
 
-TEST(DistributedIntegrationTest, ASilentRankEndsTheOthersAfterTheTimeout) {
+TEST_F(DistributedIntegrationTest, ASilentRankEndsTheOthersAfterTheTimeout) {
   // SIGSTOP: rank 1 lives and its sockets stay open, but it neither computes nor beats;
   // rank 0 gives up after dist.timeout_s. The test kills rank 1 afterwards.
   const std::string dir = dist_dir("stopped");
@@ -625,7 +635,7 @@ TEST(DistributedIntegrationTest, ASilentRankEndsTheOthersAfterTheTimeout) {
 // and its launcher killed. Node 0's rank ends within dist.timeout_s, naming rank 1.
 // (Node 0's torchrun then waits in its exit barrier; the test does not wait for it:
 // docs/distributed.md, "Faults".)
-TEST(DistributedIntegrationTest, ARankWhoseNodeVanishedEndsTheOthers) {
+TEST_F(DistributedIntegrationTest, ARankWhoseNodeVanishedEndsTheOthers) {
   if (!have_torchrun()) GTEST_SKIP() << "no torchrun";
   const std::string dir = dist_dir("vanished");
   const std::string a = fmt::format(
@@ -635,7 +645,7 @@ TEST(DistributedIntegrationTest, ARankWhoseNodeVanishedEndsTheOthers) {
     return fmt::format(
         "{} --nnodes 2 --node_rank {} --nproc_per_node 1 --master_addr 127.0.0.1 "
         "--master_port {} --no_python {} {}",
-        kTorchrun, rank, port, r1kit_binary(), a);
+        torchrun(dir), rank, port, r1kit_binary(), a);
   };
   const int port = free_port();
   // Node 1 in a session of its own (setsid), so that its processes are found by session.

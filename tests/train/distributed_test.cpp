@@ -11,6 +11,7 @@
 #include <map>
 #include <thread>
 
+#include "tests/temp_dir.h"
 #include "tests/two_ranks.h"
 #include "train/grad_sync.h"
 #include "train/optim.h"
@@ -369,8 +370,8 @@ OptimConfig zero_config() {
 }
 
 TEST(TwoRanksTest, ShardedAdamWStepsSavesAndResumesAsOneProcess) {
-  const std::string file =
-      ::testing::TempDir() + "r1kit_sharded_adamw_" + std::to_string(::getpid()) + ".safetensors";
+  const testing::ScopedTempDir tmp("r1kit_sharded_adamw");
+  const std::string file = tmp.join("optimizer.safetensors");
   auto want = zero_params();
   auto ref = make_adamw(want, zero_config());
   for (int s = 0; s < 4; ++s) zero_step(*ref, want, s);
@@ -422,7 +423,6 @@ TEST(TwoRanksTest, ShardedAdamWStepsSavesAndResumesAsOneProcess) {
   zero_step(*one, resumed, 4);
   for (const auto& p : want)
     EXPECT_TRUE(torch::allclose(resumed[p.key()], p.value(), 0, 1e-6)) << p.key();
-  std::filesystem::remove(file);
 }
 
 TEST(TwoRanksTest, ShardedAdamWRefusesMixedDtypes) {

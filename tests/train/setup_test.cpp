@@ -14,6 +14,7 @@
 #include "core/blas_threads.h"
 #include "core/config.h"
 #include "core/stop_signal.h"
+#include "tests/temp_dir.h"
 #include "train/checkpoint.h"
 
 namespace r1kit::train {
@@ -60,12 +61,6 @@ namespace r1kit::train {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/train_setup_" + name;
-  fs::remove_all(dir);
-  return dir;
-}
-
 TrainingRunOptions nano_options(const std::string& dir) {
   TrainingRunOptions o;
   o.model.preset = "nano";
@@ -79,7 +74,8 @@ TrainingRunOptions nano_options(const std::string& dir) {
 }
 
 TEST(ResolveTokenizerTest, NamesTheMissingSource) {
-  const std::string dir = fresh_dir("tok");
+  const testing::ScopedTempDir tmp("train_setup_tok");
+  const std::string dir = tmp.join("run");
   fs::create_directories(dir);
   TokenizerSection none;
   auto from = resolve_tokenizer(none, dir + "/model_without_tokenizer", dir, {});
@@ -102,7 +98,8 @@ TEST(ResolveTokenizerTest, NamesTheMissingSource) {
 }
 
 TEST(PrepareRunTest, MissingModelFromNamesTheKeyAndTheCommands) {
-  const std::string dir = fresh_dir("model_from");
+  const testing::ScopedTempDir tmp("train_setup_model_from");
+  const std::string dir = tmp.join("run");
   const Status s = prepare_run(DistSection{}, nano_options(dir).checkpoint, dir + "/no/final");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
@@ -127,7 +124,8 @@ TEST(StopInvocationTest, StopAfterOrSignalButNeverOnTheLastStep) {
 }
 
 TEST(TrainingRunTest, FreshRunThenResumeWithTheSameWeights) {
-  const std::string dir = fresh_dir("resume");
+  const testing::ScopedTempDir tmp("train_setup_resume");
+  const std::string dir = tmp.join("run");
   fs::create_directories(dir);
   ASSERT_TRUE(prepare_run(DistSection{}, nano_options(dir).checkpoint).ok());
   auto a = TrainingRun::start(nano_options(dir));
@@ -201,7 +199,8 @@ TEST(TrainingThreadsTest, UsableCoresAreSharedAmongTheLocalRanks) {
 TEST(TrainingThreadsTest, ARunSetsItsThreadsAndRestoresThem) {
   const int before = at::get_num_threads();
   const int blas_before = BlasThreadsGuard::current();  // -1 without OpenBLAS
-  const std::string dir = fresh_dir("threads");
+  const testing::ScopedTempDir tmp("train_setup_threads");
+  const std::string dir = tmp.join("run");
   {
     TrainingRunOptions o = nano_options(dir);
     o.dist.threads = before + 1;
@@ -218,11 +217,11 @@ TEST(TrainingThreadsTest, ARunSetsItsThreadsAndRestoresThem) {
   }
   EXPECT_EQ(at::get_num_threads(), before);
   EXPECT_EQ(BlasThreadsGuard::current(), blas_before);
-  fs::remove_all(dir);
 }
 
 TEST(TrainingRunTest, VocabularyLargerThanTheModelsIsRefused) {
-  const std::string dir = fresh_dir("vocab");
+  const testing::ScopedTempDir tmp("train_setup_vocab");
+  const std::string dir = tmp.join("run");
   auto o = nano_options(dir);
   o.model.from = "";
   auto run = TrainingRun::start(o);
@@ -239,7 +238,8 @@ TEST(TrainingRunTest, VocabularyLargerThanTheModelsIsRefused) {
 }
 
 TEST(TrainingRunTest, CheckpointCadence) {
-  const std::string dir = fresh_dir("cadence");
+  const testing::ScopedTempDir tmp("train_setup_cadence");
+  const std::string dir = tmp.join("run");
   auto o = nano_options(dir);
   o.checkpoint.every = 3;
   auto run = TrainingRun::start(o);
@@ -259,7 +259,8 @@ TEST(TrainingRunTest, CheckpointCadence) {
 // A NaN in the loss or the gradients never reaches the weights or AdamW's moments; steps
 // skipped for one are counted, and too many in a row end the run naming the key.
 TEST(NonFiniteTest, ANonFiniteStepIsSkippedCountedAndEndsTheRunInTheEnd) {
-  const std::string dir = fresh_dir("nonfinite");
+  const testing::ScopedTempDir tmp("train_setup_nonfinite");
+  const std::string dir = tmp.join("run");
   auto o = nano_options(dir);
   o.max_skipped_steps = 3;
   auto run = TrainingRun::start(o);
@@ -295,7 +296,8 @@ TEST(NonFiniteTest, ANonFiniteStepIsSkippedCountedAndEndsTheRunInTheEnd) {
 }
 
 TEST(NonFiniteTest, NoCheckpointOrFinalModelWithANonFiniteWeight) {
-  const std::string dir = fresh_dir("nonfinite_save");
+  const testing::ScopedTempDir tmp("train_setup_nonfinite_save");
+  const std::string dir = tmp.join("run");
   auto run = TrainingRun::start(nano_options(dir));
   ASSERT_TRUE(run.ok());
   EXPECT_EQ(first_non_finite(run->model()), "");
@@ -315,7 +317,8 @@ TEST(NonFiniteTest, NoCheckpointOrFinalModelWithANonFiniteWeight) {
 // A save killed midway leaves temporaries that the next start removes; keep_last is a
 // recipe key and prunes older checkpoints.
 TEST(CheckpointFilesTest, InterruptedSavesAreCleanedAndKeepLastPrunes) {
-  const std::string dir = fresh_dir("tmp_clean");
+  const testing::ScopedTempDir tmp("train_setup_tmp_clean");
+  const std::string dir = tmp.join("run");
   fs::create_directories(dir + "/checkpoints/step-000004.tmp.99.0/x");
   fs::create_directories(dir + "/checkpoints/step-000002.tmp.99.1.old");
   fs::create_directories(dir + "/final.tmp.99.2");
@@ -340,7 +343,8 @@ TEST(CheckpointFilesTest, InterruptedSavesAreCleanedAndKeepLastPrunes) {
 // A run killed before its first checkpoint and started again begins both logs afresh:
 // no step appears twice in metrics.jsonl or TensorBoard.
 TEST(CheckpointFilesTest, AFreshRunStartsItsLogsEmpty) {
-  const std::string dir = fresh_dir("fresh_logs");
+  const testing::ScopedTempDir tmp("train_setup_fresh_logs");
+  const std::string dir = tmp.join("run");
   auto o = nano_options(dir);
   {
     auto first = TrainingRun::start(o);

@@ -15,6 +15,7 @@
 #include "rollout/grpc/grpc_source.h"
 #include "rollout/grpc/worker.h"
 #include "tests/rollout/grpc/fake_source.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -339,7 +340,8 @@ TEST(GrpcPool, ConcurrentRolloutNeverSeesHalfUpdatedWeights) {
 
 // TLS end to end, with a throw-away self-signed certificate for 127.0.0.1.
 TEST(GrpcPool, TlsWorker) {
-  const std::string dir = ::testing::TempDir() + "/r1kit_tls_" + std::to_string(::getpid());
+  const r1kit::testing::ScopedTempDir tmp("r1kit_tls");
+  const std::string dir = tmp.path().string();
   const std::string cmd = "mkdir -p " + dir + " && openssl req -x509 -newkey ec -pkeyopt " +
                           "ec_paramgen_curve:prime256v1 -nodes -keyout " + dir + "/key.pem -out " +
                           dir + "/cert.pem -days 2 -subj /CN=localhost -addext " +
@@ -374,7 +376,6 @@ TEST(GrpcPool, TlsWorker) {
   plain.generate_timeout_s = 2;
   auto bad = make_pool({addr}, plain);
   EXPECT_FALSE(bad->generate(req).ok());
-  std::filesystem::remove_all(dir);
 }
 
 TEST(GrpcPool, OptionsAreChecked) {

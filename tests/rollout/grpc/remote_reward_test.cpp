@@ -25,6 +25,7 @@
 #include "reward.grpc.pb.h"
 #include "reward/grpc/remote.h"
 #include "reward/reward.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::reward {
 namespace {
@@ -37,10 +38,11 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Writes `text` to the file `name` of this process's temp dir (removed at exit).
 std::string write_temp(const std::string& name, const std::string& text) {
-  const fs::path p = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
-  std::ofstream(p) << text;
-  return p.string();
+  static const testing::ScopedTempDir dir("r1kit_remote_reward");
+  dir.write(name, text);
+  return dir.join(name);
 }
 
 std::vector<Sample> batch() {

@@ -19,6 +19,7 @@
 
 #include "rollout/grpc/grpc_source.h"
 #include "tests/cli_util.h"
+#include "tests/temp_dir.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -90,9 +91,8 @@ class WorkerProcess {
 };
 
 TEST(WorkerProcessKill, SigkilledWorkerMidRolloutIsReplacedByTheOther) {
-  const std::string dir = ::testing::TempDir() + "r1kit_worker_kill_" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  const std::string model = dir + "/nano";
+  const r1kit::testing::ScopedTempDir dir("r1kit_worker_kill");
+  const std::string model = dir.join("nano");
   const auto [rc, out] = r1kit::testing::run_command(
       r1kit::testing::r1kit_binary() + " model init --preset nano --out " + model, true);
   ASSERT_EQ(rc, 0) << out;
@@ -137,7 +137,6 @@ TEST(WorkerProcessKill, SigkilledWorkerMidRolloutIsReplacedByTheOther) {
   auto again = (*pool)->generate(req);
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_EQ(again->size(), static_cast<size_t>(kPrompts));
-  if (!HasFailure()) fs::remove_all(dir);
 }
 
 }  // namespace
