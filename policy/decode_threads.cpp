@@ -70,7 +70,8 @@ torch::Tensor decode_linear(const torch::Tensor& x, const torch::Tensor& w, cons
                        w.is_contiguous() && (!b.defined() || b.is_contiguous());
   const bool columns = kernels && takes_columns(exec.kernels, M);
   const bool rows = kernels && M < kColumnRowsMin && small_rows_kernels_available();
-  const bool blas_split = plain && threads > 1 && N >= 64 && BlasThreadsGuard::one_thread_here();
+  const bool blas_split = plain && threads > 1 && !exec.same_bits_any_threads && N >= 64 &&
+                          BlasThreadsGuard::one_thread_here();
   if (!columns && !rows && !blas_split) return torch::linear(x, w, b);
   const auto x2 = x.reshape({M, K}).contiguous();
   auto y = torch::empty({M, N}, x.options());

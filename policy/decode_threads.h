@@ -27,7 +27,7 @@ namespace r1kit::policy {
 // split over exec.decode_threads in blocks of 6. Each output is then computed the same way
 // at any thread count. Not in the trainer's no-grad passes
 // (exec.kernels.grouped_without_grad), which take the gradient pass's kernels.
-// Otherwise, with exec.decode_threads > 1, no
+// Otherwise, with exec.decode_threads > 1 and not exec.same_bits_any_threads, no
 // autograd, fp32 CPU tensors, N >= 64 and OpenBLAS on one thread here
 // (BlasThreadsGuard::one_thread_here, as the engine sets it; the pool's workers hold their
 // own OpenMP count at one: concurrent calls then each run on their caller's thread), the

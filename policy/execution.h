@@ -61,6 +61,12 @@ struct ExecutionContext {
   int decode_threads = 1;
   // The pool the decode threads come from; nullptr = ParallelPool::global().
   ParallelPool* pool = nullptr;
+  // Every kernel chosen as on one thread, so that each output gets the same bits at any
+  // decode_threads (the threads only share the work): no OpenBLAS split of a linear
+  // layer past the kernels' row counts (decode_threads.h), no pool rule for experts of
+  // 17-64 rows on the row form (expert_kernels.h, kPoolRowsMax). The engine sets it
+  // where it may take lent cores mid-request (rollout/engine.h, use_lent_cores).
+  bool same_bits_any_threads = false;
   KernelChoices kernels{};
   // bf16 compute for the linear layers whose weights have copies here (not owned; must
   // outlive the forward), without autograd: policy/bf16_weights.h. nullptr: fp32.

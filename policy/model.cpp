@@ -505,11 +505,14 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
     y_sorted = torch::empty({x_sorted.size(0), d}, xf.options());
     std::vector<ExpertJob> jobs;
     const int threads = exec.expert_threads();
+    // Which experts take the kernel: by the rule for these threads, or for one where the
+    // bits must not depend on them (ExecutionContext::same_bits_any_threads).
+    const int64_t max_rows =
+        small_rows_max_rows(exec.kernels, exec.same_bits_any_threads ? 1 : threads);
     // With several threads, the shared expert of a decode step joins the routed ones, so
     // that it runs beside them instead of before or after.
     if (shared_experts && threads > 1 &&
-        shared_experts->takes_small_rows(xf, exec.kernels,
-                                         small_rows_max_rows(exec.kernels, threads), exec.bf16)) {
+        shared_experts->takes_small_rows(xf, exec.kernels, max_rows, exec.bf16)) {
       y_shared = torch::empty_like(xf);
       jobs.push_back(shared_experts->small_rows_job(xf, y_shared, exec.bf16));
     }
@@ -518,8 +521,7 @@ torch::Tensor MoEImpl::routed_per_expert(const torch::Tensor& xf, const Routing&
       if (cnt[e] == 0) continue;
       auto* mlp = experts[e]->as<MLPImpl>();
       auto out = y_sorted.narrow(0, off, cnt[e]);
-      if (mlp->takes_small_rows(pieces[e], exec.kernels, small_rows_max_rows(exec.kernels, threads),
-                                exec.bf16)) {
+      if (mlp->takes_small_rows(pieces[e], exec.kernels, max_rows, exec.bf16)) {
         jobs.push_back(mlp->small_rows_job(pieces[e], out, exec.bf16));
       } else {
         out.copy_(mlp->forward(pieces[e], exec));

@@ -16,7 +16,6 @@
 #include "core/timer.h"
 #include "data/tokenizer.h"
 #include "policy/decode_threads.h"
-#include "policy/expert_kernels.h"
 #include "rollout/sampling.h"
 #include "rollout/stop_strings.h"
 
@@ -213,14 +212,12 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     bf16_weights_.assign(*model_->layers);
     exec.bf16 = &bf16_weights_;
   }
-  // Lent cores join as decode threads only where the decode's results do not depend on
-  // the thread count (EngineOptions::use_lent_cores): bf16 compute on the AVX-512 bf16
-  // kernels, with batches that the fp32 output projection takes in the row or column form
-  // (policy/decode_threads.h).
+  // Lent cores join as decode threads mid-request, with every kernel chosen as on one
+  // thread, so that the results do not depend on how many there were
+  // (EngineOptions::use_lent_cores).
   const int own_threads = exec.decode_threads;
-  const bool take_lent = options_.use_lent_cores && exec.bf16 && policy::bf16_kernels_available() &&
-                         policy::small_rows_avx512_available() &&
-                         options_.max_batch <= policy::kColumnRowsMax;
+  const bool take_lent = options_.use_lent_cores;
+  if (take_lent) exec.same_bits_any_threads = true;
   std::optional<BlasThreadsGuard> blas_threads;
   if (const int n = options_.blas_threads_during_generate(exec.decode_threads); n > 0)
     blas_threads.emplace(n);

@@ -85,10 +85,9 @@ struct EngineOptions {
   // (GRPO with rollout.overlap); the core count suits one that has it to itself.
   int decode_threads = 1;
   // Take the cores other threads lend (LendCores, core/parallel.h) as extra decode
-  // threads, checked before every step, in bf16 compute with the AVX-512 bf16 kernels and
-  // max_batch <= 128: the decode whose results are the same bits at any thread count
-  // (in fp32 compute they are not: linear layers of more than 128 rows, as in a prefill,
-  // split OpenBLAS's GEMMs by thread count). GRPO with rollout.overlap sets it; its
+  // threads, checked before every step. The forwards then choose every kernel as on one
+  // thread (policy::ExecutionContext::same_bits_any_threads), so the results are the
+  // same bits however many cores were lent when. GRPO with rollout.overlap sets it; its
   // trainer lends its core while it waits for the rollout.
   bool use_lent_cores = false;
   // Which CPU kernels generate()'s forwards may take (policy/execution.h); all by default.

@@ -15,7 +15,6 @@
 #include "core/blas_threads.h"
 #include "core/parallel.h"
 #include "core/torch_compat.h"
-#include "policy/expert_kernels.h"
 #include "policy/logprobs.h"
 #include "policy/model.h"
 
@@ -684,53 +683,60 @@ TEST(EngineTest, BadRequestsAreRejectedWithTheReason) {
   EXPECT_TRUE(engine.generate(base, 0).ok());
 }
 
-// bf16 compute on the AVX-512 bf16 kernels gives the same bits at any number of decode
-// threads (each output, expert, dense FFN row and attention row is computed whole by one
-// thread): what lets the engine take lent cores mid-request (EngineOptions::use_lent_cores).
-// On `tiny`, the default recipe's rollout, at batches of 128, 72 and 8 sequences (the dense
+// With use_lent_cores the engine chooses every kernel as on one thread
+// (ExecutionContext::same_bits_any_threads), so a request gives the same bits on one
+// decode thread, on two, and with a lent core taken mid-request: in fp32 and bf16 compute,
+// on the AVX-512 kernels (the column form, the fused MLA decode) and on AVX2 alone. On
+// `tiny`, the default recipe's rollout, at batches of 128, 72 and 8 sequences (the dense
 // FFN's rows past one panel, within it, and the row form's output head). And it takes
-// them: with a core lent, two decode threads, the same completions; without bf16
-// compute, or not asked to, one.
-TEST(EngineTest, TakesLentCoresOnlyWhereTheBitsDoNotDependOnThem) {
-  if (!policy::bf16_kernels_available() || !policy::small_rows_avx512_available())
-    GTEST_SKIP() << "no AVX-512 bf16: the engine never takes lent cores here";
+// lent cores only when asked to.
+TEST(EngineTest, TakesLentCoresWithTheSameBits) {
   Transformer m(*policy::preset("tiny", 512));
   m->init_weights(3);
   m->eval();
   const std::vector<int64_t> lengths = {20, 9,  33, 12, 15, 18, 21, 24,
                                         11, 13, 17, 19, 22, 25, 14, 16};
-  auto run = [&](size_t prompts, bool bf16, int threads, bool use_lent, int lend,
-                 int* used = nullptr) {
-    EngineOptions o = opts(128);
-    o.max_seq_len = 96;
-    o.decode_threads = threads;
-    o.use_lent_cores = use_lent;
-    Engine engine(m, o);
-    auto req = make_request(m, {lengths.begin(), lengths.begin() + prompts}, /*G=*/8,
-                            /*max_new=*/24);
-    req.bf16_compute = bf16;
-    LendCores lent(lend);
-    auto groups = engine.generate(req, 0);
-    EXPECT_TRUE(groups.ok()) << groups.status().to_string();
-    if (used) *used = engine.last_stats().max_decode_threads;
-    std::vector<std::vector<float>> lps;
-    for (auto& g : *groups)
-      for (auto& c : g.completions) lps.push_back(c.logprobs);
-    return lps;
+  struct Setting {
+    const char* name;
+    bool bf16;
+    bool avx512;
   };
-  for (size_t prompts : {16, 9, 1}) {
-    SCOPED_TRACE(std::to_string(prompts * 8) + " sequences");
-    const auto one = run(prompts, true, 1, false, 0);
-    EXPECT_EQ(run(prompts, true, 2, false, 0), one);
-    EXPECT_EQ(run(prompts, true, 3, false, 0), one);
-    int used = 0;
-    EXPECT_EQ(run(prompts, true, 1, true, 1, &used), one);
-    EXPECT_EQ(used, 2);
+  for (const Setting& set : {Setting{"bf16", true, true}, Setting{"fp32", false, true},
+                             Setting{"fp32 on AVX2", false, false}}) {
+    auto run = [&](size_t prompts, int threads, bool use_lent, int lend, int* used = nullptr) {
+      EngineOptions o = opts(128);
+      o.max_seq_len = 96;
+      o.decode_threads = threads;
+      o.use_lent_cores = use_lent;
+      o.kernels.small_rows_avx512 = set.avx512;
+      Engine engine(m, o);
+      auto req = make_request(m, {lengths.begin(), lengths.begin() + prompts}, /*G=*/8,
+                              /*max_new=*/24);
+      req.bf16_compute = set.bf16;
+      LendCores lent(lend);
+      auto groups = engine.generate(req, 0);
+      EXPECT_TRUE(groups.ok()) << groups.status().to_string();
+      if (used) *used = engine.last_stats().max_decode_threads;
+      std::vector<std::vector<float>> lps;
+      for (auto& g : *groups)
+        for (auto& c : g.completions) lps.push_back(c.logprobs);
+      return lps;
+    };
+    for (size_t prompts : {16, 9, 1}) {
+      SCOPED_TRACE(std::string(set.name) + ", " + std::to_string(prompts * 8) + " sequences");
+      const auto one = run(prompts, 1, true, 0);
+      EXPECT_EQ(run(prompts, 2, true, 0), one);
+      int used = 0;
+      EXPECT_EQ(run(prompts, 1, true, 1, &used), one);
+      EXPECT_EQ(used, 2);
+    }
   }
   int used = 0;
-  run(1, true, 1, false, 1, &used);  // not asked to
-  EXPECT_EQ(used, 1);
-  run(1, false, 1, true, 1, &used);  // fp32: a prefill's GEMMs split by thread count
+  EngineOptions o = opts(8);
+  Engine engine(m, o);  // not asked to
+  LendCores lent(1);
+  ASSERT_TRUE(engine.generate(make_request(m, {5}, /*G=*/2, /*max_new=*/4), 0).ok());
+  used = engine.last_stats().max_decode_threads;
   EXPECT_EQ(used, 1);
 }
 
