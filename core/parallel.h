@@ -64,9 +64,10 @@ class ParallelPool {
 
 // Cores lent by threads that are waiting on other work, for a loop running beside them
 // to use: the GRPO trainer lends its core while it waits for the overlapped rollout, and
-// the rollout engine's decode takes it as one more decode thread where its results do not
-// depend on the thread count (EngineOptions::use_lent_cores, docs/grpo-training.md,
-// "Overlap"). One count for the process; a LendCores lends n cores while it lives.
+// the rollout engine's decode takes it as one more decode thread, with every kernel chosen
+// as on one thread so that its results do not depend on it (EngineOptions::use_lent_cores,
+// docs/grpo-training.md, "One step"). One count for the process; a LendCores lends n cores
+// while it lives.
 //
 // Thread-safety: any thread may lend or read.
 class LendCores {

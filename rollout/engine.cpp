@@ -216,8 +216,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   // thread, so that the results do not depend on how many there were
   // (EngineOptions::use_lent_cores).
   const int own_threads = exec.decode_threads;
-  const bool take_lent = options_.use_lent_cores;
-  if (take_lent) exec.same_bits_any_threads = true;
+  if (options_.use_lent_cores) exec.same_bits_any_threads = true;
   std::optional<BlasThreadsGuard> blas_threads;
   if (const int n = options_.blas_threads_during_generate(exec.decode_threads); n > 0)
     blas_threads.emplace(n);
@@ -351,7 +350,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       break;
     }
 
-    if (take_lent)
+    if (options_.use_lent_cores)
       exec.decode_threads = std::min(own_threads + LendCores::lent(), policy::kMaxDecodeThreads);
     st.max_decode_threads = std::max(st.max_decode_threads, exec.decode_threads);
 

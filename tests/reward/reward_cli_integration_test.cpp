@@ -2,7 +2,6 @@
 // countdown problems scored with the task's reward, file:line errors, and the `remote`
 // reward registered in the CLI.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>

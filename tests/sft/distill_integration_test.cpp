@@ -4,7 +4,6 @@
 // is trained on them with SFT mixed with top-k logit distillation. A rerun skips both
 // stages; a changed sampling key samples again or is refused.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>

@@ -4,7 +4,6 @@
 // its held-out reverse KL to the teacher falls. An interrupted run resumes to the same
 // final weights as an uninterrupted one, and a student with another tokenizer is refused.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>

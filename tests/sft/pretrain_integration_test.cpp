@@ -2,7 +2,6 @@
 // the dlopen'ed SentencePiece shim, training, checkpoints), exact resumption, and the
 // `r1kit` binary's model/tokenizer/pretrain commands as a user runs them.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>

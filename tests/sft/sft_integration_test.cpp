@@ -3,7 +3,6 @@
 // after 3 steps then resumed ending bit for bit where the uninterrupted run ends; the
 // same step split into 1, 2 or 4 micro-batches; the MoE bias update against the load.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>

@@ -5,7 +5,6 @@
 #include "train/distributed.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <map>
