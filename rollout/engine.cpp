@@ -423,7 +423,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
           append(active[b0 + i], tok, lp);
         }
       } else {
-        auto first = sample_tokens(prefill_logits.expand({k, V}), sp, uniforms);
+        auto first = sample_tokens(prefill_logits.expand({k, V}), sp, uniforms, exec);
         auto tok = first.tokens.to(torch::kCPU), lp = first.logprobs.to(torch::kCPU);
         for (int64_t i = 0; i < k; ++i)
           append(active[b0 + i], tok[i].item<int64_t>(), lp[i].item<float>());
@@ -483,7 +483,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       const auto experts = fwd.experts.to(torch::kCPU).contiguous();
       for (int64_t b = 0; b < B; ++b) append_routed(experts, b, active[b].out->routed_experts);
     }
-    auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms);
+    auto next_tok = sample_tokens(logits_of(h.select(1, 0)), sp, uniforms, exec);
     auto tok = next_tok.tokens.to(torch::kCPU).contiguous();
     auto lp = next_tok.logprobs.to(torch::kCPU).contiguous();
     const int64_t* tp = tok.data_ptr<int64_t>();

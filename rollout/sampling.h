@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/execution.h"
 #include "policy/truncation.h"
 #include "rollout/rollout_source.h"
 
@@ -36,11 +37,18 @@ struct SampledTokens {
   torch::Tensor logprobs;  // [B] float32, the convention above (processed distribution)
 };
 
+// Rows a thread of sample_tokens takes at least: below, a part's few LibTorch calls cost
+// more than its rows.
+inline constexpr int64_t kSampleRowsMin = 16;
+
 // Samples one token per row of logits [B, V] (fp32). `uniforms` holds one number in
 // [0, 1) per row (ignored when greedy). Greedy (temperature 0) takes the argmax (the
-// lowest id among ties).
+// lowest id among ties). CPU logits of at least 2 * kSampleRowsMin rows are split into
+// contiguous ranges of rows over up to exec.decode_threads threads of exec's pool; each
+// row's token and log-prob are the same bits at any thread count.
 SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& params,
-                            const std::vector<double>& uniforms);
+                            const std::vector<double>& uniforms,
+                            const policy::ExecutionContext& exec = {});
 
 // Checks a SamplingParams: temperature >= 0 and finite, top_k >= 0, top_p in (0, 1],
 // min_p in [0, 1], max_new_tokens >= 1, stop ids in [0, vocab_size). The message

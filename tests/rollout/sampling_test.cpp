@@ -114,6 +114,21 @@ torch::Tensor chain_sample(const torch::Tensor& z, const SamplingParams& p,
   return torch::where(tok >= V, last_kept, tok);
 }
 
+// No filter, top-k, top-p and min-p, at temperatures 0.7-1.3.
+std::vector<SamplingParams> filter_settings() {
+  std::vector<SamplingParams> out;
+  for (const auto& [T, k, top_p, min_p] : std::vector<std::tuple<double, int64_t, double, double>>{
+           {1.0, 0, 1.0, 0.0}, {0.7, 5, 1.0, 0.0}, {1.3, 0, 0.8, 0.0}, {1.0, 0, 1.0, 0.05}}) {
+    SamplingParams p;
+    p.temperature = T;
+    p.top_k = k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    out.push_back(p);
+  }
+  return out;
+}
+
 TEST(SampleTokensTest, RowLoopPicksTheTokensOfTheCumsumSearch) {
   torch::manual_seed(7);
   const int64_t B = 300, V = 97;
@@ -123,16 +138,39 @@ TEST(SampleTokensTest, RowLoopPicksTheTokensOfTheCumsumSearch) {
   for (int64_t b = 0; b < B; ++b) u[b] = static_cast<double>((b * 7919) % 1000) / 1000;
   u[5] = 0;
   u[6] = std::nextafter(1.0, 0.0);  // the largest uniform: the last kept token
-  for (const auto& [T, k, top_p, min_p] : std::vector<std::tuple<double, int64_t, double, double>>{
-           {1.0, 0, 1.0, 0.0}, {0.7, 5, 1.0, 0.0}, {1.3, 0, 0.8, 0.0}, {1.0, 0, 1.0, 0.05}}) {
-    SamplingParams p;
-    p.temperature = T;
-    p.top_k = k;
-    p.top_p = top_p;
-    p.min_p = min_p;
-    SCOPED_TRACE("T=" + std::to_string(T) + " top_k=" + std::to_string(k));
+  for (const SamplingParams& p : filter_settings()) {
+    SCOPED_TRACE("T=" + std::to_string(p.temperature) + " top_k=" + std::to_string(p.top_k));
     auto got = sample_tokens(z, p, u).tokens;
     EXPECT_TRUE(torch::equal(got, chain_sample(z, p, u)));
+  }
+}
+
+TEST(SampleTokensTest, SameBitsOnEveryThreadCount) {
+  // Rows split over 2-4 threads of the pool: every token and log-prob as on one thread,
+  // and the tokens still those of the cumsum search. 101 rows: uneven parts.
+  torch::manual_seed(11);
+  const int64_t B = 101, V = 257;
+  ASSERT_GE(B / kSampleRowsMin, 4) << "too few rows to split over 4 threads";
+  auto z = torch::randn({B, V}) * 3;
+  z.narrow(0, 0, 3).fill_(0);  // uniform rows
+  std::vector<double> u(B);
+  for (int64_t b = 0; b < B; ++b) u[b] = sample_uniform(/*seed=*/3, b);
+  auto settings = filter_settings();
+  settings.emplace_back();
+  settings.back().temperature = 0;  // greedy
+  for (const SamplingParams& p : settings) {
+    SCOPED_TRACE("T=" + std::to_string(p.temperature) + " top_k=" + std::to_string(p.top_k));
+    const auto one = sample_tokens(z, p, u);
+    if (p.temperature > 0) {
+      EXPECT_TRUE(torch::equal(one.tokens, chain_sample(z, p, u)));
+    }
+    for (int threads = 2; threads <= 4; ++threads) {
+      policy::ExecutionContext exec;
+      exec.decode_threads = threads;
+      const auto got = sample_tokens(z, p, u, exec);
+      EXPECT_TRUE(torch::equal(got.tokens, one.tokens)) << threads << " threads";
+      EXPECT_TRUE(torch::equal(got.logprobs, one.logprobs)) << threads << " threads";
+    }
   }
 }
 
