@@ -26,11 +26,13 @@
 //                      [--prompt 16] [--threads N] [--decode-threads N] [--rounds 3]
 //                      [--sections
 //                      decode,kernel,columns,threads,fused,stream,ffn,head,impl,prefix,cache,
-//                      experts,exact,bf16]
+//                      experts,exact,bf16,sample]
 //                      [--prefix-g 16] [--prefix-len 256] [--prefix-new 32] [--dtype f32|bf16]
 //   --dtype bf16: the model's weights (and so the engine's cache) in bf16.
 // "bf16" (not in the default sections): decode in fp32 against bf16 compute
 // (GenerateRequest::bf16_compute: the linear layers on bf16 copies of the weights).
+// "sample" (not in the default sections): the sampler (rollout/sampling.h) on a decode
+// step's logits [batch, vocabulary], temperature 1, on 1 and on --decode-threads threads.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -43,6 +45,7 @@
 #include "policy/mla_decode.h"
 #include "policy/model.h"
 #include "rollout/engine.h"
+#include "rollout/sampling.h"
 
 using namespace r1kit;
 using namespace r1kit::policy;
@@ -505,6 +508,35 @@ int main(int argc, char** argv) {
         });
         std::printf("| %lld | %.1f | %.1f | %.2fx |\n", static_cast<long long>(M), blas, rows,
                     blas / rows);
+        std::fflush(stdout);
+      }
+    }
+
+    if (has(secs, "sample")) {
+      // The sampler on a decode step's logits: microseconds a call, the median of 9 rounds
+      // of 20 calls each, alternating one thread and --decode-threads.
+      std::printf("\n%s: sampling from [batch, %lld] logits, temperature 1, microseconds a call\n",
+                  p.c_str(), static_cast<long long>(a.vocab_size));
+      std::printf("| batch | 1 thread | %d threads | speed-up |\n|---|---|---|---|\n",
+                  decode_threads);
+      rollout::SamplingParams sp;
+      for (const auto& bs : split(batches)) {
+        const int64_t B = std::stoll(bs);
+        auto z = torch::randn({B, a.vocab_size}) * 3;
+        std::vector<double> u(static_cast<size_t>(B));
+        for (int64_t b = 0; b < B; ++b) u[b] = rollout::sample_uniform(1, b);
+        std::vector<double> us[2];
+        for (int r = 0; r < 9; ++r) {
+          for (int k = 0; k < 2; ++k) {
+            ExecutionContext exec;
+            exec.decode_threads = k == 0 ? 1 : decode_threads;
+            auto t0 = Clock::now();
+            for (int i = 0; i < 20; ++i) rollout::sample_tokens(z, sp, u, exec);
+            us[k].push_back(seconds_since(t0) / 20 * 1e6);
+          }
+        }
+        std::printf("| %lld | %.1f | %.1f | %.2fx |\n", static_cast<long long>(B), median(us[0]),
+                    median(us[1]), median(us[0]) / median(us[1]));
         std::fflush(stdout);
       }
     }
