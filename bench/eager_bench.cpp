@@ -18,7 +18,9 @@
 //                    [--decode-batch 64] [--prompt 16] [--new 64] [--threads N]
 //                    [--sections train,decode] [--ab 1]
 // Decode: r1kit's engine with decode_threads = --threads over one LibTorch thread, the
-// eager model with --threads intra-op threads (each side's way of using the cores).
+// eager model with --threads intra-op threads (each side's way of using the cores); in
+// fp32, then on a CPU with native bf16 in each side's bf16 (r1kit's bf16 compute, the
+// eager model's weights in bf16).
 // Prints per round the seconds of each side, then tokens/s and the r1kit/eager ratios
 // (medians over rounds); for training also each side's share of the matmul peak of the
 // step's dtype (bench_util.h: step_flops over the best 2048^3 matmul at these threads,
@@ -30,6 +32,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,7 @@
 #include "policy/model.h"
 #include "policy/model_config.h"
 #include "rollout/engine.h"
+#include "train/compute.h"
 #include "train/fused_adamw.h"
 #include "train/optim.h"
 
@@ -56,6 +60,12 @@ class Eager {
     for (const auto& p : m->named_parameters())
       w_[p.key()] = p.value().detach().clone().requires_grad_(true);
     for (const auto& b : m->named_buffers()) w_[b.key()] = b.value().detach().clone();
+  }
+
+  // The weights in `dtype`, as a model loaded with Hugging Face's torch_dtype is.
+  void cast(torch::Dtype dtype) {
+    for (auto& [name, t] : w_)
+      if (t.is_floating_point()) t = t.detach().to(dtype);
   }
 
   std::vector<torch::Tensor> parameters() const {
@@ -371,39 +381,60 @@ int main(int argc, char** argv) {
     // docs/rollout.md); the eager side gets them as LibTorch's intra-op threads.
     const int threads = at::get_num_threads();
     o.decode_threads = threads;
-    auto ours = [&] {
+    auto ours = [&](bool bf16) {
       at::set_num_threads(1);
       rollout::Engine engine(m, o);
+      req.bf16_compute = bf16;
       auto out = engine.generate(req, 0);
       at::set_num_threads(threads);
       TORCH_CHECK(out.ok(), out.status().to_string());
       const auto st = engine.last_stats();
       return st.decode_seconds / static_cast<double>(st.decode_steps);  // a batched step
     };
-    auto theirs = [&] {
+    auto theirs = [&](Eager& e) {
       std::vector<std::pair<torch::Tensor, torch::Tensor>> cache;
-      auto logits = eager.forward(prompts, &cache);  // prefill, not timed (as the engine's)
+      auto logits = e.forward(prompts, &cache);  // prefill, not timed (as the engine's)
       auto gen = at::detail::createCPUGenerator(1);
-      auto next = torch::multinomial(torch::softmax(logits.select(1, P - 1), -1), 1, false, gen);
+      auto draw = [&](const torch::Tensor& z) {
+        return torch::multinomial(torch::softmax(z.to(torch::kFloat), -1), 1, false, gen);
+      };
+      auto next = draw(logits.select(1, P - 1));
       auto t0 = Clock::now();
       for (int64_t t = 1; t < N; ++t) {
-        logits = eager.forward(next, &cache);
-        next = torch::multinomial(torch::softmax(logits.select(1, 0), -1), 1, false, gen);
+        logits = e.forward(next, &cache);
+        next = draw(logits.select(1, 0));
       }
       return seconds_since(t0) / static_cast<double>(N - 1);
     };
-    ours(), theirs();  // warm-up
-    std::vector<double> r_s, e_s, ratio;
-    for (int64_t r = 0; r < rounds; ++r) {
-      r_s.push_back(ours());
-      e_s.push_back(theirs());
-      ratio.push_back(e_s.back() / r_s.back());
-      std::printf("  decode round %lld: a step of the batch, r1kit %.4f s, eager %.4f s\n",
-                  (long long)r + 1, r_s.back(), e_s.back());
-      std::fflush(stdout);
+    // fp32 on both sides; then, where the CPU has native bf16 (where `compute: auto` picks
+    // it), each side's bf16: r1kit's bf16 compute (GenerateRequest::bf16_compute: bf16
+    // copies of the linear layers' weights, attention and sampling in fp32) against the
+    // eager model with every weight in bf16, as Hugging Face loads it with
+    // torch_dtype=torch.bfloat16 (its cache then bf16 too).
+    std::vector<bool> dtypes = {false};
+    std::unique_ptr<Eager> eager16;
+    if (train::has_native_bf16(train::this_cpu_flags())) {
+      dtypes.push_back(true);
+      eager16 = std::make_unique<Eager>(m);
+      eager16->cast(torch::kBFloat16);
     }
-    std::printf("decode batch %lld: r1kit %.0f tokens/s, eager %.0f tokens/s, r1kit/eager %.2fx\n",
-                (long long)DB, DB / median(r_s), DB / median(e_s), median(ratio));
+    for (const bool bf16 : dtypes) {
+      Eager& e = bf16 ? *eager16 : eager;
+      const char* name = bf16 ? "bf16" : "f32";
+      ours(bf16), theirs(e);  // warm-up
+      std::vector<double> r_s, e_s, ratio;
+      for (int64_t r = 0; r < rounds; ++r) {
+        r_s.push_back(ours(bf16));
+        e_s.push_back(theirs(e));
+        ratio.push_back(e_s.back() / r_s.back());
+        std::printf("  decode %s round %lld: a step of the batch, r1kit %.4f s, eager %.4f s\n",
+                    name, (long long)r + 1, r_s.back(), e_s.back());
+        std::fflush(stdout);
+      }
+      std::printf(
+          "decode batch %lld, %s: r1kit %.0f tokens/s, eager %.0f tokens/s, r1kit/eager %.2fx\n",
+          (long long)DB, name, DB / median(r_s), DB / median(e_s), median(ratio));
+    }
   }
   return 0;
 }
