@@ -330,11 +330,126 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     }
   };
 
-  const int64_t total = n_prompts * G;
-  int64_t next = 0;              // the next waiting sample, g * G + j
+  // Prefix sharing, a group's first samples: the prompts of group g and of the groups after
+  // it that get slots now, prefilled in one forward (right-padded to the longest: a causal
+  // prompt token never sees the pads after it) straight into the first free slots, one a
+  // prompt, then copied into the slots of each group's samples. Up to
+  // EngineOptions::kPrefillBatchTokens padded tokens a forward. The last group may get
+  // only some of its slots: its prompt then waits in scratch_ for the rest, as a single
+  // prefill's does. Returns the samples admitted.
+  // A prompt's forward: naive attention (its prompt tokens at once), keys and values into
+  // `cache`, the hidden states out (the caller takes the logits it needs).
+  auto prefill_options = [&](policy::KVCache* cache) {
+    policy::ForwardOptions o;
+    o.cache = cache;
+    o.attn_impl = policy::AttnImpl::kNaive;
+    o.execution = exec;
+    o.compute_logits = false;
+    o.record_experts = request.record_experts;
+    return o;
+  };
   int64_t prefilled = -1;        // the group whose prompt is in scratch_
   torch::Tensor prefill_logits;  // [1, V] fp32, the next-token logits after its prompt
   std::vector<double> uniforms;
+  auto admit_groups = [&](int64_t g) {
+    const int64_t b0 = static_cast<int64_t>(active.size());
+    std::vector<int64_t> groups, takes, first;
+    int64_t left = N - b0, width = 0, samples = 0;
+    for (int64_t h = g; h < n_prompts && left > 0; ++h) {
+      const int64_t P = static_cast<int64_t>(request.prompts[h].ids.size());
+      const int64_t w = std::max(width, P);
+      const int64_t m = static_cast<int64_t>(groups.size()) + 1;
+      if (m > 1 && m * w > EngineOptions::kPrefillBatchTokens) break;
+      groups.push_back(h);
+      takes.push_back(std::min(G, left));
+      first.push_back(samples);
+      samples += takes.back();
+      left -= takes.back();
+      width = w;
+    }
+    const int64_t m = static_cast<int64_t>(groups.size());
+    std::vector<int64_t> ids(static_cast<size_t>(m * width), 0), last(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      const auto& p = request.prompts[groups[i]].ids;
+      std::copy(p.begin(), p.end(), ids.begin() + i * width);
+      last[i] = i * width + static_cast<int64_t>(p.size()) - 1;
+      st.prefill_tokens += static_cast<int64_t>(p.size());
+    }
+    policy::KVCache rows;  // slots [b0, b0 + m) of the cache
+    rows.batch = m;
+    rows.max_len = cache_.max_len;
+    for (size_t l = 0; l < cache_.a.size(); ++l) {
+      rows.a.push_back(cache_.a[l].narrow(0, b0, m));
+      rows.b.push_back(cache_.b[l].narrow(0, b0, m));
+    }
+    auto fwd = model_->forward(torch::tensor(ids, torch::kLong).view({m, width}).to(dev),
+                               prefill_options(&rows));
+    ++st.prefill_forwards;
+    const auto h = fwd.hidden.reshape({m * width, -1});
+    const auto logits = logits_of(h.index_select(0, torch::tensor(last, torch::kLong).to(dev)));
+    if (fwd.experts.defined()) {
+      const auto experts = fwd.experts.to(torch::kCPU);
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t P = static_cast<int64_t>(request.prompts[groups[i]].ids.size());
+        result[groups[i]].prompt_experts = {};
+        append_routed(experts.narrow(0, i, 1).narrow(1, 0, P).contiguous(), 0,
+                      result[groups[i]].prompt_experts);
+      }
+    }
+    // Prompt i is in slot b0 + i and goes to slots b0 + first[i] + [0, takes[i]), where
+    // first[i] >= i: from the last prompt back, no copy overwrites a prompt not yet copied.
+    for (int64_t i = m - 1; i >= 0; --i) {
+      const int64_t P = static_cast<int64_t>(request.prompts[groups[i]].ids.size());
+      const int64_t self = first[i] == i ? 1 : 0;  // its own slot is its first sample's
+      for (size_t l = 0; l < cache_.a.size(); ++l) {
+        for (auto* t : {&cache_.a[l], &cache_.b[l]}) {
+          auto src = t->narrow(0, b0 + i, 1).narrow(1, 0, P);  // [1, P, ...]
+          if (takes[i] < G)  // the rest of this group's samples come later
+            (t == &cache_.a[l] ? scratch_.a[l] : scratch_.b[l])
+                .narrow(0, 0, 1)
+                .narrow(1, 0, P)
+                .copy_(src);
+          const int64_t k = takes[i] - self;
+          if (k == 0) continue;
+          auto sizes = src.sizes().vec();
+          sizes[0] = k;
+          t->narrow(0, b0 + first[i] + self, k).narrow(1, 0, P).copy_(src.expand(sizes));
+        }
+      }
+      if (takes[i] < G) {
+        prefilled = groups[i];
+        prefill_logits = logits.narrow(0, i, 1);
+      }
+    }
+    // The samples, in slot order, and their first tokens from their prompt's logits.
+    std::vector<int64_t> row_of(static_cast<size_t>(samples));
+    uniforms.resize(samples);
+    for (int64_t i = 0; i < m; ++i) {
+      const auto& prompt = request.prompts[groups[i]];
+      for (int64_t j = 0; j < takes[i]; ++j) {
+        Seq s;
+        s.group = groups[i];
+        s.sample = groups[i] * G + j;
+        s.seed =
+            derive_seed(sp.seed, {static_cast<uint64_t>(prompt.index), static_cast<uint64_t>(j)});
+        s.pos = static_cast<int64_t>(prompt.ids.size());
+        s.out = &result[groups[i]].completions[j];
+        uniforms[first[i] + j] = sample_uniform(s.seed, 0);
+        row_of[first[i] + j] = i;
+        active.push_back(s);
+      }
+    }
+    auto tok0 = sample_tokens(logits.index_select(0, torch::tensor(row_of, torch::kLong).to(dev)),
+                              sp, uniforms, exec);
+    const auto tok = tok0.tokens.to(torch::kCPU).contiguous();
+    const auto lp = tok0.logprobs.to(torch::kCPU).contiguous();
+    for (int64_t q = 0; q < samples; ++q)
+      append(active[b0 + q], tok.data_ptr<int64_t>()[q], lp.data_ptr<float>()[q]);
+    return samples;
+  };
+
+  const int64_t total = n_prompts * G;
+  int64_t next = 0;  // the next waiting sample, g * G + j
 
   while (next < total || !active.empty()) {
     if (abort_.load()) {
@@ -358,6 +473,11 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     const auto t_admit = Clock::now();
     while (next < total && static_cast<int64_t>(active.size()) < N) {
       const int64_t g = next / G, j0 = next % G;
+      if (!exact && options_.share_prefix && prefilled != g) {  // a new group: j0 == 0
+        next += admit_groups(g);
+        compact();
+        continue;
+      }
       const auto& prompt = request.prompts[g];
       const int64_t P = static_cast<int64_t>(prompt.ids.size());
       if (exact && (prefilled != g || !options_.share_prefix)) {
@@ -372,15 +492,10 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         prefill_logits = em->logits(h.narrow(0, P - 1, 1), exact_t, exec);  // tempered
         prefilled = g;
         st.prefill_tokens += P;
+        ++st.prefill_forwards;
       } else if (prefilled != g || !options_.share_prefix) {
         auto ids = torch::tensor(prompt.ids, torch::kLong).view({1, P}).to(dev);
-        policy::ForwardOptions o;
-        o.cache = &scratch_;
-        o.attn_impl = policy::AttnImpl::kNaive;
-        o.execution = exec;
-        o.compute_logits = false;
-        o.record_experts = request.record_experts;
-        auto fwd = model_->forward(ids, o);
+        auto fwd = model_->forward(ids, prefill_options(&scratch_));
         auto h = fwd.hidden;  // [1, P, d]
         if (fwd.experts.defined()) {
           result[g].prompt_experts = {};
@@ -389,6 +504,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
         prefill_logits = logits_of(h.select(1, P - 1));
         prefilled = g;
         st.prefill_tokens += P;
+        ++st.prefill_forwards;
       }
       const int64_t free_slots = N - static_cast<int64_t>(active.size());
       const int64_t k = options_.share_prefix ? std::min(free_slots, G - j0) : 1;

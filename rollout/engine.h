@@ -74,6 +74,9 @@ struct EngineOptions {
   // Prefill a group's prompt once and copy its cache to the G samples. Off: every
   // sample prefills its own copy of the prompt (for measuring the sharing).
   bool share_prefix = true;
+  // With share_prefix, the prompts of the groups that get slots together are prefilled in
+  // one forward of up to this many tokens (prompts x the longest); a longer prompt alone.
+  static constexpr int64_t kPrefillBatchTokens = 2048;
   // Attention path for decode steps: kAbsorb (MLA's absorbed path; the default) or
   // kNaive (expand the latent per step; for comparison). Ignored for GQA.
   policy::AttnImpl decode_impl = policy::AttnImpl::kAbsorb;
@@ -123,6 +126,7 @@ struct EngineStats {
   int64_t prompts = 0;           // groups
   int64_t sequences = 0;         // completions
   int64_t prefill_tokens = 0;    // prompt tokens run through the model
+  int64_t prefill_forwards = 0;  // forward passes that prefilled them
   int64_t generated_tokens = 0;  // completion tokens produced
   int64_t decode_steps = 0;      // batched decode forward passes
   double prefill_seconds = 0;    // wall time in prefill (including cache copies)

@@ -621,6 +621,44 @@ TEST(EngineTest, ContinuousBatchingRefillsFreedSlots) {
   EXPECT_EQ(st.prefill_tokens, 4 + 7 + 3 + 6 + 5);
 }
 
+TEST(EngineTest, PrefillsTheGroupsThatGetSlotsInOneForward) {
+  // Prompts of different lengths, prefilled together (right-padded) into the free slots
+  // and copied to their samples' slots, give the tokens of prompts prefilled one at a
+  // time (a one-slot engine), with their log-probs to rounding; MLA and GQA, G = 1 (each
+  // prompt already in its only sample's slot) and G = 3 (a group split over admissions).
+  for (bool gqa : {false, true})
+    for (int64_t G : {1, 3}) {
+      Transformer m = make_model(9, gqa);
+      auto req = make_request(m, {7, 2, 5, 9, 4}, G, 6);
+      Engine one(m, opts(1));
+      auto want = one.generate(req, 0);
+      ASSERT_TRUE(want.ok());
+      EXPECT_EQ(one.last_stats().prefill_forwards, 5);
+      for (int64_t N : {4, 16}) {
+        SCOPED_TRACE("gqa " + std::to_string(gqa) + " G " + std::to_string(G) + " N " +
+                     std::to_string(N));
+        Engine e(m, opts(N));
+        auto got = e.generate(req, 0);
+        ASSERT_TRUE(got.ok());
+        EXPECT_EQ(tokens_of(*got), tokens_of(*want));
+        for (size_t g = 0; g < got->size(); ++g)
+          for (int64_t j = 0; j < G; ++j)
+            EXPECT_LT(max_abs(torch::tensor((*got)[g].completions[j].logprobs),
+                              (*want)[g].completions[j].logprobs),
+                      1e-5);
+        const auto st = e.last_stats();
+        EXPECT_EQ(st.prefill_tokens, 7 + 2 + 5 + 9 + 4);
+        // Every sample fits at once: one forward. Four slots, one sample a prompt: the first
+        // four prompts together, the fifth when their slots free up.
+        if (N == 16) {
+          EXPECT_EQ(st.prefill_forwards, 1);
+        } else if (G == 1) {
+          EXPECT_EQ(st.prefill_forwards, 2);
+        }
+      }
+    }
+}
+
 TEST(EngineTest, PrefixSharingOffPrefillsEverySample) {
   Transformer m = make_model(7);
   auto req = make_request(m, {6, 4}, 4, 5);
