@@ -330,13 +330,6 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     }
   };
 
-  // Prefix sharing, a group's first samples: the prompts of group g and of the groups after
-  // it that get slots now, prefilled in one forward (right-padded to the longest: a causal
-  // prompt token never sees the pads after it) straight into the first free slots, one a
-  // prompt, then copied into the slots of each group's samples. Up to
-  // EngineOptions::kPrefillBatchTokens padded tokens a forward. The last group may get
-  // only some of its slots: its prompt then waits in scratch_ for the rest, as a single
-  // prefill's does. Returns the samples admitted.
   // A prompt's forward: naive attention (its prompt tokens at once), keys and values into
   // `cache`, the hidden states out (the caller takes the logits it needs).
   auto prefill_options = [&](policy::KVCache* cache) {
@@ -351,6 +344,13 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
   int64_t prefilled = -1;        // the group whose prompt is in scratch_
   torch::Tensor prefill_logits;  // [1, V] fp32, the next-token logits after its prompt
   std::vector<double> uniforms;
+  // Prefix sharing, a group's first samples: the prompts of group g and of the groups after
+  // it that get slots now, prefilled in one forward (right-padded to the longest: a causal
+  // prompt token never sees the pads after it) straight into the first free slots, one a
+  // prompt, then copied into the slots of each group's samples. Up to
+  // EngineOptions::kPrefillBatchTokens padded tokens a forward. The last group may get
+  // only some of its slots: its prompt then waits in scratch_ for the rest, as a single
+  // prefill's does. Returns the samples admitted.
   auto admit_groups = [&](int64_t g) {
     const int64_t b0 = static_cast<int64_t>(active.size());
     std::vector<int64_t> groups, takes, first;
