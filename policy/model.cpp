@@ -118,6 +118,35 @@ int64_t KVCache::bytes() const {
   return n;
 }
 
+KVCache KVCache::slots(int64_t first, int64_t n) const {
+  TORCH_CHECK(first >= 0 && n >= 0 && first + n <= batch, "KVCache::slots: [", first, ", ",
+              first + n, ") is outside the cache's ", batch, " slots");
+  KVCache c;
+  c.batch = n;
+  c.max_len = max_len;
+  for (const auto& t : a) c.a.push_back(t.narrow(0, first, n));
+  for (const auto& t : b) c.b.push_back(t.narrow(0, first, n));
+  return c;
+}
+
+void KVCache::copy_slot(const KVCache& src, int64_t from, int64_t to, int64_t len, int64_t n) {
+  TORCH_CHECK(src.a.size() == a.size(), "KVCache::copy_slot: caches of different models");
+  TORCH_CHECK(from >= 0 && from < src.batch && to >= 0 && n >= 1 && to + n <= batch && len >= 0 &&
+                  len <= src.max_len && len <= max_len,
+              "KVCache::copy_slot: slot or length out of range");
+  const bool self = &src == this && from >= to && from < to + n;
+  TORCH_CHECK(!self || n == 1, "KVCache::copy_slot: the source slot is among ", n, " targets");
+  if (self) return;
+  for (size_t l = 0; l < a.size(); ++l) {
+    for (auto [dst, s] : {std::pair{&a[l], &src.a[l]}, std::pair{&b[l], &src.b[l]}}) {
+      auto row = s->narrow(0, from, 1).narrow(1, 0, len);  // [1, len, ...]
+      auto sizes = row.sizes().vec();
+      sizes[0] = n;
+      dst->narrow(0, to, n).narrow(1, 0, len).copy_(row.expand(sizes));
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------
 // RMSNorm
 

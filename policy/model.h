@@ -48,6 +48,12 @@ struct KVCache {
   static KVCache allocate(const ModelArgs& args, int64_t batch, int64_t max_len, torch::Dtype dtype,
                           torch::Device device = torch::kCPU);
   int64_t bytes() const;  // total bytes held
+  // Slots [first, first + n), as a cache of n slots sharing this one's memory.
+  KVCache slots(int64_t first, int64_t n) const;
+  // Copies positions [0, len) of slot `from` of `src` (a cache of the same model) into
+  // slots [to, to + n) of this one. The source slot may be a target only when n == 1 (a
+  // no-op then).
+  void copy_slot(const KVCache& src, int64_t from, int64_t to, int64_t len, int64_t n = 1);
 };
 
 struct ForwardOptions {

@@ -182,10 +182,7 @@ Status Engine::validate(const GenerateRequest& r) const {
 
 void Engine::move_slot(int64_t from, int64_t to, int64_t len, bool exact) {
   if (exact) return exact_cache_->copy_slot(*exact_cache_, from, to, len);
-  for (size_t l = 0; l < cache_.a.size(); ++l) {
-    cache_.a[l][to].narrow(0, 0, len).copy_(cache_.a[l][from].narrow(0, 0, len));
-    cache_.b[l][to].narrow(0, 0, len).copy_(cache_.b[l][from].narrow(0, 0, len));
-  }
+  cache_.copy_slot(cache_, from, to, len);
 }
 
 StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
@@ -375,13 +372,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       last[i] = i * width + static_cast<int64_t>(p.size()) - 1;
       st.prefill_tokens += static_cast<int64_t>(p.size());
     }
-    policy::KVCache rows;  // slots [b0, b0 + m) of the cache
-    rows.batch = m;
-    rows.max_len = cache_.max_len;
-    for (size_t l = 0; l < cache_.a.size(); ++l) {
-      rows.a.push_back(cache_.a[l].narrow(0, b0, m));
-      rows.b.push_back(cache_.b[l].narrow(0, b0, m));
-    }
+    policy::KVCache rows = cache_.slots(b0, m);
     auto fwd = model_->forward(torch::tensor(ids, torch::kLong).view({m, width}).to(dev),
                                prefill_options(&rows));
     ++st.prefill_forwards;
@@ -401,22 +392,10 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
     for (int64_t i = m - 1; i >= 0; --i) {
       const int64_t P = static_cast<int64_t>(request.prompts[groups[i]].ids.size());
       const int64_t self = first[i] == i ? 1 : 0;  // its own slot is its first sample's
-      for (size_t l = 0; l < cache_.a.size(); ++l) {
-        for (auto* t : {&cache_.a[l], &cache_.b[l]}) {
-          auto src = t->narrow(0, b0 + i, 1).narrow(1, 0, P);  // [1, P, ...]
-          if (takes[i] < G)  // the rest of this group's samples come later
-            (t == &cache_.a[l] ? scratch_.a[l] : scratch_.b[l])
-                .narrow(0, 0, 1)
-                .narrow(1, 0, P)
-                .copy_(src);
-          const int64_t k = takes[i] - self;
-          if (k == 0) continue;
-          auto sizes = src.sizes().vec();
-          sizes[0] = k;
-          t->narrow(0, b0 + first[i] + self, k).narrow(1, 0, P).copy_(src.expand(sizes));
-        }
-      }
-      if (takes[i] < G) {
+      if (takes[i] > self)
+        cache_.copy_slot(cache_, b0 + i, b0 + first[i] + self, P, takes[i] - self);
+      if (takes[i] < G) {  // the rest of this group's samples come later
+        scratch_.copy_slot(cache_, b0 + i, 0, P);
         prefilled = groups[i];
         prefill_logits = logits.narrow(0, i, 1);
       }
@@ -511,16 +490,7 @@ StatusOr<std::vector<Group>> Engine::generate(const GenerateRequest& request,
       const int64_t b0 = static_cast<int64_t>(active.size());
       for (int64_t i = 0; exact && i < k; ++i)
         exact_cache_->copy_slot(*exact_scratch_, 0, b0 + i, P);
-      for (size_t l = 0; !exact && l < cache_.a.size(); ++l) {
-        auto copy_rows = [&](torch::Tensor& dst, const torch::Tensor& src) {
-          auto s = src.narrow(1, 0, P);  // [1, P, ...]
-          auto sizes = s.sizes().vec();
-          sizes[0] = k;
-          dst.narrow(0, b0, k).narrow(1, 0, P).copy_(s.expand(sizes));
-        };
-        copy_rows(cache_.a[l], scratch_.a[l]);
-        copy_rows(cache_.b[l], scratch_.b[l]);
-      }
+      if (!exact) cache_.copy_slot(scratch_, 0, b0, P, k);
       uniforms.resize(k);
       for (int64_t i = 0; i < k; ++i) {
         Seq s;

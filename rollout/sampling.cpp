@@ -42,7 +42,7 @@ int64_t draw(const float* p, const bool* k, int64_t V, double u, std::vector<dou
 // Rows [r0, r1) of sample_tokens' logits z [B, V] (fp32), its tokens and log-probs.
 SampledTokens sample_rows(const torch::Tensor& z_all, const SamplingParams& params,
                           const std::vector<double>& uniforms, int64_t r0, int64_t r1) {
-  const auto z = r1 - r0 == z_all.size(0) ? z_all : z_all.narrow(0, r0, r1 - r0);
+  const auto z = z_all.narrow(0, r0, r1 - r0);
   const int64_t B = z.size(0), V = z.size(1);
   SampledTokens out;
   if (params.temperature == 0.0) {
